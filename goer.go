@@ -1,0 +1,181 @@
+// Package goes is a socket-server framework in the style of PHP's
+// workerman: a few lines of Go give a master process that forks and
+// supervises workers sharing the listening sockets, a control channel and
+// the command-line verbs start, stop, restart, reload, status and
+// connections, with TCP, UDP, Unix and TLS transports and pluggable
+// application protocols.
+//
+//	goer := goes.NewGoer("127.0.0.1:8080", http.NewHttpProtocol(), "tcp")
+//	goer.OnMessage = func(c connections.Connection, data []byte) {
+//		c.Send("hello, goer", false)
+//	}
+//	goer.RunAll()
+package goes
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/protocols"
+	"github.com/goes-project/goes/protocols/frame"
+	"github.com/goes-project/goes/protocols/text"
+)
+
+// Goer is one listener and the workers that serve it. Settings are plain
+// fields whose zero value works; set them before RunAll. Callbacks run in
+// the worker processes.
+type Goer struct {
+	// Name shows in status and logs (default: the listen address).
+	Name string
+	// Addr is where to listen: "host:port" for tcp, udp and tls, a path
+	// for unix. NewGoer also accepts workerman-style URIs
+	// ("http://127.0.0.1:8080", "udp://:9000", "unix:///run/app.sock").
+	Addr string
+	// Transport is "tcp" (default), "udp", "unix" or "tls".
+	Transport string
+	// Protocol frames the bytes; nil delivers raw reads and sends raw bytes.
+	Protocol protocols.Protocol
+	// Count is the number of worker processes (default: number of CPUs).
+	Count int
+
+	// MaxPackageSize caps one packet per connection (default 10 MiB).
+	MaxPackageSize int
+	// MaxSendBufferSize caps the bytes queued per connection before
+	// OnBufferFull (default 1 MiB).
+	MaxSendBufferSize int
+	// IdleTimeout closes a connection that received nothing for this long
+	// (default: never).
+	IdleTimeout time.Duration
+	// StopTimeout bounds a graceful stop or reload drain (default 30 s).
+	StopTimeout time.Duration
+
+	// CertFile and KeyFile are the PEM certificate and key for tls.
+	CertFile, KeyFile string
+	// TLSConfig, when set, is used for tls instead of CertFile/KeyFile.
+	TLSConfig *tls.Config
+
+	// OnWorkerStart runs in each worker before it accepts.
+	OnWorkerStart func(g *Goer)
+	// OnConnect runs when a stream connection is accepted.
+	OnConnect func(c connections.Connection)
+	// OnMessage runs for every message; data is valid until it returns.
+	OnMessage func(c connections.Connection, data []byte)
+	// OnClose runs when a stream connection is gone.
+	OnClose func(c connections.Connection)
+	// OnError runs when a send is dropped, input is malformed or a
+	// callback panics.
+	OnError func(c connections.Connection, err error)
+	// OnBufferFull runs when a send buffer reaches MaxSendBufferSize.
+	OnBufferFull func(c connections.Connection)
+	// OnBufferDrain runs when a full send buffer has been written out.
+	OnBufferDrain func(c connections.Connection)
+	// OnWorkerStop runs in each worker when it stops.
+	OnWorkerStop func(g *Goer)
+	// OnWorkerReload runs in each worker of the old generation when a
+	// reload starts draining it.
+	OnWorkerReload func(g *Goer)
+}
+
+// Transports.
+const (
+	TransportTCP  = "tcp"
+	TransportUDP  = "udp"
+	TransportUnix = "unix"
+	TransportTLS  = "tls"
+)
+
+// ErrBadAddress is returned for a listen address goes cannot use.
+var ErrBadAddress = errors.New("goes: bad listen address")
+
+// NewGoer returns a Goer listening on addr with protocol (nil for raw
+// bytes) over transport ("" or "tcp", "udp", "unix", "tls"). addr may be
+// a workerman-style URI whose scheme names a transport or protocol
+// ("text://", "frame://", "tcp://", "udp://", "unix://", "tls://"); an
+// explicit protocol or transport argument wins over the scheme. A bad
+// address is reported by RunAll.
+func NewGoer(addr string, protocol protocols.Protocol, transport string) *Goer {
+	g := &Goer{Addr: addr, Protocol: protocol, Transport: transport}
+	if scheme, rest, ok := strings.Cut(addr, "://"); ok {
+		g.Addr = rest
+		t, p, _ := schemeDefaults(scheme)
+		if g.Transport == "" {
+			g.Transport = t
+		}
+		if g.Protocol == nil {
+			g.Protocol = p
+		}
+	}
+	if g.Transport == "" {
+		g.Transport = TransportTCP
+	}
+	return g
+}
+
+// schemeDefaults maps a URI scheme to its transport and protocol.
+func schemeDefaults(scheme string) (transport string, p protocols.Protocol, err error) {
+	switch strings.ToLower(scheme) {
+	case "tcp":
+		return TransportTCP, nil, nil
+	case "udp":
+		return TransportUDP, nil, nil
+	case "unix":
+		return TransportUnix, nil, nil
+	case "tls", "ssl":
+		return TransportTLS, nil, nil
+	case "text":
+		return TransportTCP, text.New(), nil
+	case "frame":
+		return TransportTCP, frame.New(), nil
+	}
+	return "", nil, fmt.Errorf("%w: unknown scheme %q", ErrBadAddress, scheme)
+}
+
+// validate reports a setting that cannot work.
+func (g *Goer) validate() error {
+	switch g.Transport {
+	case TransportTCP, TransportUDP, TransportUnix:
+	case TransportTLS:
+		if g.TLSConfig == nil && (g.CertFile == "" || g.KeyFile == "") {
+			return fmt.Errorf("goes: %s: tls needs CertFile and KeyFile or TLSConfig", g.Addr)
+		}
+	default:
+		return fmt.Errorf("%w: unknown transport %q", ErrBadAddress, g.Transport)
+	}
+	if scheme, _, ok := strings.Cut(g.Addr, "://"); ok {
+		return fmt.Errorf("%w: %q has scheme %q (use NewGoer to parse URIs)", ErrBadAddress, g.Addr, scheme)
+	}
+	if g.Addr == "" {
+		return fmt.Errorf("%w: empty", ErrBadAddress)
+	}
+	return nil
+}
+
+// name is the Goer's display name.
+func (g *Goer) name() string {
+	if g.Name != "" {
+		return g.Name
+	}
+	return g.Transport + "://" + g.Addr
+}
+
+// connConfig is the connection runtime's view of the Goer.
+func (g *Goer) connConfig() connections.Config {
+	return connections.Config{
+		Protocol:          g.Protocol,
+		Transport:         g.Transport,
+		MaxPackageSize:    g.MaxPackageSize,
+		MaxSendBufferSize: g.MaxSendBufferSize,
+		Handler: connections.Handler{
+			OnConnect:     g.OnConnect,
+			OnMessage:     g.OnMessage,
+			OnClose:       g.OnClose,
+			OnError:       g.OnError,
+			OnBufferFull:  g.OnBufferFull,
+			OnBufferDrain: g.OnBufferDrain,
+		},
+	}
+}

@@ -1,0 +1,94 @@
+// Package protocols defines the one interface every application protocol of
+// goes implements, in the spirit of workerman's input/decode/encode.
+//
+// The runtime keeps the bytes received on a connection and not yet consumed
+// in a buffer. After every read it calls Input on that buffer until Input
+// reports that it needs more; each complete packet is passed to Decode and
+// the result to the user's OnMessage. Send passes the user's message to
+// Encode, which appends the wire form to the connection's send buffer.
+//
+// A Protocol value is shared by every connection of a listener and is called
+// from many goroutines at once; state that belongs to one connection lives in
+// that connection's state slot (Conn.State / Conn.SetState). The runtime calls
+// Input and Decode of one connection from one goroutine at a time, and Encode
+// with the connection's send lock held, so per-connection state needs no
+// locking of its own as long as Encode only reads what Decode wrote.
+package protocols
+
+import "errors"
+
+// Protocol frames, decodes and encodes the packets of one application protocol.
+type Protocol interface {
+	// Name is the short lowercase name of the protocol ("text", "http", ...),
+	// as it appears in listen URIs and in status output.
+	Name() string
+
+	// Input inspects buf, the bytes received and not yet consumed, and
+	// returns n > 0 when buf[:n] is one complete packet, 0 when more bytes
+	// are needed, or an error when the input can never become a valid
+	// packet. A packet longer than c.MaxPackageSize() must be reported as
+	// an error (ErrPackageTooLarge or a *ReplyError wrapping it) as soon as
+	// that is known, not after it has been buffered. An error closes this
+	// connection only.
+	Input(c Conn, buf []byte) (n int, err error)
+
+	// Decode turns one packet (as delimited by Input) into the message
+	// given to OnMessage. The message may alias packet and is valid only
+	// until OnMessage returns. Returning ErrSkip consumes the packet without
+	// calling OnMessage (handshakes, control frames); any other error closes
+	// the connection.
+	Decode(c Conn, packet []byte) (msg []byte, err error)
+
+	// Encode appends the wire form of msg to dst and returns the extended
+	// buffer. It is called with the connection's send lock held and must not
+	// call the connection's Send or Close; it may call CloseAfterFlush.
+	Encode(c Conn, dst, msg []byte) ([]byte, error)
+}
+
+// Conn is what a protocol sees of a connection. Connections of every engine
+// and transport implement it; connections.Connection embeds it.
+type Conn interface {
+	// State returns the value stored with SetState, or nil.
+	// It is meant for the protocol; only the connection's own goroutine
+	// (inside Input, Decode, Encode or an event callback) may call it.
+	State() any
+	// SetState stores per-connection protocol state. Storing a pointer
+	// does not allocate. Same goroutine rule as State.
+	SetState(v any)
+	// MaxPackageSize is the largest packet this connection accepts, in bytes.
+	// Safe for concurrent use.
+	MaxPackageSize() int
+	// WriteRaw queues b on the send buffer as is, bypassing Encode
+	// (handshake answers, pongs, error replies). Safe for concurrent use.
+	WriteRaw(b []byte) error
+	// CloseAfterFlush asks the runtime to close the connection once
+	// everything queued so far has been written. Safe for concurrent use,
+	// and callable from Encode.
+	CloseAfterFlush()
+	// Draining reports whether the worker is draining (graceful stop or
+	// reload): protocols with keep-alive should tell the peer to go away
+	// after the current exchange (HTTP: Connection: close). Safe for
+	// concurrent use.
+	Draining() bool
+}
+
+// ErrSkip is returned by Decode for a packet that carries no message for
+// the application (a handshake, a ping). It is not an error.
+var ErrSkip = errors.New("protocols: packet consumed, no message")
+
+// ErrPackageTooLarge is the error a protocol returns from Input when a
+// packet exceeds the connection's MaxPackageSize.
+var ErrPackageTooLarge = errors.New("protocols: package too large")
+
+// ReplyError is an Input or Decode error that carries bytes for the peer:
+// the runtime queues Reply, flushes it and then closes the connection
+// (HTTP's 400/413/431 answers, WebSocket close frames).
+type ReplyError struct {
+	Err   error  // what went wrong, for the log line and OnError
+	Reply []byte // written to the peer before the connection is closed
+}
+
+func (e *ReplyError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *ReplyError) Unwrap() error { return e.Err }
