@@ -84,8 +84,15 @@ func (c *conn) serve() {
 	buf := make([]byte, 0, s.cfg.ReadBufferSize)
 	failed := false
 	for {
-		if !c.waitReadable() {
+		ok, waited := c.waitReadable()
+		if !ok {
 			return
+		}
+		if waited && len(buf) > 0 && !failed {
+			// Packets that arrived before PauseRecv are delivered first.
+			if !c.consume(&buf, &failed) {
+				continue
+			}
 		}
 		if len(buf) == cap(buf) {
 			buf = c.grow(buf)
@@ -101,18 +108,7 @@ func (c *conn) serve() {
 			c.bytesIn.Add(uint64(n))
 			s.bytesIn.Add(uint64(n))
 			buf = buf[:len(buf)+n]
-			used, perr := c.dispatch(buf)
-			if perr != nil {
-				c.fail(perr)
-				failed = true // keep reading (and dropping) until the socket closes
-				buf = buf[:0]
-			} else {
-				rest := copy(buf, buf[used:])
-				buf = buf[:rest]
-				if rest == 0 && cap(buf) > 4*s.cfg.ReadBufferSize {
-					buf = make([]byte, 0, s.cfg.ReadBufferSize)
-				}
-			}
+			c.consume(&buf, &failed)
 		} else if failed {
 			buf = buf[:0]
 		}
@@ -120,6 +116,27 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// consume dispatches the packets in *buf and keeps the rest; after an
+// error it sets *failed and the connection only drains its input until
+// the socket closes. It reports whether dispatching went on normally.
+func (c *conn) consume(buf *[]byte, failed *bool) bool {
+	b := *buf
+	used, err := c.dispatch(b)
+	if err != nil {
+		c.fail(err)
+		*failed = true
+		*buf = b[:0]
+		return false
+	}
+	rest := copy(b, b[used:])
+	b = b[:rest]
+	if rest == 0 && cap(b) > 4*c.s.cfg.ReadBufferSize {
+		b = make([]byte, 0, c.s.cfg.ReadBufferSize)
+	}
+	*buf = b
+	return true
 }
 
 // grow returns buf with more room, or nil when a packet would exceed
@@ -143,8 +160,11 @@ func (c *conn) grow(buf []byte) []byte {
 func (c *conn) dispatch(buf []byte) (used int, err error) {
 	c.setDispatching(true)
 	defer c.endDispatch()
-	err = guard(func() { used, err = c.deliver(buf) })
-	return used, err
+	var perr error
+	if panicErr := guard(func() { used, perr = c.deliver(buf) }); panicErr != nil {
+		return used, panicErr
+	}
+	return used, perr
 }
 
 func (c *conn) deliver(buf []byte) (int, error) {
@@ -259,13 +279,16 @@ func (c *conn) endDispatch() {
 	c.flush()
 }
 
-func (c *conn) waitReadable() bool {
+// waitReadable blocks while the connection is paused; it reports whether
+// the socket is still open and whether it had to wait.
+func (c *conn) waitReadable() (open, waited bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for c.paused && !c.sockClosed {
+		waited = true
 		c.cond.Wait()
 	}
-	return !c.sockClosed
+	return !c.sockClosed, waited
 }
 
 func (c *conn) isPaused() bool {
