@@ -373,7 +373,7 @@ func TestUDPEcho(t *testing.T) {
 	}
 	s := connections.NewServer(connections.Config{
 		Protocol: text.New(), Transport: "udp",
-		Logger:  zerolog.New(zerolog.NewTestWriter(t)),
+		Logger: zerolog.New(zerolog.NewTestWriter(t)),
 		Handler: connections.Handler{OnMessage: func(c connections.Connection, d []byte) {
 			c.Send("re:"+string(d), false)
 			c.Close() // must not close the shared socket
