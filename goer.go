@@ -52,6 +52,9 @@ type Goer struct {
 	IdleTimeout time.Duration
 	// StopTimeout bounds a graceful stop or reload drain (default 30 s).
 	StopTimeout time.Duration
+	// Version is the program's version, shown by --version and status
+	// (with several Goers the first non-empty one counts; default "dev").
+	Version string
 
 	// CertFile and KeyFile are the PEM certificate and key for tls.
 	CertFile, KeyFile string
@@ -78,7 +81,14 @@ type Goer struct {
 	// OnWorkerReload runs in each worker of the old generation when a
 	// reload starts draining it.
 	OnWorkerReload func(g *Goer)
+
+	workerID int // set in a worker process
 }
+
+// WorkerID is the worker's index among this Goer's workers, 0..Count-1,
+// stable across restarts of the worker (workerman's $worker->id). It is
+// meaningful in the callbacks, which run in worker processes.
+func (g *Goer) WorkerID() int { return g.workerID }
 
 // Transports.
 const (

@@ -1,0 +1,398 @@
+package goes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/goes-project/goes/ipc"
+	"github.com/goes-project/goes/master"
+)
+
+func commonFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "run-dir", Usage: "directory of the pid file, control socket and log (default $XDG_RUNTIME_DIR/goes/NAME or /tmp/goes-UID/NAME)", EnvVars: []string{"GOES_RUN_DIR"}},
+		&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "JSON config file", EnvVars: []string{"GOES_CONFIG"}},
+	}
+}
+
+func withCommon(fs ...cli.Flag) []cli.Flag { return append(commonFlags(), fs...) }
+
+// flagString returns the innermost set value of a flag defined both on
+// the app and on the command.
+func flagString(c *cli.Context, name string) string {
+	for _, x := range c.Lineage() {
+		if x.IsSet(name) {
+			return x.String(name)
+		}
+	}
+	return ""
+}
+
+func (r *Runner) app() *cli.App {
+	daemon := &cli.BoolFlag{Name: "daemon", Aliases: []string{"d"}, Usage: "run detached in the background"}
+	graceful := &cli.BoolFlag{Name: "graceful", Aliases: []string{"g"}, Usage: "let connections finish (bounded by the stop timeout)"}
+	asJSON := &cli.BoolFlag{Name: "json", Usage: "print JSON"}
+	return &cli.App{
+		Name:            r.Name,
+		Usage:           "a goes server: master and workers",
+		Version:         r.Version,
+		Writer:          r.Stdout,
+		ErrWriter:       r.Stderr,
+		Flags:           commonFlags(),
+		HideHelpCommand: true,
+		ExitErrHandler:  func(*cli.Context, error) {}, // Run returns errors, RunAll exits
+		Commands: []*cli.Command{
+			{
+				Name: "start", Usage: "start serving (foreground; -d: as a daemon)",
+				Flags:  withCommon(daemon),
+				Action: func(c *cli.Context) error { return r.start(c, c.Bool("daemon")) },
+			},
+			{
+				Name: "stop", Usage: "stop (fast; -g: graceful)",
+				Flags:  withCommon(graceful),
+				Action: func(c *cli.Context) error { return r.stop(c, c.Bool("graceful"), false) },
+			},
+			{
+				Name: "restart", Usage: "stop, then start",
+				Flags: withCommon(daemon, graceful),
+				Action: func(c *cli.Context) error {
+					if err := r.stop(c, c.Bool("graceful"), true); err != nil {
+						return err
+					}
+					return r.start(c, c.Bool("daemon"))
+				},
+			},
+			{
+				Name: "reload", Usage: "replace the workers without dropping connections (SIGHUP)",
+				Flags:  withCommon(),
+				Action: r.reload,
+			},
+			{
+				Name: "status", Usage: "show the master and its workers",
+				Flags: withCommon(
+					&cli.BoolFlag{Name: "d", Usage: "refresh every second until Ctrl-C"},
+					asJSON),
+				Action: r.status,
+			},
+			{
+				Name: "connections", Usage: "list the open connections",
+				Flags:  withCommon(asJSON),
+				Action: r.connections,
+			},
+		},
+	}
+}
+
+// resolve loads the config and finds the run directory.
+func (r *Runner) resolve(c *cli.Context) (*Config, master.Paths, error) {
+	cfg := &Config{}
+	path := flagString(c, "config")
+	var err error
+	switch {
+	case path != "":
+		if cfg, err = LoadConfig(path); err != nil {
+			return nil, master.Paths{}, err
+		}
+	case r.DefaultConfig != nil:
+		if cfg, err = ParseConfig(r.DefaultConfig); err != nil {
+			return nil, master.Paths{}, err
+		}
+	}
+	dir := flagString(c, "run-dir")
+	if dir == "" {
+		dir = cfg.RunDir
+	}
+	if dir == "" {
+		dir = defaultRunDir(r.Name)
+	}
+	paths, err := master.PathsIn(dir)
+	return cfg, paths, err
+}
+
+func ping(paths master.Paths) (ipc.Hello, error) {
+	ans, err := paths.Request(ipc.Message{Type: ipc.TypePing}, 2*time.Second)
+	if err != nil {
+		return ipc.Hello{}, err
+	}
+	var h ipc.Hello
+	err = ans.Decode(&h)
+	return h, err
+}
+
+// notRunning explains why no master answers, naming a stale pid file.
+func notRunning(paths master.Paths) error {
+	if pid, err := paths.ReadPID(); err == nil {
+		return fmt.Errorf("%w (run dir %s; stale pid file names pid %d)", ErrNotRunning, paths.Dir, pid)
+	}
+	return fmt.Errorf("%w (run dir %s)", ErrNotRunning, paths.Dir)
+}
+
+func (r *Runner) start(c *cli.Context, daemon bool) error {
+	cfg, paths, err := r.resolve(c)
+	if err != nil {
+		return err
+	}
+	if h, err := ping(paths); err == nil {
+		return fmt.Errorf("%w: %s (pid %d, run dir %s); stop it first", ErrAlreadyRunning, r.Name, h.PID, paths.Dir)
+	}
+	if err := paths.EnsureDir(); err != nil {
+		return err
+	}
+	inDaemon := os.Getenv(master.EnvDaemon) == "1"
+	notifier := master.TakeNotifier()
+	if daemon && !inDaemon {
+		logFile := cfg.LogFile
+		if logFile == "" {
+			logFile = paths.Log
+		}
+		args, err := absArgs(os.Args[1:], paths.Dir)
+		if err != nil {
+			return err
+		}
+		wait := 30 * time.Second
+		if cfg.ReadyTimeout > 0 {
+			wait = time.Duration(cfg.ReadyTimeout)
+		}
+		pid, err := master.Daemonize(args, logFile, wait+10*time.Second)
+		if err != nil {
+			return fmt.Errorf("goes: start: %w", err)
+		}
+		fmt.Fprintf(r.Stdout, "%s started (pid %d, run dir %s, log %s)\n", r.Name, pid, paths.Dir, logFile)
+		return nil
+	}
+	err = r.runMaster(cfg, paths, inDaemon, &notifier)
+	if err != nil {
+		notifier.Fail(err)
+		if errors.Is(err, master.ErrRunning) {
+			return fmt.Errorf("%w: %v", ErrAlreadyRunning, err)
+		}
+	}
+	return err
+}
+
+// absArgs makes the daemon's arguments independent of the working
+// directory: the run dir and config are passed as absolute paths.
+func absArgs(args []string, runDir string) ([]string, error) {
+	out := make([]string, 0, len(args)+2)
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || (name != "run-dir" && name != "config" && name != "c") {
+			out = append(out, a)
+			continue
+		}
+		if !hasVal {
+			if i+1 >= len(args) {
+				out = append(out, a)
+				continue
+			}
+			i++
+			val = args[i]
+		}
+		if name == "run-dir" {
+			continue // passed below
+		}
+		abs, err := filepath.Abs(val)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, "--config="+abs)
+	}
+	// The verb is out[0] unless global flags precede it; flags after the
+	// verb belong to it.
+	return append(out, "--run-dir="+runDir), nil
+}
+
+func (r *Runner) stop(c *cli.Context, graceful, quietIfStopped bool) error {
+	_, paths, err := r.resolve(c)
+	if err != nil {
+		return err
+	}
+	ctl, conn, err := paths.Dial(2 * time.Second)
+	if err != nil {
+		if errors.Is(err, master.ErrNotRunning) {
+			if quietIfStopped {
+				return nil
+			}
+			return notRunning(paths)
+		}
+		return err
+	}
+	defer conn.Close()
+	req, _ := ipc.New(ipc.TypeStop, 1, ipc.StopRequest{Graceful: graceful})
+	if err := ctl.Send(req); err != nil {
+		return fmt.Errorf("goes: stop: %w", err)
+	}
+	ans, err := ctl.Recv()
+	if err != nil {
+		return fmt.Errorf("goes: stop: %w", err)
+	}
+	if ans.Type == ipc.TypeError {
+		return fmt.Errorf("goes: stop: %s", ans.Error)
+	}
+	var h ipc.Hello
+	ans.Decode(&h)
+	how := "stopping"
+	if graceful {
+		how = "stopping gracefully"
+	}
+	fmt.Fprintf(r.Stdout, "%s %s (pid %d)\n", r.Name, how, h.PID)
+	// The master closes the connection when it is done.
+	io.Copy(io.Discard, conn)
+	deadline := time.Now().Add(10 * time.Second)
+	for paths.Locked() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("goes: stop: master (pid %d) still holds %s", h.PID, paths.Lock)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Fprintf(r.Stdout, "%s stopped\n", r.Name)
+	return nil
+}
+
+func (r *Runner) reload(c *cli.Context) error {
+	_, paths, err := r.resolve(c)
+	if err != nil {
+		return err
+	}
+	ans, err := paths.Request(ipc.Message{Type: ipc.TypeReload}, 5*time.Minute)
+	if err != nil {
+		if errors.Is(err, master.ErrNotRunning) {
+			return notRunning(paths)
+		}
+		return fmt.Errorf("goes: %w", err)
+	}
+	var res ipc.ReloadResult
+	if err := ans.Decode(&res); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.Stdout, "%s reloaded: master pid %d, version %s, generation %d, %d old workers draining\n",
+		r.Name, res.PID, res.Version, res.Generation, res.Drained)
+	return nil
+}
+
+func (r *Runner) status(c *cli.Context) error {
+	_, paths, err := r.resolve(c)
+	if err != nil {
+		return err
+	}
+	once := func() error {
+		ans, err := paths.Request(ipc.Message{Type: ipc.TypeStatus}, 5*time.Second)
+		if err != nil {
+			if errors.Is(err, master.ErrNotRunning) {
+				return notRunning(paths)
+			}
+			return fmt.Errorf("goes: %w", err)
+		}
+		var st ipc.Status
+		if err := ans.Decode(&st); err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			enc := json.NewEncoder(r.Stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(st)
+		}
+		printStatus(r.Stdout, r.Name, st)
+		return nil
+	}
+	if !c.Bool("d") {
+		return once()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if !c.Bool("json") {
+			fmt.Fprint(r.Stdout, "\033[H\033[2J")
+		}
+		if err := once(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func printStatus(w io.Writer, name string, st ipc.Status) {
+	m := st.Master
+	fmt.Fprintf(w, "-------------------------------- %s --------------------------------\n", strings.ToUpper(name))
+	fmt.Fprintf(w, "version: %s   go: %s   master pid: %d   state: %s   generation: %d\n", m.Version, runtime.Version(), m.PID, m.State, m.Generation)
+	fmt.Fprintf(w, "started: %s   uptime: %s   workers: %d   worker exits: %d\n",
+		m.StartedAt.Format(time.DateTime), (time.Duration(m.UptimeSeconds) * time.Second).String(), m.Workers, m.ExitCount)
+	fmt.Fprintln(w, "---------------------------------- WORKERS ----------------------------------")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "id\tpid\tname\tlisten\tstate\tgen\tconnections\trequests\tqps\tmemory\ttimers\texits\tlast exit")
+	for _, x := range st.Workers {
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%.0f\t%s\t%d\t%d\t%s\n",
+			x.ID, x.PID, x.Name, x.Listen, x.State, x.Generation, x.Connections, x.Requests, x.QPS,
+			humanBytes(x.MemoryBytes), x.Timers, x.ExitCount, x.LastExit)
+	}
+	tw.Flush()
+}
+
+func humanBytes(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fK", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+func (r *Runner) connections(c *cli.Context) error {
+	_, paths, err := r.resolve(c)
+	if err != nil {
+		return err
+	}
+	ans, err := paths.Request(ipc.Message{Type: ipc.TypeConnections}, 10*time.Second)
+	if err != nil {
+		if errors.Is(err, master.ErrNotRunning) {
+			return notRunning(paths)
+		}
+		return fmt.Errorf("goes: %w", err)
+	}
+	var list []ipc.ConnInfo
+	if len(ans.Body) > 0 {
+		if err := ans.Decode(&list); err != nil {
+			return err
+		}
+	}
+	if list == nil {
+		list = []ipc.ConnInfo{}
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(r.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
+	tw := tabwriter.NewWriter(r.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "worker\tpid\tid\ttransport\tprotocol\tlocal\tremote\tbytes in\tbytes out\tage\tstate")
+	for _, x := range list {
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", x.Worker, x.PID, x.ID, x.Transport, x.Protocol,
+			x.LocalAddr, x.RemoteAddr, x.BytesIn, x.BytesOut, (time.Duration(x.AgeSeconds*1e3) * time.Millisecond).String(), x.State)
+	}
+	tw.Flush()
+	fmt.Fprintf(r.Stdout, "%d connections\n", len(list))
+	return nil
+}

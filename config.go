@@ -1,0 +1,124 @@
+package goes
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+)
+
+// Config is the process configuration read from a --config file (JSON).
+// Every field is optional. A program built on the library takes its
+// listeners from code; Listeners in its config override the Goers by
+// position (listen address, count, stop timeout, TLS files). goes-master
+// takes its listeners from the config only.
+//
+//	{
+//	  "run_dir": "/run/goes",
+//	  "log_level": "info",
+//	  "log_file": "/var/log/goes.log",
+//	  "user": "www-data", "group": "www-data",
+//	  "stop_timeout": "30s",
+//	  "ready_timeout": "30s",
+//	  "listeners": [
+//	    {"name": "web", "listen": "http://0.0.0.0:8080", "count": 4, "handler": "hello"},
+//	    {"listen": "text://127.0.0.1:8082", "handler": "echo"},
+//	    {"listen": "tls://0.0.0.0:8443", "cert_file": "cert.pem", "key_file": "key.pem"}
+//	  ]
+//	}
+type Config struct {
+	// RunDir holds the pid file, control socket, lock and log file
+	// (default: $XDG_RUNTIME_DIR/goes/NAME or /tmp/goes-UID/NAME).
+	RunDir string `json:"run_dir,omitempty"`
+	// LogLevel is debug, info (default), warn or error.
+	LogLevel string `json:"log_level,omitempty"`
+	// LogFile is where a daemon logs (default RUN_DIR/goes.log).
+	LogFile string `json:"log_file,omitempty"`
+	// User and Group run the workers as another user (the master must run
+	// as root; it opens the sockets before the workers drop privileges).
+	User  string `json:"user,omitempty"`
+	Group string `json:"group,omitempty"`
+	// StopTimeout bounds a graceful stop or reload drain of every listener
+	// that sets none itself (default 30s).
+	StopTimeout Duration `json:"stop_timeout,omitempty"`
+	// ReadyTimeout bounds a worker's start (default 30s).
+	ReadyTimeout Duration `json:"ready_timeout,omitempty"`
+	// Listeners, see ListenerConfig.
+	Listeners []ListenerConfig `json:"listeners,omitempty"`
+}
+
+// ListenerConfig is one listener of a Config.
+type ListenerConfig struct {
+	// Name shows in status and logs.
+	Name string `json:"name,omitempty"`
+	// Listen is a workerman-style URI: http://, websocket://, text://,
+	// frame://, tcp://, udp://, unix:// (a path), tls:// (raw TLS).
+	Listen string `json:"listen,omitempty"`
+	// Count is the number of workers (default: number of CPUs).
+	Count int `json:"count,omitempty"`
+	// Handler is what goes-master serves: "echo" (default) or "hello".
+	Handler string `json:"handler,omitempty"`
+	// CertFile and KeyFile are PEM files for TLS.
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+	// StopTimeout bounds this listener's graceful drain.
+	StopTimeout Duration `json:"stop_timeout,omitempty"`
+	// MaxPackageSize caps one packet (bytes).
+	MaxPackageSize int `json:"max_package_size,omitempty"`
+	// MaxSendBufferSize caps one connection's send buffer (bytes).
+	MaxSendBufferSize int `json:"max_send_buffer_size,omitempty"`
+	// IdleTimeout closes connections idle this long.
+	IdleTimeout Duration `json:"idle_timeout,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("30s").
+type Duration time.Duration
+
+// MarshalJSON writes d as a string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var secs float64
+		if err2 := json.Unmarshal(b, &secs); err2 != nil {
+			return fmt.Errorf("goes: duration %s: want a string like \"30s\"", b)
+		}
+		*d = Duration(secs * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("goes: duration: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ParseConfig parses a JSON config; unknown fields are errors.
+func ParseConfig(b []byte) (*Config, error) {
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("goes: config: %w", err)
+	}
+	return &c, nil
+}
+
+// LoadConfig reads and parses the config file at path.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("goes: config: %w", err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w (%s)", err, path)
+	}
+	return c, nil
+}

@@ -1,0 +1,146 @@
+// The seed's programs, built as real binaries and driven with real clients.
+// They hard-code 127.0.0.1:8080, so these tests take a cross-package lock
+// on that port and run one at a time.
+package examples_test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/goes-project/goes/master/proctest"
+)
+
+const seedAddr = "127.0.0.1:8080"
+
+// startSeed builds pkg and starts it in the foreground with its own run dir.
+func startSeed(t *testing.T, pkg string) (bin, runDir string, p *proctest.Proc) {
+	t.Helper()
+	proctest.LockPort(t, 8080)
+	bin = proctest.Build(t, pkg)
+	runDir = filepath.Join(t.TempDir(), "run")
+	p = proctest.Start(t, bin, "start", "--run-dir", runDir)
+	proctest.Eventually(t, 20*time.Second, "program serving", func() error {
+		if _, done := p.Wait(0); done {
+			return fmt.Errorf("exited early:\n%s", p.Output())
+		}
+		if !strings.Contains(p.Output(), "started (pid") {
+			return errors.New("no started line yet")
+		}
+		c, err := net.Dial("tcp", seedAddr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+	return bin, runDir, p
+}
+
+// assertGone waits for the foreground program to exit with status 0 and
+// checks that nothing of it is left: no process, pid file or socket.
+func assertGone(t *testing.T, p *proctest.Proc, runDir string) {
+	t.Helper()
+	err, done := p.Wait(15 * time.Second)
+	if !done {
+		t.Fatalf("program still running after stop:\n%s", p.Output())
+	}
+	if err != nil {
+		t.Fatalf("program exited with %v:\n%s", err, p.Output())
+	}
+	proctest.Eventually(t, 5*time.Second, "process group empty", func() error {
+		if !proctest.GroupGone(p.Pgid) {
+			return errors.New("processes left in the group")
+		}
+		return nil
+	})
+	for _, f := range []string{"goes.pid", "goes.sock"} {
+		if _, err := os.Stat(filepath.Join(runDir, f)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left behind (%v)", f, err)
+		}
+	}
+	if c, err := net.DialTimeout("tcp", seedAddr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("%s still accepts", seedAddr)
+	}
+}
+
+func TestSeedTCP(t *testing.T) {
+	bin, runDir, p := startSeed(t, "./tcp")
+	c, err := net.Dial("tcp", seedAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	for i := 0; i < 3; i++ {
+		if _, err := c.Write([]byte("hello\n")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, len("hello, goer"))
+		if _, err := io.ReadFull(r, buf); err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+		if string(buf) != "hello, goer" {
+			t.Fatalf("got %q, want %q", buf, "hello, goer")
+		}
+	}
+	res := proctest.Run(t, bin, "stop", "--run-dir", runDir)
+	if res.Code != 0 || !strings.Contains(res.Stdout, "stopped") {
+		t.Fatalf("stop: %s", res)
+	}
+	assertGone(t, p, runDir)
+}
+
+// TestSeedCtrlC stops the foreground program as a terminal's Ctrl-C does:
+// SIGINT to the whole process group.
+func TestSeedCtrlC(t *testing.T) {
+	_, runDir, p := startSeed(t, "./tcp")
+	if err := p.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, p, runDir)
+}
+
+func TestSeedBench(t *testing.T) {
+	ab, err := exec.LookPath("ab")
+	if err != nil {
+		t.Fatal("ab (ApacheBench) is not installed: apt-get install apache2-utils")
+	}
+	bin, runDir, p := startSeed(t, "./bench")
+	cmd := exec.Command(ab, "-k", "-n", "2000", "-c", "20", "-s", "10", "http://"+seedAddr+"/")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("ab: %v\n%s", err, out)
+	}
+	for _, want := range []string{`Complete requests:\s+2000\b`, `Failed requests:\s+0\b`, `Keep-Alive requests:\s+2000\b`, `Non-2xx responses` /* must be absent */} {
+		found := regexp.MustCompile(want).Match(out)
+		if want == `Non-2xx responses` {
+			if found {
+				t.Errorf("ab saw non-2xx responses:\n%s", out)
+			}
+			continue
+		}
+		if !found {
+			t.Errorf("ab output lacks %q:\n%s", want, out)
+		}
+	}
+	if m := regexp.MustCompile(`Requests per second:\s+([\d.]+)`).FindSubmatch(out); m != nil {
+		t.Logf("ab -k -n 2000 -c 20: %s requests/s", m[1])
+	}
+	res := proctest.Run(t, bin, "stop", "--run-dir", runDir)
+	if res.Code != 0 {
+		t.Fatalf("stop: %s", res)
+	}
+	assertGone(t, p, runDir)
+}

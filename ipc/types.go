@@ -1,0 +1,131 @@
+package ipc
+
+import "time"
+
+// Message types.
+const (
+	// CLI → master requests.
+	TypePing        = "ping"        // answer: ok with a Hello body
+	TypeStatus      = "status"      // answer: ok with a Status body
+	TypeConnections = "connections" // answer: ok with a []ConnInfo body
+	TypeStop        = "stop"        // body StopRequest; answer ok, then EOF when the master is gone
+	TypeReload      = "reload"      // answer: ok with a ReloadResult body once the new generation serves
+	TypeReopen      = "reopen"      // reopen log files; answer ok
+
+	// master → worker requests (answered with ok and a body).
+	TypeStats = "stats" // answer body WorkerStats
+	TypeDrain = "drain" // body DrainRequest: stop accepting, finish, exit
+
+	// worker → master events.
+	TypeReady = "ready" // the worker accepts; body Hello
+
+	// Answers.
+	TypeOK    = "ok"
+	TypeError = "error"
+)
+
+// Hello identifies a process.
+type Hello struct {
+	PID     int    `json:"pid"`
+	Version string `json:"version,omitempty"`
+}
+
+// StopRequest asks for a stop; Graceful waits for connections to finish
+// (bounded by each listener's stop timeout).
+type StopRequest struct {
+	Graceful bool `json:"graceful"`
+}
+
+// DrainRequest asks a worker to stop accepting and exit once its
+// connections are gone or Timeout has passed (0: no bound). Reload says the
+// drain is part of a reload (OnWorkerReload runs).
+type DrainRequest struct {
+	Timeout time.Duration `json:"timeout_ns"`
+	Reload  bool          `json:"reload,omitempty"`
+}
+
+// WorkerStats is what a worker reports about itself.
+type WorkerStats struct {
+	PID         int     `json:"pid"`
+	State       string  `json:"state"`
+	Connections int64   `json:"connections"`
+	Accepted    uint64  `json:"accepted"`
+	Requests    uint64  `json:"requests"`
+	QPS         float64 `json:"qps"`
+	BytesIn     uint64  `json:"bytes_in"`
+	BytesOut    uint64  `json:"bytes_out"`
+	Errors      uint64  `json:"errors"`
+	MemoryBytes uint64  `json:"memory_bytes"`
+	Timers      int     `json:"timers"`
+	Goroutines  int     `json:"goroutines"`
+}
+
+// ConnInfo describes one connection of a worker.
+type ConnInfo struct {
+	Worker     int       `json:"worker"`
+	PID        int       `json:"pid"`
+	ID         uint64    `json:"id"`
+	Transport  string    `json:"transport"`
+	Protocol   string    `json:"protocol"`
+	LocalAddr  string    `json:"local_addr"`
+	RemoteAddr string    `json:"remote_addr"`
+	BytesIn    uint64    `json:"bytes_in"`
+	BytesOut   uint64    `json:"bytes_out"`
+	SendBuffer int       `json:"send_buffer"`
+	CreatedAt  time.Time `json:"created_at"`
+	AgeSeconds float64   `json:"age_seconds"`
+	State      string    `json:"state"`
+}
+
+// Status is the answer to a status request.
+type Status struct {
+	Master  MasterStatus `json:"master"`
+	Workers []Worker     `json:"workers"`
+}
+
+// MasterStatus describes the master.
+type MasterStatus struct {
+	PID           int       `json:"pid"`
+	Version       string    `json:"version"`
+	StartedAt     time.Time `json:"started_at"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+	State         string    `json:"state"`
+	RunDir        string    `json:"run_dir"`
+	Generation    int       `json:"generation"`
+	Workers       int       `json:"workers"`
+	ExitCount     int       `json:"exit_count"`
+}
+
+// Worker is one worker process in a Status.
+type Worker struct {
+	ID          int       `json:"id"`
+	Index       int       `json:"index"`
+	Generation  int       `json:"generation"`
+	PID         int       `json:"pid"`
+	Name        string    `json:"name"`
+	Listen      string    `json:"listen"`
+	Transport   string    `json:"transport"`
+	Protocol    string    `json:"protocol"`
+	State       string    `json:"state"`
+	StartedAt   time.Time `json:"started_at"`
+	Connections int64     `json:"connections"`
+	Accepted    uint64    `json:"accepted"`
+	Requests    uint64    `json:"requests"`
+	QPS         float64   `json:"qps"`
+	BytesIn     uint64    `json:"bytes_in"`
+	BytesOut    uint64    `json:"bytes_out"`
+	Errors      uint64    `json:"errors"`
+	MemoryBytes uint64    `json:"memory_bytes"`
+	Timers      int       `json:"timers"`
+	ExitCount   int       `json:"exit_count"`
+	LastExit    string    `json:"last_exit,omitempty"`
+}
+
+// ReloadResult is the answer to a reload.
+type ReloadResult struct {
+	PID        int    `json:"pid"`
+	Version    string `json:"version"`
+	Generation int    `json:"generation"`
+	Drained    int    `json:"drained"`
+	Detail     string `json:"detail,omitempty"`
+}

@@ -1,0 +1,256 @@
+package master
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/goes-project/goes/ipc"
+)
+
+// listenControl opens the CLI's control socket (owner-only). The caller
+// holds the run directory's lock, so a socket file left there is stale.
+func (m *master) listenControl() error {
+	path := m.o.Paths.Socket
+	os.Remove(path)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("master: control socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(false)
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("master: control socket: %w", err)
+	}
+	m.ctlLn = ln
+	go m.acceptControl(ln)
+	return nil
+}
+
+func (m *master) acceptControl(ln *net.UnixListener) {
+	for {
+		c, err := ln.AcceptUnix()
+		if err != nil {
+			return
+		}
+		go m.serveControl(c)
+	}
+}
+
+func (m *master) serveControl(c *net.UnixConn) {
+	if err := checkPeer(c); err != nil {
+		m.log.Warn().Err(err).Msg("control client refused")
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	msg, err := ipc.NewConn(c).Recv()
+	if err != nil {
+		answer(c, ipc.Message{Type: ipc.TypeError, Error: err.Error()})
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	select {
+	case m.events <- evRequest{m: msg, c: c}:
+	case <-m.done:
+		c.Close()
+	}
+}
+
+// closeControlListener stops taking CLI requests and removes the socket.
+func (m *master) closeControlListener() {
+	if m.ctlLn != nil {
+		m.ctlLn.Close()
+		os.Remove(m.o.Paths.Socket)
+		m.ctlLn = nil
+	}
+}
+
+// closeControl is the last word: clients waiting for the stop see EOF.
+func (m *master) closeControl() {
+	m.closeControlListener()
+	for _, c := range m.waiters {
+		c.Close()
+	}
+	m.waiters = nil
+}
+
+func (m *master) onRequest(msg ipc.Message, c net.Conn) {
+	fail := func(err error) {
+		answer(c, ipc.Message{Type: ipc.TypeError, ID: msg.ID, Error: err.Error()})
+		c.Close()
+	}
+	ok := func(body any) {
+		ans, err := ipc.New(ipc.TypeOK, msg.ID, body)
+		if err != nil {
+			fail(err)
+			return
+		}
+		answer(c, ans)
+	}
+	switch msg.Type {
+	case ipc.TypePing:
+		ok(ipc.Hello{PID: os.Getpid(), Version: m.o.Version})
+		c.Close()
+	case ipc.TypeStatus:
+		snap := m.snapshot()
+		go func() {
+			ok(m.gatherStatus(snap))
+			c.Close()
+		}()
+	case ipc.TypeConnections:
+		snap := m.snapshot()
+		go func() {
+			ok(gatherConns(snap.entries))
+			c.Close()
+		}()
+	case ipc.TypeStop:
+		var req ipc.StopRequest
+		if len(msg.Body) > 0 {
+			if err := msg.Decode(&req); err != nil {
+				fail(err)
+				return
+			}
+		}
+		ok(ipc.Hello{PID: os.Getpid(), Version: m.o.Version})
+		m.waiters = append(m.waiters, c)
+		m.beginStop(req.Graceful)
+	case ipc.TypeReload:
+		if err := m.beginReload(c, msg.ID); err != nil {
+			fail(fmt.Errorf("reload refused: %w", err))
+		}
+	case ipc.TypeReopen:
+		m.reopen()
+		ok(nil)
+		c.Close()
+	default:
+		fail(fmt.Errorf("unknown request %q", msg.Type))
+	}
+}
+
+type entry struct {
+	w ipc.Worker
+	p *proc // nil when no process runs for the slot
+}
+
+type snapshot struct {
+	master  ipc.MasterStatus
+	entries []entry
+}
+
+// snapshot copies what status needs, in the run loop.
+func (m *master) snapshot() snapshot {
+	snap := snapshot{master: ipc.MasterStatus{
+		PID:           os.Getpid(),
+		Version:       m.o.Version,
+		StartedAt:     m.started,
+		UptimeSeconds: time.Since(m.started).Seconds(),
+		State:         m.state,
+		RunDir:        m.o.Paths.Dir,
+		Generation:    m.gen,
+		Workers:       len(m.slots),
+		ExitCount:     m.exitCount,
+	}}
+	bySlot := make(map[*slot][]*proc)
+	for p := range m.procs {
+		bySlot[p.slot] = append(bySlot[p.slot], p)
+	}
+	for _, s := range m.slots {
+		l := m.o.Listeners[s.listener]
+		base := ipc.Worker{
+			ID: s.id, Index: s.index, Name: l.Name, Listen: l.Network + "://" + l.Addr,
+			Transport: l.Transport, Protocol: l.Protocol, State: s.state,
+			ExitCount: s.exitCount, LastExit: s.lastExit, Generation: m.gen,
+		}
+		ps := bySlot[s]
+		sort.Slice(ps, func(i, j int) bool { return ps[i].gen < ps[j].gen })
+		if len(ps) == 0 {
+			snap.entries = append(snap.entries, entry{w: base})
+			continue
+		}
+		for _, p := range ps {
+			w := base
+			w.PID, w.Generation, w.StartedAt, w.State = p.pid, p.gen, p.started, p.state
+			snap.entries = append(snap.entries, entry{w: w, p: p})
+		}
+	}
+	return snap
+}
+
+// gatherStatus asks every worker for its stats (1 s bound).
+func (m *master) gatherStatus(snap snapshot) ipc.Status {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range snap.entries {
+		e := &snap.entries[i]
+		if e.p == nil || e.w.State == StateStarting {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ans, err := e.p.request(ctx, ipc.TypeStats, nil)
+			var st ipc.WorkerStats
+			if err == nil {
+				err = ans.Decode(&st)
+			}
+			if err != nil {
+				return
+			}
+			e.w.Connections, e.w.Accepted, e.w.Requests, e.w.QPS = st.Connections, st.Accepted, st.Requests, st.QPS
+			e.w.BytesIn, e.w.BytesOut, e.w.Errors = st.BytesIn, st.BytesOut, st.Errors
+			e.w.MemoryBytes, e.w.Timers = st.MemoryBytes, st.Timers
+		}()
+	}
+	wg.Wait()
+	st := ipc.Status{Master: snap.master, Workers: make([]ipc.Worker, 0, len(snap.entries))}
+	for _, e := range snap.entries {
+		st.Workers = append(st.Workers, e.w)
+	}
+	return st
+}
+
+// gatherConns lists the connections of every worker (2 s bound).
+func gatherConns(entries []entry) []ipc.ConnInfo {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		out = []ipc.ConnInfo{}
+	)
+	for _, e := range entries {
+		if e.p == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ans, err := e.p.request(ctx, ipc.TypeConnections, nil)
+			var list []ipc.ConnInfo
+			if err == nil && len(ans.Body) > 0 {
+				err = ans.Decode(&list)
+			}
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			out = append(out, list...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Worker != out[j].Worker {
+			return out[i].Worker < out[j].Worker
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}

@@ -1,0 +1,5 @@
+package proctest
+
+import "runtime"
+
+func runtimeGOROOT() string { return runtime.GOROOT() }

@@ -1,0 +1,254 @@
+// Package proctest helps tests drive real goes programs: build a binary
+// into a temporary directory, run its CLI, start it in the foreground or as
+// a daemon, poll with deadlines and make sure no process outlives the
+// test (every process group started is killed in t.Cleanup).
+package proctest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Build compiles the package pkg (a path relative to the caller's
+// directory, or an import path) into t.TempDir() and returns the binary.
+// ldflags may set -X main.version=...
+func Build(t testing.TB, pkg string, ldflags ...string) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtimeGOROOT(), "bin", "go")
+	}
+	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	args := []string{"build", "-o", out}
+	if len(ldflags) > 0 {
+		args = append(args, "-ldflags", joinSpace(ldflags))
+	}
+	args = append(args, pkg)
+	cmd := exec.Command(goBin, args...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+func joinSpace(s []string) string {
+	var b bytes.Buffer
+	for i, x := range s {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(x)
+	}
+	return b.String()
+}
+
+// Result is a finished command.
+type Result struct {
+	Stdout, Stderr string
+	Err            error
+	Code           int
+}
+
+func (r Result) String() string {
+	return fmt.Sprintf("exit %d (%v)\nstdout:\n%s\nstderr:\n%s", r.Code, r.Err, r.Stdout, r.Stderr)
+}
+
+// Run runs bin with args, bounded by 60 s, and returns what it printed.
+// A daemon it starts ("started (pid N") is killed in t.Cleanup.
+func Run(t testing.TB, bin string, args ...string) Result {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	pgid := cmd.Process.Pid
+	t.Cleanup(func() { KillGroup(pgid) })
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		KillGroup(pgid)
+		err = <-done
+		t.Errorf("%s %v: still running after 60 s", bin, args)
+	}
+	res := Result{Stdout: stdout.String(), Stderr: stderr.String(), Err: err, Code: cmd.ProcessState.ExitCode()}
+	if m := startedRE.FindStringSubmatch(res.Stdout); m != nil {
+		pid, _ := strconv.Atoi(m[1])
+		t.Cleanup(func() { KillGroup(pid) })
+	}
+	return res
+}
+
+var startedRE = regexp.MustCompile(`started \(pid (\d+)`)
+
+// Proc is a program running in its own process group.
+type Proc struct {
+	Cmd    *exec.Cmd
+	Pgid   int
+	out    *syncBuffer
+	doneCh chan struct{}
+	err    error
+}
+
+// Start starts bin in its own process group; t.Cleanup kills the group.
+func Start(t testing.TB, bin string, args ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	p := &Proc{Cmd: cmd, Pgid: cmd.Process.Pid, out: out, doneCh: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.doneCh)
+	}()
+	t.Cleanup(func() {
+		KillGroup(p.Pgid)
+		<-p.doneCh
+		if t.Failed() {
+			t.Logf("output of %s:\n%s", bin, out.String())
+		}
+	})
+	return p
+}
+
+// Output is what the program printed so far.
+func (p *Proc) Output() string { return p.out.String() }
+
+// Wait waits up to d for the program to exit and returns its error.
+func (p *Proc) Wait(d time.Duration) (error, bool) {
+	select {
+	case <-p.doneCh:
+		return p.err, true
+	case <-time.After(d):
+		return nil, false
+	}
+}
+
+// Signal sends sig to the program's whole process group, as a terminal
+// does for Ctrl-C.
+func (p *Proc) Signal(sig syscall.Signal) error { return syscall.Kill(-p.Pgid, sig) }
+
+// KillGroup kills every process of the group pgid.
+func KillGroup(pgid int) {
+	if pgid > 1 {
+		syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+}
+
+// GroupGone reports whether no process is left in group pgid.
+func GroupGone(pgid int) bool {
+	return errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
+}
+
+// Alive reports whether process pid exists (and is not a zombie).
+func Alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// The state follows the command name in parentheses.
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] != 'Z'
+	}
+	return true
+}
+
+// Eventually polls fn every 5 ms until it returns nil or d has passed.
+func Eventually(t testing.TB, d time.Duration, what string, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %s: %v", what, d, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// FreeUDPPort returns a loopback UDP port that was free a moment ago.
+func FreeUDPPort(t testing.TB) int {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().(*net.UDPAddr).Port
+}
+
+// LockPort serializes the tests of every package that use a fixed port
+// (the seed programs' 8080) with a file lock, and fails clearly when the
+// port is taken by something else.
+func LockPort(t testing.TB, port int) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("goes-test-port-%d.lock", port)), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	Eventually(t, 10*time.Second, fmt.Sprintf("port %d free", port), func() error {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return err
+		}
+		return ln.Close()
+	})
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,325 @@
+// Package worker is the worker process of goes: it serves one listener's
+// connections with a connections.Server and obeys its master over a
+// control channel (stats, connection listings, drain, stop).
+//
+// A worker ignores the signals a terminal sends to its process group
+// (SIGINT, SIGHUP, SIGQUIT): it acts on its master's word only, and drains
+// when the control channel reaches EOF (the master is gone). SIGTERM drains
+// too, bounded by the stop timeout.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/ipc"
+)
+
+// States reported in WorkerStats.State.
+const (
+	StateRunning  = "running"
+	StateDraining = "draining"
+	StateStopping = "stopping"
+)
+
+// Options configure Run. Exactly one of Listener and PacketConn is set.
+type Options struct {
+	// ID is the worker's stable id among its master's workers.
+	ID int
+	// Ctl is the control channel to the master. Nil runs the worker
+	// alone: it stops when the context is done.
+	Ctl net.Conn
+	// Listener is the shared stream listener (already wrapped for TLS).
+	Listener net.Listener
+	// PacketConn is the shared datagram socket.
+	PacketConn net.PacketConn
+	// Config is the connection runtime's configuration.
+	Config connections.Config
+	// StopTimeout bounds the drain that follows EOF on Ctl or SIGTERM
+	// (default 30 s).
+	StopTimeout time.Duration
+	// OnStart runs before the worker accepts; an error ends the worker.
+	OnStart func() error
+	// OnReload runs when a drain is part of a reload.
+	OnReload func()
+	// OnStop runs once the worker has stopped serving.
+	OnStop func()
+	// Timers reports the number of live timers (nil: 0).
+	Timers func() int
+	// Reopen reopens the log files (nil: nothing to do).
+	Reopen func() error
+	// Version is reported in the ready event.
+	Version string
+	// Logger receives the worker's lifecycle events.
+	Logger zerolog.Logger
+}
+
+// Run serves until the master says stop or drain (or Ctl reaches EOF, or
+// ctx is done) and the drain has finished; then it runs OnStop and
+// returns. It returns an error when the worker cannot serve.
+func Run(ctx context.Context, o Options) error {
+	if (o.Listener == nil) == (o.PacketConn == nil) {
+		return errors.New("worker: exactly one of Listener and PacketConn must be set")
+	}
+	if o.StopTimeout <= 0 {
+		o.StopTimeout = 30 * time.Second
+	}
+	w := &worker{o: o, log: o.Logger}
+	w.state.Store(StateRunning)
+	return w.run(ctx)
+}
+
+type worker struct {
+	o     Options
+	log   zerolog.Logger
+	srv   *connections.Server
+	state atomic.Value  // string
+	qps   atomic.Uint64 // float64 bits
+}
+
+func (w *worker) run(ctx context.Context) error {
+	signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	defer signal.Stop(term)
+
+	w.srv = connections.NewServer(w.o.Config)
+	if w.o.OnStart != nil {
+		if err := w.o.OnStart(); err != nil {
+			w.closeSockets()
+			return fmt.Errorf("worker %d: start: %w", w.o.ID, err)
+		}
+	}
+	serveErr := make(chan error, 1)
+	go func() {
+		if w.o.Listener != nil {
+			serveErr <- w.srv.Serve(w.o.Listener)
+		} else {
+			serveErr <- w.srv.ServePacket(w.o.PacketConn)
+		}
+	}()
+
+	var ctl *ipc.Conn
+	msgs := make(chan ipc.Message)
+	if w.o.Ctl != nil {
+		ctl = ipc.NewConn(w.o.Ctl)
+		defer w.o.Ctl.Close()
+		go func() {
+			defer close(msgs)
+			for {
+				m, err := ctl.Recv()
+				if err != nil {
+					w.log.Debug().Err(err).Msg("control channel closed")
+					return
+				}
+				msgs <- m
+			}
+		}()
+		hello, _ := ipc.New(ipc.TypeReady, 0, ipc.Hello{PID: os.Getpid(), Version: w.o.Version})
+		if err := ctl.Send(hello); err != nil {
+			w.srv.Close()
+			return fmt.Errorf("worker %d: tell master ready: %w", w.o.ID, err)
+		}
+	}
+	w.log.Info().Msg("worker started")
+
+	stopSampler := w.sample()
+	defer stopSampler()
+
+	var drained chan struct{} // closed when a drain has finished
+	drain := func(timeout time.Duration, reload bool) {
+		if drained != nil {
+			return
+		}
+		w.state.Store(StateDraining)
+		w.log.Info().Dur("timeout", timeout).Bool("reload", reload).Msg("worker draining")
+		if reload && w.o.OnReload != nil {
+			w.o.OnReload()
+		}
+		drained = make(chan struct{})
+		go func(done chan struct{}) {
+			defer close(done)
+			sctx := context.Background()
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				sctx, cancel = context.WithTimeout(sctx, timeout)
+				defer cancel()
+			}
+			if err := w.srv.Shutdown(sctx); err != nil {
+				w.log.Warn().Int64("connections", w.srv.Stats().Connections).Msg("drain timed out, connections closed")
+			}
+		}(drained)
+	}
+	finish := func() error {
+		w.srv.Close()
+		if w.o.OnStop != nil {
+			w.o.OnStop()
+		}
+		w.log.Info().Msg("worker stopped")
+		return nil
+	}
+
+	var waitDrain <-chan struct{}
+	for {
+		select {
+		case <-ctx.Done():
+			drain(w.o.StopTimeout, false)
+			waitDrain = drained
+		case <-term:
+			drain(w.o.StopTimeout, false)
+			waitDrain = drained
+		case err := <-serveErr:
+			if !errors.Is(err, connections.ErrServerClosed) {
+				w.srv.Close()
+				return fmt.Errorf("worker %d: serve: %w", w.o.ID, err)
+			}
+			serveErr = nil
+		case <-waitDrain:
+			return finish()
+		case m, ok := <-msgs:
+			if !ok {
+				// The master is gone: finish what we have and leave.
+				msgs = nil
+				drain(w.o.StopTimeout, false)
+				waitDrain = drained
+				continue
+			}
+			switch m.Type {
+			case ipc.TypeStop:
+				w.state.Store(StateStopping)
+				reply(ctl, m, nil, nil)
+				return finish()
+			case ipc.TypeDrain:
+				var req ipc.DrainRequest
+				if err := m.Decode(&req); err != nil {
+					reply(ctl, m, nil, err)
+					continue
+				}
+				reply(ctl, m, nil, nil)
+				drain(req.Timeout, req.Reload)
+				waitDrain = drained
+			case ipc.TypeStats:
+				reply(ctl, m, w.stats(), nil)
+			case ipc.TypeConnections:
+				reply(ctl, m, w.conns(), nil)
+			case ipc.TypeReopen:
+				var err error
+				if w.o.Reopen != nil {
+					err = w.o.Reopen()
+				}
+				reply(ctl, m, nil, err)
+			default:
+				reply(ctl, m, nil, fmt.Errorf("worker: unknown request %q", m.Type))
+			}
+		}
+	}
+}
+
+// closeSockets closes the shared sockets when the worker never served.
+func (w *worker) closeSockets() {
+	if w.o.Listener != nil {
+		w.o.Listener.Close()
+	}
+	if w.o.PacketConn != nil {
+		w.o.PacketConn.Close()
+	}
+}
+
+func reply(ctl *ipc.Conn, req ipc.Message, body any, err error) {
+	if req.ID == 0 {
+		return
+	}
+	m := ipc.Message{Type: ipc.TypeOK, ID: req.ID}
+	if err == nil && body != nil {
+		m, err = ipc.New(ipc.TypeOK, req.ID, body)
+	}
+	if err != nil {
+		m = ipc.Message{Type: ipc.TypeError, ID: req.ID, Error: err.Error()}
+	}
+	ctl.Send(m) // a send error shows as EOF on the reading side
+}
+
+func (w *worker) stats() ipc.WorkerStats {
+	st := w.srv.Stats()
+	timers := 0
+	if w.o.Timers != nil {
+		timers = w.o.Timers()
+	}
+	return ipc.WorkerStats{
+		PID:         os.Getpid(),
+		State:       w.state.Load().(string),
+		Connections: st.Connections,
+		Accepted:    st.Accepted,
+		Requests:    st.Requests,
+		QPS:         float64frombits(w.qps.Load()),
+		BytesIn:     st.BytesIn,
+		BytesOut:    st.BytesOut,
+		Errors:      st.Errors,
+		MemoryBytes: memoryBytes(),
+		Timers:      timers,
+		Goroutines:  runtime.NumGoroutine(),
+	}
+}
+
+func (w *worker) conns() []ipc.ConnInfo {
+	now := time.Now()
+	list := w.srv.Connections()
+	out := make([]ipc.ConnInfo, 0, len(list))
+	for _, c := range list {
+		out = append(out, ipc.ConnInfo{
+			Worker:     w.o.ID,
+			PID:        os.Getpid(),
+			ID:         c.ID,
+			Transport:  c.Transport,
+			Protocol:   c.Protocol,
+			LocalAddr:  c.LocalAddr,
+			RemoteAddr: c.RemoteAddr,
+			BytesIn:    c.BytesIn,
+			BytesOut:   c.BytesOut,
+			SendBuffer: c.SendBuffer,
+			CreatedAt:  c.CreatedAt,
+			AgeSeconds: now.Sub(c.CreatedAt).Seconds(),
+			State:      c.State,
+		})
+	}
+	return out
+}
+
+// sample keeps qps, the requests of the last second, up to date.
+func (w *worker) sample() (stop func()) {
+	t := time.NewTicker(time.Second)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		last, at := w.srv.Stats().Requests, time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				n := w.srv.Stats().Requests
+				w.qps.Store(float64bits(float64(n-last) / now.Sub(at).Seconds()))
+				last, at = n, now
+			}
+		}
+	}()
+	return func() {
+		t.Stop()
+		close(done)
+		wg.Wait()
+	}
+}
