@@ -1,0 +1,340 @@
+// Package http implements the server side of HTTP/1.1 as a goes protocol:
+// Input frames one request (head and body), Decode hands its decoded body
+// to OnMessage, and Encode turns what OnMessage sends into a response.
+//
+//	goer := goes.NewGoer("127.0.0.1:8080", http.NewHttpProtocol(), "tcp")
+//	goer.OnMessage = func(c connections.Connection, body []byte) {
+//		req := http.RequestOf(c) // method, path, query, headers, cookies
+//		if req.Path() == "/missing" {
+//			http.Respond(c, &http.Response{Status: 404, Body: []byte("no such page")})
+//			return
+//		}
+//		c.Send("hello, goer", false) // 200, text/html, Content-Length
+//	}
+//
+// # Requests
+//
+// Keep-alive and pipelining are supported: several requests in one read are
+// framed and delivered one after the other. Bodies are framed by
+// Content-Length or by chunked transfer coding (trailers are kept apart,
+// see Request.Trailers). HTTP/1.0 closes after each response unless the
+// request says "Connection: keep-alive"; HTTP/1.1 keeps the connection
+// unless it says "Connection: close". After a request that closes the
+// connection, further input is read and dropped. When the worker drains
+// (graceful stop or reload), every response carries "Connection: close"
+// and the connection closes once it is written. An HTTP/1.1 request with
+// "Expect: 100-continue" gets "100 Continue" as soon as its head is read,
+// if its body has not arrived with it.
+//
+// The parser is strict, so that no two readers of a request can disagree
+// on where it ends. It answers 400 for: a malformed request line; bare LF
+// or bare CR anywhere in the head, a chunk-size line or the trailers (lines
+// must end in CRLF; this package does not accept LF alone); a field line
+// starting with whitespace (obsolete line folding); whitespace before a
+// field's colon; a control character in a field value; Content-Length that
+// is not 1*DIGIT (no sign, no list) or that is repeated with a different
+// value; Content-Length together with Transfer-Encoding; Transfer-Encoding
+// in an HTTP/1.0 request, with an empty list element, with chunked twice or
+// not last, or with parameters on chunked; an invalid chunk-size line or
+// chunk data not followed by CRLF; an HTTP/1.1 request without Host, with
+// several Host fields, or with an invalid Host. It answers 413 when the
+// request (head and body) exceeds the connection's MaxPackageSize, as soon
+// as a Content-Length or a chunk size says so; 414 for a request target
+// over Limits.MaxURIBytes; 417 for an Expect other than 100-continue; 431
+// when the head or the trailer section exceeds Limits.MaxHeaderBytes or
+// holds more than Limits.MaxHeaders fields; 501 for a transfer coding other
+// than chunked before it; 505 for an HTTP major version other than 1. Every
+// error is a *protocols.ReplyError whose Reply is a complete response with
+// "Connection: close" and whose Err is an *Error; the runtime writes it
+// and closes the connection. Errors are reported at the earliest byte that
+// proves them, so a request split across reads fails exactly as it would
+// whole.
+//
+// # Responses
+//
+// Send(body, false) answers the oldest unanswered request with 200, the
+// protocol's content type, Content-Length, Server, Date and Connection;
+// Respond answers with a Response (status, fields, body). A HEAD request's
+// response carries no body. Answers are matched to requests in the order
+// the requests arrived, one answer per request: answering inside OnMessage
+// keeps pipelined responses in order by itself. A handler that answers
+// later, from another goroutine, must answer requests in the order they
+// came (for example by calling PauseRecv in OnMessage and ResumeRecv after
+// answering). Raw sends (Send(data, true)) bypass the protocol and are not
+// counted as answers.
+//
+// Steady state allocates nothing: the per-connection state (parser, field
+// slices, answer queue) is made on the first request and reused.
+package http
+
+import (
+	"sync"
+	"time"
+
+	"github.com/goes-project/goes/protocols"
+)
+
+// Protocol is the HTTP/1.1 protocol. Its zero value is ready to use; its
+// fields must not change once it serves connections. A *Protocol is safe
+// for concurrent use by any number of connections.
+type Protocol struct {
+	// Limits bound request heads; zero fields mean the defaults.
+	Limits
+	// ServerName is the value of the Server field of responses. Default
+	// "goes".
+	ServerName string
+	// ContentType is the Content-Type of Send's responses and of a
+	// Response without one. Default "text/html; charset=utf-8".
+	ContentType string
+}
+
+var _ protocols.Protocol = (*Protocol)(nil)
+
+// NewHttpProtocol returns an HTTP protocol with the default settings (the
+// name workerman-style programs use).
+func NewHttpProtocol() *Protocol { return &Protocol{} }
+
+// New returns an HTTP protocol with the default settings.
+func New() *Protocol { return &Protocol{} }
+
+// Name returns "http".
+func (*Protocol) Name() string { return "http" }
+
+const (
+	defaultServer      = "goes"
+	defaultContentType = "text/html; charset=utf-8"
+)
+
+func (p *Protocol) server() string {
+	if p.ServerName == "" {
+		return defaultServer
+	}
+	return p.ServerName
+}
+
+func (p *Protocol) contentType() string {
+	if p.ContentType == "" {
+		return defaultContentType
+	}
+	return p.ContentType
+}
+
+// Answer metadata queued by Decode for Encode and Respond.
+const (
+	mKeep uint8 = 1 << iota // the connection stays open after the answer
+	mHead                   // HEAD: no body
+)
+
+// queueLen bounds the answers a connection may owe; beyond it the oldest
+// request is forgotten (it was answered raw or not at all).
+const queueLen = 256
+
+// connState is one connection's protocol state, made on its first Input.
+type connState struct {
+	p   *Protocol
+	req Request
+
+	// Reading side: the connection's reading goroutine only.
+	inProgress bool // req holds a partly framed request at the start of the buffer
+	seen       int  // buffer length at the last Input of that request
+	framed     int  // packet length Input framed and Decode has not taken
+	discardN   int  // length of a packet of input to drop (after a closing request)
+	discarding bool // a request closed the connection: drop the rest
+	continued  bool // 100 Continue sent for the request in progress
+
+	// Answering side: Encode and Respond, any goroutine.
+	mu          sync.Mutex
+	q           [queueLen]uint8
+	qHead, qLen int
+	dateSec     int64
+	date        [29]byte
+	scratch     []byte // Respond's buffer
+	scratchBusy bool
+}
+
+func (p *Protocol) stateOf(c protocols.Conn) *connState {
+	if st, ok := c.State().(*connState); ok {
+		return st
+	}
+	st := &connState{p: p}
+	st.req.fields = make([]field, 0, 16)
+	c.SetState(st)
+	return st
+}
+
+// RequestOf returns the request being delivered on c. It is valid only
+// inside OnMessage (the next request reuses it) and only on c's own
+// goroutine; it is nil on a connection that has received no HTTP request.
+func RequestOf(c protocols.Conn) *Request {
+	if st, ok := c.State().(*connState); ok {
+		return &st.req
+	}
+	return nil
+}
+
+var continueReply = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
+func packetLimit(c protocols.Conn) int {
+	n := c.MaxPackageSize()
+	if n <= 0 || n > maxPacket {
+		n = maxPacket
+	}
+	return n
+}
+
+// frame advances the framing of the request at the start of buf.
+func (p *Protocol) frame(c protocols.Conn, st *connState, buf []byte) (int, *Error) {
+	if !st.inProgress || len(buf) < st.seen {
+		st.req.reset()
+		st.inProgress = true
+		st.continued = false
+	}
+	st.seen = len(buf)
+	lim := p.Limits.withDefaults()
+	limit := packetLimit(c)
+	r := &st.req
+	n, err := r.scanHead(buf, &lim, limit)
+	if err == nil && n > 0 {
+		n, err = r.scanBody(buf, &lim, limit)
+	}
+	if err != nil || n > 0 {
+		st.inProgress = false
+	}
+	if n > 0 && c.Draining() {
+		r.flags &^= fKeepAlive
+	}
+	return n, err
+}
+
+// Input frames the first request in buf: it returns the length of the
+// head and body once both are complete, 0 while more is needed, and a
+// *protocols.ReplyError as soon as the request is known to be invalid or
+// too large. Progress is kept between calls, so a request arriving in many
+// reads is scanned once. After a request that closes the connection it
+// returns len(buf) (and Decode skips that input).
+func (p *Protocol) Input(c protocols.Conn, buf []byte) (int, error) {
+	st := p.stateOf(c)
+	if st.discarding {
+		st.discardN = len(buf)
+		return len(buf), nil
+	}
+	n, err := p.frame(c, st, buf)
+	if err != nil {
+		return 0, replyError(err)
+	}
+	if n > 0 {
+		st.framed = n
+		return n, nil
+	}
+	if r := &st.req; r.sc.state >= sHeadDone && r.flags&fExpectContinue != 0 && !st.continued {
+		st.continued = true
+		if err := c.WriteRaw(continueReply); err != nil {
+			return 0, err
+		}
+	}
+	return 0, nil
+}
+
+// Decode returns the body of the request in packet (de-chunked in place
+// when it was chunked: the chunk framing inside packet is overwritten) and
+// queues what its answer needs. The full request is RequestOf(c).
+func (p *Protocol) Decode(c protocols.Conn, packet []byte) ([]byte, error) {
+	st := p.stateOf(c)
+	if st.discardN > 0 {
+		st.discardN = 0
+		return nil, protocols.ErrSkip
+	}
+	r := &st.req
+	if st.framed == 0 || st.framed != len(packet) {
+		// Not framed by Input: frame it now.
+		st.inProgress = false
+		n, err := p.frame(c, st, packet)
+		if err == nil && n != len(packet) {
+			st.inProgress = false
+			err = errPacket
+		}
+		if err != nil {
+			return nil, replyError(err)
+		}
+	}
+	st.framed = 0
+	r.buf = packet
+	if r.flags&fChunked != 0 {
+		r.body = r.dechunk(packet)
+	} else {
+		r.body = packet[r.headLen:len(packet):len(packet)]
+	}
+	var m uint8
+	if r.flags&fKeepAlive != 0 {
+		m |= mKeep
+	} else {
+		st.discarding = true
+	}
+	if string(r.MethodBytes()) == "HEAD" {
+		m |= mHead
+	}
+	st.mu.Lock()
+	st.push(m)
+	st.mu.Unlock()
+	return r.body, nil
+}
+
+// push queues the answer metadata of a request. mu held.
+func (st *connState) push(m uint8) {
+	if st.qLen == queueLen {
+		st.qHead = (st.qHead + 1) % queueLen
+		st.qLen--
+	}
+	st.q[(st.qHead+st.qLen)%queueLen] = m
+	st.qLen++
+}
+
+// pop takes the metadata of the oldest unanswered request; an answer to
+// no request is treated as one to a keep-alive GET. mu held.
+func (st *connState) pop() uint8 {
+	if st.qLen == 0 {
+		return mKeep
+	}
+	m := st.q[st.qHead]
+	st.qHead = (st.qHead + 1) % queueLen
+	st.qLen--
+	return m
+}
+
+// dateNow returns the Date field value for now, cached for a second. mu
+// held.
+func (st *connState) dateNow() []byte {
+	now := time.Now()
+	if sec := now.Unix(); sec != st.dateSec {
+		st.dateSec = sec
+		now.UTC().AppendFormat(st.date[:0], TimeFormat)
+	}
+	return st.date[:]
+}
+
+// TimeFormat is the format of the Date field (IMF-fixdate).
+const TimeFormat = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+// Encode answers the oldest unanswered request with a 200 response whose
+// body is msg: Server, Date, Content-Type (the protocol's), Content-Length
+// and Connection fields; no body for HEAD. When the request or the
+// draining worker ends the connection, the response says
+// "Connection: close" and Encode calls c.CloseAfterFlush.
+func (p *Protocol) Encode(c protocols.Conn, dst, msg []byte) ([]byte, error) {
+	m := mKeep
+	var date [29]byte
+	if st, ok := c.State().(*connState); ok {
+		st.mu.Lock()
+		m = st.pop()
+		copy(date[:], st.dateNow())
+		st.mu.Unlock()
+	} else {
+		time.Now().UTC().AppendFormat(date[:0], TimeFormat)
+	}
+	keep := m&mKeep != 0 && !c.Draining()
+	dst = p.appendResponse(dst, &answer{status: 200, body: msg, head: m&mHead != 0, keep: keep, date: date[:]})
+	if !keep {
+		c.CloseAfterFlush()
+	}
+	return dst, nil
+}
