@@ -3,7 +3,9 @@ package connections
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +20,22 @@ const (
 	DefaultMaxPackageSize    = 10 << 20 // 10 MiB, as workerman
 	DefaultMaxSendBufferSize = 1 << 20  // 1 MiB, as workerman
 	DefaultReadBufferSize    = 4 << 10
+)
+
+// Engines, the values of Config.Engine.
+const (
+	// EngineAuto picks EngineEpoll where it can serve the listener (TCP
+	// and Unix listeners on Linux, Transport not "tls") and EngineStd
+	// elsewhere.
+	EngineAuto = ""
+	// EngineEpoll serves connections on event loops over epoll: one loop
+	// per core (Config.Loops), non-blocking sockets, buffers borrowed only
+	// while a connection has bytes to process or send. Linux only; it
+	// serves *net.TCPListener and *net.UnixListener.
+	EngineEpoll = "epoll"
+	// EngineStd serves every connection with its own reading goroutine.
+	// It serves any net.Listener (TLS included) on every platform.
+	EngineStd = "std"
 )
 
 // Config describes one listener's connections. The zero value serves raw
@@ -43,6 +61,28 @@ type Config struct {
 	Handler Handler
 	// Logger receives lifecycle and per-connection events.
 	Logger zerolog.Logger
+
+	// Engine selects the I/O engine of stream listeners: EngineAuto (the
+	// default), EngineEpoll or EngineStd. Serve fails with
+	// ErrEngineUnsupported when EngineEpoll is asked for a listener or
+	// platform it cannot serve. Datagrams (ServePacket) always use a
+	// reading goroutine per packet conn.
+	Engine string
+	// Loops is the number of event loops of EngineEpoll (default
+	// GOMAXPROCS). Every loop accepts from every listener of the server.
+	Loops int
+	// CallbackGoroutines, when > 0, makes EngineEpoll run the callbacks
+	// (OnConnect, OnMessage, OnBufferDrain, OnClose) on a pool of at most
+	// that many goroutines instead of on the event loop. By default
+	// callbacks run on the loop that serves the connection, which is the
+	// fastest way but means a callback that blocks (a database query, a
+	// sleep, a lock held elsewhere) stalls every connection of that loop:
+	// with the default, hand blocking work to your own goroutine and Send
+	// from there (Send is safe from any goroutine), or set this field.
+	// With the pool, the callbacks of one connection still never run
+	// concurrently and reading pauses while its task runs. EngineStd
+	// always runs callbacks on the connection's own goroutine.
+	CallbackGoroutines int
 }
 
 func (c *Config) withDefaults() Config {
@@ -58,6 +98,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if cfg.ReadBufferSize <= 0 {
 		cfg.ReadBufferSize = DefaultReadBufferSize
+	}
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.GOMAXPROCS(0)
 	}
 	return cfg
 }
@@ -84,6 +127,7 @@ type Info struct {
 	SendBuffer int
 	CreatedAt  time.Time
 	State      string // "established", "paused", "closing"
+	Engine     string // EngineEpoll or EngineStd
 }
 
 // Server runs the connections of listeners that share one Config.
@@ -106,7 +150,13 @@ type Server struct {
 	doneOnce  sync.Once
 	mu        sync.Mutex
 	listeners map[closer]struct{}
-	conns     map[*conn]struct{}
+	conns     map[*stdConn]struct{}
+	bufs      bufferPool
+
+	loopOnce sync.Once
+	loopErr  error
+	loops    []*loop // under mu
+	pool     *taskPool
 }
 
 // closer is what the server closes on Drain: a listener or a packet conn.
@@ -120,41 +170,50 @@ func NewServer(cfg Config) *Server {
 		log:       cfg.Logger,
 		doneCh:    make(chan struct{}),
 		listeners: make(map[closer]struct{}),
-		conns:     make(map[*conn]struct{}),
+		conns:     make(map[*stdConn]struct{}),
 	}
 }
 
 // Serve accepts connections from ln until Drain, Shutdown or Close, and
 // returns ErrServerClosed then, or the accept error that ended it.
-// Temporary accept errors (EMFILE) back off from 5 ms to 1 s.
+// Temporary accept errors (EMFILE) back off from 5 ms to 1 s. The engine
+// is chosen by Config.Engine; with the default, TCP and Unix listeners are
+// served by event loops on Linux and everything else by a goroutine per
+// connection. Serve may be called for several listeners at once.
 func (s *Server) Serve(ln net.Listener) error {
-	if !s.track(ln) {
-		return ErrServerClosed
+	switch s.engineFor(ln) {
+	case EngineEpoll:
+		return s.serveEpoll(ln)
+	case EngineStd:
+		return s.serveStd(ln)
 	}
-	defer s.untrack(ln)
-	var backoff time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if s.draining.Load() || errors.Is(err, net.ErrClosed) {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				if backoff == 0 {
-					backoff = 5 * time.Millisecond
-				} else if backoff *= 2; backoff > time.Second {
-					backoff = time.Second
-				}
-				s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("accept failed")
-				time.Sleep(backoff)
-				continue
-			}
-			return err
+	return fmt.Errorf("connections: engine %q for %T: %w", s.cfg.Engine, ln, ErrEngineUnsupported)
+}
+
+// engineFor returns the engine that serves ln, or "" if none can.
+func (s *Server) engineFor(ln net.Listener) string {
+	switch s.cfg.Engine {
+	case EngineStd:
+		return EngineStd
+	case EngineEpoll:
+		if epollSupported && epollUsable(ln) {
+			return EngineEpoll
 		}
-		backoff = 0
-		s.startConn(nc)
+		return ""
+	case EngineAuto:
+		if epollSupported && epollUsable(ln) && s.cfg.Transport != "tls" {
+			return EngineEpoll
+		}
+		return EngineStd
 	}
+	return ""
+}
+
+// loopList returns the event loops (none before the first epoll Serve).
+func (s *Server) loopList() []*loop {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loops
 }
 
 func (s *Server) track(l closer) bool {
@@ -173,7 +232,7 @@ func (s *Server) untrack(l closer) {
 	s.mu.Unlock()
 }
 
-func (s *Server) add(c *conn) bool {
+func (s *Server) add(c *stdConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed.Load() {
@@ -185,9 +244,16 @@ func (s *Server) add(c *conn) bool {
 	return true
 }
 
-func (s *Server) remove(c *conn) {
+func (s *Server) remove(c *stdConn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	s.mu.Unlock()
+	s.connGone()
+}
+
+// connGone counts a connection out once its OnClose has run.
+func (s *Server) connGone() {
+	s.mu.Lock()
 	n := s.open.Add(-1)
 	s.mu.Unlock()
 	if n == 0 && s.draining.Load() {
@@ -215,6 +281,7 @@ func (s *Server) Drain() {
 	if n == 0 {
 		s.doneOnce.Do(func() { close(s.doneCh) })
 	}
+	s.wakeLoops()
 }
 
 // Draining reports whether Drain was called.
@@ -236,21 +303,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // Close stops accepting and destroys every connection at once, then waits
-// for their OnClose callbacks.
+// for their OnClose callbacks and for the engine's goroutines to end.
 func (s *Server) Close() error {
 	s.Drain()
 	s.mu.Lock()
 	s.closed.Store(true)
-	cs := make([]*conn, 0, len(s.conns))
+	s.mu.Unlock()
+	for _, c := range s.all() {
+		c.Destroy()
+	}
+	s.wakeLoops()
+	s.wg.Wait()
+	return nil
+}
+
+// all returns a snapshot of the open stream connections of every engine.
+func (s *Server) all() []Connection {
+	s.mu.Lock()
+	cs := make([]Connection, 0, len(s.conns))
 	for c := range s.conns {
 		cs = append(cs, c)
 	}
 	s.mu.Unlock()
-	for _, c := range cs {
-		c.Destroy()
-	}
-	s.wg.Wait()
-	return nil
+	return s.epollConns(cs)
 }
 
 // Stats returns the server's counters.
@@ -267,15 +342,10 @@ func (s *Server) Stats() Stats {
 
 // Connections returns a snapshot of the open stream connections.
 func (s *Server) Connections() []Info {
-	s.mu.Lock()
-	cs := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		cs = append(cs, c)
-	}
-	s.mu.Unlock()
+	cs := s.all()
 	out := make([]Info, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, c.info())
+		out = append(out, c.(interface{ info() Info }).info())
 	}
 	return out
 }
@@ -283,13 +353,19 @@ func (s *Server) Connections() []Info {
 // Each calls fn for every open stream connection (a snapshot: connections
 // may close meanwhile). fn runs on the caller's goroutine.
 func (s *Server) Each(fn func(Connection)) {
-	s.mu.Lock()
-	cs := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		cs = append(cs, c)
-	}
-	s.mu.Unlock()
-	for _, c := range cs {
+	for _, c := range s.all() {
 		fn(c)
 	}
 }
+
+// Errors of the engines.
+var (
+	// ErrEngineUnsupported: Config.Engine names an engine that cannot serve
+	// this listener on this platform.
+	ErrEngineUnsupported = errors.New("connections: engine cannot serve this listener here")
+	// ErrIncompleteDatagram: a datagram ended inside a packet.
+	ErrIncompleteDatagram = errors.New("connections: incomplete packet in datagram")
+	// ErrProtocolMisbehaved: a protocol reported a packet longer than the
+	// bytes it was given.
+	ErrProtocolMisbehaved = errors.New("connections: protocol reported more bytes than buffered")
+)

@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,36 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// engineCase is one way of running a server: an engine, and for the
+// event loops whether callbacks run on a goroutine pool.
+type engineCase struct {
+	name string
+	pool int
+}
+
+func (e engineCase) String() string {
+	if e.pool > 0 {
+		return fmt.Sprintf("%s-pool%d", e.name, e.pool)
+	}
+	return e.name
+}
+
+// engines are the engine cases every stream test runs against.
+func engines() []engineCase {
+	cs := []engineCase{{name: connections.EngineStd}}
+	if runtime.GOOS == "linux" {
+		cs = append(cs, engineCase{name: connections.EngineEpoll}, engineCase{name: connections.EngineEpoll, pool: 4})
+	}
+	return cs
+}
+
+// eachEngine runs fn as a subtest for every engine case.
+func eachEngine(t *testing.T, fn func(t *testing.T, engine engineCase)) {
+	for _, e := range engines() {
+		t.Run("engine="+e.String(), func(t *testing.T) { fn(t, e) })
+	}
+}
 
 // serve starts a server for cfg on a loopback listener of network and
 // returns it with the address to dial; cleanup closes it.
@@ -81,155 +112,167 @@ func eventually(t testing.TB, what string, cond func() bool) {
 func echo(c connections.Connection, data []byte) { c.SendBytes(data, false) }
 
 func TestTextEchoTransports(t *testing.T) {
-	for _, network := range []string{"tcp", "unix"} {
-		t.Run("transport="+network, func(t *testing.T) {
-			_, addr := serve(t, network, connections.Config{
-				Protocol: text.New(), Transport: network,
-				Handler: connections.Handler{OnMessage: echo},
-			})
-			c := dial(t, network, addr)
-			r := bufio.NewReader(c)
-			// Three pipelined lines, the last split across writes.
-			io.WriteString(c, "one\ntwo\r\nthr")
-			io.WriteString(c, "ee\n")
-			for _, want := range []string{"one\n", "two\n", "three\n"} {
-				got, err := r.ReadString('\n')
-				if err != nil || got != want {
-					t.Fatalf("read %q, %v; want %q", got, err, want)
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		for _, network := range []string{"tcp", "unix"} {
+			t.Run("transport="+network, func(t *testing.T) {
+				_, addr := serve(t, network, connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool,
+					Protocol: text.New(), Transport: network,
+					Handler: connections.Handler{OnMessage: echo},
+				})
+				c := dial(t, network, addr)
+				r := bufio.NewReader(c)
+				// Three pipelined lines, the last split across writes.
+				io.WriteString(c, "one\ntwo\r\nthr")
+				io.WriteString(c, "ee\n")
+				for _, want := range []string{"one\n", "two\n", "three\n"} {
+					got, err := r.ReadString('\n')
+					if err != nil || got != want {
+						t.Fatalf("read %q, %v; want %q", got, err, want)
+					}
 				}
-			}
-		})
-	}
+			})
+		}
+	})
 }
 
 func TestRawSeedBenchmarkShape(t *testing.T) {
-	const resp = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\nhello"
-	_, addr := serve(t, "tcp", connections.Config{Handler: connections.Handler{
-		OnMessage: func(c connections.Connection, _ []byte) { c.Send(resp, false) },
-	}})
-	c := dial(t, "tcp", addr)
-	buf := make([]byte, len(resp))
-	for i := 0; i < 100; i++ {
-		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != resp {
-			t.Fatalf("round %d: %q, %v", i, buf, err)
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		const resp = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\nhello"
+		_, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool, Handler: connections.Handler{
+			OnMessage: func(c connections.Connection, _ []byte) { c.Send(resp, false) },
+		}})
+		c := dial(t, "tcp", addr)
+		buf := make([]byte, len(resp))
+		for i := 0; i < 100; i++ {
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			if _, err := io.ReadFull(c, buf); err != nil || string(buf) != resp {
+				t.Fatalf("round %d: %q, %v", i, buf, err)
+			}
 		}
-	}
+	})
 }
 
 func TestConnectionInfoAndClose(t *testing.T) {
-	var closed atomic.Int32
-	var connected atomic.Int32
-	s, addr := serve(t, "tcp", connections.Config{
-		Protocol: text.New(),
-		Handler: connections.Handler{
-			OnConnect: func(c connections.Connection) {
-				connected.Add(1)
-				c.SetContext("user-1")
-				c.Send("welcome", false)
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		var closed atomic.Int32
+		var connected atomic.Int32
+		s, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool,
+			Protocol: text.New(),
+			Handler: connections.Handler{
+				OnConnect: func(c connections.Connection) {
+					connected.Add(1)
+					c.SetContext("user-1")
+					c.Send("welcome", false)
+				},
+				OnMessage: func(c connections.Connection, data []byte) {
+					if string(data) == "quit" {
+						c.Send("bye", false)
+						c.Close()
+						return
+					}
+					c.Send(fmt.Sprintf("%v:%d", c.Context(), c.BytesRead()), false)
+				},
+				OnClose: func(connections.Connection) { closed.Add(1) },
 			},
-			OnMessage: func(c connections.Connection, data []byte) {
-				if string(data) == "quit" {
-					c.Send("bye", false)
-					c.Close()
-					return
-				}
-				c.Send(fmt.Sprintf("%v:%d", c.Context(), c.BytesRead()), false)
-			},
-			OnClose: func(connections.Connection) { closed.Add(1) },
-		},
+		})
+		c := dial(t, "tcp", addr)
+		r := bufio.NewReader(c)
+		if l, _ := r.ReadString('\n'); l != "welcome\n" {
+			t.Fatalf("greeting %q", l)
+		}
+		io.WriteString(c, "hi\n")
+		if l, _ := r.ReadString('\n'); l != "user-1:3\n" {
+			t.Fatalf("got %q", l)
+		}
+		eventually(t, "listing", func() bool { return len(s.Connections()) == 1 })
+		info := s.Connections()[0]
+		if info.Protocol != "text" || info.RemoteAddr != c.LocalAddr().String() || info.BytesIn != 3 || info.Engine != engine.name {
+			t.Fatalf("info %+v", info)
+		}
+		io.WriteString(c, "quit\n")
+		if l, _ := r.ReadString('\n'); l != "bye\n" {
+			t.Fatalf("got %q", l)
+		}
+		if _, err := r.ReadByte(); err != io.EOF {
+			t.Fatalf("after close: %v, want EOF", err)
+		}
+		eventually(t, "OnClose", func() bool { return closed.Load() == 1 })
+		if st := s.Stats(); st.Connections != 0 || st.Accepted != 1 || st.Requests != 2 {
+			t.Fatalf("stats %+v", st)
+		}
 	})
-	c := dial(t, "tcp", addr)
-	r := bufio.NewReader(c)
-	if l, _ := r.ReadString('\n'); l != "welcome\n" {
-		t.Fatalf("greeting %q", l)
-	}
-	io.WriteString(c, "hi\n")
-	if l, _ := r.ReadString('\n'); l != "user-1:3\n" {
-		t.Fatalf("got %q", l)
-	}
-	eventually(t, "listing", func() bool { return len(s.Connections()) == 1 })
-	info := s.Connections()[0]
-	if info.Protocol != "text" || info.RemoteAddr != c.LocalAddr().String() || info.BytesIn != 3 {
-		t.Fatalf("info %+v", info)
-	}
-	io.WriteString(c, "quit\n")
-	if l, _ := r.ReadString('\n'); l != "bye\n" {
-		t.Fatalf("got %q", l)
-	}
-	if _, err := r.ReadByte(); err != io.EOF {
-		t.Fatalf("after close: %v, want EOF", err)
-	}
-	eventually(t, "OnClose", func() bool { return closed.Load() == 1 })
-	if st := s.Stats(); st.Connections != 0 || st.Accepted != 1 || st.Requests != 2 {
-		t.Fatalf("stats %+v", st)
-	}
 }
 
 // TestBadInputClosesOnlyThatConnection sends an over-long line on one
 // connection while another keeps working.
 func TestBadInputClosesOnlyThatConnection(t *testing.T) {
-	var errs atomic.Int32
-	_, addr := serve(t, "tcp", connections.Config{
-		Protocol:       text.New(),
-		MaxPackageSize: 64,
-		Handler: connections.Handler{
-			OnMessage: echo,
-			OnError:   func(connections.Connection, error) { errs.Add(1) },
-		},
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		var errs atomic.Int32
+		_, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool,
+			Protocol:       text.New(),
+			MaxPackageSize: 64,
+			Handler: connections.Handler{
+				OnMessage: echo,
+				OnError:   func(connections.Connection, error) { errs.Add(1) },
+			},
+		})
+		good := dial(t, "tcp", addr)
+		bad := dial(t, "tcp", addr)
+		io.WriteString(bad, strings.Repeat("x", 200))
+		if _, err := io.ReadAll(bad); err != nil {
+			t.Fatalf("bad connection: %v, want clean close", err)
+		}
+		io.WriteString(good, "still here\n")
+		if l, _ := bufio.NewReader(good).ReadString('\n'); l != "still here\n" {
+			t.Fatalf("good connection got %q", l)
+		}
+		if errs.Load() != 1 {
+			t.Fatalf("OnError ran %d times, want 1", errs.Load())
+		}
 	})
-	good := dial(t, "tcp", addr)
-	bad := dial(t, "tcp", addr)
-	io.WriteString(bad, strings.Repeat("x", 200))
-	if _, err := io.ReadAll(bad); err != nil {
-		t.Fatalf("bad connection: %v, want clean close", err)
-	}
-	io.WriteString(good, "still here\n")
-	if l, _ := bufio.NewReader(good).ReadString('\n'); l != "still here\n" {
-		t.Fatalf("good connection got %q", l)
-	}
-	if errs.Load() != 1 {
-		t.Fatalf("OnError ran %d times, want 1", errs.Load())
-	}
 }
 
 func TestPanicInCallbackIsRecovered(t *testing.T) {
-	var gotErr atomic.Value
-	_, addr := serve(t, "tcp", connections.Config{
-		Protocol: text.New(),
-		Handler: connections.Handler{
-			OnMessage: func(c connections.Connection, data []byte) {
-				if string(data) == "boom" {
-					panic("user bug")
-				}
-				echo(c, data)
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		var gotErr atomic.Value
+		_, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool,
+			Protocol: text.New(),
+			Handler: connections.Handler{
+				OnMessage: func(c connections.Connection, data []byte) {
+					if string(data) == "boom" {
+						panic("user bug")
+					}
+					echo(c, data)
+				},
+				OnError: func(_ connections.Connection, err error) { gotErr.Store(err) },
 			},
-			OnError: func(_ connections.Connection, err error) { gotErr.Store(err) },
-		},
+		})
+		c1 := dial(t, "tcp", addr)
+		io.WriteString(c1, "boom\n")
+		if _, err := io.ReadAll(c1); err != nil {
+			t.Fatalf("panicking connection: %v", err)
+		}
+		if err, _ := gotErr.Load().(error); !errors.Is(err, connections.ErrPanic) {
+			t.Fatalf("OnError got %v, want ErrPanic", err)
+		}
+		c2 := dial(t, "tcp", addr)
+		io.WriteString(c2, "ok\n")
+		if l, _ := bufio.NewReader(c2).ReadString('\n'); l != "ok\n" {
+			t.Fatalf("got %q", l)
+		}
 	})
-	c1 := dial(t, "tcp", addr)
-	io.WriteString(c1, "boom\n")
-	if _, err := io.ReadAll(c1); err != nil {
-		t.Fatalf("panicking connection: %v", err)
-	}
-	if err, _ := gotErr.Load().(error); !errors.Is(err, connections.ErrPanic) {
-		t.Fatalf("OnError got %v, want ErrPanic", err)
-	}
-	c2 := dial(t, "tcp", addr)
-	io.WriteString(c2, "ok\n")
-	if l, _ := bufio.NewReader(c2).ReadString('\n'); l != "ok\n" {
-		t.Fatalf("got %q", l)
-	}
 }
 
 func TestReplyErrorIsSentBeforeClose(t *testing.T) {
-	_, addr := serve(t, "tcp", connections.Config{Protocol: rejectAll{}})
-	c := dial(t, "tcp", addr)
-	io.WriteString(c, "anything")
-	b, err := io.ReadAll(c)
-	if err != nil || string(b) != "NO\n" {
-		t.Fatalf("got %q, %v", b, err)
-	}
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		_, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool, Protocol: rejectAll{}})
+		c := dial(t, "tcp", addr)
+		io.WriteString(c, "anything")
+		b, err := io.ReadAll(c)
+		if err != nil || string(b) != "NO\n" {
+			t.Fatalf("got %q, %v", b, err)
+		}
+	})
 }
 
 type rejectAll struct{ text.Protocol }
@@ -243,127 +286,133 @@ func (rejectAll) Input(protocols.Conn, []byte) (int, error) {
 // has drained, three times over: OnBufferFull and OnBufferDrain alternate,
 // and every byte the server queued arrives, none it was refused.
 func TestSendBufferFullAndDrain(t *testing.T) {
-	const (
-		limit  = 64 << 10
-		rounds = 3
-	)
-	var full, drained, queued atomic.Int64
-	var stop atomic.Bool
-	chunk := strings.Repeat("y", 16<<10)
-	fill := func(c connections.Connection) {
-		for !stop.Load() && queued.Load() < 1<<30 {
-			if c.Send(chunk, false) != nil {
-				return
-			}
-			queued.Add(int64(len(chunk)))
-		}
-		c.Close()
-	}
-	_, addr := serve(t, "tcp", connections.Config{
-		MaxSendBufferSize: limit,
-		Handler: connections.Handler{
-			OnMessage:     func(c connections.Connection, _ []byte) { fill(c) },
-			OnBufferFull:  func(connections.Connection) { full.Add(1) },
-			OnBufferDrain: func(c connections.Connection) { drained.Add(1); fill(c) },
-		},
-	})
-	c := dial(t, "tcp", addr)
-	io.WriteString(c, "go")
-	var got int64
-	buf := make([]byte, 64<<10)
-	read := func(until func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for !until() {
-			if time.Now().After(deadline) {
-				t.Fatalf("stuck: full %d, drained %d, read %d", full.Load(), drained.Load(), got)
-			}
-			c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-			n, err := c.Read(buf)
-			got += int64(n)
-			var ne net.Error
-			if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
-				if err == io.EOF {
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		const (
+			limit  = 64 << 10
+			rounds = 3
+		)
+		var full, drained, queued atomic.Int64
+		var stop atomic.Bool
+		chunk := strings.Repeat("y", 16<<10)
+		fill := func(c connections.Connection) {
+			for !stop.Load() && queued.Load() < 1<<30 {
+				if c.Send(chunk, false) != nil {
 					return
 				}
-				t.Fatal(err)
+				queued.Add(int64(len(chunk)))
+			}
+			c.Close()
+		}
+		_, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool,
+			MaxSendBufferSize: limit,
+			Handler: connections.Handler{
+				OnMessage:     func(c connections.Connection, _ []byte) { fill(c) },
+				OnBufferFull:  func(connections.Connection) { full.Add(1) },
+				OnBufferDrain: func(c connections.Connection) { drained.Add(1); fill(c) },
+			},
+		})
+		c := dial(t, "tcp", addr)
+		io.WriteString(c, "go")
+		var got int64
+		buf := make([]byte, 64<<10)
+		read := func(until func() bool) {
+			t.Helper()
+			deadline := time.Now().Add(20 * time.Second)
+			for !until() {
+				if time.Now().After(deadline) {
+					t.Fatalf("stuck: full %d, drained %d, read %d", full.Load(), drained.Load(), got)
+				}
+				c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+				n, err := c.Read(buf)
+				got += int64(n)
+				var ne net.Error
+				if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+					if err == io.EOF {
+						return
+					}
+					t.Fatal(err)
+				}
 			}
 		}
-	}
-	for r := int64(1); r <= rounds; r++ {
-		eventually(t, "OnBufferFull", func() bool { return full.Load() >= r })
-		if r == rounds {
-			stop.Store(true)
+		for r := int64(1); r <= rounds; r++ {
+			eventually(t, "OnBufferFull", func() bool { return full.Load() >= r })
+			if r == rounds {
+				stop.Store(true)
+			}
+			read(func() bool { return drained.Load() >= r })
 		}
-		read(func() bool { return drained.Load() >= r })
-	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	rest, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got += int64(len(rest))
-	if got != queued.Load() {
-		t.Fatalf("received %d bytes, queued %d", got, queued.Load())
-	}
-	if full.Load() < rounds || drained.Load() < rounds {
-		t.Fatalf("OnBufferFull %d, OnBufferDrain %d times; want %d each", full.Load(), drained.Load(), rounds)
-	}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		rest, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += int64(len(rest))
+		if got != queued.Load() {
+			t.Fatalf("received %d bytes, queued %d", got, queued.Load())
+		}
+		if full.Load() < rounds || drained.Load() < rounds {
+			t.Fatalf("OnBufferFull %d, OnBufferDrain %d times; want %d each", full.Load(), drained.Load(), rounds)
+		}
+	})
 }
 
 func TestPauseResume(t *testing.T) {
-	var paused sync.Map
-	_, addr := serve(t, "tcp", connections.Config{
-		Protocol: text.New(),
-		Handler: connections.Handler{OnMessage: func(c connections.Connection, data []byte) {
-			if string(data) == "pause" {
-				c.PauseRecv()
-				paused.Store("c", c)
-				return
-			}
-			echo(c, data)
-		}},
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		var paused sync.Map
+		_, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool,
+			Protocol: text.New(),
+			Handler: connections.Handler{OnMessage: func(c connections.Connection, data []byte) {
+				if string(data) == "pause" {
+					c.PauseRecv()
+					paused.Store("c", c)
+					return
+				}
+				echo(c, data)
+			}},
+		})
+		c := dial(t, "tcp", addr)
+		r := bufio.NewReader(c)
+		io.WriteString(c, "pause\nafter\n")
+		eventually(t, "pause", func() bool { _, ok := paused.Load("c"); return ok })
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := r.ReadByte(); err == nil {
+			t.Fatal("got data while paused")
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		v, _ := paused.Load("c")
+		v.(connections.Connection).ResumeRecv()
+		if l, _ := r.ReadString('\n'); l != "after\n" {
+			t.Fatalf("got %q", l)
+		}
 	})
-	c := dial(t, "tcp", addr)
-	r := bufio.NewReader(c)
-	io.WriteString(c, "pause\nafter\n")
-	eventually(t, "pause", func() bool { _, ok := paused.Load("c"); return ok })
-	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-	if _, err := r.ReadByte(); err == nil {
-		t.Fatal("got data while paused")
-	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	v, _ := paused.Load("c")
-	v.(connections.Connection).ResumeRecv()
-	if l, _ := r.ReadString('\n'); l != "after\n" {
-		t.Fatalf("got %q", l)
-	}
 }
 
 func TestSendFromOtherGoroutines(t *testing.T) {
-	const n = 2000
-	_, addr := serve(t, "tcp", connections.Config{
-		Protocol: text.New(),
-		Handler: connections.Handler{OnMessage: func(c connections.Connection, _ []byte) {
-			var wg sync.WaitGroup
-			for g := 0; g < 4; g++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := 0; i < n/4; i++ {
-						c.Send("x", false)
-					}
-				}()
-			}
-			go func() { wg.Wait(); c.Close() }()
-		}},
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		const n = 2000
+		_, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool,
+			Protocol: text.New(),
+			Handler: connections.Handler{OnMessage: func(c connections.Connection, _ []byte) {
+				var wg sync.WaitGroup
+				for g := 0; g < 4; g++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for i := 0; i < n/4; i++ {
+							c.Send("x", false)
+						}
+					}()
+				}
+				go func() { wg.Wait(); c.Close() }()
+			}},
+		})
+		c := dial(t, "tcp", addr)
+		io.WriteString(c, "go\n")
+		b, err := io.ReadAll(c)
+		if err != nil || len(b) != 2*n {
+			t.Fatalf("read %d bytes, %v; want %d", len(b), err, 2*n)
+		}
 	})
-	c := dial(t, "tcp", addr)
-	io.WriteString(c, "go\n")
-	b, err := io.ReadAll(c)
-	if err != nil || len(b) != 2*n {
-		t.Fatalf("read %d bytes, %v; want %d", len(b), err, 2*n)
-	}
 }
 
 func TestUDPEcho(t *testing.T) {
@@ -439,52 +488,56 @@ func selfSigned(t testing.TB) tls.Certificate {
 // TestShutdownFinishesWork: a request in flight when Shutdown starts gets
 // its answer; new connections are refused.
 func TestShutdownFinishesWork(t *testing.T) {
-	release := make(chan struct{})
-	started := make(chan struct{})
-	s, addr := serve(t, "tcp", connections.Config{
-		Protocol: text.New(),
-		Handler: connections.Handler{OnMessage: func(c connections.Connection, d []byte) {
-			close(started)
-			<-release
-			c.SendBytes(d, false)
-			c.Close()
-		}},
-	})
-	c := dial(t, "tcp", addr)
-	io.WriteString(c, "work\n")
-	<-started
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		done <- s.Shutdown(ctx)
-	}()
-	eventually(t, "listener closed", func() bool {
-		nc, err := net.Dial("tcp", addr)
-		if err == nil {
-			nc.Close()
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		release := make(chan struct{})
+		started := make(chan struct{})
+		s, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool,
+			Protocol: text.New(),
+			Handler: connections.Handler{OnMessage: func(c connections.Connection, d []byte) {
+				close(started)
+				<-release
+				c.SendBytes(d, false)
+				c.Close()
+			}},
+		})
+		c := dial(t, "tcp", addr)
+		io.WriteString(c, "work\n")
+		<-started
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			done <- s.Shutdown(ctx)
+		}()
+		eventually(t, "listener closed", func() bool {
+			nc, err := net.Dial("tcp", addr)
+			if err == nil {
+				nc.Close()
+			}
+			return err != nil
+		})
+		close(release)
+		if b, err := io.ReadAll(c); err != nil || string(b) != "work\n" {
+			t.Fatalf("got %q, %v", b, err)
 		}
-		return err != nil
+		if err := <-done; err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
 	})
-	close(release)
-	if b, err := io.ReadAll(c); err != nil || string(b) != "work\n" {
-		t.Fatalf("got %q, %v", b, err)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
 }
 
 func TestShutdownDeadlineForcesClose(t *testing.T) {
-	s, addr := serve(t, "tcp", connections.Config{Protocol: text.New()})
-	c := dial(t, "tcp", addr)
-	eventually(t, "accept", func() bool { return s.Stats().Connections == 1 })
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Shutdown: %v, want deadline exceeded", err)
-	}
-	if _, err := io.ReadAll(c); err != nil {
-		t.Fatalf("idle client: %v", err)
-	}
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		s, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool, Protocol: text.New()})
+		c := dial(t, "tcp", addr)
+		eventually(t, "accept", func() bool { return s.Stats().Connections == 1 })
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Shutdown: %v, want deadline exceeded", err)
+		}
+		if _, err := io.ReadAll(c); err != nil {
+			t.Fatalf("idle client: %v", err)
+		}
+	})
 }

@@ -61,48 +61,23 @@ var _ Connection = (*datagram)(nil)
 
 func (d *datagram) serve(b []byte) {
 	s := d.s
-	proto := s.cfg.Protocol
-	err := guard(func() {
-		for len(b) > 0 && !d.closed.Load() {
-			msg := b
-			if proto != nil {
-				n, err := proto.Input(d, b)
-				if err != nil {
-					d.reject(err)
-					return
-				}
-				if n == 0 || n > len(b) {
-					d.reject(errors.New("connections: incomplete packet in datagram"))
-					return
-				}
-				var derr error
-				msg, derr = proto.Decode(d, b[:n])
-				b = b[n:]
-				if derr == protocols.ErrSkip {
-					continue
-				}
-				if derr != nil {
-					d.reject(derr)
-					return
-				}
-			} else {
-				b = nil
-			}
-			s.requests.Add(1)
-			if h := s.cfg.Handler.OnMessage; h != nil {
-				h(d, msg)
-			}
-		}
-	})
-	if err != nil {
+	var derr error
+	if err := guard(func() { _, derr = deliver(s, d, d, b, true) }); err != nil {
 		s.errs.Add(1)
 		var pe *panicError
 		if errors.As(err, &pe) {
 			s.log.Error().Uint64("conn", d.id).Interface("panic", pe.value).Bytes("stack", pe.stack).Msg("callback panicked, datagram dropped")
 		}
 		d.onError(err)
+		return
+	}
+	if derr != nil {
+		d.reject(derr)
 	}
 }
+
+// halted reports whether the datagram's connection was closed.
+func (d *datagram) halted() bool { return d.closed.Load() }
 
 func (d *datagram) reject(err error) {
 	d.s.errs.Add(1)

@@ -1,0 +1,499 @@
+package connections
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/goes-project/goes/protocols"
+)
+
+// Connection state bits of base.flags. They change only with mu held and
+// may be read without it.
+const (
+	fClosing    uint32 = 1 << iota // close once everything queued is written
+	fSockClosed                    // the socket is closed or being closed
+	fPaused                        // PauseRecv
+	fWriting                       // an engine write owns the taken buffer
+	fFull                          // OnBufferFull fired; OnBufferDrain pending
+
+	fHalted = fClosing | fSockClosed | fPaused
+)
+
+// engineOps is what the engine-independent part of a stream connection
+// asks of its engine.
+type engineOps interface {
+	// kick writes what is queued; send calls it, without mu, when no
+	// dispatcher will flush for it.
+	kick()
+	// closeSocketLocked starts closing the socket; mu is held, fSockClosed
+	// is already set and the send buffer released. The engine runs OnClose
+	// once the socket is gone.
+	closeSocketLocked()
+	// resumed is called, without mu, after ResumeRecv cleared fPaused.
+	resumed()
+	// drained runs OnBufferDrain (as a dispatcher) where the engine runs
+	// callbacks; it is called without mu from the engine's write path.
+	drained()
+	// flushDeadline bounds how long a closing connection waits for a peer
+	// that does not read; mu is held.
+	flushDeadline()
+	localAddr() net.Addr
+	remoteAddr() net.Addr
+	engine() string
+}
+
+// base is the engine-independent part of a stream connection: protocol
+// dispatch, the send buffer with its limits and callbacks, the close
+// sequence and the Connection methods. Each engine embeds it.
+//
+// Lock order: base.mu, then the buffer pool; engines take their own locks
+// (loop queue, loop table) after base.mu, never before it.
+type base struct {
+	s       *Server
+	ops     engineOps
+	id      uint64
+	created int64 // unix nanoseconds
+	state   any   // protocol state; used by the connection's dispatcher only
+
+	bytesIn  atomic.Uint64
+	bytesOut atomic.Uint64
+	flags    atomic.Uint32
+	// closeAfter is set by CloseAfterFlush, which may run with mu held
+	// (from Encode); send and the write path fold it into fClosing.
+	closeAfter atomic.Bool
+
+	mu          sync.Mutex
+	dispatching int32   // dispatchers running; they flush when done
+	inflight    int32   // bytes taken by the write in progress
+	out         *buffer // queued, not yet taken by a write; nil when empty
+	userCtx     any
+}
+
+func (c *base) init(s *Server, ops engineOps) {
+	c.s = s
+	c.ops = ops
+	c.id = s.nextID()
+	c.created = time.Now().UnixNano()
+}
+
+func (c *base) setFlag(f uint32)   { c.flags.Store(c.flags.Load() | f) }
+func (c *base) clearFlag(f uint32) { c.flags.Store(c.flags.Load() &^ f) }
+func (c *base) has(f uint32) bool  { return c.flags.Load()&f != 0 }
+
+// halted reports whether dispatching must stop: the connection is paused
+// or closing.
+func (c *base) halted() bool { return c.flags.Load()&fHalted != 0 }
+
+// beginDispatch marks a dispatcher running: sends made meanwhile, from
+// any goroutine, are written when it ends.
+func (c *base) beginDispatch() {
+	c.mu.Lock()
+	c.dispatching++
+	c.mu.Unlock()
+}
+
+// endDispatch undoes beginDispatch; the caller flushes next.
+func (c *base) endDispatch() {
+	c.mu.Lock()
+	c.dispatching--
+	c.mu.Unlock()
+}
+
+// callback runs fn as a dispatcher and turns a panic into closing the
+// connection. The caller flushes afterwards.
+func (c *base) callback(fn func(Connection)) {
+	if fn == nil {
+		return
+	}
+	c.beginDispatch()
+	err := guard(func() { fn(c.conn()) })
+	c.endDispatch()
+	if err != nil {
+		c.fail(err)
+	}
+}
+
+// conn returns the Connection users see: the engine's struct.
+func (c *base) conn() Connection { return c.ops.(Connection) }
+
+// dispatch delivers the complete packets at the start of buf and returns
+// how many bytes they used; an error (a protocol error or a recovered
+// panic) has already been reported and the connection is closing. The
+// caller flushes afterwards.
+func (c *base) dispatch(buf []byte) int {
+	c.beginDispatch()
+	var used int
+	var perr error
+	err := guard(func() { used, perr = deliver(c.s, c.conn(), c, buf, false) })
+	c.endDispatch()
+	if err == nil {
+		err = perr
+	}
+	if err != nil {
+		c.fail(err)
+	}
+	return used
+}
+
+// packetConn is a Connection whose dispatch can be halted.
+type packetConn interface {
+	Connection
+	halted() bool
+}
+
+// deliver runs the protocol over buf and calls OnMessage for every message,
+// until buf holds no complete packet or c halts. It returns how many bytes
+// it consumed. whole means buf is one datagram: a partial packet at its
+// end is an error. It is shared by every engine and by UDP.
+func deliver(s *Server, c Connection, h packetConn, buf []byte, whole bool) (int, error) {
+	proto := s.cfg.Protocol
+	onMessage := s.cfg.Handler.OnMessage
+	off := 0
+	for off < len(buf) && !h.halted() {
+		var msg []byte
+		if proto == nil {
+			msg = buf[off:]
+			off = len(buf)
+		} else {
+			n, err := proto.Input(c, buf[off:])
+			if err != nil {
+				return off, err
+			}
+			if n == 0 {
+				if whole {
+					return off, ErrIncompleteDatagram
+				}
+				break
+			}
+			if n > len(buf)-off {
+				return off, fmt.Errorf("connections: protocol %s reported a packet of %d bytes with %d buffered: %w",
+					proto.Name(), n, len(buf)-off, ErrProtocolMisbehaved)
+			}
+			msg, err = proto.Decode(c, buf[off:off+n])
+			off += n
+			if err == protocols.ErrSkip {
+				continue
+			}
+			if err != nil {
+				return off, err
+			}
+		}
+		s.requests.Add(1)
+		if onMessage != nil {
+			onMessage(c, msg)
+		}
+	}
+	return off, nil
+}
+
+// guard runs fn and turns a panic into an error carrying the stack.
+func guard(fn func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &panicError{value: r, stack: debug.Stack()}
+		}
+	}()
+	fn()
+	return nil
+}
+
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (e *panicError) Error() string {
+	return fmt.Sprintf("connections: panic in callback: %v", e.value)
+}
+func (e *panicError) Unwrap() error { return ErrPanic }
+
+// fail reports err, queues any reply it carries and closes the connection
+// once that reply is written.
+func (c *base) fail(err error) {
+	s := c.s
+	s.errs.Add(1)
+	var pe *panicError
+	if errors.As(err, &pe) {
+		s.log.Error().Uint64("conn", c.id).Interface("panic", pe.value).Bytes("stack", pe.stack).Msg("callback panicked, connection closed")
+	} else {
+		s.log.Info().Uint64("conn", c.id).Stringer("remote", c.ops.remoteAddr()).Err(err).Msg("bad input, connection closed")
+	}
+	var re *protocols.ReplyError
+	if errors.As(err, &re) && len(re.Reply) > 0 {
+		c.send(re.Reply, "", true)
+	}
+	c.onError(err)
+	c.Close()
+}
+
+func (c *base) onError(err error) {
+	if h := c.s.cfg.Handler.OnError; h != nil {
+		if perr := guard(func() { h(c.conn(), err) }); perr != nil {
+			c.s.log.Error().Uint64("conn", c.id).Err(perr).Msg("OnError panicked")
+		}
+	}
+}
+
+// closeLocked marks the socket closed, drops the send buffer and lets the
+// engine close the socket. mu is held.
+func (c *base) closeLocked() {
+	if c.has(fSockClosed) {
+		return
+	}
+	c.setFlag(fSockClosed | fClosing)
+	if c.out != nil {
+		c.s.bufs.put(c.out)
+		c.out = nil
+	}
+	c.ops.closeSocketLocked()
+}
+
+// Send path.
+
+func (c *base) Send(data string, raw bool) error { return c.send(nil, data, raw) }
+
+func (c *base) SendBytes(data []byte, raw bool) error { return c.send(data, "", raw) }
+
+func (c *base) WriteRaw(b []byte) error { return c.send(b, "", true) }
+
+func (c *base) queuedLocked() int {
+	n := int(c.inflight)
+	if c.out != nil {
+		n += len(c.out.b)
+	}
+	return n
+}
+
+func (c *base) send(b []byte, str string, raw bool) error {
+	s := c.s
+	c.mu.Lock()
+	if c.has(fClosing | fSockClosed) {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	limit := s.cfg.MaxSendBufferSize
+	if c.queuedLocked() >= limit {
+		c.mu.Unlock()
+		s.errs.Add(1)
+		c.onError(ErrSendBufferFull)
+		return ErrSendBufferFull
+	}
+	if c.out == nil {
+		c.out = c.s.bufs.get()
+	}
+	var err error
+	proto := s.cfg.Protocol
+	switch {
+	case raw || proto == nil:
+		if b != nil {
+			c.out.b = append(c.out.b, b...)
+		} else {
+			c.out.b = append(c.out.b, str...)
+		}
+	case b != nil:
+		c.out.b, err = proto.Encode(c.conn(), c.out.b, b)
+	default:
+		c.out.b, err = proto.Encode(c.conn(), c.out.b, stringBytes(str))
+	}
+	if len(c.out.b) == 0 {
+		c.s.bufs.put(c.out)
+		c.out = nil
+	}
+	if c.closeAfter.Load() {
+		c.setFlag(fClosing)
+	}
+	nowFull := !c.has(fFull) && c.queuedLocked() >= limit
+	if nowFull {
+		c.setFlag(fFull)
+	}
+	deferred := c.dispatching > 0
+	c.mu.Unlock()
+	if err != nil {
+		s.errs.Add(1)
+		c.onError(err)
+		return err
+	}
+	if nowFull {
+		if h := s.cfg.Handler.OnBufferFull; h != nil {
+			if perr := guard(func() { h(c.conn()) }); perr != nil {
+				s.log.Error().Uint64("conn", c.id).Err(perr).Msg("OnBufferFull panicked")
+			}
+		}
+	}
+	if !deferred {
+		c.ops.kick()
+	}
+	return nil
+}
+
+// takeOut hands the queued bytes to the engine's writer, or returns nil
+// when there is nothing to write, a write is in progress, a dispatcher
+// will flush later or the socket is closed. A closing connection whose
+// buffer is empty is closed here.
+func (c *base) takeOut() *buffer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeAfter.Load() {
+		c.setFlag(fClosing)
+	}
+	f := c.flags.Load()
+	if f&(fWriting|fSockClosed) != 0 || c.dispatching > 0 {
+		return nil
+	}
+	if c.out == nil {
+		if f&fClosing != 0 {
+			c.closeLocked()
+		}
+		return nil
+	}
+	buf := c.out
+	c.out = nil
+	c.setFlag(fWriting)
+	c.inflight = int32(len(buf.b))
+	return buf
+}
+
+// wroteSome accounts n bytes written.
+func (c *base) wroteSome(n int) {
+	if n > 0 {
+		c.bytesOut.Add(uint64(n))
+		c.s.bytesOut.Add(uint64(n))
+	}
+}
+
+// writeDone ends the write of buf (taken with takeOut) after n more bytes
+// were written; err closes the connection. It runs OnBufferDrain when a
+// full buffer has drained. The caller then calls takeOut again (through
+// its flush) to write what was queued meanwhile.
+func (c *base) writeDone(buf *buffer, n int, err error) {
+	c.wroteSome(n)
+	c.s.bufs.put(buf)
+	c.mu.Lock()
+	c.clearFlag(fWriting)
+	c.inflight = 0
+	if err != nil {
+		c.closeLocked()
+		c.mu.Unlock()
+		c.s.log.Debug().Uint64("conn", c.id).Err(err).Msg("write failed, connection closed")
+		return
+	}
+	drained := c.out == nil && c.has(fFull) && !c.has(fSockClosed)
+	if drained {
+		c.clearFlag(fFull)
+	}
+	c.mu.Unlock()
+	if drained {
+		c.ops.drained()
+	}
+}
+
+// Connection methods.
+
+func (c *base) ID() uint64                   { return c.id }
+func (c *base) State() any                   { return c.state }
+func (c *base) SetState(v any)               { c.state = v }
+func (c *base) MaxPackageSize() int          { return c.s.cfg.MaxPackageSize }
+func (c *base) Draining() bool               { return c.s.draining.Load() }
+func (c *base) LocalAddr() net.Addr          { return c.ops.localAddr() }
+func (c *base) RemoteAddr() net.Addr         { return c.ops.remoteAddr() }
+func (c *base) Transport() string            { return c.s.cfg.Transport }
+func (c *base) Protocol() protocols.Protocol { return c.s.cfg.Protocol }
+func (c *base) BytesRead() uint64            { return c.bytesIn.Load() }
+func (c *base) BytesWritten() uint64         { return c.bytesOut.Load() }
+func (c *base) CreatedAt() time.Time         { return time.Unix(0, c.created) }
+
+func (c *base) SendBufferLen() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queuedLocked()
+}
+
+func (c *base) Context() any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.userCtx
+}
+
+func (c *base) SetContext(v any) {
+	c.mu.Lock()
+	c.userCtx = v
+	c.mu.Unlock()
+}
+
+// CloseAfterFlush may run with mu held (from Encode) or not (from Decode),
+// so it only sets an atomic flag that the send path folds into fClosing.
+func (c *base) CloseAfterFlush() { c.closeAfter.Store(true) }
+
+func (c *base) Close() error {
+	c.mu.Lock()
+	if c.has(fClosing | fSockClosed) {
+		c.mu.Unlock()
+		return nil
+	}
+	c.setFlag(fClosing)
+	if c.queuedLocked() > 0 {
+		c.ops.flushDeadline()
+	}
+	deferred := c.dispatching > 0
+	c.mu.Unlock()
+	if !deferred {
+		c.ops.kick()
+	}
+	return nil
+}
+
+func (c *base) Destroy() {
+	c.mu.Lock()
+	c.closeLocked()
+	c.mu.Unlock()
+}
+
+func (c *base) PauseRecv() {
+	c.mu.Lock()
+	c.setFlag(fPaused)
+	c.mu.Unlock()
+}
+
+func (c *base) ResumeRecv() {
+	c.mu.Lock()
+	was := c.has(fPaused)
+	c.clearFlag(fPaused)
+	c.mu.Unlock()
+	if was {
+		c.ops.resumed()
+	}
+}
+
+func (c *base) info() Info {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := "established"
+	switch {
+	case c.has(fClosing | fSockClosed):
+		st = "closing"
+	case c.has(fPaused):
+		st = "paused"
+	}
+	pn := "raw"
+	if p := c.s.cfg.Protocol; p != nil {
+		pn = p.Name()
+	}
+	return Info{
+		ID: c.id, Transport: c.s.cfg.Transport, Protocol: pn,
+		LocalAddr: addrString(c.ops.localAddr()), RemoteAddr: addrString(c.ops.remoteAddr()),
+		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(), SendBuffer: c.queuedLocked(),
+		CreatedAt: time.Unix(0, c.created), State: st, Engine: c.ops.engine(),
+	}
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}

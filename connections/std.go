@@ -1,0 +1,249 @@
+package connections
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/goes-project/goes/protocols"
+)
+
+// closeFlushTimeout bounds how long Close waits for queued data to reach a
+// peer that does not read.
+const closeFlushTimeout = 10 * time.Second
+
+// stdConn is a stream connection of the standard engine: one reading
+// goroutine per connection. The send path never blocks that goroutine:
+// data is queued, written at the end of each read batch by one
+// non-blocking write, and whatever the kernel does not take is written by
+// a short-lived writer goroutine. It serves every net.Listener, TLS
+// included.
+type stdConn struct {
+	base
+	nc   net.Conn
+	rc   syscall.RawConn // nil when the conn has none (TLS)
+	cond sync.Cond       // on base.mu: signalled on resume and on close
+}
+
+var _ Connection = (*stdConn)(nil)
+
+// serveStd accepts from ln with one goroutine per connection.
+func (s *Server) serveStd(ln net.Listener) error {
+	if !s.track(ln) {
+		return ErrServerClosed
+	}
+	defer s.untrack(ln)
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.draining.Load() || errors.Is(err, net.ErrClosed) {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				backoff = nextBackoff(backoff)
+				s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("accept failed")
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("connections: accept: %w", err)
+		}
+		backoff = 0
+		s.startStd(nc)
+	}
+}
+
+// nextBackoff doubles an accept retry delay from 5 ms up to 1 s.
+func nextBackoff(d time.Duration) time.Duration {
+	if d == 0 {
+		return 5 * time.Millisecond
+	}
+	if d *= 2; d > time.Second {
+		d = time.Second
+	}
+	return d
+}
+
+func (s *Server) startStd(nc net.Conn) {
+	c := &stdConn{nc: nc}
+	c.init(s, c)
+	c.cond.L = &c.mu
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rc = rc
+		}
+	}
+	if !s.add(c) {
+		nc.Close()
+		return
+	}
+	s.wg.Add(1)
+	go c.serve()
+}
+
+func (c *stdConn) serve() {
+	defer c.s.wg.Done()
+	defer c.finish()
+	s := c.s
+	s.log.Debug().Uint64("conn", c.id).Stringer("remote", c.nc.RemoteAddr()).Msg("connection accepted")
+	c.callback(s.cfg.Handler.OnConnect)
+	c.flush()
+	buf := make([]byte, 0, s.cfg.ReadBufferSize)
+	for {
+		open, waited := c.waitReadable()
+		if !open {
+			return
+		}
+		if waited && len(buf) > 0 && !c.halted() {
+			// Packets that arrived before PauseRecv are delivered first.
+			buf = c.consume(buf)
+			continue
+		}
+		if len(buf) == cap(buf) {
+			buf = c.grow(buf)
+		}
+		n, err := c.nc.Read(buf[len(buf):cap(buf)])
+		if n > 0 {
+			c.bytesIn.Add(uint64(n))
+			s.bytesIn.Add(uint64(n))
+			if c.has(fClosing | fSockClosed) {
+				buf = buf[:0] // closing: the rest of the input is dropped
+			} else {
+				buf = c.consume(buf[:len(buf)+n])
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// consume dispatches the packets in buf, flushes the answers and returns
+// buf holding what is left.
+func (c *stdConn) consume(buf []byte) []byte {
+	used := c.dispatch(buf)
+	c.flush()
+	if c.has(fClosing | fSockClosed) {
+		return buf[:0]
+	}
+	rest := copy(buf, buf[used:])
+	buf = buf[:rest]
+	if rest == 0 && cap(buf) > 4*c.s.cfg.ReadBufferSize {
+		buf = make([]byte, 0, c.s.cfg.ReadBufferSize)
+	}
+	return buf
+}
+
+// grow returns buf with more room; when a packet would exceed
+// MaxPackageSize it fails the connection and returns buf emptied.
+func (c *stdConn) grow(buf []byte) []byte {
+	nb, err := growInput(buf, c.s.cfg.MaxPackageSize, c.s.cfg.ReadBufferSize)
+	if err != nil {
+		c.fail(err)
+		return buf[:0]
+	}
+	return nb
+}
+
+// growInput returns a copy of buf with at least min free bytes, or an
+// error when its packet would exceed limit.
+func growInput(buf []byte, limit, min int) ([]byte, error) {
+	if len(buf) >= limit {
+		return nil, fmt.Errorf("connections: %d bytes buffered without a complete packet: %w",
+			len(buf), protocols.ErrPackageTooLarge)
+	}
+	n := 2 * cap(buf)
+	if n < len(buf)+min {
+		n = len(buf) + min
+	}
+	if n > limit {
+		n = limit
+	}
+	nb := make([]byte, len(buf), n)
+	copy(nb, buf)
+	return nb, nil
+}
+
+func (c *stdConn) finish() {
+	c.mu.Lock()
+	c.closeLocked()
+	c.mu.Unlock()
+	if h := c.s.cfg.Handler.OnClose; h != nil {
+		if err := guard(func() { h(c) }); err != nil {
+			c.s.log.Error().Uint64("conn", c.id).Err(err).Msg("OnClose panicked")
+		}
+	}
+	c.s.log.Debug().Uint64("conn", c.id).Msg("connection closed")
+	c.s.remove(c)
+}
+
+// waitReadable blocks while the connection is paused; it reports whether
+// the socket is still open and whether it had to wait.
+func (c *stdConn) waitReadable() (open, waited bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.has(fPaused) && !c.has(fSockClosed) {
+		waited = true
+		c.cond.Wait()
+	}
+	return !c.has(fSockClosed), waited
+}
+
+// Engine hooks.
+
+func (c *stdConn) kick() { c.flush() }
+
+func (c *stdConn) closeSocketLocked() {
+	c.nc.Close()
+	c.cond.Broadcast()
+}
+
+func (c *stdConn) resumed() {
+	c.mu.Lock()
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+func (c *stdConn) flushDeadline() { c.nc.SetWriteDeadline(time.Now().Add(closeFlushTimeout)) }
+
+func (c *stdConn) drained() { c.callback(c.s.cfg.Handler.OnBufferDrain) }
+
+func (c *stdConn) localAddr() net.Addr  { return c.nc.LocalAddr() }
+func (c *stdConn) remoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// flush writes what is queued: one non-blocking attempt here, and a writer
+// goroutine for whatever the kernel did not take.
+func (c *stdConn) flush() {
+	for {
+		buf := c.takeOut()
+		if buf == nil {
+			return
+		}
+		n := 0
+		var err error
+		if c.rc != nil {
+			n, err = tryWrite(c.rc, buf.b)
+		}
+		if err != nil || n == len(buf.b) {
+			c.writeDone(buf, n, err)
+			continue
+		}
+		c.wroteSome(n)
+		c.s.wg.Add(1)
+		go c.writeLoop(buf, n)
+		return
+	}
+}
+
+func (c *stdConn) writeLoop(buf *buffer, off int) {
+	defer c.s.wg.Done()
+	n, err := c.nc.Write(buf.b[off:])
+	c.writeDone(buf, n, err)
+	c.flush()
+}
+
+func (c *stdConn) engine() string { return EngineStd }
