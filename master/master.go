@@ -802,7 +802,10 @@ func (m *master) beginStop(graceful bool) {
 		m.reloading.err = errors.New("master is stopping")
 		m.finishReload()
 	}
-	m.closeControlListener()
+	// Nobody will accept from the sockets again: close the master's copies
+	// so that, once the workers have closed theirs, new clients are refused
+	// instead of queued. The control socket stays for status.
+	m.closeSockets(true)
 	wait := m.o.KillTimeout
 	if graceful {
 		for _, l := range m.o.Listeners {

@@ -25,21 +25,36 @@ import (
 // ldflags may set -X main.version=...
 func Build(t testing.TB, pkg string, ldflags ...string) string {
 	t.Helper()
+	out := filepath.Join(t.TempDir(), binName(pkg))
+	if err := BuildTo(out, pkg, ldflags...); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func binName(pkg string) string {
+	if abs, err := filepath.Abs(pkg); err == nil && (pkg == "." || pkg == "..") {
+		pkg = abs
+	}
+	return filepath.Base(pkg)
+}
+
+// BuildTo compiles pkg into the file out (for TestMain, which has no
+// testing.TB).
+func BuildTo(out, pkg string, ldflags ...string) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(runtimeGOROOT(), "bin", "go")
 	}
-	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
 	args := []string{"build", "-o", out}
 	if len(ldflags) > 0 {
 		args = append(args, "-ldflags", joinSpace(ldflags))
 	}
 	args = append(args, pkg)
-	cmd := exec.Command(goBin, args...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	if b, err := exec.Command(goBin, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 	}
-	return out
+	return nil
 }
 
 func joinSpace(s []string) string {

@@ -1,0 +1,528 @@
+// Integration tests of goes-master: the real binary, built into a temporary
+// directory, driven only through its command line and its sockets.
+package main_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/goes-project/goes/ipc"
+	"github.com/goes-project/goes/master"
+	"github.com/goes-project/goes/master/proctest"
+)
+
+const testVersion = "1.2.3-test"
+
+// bin is goes-master built once for the package's tests.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "goes-master-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "goes-master")
+	if err := proctest.BuildTo(bin, ".", "-X main.version="+testVersion); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// setup is one test's goes-master: its own run dir, config and ports.
+type setup struct {
+	t                  *testing.T
+	bin, runDir, conf  string
+	httpAddr, textAddr string
+	udpAddr            string
+}
+
+func newSetup(t *testing.T, stopTimeout string) *setup {
+	t.Helper()
+	s := &setup{t: t, bin: bin}
+	dir := t.TempDir()
+	s.runDir = filepath.Join(dir, "run")
+	s.conf = filepath.Join(dir, "goes.json")
+	s.httpAddr = fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
+	s.textAddr = fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
+	s.udpAddr = fmt.Sprintf("127.0.0.1:%d", proctest.FreeUDPPort(t))
+	conf := fmt.Sprintf(`{
+  "log_level": "debug",
+  "stop_timeout": %q,
+  "listeners": [
+    {"name": "web", "listen": "http://%s", "count": 2, "handler": "hello"},
+    {"name": "text", "listen": "text://%s", "count": 2},
+    {"name": "udp", "listen": "udp://%s", "count": 1}
+  ]
+}`, stopTimeout, s.httpAddr, s.textAddr, s.udpAddr)
+	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(s.runDir, "goes.log")); err == nil {
+				t.Logf("goes.log:\n%s", b)
+			}
+		}
+	})
+	return s
+}
+
+func (s *setup) cli(args ...string) proctest.Result {
+	s.t.Helper()
+	return proctest.Run(s.t, s.bin, append(args, "--run-dir", s.runDir, "--config", s.conf)...)
+}
+
+func (s *setup) mustCLI(args ...string) proctest.Result {
+	s.t.Helper()
+	res := s.cli(args...)
+	if res.Code != 0 {
+		s.t.Fatalf("%v: %s", args, res)
+	}
+	return res
+}
+
+func (s *setup) paths() master.Paths {
+	p, err := master.PathsIn(s.runDir)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return p
+}
+
+// status asks the control socket directly (fast enough to poll).
+func (s *setup) status() (ipc.Status, error) {
+	ans, err := s.paths().Request(ipc.Message{Type: ipc.TypeStatus}, 5*time.Second)
+	if err != nil {
+		return ipc.Status{}, err
+	}
+	var st ipc.Status
+	err = ans.Decode(&st)
+	return st, err
+}
+
+func (s *setup) start() ipc.Status {
+	s.t.Helper()
+	res := s.mustCLI("start", "-d")
+	if !strings.Contains(res.Stdout, "started (pid") {
+		s.t.Fatalf("start -d: %s", res)
+	}
+	var st ipc.Status
+	if err := json.Unmarshal([]byte(s.mustCLI("status", "--json").Stdout), &st); err != nil {
+		s.t.Fatalf("status --json: %v", err)
+	}
+	return st
+}
+
+// stopAndCheck stops the master and checks that nothing is left.
+func (s *setup) stopAndCheck(st ipc.Status, args ...string) {
+	s.t.Helper()
+	res := s.mustCLI(append([]string{"stop"}, args...)...)
+	if !strings.Contains(res.Stdout, "stopped") {
+		s.t.Fatalf("stop: %s", res)
+	}
+	s.checkGone(st)
+}
+
+func (s *setup) checkGone(st ipc.Status) {
+	s.t.Helper()
+	pids := []int{st.Master.PID}
+	for _, w := range st.Workers {
+		pids = append(pids, w.PID)
+	}
+	proctest.Eventually(s.t, 5*time.Second, "every process gone", func() error {
+		for _, pid := range pids {
+			if proctest.Alive(pid) {
+				return fmt.Errorf("pid %d alive", pid)
+			}
+		}
+		if !proctest.GroupGone(st.Master.PID) {
+			return errors.New("daemon's process group not empty")
+		}
+		return nil
+	})
+	for _, f := range []string{"goes.pid", "goes.sock"} {
+		if _, err := os.Stat(filepath.Join(s.runDir, f)); !errors.Is(err, os.ErrNotExist) {
+			s.t.Errorf("%s left behind (%v)", f, err)
+		}
+	}
+}
+
+func httpGet(addr string) error {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + addr + "/")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 || string(b) != "hello, goer" {
+		return fmt.Errorf("got %d %q", resp.StatusCode, b)
+	}
+	return nil
+}
+
+// textConn is a held text-protocol client.
+type textConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func dialText(t *testing.T, addr string) *textConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &textConn{Conn: c, r: bufio.NewReader(c)}
+}
+
+func (c *textConn) echo(t *testing.T, line string) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(line + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.r.ReadString('\n')
+	if err != nil || got != line+"\n" {
+		t.Fatalf("echo %q: got %q, %v", line, got, err)
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	s := newSetup(t, "10s")
+	st := s.start()
+
+	// status --json shows the master and every worker.
+	if st.Master.Version != testVersion || st.Master.PID <= 0 || st.Master.State != master.StateRunning {
+		t.Fatalf("master: %+v", st.Master)
+	}
+	if len(st.Workers) != 5 {
+		t.Fatalf("%d workers, want 5: %+v", len(st.Workers), st.Workers)
+	}
+	seen := map[int]bool{}
+	for i, w := range st.Workers {
+		if w.ID != i || w.PID <= 0 || seen[w.PID] || w.State != master.StateRunning || w.ExitCount != 0 {
+			t.Fatalf("worker %d: %+v", i, w)
+		}
+		seen[w.PID] = true
+	}
+	if got := s.paths(); true {
+		pid, err := got.ReadPID()
+		if err != nil || pid != st.Master.PID {
+			t.Fatalf("pid file: %d, %v; want %d", pid, err, st.Master.PID)
+		}
+	}
+	checkPerms(t, s.runDir)
+
+	// Every kind of listener serves.
+	if err := httpGet(s.httpAddr); err != nil {
+		t.Fatal(err)
+	}
+	held := dialText(t, s.textAddr)
+	held.echo(t, "hold")
+	udpEcho(t, s.udpAddr)
+
+	// start while running refuses.
+	if res := s.cli("start", "-d"); res.Code == 0 || !strings.Contains(res.Stderr, "already running") {
+		t.Fatalf("second start: %s", res)
+	}
+	if res := s.cli("start"); res.Code == 0 || !strings.Contains(res.Stderr, "already running") {
+		t.Fatalf("second foreground start: %s", res)
+	}
+
+	// kill -9 a worker under load: the same id comes back with a new pid.
+	var okCount, errCount atomic.Int64
+	stopLoad := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < 20000; n++ {
+				select {
+				case <-stopLoad:
+					return
+				default:
+				}
+				if httpGet(s.httpAddr) == nil {
+					okCount.Add(1)
+				} else {
+					errCount.Add(1)
+				}
+			}
+		}()
+	}
+	proctest.Eventually(t, 5*time.Second, "load running", func() error {
+		if okCount.Load() < 50 {
+			return errors.New("few requests yet")
+		}
+		return nil
+	})
+	victim := st.Workers[0]
+	killed := time.Now()
+	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var back ipc.Worker
+	var readyAfter, acceptAfter time.Duration
+	proctest.Eventually(t, 5*time.Second, "worker 0 replaced", func() error {
+		st, err := s.status()
+		if err != nil {
+			return err
+		}
+		w := st.Workers[0]
+		if w.PID == victim.PID || w.State != master.StateRunning {
+			return fmt.Errorf("worker 0: pid %d state %s", w.PID, w.State)
+		}
+		if readyAfter == 0 {
+			readyAfter = time.Since(killed)
+		}
+		if w.Accepted == 0 {
+			return errors.New("replacement has not accepted yet")
+		}
+		acceptAfter = time.Since(killed)
+		back = w
+		return nil
+	})
+	close(stopLoad)
+	wg.Wait()
+	t.Logf("kill -9 → replacement ready %v, first accept %v (load: %d ok, %d failed)", readyAfter, acceptAfter, okCount.Load(), errCount.Load())
+	if readyAfter > time.Second {
+		t.Errorf("replacement took %v, want < 1s", readyAfter)
+	}
+	if back.ID != 0 || back.ExitCount != 1 || !strings.Contains(back.LastExit, "killed") {
+		t.Errorf("replacement: %+v", back)
+	}
+	st2, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st2.Master.ExitCount != 1 {
+		t.Errorf("master exit_count %d, want 1", st2.Master.ExitCount)
+	}
+	if err := httpGet(s.httpAddr); err != nil {
+		t.Fatalf("after the kill: %v", err)
+	}
+
+	// connections lists the held client.
+	var conns []ipc.ConnInfo
+	res := s.mustCLI("connections", "--json")
+	if err := json.Unmarshal([]byte(res.Stdout), &conns); err != nil {
+		t.Fatalf("connections --json: %v\n%s", err, res.Stdout)
+	}
+	found := false
+	for _, c := range conns {
+		if c.RemoteAddr == held.LocalAddr().String() {
+			found = c.LocalAddr == s.textAddr && c.Protocol == "text" && c.BytesIn == 5 && c.Worker >= 2
+		}
+	}
+	if !found {
+		t.Fatalf("held client %s not listed right: %s", held.LocalAddr(), res.Stdout)
+	}
+	if table := s.mustCLI("connections").Stdout; !strings.Contains(table, held.LocalAddr().String()) {
+		t.Fatalf("connections table lacks the held client:\n%s", table)
+	}
+	if table := s.mustCLI("status").Stdout; !strings.Contains(table, "web") || !strings.Contains(table, testVersion) {
+		t.Fatalf("status table:\n%s", table)
+	}
+
+	// stop leaves nothing behind.
+	st2.Master.PID = st.Master.PID
+	st2.Workers = append(st2.Workers, st.Workers...)
+	s.stopAndCheck(st2)
+	if res := s.cli("status"); res.Code == 0 || !strings.Contains(res.Stderr, "not running") {
+		t.Fatalf("status after stop: %s", res)
+	}
+}
+
+func checkPerms(t *testing.T, runDir string) {
+	t.Helper()
+	want := map[string]os.FileMode{"": 0o700, "goes.pid": 0o600, "goes.sock": 0o600, "goes.log": 0o600, "goes.lock": 0o600}
+	for name, mode := range want {
+		fi, err := os.Stat(filepath.Join(runDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != mode {
+			t.Errorf("%s: mode %v, want %v", filepath.Join(runDir, name), fi.Mode().Perm(), mode)
+		}
+	}
+}
+
+func udpEcho(t *testing.T, addr string) {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "ping" {
+		t.Fatalf("udp echo: %q, %v", buf[:n], err)
+	}
+}
+
+func TestStalePidFile(t *testing.T) {
+	s := newSetup(t, "10s")
+	if err := os.MkdirAll(s.runDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// A pid that is alive but not ours (this test) and a socket file that
+	// nobody listens on.
+	pidFile := filepath.Join(s.runDir, "goes.pid")
+	if err := os.WriteFile(pidFile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", filepath.Join(s.runDir, "goes.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+
+	res := s.cli("status")
+	if res.Code == 0 || !strings.Contains(res.Stderr, "not running") || !strings.Contains(res.Stderr, "stale pid file") {
+		t.Fatalf("status with a stale pid file: %s", res)
+	}
+	if res := s.cli("stop"); res.Code == 0 || !strings.Contains(res.Stderr, "not running") {
+		t.Fatalf("stop with a stale pid file: %s", res)
+	}
+	st := s.start()
+	if st.Master.PID == os.Getpid() {
+		t.Fatal("status reports the stale pid")
+	}
+	if pid, err := s.paths().ReadPID(); err != nil || pid != st.Master.PID {
+		t.Fatalf("pid file: %d, %v; want %d", pid, err, st.Master.PID)
+	}
+	s.stopAndCheck(st)
+}
+
+// TestGracefulStop: stop -g lets a request that is in flight finish; a
+// fast stop would cut it.
+func TestGracefulStop(t *testing.T) {
+	s := newSetup(t, "20s")
+	st := s.start()
+	c := dialText(t, s.textAddr)
+	c.echo(t, "first")
+	// Half a request is on the wire when the stop begins.
+	if _, err := c.Write([]byte("in-fli")); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		res  proctest.Result
+		took time.Duration
+	}
+	stopped := make(chan result, 1)
+	began := time.Now()
+	go func() {
+		res := s.cli("stop", "-g")
+		stopped <- result{res, time.Since(began)}
+	}()
+	// Wait until the worker holding the connection drains (the others,
+	// idle, are gone at once), then finish the request.
+	proctest.Eventually(t, 10*time.Second, "text worker draining", func() error {
+		st, err := s.status()
+		if err != nil {
+			return err
+		}
+		if st.Master.State != master.StateStopping {
+			return fmt.Errorf("master is %s", st.Master.State)
+		}
+		for _, w := range st.Workers {
+			if w.Name == "text" && w.State == master.StateDraining && w.Connections == 1 {
+				return nil
+			}
+		}
+		return fmt.Errorf("no text worker draining with our connection: %+v", st.Workers)
+	})
+	select {
+	case r := <-stopped:
+		t.Fatalf("stop -g returned while a connection is open: %s", r.res)
+	default:
+	}
+	if _, err := c.Write([]byte("ght\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	got, err := c.r.ReadString('\n')
+	if err != nil || got != "in-flight\n" {
+		t.Fatalf("in-flight request: %q, %v", got, err)
+	}
+	c.Close()
+	r := <-stopped
+	if r.res.Code != 0 || !strings.Contains(r.res.Stdout, "stopped") {
+		t.Fatalf("stop -g: %s", r.res)
+	}
+	if r.took > 15*time.Second {
+		t.Errorf("stop -g took %v: it did not end when the last connection closed", r.took)
+	}
+	s.checkGone(st)
+}
+
+// TestReload: reload replaces every worker (a new generation) while the
+// old ones drain.
+func TestReload(t *testing.T) {
+	s := newSetup(t, "10s")
+	st := s.start()
+	held := dialText(t, s.textAddr)
+	held.echo(t, "before")
+	res := s.mustCLI("reload")
+	if !strings.Contains(res.Stdout, "generation 2") {
+		t.Fatalf("reload: %s", res)
+	}
+	st2, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st2.Master.PID != st.Master.PID || st2.Master.Generation != 2 {
+		t.Fatalf("after reload: %+v", st2.Master)
+	}
+	// The held connection lives on in its draining old worker.
+	held.echo(t, "after")
+	if err := httpGet(s.httpAddr); err != nil {
+		t.Fatal(err)
+	}
+	old := map[int]bool{}
+	for _, w := range st.Workers {
+		old[w.PID] = true
+	}
+	gen2 := 0
+	for _, w := range st2.Workers {
+		if w.Generation == 2 && w.State == master.StateRunning && !old[w.PID] {
+			gen2++
+		}
+	}
+	if gen2 != 5 {
+		t.Fatalf("%d new workers running, want 5: %+v", gen2, st2.Workers)
+	}
+	held.Close()
+	st2.Workers = append(st2.Workers, st.Workers...)
+	s.stopAndCheck(st2)
+}
