@@ -5,6 +5,7 @@ package connections
 import (
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -79,6 +80,13 @@ type loop struct {
 	s      *Server
 	epfd   int
 	wakefd int
+	// The loop parks in the Go netpoller on its epoll descriptor instead
+	// of blocking a thread in epoll_wait, so an idle loop holds no P.
+	pfile  *os.File
+	prc    syscall.RawConn
+	pollFn func(uintptr) bool
+	nev    int
+	perr   unix.Errno
 	events []unix.EpollEvent
 	rbuf   []byte
 	n      int // open connections; loop-owned
@@ -217,10 +225,10 @@ func (s *Server) startLoops() error {
 		s.loops = loops
 		s.mu.Unlock()
 		if s.cfg.CallbackGoroutines > 0 {
-			s.pool = &taskPool{s: s, max: s.cfg.CallbackGoroutines}
+			s.pool = newTaskPool(s, s.cfg.CallbackGoroutines)
 		}
 		for _, l := range loops {
-			s.wg.Add(1)
+			s.loopWG.Add(1)
 			go l.run()
 		}
 	})
@@ -243,11 +251,26 @@ func newLoop(s *Server) (*loop, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("connections: epoll_ctl eventfd: %w", err)
 	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(wfd)
+		unix.Close(epfd)
+		return nil, fmt.Errorf("connections: epoll nonblock: %w", err)
+	}
 	l := &loop{
 		s: s, epfd: epfd, wakefd: wfd,
 		events: make([]unix.EpollEvent, loopEvents),
 		rbuf:   make([]byte, loopReadBuf),
 		lns:    make(map[int32]*loopListener),
+	}
+	l.pfile = os.NewFile(uintptr(epfd), "epoll")
+	if l.prc, err = l.pfile.SyscallConn(); err != nil {
+		unix.Close(wfd)
+		l.pfile.Close()
+		return nil, fmt.Errorf("connections: epoll raw conn: %w", err)
+	}
+	l.pollFn = func(uintptr) bool {
+		l.nev, l.perr = epollWait(l.epfd, l.events)
+		return l.nev > 0 || l.perr != 0
 	}
 	l.awake.Store(true)
 	return l, nil
@@ -258,7 +281,7 @@ func newLoop(s *Server) (*loop, error) {
 func (l *loop) release() {
 	l.tmu.Lock()
 	l.dead = true
-	unix.Close(l.epfd)
+	l.pfile.Close()
 	l.tmu.Unlock()
 	l.qmu.Lock()
 	l.qdead = true
@@ -299,18 +322,28 @@ func (l *loop) delListener(el *epListener) {
 
 // run is the loop goroutine.
 func (l *loop) run() {
-	defer l.s.wg.Done()
+	defer l.s.loopWG.Done()
 	defer l.release()
-	msec := 0
+	block := false
 	for {
-		if msec != 0 {
+		if block {
 			l.awake.Store(false)
 			if l.hasWork() {
-				l.awake.Store(true)
-				msec = 0
+				block = false
 			}
 		}
-		n, errno := epollWait(l.epfd, l.events, msec)
+		var n int
+		var errno unix.Errno
+		if block {
+			// Park until the epoll set has events; pollFn runs epoll_wait.
+			l.nev, l.perr = 0, 0
+			if err := l.prc.Read(l.pollFn); err != nil {
+				errno = unix.EBADF
+			}
+			n, errno = l.nev, l.perr
+		} else {
+			n, errno = epollWait(l.epfd, l.events)
+		}
 		l.awake.Store(true)
 		if errno != 0 && errno != unix.EINTR {
 			l.s.log.Error().Err(errno).Msg("epoll_wait failed, event loop stopped")
@@ -338,23 +371,16 @@ func (l *loop) run() {
 		if l.n == 0 && l.busyN == 0 && (l.s.closed.Load() || l.s.draining.Load()) {
 			return
 		}
-		if n > 0 {
-			msec = 0
-		} else {
-			msec = -1
-		}
+		block = n == 0
 	}
 }
 
-// epollWait polls without blocking the scheduler when msec is 0.
-func epollWait(epfd int, events []unix.EpollEvent, msec int) (int, unix.Errno) {
+// epollWait polls the epoll set without blocking.
+func epollWait(epfd int, events []unix.EpollEvent) (int, unix.Errno) {
 	p := uintptr(unsafe.Pointer(&events[0]))
-	var r uintptr
-	var e unix.Errno
-	if msec == 0 {
-		r, _, e = unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), p, uintptr(len(events)), 0, 0, 0)
-	} else {
-		r, _, e = unix.Syscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), p, uintptr(len(events)), uintptr(msec), 0, 0)
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), p, uintptr(len(events)), 0, 0, 0)
+	if e == unix.EAGAIN {
+		return 0, 0
 	}
 	if e != 0 {
 		return 0, e
@@ -936,41 +962,70 @@ func (c *epConn) runTasks() {
 }
 
 // taskPool runs connection tasks on at most max goroutines, started on
-// demand and gone when there is no work.
+// demand; idle ones wait for work until the server closes.
 type taskPool struct {
 	s       *Server
 	max     int
 	mu      sync.Mutex
-	q       []*epConn
+	cond    sync.Cond // on mu: work queued or stopping
+	q       []*epConn // q[head:] is waiting
+	head    int
 	running int
+	idle    int
+	stopped bool
+}
+
+func newTaskPool(s *Server, max int) *taskPool {
+	p := &taskPool{s: s, max: max}
+	p.cond.L = &p.mu
+	return p
 }
 
 func (p *taskPool) submit(c *epConn) {
 	p.mu.Lock()
 	p.q = append(p.q, c)
-	if p.running < p.max {
+	switch {
+	case p.idle > 0:
+		p.cond.Signal()
+	case p.running < p.max:
 		p.running++
-		p.s.wg.Add(1)
+		p.s.poolWG.Add(1)
 		go p.work()
 	}
 	p.mu.Unlock()
 }
 
 func (p *taskPool) work() {
-	defer p.s.wg.Done()
+	defer p.s.poolWG.Done()
+	p.mu.Lock()
 	for {
-		p.mu.Lock()
-		if len(p.q) == 0 {
-			p.running--
-			p.mu.Unlock()
-			return
+		for p.head == len(p.q) {
+			if p.stopped {
+				p.running--
+				p.mu.Unlock()
+				return
+			}
+			p.idle++
+			p.cond.Wait()
+			p.idle--
 		}
-		c := p.q[0]
-		p.q[0] = nil
-		p.q = p.q[1:]
+		c := p.q[p.head]
+		p.q[p.head] = nil
+		if p.head++; p.head == len(p.q) {
+			p.q, p.head = p.q[:0], 0
+		}
 		p.mu.Unlock()
 		c.runTasks()
+		p.mu.Lock()
 	}
+}
+
+// stop ends the idle workers once the loops are gone.
+func (p *taskPool) stop() {
+	p.mu.Lock()
+	p.stopped = true
+	p.cond.Broadcast()
+	p.mu.Unlock()
 }
 
 // epollConns returns the open connections of every loop.
@@ -985,6 +1040,15 @@ func (s *Server) epollConns(dst []Connection) []Connection {
 		l.tmu.Unlock()
 	}
 	return dst
+}
+
+// waitLoops waits until the loops and the callback pool are gone.
+func (s *Server) waitLoops() {
+	s.loopWG.Wait()
+	if s.pool != nil {
+		s.pool.stop()
+	}
+	s.poolWG.Wait()
 }
 
 // wakeLoops makes every loop look at the server's state.

@@ -154,6 +154,8 @@ type Server struct {
 	bufs      bufferPool
 
 	loopOnce sync.Once
+	loopWG   sync.WaitGroup // event loops
+	poolWG   sync.WaitGroup // callback pool goroutines
 	loopErr  error
 	loops    []*loop // under mu
 	pool     *taskPool
@@ -313,6 +315,7 @@ func (s *Server) Close() error {
 		c.Destroy()
 	}
 	s.wakeLoops()
+	s.waitLoops()
 	s.wg.Wait()
 	return nil
 }

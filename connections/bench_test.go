@@ -1,0 +1,99 @@
+package connections_test
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/protocols/text"
+)
+
+// benchServer starts a server with cfg on loopback TCP for a benchmark.
+func benchServer(b *testing.B, cfg connections.Config) string {
+	b.Helper()
+	cfg.Logger = zerolog.Nop()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := connections.NewServer(cfg)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	b.Cleanup(func() { s.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// BenchmarkLoopbackEcho measures one request and its answer over loopback
+// TCP, through the protocol, OnMessage and Send, for every engine. The
+// allocations reported are the client's and the server's together; the
+// client allocates nothing in steady state. depth=16 pipelines 16
+// requests per round trip (one op is one request).
+func BenchmarkLoopbackEcho(b *testing.B) {
+	cases := []struct {
+		name  string
+		proto func() connections.Config
+		req   []byte
+	}{
+		{name: "proto=raw", proto: func() connections.Config {
+			return connections.Config{Handler: connections.Handler{OnMessage: func(c connections.Connection, d []byte) {
+				c.SendBytes(d, false)
+			}}}
+		}, req: []byte("ping ping ping ping ping ping\n")},
+		{name: "proto=text", proto: func() connections.Config {
+			return connections.Config{Protocol: text.New(), Handler: connections.Handler{OnMessage: func(c connections.Connection, d []byte) {
+				c.SendBytes(d, false)
+			}}}
+		}, req: []byte("ping ping ping ping ping ping\n")},
+	}
+	for _, e := range engines() {
+		for _, tc := range cases {
+			for _, depth := range []int{1, 16} {
+				if depth > 1 && tc.name == "proto=raw" {
+					continue // raw has no framing: pipelined reads merge
+				}
+				b.Run("engine="+e.String()+"/"+tc.name+"/depth="+itoa(depth), func(b *testing.B) {
+					cfg := tc.proto()
+					cfg.Engine, cfg.CallbackGoroutines = e.name, e.pool
+					addr := benchServer(b, cfg)
+					c, err := net.Dial("tcp", addr)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer c.Close()
+					req := bytes.Repeat(tc.req, depth)
+					resp := make([]byte, len(req))
+					b.SetBytes(int64(len(tc.req)))
+					b.ReportAllocs()
+					n := 0
+					for b.Loop() {
+						if n%depth == 0 {
+							if _, err := c.Write(req); err != nil {
+								b.Fatal(err)
+							}
+						}
+						n++
+						if n%depth == 0 {
+							if _, err := io.ReadFull(c, resp); err != nil {
+								b.Fatal(err)
+							}
+						}
+					}
+					if n%depth != 0 {
+						io.ReadFull(c, resp)
+					}
+				})
+			}
+		}
+	}
+}
+
+func itoa(n int) string {
+	if n < 10 {
+		return string(rune('0' + n))
+	}
+	return itoa(n/10) + string(rune('0'+n%10))
+}
