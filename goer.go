@@ -22,6 +22,7 @@ import (
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/protocols"
 	"github.com/goes-project/goes/protocols/frame"
+	"github.com/goes-project/goes/protocols/http"
 	"github.com/goes-project/goes/protocols/text"
 )
 
@@ -104,9 +105,9 @@ var ErrBadAddress = errors.New("goes: bad listen address")
 // NewGoer returns a Goer listening on addr with protocol (nil for raw
 // bytes) over transport ("" or "tcp", "udp", "unix", "tls"). addr may be
 // a workerman-style URI whose scheme names a transport or protocol
-// ("text://", "frame://", "tcp://", "udp://", "unix://", "tls://"); an
-// explicit protocol or transport argument wins over the scheme. A bad
-// address is reported by RunAll.
+// ("http://", "text://", "frame://", "tcp://", "udp://", "unix://",
+// "tls://"); an explicit protocol or transport argument wins over the
+// scheme. A bad address is reported by RunAll.
 func NewGoer(addr string, protocol protocols.Protocol, transport string) *Goer {
 	g := &Goer{Addr: addr, Protocol: protocol, Transport: transport}
 	if scheme, rest, ok := strings.Cut(addr, "://"); ok {
@@ -140,6 +141,8 @@ func schemeDefaults(scheme string) (transport string, p protocols.Protocol, err 
 		return TransportTCP, text.New(), nil
 	case "frame":
 		return TransportTCP, frame.New(), nil
+	case "http":
+		return TransportTCP, http.NewHttpProtocol(), nil
 	}
 	return "", nil, fmt.Errorf("%w: unknown scheme %q", ErrBadAddress, scheme)
 }

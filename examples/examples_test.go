@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,6 +138,44 @@ func TestSeedBench(t *testing.T) {
 	}
 	if m := regexp.MustCompile(`Requests per second:\s+([\d.]+)`).FindSubmatch(out); m != nil {
 		t.Logf("ab -k -n 2000 -c 20: %s requests/s", m[1])
+	}
+	res := proctest.Run(t, bin, "stop", "--run-dir", runDir)
+	if res.Code != 0 {
+		t.Fatalf("stop: %s", res)
+	}
+	assertGone(t, p, runDir)
+}
+
+func TestSeedHTTP(t *testing.T) {
+	bin, runDir, p := startSeed(t, "./http")
+	// A keep-alive client: several requests on one connection, then a
+	// fresh connection per request.
+	for _, keepAlive := range []bool{true, false} {
+		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: !keepAlive}}
+		for i := 0; i < 5; i++ {
+			resp, err := client.Get("http://" + seedAddr + "/path?q=1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 || string(body) != "hello, goer" {
+				t.Fatalf("keep-alive %v, request %d: %d %q %v", keepAlive, i, resp.StatusCode, body, err)
+			}
+		}
+		client.CloseIdleConnections()
+	}
+	// Garbage gets a 400, and the program keeps serving.
+	c, err := net.Dial("tcp", seedAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte("NOT HTTP\r\n\r\n"))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	c.Close()
+	if err != nil || resp.StatusCode != 400 {
+		t.Fatalf("garbage: %v, %v", resp, err)
 	}
 	res := proctest.Run(t, bin, "stop", "--run-dir", runDir)
 	if res.Code != 0 {

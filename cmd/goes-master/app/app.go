@@ -50,7 +50,7 @@ func Build(cfg *goes.Config) ([]*goes.Goer, error) {
 		scheme = strings.ToLower(scheme)
 		var g *goes.Goer
 		switch scheme {
-		case "http", "websocket", "ws":
+		case "websocket", "ws":
 			if g = goes.NewGoer(lc.Listen, nil, ""); g.Protocol == nil {
 				// No protocol package for the scheme in this build: a
 				// stand-in that answers raw reads.
@@ -90,15 +90,12 @@ func handler(name string) (func(connections.Connection, []byte), error) {
 }
 
 const (
-	helloResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello, goer"
-	noWebSocket   = "HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 57\r\n\r\nwebsocket is not supported by this build of goes-master.\n"
+	noWebSocket = "HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 57\r\n\r\nwebsocket is not supported by this build of goes-master.\n"
 )
 
-// standIn serves a scheme whose protocol package this build lacks.
-func standIn(scheme string) func(connections.Connection, []byte) {
-	if scheme == "http" {
-		return func(c connections.Connection, _ []byte) { c.Send(helloResponse, true) }
-	}
+// standIn serves the websocket scheme while this build has no WebSocket
+// protocol: it refuses the upgrade with a clear HTTP answer.
+func standIn(string) func(connections.Connection, []byte) {
 	return func(c connections.Connection, _ []byte) {
 		c.Send(noWebSocket, true)
 		c.Close()
