@@ -216,7 +216,7 @@ func init() {
 // earliest offending byte. limit caps the packet (MaxPackageSize).
 func (r *Request) scanHead(b []byte, lim *Limits, limit int) (int, *Error) {
 	r.buf = b
-	if r.sc.state >= sHeadDone {
+	if r.headLen > 0 {
 		return r.headLen, nil
 	}
 	win := lim.MaxHeaderBytes

@@ -226,7 +226,7 @@ func (p *Protocol) Input(c protocols.Conn, buf []byte) (int, error) {
 		st.framed = n
 		return n, nil
 	}
-	if r := &st.req; r.sc.state >= sHeadDone && r.flags&fExpectContinue != 0 && !st.continued {
+	if r := &st.req; r.headLen > 0 && r.flags&fExpectContinue != 0 && !st.continued {
 		st.continued = true
 		if err := c.WriteRaw(continueReply); err != nil {
 			return 0, err

@@ -125,7 +125,7 @@ func (r *Request) QueryValues(key string) []string {
 
 // ProtoBytes returns the version as sent ("HTTP/1.1").
 func (r *Request) ProtoBytes() []byte {
-	if r.sc.state < sHeadDone {
+	if r.headLen == 0 {
 		return nil
 	}
 	t := r.target.end + 1

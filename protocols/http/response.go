@@ -3,6 +3,7 @@ package http
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/goes-project/goes/protocols"
 )
@@ -99,15 +100,16 @@ func (resp *Response) check() error {
 		return fmt.Errorf("%w: status %d", ErrBadResponse, resp.Status)
 	}
 	if !validValue(resp.ContentType) {
-		return fmt.Errorf("%w: content type %q", ErrBadResponse, resp.ContentType)
+		return fmt.Errorf("%w: content type %q", ErrBadResponse, strings.Clone(resp.ContentType))
 	}
 	for _, f := range resp.Header {
 		if f.Name == "" || !validName(f.Name) || !validValue(f.Value) {
-			return fmt.Errorf("%w: field %q: %q", ErrBadResponse, f.Name, f.Value)
+			// Clones keep resp from escaping through the error.
+			return fmt.Errorf("%w: field %q: %q", ErrBadResponse, strings.Clone(f.Name), strings.Clone(f.Value))
 		}
 		if equalFoldString(f.Name, "content-length") || equalFoldString(f.Name, "transfer-encoding") ||
 			equalFoldString(f.Name, "connection") {
-			return fmt.Errorf("%w: field %s is the protocol's", ErrBadResponse, f.Name)
+			return fmt.Errorf("%w: field %s is the protocol's", ErrBadResponse, strings.Clone(f.Name))
 		}
 	}
 	return nil
