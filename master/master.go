@@ -136,7 +136,8 @@ type Options struct {
 	// KillTimeout bounds a fast stop before workers are killed (default 5 s).
 	KillTimeout time.Duration
 	// CrashLoopLimit is the number of quick deaths in a row after which a
-	// worker id is given up (default 10).
+	// worker id is given up (default 10). A death is quick when the worker
+	// never became ready or lived less than a second.
 	CrashLoopLimit int
 	// Listen and ListenPacket open the sockets (default net.Listen,
 	// net.ListenPacket); the upgrader passes its own to inherit sockets.
@@ -753,9 +754,11 @@ func (m *master) onExit(p *proc, ps *os.ProcessState) {
 }
 
 func (m *master) scheduleRespawn(s *slot) {
+	// One quick death restarts at once; more in a row back off 100 ms,
+	// 200 ms, ... up to 10 s.
 	delay := time.Duration(0)
-	if s.quickFails > 0 {
-		delay = min(100*time.Millisecond<<(s.quickFails-1), 10*time.Second)
+	if s.quickFails > 1 {
+		delay = min(100*time.Millisecond<<(s.quickFails-2), 10*time.Second)
 	}
 	if delay == 0 {
 		if err := m.spawn(s, nil); err == nil {

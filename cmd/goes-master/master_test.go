@@ -526,3 +526,66 @@ func TestReload(t *testing.T) {
 	st2.Workers = append(st2.Workers, st.Workers...)
 	s.stopAndCheck(st2)
 }
+
+// TestSignals: USR1 reopens the log file, HUP reloads, TERM stops.
+func TestSignals(t *testing.T) {
+	s := newSetup(t, "10s")
+	st := s.start()
+	logPath := filepath.Join(s.runDir, "goes.log")
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(st.Master.PID, syscall.SIGUSR1)
+	proctest.Eventually(t, 5*time.Second, "log reopened", func() error {
+		b, err := os.ReadFile(logPath)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(b), "logs reopened") {
+			return errors.New("no reopen line in the new log")
+		}
+		return nil
+	})
+	syscall.Kill(st.Master.PID, syscall.SIGHUP)
+	var st2 ipc.Status
+	proctest.Eventually(t, 10*time.Second, "reload by SIGHUP", func() error {
+		var err error
+		if st2, err = s.status(); err != nil {
+			return err
+		}
+		for _, w := range st2.Workers {
+			if w.Generation == 2 && w.State == master.StateRunning {
+				return nil
+			}
+		}
+		return fmt.Errorf("no generation 2 yet: %+v", st2.Master)
+	})
+	syscall.Kill(st.Master.PID, syscall.SIGTERM)
+	st2.Workers = append(st2.Workers, st.Workers...)
+	s.checkGone(st2)
+}
+
+// TestSignalQuit: QUIT stops gracefully, waiting for a held connection.
+func TestSignalQuit(t *testing.T) {
+	s := newSetup(t, "20s")
+	st := s.start()
+	c := dialText(t, s.textAddr)
+	c.echo(t, "one")
+	syscall.Kill(st.Master.PID, syscall.SIGQUIT)
+	proctest.Eventually(t, 10*time.Second, "stopping", func() error {
+		st, err := s.status()
+		if err != nil {
+			return err
+		}
+		if st.Master.State != master.StateStopping {
+			return fmt.Errorf("master is %s", st.Master.State)
+		}
+		return nil
+	})
+	c.echo(t, "two")
+	if !proctest.Alive(st.Master.PID) {
+		t.Fatal("master gone while a connection is open")
+	}
+	c.Close()
+	s.checkGone(st)
+}

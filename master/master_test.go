@@ -1,0 +1,274 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/ipc"
+	"github.com/goes-project/goes/worker"
+)
+
+// The test binary is also the worker: the master re-executes it.
+func TestMain(m *testing.M) {
+	if os.Getenv(EnvRole) == RoleWorker {
+		os.Exit(testWorker())
+	}
+	os.Exit(m.Run())
+}
+
+// testWorker answers every connection with its pid. GOES_TEST_MODE
+// "fail" exits before ready; "crash" exits right after ready.
+func testWorker() int {
+	mode := os.Getenv("GOES_TEST_MODE")
+	if mode == "fail" {
+		fmt.Fprintln(os.Stderr, "test worker failing on purpose")
+		return 3
+	}
+	ctlF, sockF := os.NewFile(CtlFD, "ctl"), os.NewFile(SocketFD, "sock")
+	ctl, err := net.FileConn(ctlF)
+	if err != nil {
+		return 4
+	}
+	ln, err := net.FileListener(sockF)
+	if err != nil {
+		return 5
+	}
+	ctlF.Close()
+	sockF.Close()
+	pid := []byte(strconv.Itoa(os.Getpid()))
+	var start func() error
+	if mode == "crash" {
+		start = func() error {
+			go func() {
+				time.Sleep(10 * time.Millisecond) // let the ready event out first
+				os.Exit(6)
+			}()
+			return nil
+		}
+	}
+	err = worker.Run(context.Background(), worker.Options{
+		Ctl: ctl, Listener: ln, OnStart: start,
+		Config: connections.Config{Handler: connections.Handler{
+			OnConnect: func(c connections.Connection) { c.SendBytes(pid, true); c.Close() },
+		}},
+	})
+	if err != nil {
+		return 7
+	}
+	return 0
+}
+
+type testMaster struct {
+	t      *testing.T
+	paths  Paths
+	ln     net.Listener
+	cancel context.CancelFunc
+	done   chan error
+	ready  chan struct{}
+}
+
+func startMaster(t *testing.T, count int, env func(Identity) []string, tweak func(*Options)) *testMaster {
+	t.Helper()
+	paths, err := PathsIn(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := &testMaster{t: t, paths: paths, done: make(chan error, 1), ready: make(chan struct{})}
+	var mu sync.Mutex
+	o := Options{
+		Listeners: []Listener{{Name: "t", Network: "tcp", Addr: "127.0.0.1:0", Count: count, StopTimeout: 5 * time.Second}},
+		Paths:     paths,
+		Args:      []string{os.Args[0]},
+		WorkerEnv: env,
+		Listen: func(network, addr string) (net.Listener, error) {
+			ln, err := net.Listen(network, addr)
+			mu.Lock()
+			tm.ln = ln
+			mu.Unlock()
+			return ln, err
+		},
+		OnReady: func() { close(tm.ready) },
+		Logger:  zerolog.New(zerolog.NewTestWriter(t)).With().Str("role", "master").Logger(),
+	}
+	if tweak != nil {
+		tweak(&o)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tm.cancel = cancel
+	go func() { tm.done <- Run(ctx, o) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-tm.done:
+		case <-time.After(10 * time.Second):
+			t.Error("master did not stop")
+		}
+	})
+	return tm
+}
+
+func (tm *testMaster) waitReady() {
+	tm.t.Helper()
+	select {
+	case <-tm.ready:
+	case err := <-tm.done:
+		tm.t.Fatalf("master ended: %v", err)
+	case <-time.After(20 * time.Second):
+		tm.t.Fatal("master not ready")
+	}
+}
+
+func (tm *testMaster) status() ipc.Status {
+	tm.t.Helper()
+	ans, err := tm.paths.Request(ipc.Message{Type: ipc.TypeStatus}, 5*time.Second)
+	if err != nil {
+		tm.t.Fatal(err)
+	}
+	var st ipc.Status
+	if err := ans.Decode(&st); err != nil {
+		tm.t.Fatal(err)
+	}
+	return st
+}
+
+func nonBlocking(t *testing.T, c syscall.Conn) bool {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags int
+	var ferr error
+	rc.Control(func(fd uintptr) { flags, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0) })
+	if ferr != nil {
+		t.Fatal(ferr)
+	}
+	return flags&unix.O_NONBLOCK != 0
+}
+
+// TestSharedQueueStaysNonBlocking: the workers share the master's socket
+// (one accept queue: every worker gets connections), and handing it to
+// them leaves the shared socket in non-blocking mode.
+func TestSharedQueueStaysNonBlocking(t *testing.T) {
+	tm := startMaster(t, 2, nil, nil)
+	tm.waitReady()
+	if !nonBlocking(t, tm.ln.(syscall.Conn)) {
+		t.Fatal("the shared listening socket was switched to blocking mode")
+	}
+	st := tm.status()
+	want := map[string]bool{}
+	for _, w := range st.Workers {
+		want[strconv.Itoa(w.PID)] = true
+	}
+	seen := map[string]bool{}
+	addr := tm.ln.Addr().String()
+	for i := 0; i < 400 && len(seen) < 2; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		b := make([]byte, 16)
+		n, _ := c.Read(b)
+		c.Close()
+		pid := string(b[:n])
+		if !want[pid] {
+			t.Fatalf("answer %q is no worker's pid (%v)", pid, want)
+		}
+		seen[pid] = true
+	}
+	if len(seen) != 2 {
+		t.Fatalf("only workers %v accepted from the shared queue", seen)
+	}
+	if !nonBlocking(t, tm.ln.(syscall.Conn)) {
+		t.Fatal("the shared listening socket was switched to blocking mode")
+	}
+}
+
+// TestStartFails: a worker that dies before it is ready fails the start
+// with its exit status, and the master cleans up.
+func TestStartFails(t *testing.T) {
+	tm := startMaster(t, 1, func(Identity) []string { return []string{"GOES_TEST_MODE=fail"} }, nil)
+	select {
+	case err := <-tm.done:
+		tm.done <- err // for the cleanup
+		if err == nil || !strings.Contains(err.Error(), "exit status 3") {
+			t.Fatalf("err = %v, want the worker's exit status", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("master did not fail")
+	}
+	for _, f := range []string{tm.paths.PID, tm.paths.Socket} {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left behind", f)
+		}
+	}
+	if tm.paths.Locked() {
+		t.Error("lock still held")
+	}
+}
+
+// TestCrashLoop: a worker id that keeps dying right after its start is
+// given up after CrashLoopLimit quick deaths, with backoff in between.
+func TestCrashLoop(t *testing.T) {
+	var mu sync.Mutex
+	spawns := 0
+	env := func(Identity) []string {
+		mu.Lock()
+		defer mu.Unlock()
+		spawns++
+		if spawns > 1 {
+			return []string{"GOES_TEST_MODE=crash"}
+		}
+		return nil
+	}
+	tm := startMaster(t, 1, env, func(o *Options) { o.CrashLoopLimit = 3 })
+	tm.waitReady()
+	first := tm.status().Workers[0]
+	began := time.Now()
+	syscall.Kill(first.PID, syscall.SIGKILL)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		w := tm.status().Workers[0]
+		if w.State == StateFailed {
+			if w.ExitCount != 3 || !strings.Contains(w.LastExit, "exit status 6") {
+				t.Fatalf("failed worker: %+v", w)
+			}
+			// The first quick death restarts at once, the second after 100 ms.
+			if took := time.Since(began); took < 100*time.Millisecond {
+				t.Fatalf("gave up after %v: no backoff", took)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("worker never given up: %+v", w)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestIdentityRoundTrip(t *testing.T) {
+	id := Identity{ID: 7, Listener: 2, Index: 3, Epoch: 4242, Generation: 5}
+	got, err := ParseIdentity(id.String())
+	if err != nil || got != id {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	for _, bad := range []string{"", "1,2,3", "a,b,c,d,e", "1,2,3,4,-5"} {
+		if _, err := ParseIdentity(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
