@@ -356,3 +356,26 @@ func TestRequestOf(t *testing.T) {
 		t.Fatalf("host %q ua %q body %q", host, ua, body)
 	}
 }
+
+// TestDrainingAfterRead: the worker starts draining between reading a
+// request and answering it; the answer still closes.
+func TestDrainingAfterRead(t *testing.T) {
+	p := New()
+	for _, respond := range []bool{false, true} {
+		c := newTestConn(p)
+		out, closed := exchange(t, p, c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", func(c *testConn, r *Request) {
+			if !r.KeepAlive() {
+				t.Fatal("request read before draining is not keep-alive")
+			}
+			c.draining = true
+			if respond {
+				Respond(c, &Response{Body: []byte("x")})
+			} else {
+				c.SendBytes([]byte("x"), false)
+			}
+		})
+		if !closed || !strings.Contains(out, "\r\nConnection: close\r\n") {
+			t.Fatalf("respond=%v: closed=%v, %q", respond, closed, out)
+		}
+	}
+}
