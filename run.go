@@ -277,7 +277,10 @@ func (r *Runner) runMaster(cfg *Config, paths master.Paths, daemon bool, notifie
 			logFile = paths.Log
 		}
 	}
-	log, err := newLogger(os.Stderr, !daemon, cfg.LogLevel, "master", -1)
+	// Console lines for a person at a terminal; JSON for the log file,
+	// journald or a pipe.
+	consoleOut := !daemon && isTerminal(2)
+	log, err := newLogger(os.Stderr, consoleOut, cfg.LogLevel, "master", -1)
 	if err != nil {
 		return err
 	}
@@ -285,9 +288,9 @@ func (r *Runner) runMaster(cfg *Config, paths master.Paths, daemon bool, notifie
 	if err != nil {
 		return fmt.Errorf("goes: config: %w", err)
 	}
-	console := "1"
-	if daemon {
-		console = "0"
+	console := "0"
+	if consoleOut {
+		console = "1"
 	}
 	workerEnv := []string{envConfigJSON + "=" + string(cfgJSON), envLogConsole + "=" + console, envLogFile + "=" + logFile}
 	return master.Run(context.Background(), master.Options{

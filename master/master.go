@@ -689,6 +689,9 @@ func (m *master) onReady(p *proc) {
 			return
 		}
 		m.readyDone = true
+		if err := sdNotify(fmt.Sprintf("READY=1\nMAINPID=%d", os.Getpid())); err != nil {
+			m.log.Warn().Err(err).Msg("systemd notify failed")
+		}
 		m.log.Info().Int("workers", len(m.slots)).Dur("start_time", time.Since(m.started)).Msg("master ready")
 		if m.o.OnReady != nil {
 			m.o.OnReady()
@@ -795,6 +798,7 @@ func (m *master) beginStop(graceful bool) {
 	}
 	m.state = StateStopping
 	m.graceful = graceful
+	sdNotify("STOPPING=1")
 	for _, s := range m.slots {
 		if s.timer != nil {
 			s.timer.Stop()

@@ -1,0 +1,137 @@
+package goes
+
+import (
+	"bytes"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goes-project/goes/connections"
+)
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		wantErr string
+		check   func(t *testing.T, c *Config)
+	}{
+		{name: "empty", in: `{}`, check: func(t *testing.T, c *Config) {
+			if c.RunDir != "" || len(c.Listeners) != 0 {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{name: "full", in: `{"run_dir": "/run/x", "log_level": "debug", "stop_timeout": "1m30s", "ready_timeout": 5,
+			"listeners": [{"name": "w", "listen": "http://127.0.0.1:1", "count": 3, "stop_timeout": "2s"}]}`,
+			check: func(t *testing.T, c *Config) {
+				if c.RunDir != "/run/x" || c.LogLevel != "debug" || time.Duration(c.StopTimeout) != 90*time.Second ||
+					time.Duration(c.ReadyTimeout) != 5*time.Second || len(c.Listeners) != 1 ||
+					c.Listeners[0].Count != 3 || time.Duration(c.Listeners[0].StopTimeout) != 2*time.Second {
+					t.Fatalf("%+v", c)
+				}
+			}},
+		{name: "unknown field", in: `{"run_dri": "/x"}`, wantErr: "unknown field"},
+		{name: "bad duration", in: `{"stop_timeout": "soon"}`, wantErr: "duration"},
+		{name: "not json", in: `run_dir = x`, wantErr: "config"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tc.in))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
+
+func TestConfigOverridesGoers(t *testing.T) {
+	g := NewGoer("127.0.0.1:8080", nil, "tcp")
+	r := &Runner{Goers: []*Goer{g}}
+	cfg := &Config{Listeners: []ListenerConfig{{Listen: "text://127.0.0.1:9000", Count: 3, Name: "n", StopTimeout: Duration(time.Second)}}}
+	gs, err := r.goers(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gs[0].Addr != "127.0.0.1:9000" || gs[0].Count != 3 || gs[0].Name != "n" || gs[0].StopTimeout != time.Second ||
+		gs[0].Protocol == nil || gs[0].Protocol.Name() != "text" {
+		t.Fatalf("%+v", gs[0])
+	}
+	if _, err := r.goers(&Config{Listeners: make([]ListenerConfig, 2)}); err == nil {
+		t.Fatal("more config listeners than Goers accepted")
+	}
+	if _, err := r.goers(&Config{Listeners: []ListenerConfig{{Listen: "gopher://x:1"}}}); err == nil {
+		t.Fatal("unknown scheme accepted")
+	}
+}
+
+func TestAbsArgs(t *testing.T) {
+	got, err := absArgs([]string{"start", "-d", "--config", "goes.json", "-c=other.json", "--run-dir", "rel"}, "/abs/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg1, _ := filepath.Abs("goes.json")
+	cfg2, _ := filepath.Abs("other.json")
+	want := []string{"start", "-d", "--config=" + cfg1, "--config=" + cfg2, "--run-dir=/abs/run"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}
+
+func runCLI(t *testing.T, r *Runner, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	r.Stdout, r.Stderr = &out, &out
+	err := r.Run(append([]string{"prog"}, args...))
+	return out.String(), err
+}
+
+func TestCLIWithoutMaster(t *testing.T) {
+	dir := t.TempDir()
+	r := &Runner{Goers: []*Goer{NewGoer("127.0.0.1:0", nil, "tcp")}, Version: "9.9"}
+	if out, err := runCLI(t, r, "--version"); err != nil || !strings.Contains(out, "9.9") {
+		t.Fatalf("--version: %q, %v", out, err)
+	}
+	for _, verb := range []string{"status", "stop", "reload", "connections"} {
+		t.Run(verb, func(t *testing.T) {
+			_, err := runCLI(t, r, verb, "--run-dir", dir)
+			if !errors.Is(err, ErrNotRunning) {
+				t.Fatalf("err = %v, want ErrNotRunning", err)
+			}
+		})
+	}
+	// restart of a stopped program is a start; a bad Goer fails it clearly.
+	bad := &Runner{Goers: []*Goer{{Addr: "x", Transport: "carrier-pigeon"}}}
+	if _, err := runCLI(t, bad, "restart", "--run-dir", dir); !errors.Is(err, ErrBadAddress) {
+		t.Fatalf("restart with a bad Goer: %v", err)
+	}
+}
+
+func Example() {
+	goer := NewGoer("127.0.0.1:8080", nil, "tcp")
+	goer.Count = 4
+	goer.OnMessage = func(c connections.Connection, data []byte) {
+		c.Send("hello, goer", false)
+	}
+	// goer.RunAll() parses os.Args: start [-d], stop [-g], restart,
+	// reload, status [-d] [--json], connections [--json].
+	_ = goer
+}
+
+func ExampleRunAll() {
+	web := NewGoer("http://127.0.0.1:8080", nil, "")
+	web.OnMessage = func(c connections.Connection, _ []byte) { c.Send("hello, goer", false) }
+	echo := NewGoer("text://127.0.0.1:8082", nil, "")
+	echo.OnMessage = func(c connections.Connection, line []byte) { c.SendBytes(line, false) }
+	// One binary, one master, workers for both listeners:
+	// goes.RunAll(web, echo)
+	_, _ = web, echo
+}
