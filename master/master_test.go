@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,14 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv(EnvRole) == RoleWorker {
 		os.Exit(testWorker())
+	}
+	if path := os.Getenv("GOES_TEST_DIAL"); path != "" {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			os.Exit(8)
+		}
+		c.Read(make([]byte, 1)) // until the listener closes it
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
@@ -270,5 +279,65 @@ func TestIdentityRoundTrip(t *testing.T) {
 		if _, err := ParseIdentity(bad); err == nil {
 			t.Errorf("%q parsed", bad)
 		}
+	}
+}
+
+// TestPeerCredentials: a control client of another uid is refused, one of
+// the master's uid is let in.
+func TestPeerCredentials(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a client as another user")
+	}
+	dir, err := os.MkdirTemp("", "goes-peer-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o777)
+	path := dir + "/ctl.sock"
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	os.Chmod(path, 0o777)
+	// The test binary's own directory is owner-only: run a copy.
+	client := dir + "/client"
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(client, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		uid     uint32
+		refused bool
+	}{
+		{name: "same uid", uid: uint32(os.Geteuid())},
+		{name: "other uid", uid: 65534, refused: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(client, "-test.run=^$")
+			cmd.Env = append(os.Environ(), "GOES_TEST_DIAL="+path)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: tc.uid, Gid: tc.uid}}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Wait()
+			ln.SetDeadline(time.Now().Add(10 * time.Second))
+			c, err := ln.AcceptUnix()
+			if err != nil {
+				cmd.Process.Kill()
+				t.Fatal(err)
+			}
+			err = checkPeer(c)
+			c.Close()
+			if tc.refused != (err != nil) {
+				t.Fatalf("checkPeer = %v, refused want %v", err, tc.refused)
+			}
+		})
 	}
 }
