@@ -21,7 +21,7 @@ const maxChunkLine = 4 << 10
 // maxPacket caps a packet whatever MaxPackageSize says: offsets are 32-bit.
 const maxPacket = math.MaxUint32
 
-// Limits bound what a request head may contain. The zero value of every
+// Limits bound what a request head may contain. A zero (or negative)
 // field means its default.
 type Limits struct {
 	// MaxHeaderBytes caps the head (request line, header fields and the

@@ -40,6 +40,10 @@ type Conn interface {
 	Close() error
 }
 
+// maxScratch is the largest Respond buffer a connection keeps between
+// answers: larger responses are built in a buffer of their own.
+const maxScratch = 8 << 10
+
 // Respond answers the oldest unanswered request on c with resp (see the
 // package documentation for the order of answers). It returns an error
 // wrapping ErrBadResponse when resp cannot be written, ErrNoRequest when
@@ -48,8 +52,10 @@ type Conn interface {
 // "Connection: close" and Respond closes c once it is written.
 //
 // Respond may be called from any goroutine that got c from an event
-// callback after c's first request; it does not keep resp, and it does
-// not allocate in the steady state (one answer at a time per connection).
+// callback after c's first request. It does not keep resp. It does not
+// allocate in the steady state when its response fits in 8 KiB and one
+// answer at a time is written per connection; otherwise it builds the
+// response in a buffer of its own.
 func Respond(c Conn, resp *Response) error {
 	if err := resp.check(); err != nil {
 		return err
@@ -82,7 +88,7 @@ func Respond(c Conn, resp *Response) error {
 	err := c.SendBytes(buf, true)
 	if own {
 		st.mu.Lock()
-		if cap(buf) <= 64<<10 {
+		if cap(buf) <= maxScratch {
 			st.scratch = buf[:0]
 		}
 		st.scratchBusy = false
