@@ -1,0 +1,121 @@
+package timer
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Timer is a one-shot timer node meant to be embedded in its owner (a
+// connection, a request), so that arming it allocates nothing: 48 bytes on
+// 64-bit platforms, the whole cost of a pending timer. The zero value is an
+// unarmed Timer; Wheel.Schedule binds it to a wheel and arms it. A Timer
+// must not be copied after first use (go vet reports copies).
+//
+// Its methods are safe for concurrent use, from any goroutine, including
+// from inside its own callback, once the first Schedule has happened before
+// them (for example, Schedule in the owner's constructor). A Timer belongs
+// to the first Wheel that schedules it; scheduling it on another panics.
+type Timer struct {
+	next, prev *Timer
+	w          atomic.Pointer[Wheel]
+	fn         func()
+	when       int64  // deadline, nanoseconds since the wheel's base; list heads: their id
+	idx        uint32 // user timers: slab index + 1; 0 for caller-owned Timers
+	flags      uint32
+}
+
+const flagInUse = 1 // user timer slab entry is allocated
+
+// Schedule arms t to call fn once, on the wheel's goroutine, d from now (d
+// <= 0: as soon as possible). If t is pending it is moved; if its callback
+// is running, t is armed again and the running call is not affected. fn
+// must not be nil. Safe for concurrent use.
+func (w *Wheel) Schedule(t *Timer, d time.Duration, fn func()) {
+	if fn == nil {
+		panic("timer: Schedule with a nil func")
+	}
+	w.bind(t)
+	when := w.deadline(d)
+	w.mu.Lock()
+	if t.next != nil {
+		w.unlink(t)
+	}
+	t.fn, t.when = fn, when
+	w.link(t)
+	w.mu.Unlock()
+}
+
+// bind attaches t to w or panics if t belongs to another wheel.
+func (w *Wheel) bind(t *Timer) {
+	if cur := t.w.Load(); cur != w {
+		if cur != nil || (!t.w.CompareAndSwap(nil, w) && t.w.Load() != w) {
+			panic("timer: Timer scheduled on two Wheels")
+		}
+	}
+}
+
+// Reset re-arms t with the function of its last Schedule, d from now, and
+// reports whether it was pending (and is now moved). It panics if t was
+// never scheduled. Safe for concurrent use, including from t's callback.
+func (t *Timer) Reset(d time.Duration) bool {
+	w := t.w.Load()
+	if w == nil {
+		panic("timer: Reset of a Timer never scheduled")
+	}
+	when := w.deadline(d)
+	w.mu.Lock()
+	was := t.next != nil
+	if was {
+		w.unlink(t)
+	}
+	t.when = when
+	w.link(t)
+	w.mu.Unlock()
+	return was
+}
+
+// Stop cancels t and reports whether that prevented its callback from
+// running; false means t was not pending (never armed, already fired or
+// stopped). A callback already running is not interrupted. Safe for
+// concurrent use, including from t's callback.
+func (t *Timer) Stop() bool {
+	w := t.w.Load()
+	if w == nil {
+		return false
+	}
+	w.mu.Lock()
+	was := t.next != nil
+	if was {
+		w.unlink(t)
+	}
+	if w.running == t {
+		w.runStopped = true
+	}
+	w.mu.Unlock()
+	return was
+}
+
+// Pending reports whether t is armed and has not fired yet. Safe for
+// concurrent use.
+func (t *Timer) Pending() bool {
+	w := t.w.Load()
+	if w == nil {
+		return false
+	}
+	w.mu.Lock()
+	p := t.next != nil
+	w.mu.Unlock()
+	return p
+}
+
+// rearmAt arms t for the nanosecond deadline when unless t was stopped
+// while its callback (the caller) runs. It is for callbacks that re-arm
+// their own timer. w.mu is not held.
+func (w *Wheel) rearmAt(t *Timer, when int64) {
+	w.mu.Lock()
+	if !(w.running == t && w.runStopped) && t.next == nil {
+		t.when = min(when, maxWhen)
+		w.link(t)
+	}
+	w.mu.Unlock()
+}
