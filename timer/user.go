@@ -95,10 +95,16 @@ func (s *slab) lookup(id ID) *entry {
 // Add starts a user timer that calls fn on the wheel's goroutine interval
 // from now and, when persistent is true, every interval after that, and
 // returns its ID for Del. A persistent timer keeps its phase: the k-th call
-// is due at k*interval after Add, however late the calls before it ran;
-// calls the wheel fell more than a period behind on are skipped, not
-// bunched. A persistent interval shorter than one tick is rounded up to a
-// tick. fn must not be nil.
+// is due at k*interval after Add, however late the calls before it ran.
+// Like a time.Ticker, when a slow callback (or a stopped wheel) made the
+// wheel miss several periods, it makes one late call and skips the rest,
+// without bunching. A persistent interval shorter than one tick is rounded
+// up to a tick. fn must not be nil.
+//
+// A callback that deletes its own timer needs the ID Add returns: store it
+// where the callback reads it with synchronisation (an atomic.Uint64, or a
+// variable guarded by a mutex), since the callback may run before Add
+// returns. A Timer avoids the question.
 //
 // Add allocates nothing once the wheel's slab has grown to the number of
 // user timers pending at once; each costs 64 bytes of slab. Safe for
