@@ -38,8 +38,9 @@
 // not last, or with parameters on chunked; an invalid chunk-size line or
 // chunk data not followed by CRLF; an HTTP/1.1 request without Host, with
 // several Host fields, or with an invalid Host. It answers 413 when the
-// request (head and body) exceeds the connection's MaxPackageSize, as soon
-// as a Content-Length or a chunk size says so; 414 for a request target
+// request as sent (head and body, chunk framing and trailers included)
+// exceeds the connection's MaxPackageSize, as soon as a Content-Length or a
+// chunk size says so; 414 for a request target
 // over Limits.MaxURIBytes; 417 for an Expect other than 100-continue; 431
 // when the head or the trailer section exceeds Limits.MaxHeaderBytes or
 // holds more than Limits.MaxHeaders fields; 501 for a transfer coding other

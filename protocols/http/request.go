@@ -147,8 +147,8 @@ func (r *Request) Proto() string {
 // ProtoMajor returns the major version (always 1 for a parsed request).
 func (r *Request) ProtoMajor() int { return int(r.major) }
 
-// ProtoMinor returns the minor version (0 or 1; higher minors of 1.x are
-// served as 1.1).
+// ProtoMinor returns the minor version as sent; a request of HTTP/1.2 and
+// above is served as HTTP/1.1.
 func (r *Request) ProtoMinor() int { return int(r.minor) }
 
 // HostBytes returns the host the request is for: the authority of an
