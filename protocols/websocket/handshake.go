@@ -1,0 +1,275 @@
+package websocket
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/goes-project/goes/protocols"
+)
+
+// MaxHandshakeSize caps the opening handshake head, in bytes.
+const MaxHandshakeSize = 16 << 10
+
+// keyGUID is appended to Sec-WebSocket-Key to compute the accept value
+// (RFC 6455, section 1.3).
+const keyGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// acceptKey returns the Sec-WebSocket-Accept value for key.
+func acceptKey(key string) string {
+	h := sha1.New()
+	h.Write([]byte(key))
+	h.Write([]byte(keyGUID))
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+// inputHandshake returns the length of the handshake head once it is complete.
+func (p *Protocol) inputHandshake(c protocols.Conn, st *connState, buf []byte) (int, error) {
+	if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+		return i + 4, nil
+	}
+	if len(buf) > MaxHandshakeSize {
+		err := fmt.Errorf("websocket: handshake head over %d bytes: %w: %w", MaxHandshakeSize, ErrHandshake, protocols.ErrPackageTooLarge)
+		if st.client {
+			return 0, err
+		}
+		return 0, httpError(431, err, "")
+	}
+	return 0, nil
+}
+
+func (p *Protocol) decodeHandshake(c protocols.Conn, st *connState, head []byte) error {
+	if st.client {
+		return p.clientResponse(c, st, head)
+	}
+	return p.serverHandshake(c, st, head)
+}
+
+// httpError is a handshake failure answered with an HTTP status.
+func httpError(status int, err error, extra string) error {
+	text := statusText(status)
+	body := text + "\n"
+	var b strings.Builder
+	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n%s\r\n%s",
+		status, text, len(body), extra, body)
+	return &protocols.ReplyError{Err: err, Reply: []byte(b.String())}
+}
+
+func statusText(status int) string {
+	switch status {
+	case 400:
+		return "Bad Request"
+	case 401:
+		return "Unauthorized"
+	case 403:
+		return "Forbidden"
+	case 404:
+		return "Not Found"
+	case 405:
+		return "Method Not Allowed"
+	case 426:
+		return "Upgrade Required"
+	case 429:
+		return "Too Many Requests"
+	case 431:
+		return "Request Header Fields Too Large"
+	case 500:
+		return "Internal Server Error"
+	case 503:
+		return "Service Unavailable"
+	}
+	return "Error"
+}
+
+// hasToken reports whether a comma-separated header value list contains
+// token, compared without regard to case.
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (p *Protocol) serverHandshake(c protocols.Conn, st *connState, head []byte) error {
+	req, err := parseRequest(head)
+	if err != nil {
+		return httpError(400, fmt.Errorf("websocket: handshake: %w: %w", ErrHandshake, err), "")
+	}
+	fail := func(status int, extra, format string, args ...any) error {
+		return httpError(status, fmt.Errorf("websocket: handshake: %s: %w", fmt.Sprintf(format, args...), ErrHandshake), extra)
+	}
+	if req.Method != "GET" {
+		return fail(405, "Allow: GET\r\n", "method %q", req.Method)
+	}
+	if req.Proto != "HTTP/1.1" {
+		return fail(400, "", "protocol %q", req.Proto)
+	}
+	if len(req.Header.Values("Host")) != 1 {
+		return fail(400, "", "no single Host header")
+	}
+	if !hasToken(req.Header.Values("Upgrade"), "websocket") {
+		return fail(426, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n", "not a websocket upgrade")
+	}
+	if !hasToken(req.Header.Values("Connection"), "upgrade") {
+		return fail(400, "", "Connection header without upgrade")
+	}
+	if v := req.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || strings.TrimSpace(v[0]) != "13" {
+		return fail(426, "Sec-WebSocket-Version: 13\r\n", "version %q", v)
+	}
+	keys := req.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 {
+		return fail(400, "", "no single Sec-WebSocket-Key")
+	}
+	key := strings.TrimSpace(keys[0])
+	if raw, err := base64.StdEncoding.DecodeString(key); err != nil || len(raw) != 16 {
+		return fail(400, "", "bad Sec-WebSocket-Key %q", key)
+	}
+	if p.CheckOrigin != nil && !p.CheckOrigin(req.Header.Get("Origin"), req) {
+		return fail(403, "", "origin %q refused", req.Header.Get("Origin"))
+	}
+	sub := p.selectSubprotocol(req.Header.Values("Sec-WebSocket-Protocol"))
+	var dfl deflateParams
+	var extResp string
+	if p.Compression.Enabled {
+		dfl, extResp = p.Compression.negotiate(req.Header.Values("Sec-WebSocket-Extensions"))
+	}
+	st.subprotocol, st.dfl = sub, dfl
+	if p.OnWebSocketConnect != nil {
+		if status := p.OnWebSocketConnect(c, req); status != 0 && status != 101 {
+			return fail(status, "", "refused by OnWebSocketConnect with %d", status)
+		}
+	}
+	var b []byte
+	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	b = append(b, acceptKey(key)...)
+	if sub != "" {
+		b = append(b, "\r\nSec-WebSocket-Protocol: "...)
+		b = append(b, sub...)
+	}
+	if extResp != "" {
+		b = append(b, "\r\nSec-WebSocket-Extensions: "...)
+		b = append(b, extResp...)
+	}
+	b = append(b, "\r\n\r\n"...)
+	if err := c.WriteRaw(b); err != nil {
+		return fmt.Errorf("websocket: queue handshake answer: %w", err)
+	}
+	p.open(c, st)
+	return protocols.ErrSkip
+}
+
+// open moves the connection to the open phase and runs OnOpen.
+func (p *Protocol) open(c protocols.Conn, st *connState) {
+	st.phase = phaseOpen
+	st.flags.Or(flagOpen)
+	if p.OnOpen != nil {
+		p.OnOpen(c)
+	}
+}
+
+func (p *Protocol) selectSubprotocol(offers []string) string {
+	for _, s := range p.Subprotocols {
+		if hasToken(offers, s) {
+			return s
+		}
+	}
+	return ""
+}
+
+// Request is the parsed handshake request given to the hooks.
+type Request struct {
+	Method string
+	Target string // request target as sent: path and query
+	Proto  string
+	Header Header
+}
+
+// Path is the request target without its query.
+func (r *Request) Path() string {
+	p, _, _ := strings.Cut(r.Target, "?")
+	return p
+}
+
+// Header is an ordered list of header fields as received.
+type Header []HeaderField
+
+// HeaderField is one header line.
+type HeaderField struct{ Name, Value string }
+
+// Get returns the first value of name (case-insensitive), or "".
+func (h Header) Get(name string) string {
+	for _, f := range h {
+		if strings.EqualFold(f.Name, name) {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+// Values returns every value of name (case-insensitive).
+func (h Header) Values(name string) []string {
+	var vs []string
+	for _, f := range h {
+		if strings.EqualFold(f.Name, name) {
+			vs = append(vs, f.Value)
+		}
+	}
+	return vs
+}
+
+// parseHead splits an HTTP head into its start line's three fields and its
+// header fields.
+func parseHead(head []byte) (a, b, c string, h Header, err error) {
+	s := string(head)
+	s = strings.TrimSuffix(s, "\r\n\r\n")
+	line, rest, _ := strings.Cut(s, "\r\n")
+	a, r, ok1 := strings.Cut(line, " ")
+	b, c, _ = strings.Cut(r, " ")
+	if !ok1 || a == "" || b == "" {
+		return "", "", "", nil, fmt.Errorf("malformed start line %q", line)
+	}
+	for rest != "" {
+		var l string
+		l, rest, _ = strings.Cut(rest, "\r\n")
+		name, value, ok := strings.Cut(l, ":")
+		if !ok || name == "" || strings.ContainsAny(name, " \t") {
+			return "", "", "", nil, fmt.Errorf("malformed header line %q", l)
+		}
+		h = append(h, HeaderField{Name: name, Value: strings.TrimSpace(value)})
+	}
+	return a, b, c, h, nil
+}
+
+func parseRequest(head []byte) (*Request, error) {
+	m, t, proto, h, err := parseHead(head)
+	if err != nil {
+		return nil, err
+	}
+	if proto == "" || strings.Contains(proto, " ") {
+		return nil, fmt.Errorf("malformed request line")
+	}
+	return &Request{Method: m, Target: t, Proto: proto, Header: h}, nil
+}
+
+// parseStatus parses a response head's status line.
+func parseStatus(head []byte) (status int, h Header, err error) {
+	proto, code, _, h, err := parseHead(head)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !strings.HasPrefix(proto, "HTTP/1.") {
+		return 0, nil, fmt.Errorf("protocol %q", proto)
+	}
+	status, err = strconv.Atoi(code)
+	if err != nil {
+		return 0, nil, fmt.Errorf("status %q", code)
+	}
+	return status, h, nil
+}

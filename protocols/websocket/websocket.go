@@ -1,0 +1,526 @@
+// Package websocket implements the WebSocket protocol (RFC 6455) with the
+// permessage-deflate extension (RFC 7692) on the goes protocol interface,
+// so a listener can be "websocket://" and its OnMessage receives whole
+// messages while Send sends them as frames.
+//
+// The opening handshake is parsed with the HTTP protocol's head parser and
+// answered from Decode; every frame is one packet for the runtime. Data
+// frames of a fragmented message are reassembled, pings are answered,
+// close frames are answered and then the connection is closed. Protocol
+// errors close the connection with the close code RFC 6455 asks for
+// (1002, 1007, 1009, ...).
+//
+// A connection sends text frames unless SetBinary switches it to binary;
+// Close starts the closing handshake with a code and a reason.
+//
+// The same codec serves the client side of a connection (masking its
+// frames and checking the server's 101 answer): see NewClient and
+// StartClient.
+package websocket
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/goes-project/goes/protocols"
+)
+
+// Errors returned by the codec. Input and Decode errors are wrapped in a
+// *protocols.ReplyError carrying the close frame or HTTP answer for the peer.
+var (
+	// ErrProtocol: the peer broke RFC 6455 (close code 1002).
+	ErrProtocol = errors.New("websocket: protocol error")
+	// ErrInvalidUTF8: a text message or close reason is not UTF-8 (close code 1007).
+	ErrInvalidUTF8 = errors.New("websocket: invalid utf-8")
+	// ErrMessageTooBig: a message is over the size limit (close code 1009).
+	ErrMessageTooBig = errors.New("websocket: message too big")
+	// ErrHandshake: the opening handshake was refused or malformed.
+	ErrHandshake = errors.New("websocket: bad handshake")
+	// ErrNotOpen: Send or Close before the opening handshake finished.
+	ErrNotOpen = errors.New("websocket: connection not open yet")
+	// ErrClosing: Send after a close frame was sent.
+	ErrClosing = errors.New("websocket: connection closing")
+	// ErrCompression: a compressed message could not be inflated (close code 1007).
+	ErrCompression = errors.New("websocket: bad compressed data")
+)
+
+// DefaultCloseTimeout is how long Close waits for the peer's close frame
+// before closing the connection anyway.
+const DefaultCloseTimeout = 5 * time.Second
+
+// Protocol is the WebSocket codec. A Protocol is shared by all connections of
+// a listener and safe for concurrent use; its fields must not change once it
+// serves. The zero value is a server without compression, with no origin
+// check and a message limit of the connection's MaxPackageSize.
+type Protocol struct {
+	// MaxMessageSize caps a message after reassembly and inflation, in
+	// bytes; 0 means the connection's MaxPackageSize. A single frame is also
+	// capped by MaxPackageSize, since the runtime buffers it whole.
+	MaxMessageSize int
+
+	// Subprotocols are the subprotocols the server speaks, most preferred
+	// first. The first one the client also offers is selected; Subprotocol
+	// tells which.
+	Subprotocols []string
+
+	// CheckOrigin, when set, is called with the Origin header (empty when
+	// absent); returning false answers 403. It runs on the connection's
+	// goroutine and must not block.
+	CheckOrigin func(origin string, req *Request) bool
+
+	// OnWebSocketConnect, when set, runs after the handshake request passed
+	// every check and before the 101 answer. Returning 0 or 101 accepts the
+	// connection; any other status (403, 401, 404, ...) refuses it with that
+	// status. It runs on the connection's goroutine; req is valid only
+	// during the call.
+	OnWebSocketConnect func(c protocols.Conn, req *Request) (status int)
+
+	// OnOpen, when set, runs once the 101 answer is queued: sends from it
+	// reach the peer right after the handshake.
+	OnOpen func(c protocols.Conn)
+
+	// OnPing runs for every ping received, after the pong was queued.
+	// payload is valid only during the call.
+	OnPing func(c protocols.Conn, payload []byte)
+
+	// OnPong runs for every pong received. payload is valid only during the call.
+	OnPong func(c protocols.Conn, payload []byte)
+
+	// OnClose runs when the peer's close frame arrives, with its code
+	// (CloseNoStatus when it had none) and reason.
+	OnClose func(c protocols.Conn, code int, reason string)
+
+	// Compression configures permessage-deflate; the zero value disables it.
+	Compression Compression
+
+	// CloseTimeout bounds the wait for the peer's close frame after Close
+	// (default DefaultCloseTimeout).
+	CloseTimeout time.Duration
+
+	client bool // client side: mask frames, expect a 101 answer
+
+	writers sync.Pool // *deflater, for connections without server context takeover
+}
+
+var _ protocols.Protocol = (*Protocol)(nil)
+
+// New returns a server-side WebSocket protocol with default settings.
+func New() *Protocol { return &Protocol{} }
+
+// Name returns "websocket".
+func (p *Protocol) Name() string { return "websocket" }
+
+// Connection phases, as seen by the reading goroutine.
+const (
+	phaseHandshake = iota // waiting for the opening handshake
+	phaseOpen             // frames flow
+	phaseClosed           // close frame received or error sent: input is dropped
+)
+
+// Flags shared with other goroutines (Encode, Close, SetBinary).
+const (
+	flagOpen      = 1 << iota // handshake done, negotiated parameters final
+	flagBinary                // Send sends binary frames
+	flagCloseSent             // a close frame was queued
+)
+
+// connState is the per-connection state, stored with SetState once and
+// allocated once. Fields without a comment are the reading goroutine's.
+type connState struct {
+	p     *Protocol
+	flags atomic.Uint32
+
+	// Set before flagOpen and read-only after it.
+	client      bool
+	subprotocol string
+	dfl         deflateParams
+
+	phase      uint8
+	fragOp     Opcode // opcode of the message being reassembled, 0 when none
+	fragZ      bool   // that message is compressed
+	fragLen    int    // bytes of it received so far (compressed when fragZ)
+	lastOp     Opcode // opcode of the last message delivered
+	text       utf8Validator
+	msg        []byte   // reassembly buffer
+	inflated   []byte   // inflation output
+	window     []byte   // the peer's compression window (context takeover)
+	acceptKey  string   // client side: the expected Sec-WebSocket-Accept
+	offered    []string // client side: the subprotocols offered
+	ctrl       [maxControlPayload + maxFrameHeader]byte
+	closeTimer atomic.Pointer[time.Timer] // set by Close, stopped by the peer's close
+
+	// Encode side, used with the connection's send lock held.
+	enc *deflater // own compressor when context takeover is negotiated
+}
+
+// state returns c's state, creating it on first use. Only the connection's
+// goroutine may create it.
+func (p *Protocol) state(c protocols.Conn) *connState {
+	if st, ok := c.State().(*connState); ok {
+		return st
+	}
+	st := &connState{p: p, client: p.client}
+	c.SetState(st)
+	return st
+}
+
+func (p *Protocol) limit(c protocols.Conn) int {
+	if p.MaxMessageSize > 0 {
+		return p.MaxMessageSize
+	}
+	return c.MaxPackageSize()
+}
+
+// closeError returns the error for a failed connection: the close frame
+// with code goes to the peer, err to the log.
+func (st *connState) closeError(code int, err error) error {
+	st.phase = phaseClosed
+	if st.flags.Load()&flagCloseSent != 0 {
+		return err
+	}
+	st.flags.Or(flagCloseSent)
+	reply := appendClose(nil, code, closeReason(code), st.client, newMaskKey(st.client))
+	return &protocols.ReplyError{Err: err, Reply: reply}
+}
+
+func closeReason(code int) string {
+	switch code {
+	case CloseProtocolError:
+		return "protocol error"
+	case CloseInvalidPayload:
+		return "invalid payload"
+	case CloseMessageTooBig:
+		return "message too big"
+	}
+	return ""
+}
+
+func protocolError(format string, args ...any) error {
+	return fmt.Errorf("websocket: %s: %w", fmt.Sprintf(format, args...), ErrProtocol)
+}
+
+// Input returns the length of the handshake head or of the next frame.
+// Frame headers are checked as soon as they are complete, so an oversized
+// or malformed frame fails before its payload is buffered.
+func (p *Protocol) Input(c protocols.Conn, buf []byte) (int, error) {
+	st := p.state(c)
+	switch st.phase {
+	case phaseHandshake:
+		return p.inputHandshake(c, st, buf)
+	case phaseClosed:
+		return len(buf), nil
+	}
+	h, ok := parseHeader(buf)
+	if !ok {
+		return 0, nil
+	}
+	if err := p.checkHeader(c, st, &h); err != nil {
+		return 0, err
+	}
+	total := uint64(h.size) + h.length
+	if total > uint64(c.MaxPackageSize()) {
+		return 0, st.closeError(CloseMessageTooBig, fmt.Errorf("websocket: frame of %d bytes over limit %d: %w: %w",
+			h.length, c.MaxPackageSize(), ErrMessageTooBig, protocols.ErrPackageTooLarge))
+	}
+	if uint64(len(buf)) < total {
+		return 0, nil
+	}
+	return int(total), nil
+}
+
+// checkHeader applies the rules a frame header must follow. It does not
+// change st: Input may see the same header more than once.
+func (p *Protocol) checkHeader(c protocols.Conn, st *connState, h *header) error {
+	if h.masked == st.client {
+		if st.client {
+			return st.closeError(CloseProtocolError, protocolError("masked frame from server"))
+		}
+		return st.closeError(CloseProtocolError, protocolError("unmasked frame from client"))
+	}
+	if !h.op.isKnown() {
+		return st.closeError(CloseProtocolError, protocolError("reserved opcode %#x", byte(h.op)))
+	}
+	rsvOK := byte(0)
+	if st.dfl.enabled && (h.op == OpText || h.op == OpBinary) {
+		rsvOK = rsv1Bit // only the first frame of a message may say "compressed"
+	}
+	if h.rsv&^rsvOK != 0 {
+		return st.closeError(CloseProtocolError, protocolError("reserved bits %#x without an extension", h.rsv))
+	}
+	if h.op.isControl() {
+		if !h.fin {
+			return st.closeError(CloseProtocolError, protocolError("fragmented control frame"))
+		}
+		if h.length > maxControlPayload {
+			return st.closeError(CloseProtocolError, protocolError("control frame of %d bytes", h.length))
+		}
+		return nil
+	}
+	if h.op == OpContinuation {
+		if st.fragOp == 0 {
+			return st.closeError(CloseProtocolError, protocolError("continuation without a message"))
+		}
+	} else if st.fragOp != 0 {
+		return st.closeError(CloseProtocolError, protocolError("new message inside a fragmented one"))
+	}
+	limit := uint64(p.limit(c))
+	sofar := uint64(0)
+	if h.op == OpContinuation {
+		sofar = uint64(st.fragLen)
+	}
+	if h.length > limit || sofar+h.length > limit {
+		return st.closeError(CloseMessageTooBig, fmt.Errorf("websocket: message over %d bytes: %w", limit, ErrMessageTooBig))
+	}
+	return nil
+}
+
+// Decode unmasks a frame and returns the message it completes, or ErrSkip
+// for handshakes, control frames and non-final fragments. The message may
+// alias packet or the connection's reassembly buffer and is valid until the
+// next call.
+func (p *Protocol) Decode(c protocols.Conn, packet []byte) ([]byte, error) {
+	st := p.state(c)
+	switch st.phase {
+	case phaseHandshake:
+		return nil, p.decodeHandshake(c, st, packet)
+	case phaseClosed:
+		return nil, protocols.ErrSkip
+	}
+	h, _ := parseHeader(packet)
+	payload := packet[h.size:]
+	if h.masked {
+		maskBytes(h.mask, 0, payload)
+	}
+	if h.op.isControl() {
+		return nil, p.control(c, st, h.op, payload)
+	}
+	if h.op != OpContinuation {
+		st.fragOp = h.op
+		st.fragZ = h.rsv&rsv1Bit != 0
+		st.fragLen = 0
+		st.text.reset()
+		if h.fin && !st.fragZ {
+			// Whole, uncompressed message: deliver in place.
+			st.fragOp = 0
+			st.lastOp = h.op
+			if h.op == OpText && !utf8.Valid(payload) {
+				return nil, st.closeError(CloseInvalidPayload, fmt.Errorf("websocket: text message: %w", ErrInvalidUTF8))
+			}
+			return payload, nil
+		}
+		st.msg = st.msg[:0]
+	}
+	st.fragLen += len(payload)
+	if st.fragOp == OpText && !st.fragZ {
+		if !st.text.Write(payload) || h.fin && !st.text.Complete() {
+			return nil, st.closeError(CloseInvalidPayload, fmt.Errorf("websocket: text message: %w", ErrInvalidUTF8))
+		}
+	}
+	st.msg = append(st.msg, payload...)
+	if !h.fin {
+		return nil, protocols.ErrSkip
+	}
+	op := st.fragOp
+	st.fragOp = 0
+	st.lastOp = op
+	msg := st.msg
+	if st.fragZ {
+		out, err := p.inflate(st, msg, p.limit(c))
+		if err != nil {
+			if errors.Is(err, ErrMessageTooBig) {
+				return nil, st.closeError(CloseMessageTooBig, err)
+			}
+			return nil, st.closeError(CloseInvalidPayload, err)
+		}
+		if op == OpText && !utf8.Valid(out) {
+			return nil, st.closeError(CloseInvalidPayload, fmt.Errorf("websocket: compressed text message: %w", ErrInvalidUTF8))
+		}
+		msg = out
+	}
+	st.trim()
+	return msg, nil
+}
+
+// trim drops reassembly buffers that grew large, so an idle connection
+// does not keep the memory of its largest message. The message being
+// returned stays valid: only the field is reset.
+func (st *connState) trim() {
+	const keep = 64 << 10
+	if cap(st.msg) > keep {
+		st.msg = nil
+	}
+	if cap(st.inflated) > keep {
+		st.inflated = nil
+	}
+}
+
+// control handles a ping, pong or close frame.
+func (p *Protocol) control(c protocols.Conn, st *connState, op Opcode, payload []byte) error {
+	switch op {
+	case OpPing:
+		if st.flags.Load()&flagCloseSent == 0 {
+			pong := appendFrame(st.ctrl[:0], true, 0, OpPong, payload, st.client, newMaskKey(st.client))
+			if err := c.WriteRaw(pong); err != nil {
+				return fmt.Errorf("websocket: queue pong: %w", err)
+			}
+		}
+		if p.OnPing != nil {
+			p.OnPing(c, payload)
+		}
+	case OpPong:
+		if p.OnPong != nil {
+			p.OnPong(c, payload)
+		}
+	case OpClose:
+		code, reason := CloseNoStatus, ""
+		switch {
+		case len(payload) == 1:
+			return st.closeError(CloseProtocolError, protocolError("close frame with a 1-byte body"))
+		case len(payload) >= closeCodeLen:
+			code = int(payload[0])<<8 | int(payload[1])
+			if !validCloseCode(code) {
+				return st.closeError(CloseProtocolError, protocolError("invalid close code %d", code))
+			}
+			if !utf8.Valid(payload[closeCodeLen:]) {
+				return st.closeError(CloseInvalidPayload, fmt.Errorf("websocket: close reason: %w", ErrInvalidUTF8))
+			}
+			reason = string(payload[closeCodeLen:])
+		}
+		st.phase = phaseClosed
+		if t := st.closeTimer.Load(); t != nil {
+			t.Stop()
+		}
+		if st.flags.Or(flagCloseSent)&flagCloseSent == 0 {
+			// Answer with the peer's code, as RFC 6455 section 5.5.1 suggests.
+			echo := code
+			if code == CloseNoStatus {
+				echo = 0
+			}
+			c.WriteRaw(appendClose(st.ctrl[:0], echo, "", st.client, newMaskKey(st.client)))
+		}
+		c.CloseAfterFlush()
+		if p.OnClose != nil {
+			p.OnClose(c, code, reason)
+		}
+	}
+	return protocols.ErrSkip
+}
+
+// Encode appends msg as one frame: text, or binary after SetBinary, and
+// compressed when permessage-deflate was negotiated and msg is at least
+// Compression.Threshold bytes. Text must be valid UTF-8.
+func (p *Protocol) Encode(c protocols.Conn, dst, msg []byte) ([]byte, error) {
+	st, _ := c.State().(*connState)
+	if st == nil {
+		return dst, ErrNotOpen
+	}
+	f := st.flags.Load()
+	switch {
+	case f&flagCloseSent != 0:
+		return dst, ErrClosing
+	case f&flagOpen == 0:
+		return dst, ErrNotOpen
+	}
+	op := OpText
+	if f&flagBinary != 0 {
+		op = OpBinary
+	} else if !utf8.Valid(msg) {
+		return dst, fmt.Errorf("websocket: send text: %w", ErrInvalidUTF8)
+	}
+	if st.dfl.enabled && len(msg) >= p.Compression.threshold() {
+		return p.appendCompressed(st, dst, op, msg)
+	}
+	return appendFrame(dst, true, 0, op, msg, st.client, newMaskKey(st.client)), nil
+}
+
+// SetBinary chooses whether Send on c sends binary (true) or text (false,
+// the default) frames. Call it from the connection's callbacks (OnConnect,
+// OnOpen, OnMessage); once the connection is open it is safe from any
+// goroutine.
+func SetBinary(c protocols.Conn, binary bool) {
+	st, ok := c.State().(*connState)
+	if !ok {
+		p, _ := connProtocol(c)
+		if p == nil {
+			return
+		}
+		st = p.state(c)
+	}
+	if binary {
+		st.flags.Or(flagBinary)
+	} else {
+		st.flags.And(^uint32(flagBinary))
+	}
+}
+
+// connProtocol finds the WebSocket protocol of a connection that has no
+// state yet.
+func connProtocol(c protocols.Conn) (*Protocol, bool) {
+	pc, ok := c.(interface{ Protocol() protocols.Protocol })
+	if !ok {
+		return nil, false
+	}
+	p, ok := pc.Protocol().(*Protocol)
+	return p, ok
+}
+
+// MessageType returns OpText or OpBinary: the type of the message being
+// delivered to OnMessage (0 before the first message). Call it only from
+// the connection's callbacks.
+func MessageType(c protocols.Conn) Opcode {
+	if st, ok := c.State().(*connState); ok {
+		return st.lastOp
+	}
+	return 0
+}
+
+// Subprotocol returns the subprotocol selected in the handshake, or "".
+// Safe from any goroutine once the connection is open.
+func Subprotocol(c protocols.Conn) string {
+	if st, ok := c.State().(*connState); ok && st.flags.Load()&flagOpen != 0 {
+		return st.subprotocol
+	}
+	return ""
+}
+
+// Compressed reports whether permessage-deflate was negotiated on c.
+// Safe from any goroutine once the connection is open.
+func Compressed(c protocols.Conn) bool {
+	if st, ok := c.State().(*connState); ok && st.flags.Load()&flagOpen != 0 {
+		return st.dfl.enabled
+	}
+	return false
+}
+
+// Close starts the closing handshake: it queues a close frame with code
+// (1000 when 0) and reason (cut to 123 bytes), and the connection is closed
+// when the peer's close frame arrives or after CloseTimeout. Sends after it
+// fail with ErrClosing. Calling it again does nothing. Once the connection is
+// open it is safe from any goroutine.
+func Close(c protocols.Conn, code int, reason string) error {
+	st, ok := c.State().(*connState)
+	if !ok || st.flags.Load()&flagOpen == 0 {
+		return ErrNotOpen
+	}
+	if code == 0 {
+		code = CloseNormal
+	}
+	if st.flags.Or(flagCloseSent)&flagCloseSent != 0 {
+		return nil
+	}
+	if err := c.WriteRaw(appendClose(nil, code, reason, st.client, newMaskKey(st.client))); err != nil {
+		return fmt.Errorf("websocket: queue close frame: %w", err)
+	}
+	if cl, ok := c.(interface{ Close() error }); ok {
+		d := st.p.CloseTimeout
+		if d <= 0 {
+			d = DefaultCloseTimeout
+		}
+		st.closeTimer.Store(time.AfterFunc(d, func() { cl.Close() }))
+	}
+	return nil
+}
