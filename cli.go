@@ -76,8 +76,8 @@ func (r *Runner) app() *cli.App {
 				},
 			},
 			{
-				Name: "reload", Usage: "replace the workers without dropping connections (SIGHUP)",
-				Flags:  withCommon(),
+				Name: "reload", Usage: "upgrade to the binary now on disk without dropping connections (SIGHUP); -g: let old connections finish without a time bound",
+				Flags:  withCommon(graceful),
 				Action: r.reload,
 			},
 			{
@@ -145,7 +145,7 @@ func (r *Runner) start(c *cli.Context, daemon bool) error {
 	if err != nil {
 		return err
 	}
-	if h, err := ping(paths); err == nil {
+	if h, err := ping(paths); err == nil && !master.IsUpgrade() {
 		return fmt.Errorf("%w: %s (pid %d, run dir %s); stop it first", ErrAlreadyRunning, r.Name, h.PID, paths.Dir)
 	}
 	if err := paths.EnsureDir(); err != nil {
@@ -268,7 +268,8 @@ func (r *Runner) reload(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ans, err := paths.Request(ipc.Message{Type: ipc.TypeReload}, 5*time.Minute)
+	req, _ := ipc.New(ipc.TypeReload, 1, ipc.ReloadRequest{Graceful: c.Bool("graceful")})
+	ans, err := paths.Request(req, 10*time.Minute)
 	if err != nil {
 		if errors.Is(err, master.ErrNotRunning) {
 			return notRunning(paths)
@@ -279,8 +280,13 @@ func (r *Runner) reload(c *cli.Context) error {
 	if err := ans.Decode(&res); err != nil {
 		return err
 	}
-	fmt.Fprintf(r.Stdout, "%s reloaded: master pid %d, version %s, generation %d, %d old workers draining\n",
-		r.Name, res.PID, res.Version, res.Generation, res.Drained)
+	if res.OldPID != 0 {
+		fmt.Fprintf(r.Stdout, "%s reloaded: master pid %d, version %s, generation %d serves; old master pid %d drains %d workers\n",
+			r.Name, res.PID, res.Version, res.Generation, res.OldPID, res.Drained)
+	} else {
+		fmt.Fprintf(r.Stdout, "%s reloaded: master pid %d, version %s, generation %d serves; %d old workers drain\n",
+			r.Name, res.PID, res.Version, res.Generation, res.Drained)
+	}
 	return nil
 }
 
@@ -337,6 +343,9 @@ func printStatus(w io.Writer, name string, st ipc.Status) {
 	fmt.Fprintf(w, "version: %s   go: %s   master pid: %d   state: %s   generation: %d\n", m.Version, runtime.Version(), m.PID, m.State, m.Generation)
 	fmt.Fprintf(w, "started: %s   uptime: %s   workers: %d   worker exits: %d\n",
 		m.StartedAt.Format(time.DateTime), (time.Duration(m.UptimeSeconds) * time.Second).String(), m.Workers, m.ExitCount)
+	for _, p := range st.Others {
+		fmt.Fprintf(w, "generation %d too: master pid %d, version %s, %s\n", p.Generation, p.PID, p.Version, p.State)
+	}
 	fmt.Fprintln(w, "---------------------------------- WORKERS ----------------------------------")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "id\tpid\tname\tlisten\tstate\tgen\tconnections\trequests\tqps\tmemory\ttimers\texits\tlast exit")

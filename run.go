@@ -51,6 +51,10 @@ const (
 	envConfigJSON = "GOES_CONFIG_JSON"
 	envLogConsole = "GOES_LOG_CONSOLE"
 	envLogFile    = "GOES_LOG_FILE"
+	// envCloseOnDrain (set to 1 for the master) makes draining workers
+	// close their connections at once: unsafe, the negative control of the
+	// reload tests.
+	envCloseOnDrain = "GOES_UNSAFE_CLOSE_ON_DRAIN"
 )
 
 // ErrAlreadyRunning is returned by start when a master already serves
@@ -293,6 +297,9 @@ func (r *Runner) runMaster(cfg *Config, paths master.Paths, daemon bool, notifie
 		console = "1"
 	}
 	workerEnv := []string{envConfigJSON + "=" + string(cfgJSON), envLogConsole + "=" + console, envLogFile + "=" + logFile}
+	if os.Getenv(envCloseOnDrain) == "1" {
+		workerEnv = append(workerEnv, envCloseOnDrain+"=1")
+	}
 	return master.Run(context.Background(), master.Options{
 		Listeners:    listeners,
 		Paths:        paths,
@@ -301,8 +308,15 @@ func (r *Runner) runMaster(cfg *Config, paths master.Paths, daemon bool, notifie
 		Credential:   cred,
 		ReadyTimeout: time.Duration(cfg.ReadyTimeout),
 		Signals:      true,
+		Upgrades:     true,
 		Logger:       log,
-		Reopen:       func() error { return reopenLog(logFile) },
+		OnUpgraded: func(pid int) {
+			if !daemon {
+				fmt.Fprintf(r.Stdout, "%s upgraded: master pid %d serves now, detached from this terminal (stop it with `%s stop`); "+
+					"this process exits once its workers have drained\n", r.Name, pid, r.Name)
+			}
+		},
+		Reopen: func() error { return reopenLog(logFile) },
 		OnReady: func() {
 			notifier.Ready(os.Getpid())
 			if !daemon {
@@ -385,15 +399,16 @@ func (r *Runner) runWorker() error {
 	cc.IDBase = uint64(id.ID&0xffff)<<48 | uint64(id.Epoch&0xffff)<<32
 	logFile := os.Getenv(envLogFile)
 	return worker.Run(context.Background(), worker.Options{
-		ID:          id.ID,
-		Ctl:         ctl,
-		Listener:    ln,
-		PacketConn:  pc,
-		Config:      cc,
-		StopTimeout: g.StopTimeout,
-		Version:     r.Version,
-		Logger:      log,
-		Reopen:      func() error { return reopenLog(logFile) },
+		ID:           id.ID,
+		Ctl:          ctl,
+		Listener:     ln,
+		PacketConn:   pc,
+		Config:       cc,
+		StopTimeout:  g.StopTimeout,
+		CloseOnDrain: os.Getenv(envCloseOnDrain) == "1",
+		Version:      r.Version,
+		Logger:       log,
+		Reopen:       func() error { return reopenLog(logFile) },
 		OnStart: func() error {
 			if g.OnWorkerStart != nil {
 				g.OnWorkerStart(g)

@@ -77,10 +77,14 @@ type ConnInfo struct {
 	State      string    `json:"state"`
 }
 
-// Status is the answer to a status request.
+// Status is the answer to a status request. During an upgrade, Others
+// lists the other masters of the run directory (the old generation
+// draining, or the new one starting), and Workers holds their workers too
+// (see Worker.MasterPID).
 type Status struct {
-	Master  MasterStatus `json:"master"`
-	Workers []Worker     `json:"workers"`
+	Master  MasterStatus   `json:"master"`
+	Workers []Worker       `json:"workers"`
+	Others  []MasterStatus `json:"other_masters,omitempty"`
 }
 
 // MasterStatus describes the master.
@@ -99,6 +103,7 @@ type MasterStatus struct {
 // Worker is one worker process in a Status.
 type Worker struct {
 	ID          int       `json:"id"`
+	MasterPID   int       `json:"master_pid"`
 	Index       int       `json:"index"`
 	Generation  int       `json:"generation"`
 	PID         int       `json:"pid"`
@@ -121,11 +126,26 @@ type Worker struct {
 	LastExit    string    `json:"last_exit,omitempty"`
 }
 
-// ReloadResult is the answer to a reload.
+// ReloadRequest asks for a reload; Graceful lets the old workers drain
+// without a time bound.
+type ReloadRequest struct {
+	Graceful bool `json:"graceful"`
+}
+
+// StatusRequest asks for a status; Local leaves out the other masters of
+// the run directory (a previous generation still draining).
+type StatusRequest struct {
+	Local bool `json:"local"`
+}
+
+// ReloadResult is the answer to a reload: the master that serves now.
 type ReloadResult struct {
 	PID        int    `json:"pid"`
 	Version    string `json:"version"`
 	Generation int    `json:"generation"`
-	Drained    int    `json:"drained"`
-	Detail     string `json:"detail,omitempty"`
+	// Drained is the number of old workers told to drain.
+	Drained int `json:"drained"`
+	// OldPID is the previous master's pid after an upgrade (0 when only
+	// the workers were replaced).
+	OldPID int `json:"old_pid,omitempty"`
 }

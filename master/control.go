@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -12,23 +13,67 @@ import (
 	"github.com/goes-project/goes/ipc"
 )
 
-// listenControl opens the CLI's control socket (owner-only). The caller
-// holds the run directory's lock, so a socket file left there is stale.
+// listenControl opens this master's control socket (owner-only) at
+// goes-PID.sock; Paths.Socket is a symbolic link to the socket of the
+// master that serves, switched atomically when a new master takes over.
 func (m *master) listenControl() error {
-	path := m.o.Paths.Socket
-	os.Remove(path)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if m.parentGone {
+		// This master holds the lock alone: sockets left there are stale.
+		m.removeStaleControl()
+	}
+	m.ctlPath = filepath.Join(m.o.Paths.Dir, fmt.Sprintf("goes-%d.sock", os.Getpid()))
+	os.Remove(m.ctlPath)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: m.ctlPath, Net: "unix"})
 	if err != nil {
 		return fmt.Errorf("master: control socket: %w", err)
 	}
 	ln.SetUnlinkOnClose(false)
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := os.Chmod(m.ctlPath, 0o600); err != nil {
 		ln.Close()
 		return fmt.Errorf("master: control socket: %w", err)
 	}
 	m.ctlLn = ln
 	go m.acceptControl(ln)
+	if m.parentGone {
+		return m.linkControl()
+	}
 	return nil
+}
+
+// linkControl points Paths.Socket at this master's socket.
+func (m *master) linkControl() error {
+	tmp := m.o.Paths.Socket + ".new"
+	os.Remove(tmp)
+	if err := os.Symlink(filepath.Base(m.ctlPath), tmp); err != nil {
+		return fmt.Errorf("master: control link: %w", err)
+	}
+	if err := os.Rename(tmp, m.o.Paths.Socket); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("master: control link: %w", err)
+	}
+	return nil
+}
+
+// otherControls lists the control sockets of the other masters of the run
+// directory (a previous generation still draining, or stale ones).
+func (m *master) otherControls() []string {
+	list, _ := filepath.Glob(filepath.Join(m.o.Paths.Dir, "goes-*.sock"))
+	out := list[:0]
+	for _, p := range list {
+		if p != m.ctlPath {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (m *master) removeStaleControl() {
+	for _, p := range m.otherControls() {
+		removeStaleSocket(p)
+	}
+	if _, err := os.Stat(m.o.Paths.Socket); err != nil {
+		os.Remove(m.o.Paths.Socket) // a dangling link
+	}
 }
 
 func (m *master) acceptControl(ln *net.UnixListener) {
@@ -62,13 +107,18 @@ func (m *master) serveControl(c *net.UnixConn) {
 	}
 }
 
-// closeControlListener stops taking CLI requests and removes the socket.
+// closeControlListener stops taking CLI requests and removes the socket,
+// and the link to it unless a newer master owns the link now.
 func (m *master) closeControlListener() {
-	if m.ctlLn != nil {
-		m.ctlLn.Close()
-		os.Remove(m.o.Paths.Socket)
-		m.ctlLn = nil
+	if m.ctlLn == nil {
+		return
 	}
+	m.ctlLn.Close()
+	m.ctlLn = nil
+	if target, err := os.Readlink(m.o.Paths.Socket); err == nil && target == filepath.Base(m.ctlPath) {
+		os.Remove(m.o.Paths.Socket)
+	}
+	os.Remove(m.ctlPath)
 }
 
 // closeControl is the last word: clients waiting for the stop see EOF.
@@ -98,9 +148,17 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 		ok(ipc.Hello{PID: os.Getpid(), Version: m.o.Version})
 		c.Close()
 	case ipc.TypeStatus:
+		var req ipc.StatusRequest
+		if len(msg.Body) > 0 {
+			msg.Decode(&req)
+		}
 		snap := m.snapshot()
+		var others []string
+		if !req.Local {
+			others = m.otherControls()
+		}
 		go func() {
-			ok(m.gatherStatus(snap))
+			ok(m.gatherStatus(snap, others))
 			c.Close()
 		}()
 	case ipc.TypeConnections:
@@ -121,7 +179,14 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 		m.waiters = append(m.waiters, c)
 		m.beginStop(req.Graceful)
 	case ipc.TypeReload:
-		if err := m.beginReload(c, msg.ID); err != nil {
+		var req ipc.ReloadRequest
+		if len(msg.Body) > 0 {
+			if err := msg.Decode(&req); err != nil {
+				fail(err)
+				return
+			}
+		}
+		if err := m.reload(c, msg.ID, req.Graceful); err != nil {
 			fail(fmt.Errorf("reload refused: %w", err))
 		}
 	case ipc.TypeReopen:
@@ -163,7 +228,7 @@ func (m *master) snapshot() snapshot {
 	for _, s := range m.slots {
 		l := m.o.Listeners[s.listener]
 		base := ipc.Worker{
-			ID: s.id, Index: s.index, Name: l.Name, Listen: l.Network + "://" + l.Addr,
+			MasterPID: os.Getpid(), ID: s.id, Index: s.index, Name: l.Name, Listen: l.Network + "://" + l.Addr,
 			Transport: l.Transport, Protocol: l.Protocol, State: s.state,
 			ExitCount: s.exitCount, LastExit: s.lastExit, Generation: m.gen,
 		}
@@ -182,8 +247,30 @@ func (m *master) snapshot() snapshot {
 	return snap
 }
 
-// gatherStatus asks every worker for its stats (1 s bound).
-func (m *master) gatherStatus(snap snapshot) ipc.Status {
+// gatherStatus asks every worker, and the other masters of the run
+// directory, for their stats (1 s bound).
+func (m *master) gatherStatus(snap snapshot, others []string) ipc.Status {
+	var (
+		prevMu sync.Mutex
+		more   []ipc.Status
+		owg    sync.WaitGroup
+	)
+	for _, path := range others {
+		owg.Add(1)
+		go func() {
+			defer owg.Done()
+			p := m.o.Paths
+			p.Socket = path
+			req, _ := ipc.New(ipc.TypeStatus, 1, ipc.StatusRequest{Local: true})
+			ans, err := p.Request(req, time.Second)
+			var st ipc.Status
+			if err == nil && ans.Decode(&st) == nil {
+				prevMu.Lock()
+				more = append(more, st)
+				prevMu.Unlock()
+			}
+		}()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -209,9 +296,15 @@ func (m *master) gatherStatus(snap snapshot) ipc.Status {
 		}()
 	}
 	wg.Wait()
+	owg.Wait()
 	st := ipc.Status{Master: snap.master, Workers: make([]ipc.Worker, 0, len(snap.entries))}
 	for _, e := range snap.entries {
 		st.Workers = append(st.Workers, e.w)
+	}
+	sort.Slice(more, func(i, j int) bool { return more[i].Master.Generation < more[j].Master.Generation })
+	for _, o := range more {
+		st.Others = append(st.Others, o.Master)
+		st.Workers = append(st.Workers, o.Workers...)
 	}
 	return st
 }

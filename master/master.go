@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudflare/tableflip"
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/ipc"
@@ -146,11 +147,24 @@ type Options struct {
 	// OnReady runs once every worker of the first generation accepts,
 	// after the pid file is written.
 	OnReady func()
+	// OnUpgraded runs when a new master (pid) has taken over after an
+	// upgrade; this one then drains its workers and Run returns.
+	OnUpgraded func(pid int)
 	// Reopen reopens the master's log file (SIGUSR1, reopen request).
 	Reopen func() error
 	// Signals, when false, leaves process signals alone (tests running
 	// masters inside one process).
 	Signals bool
+	// Upgrades makes reload replace the whole master with a new process
+	// started from the binary now on disk (cloudflare/tableflip): it
+	// inherits the sockets, forks its workers and takes over once they
+	// accept; then this master drains its workers and exits. Without it,
+	// reload replaces the workers only. Only one master per process may
+	// use it (tableflip allows one upgrader per process).
+	Upgrades bool
+	// UpgradeTimeout bounds a new master's start (default ReadyTimeout +
+	// 10 s); past it the new master is killed and the reload fails.
+	UpgradeTimeout time.Duration
 	// Logger receives the master's events.
 	Logger zerolog.Logger
 }
@@ -226,6 +240,13 @@ type evExit struct {
 type evReady struct{ p *proc }
 type evRespawn struct{ s *slot }
 type evKill struct{}
+type evParentExited struct{ err error }
+type evUpgraded struct {
+	c        net.Conn
+	id       uint64
+	graceful bool
+	err      error
+}
 type evRequest struct {
 	m ipc.Message
 	c net.Conn
@@ -250,16 +271,31 @@ type master struct {
 	waiters   []net.Conn // CLI conns closed when the master is gone
 	reloading *reloadOp
 	ctlLn     *net.UnixListener
+	ctlPath   string // this master's own control socket; Paths.Socket links to it
 	lockFile  *os.File
 	readyDone bool
+
+	upg        *tableflip.Upgrader // nil without Options.Upgrades
+	parentGone bool                // no older master (or it has exited)
+	upgrading  bool                // an Upgrade call is running
+	upgraded   bool                // a newer master serves; this one drains and exits
+	stop       stopMode
+}
+
+// stopMode says how the workers stop.
+type stopMode struct {
+	graceful  bool // drain rather than close
+	reload    bool // the drain is a reload's (OnWorkerReload)
+	unbounded bool // no drain timeout (reload -g)
 }
 
 type reloadOp struct {
-	c       net.Conn
-	id      uint64
-	pending int
-	drained int
-	err     error
+	c        net.Conn
+	id       uint64
+	graceful bool
+	pending  int
+	drained  int
+	err      error
 }
 
 func newMaster(o Options) (*master, error) {
@@ -297,8 +333,11 @@ func newMaster(o Options) (*master, error) {
 	if o.CrashLoopLimit <= 0 {
 		o.CrashLoopLimit = 10
 	}
+	if o.UpgradeTimeout <= 0 {
+		o.UpgradeTimeout = o.ReadyTimeout + 10*time.Second
+	}
 	if o.Listen == nil {
-		o.Listen = net.Listen
+		o.Listen = listenDefault
 	}
 	if o.ListenPacket == nil {
 		o.ListenPacket = net.ListenPacket
@@ -343,10 +382,24 @@ func (m *master) run(ctx context.Context) (err error) {
 	if err := m.o.Paths.EnsureDir(); err != nil {
 		return err
 	}
-	if m.lockFile, err = m.o.Paths.lock(); err != nil {
-		return err
+	m.parentGone = true
+	if m.o.Upgrades {
+		if err := m.startUpgrader(); err != nil {
+			return err
+		}
+		defer m.upg.Stop()
+	}
+	if m.lockFile == nil {
+		if m.lockFile, err = m.o.Paths.lock(); err != nil {
+			return err
+		}
 	}
 	defer m.lockFile.Close()
+	if m.upg != nil {
+		if err := m.upg.AddFile(lockFileName, m.lockFile); err != nil {
+			return fmt.Errorf("master: pass the lock on: %w", err)
+		}
+	}
 	if err := m.listenControl(); err != nil {
 		return err
 	}
@@ -390,13 +443,19 @@ func (m *master) run(ctx context.Context) (err error) {
 			m.handle(e)
 		}
 	}
-	m.closeSockets(true)
-	if m.readyDone {
+	m.closeSockets(!m.upgraded)
+	if m.readyDone && !m.upgraded {
+		// The pid file and the control link are this master's: a newer
+		// master (after an upgrade) owns them otherwise.
 		os.Remove(m.o.Paths.PID)
 	}
 	if m.startErr != nil {
 		m.log.Error().Err(m.startErr).Msg("master failed to start")
 		return m.startErr
+	}
+	if m.upgraded {
+		m.log.Info().Msg("old master exited after the upgrade")
+		return nil
 	}
 	m.log.Info().Msg("master stopped")
 	return nil
@@ -410,7 +469,7 @@ func (m *master) onSignal(sig os.Signal) {
 	case syscall.SIGQUIT:
 		m.beginStop(true)
 	case syscall.SIGHUP:
-		if err := m.beginReload(nil, 0); err != nil {
+		if err := m.reload(nil, 0, false); err != nil {
 			m.log.Warn().Err(err).Msg("reload refused")
 		}
 	case syscall.SIGUSR1:
@@ -426,7 +485,6 @@ func (m *master) openSockets() error {
 		case "udp", "udp4", "udp6", "unixgram":
 			s.pc, err = m.o.ListenPacket(l.Network, l.Addr)
 		case "unix":
-			removeStaleSocket(l.Addr)
 			s.ln, err = m.o.Listen(l.Network, l.Addr)
 			if ul, ok := s.ln.(*net.UnixListener); ok {
 				ul.SetUnlinkOnClose(false)
@@ -441,6 +499,14 @@ func (m *master) openSockets() error {
 		m.log.Info().Str("listen", l.Network+"://"+l.Addr).Str("name", l.Name).Int("count", l.Count).Msg("listening")
 	}
 	return nil
+}
+
+// listenDefault is net.Listen, after removing a stale Unix socket file.
+func listenDefault(network, addr string) (net.Listener, error) {
+	if network == "unix" {
+		removeStaleSocket(addr)
+	}
+	return net.Listen(network, addr)
 }
 
 // removeStaleSocket removes a Unix socket file nobody listens on.
@@ -642,6 +708,15 @@ func (m *master) handle(e event) {
 		}
 	case evRequest:
 		m.onRequest(e.m, e.c)
+	case evParentExited:
+		m.parentGone = true
+		if e.err != nil {
+			m.log.Warn().Err(e.err).Msg("previous master misbehaved while exiting")
+		} else {
+			m.log.Info().Msg("previous master exited")
+		}
+	case evUpgraded:
+		m.onUpgraded(e)
 	}
 }
 
@@ -661,7 +736,11 @@ func (m *master) onReady(p *proc) {
 		old := s.cur
 		s.cur, s.next = p, nil
 		if old != nil {
-			m.drainProc(old, true)
+			timeout := m.o.Listeners[s.listener].StopTimeout
+			if m.reloading != nil && m.reloading.graceful {
+				timeout = 0
+			}
+			m.drainProc(old, true, timeout)
 			if m.reloading != nil {
 				m.reloading.drained++
 			}
@@ -683,7 +762,15 @@ func (m *master) onReady(p *proc) {
 			}
 		}
 		m.state = StateRunning
-		if err := m.o.Paths.writePID(os.Getpid()); err != nil {
+		err := m.o.Paths.writePID(os.Getpid())
+		if err == nil {
+			err = m.linkControl()
+		}
+		if err == nil && m.upg != nil {
+			// Tells the previous master, if any, that we serve.
+			err = m.upg.Ready()
+		}
+		if err != nil {
 			m.startErr = err
 			m.beginStop(false)
 			return
@@ -775,14 +862,21 @@ func (m *master) scheduleRespawn(s *slot) {
 	s.timer = time.AfterFunc(delay, func() { m.send(evRespawn{s}) })
 }
 
-func (m *master) drainProc(p *proc, reload bool) {
+func (m *master) drainProc(p *proc, reload bool, timeout time.Duration) {
 	p.state = StateDraining
-	p.tell(ipc.TypeDrain, ipc.DrainRequest{Timeout: m.o.Listeners[p.slot.listener].StopTimeout, Reload: reload})
+	p.tell(ipc.TypeDrain, ipc.DrainRequest{Timeout: timeout, Reload: reload})
+}
+
+func (m *master) stopTimeout(p *proc) time.Duration {
+	if m.stop.unbounded {
+		return 0
+	}
+	return m.o.Listeners[p.slot.listener].StopTimeout
 }
 
 func (m *master) stopProc(p *proc) {
-	if m.graceful {
-		m.drainProc(p, false)
+	if m.stop.graceful {
+		m.drainProc(p, m.stop.reload, m.stopTimeout(p))
 		return
 	}
 	p.state = StateStopping
@@ -792,13 +886,17 @@ func (m *master) stopProc(p *proc) {
 // beginStop stops every worker: fast (stop, then kill after KillTimeout)
 // or graceful (drain bounded by the stop timeouts). A fast stop overrides
 // a graceful one in progress.
-func (m *master) beginStop(graceful bool) {
-	if m.state == StateStopping && (!m.graceful || graceful) {
+func (m *master) beginStop(graceful bool) { m.stopWith(stopMode{graceful: graceful}) }
+
+func (m *master) stopWith(mode stopMode) {
+	if m.state == StateStopping && (!m.stop.graceful || mode.graceful) {
 		return
 	}
 	m.state = StateStopping
-	m.graceful = graceful
-	sdNotify("STOPPING=1")
+	m.stop = mode
+	if !m.upgraded {
+		sdNotify("STOPPING=1")
+	}
 	for _, s := range m.slots {
 		if s.timer != nil {
 			s.timer.Stop()
@@ -809,29 +907,41 @@ func (m *master) beginStop(graceful bool) {
 		m.reloading.err = errors.New("master is stopping")
 		m.finishReload()
 	}
-	// Nobody will accept from the sockets again: close the master's copies
-	// so that, once the workers have closed theirs, new clients are refused
-	// instead of queued. The control socket stays for status.
-	m.closeSockets(true)
+	// Nobody will accept from the sockets again through this master: close
+	// its copies so that, once the workers have closed theirs, new clients
+	// are refused instead of queued (after an upgrade the new generation's
+	// copies keep the queue). The control socket stays for status.
+	m.closeSockets(!m.upgraded)
 	wait := m.o.KillTimeout
-	if graceful {
+	if mode.graceful {
 		for _, l := range m.o.Listeners {
 			wait = max(wait, l.StopTimeout+m.o.KillTimeout)
 		}
 	}
-	m.log.Info().Bool("graceful", graceful).Dur("kill_after", wait).Int("workers", len(m.procs)).Msg("master stopping")
+	m.log.Info().Bool("graceful", mode.graceful).Bool("reload", mode.reload).Bool("unbounded", mode.unbounded).
+		Int("workers", len(m.procs)).Msg("master stopping")
 	for p := range m.procs {
 		m.stopProc(p)
 	}
 	if m.killTimer != nil {
 		m.killTimer.Stop()
 	}
-	m.killTimer = time.AfterFunc(wait, func() { m.send(evKill{}) })
+	if !mode.unbounded {
+		m.killTimer = time.AfterFunc(wait, func() { m.send(evKill{}) })
+	}
 }
 
 // beginReload starts a new generation of workers next to the current one;
 // each old worker drains once its successor accepts.
-func (m *master) beginReload(c net.Conn, id uint64) error {
+// reload replaces the master (Upgrades) or the workers.
+func (m *master) reload(c net.Conn, id uint64, graceful bool) error {
+	if m.upg != nil {
+		return m.beginUpgrade(c, id, graceful)
+	}
+	return m.beginReload(c, id, graceful)
+}
+
+func (m *master) beginReload(c net.Conn, id uint64, graceful bool) error {
 	switch {
 	case m.state != StateRunning:
 		return fmt.Errorf("master is %s", m.state)
@@ -844,7 +954,7 @@ func (m *master) beginReload(c net.Conn, id uint64) error {
 		}
 	}
 	m.gen++
-	r := &reloadOp{c: c, id: id}
+	r := &reloadOp{c: c, id: id, graceful: graceful}
 	m.reloading = r
 	m.log.Info().Int("generation", m.gen).Msg("reload started")
 	for _, s := range m.slots {

@@ -60,6 +60,10 @@ type Options struct {
 	Timers func() int
 	// Reopen reopens the log files (nil: nothing to do).
 	Reopen func() error
+	// CloseOnDrain makes a drain close every connection at once instead
+	// of letting them finish. It is unsafe (clients lose requests) and
+	// exists as the negative control of the reload tests.
+	CloseOnDrain bool
 	// Version is reported in the ready event.
 	Version string
 	// Logger receives the worker's lifecycle events.
@@ -156,6 +160,10 @@ func (w *worker) run(ctx context.Context) error {
 				var cancel context.CancelFunc
 				sctx, cancel = context.WithTimeout(sctx, timeout)
 				defer cancel()
+			}
+			if w.o.CloseOnDrain {
+				w.srv.Close()
+				return
 			}
 			if err := w.srv.Shutdown(sctx); err != nil {
 				w.log.Warn().Int64("connections", w.srv.Stats().Connections).Msg("drain timed out, connections closed")

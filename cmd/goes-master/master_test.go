@@ -486,43 +486,64 @@ func TestGracefulStop(t *testing.T) {
 	s.checkGone(st)
 }
 
-// TestReload: reload replaces every worker (a new generation) while the
-// old ones drain.
+// TestReload: reload starts a new master (and workers) that inherits the
+// sockets; the old generation drains, and status shows both meanwhile.
 func TestReload(t *testing.T) {
 	s := newSetup(t, "10s")
 	st := s.start()
 	held := dialText(t, s.textAddr)
 	held.echo(t, "before")
 	res := s.mustCLI("reload")
-	if !strings.Contains(res.Stdout, "generation 2") {
+	if !strings.Contains(res.Stdout, "generation 2") || !strings.Contains(res.Stdout, "version "+testVersion) ||
+		!strings.Contains(res.Stdout, fmt.Sprintf("old master pid %d", st.Master.PID)) {
 		t.Fatalf("reload: %s", res)
 	}
 	st2, err := s.status()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st2.Master.PID != st.Master.PID || st2.Master.Generation != 2 {
-		t.Fatalf("after reload: %+v", st2.Master)
+	if st2.Master.PID == st.Master.PID || st2.Master.Generation != 2 || !strings.Contains(res.Stdout, fmt.Sprintf("master pid %d,", st2.Master.PID)) {
+		t.Fatalf("after reload: %+v\n%s", st2.Master, res.Stdout)
 	}
-	// The held connection lives on in its draining old worker.
+	if pid, err := s.paths().ReadPID(); err != nil || pid != st2.Master.PID {
+		t.Fatalf("pid file: %d, %v; want the new master %d", pid, err, st2.Master.PID)
+	}
+	// Both generations show: the old master draining the held connection.
+	if len(st2.Others) != 1 || st2.Others[0].PID != st.Master.PID || st2.Others[0].State != master.StateStopping {
+		t.Fatalf("previous generation: %+v", st2.Others)
+	}
+	newWorkers, oldDraining := 0, 0
+	for _, w := range st2.Workers {
+		switch {
+		case w.MasterPID == st2.Master.PID && w.Generation == 2 && w.State == master.StateRunning:
+			newWorkers++
+		case w.MasterPID == st.Master.PID && w.State == master.StateDraining:
+			oldDraining++
+		}
+	}
+	if newWorkers != 5 || oldDraining != 1 {
+		t.Fatalf("%d new workers (want 5), %d old draining (want 1): %+v", newWorkers, oldDraining, st2.Workers)
+	}
+	// The held connection lives on in its draining old worker; new
+	// connections reach the new generation.
 	held.echo(t, "after")
 	if err := httpGet(s.httpAddr); err != nil {
 		t.Fatal(err)
 	}
-	old := map[int]bool{}
-	for _, w := range st.Workers {
-		old[w.PID] = true
-	}
-	gen2 := 0
-	for _, w := range st2.Workers {
-		if w.Generation == 2 && w.State == master.StateRunning && !old[w.PID] {
-			gen2++
-		}
-	}
-	if gen2 != 5 {
-		t.Fatalf("%d new workers running, want 5: %+v", gen2, st2.Workers)
-	}
 	held.Close()
+	proctest.Eventually(t, 10*time.Second, "old master gone", func() error {
+		if proctest.Alive(st.Master.PID) {
+			return errors.New("old master alive")
+		}
+		st3, err := s.status()
+		if err != nil {
+			return err
+		}
+		if len(st3.Others) != 0 || len(st3.Workers) != 5 {
+			return fmt.Errorf("status still shows the old generation: %+v", st3)
+		}
+		return nil
+	})
 	st2.Workers = append(st2.Workers, st.Workers...)
 	s.stopAndCheck(st2)
 }
@@ -553,16 +574,20 @@ func TestSignals(t *testing.T) {
 		if st2, err = s.status(); err != nil {
 			return err
 		}
-		for _, w := range st2.Workers {
-			if w.Generation == 2 && w.State == master.StateRunning {
-				return nil
-			}
+		if st2.Master.Generation == 2 && st2.Master.State == master.StateRunning {
+			return nil
 		}
 		return fmt.Errorf("no generation 2 yet: %+v", st2.Master)
 	})
-	syscall.Kill(st.Master.PID, syscall.SIGTERM)
+	if st2.Master.PID == st.Master.PID {
+		t.Fatal("SIGHUP did not replace the master")
+	}
+	syscall.Kill(st2.Master.PID, syscall.SIGTERM)
 	st2.Workers = append(st2.Workers, st.Workers...)
 	s.checkGone(st2)
+	if proctest.Alive(st.Master.PID) {
+		t.Fatal("old master alive")
+	}
 }
 
 // TestSignalQuit: QUIT stops gracefully, waiting for a held connection.

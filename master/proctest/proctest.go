@@ -177,7 +177,7 @@ func GroupGone(pgid int) bool {
 
 // Alive reports whether process pid exists (and is not a zombie).
 func Alive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
 		return false
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -1,0 +1,152 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/cloudflare/tableflip"
+	"golang.org/x/sys/unix"
+
+	"github.com/goes-project/goes/ipc"
+)
+
+const (
+	// lockFileName names the run directory's lock among the files a
+	// master hands to its successor: the successor holds the same lock.
+	lockFileName = "goes-lock"
+	// envGeneration carries the generation number to a new master.
+	envGeneration = "GOES_GENERATION"
+)
+
+// IsUpgrade reports whether this process is a new master started by an
+// upgrade (its predecessor still runs and holds the run directory).
+func IsUpgrade() bool { return os.Getenv(tableflipEnv) != "" }
+
+// startUpgrader sets up tableflip: sockets come from the previous master
+// when there is one, and so does the run directory's lock.
+func (m *master) startUpgrader() error {
+	upg, err := tableflip.New(tableflip.Options{UpgradeTimeout: m.o.UpgradeTimeout})
+	if err != nil {
+		return fmt.Errorf("master: upgrader: %w", err)
+	}
+	m.upg = upg
+	m.o.Listen = func(network, addr string) (net.Listener, error) {
+		if ln, err := upg.Listener(network, addr); ln != nil || err != nil {
+			return ln, err
+		}
+		if network == "unix" {
+			removeStaleSocket(addr)
+		}
+		return upg.Listen(network, addr)
+	}
+	m.o.ListenPacket = upg.ListenPacket
+	if !upg.HasParent() {
+		return nil
+	}
+	m.parentGone = false
+	if g, err := strconv.Atoi(os.Getenv(envGeneration)); err == nil && g > 0 {
+		m.gen = g
+	}
+	f, err := upg.File(lockFileName)
+	if err != nil || f == nil {
+		return fmt.Errorf("master: the previous master passed no lock (%v)", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("master: inherited lock: %w", err)
+	}
+	m.lockFile = f
+	go func() {
+		err := upg.WaitForParent(context.Background())
+		m.send(evParentExited{err: err})
+	}()
+	m.log.Info().Int("generation", m.gen).Msg("master started by an upgrade")
+	return nil
+}
+
+// beginUpgrade starts a new master from the binary on disk. The run loop
+// goes on serving while it starts; onUpgraded gets the outcome.
+func (m *master) beginUpgrade(c net.Conn, id uint64, graceful bool) error {
+	switch {
+	case m.state != StateRunning:
+		return fmt.Errorf("master is %s", m.state)
+	case m.upgrading:
+		return errors.New("a reload is in progress")
+	}
+	m.upgrading = true
+	os.Setenv(envGeneration, strconv.Itoa(m.gen+1))
+	waitParent := !m.parentGone
+	m.log.Info().Int("generation", m.gen+1).Bool("wait_for_previous", waitParent).Msg("upgrade started")
+	go func() {
+		var err error
+		if waitParent {
+			// tableflip refuses to upgrade until the previous master has
+			// exited: wait for its drain, boundedly.
+			ctx, cancel := context.WithTimeout(context.Background(), m.o.UpgradeTimeout+m.maxStopTimeout())
+			err = m.upg.WaitForParent(ctx)
+			cancel()
+			if err != nil {
+				err = fmt.Errorf("the previous generation is still draining: %w", err)
+			}
+		}
+		if err == nil {
+			err = m.upg.Upgrade()
+		}
+		m.send(evUpgraded{c: c, id: id, graceful: graceful, err: err})
+	}()
+	return nil
+}
+
+func (m *master) maxStopTimeout() time.Duration {
+	var d time.Duration
+	for _, l := range m.o.Listeners {
+		d = max(d, l.StopTimeout)
+	}
+	return d
+}
+
+// onUpgraded: on success a newer master serves; answer the CLI with its
+// pid and version, then drain this master's workers and exit.
+func (m *master) onUpgraded(e evUpgraded) {
+	m.upgrading = false
+	if e.err != nil {
+		m.log.Error().Err(e.err).Msg("upgrade failed, this generation serves on")
+		if e.c != nil {
+			answer(e.c, ipc.Message{Type: ipc.TypeError, ID: e.id, Error: fmt.Sprintf(
+				"reload failed: %v; the previous generation (master pid %d, version %s) still serves", e.err, os.Getpid(), m.o.Version)})
+			e.c.Close()
+		}
+		return
+	}
+	m.upgraded = true
+	m.readyDone = false
+	drained := len(m.procs)
+	newPID, _ := m.o.Paths.ReadPID()
+	m.log.Info().Int("new_master_pid", newPID).Int("workers", drained).Bool("unbounded", e.graceful).
+		Msg("upgraded: the new master serves; draining this generation")
+	m.stopWith(stopMode{graceful: true, reload: true, unbounded: e.graceful})
+	if m.o.OnUpgraded != nil {
+		m.o.OnUpgraded(newPID)
+	}
+	if e.c == nil {
+		return
+	}
+	res := ipc.ReloadResult{PID: newPID, Generation: m.gen + 1, Drained: drained, OldPID: os.Getpid()}
+	go func() {
+		// The control link now leads to the new master.
+		if ans, err := m.o.Paths.Request(ipc.Message{Type: ipc.TypePing}, 2*time.Second); err == nil {
+			var h ipc.Hello
+			if ans.Decode(&h) == nil {
+				res.PID, res.Version = h.PID, h.Version
+			}
+		}
+		msg, _ := ipc.New(ipc.TypeOK, e.id, res)
+		answer(e.c, msg)
+		e.c.Close()
+	}()
+}
