@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/goes-project/goes/protocols"
+	"github.com/goes-project/goes/protocols/http"
 )
 
 // NewClient returns the client side of the protocol, for outgoing
@@ -18,11 +19,11 @@ func NewClient() *Protocol { return &Protocol{client: true} }
 
 // ClientRequest describes a client's opening handshake.
 type ClientRequest struct {
-	Host         string   // Host header, "host:port"
-	Path         string   // request target, "/" when empty
-	Origin       string   // Origin header, omitted when empty
-	Subprotocols []string // offered subprotocols, most preferred first
-	Header       Header   // extra header fields
+	Host         string       // Host header, "host:port"
+	Path         string       // request target, "/" when empty
+	Origin       string       // Origin header, omitted when empty
+	Subprotocols []string     // offered subprotocols, most preferred first
+	Header       []http.Field // extra header fields
 }
 
 // StartClient queues the opening handshake on a freshly connected client
@@ -79,19 +80,19 @@ func (p *Protocol) clientResponse(c protocols.Conn, st *connState, head []byte) 
 	if status != 101 {
 		return fmt.Errorf("websocket: handshake answered with status %d: %w", status, ErrHandshake)
 	}
-	if !hasToken(h.Values("Upgrade"), "websocket") || !hasToken(h.Values("Connection"), "upgrade") {
+	if !hasToken(h.values("Upgrade"), "websocket") || !hasToken(h.values("Connection"), "upgrade") {
 		return fmt.Errorf("websocket: handshake answer without upgrade headers: %w", ErrHandshake)
 	}
-	if got := h.Get("Sec-WebSocket-Accept"); got != st.acceptKey {
+	if got := h.get("Sec-WebSocket-Accept"); got != st.acceptKey {
 		return fmt.Errorf("websocket: handshake answer with accept %q, want %q: %w", got, st.acceptKey, ErrHandshake)
 	}
-	if sub := h.Get("Sec-WebSocket-Protocol"); sub != "" {
+	if sub := h.get("Sec-WebSocket-Protocol"); sub != "" {
 		if !hasToken([]string{strings.Join(st.offered, ",")}, sub) {
 			return fmt.Errorf("websocket: server chose subprotocol %q not offered: %w", sub, ErrHandshake)
 		}
 		st.subprotocol = sub
 	}
-	d, err := p.Compression.parseServerResponse(h.Values("Sec-WebSocket-Extensions"))
+	d, err := p.Compression.parseServerResponse(h.values("Sec-WebSocket-Extensions"))
 	if err != nil {
 		return err
 	}

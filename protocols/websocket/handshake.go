@@ -4,15 +4,14 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/goes-project/goes/protocols"
+	"github.com/goes-project/goes/protocols/http"
 )
-
-// MaxHandshakeSize caps the opening handshake head, in bytes.
-const MaxHandshakeSize = 16 << 10
 
 // keyGUID is appended to Sec-WebSocket-Key to compute the accept value
 // (RFC 6455, section 1.3).
@@ -26,19 +25,36 @@ func acceptKey(key string) string {
 	return base64.StdEncoding.EncodeToString(h.Sum(nil))
 }
 
-// inputHandshake returns the length of the handshake head once it is complete.
+// inputHandshake returns the length of the handshake head once it is
+// complete. The server side parses it with the HTTP protocol's parser, so
+// a malformed head gets the same 400/414/431/505 answers as HTTP.
 func (p *Protocol) inputHandshake(c protocols.Conn, st *connState, buf []byte) (int, error) {
-	if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
-		return i + 4, nil
-	}
-	if len(buf) > MaxHandshakeSize {
-		err := fmt.Errorf("websocket: handshake head over %d bytes: %w: %w", MaxHandshakeSize, ErrHandshake, protocols.ErrPackageTooLarge)
-		if st.client {
-			return 0, err
+	if st.client {
+		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+			return i + 4, nil
 		}
-		return 0, httpError(431, err, "")
+		if len(buf) > http.DefaultMaxHeaderBytes {
+			return 0, fmt.Errorf("websocket: handshake answer over %d bytes: %w", http.DefaultMaxHeaderBytes, ErrHandshake)
+		}
+		return 0, nil
 	}
-	return 0, nil
+	if st.req == nil {
+		st.req = new(http.Request)
+	}
+	n, err := http.ParseRequest(buf, st.req, p.Limits)
+	if err != nil {
+		return 0, handshakeError(err)
+	}
+	return n, nil
+}
+
+// handshakeError turns a parse error of the HTTP protocol into its answer.
+func handshakeError(err error) error {
+	var he *http.Error
+	if errors.As(err, &he) {
+		return &protocols.ReplyError{Err: fmt.Errorf("websocket: handshake: %w: %w", ErrHandshake, err), Reply: he.Reply()}
+	}
+	return httpError(400, fmt.Errorf("websocket: handshake: %w: %w", ErrHandshake, err), "")
 }
 
 func (p *Protocol) decodeHandshake(c protocols.Conn, st *connState, head []byte) error {
@@ -50,38 +66,12 @@ func (p *Protocol) decodeHandshake(c protocols.Conn, st *connState, head []byte)
 
 // httpError is a handshake failure answered with an HTTP status.
 func httpError(status int, err error, extra string) error {
-	text := statusText(status)
+	text := http.StatusText(status)
 	body := text + "\n"
 	var b strings.Builder
 	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n%s\r\n%s",
 		status, text, len(body), extra, body)
 	return &protocols.ReplyError{Err: err, Reply: []byte(b.String())}
-}
-
-func statusText(status int) string {
-	switch status {
-	case 400:
-		return "Bad Request"
-	case 401:
-		return "Unauthorized"
-	case 403:
-		return "Forbidden"
-	case 404:
-		return "Not Found"
-	case 405:
-		return "Method Not Allowed"
-	case 426:
-		return "Upgrade Required"
-	case 429:
-		return "Too Many Requests"
-	case 431:
-		return "Request Header Fields Too Large"
-	case 500:
-		return "Internal Server Error"
-	case 503:
-		return "Service Unavailable"
-	}
-	return "Error"
 }
 
 // hasToken reports whether a comma-separated header value list contains
@@ -98,32 +88,36 @@ func hasToken(values []string, token string) bool {
 }
 
 func (p *Protocol) serverHandshake(c protocols.Conn, st *connState, head []byte) error {
-	req, err := parseRequest(head)
-	if err != nil {
-		return httpError(400, fmt.Errorf("websocket: handshake: %w: %w", ErrHandshake, err), "")
+	req := st.req
+	st.req = nil // the state keeps no request once open
+	if req == nil {
+		req = new(http.Request)
+	}
+	if _, err := http.ParseRequest(head, req, p.Limits); err != nil {
+		return handshakeError(err)
 	}
 	fail := func(status int, extra, format string, args ...any) error {
 		return httpError(status, fmt.Errorf("websocket: handshake: %s: %w", fmt.Sprintf(format, args...), ErrHandshake), extra)
 	}
-	if req.Method != "GET" {
-		return fail(405, "Allow: GET\r\n", "method %q", req.Method)
+	if req.Method() != "GET" {
+		return fail(405, "Allow: GET\r\n", "method %q", req.Method())
 	}
-	if req.Proto != "HTTP/1.1" {
-		return fail(400, "", "protocol %q", req.Proto)
+	if req.ProtoMinor() < 1 {
+		return fail(400, "", "protocol %q", req.Proto())
 	}
-	if len(req.Header.Values("Host")) != 1 {
-		return fail(400, "", "no single Host header")
+	if req.ContentLength() != 0 {
+		return fail(400, "", "handshake request with a body")
 	}
-	if !hasToken(req.Header.Values("Upgrade"), "websocket") {
+	if !req.HasToken("Upgrade", "websocket") {
 		return fail(426, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n", "not a websocket upgrade")
 	}
-	if !hasToken(req.Header.Values("Connection"), "upgrade") {
+	if !req.HasToken("Connection", "upgrade") {
 		return fail(400, "", "Connection header without upgrade")
 	}
-	if v := req.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || strings.TrimSpace(v[0]) != "13" {
+	if v := req.HeaderValues("Sec-WebSocket-Version"); len(v) != 1 || strings.TrimSpace(v[0]) != "13" {
 		return fail(426, "Sec-WebSocket-Version: 13\r\n", "version %q", v)
 	}
-	keys := req.Header.Values("Sec-WebSocket-Key")
+	keys := req.HeaderValues("Sec-WebSocket-Key")
 	if len(keys) != 1 {
 		return fail(400, "", "no single Sec-WebSocket-Key")
 	}
@@ -131,14 +125,14 @@ func (p *Protocol) serverHandshake(c protocols.Conn, st *connState, head []byte)
 	if raw, err := base64.StdEncoding.DecodeString(key); err != nil || len(raw) != 16 {
 		return fail(400, "", "bad Sec-WebSocket-Key %q", key)
 	}
-	if p.CheckOrigin != nil && !p.CheckOrigin(req.Header.Get("Origin"), req) {
-		return fail(403, "", "origin %q refused", req.Header.Get("Origin"))
+	if p.CheckOrigin != nil && !p.CheckOrigin(req.Header("Origin"), req) {
+		return fail(403, "", "origin %q refused", req.Header("Origin"))
 	}
-	sub := p.selectSubprotocol(req.Header.Values("Sec-WebSocket-Protocol"))
+	sub := p.selectSubprotocol(req.HeaderValues("Sec-WebSocket-Protocol"))
 	var dfl deflateParams
 	var extResp string
 	if p.Compression.Enabled {
-		dfl, extResp = p.Compression.negotiate(req.Header.Values("Sec-WebSocket-Extensions"))
+		dfl, extResp = p.Compression.negotiate(req.HeaderValues("Sec-WebSocket-Extensions"))
 	}
 	st.subprotocol, st.dfl = sub, dfl
 	if p.OnWebSocketConnect != nil {
@@ -183,28 +177,15 @@ func (p *Protocol) selectSubprotocol(offers []string) string {
 	return ""
 }
 
-// Request is the parsed handshake request given to the hooks.
-type Request struct {
-	Method string
-	Target string // request target as sent: path and query
-	Proto  string
-	Header Header
-}
+// Request is the handshake request given to the hooks: the HTTP
+// protocol's request, valid only during the hook.
+type Request = http.Request
 
-// Path is the request target without its query.
-func (r *Request) Path() string {
-	p, _, _ := strings.Cut(r.Target, "?")
-	return p
-}
+// fieldList is an ordered list of header fields as received (client side).
+type fieldList []http.Field
 
-// Header is an ordered list of header fields as received.
-type Header []HeaderField
-
-// HeaderField is one header line.
-type HeaderField struct{ Name, Value string }
-
-// Get returns the first value of name (case-insensitive), or "".
-func (h Header) Get(name string) string {
+// get returns the first value of name (case-insensitive), or "".
+func (h fieldList) get(name string) string {
 	for _, f := range h {
 		if strings.EqualFold(f.Name, name) {
 			return f.Value
@@ -213,8 +194,8 @@ func (h Header) Get(name string) string {
 	return ""
 }
 
-// Values returns every value of name (case-insensitive).
-func (h Header) Values(name string) []string {
+// values returns every value of name (case-insensitive).
+func (h fieldList) values(name string) []string {
 	var vs []string
 	for _, f := range h {
 		if strings.EqualFold(f.Name, name) {
@@ -226,7 +207,7 @@ func (h Header) Values(name string) []string {
 
 // parseHead splits an HTTP head into its start line's three fields and its
 // header fields.
-func parseHead(head []byte) (a, b, c string, h Header, err error) {
+func parseHead(head []byte) (a, b, c string, h fieldList, err error) {
 	s := string(head)
 	s = strings.TrimSuffix(s, "\r\n\r\n")
 	line, rest, _ := strings.Cut(s, "\r\n")
@@ -242,24 +223,13 @@ func parseHead(head []byte) (a, b, c string, h Header, err error) {
 		if !ok || name == "" || strings.ContainsAny(name, " \t") {
 			return "", "", "", nil, fmt.Errorf("malformed header line %q", l)
 		}
-		h = append(h, HeaderField{Name: name, Value: strings.TrimSpace(value)})
+		h = append(h, http.Field{Name: name, Value: strings.TrimSpace(value)})
 	}
 	return a, b, c, h, nil
 }
 
-func parseRequest(head []byte) (*Request, error) {
-	m, t, proto, h, err := parseHead(head)
-	if err != nil {
-		return nil, err
-	}
-	if proto == "" || strings.Contains(proto, " ") {
-		return nil, fmt.Errorf("malformed request line")
-	}
-	return &Request{Method: m, Target: t, Proto: proto, Header: h}, nil
-}
-
 // parseStatus parses a response head's status line.
-func parseStatus(head []byte) (status int, h Header, err error) {
+func parseStatus(head []byte) (status int, h fieldList, err error) {
 	proto, code, _, h, err := parseHead(head)
 	if err != nil {
 		return 0, nil, err

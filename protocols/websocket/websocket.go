@@ -27,6 +27,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/goes-project/goes/protocols"
+	"github.com/goes-project/goes/protocols/http"
 )
 
 // Errors returned by the codec. Input and Decode errors are wrapped in a
@@ -97,6 +98,9 @@ type Protocol struct {
 	// Compression configures permessage-deflate; the zero value disables it.
 	Compression Compression
 
+	// Limits bound the handshake request head, as for the HTTP protocol.
+	http.Limits
+
 	// CloseTimeout bounds the wait for the peer's close frame after Close
 	// (default DefaultCloseTimeout).
 	CloseTimeout time.Duration
@@ -145,11 +149,12 @@ type connState struct {
 	fragLen    int    // bytes of it received so far (compressed when fragZ)
 	lastOp     Opcode // opcode of the last message delivered
 	text       utf8Validator
-	msg        []byte   // reassembly buffer
-	inflated   []byte   // inflation output
-	window     []byte   // the peer's compression window (context takeover)
-	acceptKey  string   // client side: the expected Sec-WebSocket-Accept
-	offered    []string // client side: the subprotocols offered
+	msg        []byte        // reassembly buffer
+	inflated   []byte        // inflation output
+	window     []byte        // the peer's compression window (context takeover)
+	req        *http.Request // server side: the handshake being parsed
+	acceptKey  string        // client side: the expected Sec-WebSocket-Accept
+	offered    []string      // client side: the subprotocols offered
 	ctrl       [maxControlPayload + maxFrameHeader]byte
 	closeTimer atomic.Pointer[time.Timer] // set by Close, stopped by the peer's close
 
