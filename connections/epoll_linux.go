@@ -82,15 +82,15 @@ type loop struct {
 	wakefd int
 	// The loop parks in the Go netpoller on its epoll descriptor instead
 	// of blocking a thread in epoll_wait, so an idle loop holds no P.
-	pfile  *os.File
-	prc    syscall.RawConn
-	pollFn func(uintptr) bool
+	pfile    *os.File
+	prc      syscall.RawConn
+	pollFn   func(uintptr) bool
 	nev    int
 	perr   unix.Errno
-	events []unix.EpollEvent
-	rbuf   []byte
-	n      int // open connections; loop-owned
-	busyN  int // connections with a pool task; loop-owned
+	events   []unix.EpollEvent
+	rbuf     []byte
+	n        int // open connections; loop-owned
+	busyN    int // connections with a pool task; loop-owned
 
 	// tmu guards conns and lns for other goroutines (listings, Close,
 	// listener changes) and dead; the loop itself reads conns without it.
@@ -324,25 +324,23 @@ func (l *loop) delListener(el *epListener) {
 func (l *loop) run() {
 	defer l.s.loopWG.Done()
 	defer l.release()
-	block := false
 	for {
-		if block {
-			l.awake.Store(false)
-			if l.hasWork() {
-				block = false
-			}
-		}
+		// Every wait goes through the netpoller: its readiness is reset
+		// when the wait starts, so pollFn must poll after that, never
+		// before, or an event arriving in between would be lost.
 		var n int
 		var errno unix.Errno
-		if block {
-			// Park until the epoll set has events; pollFn runs epoll_wait.
+		l.awake.Store(false)
+		if l.hasWork() {
+			n, errno = epollWait(l.epfd, l.events)
+		} else if blockingWait {
+			n, errno = epollBlock(l.epfd, l.events)
+		} else {
 			l.nev, l.perr = 0, 0
 			if err := l.prc.Read(l.pollFn); err != nil {
 				errno = unix.EBADF
 			}
 			n, errno = l.nev, l.perr
-		} else {
-			n, errno = epollWait(l.epfd, l.events)
 		}
 		l.awake.Store(true)
 		if errno != 0 && errno != unix.EINTR {
@@ -371,8 +369,18 @@ func (l *loop) run() {
 		if l.n == 0 && l.busyN == 0 && (l.s.closed.Load() || l.s.draining.Load()) {
 			return
 		}
-		block = n == 0
 	}
+}
+
+var blockingWait = os.Getenv("GOES_EPOLL_BLOCK") == "1"
+
+func epollBlock(epfd int, events []unix.EpollEvent) (int, unix.Errno) {
+	p := uintptr(unsafe.Pointer(&events[0]))
+	r, _, e := unix.Syscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), p, uintptr(len(events)), ^uintptr(0), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), 0
 }
 
 // epollWait polls the epoll set without blocking.
@@ -763,6 +771,7 @@ func (l *loop) flush(c *epConn) {
 			break
 		}
 		n, errno := sysWrite(c.fd, buf.b)
+		l.s.writes.Add(1)
 		if errno == unix.EAGAIN || errno == unix.EINTR {
 			n, errno = 0, 0
 		}
@@ -784,6 +793,7 @@ func (l *loop) flush(c *epConn) {
 func (l *loop) writable(c *epConn) {
 	buf := c.wbuf
 	n, errno := sysWrite(c.fd, buf.b[c.woff:])
+	l.s.writes.Add(1)
 	if errno == unix.EAGAIN || errno == unix.EINTR {
 		return
 	}

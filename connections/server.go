@@ -113,6 +113,7 @@ type Stats struct {
 	BytesIn     uint64
 	BytesOut    uint64
 	Errors      uint64 // protocol errors, dropped sends, panics
+	Writes      uint64 // writes to stream sockets: pipelined answers share one
 }
 
 // Info describes one open connection, for listings.
@@ -144,6 +145,7 @@ type Server struct {
 	bytesIn   atomic.Uint64
 	bytesOut  atomic.Uint64
 	errs      atomic.Uint64
+	writes    atomic.Uint64
 	open      atomic.Int64
 	wg        sync.WaitGroup // serve loops and connections
 	doneCh    chan struct{}  // closed when the last connection is gone after Drain
@@ -340,6 +342,7 @@ func (s *Server) Stats() Stats {
 		BytesIn:     s.bytesIn.Load(),
 		BytesOut:    s.bytesOut.Load(),
 		Errors:      s.errs.Load(),
+		Writes:      s.writes.Load(),
 	}
 }
 

@@ -196,7 +196,7 @@ func TestConnectionInfoAndClose(t *testing.T) {
 		if _, err := r.ReadByte(); err != io.EOF {
 			t.Fatalf("after close: %v, want EOF", err)
 		}
-		eventually(t, "OnClose", func() bool { return closed.Load() == 1 })
+		eventually(t, "OnClose", func() bool { return closed.Load() == 1 && s.Stats().Connections == 0 })
 		if st := s.Stats(); st.Connections != 0 || st.Accepted != 1 || st.Requests != 2 {
 			t.Fatalf("stats %+v", st)
 		}

@@ -227,6 +227,7 @@ func (c *stdConn) flush() {
 		var err error
 		if c.rc != nil {
 			n, err = tryWrite(c.rc, buf.b)
+			c.s.writes.Add(1)
 		}
 		if err != nil || n == len(buf.b) {
 			c.writeDone(buf, n, err)
@@ -242,6 +243,7 @@ func (c *stdConn) flush() {
 func (c *stdConn) writeLoop(buf *buffer, off int) {
 	defer c.s.wg.Done()
 	n, err := c.nc.Write(buf.b[off:])
+	c.s.writes.Add(1)
 	c.writeDone(buf, n, err)
 	c.flush()
 }

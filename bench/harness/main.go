@@ -67,6 +67,7 @@ func main() {
 	idleList := flag.String("idle", "10000,19000", "idle connection counts to measure (empty: none)")
 	only := flag.String("servers", "", "comma-separated subset of servers to run")
 	quick := flag.Bool("quick", false, "one short round, 1000 idle connections (for CI)")
+	extra := flag.String("extra", "", "comma-separated extra programs in -bin run like the goes ones (NAME start), e.g. variants under study")
 	flag.Parse()
 	if *quick {
 		*rounds, *dur, *abN, *idleList = 1, 2*time.Second, 20000, "1000"
@@ -97,6 +98,11 @@ func main() {
 			}
 		}
 		servers = sel
+	}
+	for _, e := range strings.Split(*extra, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			servers = append(servers, server{name: e, bin: e, args: []string{"start"}, goes: true})
+		}
 	}
 	var idleCounts []int
 	for _, f := range strings.Split(*idleList, ",") {

@@ -1,0 +1,166 @@
+package connections_test
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/protocols/text"
+)
+
+// TestPipelinedBatchIsOneWrite sends 16 requests in one segment: their 16
+// answers leave in one write.
+func TestPipelinedBatchIsOneWrite(t *testing.T) {
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		s, addr := serve(t, "tcp", connections.Config{
+			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Protocol: text.New(),
+			Handler:  connections.Handler{OnMessage: echo},
+		})
+		c := dial(t, "tcp", addr)
+		var req strings.Builder
+		for i := 0; i < 16; i++ {
+			fmt.Fprintf(&req, "request %02d\n", i)
+		}
+		if _, err := io.WriteString(c, req.String()); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, req.Len())
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != req.String() {
+			t.Fatalf("got %q, %v", got, err)
+		}
+		// The counters move just after the write.
+		eventually(t, "bytes out", func() bool { return s.Stats().BytesOut == uint64(req.Len()) })
+		if st := s.Stats(); st.Requests != 16 || st.Writes != 1 {
+			t.Fatalf("stats %+v: want 16 requests answered by 1 write", st)
+		}
+	})
+}
+
+// TestManyConnectionsAcrossLoops runs concurrent clients over several
+// loops; every one gets its own answers and the listing sees them all.
+func TestManyConnectionsAcrossLoops(t *testing.T) {
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		const clients, rounds = 40, 20
+		s, addr := serve(t, "tcp", connections.Config{
+			Engine: engine.name, CallbackGoroutines: engine.pool, Loops: 3,
+			Protocol: text.New(),
+			Handler:  connections.Handler{OnMessage: echo},
+		})
+		errc := make(chan error, clients)
+		conns := make([]net.Conn, clients)
+		for i := range conns {
+			conns[i] = dial(t, "tcp", addr)
+		}
+		for i, c := range conns {
+			go func() {
+				r := bufio.NewReader(c)
+				for j := 0; j < rounds; j++ {
+					want := fmt.Sprintf("client %d round %d\n", i, j)
+					if _, err := io.WriteString(c, want); err != nil {
+						errc <- err
+						return
+					}
+					if got, err := r.ReadString('\n'); err != nil || got != want {
+						errc <- fmt.Errorf("client %d: got %q, %v; want %q", i, got, err, want)
+						return
+					}
+				}
+				errc <- nil
+			}()
+		}
+		for range conns {
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := len(s.Connections()); n != clients {
+			t.Fatalf("listing has %d connections, want %d", n, clients)
+		}
+		count := 0
+		s.Each(func(connections.Connection) { count++ })
+		if count != clients {
+			t.Fatalf("Each saw %d connections, want %d", count, clients)
+		}
+	})
+}
+
+// TestBlockingCallbackWithPool: with CallbackGoroutines, a callback that
+// blocks holds up only its own connection, even on a single loop.
+func TestBlockingCallbackWithPool(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the epoll engine is linux-only")
+	}
+	release := make(chan struct{})
+	blocked := make(chan struct{})
+	_, addr := serve(t, "tcp", connections.Config{
+		Engine: connections.EngineEpoll, Loops: 1, CallbackGoroutines: 2,
+		Protocol: text.New(),
+		Handler: connections.Handler{OnMessage: func(c connections.Connection, d []byte) {
+			if string(d) == "block" {
+				close(blocked)
+				<-release
+			}
+			echo(c, d)
+		}},
+	})
+	a := dial(t, "tcp", addr)
+	io.WriteString(a, "block\n")
+	<-blocked
+	b := dial(t, "tcp", addr)
+	io.WriteString(b, "free\n")
+	if l, err := bufio.NewReader(b).ReadString('\n'); err != nil || l != "free\n" {
+		t.Fatalf("second connection got %q, %v while the first blocks", l, err)
+	}
+	close(release)
+	if l, err := bufio.NewReader(a).ReadString('\n'); err != nil || l != "block\n" {
+		t.Fatalf("blocked connection got %q, %v", l, err)
+	}
+}
+
+// TestEngineSelection: an engine that cannot serve a listener is a clear
+// error; the default serves TLS with the standard engine.
+func TestEngineSelection(t *testing.T) {
+	cert := selfSigned(t)
+	tlsLn := func(t *testing.T) net.Listener {
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		return ln
+	}
+	tcpLn := func(t *testing.T) net.Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		return ln
+	}
+	for _, tc := range []struct {
+		name   string
+		engine string
+		ln     func(*testing.T) net.Listener
+	}{
+		{name: "epoll-tls", engine: connections.EngineEpoll, ln: tlsLn},
+		{name: "unknown", engine: "iouring", ln: tcpLn},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := connections.NewServer(connections.Config{Engine: tc.engine, Logger: zerolog.New(zerolog.NewTestWriter(t))})
+			defer s.Close()
+			if err := s.Serve(tc.ln(t)); !errors.Is(err, connections.ErrEngineUnsupported) {
+				t.Fatalf("Serve: %v, want ErrEngineUnsupported", err)
+			}
+		})
+	}
+}

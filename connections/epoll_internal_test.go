@@ -1,0 +1,65 @@
+//go:build linux
+
+package connections
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/goes-project/goes/protocols/text"
+)
+
+// TestIdleConnectionHoldsNoBuffers: once a connection has answered and has
+// nothing left to read or send, it owns no buffer.
+func TestIdleConnectionHoldsNoBuffers(t *testing.T) {
+	s := NewServer(Config{
+		Engine: EngineEpoll, Protocol: text.New(), Logger: zerolog.New(zerolog.NewTestWriter(t)),
+		Handler: Handler{OnMessage: func(c Connection, d []byte) { c.SendBytes(d, false) }},
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	defer func() { s.Close(); <-done }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	// A partial packet makes the connection borrow an input buffer; the
+	// rest of it lets it go again.
+	io.WriteString(c, "hello wor")
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().BytesIn < 9 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	io.WriteString(c, "ld\n")
+	if l, err := r.ReadString('\n'); err != nil || l != "hello world\n" {
+		t.Fatalf("got %q, %v", l, err)
+	}
+	cs := s.all()
+	if len(cs) != 1 {
+		t.Fatalf("%d connections", len(cs))
+	}
+	ec := cs[0].(*epConn)
+	// The loop owns in and wbuf: look at them from the loop.
+	type bufs struct{ in, wbuf, out bool }
+	got := make(chan bufs, 1)
+	ec.l.postFunc(func() {
+		ec.mu.Lock()
+		defer ec.mu.Unlock()
+		got <- bufs{in: ec.in != nil, wbuf: ec.wbuf != nil, out: ec.out != nil}
+	})
+	if b := <-got; b.in || b.wbuf || b.out {
+		t.Fatalf("idle connection holds buffers: %+v", b)
+	}
+}
