@@ -82,15 +82,15 @@ type loop struct {
 	wakefd int
 	// The loop parks in the Go netpoller on its epoll descriptor instead
 	// of blocking a thread in epoll_wait, so an idle loop holds no P.
-	pfile    *os.File
-	prc      syscall.RawConn
-	pollFn   func(uintptr) bool
+	pfile  *os.File
+	prc    syscall.RawConn
+	pollFn func(uintptr) bool
 	nev    int
 	perr   unix.Errno
-	events   []unix.EpollEvent
-	rbuf     []byte
-	n        int // open connections; loop-owned
-	busyN    int // connections with a pool task; loop-owned
+	events []unix.EpollEvent
+	rbuf   []byte
+	n      int // open connections; loop-owned
+	busyN  int // connections with a pool task; loop-owned
 
 	// tmu guards conns and lns for other goroutines (listings, Close,
 	// listener changes) and dead; the loop itself reads conns without it.
