@@ -24,6 +24,8 @@ import (
 	"github.com/goes-project/goes/protocols/frame"
 	"github.com/goes-project/goes/protocols/http"
 	"github.com/goes-project/goes/protocols/text"
+	"github.com/goes-project/goes/protocols/websocket"
+	"github.com/goes-project/goes/timer"
 )
 
 // Goer is one listener and the workers that serve it. Settings are plain
@@ -83,8 +85,35 @@ type Goer struct {
 	// reload starts draining it.
 	OnWorkerReload func(g *Goer)
 
-	workerID int // set in a worker process
+	err      error        // from NewGoer's parsing, reported by validate
+	workerID int          // set in a worker process
+	wheel    *timer.Wheel // the worker's timers; nil outside a worker
 }
+
+// AddTimer runs fn after interval and, when persistent, every interval
+// after that, on the worker's timer wheel (workerman's Timer::add). It
+// returns the id for DelTimer. Call it in a worker: from OnWorkerStart or
+// any callback; it panics in the master, where no timer runs. Safe for
+// concurrent use.
+func (g *Goer) AddTimer(interval time.Duration, fn func(), persistent bool) timer.ID {
+	if g.wheel == nil {
+		panic("goes: AddTimer outside a worker (call it from OnWorkerStart or a callback)")
+	}
+	return g.wheel.Add(interval, fn, persistent)
+}
+
+// DelTimer cancels the timer id and reports whether that prevented a call
+// (see timer.Wheel.Del). Safe for concurrent use.
+func (g *Goer) DelTimer(id timer.ID) bool {
+	if g.wheel == nil {
+		return false
+	}
+	return g.wheel.Del(id)
+}
+
+// Timers is the worker's timer wheel (nil outside a worker), for the
+// Timer and Idle types of package timer.
+func (g *Goer) Timers() *timer.Wheel { return g.wheel }
 
 // WorkerID is the worker's index among this Goer's workers, 0..Count-1,
 // stable across restarts of the worker (workerman's $worker->id). It is
@@ -105,14 +134,15 @@ var ErrBadAddress = errors.New("goes: bad listen address")
 // NewGoer returns a Goer listening on addr with protocol (nil for raw
 // bytes) over transport ("" or "tcp", "udp", "unix", "tls"). addr may be
 // a workerman-style URI whose scheme names a transport or protocol
-// ("http://", "text://", "frame://", "tcp://", "udp://", "unix://",
-// "tls://"); an explicit protocol or transport argument wins over the
+// ("http://", "websocket://", "text://", "frame://", "tcp://", "udp://",
+// "unix://", "tls://"); an explicit protocol or transport argument wins over the
 // scheme. A bad address is reported by RunAll.
 func NewGoer(addr string, protocol protocols.Protocol, transport string) *Goer {
 	g := &Goer{Addr: addr, Protocol: protocol, Transport: transport}
 	if scheme, rest, ok := strings.Cut(addr, "://"); ok {
 		g.Addr = rest
-		t, p, _ := schemeDefaults(scheme)
+		t, p, err := schemeDefaults(scheme)
+		g.err = err
 		if g.Transport == "" {
 			g.Transport = t
 		}
@@ -143,12 +173,17 @@ func schemeDefaults(scheme string) (transport string, p protocols.Protocol, err 
 		return TransportTCP, frame.New(), nil
 	case "http":
 		return TransportTCP, http.NewHttpProtocol(), nil
+	case "websocket", "ws":
+		return TransportTCP, websocket.New(), nil
 	}
 	return "", nil, fmt.Errorf("%w: unknown scheme %q", ErrBadAddress, scheme)
 }
 
 // validate reports a setting that cannot work.
 func (g *Goer) validate() error {
+	if g.err != nil {
+		return g.err
+	}
 	switch g.Transport {
 	case TransportTCP, TransportUDP, TransportUnix:
 	case TransportTLS:

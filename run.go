@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/goes-project/goes/master"
+	"github.com/goes-project/goes/timer"
 	"github.com/goes-project/goes/worker"
 )
 
@@ -394,6 +395,9 @@ func (r *Runner) runWorker() error {
 		ln = tls.NewListener(ln, conf)
 	}
 	g.workerID = id.Index
+	g.wheel = timer.New(timer.Options{Logger: log})
+	g.wheel.Start()
+	defer g.wheel.Stop()
 	cc := g.connConfig()
 	cc.Logger = log
 	cc.IDBase = uint64(id.ID&0xffff)<<48 | uint64(id.Epoch&0xffff)<<32
@@ -409,6 +413,7 @@ func (r *Runner) runWorker() error {
 		Version:      r.Version,
 		Logger:       log,
 		Reopen:       func() error { return reopenLog(logFile) },
+		Timers:       g.wheel.Len,
 		OnStart: func() error {
 			if g.OnWorkerStart != nil {
 				g.OnWorkerStart(g)

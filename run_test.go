@@ -71,6 +71,15 @@ func TestConfigOverridesGoers(t *testing.T) {
 	if _, err := r.goers(&Config{Listeners: []ListenerConfig{{Listen: "gopher://x:1"}}}); err == nil {
 		t.Fatal("unknown scheme accepted")
 	}
+	if err := NewGoer("gopher://127.0.0.1:1", nil, "").validate(); !errors.Is(err, ErrBadAddress) {
+		t.Fatalf("NewGoer with an unknown scheme: validate = %v", err)
+	}
+	for _, uri := range []string{"websocket://127.0.0.1:1", "ws://127.0.0.1:1", "http://127.0.0.1:1", "frame://127.0.0.1:1"} {
+		g := NewGoer(uri, nil, "")
+		if err := g.validate(); err != nil || g.Protocol == nil || g.Transport != TransportTCP {
+			t.Fatalf("%s: %+v, %v", uri, g, err)
+		}
+	}
 }
 
 func TestAbsArgs(t *testing.T) {

@@ -5,6 +5,7 @@ package examples_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -182,4 +183,54 @@ func TestSeedHTTP(t *testing.T) {
 		t.Fatalf("stop: %s", res)
 	}
 	assertGone(t, p, runDir)
+}
+
+// TestTimer runs the timer example on a free port (a config file
+// overrides the listen address of its Goer) and reads its ticks.
+func TestTimer(t *testing.T) {
+	bin := proctest.Build(t, "./timer")
+	dir := t.TempDir()
+	runDir := filepath.Join(dir, "run")
+	addr := fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
+	conf := filepath.Join(dir, "goes.json")
+	if err := os.WriteFile(conf, []byte(`{"listeners": [{"listen": "text://`+addr+`"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := proctest.Run(t, bin, "start", "-d", "--run-dir", runDir, "--config", conf)
+	if res.Code != 0 {
+		t.Fatalf("start -d: %s", res)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	var prev int
+	for i := 0; i < 2; i++ {
+		line, err := r.ReadString('\n')
+		var n, w int
+		if _, serr := fmt.Sscanf(line, "tick %d from worker %d\n", &n, &w); err != nil || serr != nil || n <= prev {
+			t.Fatalf("tick %d: %q, %v %v", i, line, err, serr)
+		}
+		prev = n
+	}
+	res = proctest.Run(t, bin, "status", "--json", "--run-dir", runDir)
+	var st struct {
+		Workers []struct {
+			Timers int `json:"timers"`
+		} `json:"workers"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &st); err != nil || len(st.Workers) != 2 {
+		t.Fatalf("status --json: %v\n%s", err, res)
+	}
+	for i, w := range st.Workers {
+		if w.Timers != 1 {
+			t.Errorf("worker %d reports %d timers, want 1", i, w.Timers)
+		}
+	}
+	if res := proctest.Run(t, bin, "stop", "--run-dir", runDir); res.Code != 0 {
+		t.Fatalf("stop: %s", res)
+	}
 }

@@ -51,7 +51,7 @@ type setup struct {
 	t                  *testing.T
 	bin, runDir, conf  string
 	httpAddr, textAddr string
-	udpAddr            string
+	udpAddr, wsAddr    string
 }
 
 func newSetup(t *testing.T, stopTimeout string) *setup {
@@ -63,15 +63,17 @@ func newSetup(t *testing.T, stopTimeout string) *setup {
 	s.httpAddr = fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
 	s.textAddr = fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
 	s.udpAddr = fmt.Sprintf("127.0.0.1:%d", proctest.FreeUDPPort(t))
+	s.wsAddr = fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
 	conf := fmt.Sprintf(`{
   "log_level": "debug",
   "stop_timeout": %q,
   "listeners": [
     {"name": "web", "listen": "http://%s", "count": 2, "handler": "hello"},
     {"name": "text", "listen": "text://%s", "count": 2},
-    {"name": "udp", "listen": "udp://%s", "count": 1}
+    {"name": "udp", "listen": "udp://%s", "count": 1},
+    {"name": "ws", "listen": "websocket://%s", "count": 1}
   ]
-}`, stopTimeout, s.httpAddr, s.textAddr, s.udpAddr)
+}`, stopTimeout, s.httpAddr, s.textAddr, s.udpAddr, s.wsAddr)
 	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -218,8 +220,8 @@ func TestLifecycle(t *testing.T) {
 	if st.Master.Version != testVersion || st.Master.PID <= 0 || st.Master.State != master.StateRunning {
 		t.Fatalf("master: %+v", st.Master)
 	}
-	if len(st.Workers) != 5 {
-		t.Fatalf("%d workers, want 5: %+v", len(st.Workers), st.Workers)
+	if len(st.Workers) != 6 {
+		t.Fatalf("%d workers, want 6: %+v", len(st.Workers), st.Workers)
 	}
 	seen := map[int]bool{}
 	for i, w := range st.Workers {
@@ -243,6 +245,7 @@ func TestLifecycle(t *testing.T) {
 	held := dialText(t, s.textAddr)
 	held.echo(t, "hold")
 	udpEcho(t, s.udpAddr)
+	wsEcho(t, s.wsAddr)
 
 	// start while running refuses.
 	if res := s.cli("start", "-d"); res.Code == 0 || !strings.Contains(res.Stderr, "already running") {
@@ -389,6 +392,34 @@ func udpEcho(t *testing.T, addr string) {
 	}
 }
 
+// wsEcho speaks WebSocket by hand: handshake, one masked text frame, its
+// echo.
+func wsEcho(t *testing.T, addr string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "GET /echo HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", addr)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 || resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Fatalf("websocket handshake: %v, %v", resp, err)
+	}
+	mask := []byte{1, 2, 3, 4}
+	frame := []byte{0x81, 0x80 | 2, mask[0], mask[1], mask[2], mask[3], 'h' ^ mask[0], 'i' ^ mask[1]}
+	if _, err := c.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != "\x81\x02hi" {
+		t.Fatalf("websocket echo: %q, %v", got, err)
+	}
+}
+
 func TestStalePidFile(t *testing.T) {
 	s := newSetup(t, "10s")
 	if err := os.MkdirAll(s.runDir, 0o700); err != nil {
@@ -521,8 +552,8 @@ func TestReload(t *testing.T) {
 			oldDraining++
 		}
 	}
-	if newWorkers != 5 || oldDraining != 1 {
-		t.Fatalf("%d new workers (want 5), %d old draining (want 1): %+v", newWorkers, oldDraining, st2.Workers)
+	if newWorkers != 6 || oldDraining != 1 {
+		t.Fatalf("%d new workers (want 6), %d old draining (want 1): %+v", newWorkers, oldDraining, st2.Workers)
 	}
 	// The held connection lives on in its draining old worker; new
 	// connections reach the new generation.
@@ -539,7 +570,7 @@ func TestReload(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(st3.Others) != 0 || len(st3.Workers) != 5 {
+		if len(st3.Others) != 0 || len(st3.Workers) != 6 {
 			return fmt.Errorf("status still shows the old generation: %+v", st3)
 		}
 		return nil

@@ -12,7 +12,6 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/goes-project/goes"
@@ -46,20 +45,7 @@ func Build(cfg *goes.Config) ([]*goes.Goer, error) {
 		if lc.Listen == "" {
 			return nil, fmt.Errorf("goes-master: listener %d has no listen URI", i)
 		}
-		scheme, _, _ := strings.Cut(lc.Listen, "://")
-		scheme = strings.ToLower(scheme)
-		var g *goes.Goer
-		switch scheme {
-		case "websocket", "ws":
-			if g = goes.NewGoer(lc.Listen, nil, ""); g.Protocol == nil {
-				// No protocol package for the scheme in this build: a
-				// stand-in that answers raw reads.
-				g = goes.NewGoer("tcp://"+g.Addr, nil, "")
-				g.OnMessage = standIn(scheme)
-			}
-		default:
-			g = goes.NewGoer(lc.Listen, nil, "")
-		}
+		g := goes.NewGoer(lc.Listen, nil, "")
 		g.Name = lc.Name
 		g.Count = lc.Count
 		g.CertFile, g.KeyFile = lc.CertFile, lc.KeyFile
@@ -67,13 +53,11 @@ func Build(cfg *goes.Config) ([]*goes.Goer, error) {
 		g.MaxPackageSize = lc.MaxPackageSize
 		g.MaxSendBufferSize = lc.MaxSendBufferSize
 		g.IdleTimeout = time.Duration(lc.IdleTimeout)
-		if g.OnMessage == nil {
-			h, err := handler(lc.Handler)
-			if err != nil {
-				return nil, fmt.Errorf("goes-master: listener %d (%s): %w", i, lc.Listen, err)
-			}
-			g.OnMessage = h
+		h, err := handler(lc.Handler)
+		if err != nil {
+			return nil, fmt.Errorf("goes-master: listener %d (%s): %w", i, lc.Listen, err)
 		}
+		g.OnMessage = h
 		goers = append(goers, g)
 	}
 	return goers, nil
@@ -87,17 +71,4 @@ func handler(name string) (func(connections.Connection, []byte), error) {
 		return func(c connections.Connection, _ []byte) { c.Send("hello, goer", false) }, nil
 	}
 	return nil, fmt.Errorf("unknown handler %q (want echo or hello)", name)
-}
-
-const (
-	noWebSocket = "HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 57\r\n\r\nwebsocket is not supported by this build of goes-master.\n"
-)
-
-// standIn serves the websocket scheme while this build has no WebSocket
-// protocol: it refuses the upgrade with a clear HTTP answer.
-func standIn(string) func(connections.Connection, []byte) {
-	return func(c connections.Connection, _ []byte) {
-		c.Send(noWebSocket, true)
-		c.Close()
-	}
 }
