@@ -49,7 +49,7 @@ func serveGoes(t testing.TB, p *ws.Protocol, h connections.Handler) string {
 	srv := connections.NewServer(connections.Config{
 		Protocol:       p,
 		Handler:        h,
-		MaxPackageSize: 2 * testLimit,
+		MaxPackageSize: max(2*testLimit, p.MaxMessageSize+1024),
 		Logger:         zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
