@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,12 +49,15 @@ func request(lines ...string) string {
 }
 
 func TestHandshake(t *testing.T) {
+	var mu sync.Mutex
 	var seenPath, seenQuery string
 	p := &ws.Protocol{
 		Subprotocols: []string{"chat.v2", "chat.v1"},
 		CheckOrigin:  func(origin string, _ *ws.Request) bool { return origin == "" || origin == "http://good.example" },
 		OnWebSocketConnect: func(c protocols.Conn, req *ws.Request) int {
+			mu.Lock()
 			seenPath, seenQuery = req.Path(), req.Query("room")
+			mu.Unlock()
 			if req.Header("Authorization") == "no" {
 				return 401
 			}
@@ -123,6 +127,8 @@ func TestHandshake(t *testing.T) {
 			}
 		})
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if seenPath != "/chat" || seenQuery != "1" {
 		t.Errorf("hook saw path %q query %q", seenPath, seenQuery)
 	}

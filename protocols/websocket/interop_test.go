@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -230,7 +231,9 @@ func TestInteropChromium(t *testing.T) {
 	}
 	results := make(chan []byte, 1)
 	mux := http.NewServeMux()
+	var served atomic.Bool
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		served.Store(true)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write(page)
 	})
@@ -250,32 +253,16 @@ func TestInteropChromium(t *testing.T) {
 	go hs.Serve(ln)
 	defer hs.Close()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
 	url := "http://" + ln.Addr().String() + "/?ws=ws://" + wsAddr + "/"
-	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--user-data-dir="+t.TempDir(), url)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	}()
 	var raw []byte
-	select {
-	case raw = <-results:
-	case err := <-exited:
-		exited <- err
-		t.Fatalf("chromium exited before reporting: %v\n%s", err, stderr.String())
-	case <-ctx.Done():
-		t.Fatalf("no result from chromium within the deadline\n%s", stderr.String())
+	// A browser that crashes while starting, before it asked for the page,
+	// is started again (at most 3 times); any failure after that counts.
+	for attempt := 1; raw == nil; attempt++ {
+		var crashed bool
+		raw, crashed = runChromium(t, bin, url, &served, results)
+		if crashed && attempt == 3 {
+			t.Fatal("chromium crashed on start 3 times")
+		}
 	}
 	t.Logf("chromium saw: %s", raw)
 	var r struct {
@@ -311,4 +298,42 @@ func TestInteropChromium(t *testing.T) {
 			t.Errorf("%s: failed", c.name)
 		}
 	}
+}
+
+// runChromium runs one headless Chromium on url until the page posts its
+// result. It returns crashed == true when the browser died before asking
+// for the page.
+func runChromium(t *testing.T, bin, url string, served *atomic.Bool, results <-chan []byte) (raw []byte, crashed bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-dev-shm-usage", "--disable-crash-reporter", "--user-data-dir="+t.TempDir(), url)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	}()
+	select {
+	case raw = <-results:
+		return raw, false
+	case err := <-exited:
+		exited <- err
+		if !served.Load() {
+			t.Logf("chromium died before loading the page: %v\n%s", err, stderr.String())
+			return nil, true
+		}
+		t.Fatalf("chromium exited before reporting: %v\n%s", err, stderr.String())
+	case <-ctx.Done():
+		t.Fatalf("no result from chromium within the deadline\n%s", stderr.String())
+	}
+	return nil, false
 }
