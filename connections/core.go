@@ -56,6 +56,7 @@ type engineOps interface {
 type base struct {
 	s       *Server
 	ops     engineOps
+	ctr     *counters // the engine's: the server's or the loop's
 	id      uint64
 	created int64 // unix nanoseconds
 	state   any   // protocol state; used by the connection's dispatcher only
@@ -74,9 +75,10 @@ type base struct {
 	userCtx     any
 }
 
-func (c *base) init(s *Server, ops engineOps) {
+func (c *base) init(s *Server, ops engineOps, ctr *counters) {
 	c.s = s
 	c.ops = ops
+	c.ctr = ctr
 	c.id = s.nextID()
 	c.created = time.Now().UnixNano()
 }
@@ -129,7 +131,7 @@ func (c *base) dispatch(buf []byte) int {
 	c.beginDispatch()
 	var used int
 	var perr error
-	err := guard(func() { used, perr = deliver(c.s, c.conn(), c, buf, false) })
+	err := guard(func() { used, perr = deliver(c.s, c.ctr, c.conn(), c, buf, false) })
 	c.endDispatch()
 	if err == nil {
 		err = perr
@@ -150,7 +152,7 @@ type packetConn interface {
 // until buf holds no complete packet or c halts. It returns how many bytes
 // it consumed. whole means buf is one datagram: a partial packet at its
 // end is an error. It is shared by every engine and by UDP.
-func deliver(s *Server, c Connection, h packetConn, buf []byte, whole bool) (int, error) {
+func deliver(s *Server, ctr *counters, c Connection, h packetConn, buf []byte, whole bool) (int, error) {
 	proto := s.cfg.Protocol
 	onMessage := s.cfg.Handler.OnMessage
 	off := 0
@@ -183,7 +185,7 @@ func deliver(s *Server, c Connection, h packetConn, buf []byte, whole bool) (int
 				return off, err
 			}
 		}
-		s.requests.Add(1)
+		ctr.requests.Add(1)
 		if onMessage != nil {
 			onMessage(c, msg)
 		}
@@ -362,7 +364,7 @@ func (c *base) takeOut() *buffer {
 func (c *base) wroteSome(n int) {
 	if n > 0 {
 		c.bytesOut.Add(uint64(n))
-		c.s.bytesOut.Add(uint64(n))
+		c.ctr.bytesOut.Add(uint64(n))
 	}
 }
 

@@ -89,6 +89,7 @@ type loop struct {
 	perr   unix.Errno
 	events []unix.EpollEvent
 	rbuf   []byte
+	ctr    counters
 	n      int // open connections; loop-owned
 	busyN  int // connections with a pool task; loop-owned
 
@@ -548,7 +549,7 @@ func (l *loop) accept(fd int32) {
 			unix.SetsockoptInt(int(nfd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		}
 		c := &epConn{l: l, ln: el, fd: nfd, ev: doneEvents}
-		c.init(s, c)
+		c.init(s, c, &l.ctr)
 		c.setRemote(&rsa)
 		if !l.register(c) {
 			unix.Close(int(nfd))
@@ -699,7 +700,7 @@ func (l *loop) readable(c *epConn) {
 	switch {
 	case n > 0:
 		c.bytesIn.Add(uint64(n))
-		s.bytesIn.Add(uint64(n))
+		l.ctr.bytesIn.Add(uint64(n))
 		switch {
 		case closing:
 			l.dropInput(c)
@@ -771,7 +772,7 @@ func (l *loop) flush(c *epConn) {
 			break
 		}
 		n, errno := sysWrite(c.fd, buf.b)
-		l.s.writes.Add(1)
+		l.ctr.writes.Add(1)
 		if errno == unix.EAGAIN || errno == unix.EINTR {
 			n, errno = 0, 0
 		}
@@ -793,7 +794,7 @@ func (l *loop) flush(c *epConn) {
 func (l *loop) writable(c *epConn) {
 	buf := c.wbuf
 	n, errno := sysWrite(c.fd, buf.b[c.woff:])
-	l.s.writes.Add(1)
+	l.ctr.writes.Add(1)
 	if errno == unix.EAGAIN || errno == unix.EINTR {
 		return
 	}
@@ -1050,6 +1051,13 @@ func (s *Server) epollConns(dst []Connection) []Connection {
 		l.tmu.Unlock()
 	}
 	return dst
+}
+
+// loopCounters adds the loops' counters to st.
+func (s *Server) loopCounters(st *Stats) {
+	for _, l := range s.loopList() {
+		l.ctr.addTo(st)
+	}
 }
 
 // waitLoops waits until the loops and the callback pool are gone.

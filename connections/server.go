@@ -141,11 +141,8 @@ type Server struct {
 	draining  atomic.Bool
 	closed    atomic.Bool
 	accepted  atomic.Uint64
-	requests  atomic.Uint64
-	bytesIn   atomic.Uint64
-	bytesOut  atomic.Uint64
+	ctr       counters // the standard engine's and UDP's
 	errs      atomic.Uint64
-	writes    atomic.Uint64
 	open      atomic.Int64
 	wg        sync.WaitGroup // serve loops and connections
 	doneCh    chan struct{}  // closed when the last connection is gone after Drain
@@ -335,15 +332,31 @@ func (s *Server) all() []Connection {
 
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Connections: s.open.Load(),
 		Accepted:    s.accepted.Load(),
-		Requests:    s.requests.Load(),
-		BytesIn:     s.bytesIn.Load(),
-		BytesOut:    s.bytesOut.Load(),
 		Errors:      s.errs.Load(),
-		Writes:      s.writes.Load(),
 	}
+	s.ctr.addTo(&st)
+	s.loopCounters(&st)
+	return st
+}
+
+// counters count traffic. Each event loop has its own, so that loops on
+// different cores do not write to one cache line for every request.
+type counters struct {
+	requests atomic.Uint64
+	bytesIn  atomic.Uint64
+	bytesOut atomic.Uint64
+	writes   atomic.Uint64
+	_        [32]byte // keep the next counters off this cache line
+}
+
+func (c *counters) addTo(st *Stats) {
+	st.Requests += c.requests.Load()
+	st.BytesIn += c.bytesIn.Load()
+	st.BytesOut += c.bytesOut.Load()
+	st.Writes += c.writes.Load()
 }
 
 // Connections returns a snapshot of the open stream connections.

@@ -70,7 +70,7 @@ func nextBackoff(d time.Duration) time.Duration {
 
 func (s *Server) startStd(nc net.Conn) {
 	c := &stdConn{nc: nc}
-	c.init(s, c)
+	c.init(s, c, &s.ctr)
 	c.cond.L = &c.mu
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
@@ -109,7 +109,7 @@ func (c *stdConn) serve() {
 		n, err := c.nc.Read(buf[len(buf):cap(buf)])
 		if n > 0 {
 			c.bytesIn.Add(uint64(n))
-			s.bytesIn.Add(uint64(n))
+			s.ctr.bytesIn.Add(uint64(n))
 			if c.has(fClosing | fSockClosed) {
 				buf = buf[:0] // closing: the rest of the input is dropped
 			} else {
@@ -227,7 +227,7 @@ func (c *stdConn) flush() {
 		var err error
 		if c.rc != nil {
 			n, err = tryWrite(c.rc, buf.b)
-			c.s.writes.Add(1)
+			c.ctr.writes.Add(1)
 		}
 		if err != nil || n == len(buf.b) {
 			c.writeDone(buf, n, err)
@@ -243,7 +243,7 @@ func (c *stdConn) flush() {
 func (c *stdConn) writeLoop(buf *buffer, off int) {
 	defer c.s.wg.Done()
 	n, err := c.nc.Write(buf.b[off:])
-	c.s.writes.Add(1)
+	c.ctr.writes.Add(1)
 	c.writeDone(buf, n, err)
 	c.flush()
 }

@@ -33,7 +33,7 @@ func (s *Server) ServePacket(pc net.PacketConn) error {
 			return err
 		}
 		s.accepted.Add(1)
-		s.bytesIn.Add(uint64(n))
+		s.ctr.bytesIn.Add(uint64(n))
 		d := &datagram{s: s, pc: pc, addr: addr, id: s.nextID(), created: time.Now()}
 		d.bytesIn.Store(uint64(n))
 		d.serve(buf[:n])
@@ -62,7 +62,7 @@ var _ Connection = (*datagram)(nil)
 func (d *datagram) serve(b []byte) {
 	s := d.s
 	var derr error
-	if err := guard(func() { _, derr = deliver(s, d, d, b, true) }); err != nil {
+	if err := guard(func() { _, derr = deliver(s, &s.ctr, d, d, b, true) }); err != nil {
 		s.errs.Add(1)
 		var pe *panicError
 		if errors.As(err, &pe) {
@@ -120,7 +120,7 @@ func (d *datagram) send(b []byte, raw bool) error {
 	n, err := d.pc.WriteTo(out, d.addr)
 	d.mu.Unlock()
 	d.bytesOut.Add(uint64(n))
-	d.s.bytesOut.Add(uint64(n))
+	d.s.ctr.bytesOut.Add(uint64(n))
 	if err != nil {
 		d.s.errs.Add(1)
 		d.onError(err)
