@@ -2,6 +2,7 @@ package timer
 
 import (
 	"bytes"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -649,5 +650,31 @@ func TestStop(t *testing.T) {
 			wg.Go(w.Stop)
 		}
 		wg.Wait()
+	})
+}
+
+// TestHugeDurations: deadlines and periods near the limits neither overflow
+// nor fire early.
+func TestHugeDurations(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := startWheel(t, Options{})
+		var c counter
+		w.Add(math.MaxInt64, c.inc, true)
+		w.Add(100*365*day, c.inc, true)
+		var n Timer
+		w.Schedule(&n, math.MaxInt64-1, c.inc)
+		time.Sleep(99 * 365 * day)
+		synctest.Wait()
+		if c.get() != 0 || w.Len() != 3 {
+			t.Fatalf("calls %d, Len %d after 99 years; want 0, 3", c.get(), w.Len())
+		}
+		time.Sleep(2 * 365 * day)
+		synctest.Wait()
+		if c.get() != 1 || w.Len() != 3 {
+			t.Fatalf("calls %d, Len %d after 101 years; want 1, 3", c.get(), w.Len())
+		}
+		if err := checkInvariants(w); err != nil {
+			t.Fatal(err)
+		}
 	})
 }

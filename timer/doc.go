@@ -41,7 +41,7 @@
 // Wheel, Timer and Idle is safe for concurrent use, from any goroutine,
 // including from inside callbacks, with two exceptions: Start and Stop must
 // not be called from a callback (Stop waits for the goroutine that runs the
-// callback). A callback that panics is recovered and logged with
+// callback; from a callback, use go w.Stop()). A callback that panics is recovered and logged with
 // Options.Logger; the wheel keeps running.
 //
 // # Three ways to use it

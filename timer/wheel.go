@@ -129,7 +129,8 @@ func (w *Wheel) Start() {
 // includes waiting for a callback in progress. Pending timers stay pending
 // (and counted by Len) but do not run until the next Start. Stop on a
 // stopped wheel does nothing. Stop must not be called from a callback: it
-// would wait for itself.
+// would wait for itself (a callback that must stop its wheel calls
+// go w.Stop()).
 func (w *Wheel) Stop() {
 	w.life.Lock()
 	defer w.life.Unlock()
@@ -338,11 +339,14 @@ func (w *Wheel) fireReady() {
 			}
 			// Next period after the previous deadline, not after now: no
 			// drift. Periods the wheel fell behind by are skipped.
-			next := t.when + u.period
-			if late := w.now*w.tick - next; late >= 0 {
-				next += (late/u.period + 1) * u.period
+			next := int64(maxWhen)
+			if u.period < maxWhen-t.when {
+				next = t.when + u.period
+				if late := w.now*w.tick - next; late >= 0 {
+					next = min(next+(late/u.period+1)*u.period, maxWhen)
+				}
 			}
-			t.when = min(next, maxWhen)
+			t.when = next
 			w.link(t)
 		}
 	}
