@@ -1,0 +1,397 @@
+package main_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/goes-project/goes/ipc"
+	"github.com/goes-project/goes/master"
+	"github.com/goes-project/goes/master/proctest"
+)
+
+// loadResult counts what a load saw. Every request is sent once on a raw
+// connection: nothing retries behind the counters' back.
+type loadResult struct {
+	ok, failed, non2xx int
+	latencies          []time.Duration
+	firstErrs          []string
+}
+
+func (r *loadResult) add(o loadResult) {
+	r.ok += o.ok
+	r.failed += o.failed
+	r.non2xx += o.non2xx
+	r.latencies = append(r.latencies, o.latencies...)
+	if len(r.firstErrs) < 5 {
+		r.firstErrs = append(r.firstErrs, o.firstErrs...)
+	}
+}
+
+func (r *loadResult) p99() time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	sort.Slice(r.latencies, func(i, j int) bool { return r.latencies[i] < r.latencies[j] })
+	return r.latencies[len(r.latencies)*99/100]
+}
+
+// runLoad sends GET requests from conns clients until stop is closed (or
+// 2 minutes pass): keep-alive clients reuse their connection until the
+// server says Connection: close; churn clients open one per request.
+func runLoad(addr string, conns int, churn bool, stop <-chan struct{}) <-chan loadResult {
+	out := make(chan loadResult, 1)
+	var wg sync.WaitGroup
+	results := make([]loadResult, conns)
+	deadline := time.Now().Add(2 * time.Minute)
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func(res *loadResult) {
+			defer wg.Done()
+			var c net.Conn
+			var br *bufio.Reader
+			fail := func(err error) {
+				res.failed++
+				if len(res.firstErrs) < 3 {
+					res.firstErrs = append(res.firstErrs, err.Error())
+				}
+				if c != nil {
+					c.Close()
+					c = nil
+				}
+			}
+			req := "GET / HTTP/1.1\r\nHost: goes\r\n\r\n"
+			if churn {
+				req = "GET / HTTP/1.1\r\nHost: goes\r\nConnection: close\r\n\r\n"
+			}
+			for n := 0; n < 1_000_000 && time.Now().Before(deadline); n++ {
+				select {
+				case <-stop:
+					if c != nil {
+						c.Close()
+					}
+					return
+				default:
+				}
+				began := time.Now()
+				if c == nil {
+					var err error
+					if c, err = net.DialTimeout("tcp", addr, 5*time.Second); err != nil {
+						c = nil
+						fail(err)
+						continue
+					}
+					br = bufio.NewReader(c)
+				}
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := io.WriteString(c, req); err != nil {
+					fail(err)
+					continue
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					fail(err)
+					continue
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					fail(err)
+					continue
+				}
+				if resp.StatusCode != 200 || string(body) != "hello, goer" {
+					res.non2xx++
+				} else {
+					res.ok++
+					res.latencies = append(res.latencies, time.Since(began))
+				}
+				if resp.Close {
+					c.Close()
+					c = nil
+				}
+			}
+		}(&results[i])
+	}
+	go func() {
+		wg.Wait()
+		var total loadResult
+		for _, r := range results {
+			total.add(r)
+		}
+		out <- total
+	}()
+	return out
+}
+
+// upgradeSetup is a goes-master started from a binary path that the test
+// swaps with mv between two builds.
+type upgradeSetup struct {
+	*setup
+	live     string
+	versions [2]string
+	builds   [2]string
+}
+
+func newUpgradeSetup(t *testing.T) *upgradeSetup {
+	t.Helper()
+	s := newSetup(t, "10s")
+	u := &upgradeSetup{setup: s, versions: [2]string{"v1.0.0-test", "v2.0.0-test"}}
+	dir := t.TempDir()
+	for i, v := range u.versions {
+		u.builds[i] = filepath.Join(dir, "goes-master-"+v)
+		if err := proctest.BuildTo(u.builds[i], ".", "-X main.version="+v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "live"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	u.live = filepath.Join(dir, "live", "goes-master")
+	u.install(0)
+	s.bin = u.live
+	return u
+}
+
+// install puts build i at the live path the way an operator does:
+// copy next to it, then mv over it.
+func (u *upgradeSetup) install(i int) {
+	u.t.Helper()
+	b, err := os.ReadFile(u.builds[i])
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	tmp := u.live + ".new"
+	if err := os.WriteFile(tmp, b, 0o755); err != nil {
+		u.t.Fatal(err)
+	}
+	if out, err := exec.Command("mv", tmp, u.live).CombinedOutput(); err != nil {
+		u.t.Fatalf("mv: %v %s", err, out)
+	}
+}
+
+// reloads swaps the binary and reloads n times under the running load,
+// checking each generation; it returns the time each reload took.
+func (u *upgradeSetup) reloads(n int, check bool) []time.Duration {
+	t := u.t
+	t.Helper()
+	st, err := u.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var took []time.Duration
+	for i := 1; i <= n; i++ {
+		want := u.versions[i%2]
+		u.install(i % 2)
+		began := time.Now()
+		res := u.cli("reload")
+		took = append(took, time.Since(began))
+		if res.Code != 0 || !strings.Contains(res.Stdout, "version "+want) {
+			t.Fatalf("reload %d: %s", i, res)
+		}
+		old := st
+		var cur ipc.Status
+		// The old generation exits fully; status then shows only the new one.
+		proctest.Eventually(t, 20*time.Second, fmt.Sprintf("reload %d: old generation gone", i), func() error {
+			for _, pid := range append([]int{old.Master.PID}, workerPIDs(old)...) {
+				if proctest.Alive(pid) {
+					return fmt.Errorf("old pid %d alive", pid)
+				}
+			}
+			var err error
+			if cur, err = u.status(); err != nil {
+				return err
+			}
+			if len(cur.Others) != 0 {
+				return fmt.Errorf("status still shows %d other masters", len(cur.Others))
+			}
+			return nil
+		})
+		if !check {
+			st = cur
+			continue
+		}
+		if cur.Master.PID == old.Master.PID || cur.Master.Version != want || cur.Master.Generation != old.Master.Generation+1 ||
+			cur.Master.State != master.StateRunning {
+			t.Fatalf("reload %d: master %+v after %+v", i, cur.Master, old.Master)
+		}
+		if !strings.Contains(res.Stdout, fmt.Sprintf("master pid %d,", cur.Master.PID)) {
+			t.Fatalf("reload %d printed %q, master is %d", i, res.Stdout, cur.Master.PID)
+		}
+		if pid, err := u.paths().ReadPID(); err != nil || pid != cur.Master.PID {
+			t.Fatalf("reload %d: pid file %d (%v), master %d", i, pid, err, cur.Master.PID)
+		}
+		if len(cur.Workers) != 6 {
+			t.Fatalf("reload %d: %d workers", i, len(cur.Workers))
+		}
+		for _, w := range cur.Workers {
+			if w.MasterPID != cur.Master.PID || w.State != master.StateRunning || w.Generation != cur.Master.Generation {
+				t.Fatalf("reload %d: worker %+v", i, w)
+			}
+		}
+		st = cur
+	}
+	return took
+}
+
+func workerPIDs(st ipc.Status) []int {
+	var pids []int
+	for _, w := range st.Workers {
+		pids = append(pids, w.PID)
+	}
+	return pids
+}
+
+func mean(ds []time.Duration) time.Duration {
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	return sum / time.Duration(max(1, len(ds)))
+}
+
+// TestZeroDowntimeReload swaps the binary with mv and reloads 20 times
+// under keep-alive load, then 20 times under a load that opens a
+// connection per request: no request may fail.
+func TestZeroDowntimeReload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long integration test (skipped with -short)")
+	}
+	for _, tc := range []struct {
+		name  string
+		churn bool
+		conns int
+	}{
+		{name: "keep-alive", conns: 8},
+		{name: "churn", churn: true, conns: 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := newUpgradeSetup(t)
+			st := u.start()
+			if st.Master.Version != u.versions[0] {
+				t.Fatalf("started %s", st.Master.Version)
+			}
+			stop := make(chan struct{})
+			load := runLoad(u.httpAddr, tc.conns, tc.churn, stop)
+			took := u.reloads(20, true)
+			close(stop)
+			res := <-load
+			t.Logf("%s: 20 reloads, %d requests, %d failed, %d non-2xx, p99 %v, mean reload %v (max %v)",
+				tc.name, res.ok+res.failed+res.non2xx, res.failed, res.non2xx, res.p99(), mean(took), slicesMax(took))
+			if res.failed != 0 || res.non2xx != 0 {
+				t.Fatalf("%d requests failed, %d non-2xx; first errors: %q", res.failed, res.non2xx, res.firstErrs)
+			}
+			if res.ok < 100 {
+				t.Fatalf("only %d requests: the load did not run", res.ok)
+			}
+			cur, err := u.status()
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.stopAndCheck(cur)
+		})
+	}
+}
+
+// TestReloadNegativeControl proves the harness can fail: draining workers
+// that simply close their connections lose requests.
+func TestReloadNegativeControl(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long integration test (skipped with -short)")
+	}
+	t.Setenv("GOES_UNSAFE_CLOSE_ON_DRAIN", "1")
+	u := newUpgradeSetup(t)
+	u.start()
+	stop := make(chan struct{})
+	load := runLoad(u.httpAddr, 8, false, stop)
+	u.reloads(5, false)
+	close(stop)
+	res := <-load
+	t.Logf("negative control: 5 reloads, %d requests, %d failed (%q)", res.ok+res.failed+res.non2xx, res.failed, res.firstErrs)
+	if res.failed == 0 {
+		t.Fatal("closing connections on drain lost no request: the harness cannot see failures")
+	}
+	cur, err := u.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.stopAndCheck(cur)
+}
+
+func slicesMax(ds []time.Duration) time.Duration {
+	var m time.Duration
+	for _, d := range ds {
+		m = max(m, d)
+	}
+	return m
+}
+
+// TestReloadFails: a new binary that exits, or never becomes ready, fails
+// the reload clearly and leaves the old generation serving.
+func TestReloadFails(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long integration test (skipped with -short)")
+	}
+	u := newUpgradeSetup(t)
+	// A short ready timeout bounds the never-ready case (plus 10 s).
+	conf, err := os.ReadFile(u.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf = []byte(strings.Replace(string(conf), `"log_level": "debug",`, `"log_level": "debug", "ready_timeout": "1s",`, 1))
+	if err := os.WriteFile(u.conf, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st := u.start()
+	// The CLI is a good build; the binary at the live path is broken.
+	u.bin = u.builds[0]
+	for _, tc := range []struct{ name, script, want string }{
+		{name: "exits", script: "#!/bin/sh\necho broken build >&2\nexit 3\n", want: "exit status 3"},
+		{name: "never ready", script: "#!/bin/sh\nexec sleep 600\n", want: "timed out"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tmp := u.live + ".new"
+			if err := os.WriteFile(tmp, []byte(tc.script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command("mv", tmp, u.live).CombinedOutput(); err != nil {
+				t.Fatalf("mv: %v %s", err, out)
+			}
+			res := u.cli("reload")
+			if res.Code == 0 || !strings.Contains(res.Stderr, "reload failed") || !strings.Contains(res.Stderr, tc.want) ||
+				!strings.Contains(res.Stderr, "still serves") {
+				t.Fatalf("reload of a broken binary: %s", res)
+			}
+			cur, err := u.status()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cur.Master.PID != st.Master.PID || cur.Master.State != master.StateRunning || len(cur.Others) != 0 {
+				t.Fatalf("after a failed reload: %+v", cur)
+			}
+			if err := httpGet(u.httpAddr); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	// A good binary reloads after the failures.
+	u.install(1)
+	if res := u.cli("reload"); res.Code != 0 || !strings.Contains(res.Stdout, "version "+u.versions[1]) {
+		t.Fatalf("reload after the failures: %s", res)
+	}
+	cur, err := u.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Workers = append(cur.Workers, st.Workers...)
+	u.stopAndCheck(cur)
+}
