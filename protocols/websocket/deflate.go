@@ -319,7 +319,7 @@ func inflateBounded(dst, in, dict []byte, limit int) ([]byte, error) {
 	}
 	start := len(dst)
 	for {
-		if len(dst) == cap(dst) {
+		if len(dst) == cap(dst) || len(dst)-start > limit {
 			if len(dst)-start > limit {
 				return dst, fmt.Errorf("websocket: inflated message over %d bytes: %w", limit, ErrMessageTooBig)
 			}
@@ -329,7 +329,8 @@ func inflateBounded(dst, in, dict []byte, limit int) ([]byte, error) {
 			}
 			dst = slices.Grow(dst, grow)
 		}
-		n, err := f.fr.Read(dst[len(dst):cap(dst)])
+		end := min(cap(dst), start+limit+1) // never read more than one byte past the limit
+		n, err := f.fr.Read(dst[len(dst):end])
 		dst = dst[:len(dst)+n]
 		if len(dst)-start > limit {
 			return dst, fmt.Errorf("websocket: inflated message over %d bytes: %w", limit, ErrMessageTooBig)
