@@ -17,7 +17,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/master"
+	"github.com/goes-project/goes/protocols/websocket"
 	"github.com/goes-project/goes/timer"
 	"github.com/goes-project/goes/worker"
 )
@@ -336,6 +338,14 @@ func countWorkers(ls []master.Listener) int {
 	return n
 }
 
+// goingAway tells a connection that outlived a drain that the server
+// goes away: WebSocket peers get close code 1001.
+func goingAway(c connections.Connection) {
+	if p := c.Protocol(); p != nil && p.Name() == "websocket" {
+		websocket.Close(c, websocket.CloseGoingAway, "server going away")
+	}
+}
+
 // runWorker serves this worker's Goer over the sockets the master passed.
 func (r *Runner) runWorker() error {
 	id, err := master.ParseIdentity(os.Getenv(master.EnvWorker))
@@ -410,6 +420,7 @@ func (r *Runner) runWorker() error {
 		Config:       cc,
 		StopTimeout:  g.StopTimeout,
 		CloseOnDrain: os.Getenv(envCloseOnDrain) == "1",
+		GoingAway:    goingAway,
 		Version:      r.Version,
 		Logger:       log,
 		Reopen:       func() error { return reopenLog(logFile) },

@@ -60,6 +60,10 @@ type Options struct {
 	Timers func() int
 	// Reopen reopens the log files (nil: nothing to do).
 	Reopen func() error
+	// GoingAway, when set, runs for every connection still open when a
+	// drain's timeout passes; a second later what is left is closed. It
+	// lets a protocol say goodbye (WebSocket: close frame 1001).
+	GoingAway func(c connections.Connection)
 	// CloseOnDrain makes a drain close every connection at once instead
 	// of letting them finish. It is unsafe (clients lose requests) and
 	// exists as the negative control of the reload tests.
@@ -157,8 +161,14 @@ func (w *worker) run(ctx context.Context) error {
 			defer close(done)
 			sctx := context.Background()
 			if timeout > 0 {
+				grace := time.Duration(0)
+				if w.o.GoingAway != nil {
+					grace = time.Second
+					t := time.AfterFunc(timeout, func() { w.srv.Each(w.o.GoingAway) })
+					defer t.Stop()
+				}
 				var cancel context.CancelFunc
-				sctx, cancel = context.WithTimeout(sctx, timeout)
+				sctx, cancel = context.WithTimeout(sctx, timeout+grace)
 				defer cancel()
 			}
 			if w.o.CloseOnDrain {

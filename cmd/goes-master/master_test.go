@@ -392,15 +392,14 @@ func udpEcho(t *testing.T, addr string) {
 	}
 }
 
-// wsEcho speaks WebSocket by hand: handshake, one masked text frame, its
-// echo.
-func wsEcho(t *testing.T, addr string) {
+// dialWebSocket opens a WebSocket connection by hand.
+func dialWebSocket(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	fmt.Fprintf(c, "GET /echo HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", addr)
@@ -409,6 +408,14 @@ func wsEcho(t *testing.T, addr string) {
 	if err != nil || resp.StatusCode != 101 || resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
 		t.Fatalf("websocket handshake: %v, %v", resp, err)
 	}
+	return c, br
+}
+
+// wsEcho speaks WebSocket by hand: handshake, one masked text frame, its
+// echo.
+func wsEcho(t *testing.T, addr string) {
+	t.Helper()
+	c, br := dialWebSocket(t, addr)
 	mask := []byte{1, 2, 3, 4}
 	frame := []byte{0x81, 0x80 | 2, mask[0], mask[1], mask[2], mask[3], 'h' ^ mask[0], 'i' ^ mask[1]}
 	if _, err := c.Write(frame); err != nil {

@@ -395,3 +395,46 @@ func TestReloadFails(t *testing.T) {
 	cur.Workers = append(cur.Workers, st.Workers...)
 	u.stopAndCheck(cur)
 }
+
+// TestReloadDrainTimeout: connections that stay past the drain timeout
+// are closed (WebSocket with close code 1001), and a reload asked while
+// the previous generation still drains waits for it.
+func TestReloadDrainTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long integration test (skipped with -short)")
+	}
+	s := newSetup(t, "2s")
+	st := s.start()
+	text := dialText(t, s.textAddr)
+	text.echo(t, "held")
+	ws, wsr := dialWebSocket(t, s.wsAddr)
+	s.mustCLI("reload")
+	began := time.Now()
+	res := s.mustCLI("reload") // waits for generation 1 to exit
+	waited := time.Since(began)
+	if !strings.Contains(res.Stdout, "generation 3") {
+		t.Fatalf("second reload: %s", res)
+	}
+	if waited < time.Second {
+		t.Errorf("second reload took %v: it did not wait for the draining generation", waited)
+	}
+	// The raw connection was closed at the drain timeout...
+	text.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := text.r.ReadString('\n'); err == nil {
+		t.Fatal("held text connection still open after the drain timeout")
+	}
+	// ... and the WebSocket peer got "going away" first.
+	ws.SetDeadline(time.Now().Add(5 * time.Second))
+	head := make([]byte, 4)
+	if _, err := io.ReadFull(wsr, head); err != nil || head[0] != 0x88 || int(head[2])<<8|int(head[3]) != 1001 {
+		t.Fatalf("websocket close frame: % x, %v", head, err)
+	}
+	if proctest.Alive(st.Master.PID) {
+		t.Fatal("generation 1 master alive")
+	}
+	cur, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.stopAndCheck(cur)
+}
