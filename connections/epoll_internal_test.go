@@ -6,6 +6,8 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,5 +63,62 @@ func TestIdleConnectionHoldsNoBuffers(t *testing.T) {
 	})
 	if b := <-got; b.in || b.wbuf || b.out {
 		t.Fatalf("idle connection holds buffers: %+v", b)
+	}
+}
+
+// syncBuffer is a log sink safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// TestWatchdogWarnsOfBlockedLoop: a callback blocking its loop is logged.
+func TestWatchdogWarnsOfBlockedLoop(t *testing.T) {
+	logs := &syncBuffer{}
+	release := make(chan struct{})
+	s := NewServer(Config{
+		Engine: EngineEpoll, Loops: 1, Protocol: text.New(), Logger: zerolog.New(logs),
+		Handler: Handler{OnMessage: func(c Connection, d []byte) {
+			<-release
+			c.SendBytes(d, false)
+		}},
+	})
+	s.stallAfter = 20 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	defer func() { s.Close(); <-done }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "slow\n")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "event loop blocked by a callback") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning; log:\n%s", logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	if l, err := bufio.NewReader(c).ReadString('\n'); err != nil || l != "slow\n" {
+		t.Fatalf("got %q, %v", l, err)
 	}
 }

@@ -90,8 +90,9 @@ type loop struct {
 	events []unix.EpollEvent
 	rbuf   []byte
 	ctr    counters
-	n      int // open connections; loop-owned
-	busyN  int // connections with a pool task; loop-owned
+	iter   atomic.Uint64 // loop iterations, for the watchdog
+	n      int           // open connections; loop-owned
+	busyN  int           // connections with a pool task; loop-owned
 
 	// tmu guards conns and lns for other goroutines (listings, Close,
 	// listener changes) and dead; the loop itself reads conns without it.
@@ -232,6 +233,9 @@ func (s *Server) startLoops() error {
 			s.loopWG.Add(1)
 			go l.run()
 		}
+		s.watchStop = make(chan struct{})
+		s.poolWG.Add(1)
+		go s.watchdog(loops)
 	})
 	return s.loopErr
 }
@@ -334,8 +338,6 @@ func (l *loop) run() {
 		l.awake.Store(false)
 		if l.hasWork() {
 			n, errno = epollWait(l.epfd, l.events)
-		} else if blockingWait {
-			n, errno = epollBlock(l.epfd, l.events)
 		} else {
 			l.nev, l.perr = 0, 0
 			if err := l.prc.Read(l.pollFn); err != nil {
@@ -344,6 +346,7 @@ func (l *loop) run() {
 			n, errno = l.nev, l.perr
 		}
 		l.awake.Store(true)
+		l.iter.Add(1)
 		if errno != 0 && errno != unix.EINTR {
 			l.s.log.Error().Err(errno).Msg("epoll_wait failed, event loop stopped")
 			l.destroyAll()
@@ -371,17 +374,6 @@ func (l *loop) run() {
 			return
 		}
 	}
-}
-
-var blockingWait = os.Getenv("GOES_EPOLL_BLOCK") == "1"
-
-func epollBlock(epfd int, events []unix.EpollEvent) (int, unix.Errno) {
-	p := uintptr(unsafe.Pointer(&events[0]))
-	r, _, e := unix.Syscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), p, uintptr(len(events)), ^uintptr(0), 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), 0
 }
 
 // epollWait polls the epoll set without blocking.
@@ -768,40 +760,33 @@ func (l *loop) resume(c *epConn) {
 func (l *loop) flush(c *epConn) {
 	for c.wbuf == nil && c.fd >= 0 {
 		buf := c.takeOut()
-		if buf == nil {
+		if buf == nil || !l.write(c, buf, 0) {
 			break
 		}
-		n, errno := sysWrite(c.fd, buf.b)
-		l.ctr.writes.Add(1)
-		if errno == unix.EAGAIN || errno == unix.EINTR {
-			n, errno = 0, 0
-		}
-		if errno == 0 && n < len(buf.b) {
-			c.wroteSome(n)
-			c.wbuf = buf
-			c.woff = int32(n)
-			break
-		}
-		var err error
-		if errno != 0 {
-			err = errno
-		}
-		c.writeDone(buf, n, err)
 	}
 	l.rearm(c)
 }
 
+// writable continues a partial write once the socket takes more.
 func (l *loop) writable(c *epConn) {
-	buf := c.wbuf
-	n, errno := sysWrite(c.fd, buf.b[c.woff:])
+	if l.write(c, c.wbuf, int(c.woff)) {
+		l.flush(c)
+	}
+}
+
+// write writes buf.b[off:]. It reports true when buf is finished with
+// (written, or the write failed and the connection is closing); otherwise
+// the rest waits in c.wbuf for EPOLLOUT.
+func (l *loop) write(c *epConn, buf *buffer, off int) bool {
+	n, errno := sysWrite(c.fd, buf.b[off:])
 	l.ctr.writes.Add(1)
 	if errno == unix.EAGAIN || errno == unix.EINTR {
-		return
+		n, errno = 0, 0
 	}
-	if errno == 0 && int(c.woff)+n < len(buf.b) {
+	if errno == 0 && off+n < len(buf.b) {
 		c.wroteSome(n)
-		c.woff += int32(n)
-		return
+		c.wbuf, c.woff = buf, int32(off+n)
+		return false
 	}
 	c.wbuf = nil
 	var err error
@@ -809,7 +794,7 @@ func (l *loop) writable(c *epConn) {
 		err = errno
 	}
 	c.writeDone(buf, n, err)
-	l.flush(c)
+	return true
 }
 
 // finish releases a closed connection's socket and buffers and runs
@@ -1060,13 +1045,53 @@ func (s *Server) loopCounters(st *Stats) {
 	}
 }
 
-// waitLoops waits until the loops and the callback pool are gone.
+// waitLoops waits until the loops, the callback pool and the watchdog
+// are gone.
 func (s *Server) waitLoops() {
 	s.loopWG.Wait()
 	if s.pool != nil {
 		s.pool.stop()
 	}
+	s.mu.Lock()
+	if s.watchStop != nil && !s.watchStopped {
+		s.watchStopped = true
+		close(s.watchStop)
+	}
+	s.mu.Unlock()
 	s.poolWG.Wait()
+}
+
+// watchdog warns when a loop has been stuck in one iteration (a callback
+// that blocks, with callbacks on the loop) for stallAfter or longer: every
+// other connection of that loop waits meanwhile.
+func (s *Server) watchdog(loops []*loop) {
+	defer s.poolWG.Done()
+	every := s.stallAfter
+	if every <= 0 {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := make([]uint64, len(loops))
+	stuck := make([]int, len(loops))
+	for {
+		select {
+		case <-s.watchStop:
+			return
+		case <-t.C:
+		}
+		for i, l := range loops {
+			it := l.iter.Load()
+			if it != last[i] || !l.awake.Load() {
+				last[i], stuck[i] = it, 0
+				continue
+			}
+			if stuck[i]++; stuck[i] == 1 || stuck[i]%10 == 0 {
+				s.log.Warn().Int("loop", i).Dur("blocked_for", time.Duration(stuck[i])*every).
+					Msg("event loop blocked by a callback; its other connections wait (see Config.CallbackGoroutines)")
+			}
+		}
+	}
 }
 
 // wakeLoops makes every loop look at the server's state.

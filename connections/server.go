@@ -158,6 +158,10 @@ type Server struct {
 	loopErr  error
 	loops    []*loop // under mu
 	pool     *taskPool
+
+	watchStop    chan struct{}
+	watchStopped bool          // under mu
+	stallAfter   time.Duration // watchdog period (tests shorten it)
 }
 
 // closer is what the server closes on Drain: a listener or a packet conn.

@@ -429,8 +429,8 @@ func idleRound(s server, n int) (idleMem, error) {
 	}
 	defer r.stop()
 	pids := r.tree()
+	time.Sleep(500 * time.Millisecond) // let the probe's connection go and the startup settle
 	fds0 := countFDs(pids)
-	time.Sleep(500 * time.Millisecond) // let the startup garbage settle before the baseline
 	rss0, pss0 := memory(pids)
 
 	conns := make([]*net.TCPConn, 0, n)
