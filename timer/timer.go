@@ -11,10 +11,9 @@ import (
 // unarmed Timer; Wheel.Schedule binds it to a wheel and arms it. A Timer
 // must not be copied after first use (go vet reports copies).
 //
-// Its methods are safe for concurrent use, from any goroutine, including
-// from inside its own callback, once the first Schedule has happened before
-// them (for example, Schedule in the owner's constructor). A Timer belongs
-// to the first Wheel that schedules it; scheduling it on another panics.
+// Its methods and Wheel.Schedule are safe for concurrent use, from any
+// goroutine, including from inside its own callback. A Timer belongs to the
+// first Wheel that schedules it; scheduling it on another panics.
 type Timer struct {
 	next, prev *Timer
 	w          atomic.Pointer[Wheel]
