@@ -322,7 +322,12 @@ func (r *Runner) runMaster(cfg *Config, paths master.Paths, daemon bool, notifie
 		Reopen: func() error { return reopenLog(logFile) },
 		OnReady: func() {
 			notifier.Ready(os.Getpid())
-			if !daemon {
+			switch {
+			case daemon:
+			case master.IsUpgrade():
+				fmt.Fprintf(r.Stdout, "%s took over (pid %d, %d workers, run dir %s)\n",
+					r.Name, os.Getpid(), countWorkers(listeners), paths.Dir)
+			default:
 				fmt.Fprintf(r.Stdout, "%s started (pid %d, %d workers, run dir %s); Ctrl-C stops it\n",
 					r.Name, os.Getpid(), countWorkers(listeners), paths.Dir)
 			}

@@ -157,13 +157,17 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 		if !req.Local {
 			others = m.otherControls()
 		}
+		m.answering.Add(1)
 		go func() {
+			defer m.answering.Done()
 			ok(m.gatherStatus(snap, others))
 			c.Close()
 		}()
 	case ipc.TypeConnections:
 		snap := m.snapshot()
+		m.answering.Add(1)
 		go func() {
+			defer m.answering.Done()
 			ok(gatherConns(snap.entries))
 			c.Close()
 		}()

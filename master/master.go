@@ -274,6 +274,7 @@ type master struct {
 	ctlPath   string // this master's own control socket; Paths.Socket links to it
 	lockFile  *os.File
 	readyDone bool
+	answering sync.WaitGroup // answers being written by other goroutines
 
 	upg        *tableflip.Upgrader // nil without Options.Upgrades
 	parentGone bool                // no older master (or it has exited)
@@ -444,6 +445,7 @@ func (m *master) run(ctx context.Context) (err error) {
 		}
 	}
 	m.closeSockets(!m.upgraded)
+	m.answering.Wait() // bounded: every answer has a deadline
 	if m.readyDone && !m.upgraded {
 		// The pid file and the control link are this master's: a newer
 		// master (after an upgrade) owns them otherwise.

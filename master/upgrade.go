@@ -137,7 +137,9 @@ func (m *master) onUpgraded(e evUpgraded) {
 		return
 	}
 	res := ipc.ReloadResult{PID: newPID, Generation: m.gen + 1, Drained: drained, OldPID: os.Getpid()}
+	m.answering.Add(1)
 	go func() {
+		defer m.answering.Done()
 		// The control link now leads to the new master.
 		if ans, err := m.o.Paths.Request(ipc.Message{Type: ipc.TypePing}, 2*time.Second); err == nil {
 			var h ipc.Hello

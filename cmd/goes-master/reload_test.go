@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -437,4 +438,48 @@ func TestReloadDrainTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.stopAndCheck(cur)
+}
+
+// TestReloadForeground: in the foreground, reload hands over to a new
+// master that keeps running detached from the terminal; the foreground
+// process says so and exits once its workers have drained.
+func TestReloadForeground(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long integration test (skipped with -short)")
+	}
+	s := newSetup(t, "10s")
+	fg := proctest.Start(t, s.bin, "start", "--run-dir", s.runDir, "--config", s.conf)
+	var st ipc.Status
+	proctest.Eventually(t, 20*time.Second, "foreground master serving", func() error {
+		var err error
+		if st, err = s.status(); err != nil {
+			return err
+		}
+		if st.Master.State != master.StateRunning {
+			return fmt.Errorf("master is %s", st.Master.State)
+		}
+		return nil
+	})
+	res := s.mustCLI("reload")
+	err, done := fg.Wait(15 * time.Second)
+	if !done || err != nil {
+		t.Fatalf("foreground process after the reload: exited %v, %v\n%s", done, err, fg.Output())
+	}
+	cur, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.Master.PID == st.Master.PID || !strings.Contains(fg.Output(), fmt.Sprintf("upgraded: master pid %d serves now", cur.Master.PID)) {
+		t.Fatalf("reload: %s\nforeground output:\n%s", res, fg.Output())
+	}
+	if err := httpGet(s.httpAddr); err != nil {
+		t.Fatal(err)
+	}
+	s.mustCLI("stop")
+	proctest.Eventually(t, 5*time.Second, "process group empty", func() error {
+		if !proctest.GroupGone(fg.Pgid) {
+			return errors.New("processes left in the foreground group")
+		}
+		return nil
+	})
 }

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -116,16 +115,22 @@ var startedRE = regexp.MustCompile(`started \(pid (\d+)`)
 type Proc struct {
 	Cmd    *exec.Cmd
 	Pgid   int
-	out    *syncBuffer
+	out    *os.File
 	doneCh chan struct{}
 	err    error
 }
 
 // Start starts bin in its own process group; t.Cleanup kills the group.
+// Its output goes to a file (not a pipe: Wait returns when the program
+// exits even if a process it started holds its stdout).
 func Start(t testing.TB, bin string, args ...string) *Proc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	out := &syncBuffer{}
+	out, err := os.CreateTemp(t.TempDir(), "output-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { out.Close() })
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -140,14 +145,17 @@ func Start(t testing.TB, bin string, args ...string) *Proc {
 		KillGroup(p.Pgid)
 		<-p.doneCh
 		if t.Failed() {
-			t.Logf("output of %s:\n%s", bin, out.String())
+			t.Logf("output of %s:\n%s", bin, p.Output())
 		}
 	})
 	return p
 }
 
 // Output is what the program printed so far.
-func (p *Proc) Output() string { return p.out.String() }
+func (p *Proc) Output() string {
+	b, _ := os.ReadFile(p.out.Name())
+	return string(b)
+}
 
 // Wait waits up to d for the program to exit and returns its error.
 func (p *Proc) Wait(d time.Duration) (error, bool) {
@@ -249,21 +257,4 @@ func LockPort(t testing.TB, port int) {
 		}
 		return ln.Close()
 	})
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
