@@ -44,6 +44,10 @@ type Config struct {
 	StopTimeout Duration `json:"stop_timeout,omitempty"`
 	// ReadyTimeout bounds a worker's start (default 30s).
 	ReadyTimeout Duration `json:"ready_timeout,omitempty"`
+	// UpgradeTimeout bounds a new master's start in a reload (default
+	// ready_timeout + 10s); past it the new master is killed and the
+	// reload fails, the old generation serving on.
+	UpgradeTimeout Duration `json:"upgrade_timeout,omitempty"`
 	// Listeners, see ListenerConfig.
 	Listeners []ListenerConfig `json:"listeners,omitempty"`
 }

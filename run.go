@@ -304,15 +304,16 @@ func (r *Runner) runMaster(cfg *Config, paths master.Paths, daemon bool, notifie
 		workerEnv = append(workerEnv, envCloseOnDrain+"=1")
 	}
 	return master.Run(context.Background(), master.Options{
-		Listeners:    listeners,
-		Paths:        paths,
-		Version:      r.Version,
-		WorkerEnv:    func(master.Identity) []string { return workerEnv },
-		Credential:   cred,
-		ReadyTimeout: time.Duration(cfg.ReadyTimeout),
-		Signals:      true,
-		Upgrades:     true,
-		Logger:       log,
+		Listeners:      listeners,
+		Paths:          paths,
+		Version:        r.Version,
+		WorkerEnv:      func(master.Identity) []string { return workerEnv },
+		Credential:     cred,
+		ReadyTimeout:   time.Duration(cfg.ReadyTimeout),
+		UpgradeTimeout: time.Duration(cfg.UpgradeTimeout),
+		Signals:        true,
+		Upgrades:       true,
+		Logger:         log,
 		OnUpgraded: func(pid int) {
 			if !daemon {
 				fmt.Fprintf(r.Stdout, "%s upgraded: master pid %d serves now, detached from this terminal (stop it with `%s stop`); "+

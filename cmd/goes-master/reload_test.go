@@ -343,12 +343,12 @@ func TestReloadFails(t *testing.T) {
 		t.Skip("long integration test (skipped with -short)")
 	}
 	u := newUpgradeSetup(t)
-	// A short ready timeout bounds the never-ready case (plus 10 s).
+	// A short upgrade timeout bounds the never-ready case.
 	conf, err := os.ReadFile(u.conf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf = []byte(strings.Replace(string(conf), `"log_level": "debug",`, `"log_level": "debug", "ready_timeout": "1s",`, 1))
+	conf = []byte(strings.Replace(string(conf), `"log_level": "debug",`, `"log_level": "debug", "upgrade_timeout": "2s",`, 1))
 	if err := os.WriteFile(u.conf, conf, 0o600); err != nil {
 		t.Fatal(err)
 	}
