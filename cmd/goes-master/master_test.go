@@ -35,6 +35,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	os.Chmod(dir, 0o755) // workers may run as another user (TestWorkersRunAsUser)
 	bin = filepath.Join(dir, "goes-master")
 	if err := proctest.BuildTo(bin, ".", "-X main.version="+testVersion); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -651,4 +652,35 @@ func TestSignalQuit(t *testing.T) {
 	}
 	c.Close()
 	s.checkGone(st)
+}
+
+// TestWorkersRunAsUser: with "user" set, the master (root) opens the
+// sockets and the workers run as that user.
+func TestWorkersRunAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	s := newSetup(t, "10s")
+	conf, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf = []byte(strings.Replace(string(conf), `"log_level": "debug",`, `"log_level": "debug", "user": "nobody",`, 1))
+	if err := os.WriteFile(s.conf, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st := s.start()
+	for _, w := range st.Workers {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.PID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "\nUid:\t65534\t") {
+			t.Fatalf("worker %d does not run as nobody:\n%s", w.ID, b)
+		}
+	}
+	if err := httpGet(s.httpAddr); err != nil {
+		t.Fatal(err)
+	}
+	s.stopAndCheck(st)
 }
