@@ -101,6 +101,12 @@ type Protocol struct {
 	// Limits bound the handshake request head, as for the HTTP protocol.
 	http.Limits
 
+	// OnError, when set, is told about input errors the codec answers with
+	// a closing handshake instead of returning them to the runtime (a
+	// message over the limit: close 1009, then the connection ends when the
+	// peer answers or after CloseTimeout).
+	OnError func(c protocols.Conn, err error)
+
 	// CloseTimeout bounds the wait for the peer's close frame after Close
 	// (default DefaultCloseTimeout).
 	CloseTimeout time.Duration
@@ -123,6 +129,7 @@ const (
 	phaseHandshake = iota // waiting for the opening handshake
 	phaseOpen             // frames flow
 	phaseClosed           // close frame received or error sent: input is dropped
+	phaseClosing          // we failed the connection with a close frame; waiting for the peer's
 )
 
 // Flags shared with other goroutines (Encode, Close, SetBinary).
@@ -157,6 +164,8 @@ type connState struct {
 	offered    []string      // client side: the subprotocols offered
 	ctrl       [maxControlPayload + maxFrameHeader]byte
 	closeTimer atomic.Pointer[time.Timer] // set by Close, stopped by the peer's close
+	skip       uint64                     // phaseClosing: bytes of a refused frame still to drop
+	skipped    int                        // phaseClosing: the packet Input just gave is dropped bytes
 
 	// Encode side, used with the connection's send lock held.
 	enc *deflater // own compressor when context takeover is negotiated
@@ -218,18 +227,44 @@ func (p *Protocol) Input(c protocols.Conn, buf []byte) (int, error) {
 		return p.inputHandshake(c, st, buf)
 	case phaseClosed:
 		return len(buf), nil
+	case phaseClosing:
+		if st.skip > 0 {
+			n := min(st.skip, uint64(len(buf)))
+			st.skip -= n // Decode skips these bytes without looking
+			st.skipped = int(n)
+			return int(n), nil
+		}
 	}
 	h, ok := parseHeader(buf)
 	if !ok {
 		return 0, nil
 	}
 	if err := p.checkHeader(c, st, &h); err != nil {
-		return 0, err
+		var re *protocols.ReplyError
+		if errors.As(err, &re) {
+			return 0, err
+		}
+		// Too big: tell the peer with a closing handshake rather than
+		// dropping the connection under the rest of its message (which
+		// would reset it before the close frame is read).
+		// A frame far past any limit is not worth reading through.
+		if st.phase != phaseOpen || h.length > 4*uint64(c.MaxPackageSize()) {
+			return 0, st.closeError(CloseMessageTooBig, err)
+		}
+		p.failGracefully(c, st, CloseMessageTooBig, err)
+		st.skip = uint64(h.size) + h.length
+		return p.Input(c, buf)
 	}
 	total := uint64(h.size) + h.length
 	if total > uint64(c.MaxPackageSize()) {
-		return 0, st.closeError(CloseMessageTooBig, fmt.Errorf("websocket: frame of %d bytes over limit %d: %w: %w",
-			h.length, c.MaxPackageSize(), ErrMessageTooBig, protocols.ErrPackageTooLarge))
+		err := fmt.Errorf("websocket: frame of %d bytes over limit %d: %w: %w",
+			h.length, c.MaxPackageSize(), ErrMessageTooBig, protocols.ErrPackageTooLarge)
+		if st.phase == phaseOpen && h.length <= 4*uint64(c.MaxPackageSize()) {
+			p.failGracefully(c, st, CloseMessageTooBig, err)
+			st.skip = total
+			return p.Input(c, buf)
+		}
+		return 0, st.closeError(CloseMessageTooBig, err)
 	}
 	if uint64(len(buf)) < total {
 		return 0, nil
@@ -248,6 +283,9 @@ func (p *Protocol) checkHeader(c protocols.Conn, st *connState, h *header) error
 	}
 	if !h.op.isKnown() {
 		return st.closeError(CloseProtocolError, protocolError("reserved opcode %#x", byte(h.op)))
+	}
+	if h.length>>63 != 0 {
+		return st.closeError(CloseProtocolError, protocolError("frame length with the most significant bit set"))
 	}
 	rsvOK := byte(0)
 	if st.dfl.enabled && (h.op == OpText || h.op == OpBinary) {
@@ -278,7 +316,8 @@ func (p *Protocol) checkHeader(c protocols.Conn, st *connState, h *header) error
 		sofar = uint64(st.fragLen)
 	}
 	if h.length > limit || sofar+h.length > limit {
-		return st.closeError(CloseMessageTooBig, fmt.Errorf("websocket: message over %d bytes: %w", limit, ErrMessageTooBig))
+		// Input answers this one with a closing handshake.
+		return fmt.Errorf("websocket: message over %d bytes: %w", limit, ErrMessageTooBig)
 	}
 	return nil
 }
@@ -294,6 +333,11 @@ func (p *Protocol) Decode(c protocols.Conn, packet []byte) ([]byte, error) {
 		return nil, p.decodeHandshake(c, st, packet)
 	case phaseClosed:
 		return nil, protocols.ErrSkip
+	case phaseClosing:
+		if st.skipped > 0 {
+			st.skipped = 0
+			return nil, protocols.ErrSkip
+		}
 	}
 	h, _ := parseHeader(packet)
 	payload := packet[h.size:]
@@ -302,6 +346,9 @@ func (p *Protocol) Decode(c protocols.Conn, packet []byte) ([]byte, error) {
 	}
 	if h.op.isControl() {
 		return nil, p.control(c, st, h.op, payload)
+	}
+	if st.phase == phaseClosing {
+		return nil, protocols.ErrSkip // data after our close frame is dropped
 	}
 	if h.op != OpContinuation {
 		st.fragOp = h.op
@@ -316,6 +363,12 @@ func (p *Protocol) Decode(c protocols.Conn, packet []byte) ([]byte, error) {
 				return nil, st.closeError(CloseInvalidPayload, fmt.Errorf("websocket: text message: %w", ErrInvalidUTF8))
 			}
 			return payload, nil
+		}
+		if h.fin {
+			// Whole compressed message: inflate straight from the packet.
+			st.fragOp = 0
+			st.lastOp = h.op
+			return p.finishCompressed(c, st, h.op, payload)
 		}
 		st.msg = st.msg[:0]
 	}
@@ -332,22 +385,28 @@ func (p *Protocol) Decode(c protocols.Conn, packet []byte) ([]byte, error) {
 	op := st.fragOp
 	st.fragOp = 0
 	st.lastOp = op
-	msg := st.msg
 	if st.fragZ {
-		out, err := p.inflate(st, msg, p.limit(c))
-		if err != nil {
-			if errors.Is(err, ErrMessageTooBig) {
-				return nil, st.closeError(CloseMessageTooBig, err)
-			}
-			return nil, st.closeError(CloseInvalidPayload, err)
-		}
-		if op == OpText && !utf8.Valid(out) {
-			return nil, st.closeError(CloseInvalidPayload, fmt.Errorf("websocket: compressed text message: %w", ErrInvalidUTF8))
-		}
-		msg = out
+		return p.finishCompressed(c, st, op, st.msg)
 	}
+	msg := st.msg
 	st.trim()
 	return msg, nil
+}
+
+// finishCompressed inflates a complete compressed message and checks it.
+func (p *Protocol) finishCompressed(c protocols.Conn, st *connState, op Opcode, z []byte) ([]byte, error) {
+	out, err := p.inflate(st, z, p.limit(c))
+	if err != nil {
+		if errors.Is(err, ErrMessageTooBig) {
+			return nil, st.closeError(CloseMessageTooBig, err)
+		}
+		return nil, st.closeError(CloseInvalidPayload, err)
+	}
+	if op == OpText && !utf8.Valid(out) {
+		return nil, st.closeError(CloseInvalidPayload, fmt.Errorf("websocket: compressed text message: %w", ErrInvalidUTF8))
+	}
+	st.trim()
+	return out, nil
 }
 
 // trim drops reassembly buffers that grew large, so an idle connection
@@ -520,6 +579,13 @@ func Close(c protocols.Conn, code int, reason string) error {
 	if err := c.WriteRaw(appendClose(nil, code, reason, st.client, newMaskKey(st.client))); err != nil {
 		return fmt.Errorf("websocket: queue close frame: %w", err)
 	}
+	st.startCloseTimer(c)
+	return nil
+}
+
+// startCloseTimer closes c after CloseTimeout unless the peer's close
+// frame comes first.
+func (st *connState) startCloseTimer(c protocols.Conn) {
 	if cl, ok := c.(interface{ Close() error }); ok {
 		d := st.p.CloseTimeout
 		if d <= 0 {
@@ -527,5 +593,19 @@ func Close(c protocols.Conn, code int, reason string) error {
 		}
 		st.closeTimer.Store(time.AfterFunc(d, func() { cl.Close() }))
 	}
-	return nil
+}
+
+// failGracefully fails the connection with a closing handshake: the close
+// frame goes out, input is dropped until the peer's close frame, which
+// ends the connection (or CloseTimeout does).
+func (p *Protocol) failGracefully(c protocols.Conn, st *connState, code int, err error) {
+	st.phase = phaseClosing
+	if p.OnError != nil {
+		p.OnError(c, err)
+	}
+	if st.flags.Or(flagCloseSent)&flagCloseSent != 0 {
+		return
+	}
+	c.WriteRaw(appendClose(nil, code, closeReason(code), st.client, newMaskKey(st.client)))
+	st.startCloseTimer(c)
 }
