@@ -1,0 +1,49 @@
+// Package cluster carries messages between the workers of goes, on one
+// machine and across machines, over NATS (https://nats.io): to one
+// connection id, to every connection of a user, to a group, to everyone,
+// and answers presence questions (is this user online, how many
+// connections in this group, in all).
+//
+// Two parts:
+//
+//   - Server embeds a nats-server in the master process. It listens on
+//     loopback at a free port by default: the single-machine setup needs
+//     nothing else installed. With ClusterOptions it forms a NATS cluster
+//     (routes) with the embedded servers of other machines.
+//   - Node runs in every worker. It connects to the Server's URL, or to an
+//     existing NATS cluster's URL (then no Server is embedded at all), and
+//     reconnects forever with backoff.
+//
+// # Routing
+//
+// A connection id carries its route: the worker id in bits 48..63 and the
+// boot epoch in bits 32..47 (connections.Config.IDBase). Each Node
+// subscribes to its route subject, "<prefix>.c.<worker>.<epoch>", so
+// SendToConnection needs no lookup: NATS routes by subject. A Node refuses
+// to start (ErrRouteInUse) when another live Node answers for its route, so
+// ids cannot be delivered to two Nodes.
+//
+// Users and groups are NATS subjects too ("<prefix>.u.<uid>",
+// "<prefix>.g.<group>"): a Node subscribes while at least one of its
+// connections is bound to the user or in the group, so a message travels
+// only to the Nodes that have members. Broadcast and the Nodes' own
+// announcements use "<prefix>.all". The prefix (default "goes") lets
+// several applications share one NATS.
+//
+// # Delivery
+//
+// At most once, as NATS core: no acknowledgement, no retry, no
+// persistence. See Node for when messages are lost. Messages are handed to
+// Conn.SendBytes with raw false, so the listener's protocol encodes them.
+//
+// # Presence
+//
+// ConnectionOnline is a NATS request to the connection's Node (NATS
+// answers "no responders" at once when that Node is gone). UserOnline,
+// GroupCount and ConnectionCount scatter a query to every Node and gather
+// the answers: each Node announces itself when it starts, every
+// NodeOptions.Heartbeat, and when it closes, so the asker knows how many
+// answers to wait for; a Node that died silently is waited for (up to
+// RequestTimeout, then ErrPartial with the count of the others) until it
+// has missed three heartbeats.
+package cluster

@@ -1,0 +1,754 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+)
+
+// Conn is what a Node needs of a connection; connections.Connection
+// satisfies it. Its methods must be safe for concurrent use, SendBytes must
+// not block on the network and must not keep data after it returns.
+type Conn interface {
+	// ID carries the connection's route in its high 32 bits (worker id in
+	// bits 48..63, boot epoch in bits 32..47): the Node that Adds it must
+	// have the same route (NodeOptions.IDBase).
+	ID() uint64
+	// SendBytes encodes data with the connection's protocol (raw false) and
+	// queues it.
+	SendBytes(data []byte, raw bool) error
+	// Close closes the connection once what was queued is written.
+	Close() error
+}
+
+// Node errors.
+var (
+	// ErrClosed: the Node was closed.
+	ErrClosed = errors.New("cluster: node closed")
+	// ErrUnknownConnection: the connection was not added to this Node (or
+	// was removed).
+	ErrUnknownConnection = errors.New("cluster: connection not added to this node")
+	// ErrForeignConnection: the connection's id does not carry this Node's
+	// route (its high 32 bits differ from NodeOptions.IDBase's).
+	ErrForeignConnection = errors.New("cluster: connection id does not carry this node's route")
+	// ErrRouteInUse: another live Node answers for this Node's route, so
+	// connection ids would collide; the worker id / boot epoch pair given in
+	// IDBase is not unique in the cluster.
+	ErrRouteInUse = errors.New("cluster: another node serves this route")
+	// ErrPartial: some Nodes did not answer a presence query within
+	// NodeOptions.RequestTimeout; the count returned with it covers the
+	// Nodes that did (a lower bound).
+	ErrPartial = errors.New("cluster: some nodes did not answer")
+	// ErrBadPrefix: NodeOptions.Prefix is not dot-separated tokens of
+	// letters, digits, '-' and '_'.
+	ErrBadPrefix = errors.New("cluster: bad subject prefix")
+)
+
+// Defaults of NodeOptions.
+const (
+	DefaultPrefix           = "goes"
+	DefaultRequestTimeout   = time.Second
+	DefaultHeartbeat        = 2 * time.Second
+	DefaultQueueSize        = 1 << 16
+	DefaultReconnectWait    = 50 * time.Millisecond
+	DefaultMaxReconnectWait = 2 * time.Second
+	DefaultDrainTimeout     = 5 * time.Second
+)
+
+// NodeOptions configure a Node. URL is required; every other field's zero
+// value works.
+type NodeOptions struct {
+	// URL is the NATS server to connect to: the embedded Server's URL, or
+	// an existing cluster's ("nats://a:4222,nats://b:4222").
+	URL string
+	// Name names the Node in NATS (the connection name) and in logs,
+	// "node/worker" (default: host name "/" worker id from IDBase).
+	Name string
+	// IDBase is connections.Config.IDBase of the worker: the worker id in
+	// bits 48..63 and the boot epoch in bits 32..47. Its high 32 bits are
+	// the Node's route: a connection id names the Node that holds it.
+	IDBase uint64
+	// Prefix namespaces every subject, so several applications can share
+	// one NATS (default DefaultPrefix, "goes").
+	Prefix string
+	// RequestTimeout bounds presence queries (default DefaultRequestTimeout).
+	RequestTimeout time.Duration
+	// Heartbeat is the period at which the Node tells the others it lives;
+	// a Node silent for three periods is no longer waited for by presence
+	// queries (default DefaultHeartbeat).
+	Heartbeat time.Duration
+	// QueueSize is the number of received messages that may wait for
+	// delivery to local connections; past it NATS drops messages (a slow
+	// consumer, counted in Stats) (default DefaultQueueSize).
+	QueueSize int
+	// ReconnectWait is the first reconnect delay, doubled at every failed
+	// attempt up to MaxReconnectWait, with jitter. Reconnection never stops
+	// (defaults DefaultReconnectWait, DefaultMaxReconnectWait).
+	ReconnectWait, MaxReconnectWait time.Duration
+	// DrainTimeout bounds Close's drain (default DefaultDrainTimeout).
+	DrainTimeout time.Duration
+	// NATSOptions are extra nats.go options (credentials, TLS, ...). The
+	// Node's own name, reconnect and handler options are applied after
+	// them and win.
+	NATSOptions []nats.Option
+	// Logger receives the Node's lifecycle events.
+	Logger zerolog.Logger
+}
+
+// Stats are a Node's counters.
+type Stats struct {
+	Connections int    // connections added to this Node now
+	Topics      int    // users and groups with members on this Node now
+	Peers       int    // other Nodes known alive
+	Delivered   uint64 // messages handed to local connections
+	NotHere     uint64 // messages for connection ids this Node does not hold
+	SendErrors  uint64 // deliveries the connection refused (buffer full, closed)
+	Malformed   uint64 // received messages this package did not write
+	Dropped     uint64 // slow-consumer events: NATS dropped messages for this Node
+}
+
+// Node connects one worker to the others, on this machine and on others,
+// through NATS. The worker Adds its connections (OnConnect) and Removes
+// them (OnClose); any worker can then send to any connection id, user or
+// group, and ask who is online.
+//
+// Delivery is at most once (NATS core): a message is lost when the target
+// Node is down or unreachable, when NATS drops it (disconnection past the
+// reconnect buffer, a slow consumer), when the connection is gone or its
+// send buffer is full, or when a subscription made on another server has not
+// reached this one yet (JoinGroup and BindUser on one server are seen by
+// every other server of the cluster within a route round trip). Nothing is
+// acknowledged or retried. Messages from one Node to one connection keep
+// their order. Every message goes through NATS, even to a connection of the
+// same Node, so that order holds across the Send* methods.
+//
+// Every method is safe for concurrent use. Delivery to the local connections
+// runs on one goroutine, which calls Conn.SendBytes and Conn.Close; Conn
+// callbacks that run synchronously inside them may call the Node.
+type Node struct {
+	o         NodeOptions
+	log       zerolog.Logger
+	route     uint32
+	nc        *nats.Conn
+	ch        chan *nats.Msg
+	subjRoute string // <prefix>.c.<worker>.<epoch>
+	subjAll   string // <prefix>.all
+	subjUser  string // <prefix>.u.
+	subjGroup string // <prefix>.g.
+
+	closing      atomic.Bool
+	stop         chan struct{} // closed by Close: stops the heartbeat
+	ncClosed     chan struct{} // closed once the NATS connection is closed
+	ncCloseOnce  sync.Once
+	beatDone     chan struct{}
+	dispatchDone chan struct{}
+	closeErr     error
+
+	mu     sync.RWMutex
+	conns  map[uint64]*entry
+	topics map[string]*topic // by subject: users and groups
+
+	peerMu sync.Mutex
+	peers  map[uint32]*peer
+
+	rsMu   sync.RWMutex
+	routes map[uint32]string // route subjects of other Nodes
+
+	scratch []Conn // dispatcher only
+
+	delivered, notHere, sendErrors, malformed, dropped atomic.Uint64
+}
+
+type entry struct {
+	c      Conn
+	user   string              // user subject, "" when unbound
+	groups map[string]struct{} // group subjects
+}
+
+type topic struct {
+	sub   *nats.Subscription
+	conns map[uint64]Conn
+}
+
+type peer struct {
+	name string
+	seen time.Time
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// NewNode connects to NATS and returns a running Node. When NATS cannot be
+// reached it still returns the Node, which keeps reconnecting (messages are
+// buffered by nats.go meanwhile, up to its reconnect buffer). It fails with
+// ErrRouteInUse when a live Node already answers for IDBase's route.
+func NewNode(o NodeOptions) (*Node, error) {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if !validPrefix(o.Prefix) {
+		return nil, fmt.Errorf("%w %q", ErrBadPrefix, o.Prefix)
+	}
+	if o.Name == "" {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "localhost"
+		}
+		o.Name = host + "/" + strconv.FormatUint(o.IDBase>>48, 10)
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = DefaultHeartbeat
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.ReconnectWait <= 0 {
+		o.ReconnectWait = DefaultReconnectWait
+	}
+	if o.MaxReconnectWait <= 0 {
+		o.MaxReconnectWait = DefaultMaxReconnectWait
+	}
+	if o.MaxReconnectWait < o.ReconnectWait {
+		o.MaxReconnectWait = o.ReconnectWait
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = DefaultDrainTimeout
+	}
+	route := uint32(o.IDBase >> 32)
+	n := &Node{
+		o:            o,
+		log:          o.Logger.With().Str("node", o.Name).Logger(),
+		route:        route,
+		ch:           make(chan *nats.Msg, o.QueueSize),
+		subjRoute:    routeSubject(o.Prefix, route),
+		subjAll:      o.Prefix + ".all",
+		subjUser:     o.Prefix + ".u.",
+		subjGroup:    o.Prefix + ".g.",
+		stop:         make(chan struct{}),
+		ncClosed:     make(chan struct{}),
+		beatDone:     make(chan struct{}),
+		dispatchDone: make(chan struct{}),
+		conns:        make(map[uint64]*entry),
+		topics:       make(map[string]*topic),
+		peers:        make(map[uint32]*peer),
+		routes:       make(map[uint32]string),
+	}
+
+	opts := append([]nats.Option(nil), o.NATSOptions...)
+	opts = append(opts,
+		nats.Name(o.Name),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.CustomReconnectDelay(n.backoff),
+		nats.DrainTimeout(o.DrainTimeout),
+		nats.ConnectHandler(n.onConnect),
+		nats.ReconnectHandler(n.onConnect),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if !n.closing.Load() {
+				n.log.Warn().Err(err).Msg("nats disconnected")
+			}
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { n.ncCloseOnce.Do(func() { close(n.ncClosed) }) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				n.dropped.Add(1)
+			}
+			n.log.Warn().Err(err).Msg("nats async error")
+		}),
+	)
+	nc, err := nats.Connect(o.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: connect to %s: %w", o.URL, err)
+	}
+	n.nc = nc
+	fail := func(err error) (*Node, error) {
+		n.closing.Store(true)
+		nc.Close()
+		return nil, err
+	}
+	if nc.IsConnected() {
+		// Claim the route: nobody may answer on it.
+		_, err := nc.Request(n.subjRoute, []byte{opPing}, o.RequestTimeout)
+		switch {
+		case err == nil:
+			return fail(fmt.Errorf("%w: %s (worker %d, epoch %d)", ErrRouteInUse, n.subjRoute, route>>16, route&0xffff))
+		case errors.Is(err, nats.ErrNoResponders):
+		default:
+			n.log.Warn().Err(err).Str("subject", n.subjRoute).Msg("route claim not confirmed")
+		}
+	} else {
+		n.log.Warn().Str("url", o.URL).Msg("nats not reachable yet, reconnecting")
+	}
+	for _, s := range []string{n.subjRoute, n.subjAll} {
+		if _, err := nc.ChanSubscribe(s, n.ch); err != nil {
+			return fail(fmt.Errorf("cluster: subscribe %s: %w", s, err))
+		}
+	}
+	go n.dispatch()
+	go n.heartbeat()
+	n.announce(nc, opHello)
+	n.log.Info().Str("url", o.URL).Str("route", n.subjRoute).Msg("cluster node started")
+	return n, nil
+}
+
+// Name is the Node's name.
+func (n *Node) Name() string { return n.o.Name }
+
+// Connected reports whether the Node is connected to NATS now.
+func (n *Node) Connected() bool { return n.nc.IsConnected() }
+
+// Peers returns the names of the other Nodes this Node knows alive, sorted.
+func (n *Node) Peers() []string {
+	n.peerMu.Lock()
+	names := make([]string, 0, len(n.peers))
+	for _, p := range n.peers {
+		names = append(names, p.name)
+	}
+	n.peerMu.Unlock()
+	sort.Strings(names)
+	return names
+}
+
+// Stats returns the Node's counters.
+func (n *Node) Stats() Stats {
+	n.mu.RLock()
+	st := Stats{Connections: len(n.conns), Topics: len(n.topics)}
+	n.mu.RUnlock()
+	n.peerMu.Lock()
+	st.Peers = len(n.peers)
+	n.peerMu.Unlock()
+	st.Delivered = n.delivered.Load()
+	st.NotHere = n.notHere.Load()
+	st.SendErrors = n.sendErrors.Load()
+	st.Malformed = n.malformed.Load()
+	st.Dropped = n.dropped.Load()
+	return st
+}
+
+// Flush waits until the NATS server has processed everything this Node sent
+// so far, subscriptions included (bounded by RequestTimeout): after it, a
+// message published by any client of the same server reaches the users and
+// groups joined before. It costs a round trip; the Send* methods and
+// JoinGroup/BindUser do not need it.
+func (n *Node) Flush() error {
+	if n.closing.Load() {
+		return ErrClosed
+	}
+	if err := n.nc.FlushTimeout(n.o.RequestTimeout); err != nil {
+		return fmt.Errorf("cluster: flush: %w", err)
+	}
+	return nil
+}
+
+// Close leaves the cluster: it tells the other Nodes, unsubscribes, delivers
+// the messages already received, sends what is buffered and closes the NATS
+// connection (bounded by DrainTimeout). It does not close the connections.
+// Calling it again returns the first call's result once that is done.
+func (n *Node) Close() error {
+	if !n.closing.CompareAndSwap(false, true) {
+		<-n.dispatchDone
+		return n.closeErr
+	}
+	n.announce(n.nc, opBye)
+	close(n.stop)
+	<-n.beatDone
+	if err := n.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionReconnecting) {
+		n.closeErr = fmt.Errorf("cluster: drain: %w", err)
+		n.nc.Close()
+	}
+	t := time.NewTimer(n.o.DrainTimeout + time.Second)
+	select {
+	case <-n.ncClosed:
+	case <-t.C:
+		// A ClosedHandler that never ran (a user option suppressing it).
+		n.nc.Close()
+		n.ncCloseOnce.Do(func() { close(n.ncClosed) })
+	}
+	t.Stop()
+	<-n.dispatchDone
+	n.log.Info().Msg("cluster node stopped")
+	return n.closeErr
+}
+
+// Add registers a connection of this worker so that messages for its id
+// reach it. Call it from OnConnect. Adding a connection twice is harmless.
+// It fails with ErrForeignConnection when the id's route is not this Node's.
+func (n *Node) Add(c Conn) error {
+	id := c.ID()
+	if uint32(id>>32) != n.route {
+		return fmt.Errorf("%w: connection %d", ErrForeignConnection, id)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closing.Load() {
+		return ErrClosed
+	}
+	if _, ok := n.conns[id]; !ok {
+		n.conns[id] = &entry{c: c}
+	}
+	return nil
+}
+
+// Remove unregisters a connection, unbinds its user and leaves its groups.
+// Call it from OnClose. Removing an unknown connection is harmless.
+func (n *Node) Remove(c Conn) {
+	id := c.ID()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e := n.conns[id]
+	if e == nil {
+		return
+	}
+	delete(n.conns, id)
+	if e.user != "" {
+		n.leaveLocked(e.user, id)
+	}
+	for g := range e.groups {
+		n.leaveLocked(g, id)
+	}
+}
+
+// BindUser binds a connection to a user id: SendToUser(uid) then reaches
+// it, and every other connection bound to uid on any Node. A connection has
+// one user; binding again replaces it. uid is any non-empty string of up to
+// 256 bytes.
+func (n *Node) BindUser(c Conn, uid string) error {
+	tok, err := token(uid)
+	if err != nil {
+		return err
+	}
+	subj := n.subjUser + tok
+	id := c.ID()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e, err := n.entryLocked(id)
+	if err != nil {
+		return err
+	}
+	if e.user == subj {
+		return nil
+	}
+	if err := n.joinLocked(subj, id, e.c); err != nil {
+		return fmt.Errorf("cluster: bind user %q: %w", uid, err)
+	}
+	if e.user != "" {
+		n.leaveLocked(e.user, id)
+	}
+	e.user = subj
+	return nil
+}
+
+// UnbindUser undoes BindUser. Unbinding an unbound connection is harmless.
+func (n *Node) UnbindUser(c Conn) error {
+	id := c.ID()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e, err := n.entryLocked(id)
+	if err != nil {
+		return err
+	}
+	if e.user != "" {
+		n.leaveLocked(e.user, id)
+		e.user = ""
+	}
+	return nil
+}
+
+// JoinGroup adds a connection to a group: SendToGroup(group) then reaches
+// it. A connection may join any number of groups. group is any non-empty
+// string of up to 256 bytes.
+func (n *Node) JoinGroup(c Conn, group string) error {
+	tok, err := token(group)
+	if err != nil {
+		return err
+	}
+	subj := n.subjGroup + tok
+	id := c.ID()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e, err := n.entryLocked(id)
+	if err != nil {
+		return err
+	}
+	if _, ok := e.groups[subj]; ok {
+		return nil
+	}
+	if err := n.joinLocked(subj, id, e.c); err != nil {
+		return fmt.Errorf("cluster: join group %q: %w", group, err)
+	}
+	if e.groups == nil {
+		e.groups = make(map[string]struct{}, 1)
+	}
+	e.groups[subj] = struct{}{}
+	return nil
+}
+
+// LeaveGroup removes a connection from a group. Leaving a group the
+// connection is not in is harmless.
+func (n *Node) LeaveGroup(c Conn, group string) error {
+	tok, err := token(group)
+	if err != nil {
+		return err
+	}
+	subj := n.subjGroup + tok
+	id := c.ID()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e, err := n.entryLocked(id)
+	if err != nil {
+		return err
+	}
+	if _, ok := e.groups[subj]; ok {
+		delete(e.groups, subj)
+		n.leaveLocked(subj, id)
+	}
+	return nil
+}
+
+func (n *Node) entryLocked(id uint64) (*entry, error) {
+	if n.closing.Load() {
+		return nil, ErrClosed
+	}
+	e := n.conns[id]
+	if e == nil {
+		return nil, fmt.Errorf("%w: connection %d", ErrUnknownConnection, id)
+	}
+	return e, nil
+}
+
+// joinLocked adds a member to a topic, subscribing to it for the first one.
+func (n *Node) joinLocked(subj string, id uint64, c Conn) error {
+	t := n.topics[subj]
+	if t == nil {
+		sub, err := n.nc.ChanSubscribe(subj, n.ch)
+		if err != nil {
+			return err
+		}
+		t = &topic{sub: sub, conns: make(map[uint64]Conn, 1)}
+		n.topics[subj] = t
+	}
+	t.conns[id] = c
+	return nil
+}
+
+// leaveLocked removes a member, unsubscribing after the last one.
+func (n *Node) leaveLocked(subj string, id uint64) {
+	t := n.topics[subj]
+	if t == nil {
+		return
+	}
+	delete(t.conns, id)
+	if len(t.conns) == 0 {
+		delete(n.topics, subj)
+		if err := t.sub.Unsubscribe(); err != nil && !n.closing.Load() {
+			n.log.Debug().Err(err).Str("subject", subj).Msg("unsubscribe failed")
+		}
+	}
+}
+
+// SendToConnection sends data to the connection with that id, on whichever
+// Node of the cluster holds it; the connection's protocol encodes it. The
+// id names its Node, so nothing is looked up. A nil error means the message
+// was handed to NATS, not that it arrived (see Node).
+func (n *Node) SendToConnection(id uint64, data []byte) error {
+	if n.closing.Load() {
+		return ErrClosed
+	}
+	bp := bufPool.Get().(*[]byte)
+	b := append((*bp)[:0], opSend)
+	b = binary.BigEndian.AppendUint64(b, id)
+	b = append(b, data...)
+	err := n.nc.Publish(n.routeSubject(uint32(id>>32)), b)
+	putBuf(bp, b)
+	if err != nil {
+		return fmt.Errorf("cluster: send to connection %d: %w", id, err)
+	}
+	return nil
+}
+
+// CloseConnection closes the connection with that id, on whichever Node
+// holds it, once what was queued for it is written.
+func (n *Node) CloseConnection(id uint64) error {
+	if n.closing.Load() {
+		return ErrClosed
+	}
+	var b [9]byte
+	b[0] = opClose
+	binary.BigEndian.PutUint64(b[1:], id)
+	if err := n.nc.Publish(n.routeSubject(uint32(id>>32)), b[:]); err != nil {
+		return fmt.Errorf("cluster: close connection %d: %w", id, err)
+	}
+	return nil
+}
+
+// SendToUser sends data to every connection bound to uid, on every Node.
+func (n *Node) SendToUser(uid string, data []byte) error {
+	tok, err := token(uid)
+	if err != nil {
+		return err
+	}
+	if err := n.publishExcluding(n.subjUser+tok, data, nil); err != nil {
+		return fmt.Errorf("cluster: send to user %q: %w", uid, err)
+	}
+	return nil
+}
+
+// SendToGroup sends data to every connection in group, on every Node, but
+// the connections whose ids are in exclude.
+func (n *Node) SendToGroup(group string, data []byte, exclude ...uint64) error {
+	tok, err := token(group)
+	if err != nil {
+		return err
+	}
+	if err := n.publishExcluding(n.subjGroup+tok, data, exclude); err != nil {
+		return fmt.Errorf("cluster: send to group %q: %w", group, err)
+	}
+	return nil
+}
+
+// Broadcast sends data to every connection of every Node, but the
+// connections whose ids are in exclude.
+func (n *Node) Broadcast(data []byte, exclude ...uint64) error {
+	if err := n.publishExcluding(n.subjAll, data, exclude); err != nil {
+		return fmt.Errorf("cluster: broadcast: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) publishExcluding(subj string, data []byte, exclude []uint64) error {
+	if n.closing.Load() {
+		return ErrClosed
+	}
+	if len(exclude) > maxExclude {
+		return fmt.Errorf("%d excluded connections, at most %d", len(exclude), maxExclude)
+	}
+	bp := bufPool.Get().(*[]byte)
+	b := append((*bp)[:0], opSend)
+	b = appendIDs(b, exclude)
+	b = append(b, data...)
+	err := n.nc.Publish(subj, b)
+	putBuf(bp, b)
+	return err
+}
+
+func putBuf(bp *[]byte, b []byte) {
+	if cap(b) > 64<<10 {
+		return
+	}
+	*bp = b[:0]
+	bufPool.Put(bp)
+}
+
+// routeSubject returns the route subject of route r, cached.
+func (n *Node) routeSubject(r uint32) string {
+	if r == n.route {
+		return n.subjRoute
+	}
+	n.rsMu.RLock()
+	s, ok := n.routes[r]
+	n.rsMu.RUnlock()
+	if ok {
+		return s
+	}
+	s = routeSubject(n.o.Prefix, r)
+	n.rsMu.Lock()
+	if len(n.routes) >= 4096 {
+		clear(n.routes)
+	}
+	n.routes[r] = s
+	n.rsMu.Unlock()
+	return s
+}
+
+// backoff is the reconnect delay: ReconnectWait doubled per attempt up to
+// MaxReconnectWait, plus up to a quarter of jitter.
+func (n *Node) backoff(attempts int) time.Duration {
+	d := n.o.ReconnectWait
+	for i := 1; i < attempts && d < n.o.MaxReconnectWait; i++ {
+		d *= 2
+	}
+	d = min(d, n.o.MaxReconnectWait)
+	return d + rand.N(d/4+1)
+}
+
+func (n *Node) onConnect(nc *nats.Conn) {
+	n.log.Info().Str("server", nc.ConnectedUrl()).Msg("nats connected")
+	if !n.closing.Load() {
+		n.announce(nc, opHello)
+	}
+}
+
+// announce publishes opHello, opBeat or opBye on the all subject.
+func (n *Node) announce(nc *nats.Conn, op byte) {
+	n.announceTo(nc, n.subjAll, op)
+}
+
+func (n *Node) announceTo(nc *nats.Conn, subj string, op byte) {
+	b := make([]byte, 0, 5+len(n.o.Name))
+	b = append(b, op)
+	b = binary.BigEndian.AppendUint32(b, n.route)
+	b = append(b, n.o.Name...)
+	if err := nc.Publish(subj, b); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		n.log.Debug().Err(err).Msg("announce failed")
+	}
+}
+
+func (n *Node) heartbeat() {
+	defer close(n.beatDone)
+	t := time.NewTicker(n.o.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case now := <-t.C:
+			n.announce(n.nc, opBeat)
+			n.prunePeers(now.Add(-3 * n.o.Heartbeat))
+		}
+	}
+}
+
+func (n *Node) prunePeers(before time.Time) {
+	n.peerMu.Lock()
+	defer n.peerMu.Unlock()
+	for r, p := range n.peers {
+		if p.seen.Before(before) {
+			delete(n.peers, r)
+			n.log.Warn().Str("peer", p.name).Msg("cluster peer silent, forgotten")
+		}
+	}
+}
+
+func (n *Node) sawPeer(route uint32, name string) (isNew bool) {
+	if route == n.route {
+		return false
+	}
+	n.peerMu.Lock()
+	defer n.peerMu.Unlock()
+	p := n.peers[route]
+	if p == nil {
+		p = &peer{}
+		n.peers[route] = p
+		isNew = true
+	}
+	p.name, p.seen = name, time.Now()
+	return isNew
+}
+
+func (n *Node) forgetPeer(route uint32) {
+	n.peerMu.Lock()
+	delete(n.peers, route)
+	n.peerMu.Unlock()
+}
