@@ -211,8 +211,6 @@ func absArgs(args []string, runDir string) ([]string, error) {
 		}
 		out = append(out, "--config="+abs)
 	}
-	// The verb is out[0] unless global flags precede it; flags after the
-	// verb belong to it.
 	return append(out, "--run-dir="+runDir), nil
 }
 

@@ -152,11 +152,8 @@ func (r *Runner) goers(cfg *Config) ([]*Goer, error) {
 func (g *Goer) apply(lc ListenerConfig) error {
 	if lc.Listen != "" {
 		n := NewGoer(lc.Listen, g.Protocol, "")
-		if _, _, ok := strings.Cut(lc.Listen, "://"); ok {
-			scheme, _, _ := strings.Cut(lc.Listen, "://")
-			if _, _, err := schemeDefaults(scheme); err != nil {
-				return err
-			}
+		if n.err != nil {
+			return n.err
 		}
 		g.Addr, g.Transport = n.Addr, n.Transport
 		if g.Protocol == nil {

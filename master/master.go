@@ -352,8 +352,10 @@ func newMaster(o Options) (*master, error) {
 		state:  StateStarting,
 		gen:    1,
 	}
+	// The listeners get defaults: work on a copy of the caller's slice.
+	m.o.Listeners = append([]Listener(nil), o.Listeners...)
 	id := 0
-	for li, l := range o.Listeners {
+	for li, l := range m.o.Listeners {
 		if l.Count <= 0 {
 			m.o.Listeners[li].Count = 1
 			l.Count = 1
