@@ -855,12 +855,12 @@ func (m *master) scheduleRespawn(s *slot) {
 		delay = min(100*time.Millisecond<<(s.quickFails-2), 10*time.Second)
 	}
 	if delay == 0 {
-		if err := m.spawn(s, nil); err == nil {
+		err := m.spawn(s, nil)
+		if err == nil {
 			return
-		} else {
-			m.log.Error().Err(err).Int("worker", s.id).Msg("worker respawn failed")
-			delay = time.Second
 		}
+		m.log.Error().Err(err).Int("worker", s.id).Msg("worker respawn failed")
+		delay = time.Second
 	}
 	s.state = StateBackoff
 	s.timer = time.AfterFunc(delay, func() { m.send(evRespawn{s}) })
