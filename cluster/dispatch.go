@@ -59,7 +59,7 @@ func (n *Node) handleRoute(m *nats.Msg, op byte, body []byte) error {
 		n.respond(m, []byte{1})
 		return nil
 	case opBeat:
-		r, name, err := parseMember(body)
+		r, _, name, err := parseMember(body)
 		if err == nil {
 			n.sawPeer(r, name)
 		}
@@ -135,23 +135,29 @@ func (n *Node) handleAll(m *nats.Msg, op byte, body []byte) error {
 		n.mu.RUnlock()
 		n.fanOut(data)
 	case opHello:
-		r, name, err := parseMember(body)
+		r, _, name, err := parseMember(body)
 		if err != nil {
 			return err
 		}
-		if r != n.route {
-			n.sawPeer(r, name)
-			// Answer the newcomer directly so it knows us at once.
-			n.announceTo(n.nc, n.routeSubject(r), opBeat)
+		if r == n.route {
+			return nil
+		}
+		n.sawPeer(r, name)
+		// Answer the newcomer directly so that it knows us at once.
+		b := n.member(opBeat, r)
+		if m.Reply != "" {
+			n.respond(m, b)
+		} else {
+			n.publish(n.routeSubject(r), b)
 		}
 	case opBeat:
-		r, name, err := parseMember(body)
+		r, _, name, err := parseMember(body)
 		if err != nil {
 			return err
 		}
 		n.sawPeer(r, name)
 	case opBye:
-		r, _, err := parseMember(body)
+		r, _, _, err := parseMember(body)
 		if err != nil {
 			return err
 		}
@@ -198,11 +204,14 @@ func (n *Node) fanOut(data []byte) {
 }
 
 func (n *Node) respond(m *nats.Msg, data []byte) {
-	if m.Reply == "" {
-		return
+	if m.Reply != "" {
+		n.publish(m.Reply, data)
 	}
-	if err := n.nc.Publish(m.Reply, data); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		n.log.Debug().Err(err).Msg("reply failed")
+}
+
+func (n *Node) publish(subj string, data []byte) {
+	if err := n.nc.Publish(subj, data); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		n.log.Debug().Err(err).Str("subject", subj).Msg("publish failed")
 	}
 }
 

@@ -194,6 +194,13 @@ func (cl *client) read() string {
 	return strings.TrimSuffix(line, "\n")
 }
 
+// with returns cl reporting to t (a subtest's).
+func (cl *client) with(t testing.TB) *client {
+	c := *cl
+	c.t = t
+	return &c
+}
+
 // expect reads the next line and checks it.
 func (cl *client) expect(want string) {
 	cl.t.Helper()

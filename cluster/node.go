@@ -146,6 +146,7 @@ type Node struct {
 	subjUser  string // <prefix>.u.
 	subjGroup string // <prefix>.g.
 
+	started      atomic.Bool // NewNode is done
 	closing      atomic.Bool
 	stop         chan struct{} // closed by Close: stops the heartbeat
 	ncClosed     chan struct{} // closed once the NATS connection is closed
@@ -187,10 +188,15 @@ type peer struct {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// NewNode connects to NATS and returns a running Node. When NATS cannot be
-// reached it still returns the Node, which keeps reconnecting (messages are
-// buffered by nats.go meanwhile, up to its reconnect buffer). It fails with
+// NewNode connects to NATS and returns a running Node. It fails with
 // ErrRouteInUse when a live Node already answers for IDBase's route.
+// Before it returns, the server knows the Node's route (messages to its
+// connections reach it) and the Node knows the other Nodes that answered
+// its introduction (every Node does within RequestTimeout but a hung one;
+// NATS tells at once when there is none). When NATS cannot be reached it
+// still returns the Node, which keeps reconnecting (nats.go buffers what is
+// sent meanwhile, up to its reconnect buffer) and introduces itself once
+// connected.
 func NewNode(o NodeOptions) (*Node, error) {
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
@@ -291,14 +297,30 @@ func NewNode(o NodeOptions) (*Node, error) {
 	} else {
 		n.log.Warn().Str("url", o.URL).Msg("nats not reachable yet, reconnecting")
 	}
-	for _, s := range []string{n.subjRoute, n.subjAll} {
-		if _, err := nc.ChanSubscribe(s, n.ch); err != nil {
-			return fail(fmt.Errorf("cluster: subscribe %s: %w", s, err))
-		}
+	if _, err := nc.ChanSubscribe(n.subjRoute, n.ch); err != nil {
+		return fail(fmt.Errorf("cluster: subscribe %s: %w", n.subjRoute, err))
 	}
 	go n.dispatch()
+	if nc.IsConnected() {
+		n.join()
+	}
+	if _, err := nc.ChanSubscribe(n.subjAll, n.ch); err != nil {
+		n.closing.Store(true)
+		nc.Close()
+		n.ncCloseOnce.Do(func() { close(n.ncClosed) })
+		<-n.dispatchDone
+		return nil, fmt.Errorf("cluster: subscribe %s: %w", n.subjAll, err)
+	}
+	if nc.IsConnected() {
+		// Once NewNode returns, the server knows the route: a message sent
+		// to one of this worker's connections by a client of the same
+		// server cannot overtake the subscription.
+		if err := nc.FlushTimeout(o.RequestTimeout); err != nil {
+			n.log.Warn().Err(err).Msg("nats flush failed")
+		}
+	}
 	go n.heartbeat()
-	n.announce(nc, opHello)
+	n.started.Store(true)
 	n.log.Info().Str("url", o.URL).Str("route", n.subjRoute).Msg("cluster node started")
 	return n, nil
 }
@@ -361,7 +383,7 @@ func (n *Node) Close() error {
 		<-n.dispatchDone
 		return n.closeErr
 	}
-	n.announce(n.nc, opBye)
+	n.announce(opBye)
 	close(n.stop)
 	<-n.beatDone
 	if err := n.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionReconnecting) {
@@ -683,25 +705,77 @@ func (n *Node) backoff(attempts int) time.Duration {
 	return d + rand.N(d/4+1)
 }
 
+// onConnect runs on nats.go's callback goroutine after a (re)connection:
+// a Node that started, or that missed announcements while away, introduces
+// itself again; the peers answer on its route.
 func (n *Node) onConnect(nc *nats.Conn) {
 	n.log.Info().Str("server", nc.ConnectedUrl()).Msg("nats connected")
-	if !n.closing.Load() {
-		n.announce(nc, opHello)
+	if !n.started.Load() || n.closing.Load() {
+		return
+	}
+	if err := nc.Publish(n.subjAll, n.member(opHello, n.route)); err != nil {
+		n.log.Debug().Err(err).Msg("hello failed")
 	}
 }
 
-// announce publishes opHello, opBeat or opBye on the all subject.
-func (n *Node) announce(nc *nats.Conn, op byte) {
-	n.announceTo(nc, n.subjAll, op)
+// member returns an opHello, opBeat or opBye message about this Node, for
+// the Node with route to (or for all when to is this Node's route).
+func (n *Node) member(op byte, to uint32) []byte {
+	n.peerMu.Lock()
+	known := uint32(len(n.peers)) + 1
+	if _, ok := n.peers[to]; ok {
+		known--
+	}
+	n.peerMu.Unlock()
+	b := make([]byte, 0, 9+len(n.o.Name))
+	return appendMember(append(b, op), n.route, known, n.o.Name)
 }
 
-func (n *Node) announceTo(nc *nats.Conn, subj string, op byte) {
-	b := make([]byte, 0, 5+len(n.o.Name))
-	b = append(b, op)
-	b = binary.BigEndian.AppendUint32(b, n.route)
-	b = append(b, n.o.Name...)
-	if err := nc.Publish(subj, b); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		n.log.Debug().Err(err).Msg("announce failed")
+// announce publishes opHello, opBeat or opBye on the all subject.
+func (n *Node) announce(op byte) {
+	n.publish(n.subjAll, n.member(op, n.route))
+}
+
+// join asks the Nodes already there to introduce themselves and waits
+// until it knows as many as the best informed of them knows, or
+// RequestTimeout. NATS answers at once when there is nobody. It runs before
+// this Node subscribes to the all subject, so it does not hear itself.
+func (n *Node) join() {
+	inbox := n.nc.NewInbox()
+	replies := make(chan *nats.Msg, 1024)
+	sub, err := n.nc.ChanSubscribe(inbox, replies)
+	if err != nil {
+		n.log.Warn().Err(err).Msg("cluster join failed")
+		return
+	}
+	defer sub.Unsubscribe()
+	if err := n.nc.PublishRequest(n.subjAll, inbox, n.member(opHello, n.route)); err != nil {
+		n.log.Warn().Err(err).Msg("cluster join failed")
+		return
+	}
+	t := time.NewTimer(n.o.RequestTimeout)
+	defer t.Stop()
+	want := 1
+	for {
+		select {
+		case m := <-replies:
+			if m.Header.Get("Status") == "503" { // no responders: alone
+				return
+			}
+			r, known, name, err := parseMember(m.Data[min(1, len(m.Data)):])
+			if err != nil || len(m.Data) == 0 || m.Data[0] != opBeat {
+				n.malformed.Add(1)
+				continue
+			}
+			n.sawPeer(r, name)
+			want = max(want, int(known))
+			if n.peerCount() >= want {
+				return
+			}
+		case <-t.C:
+			n.log.Warn().Int("known", n.peerCount()).Int("announced", want).Msg("cluster join incomplete, heartbeats will tell the rest")
+			return
+		}
 	}
 }
 
@@ -714,7 +788,7 @@ func (n *Node) heartbeat() {
 		case <-n.stop:
 			return
 		case now := <-t.C:
-			n.announce(n.nc, opBeat)
+			n.announce(opBeat)
 			n.prunePeers(now.Add(-3 * n.o.Heartbeat))
 		}
 	}
@@ -745,6 +819,12 @@ func (n *Node) sawPeer(route uint32, name string) (isNew bool) {
 	}
 	p.name, p.seen = name, time.Now()
 	return isNew
+}
+
+func (n *Node) peerCount() int {
+	n.peerMu.Lock()
+	defer n.peerMu.Unlock()
+	return len(n.peers)
 }
 
 func (n *Node) forgetPeer(route uint32) {

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,7 +30,7 @@ func TestSendToConnectionAcrossNodes(t *testing.T) {
 			if err := tc.from.SendToConnection(tc.to.id, []byte(msg)); err != nil {
 				t.Fatal(err)
 			}
-			tc.to.expect(msg) // the text protocol appended the newline
+			tc.to.with(t).expect(msg) // the text protocol appended the newline
 		})
 	}
 
@@ -42,7 +41,7 @@ func TestSendToConnectionAcrossNodes(t *testing.T) {
 			}
 		}
 		for i := range 200 {
-			cb.expect(fmt.Sprintf("m%d", i))
+			cb.with(t).expect(fmt.Sprintf("m%d", i))
 		}
 	})
 
@@ -87,7 +86,7 @@ func TestSendToConnectionAcrossNodes(t *testing.T) {
 		if on, err := a.node.ConnectionOnline(7<<48 | 9<<32 | 1); err != nil || on {
 			t.Fatalf("ConnectionOnline(no route) = %v, %v", on, err)
 		}
-		cb.nothingBefore(a.node)
+		cb.with(t).nothingBefore(a.node)
 	})
 }
 
@@ -301,8 +300,7 @@ func TestPresenceSilentPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	hello := binary.BigEndian.AppendUint32([]byte{opHello}, 5<<16|1)
-	hello = append(hello, "silent/5"...)
+	hello := appendMember([]byte{opHello}, 5<<16|1, 1, "silent/5")
 	if err := nc.Publish("goes.all", hello); err != nil {
 		t.Fatal(err)
 	}
@@ -573,4 +571,48 @@ func TestAcrossMachines(t *testing.T) {
 	cb.expect("after failover")
 	b.node.SendToConnection(ca.id, []byte("still here"))
 	ca.expect("still here")
+}
+
+// TestMalformedMessages: messages this package did not write (another
+// application on the prefix, garbage) are counted and dropped; the Node
+// keeps delivering.
+func TestMalformedMessages(t *testing.T) {
+	_, url := startServer(t, ServerOptions{})
+	w := startWorker(t, nodeOptions(t, url, 0, 1))
+	c := dialClient(t, w)
+	c.do("join g")
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	bad := []struct{ subject, data string }{
+		{"goes.c.0.1", ""},
+		{"goes.c.0.1", "\x01short"},
+		{"goes.c.0.1", "\x63whatever"},
+		{"goes.c.0.1", "\x06xy"}, // beat too short
+		{"goes.all", "\x01\xff\xff\xff\xff\x0f"},
+		{"goes.all", "\x05ab"},
+		{"goes.all", "\x08ab"},
+		{"goes.all", "\x63"},
+		{"goes.g.g", "\x01\x05"},
+		{"goes.g.g", "\x02"},
+	}
+	for _, m := range bad {
+		if err := nc.Publish(m.subject, []byte(m.data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc.Flush()
+	eventually(t, "malformed counted", func() error {
+		if got := w.node.Stats().Malformed; got != uint64(len(bad)) {
+			return fmt.Errorf("Malformed = %d, want %d", got, len(bad))
+		}
+		return nil
+	})
+	w.node.SendToGroup("g", []byte("fine"))
+	c.expect("fine")
+	if p := w.node.Peers(); len(p) != 0 {
+		t.Fatalf("garbage made peers %v", p)
+	}
 }

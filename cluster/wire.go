@@ -15,16 +15,19 @@ import (
 //	  opClose  [op][id u64]                        close one connection
 //	  opOnline [op][id u64]       request, reply [0|1]
 //	  opPing   [op]               request, reply [1] (is this route taken?)
-//	  opBeat   [op][route u32][name]               a peer's answer to opHello
+//	  opBeat   [op][member]                        a peer's answer to opHello
 //	topic subjects <prefix>.u.<token> (a user), <prefix>.g.<token> (a group)
 //	  opSend   [op][n uvarint][n × id u64][data]   n excluded connections
 //	all subject <prefix>.all (every Node)
 //	  opSend   [op][n uvarint][n × id u64][data]   broadcast
-//	  opHello  [op][route u32][name]               a Node joined
-//	  opBeat   [op][route u32][name]               periodic heartbeat
-//	  opBye    [op][route u32][name]               a Node leaves
+//	  opHello  [op][member]       a Node joined; as a request at start, the
+//	                              peers reply opBeat to it, else to its route
+//	  opBeat   [op][member]                        periodic heartbeat
+//	  opBye    [op][member]                        a Node leaves
 //	  opCount  [op][route u32][topic subject]      request, reply [route u32][count uvarint]
 //
+// A member is [route u32][known u32][name]: known is the number of Nodes
+// the sender knows, itself included, the Node it answers excluded.
 // Integers are big-endian. An empty topic subject in opCount counts every
 // connection of the Node.
 const (
@@ -75,12 +78,19 @@ func excluded(ids []byte, id uint64) bool {
 	return false
 }
 
+// appendMember appends a member: route, known Nodes, name.
+func appendMember(b []byte, route, known uint32, name string) []byte {
+	b = binary.BigEndian.AppendUint32(b, route)
+	b = binary.BigEndian.AppendUint32(b, known)
+	return append(b, name...)
+}
+
 // parseMember splits the body of opHello, opBeat, opBye (after the op byte).
-func parseMember(b []byte) (route uint32, name string, err error) {
-	if len(b) < 4 {
-		return 0, "", errMalformed
+func parseMember(b []byte) (route, known uint32, name string, err error) {
+	if len(b) < 8 {
+		return 0, 0, "", errMalformed
 	}
-	return binary.BigEndian.Uint32(b), string(b[4:]), nil
+	return binary.BigEndian.Uint32(b), binary.BigEndian.Uint32(b[4:]), string(b[8:]), nil
 }
 
 // parseCountReply parses an opCount reply.

@@ -1,0 +1,125 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestServerStart(t *testing.T) {
+	var logs syncBuffer
+	s := NewServer(ServerOptions{Logger: zerolog.New(&logs).Level(zerolog.DebugLevel)})
+	if s.URL() != "" || s.RouteURL() != "" {
+		t.Fatal("URL before Start")
+	}
+	u, err := s.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	pu, err := url.Parse(u)
+	if err != nil || pu.Scheme != "nats" || pu.Hostname() != "127.0.0.1" || pu.Port() == "0" {
+		t.Fatalf("url %q: want nats://127.0.0.1:<port>", u)
+	}
+	if s.URL() != u {
+		t.Fatalf("URL() = %q, want %q", s.URL(), u)
+	}
+	if s.RouteURL() != "" {
+		t.Fatalf("RouteURL without Cluster = %q", s.RouteURL())
+	}
+	if _, err := s.Start(); !errors.Is(err, ErrServerStarted) {
+		t.Fatalf("second Start: %v, want ErrServerStarted", err)
+	}
+
+	// A real client round trip through it.
+	nc, err := nats.Connect(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := nc.SubscribeSync("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Publish("x", []byte("ping"))
+	if m, err := sub.NextMsg(5 * time.Second); err != nil || string(m.Data) != "ping" {
+		t.Fatalf("round trip: %v, %v", m, err)
+	}
+	nc.Close()
+
+	// The server's log went to the zerolog logger, as debug notices.
+	if !strings.Contains(logs.String(), `"message":"nats server notice"`) ||
+		!strings.Contains(logs.String(), `"message":"nats server started"`) {
+		t.Fatalf("log bridge wrote:\n%s", logs.String())
+	}
+	s.Shutdown()
+	s.Shutdown() // harmless
+	if s.URL() != "" {
+		t.Fatal("URL after Shutdown")
+	}
+}
+
+func TestServerPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := NewServer(ServerOptions{
+		Port:         ln.Addr().(*net.TCPAddr).Port,
+		ReadyTimeout: 300 * time.Millisecond,
+		Logger:       testLogger(t),
+	})
+	_, err = s.Start()
+	if !errors.Is(err, ErrServerNotReady) || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Start on a busy port: %v, want ErrServerNotReady naming the cause", err)
+	}
+	s.Shutdown() // harmless after a failed Start
+}
+
+func TestServerBadRoute(t *testing.T) {
+	s := NewServer(ServerOptions{Cluster: &ClusterOptions{Routes: []string{"nats-route://%zz"}}, Logger: testLogger(t)})
+	if _, err := s.Start(); err == nil || !strings.Contains(err.Error(), "route") {
+		t.Fatalf("Start with a bad route URL: %v", err)
+	}
+}
+
+func TestServerCluster(t *testing.T) {
+	s1, _ := startServer(t, ServerOptions{Cluster: &ClusterOptions{Name: "c"}})
+	ru := s1.RouteURL()
+	if pu, err := url.Parse(ru); err != nil || pu.Scheme != "nats-route" || pu.Hostname() != "127.0.0.1" {
+		t.Fatalf("RouteURL %q", ru)
+	}
+	s2, _ := startServer(t, ServerOptions{Cluster: &ClusterOptions{Name: "c", Routes: []string{ru}}})
+	eventually(t, "route", func() error {
+		if s1.NumRoutes() == 0 || s2.NumRoutes() == 0 {
+			return errors.New("no route yet")
+		}
+		return nil
+	})
+}
