@@ -230,6 +230,21 @@ func TestTimer(t *testing.T) {
 			t.Errorf("worker %d reports %d timers, want 1", i, w.Timers)
 		}
 	}
+	// A reload runs OnWorkerReload in the old worker: its client hears it.
+	if res := proctest.Run(t, bin, "reload", "--run-dir", runDir); res.Code != 0 {
+		t.Fatalf("reload: %s", res)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("no reload notice: %v", err)
+		}
+		if line == "reloading: please reconnect\n" {
+			break
+		}
+	}
+	c.Close()
 	if res := proctest.Run(t, bin, "stop", "--run-dir", runDir); res.Code != 0 {
 		t.Fatalf("stop: %s", res)
 	}

@@ -182,6 +182,18 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 		ok(ipc.Hello{PID: os.Getpid(), Version: m.o.Version})
 		m.waiters = append(m.waiters, c)
 		m.beginStop(req.Graceful)
+		// A previous generation still draining stops the same way, so that
+		// stop leaves nothing running in the run directory.
+		for _, path := range m.otherControls() {
+			m.answering.Add(1)
+			go func() {
+				defer m.answering.Done()
+				p := m.o.Paths
+				p.Socket = path
+				fwd, _ := ipc.New(ipc.TypeStop, 1, req)
+				p.Request(fwd, 2*time.Second)
+			}()
+		}
 	case ipc.TypeReload:
 		var req ipc.ReloadRequest
 		if len(msg.Body) > 0 {

@@ -483,3 +483,29 @@ func TestReloadForeground(t *testing.T) {
 		return nil
 	})
 }
+
+// TestStopDuringDrain: stop also stops a previous generation that still
+// drains, so nothing is left running.
+func TestStopDuringDrain(t *testing.T) {
+	s := newSetup(t, "20s")
+	st := s.start()
+	held := dialText(t, s.textAddr)
+	held.echo(t, "held")
+	s.mustCLI("reload")
+	cur, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cur.Others) != 1 {
+		t.Fatalf("old generation not draining: %+v", cur)
+	}
+	began := time.Now()
+	cur.Workers = append(cur.Workers, st.Workers...)
+	s.stopAndCheck(cur)
+	if proctest.Alive(st.Master.PID) {
+		t.Fatal("old master alive after stop")
+	}
+	if took := time.Since(began); took > 10*time.Second {
+		t.Fatalf("stop took %v: it waited for the old generation's drain", took)
+	}
+}

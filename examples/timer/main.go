@@ -1,6 +1,7 @@
 // Command timer shows worker timers in workerman's style: each worker
 // starts a persistent timer in OnWorkerStart, and every 200 ms it sends a
-// "tick N" line to the clients connected to that worker.
+// "tick N" line to the clients connected to that worker. When a reload
+// replaces the worker, OnWorkerReload tells its clients to reconnect.
 //
 //	go run ./examples/timer start
 //	nc 127.0.0.1 8090
@@ -23,14 +24,17 @@ func main() {
 	goer.OnConnect = func(c connections.Connection) { clients.Store(c.ID(), c) }
 	goer.OnClose = func(c connections.Connection) { clients.Delete(c.ID()) }
 	goer.OnMessage = func(c connections.Connection, line []byte) { c.SendBytes(line, false) }
+	broadcast := func(msg string) {
+		clients.Range(func(_, c any) bool {
+			c.(connections.Connection).Send(msg, false)
+			return true
+		})
+	}
+	goer.OnWorkerReload = func(g *goes.Goer) { broadcast("reloading: please reconnect") }
 	goer.OnWorkerStart = func(g *goes.Goer) {
 		var n atomic.Int64
 		g.AddTimer(200*time.Millisecond, func() {
-			msg := "tick " + strconv.FormatInt(n.Add(1), 10) + " from worker " + strconv.Itoa(g.WorkerID())
-			clients.Range(func(_, c any) bool {
-				c.(connections.Connection).Send(msg, false)
-				return true
-			})
+			broadcast("tick " + strconv.FormatInt(n.Add(1), 10) + " from worker " + strconv.Itoa(g.WorkerID()))
 		}, true)
 	}
 	goer.RunAll()
