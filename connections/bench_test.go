@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/protocols/http"
 	"github.com/goes-project/goes/protocols/text"
 )
 
@@ -31,7 +32,8 @@ func benchServer(b *testing.B, cfg connections.Config) string {
 // TCP, through the protocol, OnMessage and Send, for every engine. The
 // allocations reported are the client's and the server's together; the
 // client allocates nothing in steady state. depth=16 pipelines 16
-// requests per round trip (one op is one request).
+// requests per round trip (one op is one request). proto=http is the
+// seed's HTTP example: parse the request, OnMessage, encode the response.
 func BenchmarkLoopbackEcho(b *testing.B) {
 	cases := []struct {
 		name  string
@@ -48,6 +50,11 @@ func BenchmarkLoopbackEcho(b *testing.B) {
 				c.SendBytes(d, false)
 			}}}
 		}, req: []byte("ping ping ping ping ping ping\n")},
+		{name: "proto=http", proto: func() connections.Config {
+			return connections.Config{Protocol: http.New(), Handler: connections.Handler{OnMessage: func(c connections.Connection, _ []byte) {
+				c.Send("hello", false)
+			}}}
+		}, req: []byte("GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: wrk\r\n\r\n")},
 	}
 	for _, e := range engines() {
 		for _, tc := range cases {
@@ -65,7 +72,7 @@ func BenchmarkLoopbackEcho(b *testing.B) {
 					}
 					defer c.Close()
 					req := bytes.Repeat(tc.req, depth)
-					resp := make([]byte, len(req))
+					resp := make([]byte, depth*answerLen(b, c, tc.req))
 					b.SetBytes(int64(len(tc.req)))
 					b.ReportAllocs()
 					n := 0
@@ -89,6 +96,25 @@ func BenchmarkLoopbackEcho(b *testing.B) {
 			}
 		}
 	}
+}
+
+// answerLen makes one exchange of req on c and returns the length of the
+// answer, which ends with "hello" (HTTP) or echoes req.
+func answerLen(b *testing.B, c net.Conn, req []byte) int {
+	b.Helper()
+	if _, err := c.Write(req); err != nil {
+		b.Fatal(err)
+	}
+	var got []byte
+	buf := make([]byte, 4096)
+	for !bytes.HasSuffix(got, []byte("hello")) && !bytes.Equal(got, req) {
+		n, err := c.Read(buf)
+		if err != nil {
+			b.Fatalf("first answer %q: %v", got, err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	return len(got)
 }
 
 func itoa(n int) string {

@@ -52,7 +52,11 @@ type Config struct {
 	// MaxSendBufferSize caps the bytes queued per connection (default
 	// DefaultMaxSendBufferSize).
 	MaxSendBufferSize int
-	// ReadBufferSize is the size of one read (default DefaultReadBufferSize).
+	// ReadBufferSize is the size of one read of EngineStd, which keeps
+	// such a buffer per connection (default DefaultReadBufferSize).
+	// EngineEpoll reads into one 64 KiB buffer per loop and lends a
+	// connection a buffer, grown by at least this much at a time, only
+	// while a packet spans reads.
 	ReadBufferSize int
 	// IDBase is or-ed into every connection id: the worker id in bits
 	// 48..63 and a boot epoch in bits 32..47.
