@@ -211,6 +211,30 @@ func TestCancel(t *testing.T) {
 			time.Sleep(10 * time.Second)
 			return 1
 		}},
+		{name: "zero-delay-chain-from-callbacks", run: func(t *testing.T, w *Wheel, c *counter) int64 {
+			// Timers added with no delay from callbacks run in the same
+			// tick, after the callback that added them.
+			start := time.Now()
+			var at []time.Duration
+			var step func()
+			step = func() {
+				c.inc()
+				at = append(at, time.Since(start))
+				if c.get() < 5 {
+					w.Add(0, step, false)
+				}
+			}
+			w.Add(time.Second, step, false)
+			time.Sleep(2 * time.Second)
+			synctest.Wait()
+			for _, d := range at {
+				if d != time.Second {
+					t.Errorf("chain ran at %v, want all at 1s", at)
+					break
+				}
+			}
+			return 5
+		}},
 		{name: "node/stop-unscheduled", run: func(t *testing.T, w *Wheel, c *counter) int64 {
 			var n Timer
 			if n.Stop() || n.Pending() {
@@ -639,6 +663,32 @@ func TestStop(t *testing.T) {
 				t.Fatal("overdue timer did not run on restart")
 			}
 			w.Stop()
+		})
+	})
+	t.Run("does-not-drain-due-timers", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			w := New(Options{})
+			var c counter
+			in := make(chan struct{})
+			w.Add(time.Second, func() { close(in); time.Sleep(time.Second); c.inc() }, false)
+			for range 1000 {
+				w.Add(time.Second, c.inc, false)
+			}
+			w.Start()
+			<-in // one callback runs; the other 1000 are due
+			w.Stop()
+			if got := c.get(); got != 1 {
+				t.Fatalf("%d callbacks ran by the time Stop returned, want only the one in progress", got)
+			}
+			if got := int64(w.Len()) + c.get(); got != 1001 {
+				t.Fatalf("Len + calls = %d, want 1001", got)
+			}
+			w.Start()
+			synctest.Wait()
+			w.Stop()
+			if c.get() != 1001 || w.Len() != 0 {
+				t.Fatalf("after restart: %d calls, Len %d; want 1001, 0", c.get(), w.Len())
+			}
 		})
 	})
 	t.Run("concurrent-stops", func(t *testing.T) {

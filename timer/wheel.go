@@ -76,6 +76,7 @@ type Wheel struct {
 	overMin    int64
 	running    *Timer // the timer whose callback runs now
 	runStopped bool   // running was stopped or deleted during its callback
+	stopping   bool   // Stop was called: run no more callbacks
 	users      slab
 
 	wakeups atomic.Uint64 // times the goroutine woke from sleep (tests)
@@ -120,13 +121,15 @@ func (w *Wheel) Start() {
 		w.sleep = time.NewTimer(time.Hour)
 		w.sleep.Stop()
 	}
+	w.stopping = false
 	w.mu.Unlock()
 	w.quit, w.done = make(chan struct{}), make(chan struct{})
 	go w.run(w.quit, w.done)
 }
 
 // Stop stops the wheel's goroutine and waits until it has returned, which
-// includes waiting for a callback in progress. Pending timers stay pending
+// includes waiting for a callback in progress (but not for other due
+// timers: they stay due and run after the next Start). Pending timers stay pending
 // (and counted by Len) but do not run until the next Start. Stop on a
 // stopped wheel does nothing. Stop must not be called from a callback: it
 // would wait for itself (a callback that must stop its wheel calls
@@ -137,6 +140,9 @@ func (w *Wheel) Stop() {
 	if w.quit == nil {
 		return
 	}
+	w.mu.Lock()
+	w.stopping = true
+	w.mu.Unlock()
 	close(w.quit)
 	<-w.done
 	w.quit, w.done = nil, nil
@@ -315,7 +321,7 @@ func (w *Wheel) advance(target int64) {
 // w.mu around each call; timers added or cancelled meanwhile are taken into
 // account. w.mu is held.
 func (w *Wheel) fireReady() {
-	for w.ready.next != &w.ready {
+	for w.ready.next != &w.ready && !w.stopping {
 		t := w.ready.next
 		w.unlink(t)
 		fn := t.fn
@@ -370,9 +376,12 @@ func (w *Wheel) run(quit <-chan struct{}, done chan<- struct{}) {
 	for {
 		w.mu.Lock()
 		w.sleepUntil = sleepBusy
-		for {
+		for !w.stopping {
 			w.advance(w.floorTick(w.nanos()))
 			w.fireReady()
+			if w.stopping {
+				break
+			}
 			next, ok := w.nextWake()
 			if !ok {
 				w.sleepUntil = sleepForever
