@@ -18,8 +18,11 @@ type entry struct {
 	free   uint32 // next free entry's index + 1, while on the free list
 }
 
+// A chunk is 1024 entries, 64 KiB: a large object, which the allocator
+// stores without the per-object header that would round a 16 KiB chunk
+// with pointers up to 18 KiB.
 const (
-	chunkBits = 8
+	chunkBits = 10
 	chunkSize = 1 << chunkBits
 	chunkMask = chunkSize - 1
 )
