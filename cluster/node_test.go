@@ -3,6 +3,8 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	neturl "net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -422,9 +424,13 @@ func TestServerRestart(t *testing.T) {
 	cb.do("join room")
 	waitPeers(t, a, b)
 
-	port := s.o.Port
-	if _, p, _ := strings.Cut(strings.TrimPrefix(url, "nats://"), ":"); p != "" {
-		fmt.Sscan(p, &port)
+	pu, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(pu.Port())
+	if err != nil {
+		t.Fatal(err)
 	}
 	s.Shutdown()
 	eventually(t, "nodes disconnected", func() error {
