@@ -29,7 +29,7 @@ const (
 	headOverflow = -2
 
 	// sleepBusy is the value of Wheel.sleepUntil while the goroutine is
-	// working or not running: adders must not signal it.
+	// working or not running: adders must not touch its alarm.
 	sleepBusy = math.MinInt64
 	// sleepForever is the value of Wheel.sleepUntil while the goroutine
 	// sleeps with nothing pending.
@@ -60,10 +60,11 @@ type Wheel struct {
 	base time.Time
 	log  zerolog.Logger
 
+	// Lock order: life, then mu. Callbacks run with neither held.
 	life       sync.Mutex // serialises Start and Stop
 	quit, done chan struct{}
 
-	mu         sync.Mutex
+	mu         sync.Mutex // guards everything below but wakeups
 	now        int64       // the wheel's clock, in ticks: everything due at or before now has been moved to ready
 	count      int         // pending timers, in any list
 	sleepUntil int64       // tick the goroutine sleeps until, or sleepBusy / sleepForever
