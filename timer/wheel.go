@@ -64,7 +64,7 @@ type Wheel struct {
 	life       sync.Mutex // serialises Start and Stop
 	quit, done chan struct{}
 
-	mu         sync.Mutex // guards everything below but wakeups
+	mu         sync.Mutex  // guards everything below but wakeups
 	now        int64       // the wheel's clock, in ticks: everything due at or before now has been moved to ready
 	count      int         // pending timers, in any list
 	sleepUntil int64       // tick the goroutine sleeps until, or sleepBusy / sleepForever
