@@ -124,14 +124,15 @@ func (c *base) callback(fn func(Connection)) {
 func (c *base) conn() Connection { return c.ops.(Connection) }
 
 // dispatch delivers the complete packets at the start of buf and returns
-// how many bytes they used; an error (a protocol error or a recovered
-// panic) has already been reported and the connection is closing. The
-// caller flushes afterwards.
-func (c *base) dispatch(buf []byte) int {
+// how many bytes they used, and whether it stopped early because the
+// connection was paused or closed (buf[used:] may then hold complete
+// packets: deliver them once resumed). An error (a protocol error or a
+// recovered panic) has already been reported and the connection is
+// closing. The caller flushes afterwards.
+func (c *base) dispatch(buf []byte) (used int, halted bool) {
 	c.beginDispatch()
-	var used int
 	var perr error
-	err := guard(func() { used, perr = deliver(c.s, c.ctr, c.conn(), c, buf, false) })
+	err := guard(func() { used, halted, perr = deliver(c.s, c.ctr, c.conn(), c, buf, false) })
 	c.endDispatch()
 	if err == nil {
 		err = perr
@@ -139,7 +140,7 @@ func (c *base) dispatch(buf []byte) int {
 	if err != nil {
 		c.fail(err)
 	}
-	return used
+	return used, halted
 }
 
 // packetConn is a Connection whose dispatch can be halted.
@@ -149,14 +150,18 @@ type packetConn interface {
 }
 
 // deliver runs the protocol over buf and calls OnMessage for every message,
-// until buf holds no complete packet or c halts. It returns how many bytes
-// it consumed. whole means buf is one datagram: a partial packet at its
-// end is an error. It is shared by every engine and by UDP.
-func deliver(s *Server, ctr *counters, c Connection, h packetConn, buf []byte, whole bool) (int, error) {
+// until buf holds no complete packet or h halts. It returns how many bytes
+// it consumed and whether it stopped because h halted with bytes left.
+// whole means buf is one datagram: a partial packet at its end is an
+// error. It is shared by every engine and by UDP.
+func deliver(s *Server, ctr *counters, c Connection, h packetConn, buf []byte, whole bool) (int, bool, error) {
 	proto := s.cfg.Protocol
 	onMessage := s.cfg.Handler.OnMessage
 	off := 0
-	for off < len(buf) && !h.halted() {
+	for off < len(buf) {
+		if h.halted() {
+			return off, true, nil
+		}
 		var msg []byte
 		if proto == nil {
 			msg = buf[off:]
@@ -164,16 +169,16 @@ func deliver(s *Server, ctr *counters, c Connection, h packetConn, buf []byte, w
 		} else {
 			n, err := proto.Input(c, buf[off:])
 			if err != nil {
-				return off, err
+				return off, false, err
 			}
 			if n == 0 {
 				if whole {
-					return off, ErrIncompleteDatagram
+					return off, false, ErrIncompleteDatagram
 				}
-				break
+				return off, false, nil
 			}
 			if n > len(buf)-off {
-				return off, fmt.Errorf("connections: protocol %s reported a packet of %d bytes with %d buffered: %w",
+				return off, false, fmt.Errorf("connections: protocol %s reported a packet of %d bytes with %d buffered: %w",
 					proto.Name(), n, len(buf)-off, ErrProtocolMisbehaved)
 			}
 			msg, err = proto.Decode(c, buf[off:off+n])
@@ -182,7 +187,7 @@ func deliver(s *Server, ctr *counters, c Connection, h packetConn, buf []byte, w
 				continue
 			}
 			if err != nil {
-				return off, err
+				return off, false, err
 			}
 		}
 		ctr.requests.Add(1)
@@ -190,7 +195,7 @@ func deliver(s *Server, ctr *counters, c Connection, h packetConn, buf []byte, w
 			onMessage(c, msg)
 		}
 	}
-	return off, nil
+	return off, false, nil
 }
 
 // guard runs fn and turns a panic into an error carrying the stack.

@@ -164,3 +164,39 @@ func TestEngineSelection(t *testing.T) {
 		})
 	}
 }
+
+// TestAsyncAnswerWithPause: OnMessage pauses, answers from another
+// goroutine and resumes there, possibly before OnMessage has returned;
+// pipelined requests are answered in order, none is left behind.
+func TestAsyncAnswerWithPause(t *testing.T) {
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		const n = 8
+		_, addr := serve(t, "tcp", connections.Config{
+			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Protocol: text.New(),
+			Handler: connections.Handler{OnMessage: func(c connections.Connection, d []byte) {
+				c.PauseRecv()
+				msg := "async " + string(d)
+				go func() {
+					c.Send(msg, false)
+					c.ResumeRecv()
+				}()
+			}},
+		})
+		for round := 0; round < 20; round++ {
+			c := dial(t, "tcp", addr)
+			var req strings.Builder
+			for i := 0; i < n; i++ {
+				fmt.Fprintf(&req, "r%d\n", i)
+			}
+			io.WriteString(c, req.String())
+			r := bufio.NewReader(c)
+			for i := 0; i < n; i++ {
+				if l, err := r.ReadString('\n'); err != nil || l != fmt.Sprintf("async r%d\n", i) {
+					t.Fatalf("round %d answer %d: %q, %v", round, i, l, err)
+				}
+			}
+			c.Close()
+		}
+	})
+}

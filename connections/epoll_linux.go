@@ -63,14 +63,17 @@ type epConn struct {
 	acts atomic.Uint32
 	// queued: c is in l's queue (any goroutine).
 	queued atomic.Bool
-	busy   bool   // pool mode: a task of c is running or submitted
-	pend   uint32 // pool mode: work for the next task; under base.mu
-	woff   int32  // bytes of wbuf already written
-	rport  uint16
-	rfam   uint8
-	raddr  [16]byte
-	in     *buffer // unprocessed input (the running task's while busy)
-	wbuf   *buffer // partly written output, waiting for EPOLLOUT
+	busy   bool // pool mode: a task of c is running or submitted
+	// inHalted: pool mode, set by the task: c.in may hold packets held
+	// back by PauseRecv.
+	inHalted bool
+	pend     uint32 // pool mode: work for the next task; under base.mu
+	woff     int32  // bytes of wbuf already written
+	rport    uint16
+	rfam     uint8
+	raddr    [16]byte
+	in       *buffer // unprocessed input (the running task's while busy)
+	wbuf     *buffer // partly written output, waiting for EPOLLOUT
 }
 
 var _ Connection = (*epConn)(nil)
@@ -714,7 +717,7 @@ func (l *loop) readable(c *epConn) {
 // consume dispatches buf (the loop's read buffer or c.in), keeps what is
 // left in c.in and writes the answers.
 func (l *loop) consume(c *epConn, buf []byte) {
-	used := c.dispatch(buf)
+	used, _ := c.dispatch(buf) // held-back packets stay in c.in for resume
 	if c.has(fClosing | fSockClosed) {
 		l.dropInput(c)
 	} else {
@@ -922,6 +925,11 @@ func (l *loop) taskDone(c *epConn) {
 		return
 	}
 	l.flush(c)
+	if c.inHalted && c.in != nil && !c.halted() {
+		// ResumeRecv came while the task ran: deliver what it held back.
+		c.inHalted = false
+		l.schedule(c, pendInput)
+	}
 }
 
 // runTasks does c's pending callback work on a pool goroutine.
@@ -938,8 +946,11 @@ func (c *epConn) runTasks() {
 		if p&pendConnect != 0 {
 			c.callback(h.OnConnect)
 		}
-		if p&pendInput != 0 && c.in != nil && !c.halted() {
-			used := c.dispatch(c.in.b)
+		if p&pendInput != 0 && c.in != nil && c.halted() {
+			c.inHalted = true
+		} else if p&pendInput != 0 && c.in != nil {
+			used, halted := c.dispatch(c.in.b)
+			c.inHalted = halted
 			c.in.b = c.in.b[:copy(c.in.b, c.in.b[used:])]
 			if len(c.in.b) == 0 || c.has(fClosing|fSockClosed) {
 				c.s.bufs.put(c.in)

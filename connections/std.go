@@ -93,14 +93,14 @@ func (c *stdConn) serve() {
 	c.callback(s.cfg.Handler.OnConnect)
 	c.flush()
 	buf := make([]byte, 0, s.cfg.ReadBufferSize)
+	pending := false // buf may hold packets held back by PauseRecv
 	for {
-		open, waited := c.waitReadable()
-		if !open {
+		if !c.waitReadable() {
 			return
 		}
-		if waited && len(buf) > 0 && !c.halted() {
+		if pending && !c.halted() {
 			// Packets that arrived before PauseRecv are delivered first.
-			buf = c.consume(buf)
+			buf, pending = c.consume(buf)
 			continue
 		}
 		if len(buf) == cap(buf) {
@@ -113,7 +113,7 @@ func (c *stdConn) serve() {
 			if c.has(fClosing | fSockClosed) {
 				buf = buf[:0] // closing: the rest of the input is dropped
 			} else {
-				buf = c.consume(buf[:len(buf)+n])
+				buf, pending = c.consume(buf[:len(buf)+n])
 			}
 		}
 		if err != nil {
@@ -123,19 +123,20 @@ func (c *stdConn) serve() {
 }
 
 // consume dispatches the packets in buf, flushes the answers and returns
-// buf holding what is left.
-func (c *stdConn) consume(buf []byte) []byte {
-	used := c.dispatch(buf)
+// buf holding what is left, and whether that may hold packets held back
+// by PauseRecv.
+func (c *stdConn) consume(buf []byte) ([]byte, bool) {
+	used, halted := c.dispatch(buf)
 	c.flush()
 	if c.has(fClosing | fSockClosed) {
-		return buf[:0]
+		return buf[:0], false
 	}
 	rest := copy(buf, buf[used:])
 	buf = buf[:rest]
 	if rest == 0 && cap(buf) > 4*c.s.cfg.ReadBufferSize {
 		buf = make([]byte, 0, c.s.cfg.ReadBufferSize)
 	}
-	return buf
+	return buf, halted && rest > 0
 }
 
 // grow returns buf with more room; when a packet would exceed
@@ -182,15 +183,14 @@ func (c *stdConn) finish() {
 }
 
 // waitReadable blocks while the connection is paused; it reports whether
-// the socket is still open and whether it had to wait.
-func (c *stdConn) waitReadable() (open, waited bool) {
+// the socket is still open.
+func (c *stdConn) waitReadable() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for c.has(fPaused) && !c.has(fSockClosed) {
-		waited = true
 		c.cond.Wait()
 	}
-	return !c.has(fSockClosed), waited
+	return !c.has(fSockClosed)
 }
 
 // Engine hooks.

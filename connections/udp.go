@@ -62,7 +62,7 @@ var _ Connection = (*datagram)(nil)
 func (d *datagram) serve(b []byte) {
 	s := d.s
 	var derr error
-	if err := guard(func() { _, derr = deliver(s, &s.ctr, d, d, b, true) }); err != nil {
+	if err := guard(func() { _, _, derr = deliver(s, &s.ctr, d, d, b, true) }); err != nil {
 		s.errs.Add(1)
 		var pe *panicError
 		if errors.As(err, &pe) {
