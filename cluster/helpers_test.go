@@ -115,6 +115,17 @@ func startWorker(t testing.TB, o NodeOptions) *worker {
 	w.srv = connections.NewServer(cfg)
 	go func() { w.done <- w.srv.Serve(ln) }()
 	t.Cleanup(func() { w.stop(t) })
+	// Wait until the worker serves: a probe connection is greeted, then
+	// gone. (connections.Server.Close racing a Serve that is still
+	// starting its event loops leaks them; see the cluster report.)
+	probe := dialClient(t, w)
+	probe.c.Close()
+	eventually(t, "probe gone", func() error {
+		if n := node.Stats().Connections; n != 0 {
+			return fmt.Errorf("%d connections", n)
+		}
+		return nil
+	})
 	return w
 }
 

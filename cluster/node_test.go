@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"net"
 	neturl "net/url"
 	"strconv"
 	"strings"
@@ -303,10 +304,12 @@ func TestPresenceSilentPeer(t *testing.T) {
 	}
 	defer nc.Close()
 	hello := appendMember([]byte{opHello}, 5<<16|1, 1, "silent/5")
-	if err := nc.Publish("goes.all", hello); err != nil {
-		t.Fatal(err)
-	}
 	eventually(t, "silent peer known", func() error {
+		// Announce until seen: a slow test could miss a single one that
+		// is pruned three heartbeats later.
+		if err := nc.Publish("goes.all", hello); err != nil {
+			return err
+		}
 		if p := w.node.Peers(); len(p) != 1 || p[0] != "silent/5" {
 			return fmt.Errorf("peers %v", p)
 		}
@@ -621,4 +624,37 @@ func TestMalformedMessages(t *testing.T) {
 	if p := w.node.Peers(); len(p) != 0 {
 		t.Fatalf("garbage made peers %v", p)
 	}
+}
+
+// TestNodeStartsBeforeServer: a worker may start while NATS is not up yet
+// (an external cluster restarting): NewNode returns, the Node connects
+// when the server comes and introduces itself then.
+func TestNodeStartsBeforeServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+
+	a := startWorker(t, nodeOptions(t, url, 0, 1))
+	if a.node.Connected() {
+		t.Fatal("connected to nothing")
+	}
+	ca := dialClient(t, a) // the worker serves meanwhile
+	startServer(t, ServerOptions{Port: port})
+	eventually(t, "connected", func() error {
+		if !a.node.Connected() {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	b := startWorker(t, nodeOptions(t, url, 1, 1))
+	waitPeers(t, a, b)
+	if err := a.node.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	b.node.SendToConnection(ca.id, []byte("late but here"))
+	ca.expect("late but here")
 }
