@@ -85,7 +85,8 @@ type NodeOptions struct {
 	RequestTimeout time.Duration
 	// Heartbeat is the period at which the Node tells the others it lives;
 	// a Node silent for three periods is no longer waited for by presence
-	// queries (default DefaultHeartbeat).
+	// queries. Every Node of one prefix must use the same period (default
+	// DefaultHeartbeat).
 	Heartbeat time.Duration
 	// QueueSize is the number of received messages that may wait for
 	// delivery to local connections; past it NATS drops messages (a slow
@@ -125,9 +126,11 @@ type Stats struct {
 // Delivery is at most once (NATS core): a message is lost when the target
 // Node is down or unreachable, when NATS drops it (disconnection past the
 // reconnect buffer, a slow consumer), when the connection is gone or its
-// send buffer is full, or when a subscription made on another server has not
-// reached this one yet (JoinGroup and BindUser on one server are seen by
-// every other server of the cluster within a route round trip). Nothing is
+// send buffer is full, or when it overtakes the subscription it needs.
+// BindUser and JoinGroup return before their NATS server has the
+// subscription (Flush waits for it), and other servers of a cluster learn
+// it a route round trip later: a message sent to the user or group by
+// another Node at that very moment may miss the new member. Nothing is
 // acknowledged or retried. Messages from one Node to one connection keep
 // their order. Every message goes through NATS, even to a connection of the
 // same Node, so that order holds across the Send* methods.
