@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,6 +27,13 @@ type stdConn struct {
 	nc   net.Conn
 	rc   syscall.RawConn // nil when the conn has none (TLS)
 	cond sync.Cond       // on base.mu: signalled on resume and on close
+	// cbMu is held while a callback runs, so that OnBufferDrain from a
+	// writer goroutine never overlaps the reading goroutine's callbacks:
+	// a drain that finds it held is left in drainPending for the holder.
+	// Only ever tried (TryLock) inside base.mu's callers, never waited for
+	// there.
+	cbMu         sync.Mutex
+	drainPending atomic.Bool
 }
 
 var _ Connection = (*stdConn)(nil)
@@ -90,7 +98,9 @@ func (c *stdConn) serve() {
 	defer c.finish()
 	s := c.s
 	s.log.Debug().Uint64("conn", c.id).Stringer("remote", c.nc.RemoteAddr()).Msg("connection accepted")
+	c.cbMu.Lock()
 	c.callback(s.cfg.Handler.OnConnect)
+	c.unlockCallbacks()
 	c.flush()
 	buf := make([]byte, 0, s.cfg.ReadBufferSize)
 	pending := false // buf may hold packets held back by PauseRecv
@@ -126,7 +136,9 @@ func (c *stdConn) serve() {
 // buf holding what is left, and whether that may hold packets held back
 // by PauseRecv.
 func (c *stdConn) consume(buf []byte) ([]byte, bool) {
+	c.cbMu.Lock()
 	used, halted := c.dispatch(buf)
+	c.unlockCallbacks()
 	c.flush()
 	if c.has(fClosing | fSockClosed) {
 		return buf[:0], false
@@ -173,6 +185,8 @@ func (c *stdConn) finish() {
 	c.mu.Lock()
 	c.closeLocked()
 	c.mu.Unlock()
+	c.cbMu.Lock()
+	defer c.cbMu.Unlock()
 	if h := c.s.cfg.Handler.OnClose; h != nil {
 		if err := guard(func() { h(c) }); err != nil {
 			c.s.log.Error().Uint64("conn", c.id).Err(err).Msg("OnClose panicked")
@@ -210,7 +224,27 @@ func (c *stdConn) resumed() {
 
 func (c *stdConn) flushDeadline() { c.nc.SetWriteDeadline(time.Now().Add(closeFlushTimeout)) }
 
-func (c *stdConn) drained() { c.callback(c.s.cfg.Handler.OnBufferDrain) }
+func (c *stdConn) drained() {
+	c.drainPending.Store(true)
+	c.runPending()
+}
+
+// unlockCallbacks releases cbMu and runs a drain that came meanwhile.
+func (c *stdConn) unlockCallbacks() {
+	c.cbMu.Unlock()
+	c.runPending()
+}
+
+// runPending runs OnBufferDrain if one is pending and no other callback
+// runs; otherwise the running one's unlockCallbacks will.
+func (c *stdConn) runPending() {
+	for c.drainPending.Load() && c.cbMu.TryLock() {
+		if c.drainPending.Swap(false) {
+			c.callback(c.s.cfg.Handler.OnBufferDrain)
+		}
+		c.cbMu.Unlock()
+	}
+}
 
 func (c *stdConn) localAddr() net.Addr  { return c.nc.LocalAddr() }
 func (c *stdConn) remoteAddr() net.Addr { return c.nc.RemoteAddr() }
