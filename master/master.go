@@ -352,6 +352,9 @@ func newMaster(o Options) (*master, error) {
 		state:  StateStarting,
 		gen:    1,
 	}
+	// Connection ids carry the worker's epoch: start it from the clock so
+	// that ids do not repeat across masters (restarts, upgrades).
+	epoch := int(time.Now().UnixMilli())
 	// The listeners get defaults: work on a copy of the caller's slice.
 	m.o.Listeners = append([]Listener(nil), o.Listeners...)
 	id := 0
@@ -364,7 +367,7 @@ func newMaster(o Options) (*master, error) {
 			m.o.Listeners[li].StopTimeout = 30 * time.Second
 		}
 		for i := 0; i < l.Count; i++ {
-			m.slots = append(m.slots, &slot{id: id, listener: li, index: i, state: StateStarting})
+			m.slots = append(m.slots, &slot{id: id, listener: li, index: i, state: StateStarting, epoch: epoch & 0xffff})
 			id++
 		}
 	}
@@ -558,7 +561,7 @@ func (m *master) spawn(s *slot, reload *reloadOp) error {
 		return fmt.Errorf("master: worker %d: control channel: %w", s.id, err)
 	}
 
-	s.epoch++
+	s.epoch = (s.epoch + 1) & 0xffff
 	id := Identity{ID: s.id, Listener: s.listener, Index: s.index, Epoch: s.epoch, Generation: m.gen}
 	env := make([]string, 0, len(m.o.Env)+4)
 	for _, kv := range m.o.Env {

@@ -159,25 +159,7 @@ func (w *worker) run(ctx context.Context) error {
 		drained = make(chan struct{})
 		go func(done chan struct{}) {
 			defer close(done)
-			sctx := context.Background()
-			if timeout > 0 {
-				grace := time.Duration(0)
-				if w.o.GoingAway != nil {
-					grace = time.Second
-					t := time.AfterFunc(timeout, func() { w.srv.Each(w.o.GoingAway) })
-					defer t.Stop()
-				}
-				var cancel context.CancelFunc
-				sctx, cancel = context.WithTimeout(sctx, timeout+grace)
-				defer cancel()
-			}
-			if w.o.CloseOnDrain {
-				w.srv.Close()
-				return
-			}
-			if err := w.srv.Shutdown(sctx); err != nil {
-				w.log.Warn().Int64("connections", w.srv.Stats().Connections).Msg("drain timed out, connections closed")
-			}
+			w.drainWait(timeout)
 		}(drained)
 	}
 	finish := func() error {
@@ -241,6 +223,57 @@ func (w *worker) run(ctx context.Context) error {
 			default:
 				reply(ctl, m, nil, fmt.Errorf("worker: unknown request %q", m.Type))
 			}
+		}
+	}
+}
+
+// drainCheck is how often a drain looks whether the last connection is
+// gone.
+const drainCheck = 10 * time.Millisecond
+
+// drainWait stops accepting, waits until every connection is gone or
+// timeout (0: none) has passed, and then closes what is left. At the
+// timeout GoingAway gets a last second to say goodbye.
+//
+// It counts the open connections itself rather than relying on
+// connections.Server.Shutdown: Shutdown may decide that nothing is open
+// while a connection accepted just before the listener closed is still
+// being registered, and then closes that connection unanswered. Counting
+// again after Drain has returned (at least drainCheck later) sees it.
+func (w *worker) drainWait(timeout time.Duration) {
+	w.srv.Drain()
+	if w.o.CloseOnDrain {
+		w.srv.Close()
+		return
+	}
+	var deadline <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	tick := time.NewTicker(drainCheck)
+	defer tick.Stop()
+	saidGoodbye := false
+	for {
+		select {
+		case <-tick.C:
+			if w.srv.Stats().Connections == 0 {
+				w.srv.Close()
+				return
+			}
+		case <-deadline:
+			if w.o.GoingAway != nil && !saidGoodbye {
+				saidGoodbye = true
+				w.srv.Each(w.o.GoingAway)
+				t := time.NewTimer(time.Second)
+				defer t.Stop()
+				deadline = t.C
+				continue
+			}
+			w.log.Warn().Int64("connections", w.srv.Stats().Connections).Msg("drain timed out, connections closed")
+			w.srv.Close()
+			return
 		}
 	}
 }
