@@ -58,6 +58,9 @@ func testWorker() int {
 	ctlF.Close()
 	sockF.Close()
 	pid := []byte(strconv.Itoa(os.Getpid()))
+	if os.Getenv(tableflipEnv) != "" {
+		pid = append(pid, " (has tableflip's marker)"...)
+	}
 	var start func() error
 	if mode == "crash" {
 		start = func() error {
@@ -170,9 +173,10 @@ func nonBlocking(t *testing.T, c syscall.Conn) bool {
 
 // TestSharedQueueStaysNonBlocking: the workers share the master's socket
 // (one accept queue: every worker gets connections), and handing it to
-// them leaves the shared socket in non-blocking mode.
+// them leaves the shared socket in non-blocking mode. The workers do not
+// inherit tableflip's marker from a master started by an upgrade.
 func TestSharedQueueStaysNonBlocking(t *testing.T) {
-	tm := startMaster(t, 2, nil, nil)
+	tm := startMaster(t, 2, nil, func(o *Options) { o.Env = append(os.Environ(), tableflipEnv+"=yes") })
 	tm.waitReady()
 	if !nonBlocking(t, tm.ln.(syscall.Conn)) {
 		t.Fatal("the shared listening socket was switched to blocking mode")
