@@ -10,6 +10,20 @@
 //		c.Send("hello, goer", false)
 //	}
 //	goer.RunAll()
+//
+// RunAll reads the verb from the command line:
+//
+//	prog start [-d]          serve (foreground, or -d as a daemon)
+//	prog stop [-g]           stop (-g: let connections finish)
+//	prog restart [-d] [-g]
+//	prog reload [-g]         upgrade to the binary on disk, no connection lost
+//	prog status [-d] [--json]
+//	prog connections [--json]
+//
+// with --run-dir DIR and --config FILE (see Config) on every verb. One
+// program serves several listeners with goes.RunAll(web, admin, ...), one
+// master for all of them; Run returns an error instead of exiting, and a
+// Runner builds its Goers from the config file (as goes-master does).
 package goes
 
 import (
