@@ -2,9 +2,17 @@ package main_test
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -508,4 +516,100 @@ func TestStopDuringDrain(t *testing.T) {
 	if took := time.Since(began); took > 10*time.Second {
 		t.Fatalf("stop took %v: it waited for the old generation's drain", took)
 	}
+}
+
+// TestTLSAndUnixAcrossReload: TLS, Unix and UDP listeners serve before and
+// after a reload (the new master inherits them), and stop removes the Unix
+// socket file.
+func TestTLSAndUnixAcrossReload(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeCert(t, dir)
+	runDir := filepath.Join(dir, "run")
+	tlsAddr := fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
+	udpAddr := fmt.Sprintf("127.0.0.1:%d", proctest.FreeUDPPort(t))
+	sock := filepath.Join(dir, "echo.sock")
+	conf := filepath.Join(dir, "goes.json")
+	body := fmt.Sprintf(`{"listeners": [
+  {"name": "tls", "listen": "tls://%s", "count": 1, "cert_file": %q, "key_file": %q},
+  {"name": "unix", "listen": "unix://%s", "count": 1},
+  {"name": "udp", "listen": "udp://%s", "count": 1}
+]}`, tlsAddr, cert, key, sock, udpAddr)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &setup{t: t, bin: bin, runDir: runDir, conf: conf}
+	st := s.start()
+	check := func(when string) {
+		t.Helper()
+		c, err := tls.Dial("tcp", tlsAddr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatalf("%s: tls: %v", when, err)
+		}
+		echoRaw(t, c, "over tls")
+		u, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatalf("%s: unix: %v", when, err)
+		}
+		echoRaw(t, u, "over unix")
+		udpEcho(t, udpAddr)
+	}
+	check("before reload")
+	s.mustCLI("reload")
+	check("after reload")
+	cur, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Workers = append(cur.Workers, st.Workers...)
+	s.stopAndCheck(cur)
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("unix socket left behind: %v", err)
+	}
+}
+
+func echoRaw(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+}
+
+// writeCert writes a self-signed certificate for 127.0.0.1.
+func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "goes test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }
