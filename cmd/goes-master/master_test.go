@@ -146,6 +146,17 @@ func (s *setup) stopAndCheck(st ipc.Status, args ...string) {
 
 func (s *setup) checkGone(st ipc.Status) {
 	s.t.Helper()
+	s.processesGone(st)
+	for _, f := range []string{"goes.pid", "goes.sock"} {
+		if _, err := os.Stat(filepath.Join(s.runDir, f)); !errors.Is(err, os.ErrNotExist) {
+			s.t.Errorf("%s left behind (%v)", f, err)
+		}
+	}
+}
+
+// processesGone waits until no process of st is left.
+func (s *setup) processesGone(st ipc.Status) {
+	s.t.Helper()
 	pids := []int{st.Master.PID}
 	for _, w := range st.Workers {
 		pids = append(pids, w.PID)
@@ -161,11 +172,6 @@ func (s *setup) checkGone(st ipc.Status) {
 		}
 		return nil
 	})
-	for _, f := range []string{"goes.pid", "goes.sock"} {
-		if _, err := os.Stat(filepath.Join(s.runDir, f)); !errors.Is(err, os.ErrNotExist) {
-			s.t.Errorf("%s left behind (%v)", f, err)
-		}
-	}
 }
 
 func httpGet(addr string) error {
@@ -686,4 +692,41 @@ func TestWorkersRunAsUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.stopAndCheck(st)
+}
+
+// TestMasterKilled: when the master dies (kill -9), its workers see EOF on
+// their control channel and drain: a held connection is still served, and
+// they exit once it is gone. The files the dead master left do not block
+// the next start.
+func TestMasterKilled(t *testing.T) {
+	s := newSetup(t, "20s")
+	st := s.start()
+	held := dialText(t, s.textAddr)
+	held.echo(t, "before")
+	if err := syscall.Kill(st.Master.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	proctest.Eventually(t, 5*time.Second, "idle workers gone", func() error {
+		alive := 0
+		for _, w := range st.Workers {
+			if proctest.Alive(w.PID) {
+				alive++
+			}
+		}
+		if alive != 1 {
+			return fmt.Errorf("%d workers alive, want only the one holding the connection", alive)
+		}
+		return nil
+	})
+	held.echo(t, "after the master died")
+	held.Close()
+	s.processesGone(st)
+	if res := s.cli("status"); res.Code == 0 || !strings.Contains(res.Stderr, "not running") {
+		t.Fatalf("status after the master died: %s", res)
+	}
+	st2 := s.start()
+	if err := httpGet(s.httpAddr); err != nil {
+		t.Fatal(err)
+	}
+	s.stopAndCheck(st2)
 }
