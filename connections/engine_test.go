@@ -9,11 +9,13 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/protocols"
 	"github.com/goes-project/goes/protocols/text"
 )
 
@@ -198,5 +200,54 @@ func TestAsyncAnswerWithPause(t *testing.T) {
 			}
 			c.Close()
 		}
+	})
+}
+
+// releasingText is the text protocol with per-connection state that it
+// gives back whenever the connection idles.
+type releasingText struct {
+	text.Protocol
+	released *atomic.Int32
+}
+
+type lineState struct{ lines int }
+
+func (p releasingText) Input(c protocols.Conn, buf []byte) (int, error) {
+	if c.State() == nil {
+		c.SetState(&lineState{})
+	}
+	return p.Protocol.Input(c, buf)
+}
+
+func (p releasingText) ReleaseState(c protocols.Conn) {
+	p.released.Add(1)
+	c.SetState(nil)
+}
+
+// TestStateReleasedWhenIdle: a protocol's state is released once all
+// input is delivered, not while a packet is partly received.
+func TestStateReleasedWhenIdle(t *testing.T) {
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		var released atomic.Int32
+		s, addr := serve(t, "tcp", connections.Config{
+			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Protocol: releasingText{Protocol: text.New(), released: &released},
+			Handler:  connections.Handler{OnMessage: echo},
+		})
+		c := dial(t, "tcp", addr)
+		r := bufio.NewReader(c)
+		io.WriteString(c, "one\ntw")
+		if l, err := r.ReadString('\n'); err != nil || l != "one\n" {
+			t.Fatalf("got %q, %v", l, err)
+		}
+		eventually(t, "input read", func() bool { return s.Stats().BytesIn == 6 })
+		if n := released.Load(); n != 0 {
+			t.Fatalf("released %d times with a partial packet buffered", n)
+		}
+		io.WriteString(c, "o\n")
+		if l, err := r.ReadString('\n'); err != nil || l != "two\n" {
+			t.Fatalf("got %q, %v", l, err)
+		}
+		eventually(t, "release", func() bool { return released.Load() == 1 })
 	})
 }

@@ -162,6 +162,7 @@ type Server struct {
 	loopErr  error
 	loops    []*loop // under mu
 	pool     *taskPool
+	releaser StateReleaser // cfg.Protocol's, if it has one
 
 	watchStop    chan struct{}
 	watchStopped bool          // under mu
@@ -174,7 +175,9 @@ type closer interface{ Close() error }
 // NewServer returns a server for cfg.
 func NewServer(cfg Config) *Server {
 	cfg = cfg.withDefaults()
+	releaser, _ := cfg.Protocol.(StateReleaser)
 	return &Server{
+		releaser:  releaser,
 		cfg:       cfg,
 		log:       cfg.Logger,
 		doneCh:    make(chan struct{}),

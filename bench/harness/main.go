@@ -51,6 +51,7 @@ type result struct {
 	srv      server
 	wrk, ab  []sample
 	idle     map[int]idleMem // by connection count
+	idleUsed map[int]idleMem // the same, each connection after one request
 	failures []string
 }
 
@@ -65,12 +66,13 @@ func main() {
 	dur := flag.Duration("duration", 8*time.Second, "wrk duration per round")
 	abN := flag.Int("ab-n", 200000, "ab requests per round")
 	idleList := flag.String("idle", "10000,19000", "idle connection counts to measure (empty: none)")
+	usedList := flag.String("idle-used", "10000", "idle connection counts to measure after one request on each (empty: none)")
 	only := flag.String("servers", "", "comma-separated subset of servers to run")
 	quick := flag.Bool("quick", false, "one short round, 1000 idle connections (for CI)")
 	extra := flag.String("extra", "", "comma-separated extra programs in -bin run like the goes ones (NAME start), e.g. variants under study")
 	flag.Parse()
 	if *quick {
-		*rounds, *dur, *abN, *idleList = 1, 2*time.Second, 20000, "1000"
+		*rounds, *dur, *abN, *idleList, *usedList = 1, 2*time.Second, 20000, "1000", "1000"
 	}
 	for _, tool := range []string{"wrk", "ab"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -104,21 +106,12 @@ func main() {
 			servers = append(servers, server{name: e, bin: e, args: []string{"start"}, goes: true})
 		}
 	}
-	var idleCounts []int
-	for _, f := range strings.Split(*idleList, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			n, err := strconv.Atoi(f)
-			if err != nil {
-				fatalf("bad -idle %q", *idleList)
-			}
-			idleCounts = append(idleCounts, n)
-		}
-	}
+	idleCounts, usedCounts := counts(*idleList), counts(*usedList)
 
 	results := make([]*result, len(servers))
 	for i, s := range servers {
 		s.bin = filepath.Join(*binDir, s.bin)
-		results[i] = &result{srv: s, idle: map[int]idleMem{}}
+		results[i] = &result{srv: s, idle: map[int]idleMem{}, idleUsed: map[int]idleMem{}}
 	}
 	start := time.Now()
 	// Rounds interleave the servers so that a noisy neighbour hurts all alike.
@@ -131,19 +124,42 @@ func main() {
 			}
 		}
 	}
-	for _, n := range idleCounts {
-		for _, res := range results {
-			logf("idle %d: %s", n, res.srv.name)
-			m, err := idleRound(res.srv, n)
-			if err != nil {
-				res.failures = append(res.failures, fmt.Sprintf("idle %d: %v", n, err))
-				logf("  failed: %v", err)
-				continue
+	idle := func(ns []int, used bool) {
+		for _, n := range ns {
+			for _, res := range results {
+				logf("idle %d (used %v): %s", n, used, res.srv.name)
+				m, err := idleRound(res.srv, n, used)
+				if err != nil {
+					res.failures = append(res.failures, fmt.Sprintf("idle %d (used %v): %v", n, used, err))
+					logf("  failed: %v", err)
+					continue
+				}
+				if used {
+					res.idleUsed[n] = m
+				} else {
+					res.idle[n] = m
+				}
 			}
-			res.idle[n] = m
 		}
 	}
-	printTable(results, idleCounts, *rounds, *dur, *abN, time.Since(start))
+	idle(idleCounts, false)
+	idle(usedCounts, true)
+	printTable(results, idleCounts, usedCounts, *rounds, *dur, *abN, time.Since(start))
+}
+
+// counts parses a comma-separated list of connection counts.
+func counts(list string) []int {
+	var ns []int
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				fatalf("bad connection count list %q", list)
+			}
+			ns = append(ns, n)
+		}
+	}
+	return ns
 }
 
 func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
@@ -419,10 +435,10 @@ func parseAb(out []byte) (sample, error) {
 	return s, nil
 }
 
-// idleRound starts s, opens n connections that stay idle and returns the
-// growth of the summed RSS and PSS of the server's processes per
-// connection.
-func idleRound(s server, n int) (idleMem, error) {
+// idleRound starts s, opens n connections that stay idle (after one
+// request each when used) and returns the growth of the summed RSS and PSS
+// of the server's processes per connection.
+func idleRound(s server, n int, used bool) (idleMem, error) {
 	r, err := startServer(s)
 	if err != nil {
 		return idleMem{}, err
@@ -458,6 +474,14 @@ func idleRound(s server, n int) (idleMem, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	if used {
+		buf := make([]byte, 4096)
+		for i, c := range conns {
+			if err := exchange(c, buf); err != nil {
+				return idleMem{}, fmt.Errorf("request on connection %d: %w", i, err)
+			}
+		}
+	}
 	time.Sleep(time.Second)
 	rss1, pss1 := memory(pids)
 	if err := probe(r.addr); err != nil {
@@ -468,6 +492,24 @@ func idleRound(s server, n int) (idleMem, error) {
 		pssPerConn: float64(pss1-pss0) / float64(n),
 		procs:      len(pids),
 	}, nil
+}
+
+// exchange makes one keep-alive request on c and reads its answer.
+func exchange(c net.Conn, buf []byte) error {
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: bench\r\n\r\n"); err != nil {
+		return err
+	}
+	var got []byte
+	for !bytes.HasSuffix(got, []byte("hello")) {
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			return fmt.Errorf("read %q: %w", got, err)
+		}
+	}
+	return nil
 }
 
 func countFDs(pids []int) int {
@@ -527,7 +569,7 @@ func med(ss []sample, f func(sample) float64) float64 {
 	return median(xs)
 }
 
-func printTable(results []*result, idleCounts []int, rounds int, dur time.Duration, abN int, took time.Duration) {
+func printTable(results []*result, idleCounts, usedCounts []int, rounds int, dur time.Duration, abN int, took time.Duration) {
 	var gnet, nethttp *result
 	for _, r := range results {
 		switch r.srv.bin[strings.LastIndexByte(r.srv.bin, '/')+1:] {
@@ -585,12 +627,16 @@ func printTable(results []*result, idleCounts []int, rounds int, dur time.Durati
 			ms(med(r.ab, func(s sample) float64 { return float64(s.p99) })),
 			us(med(r.ab, func(s sample) float64 { return float64(s.cpuPerReq) })))
 	}
-	if len(idleCounts) > 0 {
+	if len(idleCounts)+len(usedCounts) > 0 {
 		fmt.Println()
 		head := "| server | processes |"
 		sep := "|---|---|"
 		for _, n := range idleCounts {
 			head += fmt.Sprintf(" RSS KiB/conn @%d | PSS KiB/conn @%d |", n, n)
+			sep += "---|---|"
+		}
+		for _, n := range usedCounts {
+			head += fmt.Sprintf(" RSS KiB/conn @%d after 1 req | PSS KiB/conn @%d after 1 req |", n, n)
 			sep += "---|---|"
 		}
 		fmt.Println(head)
@@ -599,14 +645,21 @@ func printTable(results []*result, idleCounts []int, rounds int, dur time.Durati
 			line := fmt.Sprintf("| %s |", r.srv.name)
 			procs := 0
 			cells := ""
-			for _, n := range idleCounts {
-				m, ok := r.idle[n]
+			add := func(m idleMem, ok bool) {
 				if !ok {
 					cells += " - | - |"
-					continue
+					return
 				}
 				procs = m.procs
 				cells += fmt.Sprintf(" %.2f | %.2f |", m.rssPerConn/1024, m.pssPerConn/1024)
+			}
+			for _, n := range idleCounts {
+				m, ok := r.idle[n]
+				add(m, ok)
+			}
+			for _, n := range usedCounts {
+				m, ok := r.idleUsed[n]
+				add(m, ok)
 			}
 			fmt.Println(line + fmt.Sprintf(" %d |", procs) + cells)
 		}
