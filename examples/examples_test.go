@@ -191,15 +191,25 @@ func TestTimer(t *testing.T) {
 	bin := proctest.Build(t, "./timer")
 	dir := t.TempDir()
 	runDir := filepath.Join(dir, "run")
-	addr := fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
 	conf := filepath.Join(dir, "goes.json")
-	if err := os.WriteFile(conf, []byte(`{"listeners": [{"listen": "text://`+addr+`"}]}`), 0o600); err != nil {
+	// Port 0: the master binds a free port, status says which.
+	if err := os.WriteFile(conf, []byte(`{"listeners": [{"listen": "text://127.0.0.1:0"}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	res := proctest.Run(t, bin, "start", "-d", "--run-dir", runDir, "--config", conf)
 	if res.Code != 0 {
 		t.Fatalf("start -d: %s", res)
 	}
+	res = proctest.Run(t, bin, "status", "--json", "--run-dir", runDir)
+	var bound struct {
+		Workers []struct {
+			Listen string `json:"listen"`
+		} `json:"workers"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &bound); err != nil || len(bound.Workers) == 0 {
+		t.Fatalf("status --json: %v\n%s", err, res)
+	}
+	addr := strings.TrimPrefix(bound.Workers[0].Listen, "tcp://")
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

@@ -102,12 +102,14 @@ type MasterStatus struct {
 
 // Worker is one worker process in a Status.
 type Worker struct {
-	ID          int       `json:"id"`
-	MasterPID   int       `json:"master_pid"`
-	Index       int       `json:"index"`
-	Generation  int       `json:"generation"`
-	PID         int       `json:"pid"`
-	Name        string    `json:"name"`
+	ID         int    `json:"id"`
+	MasterPID  int    `json:"master_pid"`
+	Index      int    `json:"index"`
+	Generation int    `json:"generation"`
+	PID        int    `json:"pid"`
+	Name       string `json:"name"`
+	// Listen is "network://address" with the address the socket is bound
+	// to: the port the system chose when the config asks for port 0.
 	Listen      string    `json:"listen"`
 	Transport   string    `json:"transport"`
 	Protocol    string    `json:"protocol"`

@@ -243,8 +243,12 @@ func (m *master) snapshot() snapshot {
 	}
 	for _, s := range m.slots {
 		l := m.o.Listeners[s.listener]
+		addr := l.Addr
+		if s.listener < len(m.bound) {
+			addr = m.bound[s.listener]
+		}
 		base := ipc.Worker{
-			MasterPID: os.Getpid(), ID: s.id, Index: s.index, Name: l.Name, Listen: l.Network + "://" + l.Addr,
+			MasterPID: os.Getpid(), ID: s.id, Index: s.index, Name: l.Name, Listen: l.Network + "://" + addr,
 			Transport: l.Transport, Protocol: l.Protocol, State: s.state,
 			ExitCount: s.exitCount, LastExit: s.lastExit, Generation: m.gen,
 		}

@@ -137,11 +137,16 @@ type Options struct {
 	// KillTimeout bounds a fast stop before workers are killed (default 5 s).
 	KillTimeout time.Duration
 	// CrashLoopLimit is the number of quick deaths in a row after which a
-	// worker id is given up (default 10). A death is quick when the worker
-	// never became ready or lived less than a second.
+	// worker id is given up (default 10).
 	CrashLoopLimit int
+	// QuickDeath makes a death quick: the worker died before it was ready
+	// or within QuickDeath of becoming ready (default 1 s). It is counted
+	// from ready, not from the start, so that a slow start (a loaded
+	// machine, a long OnWorkerStart) does not hide a crash loop.
+	QuickDeath time.Duration
 	// Listen and ListenPacket open the sockets (default net.Listen,
-	// net.ListenPacket); the upgrader passes its own to inherit sockets.
+	// net.ListenPacket). With Upgrades they are not used: the sockets come
+	// from the previous master, or are opened through tableflip.
 	Listen       func(network, addr string) (net.Listener, error)
 	ListenPacket func(network, addr string) (net.PacketConn, error)
 	// OnReady runs once every worker of the first generation accepts,
@@ -222,6 +227,7 @@ type proc struct {
 	ctl     *ipc.Conn
 	started time.Time
 	ready   bool
+	readyAt time.Time
 	state   string
 
 	seq     atomic.Uint64
@@ -258,6 +264,7 @@ type master struct {
 	events  chan event
 	done    chan struct{}
 	sockets []*socket
+	bound   []string // per listener: the address its socket is bound to
 	slots   []*slot
 	procs   map[*proc]struct{}
 
@@ -333,6 +340,9 @@ func newMaster(o Options) (*master, error) {
 	}
 	if o.CrashLoopLimit <= 0 {
 		o.CrashLoopLimit = 10
+	}
+	if o.QuickDeath <= 0 {
+		o.QuickDeath = time.Second
 	}
 	if o.UpgradeTimeout <= 0 {
 		o.UpgradeTimeout = o.ReadyTimeout + 10*time.Second
@@ -485,25 +495,37 @@ func (m *master) onSignal(sig os.Signal) {
 }
 
 func (m *master) openSockets() error {
-	for _, l := range m.o.Listeners {
+	listen, listenPacket := m.o.Listen, m.o.ListenPacket
+	for i, l := range m.o.Listeners {
+		if m.upg != nil {
+			listen = func(string, string) (net.Listener, error) { return m.upgListen(i, l) }
+			listenPacket = func(string, string) (net.PacketConn, error) { return m.upgListenPacket(i, l) }
+		}
 		s := &socket{l: l}
 		var err error
 		switch l.Network {
 		case "udp", "udp4", "udp6", "unixgram":
-			s.pc, err = m.o.ListenPacket(l.Network, l.Addr)
+			s.pc, err = listenPacket(l.Network, l.Addr)
 		case "unix":
-			s.ln, err = m.o.Listen(l.Network, l.Addr)
+			s.ln, err = listen(l.Network, l.Addr)
 			if ul, ok := s.ln.(*net.UnixListener); ok {
 				ul.SetUnlinkOnClose(false)
 			}
 		default:
-			s.ln, err = m.o.Listen(l.Network, l.Addr)
+			s.ln, err = listen(l.Network, l.Addr)
 		}
 		if err != nil {
 			return fmt.Errorf("master: listen %s %s: %w", l.Network, l.Addr, err)
 		}
 		m.sockets = append(m.sockets, s)
-		m.log.Info().Str("listen", l.Network+"://"+l.Addr).Str("name", l.Name).Int("count", l.Count).Msg("listening")
+		bound := l.Addr
+		if s.ln != nil {
+			bound = s.ln.Addr().String()
+		} else if s.pc != nil {
+			bound = s.pc.LocalAddr().String()
+		}
+		m.bound = append(m.bound, bound)
+		m.log.Info().Str("listen", l.Network+"://"+bound).Str("name", l.Name).Int("count", l.Count).Msg("listening")
 	}
 	return nil
 }
@@ -732,6 +754,7 @@ func (m *master) onReady(p *proc) {
 		return
 	}
 	p.ready = true
+	p.readyAt = time.Now()
 	p.state = StateRunning
 	s := p.slot
 	m.log.Info().Int("worker", s.id).Int("worker_pid", p.pid).Int("generation", p.gen).Dur("start_time", time.Since(p.started)).Msg("worker ready")
@@ -818,7 +841,7 @@ func (m *master) onExit(p *proc, ps *os.ProcessState) {
 			m.beginStop(false)
 			return
 		}
-		if !p.ready || uptime < time.Second {
+		if !p.ready || time.Since(p.readyAt) < m.o.QuickDeath {
 			s.quickFails++
 		} else {
 			s.quickFails = 0

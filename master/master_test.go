@@ -236,6 +236,9 @@ func TestStartFails(t *testing.T) {
 
 // TestCrashLoop: a worker id that keeps dying right after its start is
 // given up after CrashLoopLimit quick deaths, with backoff in between.
+// QuickDeath is a minute so that a loaded machine, on which the crashing
+// worker may take seconds from ready to exit, still sees quick deaths;
+// TestQuickDeathFromReady checks the default window.
 func TestCrashLoop(t *testing.T) {
 	var mu sync.Mutex
 	spawns := 0
@@ -248,7 +251,7 @@ func TestCrashLoop(t *testing.T) {
 		}
 		return nil
 	}
-	tm := startMaster(t, 1, env, func(o *Options) { o.CrashLoopLimit = 3 })
+	tm := startMaster(t, 1, env, func(o *Options) { o.CrashLoopLimit = 3; o.QuickDeath = time.Minute })
 	tm.waitReady()
 	first := tm.status().Workers[0]
 	began := time.Now()
@@ -393,5 +396,53 @@ func TestWorkerReload(t *testing.T) {
 				t.Errorf("old worker %d still alive", pid)
 			}
 		}
+	}
+}
+
+// TestSlowDeathsRestart: deaths later than QuickDeath after ready are not a
+// crash loop: the worker is replaced every time, past CrashLoopLimit.
+func TestSlowDeathsRestart(t *testing.T) {
+	const window = 100 * time.Millisecond
+	tm := startMaster(t, 1, nil, func(o *Options) { o.CrashLoopLimit = 2; o.QuickDeath = window })
+	tm.waitReady()
+	prev := 0
+	for i := 1; i <= 3; i++ {
+		var w ipc.Worker
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			w = tm.status().Workers[0]
+			if w.PID != prev && w.State == StateRunning {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("kill %d: no replacement: %+v", i, w)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		// The master saw it ready no later than now: wait out the window
+		// (measured here, so at least as long as the master's).
+		seen := time.Now()
+		for time.Since(seen) <= window {
+			time.Sleep(5 * time.Millisecond)
+		}
+		syscall.Kill(w.PID, syscall.SIGKILL)
+		prev = w.PID
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		w := tm.status().Workers[0]
+		if w.PID != prev && w.State == StateRunning {
+			if w.ExitCount != 3 {
+				t.Fatalf("worker after 3 slow deaths: %+v", w)
+			}
+			return
+		}
+		if w.State == StateFailed {
+			t.Fatalf("slow deaths taken for a crash loop: %+v", w)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no replacement after the third kill: %+v", w)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

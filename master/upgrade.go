@@ -35,16 +35,6 @@ func (m *master) startUpgrader() error {
 		return fmt.Errorf("master: upgrader: %w", err)
 	}
 	m.upg = upg
-	m.o.Listen = func(network, addr string) (net.Listener, error) {
-		if ln, err := upg.Listener(network, addr); ln != nil || err != nil {
-			return ln, err
-		}
-		if network == "unix" {
-			removeStaleSocket(addr)
-		}
-		return upg.Listen(network, addr)
-	}
-	m.o.ListenPacket = upg.ListenPacket
 	if !upg.HasParent() {
 		return nil
 	}
@@ -100,6 +90,37 @@ func (m *master) beginUpgrade(c net.Conn, id uint64, graceful bool) error {
 		m.send(evUpgraded{c: c, id: id, graceful: graceful, err: err})
 	}()
 	return nil
+}
+
+// inheritKey names listener i's socket among those a master hands to its
+// successor: its address, made unique with the listener's index when the
+// port is 0 (several listeners may ask for "127.0.0.1:0", each gets its own
+// port and must get it back).
+func inheritKey(i int, l Listener) string {
+	if _, port, err := net.SplitHostPort(l.Addr); err == nil && port == "0" {
+		return l.Addr + "#" + strconv.Itoa(i)
+	}
+	return l.Addr
+}
+
+// upgListen opens listener i's socket through the upgrader: inherited
+// from the previous master when it had it, else new.
+func (m *master) upgListen(i int, l Listener) (net.Listener, error) {
+	key := inheritKey(i, l)
+	return m.upg.ListenWithCallback(l.Network, key, func(network, _ string) (net.Listener, error) {
+		if network == "unix" {
+			removeStaleSocket(l.Addr)
+		}
+		return net.Listen(network, l.Addr)
+	})
+}
+
+// upgListenPacket is upgListen for datagram sockets.
+func (m *master) upgListenPacket(i int, l Listener) (net.PacketConn, error) {
+	key := inheritKey(i, l)
+	return m.upg.ListenPacketWithCallback(l.Network, key, func(network, _ string) (net.PacketConn, error) {
+		return net.ListenPacket(network, l.Addr)
+	})
 }
 
 func (m *master) maxStopTimeout() time.Duration {

@@ -468,6 +468,7 @@ func TestReloadForeground(t *testing.T) {
 		}
 		return nil
 	})
+	s.learnAddrs(st)
 	res := s.mustCLI("reload")
 	err, done := fg.Wait(15 * time.Second)
 	if !done || err != nil {
@@ -500,13 +501,17 @@ func TestStopDuringDrain(t *testing.T) {
 	held := dialText(t, s.textAddr)
 	held.echo(t, "held")
 	s.mustCLI("reload")
-	cur, err := s.status()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cur.Others) != 1 {
-		t.Fatalf("old generation not draining: %+v", cur)
-	}
+	var cur ipc.Status
+	proctest.Eventually(t, 10*time.Second, "old generation draining", func() error {
+		var err error
+		if cur, err = s.status(); err != nil {
+			return err
+		}
+		if len(cur.Others) != 1 {
+			return fmt.Errorf("%d other masters: %+v", len(cur.Others), cur)
+		}
+		return nil
+	})
 	began := time.Now()
 	cur.Workers = append(cur.Workers, st.Workers...)
 	s.stopAndCheck(cur)
@@ -525,20 +530,20 @@ func TestTLSAndUnixAcrossReload(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := writeCert(t, dir)
 	runDir := filepath.Join(dir, "run")
-	tlsAddr := fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
-	udpAddr := fmt.Sprintf("127.0.0.1:%d", proctest.FreeUDPPort(t))
 	sock := filepath.Join(dir, "echo.sock")
 	conf := filepath.Join(dir, "goes.json")
 	body := fmt.Sprintf(`{"listeners": [
-  {"name": "tls", "listen": "tls://%s", "count": 1, "cert_file": %q, "key_file": %q},
+  {"name": "tls", "listen": "tls://127.0.0.1:0", "count": 1, "cert_file": %q, "key_file": %q},
   {"name": "unix", "listen": "unix://%s", "count": 1},
-  {"name": "udp", "listen": "udp://%s", "count": 1}
-]}`, tlsAddr, cert, key, sock, udpAddr)
+  {"name": "udp", "listen": "udp://127.0.0.1:0", "count": 1}
+]}`, cert, key, sock)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s := &setup{t: t, bin: bin, runDir: runDir, conf: conf}
 	st := s.start()
+	addrs := listenAddrs(t, st)
+	tlsAddr, udpAddr := addrs["tls"], addrs["udp"]
 	check := func(when string) {
 		t.Helper()
 		c, err := tls.Dial("tcp", tlsAddr, &tls.Config{InsecureSkipVerify: true})
