@@ -471,6 +471,26 @@ func (c *base) Close() error {
 	return nil
 }
 
+// inputEnded closes the connection once its answers are written, after
+// the peer shut down its sending side; the wait for a peer that does not
+// read is bounded even if the connection was already closing.
+func (c *base) inputEnded() {
+	c.mu.Lock()
+	if c.has(fSockClosed) {
+		c.mu.Unlock()
+		return
+	}
+	c.setFlag(fClosing)
+	if c.queuedLocked() > 0 {
+		c.ops.flushDeadline()
+	}
+	deferred := c.dispatching > 0
+	c.mu.Unlock()
+	if !deferred {
+		c.ops.kick()
+	}
+}
+
 func (c *base) Destroy() {
 	c.mu.Lock()
 	c.closeLocked()

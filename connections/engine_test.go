@@ -251,3 +251,30 @@ func TestStateReleasedWhenIdle(t *testing.T) {
 		eventually(t, "release", func() bool { return released.Load() == 1 })
 	})
 }
+
+// TestHalfCloseGetsWholeAnswer: a peer that shuts down its sending side
+// after its request still gets the whole answer, then the close.
+func TestHalfCloseGetsWholeAnswer(t *testing.T) {
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		const total = 8 << 20
+		chunk := strings.Repeat("z", 64<<10)
+		_, addr := serve(t, "tcp", connections.Config{
+			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Protocol: text.New(), MaxSendBufferSize: 2 * total,
+			Handler: connections.Handler{OnMessage: func(c connections.Connection, _ []byte) {
+				for n := 0; n < total; n += len(chunk) {
+					c.Send(chunk, true)
+				}
+			}},
+		})
+		c := dial(t, "tcp", addr)
+		io.WriteString(c, "big\n")
+		if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(c)
+		if err != nil || len(b) != total {
+			t.Fatalf("read %d bytes, %v; want %d", len(b), err, total)
+		}
+	})
+}

@@ -64,6 +64,7 @@ type epConn struct {
 	// queued: c is in l's queue (any goroutine).
 	queued atomic.Bool
 	busy   bool // pool mode: a task of c is running or submitted
+	eof    bool // the peer has finished sending
 	// inHalted: pool mode, set by the task: c.in may hold packets held
 	// back by PauseRecv.
 	inHalted bool
@@ -478,7 +479,10 @@ func (l *loop) runQueue() {
 			if c.fd < 0 {
 				continue
 			}
-			if acts&actClose != 0 || c.has(fSockClosed) {
+			// Only actClose releases the socket: it is posted by
+			// closeSocketLocked once it has used the descriptor, so the
+			// number is never closed (and reused) under it.
+			if acts&actClose != 0 {
 				l.finish(c)
 				continue
 			}
@@ -628,6 +632,13 @@ func (l *loop) handle(c *epConn, ev uint32) {
 	if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 && c.wbuf != nil {
 		l.writable(c)
 	}
+	if c.eof {
+		// Input is over; only a broken socket is news.
+		if ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			c.Destroy()
+		}
+		return
+	}
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLERR|unix.EPOLLHUP) != 0 && c.fd >= 0 {
 		l.readable(c)
 	}
@@ -639,7 +650,7 @@ func (l *loop) rearm(c *epConn) {
 		return
 	}
 	var want uint32
-	if !c.has(fPaused) && !c.busy {
+	if !c.has(fPaused) && !c.busy && !c.eof {
 		want = unix.EPOLLIN | unix.EPOLLRDHUP
 	}
 	if c.wbuf != nil {
@@ -709,7 +720,12 @@ func (l *loop) readable(c *epConn) {
 			l.consume(c, buf)
 		}
 	case errno == unix.EAGAIN || errno == unix.EINTR:
-	default: // end of input or a socket error
+	case errno == 0 && !closing:
+		// The peer has finished sending: answer what it asked, then close.
+		c.eof = true
+		c.inputEnded()
+		l.rearm(c)
+	default: // a socket error, or the end of input while closing
 		c.Destroy()
 	}
 }

@@ -3,6 +3,7 @@ package connections
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -126,6 +127,13 @@ func (c *stdConn) serve() {
 				buf, pending = c.consume(buf[:len(buf)+n])
 			}
 		}
+		if err == io.EOF {
+			// The peer has finished sending: answer what it asked, then
+			// close (Close bounds the wait for a peer that does not read).
+			c.inputEnded()
+			c.waitClosed()
+			return
+		}
 		if err != nil {
 			return
 		}
@@ -194,6 +202,15 @@ func (c *stdConn) finish() {
 	}
 	c.s.log.Debug().Uint64("conn", c.id).Msg("connection closed")
 	c.s.remove(c)
+}
+
+// waitClosed blocks until the socket is closed.
+func (c *stdConn) waitClosed() {
+	c.mu.Lock()
+	for !c.has(fSockClosed) {
+		c.cond.Wait()
+	}
+	c.mu.Unlock()
 }
 
 // waitReadable blocks while the connection is paused; it reports whether
