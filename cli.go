@@ -344,6 +344,26 @@ func printStatus(w io.Writer, name string, st ipc.Status) {
 	for _, p := range st.Others {
 		fmt.Fprintf(w, "generation %d too: master pid %d, version %s, %s\n", p.Generation, p.PID, p.Version, p.State)
 	}
+	if c := m.Cluster; c != nil {
+		kind := "external nats"
+		if c.Embedded {
+			kind = fmt.Sprintf("embedded nats, %d routes", c.Routes)
+		}
+		nodes, connected := 0, 0
+		var delivered, dropped uint64
+		for _, x := range st.Workers {
+			if n := x.Cluster; n != nil {
+				nodes++
+				if n.Connected {
+					connected++
+				}
+				delivered += n.Delivered
+				dropped += n.Dropped
+			}
+		}
+		fmt.Fprintf(w, "cluster: %s (%s), prefix %s, nodes %d/%d connected, delivered %d, dropped %d\n",
+			c.URL, kind, c.Prefix, connected, nodes, delivered, dropped)
+	}
 	fmt.Fprintln(w, "---------------------------------- WORKERS ----------------------------------")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "id\tpid\tname\tlisten\tstate\tgen\tconnections\trequests\tqps\tmemory\ttimers\texits\tlast exit")

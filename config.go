@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/goes-project/goes/cluster"
 )
 
 // Config is the process configuration read from a --config file (JSON).
@@ -21,6 +23,7 @@ import (
 //	  "user": "www-data", "group": "www-data",
 //	  "stop_timeout": "30s",
 //	  "ready_timeout": "30s",
+//	  "cluster": {"enabled": true},
 //	  "listeners": [
 //	    {"name": "web", "listen": "http://0.0.0.0:8080", "count": 4, "handler": "hello"},
 //	    {"listen": "text://127.0.0.1:8082", "handler": "echo"},
@@ -48,8 +51,43 @@ type Config struct {
 	// ready_timeout + 10s); past it the new master is killed and the
 	// reload fails, the old generation serving on.
 	UpgradeTimeout Duration `json:"upgrade_timeout,omitempty"`
+	// Cluster, see ClusterConfig.
+	Cluster *ClusterConfig `json:"cluster,omitempty"`
 	// Listeners, see ListenerConfig.
 	Listeners []ListenerConfig `json:"listeners,omitempty"`
+}
+
+// ClusterConfig gives the workers a cluster Node (package cluster), so that
+// any worker, of any listener, on any machine, can send to any connection,
+// user or group (Goer.SendToUser and the other cluster methods).
+//
+//	"cluster": {"enabled": true}                                  one machine: the master embeds NATS
+//	"cluster": {"nats_url": "nats://10.0.0.5:4222,nats://10.0.0.6:4222"}   machines sharing a NATS cluster
+type ClusterConfig struct {
+	// Enabled turns the cluster on. Without NATSURL the master embeds a
+	// NATS server on loopback (a random port, no authentication: any
+	// local process may publish to it), for this machine's workers only;
+	// during a reload the new master's server routes to the old one, so
+	// both generations reach each other.
+	Enabled bool `json:"enabled,omitempty"`
+	// NATSURL joins an existing NATS server or cluster instead (comma
+	// separated URLs; credentials in the URL). Setting it turns the
+	// cluster on. Connection ids stay unique across the masters sharing
+	// it (see master.Identity.Route).
+	NATSURL string `json:"nats_url,omitempty"`
+	// Prefix namespaces the subjects, so that several applications can
+	// share one NATS (default "goes").
+	Prefix string `json:"prefix,omitempty"`
+}
+
+// on reports whether c turns the cluster on.
+func (c *ClusterConfig) on() bool { return c != nil && (c.Enabled || c.NATSURL != "") }
+
+func (c *ClusterConfig) prefix() string {
+	if c == nil || c.Prefix == "" {
+		return cluster.DefaultPrefix
+	}
+	return c.Prefix
 }
 
 // ListenerConfig is one listener of a Config.

@@ -24,6 +24,12 @@
 // program serves several listeners with goes.RunAll(web, admin, ...), one
 // master for all of them; Run returns an error instead of exiting, and a
 // Runner builds its Goers from the config file (as goes-master does).
+//
+// With a cluster (Goer.Cluster, or the config's cluster section) any
+// worker reaches any connection, user or group, on this machine or others
+// sharing a NATS: SendToConnection, SendToUser, SendToGroup, Broadcast,
+// BindUser, JoinGroup, UserOnline, GroupCount, ConnectionCount (see
+// ClusterConfig and package cluster).
 package goes
 
 import (
@@ -33,6 +39,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goes-project/goes/cluster"
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/protocols"
 	"github.com/goes-project/goes/protocols/frame"
@@ -73,6 +80,11 @@ type Goer struct {
 	// (with several Goers the first non-empty one counts; default "dev").
 	Version string
 
+	// Cluster gives this Goer's workers a cluster Node (SendToUser,
+	// JoinGroup and the other cluster methods) even when the config has
+	// no cluster section; the master then embeds NATS (see ClusterConfig).
+	Cluster bool
+
 	// CertFile and KeyFile are the PEM certificate and key for tls.
 	CertFile, KeyFile string
 	// TLSConfig, when set, is used for tls instead of CertFile/KeyFile.
@@ -99,9 +111,10 @@ type Goer struct {
 	// reload starts draining it.
 	OnWorkerReload func(g *Goer)
 
-	err      error        // from NewGoer's parsing, reported by validate
-	workerID int          // set in a worker process
-	wheel    *timer.Wheel // the worker's timers; nil outside a worker
+	err      error         // from NewGoer's parsing, reported by validate
+	workerID int           // set in a worker process
+	wheel    *timer.Wheel  // the worker's timers; nil outside a worker
+	node     *cluster.Node // the worker's cluster Node; nil without a cluster
 }
 
 // AddTimer runs fn after interval and, when persistent, every interval
@@ -224,17 +237,33 @@ func (g *Goer) name() string {
 	return g.Transport + "://" + g.Addr
 }
 
-// connConfig is the connection runtime's view of the Goer.
+// connConfig is the connection runtime's view of the Goer. With a cluster
+// Node, connections join it before OnConnect and leave it after OnClose.
 func (g *Goer) connConfig() connections.Config {
+	onConnect, onClose := g.OnConnect, g.OnClose
+	if n := g.node; n != nil {
+		onConnect = func(c connections.Connection) {
+			n.Add(c) // fails only once the Node closes, as the worker stops
+			if g.OnConnect != nil {
+				g.OnConnect(c)
+			}
+		}
+		onClose = func(c connections.Connection) {
+			if g.OnClose != nil {
+				g.OnClose(c)
+			}
+			n.Remove(c)
+		}
+	}
 	return connections.Config{
 		Protocol:          g.Protocol,
 		Transport:         g.Transport,
 		MaxPackageSize:    g.MaxPackageSize,
 		MaxSendBufferSize: g.MaxSendBufferSize,
 		Handler: connections.Handler{
-			OnConnect:     g.OnConnect,
+			OnConnect:     onConnect,
 			OnMessage:     g.OnMessage,
-			OnClose:       g.OnClose,
+			OnClose:       onClose,
 			OnError:       g.OnError,
 			OnBufferFull:  g.OnBufferFull,
 			OnBufferDrain: g.OnBufferDrain,

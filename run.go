@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/ipc"
 	"github.com/goes-project/goes/master"
 	"github.com/goes-project/goes/protocols/websocket"
 	"github.com/goes-project/goes/timer"
@@ -54,6 +55,12 @@ const (
 	envConfigJSON = "GOES_CONFIG_JSON"
 	envLogConsole = "GOES_LOG_CONSOLE"
 	envLogFile    = "GOES_LOG_FILE"
+	// envClusterURL is the NATS the workers' cluster Nodes connect to.
+	envClusterURL = "GOES_CLUSTER_URL"
+	// envClusterRoute is the route URL of a master's embedded NATS
+	// server, for the master that an upgrade starts: its server routes
+	// to it while both generations run.
+	envClusterRoute = "GOES_CLUSTER_ROUTE"
 	// envCloseOnDrain (set to 1 for the master) makes draining workers
 	// close their connections at once: unsafe, the negative control of the
 	// reload tests.
@@ -300,17 +307,27 @@ func (r *Runner) runMaster(cfg *Config, paths master.Paths, daemon bool, notifie
 	if os.Getenv(envCloseOnDrain) == "1" {
 		workerEnv = append(workerEnv, envCloseOnDrain+"=1")
 	}
+	cl, err := startCluster(cfg, goers, log)
+	if err != nil {
+		return err
+	}
+	defer cl.stop() // after the workers: their Nodes drain first
+	if cl != nil {
+		workerEnv = append(workerEnv, envClusterURL+"="+cl.url)
+	}
 	return master.Run(context.Background(), master.Options{
-		Listeners:      listeners,
-		Paths:          paths,
-		Version:        r.Version,
-		WorkerEnv:      func(master.Identity) []string { return workerEnv },
-		Credential:     cred,
-		ReadyTimeout:   time.Duration(cfg.ReadyTimeout),
-		UpgradeTimeout: time.Duration(cfg.UpgradeTimeout),
-		Signals:        true,
-		Upgrades:       true,
-		Logger:         log,
+		Cluster:          cl.info,
+		OnPreviousExited: cl.previousExited,
+		Listeners:        listeners,
+		Paths:            paths,
+		Version:          r.Version,
+		WorkerEnv:        func(master.Identity) []string { return workerEnv },
+		Credential:       cred,
+		ReadyTimeout:     time.Duration(cfg.ReadyTimeout),
+		UpgradeTimeout:   time.Duration(cfg.UpgradeTimeout),
+		Signals:          true,
+		Upgrades:         true,
+		Logger:           log,
 		OnUpgraded: func(pid int) {
 			if !daemon {
 				fmt.Fprintf(r.Stdout, "%s upgraded: master pid %d serves now, detached from this terminal (stop it with `%s stop`); "+
@@ -411,11 +428,23 @@ func (r *Runner) runWorker() error {
 	g.wheel = timer.New(timer.Options{Logger: log})
 	g.wheel.Start()
 	defer g.wheel.Stop()
+	route := id.Route
+	var nodeStatus func() *ipc.NodeStats
+	if clusterOn(cfg, g) {
+		if g.node, route, err = startNode(cfg, g, id, log); err != nil {
+			return err
+		}
+		// Closed once the connections are gone (worker.Run returned), so
+		// that they are reached until the end of a drain.
+		defer g.node.Close()
+		nodeStatus = func() *ipc.NodeStats { return nodeStats(g.node) }
+	}
 	cc := g.connConfig()
 	cc.Logger = log
-	cc.IDBase = uint64(id.ID&0xffff)<<48 | uint64(id.Epoch&0xffff)<<32
+	cc.IDBase = uint64(route) << 32
 	logFile := os.Getenv(envLogFile)
 	return worker.Run(context.Background(), worker.Options{
+		Cluster:      nodeStatus,
 		ID:           id.ID,
 		Ctl:          ctl,
 		Listener:     ln,

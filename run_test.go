@@ -3,6 +3,7 @@ package goes
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,6 +33,12 @@ func TestParseConfig(t *testing.T) {
 					t.Fatalf("%+v", c)
 				}
 			}},
+		{name: "cluster", in: `{"cluster": {"nats_url": "nats://10.0.0.5:4222", "prefix": "app"}}`, check: func(t *testing.T, c *Config) {
+			if !c.Cluster.on() || c.Cluster.prefix() != "app" || (&Config{}).Cluster.on() || (&ClusterConfig{}).on() {
+				t.Fatalf("%+v", c.Cluster)
+			}
+		}},
+		{name: "unknown cluster field", in: `{"cluster": {"enable": true}}`, wantErr: "unknown field"},
 		{name: "unknown field", in: `{"run_dri": "/x"}`, wantErr: "unknown field"},
 		{name: "bad duration", in: `{"stop_timeout": "soon"}`, wantErr: "duration"},
 		{name: "not json", in: `run_dir = x`, wantErr: "config"},
@@ -143,4 +150,19 @@ func ExampleRunAll() {
 	// One binary, one master, workers for both listeners:
 	// goes.RunAll(web, echo)
 	_, _ = web, echo
+}
+
+func ExampleGoer_SendToUser() {
+	chat := NewGoer("websocket://127.0.0.1:8081", nil, "")
+	chat.Cluster = true // or "cluster": {"enabled": true} in the config
+	chat.OnMessage = func(c connections.Connection, data []byte) {
+		chat.BindUser(c, "alice")              // or JoinGroup(c, "room")
+		chat.SendToUser("bob", data)           // every connection of bob, on any worker
+		chat.SendToGroup("room", data, c.ID()) // but this connection
+		n, _ := chat.GroupCount("room")        // presence: UserOnline, ConnectionCount too
+		_ = n
+	}
+	// Outside a worker there is no cluster Node.
+	fmt.Println(chat.SendToUser("bob", []byte("hi")) == ErrClusterDisabled)
+	// Output: true
 }

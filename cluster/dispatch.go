@@ -61,7 +61,7 @@ func (n *Node) handleRoute(m *nats.Msg, op byte, body []byte) error {
 	case opBeat:
 		r, _, name, err := parseMember(body)
 		if err == nil {
-			n.sawPeer(r, name)
+			n.sawPeer(r, name, true)
 		}
 		return err
 	}
@@ -142,7 +142,12 @@ func (n *Node) handleAll(m *nats.Msg, op byte, body []byte) error {
 		if r == n.route {
 			return nil
 		}
-		n.sawPeer(r, name)
+		// A hello sent as a request comes from a Node still joining: it
+		// does not hear the all subject yet, so it is not counted in the
+		// "known" of the answers (a Node joining meanwhile would wait for
+		// its answer in vain). Its announcement once it listens is a hello
+		// without reply.
+		n.sawPeer(r, name, m.Reply == "")
 		// Answer the newcomer directly so that it knows us at once.
 		b := n.member(opBeat, r)
 		if m.Reply != "" {
@@ -155,7 +160,7 @@ func (n *Node) handleAll(m *nats.Msg, op byte, body []byte) error {
 		if err != nil {
 			return err
 		}
-		n.sawPeer(r, name)
+		n.sawPeer(r, name, true)
 	case opBye:
 		r, _, _, err := parseMember(body)
 		if err != nil {

@@ -16,9 +16,11 @@
 //
 // # Routing
 //
-// A connection id carries its route: the worker id in bits 48..63 and the
-// boot epoch in bits 32..47 (connections.Config.IDBase). Each Node
-// subscribes to its route subject, "<prefix>.c.<worker>.<epoch>", so
+// A connection id carries its route in its high 32 bits
+// (connections.Config.IDBase): a number that names the worker process
+// holding the connection, new at every start of a worker (goes's master
+// draws them from a counter with a random start, see master.Identity).
+// Each Node subscribes to its route subject, "<prefix>.c.<route>", so
 // SendToConnection needs no lookup: NATS routes by subject. A Node refuses
 // to start (ErrRouteInUse) when another live Node answers for its route, so
 // ids cannot be delivered to two Nodes.

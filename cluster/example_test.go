@@ -26,8 +26,8 @@ func Example() {
 		url = u
 	}
 
-	// Worker 1, boot epoch 1.
-	const idBase = 1<<48 | 1<<32
+	// A worker whose master gave it route 0x10001 (master.Identity.Route).
+	const idBase = 0x10001 << 32
 	node, err := cluster.NewNode(cluster.NodeOptions{URL: url, IDBase: idBase})
 	if err != nil {
 		fmt.Println(err)

@@ -20,9 +20,8 @@ import (
 // satisfies it. Its methods must be safe for concurrent use, SendBytes must
 // not block on the network and must not keep data after it returns.
 type Conn interface {
-	// ID carries the connection's route in its high 32 bits (worker id in
-	// bits 48..63, boot epoch in bits 32..47): the Node that Adds it must
-	// have the same route (NodeOptions.IDBase).
+	// ID carries the connection's route in its high 32 bits: the Node
+	// that Adds it must have the same route (NodeOptions.IDBase).
 	ID() uint64
 	// SendBytes encodes data with the connection's protocol (raw false) and
 	// queues it.
@@ -42,8 +41,8 @@ var (
 	// route (its high 32 bits differ from NodeOptions.IDBase's).
 	ErrForeignConnection = errors.New("cluster: connection id does not carry this node's route")
 	// ErrRouteInUse: another live Node answers for this Node's route, so
-	// connection ids would collide; the worker id / boot epoch pair given in
-	// IDBase is not unique in the cluster.
+	// connection ids would collide: the route given in IDBase is not unique
+	// in the cluster (start again with another).
 	ErrRouteInUse = errors.New("cluster: another node serves this route")
 	// ErrPartial: some Nodes did not answer a presence query within
 	// NodeOptions.RequestTimeout; the count returned with it covers the
@@ -71,12 +70,11 @@ type NodeOptions struct {
 	// URL is the NATS server to connect to: the embedded Server's URL, or
 	// an existing cluster's ("nats://a:4222,nats://b:4222").
 	URL string
-	// Name names the Node in NATS (the connection name) and in logs,
-	// "node/worker" (default: host name "/" worker id from IDBase).
+	// Name names the Node in NATS (the connection name) and in logs
+	// (default: host name "/" route).
 	Name string
-	// IDBase is connections.Config.IDBase of the worker: the worker id in
-	// bits 48..63 and the boot epoch in bits 32..47. Its high 32 bits are
-	// the Node's route: a connection id names the Node that holds it.
+	// IDBase is connections.Config.IDBase of the worker. Its high 32 bits
+	// are the Node's route: a connection id names the Node that holds it.
 	IDBase uint64
 	// Prefix namespaces every subject, so several applications can share
 	// one NATS (default DefaultPrefix, "goes").
@@ -144,7 +142,7 @@ type Node struct {
 	route     uint32
 	nc        *nats.Conn
 	ch        chan *nats.Msg
-	subjRoute string // <prefix>.c.<worker>.<epoch>
+	subjRoute string // <prefix>.c.<route>
 	subjAll   string // <prefix>.all
 	subjUser  string // <prefix>.u.
 	subjGroup string // <prefix>.g.
@@ -185,8 +183,9 @@ type topic struct {
 }
 
 type peer struct {
-	name string
-	seen time.Time
+	name      string
+	seen      time.Time
+	listening bool // it has joined: it answers on the all subject
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -212,7 +211,7 @@ func NewNode(o NodeOptions) (*Node, error) {
 		if host == "" {
 			host = "localhost"
 		}
-		o.Name = host + "/" + strconv.FormatUint(o.IDBase>>48, 10)
+		o.Name = host + "/" + strconv.FormatUint(o.IDBase>>32, 10)
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = DefaultRequestTimeout
@@ -292,7 +291,7 @@ func NewNode(o NodeOptions) (*Node, error) {
 		_, err := nc.Request(n.subjRoute, []byte{opPing}, o.RequestTimeout)
 		switch {
 		case err == nil:
-			return fail(fmt.Errorf("%w: %s (worker %d, epoch %d)", ErrRouteInUse, n.subjRoute, route>>16, route&0xffff))
+			return fail(fmt.Errorf("%w: %s (route %d)", ErrRouteInUse, n.subjRoute, route))
 		case errors.Is(err, nats.ErrNoResponders):
 		default:
 			n.log.Warn().Err(err).Str("subject", n.subjRoute).Msg("route claim not confirmed")
@@ -313,6 +312,11 @@ func NewNode(o NodeOptions) (*Node, error) {
 		n.ncCloseOnce.Do(func() { close(n.ncClosed) })
 		<-n.dispatchDone
 		return nil, fmt.Errorf("cluster: subscribe %s: %w", n.subjAll, err)
+	}
+	if nc.IsConnected() {
+		// Listening now: the others count this Node in what they tell
+		// the Nodes that join after it.
+		n.announce(opHello)
 	}
 	if nc.IsConnected() {
 		// Once NewNode returns, the server knows the route: a message sent
@@ -725,9 +729,11 @@ func (n *Node) onConnect(nc *nats.Conn) {
 // the Node with route to (or for all when to is this Node's route).
 func (n *Node) member(op byte, to uint32) []byte {
 	n.peerMu.Lock()
-	known := uint32(len(n.peers)) + 1
-	if _, ok := n.peers[to]; ok {
-		known--
+	known := uint32(1)
+	for r, p := range n.peers {
+		if p.listening && r != to {
+			known++
+		}
 	}
 	n.peerMu.Unlock()
 	b := make([]byte, 0, 9+len(n.o.Name))
@@ -770,7 +776,7 @@ func (n *Node) join() {
 				n.malformed.Add(1)
 				continue
 			}
-			n.sawPeer(r, name)
+			n.sawPeer(r, name, true)
 			want = max(want, int(known))
 			if n.peerCount() >= want {
 				return
@@ -808,7 +814,9 @@ func (n *Node) prunePeers(before time.Time) {
 	}
 }
 
-func (n *Node) sawPeer(route uint32, name string) (isNew bool) {
+// sawPeer records a message from the Node with route; listening says it
+// hears the all subject (it has joined).
+func (n *Node) sawPeer(route uint32, name string, listening bool) (isNew bool) {
 	if route == n.route {
 		return false
 	}
@@ -821,6 +829,7 @@ func (n *Node) sawPeer(route uint32, name string) (isNew bool) {
 		isNew = true
 	}
 	p.name, p.seen = name, time.Now()
+	p.listening = p.listening || listening
 	return isNew
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 )
 
 func TestSendToConnectionAcrossNodes(t *testing.T) {
@@ -471,9 +472,9 @@ func TestServerRestart(t *testing.T) {
 	}
 }
 
-// TestWorkerRestart: a worker dies and is replaced with the same worker id
-// and the next boot epoch; ids of the old one are dead, the new one is
-// reachable, the peers notice.
+// TestWorkerRestart: a worker dies and is replaced by a process with a new
+// route; ids of the old one are dead, the new one is reachable, the peers
+// notice.
 func TestWorkerRestart(t *testing.T) {
 	_, url := startServer(t, ServerOptions{})
 	a := startWorker(t, nodeOptions(t, url, 0, 1))
@@ -522,7 +523,7 @@ func TestAcrossMachines(t *testing.T) {
 		return nil
 	})
 	heartbeat := func(o NodeOptions) NodeOptions { o.Heartbeat = 200 * time.Millisecond; return o }
-	// Worker 0 on both machines: the epochs must differ (see the report on ids).
+	// Worker 0 on both machines: their routes must differ all the same.
 	a := startWorker(t, heartbeat(nodeOptions(t, url1, 0, 1)))
 	b := startWorker(t, heartbeat(nodeOptions(t, url2, 0, 2)))
 	waitPeers(t, a, b)
@@ -531,8 +532,8 @@ func TestAcrossMachines(t *testing.T) {
 	cb.do("user ann")
 	ca.do("join room")
 	cb.do("join room")
-	waitInterest(t, s1, "goes.c.0.2")
-	waitInterest(t, s2, "goes.c.0.1")
+	waitInterest(t, s1, "goes.c.2")
+	waitInterest(t, s2, "goes.c.1")
 	waitInterest(t, s1, "goes.u.ann")
 	waitInterest(t, s2, "goes.g.room")
 
@@ -596,10 +597,10 @@ func TestMalformedMessages(t *testing.T) {
 	}
 	defer nc.Close()
 	bad := []struct{ subject, data string }{
-		{"goes.c.0.1", ""},
-		{"goes.c.0.1", "\x01short"},
-		{"goes.c.0.1", "\x63whatever"},
-		{"goes.c.0.1", "\x06xy"}, // beat too short
+		{"goes.c.1", ""},
+		{"goes.c.1", "\x01short"},
+		{"goes.c.1", "\x63whatever"},
+		{"goes.c.1", "\x06xy"}, // beat too short
 		{"goes.all", "\x01\xff\xff\xff\xff\x0f"},
 		{"goes.all", "\x05ab"},
 		{"goes.all", "\x08ab"},
@@ -657,4 +658,70 @@ func TestNodeStartsBeforeServer(t *testing.T) {
 	}
 	b.node.SendToConnection(ca.id, []byte("late but here"))
 	ca.expect("late but here")
+}
+
+// TestConcurrentJoins: Nodes that join together while others run (the
+// workers of a new generation during a reload) learn each other without
+// waiting for a Node that is itself still joining, and so without running
+// into RequestTimeout.
+func TestConcurrentJoins(t *testing.T) {
+	_, url := startServer(t, ServerOptions{})
+	var logs syncBuffer
+	opts := func(route uint64) NodeOptions {
+		o := nodeOptions(t, url, 0, route)
+		o.RequestTimeout = time.Minute // a join that waits for it fails the test's bound
+		o.Logger = zerolog.New(&logs)
+		return o
+	}
+	var nodes []*Node
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			n.Close()
+		}
+	})
+	for _, r := range []uint64{1, 2} {
+		n, err := NewNode(opts(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	route := uint64(2)
+	for round := 0; round < 5; round++ {
+		const joining = 3
+		errs := make(chan error, joining)
+		started := make(chan *Node, joining)
+		for i := 0; i < joining; i++ {
+			route++
+			o := opts(route)
+			go func() {
+				n, err := NewNode(o)
+				errs <- err
+				started <- n
+			}()
+		}
+		deadline := time.After(20 * time.Second)
+		for i := 0; i < joining; i++ {
+			select {
+			case err := <-errs:
+				if err != nil {
+					t.Fatal(err)
+				}
+				nodes = append(nodes, <-started)
+			case <-deadline:
+				t.Fatalf("round %d: joins still waiting after 20 s:\n%s", round, logs.String())
+			}
+		}
+	}
+	if strings.Contains(logs.String(), "join incomplete") {
+		t.Fatalf("a join waited for its timeout:\n%s", logs.String())
+	}
+	for _, n := range nodes {
+		eventually(t, "peers of "+n.Name(), func() error {
+			if got := len(n.Peers()); got != len(nodes)-1 {
+				return fmt.Errorf("%d peers", got)
+			}
+			return nil
+		})
+	}
 }

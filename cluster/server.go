@@ -126,39 +126,15 @@ func (s *Server) Start() (string, error) {
 	}
 	s.started = true
 
-	o := s.o
-	opts := &server.Options{
-		ServerName: o.Name,
-		Host:       o.Host,
-		Port:       o.Port,
-		MaxPayload: o.MaxPayload,
-		NoLog:      true,
-		NoSigs:     true,
-		Debug:      o.Debug,
-		Trace:      o.Trace,
-	}
-	if opts.Port == 0 {
-		opts.Port = server.RANDOM_PORT
-	}
-	if c := o.Cluster; c != nil {
-		opts.Cluster.Name = c.Name
-		opts.Cluster.Host = c.Host
-		opts.Cluster.Port = c.Port
-		if opts.Cluster.Port == 0 {
-			opts.Cluster.Port = server.RANDOM_PORT
-		}
-		for _, r := range c.Routes {
-			u, err := url.Parse(r)
-			if err != nil {
-				return "", fmt.Errorf("cluster: route %q: %w", r, err)
-			}
-			opts.Routes = append(opts.Routes, u)
-		}
+	opts, err := s.options(s.o.Cluster)
+	if err != nil {
+		return "", err
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return "", fmt.Errorf("cluster: nats server: %w", err)
 	}
+	o := s.o
 	s.log = &logBridge{log: o.Logger}
 	ns.SetLoggerV2(s.log, o.Debug, o.Trace, false)
 	ns.Start()
@@ -178,6 +154,40 @@ func (s *Server) Start() (string, error) {
 	}
 	ev.Msg("nats server started")
 	return u, nil
+}
+
+// options are the NATS server's options for o and cluster c.
+func (s *Server) options(c *ClusterOptions) (*server.Options, error) {
+	o := s.o
+	opts := &server.Options{
+		ServerName: o.Name,
+		Host:       o.Host,
+		Port:       o.Port,
+		MaxPayload: o.MaxPayload,
+		NoLog:      true,
+		NoSigs:     true,
+		Debug:      o.Debug,
+		Trace:      o.Trace,
+	}
+	if opts.Port == 0 {
+		opts.Port = server.RANDOM_PORT
+	}
+	if c != nil {
+		opts.Cluster.Name = c.Name
+		opts.Cluster.Host = c.Host
+		opts.Cluster.Port = c.Port
+		if opts.Cluster.Port == 0 {
+			opts.Cluster.Port = server.RANDOM_PORT
+		}
+		for _, r := range c.Routes {
+			u, err := url.Parse(r)
+			if err != nil {
+				return nil, fmt.Errorf("cluster: route %q: %w", r, err)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
+	}
+	return opts, nil
 }
 
 // URL is the client URL of a started server, "" before Start.
@@ -213,6 +223,32 @@ func (s *Server) NumRoutes() int {
 		return 0
 	}
 	return s.ns.NumRoutes()
+}
+
+// DropRoutes removes ClusterOptions.Routes from a running server: it
+// closes the routes to those servers and stops trying to reach them again
+// (a NATS server retries the routes it was given forever, and says so in
+// its log every time). The route listener stays: other servers may still
+// join this one. goes's master calls it when the previous generation, whose
+// server it routed to during an upgrade, has exited.
+func (s *Server) DropRoutes() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ns == nil || s.o.Cluster == nil || len(s.o.Cluster.Routes) == 0 {
+		return nil
+	}
+	c := *s.o.Cluster
+	c.Routes = nil
+	opts, err := s.options(&c)
+	if err != nil {
+		return err
+	}
+	// Random ports (-1) stand for the ones the server picked.
+	if err := s.ns.ReloadOptions(opts); err != nil {
+		return fmt.Errorf("cluster: drop routes: %w", err)
+	}
+	s.o.Cluster = &c
+	return nil
 }
 
 // Shutdown stops the server: clients are disconnected (Nodes reconnect to

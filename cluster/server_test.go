@@ -123,3 +123,57 @@ func TestServerCluster(t *testing.T) {
 		return nil
 	})
 }
+
+// TestDropRoutes: a server whose route leads to a server that is gone
+// keeps retrying it until DropRoutes; then it gives up, serves on, and
+// keeps its own route listener.
+func TestDropRoutes(t *testing.T) {
+	s1, _ := startServer(t, ServerOptions{Name: "old", Cluster: &ClusterOptions{}})
+	var logs syncBuffer
+	s2 := NewServer(ServerOptions{
+		Name: "new", Cluster: &ClusterOptions{Routes: []string{s1.RouteURL()}},
+		Logger: zerolog.New(&logs).Level(zerolog.DebugLevel), Debug: true,
+	})
+	u2, err := s2.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Shutdown()
+	eventually(t, "route up", func() error {
+		if s2.NumRoutes() == 0 {
+			return errors.New("no route")
+		}
+		return nil
+	})
+	routeURL := s2.RouteURL()
+	s1.Shutdown()
+	eventually(t, "route retried", func() error {
+		if !strings.Contains(logs.String(), "Error trying to connect to route") {
+			return errors.New("no retry logged")
+		}
+		return nil
+	})
+	if err := s2.DropRoutes(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "route given up", func() error {
+		if !strings.Contains(logs.String(), "no longer part of configured routes") {
+			return errors.New("still retrying")
+		}
+		return nil
+	})
+	if s2.RouteURL() != routeURL || s2.URL() != u2 {
+		t.Fatalf("addresses changed: %s %s, were %s %s", s2.URL(), s2.RouteURL(), u2, routeURL)
+	}
+	if err := s2.DropRoutes(); err != nil {
+		t.Fatalf("second DropRoutes: %v", err)
+	}
+	nc, err := nats.Connect(u2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}

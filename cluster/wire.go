@@ -4,13 +4,14 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 )
 
 // Wire format. Every NATS message of a Node starts with an op byte.
 //
-//	route subject  <prefix>.c.<worker>.<epoch> (one per Node)
+//	route subject  <prefix>.c.<route> (one per Node, route in decimal)
 //	  opSend   [op][id u64][data]                  to one connection
 //	  opClose  [op][id u64]                        close one connection
 //	  opOnline [op][id u64]       request, reply [0|1]
@@ -27,7 +28,9 @@ import (
 //	  opCount  [op][route u32][topic subject]      request, reply [route u32][count uvarint]
 //
 // A member is [route u32][known u32][name]: known is the number of Nodes
-// the sender knows, itself included, the Node it answers excluded.
+// the sender knows that have joined (listen on the all subject), itself
+// included, the Node it answers excluded. A joining Node's hello is a
+// request; once it listens it announces itself with a plain hello.
 // Integers are big-endian. An empty topic subject in opCount counts every
 // connection of the Node.
 const (
@@ -146,6 +149,15 @@ func plainToken(s string) bool {
 
 // validPrefix reports whether p is a usable subject prefix: dot-separated
 // non-empty tokens of letters, digits, '-' and '_'.
+// CheckPrefix returns an error wrapping ErrBadPrefix unless p is a valid
+// NodeOptions.Prefix: dot-separated tokens of letters, digits, '-' and '_'.
+func CheckPrefix(p string) error {
+	if !validPrefix(p) {
+		return fmt.Errorf("%w %q", ErrBadPrefix, p)
+	}
+	return nil
+}
+
 func validPrefix(p string) bool {
 	if p == "" {
 		return false
@@ -159,13 +171,11 @@ func validPrefix(p string) bool {
 }
 
 // routeSubject is the subject of the Node whose connection ids have route
-// (the high 32 bits) r: "<prefix>.c.<worker>.<epoch>".
+// (the high 32 bits) r: "<prefix>.c.<route>".
 func routeSubject(prefix string, r uint32) string {
-	b := make([]byte, 0, len(prefix)+16)
+	b := make([]byte, 0, len(prefix)+13)
 	b = append(b, prefix...)
 	b = append(b, ".c."...)
-	b = strconv.AppendUint(b, uint64(r>>16), 10)
-	b = append(b, '.')
-	b = strconv.AppendUint(b, uint64(r&0xffff), 10)
+	b = strconv.AppendUint(b, uint64(r), 10)
 	return string(b)
 }

@@ -30,7 +30,7 @@ func TestToken(t *testing.T) {
 }
 
 func TestRouteSubject(t *testing.T) {
-	if got := routeSubject("app.goes", 3<<16|65535); got != "app.goes.c.3.65535" {
+	if got := routeSubject("app.goes", 3<<16|65535); got != "app.goes.c.262143" {
 		t.Fatalf("routeSubject = %q", got)
 	}
 }

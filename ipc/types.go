@@ -58,6 +58,35 @@ type WorkerStats struct {
 	MemoryBytes uint64  `json:"memory_bytes"`
 	Timers      int     `json:"timers"`
 	Goroutines  int     `json:"goroutines"`
+	// Cluster is the worker's cluster Node (nil without a cluster).
+	Cluster *NodeStats `json:"cluster,omitempty"`
+}
+
+// NodeStats describe a worker's cluster Node (see cluster.Stats).
+type NodeStats struct {
+	Name        string `json:"name"`
+	Connected   bool   `json:"connected"`
+	Peers       int    `json:"peers"`
+	Connections int    `json:"connections"`
+	Topics      int    `json:"topics"`
+	Delivered   uint64 `json:"delivered"`
+	NotHere     uint64 `json:"not_here"`
+	SendErrors  uint64 `json:"send_errors"`
+	Malformed   uint64 `json:"malformed"`
+	Dropped     uint64 `json:"dropped"`
+}
+
+// ClusterInfo describes the master's side of the cluster.
+type ClusterInfo struct {
+	// URL is the NATS the workers connect to.
+	URL string `json:"url"`
+	// Embedded says the master runs that NATS server itself.
+	Embedded bool `json:"embedded"`
+	// Prefix namespaces the cluster's subjects.
+	Prefix string `json:"prefix"`
+	// Routes counts the embedded server's routes to other servers (a
+	// previous generation's during an upgrade).
+	Routes int `json:"routes"`
 }
 
 // ConnInfo describes one connection of a worker.
@@ -98,16 +127,21 @@ type MasterStatus struct {
 	Generation    int       `json:"generation"`
 	Workers       int       `json:"workers"`
 	ExitCount     int       `json:"exit_count"`
+	// Cluster is set when the workers have a cluster.
+	Cluster *ClusterInfo `json:"cluster,omitempty"`
 }
 
 // Worker is one worker process in a Status.
 type Worker struct {
-	ID         int    `json:"id"`
-	MasterPID  int    `json:"master_pid"`
-	Index      int    `json:"index"`
-	Generation int    `json:"generation"`
-	PID        int    `json:"pid"`
-	Name       string `json:"name"`
+	ID         int `json:"id"`
+	MasterPID  int `json:"master_pid"`
+	Index      int `json:"index"`
+	Generation int `json:"generation"`
+	PID        int `json:"pid"`
+	// Route is the high 32 bits of the ids of this process's connections
+	// (id>>32), and its address in the cluster.
+	Route uint32 `json:"route,omitempty"`
+	Name  string `json:"name"`
 	// Listen is "network://address" with the address the socket is bound
 	// to: the port the system chose when the config asks for port 0.
 	Listen      string    `json:"listen"`
@@ -125,7 +159,9 @@ type Worker struct {
 	MemoryBytes uint64    `json:"memory_bytes"`
 	Timers      int       `json:"timers"`
 	ExitCount   int       `json:"exit_count"`
-	LastExit    string    `json:"last_exit,omitempty"`
+	// Cluster is the worker's cluster Node (nil without a cluster).
+	Cluster  *NodeStats `json:"cluster,omitempty"`
+	LastExit string     `json:"last_exit,omitempty"`
 }
 
 // ReloadRequest asks for a reload; Graceful lets the old workers drain

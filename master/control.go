@@ -237,6 +237,9 @@ func (m *master) snapshot() snapshot {
 		Workers:       len(m.slots),
 		ExitCount:     m.exitCount,
 	}}
+	if m.o.Cluster != nil {
+		snap.master.Cluster = m.o.Cluster()
+	}
 	bySlot := make(map[*slot][]*proc)
 	for p := range m.procs {
 		bySlot[p.slot] = append(bySlot[p.slot], p)
@@ -260,7 +263,7 @@ func (m *master) snapshot() snapshot {
 		}
 		for _, p := range ps {
 			w := base
-			w.PID, w.Generation, w.StartedAt, w.State = p.pid, p.gen, p.started, p.state
+			w.PID, w.Generation, w.StartedAt, w.State, w.Route = p.pid, p.gen, p.started, p.state, p.route
 			snap.entries = append(snap.entries, entry{w: w, p: p})
 		}
 	}
@@ -313,6 +316,7 @@ func (m *master) gatherStatus(snap snapshot, others []string) ipc.Status {
 			e.w.Connections, e.w.Accepted, e.w.Requests, e.w.QPS = st.Connections, st.Accepted, st.Requests, st.QPS
 			e.w.BytesIn, e.w.BytesOut, e.w.Errors = st.BytesIn, st.BytesOut, st.Errors
 			e.w.MemoryBytes, e.w.Timers = st.MemoryBytes, st.Timers
+			e.w.Cluster = st.Cluster
 		}()
 	}
 	wg.Wait()

@@ -16,6 +16,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -37,7 +39,7 @@ import (
 const (
 	// EnvRole is "worker" in a worker process.
 	EnvRole = "GOES_ROLE"
-	// EnvWorker holds the worker's identity: "id,listener,index,epoch,generation".
+	// EnvWorker holds the worker's identity: "id,listener,index,route,generation".
 	EnvWorker = "GOES_WORKER"
 	// RoleWorker is EnvRole's value in a worker.
 	RoleWorker = "worker"
@@ -80,10 +82,20 @@ type Listener struct {
 
 // Identity is what a worker learns about itself from EnvWorker.
 type Identity struct {
-	ID         int // stable, unique among the master's workers
-	Listener   int // index in Options.Listeners
-	Index      int // 0..Count-1 within the listener
-	Epoch      int // changes at every start of this id (for connection ids)
+	ID       int // stable, unique among the master's workers
+	Listener int // index in Options.Listeners
+	Index    int // 0..Count-1 within the listener
+	// Route is this worker process's route: the high 32 bits of its
+	// connection ids (connections.Config.IDBase), and its address in a
+	// cluster. Every worker start gets a new one from its master's
+	// counter, which starts at a random value when a master starts cold,
+	// continues across upgrades (the new master starts a reserve further,
+	// so the old generation's respawns do not meet it) and is never 0.
+	// Routes are unique among the live workers of a master and its
+	// upgrades; masters that share a cluster draw them at random starts,
+	// so a clash needs two 32-bit ranges of started workers to overlap
+	// (cluster.NewNode refuses a route in use).
+	Route      uint32
 	Generation int // bumped by every reload
 }
 
@@ -95,17 +107,17 @@ func ParseIdentity(s string) (Identity, error) {
 	}
 	var n [5]int
 	for i, x := range f {
-		v, err := strconv.Atoi(x)
-		if err != nil || v < 0 {
+		v, err := strconv.ParseUint(x, 10, 32)
+		if err != nil || (i != 3 && v > math.MaxInt32) {
 			return Identity{}, fmt.Errorf("master: bad %s %q", EnvWorker, s)
 		}
-		n[i] = v
+		n[i] = int(v)
 	}
-	return Identity{ID: n[0], Listener: n[1], Index: n[2], Epoch: n[3], Generation: n[4]}, nil
+	return Identity{ID: n[0], Listener: n[1], Index: n[2], Route: uint32(n[3]), Generation: n[4]}, nil
 }
 
 func (id Identity) String() string {
-	return fmt.Sprintf("%d,%d,%d,%d,%d", id.ID, id.Listener, id.Index, id.Epoch, id.Generation)
+	return fmt.Sprintf("%d,%d,%d,%d,%d", id.ID, id.Listener, id.Index, id.Route, id.Generation)
 }
 
 // Options configure Run. The zero value of every field but Listeners and
@@ -155,6 +167,11 @@ type Options struct {
 	// OnUpgraded runs when a new master (pid) has taken over after an
 	// upgrade; this one then drains its workers and Run returns.
 	OnUpgraded func(pid int)
+	// OnPreviousExited runs in a master started by an upgrade once the
+	// previous master has exited (its workers drained).
+	OnPreviousExited func()
+	// Cluster, when set, describes the cluster in status.
+	Cluster func() *ipc.ClusterInfo
 	// Reopen reopens the master's log file (SIGUSR1, reopen request).
 	Reopen func() error
 	// Signals, when false, leaves process signals alone (tests running
@@ -211,7 +228,6 @@ type slot struct {
 	id, listener, index int
 	cur, next           *proc
 	state               string
-	epoch               int
 	exitCount           int
 	lastExit            string
 	quickFails          int
@@ -222,6 +238,7 @@ type proc struct {
 	slot    *slot
 	gen     int
 	pid     int
+	route   uint32
 	cmd     *exec.Cmd
 	conn    net.Conn
 	ctl     *ipc.Conn
@@ -283,11 +300,13 @@ type master struct {
 	readyDone bool
 	answering sync.WaitGroup // answers being written by other goroutines
 
-	upg        *tableflip.Upgrader // nil without Options.Upgrades
-	parentGone bool                // no older master (or it has exited)
-	upgrading  bool                // an Upgrade call is running
-	upgraded   bool                // a newer master serves; this one drains and exits
-	stop       stopMode
+	nextRoute   uint32              // the next worker's route (Identity.Route)
+	handedRoute uint32              // the first route given to a new master
+	upg         *tableflip.Upgrader // nil without Options.Upgrades
+	parentGone  bool                // no older master (or it has exited)
+	upgrading   bool                // an Upgrade call is running
+	upgraded    bool                // a newer master serves; this one drains and exits
+	stop        stopMode
 }
 
 // stopMode says how the workers stop.
@@ -362,9 +381,9 @@ func newMaster(o Options) (*master, error) {
 		state:  StateStarting,
 		gen:    1,
 	}
-	// Connection ids carry the worker's epoch: start it from the clock so
-	// that ids do not repeat across masters (restarts, upgrades).
-	epoch := int(time.Now().UnixMilli())
+	// Routes (see Identity.Route) start at random; an upgraded master
+	// continues its predecessor's (startUpgrader).
+	m.nextRoute = rand.Uint32()
 	// The listeners get defaults: work on a copy of the caller's slice.
 	m.o.Listeners = append([]Listener(nil), o.Listeners...)
 	id := 0
@@ -377,7 +396,7 @@ func newMaster(o Options) (*master, error) {
 			m.o.Listeners[li].StopTimeout = 30 * time.Second
 		}
 		for i := 0; i < l.Count; i++ {
-			m.slots = append(m.slots, &slot{id: id, listener: li, index: i, state: StateStarting, epoch: epoch & 0xffff})
+			m.slots = append(m.slots, &slot{id: id, listener: li, index: i, state: StateStarting})
 			id++
 		}
 	}
@@ -583,8 +602,7 @@ func (m *master) spawn(s *slot, reload *reloadOp) error {
 		return fmt.Errorf("master: worker %d: control channel: %w", s.id, err)
 	}
 
-	s.epoch = (s.epoch + 1) & 0xffff
-	id := Identity{ID: s.id, Listener: s.listener, Index: s.index, Epoch: s.epoch, Generation: m.gen}
+	id := Identity{ID: s.id, Listener: s.listener, Index: s.index, Route: m.takeRoute(), Generation: m.gen}
 	env := make([]string, 0, len(m.o.Env)+4)
 	for _, kv := range m.o.Env {
 		if strings.HasPrefix(kv, tableflipEnv+"=") || strings.HasPrefix(kv, "GOES_") {
@@ -615,6 +633,7 @@ func (m *master) spawn(s *slot, reload *reloadOp) error {
 		slot:    s,
 		gen:     m.gen,
 		pid:     cmd.Process.Pid,
+		route:   id.Route,
 		cmd:     cmd,
 		conn:    conn,
 		ctl:     ipc.NewConn(conn),
@@ -637,6 +656,16 @@ func (m *master) spawn(s *slot, reload *reloadOp) error {
 	}()
 	m.log.Debug().Int("worker", s.id).Int("worker_pid", p.pid).Int("generation", p.gen).Msg("worker spawned")
 	return nil
+}
+
+// takeRoute returns the next worker route, never 0.
+func (m *master) takeRoute() uint32 {
+	if m.nextRoute == 0 {
+		m.nextRoute++
+	}
+	r := m.nextRoute
+	m.nextRoute++
+	return r
 }
 
 // read serves p's control channel: the ready event and answers.
@@ -743,6 +772,9 @@ func (m *master) handle(e event) {
 			m.log.Warn().Err(e.err).Msg("previous master misbehaved while exiting")
 		} else {
 			m.log.Info().Msg("previous master exited")
+		}
+		if m.o.OnPreviousExited != nil {
+			m.o.OnPreviousExited()
 		}
 	case evUpgraded:
 		m.onUpgraded(e)

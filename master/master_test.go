@@ -277,12 +277,12 @@ func TestCrashLoop(t *testing.T) {
 }
 
 func TestIdentityRoundTrip(t *testing.T) {
-	id := Identity{ID: 7, Listener: 2, Index: 3, Epoch: 4242, Generation: 5}
+	id := Identity{ID: 7, Listener: 2, Index: 3, Route: 0xfedcba98, Generation: 5}
 	got, err := ParseIdentity(id.String())
 	if err != nil || got != id {
 		t.Fatalf("got %+v, %v", got, err)
 	}
-	for _, bad := range []string{"", "1,2,3", "a,b,c,d,e", "1,2,3,4,-5"} {
+	for _, bad := range []string{"", "1,2,3", "a,b,c,d,e", "1,2,3,4,-5", "1,2,3,4294967296,5", "1,2,3,4,2147483648"} {
 		if _, err := ParseIdentity(bad); err == nil {
 			t.Errorf("%q parsed", bad)
 		}
@@ -378,6 +378,14 @@ func TestWorkerReload(t *testing.T) {
 			}
 		}
 		if fresh == 2 && len(st.Workers) == 2 {
+			// Every start took a route of its own.
+			routes := map[uint32]bool{}
+			for _, w := range append(st.Workers, before.Workers...) {
+				if w.Route == 0 || routes[w.Route] {
+					t.Fatalf("route %d used twice or zero: %+v %+v", w.Route, before.Workers, st.Workers)
+				}
+				routes[w.Route] = true
+			}
 			break
 		}
 		if time.Now().After(deadline) {

@@ -21,6 +21,12 @@ const (
 	lockFileName = "goes-lock"
 	// envGeneration carries the generation number to a new master.
 	envGeneration = "GOES_GENERATION"
+	// envRoute carries the first worker route to a new master.
+	envRoute = "GOES_NEXT_ROUTE"
+	// routeReserve is how many routes an upgrading master keeps for its
+	// own respawns while the new master starts: the new one starts that
+	// far ahead.
+	routeReserve = 1 << 16
 )
 
 // IsUpgrade reports whether this process is a new master started by an
@@ -41,6 +47,9 @@ func (m *master) startUpgrader() error {
 	m.parentGone = false
 	if g, err := strconv.Atoi(os.Getenv(envGeneration)); err == nil && g > 0 {
 		m.gen = g
+	}
+	if r, err := strconv.ParseUint(os.Getenv(envRoute), 10, 32); err == nil {
+		m.nextRoute = uint32(r)
 	}
 	f, err := upg.File(lockFileName)
 	if err != nil || f == nil {
@@ -70,6 +79,10 @@ func (m *master) beginUpgrade(c net.Conn, id uint64, graceful bool) error {
 	}
 	m.upgrading = true
 	os.Setenv(envGeneration, strconv.Itoa(m.gen+1))
+	// The new master's workers take routes from here on; this master's
+	// respawns, until it hands over, stay below.
+	m.handedRoute = m.nextRoute + routeReserve
+	os.Setenv(envRoute, strconv.FormatUint(uint64(m.handedRoute), 10))
 	waitParent := !m.parentGone
 	m.log.Info().Int("generation", m.gen+1).Bool("wait_for_previous", waitParent).Msg("upgrade started")
 	go func() {
@@ -136,6 +149,9 @@ func (m *master) maxStopTimeout() time.Duration {
 func (m *master) onUpgraded(e evUpgraded) {
 	m.upgrading = false
 	if e.err != nil {
+		// The failed master's workers may have taken routes from
+		// handedRoute on, and may still drain: skip past them.
+		m.nextRoute = m.handedRoute + routeReserve
 		m.log.Error().Err(e.err).Msg("upgrade failed, this generation serves on")
 		if e.c != nil {
 			answer(e.c, ipc.Message{Type: ipc.TypeError, ID: e.id, Error: fmt.Sprintf(

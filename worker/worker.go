@@ -58,6 +58,8 @@ type Options struct {
 	OnStop func()
 	// Timers reports the number of live timers (nil: 0).
 	Timers func() int
+	// Cluster reports the worker's cluster Node (nil: none).
+	Cluster func() *ipc.NodeStats
 	// Reopen reopens the log files (nil: nothing to do).
 	Reopen func() error
 	// GoingAway, when set, runs for every connection still open when a
@@ -308,7 +310,12 @@ func (w *worker) stats() ipc.WorkerStats {
 	if w.o.Timers != nil {
 		timers = w.o.Timers()
 	}
+	var cl *ipc.NodeStats
+	if w.o.Cluster != nil {
+		cl = w.o.Cluster()
+	}
 	return ipc.WorkerStats{
+		Cluster:     cl,
 		PID:         os.Getpid(),
 		State:       w.state.Load().(string),
 		Connections: st.Connections,

@@ -3,15 +3,35 @@
 //
 //   - "hello" answers every message with "hello, goer" (HTTP: 200 with
 //     that body);
-//   - "echo" (the default) sends every message back.
+//   - "echo" (the default) sends every message back;
+//   - "chat" is a small chat over the cluster (it turns Goer.Cluster on).
 //
 // Without --config it serves default.json, embedded in the binary.
+//
+// The chat handler greets every connection with "id <connection id>";
+// then each message is a command, answered "ok", "error ..." or a result:
+//
+//	login <uid>          bind this connection to a user
+//	logout               unbind it
+//	join <group>         join a group
+//	leave <group>        leave it
+//	user <uid> <text>    send text to every connection of the user
+//	group <group> <text> send text to the group, this connection excepted
+//	send <id> <text>     send text to one connection
+//	all <text>           send text to every connection but this one
+//	online <uid>         answered "online true" or "online false"
+//	count [<group>]      answered "count N": the group's connections, or all
+//
+// Text arrives as it was sent, encoded by the receiver's protocol, from
+// any worker of any listener (of any master sharing the NATS).
 package app
 
 import (
 	_ "embed"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/goes-project/goes"
@@ -53,22 +73,81 @@ func Build(cfg *goes.Config) ([]*goes.Goer, error) {
 		g.MaxPackageSize = lc.MaxPackageSize
 		g.MaxSendBufferSize = lc.MaxSendBufferSize
 		g.IdleTimeout = time.Duration(lc.IdleTimeout)
-		h, err := handler(lc.Handler)
-		if err != nil {
+		if err := setHandler(g, lc.Handler); err != nil {
 			return nil, fmt.Errorf("goes-master: listener %d (%s): %w", i, lc.Listen, err)
 		}
-		g.OnMessage = h
 		goers = append(goers, g)
 	}
 	return goers, nil
 }
 
-func handler(name string) (func(connections.Connection, []byte), error) {
+func setHandler(g *goes.Goer, name string) error {
 	switch name {
 	case "", "echo":
-		return func(c connections.Connection, data []byte) { c.SendBytes(data, false) }, nil
+		g.OnMessage = func(c connections.Connection, data []byte) { c.SendBytes(data, false) }
 	case "hello":
-		return func(c connections.Connection, _ []byte) { c.Send("hello, goer", false) }, nil
+		g.OnMessage = func(c connections.Connection, _ []byte) { c.Send("hello, goer", false) }
+	case "chat":
+		g.Cluster = true
+		g.OnConnect = func(c connections.Connection) { c.Send("id "+strconv.FormatUint(c.ID(), 10), false) }
+		g.OnMessage = func(c connections.Connection, data []byte) { c.Send(chat(g, c, string(data)), false) }
+	default:
+		return fmt.Errorf("unknown handler %q (want echo, hello or chat)", name)
 	}
-	return nil, fmt.Errorf("unknown handler %q (want echo or hello)", name)
+	return nil
+}
+
+// chat runs one command of the chat handler and returns the answer.
+func chat(g *goes.Goer, c connections.Connection, line string) string {
+	verb, rest, _ := strings.Cut(strings.TrimRight(line, "\r"), " ")
+	arg, text, _ := strings.Cut(rest, " ")
+	var err error
+	switch verb {
+	case "login":
+		if err = g.BindUser(c, arg); err == nil {
+			// Flushed: once answered, a message to the user from any
+			// worker connected to the same NATS server reaches it.
+			err = g.Node().Flush()
+		}
+	case "logout":
+		err = g.UnbindUser(c)
+	case "join":
+		if err = g.JoinGroup(c, arg); err == nil {
+			err = g.Node().Flush()
+		}
+	case "leave":
+		err = g.LeaveGroup(c, arg)
+	case "user":
+		err = g.SendToUser(arg, []byte(text))
+	case "group":
+		err = g.SendToGroup(arg, []byte(text), c.ID())
+	case "send":
+		var id uint64
+		if id, err = strconv.ParseUint(arg, 10, 64); err == nil {
+			err = g.SendToConnection(id, []byte(text))
+		}
+	case "all":
+		err = g.Broadcast([]byte(rest), c.ID())
+	case "online":
+		var on bool
+		if on, err = g.UserOnline(arg); err == nil {
+			return "online " + strconv.FormatBool(on)
+		}
+	case "count":
+		var n int
+		if arg == "" {
+			n, err = g.ConnectionCount()
+		} else {
+			n, err = g.GroupCount(arg)
+		}
+		if err == nil {
+			return "count " + strconv.Itoa(n)
+		}
+	default:
+		err = fmt.Errorf("unknown command %q", verb)
+	}
+	if err != nil {
+		return "error " + err.Error()
+	}
+	return "ok"
 }
