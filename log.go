@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 )
 
 // newLogger returns the process's logger: console lines on a terminal
@@ -38,23 +37,4 @@ type timeHook struct{}
 
 func (timeHook) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
 	e.Str(zerolog.TimestampFieldName, time.Now().Format(time.RFC3339Nano))
-}
-
-// reopenLog points stdout and stderr at a freshly opened path (after
-// logrotate moved the old file away).
-func reopenLog(path string) error {
-	if path == "" {
-		return nil
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("goes: reopen log: %w", err)
-	}
-	defer f.Close()
-	for _, fd := range []int{1, 2} {
-		if err := unix.Dup2(int(f.Fd()), fd); err != nil {
-			return fmt.Errorf("goes: reopen log: %w", err)
-		}
-	}
-	return nil
 }

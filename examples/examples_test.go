@@ -1,3 +1,5 @@
+//go:build unix
+
 // The seed's programs, built as real binaries and driven with real clients.
 // They hard-code 127.0.0.1:8080, so these tests take a cross-package lock
 // on that port and run one at a time.

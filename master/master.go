@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package master is the supervisor of goes: it owns the listening
 // sockets, forks the workers that serve them, replaces a worker that dies
 // (same id, backoff, crash-loop limit), answers the CLI on a control
@@ -589,7 +591,7 @@ func (m *master) spawn(s *slot, reload *reloadOp) error {
 		return fmt.Errorf("master: worker %d: %w", s.id, err)
 	}
 	defer sockFile.Close()
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	fds, err := socketpair()
 	if err != nil {
 		return fmt.Errorf("master: worker %d: socketpair: %w", s.id, err)
 	}
@@ -666,6 +668,21 @@ func (m *master) takeRoute() uint32 {
 	r := m.nextRoute
 	m.nextRoute++
 	return r
+}
+
+// socketpair returns a connected pair of Unix stream sockets, both
+// close-on-exec (set under ForkLock: a fork meanwhile does not inherit
+// them; not every Unix has SOCK_CLOEXEC).
+func socketpair() ([2]int, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return [2]int{}, err
+	}
+	syscall.CloseOnExec(fds[0])
+	syscall.CloseOnExec(fds[1])
+	return [2]int{fds[0], fds[1]}, nil
 }
 
 // read serves p's control channel: the ready event and answers.

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Integration tests of goes-master: the real binary, built into a temporary
 // directory, driven only through its command line and its sockets.
 package main_test

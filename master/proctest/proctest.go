@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package proctest helps tests drive real goes programs: build a binary
 // into a temporary directory, run its CLI, start it in the foreground or as
 // a daemon, poll with deadlines and make sure no process outlives the
