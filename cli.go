@@ -295,18 +295,19 @@ func (r *Runner) status(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	once := func() error {
+	get := func() (ipc.Status, error) {
+		var st ipc.Status
 		ans, err := paths.Request(ipc.Message{Type: ipc.TypeStatus}, 5*time.Second)
 		if err != nil {
 			if errors.Is(err, master.ErrNotRunning) {
-				return notRunning(paths)
+				return st, notRunning(paths)
 			}
-			return fmt.Errorf("goes: %w", err)
+			return st, fmt.Errorf("goes: %w", err)
 		}
-		var st ipc.Status
-		if err := ans.Decode(&st); err != nil {
-			return err
-		}
+		err = ans.Decode(&st)
+		return st, err
+	}
+	show := func(st ipc.Status) error {
 		if c.Bool("json") {
 			enc := json.NewEncoder(r.Stdout)
 			enc.SetIndent("", "  ")
@@ -315,18 +316,31 @@ func (r *Runner) status(c *cli.Context) error {
 		printStatus(r.Stdout, r.Name, st)
 		return nil
 	}
+	st, err := get()
+	if err != nil {
+		return err
+	}
 	if !c.Bool("d") {
-		return once()
+		return show(st)
+	}
+	// -d: a frame every second until Ctrl-C, on a cleared terminal (a
+	// pipe gets the frames one after the other). A master that goes away
+	// (restart) is reported and waited for.
+	clear := false
+	if f, ok := r.Stdout.(*os.File); ok && !c.Bool("json") {
+		clear = isTerminal(int(f.Fd()))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		if !c.Bool("json") {
+		if clear {
 			fmt.Fprint(r.Stdout, "\033[H\033[2J")
 		}
-		if err := once(); err != nil {
+		if err != nil {
+			fmt.Fprintf(r.Stdout, "%s: %v (%s); refreshing every second, Ctrl-C stops\n", time.Now().Format(time.TimeOnly), err, r.Name)
+		} else if err := show(st); err != nil {
 			return err
 		}
 		select {
@@ -334,6 +348,7 @@ func (r *Runner) status(c *cli.Context) error {
 			return nil
 		case <-t.C:
 		}
+		st, err = get()
 	}
 }
 

@@ -120,6 +120,10 @@ func (r *Runner) runMaster(cfg *Config, paths master.Paths, daemon bool, notifie
 	if os.Getenv(envCloseOnDrain) == "1" {
 		workerEnv = append(workerEnv, envCloseOnDrain+"=1")
 	}
+	var reopen func() error
+	if logFile != "" {
+		reopen = func() error { return reopenLog(logFile) }
+	}
 	cl, err := startCluster(cfg, goers, log)
 	if err != nil {
 		return err
@@ -147,7 +151,7 @@ func (r *Runner) runMaster(cfg *Config, paths master.Paths, daemon bool, notifie
 					"this process exits once its workers have drained\n", r.Name, pid, r.Name)
 			}
 		},
-		Reopen: func() error { return reopenLog(logFile) },
+		Reopen: reopen,
 		OnReady: func() {
 			notifier.Ready(os.Getpid())
 			switch {

@@ -174,7 +174,9 @@ type Options struct {
 	OnPreviousExited func()
 	// Cluster, when set, describes the cluster in status.
 	Cluster func() *ipc.ClusterInfo
-	// Reopen reopens the master's log file (SIGUSR1, reopen request).
+	// Reopen reopens the master's log file (SIGUSR1, reopen request); nil
+	// when the master has none (foreground: it logs to stderr). The
+	// workers are told to reopen theirs either way.
 	Reopen func() error
 	// Signals, when false, leaves process signals alone (tests running
 	// masters inside one process).
@@ -1079,13 +1081,16 @@ func (m *master) finishReload() {
 }
 
 func (m *master) reopen() {
-	if m.o.Reopen != nil {
-		if err := m.o.Reopen(); err != nil {
-			m.log.Error().Err(err).Msg("reopen log failed")
-		}
-	}
 	for p := range m.procs {
 		p.tell(ipc.TypeReopen, nil)
+	}
+	if m.o.Reopen == nil {
+		m.log.Info().Msg("no log file to reopen: the master logs to stderr")
+		return
+	}
+	if err := m.o.Reopen(); err != nil {
+		m.log.Error().Err(err).Msg("reopen log failed")
+		return
 	}
 	m.log.Info().Msg("logs reopened")
 }

@@ -121,21 +121,33 @@ func inheritKey(i int, l Listener) string {
 // upgListen opens listener i's socket through the upgrader: inherited
 // from the previous master when it had it, else new.
 func (m *master) upgListen(i int, l Listener) (net.Listener, error) {
-	key := inheritKey(i, l)
-	return m.upg.ListenWithCallback(l.Network, key, func(network, _ string) (net.Listener, error) {
+	var lerr error // unwrapped: tableflip's wrapping repeats what net says
+	ln, err := m.upg.ListenWithCallback(l.Network, inheritKey(i, l), func(network, _ string) (net.Listener, error) {
 		if network == "unix" {
 			removeStaleSocket(l.Addr)
 		}
-		return net.Listen(network, l.Addr)
+		ln, err := net.Listen(network, l.Addr)
+		lerr = err
+		return ln, err
 	})
+	if lerr != nil {
+		return nil, lerr
+	}
+	return ln, err
 }
 
 // upgListenPacket is upgListen for datagram sockets.
 func (m *master) upgListenPacket(i int, l Listener) (net.PacketConn, error) {
-	key := inheritKey(i, l)
-	return m.upg.ListenPacketWithCallback(l.Network, key, func(network, _ string) (net.PacketConn, error) {
-		return net.ListenPacket(network, l.Addr)
+	var lerr error
+	pc, err := m.upg.ListenPacketWithCallback(l.Network, inheritKey(i, l), func(network, _ string) (net.PacketConn, error) {
+		pc, err := net.ListenPacket(network, l.Addr)
+		lerr = err
+		return pc, err
 	})
+	if lerr != nil {
+		return nil, lerr
+	}
+	return pc, err
 }
 
 func (m *master) maxStopTimeout() time.Duration {

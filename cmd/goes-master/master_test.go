@@ -774,3 +774,101 @@ func TestMasterKilled(t *testing.T) {
 	}
 	s.stopAndCheck(st2)
 }
+
+// TestStatusRefresh: status -d prints a frame every second until Ctrl-C,
+// without terminal escapes when its output is not a terminal, and waits
+// through a restart of the master instead of quitting.
+func TestStatusRefresh(t *testing.T) {
+	s := newSetup(t, "10s")
+	if res := s.cli("status", "-d"); res.Code == 0 || !strings.Contains(res.Stderr, "not running") {
+		t.Fatalf("status -d with nothing running: %s", res)
+	}
+	st := s.start()
+	table := proctest.Start(t, s.bin, "status", "-d", "--run-dir", s.runDir, "--config", s.conf)
+	js := proctest.Start(t, s.bin, "status", "-d", "--json", "--run-dir", s.runDir, "--config", s.conf)
+	frames := func(p *proctest.Proc, mark string, n int) func() error {
+		return func() error {
+			if got := strings.Count(p.Output(), mark); got < n {
+				return fmt.Errorf("%d frames:\n%s", got, p.Output())
+			}
+			return nil
+		}
+	}
+	proctest.Eventually(t, 10*time.Second, "two table frames", frames(table, "---- WORKERS ----", 2))
+	proctest.Eventually(t, 10*time.Second, "two json frames", frames(js, `"master": {`, 2))
+	if strings.Contains(table.Output(), "\033[") {
+		t.Fatalf("terminal escapes in a non-terminal output:\n%q", table.Output())
+	}
+	dec := json.NewDecoder(strings.NewReader(js.Output()))
+	for i := 0; i < 2; i++ {
+		var frame ipc.Status
+		if err := dec.Decode(&frame); err != nil || frame.Master.PID != st.Master.PID || len(frame.Workers) != 6 {
+			t.Fatalf("json frame %d: %v %+v", i, err, frame.Master)
+		}
+	}
+	// A restart: the frames say the master is gone, then show the new one.
+	s.stopAndCheck(st)
+	proctest.Eventually(t, 10*time.Second, "not running reported", frames(table, "not running", 1))
+	st2 := s.start()
+	proctest.Eventually(t, 10*time.Second, "new master shown", func() error {
+		if !strings.Contains(js.Output(), fmt.Sprintf(`"pid": %d,`, st2.Master.PID)) {
+			return errors.New("no frame of the new master yet")
+		}
+		return nil
+	})
+	for _, p := range []*proctest.Proc{table, js} {
+		if err := p.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		if err, done := p.Wait(5 * time.Second); !done || err != nil {
+			t.Fatalf("status -d after Ctrl-C: exited %v, %v", done, err)
+		}
+	}
+	s.stopAndCheck(st2)
+}
+
+// TestForegroundUSR1: USR1 sent to the whole foreground process group (as
+// `pkill -USR1 goes-master` from a logrotate script does) leaves every
+// process serving; with no log file the master says there is nothing to
+// reopen.
+func TestForegroundUSR1(t *testing.T) {
+	s := newSetup(t, "10s")
+	fg := proctest.Start(t, s.bin, "start", "--run-dir", s.runDir, "--config", s.conf)
+	var st ipc.Status
+	proctest.Eventually(t, 20*time.Second, "foreground master serving", func() error {
+		var err error
+		if st, err = s.status(); err != nil {
+			return err
+		}
+		if st.Master.State != master.StateRunning {
+			return fmt.Errorf("master is %s", st.Master.State)
+		}
+		return nil
+	})
+	s.learnAddrs(st)
+	if err := fg.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	proctest.Eventually(t, 5*time.Second, "usr1 handled", func() error {
+		if !strings.Contains(fg.Output(), "no log file to reopen") {
+			return errors.New("no line about the reopen yet")
+		}
+		return nil
+	})
+	if err := httpGet(s.httpAddr); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range cur.Workers {
+		if w.PID != st.Workers[i].PID || w.State != master.StateRunning || w.ExitCount != 0 {
+			t.Fatalf("worker %d after USR1: %+v, was pid %d", i, w, st.Workers[i].PID)
+		}
+	}
+	s.mustCLI("stop")
+	if err, done := fg.Wait(15 * time.Second); !done || err != nil {
+		t.Fatalf("foreground master after stop: exited %v, %v", done, err)
+	}
+}
