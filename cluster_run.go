@@ -3,6 +3,8 @@
 package goes
 
 import (
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -51,16 +53,19 @@ func startCluster(cfg *Config, goers []*Goer, log zerolog.Logger) (*masterCluste
 	}
 	if cfg.Cluster != nil && cfg.Cluster.NATSURL != "" {
 		mc.url = cfg.Cluster.NATSURL
-		log.Info().Str("url", mc.url).Str("prefix", mc.prefix).Msg("cluster joins nats")
+		log.Info().Str("url", cluster.RedactURL(mc.url)).Str("prefix", mc.prefix).Msg("cluster joins nats")
 		return mc, nil
 	}
 	// The embedded server always listens for routes on loopback: the
-	// master that a reload starts joins it there.
-	co := &cluster.ClusterOptions{}
+	// master that a reload starts joins it there. Clients and routes need
+	// secrets that only this master and its workers know (their
+	// environment), so that other local users cannot publish to the
+	// connections.
+	co := &cluster.ClusterOptions{Username: "goes", Password: secret()}
 	if prev := os.Getenv(envClusterRoute); prev != "" && master.IsUpgrade() {
 		co.Routes = []string{prev}
 	}
-	mc.srv = cluster.NewServer(cluster.ServerOptions{Cluster: co, Logger: log})
+	mc.srv = cluster.NewServer(cluster.ServerOptions{Cluster: co, Token: secret(), Logger: log})
 	url, err := mc.srv.Start()
 	if err != nil {
 		return nil, fmt.Errorf("goes: cluster: %w", err)
@@ -69,6 +74,7 @@ func startCluster(cfg *Config, goers []*Goer, log zerolog.Logger) (*masterCluste
 	// For our successor (tableflip passes the environment on).
 	os.Setenv(envClusterRoute, mc.srv.RouteURL())
 	if len(co.Routes) > 0 {
+		log.Info().Msg("cluster routes to the previous generation")
 		deadline := time.Now().Add(routeWait)
 		for mc.srv.NumRoutes() == 0 && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
@@ -85,11 +91,18 @@ func (mc *masterCluster) info() *ipc.ClusterInfo {
 	if mc == nil {
 		return nil
 	}
-	ci := &ipc.ClusterInfo{URL: mc.url, Prefix: mc.prefix, Embedded: mc.srv != nil}
+	ci := &ipc.ClusterInfo{URL: cluster.RedactURL(mc.url), Prefix: mc.prefix, Embedded: mc.srv != nil}
 	if mc.srv != nil {
 		ci.Routes = mc.srv.NumRoutes()
 	}
 	return ci
+}
+
+// secret returns 128 random bits in hex.
+func secret() string {
+	var b [16]byte
+	crand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // previousExited drops the embedded server's route to the previous

@@ -278,7 +278,7 @@ func NewNode(o NodeOptions) (*Node, error) {
 	)
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: connect to %s: %w", o.URL, err)
+		return nil, fmt.Errorf("cluster: connect to %s: %w", RedactURL(o.URL), err)
 	}
 	n.nc = nc
 	fail := func(err error) (*Node, error) {
@@ -297,7 +297,7 @@ func NewNode(o NodeOptions) (*Node, error) {
 			n.log.Warn().Err(err).Str("subject", n.subjRoute).Msg("route claim not confirmed")
 		}
 	} else {
-		n.log.Warn().Str("url", o.URL).Msg("nats not reachable yet, reconnecting")
+		n.log.Warn().Str("url", RedactURL(o.URL)).Msg("nats not reachable yet, reconnecting")
 	}
 	if _, err := nc.ChanSubscribe(n.subjRoute, n.ch); err != nil {
 		return fail(fmt.Errorf("cluster: subscribe %s: %w", n.subjRoute, err))
@@ -328,7 +328,7 @@ func NewNode(o NodeOptions) (*Node, error) {
 	}
 	go n.heartbeat()
 	n.started.Store(true)
-	n.log.Info().Str("url", o.URL).Str("route", n.subjRoute).Msg("cluster node started")
+	n.log.Info().Str("url", RedactURL(o.URL)).Str("route", n.subjRoute).Msg("cluster node started")
 	return n, nil
 }
 
@@ -716,7 +716,7 @@ func (n *Node) backoff(attempts int) time.Duration {
 // a Node that started, or that missed announcements while away, introduces
 // itself again; the peers answer on its route.
 func (n *Node) onConnect(nc *nats.Conn) {
-	n.log.Info().Str("server", nc.ConnectedUrl()).Msg("nats connected")
+	n.log.Info().Str("server", RedactURL(nc.ConnectedUrl())).Msg("nats connected")
 	if !n.started.Load() || n.closing.Load() {
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,11 @@ type ServerOptions struct {
 	// Name is the server's name in NATS logs and monitoring (default: a
 	// generated id).
 	Name string
+	// Token, when set, is required of every client: Start's URL carries
+	// it ("nats://TOKEN@host:port"), so Nodes given that URL present it.
+	// Without it any process that reaches the port may publish to the
+	// connections of the cluster.
+	Token string
 	// MaxPayload caps one message in bytes (default: NATS's, 1 MiB). A
 	// Node's Send* calls fail with nats.ErrMaxPayload above it.
 	MaxPayload int32
@@ -69,9 +75,13 @@ type ClusterOptions struct {
 	Host string
 	// Port is the route port; 0 picks a free one (see Server.RouteURL).
 	Port int
-	// Routes are the route URLs of other servers ("nats-route://host:port").
-	// One reachable member is enough: servers gossip the rest.
+	// Routes are the route URLs of other servers ("nats-route://host:port",
+	// with "user:password@" when they require it). One reachable member is
+	// enough: servers gossip the rest.
 	Routes []string
+	// Username and Password, when set, are required of the servers that
+	// route to this one; RouteURL carries them.
+	Username, Password string
 }
 
 // Server is a NATS server embedded in the master process: the single-machine
@@ -147,13 +157,21 @@ func (s *Server) Start() (string, error) {
 		return "", fmt.Errorf("%w within %s", ErrServerNotReady, o.ReadyTimeout)
 	}
 	s.ns = ns
-	u := ns.ClientURL()
-	ev := o.Logger.Info().Str("url", u)
+	ev := o.Logger.Info().Str("url", ns.ClientURL()).Bool("token", o.Token != "")
 	if ra := ns.ClusterAddr(); ra != nil {
-		ev = ev.Str("route_url", routeURL(ra))
+		ev = ev.Str("route_url", routeURL(ra, nil))
 	}
 	ev.Msg("nats server started")
-	return u, nil
+	return s.clientURL(ns), nil
+}
+
+// clientURL is the URL of ns with the token.
+func (s *Server) clientURL(ns *server.Server) string {
+	u := ns.ClientURL()
+	if s.o.Token != "" {
+		u = strings.Replace(u, "://", "://"+url.User(s.o.Token).String()+"@", 1)
+	}
+	return u
 }
 
 // options are the NATS server's options for o and cluster c.
@@ -169,6 +187,7 @@ func (s *Server) options(c *ClusterOptions) (*server.Options, error) {
 		Debug:      o.Debug,
 		Trace:      o.Trace,
 	}
+	opts.Authorization = o.Token
 	if opts.Port == 0 {
 		opts.Port = server.RANDOM_PORT
 	}
@@ -176,6 +195,8 @@ func (s *Server) options(c *ClusterOptions) (*server.Options, error) {
 		opts.Cluster.Name = c.Name
 		opts.Cluster.Host = c.Host
 		opts.Cluster.Port = c.Port
+		opts.Cluster.Username = c.Username
+		opts.Cluster.Password = c.Password
 		if opts.Cluster.Port == 0 {
 			opts.Cluster.Port = server.RANDOM_PORT
 		}
@@ -190,18 +211,20 @@ func (s *Server) options(c *ClusterOptions) (*server.Options, error) {
 	return opts, nil
 }
 
-// URL is the client URL of a started server, "" before Start.
+// URL is the client URL of a started server (with the token, as Start
+// returns it), "" before Start.
 func (s *Server) URL() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ns == nil {
 		return ""
 	}
-	return s.ns.ClientURL()
+	return s.clientURL(s.ns)
 }
 
 // RouteURL is the URL other servers list in ClusterOptions.Routes to join
-// this one, "" without Cluster or before Start.
+// this one (with the route credentials), "" without Cluster or before
+// Start.
 func (s *Server) RouteURL() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -212,7 +235,11 @@ func (s *Server) RouteURL() string {
 	if ra == nil {
 		return ""
 	}
-	return routeURL(ra)
+	var user *url.Userinfo
+	if c := s.o.Cluster; c.Username != "" {
+		user = url.UserPassword(c.Username, c.Password)
+	}
+	return routeURL(ra, user)
 }
 
 // NumRoutes is the number of route connections to other servers.
@@ -280,12 +307,13 @@ func (s *Server) interest(subject string) bool {
 	return ns.GlobalAccount().SubscriptionInterest(subject)
 }
 
-func routeURL(a *net.TCPAddr) string {
+func routeURL(a *net.TCPAddr, user *url.Userinfo) string {
 	host := a.IP.String()
 	if a.IP == nil || a.IP.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "nats-route://" + net.JoinHostPort(host, strconv.Itoa(a.Port))
+	u := url.URL{Scheme: "nats-route", User: user, Host: net.JoinHostPort(host, strconv.Itoa(a.Port))}
+	return u.String()
 }
 
 // logBridge is the NATS server's logger: it writes to a zerolog.Logger and

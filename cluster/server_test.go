@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"strings"
@@ -175,5 +176,62 @@ func TestDropRoutes(t *testing.T) {
 	defer nc.Close()
 	if err := nc.FlushTimeout(5 * time.Second); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServerAuth: with a token, clients need it (Start's URL carries it);
+// with route credentials, so do servers that route to this one (RouteURL
+// carries them).
+func TestServerAuth(t *testing.T) {
+	var logs syncBuffer
+	s1 := NewServer(ServerOptions{
+		Name: "s1", Token: "s3cret", Cluster: &ClusterOptions{Username: "r", Password: "pw"},
+		Logger: zerolog.New(&logs).Level(zerolog.DebugLevel),
+	})
+	u1, err := s1.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Shutdown()
+	pu, err := url.Parse(u1)
+	if err != nil || pu.User.String() != "s3cret" || s1.URL() != u1 {
+		t.Fatalf("url %q (URL() %q): want the token in it", u1, s1.URL())
+	}
+	if strings.Contains(logs.String(), "s3cret") || strings.Contains(logs.String(), "pw@") {
+		t.Fatalf("secrets logged:\n%s", logs.String())
+	}
+	bare := *pu
+	bare.User = nil
+	if nc, err := nats.Connect(bare.String(), nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("a client without the token connected")
+	}
+	nc, err := nats.Connect(u1)
+	if err != nil {
+		t.Fatalf("with the token: %v", err)
+	}
+	nc.Close()
+
+	ru, err := url.Parse(s1.RouteURL())
+	if err != nil || ru.User.String() != "r:pw" {
+		t.Fatalf("route url %q: want the credentials", s1.RouteURL())
+	}
+	s2, _ := startServer(t, ServerOptions{Name: "s2", Cluster: &ClusterOptions{Routes: []string{s1.RouteURL()}}})
+	eventually(t, "route with credentials up", func() error {
+		if s1.NumRoutes() == 0 || s2.NumRoutes() == 0 {
+			return errors.New("no route")
+		}
+		return nil
+	})
+	ru.User = nil
+	s3, _ := startServer(t, ServerOptions{Name: "s3", Cluster: &ClusterOptions{Routes: []string{ru.String()}}})
+	eventually(t, "route without credentials refused", func() error {
+		if !strings.Contains(logs.String(), "Router connection closed: Authentication Failure") {
+			return fmt.Errorf("no route authentication failure logged:\n%s", logs.String())
+		}
+		return nil
+	})
+	if s3.NumRoutes() != 0 {
+		t.Fatalf("s3 routed without credentials: %d routes", s3.NumRoutes())
 	}
 }

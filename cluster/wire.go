@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -149,6 +150,19 @@ func plainToken(s string) bool {
 
 // validPrefix reports whether p is a usable subject prefix: dot-separated
 // non-empty tokens of letters, digits, '-' and '_'.
+// RedactURL returns a list of NATS URLs (comma separated, as NodeOptions.URL)
+// with their credentials replaced by "redacted", for logs and status.
+func RedactURL(urls string) string {
+	list := strings.Split(urls, ",")
+	for i, s := range list {
+		if u, err := url.Parse(strings.TrimSpace(s)); err == nil && u.User != nil {
+			u.User = url.User("redacted")
+			list[i] = u.String()
+		}
+	}
+	return strings.Join(list, ",")
+}
+
 // CheckPrefix returns an error wrapping ErrBadPrefix unless p is a valid
 // NodeOptions.Prefix: dot-separated tokens of letters, digits, '-' and '_'.
 func CheckPrefix(p string) error {

@@ -98,3 +98,11 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestRedactURL(t *testing.T) {
+	in := "nats://tok@127.0.0.1:4222, nats://u:p@10.0.0.5:4222,nats://10.0.0.6:4222"
+	want := "nats://redacted@127.0.0.1:4222,nats://redacted@10.0.0.5:4222,nats://10.0.0.6:4222"
+	if got := RedactURL(in); got != want {
+		t.Fatalf("RedactURL = %q, want %q", got, want)
+	}
+}

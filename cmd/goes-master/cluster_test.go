@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/cluster"
@@ -279,8 +280,15 @@ func TestCluster(t *testing.T) {
 	s := newChatSetup(t, `{"enabled": true}`)
 	st := s.start()
 	addrs := listenAddrs(t, st)
-	if c := st.Master.Cluster; c == nil || !c.Embedded || !strings.HasPrefix(c.URL, "nats://127.0.0.1:") || c.Prefix != "goes" {
+	if c := st.Master.Cluster; c == nil || !c.Embedded || !strings.HasPrefix(c.URL, "nats://redacted@127.0.0.1:") || c.Prefix != "goes" {
 		t.Fatalf("master cluster: %+v", st.Master.Cluster)
+	}
+	// The embedded NATS wants the token the master gave its workers.
+	if nc, err := nats.Connect(strings.Replace(st.Master.Cluster.URL, "redacted@", "", 1), nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("a client without the token connected to the embedded NATS")
+	} else if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Fatalf("connect without the token: %v, want an authorization error", err)
 	}
 	proctest.Eventually(t, 10*time.Second, "every node connected", func() error {
 		cur, err := s.status()
@@ -294,6 +302,22 @@ func TestCluster(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The workers' NATS URL carries the token (their environment is
+	// theirs and root's only).
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", st.Workers[0].PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var token string
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if u, ok := strings.CutPrefix(kv, "GOES_CLUSTER_URL=nats://"); ok {
+			token, _, _ = strings.Cut(u, "@")
+		}
+	}
+	if len(token) < 32 {
+		t.Fatalf("worker's GOES_CLUSTER_URL has no token: %q", token)
+	}
 
 	alice := dialChat(t, "alice", addrs["a"])
 	bob := dialChat(t, "bob", addrs["b"])
@@ -391,8 +415,12 @@ func TestCluster(t *testing.T) {
 	burst(t, 3, erin, toUser("dave"), dave)
 	eventuallyAnswer(t, dave, "count", "count 2")
 	eventuallyAnswer(t, dave, "online alice", "online false")
-	if b, err := os.ReadFile(filepath.Join(s.runDir, "goes.log")); err != nil || strings.Contains(string(b), "route in use") {
+	b, err := os.ReadFile(filepath.Join(s.runDir, "goes.log"))
+	if err != nil || strings.Contains(string(b), "route in use") {
 		t.Fatalf("log: %v, or a route clash:\n%s", err, b)
+	}
+	if strings.Contains(string(b), token) {
+		t.Fatal("the NATS token is in the log")
 	}
 	cur, err := s.status()
 	if err != nil {
