@@ -167,6 +167,8 @@ type Server struct {
 	watchStop    chan struct{}
 	watchStopped bool          // under mu
 	stallAfter   time.Duration // watchdog period (tests shorten it)
+
+	pipes *pipeTable // Pipe's links of this server's connections
 }
 
 // closer is what the server closes on Drain: a listener or a packet conn.
@@ -175,9 +177,12 @@ type closer interface{ Close() error }
 // NewServer returns a server for cfg.
 func NewServer(cfg Config) *Server {
 	cfg = cfg.withDefaults()
+	pipes := new(pipeTable)
+	cfg.Handler = pipes.wrap(cfg.Handler)
 	releaser, _ := cfg.Protocol.(StateReleaser)
 	return &Server{
 		releaser:  releaser,
+		pipes:     pipes,
 		cfg:       cfg,
 		log:       cfg.Logger,
 		doneCh:    make(chan struct{}),
