@@ -160,7 +160,7 @@ func (s *Server) serveEpoll(ln net.Listener) error {
 	if err := rc.Control(func(fd uintptr) { el.fd = int(fd) }); err != nil {
 		return fmt.Errorf("connections: listener fd: %w", err)
 	}
-	if !s.track(el) {
+	if !s.track(el, false) {
 		return ErrServerClosed
 	}
 	defer s.untrack(el)
@@ -211,7 +211,10 @@ func (el *epListener) fail(err error) {
 	}
 }
 
-// startLoops starts the server's loops once.
+// startLoops starts the server's loops once, unless the server is closed:
+// the loops, the callback pool and the watchdog are published under s.mu
+// together with the check, so Close either sees them all and waits for
+// them or makes startLoops fail with ErrServerClosed.
 func (s *Server) startLoops() error {
 	s.loopOnce.Do(func() {
 		n := s.cfg.Loops
@@ -228,17 +231,25 @@ func (s *Server) startLoops() error {
 			loops = append(loops, l)
 		}
 		s.mu.Lock()
+		if s.closed.Load() {
+			s.mu.Unlock()
+			for _, l := range loops {
+				l.release()
+			}
+			s.loopErr = ErrServerClosed
+			return
+		}
 		s.loops = loops
-		s.mu.Unlock()
 		if s.cfg.CallbackGoroutines > 0 {
 			s.pool = newTaskPool(s, s.cfg.CallbackGoroutines)
 		}
+		s.watchStop = make(chan struct{})
+		s.loopWG.Add(len(loops))
+		s.poolWG.Add(1)
+		s.mu.Unlock()
 		for _, l := range loops {
-			s.loopWG.Add(1)
 			go l.run()
 		}
-		s.watchStop = make(chan struct{})
-		s.poolWG.Add(1)
 		go s.watchdog(loops)
 	})
 	return s.loopErr
@@ -523,6 +534,9 @@ func (l *loop) accept(fd int32) {
 	for i := 0; i < acceptBatch; i++ {
 		var rsa unix.RawSockaddrAny
 		alen := uint32(unix.SizeofSockaddrAny)
+		// The read lock is held from accept4 until the connection is
+		// counted, so that once Close has taken the write lock every
+		// connection accepted from el is counted (see Server.Drain).
 		el.mu.RLock()
 		if el.closed {
 			el.mu.RUnlock()
@@ -530,7 +544,9 @@ func (l *loop) accept(fd int32) {
 		}
 		r, _, errno := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(el.fd), uintptr(unsafe.Pointer(&rsa)),
 			uintptr(unsafe.Pointer(&alen)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
-		el.mu.RUnlock()
+		if errno != 0 {
+			el.mu.RUnlock()
+		}
 		switch {
 		case errno == unix.EAGAIN || errno == unix.EINTR || errno == unix.ECONNABORTED:
 			return
@@ -550,7 +566,9 @@ func (l *loop) accept(fd int32) {
 		c := &epConn{l: l, ln: el, fd: nfd, ev: doneEvents}
 		c.init(s, c, &l.ctr)
 		c.setRemote(&rsa)
-		if !l.register(c) {
+		ok := l.register(c)
+		el.mu.RUnlock()
+		if !ok {
 			unix.Close(int(nfd))
 			continue
 		}
@@ -1076,15 +1094,16 @@ func (s *Server) loopCounters(st *Stats) {
 // are gone.
 func (s *Server) waitLoops() {
 	s.loopWG.Wait()
-	if s.pool != nil {
-		s.pool.stop()
-	}
 	s.mu.Lock()
+	pool := s.pool
 	if s.watchStop != nil && !s.watchStopped {
 		s.watchStopped = true
 		close(s.watchStop)
 	}
 	s.mu.Unlock()
+	if pool != nil {
+		pool.stop()
+	}
 	s.poolWG.Wait()
 }
 

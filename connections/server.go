@@ -141,20 +141,26 @@ type Server struct {
 	cfg Config
 	log zerolog.Logger
 
-	seq       atomic.Uint32
-	draining  atomic.Bool
-	closed    atomic.Bool
-	accepted  atomic.Uint64
-	ctr       counters // the standard engine's and UDP's
-	errs      atomic.Uint64
-	open      atomic.Int64
-	wg        sync.WaitGroup // serve loops and connections
-	doneCh    chan struct{}  // closed when the last connection is gone after Drain
-	doneOnce  sync.Once
-	mu        sync.Mutex
-	listeners map[closer]struct{}
-	conns     map[*stdConn]struct{}
-	bufs      bufferPool
+	seq      atomic.Uint32
+	draining atomic.Bool
+	closed   atomic.Bool
+	accepted atomic.Uint64
+	ctr      counters // the standard engine's and UDP's
+	errs     atomic.Uint64
+	open     atomic.Int64
+	wg       sync.WaitGroup // serve loops and connections
+	doneCh   chan struct{}  // closed when the last connection is gone after Drain
+	doneOnce sync.Once
+	// acceptWG counts the standard engine's accept loops: Drain waits for
+	// them so that a connection accepted as the listener closed is counted
+	// before Drain counts the open connections.
+	acceptWG   sync.WaitGroup
+	stopAccept chan struct{} // closed by Drain: ends accept back-offs
+	mu         sync.Mutex
+	settled    bool // under mu: Drain has closed the listeners and every hand-off is done
+	listeners  map[closer]struct{}
+	conns      map[*stdConn]struct{}
+	bufs       bufferPool
 
 	loopOnce sync.Once
 	loopWG   sync.WaitGroup // event loops
@@ -181,18 +187,21 @@ func NewServer(cfg Config) *Server {
 	cfg.Handler = pipes.wrap(cfg.Handler)
 	releaser, _ := cfg.Protocol.(StateReleaser)
 	return &Server{
-		releaser:  releaser,
-		pipes:     pipes,
-		cfg:       cfg,
-		log:       cfg.Logger,
-		doneCh:    make(chan struct{}),
-		listeners: make(map[closer]struct{}),
-		conns:     make(map[*stdConn]struct{}),
+		releaser:   releaser,
+		pipes:      pipes,
+		cfg:        cfg,
+		log:        cfg.Logger,
+		doneCh:     make(chan struct{}),
+		stopAccept: make(chan struct{}),
+		listeners:  make(map[closer]struct{}),
+		conns:      make(map[*stdConn]struct{}),
 	}
 }
 
 // Serve accepts connections from ln until Drain, Shutdown or Close, and
-// returns ErrServerClosed then, or the accept error that ended it.
+// returns ErrServerClosed then, or the accept error that ended it; ln is
+// closed then. Called after Drain, it closes ln and returns ErrServerClosed
+// at once.
 // Temporary accept errors (EMFILE) back off from 5 ms to 1 s. The engine
 // is chosen by Config.Engine; with the default, TCP and Unix listeners are
 // served by event loops on Linux and everything else by a goroutine per
@@ -233,13 +242,22 @@ func (s *Server) loopList() []*loop {
 	return s.loops
 }
 
-func (s *Server) track(l closer) bool {
+// track registers a listener or packet conn for Drain to close; once the
+// server drains it closes l instead and returns false. accepts is true for
+// an accept loop that Drain must wait for (Serve's standard engine): the
+// caller then calls s.acceptWG.Done when it returns.
+func (s *Server) track(l closer, accepts bool) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.draining.Load() {
+		s.mu.Unlock()
+		l.Close()
 		return false
 	}
+	defer s.mu.Unlock()
 	s.listeners[l] = struct{}{}
+	if accepts {
+		s.acceptWG.Add(1)
+	}
 	return true
 }
 
@@ -272,8 +290,9 @@ func (s *Server) remove(c *stdConn) {
 func (s *Server) connGone() {
 	s.mu.Lock()
 	n := s.open.Add(-1)
+	settled := s.settled
 	s.mu.Unlock()
-	if n == 0 && s.draining.Load() {
+	if n == 0 && settled {
 		s.doneOnce.Do(func() { close(s.doneCh) })
 	}
 }
@@ -283,23 +302,40 @@ func (s *Server) nextID() uint64 { return s.cfg.IDBase | uint64(s.seq.Add(1)) }
 // Drain stops accepting: listeners and packet conns passed to Serve and
 // ServePacket are closed, and every connection reports Draining, so
 // keep-alive protocols tell their peers to go. Open connections stay.
+// When Drain returns, every connection accepted before the listeners
+// closed is counted in Stats().Connections and listed: none is accepted
+// afterwards, and Done is closed once they are all gone.
 func (s *Server) Drain() {
 	s.mu.Lock()
-	s.draining.Store(true)
+	if !s.draining.Load() {
+		s.draining.Store(true)
+		close(s.stopAccept)
+	}
 	ls := make([]closer, 0, len(s.listeners))
 	for l := range s.listeners {
 		ls = append(ls, l)
 	}
-	n := s.open.Load()
 	s.mu.Unlock()
+	// Closing an event-loop listener waits for the accepts in progress
+	// to register their connections; the standard engine's accept loops
+	// hand theirs over before they return.
 	for _, l := range ls {
 		l.Close()
 	}
+	s.acceptWG.Wait()
+	s.mu.Lock()
+	s.settled = true
+	n := s.open.Load()
+	s.mu.Unlock()
 	if n == 0 {
 		s.doneOnce.Do(func() { close(s.doneCh) })
 	}
 	s.wakeLoops()
 }
+
+// Done is closed once Drain (or Shutdown, or Close) has run and every
+// connection is gone. Safe for concurrent use.
+func (s *Server) Done() <-chan struct{} { return s.doneCh }
 
 // Draining reports whether Drain was called.
 func (s *Server) Draining() bool { return s.draining.Load() }

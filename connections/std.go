@@ -41,9 +41,10 @@ var _ Connection = (*stdConn)(nil)
 
 // serveStd accepts from ln with one goroutine per connection.
 func (s *Server) serveStd(ln net.Listener) error {
-	if !s.track(ln) {
+	if !s.track(ln, true) {
 		return ErrServerClosed
 	}
+	defer s.acceptWG.Done()
 	defer s.untrack(ln)
 	var backoff time.Duration
 	for {
@@ -56,7 +57,12 @@ func (s *Server) serveStd(ln net.Listener) error {
 			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
 				backoff = nextBackoff(backoff)
 				s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("accept failed")
-				time.Sleep(backoff)
+				t := time.NewTimer(backoff)
+				select {
+				case <-t.C:
+				case <-s.stopAccept:
+					t.Stop()
+				}
 				continue
 			}
 			return fmt.Errorf("connections: accept: %w", err)

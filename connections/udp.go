@@ -16,7 +16,7 @@ import (
 // the next one. Closing such a connection never closes pc. OnConnect and
 // OnClose do not run for datagrams.
 func (s *Server) ServePacket(pc net.PacketConn) error {
-	if !s.track(pc) {
+	if !s.track(pc, false) {
 		return ErrServerClosed
 	}
 	defer s.untrack(pc)
