@@ -1,0 +1,296 @@
+package websocket_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/protocols"
+	ws "github.com/goes-project/goes/protocols/websocket"
+)
+
+// dialMsg is one message a dialled client got.
+type dialMsg struct {
+	data []byte
+	op   ws.Opcode
+}
+
+// dialed is a connections.Client on a ws:// or wss:// URI with its
+// events turned into channels.
+type dialed struct {
+	cl     *connections.Client
+	opened chan struct{}
+	msgs   chan dialMsg
+	errs   chan error
+	closed chan struct{}
+}
+
+func dialClient(t testing.TB, uri string, o connections.WebSocketOptions, tlsCfg *tls.Config) *dialed {
+	t.Helper()
+	d := &dialed{opened: make(chan struct{}), msgs: make(chan dialMsg, 64), errs: make(chan error, 8), closed: make(chan struct{})}
+	onOpen := o.OnOpen
+	o.OnOpen = func(c connections.Connection) {
+		if onOpen != nil {
+			onOpen(c)
+		}
+		close(d.opened)
+	}
+	cl, err := connections.NewClient(uri, connections.ClientConfig{
+		Config: connections.Config{
+			MaxPackageSize: 2 * testLimit,
+			Logger:         zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+			Handler: connections.Handler{
+				OnMessage: func(c connections.Connection, data []byte) {
+					d.msgs <- dialMsg{data: bytes.Clone(data), op: ws.MessageType(c)}
+				},
+				OnError: func(c connections.Connection, err error) { d.errs <- err },
+				OnClose: func(c connections.Connection) { close(d.closed) },
+			},
+		},
+		TLSConfig: tlsCfg,
+		WebSocket: o,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Destroy)
+	d.cl = cl
+	return d
+}
+
+func (d *dialed) wait(t testing.TB, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case err := <-d.errs:
+		t.Fatalf("waiting for %s: OnError %v", what, err)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+func (d *dialed) next(t testing.TB) dialMsg {
+	t.Helper()
+	select {
+	case m := <-d.msgs:
+		return m
+	case err := <-d.errs:
+		t.Fatalf("OnError %v", err)
+	case <-d.closed:
+		select {
+		case m := <-d.msgs: // delivered before the close
+			return m
+		default:
+			t.Fatal("closed while waiting for a message")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed out waiting for a message")
+	}
+	return dialMsg{}
+}
+
+// exchange runs the common script against an echo server: a message
+// queued before the upgrade, text of several sizes, binary, then the
+// closing handshake from the client.
+func (d *dialed) exchange(t *testing.T, compress bool) {
+	t.Helper()
+	if err := d.cl.Send("queued before the upgrade", false); err != nil {
+		t.Fatal(err)
+	}
+	d.cl.Connect()
+	d.wait(t, d.opened, "the upgrade")
+	if ws.Compressed(d.cl) != compress {
+		t.Fatalf("compression negotiated = %v, want %v", ws.Compressed(d.cl), compress)
+	}
+	if m := d.next(t); string(m.data) != "queued before the upgrade" || m.op != ws.OpText {
+		t.Fatalf("first echo %q op %d", m.data, m.op)
+	}
+	msgs := [][]byte{[]byte("hello"), {}, []byte("κόσμε"), []byte(strings.Repeat("repeat me ", 10000))}
+	for i, m := range msgs {
+		if err := d.cl.SendBytes(m, false); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	for i, m := range msgs {
+		if g := d.next(t); !bytes.Equal(g.data, m) || g.op != ws.OpText {
+			t.Fatalf("echo %d: %d bytes op %d, want %d bytes text", i, len(g.data), g.op, len(m))
+		}
+	}
+	ws.SetBinary(d.cl, true)
+	bin := []byte{0, 1, 0xfe, 0xff}
+	d.cl.SendBytes(bin, false)
+	if g := d.next(t); !bytes.Equal(g.data, bin) || g.op != ws.OpBinary {
+		t.Fatalf("binary echo %x op %d", g.data, g.op)
+	}
+	if err := ws.Close(d.cl, ws.CloseNormal, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	d.wait(t, d.closed, "OnClose after the closing handshake")
+}
+
+// TestDialGoesServer: a ws:// connections.Client against this package's
+// server on a goes listener, with and without permessage-deflate; the
+// URI's path and query reach the server.
+func TestDialGoesServer(t *testing.T) {
+	for _, compress := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "deflate"}[compress], func(t *testing.T) {
+			var target atomic.Value
+			p := &ws.Protocol{
+				Compression: ws.Compression{Enabled: compress},
+				OnWebSocketConnect: func(c protocols.Conn, req *ws.Request) int {
+					target.Store(req.Target())
+					return 0
+				},
+			}
+			addr := serveGoes(t, p, echoHandler())
+			d := dialClient(t, "ws://"+addr+"/chat?room=1", connections.WebSocketOptions{
+				Compression: ws.Compression{Enabled: compress, Threshold: -1},
+			}, nil)
+			d.exchange(t, compress)
+			if got := target.Load(); got != "/chat?room=1" {
+				t.Fatalf("server saw target %v", got)
+			}
+		})
+	}
+}
+
+// TestDialReference: a ws:// connections.Client against coder/websocket
+// on net/http.
+func TestDialReference(t *testing.T) {
+	for _, compress := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "deflate"}[compress], func(t *testing.T) {
+			addr := serveReference(t, compress)
+			d := dialClient(t, "ws://"+addr+"/echo", connections.WebSocketOptions{
+				Compression: ws.Compression{Enabled: compress, Threshold: -1},
+			}, nil)
+			d.exchange(t, compress)
+		})
+	}
+}
+
+// TestDialWSS: wss:// against coder/websocket behind net/http's TLS,
+// verifying the server's certificate, with a subprotocol.
+func TestDialWSS(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"echo.v1"}})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(testLimit)
+		ctx := context.Background()
+		for {
+			typ, data, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			if typ == websocket.MessageText && !utf8.Valid(data) {
+				return
+			}
+			if c.Write(ctx, typ, data) != nil {
+				return
+			}
+		}
+	}))
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	var sub atomic.Value
+	d := dialClient(t, "wss://"+strings.TrimPrefix(srv.URL, "https://")+"/", connections.WebSocketOptions{
+		Subprotocols: []string{"other", "echo.v1"},
+		OnOpen:       func(c connections.Connection) { sub.Store(ws.Subprotocol(c)) },
+	}, &tls.Config{RootCAs: roots})
+	d.exchange(t, false)
+	if d.cl.Transport() != "tls" || sub.Load() != "echo.v1" {
+		t.Fatalf("transport %q subprotocol %v", d.cl.Transport(), sub.Load())
+	}
+}
+
+// TestDialUpgradeRefused: a refused upgrade is reported to OnError as
+// ErrHandshake, OnOpen never runs, OnClose does.
+func TestDialUpgradeRefused(t *testing.T) {
+	addr := serveGoes(t, &ws.Protocol{OnWebSocketConnect: func(protocols.Conn, *ws.Request) int { return 403 }}, echoHandler())
+	d := dialClient(t, "ws://"+addr+"/", connections.WebSocketOptions{}, nil)
+	d.cl.Send("never sent", false)
+	d.cl.Connect()
+	select {
+	case err := <-d.errs:
+		if !errors.Is(err, ws.ErrHandshake) {
+			t.Fatalf("OnError %v, want ErrHandshake", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnError")
+	}
+	select {
+	case <-d.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnClose")
+	}
+	select {
+	case <-d.opened:
+		t.Fatal("OnOpen ran for a refused upgrade")
+	default:
+	}
+}
+
+// TestDialReconnect: the server ends every connection after one message;
+// the Client reconnects from OnClose and shakes hands again each time.
+func TestDialReconnect(t *testing.T) {
+	addr := serveGoes(t, &ws.Protocol{}, connections.Handler{OnMessage: func(c connections.Connection, data []byte) {
+		c.SendBytes(data, false)
+		ws.Close(c, ws.CloseGoingAway, "one each")
+	}})
+	var opens atomic.Int32
+	got := make(chan string, 4)
+	done := make(chan struct{})
+	cl, err := connections.NewClient("ws://"+addr+"/", connections.ClientConfig{
+		Config: connections.Config{
+			Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+			Handler: connections.Handler{
+				OnMessage: func(c connections.Connection, data []byte) { got <- string(data) },
+				OnClose: func(c connections.Connection) {
+					if opens.Load() < 3 {
+						c.(*connections.Client).Reconnect(time.Millisecond)
+						return
+					}
+					close(done)
+				},
+			},
+		},
+		WebSocket: connections.WebSocketOptions{OnOpen: func(c connections.Connection) {
+			c.Send("round "+string(rune('0'+opens.Add(1))), false)
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Destroy)
+	cl.Connect()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed out")
+	}
+	close(got)
+	var all []string
+	for s := range got {
+		all = append(all, s)
+	}
+	if strings.Join(all, ",") != "round 1,round 2,round 3" {
+		t.Fatalf("got %q", all)
+	}
+}
