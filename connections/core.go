@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -13,7 +14,7 @@ import (
 )
 
 // Connection state bits of base.flags. They change only with mu held and
-// may be read without it.
+// may be read without it; fStateLock is the exception.
 const (
 	fClosing    uint32 = 1 << iota // close once everything queued is written
 	fSockClosed                    // the socket is closed or being closed
@@ -22,6 +23,11 @@ const (
 	fFull                          // OnBufferFull fired; OnBufferDrain pending
 
 	fHalted = fClosing | fSockClosed | fPaused
+
+	// fStateLock guards base.state. It is a spin lock taken without mu
+	// (State and SetState run with and without mu held) around a copy of
+	// the two words of an interface, never around a call.
+	fStateLock uint32 = 1 << 31
 )
 
 // engineOps is what the engine-independent part of a stream connection
@@ -59,7 +65,7 @@ type base struct {
 	ctr     *counters // the engine's: the server's or the loop's
 	id      uint64
 	created int64 // unix nanoseconds
-	state   any   // protocol state; used by the connection's dispatcher only
+	state   any   // protocol state; under fStateLock
 
 	bytesIn  atomic.Uint64
 	bytesOut atomic.Uint64
@@ -83,9 +89,28 @@ func (c *base) init(s *Server, ops engineOps, ctr *counters) {
 	c.created = time.Now().UnixNano()
 }
 
-func (c *base) setFlag(f uint32)   { c.flags.Store(c.flags.Load() | f) }
-func (c *base) clearFlag(f uint32) { c.flags.Store(c.flags.Load() &^ f) }
+// setFlag and clearFlag are atomic read-modify-writes, so that they never
+// undo fStateLock, which changes without mu.
+func (c *base) setFlag(f uint32)   { c.flags.Or(f) }
+func (c *base) clearFlag(f uint32) { c.flags.And(^f) }
 func (c *base) has(f uint32) bool  { return c.flags.Load()&f != 0 }
+
+// lockState takes fStateLock. Its holders never block, so a waiter only
+// yields until the holder has copied its two words.
+func (c *base) lockState() {
+	for {
+		f := c.flags.Load()
+		if f&fStateLock == 0 {
+			if c.flags.CompareAndSwap(f, f|fStateLock) {
+				return
+			}
+			continue // another flag changed meanwhile
+		}
+		runtime.Gosched()
+	}
+}
+
+func (c *base) unlockState() { c.flags.And(^fStateLock) }
 
 // halted reports whether dispatching must stop: the connection is paused
 // or closing.
@@ -137,7 +162,7 @@ func (c *base) dispatch(buf []byte) (used int, halted bool) {
 	if err == nil {
 		err = perr
 	}
-	if err == nil && !halted && used == len(buf) && c.s.releaser != nil && c.state != nil {
+	if err == nil && !halted && used == len(buf) && c.s.releaser != nil && c.State() != nil {
 		c.mu.Lock()
 		err = guard(func() { c.s.releaser.ReleaseState(c.conn()) })
 		c.mu.Unlock()
@@ -419,8 +444,6 @@ func (c *base) writeDone(buf *buffer, n int, err error) {
 // Connection methods.
 
 func (c *base) ID() uint64                   { return c.id }
-func (c *base) State() any                   { return c.state }
-func (c *base) SetState(v any)               { c.state = v }
 func (c *base) MaxPackageSize() int          { return c.s.cfg.MaxPackageSize }
 func (c *base) Draining() bool               { return c.s.draining.Load() }
 func (c *base) LocalAddr() net.Addr          { return c.ops.localAddr() }
@@ -430,6 +453,29 @@ func (c *base) Protocol() protocols.Protocol { return c.s.cfg.Protocol }
 func (c *base) BytesRead() uint64            { return c.bytesIn.Load() }
 func (c *base) BytesWritten() uint64         { return c.bytesOut.Load() }
 func (c *base) CreatedAt() time.Time         { return time.Unix(0, c.created) }
+
+// State returns the protocol's per-connection state. Unlike what
+// protocols.Conn requires of an implementation, State and SetState are
+// safe for concurrent use: Encode (with the send lock held, on whatever
+// goroutine sends) and helpers such as http.Respond may read the state
+// while the connection's dispatcher creates it in its first Input or
+// gives it back through StateReleaser. What the state points to is the
+// protocol's to guard.
+func (c *base) State() any {
+	c.lockState()
+	v := c.state
+	c.unlockState()
+	return v
+}
+
+// SetState stores the protocol's per-connection state. Safe for
+// concurrent use, with or without the send lock held; it does not
+// allocate.
+func (c *base) SetState(v any) {
+	c.lockState()
+	c.state = v
+	c.unlockState()
+}
 
 func (c *base) SendBufferLen() int {
 	c.mu.Lock()

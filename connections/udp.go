@@ -47,6 +47,8 @@ type datagram struct {
 	addr    net.Addr
 	id      uint64
 	created time.Time
+
+	stateMu sync.Mutex // guards state; never held while calling out
 	state   any
 
 	bytesIn  atomic.Uint64
@@ -129,8 +131,6 @@ func (d *datagram) send(b []byte, raw bool) error {
 }
 
 func (d *datagram) ID() uint64                   { return d.id }
-func (d *datagram) State() any                   { return d.state }
-func (d *datagram) SetState(v any)               { d.state = v }
 func (d *datagram) MaxPackageSize() int          { return d.s.cfg.MaxPackageSize }
 func (d *datagram) CloseAfterFlush()             { d.closed.Store(true) }
 func (d *datagram) Draining() bool               { return d.s.draining.Load() }
@@ -146,6 +146,22 @@ func (d *datagram) BytesRead() uint64            { return d.bytesIn.Load() }
 func (d *datagram) BytesWritten() uint64         { return d.bytesOut.Load() }
 func (d *datagram) SendBufferLen() int           { return 0 }
 func (d *datagram) CreatedAt() time.Time         { return d.created }
+
+// State returns the protocol's state of this datagram. Safe for concurrent
+// use (see base.State).
+func (d *datagram) State() any {
+	d.stateMu.Lock()
+	defer d.stateMu.Unlock()
+	return d.state
+}
+
+// SetState stores the protocol's state of this datagram. Safe for
+// concurrent use.
+func (d *datagram) SetState(v any) {
+	d.stateMu.Lock()
+	d.state = v
+	d.stateMu.Unlock()
+}
 
 func (d *datagram) Context() any {
 	d.mu.Lock()
