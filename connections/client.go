@@ -147,6 +147,9 @@ type Client struct {
 	// cb is held while OnConnect and OnClose run, so that the callbacks of
 	// one connection never overlap those of the next.
 	cb sync.Mutex
+	// wg counts the Client's own goroutines (dialling, reporting); the
+	// connection's are its server's.
+	wg sync.WaitGroup
 
 	// Lock order: mu, then the connection's own lock (cur's base.mu).
 	mu       sync.Mutex
@@ -157,6 +160,7 @@ type Client struct {
 	closeReq bool     // Close before ready: close once the queue is sent
 	destroy  bool     // Destroy while connecting
 	again    bool     // Reconnect while open: connect again after OnClose
+	stopped  bool     // Shutdown: no more attempts
 	againIn  time.Duration
 	gen      uint64 // bumped by every arm: stale timers do nothing
 	timer    *time.Timer
@@ -262,22 +266,26 @@ func (cl *Client) Connect() {
 // nothing. It is typically called from OnClose. Safe for concurrent use.
 func (cl *Client) Reconnect(after time.Duration) {
 	cl.mu.Lock()
-	switch cl.st {
-	case clientOpen:
+	switch {
+	case cl.stopped:
+	case cl.st == clientOpen:
 		cl.again, cl.againIn = true, after
 		cur := cl.cur
 		cl.mu.Unlock()
 		cur.Close()
 		return
-	case clientConnecting:
-	default:
+	case cl.st != clientConnecting:
 		cl.armLocked(after)
 	}
 	cl.mu.Unlock()
 }
 
-// armLocked starts an attempt now or after d. mu is held.
+// armLocked starts an attempt now or after d, unless Shutdown was
+// called. mu is held.
 func (cl *Client) armLocked(d time.Duration) {
+	if cl.stopped {
+		return
+	}
 	cl.gen++
 	gen := cl.gen
 	cl.closeReq, cl.destroy = false, false
@@ -305,11 +313,23 @@ func (cl *Client) startLocked() {
 	cl.st = clientConnecting
 	ctx, cancel := context.WithTimeout(context.Background(), cl.cfg.DialTimeout)
 	cl.cancel = cancel
+	cl.wg.Add(1)
 	go cl.dial(ctx, cancel)
+}
+
+// goReport runs OnClose on its own goroutine, for an attempt that ends
+// before it started.
+func (cl *Client) goReport() {
+	cl.wg.Add(1)
+	go func() {
+		defer cl.wg.Done()
+		cl.report(nil)
+	}()
 }
 
 // dial runs one attempt and hands the connection to the Client's server.
 func (cl *Client) dial(ctx context.Context, cancel context.CancelFunc) {
+	defer cl.wg.Done()
 	start := time.Now()
 	nc, err := cl.connect(ctx)
 	cancel()
@@ -564,9 +584,7 @@ func (cl *Client) Close() error {
 		cl.closeReq = true
 	case clientInitial, clientWaiting:
 		cl.stopLocked()
-		cl.mu.Unlock()
-		go cl.report(nil)
-		return nil
+		cl.goReport()
 	}
 	cl.mu.Unlock()
 	return nil
@@ -592,11 +610,36 @@ func (cl *Client) Destroy() {
 		}
 	case clientInitial, clientWaiting:
 		cl.stopLocked()
-		cl.mu.Unlock()
-		go cl.report(nil)
-		return
+		cl.goReport()
 	}
 	cl.mu.Unlock()
+}
+
+// Shutdown closes the Client for good and waits until its connection is
+// gone and its goroutines have ended, or until ctx is done; then it
+// destroys what is left, waits for that and returns ctx's error. Connect
+// and Reconnect do nothing afterwards (also from OnClose). What is queued
+// is written first, as for Close; an attempt in flight is waited for. It
+// must not be called from the Client's callbacks. Safe for concurrent use.
+func (cl *Client) Shutdown(ctx context.Context) error {
+	cl.mu.Lock()
+	cl.stopped = true
+	cl.mu.Unlock()
+	cl.Close()
+	done := make(chan struct{})
+	go func() {
+		cl.wg.Wait()
+		cl.srv.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		cl.Destroy()
+		<-done
+		return ctx.Err()
+	}
 }
 
 // stopLocked cancels a pending attempt and marks the Client closed.

@@ -75,8 +75,18 @@ func newClient(t testing.TB, uri string, cfg connections.ClientConfig) *connecti
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(cl.Destroy)
+	stopOnCleanup(t, cl)
 	return cl
+}
+
+// stopOnCleanup destroys cl when the test ends and waits until its
+// goroutines are gone (they log through t).
+func stopOnCleanup(t testing.TB, cl *connections.Client) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		cl.Shutdown(ctx)
+	})
 }
 
 func TestClientURIs(t *testing.T) {
@@ -498,9 +508,13 @@ func TestClientReconnectUntilUp(t *testing.T) {
 // TestClientReconnectWhileOpen: Reconnect on an open Client closes it
 // (after writing what is queued) and connects again.
 func TestClientReconnectWhileOpen(t *testing.T) {
-	got := make(chan string, 4)
+	type line struct {
+		conn uint64
+		text string
+	}
+	got := make(chan line, 4)
 	_, addr := serve(t, "tcp", connections.Config{Protocol: text.New(), Handler: connections.Handler{
-		OnMessage: func(c connections.Connection, data []byte) { got <- string(data) },
+		OnMessage: func(c connections.Connection, data []byte) { got <- line{c.ID(), string(data)} },
 	}})
 	var connects atomic.Int32
 	opened := make(chan struct{}, 2)
@@ -515,15 +529,22 @@ func TestClientReconnectWhileOpen(t *testing.T) {
 	cl.Send("last words", false)
 	cl.Reconnect(0)
 	<-opened
-	for _, want := range []string{"hello 1", "last words", "hello 2"} {
+	// The two server connections run concurrently: check each one's order.
+	byConn := map[uint64][]string{}
+	for range 3 {
 		select {
-		case s := <-got:
-			if s != want {
-				t.Fatalf("server got %q, want %q", s, want)
-			}
+		case l := <-got:
+			byConn[l.conn] = append(byConn[l.conn], l.text)
 		case <-time.After(10 * time.Second):
-			t.Fatalf("waiting for %q", want)
+			t.Fatalf("server got only %v", byConn)
 		}
+	}
+	var all []string
+	for _, texts := range byConn {
+		all = append(all, strings.Join(texts, "+"))
+	}
+	if len(all) != 2 || !(all[0] == "hello 1+last words" && all[1] == "hello 2" || all[1] == "hello 1+last words" && all[0] == "hello 2") {
+		t.Fatalf("server connections got %q", all)
 	}
 }
 
@@ -644,5 +665,44 @@ func TestClientAgainstPlainServer(t *testing.T) {
 	}
 	if _, ok := cl.LocalAddr().(*net.TCPAddr); !ok {
 		t.Fatalf("LocalAddr %T", cl.LocalAddr())
+	}
+}
+
+// TestClientShutdown: Shutdown writes what is queued, waits for the
+// connection to end, and stops OnClose from reconnecting.
+func TestClientShutdown(t *testing.T) {
+	got := make(chan string, 4)
+	_, addr := serve(t, "tcp", connections.Config{Protocol: text.New(), Handler: connections.Handler{
+		OnMessage: func(c connections.Connection, data []byte) { got <- string(data) },
+	}})
+	var closes atomic.Int32
+	connected := make(chan struct{})
+	cl := newClient(t, "text://"+addr, connections.ClientConfig{Config: connections.Config{Handler: connections.Handler{
+		OnConnect: func(connections.Connection) { close(connected) },
+		OnClose: func(c connections.Connection) {
+			closes.Add(1)
+			c.(*connections.Client).Reconnect(0) // ignored once shut down
+		},
+	}}})
+	cl.Connect()
+	<-connected
+	cl.Send("one", false)
+	cl.Send("two", false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cl.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if closes.Load() != 1 {
+		t.Fatalf("%d OnClose calls", closes.Load())
+	}
+	for _, want := range []string{"one", "two"} {
+		if s := <-got; s != want {
+			t.Fatalf("server got %q, want %q", s, want)
+		}
+	}
+	cl.Connect()
+	if err := cl.Send("x", false); !errors.Is(err, connections.ErrClosed) {
+		t.Fatalf("Send after Shutdown and Connect: %v", err)
 	}
 }

@@ -66,9 +66,19 @@ func dialClient(t testing.TB, uri string, o connections.WebSocketOptions, tlsCfg
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(cl.Destroy)
+	stopOnCleanup(t, cl)
 	d.cl = cl
 	return d
+}
+
+// stopOnCleanup destroys cl when the test ends and waits until its
+// goroutines are gone (they log through t).
+func stopOnCleanup(t testing.TB, cl *connections.Client) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		cl.Shutdown(ctx)
+	})
 }
 
 func (d *dialed) wait(t testing.TB, ch <-chan struct{}, what string) {
@@ -278,7 +288,7 @@ func TestDialReconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(cl.Destroy)
+	stopOnCleanup(t, cl)
 	cl.Connect()
 	select {
 	case <-done:
