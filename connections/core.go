@@ -21,6 +21,8 @@ const (
 	fPaused                        // PauseRecv
 	fWriting                       // an engine write owns the taken buffer
 	fFull                          // OnBufferFull fired; OnBufferDrain pending
+	fInputEnded                    // the peer has finished sending (EOF)
+	fLinger                        // closing: output done, sending side shut; input dropped until EOF or lingerTimeout
 
 	fHalted = fClosing | fSockClosed | fPaused
 
@@ -48,6 +50,11 @@ type engineOps interface {
 	// flushDeadline bounds how long a closing connection waits for a peer
 	// that does not read; mu is held.
 	flushDeadline()
+	// lingerLocked shuts down the sending side of the socket and makes
+	// sure the connection is destroyed after lingerTimeout; false when the
+	// engine cannot do that here (then it is closed at once). mu is held
+	// and fLinger set: the engine reads and drops input until EOF.
+	lingerLocked() bool
 	localAddr() net.Addr
 	remoteAddr() net.Addr
 	engine() string
@@ -288,6 +295,33 @@ func (c *base) onError(err error) {
 	}
 }
 
+// Lingering close. Closing a socket that has unread input, or that gets
+// more after the close, makes the kernel answer with a reset, and a reset
+// can destroy the last answer before the peer has read it (a 413 while
+// the peer is still sending the body, a response to a request that has
+// another pipelined behind it). So a connection closed on the server's
+// initiative, once its output is written, shuts down only its sending
+// side and goes on reading and dropping input until the peer closes too,
+// for at most lingerTimeout and lingerBytes; then it is closed.
+const (
+	lingerTimeout = time.Second
+	lingerBytes   = 1 << 20
+)
+
+// closeOrLingerLocked ends a closing connection whose output is written:
+// it closes it if the peer has finished sending, and lingers otherwise.
+// mu is held.
+func (c *base) closeOrLingerLocked() {
+	if c.has(fInputEnded) {
+		c.closeLocked()
+		return
+	}
+	c.setFlag(fLinger)
+	if !c.ops.lingerLocked() {
+		c.closeLocked()
+	}
+}
+
 // closeLocked marks the socket closed, drops the send buffer and lets the
 // engine close the socket. mu is held.
 func (c *base) closeLocked() {
@@ -383,7 +417,7 @@ func (c *base) send(b []byte, str string, raw bool) error {
 // takeOut hands the queued bytes to the engine's writer, or returns nil
 // when there is nothing to write, a write is in progress, a dispatcher
 // will flush later or the socket is closed. A closing connection whose
-// buffer is empty is closed here.
+// buffer is empty is closed or starts lingering here.
 func (c *base) takeOut() *buffer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -395,8 +429,8 @@ func (c *base) takeOut() *buffer {
 		return nil
 	}
 	if c.out == nil {
-		if f&fClosing != 0 {
-			c.closeLocked()
+		if f&(fClosing|fLinger) == fClosing {
+			c.closeOrLingerLocked()
 		}
 		return nil
 	}
@@ -519,10 +553,17 @@ func (c *base) Close() error {
 
 // inputEnded closes the connection once its answers are written, after
 // the peer shut down its sending side; the wait for a peer that does not
-// read is bounded even if the connection was already closing.
+// read is bounded even if the connection was already closing. A lingering
+// connection is closed at once.
 func (c *base) inputEnded() {
 	c.mu.Lock()
+	c.setFlag(fInputEnded)
 	if c.has(fSockClosed) {
+		c.mu.Unlock()
+		return
+	}
+	if c.has(fLinger) {
+		c.closeLocked()
 		c.mu.Unlock()
 		return
 	}

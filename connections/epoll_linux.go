@@ -64,10 +64,13 @@ type epConn struct {
 	// queued: c is in l's queue (any goroutine).
 	queued atomic.Bool
 	busy   bool // pool mode: a task of c is running or submitted
-	eof    bool // the peer has finished sending
+	// eof: the peer has finished sending, or c lingers and has dropped
+	// lingerBytes: input is not read any more.
+	eof bool
 	// inHalted: pool mode, set by the task: c.in may hold packets held
 	// back by PauseRecv.
 	inHalted bool
+	lingered uint8  // input dropped while lingering, in 16 KiB units
 	pend     uint32 // pool mode: work for the next task; under base.mu
 	woff     int32  // bytes of wbuf already written
 	rport    uint16
@@ -668,7 +671,7 @@ func (l *loop) rearm(c *epConn) {
 		return
 	}
 	var want uint32
-	if !c.has(fPaused) && !c.busy && !c.eof {
+	if (!c.has(fPaused) || c.has(fLinger)) && !c.busy && !c.eof {
 		want = unix.EPOLLIN | unix.EPOLLRDHUP
 	}
 	if c.wbuf != nil {
@@ -689,7 +692,7 @@ func (l *loop) readable(c *epConn) {
 	if c.has(fSockClosed) {
 		return
 	}
-	if c.has(fPaused) || c.busy {
+	if (c.has(fPaused) && !c.has(fLinger)) || c.busy {
 		l.rearm(c)
 		return
 	}
@@ -728,6 +731,14 @@ func (l *loop) readable(c *epConn) {
 		switch {
 		case closing:
 			l.dropInput(c)
+			if c.has(fLinger) {
+				if u := int(c.lingered) + (n+16<<10-1)>>14; u < lingerBytes>>14 {
+					c.lingered = uint8(u)
+				} else {
+					c.eof = true // enough: wait for the peer or lingerTimeout
+					l.rearm(c)
+				}
+			}
 		case s.pool != nil:
 			if c.in == nil {
 				c.in = s.bufs.get()
@@ -738,12 +749,13 @@ func (l *loop) readable(c *epConn) {
 			l.consume(c, buf)
 		}
 	case errno == unix.EAGAIN || errno == unix.EINTR:
-	case errno == 0 && !closing:
-		// The peer has finished sending: answer what it asked, then close.
+	case errno == 0:
+		// The peer has finished sending: answer what it asked (or finish
+		// writing what was queued before Close), then close.
 		c.eof = true
 		c.inputEnded()
 		l.rearm(c)
-	default: // a socket error, or the end of input while closing
+	default: // a socket error
 		c.Destroy()
 	}
 }
@@ -779,7 +791,7 @@ func (l *loop) dropInput(c *epConn) {
 // resume restarts reading after ResumeRecv, delivering what was buffered
 // before PauseRecv first.
 func (l *loop) resume(c *epConn) {
-	if c.busy || c.has(fPaused) {
+	if c.busy || (c.has(fPaused) && !c.has(fLinger)) {
 		return
 	}
 	if c.in != nil && len(c.in.b) > 0 {
@@ -887,6 +899,17 @@ func (c *epConn) closeSocketLocked() {
 func (c *epConn) resumed() { c.l.post(c, actResume) }
 
 func (c *epConn) flushDeadline() { time.AfterFunc(closeFlushTimeout, c.Destroy) }
+
+func (c *epConn) lingerLocked() bool {
+	if unix.Shutdown(int(c.fd), unix.SHUT_WR) != nil {
+		return false
+	}
+	if c.has(fPaused) {
+		c.l.post(c, actResume) // read again, to drop
+	}
+	time.AfterFunc(lingerTimeout, c.Destroy)
+	return true
+}
 
 func (c *epConn) drained() {
 	if c.s.pool != nil {

@@ -196,6 +196,7 @@ func TestConnectionInfoAndClose(t *testing.T) {
 		if _, err := r.ReadByte(); err != io.EOF {
 			t.Fatalf("after close: %v, want EOF", err)
 		}
+		c.Close() // or the server lingers, waiting for it
 		eventually(t, "OnClose", func() bool { return closed.Load() == 1 && s.Stats().Connections == 0 })
 		if st := s.Stats(); st.Connections != 0 || st.Accepted != 1 || st.Requests != 2 {
 			t.Fatalf("stats %+v", st)
@@ -520,6 +521,7 @@ func TestShutdownFinishesWork(t *testing.T) {
 		if b, err := io.ReadAll(c); err != nil || string(b) != "work\n" {
 			t.Fatalf("got %q, %v", b, err)
 		}
+		c.Close() // or the server lingers, waiting for it
 		if err := <-done; err != nil {
 			t.Fatalf("Shutdown: %v", err)
 		}

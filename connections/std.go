@@ -111,6 +111,7 @@ func (c *stdConn) serve() {
 	c.flush()
 	buf := make([]byte, 0, s.cfg.ReadBufferSize)
 	pending := false // buf may hold packets held back by PauseRecv
+	dropped := 0     // input dropped while lingering
 	for {
 		if !c.waitReadable() {
 			return
@@ -129,6 +130,10 @@ func (c *stdConn) serve() {
 			s.ctr.bytesIn.Add(uint64(n))
 			if c.has(fClosing | fSockClosed) {
 				buf = buf[:0] // closing: the rest of the input is dropped
+				if dropped += n; dropped >= lingerBytes && c.has(fLinger) {
+					c.waitClosed() // until lingerTimeout
+					return
+				}
 			} else {
 				buf, pending = c.consume(buf[:len(buf)+n])
 			}
@@ -219,12 +224,12 @@ func (c *stdConn) waitClosed() {
 	c.mu.Unlock()
 }
 
-// waitReadable blocks while the connection is paused; it reports whether
-// the socket is still open.
+// waitReadable blocks while the connection is paused and not lingering;
+// it reports whether the socket is still open.
 func (c *stdConn) waitReadable() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for c.has(fPaused) && !c.has(fSockClosed) {
+	for c.has(fPaused) && !c.has(fSockClosed|fLinger) {
 		c.cond.Wait()
 	}
 	return !c.has(fSockClosed)
@@ -246,6 +251,26 @@ func (c *stdConn) resumed() {
 }
 
 func (c *stdConn) flushDeadline() { c.nc.SetWriteDeadline(time.Now().Add(closeFlushTimeout)) }
+
+// lingerLocked shuts down the sending side of TCP and Unix sockets. TLS
+// does not linger: its close_notify is a write that may block.
+func (c *stdConn) lingerLocked() bool {
+	var err error
+	switch nc := c.nc.(type) {
+	case *net.TCPConn:
+		err = nc.CloseWrite()
+	case *net.UnixConn:
+		err = nc.CloseWrite()
+	default:
+		return false
+	}
+	if err != nil {
+		return false
+	}
+	c.cond.Broadcast() // a paused reader reads again, to drop
+	time.AfterFunc(lingerTimeout, c.Destroy)
+	return true
+}
 
 func (c *stdConn) drained() {
 	c.drainPending.Store(true)

@@ -67,6 +67,12 @@ func serve(t testing.TB, e engineCase, p *http.Protocol, maxPackage int, h conne
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveListener(t, e, ln, p, maxPackage, h)
+}
+
+// serveListener is serve on a listener of the caller's.
+func serveListener(t testing.TB, e engineCase, ln net.Listener, p *http.Protocol, maxPackage int, h connections.Handler) *testServer {
+	t.Helper()
 	srv := connections.NewServer(connections.Config{
 		Protocol:           p,
 		MaxPackageSize:     maxPackage,

@@ -1,0 +1,62 @@
+package connections_test
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/protocols/text"
+)
+
+// TestLingeringCloseIsBounded: the server answers and closes while the
+// peer goes on sending and never closes. The peer reads the answer and
+// then the end of the stream (the server shut down its sending side, no
+// reset), and the server still lets the connection go by itself, having
+// read a bounded amount of the flood.
+func TestLingeringCloseIsBounded(t *testing.T) {
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		var closed atomic.Int32
+		s, addr := serve(t, "tcp", connections.Config{
+			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Protocol: text.New(),
+			Handler: connections.Handler{
+				OnMessage: func(c connections.Connection, d []byte) {
+					c.Send("bye", false)
+					c.Close()
+				},
+				OnClose: func(connections.Connection) { closed.Add(1) },
+			},
+		})
+		c := dial(t, "tcp", addr)
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		io.WriteString(c, "quit\n")
+		flood := bytes.Repeat([]byte("x"), 64<<10)
+		writerDone := make(chan struct{})
+		go func() {
+			defer close(writerDone)
+			for {
+				if _, err := c.Write(flood); err != nil {
+					return // the server closed at last, or the test did
+				}
+			}
+		}()
+		r := bufio.NewReader(c)
+		if l, err := r.ReadString('\n'); err != nil || l != "bye\n" {
+			t.Fatalf("got %q, %v", l, err)
+		}
+		if _, err := r.ReadByte(); err != io.EOF {
+			t.Fatalf("after the answer: %v, want EOF", err)
+		}
+		eventually(t, "lingering connection closed", func() bool { return closed.Load() == 1 })
+		c.Close()
+		<-writerDone
+		// The request, what one read may take past the bound, and the bound.
+		if in := s.Stats().BytesIn; in > 5+64<<10+1<<20 {
+			t.Fatalf("server read %d bytes of the flood", in)
+		}
+	})
+}
