@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -302,5 +304,53 @@ func TestDialReconnect(t *testing.T) {
 	}
 	if strings.Join(all, ",") != "round 1,round 2,round 3" {
 		t.Fatalf("got %q", all)
+	}
+}
+
+// TestDialPipeBridge: a raw TCP listener whose connections are piped both
+// ways to a ws:// Client of coder/websocket's echo server. Bytes from the
+// TCP peer become WebSocket messages (through the Client's protocol), even
+// those that arrive before the upgrade is accepted, and the echoes come
+// back as raw bytes.
+func TestDialPipeBridge(t *testing.T) {
+	wsAddr := serveReference(t, false)
+	clients := make(chan *connections.Client, 1)
+	srv := connections.NewServer(connections.Config{
+		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+		Handler: connections.Handler{OnConnect: func(c connections.Connection) {
+			up, err := connections.NewClient("ws://"+wsAddr+"/", connections.ClientConfig{
+				Config: connections.Config{Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)},
+			})
+			if err != nil {
+				t.Error(err)
+				c.Close()
+				return
+			}
+			clients <- up
+			connections.Pipe(c, up)
+			connections.Pipe(up, c)
+			up.Connect()
+		}}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	stopOnCleanup(t, <-clients)
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	for _, m := range []string{"hello", "κόσμε", strings.Repeat("x", 3000)} {
+		if _, err := io.WriteString(nc, m); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(m))
+		if _, err := io.ReadFull(nc, got); err != nil || string(got) != m {
+			t.Fatalf("bridge echoed %q, %v; want %q", got, err, m)
+		}
 	}
 }
