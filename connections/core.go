@@ -86,6 +86,7 @@ type base struct {
 	inflight    int32   // bytes taken by the write in progress
 	out         *buffer // queued, not yet taken by a write; nil when empty
 	userCtx     any
+	tm          *connTimers // allocated with the connection; nil without timers
 }
 
 func (c *base) init(s *Server, ops engineOps, ctr *counters) {
@@ -302,7 +303,8 @@ func (c *base) onError(err error) {
 // another pipelined behind it). So a connection closed on the server's
 // initiative, once its output is written, shuts down only its sending
 // side and goes on reading and dropping input until the peer closes too,
-// for at most lingerTimeout and lingerBytes; then it is closed.
+// for at most lingerTimeout; then it is closed. A closing connection drops
+// at most lingerBytes of input (then it stops reading).
 const (
 	lingerTimeout = time.Second
 	lingerBytes   = 1 << 20
@@ -333,6 +335,7 @@ func (c *base) closeLocked() {
 		c.s.bufs.put(c.out)
 		c.out = nil
 	}
+	c.stopTimersLocked()
 	c.ops.closeSocketLocked()
 }
 
@@ -446,6 +449,9 @@ func (c *base) wroteSome(n int) {
 	if n > 0 {
 		c.bytesOut.Add(uint64(n))
 		c.ctr.bytesOut.Add(uint64(n))
+		if tm := c.tm; tm != nil && c.s.beatNs > 0 {
+			tm.lastOut.Store(c.s.clock())
+		}
 	}
 }
 

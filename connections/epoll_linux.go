@@ -64,13 +64,13 @@ type epConn struct {
 	// queued: c is in l's queue (any goroutine).
 	queued atomic.Bool
 	busy   bool // pool mode: a task of c is running or submitted
-	// eof: the peer has finished sending, or c lingers and has dropped
+	// eof: the peer has finished sending, or c is closing and has dropped
 	// lingerBytes: input is not read any more.
 	eof bool
 	// inHalted: pool mode, set by the task: c.in may hold packets held
 	// back by PauseRecv.
 	inHalted bool
-	lingered uint8  // input dropped while lingering, in 16 KiB units
+	lingered uint8  // input dropped since c began closing, in 16 KiB units
 	pend     uint32 // pool mode: work for the next task; under base.mu
 	woff     int32  // bytes of wbuf already written
 	rport    uint16
@@ -137,6 +137,20 @@ type epListener struct {
 	mu     sync.RWMutex // accept holds it for reading, Close for writing
 	closed bool
 	once   sync.Once
+}
+
+// newEpConn allocates an epConn, with its timers in the same allocation
+// when the server has any.
+func (s *Server) newEpConn() *epConn {
+	if !s.timed {
+		return new(epConn)
+	}
+	ct := new(struct {
+		epConn
+		tm connTimers
+	})
+	ct.epConn.tm = &ct.tm
+	return &ct.epConn
 }
 
 // epollUsable reports whether the epoll engine can serve ln.
@@ -566,7 +580,8 @@ func (l *loop) accept(fd int32) {
 		if el.tcp {
 			unix.SetsockoptInt(int(nfd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		}
-		c := &epConn{l: l, ln: el, fd: nfd, ev: doneEvents}
+		c := s.newEpConn()
+		c.l, c.ln, c.fd, c.ev = l, el, nfd, doneEvents
 		c.init(s, c, &l.ctr)
 		c.setRemote(&rsa)
 		ok := l.register(c)
@@ -575,6 +590,7 @@ func (l *loop) accept(fd int32) {
 			unix.Close(int(nfd))
 			continue
 		}
+		c.startTimers()
 		s.log.Debug().Uint64("conn", c.id).Stringer("remote", c.remoteAddr()).Msg("connection accepted")
 		if s.pool != nil {
 			l.schedule(c, pendConnect)
@@ -728,16 +744,15 @@ func (l *loop) readable(c *epConn) {
 	case n > 0:
 		c.bytesIn.Add(uint64(n))
 		l.ctr.bytesIn.Add(uint64(n))
+		c.touchIn()
 		switch {
 		case closing:
 			l.dropInput(c)
-			if c.has(fLinger) {
-				if u := int(c.lingered) + (n+16<<10-1)>>14; u < lingerBytes>>14 {
-					c.lingered = uint8(u)
-				} else {
-					c.eof = true // enough: wait for the peer or lingerTimeout
-					l.rearm(c)
-				}
+			if u := int(c.lingered) + (n+16<<10-1)>>14; u < lingerBytes>>14 {
+				c.lingered = uint8(u)
+			} else {
+				c.eof = true // enough: let the flush and lingerTimeout end it
+				l.rearm(c)
 			}
 		case s.pool != nil:
 			if c.in == nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/protocols"
+	"github.com/goes-project/goes/timer"
 )
 
 // Defaults applied to zero Config fields.
@@ -87,6 +88,28 @@ type Config struct {
 	// concurrently and reading pauses while its task runs. EngineStd
 	// always runs callbacks on the connection's own goroutine.
 	CallbackGoroutines int
+
+	// IdleTimeout, when > 0, closes a stream connection that has received
+	// nothing for this long, as Close does (what is queued is written
+	// first). A connection whose reading is paused (PauseRecv) or whose
+	// callback is running is not idle. Traffic does not reschedule
+	// anything: a read costs one clock read and one atomic store, and the
+	// connection's timer, which lives in the connection, is re-armed at
+	// most once per period.
+	IdleTimeout time.Duration
+	// Heartbeat, when > 0 and HeartbeatData is not empty, sends
+	// HeartbeatData as is (not through the protocol: give it the wire
+	// form, a ping frame, a "\n") on a stream connection that has neither
+	// received nor sent anything for this long, and again every Heartbeat
+	// while it stays silent. Nothing is sent while output is queued. A
+	// peer that answers heartbeats keeps IdleTimeout from closing it.
+	Heartbeat     time.Duration
+	HeartbeatData []byte
+	// Wheel runs the connections' timers (IdleTimeout, Heartbeat); it must
+	// be running (Start) while the server serves: pass the worker's wheel.
+	// When nil and a timer is configured, the Server makes its own, runs it
+	// from its first connection on and stops it in Close.
+	Wheel *timer.Wheel
 }
 
 func (c *Config) withDefaults() Config {
@@ -174,6 +197,15 @@ type Server struct {
 	watchStopped bool          // under mu
 	stallAfter   time.Duration // watchdog period (tests shorten it)
 
+	// Connection timers (timers.go); timed is false when there are none.
+	timed          bool
+	idleNs, beatNs int64
+	firstTimer     time.Duration // when a new connection's timer first fires
+	epoch          time.Time     // the zero of clock
+	wheel          *timer.Wheel
+	ownWheel       bool        // wheel is the server's: started on demand, stopped by Close
+	wheelOn        atomic.Bool // the owned wheel runs; changes under mu
+
 	pipes *pipeTable // Pipe's links of this server's connections
 }
 
@@ -186,7 +218,7 @@ func NewServer(cfg Config) *Server {
 	pipes := new(pipeTable)
 	cfg.Handler = pipes.wrap(cfg.Handler)
 	releaser, _ := cfg.Protocol.(StateReleaser)
-	return &Server{
+	s := &Server{
 		releaser:   releaser,
 		pipes:      pipes,
 		cfg:        cfg,
@@ -195,7 +227,27 @@ func NewServer(cfg Config) *Server {
 		stopAccept: make(chan struct{}),
 		listeners:  make(map[closer]struct{}),
 		conns:      make(map[*stdConn]struct{}),
+		epoch:      time.Now(),
 	}
+	if cfg.IdleTimeout > 0 {
+		s.idleNs = int64(cfg.IdleTimeout)
+	}
+	if cfg.Heartbeat > 0 && len(cfg.HeartbeatData) > 0 {
+		s.beatNs = int64(cfg.Heartbeat)
+	}
+	if s.idleNs > 0 || s.beatNs > 0 {
+		s.timed = true
+		s.firstTimer = time.Duration(s.idleNs)
+		if s.beatNs > 0 && (s.idleNs == 0 || s.beatNs < s.idleNs) {
+			s.firstTimer = time.Duration(s.beatNs)
+		}
+		s.wheel = cfg.Wheel
+		if s.wheel == nil {
+			s.wheel = timer.New(timer.Options{Logger: cfg.Logger})
+			s.ownWheel = true
+		}
+	}
+	return s
 }
 
 // Serve accepts connections from ln until Drain, Shutdown or Close, and
@@ -368,6 +420,7 @@ func (s *Server) Close() error {
 	s.wakeLoops()
 	s.waitLoops()
 	s.wg.Wait()
+	s.stopWheel()
 	return nil
 }
 

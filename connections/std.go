@@ -83,8 +83,23 @@ func nextBackoff(d time.Duration) time.Duration {
 	return d
 }
 
+// newStdConn allocates a stdConn, with its timers in the same allocation
+// when the server has any.
+func (s *Server) newStdConn() *stdConn {
+	if !s.timed {
+		return new(stdConn)
+	}
+	ct := new(struct {
+		stdConn
+		tm connTimers
+	})
+	ct.stdConn.tm = &ct.tm
+	return &ct.stdConn
+}
+
 func (s *Server) startStd(nc net.Conn) {
-	c := &stdConn{nc: nc}
+	c := s.newStdConn()
+	c.nc = nc
 	c.init(s, c, &s.ctr)
 	c.cond.L = &c.mu
 	if sc, ok := nc.(syscall.Conn); ok {
@@ -96,6 +111,7 @@ func (s *Server) startStd(nc net.Conn) {
 		nc.Close()
 		return
 	}
+	c.startTimers()
 	s.wg.Add(1)
 	go c.serve()
 }
@@ -111,7 +127,7 @@ func (c *stdConn) serve() {
 	c.flush()
 	buf := make([]byte, 0, s.cfg.ReadBufferSize)
 	pending := false // buf may hold packets held back by PauseRecv
-	dropped := 0     // input dropped while lingering
+	dropped := 0     // input dropped since the connection began closing
 	for {
 		if !c.waitReadable() {
 			return
@@ -128,10 +144,11 @@ func (c *stdConn) serve() {
 		if n > 0 {
 			c.bytesIn.Add(uint64(n))
 			s.ctr.bytesIn.Add(uint64(n))
+			c.touchIn()
 			if c.has(fClosing | fSockClosed) {
 				buf = buf[:0] // closing: the rest of the input is dropped
-				if dropped += n; dropped >= lingerBytes && c.has(fLinger) {
-					c.waitClosed() // until lingerTimeout
+				if dropped += n; dropped >= lingerBytes {
+					c.waitClosed() // for the flush and lingerTimeout
 					return
 				}
 			} else {

@@ -1,0 +1,225 @@
+package connections_test
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/protocols/text"
+	"github.com/goes-project/goes/timer"
+)
+
+// TestIdleTimeout: over real sockets, a connection that sends nothing is
+// closed by the server once IdleTimeout has passed, never before, while a
+// connection that sends a request every few milliseconds stays open for
+// several timeouts. The server uses a wheel of its own.
+func TestIdleTimeout(t *testing.T) {
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		const idle = 200 * time.Millisecond
+		var closed atomic.Int32
+		s, addr := serve(t, "tcp", connections.Config{
+			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Protocol: text.New(), IdleTimeout: idle,
+			Handler: connections.Handler{
+				OnMessage: echo,
+				OnClose:   func(connections.Connection) { closed.Add(1) },
+			},
+		})
+		quiet := dial(t, "tcp", addr)
+		start := time.Now()
+		active := dial(t, "tcp", addr)
+		r := bufio.NewReader(active)
+		exchange := func() {
+			t.Helper()
+			io.WriteString(active, "ping\n")
+			if l, err := r.ReadString('\n'); err != nil || l != "ping\n" {
+				t.Fatalf("active connection: %q, %v after %v", l, err, time.Since(start))
+			}
+		}
+		// The quiet connection is closed (the peer sees the end of the
+		// stream) no earlier than the timeout; meanwhile the active one
+		// talks.
+		quietClosed := make(chan time.Duration, 1)
+		go func() {
+			io.Copy(io.Discard, quiet)
+			quietClosed <- time.Since(start)
+			quiet.Close()
+		}()
+		var after time.Duration
+		for waiting := true; waiting; {
+			select {
+			case after = <-quietClosed:
+				waiting = false
+			case <-time.After(5 * time.Millisecond):
+				exchange()
+			}
+		}
+		if after < idle {
+			t.Fatalf("quiet connection closed after %v, before its idle timeout %v", after, idle)
+		}
+		// The active one outlives more timeouts.
+		for end := time.Now().Add(2 * idle); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+			exchange()
+		}
+		eventually(t, "quiet connection's OnClose", func() bool { return closed.Load() == 1 })
+		if n := s.Stats().Connections; n != 1 {
+			t.Fatalf("%d connections open, want the active one", n)
+		}
+	})
+}
+
+// TestHeartbeat: a silent connection receives the heartbeat payload
+// every Heartbeat; a peer that answers each heartbeat is not idle, one
+// that does not is closed after IdleTimeout. The timers run on a wheel
+// the caller owns (the worker's), which holds one node per connection and
+// none once the connections are gone.
+func TestHeartbeat(t *testing.T) {
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		const (
+			beat = 40 * time.Millisecond
+			idle = 5 * beat
+		)
+		w := timer.New(timer.Options{Logger: zerolog.New(zerolog.NewTestWriter(t))})
+		w.Start()
+		t.Cleanup(w.Stop) // after the server's Close (cleanups run last first)
+		s, addr := serve(t, "tcp", connections.Config{
+			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Protocol: text.New(), IdleTimeout: idle, Heartbeat: beat, HeartbeatData: []byte("hb\n"),
+			Wheel: w,
+			Handler: connections.Handler{OnMessage: func(c connections.Connection, d []byte) {
+				if string(d) != "pong" {
+					echo(c, d)
+				}
+			}},
+		})
+		answering := dial(t, "tcp", addr)
+		silent := dial(t, "tcp", addr)
+		eventually(t, "one timer per connection", func() bool { return s.Stats().Connections == 2 && w.Len() == 2 })
+		// The silent peer gets heartbeats until the server gives up on it.
+		silentDone := make(chan error, 1)
+		go func() {
+			b, err := io.ReadAll(silent)
+			silent.Close()
+			if err == nil && (len(b) < 2*len("hb\n") || strings.Trim(string(b), "hb\n") != "") {
+				err = errors.New("silent peer got " + string(b))
+			}
+			silentDone <- err
+		}()
+		// The answering peer answers every heartbeat, and outlives the
+		// silent one by more than an idle timeout.
+		r := bufio.NewReader(answering)
+		beats := 0
+		var silentClosed time.Time
+		for silentClosed.IsZero() || time.Since(silentClosed) < 2*idle {
+			l, err := r.ReadString('\n')
+			if err != nil || l != "hb\n" {
+				t.Fatalf("answering peer after %d heartbeats: %q, %v", beats, l, err)
+			}
+			beats++
+			io.WriteString(answering, "pong\n")
+			if silentClosed.IsZero() {
+				select {
+				case err := <-silentDone:
+					if err != nil {
+						t.Fatal(err)
+					}
+					silentClosed = time.Now()
+				default:
+				}
+			}
+		}
+		answering.Close()
+		eventually(t, "connections gone", func() bool { return s.Stats().Connections == 0 })
+		eventually(t, "timers stopped", func() bool { return w.Len() == 0 })
+	})
+}
+
+// TestHeartbeatCountsOutput: a connection the server keeps busy sending
+// gets no heartbeat; only silence both ways calls for one.
+func TestHeartbeatCountsOutput(t *testing.T) {
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		const beat = 150 * time.Millisecond
+		stop := make(chan struct{})
+		pushed := make(chan struct{})
+		_, addr := serve(t, "tcp", connections.Config{
+			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Protocol: text.New(), Heartbeat: beat, HeartbeatData: []byte("hb\n"),
+			Handler: connections.Handler{OnConnect: func(c connections.Connection) {
+				go func() {
+					defer close(pushed)
+					tick := time.NewTicker(2 * time.Millisecond)
+					defer tick.Stop()
+					for {
+						select {
+						case <-stop:
+							return
+						case <-tick.C:
+							c.Send("data", false)
+						}
+					}
+				}()
+			}},
+		})
+		c := dial(t, "tcp", addr)
+		r := bufio.NewReader(c)
+		for end := time.Now().Add(3 * beat); time.Now().Before(end); {
+			if l, err := r.ReadString('\n'); err != nil || l != "data\n" {
+				t.Fatalf("got %q, %v while the server sends", l, err)
+			}
+		}
+		close(stop)
+		<-pushed
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l == "hb\n" {
+				break // silence, then a heartbeat
+			}
+		}
+	})
+}
+
+// BenchmarkIdleTimeoutCost compares a loopback request and its answer
+// with and without an idle timeout (the timer is only touched per read).
+func BenchmarkIdleTimeoutCost(b *testing.B) {
+	for _, e := range engines() {
+		for _, idle := range []time.Duration{0, time.Minute} {
+			name := "engine=" + e.String() + "/idle=off"
+			if idle > 0 {
+				name = "engine=" + e.String() + "/idle=1m"
+			}
+			b.Run(name, func(b *testing.B) {
+				addr := benchServer(b, connections.Config{
+					Engine: e.name, CallbackGoroutines: e.pool, Protocol: text.New(), IdleTimeout: idle,
+					Handler: connections.Handler{OnMessage: echo},
+				})
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				req := []byte("ping ping ping ping\n")
+				resp := make([]byte, len(req))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := c.Write(req); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := io.ReadFull(c, resp); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
