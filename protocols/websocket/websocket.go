@@ -164,8 +164,14 @@ type connState struct {
 	offered    []string      // client side: the subprotocols offered
 	ctrl       [maxControlPayload + maxFrameHeader]byte
 	closeTimer atomic.Pointer[time.Timer] // set by Close, stopped by the peer's close
-	skip       uint64                     // phaseClosing: bytes of a refused frame still to drop
-	skipped    int                        // phaseClosing: the packet Input just gave is dropped bytes
+	// conn is the runtime's connection this state belongs to, set by Input
+	// before flagOpen and read-only after it. The close timer closes it,
+	// not the Conn given to Close: a wrapper such as a reconnecting
+	// connections.Client outlives it, and a late timer must not close the
+	// wrapper's next connection.
+	conn    protocols.Conn
+	skip    uint64 // phaseClosing: bytes of a refused frame still to drop
+	skipped int    // phaseClosing: the packet Input just gave is dropped bytes
 
 	// Encode side, used with the connection's send lock held.
 	enc *deflater // own compressor when context takeover is negotiated
@@ -224,6 +230,7 @@ func (p *Protocol) Input(c protocols.Conn, buf []byte) (int, error) {
 	st := p.state(c)
 	switch st.phase {
 	case phaseHandshake:
+		st.conn = c
 		return p.inputHandshake(c, st, buf)
 	case phaseClosed:
 		return len(buf), nil
@@ -562,8 +569,10 @@ func Compressed(c protocols.Conn) bool {
 
 // Close starts the closing handshake: it queues a close frame with code
 // (1000 when 0) and reason (cut to 123 bytes), and the connection is closed
-// when the peer's close frame arrives or after CloseTimeout. Sends after it
-// fail with ErrClosing. Calling it again does nothing. Once the connection is
+// when the peer's close frame arrives or after CloseTimeout; the timeout
+// closes only the connection that was open when Close was called, never a
+// later one of a reconnecting connections.Client. Sends after it fail with
+// ErrClosing. Calling it again does nothing. Once the connection is
 // open it is safe from any goroutine.
 func Close(c protocols.Conn, code int, reason string) error {
 	st, ok := c.State().(*connState)
@@ -583,9 +592,15 @@ func Close(c protocols.Conn, code int, reason string) error {
 	return nil
 }
 
-// startCloseTimer closes c after CloseTimeout unless the peer's close
-// frame comes first.
+// startCloseTimer closes the connection of st after CloseTimeout unless
+// the peer's close frame comes first. It closes st.conn, the connection
+// whose handshake created st, rather than c, which may be a wrapper
+// (connections.Client) that has moved on to another connection by then;
+// closing a connection that has already ended does nothing.
 func (st *connState) startCloseTimer(c protocols.Conn) {
+	if st.conn != nil {
+		c = st.conn
+	}
 	if cl, ok := c.(interface{ Close() error }); ok {
 		d := st.p.CloseTimeout
 		if d <= 0 {
