@@ -38,7 +38,10 @@ const benchChunked = "POST /upload HTTP/1.1\r\n" +
 	"0\r\nX-Checksum: 1234\r\n\r\n"
 
 // BenchmarkRequest runs Input, Decode and Encode for every request of a
-// read, as the runtime does, on one warmed-up connection.
+// read, as the runtime does, on one warmed-up connection. With
+// release=on the state goes back to the pool after every read, as the
+// connections runtime does once a read is all delivered, and is taken
+// again by the next one.
 func BenchmarkRequest(b *testing.B) {
 	kinds := []struct{ name, in string }{
 		{"get", benchGet},
@@ -47,33 +50,42 @@ func BenchmarkRequest(b *testing.B) {
 		{"pipelined-16", strings.Repeat(benchGet, 16)},
 	}
 	for _, k := range kinds {
-		b.Run("kind="+k.name, func(b *testing.B) {
-			p := New()
-			c := newTestConn(p)
-			in := []byte(k.in)
-			buf := make([]byte, len(in))
-			body := []byte("hello, goer")
-			var out []byte
-			b.SetBytes(int64(len(in)))
-			b.ReportAllocs()
-			for b.Loop() {
-				copy(buf, in) // Decode de-chunks in place
-				out = out[:0]
-				for off := 0; off < len(buf); {
-					n, err := p.Input(c, buf[off:])
-					if err != nil || n == 0 {
-						b.Fatalf("Input = %d, %v", n, err)
+		for _, release := range []bool{false, true} {
+			name := "kind=" + k.name + "/release=off"
+			if release {
+				name = "kind=" + k.name + "/release=on"
+			}
+			b.Run(name, func(b *testing.B) {
+				p := New()
+				c := newTestConn(p)
+				in := []byte(k.in)
+				buf := make([]byte, len(in))
+				body := []byte("hello, goer")
+				var out []byte
+				b.SetBytes(int64(len(in)))
+				b.ReportAllocs()
+				for b.Loop() {
+					copy(buf, in) // Decode de-chunks in place
+					out = out[:0]
+					for off := 0; off < len(buf); {
+						n, err := p.Input(c, buf[off:])
+						if err != nil || n == 0 {
+							b.Fatalf("Input = %d, %v", n, err)
+						}
+						if _, err := p.Decode(c, buf[off:off+n]); err != nil {
+							b.Fatal(err)
+						}
+						off += n
+						if out, err = p.Encode(c, out, body); err != nil {
+							b.Fatal(err)
+						}
 					}
-					if _, err := p.Decode(c, buf[off:off+n]); err != nil {
-						b.Fatal(err)
-					}
-					off += n
-					if out, err = p.Encode(c, out, body); err != nil {
-						b.Fatal(err)
+					if release {
+						p.ReleaseState(c)
 					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -54,6 +54,7 @@ type runtime struct {
 	c         *testConn
 	buf       []byte
 	onMessage func(req *Request, body []byte)
+	release   bool // call ReleaseState once a read is all delivered
 }
 
 // read delivers one read; it returns the first error of Input or Decode.
@@ -84,6 +85,9 @@ func (rt *runtime) read(tb testing.TB, data []byte) error {
 		if rt.onMessage != nil {
 			rt.onMessage(RequestOf(rt.c), msg)
 		}
+	}
+	if rt.release && rt.c.state != nil {
+		rt.p.ReleaseState(rt.c)
 	}
 	return nil
 }
