@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -180,9 +181,37 @@ func KillGroup(pgid int) {
 	}
 }
 
-// GroupGone reports whether no process is left in group pgid.
+// GroupGone reports whether no process is left in group pgid. Zombies
+// count as gone: an orphan is reaped by init, which may take its time (some
+// sandboxes' init reaps every few seconds).
 func GroupGone(pgid int) bool {
-	return errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
+	if errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
+		return true
+	}
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return false // no /proc: only kill can tell
+	}
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// After "pid (comm)": state ppid pgrp ...
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) >= 3 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" {
+			return false
+		}
+	}
+	return true
 }
 
 // Alive reports whether process pid exists (and is not a zombie).
