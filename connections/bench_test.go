@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"runtime"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -122,4 +125,117 @@ func itoa(n int) string {
 		return string(rune('0' + n))
 	}
 	return itoa(n/10) + string(rune('0'+n%10))
+}
+
+// BenchmarkIdleMemory reports the server's heap per idle connection
+// (heap-B/conn: live heap after a GC, server and client sides of the
+// loopback connections together minus the client's share measured on its
+// own), for connections that sent nothing and for connections idle after
+// one request (used=true). Run it with -benchtime=1x: every iteration
+// opens and closes conns connections.
+func BenchmarkIdleMemory(b *testing.B) {
+	const conns = 2000
+	cases := []struct {
+		name string
+		cfg  func() connections.Config
+		req  []byte
+	}{
+		{name: "proto=raw", cfg: func() connections.Config {
+			return connections.Config{Handler: connections.Handler{OnMessage: func(c connections.Connection, d []byte) {
+				c.SendBytes(d, false)
+			}}}
+		}, req: []byte("ping\n")},
+		{name: "proto=http", cfg: func() connections.Config {
+			return connections.Config{Protocol: http.New(), Handler: connections.Handler{OnMessage: func(c connections.Connection, _ []byte) {
+				c.Send("hello", false)
+			}}}
+		}, req: []byte("GET / HTTP/1.1\r\nHost: bench\r\n\r\n")},
+		{name: "proto=http/idle=1m", cfg: func() connections.Config {
+			return connections.Config{Protocol: http.New(), IdleTimeout: time.Minute, Handler: connections.Handler{OnMessage: func(c connections.Connection, _ []byte) {
+				c.Send("hello", false)
+			}}}
+		}, req: []byte("GET / HTTP/1.1\r\nHost: bench\r\n\r\n")},
+	}
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	// dialAll opens n client connections (each one request first when req
+	// is set) and returns them.
+	dialAll := func(b *testing.B, addr string, n int, req []byte) []net.Conn {
+		cs := make([]net.Conn, 0, n)
+		buf := make([]byte, 4096)
+		for range n {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if req != nil {
+				c.Write(req)
+				if _, err := c.Read(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cs = append(cs, c)
+		}
+		return cs
+	}
+	for _, e := range engines() {
+		if e.pool > 0 {
+			continue
+		}
+		for _, tc := range cases {
+			for _, used := range []bool{false, true} {
+				b.Run("engine="+e.String()+"/"+tc.name+"/used="+strconv.FormatBool(used), func(b *testing.B) {
+					// The client's own share: connections to a bare
+					// listener that accepts and holds them.
+					ln, err := net.Listen("tcp", "127.0.0.1:0")
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer ln.Close()
+					var held []net.Conn
+					acceptDone := make(chan struct{})
+					go func() {
+						defer close(acceptDone)
+						for {
+							c, err := ln.Accept()
+							if err != nil {
+								return
+							}
+							held = append(held, c)
+						}
+					}()
+					cfg := tc.cfg()
+					cfg.Engine = e.name
+					addr := benchServer(b, cfg)
+					var req []byte
+					if used {
+						req = tc.req
+					}
+					for b.Loop() {
+						h0 := heap()
+						cs := dialAll(b, ln.Addr().String(), conns, nil)
+						h1 := heap()
+						ss := dialAll(b, addr, conns, req)
+						h2 := heap()
+						client := float64(h1-h0) / conns // client conn + its accepted twin (net.Conn, netpoll)
+						both := float64(h2-h1) / conns   // client conn + the server's connection
+						b.ReportMetric(both-client/2, "heap-B/conn")
+						for _, c := range append(cs, ss...) {
+							c.Close()
+						}
+					}
+					ln.Close()
+					<-acceptDone
+					for _, c := range held {
+						c.Close()
+					}
+				})
+			}
+		}
+	}
 }

@@ -32,11 +32,13 @@ const (
 	actResume                      // ResumeRecv: read and dispatch again
 	actClose                       // the socket was closed: release it, run OnClose
 	actTaskDone                    // a pool task of this connection ended
+
+	actQueued uint32 = 1 << 31 // the connection is in its loop's queue
 )
 
 // Callback work of a connection handed to the pool (epConn.pend, under mu).
 const (
-	pendConnect uint32 = 1 << iota
+	pendConnect uint8 = 1 << iota
 	pendInput
 	pendDrain
 	pendClose
@@ -47,34 +49,36 @@ const (
 	loopReadBuf = 64 << 10   // a loop's shared read buffer
 	acceptBatch = 4          // accepts per listener event, to share new connections between loops
 	minReadRoom = 1 << 10    // least free room for a read into a connection's own buffer
-	doneEvents  = ^uint32(0) // EpollEvent.Events of a conn not registered
+	doneEvents  = ^uint16(0) // epConn.ev of a conn not registered
 )
 
 // epConn is a stream connection of the epoll engine. An idle epConn is
 // this struct and its socket: input and output buffers are borrowed from
 // the server's pool only while there are bytes to process or to send.
 // Fields after base are owned by the connection's loop unless noted.
+//
+// The fields are packed so that an epConn stays in the 208-byte size
+// class: mind the sizes when adding one.
 type epConn struct {
 	base
 	l    *loop
 	ln   *epListener
-	fd   int32  // -1 once released
-	ev   uint32 // registered interest
-	acts atomic.Uint32
-	// queued: c is in l's queue (any goroutine).
-	queued atomic.Bool
-	busy   bool // pool mode: a task of c is running or submitted
+	fd   int32         // -1 once released
+	woff int32         // bytes of wbuf already written
+	acts atomic.Uint32 // work posted by other goroutines, and actQueued
+	ev   uint16        // registered interest (the epoll bits used fit 16 bits)
+	// rport and rfam, with raddr, are the peer's address.
+	rport uint16
+	rfam  uint8
+	pend  uint8 // pool mode: work for the next task; under base.mu
+	busy  bool  // pool mode: a task of c is running or submitted
 	// eof: the peer has finished sending, or c is closing and has dropped
 	// lingerBytes: input is not read any more.
 	eof bool
 	// inHalted: pool mode, set by the task: c.in may hold packets held
 	// back by PauseRecv.
 	inHalted bool
-	lingered uint8  // input dropped since c began closing, in 16 KiB units
-	pend     uint32 // pool mode: work for the next task; under base.mu
-	woff     int32  // bytes of wbuf already written
-	rport    uint16
-	rfam     uint8
+	lingered uint8 // input dropped since c began closing, in 16 KiB units
 	raddr    [16]byte
 	in       *buffer // unprocessed input (the running task's while busy)
 	wbuf     *buffer // partly written output, waiting for EPOLLOUT
@@ -458,9 +462,8 @@ func (l *loop) wake() {
 
 // post hands acts for c to its loop. Safe for concurrent use.
 func (l *loop) post(c *epConn, acts uint32) {
-	c.acts.Or(acts)
-	if c.queued.Load() || !c.queued.CompareAndSwap(false, true) {
-		return
+	if c.acts.Or(acts|actQueued)&actQueued != 0 {
+		return // already queued: the loop takes acts with the rest
 	}
 	l.qmu.Lock()
 	if l.qdead {
@@ -499,8 +502,7 @@ func (l *loop) runQueue() {
 		l.qmu.Unlock()
 		for i, c := range q {
 			q[i] = nil
-			c.queued.Store(false)
-			acts := c.acts.Swap(0)
+			acts := c.acts.Swap(0) // and actQueued: posts from now on queue c again
 			if acts&actTaskDone != 0 {
 				l.taskDone(c)
 			}
@@ -686,7 +688,7 @@ func (l *loop) rearm(c *epConn) {
 	if c.fd < 0 || c.ev == doneEvents || c.has(fSockClosed) {
 		return
 	}
-	var want uint32
+	var want uint16
 	if (!c.has(fPaused) || c.has(fLinger)) && !c.busy && !c.eof {
 		want = unix.EPOLLIN | unix.EPOLLRDHUP
 	}
@@ -696,7 +698,7 @@ func (l *loop) rearm(c *epConn) {
 	if want == c.ev {
 		return
 	}
-	ev := unix.EpollEvent{Events: want, Fd: c.fd, Pad: tagConn}
+	ev := unix.EpollEvent{Events: uint32(want), Fd: c.fd, Pad: tagConn}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, int(c.fd), &ev); err != nil {
 		c.Destroy()
 		return
@@ -968,7 +970,7 @@ func (c *epConn) remoteAddr() net.Addr {
 
 // schedule records work for c's next task and submits one unless a task
 // of c is running; reading stops until the task is done.
-func (l *loop) schedule(c *epConn, what uint32) {
+func (l *loop) schedule(c *epConn, what uint8) {
 	c.mu.Lock()
 	c.pend |= what
 	c.mu.Unlock()
