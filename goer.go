@@ -74,6 +74,15 @@ type Goer struct {
 	// IdleTimeout closes a connection that received nothing for this long
 	// (default: never).
 	IdleTimeout time.Duration
+	// Heartbeat, when > 0 and HeartbeatData is not empty, sends
+	// HeartbeatData as is (the wire form: a WebSocket ping frame, a "\n")
+	// on a connection that has neither received nor sent anything for
+	// this long, and again every Heartbeat while it stays silent (default:
+	// never). A peer that answers heartbeats keeps IdleTimeout from
+	// closing it.
+	Heartbeat time.Duration
+	// HeartbeatData is what Heartbeat sends.
+	HeartbeatData []byte
 	// StopTimeout bounds a graceful stop or reload drain (default 30 s).
 	StopTimeout time.Duration
 	// Version is the program's version, shown by --version and status
@@ -260,6 +269,10 @@ func (g *Goer) connConfig() connections.Config {
 		Transport:         g.Transport,
 		MaxPackageSize:    g.MaxPackageSize,
 		MaxSendBufferSize: g.MaxSendBufferSize,
+		IdleTimeout:       g.IdleTimeout,
+		Heartbeat:         g.Heartbeat,
+		HeartbeatData:     g.HeartbeatData,
+		Wheel:             g.wheel, // the worker's, set before connConfig
 		Handler: connections.Handler{
 			OnConnect:     onConnect,
 			OnMessage:     g.OnMessage,
