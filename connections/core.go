@@ -65,7 +65,8 @@ type engineOps interface {
 // sequence and the Connection methods. Each engine embeds it.
 //
 // Lock order: base.mu, then the buffer pool; engines take their own locks
-// (loop queue, loop table) after base.mu, never before it.
+// (loop queue, loop table) and the timer wheel's after base.mu, never
+// before it. fStateLock is a leaf: nothing is taken while it is held.
 type base struct {
 	s       *Server
 	ops     engineOps
