@@ -33,8 +33,8 @@ func TestIdleTimeout(t *testing.T) {
 				OnClose:   func(connections.Connection) { closed.Add(1) },
 			},
 		})
+		start := time.Now() // before the server can have accepted it
 		quiet := dial(t, "tcp", addr)
-		start := time.Now()
 		active := dial(t, "tcp", addr)
 		r := bufio.NewReader(active)
 		exchange := func() {
