@@ -23,7 +23,7 @@ import (
 // several timeouts. The server uses a wheel of its own.
 func TestIdleTimeout(t *testing.T) {
 	eachEngine(t, func(t *testing.T, engine engineCase) {
-		const idle = 200 * time.Millisecond
+		const idle = 300 * time.Millisecond
 		var closed atomic.Int32
 		s, addr := serve(t, "tcp", connections.Config{
 			Engine: engine.name, CallbackGoroutines: engine.pool,
@@ -85,7 +85,7 @@ func TestHeartbeat(t *testing.T) {
 	eachEngine(t, func(t *testing.T, engine engineCase) {
 		const (
 			beat = 40 * time.Millisecond
-			idle = 5 * beat
+			idle = 8 * beat
 		)
 		w := timer.New(timer.Options{Logger: zerolog.New(zerolog.NewTestWriter(t))})
 		w.Start()
