@@ -11,8 +11,7 @@
 // from many goroutines at once; state that belongs to one connection lives in
 // that connection's state slot (Conn.State / Conn.SetState). The runtime calls
 // Input and Decode of one connection from one goroutine at a time, and Encode
-// with the connection's send lock held, so per-connection state needs no
-// locking of its own as long as Encode only reads what Decode wrote.
+// with the connection's send lock held (from any goroutine that calls Send).
 package protocols
 
 import "errors"
@@ -48,12 +47,13 @@ type Protocol interface {
 // Conn is what a protocol sees of a connection. Connections of every engine
 // and transport implement it; connections.Connection embeds it.
 type Conn interface {
-	// State returns the value stored with SetState, or nil.
-	// It is meant for the protocol; only the connection's own goroutine
-	// (inside Input, Decode, Encode or an event callback) may call it.
+	// State returns the value stored with SetState, or nil. It is meant
+	// for the protocol. Safe for concurrent use (Encode runs on whatever
+	// goroutine calls Send); the state's own fields are the protocol's to
+	// guard.
 	State() any
 	// SetState stores per-connection protocol state. Storing a pointer
-	// does not allocate. Same goroutine rule as State.
+	// does not allocate. Safe for concurrent use.
 	SetState(v any)
 	// MaxPackageSize is the largest packet this connection accepts, in bytes.
 	// Safe for concurrent use.
