@@ -22,9 +22,11 @@ import (
 type Connection interface {
 	protocols.Conn
 
-	// ID is unique among the connections of all workers of a master and
-	// across restarts of a worker: the high 16 bits are the worker id, the
-	// next 16 a boot epoch, the low 32 a sequence. Safe for concurrent use.
+	// ID is unique among the connections of all workers of a master,
+	// across restarts and reloads, and across the masters sharing a
+	// cluster: the high 32 bits are the route of the worker process
+	// (Config.IDBase, drawn by its master for every worker start), the low
+	// 32 a sequence. Safe for concurrent use.
 	ID() uint64
 
 	// Send encodes data with the listener's protocol (or, when raw is true,

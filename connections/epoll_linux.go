@@ -412,10 +412,12 @@ func (l *loop) run() {
 	}
 }
 
-// epollWait polls the epoll set without blocking.
+// epollWait polls the epoll set without blocking. epoll_pwait with a nil
+// signal mask is epoll_wait, and exists on every Linux architecture
+// (arm64 has no epoll_wait).
 func epollWait(epfd int, events []unix.EpollEvent) (int, unix.Errno) {
 	p := uintptr(unsafe.Pointer(&events[0]))
-	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), p, uintptr(len(events)), 0, 0, 0)
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), p, uintptr(len(events)), 0, 0, 0)
 	if e == unix.EAGAIN {
 		return 0, 0
 	}

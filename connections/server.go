@@ -59,8 +59,8 @@ type Config struct {
 	// connection a buffer, grown by at least this much at a time, only
 	// while a packet spans reads.
 	ReadBufferSize int
-	// IDBase is or-ed into every connection id: the worker id in bits
-	// 48..63 and a boot epoch in bits 32..47.
+	// IDBase is or-ed into every connection id: the worker's route in
+	// bits 32..63 (see Connection.ID).
 	IDBase uint64
 	// Handler holds the callbacks.
 	Handler Handler

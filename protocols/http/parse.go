@@ -18,8 +18,9 @@ const (
 // maxChunkLine caps one chunk-size line (size and extensions).
 const maxChunkLine = 4 << 10
 
-// maxPacket caps a packet whatever MaxPackageSize says: offsets are 32-bit.
-const maxPacket = math.MaxUint32
+// maxPacket caps a packet whatever MaxPackageSize says: offsets are 32-bit
+// (and an int holds them on 32-bit platforms too).
+const maxPacket = min(math.MaxUint32, math.MaxInt)
 
 // Limits bound what a request head may contain. A zero (or negative)
 // field means its default.
