@@ -39,6 +39,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/goes-project/goes/cluster"
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/protocols"
@@ -124,6 +126,8 @@ type Goer struct {
 	workerID int           // set in a worker process
 	wheel    *timer.Wheel  // the worker's timers; nil outside a worker
 	node     *cluster.Node // the worker's cluster Node; nil without a cluster
+	idBase   uint64         // the worker's route, or-ed into connection ids
+	log      zerolog.Logger // the worker's logger
 }
 
 // AddTimer runs fn after interval and, when persistent, every interval

@@ -259,6 +259,7 @@ func (r *Runner) runWorker() error {
 	cc := g.connConfig()
 	cc.Logger = log
 	cc.IDBase = uint64(route) << 32
+	g.idBase, g.log = cc.IDBase, log
 	logFile := os.Getenv(envLogFile)
 	return worker.Run(context.Background(), worker.Options{
 		Cluster:      nodeStatus,

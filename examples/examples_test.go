@@ -261,3 +261,63 @@ func TestTimer(t *testing.T) {
 		t.Fatalf("stop: %s", res)
 	}
 }
+
+// TestProxy runs the proxy example in front of an echo server of the
+// test's own: every byte a client sends comes back through the worker's
+// outgoing connection, and closing the upstream closes the client.
+func TestProxy(t *testing.T) {
+	up, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	upConns := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := up.Accept()
+			if err != nil {
+				return
+			}
+			upConns <- c
+			go io.Copy(c, c)
+		}
+	}()
+	t.Setenv("PROXY_UPSTREAM", up.Addr().String())
+	bin := proctest.Build(t, "./proxy")
+	dir := t.TempDir()
+	runDir := filepath.Join(dir, "run")
+	conf := filepath.Join(dir, "goes.json")
+	if err := os.WriteFile(conf, []byte(`{"listeners": [{"listen": "tcp://127.0.0.1:0"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res := proctest.Run(t, bin, "start", "-d", "--run-dir", runDir, "--config", conf); res.Code != 0 {
+		t.Fatalf("start -d: %s", res)
+	}
+	defer proctest.Run(t, bin, "stop", "--run-dir", runDir)
+	res := proctest.Run(t, bin, "status", "--json", "--run-dir", runDir)
+	var st struct {
+		Workers []struct {
+			Listen string `json:"listen"`
+		} `json:"workers"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &st); err != nil || len(st.Workers) != 1 {
+		t.Fatalf("status --json: %v\n%s", err, res)
+	}
+	c, err := net.Dial("tcp", strings.TrimPrefix(st.Workers[0].Listen, "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	msg := strings.Repeat("through the proxy ", 10000) // 180 KB, several reads
+	go io.WriteString(c, msg)
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
+		t.Fatalf("echo through the proxy: %d bytes, %v", len(got), err)
+	}
+	// The upstream goes away: the proxy closes the client's side too.
+	(<-upConns).Close()
+	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
+		t.Fatalf("after the upstream closed: %q, %v; want EOF", b, err)
+	}
+}
