@@ -122,10 +122,10 @@ type Goer struct {
 	// reload starts draining it.
 	OnWorkerReload func(g *Goer)
 
-	err      error         // from NewGoer's parsing, reported by validate
-	workerID int           // set in a worker process
-	wheel    *timer.Wheel  // the worker's timers; nil outside a worker
-	node     *cluster.Node // the worker's cluster Node; nil without a cluster
+	err      error          // from NewGoer's parsing, reported by validate
+	workerID int            // set in a worker process
+	wheel    *timer.Wheel   // the worker's timers; nil outside a worker
+	node     *cluster.Node  // the worker's cluster Node; nil without a cluster
 	idBase   uint64         // the worker's route, or-ed into connection ids
 	log      zerolog.Logger // the worker's logger
 }
