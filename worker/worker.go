@@ -229,19 +229,9 @@ func (w *worker) run(ctx context.Context) error {
 	}
 }
 
-// drainCheck is how often a drain looks whether the last connection is
-// gone.
-const drainCheck = 10 * time.Millisecond
-
 // drainWait stops accepting, waits until every connection is gone or
 // timeout (0: none) has passed, and then closes what is left. At the
 // timeout GoingAway gets a last second to say goodbye.
-//
-// It counts the open connections itself rather than relying on
-// connections.Server.Shutdown: Shutdown may decide that nothing is open
-// while a connection accepted just before the listener closed is still
-// being registered, and then closes that connection unanswered. Counting
-// again after Drain has returned (at least drainCheck later) sees it.
 func (w *worker) drainWait(timeout time.Duration) {
 	w.srv.Drain()
 	if w.o.CloseOnDrain {
@@ -254,16 +244,12 @@ func (w *worker) drainWait(timeout time.Duration) {
 		defer t.Stop()
 		deadline = t.C
 	}
-	tick := time.NewTicker(drainCheck)
-	defer tick.Stop()
 	saidGoodbye := false
 	for {
 		select {
-		case <-tick.C:
-			if w.srv.Stats().Connections == 0 {
-				w.srv.Close()
-				return
-			}
+		case <-w.srv.Done():
+			w.srv.Close()
+			return
 		case <-deadline:
 			if w.o.GoingAway != nil && !saidGoodbye {
 				saidGoodbye = true
