@@ -21,6 +21,7 @@ type testConn struct {
 	out        []byte // SendBytes
 	closeAfter bool
 	closed     bool
+	paused     bool // PauseRecv
 }
 
 func newTestConn(p *Protocol) *testConn { return &testConn{p: p, max: 10 << 20} }
@@ -35,6 +36,8 @@ func (c *testConn) WriteRaw(b []byte) error {
 func (c *testConn) CloseAfterFlush() { c.closeAfter = true }
 func (c *testConn) Draining() bool   { return c.draining }
 func (c *testConn) Close() error     { c.closed = true; return nil }
+func (c *testConn) PauseRecv()       { c.paused = true }
+func (c *testConn) ResumeRecv()      { c.paused = false }
 
 func (c *testConn) SendBytes(b []byte, raw bool) error {
 	if raw {

@@ -131,6 +131,7 @@ func (p *Protocol) contentType() string {
 const (
 	mKeep uint8 = 1 << iota // the connection stays open after the answer
 	mHead                   // HEAD: no body
+	m10                     // HTTP/1.0: no chunked transfer coding
 )
 
 // queueLen bounds the answers a connection may owe; beyond it the oldest
@@ -158,6 +159,7 @@ type connState struct {
 	date        [29]byte
 	scratch     []byte // Respond's buffer
 	scratchBusy bool
+	stream      *StreamWriter // the streamed response in progress, if any
 }
 
 // stateOf returns c's state, taking one from the pool (or making one) for
@@ -179,7 +181,8 @@ func (p *Protocol) stateOf(c protocols.Conn) *connState {
 // ReleaseState gives c's state (about 1 KiB: the request with its field
 // slices, the answer queue, the date cache) back to the protocol's pool
 // when c is idle: no request partly read, none owed an answer, no Respond
-// in progress, and c not closing after a request. The next request takes
+// or streamed response (Stream) in progress, and c not closing after a
+// request. The next request takes
 // a state from the pool again, so an idle keep-alive connection holds
 // none and steady traffic allocates none. It implements
 // connections.StateReleaser: the runtime calls it on c's dispatcher, with
@@ -194,7 +197,7 @@ func (p *Protocol) ReleaseState(c protocols.Conn) {
 		return
 	}
 	st.mu.Lock()
-	idle := st.qLen == 0 && !st.scratchBusy
+	idle := st.qLen == 0 && !st.scratchBusy && st.stream == nil
 	st.mu.Unlock()
 	if !idle {
 		return
@@ -316,6 +319,9 @@ func (p *Protocol) Decode(c protocols.Conn, packet []byte) ([]byte, error) {
 	if string(r.MethodBytes()) == "HEAD" {
 		m |= mHead
 	}
+	if r.minor == 0 {
+		m |= m10
+	}
 	st.mu.Lock()
 	st.push(m)
 	st.mu.Unlock()
@@ -329,6 +335,17 @@ func (st *connState) push(m uint8) {
 		st.qLen--
 	}
 	st.q[(st.qHead+st.qLen)%queueLen] = m
+	st.qLen++
+}
+
+// unpop gives back the metadata pop took, when its answer could not be
+// started. mu held.
+func (st *connState) unpop(m uint8) {
+	if st.qLen == queueLen {
+		return
+	}
+	st.qHead = (st.qHead + queueLen - 1) % queueLen
+	st.q[st.qHead] = m
 	st.qLen++
 }
 
@@ -362,12 +379,18 @@ const TimeFormat = "Mon, 02 Jan 2006 15:04:05 GMT"
 // body is msg: Server, Date, Content-Type (the protocol's), Content-Length
 // and Connection fields; no body for HEAD. When the request or the
 // draining worker ends the connection, the response says
-// "Connection: close" and Encode calls c.CloseAfterFlush.
+// "Connection: close" and Encode calls c.CloseAfterFlush. While a streamed
+// response (Stream) is in progress on c, Encode refuses with ErrStreamOpen
+// and writes nothing.
 func (p *Protocol) Encode(c protocols.Conn, dst, msg []byte) ([]byte, error) {
 	m := mKeep
 	var date [29]byte
 	if st, ok := c.State().(*connState); ok {
 		st.mu.Lock()
+		if st.stream != nil {
+			st.mu.Unlock()
+			return dst, ErrStreamOpen
+		}
 		m = st.pop()
 		copy(date[:], st.dateNow())
 		st.mu.Unlock()

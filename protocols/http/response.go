@@ -47,7 +47,8 @@ const maxScratch = 8 << 10
 // Respond answers the oldest unanswered request on c with resp (see the
 // package documentation for the order of answers). It returns an error
 // wrapping ErrBadResponse when resp cannot be written, ErrNoRequest when
-// c has received no HTTP request, or SendBytes's error. When the request,
+// c has received no HTTP request, ErrStreamOpen while a streamed response
+// (Stream) is in progress on c, or SendBytes's error. When the request,
 // resp.Close or the draining worker ends the connection, the response says
 // "Connection: close" and Respond closes c once it is written.
 //
@@ -66,6 +67,10 @@ func Respond(c Conn, resp *Response) error {
 	}
 	var date [29]byte
 	st.mu.Lock()
+	if st.stream != nil {
+		st.mu.Unlock()
+		return ErrStreamOpen
+	}
 	m := st.pop()
 	copy(date[:], st.dateNow())
 	buf, own := st.scratch[:0], !st.scratchBusy
@@ -109,13 +114,8 @@ func (resp *Response) check() error {
 		return fmt.Errorf("%w: content type %q", ErrBadResponse, strings.Clone(resp.ContentType))
 	}
 	for _, f := range resp.Header {
-		if f.Name == "" || !validName(f.Name) || !validValue(f.Value) {
-			// Clones keep resp from escaping through the error.
-			return fmt.Errorf("%w: field %q: %q", ErrBadResponse, strings.Clone(f.Name), strings.Clone(f.Value))
-		}
-		if equalFoldString(f.Name, "content-length") || equalFoldString(f.Name, "transfer-encoding") ||
-			equalFoldString(f.Name, "connection") {
-			return fmt.Errorf("%w: field %s is the protocol's", ErrBadResponse, strings.Clone(f.Name))
+		if err := checkField(f); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -161,7 +161,15 @@ type answer struct {
 	head   bool // answering HEAD: no body
 	keep   bool
 	date   []byte
+	frame  uint8 // how the body is delimited: frameLength, frameChunked, frameClose
 }
+
+// Body delimitations of answer.frame.
+const (
+	frameLength  uint8 = iota // Content-Length (body given whole)
+	frameChunked              // Transfer-Encoding: chunked, body streamed after the head
+	frameClose                // HTTP/1.0: body streamed after the head, ended by closing
+)
 
 // appendResponse appends the wire form of a to dst.
 func (p *Protocol) appendResponse(dst []byte, a *answer) []byte {
@@ -211,7 +219,11 @@ func (p *Protocol) appendResponse(dst []byte, a *answer) []byte {
 		dst = append(dst, f.Value...)
 		dst = append(dst, "\r\n"...)
 	}
-	if !noBody {
+	switch {
+	case noBody || a.frame == frameClose:
+	case a.frame == frameChunked:
+		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+	default:
 		dst = append(dst, "Content-Length: "...)
 		dst = strconv.AppendInt(dst, int64(len(a.body)), 10)
 		dst = append(dst, "\r\n"...)
