@@ -17,7 +17,8 @@ var ErrNotInWorker = errors.New("goes: not in a worker (call from OnWorkerStart 
 // connected until its Connect method is called; Reconnect after a delay,
 // and connections.Pipe to forward between it and another connection with
 // backpressure. Its id carries this worker's route, and it logs to the
-// worker's logger (cfg's IDBase and Logger are overwritten). It lives as
+// worker's logger (cfg's IDBase and Logger are overwritten); its timeouts
+// run on the worker's timer wheel unless cfg.Wheel says otherwise. It lives as
 // long as the worker process unless closed. Call it in a worker: from
 // OnWorkerStart or any callback. Safe for concurrent use.
 func (g *Goer) NewAsyncConnection(uri string, cfg connections.ClientConfig) (*connections.Client, error) {
@@ -25,6 +26,9 @@ func (g *Goer) NewAsyncConnection(uri string, cfg connections.ClientConfig) (*co
 		return nil, ErrNotInWorker
 	}
 	cfg.IDBase = g.idBase
+	if cfg.Wheel == nil {
+		cfg.Wheel = g.wheel // its timeouts run on the worker's clock
+	}
 	cfg.Logger = g.log.With().Str("uri", uri).Logger()
 	return connections.NewClient(uri, cfg)
 }

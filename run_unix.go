@@ -274,7 +274,7 @@ func (r *Runner) runWorker() error {
 		Version:      r.Version,
 		Logger:       log,
 		Reopen:       func() error { return reopenLog(logFile) },
-		Timers:       g.wheel.Len,
+		Timers:       g.wheel.LenUser,
 		OnStart: func() error {
 			if g.OnWorkerStart != nil {
 				g.OnWorkerStart(g)

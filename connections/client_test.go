@@ -706,3 +706,37 @@ func TestClientShutdown(t *testing.T) {
 		t.Fatalf("Send after Shutdown and Connect: %v", err)
 	}
 }
+
+// TestClientCloseToSilentPeer: a Client closes while its peer neither
+// sends nor closes. The Client shuts down its sending side, lingers, and
+// is destroyed by the linger deadline on its own timer wheel.
+func TestClientCloseToSilentPeer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peerSawEOF := make(chan struct{})
+	release := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(io.Discard, c) // until the Client's FIN
+		close(peerSawEOF)
+		<-release // and stay open, silent
+	}()
+	defer close(release)
+	ev := newEvents(1)
+	h := ev.handler()
+	h.OnConnect = func(c connections.Connection) {
+		c.Send("bye\n", true)
+		c.Close()
+	}
+	cl := newClient(t, "tcp://"+ln.Addr().String(), connections.ClientConfig{Config: connections.Config{Handler: h}})
+	cl.Connect()
+	<-peerSawEOF
+	ev.wait(t)
+}

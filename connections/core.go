@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/goes-project/goes/protocols"
+	"github.com/goes-project/goes/timer"
 )
 
 // Connection state bits of base.flags. They change only with mu held and
@@ -87,7 +88,8 @@ type base struct {
 	inflight    int32   // bytes taken by the write in progress
 	out         *buffer // queued, not yet taken by a write; nil when empty
 	userCtx     any
-	tm          *connTimers // allocated with the connection; nil without timers
+	tm          *connTimers  // allocated with the connection; nil without timers
+	doom        *timer.Timer // destroys a closing connection that takes too long; see destroyAfterLocked
 }
 
 func (c *base) init(s *Server, ops engineOps, ctr *counters) {
@@ -325,6 +327,31 @@ func (c *base) closeOrLingerLocked() {
 	}
 }
 
+// destroyAfterLocked makes sure the closing connection c is destroyed d
+// from now, on the server's wheel, unless its socket is closed first (then
+// the timer is stopped). A later call moves the deadline. The node is
+// allocated by the first call: only connections that wait for a slow peer
+// pay for it. mu is held.
+//
+// Wheels never run for a Client without Config.Wheel; its closing
+// connection gets a runtime timer instead, which is not stopped early
+// (Destroy of a closed connection does nothing).
+func (c *base) destroyAfterLocked(d time.Duration) {
+	if c.has(fSockClosed) {
+		return
+	}
+	if s := c.s; s.ownWheel && !s.wheelOn.Load() {
+		// A Client's own server never serves and runs no wheel of its
+		// own (it would outlive the Client): a runtime timer does it.
+		time.AfterFunc(d, c.Destroy)
+		return
+	}
+	if c.doom == nil {
+		c.doom = new(timer.Timer)
+	}
+	c.s.wheel.Schedule(c.doom, d, c.Destroy)
+}
+
 // closeLocked marks the socket closed, drops the send buffer and lets the
 // engine close the socket. mu is held.
 func (c *base) closeLocked() {
@@ -332,6 +359,9 @@ func (c *base) closeLocked() {
 		return
 	}
 	c.setFlag(fSockClosed | fClosing)
+	if c.doom != nil {
+		c.doom.Stop()
+	}
 	if c.out != nil {
 		c.s.bufs.put(c.out)
 		c.out = nil

@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/goes-project/goes/timer"
 )
 
 // epollSupported reports whether this platform has the epoll engine.
@@ -616,7 +618,8 @@ func (l *loop) backOff(ll *loopListener, errno unix.Errno) {
 		unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, el.fd, nil)
 	}
 	l.tmu.Unlock()
-	time.AfterFunc(ll.backoff, func() {
+	var retry timer.Timer // fires once; the closure keeps it
+	l.s.wheel.Schedule(&retry, ll.backoff, func() {
 		l.postFunc(func() {
 			el.mu.RLock()
 			closed := el.closed
@@ -917,7 +920,7 @@ func (c *epConn) closeSocketLocked() {
 
 func (c *epConn) resumed() { c.l.post(c, actResume) }
 
-func (c *epConn) flushDeadline() { time.AfterFunc(closeFlushTimeout, c.Destroy) }
+func (c *epConn) flushDeadline() { c.destroyAfterLocked(closeFlushTimeout) }
 
 func (c *epConn) lingerLocked() bool {
 	if unix.Shutdown(int(c.fd), unix.SHUT_WR) != nil {
@@ -926,7 +929,7 @@ func (c *epConn) lingerLocked() bool {
 	if c.has(fPaused) {
 		c.l.post(c, actResume) // read again, to drop
 	}
-	time.AfterFunc(lingerTimeout, c.Destroy)
+	c.destroyAfterLocked(lingerTimeout)
 	return true
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/protocols/text"
+	"github.com/goes-project/goes/timer"
 )
 
 // TestLingeringCloseIsBounded: the server answers and closes while the
@@ -60,6 +61,61 @@ func TestLingeringCloseIsBounded(t *testing.T) {
 		// taken whole.
 		if in := s.Stats().BytesIn; in > 2*64<<10+1<<20 {
 			t.Fatalf("server read %d bytes of the flood", in)
+		}
+	})
+}
+
+// TestLingerTimeoutOnWheel: the server answers and closes; the peer reads
+// the answer and the end of the stream but neither sends nor closes. The
+// lingering connection is destroyed by its deadline on the server's timer
+// wheel, which has nothing left pending once the connections are gone;
+// the same holds when the peer closes at once.
+func TestLingerTimeoutOnWheel(t *testing.T) {
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		w := timer.New(timer.Options{})
+		w.Start()
+		t.Cleanup(w.Stop)
+		var closed atomic.Int32
+		_, addr := serve(t, "tcp", connections.Config{
+			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Protocol: text.New(),
+			Wheel:    w,
+			Handler: connections.Handler{
+				OnMessage: func(c connections.Connection, d []byte) {
+					c.Send("bye", false)
+					c.Close()
+				},
+				OnClose: func(connections.Connection) { closed.Add(1) },
+			},
+		})
+		silent := dial(t, "tcp", addr)
+		silent.SetDeadline(time.Now().Add(30 * time.Second))
+		start := time.Now()
+		io.WriteString(silent, "quit\n")
+		r := bufio.NewReader(silent)
+		if l, err := r.ReadString('\n'); err != nil || l != "bye\n" {
+			t.Fatalf("got %q, %v", l, err)
+		}
+		if _, err := r.ReadByte(); err != io.EOF {
+			t.Fatalf("after the answer: %v, want EOF", err)
+		}
+		eventually(t, "silent peer's connection closed", func() bool { return closed.Load() == 1 })
+		// The server gave the silent peer its linger time, about a second.
+		if held := time.Since(start); held < 900*time.Millisecond {
+			t.Errorf("silent peer let go after %v, before the linger time", held)
+		}
+		if n := w.Len(); n != 0 {
+			t.Fatalf("%d timers pending after the close", n)
+		}
+
+		polite := dial(t, "tcp", addr)
+		io.WriteString(polite, "quit\n")
+		io.ReadAll(polite)
+		polite.Close()
+		eventually(t, "polite peer's connection closed", func() bool { return closed.Load() == 2 })
+		// The close stopped the linger deadline: nothing waits a second.
+		if n := w.Len(); n != 0 {
+			t.Fatalf("%d timers pending after a prompt close", n)
 		}
 	})
 }

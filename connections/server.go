@@ -105,10 +105,11 @@ type Config struct {
 	// peer that answers heartbeats keeps IdleTimeout from closing it.
 	Heartbeat     time.Duration
 	HeartbeatData []byte
-	// Wheel runs the connections' timers (IdleTimeout, Heartbeat); it must
-	// be running (Start) while the server serves: pass the worker's wheel.
-	// When nil and a timer is configured, the Server makes its own, runs it
-	// from its first connection on and stops it in Close.
+	// Wheel runs the connections' timers (IdleTimeout, Heartbeat, and the
+	// bounded waits of closing connections for slow peers); it must be
+	// running (Start) while the server serves: pass the worker's wheel.
+	// When nil, the Server makes its own, runs it from the first Serve on
+	// and stops it in Close.
 	Wheel *timer.Wheel
 }
 
@@ -241,11 +242,11 @@ func NewServer(cfg Config) *Server {
 		if s.beatNs > 0 && (s.idleNs == 0 || s.beatNs < s.idleNs) {
 			s.firstTimer = time.Duration(s.beatNs)
 		}
-		s.wheel = cfg.Wheel
-		if s.wheel == nil {
-			s.wheel = timer.New(timer.Options{Logger: cfg.Logger})
-			s.ownWheel = true
-		}
+	}
+	s.wheel = cfg.Wheel
+	if s.wheel == nil {
+		s.wheel = timer.New(timer.Options{Logger: cfg.Logger})
+		s.ownWheel = true
 	}
 	return s
 }
@@ -259,6 +260,7 @@ func NewServer(cfg Config) *Server {
 // served by event loops on Linux and everything else by a goroutine per
 // connection. Serve may be called for several listeners at once.
 func (s *Server) Serve(ln net.Listener) error {
+	s.startWheel() // closing connections' deadlines run on it
 	switch s.engineFor(ln) {
 	case EngineEpoll:
 		return s.serveEpoll(ln)

@@ -285,7 +285,7 @@ func (c *stdConn) lingerLocked() bool {
 		return false
 	}
 	c.cond.Broadcast() // a paused reader reads again, to drop
-	time.AfterFunc(lingerTimeout, c.Destroy)
+	c.destroyAfterLocked(lingerTimeout)
 	return true
 }
 

@@ -56,8 +56,9 @@ type WorkerStats struct {
 	BytesOut    uint64  `json:"bytes_out"`
 	Errors      uint64  `json:"errors"`
 	MemoryBytes uint64  `json:"memory_bytes"`
-	Timers      int     `json:"timers"`
-	Goroutines  int     `json:"goroutines"`
+	// Timers is the number of user timers (Goer.AddTimer) pending.
+	Timers     int `json:"timers"`
+	Goroutines int `json:"goroutines"`
 	// Cluster is the worker's cluster Node (nil without a cluster).
 	Cluster *NodeStats `json:"cluster,omitempty"`
 }

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/ipc"
+	"github.com/goes-project/goes/timer"
 )
 
 // States reported in WorkerStats.State.
@@ -45,7 +45,10 @@ type Options struct {
 	Listener net.Listener
 	// PacketConn is the shared datagram socket.
 	PacketConn net.PacketConn
-	// Config is the connection runtime's configuration.
+	// Config is the connection runtime's configuration. Its Wheel is the
+	// worker's clock: connection timeouts, the drain deadline and the
+	// request-rate sampler run on it. When it is nil, Run makes one and
+	// runs it until it returns; a wheel passed in must be running.
 	Config connections.Config
 	// StopTimeout bounds the drain that follows EOF on Ctl or SIGTERM
 	// (default 30 s).
@@ -95,6 +98,7 @@ type worker struct {
 	o     Options
 	log   zerolog.Logger
 	srv   *connections.Server
+	wheel *timer.Wheel
 	state atomic.Value  // string
 	qps   atomic.Uint64 // float64 bits
 }
@@ -105,6 +109,13 @@ func (w *worker) run(ctx context.Context) error {
 	signal.Notify(term, syscall.SIGTERM)
 	defer signal.Stop(term)
 
+	if w.o.Config.Wheel == nil {
+		wh := timer.New(timer.Options{Logger: w.log})
+		wh.Start()
+		defer wh.Stop()
+		w.o.Config.Wheel = wh
+	}
+	w.wheel = w.o.Config.Wheel
 	w.srv = connections.NewServer(w.o.Config)
 	if w.o.OnStart != nil {
 		if err := w.o.OnStart(); err != nil {
@@ -238,11 +249,19 @@ func (w *worker) drainWait(timeout time.Duration) {
 		w.srv.Close()
 		return
 	}
-	var deadline <-chan time.Time
+	// The deadline is a Timer on the worker's wheel; its callback only
+	// signals this goroutine.
+	due := make(chan struct{}, 1)
+	var deadline timer.Timer
+	signal := func() {
+		select {
+		case due <- struct{}{}:
+		default:
+		}
+	}
+	defer deadline.Stop()
 	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		deadline = t.C
+		w.wheel.Schedule(&deadline, timeout, signal)
 	}
 	saidGoodbye := false
 	for {
@@ -250,13 +269,11 @@ func (w *worker) drainWait(timeout time.Duration) {
 		case <-w.srv.Done():
 			w.srv.Close()
 			return
-		case <-deadline:
+		case <-due:
 			if w.o.GoingAway != nil && !saidGoodbye {
 				saidGoodbye = true
 				w.srv.Each(w.o.GoingAway)
-				t := time.NewTimer(time.Second)
-				defer t.Stop()
-				deadline = t.C
+				deadline.Reset(time.Second)
 				continue
 			}
 			w.log.Warn().Int64("connections", w.srv.Stats().Connections).Msg("drain timed out, connections closed")
@@ -341,29 +358,28 @@ func (w *worker) conns() []ipc.ConnInfo {
 	return out
 }
 
-// sample keeps qps, the requests of the last second, up to date.
+// sample keeps qps, the requests of the last second, up to date, on a
+// Timer of the worker's wheel that re-arms itself every second.
 func (w *worker) sample() (stop func()) {
-	t := time.NewTicker(time.Second)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		last, at := w.srv.Stats().Requests, time.Now()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-t.C:
-				n := w.srv.Stats().Requests
-				w.qps.Store(float64bits(float64(n-last) / now.Sub(at).Seconds()))
-				last, at = n, now
-			}
+	var (
+		t        timer.Timer
+		stopped  atomic.Bool
+		last     = w.srv.Stats().Requests
+		at       = time.Now()
+		sampleFn func()
+	)
+	sampleFn = func() { // runs on the wheel's goroutine, one call at a time
+		now, n := time.Now(), w.srv.Stats().Requests
+		w.qps.Store(float64bits(float64(n-last) / now.Sub(at).Seconds()))
+		last, at = n, now
+		if !stopped.Load() {
+			t.Reset(time.Second)
 		}
-	}()
+	}
+	w.wheel.Schedule(&t, time.Second, sampleFn)
 	return func() {
+		// A call running now may re-arm once more; the next one does not.
+		stopped.Store(true)
 		t.Stop()
-		close(done)
-		wg.Wait()
 	}
 }
