@@ -484,8 +484,8 @@ func TestIdleStopDuringCheck(t *testing.T) {
 		idle.last.Store(w.nanos() + int64(time.Hour)) // activity "later": the check re-arms
 		// Run the check by hand as the wheel would, with Stop in between.
 		w.mu.Lock()
-		w.unlink(&idle.t)
-		w.running, w.runStopped = &idle.t, false
+		w.unlink(&idle.t.node)
+		w.running, w.runStopped = &idle.t.node, false
 		w.mu.Unlock()
 		idle.Stop()
 		idle.expire()

@@ -334,13 +334,29 @@ func BenchmarkIdleActivity(b *testing.B) {
 	})
 }
 
-// BenchmarkClockRead is the monotonic clock read every Add, Schedule and
-// Touch makes (time.Since), for reading the numbers above.
-func BenchmarkClockRead(b *testing.B) {
+// BenchmarkAddCancelFloor measures the least that any wheel which never
+// fires early and is safe for concurrent use pays for one add+cancel pair:
+// the monotonic clock read that Add needs to know when "d from now" is,
+// and one uncontended lock and unlock for each of the two calls, with no
+// timer work at all. BenchmarkAddCancel/impl=wheel cannot go below it on
+// the machine that runs it; divide impl=runtime by it for the best ratio a
+// wheel of this kind could show there.
+func BenchmarkAddCancelFloor(b *testing.B) {
 	w := New(Options{})
 	var sink int64
-	for b.Loop() {
-		sink += w.nanos()
-	}
+	b.Run("parts=clock", func(b *testing.B) {
+		for b.Loop() {
+			sink += w.nanos()
+		}
+	})
+	b.Run("parts=clock+2locks", func(b *testing.B) {
+		for b.Loop() {
+			sink += w.nanos()
+			w.mu.Lock()
+			w.mu.Unlock()
+			w.mu.Lock()
+			w.mu.Unlock()
+		}
+	})
 	runtime.KeepAlive(sink)
 }

@@ -31,7 +31,7 @@ func checkInvariants(w *Wheel) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := 0
-	walk := func(h *Timer, visit func(t *Timer) error) error {
+	walk := func(h *node, visit func(t *node) error) error {
 		for t := h.next; t != h; t = t.next {
 			if t.next.prev != t || t.prev.next != t {
 				return fmt.Errorf("broken links around %p", t)
@@ -61,7 +61,7 @@ func checkInvariants(w *Wheel) error {
 			if s <= cur {
 				return fmt.Errorf("level %d slot %d occupied at or behind the clock's slot %d (now %d)", l, s, cur, w.now)
 			}
-			err := walk(h, func(t *Timer) error {
+			err := walk(h, func(t *node) error {
 				e := w.ceilTick(t.when)
 				x := uint64(e ^ w.now)
 				if e <= w.now || x >= 1<<spanBits {
@@ -80,7 +80,7 @@ func checkInvariants(w *Wheel) error {
 			}
 		}
 	}
-	if err := walk(&w.over, func(t *Timer) error {
+	if err := walk(&w.over, func(t *node) error {
 		if e := w.ceilTick(t.when); uint64(e^w.now) < 1<<spanBits || e < w.overMin {
 			return fmt.Errorf("overflow holds expiry %d at now %d (bound %d)", e, w.now, w.overMin)
 		}
@@ -88,7 +88,7 @@ func checkInvariants(w *Wheel) error {
 	}); err != nil {
 		return err
 	}
-	if err := walk(&w.ready, func(*Timer) error { return nil }); err != nil {
+	if err := walk(&w.ready, func(*node) error { return nil }); err != nil {
 		return err
 	}
 	if n != w.count {

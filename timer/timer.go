@@ -15,15 +15,19 @@ import (
 // goroutine, including from inside its own callback. A Timer belongs to the
 // first Wheel that schedules it; scheduling it on another panics.
 type Timer struct {
-	next, prev *Timer
-	w          atomic.Pointer[Wheel]
-	fn         func()
-	when       int64  // deadline, nanoseconds since the wheel's base; list heads: their id
-	idx        uint32 // user timers: slab index + 1; 0 for caller-owned Timers
-	flags      uint32
+	node
+	w atomic.Pointer[Wheel]
 }
 
-const flagInUse = 1 // user timer slab entry is allocated
+// node is what the wheel's lists are made of: the list heads, the node of
+// a Timer and that of a user timer (40 bytes on 64-bit platforms).
+type node struct {
+	next, prev *node
+	fn         func()
+	when       int64  // deadline, nanoseconds since the wheel's base; list heads: their id
+	idx        uint32 // user timers: slab index + 1; 0 for Timers
+	gen        uint32 // user timers: odd while allocated, the generation in its ID
+}
 
 // Schedule arms t to call fn once, on the wheel's goroutine, d from now (d
 // <= 0: as soon as possible). If t is pending it is moved; if its callback
@@ -37,10 +41,10 @@ func (w *Wheel) Schedule(t *Timer, d time.Duration, fn func()) {
 	when := w.deadline(d)
 	w.mu.Lock()
 	if t.next != nil {
-		w.unlink(t)
+		w.unlink(&t.node)
 	}
 	t.fn, t.when = fn, when
-	w.link(t)
+	w.link(&t.node)
 	w.mu.Unlock()
 }
 
@@ -65,10 +69,10 @@ func (t *Timer) Reset(d time.Duration) bool {
 	w.mu.Lock()
 	was := t.next != nil
 	if was {
-		w.unlink(t)
+		w.unlink(&t.node)
 	}
 	t.when = when
-	w.link(t)
+	w.link(&t.node)
 	w.mu.Unlock()
 	return was
 }
@@ -85,9 +89,9 @@ func (t *Timer) Stop() bool {
 	w.mu.Lock()
 	was := t.next != nil
 	if was {
-		w.unlink(t)
+		w.unlink(&t.node)
 	}
-	if w.running == t {
+	if w.running == &t.node {
 		w.runStopped = true
 	}
 	w.mu.Unlock()
@@ -112,9 +116,9 @@ func (t *Timer) Pending() bool {
 // their own timer. w.mu is not held.
 func (w *Wheel) rearmAt(t *Timer, when int64) {
 	w.mu.Lock()
-	if !(w.running == t && w.runStopped) && t.next == nil {
+	if !(w.running == &t.node && w.runStopped) && t.next == nil {
 		t.when = min(when, maxWhen)
-		w.link(t)
+		w.link(&t.node)
 	}
 	w.mu.Unlock()
 }

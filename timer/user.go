@@ -5,22 +5,21 @@ import "time"
 // ID identifies a user timer made by Add. IDs carry a generation: once a
 // timer has fired (one-shot) or been deleted, its ID matches nothing, even
 // after its slot has been reused by another timer (a slot is reused only
-// after every other free slot, and it takes 2^32 reuses of one slot before
+// after every other free slot, and it takes 2^31 reuses of one slot before
 // an ID repeats). The zero ID is never returned by Add.
 type ID uint64
 
-// entry is a user timer: a Timer in the wheel's slab plus its period and
-// the generation its ID carries.
+// entry is a user timer: a node in the wheel's slab plus one word, 48
+// bytes on 64-bit platforms. The node's gen is odd while the entry is
+// allocated; aux is the period while it is allocated and the free list's
+// link while it is free.
 type entry struct {
-	t      Timer
-	period int64  // nanoseconds; 0 for one-shot timers
-	gen    uint32 // generation of the ID that matches this entry now
-	free   uint32 // next free entry's index + 1, while on the free list
+	n   node
+	aux int64 // allocated: period in nanoseconds, 0 for one-shot; free: next free entry's index + 1
 }
 
-// A chunk is 1024 entries, 64 KiB: a large object, which the allocator
-// stores without the per-object header that would round a 16 KiB chunk
-// with pointers up to 18 KiB.
+// A chunk is 1024 entries, 48 KiB: a large object, which the allocator
+// stores without a per-object header that would round it up.
 const (
 	chunkBits = 10
 	chunkSize = 1 << chunkBits
@@ -37,6 +36,9 @@ type slab struct {
 
 func (s *slab) at(i uint32) *entry { return &s.chunks[i>>chunkBits][i&chunkMask] }
 
+// entryOf returns the entry whose node n is; n.idx is not 0.
+func (s *slab) entryOf(n *node) *entry { return s.at(n.idx - 1) }
+
 // alloc takes a free entry, growing the slab when there is none.
 func (s *slab) alloc() (*entry, uint32) {
 	if s.head == 0 {
@@ -44,43 +46,42 @@ func (s *slab) alloc() (*entry, uint32) {
 		c := new([chunkSize]entry)
 		s.chunks = append(s.chunks, c)
 		for j := range c {
-			c[j].gen = 1
-			c[j].t.idx = base + uint32(j) + 1
+			c[j].n.idx = base + uint32(j) + 1
 			s.push(&c[j])
 		}
 	}
 	i := s.head - 1
 	e := s.at(i)
-	if s.head = e.free; s.head == 0 {
+	if s.head = uint32(e.aux); s.head == 0 {
 		s.tail = 0
 	}
-	e.free = 0
-	e.t.flags |= flagInUse
+	e.aux = 0
+	e.n.gen++ // odd: allocated
 	s.used++
 	return e, i
 }
 
-// push appends e to the free list.
+// push appends the free entry e to the free list.
 func (s *slab) push(e *entry) {
+	e.aux = 0
 	if s.tail == 0 {
-		s.head = e.t.idx
+		s.head = e.n.idx
 	} else {
-		s.at(s.tail - 1).free = e.t.idx
+		s.at(s.tail - 1).aux = int64(e.n.idx)
 	}
-	s.tail = e.t.idx
+	s.tail = e.n.idx
 }
 
 // free retires e's ID and returns e to the free list.
 func (s *slab) free(e *entry) {
-	e.t.flags &^= flagInUse
-	e.t.fn = nil
-	e.period = 0
-	if e.gen++; e.gen == 0 {
-		e.gen = 1
-	}
+	e.n.gen++ // even: free, and the ID it had is retired
+	e.n.fn = nil
 	s.used--
 	s.push(e)
 }
+
+// inUse reports whether e is allocated.
+func (e *entry) inUse() bool { return e.n.gen&1 != 0 }
 
 // lookup returns the allocated entry id names, or nil.
 func (s *slab) lookup(id ID) *entry {
@@ -89,7 +90,7 @@ func (s *slab) lookup(id ID) *entry {
 		return nil
 	}
 	e := s.at(i)
-	if e.gen != gen || e.t.flags&flagInUse == 0 {
+	if e.n.gen != gen || !e.inUse() {
 		return nil
 	}
 	return e
@@ -110,7 +111,7 @@ func (s *slab) lookup(id ID) *entry {
 // returns. A Timer avoids the question.
 //
 // Add allocates nothing once the wheel's slab has grown to the number of
-// user timers pending at once; each costs 64 bytes of slab. Safe for
+// user timers pending at once; each costs 48 bytes of slab. Safe for
 // concurrent use, including from callbacks (for example OnWorkerStart or a
 // timer's own callback).
 func (w *Wheel) Add(interval time.Duration, fn func(), persistent bool) ID {
@@ -121,11 +122,11 @@ func (w *Wheel) Add(interval time.Duration, fn func(), persistent bool) ID {
 	w.mu.Lock()
 	e, i := w.users.alloc()
 	if persistent {
-		e.period = max(int64(interval), w.tick)
+		e.aux = max(int64(interval), w.tick)
 	}
-	e.t.fn, e.t.when = fn, when
-	w.link(&e.t)
-	id := ID(uint64(e.gen)<<32 | uint64(i))
+	e.n.fn, e.n.when = fn, when
+	w.link(&e.n)
+	id := ID(uint64(e.n.gen)<<32 | uint64(i))
 	w.mu.Unlock()
 	return id
 }
@@ -147,11 +148,11 @@ func (w *Wheel) del(e *entry) bool {
 	switch {
 	case e == nil:
 		return false
-	case e.t.next != nil:
-		w.unlink(&e.t)
+	case e.n.next != nil:
+		w.unlink(&e.n)
 		w.users.free(e)
 		return true
-	case w.running == &e.t && !w.runStopped: // persistent, in its callback
+	case w.running == &e.n && !w.runStopped: // persistent, in its callback
 		w.runStopped = true
 		return true
 	}
@@ -165,7 +166,7 @@ func (w *Wheel) DelAll() {
 	w.mu.Lock()
 	for _, c := range w.users.chunks {
 		for j := range c {
-			if c[j].t.flags&flagInUse != 0 {
+			if c[j].inUse() {
 				w.del(&c[j])
 			}
 		}

@@ -70,14 +70,14 @@ type Wheel struct {
 	sleepUntil int64       // tick the goroutine sleeps until, or sleepBusy / sleepForever
 	sleep      *time.Timer // the goroutine's alarm; reset by adders while it sleeps
 	occupied   [numLevels]uint64
-	slots      [numLevels][numSlots]Timer // list heads (sentinels)
+	slots      [numLevels][numSlots]node  // list heads (sentinels)
 	slotMin    [numLevels][numSlots]int64 // lower bound of the expiry ticks in each slot
-	ready      Timer                      // head of the list of due timers
-	over       Timer                      // head of the overflow list
+	ready      node                       // head of the list of due timers
+	over       node                       // head of the overflow list
 	overMin    int64
-	running    *Timer // the timer whose callback runs now
-	runStopped bool   // running was stopped or deleted during its callback
-	stopping   bool   // Stop was called: run no more callbacks
+	running    *node // the timer whose callback runs now
+	runStopped bool  // running was stopped or deleted during its callback
+	stopping   bool  // Stop was called: run no more callbacks
 	users      slab
 
 	wakeups atomic.Uint64 // times the goroutine woke from sleep (tests)
@@ -192,7 +192,7 @@ func (w *Wheel) floorTick(ns int64) int64 {
 }
 
 // pushBack appends t to the list headed by h.
-func pushBack(h, t *Timer) {
+func pushBack(h, t *node) {
 	t.prev, t.next = h.prev, h
 	h.prev.next = t
 	h.prev = t
@@ -200,7 +200,7 @@ func pushBack(h, t *Timer) {
 
 // place puts t in the list where it belongs relative to w.now and returns
 // its expiry tick. w.mu is held.
-func (w *Wheel) place(t *Timer) int64 {
+func (w *Wheel) place(t *node) int64 {
 	e := w.ceilTick(t.when)
 	if e <= w.now {
 		pushBack(&w.ready, t)
@@ -223,7 +223,7 @@ func (w *Wheel) place(t *Timer) int64 {
 // link makes t pending and, if t is due before the time the goroutine
 // sleeps until, moves the goroutine's alarm earlier (no wake-up now: the
 // goroutine wakes when t is due). w.mu is held and t is in no list.
-func (w *Wheel) link(t *Timer) {
+func (w *Wheel) link(t *node) {
 	w.count++
 	if e := w.place(t); e < w.sleepUntil {
 		w.sleepUntil = e
@@ -232,7 +232,7 @@ func (w *Wheel) link(t *Timer) {
 }
 
 // unlink removes the pending timer t from its list. w.mu is held.
-func (w *Wheel) unlink(t *Timer) {
+func (w *Wheel) unlink(t *node) {
 	p, n := t.prev, t.next
 	p.next, n.prev = n, p
 	t.next, t.prev = nil, nil
@@ -298,7 +298,7 @@ func (w *Wheel) advance(target int64) {
 			break
 		}
 		w.now = start
-		var h *Timer
+		var h *node
 		if l == numLevels {
 			h = &w.over
 			w.overMin = math.MaxInt64
@@ -329,7 +329,7 @@ func (w *Wheel) fireReady() {
 		var u *entry
 		if t.idx != 0 {
 			u = w.users.at(t.idx - 1)
-			if u.period == 0 {
+			if u.aux == 0 {
 				w.users.free(u)
 				u = nil
 			}
@@ -347,10 +347,10 @@ func (w *Wheel) fireReady() {
 			// Next period after the previous deadline, not after now: no
 			// drift. Periods the wheel fell behind by are skipped.
 			next := int64(maxWhen)
-			if u.period < maxWhen-t.when {
-				next = t.when + u.period
+			if u.aux < maxWhen-t.when {
+				next = t.when + u.aux
 				if late := w.now*w.tick - next; late >= 0 {
-					next = min(next+(late/u.period+1)*u.period, maxWhen)
+					next = min(next+(late/u.aux+1)*u.aux, maxWhen)
 				}
 			}
 			t.when = next
