@@ -253,7 +253,7 @@ func (w *worker) drainWait(timeout time.Duration) {
 	// signals this goroutine.
 	due := make(chan struct{}, 1)
 	var deadline timer.Timer
-	signal := func() {
+	fire := func() {
 		select {
 		case due <- struct{}{}:
 		default:
@@ -261,7 +261,7 @@ func (w *worker) drainWait(timeout time.Duration) {
 	}
 	defer deadline.Stop()
 	if timeout > 0 {
-		w.wheel.Schedule(&deadline, timeout, signal)
+		w.wheel.Schedule(&deadline, timeout, fire)
 	}
 	saidGoodbye := false
 	for {
