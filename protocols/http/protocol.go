@@ -64,6 +64,30 @@
 // answering). Raw sends (Send(data, true)) bypass the protocol and are not
 // counted as answers.
 //
+// # Streamed responses
+//
+// Stream starts the answer to the oldest unanswered request and returns a
+// StreamWriter for a body of unknown length; SSE does the same for a
+// Server-Sent Events stream (text/event-stream, Event). HTTP/1.1 clients
+// get "Transfer-Encoding: chunked", one chunk per Write, and End sends the
+// last chunk with optional trailers; HTTP/1.0 clients get the body
+// unframed and the connection closes at End; HEAD (and 204, 304) get the
+// head only. Every Write is queued on the send buffer at once; its errors
+// are the connection's (ErrSendBufferFull: the piece was dropped whole,
+// write it again after OnBufferDrain; ErrClosed: the client is gone).
+// The writer is safe for concurrent use, so a producer goroutine can own
+// it.
+//
+// While a stream is open its connection does not read (PauseRecv until
+// End): pipelined requests behind it are delivered, and answered, after
+// it, and Respond, Send or another Stream on the connection meanwhile
+// fail with ErrStreamOpen. A consequence: a client that leaves while its
+// stream is silent is noticed at the next Write, not before (OnClose runs
+// then), so a long-lived event stream should send a comment
+// (EventStream.Comment) now and then. A stream open when the worker
+// drains goes on until End (which then closes the connection) or until
+// the drain's timeout closes it.
+//
 // Steady state allocates nothing: the per-connection state (parser, field
 // slices, answer queue) is taken from a pool by a connection's first
 // request and reused; the connections runtime gives it back to the pool
