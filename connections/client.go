@@ -51,12 +51,14 @@ func (e *ConnectError) Unwrap() []error { return []error{ErrConnectFailed, e.Err
 // ClientConfig describes an outgoing connection.
 type ClientConfig struct {
 	// Config gives the protocol, the callbacks and the limits, as for a
-	// listener. Protocol nil means the URI scheme's (none for tcp://, tls://
-	// and unix://); it must be nil for ws:// and wss://, whose protocol is
-	// set up from WebSocket. The Handler's callbacks receive the *Client.
-	// Transport is set from the URI. Engine must be EngineAuto or
-	// EngineStd: a Client runs on the standard engine (one goroutine while
-	// connected).
+	// listener. Protocol nil means the URI scheme's (none for tcp://, tls://,
+	// unix:// and udp://); it must be nil for ws:// and wss://, whose
+	// protocol is set up from WebSocket. The Handler's callbacks receive the
+	// *Client. Transport is set from the URI, except that "udp" makes a
+	// tcp://, text:// or frame:// URI a UDP client with that scheme's
+	// protocol (as NewGoer's transport argument does for listeners). Engine
+	// must be EngineAuto or EngineStd: a Client runs on the standard engine
+	// (one goroutine while connected).
 	Config
 	// TLSConfig is used for tls:// and wss://; nil means the system roots.
 	// ServerName defaults to the URI's host.
@@ -130,6 +132,32 @@ var clientSeq atomic.Uint32
 // each other, across reconnections too (OnError from a failed Send and
 // OnBufferFull run on the sender's goroutine, as for server connections).
 // State and SetState are the protocol's and follow the protocols.Conn rule.
+//
+// UDP (udp://, or text:// and frame:// with Transport "udp"; workerman's
+// AsyncUdpConnection): Connect makes a connected UDP socket (no packet is
+// sent), so only the peer's datagrams are received; OnConnect runs once
+// it is ready. Each Send is encoded and written at once, on the caller's
+// goroutine, as one datagram; there is no send buffer (SendBufferLen is
+// 0 once connected, OnBufferFull never fires then) and the kernel drops
+// what it cannot send. Each received datagram is framed by the protocol
+// on its own, as on the server side (Server.ServePacket): a datagram
+// never continues in the next, and an incomplete, oversize (more than
+// MaxPackageSize, also without a protocol) or malformed datagram, or a
+// panic in OnMessage, drops that datagram, is reported to OnError and
+// the Client goes on reading. An empty datagram carries no message.
+// When the peer's host answers a datagram with ICMP port unreachable,
+// the socket's next read or write fails once with ECONNREFUSED (Linux;
+// EHOSTUNREACH and the like for other ICMP errors): that is reported to
+// OnError (errors.Is(err, syscall.ECONNREFUSED)) and the Client stays
+// open, because UDP peers come and go and the same socket reaches the
+// peer again once it listens (a write that returned such an error did not
+// send its datagram, so Send tries it once more). Any other read error
+// ends the attempt (OnError, then OnClose). Close and Destroy both close
+// the socket at once (a queue from before the socket was ready is sent
+// first by Close); OnClose runs once. Reconnect makes a new socket (new
+// local port, the host name resolved again), after OnClose of the old
+// one. PauseRecv stops taking datagrams from the socket (the kernel drops
+// them once its buffer is full). IdleTimeout and Heartbeat do not apply.
 type Client struct {
 	uri    string
 	t      target
@@ -154,13 +182,14 @@ type Client struct {
 	// Lock order: mu, then the connection's own lock (cur's base.mu).
 	mu       sync.Mutex
 	st       int
-	cur      *stdConn // the connection, while clientOpen
-	ready    bool     // cur takes sends directly
-	paused   bool     // PauseRecv, applied to every connection
-	closeReq bool     // Close before ready: close once the queue is sent
-	destroy  bool     // Destroy while connecting
-	again    bool     // Reconnect while open: connect again after OnClose
-	stopped  bool     // Shutdown: no more attempts
+	cur      clientConn // the connection (*stdConn or *udpConn), while clientOpen
+	ready    bool       // cur takes sends directly
+	paused   bool       // PauseRecv, applied to every connection
+	closeReq bool       // Close before ready: close once the queue is sent
+	flushing bool       // flushQueue is sending what it took from the queue
+	destroy  bool       // Destroy while connecting
+	again    bool       // Reconnect while open: connect again after OnClose
+	stopped  bool       // Shutdown: no more attempts
 	againIn  time.Duration
 	gen      uint64 // bumped by every arm: stale timers do nothing
 	timer    *time.Timer
@@ -183,12 +212,17 @@ var _ Connection = (*Client)(nil)
 // NewClient returns a Client for uri, not yet connected; call Connect.
 // URIs: tcp://host:port (raw bytes, or cfg.Protocol), tls://host:port
 // (also ssl://), text://host:port, frame://host:port,
-// ws://host[:port][/path][?query], wss://..., unix:///path. It fails with
-// ErrBadURI for a URI it cannot use and ErrEngineUnsupported for
-// EngineEpoll.
+// ws://host[:port][/path][?query], wss://..., unix:///path, and
+// udp://host:port (raw datagrams, or cfg.Protocol; text:// and frame://
+// with cfg.Transport "udp" also give a UDP client: see the Client doc's
+// UDP section). It fails with ErrBadURI for a URI it cannot use and
+// ErrEngineUnsupported for EngineEpoll.
 func NewClient(uri string, cfg ClientConfig) (*Client, error) {
 	t, err := parseTarget(uri)
 	if err != nil {
+		return nil, err
+	}
+	if err := t.overTransport(uri, cfg.Transport); err != nil {
 		return nil, err
 	}
 	if cfg.Engine != EngineAuto && cfg.Engine != EngineStd {
@@ -337,6 +371,10 @@ func (cl *Client) dial(ctx context.Context, cancel context.CancelFunc) {
 	cl.cancel = nil
 	destroyed := cl.destroy
 	if err == nil && !destroyed {
+		if uc, ok := nc.(*net.UDPConn); ok {
+			cl.runUDP(uc) // mu is released there
+			return
+		}
 		cl.mu.Unlock()
 		cl.srv.startStd(nc) // OnConnect: connected
 		return
@@ -372,7 +410,7 @@ func (cl *Client) endLocked() {
 	cl.st = clientClosed
 	cl.cur = nil
 	cl.ready = false
-	cl.closeReq, cl.destroy = false, false
+	cl.closeReq, cl.destroy, cl.flushing = false, false, false
 	cl.pbuf, cl.pmsgs, cl.pfull = nil, nil, false
 }
 
@@ -454,7 +492,7 @@ func (cl *Client) wsOpened(c protocols.Conn) {
 
 // flushQueue sends what was queued before in was ready, then lets sends
 // through; it runs on in's dispatcher, so they are written when it ends.
-func (cl *Client) flushQueue(in *stdConn) {
+func (cl *Client) flushQueue(in clientConn) {
 	for {
 		cl.mu.Lock()
 		if cl.cur != in {
@@ -463,6 +501,7 @@ func (cl *Client) flushQueue(in *stdConn) {
 		}
 		if len(cl.pmsgs) == 0 {
 			cl.ready = true
+			cl.flushing = false
 			owed := cl.pfull
 			cl.pfull = false
 			closing := cl.closeReq
@@ -479,6 +518,7 @@ func (cl *Client) flushQueue(in *stdConn) {
 		}
 		buf, msgs := cl.pbuf, cl.pmsgs
 		cl.pbuf, cl.pmsgs = nil, nil
+		cl.flushing = true
 		cl.mu.Unlock()
 		off := 0
 		for _, m := range msgs {
@@ -573,7 +613,7 @@ func (cl *Client) Close() error {
 	switch cl.st {
 	case clientOpen:
 		cur := cl.cur
-		if !cl.ready && len(cl.pmsgs) > 0 {
+		if !cl.ready && (len(cl.pmsgs) > 0 || cl.flushing) {
 			cl.closeReq = true
 			cl.mu.Unlock()
 			return nil
@@ -664,8 +704,11 @@ func (cl *Client) LocalAddr() net.Addr {
 	if in := cl.conn(); in != nil {
 		return in.LocalAddr()
 	}
-	if cl.t.network == "unix" {
+	switch cl.t.network {
+	case "unix":
 		return &net.UnixAddr{Net: "unix"}
+	case "udp":
+		return &net.UDPAddr{}
 	}
 	return &net.TCPAddr{}
 }
@@ -679,7 +722,7 @@ func (cl *Client) RemoteAddr() net.Addr {
 	return clientAddr{network: cl.t.network, addr: cl.t.addr}
 }
 
-// Transport is "tcp", "tls" or "unix". Safe for concurrent use.
+// Transport is "tcp", "tls", "unix" or "udp". Safe for concurrent use.
 func (cl *Client) Transport() string { return cl.cfg.Transport }
 
 // Protocol is the Client's protocol, nil for raw bytes. Safe for concurrent use.
@@ -792,7 +835,7 @@ func (cl *Client) CloseAfterFlush() {
 // listener. Safe for concurrent use.
 func (cl *Client) Draining() bool { return false }
 
-func (cl *Client) conn() *stdConn {
+func (cl *Client) conn() clientConn {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	return cl.cur

@@ -109,7 +109,7 @@ func TestClientURIs(t *testing.T) {
 		{name: "no host", uri: "tcp://:80", bad: true},
 		{name: "path on tcp", uri: "tcp://127.0.0.1:80/x", bad: true},
 		{name: "http", uri: "http://127.0.0.1:80", bad: true},
-		{name: "udp", uri: "udp://127.0.0.1:80", bad: true},
+		{name: "udp", uri: "udp://127.0.0.1:80", remote: "127.0.0.1:80", transport: "udp"},
 		{name: "unknown", uri: "gopher://127.0.0.1:70", bad: true},
 		{name: "empty unix", uri: "unix://", bad: true},
 		{name: "user info", uri: "ws://me@127.0.0.1:80/", bad: true},

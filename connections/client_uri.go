@@ -13,9 +13,9 @@ import (
 
 // target is where a Client connects, parsed from its URI.
 type target struct {
-	network   string // "tcp" or "unix", for net.Dial
+	network   string // "tcp", "unix" or "udp", for net.Dial
 	addr      string // host:port or socket path
-	transport string // "tcp", "tls" or "unix": Connection.Transport
+	transport string // "tcp", "tls", "unix" or "udp": Connection.Transport
 	host      string // the URI's host[:port]: the WebSocket Host field
 	server    string // the host name, for TLS verification
 	path      string // WebSocket request target
@@ -24,7 +24,7 @@ type target struct {
 }
 
 // parseTarget parses a client URI: scheme://host:port for tcp, tls (or
-// ssl), text and frame; ws://host[:port][/path][?query] and wss://...,
+// ssl), text, frame and udp; ws://host[:port][/path][?query] and wss://...,
 // whose port defaults to 80 and 443; unix:///path/to/socket.
 func parseTarget(uri string) (target, error) {
 	var t target
@@ -42,6 +42,8 @@ func parseTarget(uri string) (target, error) {
 		t.proto = text.New()
 	case "frame":
 		t.proto = frame.New()
+	case "udp":
+		t.network, t.transport = "udp", "udp"
 	case "ws", "websocket":
 		t.ws, defPort = true, "80"
 	case "wss":
@@ -55,7 +57,7 @@ func parseTarget(uri string) (target, error) {
 	case "http", "https":
 		return t, fmt.Errorf("%w: %q: the http protocol has no client side here; use net/http", ErrBadURI, uri)
 	default:
-		return t, fmt.Errorf("%w: %q: unknown scheme %q (want tcp, tls, text, frame, ws, wss or unix)", ErrBadURI, uri, scheme)
+		return t, fmt.Errorf("%w: %q: unknown scheme %q (want tcp, tls, text, frame, ws, wss, unix or udp)", ErrBadURI, uri, scheme)
 	}
 	u, err := url.Parse("x://" + rest)
 	if err != nil {
@@ -86,3 +88,17 @@ type clientAddr struct{ network, addr string }
 
 func (a clientAddr) Network() string { return a.network }
 func (a clientAddr) String() string  { return a.addr }
+
+// overTransport applies ClientConfig.Transport: "udp" turns a tcp://,
+// text:// or frame:// target into a UDP one, keeping the scheme's
+// protocol; any other value is ignored (the URI names the transport).
+func (t *target) overTransport(uri, transport string) error {
+	if !strings.EqualFold(transport, "udp") || t.network == "udp" {
+		return nil
+	}
+	if t.network != "tcp" || t.transport != "tcp" || t.ws {
+		return fmt.Errorf("%w: %q: transport udp takes only tcp://, text://, frame:// or udp:// URIs", ErrBadURI, uri)
+	}
+	t.network, t.transport = "udp", "udp"
+	return nil
+}
