@@ -12,7 +12,10 @@ var ErrNotInWorker = errors.New("goes: not in a worker (call from OnWorkerStart 
 
 // NewAsyncConnection returns an outgoing connection from this worker to
 // uri (workerman's AsyncTcpConnection): "tcp://", "tls://", "unix://",
-// "text://", "frame://", "ws://" or "wss://". It has the Connection API
+// "text://", "frame://", "ws://" or "wss://"; or, as workerman's
+// AsyncUdpConnection, "udp://" (raw datagrams or cfg.Protocol; "text://"
+// and "frame://" with cfg.Transport "udp" too), one datagram per message
+// (see connections.Client). It has the Connection API
 // and the events of accepted connections (cfg's Handler) and is not
 // connected until its Connect method is called; Reconnect after a delay,
 // and connections.Pipe to forward between it and another connection with

@@ -534,18 +534,21 @@ func TestClientUDPPauseRecv(t *testing.T) {
 	cl.PauseRecv() // applies to the socket made by Connect
 	connectUDP(t, cl, ev)
 	peer.WriteTo([]byte("held"), cl.LocalAddr())
-	// The datagram is in the socket; nothing may reach OnMessage. Give the
-	// reader a bounded chance to misbehave: a round trip through the peer.
-	cl.Send("sync", false)
-	buf := make([]byte, 16)
-	if _, _, err := peer.ReadFrom(buf); err != nil {
-		t.Fatal(err)
-	}
-	if msgs, _, _, _ := ev.snapshot(); len(msgs) != 0 {
-		t.Fatalf("delivered while paused: %q", msgs)
+	peer.WriteTo([]byte("next"), cl.LocalAddr())
+	// The reader takes one datagram and holds it: nothing may reach
+	// OnMessage, and the second stays in the socket (a bounded wait for
+	// something that must not happen).
+	eventually(t, "the reader holding a datagram", func() bool { return cl.BytesRead() > 0 })
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+		if msgs, _, _, _ := ev.snapshot(); len(msgs) != 0 || cl.BytesRead() != 4 {
+			t.Fatalf("delivered %q, read %d bytes while paused", msgs, cl.BytesRead())
+		}
 	}
 	cl.ResumeRecv()
-	eventually(t, "the held datagram", func() bool { return ev.has("held") })
+	eventually(t, "the held datagrams", func() bool { return ev.has("next") })
+	if msgs, _, _, _ := ev.snapshot(); !slices.Equal(msgs, []string{"held", "next"}) {
+		t.Fatalf("messages %q", msgs)
+	}
 	cl.PauseRecv()
 	cl.Destroy() // a paused reader still ends
 	eventually(t, "OnClose", func() bool { _, c := ev.counts(); return c == 1 })
@@ -681,4 +684,88 @@ func FuzzClientUDPDatagrams(f *testing.F) {
 			t.Fatalf("datagrams %q | %q: got %q, want %q", data[:c], data[c:], got, want)
 		}
 	})
+}
+
+// TestClientUDPSendAfterRefused: a write that meets the ICMP error of an
+// earlier datagram does not send its own; Send tries once more, so the
+// message reaches a peer that has come back. The reader is kept off the
+// socket (paused, holding a datagram) so that the write meets the error.
+func TestClientUDPSendAfterRefused(t *testing.T) {
+	noLeaks(t)
+	peer := rawPeer(t, "127.0.0.1:0")
+	addr := peer.LocalAddr().String()
+	ev := &udpEvents{}
+	cl := newClient(t, "udp://"+addr, connections.ClientConfig{Config: connections.Config{Handler: ev.handler()}})
+	cl.PauseRecv()
+	connectUDP(t, cl, ev)
+	peer.WriteTo([]byte("hold"), cl.LocalAddr())
+	eventually(t, "the reader holding a datagram", func() bool { return cl.BytesRead() == 4 })
+	peer.Close()
+	if err := cl.Send("lost", false); err != nil {
+		t.Fatal(err)
+	}
+	back := rawPeer(t, addr)
+	if err := cl.Send("after", false); err != nil {
+		t.Fatalf("Send after the peer came back: %v", err)
+	}
+	buf := make([]byte, 64)
+	n, _, err := back.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != "after" {
+		t.Fatalf("peer got %q, %v; want \"after\"", buf[:n], err)
+	}
+	cl.ResumeRecv()
+	eventually(t, "the held datagram and the refusal", func() bool {
+		msgs, errs, _, _ := ev.snapshot()
+		return len(msgs) == 1 && len(errs) == 1
+	})
+	if _, errs, _, _ := ev.snapshot(); !errors.Is(errs[0], syscall.ECONNREFUSED) {
+		t.Fatalf("error %v, want ECONNREFUSED", errs[0])
+	}
+}
+
+// A UDP Client talks to a goes text echo server: one datagram per
+// message each way.
+func ExampleClient_udp() {
+	srv := connections.NewServer(connections.Config{
+		Protocol:  text.New(),
+		Transport: "udp",
+		Handler: connections.Handler{OnMessage: func(c connections.Connection, data []byte) {
+			c.Send("echo: "+string(data), false)
+		}},
+		Logger: zerolog.Nop(),
+	})
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	served := make(chan error)
+	go func() { served <- srv.ServePacket(pc) }()
+
+	got := make(chan string)
+	cl, err := connections.NewClient("udp://"+pc.LocalAddr().String(), connections.ClientConfig{
+		Config: connections.Config{
+			Protocol: text.New(),
+			Handler: connections.Handler{
+				OnConnect: func(c connections.Connection) { c.Send("hello", false) },
+				OnMessage: func(c connections.Connection, data []byte) { got <- string(data) },
+				// A peer that is not listening shows up here as ECONNREFUSED;
+				// the Client stays open.
+				OnError: func(c connections.Connection, err error) { fmt.Println("error:", err) },
+			},
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	cl.Connect()
+	fmt.Println(<-got)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cl.Shutdown(ctx)
+	srv.Close()
+	<-served
+	pc.Close()
+	// Output:
+	// echo: hello
 }
