@@ -44,6 +44,9 @@ const maxDatagram = 64 << 10
 // udpConn is the connected UDP socket of one attempt of a udp Client.
 // The Client's goroutine that dialled it reads it (runUDP); senders write
 // to it directly, one datagram per message.
+//
+// Lock order: sendMu, then the Client's mu (Encode gets the Client and
+// may read State through it); the Client's mu, then mu (PauseRecv).
 type udpConn struct {
 	cl *Client
 	nc *net.UDPConn
