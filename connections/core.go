@@ -378,6 +378,10 @@ func (c *base) SendBytes(data []byte, raw bool) error { return c.send(data, "", 
 
 func (c *base) WriteRaw(b []byte) error { return c.send(b, "", true) }
 
+// encodeSlack is the room send makes for a protocol's framing around a
+// message, beyond its length.
+const encodeSlack = 256
+
 func (c *base) queuedLocked() int {
 	n := int(c.inflight)
 	if c.out != nil {
@@ -400,8 +404,13 @@ func (c *base) send(b []byte, str string, raw bool) error {
 		c.onError(ErrSendBufferFull)
 		return ErrSendBufferFull
 	}
+	// Room for the message and its framing, from the pool: a buffer that
+	// grows by append inside Encode would be left to the GC.
+	n := len(b) + len(str) + encodeSlack
 	if c.out == nil {
-		c.out = c.s.bufs.get()
+		c.out = c.s.bufs.getCap(n)
+	} else {
+		c.out = c.s.bufs.grow(c.out, n)
 	}
 	var err error
 	proto := s.cfg.Protocol

@@ -43,10 +43,9 @@ func discardClient(b *testing.B, addr, req string) (done chan struct{}) {
 // process: server, client and producer.
 func BenchmarkStreamWriteLoopback(b *testing.B) {
 	piece := bytes.Repeat([]byte("x"), 1024)
-	// The connections runtime pools send buffers up to 64 KiB: with the
-	// default 1 MiB MaxSendBufferSize a producer that outruns the socket
-	// grows the buffer past that, and every refill allocates it again;
-	// a 32 KiB limit keeps it pooled.
+	// A producer that outruns the socket grows the send buffer up to
+	// MaxSendBufferSize (1 MiB by default); the runtime lends buffers by
+	// size class up to 4 MiB, so both limits run without allocating.
 	for _, sendBuf := range []int{0, 32 << 10} {
 		name := "impl=goes/sendbuf=1MiB"
 		if sendBuf > 0 {
