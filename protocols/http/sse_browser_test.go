@@ -4,31 +4,18 @@ package http_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/browsertest"
 	"github.com/goes-project/goes/protocols/http"
 )
-
-// chromiumPath finds Debian's chromium.
-func chromiumPath() (string, error) {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p, nil
-		}
-	}
-	return "", errors.New("chromium not found (apt-get install -y chromium)")
-}
 
 // TestSSEChromium has headless Chromium's EventSource read an event
 // stream from the goes server, which also serves the page: the events of
@@ -36,10 +23,6 @@ func chromiumPath() (string, error) {
 // ms), then, once the stream ends, the reconnection that carries
 // Last-Event-ID.
 func TestSSEChromium(t *testing.T) {
-	bin, err := chromiumPath()
-	if err != nil {
-		t.Fatal(err)
-	}
 	page, err := os.ReadFile(filepath.Join("testdata", "sse.html"))
 	if err != nil {
 		t.Fatal(err)
@@ -100,16 +83,7 @@ func TestSSEChromium(t *testing.T) {
 		},
 	})
 	url := "http://" + ts.addr + "/"
-	var raw []byte
-	// A browser that crashes while starting, before it asked for the page,
-	// is started again (at most 3 times); any failure after that counts.
-	for attempt := 1; raw == nil; attempt++ {
-		var crashed bool
-		raw, crashed = runBrowser(t, bin, url, &served, resultCh)
-		if crashed && attempt == 3 {
-			t.Fatal("chromium crashed on start 3 times")
-		}
-	}
+	raw := browsertest.Run(t, url, &served, resultCh, 60*time.Second)
 	t.Logf("chromium saw: %s", raw)
 	var r struct {
 		Events []struct{ Type, Data, ID string }
@@ -140,42 +114,4 @@ func TestSSEChromium(t *testing.T) {
 	if len(lastIDs) < 2 || lastIDs[0] != "" || lastIDs[1] != "3" {
 		t.Fatalf("Last-Event-ID of the /events requests: %q, want \"\" then \"3\"", lastIDs)
 	}
-}
-
-// runBrowser runs one headless Chromium on url until the page posts its
-// result. It returns crashed == true when the browser died before asking
-// for the page.
-func runBrowser(t *testing.T, bin, url string, served *atomic.Bool, results <-chan []byte) (raw []byte, crashed bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--disable-crash-reporter", "--user-data-dir="+t.TempDir(), url)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	}()
-	select {
-	case raw = <-results:
-		return raw, false
-	case err := <-exited:
-		exited <- err
-		if !served.Load() {
-			t.Logf("chromium died before loading the page: %v\n%s", err, stderr.String())
-			return nil, true
-		}
-		t.Fatalf("chromium exited before reporting: %v\n%s", err, stderr.String())
-	case <-ctx.Done():
-		t.Fatalf("no result from chromium within the deadline\n%s", stderr.String())
-	}
-	return nil, false
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -17,13 +16,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/browsertest"
 	"github.com/goes-project/goes/protocols"
 	ws "github.com/goes-project/goes/protocols/websocket"
 )
@@ -208,24 +207,10 @@ func TestInteropNode(t *testing.T) {
 	}
 }
 
-// chromiumPath finds Debian's chromium.
-func chromiumPath() (string, error) {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p, nil
-		}
-	}
-	return "", errors.New("chromium not found (apt-get install -y chromium)")
-}
-
 // TestInteropChromium loads testdata/browser.html in headless Chromium; the
 // page exchanges text, binary and a large message with the goes server
 // (permessage-deflate negotiated) and posts what it saw to the test.
 func TestInteropChromium(t *testing.T) {
-	bin, err := chromiumPath()
-	if err != nil {
-		t.Fatal(err)
-	}
 	wsAddr := interopServer(t)
 	page, err := os.ReadFile(filepath.Join("testdata", "browser.html"))
 	if err != nil {
@@ -256,16 +241,7 @@ func TestInteropChromium(t *testing.T) {
 	defer hs.Close()
 
 	url := "http://" + ln.Addr().String() + "/?ws=ws://" + wsAddr + "/"
-	var raw []byte
-	// A browser that crashes while starting, before it asked for the page,
-	// is started again (at most 3 times); any failure after that counts.
-	for attempt := 1; raw == nil; attempt++ {
-		var crashed bool
-		raw, crashed = runChromium(t, bin, url, &served, results)
-		if crashed && attempt == 3 {
-			t.Fatal("chromium crashed on start 3 times")
-		}
-	}
+	raw := browsertest.Run(t, url, &served, results, 90*time.Second)
 	t.Logf("chromium saw: %s", raw)
 	var r struct {
 		Error       string
@@ -300,42 +276,4 @@ func TestInteropChromium(t *testing.T) {
 			t.Errorf("%s: failed", c.name)
 		}
 	}
-}
-
-// runChromium runs one headless Chromium on url until the page posts its
-// result. It returns crashed == true when the browser died before asking
-// for the page.
-func runChromium(t *testing.T, bin, url string, served *atomic.Bool, results <-chan []byte) (raw []byte, crashed bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--disable-crash-reporter", "--user-data-dir="+t.TempDir(), url)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	}()
-	select {
-	case raw = <-results:
-		return raw, false
-	case err := <-exited:
-		exited <- err
-		if !served.Load() {
-			t.Logf("chromium died before loading the page: %v\n%s", err, stderr.String())
-			return nil, true
-		}
-		t.Fatalf("chromium exited before reporting: %v\n%s", err, stderr.String())
-	case <-ctx.Done():
-		t.Fatalf("no result from chromium within the deadline\n%s", stderr.String())
-	}
-	return nil, false
 }
