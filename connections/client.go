@@ -540,6 +540,12 @@ func (cl *Client) closed(c Connection) {
 		cl.endLocked()
 	}
 	cl.mu.Unlock()
+	cl.ended(again, after)
+}
+
+// ended runs the user's OnClose for an attempt that has ended and, when
+// Reconnect asked for it, arms the next attempt. mu is not held.
+func (cl *Client) ended(again bool, after time.Duration) {
 	cl.cb.Lock()
 	if perr := guard(func() { cl.user.OnClose(cl) }); perr != nil {
 		cl.log.Error().Err(perr).Msg("OnClose panicked")

@@ -106,18 +106,7 @@ func (cl *Client) runUDP(nc *net.UDPConn) {
 	}
 	cl.mu.Unlock()
 	cl.log.Debug().Msg("client udp socket closed")
-	cl.cb.Lock()
-	if perr := guard(func() { cl.user.OnClose(cl) }); perr != nil {
-		cl.log.Error().Err(perr).Msg("OnClose panicked")
-	}
-	cl.cb.Unlock()
-	if again {
-		cl.mu.Lock()
-		if cl.st == clientClosed {
-			cl.armLocked(after)
-		}
-		cl.mu.Unlock()
-	}
+	cl.ended(again, after)
 }
 
 // panicked logs a callback's panic with its stack and reports it to
