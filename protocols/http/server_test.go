@@ -442,10 +442,6 @@ func TestAsyncAnswers(t *testing.T) {
 // the acceptance test. curl must be installed (the CI image has
 // it).
 func TestCurl(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Fatalf("curl is required by this test and is not in PATH (the CI image installs it): %v", err)
-	}
 	ts := serve(t, engineCase{name: connections.EngineAuto}, http.NewHttpProtocol(), 0, connections.Handler{
 		OnMessage: func(c connections.Connection, data []byte) {
 			if http.RequestOf(c).Path() == "/echo" {
@@ -455,17 +451,7 @@ func TestCurl(t *testing.T) {
 			c.Send("hello, goer", false)
 		},
 	})
-	run := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(curl, append([]string{"-sS", "--max-time", "10", "--noproxy", "*"}, args...)...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("curl %q: %v: %s", args, err, stderr.String())
-		}
-		return string(out)
-	}
+	run := func(args ...string) string { t.Helper(); return curl(t, args...) }
 	base := "http://" + ts.addr
 	out := run("-i", base+"/")
 	if !strings.HasPrefix(out, "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(out, "\r\n\r\nhello, goer") {
@@ -480,16 +466,36 @@ func TestCurl(t *testing.T) {
 	}
 	// A 64 KiB upload makes curl send Expect: 100-continue.
 	payload := strings.Repeat("0123456789abcdef", 4<<10)
-	cmd := exec.Command(curl, "-sS", "--max-time", "10", "--noproxy", "*", "--data-binary", "@-", base+"/echo")
-	cmd.Stdin = strings.NewReader(payload)
-	got, err := cmd.Output()
-	if err != nil || string(got) != payload {
-		t.Fatalf("curl upload: %v, got %d bytes", err, len(got))
+	if got := curlStdin(t, payload, "--data-binary", "@-", base+"/echo"); got != payload {
+		t.Fatalf("curl upload: got %d bytes", len(got))
 	}
 	// Chunked upload.
-	cmd = exec.Command(curl, "-sS", "--max-time", "10", "--noproxy", "*", "-H", "Transfer-Encoding: chunked", "--data-binary", "@-", base+"/echo")
-	cmd.Stdin = strings.NewReader(payload)
-	if got, err = cmd.Output(); err != nil || string(got) != payload {
-		t.Fatalf("curl chunked upload: %v, got %d bytes", err, len(got))
+	if got := curlStdin(t, payload, "-H", "Transfer-Encoding: chunked", "--data-binary", "@-", base+"/echo"); got != payload {
+		t.Fatalf("curl chunked upload: got %d bytes", len(got))
 	}
+}
+
+// curl runs curl with args (silent, unbuffered, errors shown, 10 s at
+// most, no proxy) and returns what it printed; a failure fails t.
+func curl(t testing.TB, args ...string) string {
+	t.Helper()
+	return curlStdin(t, "", args...)
+}
+
+// curlStdin is curl with stdin as curl's standard input.
+func curlStdin(t testing.TB, stdin string, args ...string) string {
+	t.Helper()
+	bin, err := exec.LookPath("curl")
+	if err != nil {
+		t.Fatalf("curl is required by this test and is not in PATH (the CI image installs it): %v", err)
+	}
+	cmd := exec.Command(bin, append([]string{"-sSN", "--max-time", "10", "--noproxy", "*"}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("curl %q: %v: %s", args, err, stderr.String())
+	}
+	return string(out)
 }

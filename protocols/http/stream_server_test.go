@@ -11,7 +11,6 @@ import (
 	"net"
 	nethttp "net/http"
 	"net/http/httptrace"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -286,23 +285,9 @@ func TestStreamNetHTTPClient(t *testing.T) {
 // TestStreamCurl reads streamed responses with curl, over HTTP/1.1 and
 // HTTP/1.0.
 func TestStreamCurl(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Fatalf("curl is required by this test and is not in PATH (the CI image installs it): %v", err)
-	}
 	app := newStreamApp(t)
 	ts := serve(t, engineCase{name: connections.EngineAuto}, http.New(), 0, app.handler())
-	run := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(curl, append([]string{"-sSN", "--max-time", "10", "--noproxy", "*"}, args...)...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("curl %q: %v: %s", args, err, stderr.String())
-		}
-		return string(out)
-	}
+	run := func(args ...string) string { t.Helper(); return curl(t, args...) }
 	base := "http://" + ts.addr
 	// curl -i prints the trailer after the body.
 	if out := run("--http1.1", "-i", base+"/stream"); !strings.Contains(out, "\r\nTransfer-Encoding: chunked\r\n") ||
