@@ -26,8 +26,8 @@ const closeFlushTimeout = 10 * time.Second
 type stdConn struct {
 	base
 	nc   net.Conn
-	rc   syscall.RawConn // nil when the conn has none (TLS)
-	cond sync.Cond       // on base.mu: signalled on resume and on close
+	rw   rawWriter // non-blocking write attempts; rw.rc is nil when the conn has no RawConn (TLS)
+	cond sync.Cond // on base.mu: signalled on resume and on close
 	// cbMu is held while a callback runs, so that OnBufferDrain from a
 	// writer goroutine never overlaps the reading goroutine's callbacks:
 	// a drain that finds it held is left in drainPending for the holder.
@@ -104,7 +104,7 @@ func (s *Server) startStd(nc net.Conn) {
 	c.cond.L = &c.mu
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			c.rc = rc
+			c.rw.init(rc)
 		}
 	}
 	if !s.add(c) {
@@ -324,8 +324,8 @@ func (c *stdConn) flush() {
 		}
 		n := 0
 		var err error
-		if c.rc != nil {
-			n, err = tryWrite(c.rc, buf.b)
+		if c.rw.rc != nil {
+			n, err = c.rw.tryWrite(buf.b)
 			c.ctr.writes.Add(1)
 		}
 		if err != nil || n == len(buf.b) {

@@ -4,6 +4,9 @@ package connections
 
 import "syscall"
 
-// tryWrite is the portable fallback: it writes nothing and leaves the
+// rawWriter is the portable fallback: it writes nothing and leaves the
 // blocking write to the writer goroutine.
-func tryWrite(syscall.RawConn, []byte) (int, error) { return 0, nil }
+type rawWriter struct{ rc syscall.RawConn }
+
+func (w *rawWriter) init(rc syscall.RawConn)      { w.rc = rc }
+func (w *rawWriter) tryWrite([]byte) (int, error) { return 0, nil }
