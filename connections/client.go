@@ -194,9 +194,10 @@ type Client struct {
 	gen      uint64 // bumped by every arm: stale timers do nothing
 	timer    *time.Timer
 	cancel   context.CancelFunc
-	pbuf     []byte    // queued messages, back to back
-	pmsgs    []pending // their lengths
-	pfull    bool      // the queue reached MaxSendBufferSize: a drain is owed
+	pbuf     []byte        // queued messages, back to back
+	pmsgs    []pending     // their lengths
+	pfull    bool          // the queue reached MaxSendBufferSize: a drain is owed
+	pdrain   chan struct{} // closed when pfull clears; made by waitDrained
 	userCtx  any
 	bytesIn  uint64 // of past connections
 	bytesOut uint64
@@ -412,6 +413,46 @@ func (cl *Client) endLocked() {
 	cl.ready = false
 	cl.closeReq, cl.destroy, cl.flushing = false, false, false
 	cl.pbuf, cl.pmsgs, cl.pfull = nil, nil, false
+	cl.wakeQueueWaitersLocked()
+}
+
+// wakeQueueWaitersLocked releases the goroutines waiting in waitDrained
+// for the queue to clear. mu is held.
+func (cl *Client) wakeQueueWaitersLocked() {
+	if cl.pdrain != nil {
+		close(cl.pdrain)
+		cl.pdrain = nil
+	}
+}
+
+// waitDrained is WaitDrained for a Client: on its connection once it is
+// ready, on its queue before.
+func (cl *Client) waitDrained(ctx context.Context) error {
+	for {
+		cl.mu.Lock()
+		switch {
+		case cl.st == clientClosed || cl.closeReq || cl.destroy:
+			cl.mu.Unlock()
+			return ErrClosed
+		case cl.ready:
+			in := cl.cur
+			cl.mu.Unlock()
+			return in.waitDrained(ctx)
+		case !cl.pfull:
+			cl.mu.Unlock()
+			return nil
+		}
+		if cl.pdrain == nil {
+			cl.pdrain = make(chan struct{})
+		}
+		ch := cl.pdrain
+		cl.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // report runs OnError (when err is set) and OnClose of an attempt that
@@ -504,6 +545,7 @@ func (cl *Client) flushQueue(in clientConn) {
 			cl.flushing = false
 			owed := cl.pfull
 			cl.pfull = false
+			cl.wakeQueueWaitersLocked()
 			closing := cl.closeReq
 			cl.mu.Unlock()
 			switch {

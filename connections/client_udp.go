@@ -1,6 +1,7 @@
 package connections
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,7 @@ import (
 type clientConn interface {
 	send(b []byte, s string, raw bool) error
 	sendFull() bool
+	waitDrained(ctx context.Context) error
 	gone() bool
 	Close() error
 	Destroy()
@@ -273,7 +275,16 @@ func (u *udpConn) close() {
 	u.mu.Unlock()
 }
 
-func (u *udpConn) sendFull() bool       { return false }
+func (u *udpConn) sendFull() bool { return false }
+
+// waitDrained never waits: a datagram is written at once, there is no
+// send buffer to drain.
+func (u *udpConn) waitDrained(context.Context) error {
+	if u.gone() {
+		return ErrClosed
+	}
+	return nil
+}
 func (u *udpConn) gone() bool           { return u.closed.Load() }
 func (u *udpConn) Close() error         { u.close(); return nil }
 func (u *udpConn) Destroy()             { u.close() }

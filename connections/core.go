@@ -1,6 +1,7 @@
 package connections
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -88,8 +89,9 @@ type base struct {
 	inflight    int32   // bytes taken by the write in progress
 	out         *buffer // queued, not yet taken by a write; nil when empty
 	userCtx     any
-	tm          *connTimers  // allocated with the connection; nil without timers
-	doom        *timer.Timer // destroys a closing connection that takes too long; see destroyAfterLocked
+	tm          *connTimers   // allocated with the connection; nil without timers
+	doom        *timer.Timer  // destroys a closing connection that takes too long; see destroyAfterLocked
+	drainCh     chan struct{} // closed when fFull clears or the socket closes; made by waitDrained
 }
 
 func (c *base) init(s *Server, ops engineOps, ctr *counters) {
@@ -362,6 +364,7 @@ func (c *base) closeLocked() {
 	if c.doom != nil {
 		c.doom.Stop()
 	}
+	c.wakeDrainWaitersLocked()
 	if c.out != nil {
 		c.s.bufs.put(c.out)
 		c.out = nil
@@ -514,10 +517,46 @@ func (c *base) writeDone(buf *buffer, n int, err error) {
 	drained := c.out == nil && c.has(fFull) && !c.has(fSockClosed)
 	if drained {
 		c.clearFlag(fFull)
+		c.wakeDrainWaitersLocked()
 	}
 	c.mu.Unlock()
 	if drained {
 		c.ops.drained()
+	}
+}
+
+// waitDrained is WaitDrained for a stream connection.
+func (c *base) waitDrained(ctx context.Context) error {
+	c.mu.Lock()
+	for {
+		if c.has(fClosing | fSockClosed) {
+			c.mu.Unlock()
+			return ErrClosed
+		}
+		if !c.has(fFull) {
+			c.mu.Unlock()
+			return nil
+		}
+		if c.drainCh == nil {
+			c.drainCh = make(chan struct{})
+		}
+		ch := c.drainCh
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		c.mu.Lock()
+	}
+}
+
+// wakeDrainWaitersLocked releases the goroutines in waitDrained. mu is
+// held.
+func (c *base) wakeDrainWaitersLocked() {
+	if c.drainCh != nil {
+		close(c.drainCh)
+		c.drainCh = nil
 	}
 }
 

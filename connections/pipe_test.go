@@ -19,11 +19,18 @@ import (
 )
 
 // smallBuffers makes the kernel hold little on a socket, so that a peer
-// that does not read backs up into the proxy quickly.
+// that does not read backs up into the proxy quickly. A receive buffer
+// gets 256 KiB, not less: with a window below loopback's 64 KiB segments,
+// Linux's sender sat in zero-window probing for seconds (seen here with
+// 16 KiB: snd_wnd 12288 < mss 13312, persist timer, rwnd_limited 99.7%).
 func smallBuffers(opt int) func(network, address string, rc syscall.RawConn) error {
+	size := 16 << 10
+	if opt == syscall.SO_RCVBUF {
+		size = 256 << 10
+	}
 	return func(_, _ string, rc syscall.RawConn) error {
 		var serr error
-		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, 16<<10) })
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, size) })
 		if err != nil {
 			return err
 		}
