@@ -161,7 +161,9 @@ type answer struct {
 	head   bool // answering HEAD: no body
 	keep   bool
 	date   []byte
-	frame  uint8 // how the body is delimited: frameLength, frameChunked, frameClose
+	frame  uint8  // how the body is delimited: frameLength, frameChunked, frameClose, frameSized
+	size   int64  // frameSized: the Content-Length
+	extra  []byte // field lines written after header, each ending in CRLF (not checked)
 }
 
 // Body delimitations of answer.frame.
@@ -169,6 +171,7 @@ const (
 	frameLength  uint8 = iota // Content-Length (body given whole)
 	frameChunked              // Transfer-Encoding: chunked, body streamed after the head
 	frameClose                // HTTP/1.0: body streamed after the head, ended by closing
+	frameSized                // Content-Length of answer.size, body written after the head
 )
 
 // appendResponse appends the wire form of a to dst.
@@ -219,10 +222,15 @@ func (p *Protocol) appendResponse(dst []byte, a *answer) []byte {
 		dst = append(dst, f.Value...)
 		dst = append(dst, "\r\n"...)
 	}
+	dst = append(dst, a.extra...)
 	switch {
 	case noBody || a.frame == frameClose:
 	case a.frame == frameChunked:
 		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+	case a.frame == frameSized:
+		dst = append(dst, "Content-Length: "...)
+		dst = strconv.AppendInt(dst, a.size, 10)
+		dst = append(dst, "\r\n"...)
 	default:
 		dst = append(dst, "Content-Length: "...)
 		dst = strconv.AppendInt(dst, int64(len(a.body)), 10)

@@ -81,17 +81,11 @@ func Stream(c StreamConn, resp *Response) (*StreamWriter, error) {
 	if !ok {
 		return nil, ErrNoRequest
 	}
-	w := &StreamWriter{c: c, st: st}
 	var date [29]byte
-	st.mu.Lock()
-	if st.stream != nil {
-		st.mu.Unlock()
-		return nil, ErrStreamOpen
+	w, m, err := beginStream(c, st, &date)
+	if err != nil {
+		return nil, err
 	}
-	m := st.pop()
-	copy(date[:], st.dateNow())
-	st.stream = w
-	st.mu.Unlock()
 
 	status := resp.Status
 	if status == 0 {
@@ -104,9 +98,6 @@ func Stream(c StreamConn, resp *Response) (*StreamWriter, error) {
 		w.frame = frameClose
 	}
 	noBody := m&mHead != 0 || status == 204 || status == 304
-	// Reading pauses before anything is sent, so that the next request's
-	// OnMessage cannot run before the stream ends.
-	c.PauseRecv()
 	head := st.p.appendResponse(make([]byte, 0, 256+len(resp.Body)+chunkRoom), &answer{
 		status: status, ctype: resp.ContentType, header: resp.Header,
 		head: true, keep: w.keep, date: date[:], frame: w.frame,
@@ -117,14 +108,41 @@ func Stream(c StreamConn, resp *Response) (*StreamWriter, error) {
 		head = appendChunk(head, w.frame, resp.Body)
 	}
 	if err := c.WriteRaw(head); err != nil {
-		st.mu.Lock()
-		st.stream = nil
-		st.unpop(m)
-		st.mu.Unlock()
-		c.ResumeRecv()
+		w.unbegin(m)
 		return nil, err
 	}
 	return w, nil
+}
+
+// beginStream starts a response that holds c until its End: it takes the
+// answer metadata of the oldest unanswered request, puts the date in date
+// and pauses reading; the head is the caller's to queue (or unbegin).
+func beginStream(c StreamConn, st *connState, date *[29]byte) (*StreamWriter, uint8, error) {
+	w := &StreamWriter{c: c, st: st}
+	st.mu.Lock()
+	if st.stream != nil {
+		st.mu.Unlock()
+		return nil, 0, ErrStreamOpen
+	}
+	m := st.pop()
+	copy(date[:], st.dateNow())
+	st.stream = w
+	st.mu.Unlock()
+	// Reading pauses before anything is sent, so that the next request's
+	// OnMessage cannot run before the stream ends.
+	c.PauseRecv()
+	return w, m, nil
+}
+
+// unbegin undoes beginStream when the head could not be queued: the
+// request (metadata m) is owed an answer again.
+func (w *StreamWriter) unbegin(m uint8) {
+	st := w.st
+	st.mu.Lock()
+	st.stream = nil
+	st.unpop(m)
+	st.mu.Unlock()
+	w.c.ResumeRecv()
 }
 
 // appendChunk appends p framed as frame says.
@@ -162,7 +180,7 @@ func (w *StreamWriter) Write(p []byte) error {
 	if len(p) == 0 || w.frame == frameLength {
 		return nil
 	}
-	if w.frame == frameClose {
+	if w.frame == frameClose || w.frame == frameSized {
 		return w.c.WriteRaw(p)
 	}
 	return w.sendLocked(append(w.reserveLocked(len(p)), p...))
@@ -188,7 +206,7 @@ func (w *StreamWriter) sendLocked(buf []byte) error {
 	} else {
 		w.buf = nil
 	}
-	if w.frame == frameClose {
+	if w.frame == frameClose || w.frame == frameSized {
 		return w.c.WriteRaw(buf[chunkRoom:])
 	}
 	var size [chunkRoom]byte
