@@ -364,4 +364,3 @@ func mustListen(t testing.TB) net.Listener {
 	}
 	return ln
 }
-
