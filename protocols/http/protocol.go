@@ -88,6 +88,19 @@
 // drains goes on until End (which then closes the connection) or until
 // the drain's timeout closes it.
 //
+// # Files
+//
+// ServeFile answers a GET or HEAD with a file of an fs.FS (os.DirFS,
+// embed.FS, fs.Sub): Content-Type from the extension, Content-Length,
+// Last-Modified and an ETag; 304 for If-None-Match or If-Modified-Since;
+// 206 for a single byte range (416 when unsatisfiable; If-Range honoured).
+// A missing file, a directory or another method is returned as an error
+// with nothing written, for the caller to answer 404, 403 or 405. A body
+// over 64 KiB is sent by a goroutine of its own in 64 KiB pieces, each
+// queued once the send buffer has room (pass connections.WaitDrained), so
+// a download holds at most MaxSendBufferSize plus one piece whatever the
+// file's size; meanwhile the connection reads nothing, as with Stream.
+//
 // Steady state allocates nothing: the per-connection state (parser, field
 // slices, answer queue) is taken from a pool by a connection's first
 // request and reused; the connections runtime gives it back to the pool
