@@ -425,9 +425,9 @@ func (cl *Client) wakeQueueWaitersLocked() {
 	}
 }
 
-// waitDrained is WaitDrained for a Client: on its connection once it is
-// ready, on its queue before.
-func (cl *Client) waitDrained(ctx context.Context) error {
+// WaitDrained is the function WaitDrained for a Client: it waits on the
+// Client's connection once it is ready, on its queue before.
+func (cl *Client) WaitDrained(ctx context.Context) error {
 	for {
 		cl.mu.Lock()
 		switch {
@@ -437,7 +437,7 @@ func (cl *Client) waitDrained(ctx context.Context) error {
 		case cl.ready:
 			in := cl.cur
 			cl.mu.Unlock()
-			return in.waitDrained(ctx)
+			return in.WaitDrained(ctx)
 		case !cl.pfull:
 			cl.mu.Unlock()
 			return nil

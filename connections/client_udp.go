@@ -17,7 +17,7 @@ import (
 type clientConn interface {
 	send(b []byte, s string, raw bool) error
 	sendFull() bool
-	waitDrained(ctx context.Context) error
+	WaitDrained(ctx context.Context) error
 	gone() bool
 	Close() error
 	Destroy()
@@ -277,9 +277,9 @@ func (u *udpConn) close() {
 
 func (u *udpConn) sendFull() bool { return false }
 
-// waitDrained never waits: a datagram is written at once, there is no
+// WaitDrained never waits: a datagram is written at once, there is no
 // send buffer to drain.
-func (u *udpConn) waitDrained(context.Context) error {
+func (u *udpConn) WaitDrained(context.Context) error {
 	if u.gone() {
 		return ErrClosed
 	}

@@ -525,8 +525,9 @@ func (c *base) writeDone(buf *buffer, n int, err error) {
 	}
 }
 
-// waitDrained is WaitDrained for a stream connection.
-func (c *base) waitDrained(ctx context.Context) error {
+// WaitDrained is the function WaitDrained for a stream connection; the
+// method lets packages that this one imports (protocols/http) find it.
+func (c *base) WaitDrained(ctx context.Context) error {
 	c.mu.Lock()
 	for {
 		if c.has(fClosing | fSockClosed) {

@@ -2,9 +2,10 @@ package connections
 
 import "context"
 
-// drainWaiter is a connection WaitDrained can wait on.
+// drainWaiter is a connection WaitDrained can wait on: the connections
+// of this package have the method.
 type drainWaiter interface {
-	waitDrained(ctx context.Context) error
+	WaitDrained(ctx context.Context) error
 }
 
 // WaitDrained blocks until c can take more output, for a producer that
@@ -35,7 +36,7 @@ type drainWaiter interface {
 // and never waits. Safe for concurrent use.
 func WaitDrained(ctx context.Context, c Connection) error {
 	if w, ok := c.(drainWaiter); ok {
-		return w.waitDrained(ctx)
+		return w.WaitDrained(ctx)
 	}
 	return nil
 }

@@ -22,7 +22,7 @@ func ExampleServeFile() {
 		if name == "" {
 			name = "index.html"
 		}
-		err := http.ServeFile(c, files, name, connections.WaitDrained)
+		err := http.ServeFile(c, files, name)
 		switch {
 		case err == nil:
 		case errors.Is(err, fs.ErrNotExist):

@@ -82,20 +82,13 @@ var fileSenders atomic.Int64
 // A body up to 64 KiB is read and queued with the head by ServeFile, as
 // Respond does. A larger one is sent by a goroutine ServeFile starts: it
 // reads the file in 64 KiB pieces and queues each once the send buffer
-// has room, calling wait(ctx, c) before every piece, so that the memory a
-// download holds stays below the connection's MaxSendBufferSize plus one
-// piece however large the file. Pass connections.WaitDrained (C is then
-// connections.Connection):
-//
-//	err := http.ServeFile(c, fsys, name, connections.WaitDrained)
-//
-// (this package cannot call it itself: connections imports it). wait must
-// return nil at once while the buffer is not full, block while it is, and
-// fail once c is closing or closed; the goroutine then ends. A nil wait
-// makes the goroutine poll c's SendBufferLen, when c has one, after each
-// piece the buffer refused (each refusal also reaches OnError as
-// connections.ErrSendBufferFull): prefer connections.WaitDrained. While
-// that body is sent, c reads nothing more (as with Stream: a pipelined
+// has room, waiting for it to drain when it is full (the connections of
+// goes have a WaitDrained method; connections.WaitDrained documents it),
+// so that the memory a download holds stays below the connection's
+// MaxSendBufferSize plus one piece however large the file (a connection
+// of another kind, without that method, is polled: its SendBufferLen,
+// after each piece its buffer refused). While that body is sent, c reads
+// nothing more (as with Stream: a pipelined
 // request is answered after the file, in order; Respond, Send and Stream
 // fail with ErrStreamOpen meanwhile); once it is sent c reads again, or
 // closes when the request (HTTP/1.0 without keep-alive, Connection:
@@ -113,7 +106,7 @@ var fileSenders atomic.Int64
 // ErrStreamOpen, an error of seeking or reading the file, or the error of
 // c.WriteRaw when the response could not be queued (the send buffer full
 // of earlier answers: connections.ErrSendBufferFull).
-func ServeFile[C StreamConn](c C, fsys fs.FS, name string, wait func(context.Context, C) error) error {
+func ServeFile(c StreamConn, fsys fs.FS, name string) error {
 	st, ok := c.State().(*connState)
 	if !ok {
 		return ErrNoRequest
@@ -231,8 +224,8 @@ func ServeFile[C StreamConn](c C, fsys fs.FS, name string, wait func(context.Con
 		return err
 	}
 	s := &fileSender{w: w, f: f, body: body, n: n}
-	if wait != nil {
-		s.wait = func(ctx context.Context) error { return wait(ctx, c) }
+	if dw, ok := c.(drainWaiter); ok {
+		s.wait = dw.WaitDrained
 	}
 	fileSenders.Add(1)
 	go s.run()
@@ -304,6 +297,13 @@ func seekTo(f fs.File, start int64) (io.Reader, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// drainWaiter is a connection that can wait for its full send buffer to
+// drain: those of the connections package (see connections.WaitDrained),
+// which this package cannot import.
+type drainWaiter interface {
+	WaitDrained(ctx context.Context) error
 }
 
 // fileSender sends a file body of more than one piece from a goroutine of

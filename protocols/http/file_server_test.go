@@ -60,8 +60,9 @@ func fileDir(t testing.TB, files map[string][]byte) string {
 	return dir
 }
 
-// fileHandler serves the files of dir with ServeFile and
-// connections.WaitDrained (with no wait under /poll/), mapping the
+// fileHandler serves the files of dir with ServeFile (under /poll/ through
+// a wrapper that hides the connection's WaitDrained, so that the sender
+// polls), mapping the
 // request path as ServeFile's documentation says and its errors to 404,
 // 403 and 405. conns gets every connection that asked for a file, when
 // not nil.
@@ -75,15 +76,15 @@ func fileHandler(t testing.TB, dir string, conns chan<- connections.Connection) 
 			}
 		}
 		p := http.RequestOf(c).Path()
-		wait := connections.WaitDrained
+		var sc http.StreamConn = c
 		if rest, ok := strings.CutPrefix(p, "/poll/"); ok {
-			p, wait = rest, nil
+			p, sc = rest, struct{ connections.Connection }{c}
 		}
 		name := strings.TrimPrefix(path.Clean("/"+p), "/")
 		if name == "" {
 			name = "."
 		}
-		err := http.ServeFile(c, fsys, name, wait)
+		err := http.ServeFile(sc, fsys, name)
 		status := 0
 		switch {
 		case err == nil:

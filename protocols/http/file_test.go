@@ -50,7 +50,7 @@ func serveFileConn(tb testing.TB, fsys fs.FS, req string, split int) (*testConn,
 	c := newTestConn(p)
 	var serveErr error
 	rt := &runtime{p: p, c: c, release: true, onMessage: func(r *Request, _ []byte) {
-		serveErr = ServeFile(c, fsys, strings.TrimPrefix(r.Path(), "/"), nil)
+		serveErr = ServeFile(c, fsys, strings.TrimPrefix(r.Path(), "/"))
 	}}
 	split = min(max(split, 0), len(req))
 	for _, part := range []string{req[:split], req[split:]} {
@@ -178,7 +178,7 @@ func TestServeFileWire(t *testing.T) {
 				t.Errorf("%q: wrote %q, paused %v, closed %v", tt.req, c.raw, c.paused, c.closed)
 			}
 		}
-		if err := ServeFile(newTestConn(New()), fsys, "f.txt", nil); !errors.Is(err, ErrNoRequest) {
+		if err := ServeFile(newTestConn(New()), fsys, "f.txt"); !errors.Is(err, ErrNoRequest) {
 			t.Errorf("without a request: %v", err)
 		}
 	})

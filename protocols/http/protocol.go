@@ -97,7 +97,7 @@
 // A missing file, a directory or another method is returned as an error
 // with nothing written, for the caller to answer 404, 403 or 405. A body
 // over 64 KiB is sent by a goroutine of its own in 64 KiB pieces, each
-// queued once the send buffer has room (pass connections.WaitDrained), so
+// queued once the send buffer has room (see connections.WaitDrained), so
 // a download holds at most MaxSendBufferSize plus one piece whatever the
 // file's size; meanwhile the connection reads nothing, as with Stream.
 //
