@@ -92,10 +92,16 @@ type Config struct {
 	// IdleTimeout, when > 0, closes a stream connection that has received
 	// nothing for this long, as Close does (what is queued is written
 	// first). A connection whose reading is paused (PauseRecv) or whose
-	// callback is running is not idle. Traffic does not reschedule
-	// anything: a read costs one clock read and one atomic store, and the
-	// connection's timer, which lives in the connection, is re-armed at
-	// most once per period.
+	// callback is running is not idle, unless it is paused with output
+	// queued of which nothing could be written for IdleTimeout (a stream
+	// or a download to a peer that stopped reading): that one is
+	// destroyed, between one and two IdleTimeouts after its output
+	// stalled. (A peer that reads only a small part of the socket's send
+	// buffer per IdleTimeout may look stalled too: the kernel reports
+	// room to write only once a good part of it is free.) Traffic does
+	// not reschedule anything: a read costs one clock read and one atomic
+	// store, and the connection's timer, which lives in the connection, is
+	// re-armed at most once per period.
 	IdleTimeout time.Duration
 	// Heartbeat, when > 0 and HeartbeatData is not empty, sends
 	// HeartbeatData as is (not through the protocol: give it the wire

@@ -23,6 +23,11 @@ type connTimers struct {
 	fire    func()       // the connection's timersExpired, made once
 	lastIn  atomic.Int64 // Server.clock of the last read
 	lastOut atomic.Int64 // Server.clock of the last write (with Heartbeat)
+	// A paused connection with output its peer does not take: bytesOut
+	// when timersExpired first saw it so, and when. Wheel goroutine only.
+	stalled    bool
+	stallOut   uint64
+	stallSince int64
 }
 
 // clock is the time in nanoseconds since the server was made (monotonic).
@@ -93,8 +98,10 @@ func (c *base) stopTimersLocked() {
 // heartbeat if c has been silent both ways for Heartbeat, and re-arms for
 // the next of the two deadlines. A connection whose reading is paused or
 // whose callback runs is not idle: its input waits for it, not for the
-// peer. A closing connection needs no timers any more. No user callback
-// runs here.
+// peer. But a paused connection whose queued output has not moved for
+// IdleTimeout (a stream or a download to a peer that stopped reading) is
+// destroyed: what it holds cannot be delivered. A closing connection
+// needs no timers any more. No user callback runs here.
 func (c *base) timersExpired() {
 	s, tm := c.s, c.tm
 	now := s.clock()
@@ -104,7 +111,24 @@ func (c *base) timersExpired() {
 		return
 	}
 	if c.has(fPaused) || c.dispatching > 0 {
+		if s.idleNs > 0 && c.has(fPaused) && c.queuedLocked() > 0 {
+			out := c.bytesOut.Load()
+			switch {
+			case !tm.stalled || out != tm.stallOut:
+				tm.stalled, tm.stallOut, tm.stallSince = true, out, now
+			case now-tm.stallSince >= s.idleNs:
+				queued := c.queuedLocked()
+				c.closeLocked()
+				c.mu.Unlock()
+				s.log.Debug().Uint64("conn", c.id).Dur("stalled_for", time.Duration(now-tm.stallSince)).Int("queued", queued).Msg("peer takes no output, connection destroyed")
+				return
+			}
+		} else {
+			tm.stalled = false
+		}
 		tm.lastIn.Store(now)
+	} else {
+		tm.stalled = false
 	}
 	next := int64(-1)
 	if s.idleNs > 0 {

@@ -2,6 +2,7 @@ package connections_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -222,4 +223,58 @@ func BenchmarkIdleTimeoutCost(b *testing.B) {
 			})
 		}
 	}
+}
+
+// TestIdleTimeoutStalledOutput: a connection paused while it sends (a
+// stream, a download) is not idle however long it reads nothing, as long
+// as its peer takes the output; once the peer stops reading and the queued
+// output stops moving for IdleTimeout, the server destroys it.
+func TestIdleTimeoutStalledOutput(t *testing.T) {
+	eachEngine(t, func(t *testing.T, engine engineCase) {
+		const idle = 300 * time.Millisecond
+		closed := make(chan time.Time, 1)
+		started := make(chan time.Time, 1)
+		_, addr := serve(t, "tcp", connections.Config{
+			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Protocol: text.New(), IdleTimeout: idle, MaxSendBufferSize: 64 << 10,
+			Handler: connections.Handler{
+				OnMessage: func(c connections.Connection, _ []byte) {
+					c.PauseRecv()
+					// Send until the kernel's buffers are full too and
+					// the send buffer stays full.
+					go func() {
+						piece := strings.Repeat("x", 1023)
+						for {
+							err := c.Send(piece, false)
+							if errors.Is(err, connections.ErrSendBufferFull) {
+								ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+								err = connections.WaitDrained(ctx, c)
+								cancel()
+								if errors.Is(err, context.DeadlineExceeded) {
+									started <- time.Now()
+									return
+								}
+							}
+							if err != nil {
+								t.Errorf("send: %v", err)
+								return
+							}
+						}
+					}()
+				},
+				OnClose: func(connections.Connection) { closed <- time.Now() },
+			},
+		})
+		peer := dial(t, "tcp", addr)
+		io.WriteString(peer, "go\n")
+		full := <-started
+		select {
+		case at := <-closed:
+			if stalled := at.Sub(full); stalled < idle {
+				t.Fatalf("destroyed %v after its output stalled, before IdleTimeout %v", stalled, idle)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a paused connection whose peer reads nothing was kept for 10 s")
+		}
+	})
 }
