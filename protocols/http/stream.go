@@ -60,8 +60,10 @@ type StreamWriter struct {
 //
 // Until End, c reads no further request (Stream calls c.PauseRecv; End
 // calls c.ResumeRecv when the connection stays open), so pipelined
-// requests are answered after the stream, in order; the idle timeout does
-// not apply to a paused connection. Meanwhile Respond, Send and a second
+// requests are answered after the stream, in order; the idle timeout
+// does not close it for reading nothing, only (with the connections
+// runtime) when its peer takes none of its output for that long.
+// Meanwhile Respond, Send and a second
 // Stream on c fail with ErrStreamOpen. A stream begun before the worker
 // drains goes on until End, or until the drain's timeout closes c; End
 // then closes c instead of keeping it.
