@@ -247,13 +247,11 @@ func writeWhole(c StreamConn, st *connState, a *answer, body io.Reader) error {
 	}
 	var date [29]byte
 	st.mu.Lock()
-	if st.stream != nil {
-		st.mu.Unlock()
-		return ErrStreamOpen
-	}
-	m := st.pop()
-	copy(date[:], st.dateNow())
+	m, err := st.takeAnswer(&date)
 	st.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	a.keep, a.date = m&mKeep != 0 && !c.Draining(), date[:]
 	var headBuf [headRoom]byte
 	head := st.p.appendResponse(headBuf[:0], a)

@@ -398,6 +398,18 @@ func (st *connState) pop() uint8 {
 	return m
 }
 
+// takeAnswer claims the answer to the oldest unanswered request: its
+// request's flags, with the Date field value copied into date; it fails
+// with ErrStreamOpen while a streamed response is open. mu held.
+func (st *connState) takeAnswer(date *[29]byte) (uint8, error) {
+	if st.stream != nil {
+		return 0, ErrStreamOpen
+	}
+	m := st.pop()
+	copy(date[:], st.dateNow())
+	return m, nil
+}
+
 // dateNow returns the Date field value for now, cached for a second. mu
 // held.
 func (st *connState) dateNow() []byte {

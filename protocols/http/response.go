@@ -67,12 +67,11 @@ func Respond(c Conn, resp *Response) error {
 	}
 	var date [29]byte
 	st.mu.Lock()
-	if st.stream != nil {
+	m, err := st.takeAnswer(&date)
+	if err != nil {
 		st.mu.Unlock()
-		return ErrStreamOpen
+		return err
 	}
-	m := st.pop()
-	copy(date[:], st.dateNow())
 	buf, own := st.scratch[:0], !st.scratchBusy
 	if own {
 		st.scratchBusy = true
@@ -90,7 +89,7 @@ func Respond(c Conn, resp *Response) error {
 		status: status, ctype: resp.ContentType, header: resp.Header, body: resp.Body,
 		head: m&mHead != 0, keep: keep, date: date[:],
 	})
-	err := c.SendBytes(buf, true)
+	err = c.SendBytes(buf, true)
 	if own {
 		st.mu.Lock()
 		if cap(buf) <= maxScratch {
