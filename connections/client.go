@@ -191,13 +191,13 @@ type Client struct {
 	again    bool       // Reconnect while open: connect again after OnClose
 	stopped  bool       // Shutdown: no more attempts
 	againIn  time.Duration
-	gen      uint64 // bumped by every arm: stale timers do nothing
-	timer    *time.Timer
+	gen      uint64      // bumped by every arm: stale timers do nothing
+	timer    func() bool // stops the Reconnect delay running; nil when none
 	cancel   context.CancelFunc
 	pbuf     []byte        // queued messages, back to back
 	pmsgs    []pending     // their lengths
 	pfull    bool          // the queue reached MaxSendBufferSize: a drain is owed
-	pdrain   chan struct{} // closed when pfull clears; made by waitDrained
+	pdrain   chan struct{} // closed when pfull clears; made by WaitDrained
 	userCtx  any
 	bytesIn  uint64 // of past connections
 	bytesOut uint64
@@ -325,12 +325,12 @@ func (cl *Client) armLocked(d time.Duration) {
 	gen := cl.gen
 	cl.closeReq, cl.destroy = false, false
 	if cl.timer != nil {
-		cl.timer.Stop()
+		cl.timer()
 		cl.timer = nil
 	}
 	if d > 0 {
 		cl.st = clientWaiting
-		cl.timer = time.AfterFunc(d, func() {
+		cl.timer = cl.srv.afterFunc(d, func() {
 			cl.mu.Lock()
 			defer cl.mu.Unlock()
 			if cl.gen == gen && cl.st == clientWaiting {
@@ -734,7 +734,7 @@ func (cl *Client) Shutdown(ctx context.Context) error {
 func (cl *Client) stopLocked() {
 	cl.gen++
 	if cl.timer != nil {
-		cl.timer.Stop()
+		cl.timer()
 		cl.timer = nil
 	}
 	cl.endLocked()

@@ -91,7 +91,7 @@ type base struct {
 	userCtx     any
 	tm          *connTimers   // allocated with the connection; nil without timers
 	doom        *timer.Timer  // destroys a closing connection that takes too long; see destroyAfterLocked
-	drainCh     chan struct{} // closed when fFull clears or the socket closes; made by waitDrained
+	drainCh     chan struct{} // closed when fFull clears or the socket closes; made by WaitDrained
 }
 
 func (c *base) init(s *Server, ops engineOps, ctr *counters) {

@@ -47,6 +47,30 @@ func (s *Server) startWheel() {
 	s.mu.Unlock()
 }
 
+// afterFunc runs fn once, d from now, on the server's timer wheel when it
+// runs (a worker's wheel, passed in Config.Wheel, or the server's own once
+// it serves), else on a runtime timer (a Client's server, which runs no
+// wheel of its own); stop cancels it and reports whether that prevented
+// the call.
+func (s *Server) afterFunc(d time.Duration, fn func()) (stop func() bool) {
+	if !s.ownWheel || s.wheelOn.Load() {
+		t := new(timer.Timer)
+		s.wheel.Schedule(t, d, fn)
+		return t.Stop
+	}
+	return time.AfterFunc(d, fn).Stop
+}
+
+// AfterFunc runs fn once, d from now, on the clock of c's server: the
+// worker's timer wheel inside a worker (fn then runs on the wheel's
+// goroutine: it must not block), a runtime timer for a Client without a
+// wheel. stop cancels it and reports whether that prevented the call. It
+// is how a protocol, which cannot import this package, arms a timeout of
+// its own for c (WebSocket's closing handshake). Safe for concurrent use.
+func (c *base) AfterFunc(d time.Duration, fn func()) (stop func() bool) {
+	return c.s.afterFunc(d, fn)
+}
+
 // stopWheel stops the wheel the server owns; the connections are gone.
 func (s *Server) stopWheel() {
 	s.mu.Lock()

@@ -12,6 +12,8 @@ import (
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/protocols"
 	ws "github.com/goes-project/goes/protocols/websocket"
+	"github.com/goes-project/goes/timer"
+	"github.com/rs/zerolog"
 )
 
 const goodKey = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -222,5 +224,47 @@ func TestPingHook(t *testing.T) {
 	}
 	if got := <-pings; got != "are you there" {
 		t.Fatalf("OnPing saw %q", got)
+	}
+}
+
+// TestCloseTimeoutOnWheel: inside a worker (a server given the worker's
+// timer wheel) the closing handshake's bound is a timer of that wheel; it
+// drops the silent client and leaves nothing pending.
+func TestCloseTimeoutOnWheel(t *testing.T) {
+	w := timer.New(timer.Options{})
+	w.Start()
+	t.Cleanup(w.Stop)
+	p := &ws.Protocol{CloseTimeout: 500 * time.Millisecond, MaxMessageSize: testLimit}
+	srv := connections.NewServer(connections.Config{
+		Protocol: p,
+		Wheel:    w,
+		Handler: connections.Handler{
+			OnMessage: func(c connections.Connection, data []byte) { ws.Close(c, 0, "") },
+		},
+		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	cl := dialRaw(t, ln.Addr().String(), "", false)
+	cl.write(txt("bye"))
+	if got := cl.next(); got.Op != ws.OpClose || got.Code != ws.CloseNormal {
+		t.Fatalf("got %v, want close(1000)", got)
+	}
+	if n := w.Len(); n != 1 {
+		t.Fatalf("%d timers pending on the wheel during the closing handshake, want 1", n)
+	}
+	if got := cl.next(); !got.EOF {
+		t.Fatalf("got %v, want EOF after the close timeout", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for w.Len() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d timers still pending after the close", w.Len())
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -163,7 +163,7 @@ type connState struct {
 	acceptKey  string        // client side: the expected Sec-WebSocket-Accept
 	offered    []string      // client side: the subprotocols offered
 	ctrl       [maxControlPayload + maxFrameHeader]byte
-	closeTimer atomic.Pointer[time.Timer] // set by Close, stopped by the peer's close
+	closeTimer atomic.Pointer[func() bool] // stops the close timer; set by Close, used by the peer's close
 	// conn is the runtime's connection this state belongs to, set by Input
 	// before flagOpen and read-only after it. The close timer closes it,
 	// not the Conn given to Close: a wrapper such as a reconnecting
@@ -462,8 +462,8 @@ func (p *Protocol) control(c protocols.Conn, st *connState, op Opcode, payload [
 			reason = string(payload[closeCodeLen:])
 		}
 		st.phase = phaseClosed
-		if t := st.closeTimer.Load(); t != nil {
-			t.Stop()
+		if stop := st.closeTimer.Load(); stop != nil {
+			(*stop)()
 		}
 		if st.flags.Or(flagCloseSent)&flagCloseSent == 0 {
 			// Answer with the peer's code, as RFC 6455 section 5.5.1 suggests.
@@ -593,7 +593,8 @@ func Close(c protocols.Conn, code int, reason string) error {
 }
 
 // startCloseTimer closes the connection of st after CloseTimeout unless
-// the peer's close frame comes first. It closes st.conn, the connection
+// the peer's close frame comes first, on the connection's clock when it
+// has one (AfterFunc: the worker's timer wheel), else on a runtime timer. It closes st.conn, the connection
 // whose handshake created st, rather than c, which may be a wrapper
 // (connections.Client) that has moved on to another connection by then;
 // closing a connection that has already ended does nothing.
@@ -601,13 +602,29 @@ func (st *connState) startCloseTimer(c protocols.Conn) {
 	if st.conn != nil {
 		c = st.conn
 	}
-	if cl, ok := c.(interface{ Close() error }); ok {
-		d := st.p.CloseTimeout
-		if d <= 0 {
-			d = DefaultCloseTimeout
-		}
-		st.closeTimer.Store(time.AfterFunc(d, func() { cl.Close() }))
+	cl, ok := c.(interface{ Close() error })
+	if !ok {
+		return
 	}
+	d := st.p.CloseTimeout
+	if d <= 0 {
+		d = DefaultCloseTimeout
+	}
+	fire := func() { cl.Close() }
+	var stop func() bool
+	if a, ok := c.(afterFuncer); ok {
+		stop = a.AfterFunc(d, fire) // the worker's timer wheel
+	} else {
+		stop = time.AfterFunc(d, fire).Stop
+	}
+	st.closeTimer.Store(&stop)
+}
+
+// afterFuncer is a connection that runs timeouts on its own clock: those
+// of the connections package, on the worker's timer wheel (this package
+// cannot import connections).
+type afterFuncer interface {
+	AfterFunc(d time.Duration, fn func()) (stop func() bool)
 }
 
 // failGracefully fails the connection with a closing handshake: the close
