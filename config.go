@@ -99,8 +99,11 @@ type ListenerConfig struct {
 	Listen string `json:"listen,omitempty"`
 	// Count is the number of workers (default: number of CPUs).
 	Count int `json:"count,omitempty"`
-	// Handler is what goes-master serves: "echo" (default) or "hello".
+	// Handler is what goes-master serves: "echo" (default), "hello",
+	// "chat" or "static" (the files under Root, over http://).
 	Handler string `json:"handler,omitempty"`
+	// Root is the directory goes-master's "static" handler serves.
+	Root string `json:"root,omitempty"`
 	// CertFile and KeyFile are PEM files for TLS.
 	CertFile string `json:"cert_file,omitempty"`
 	KeyFile  string `json:"key_file,omitempty"`

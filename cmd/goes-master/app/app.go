@@ -4,7 +4,10 @@
 //   - "hello" answers every message with "hello, goer" (HTTP: 200 with
 //     that body);
 //   - "echo" (the default) sends every message back;
-//   - "chat" is a small chat over the cluster (it turns Goer.Cluster on).
+//   - "chat" is a small chat over the cluster (it turns Goer.Cluster on);
+//   - "static" serves the files under the listener's "root" over HTTP
+//     (http.ServeFile: ranges, 304s; "index.html" for a directory; 404,
+//     403, 405 otherwise).
 //
 // Without --config it serves default.json, embedded in the binary.
 //
@@ -28,14 +31,18 @@ package app
 
 import (
 	_ "embed"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/goes-project/goes"
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/protocols/http"
 )
 
 //go:embed default.json
@@ -73,7 +80,7 @@ func Build(cfg *goes.Config) ([]*goes.Goer, error) {
 		g.MaxPackageSize = lc.MaxPackageSize
 		g.MaxSendBufferSize = lc.MaxSendBufferSize
 		g.IdleTimeout = time.Duration(lc.IdleTimeout)
-		if err := setHandler(g, lc.Handler); err != nil {
+		if err := setHandler(g, lc); err != nil {
 			return nil, fmt.Errorf("goes-master: listener %d (%s): %w", i, lc.Listen, err)
 		}
 		goers = append(goers, g)
@@ -81,8 +88,8 @@ func Build(cfg *goes.Config) ([]*goes.Goer, error) {
 	return goers, nil
 }
 
-func setHandler(g *goes.Goer, name string) error {
-	switch name {
+func setHandler(g *goes.Goer, lc goes.ListenerConfig) error {
+	switch name := lc.Handler; name {
 	case "", "echo":
 		g.OnMessage = func(c connections.Connection, data []byte) { c.SendBytes(data, false) }
 	case "hello":
@@ -91,10 +98,50 @@ func setHandler(g *goes.Goer, name string) error {
 		g.Cluster = true
 		g.OnConnect = func(c connections.Connection) { c.Send("id "+strconv.FormatUint(c.ID(), 10), false) }
 		g.OnMessage = func(c connections.Connection, data []byte) { c.Send(chat(g, c, string(data)), false) }
+	case "static":
+		if _, ok := g.Protocol.(*http.Protocol); !ok {
+			return fmt.Errorf("the static handler serves http:// listeners")
+		}
+		if lc.Root == "" {
+			return fmt.Errorf("the static handler needs a root directory")
+		}
+		if fi, err := os.Stat(lc.Root); err != nil || !fi.IsDir() {
+			return fmt.Errorf("static root %q is not a directory (%v)", lc.Root, err)
+		}
+		fsys := os.DirFS(lc.Root)
+		g.OnMessage = func(c connections.Connection, _ []byte) { serveStatic(c, fsys) }
 	default:
-		return fmt.Errorf("unknown handler %q (want echo, hello or chat)", name)
+		return fmt.Errorf("unknown handler %q (want echo, hello, chat or static)", name)
 	}
 	return nil
+}
+
+// serveStatic answers an HTTP request with the file of fsys its path
+// names, index.html for a directory.
+func serveStatic(c connections.Connection, fsys fs.FS) {
+	name := strings.TrimPrefix(path.Clean("/"+http.RequestOf(c).Path()), "/")
+	if name == "" {
+		name = "."
+	}
+	err := http.ServeFile(c, fsys, name)
+	if errors.Is(err, http.ErrIsDir) {
+		err = http.ServeFile(c, fsys, path.Join(name, "index.html"))
+	}
+	status, text := 0, ""
+	switch {
+	case err == nil:
+		return
+	case errors.Is(err, fs.ErrNotExist):
+		status, text = 404, "not found"
+	case errors.Is(err, http.ErrIsDir), errors.Is(err, fs.ErrPermission):
+		status, text = 403, "forbidden"
+	case errors.Is(err, http.ErrFileMethod):
+		http.Respond(c, &http.Response{Status: 405, Header: []http.Field{{Name: "Allow", Value: "GET, HEAD"}}})
+		return
+	default:
+		status, text = 500, "cannot read the file"
+	}
+	http.Respond(c, &http.Response{Status: status, Body: []byte(text)})
 }
 
 // chat runs one command of the chat handler and returns the answer.
