@@ -143,6 +143,8 @@ type Request struct {
 	minor    uint8
 	slash    [1]byte // PathBytes of an absolute-form target without a path
 	sc       scanner
+	form     *MultipartForm // MultipartForm's result, kept for the request
+	formErr  error
 }
 
 // reset empties r for a new request, keeping the capacity of its slices.
