@@ -101,6 +101,20 @@
 // a download holds at most MaxSendBufferSize plus one piece whatever the
 // file's size; meanwhile the connection reads nothing, as with Stream.
 //
+// # Forms
+//
+// PostForm, PostFormValues and PostFormParams read an
+// application/x-www-form-urlencoded body the way Query reads the query
+// string (workerman's $request->post()). MultipartForm parses a
+// multipart/form-data body with mime/multipart into values and files
+// (FormFile: name, filename as sent, content type, data), at most
+// DefaultMaxFormParts parts with headers of at most
+// DefaultMaxPartHeaderBytes each (ParseMultipartForm takes other
+// limits); a body it cannot read is an error wrapping ErrBadForm, for the
+// handler to answer 400. Both work on the body as buffered, so
+// MaxPackageSize bounds an upload; the form copies what it keeps and
+// outlives the request.
+//
 // Steady state allocates nothing: the per-connection state (parser, field
 // slices, answer queue) is taken from a pool by a connection's first
 // request and reused; the connections runtime gives it back to the pool
