@@ -102,12 +102,7 @@ func (r *Request) PostFormParams() iter.Seq2[[]byte, []byte] {
 // such parameter or the body is not application/x-www-form-urlencoded. It
 // does not allocate unless dst must grow.
 func (r *Request) AppendPostForm(dst []byte, key string) (_ []byte, ok bool) {
-	for k, v := range r.PostFormParams() {
-		if unescapedEqual(k, key) {
-			return unescape(dst, v, true), true
-		}
-	}
-	return dst, false
+	return appendParam(dst, r.formBody(), key)
 }
 
 // PostForm returns the decoded value of the first parameter named key of
@@ -115,17 +110,7 @@ func (r *Request) AppendPostForm(dst []byte, key string) (_ []byte, ok bool) {
 // Content-Type). Decoding is the query string's: "+" is a space, %XX a
 // byte, an invalid escape ("%zz", a trailing "%4") is kept as sent. It
 // allocates only the result, and only when the value is not empty.
-func (r *Request) PostForm(key string) string {
-	for k, v := range r.PostFormParams() {
-		if unescapedEqual(k, key) {
-			if len(v) == 0 {
-				return ""
-			}
-			return string(unescape(make([]byte, 0, len(v)), v, true))
-		}
-	}
-	return ""
-}
+func (r *Request) PostForm(key string) string { return paramString(r.formBody(), key) }
 
 // HasPostForm reports whether the urlencoded body has a parameter named
 // key.
@@ -136,15 +121,7 @@ func (r *Request) HasPostForm(key string) bool {
 
 // PostFormValues returns the decoded values of every parameter named key
 // of an application/x-www-form-urlencoded body, in order, or nil.
-func (r *Request) PostFormValues(key string) []string {
-	var vs []string
-	for k, v := range r.PostFormParams() {
-		if unescapedEqual(k, key) {
-			vs = append(vs, string(unescape(nil, v, true)))
-		}
-	}
-	return vs
-}
+func (r *Request) PostFormValues(key string) []string { return paramValues(r.formBody(), key) }
 
 // MultipartForm is a parsed multipart/form-data body: the values of the
 // parts without a filename and the files of the parts with one, each in

@@ -86,24 +86,12 @@ func (r *Request) QueryParams() iter.Seq2[[]byte, []byte] {
 // named key (compared after decoding) to dst. ok is false when there is no
 // such parameter. It does not allocate unless dst must grow.
 func (r *Request) AppendQuery(dst []byte, key string) (_ []byte, ok bool) {
-	for k, v := range r.QueryParams() {
-		if unescapedEqual(k, key) {
-			return unescape(dst, v, true), true
-		}
-	}
-	return dst, false
+	return appendParam(dst, r.RawQueryBytes(), key)
 }
 
 // Query returns the decoded value of the first query parameter named key,
 // or "".
-func (r *Request) Query(key string) string {
-	for k, v := range r.QueryParams() {
-		if unescapedEqual(k, key) {
-			return string(unescape(nil, v, true))
-		}
-	}
-	return ""
-}
+func (r *Request) Query(key string) string { return paramString(r.RawQueryBytes(), key) }
 
 // HasQuery reports whether a query parameter named key is present.
 func (r *Request) HasQuery(key string) bool {
@@ -113,15 +101,7 @@ func (r *Request) HasQuery(key string) bool {
 
 // QueryValues returns the decoded values of every query parameter named
 // key, in order, or nil.
-func (r *Request) QueryValues(key string) []string {
-	var vs []string
-	for k, v := range r.QueryParams() {
-		if unescapedEqual(k, key) {
-			vs = append(vs, string(unescape(nil, v, true)))
-		}
-	}
-	return vs
-}
+func (r *Request) QueryValues(key string) []string { return paramValues(r.RawQueryBytes(), key) }
 
 // ProtoBytes returns the version as sent ("HTTP/1.1").
 func (r *Request) ProtoBytes() []byte {
@@ -354,6 +334,52 @@ func pairs(s []byte, sep byte, yield func(k, v []byte) bool) {
 			return
 		}
 	}
+}
+
+// rawParam returns the raw value of the first parameter of the
+// "&"-separated list s named key (compared after decoding).
+func rawParam(s []byte, key string) (val []byte, ok bool) {
+	pairs(s, '&', func(k, v []byte) bool {
+		if unescapedEqual(k, key) {
+			val, ok = v, true
+			return false
+		}
+		return true
+	})
+	return val, ok
+}
+
+// appendParam appends the decoded value of the parameter of s named key
+// to dst (see rawParam).
+func appendParam(dst, s []byte, key string) (_ []byte, ok bool) {
+	v, ok := rawParam(s, key)
+	if !ok {
+		return dst, false
+	}
+	return unescape(dst, v, true), true
+}
+
+// paramString returns the decoded value of the parameter of s named key,
+// or "", allocating only a non-empty result.
+func paramString(s []byte, key string) string {
+	v, ok := rawParam(s, key)
+	if !ok || len(v) == 0 {
+		return ""
+	}
+	return string(unescape(make([]byte, 0, len(v)), v, true))
+}
+
+// paramValues returns the decoded values of every parameter of s named
+// key, in order, or nil.
+func paramValues(s []byte, key string) []string {
+	var vs []string
+	pairs(s, '&', func(k, v []byte) bool {
+		if unescapedEqual(k, key) {
+			vs = append(vs, string(unescape(nil, v, true)))
+		}
+		return true
+	})
+	return vs
 }
 
 func indexByte(b []byte, c byte) int {
