@@ -342,7 +342,7 @@ func (c *base) destroyAfterLocked(d time.Duration) {
 	if c.has(fSockClosed) {
 		return
 	}
-	if s := c.s; s.ownWheel && !s.wheelOn.Load() {
+	if !c.s.onWheel() {
 		// A Client's own server never serves and runs no wheel of its
 		// own (it would outlive the Client): a runtime timer does it.
 		time.AfterFunc(d, c.Destroy)
@@ -552,7 +552,7 @@ func (c *base) WaitDrained(ctx context.Context) error {
 	}
 }
 
-// wakeDrainWaitersLocked releases the goroutines in waitDrained. mu is
+// wakeDrainWaitersLocked releases the goroutines in WaitDrained. mu is
 // held.
 func (c *base) wakeDrainWaitersLocked() {
 	if c.drainCh != nil {

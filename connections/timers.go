@@ -47,13 +47,18 @@ func (s *Server) startWheel() {
 	s.mu.Unlock()
 }
 
+// onWheel reports whether the server's timers run on its wheel: a wheel
+// given in Config.Wheel (a worker's, running), or the server's own once it
+// serves. A Client's server never runs one.
+func (s *Server) onWheel() bool { return !s.ownWheel || s.wheelOn.Load() }
+
 // afterFunc runs fn once, d from now, on the server's timer wheel when it
 // runs (a worker's wheel, passed in Config.Wheel, or the server's own once
 // it serves), else on a runtime timer (a Client's server, which runs no
 // wheel of its own); stop cancels it and reports whether that prevented
 // the call.
 func (s *Server) afterFunc(d time.Duration, fn func()) (stop func() bool) {
-	if !s.ownWheel || s.wheelOn.Load() {
+	if s.onWheel() {
 		t := new(timer.Timer)
 		s.wheel.Schedule(t, d, fn)
 		return t.Stop
