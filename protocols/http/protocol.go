@@ -141,10 +141,15 @@ type Protocol struct {
 	// ContentType is the Content-Type of Send's responses and of a
 	// Response without one. Default "text/html; charset=utf-8".
 	ContentType string
+	// Compress configures the gzip content coding of responses sent by
+	// Send and Respond (see the package documentation); off by default.
+	Compress CompressOptions
 
 	// states holds the per-connection states of idle connections (see
 	// ReleaseState).
 	states sync.Pool
+	// gzips holds idle *gzipper of Compress.Level.
+	gzips sync.Pool
 }
 
 var _ protocols.Protocol = (*Protocol)(nil)
@@ -183,6 +188,7 @@ const (
 	mKeep uint8 = 1 << iota // the connection stays open after the answer
 	mHead                   // HEAD: no body
 	m10                     // HTTP/1.0: no chunked transfer coding
+	mGzip                   // Compress is on and the request accepts gzip
 )
 
 // queueLen bounds the answers a connection may owe; beyond it the oldest
@@ -373,6 +379,9 @@ func (p *Protocol) Decode(c protocols.Conn, packet []byte) ([]byte, error) {
 	if r.minor == 0 {
 		m |= m10
 	}
+	if p.Compress.Enabled && acceptEncoding(r).gzipOK() {
+		m |= mGzip
+	}
 	st.mu.Lock()
 	st.push(m)
 	st.mu.Unlock()
@@ -461,7 +470,12 @@ func (p *Protocol) Encode(c protocols.Conn, dst, msg []byte) ([]byte, error) {
 		time.Now().UTC().AppendFormat(date[:0], TimeFormat)
 	}
 	keep := m&mKeep != 0 && !c.Draining()
-	dst = p.appendResponse(dst, &answer{status: 200, body: msg, head: m&mHead != 0, keep: keep, date: date[:]})
+	a := answer{status: 200, body: msg, head: m&mHead != 0, keep: keep, date: date[:]}
+	z := p.compress(&a, m)
+	dst = p.appendResponse(dst, &a)
+	if z != nil {
+		p.putGzipper(z)
+	}
 	if !keep {
 		c.CloseAfterFlush()
 	}

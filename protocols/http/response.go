@@ -85,10 +85,15 @@ func Respond(c Conn, resp *Response) error {
 	if status == 0 {
 		status = 200
 	}
-	buf = st.p.appendResponse(buf, &answer{
+	a := answer{
 		status: status, ctype: resp.ContentType, header: resp.Header, body: resp.Body,
 		head: m&mHead != 0, keep: keep, date: date[:],
-	})
+	}
+	z := st.p.compress(&a, m)
+	buf = st.p.appendResponse(buf, &a)
+	if z != nil {
+		st.p.putGzipper(z)
+	}
 	err = c.SendBytes(buf, true)
 	if own {
 		st.mu.Lock()
@@ -163,6 +168,8 @@ type answer struct {
 	frame  uint8  // how the body is delimited: frameLength, frameChunked, frameClose, frameSized
 	size   int64  // frameSized: the Content-Length
 	extra  []byte // field lines written after header, each ending in CRLF (not checked)
+	vary   bool   // add "Vary: Accept-Encoding"
+	gzip   bool   // body is gzip-coded: add "Content-Encoding: gzip", weaken a strong ETag
 }
 
 // Body delimitations of answer.frame.
@@ -218,10 +225,21 @@ func (p *Protocol) appendResponse(dst []byte, a *answer) []byte {
 	for _, f := range a.header {
 		dst = append(dst, f.Name...)
 		dst = append(dst, ": "...)
+		if a.gzip && len(f.Value) > 0 && f.Value[0] == '"' && equalFoldString(f.Name, "etag") {
+			// The coded body is another representation: its validator
+			// cannot be the identity body's strong one.
+			dst = append(dst, "W/"...)
+		}
 		dst = append(dst, f.Value...)
 		dst = append(dst, "\r\n"...)
 	}
 	dst = append(dst, a.extra...)
+	if a.gzip {
+		dst = append(dst, "Content-Encoding: gzip\r\n"...)
+	}
+	if a.vary {
+		dst = append(dst, "Vary: Accept-Encoding\r\n"...)
+	}
 	switch {
 	case noBody || a.frame == frameClose:
 	case a.frame == frameChunked:
