@@ -196,6 +196,22 @@ func (b *appendBuffer) Write(p []byte) (int, error) {
 type gzipper struct {
 	w   *gzip.Writer
 	out appendBuffer
+	in  [4 << 10]byte
+}
+
+// write codes b. It hands the writer copies of b, piece by piece, because
+// escape analysis sees compress/flate keep what it is given: passing b
+// itself would make every caller's body (and what holds it, such as a
+// Response's header fields) escape to the heap, coded or not.
+func (z *gzipper) write(b []byte) error {
+	for len(b) > 0 {
+		n := copy(z.in[:], b)
+		if _, err := z.w.Write(z.in[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 // maxPooledGzipBuf is the largest output buffer kept in the pool.
@@ -223,26 +239,28 @@ func (p *Protocol) putGzipper(z *gzipper) {
 	p.gzips.Put(z)
 }
 
-// compress decides the content coding of the answer a to a request whose
-// queued metadata is m: when compression is enabled and the response is
-// of a compressible type, at least MinSize long, of a status with a body
-// other than 206, without Content-Encoding or Content-Range fields, it
-// says "Vary: Accept-Encoding"; when moreover the request accepts gzip
-// (mGzip), is not HEAD, and the coded body is shorter, a.body becomes the
-// coded body. It returns the gzipper holding that body, for the caller to
-// give back with putGzipper once a is written, or nil.
-func (p *Protocol) compress(a *answer, m uint8) *gzipper {
+// compress decides the content coding of an answer with status,
+// content type ctype (before header's), header and body to a request
+// whose queued metadata is m. When compression is enabled and the
+// response is of a compressible type, at least MinSize long, of a status
+// with a body other than 206, without Content-Encoding or Content-Range
+// fields, vary is true: the answer must say "Vary: Accept-Encoding". When
+// moreover the request accepts gzip (mGzip), is not HEAD, and the coded
+// body is shorter, out is the coded body and z the gzipper holding it,
+// for the caller to give back with putGzipper once out is written;
+// otherwise out is body and z nil. It takes no *answer so that the
+// answer, which holds the caller's Date array, does not escape.
+func (p *Protocol) compress(m uint8, status int, ctype string, header []Field, body []byte) (out []byte, z *gzipper, vary bool) {
 	o := &p.Compress
-	if !o.Enabled || a.status < 200 || a.status == 204 || a.status == 206 || a.status == 304 ||
-		len(a.body) < o.minSize() {
-		return nil
+	if !o.Enabled || status < 200 || status == 204 || status == 206 || status == 304 ||
+		len(body) < o.minSize() {
+		return body, nil, false
 	}
-	ctype := a.ctype
 	if ctype == "" {
 		ctype = p.contentType()
 	}
-	vary := true
-	for _, f := range a.header {
+	vary = true
+	for _, f := range header {
 		switch len(f.Name) {
 		case 4:
 			if equalFoldString(f.Name, "vary") && varies(f.Value) {
@@ -254,33 +272,30 @@ func (p *Protocol) compress(a *answer, m uint8) *gzipper {
 			}
 		case 13:
 			if equalFoldString(f.Name, "content-range") {
-				return nil
+				return body, nil, false
 			}
 		case 16:
 			if equalFoldString(f.Name, "content-encoding") {
-				return nil
+				return body, nil, false
 			}
 		}
 	}
 	if !o.compressible(ctype) {
-		return nil
+		return body, nil, false
 	}
-	a.vary = vary
-	if m&mGzip == 0 || a.head {
-		return nil
+	if m&mGzip == 0 || m&mHead != 0 {
+		return body, nil, vary
 	}
-	z := p.getGzipper()
-	_, err := z.w.Write(a.body)
+	z = p.getGzipper()
+	err := z.write(body)
 	if err == nil {
 		err = z.w.Close()
 	}
-	if err != nil || len(z.out) >= len(a.body) {
+	if err != nil || len(z.out) >= len(body) {
 		p.putGzipper(z)
-		return nil
+		return body, nil, vary
 	}
-	a.body = z.out
-	a.gzip = true
-	return z
+	return z.out, z, vary
 }
 
 // varies reports whether a Vary field value already covers

@@ -266,3 +266,42 @@ func TestCompressLevels(t *testing.T) {
 		})
 	}
 }
+
+// TestCompressIdentityAllocs checks that turning compression on costs
+// the answers it leaves alone no allocation (the coded path takes pooled
+// writers, which the race detector's sync.Pool drops at random: its
+// allocations are reported by BenchmarkCompress instead).
+func TestCompressIdentityAllocs(t *testing.T) {
+	p := &Protocol{Compress: CompressOptions{Enabled: true}}
+	c := newTestConn(p)
+	in := []byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	body := bytes.Repeat([]byte("x"), 4<<10)
+	answer := func() {
+		c.out = c.out[:0]
+		if _, err := p.Input(c, in); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Decode(c, in); err != nil {
+			t.Fatal(err)
+		}
+		if err := Respond(c, &Response{Header: []Field{{"ETag", `"1"`}}, Body: body}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Input(c, in); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Decode(c, in); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SendBytes(body, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answer()
+	if !bytes.Contains(c.out, []byte("\r\nVary: Accept-Encoding\r\n")) {
+		t.Fatalf("answer without Vary: %.200q", c.out)
+	}
+	if n := testing.AllocsPerRun(100, answer); n != 0 {
+		t.Fatalf("%v allocations per Respond and Send, want 0", n)
+	}
+}

@@ -101,6 +101,25 @@
 // a download holds at most MaxSendBufferSize plus one piece whatever the
 // file's size; meanwhile the connection reads nothing, as with Stream.
 //
+// # Compression
+//
+// With Protocol.Compress.Enabled, answers sent by Send and Respond are
+// gzip-coded (compress/gzip, writers pooled per protocol) for a request
+// whose Accept-Encoding accepts gzip: "gzip" or "x-gzip", or "*", with a
+// weight above 0 and not below identity's ("gzip;q=0" refuses; names are
+// case-insensitive; a request without Accept-Encoding gets identity).
+// They then carry "Content-Encoding: gzip", the coded Content-Length, and
+// a strong ETag given in Response.Header is sent weak (W/). Only bodies
+// of Compress.Types (text/*, JSON, JavaScript, XML, SVG by default) of
+// at least Compress.MinSize bytes (1 KiB) are coded, and not those of
+// 204, 206 or 304 responses or of a Response whose Header has
+// Content-Encoding or Content-Range; a body the coding would not shorten
+// is sent as it is. Every answer that would be coded for some
+// Accept-Encoding says "Vary: Accept-Encoding", coded or not (unless
+// Response.Header has a Vary covering it). A HEAD request is never
+// coded: it gets the identity Content-Length and Vary. Streamed responses
+// (Stream, SSE) and ServeFile are not coded.
+//
 // # Forms
 //
 // PostForm, PostFormValues and PostFormParams read an
@@ -470,9 +489,9 @@ func (p *Protocol) Encode(c protocols.Conn, dst, msg []byte) ([]byte, error) {
 		time.Now().UTC().AppendFormat(date[:0], TimeFormat)
 	}
 	keep := m&mKeep != 0 && !c.Draining()
-	a := answer{status: 200, body: msg, head: m&mHead != 0, keep: keep, date: date[:]}
-	z := p.compress(&a, m)
-	dst = p.appendResponse(dst, &a)
+	body, z, vary := p.compress(m, 200, "", nil, msg)
+	dst = p.appendResponse(dst, &answer{status: 200, body: body, head: m&mHead != 0, keep: keep, date: date[:],
+		vary: vary, gzip: z != nil})
 	if z != nil {
 		p.putGzipper(z)
 	}

@@ -85,12 +85,11 @@ func Respond(c Conn, resp *Response) error {
 	if status == 0 {
 		status = 200
 	}
-	a := answer{
-		status: status, ctype: resp.ContentType, header: resp.Header, body: resp.Body,
-		head: m&mHead != 0, keep: keep, date: date[:],
-	}
-	z := st.p.compress(&a, m)
-	buf = st.p.appendResponse(buf, &a)
+	body, z, vary := st.p.compress(m, status, resp.ContentType, resp.Header, resp.Body)
+	buf = st.p.appendResponse(buf, &answer{
+		status: status, ctype: resp.ContentType, header: resp.Header, body: body,
+		head: m&mHead != 0, keep: keep, date: date[:], vary: vary, gzip: z != nil,
+	})
 	if z != nil {
 		st.p.putGzipper(z)
 	}
