@@ -20,8 +20,9 @@ type CompressOptions struct {
 	Level int
 	// Types are the content types worth compressing, as prefixes of the
 	// response's Content-Type compared case-insensitively ("text/"
-	// matches "text/html; charset=utf-8"); nil means
-	// DefaultCompressTypes.
+	// matches "text/html; charset=utf-8"); nil means "text/",
+	// "application/json", "application/javascript", "application/xml"
+	// and "image/svg+xml".
 	Types []string
 }
 
@@ -34,8 +35,8 @@ const DefaultCompressMinSize = 1 << 10
 // BenchmarkCompress).
 const DefaultCompressLevel = gzip.BestSpeed
 
-// DefaultCompressTypes is the default CompressOptions.Types.
-var DefaultCompressTypes = []string{
+// defaultCompressTypes is the default CompressOptions.Types.
+var defaultCompressTypes = [...]string{
 	"text/",
 	"application/json",
 	"application/javascript",
@@ -63,7 +64,7 @@ func (o *CompressOptions) level() int {
 func (o *CompressOptions) compressible(ctype string) bool {
 	types := o.Types
 	if types == nil {
-		types = DefaultCompressTypes
+		types = defaultCompressTypes[:]
 	}
 	for _, t := range types {
 		if len(ctype) >= len(t) && equalFoldString(ctype[:len(t)], t) {
