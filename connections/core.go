@@ -625,15 +625,7 @@ func (c *base) Close() error {
 		c.mu.Unlock()
 		return nil
 	}
-	c.setFlag(fClosing)
-	if c.queuedLocked() > 0 {
-		c.ops.flushDeadline()
-	}
-	deferred := c.dispatching > 0
-	c.mu.Unlock()
-	if !deferred {
-		c.ops.kick()
-	}
+	c.closingUnlock()
 	return nil
 }
 
@@ -653,6 +645,14 @@ func (c *base) inputEnded() {
 		c.mu.Unlock()
 		return
 	}
+	c.closingUnlock()
+}
+
+// closingUnlock marks c closing, bounds its wait for a peer that does not
+// read what is queued, releases mu and has what is queued written (by the
+// dispatcher, when one runs, as it finishes) before the socket closes. mu
+// is held.
+func (c *base) closingUnlock() {
 	c.setFlag(fClosing)
 	if c.queuedLocked() > 0 {
 		c.ops.flushDeadline()

@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -167,4 +168,27 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLoadFieldsAtTopLevel: a worker's Load stands at the top level of
+// both WorkerStats and Worker in JSON, as the fields did before Load was
+// shared, so that masters of two versions (during a reload) read each
+// other's status.
+func TestLoadFieldsAtTopLevel(t *testing.T) {
+	load := Load{Connections: 3, Requests: 7, Timers: 2, Cluster: &NodeStats{Name: "n"}}
+	for _, v := range []any{WorkerStats{PID: 1, Load: load}, Worker{ID: 1, Load: load}} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		for key, want := range map[string]string{"connections": "3", "requests": "7", "timers": "2", "cluster": `{"name":"n"`} {
+			if got := string(m[key]); !strings.HasPrefix(got, want) {
+				t.Errorf("%T: %q = %s, want %s…", v, key, got, want)
+			}
+		}
+	}
 }

@@ -46,8 +46,16 @@ type DrainRequest struct {
 
 // WorkerStats is what a worker reports about itself.
 type WorkerStats struct {
-	PID         int     `json:"pid"`
-	State       string  `json:"state"`
+	PID   int    `json:"pid"`
+	State string `json:"state"`
+	Load
+	Goroutines int `json:"goroutines"`
+}
+
+// Load is a worker's traffic and resources, reported in WorkerStats and
+// passed on in its Worker entry of a Status (the fields stand at the top
+// level of both in JSON).
+type Load struct {
 	Connections int64   `json:"connections"`
 	Accepted    uint64  `json:"accepted"`
 	Requests    uint64  `json:"requests"`
@@ -57,8 +65,7 @@ type WorkerStats struct {
 	Errors      uint64  `json:"errors"`
 	MemoryBytes uint64  `json:"memory_bytes"`
 	// Timers is the number of user timers (Goer.AddTimer) pending.
-	Timers     int `json:"timers"`
-	Goroutines int `json:"goroutines"`
+	Timers int `json:"timers"`
 	// Cluster is the worker's cluster Node (nil without a cluster).
 	Cluster *NodeStats `json:"cluster,omitempty"`
 }
@@ -145,24 +152,14 @@ type Worker struct {
 	Name  string `json:"name"`
 	// Listen is "network://address" with the address the socket is bound
 	// to: the port the system chose when the config asks for port 0.
-	Listen      string    `json:"listen"`
-	Transport   string    `json:"transport"`
-	Protocol    string    `json:"protocol"`
-	State       string    `json:"state"`
-	StartedAt   time.Time `json:"started_at"`
-	Connections int64     `json:"connections"`
-	Accepted    uint64    `json:"accepted"`
-	Requests    uint64    `json:"requests"`
-	QPS         float64   `json:"qps"`
-	BytesIn     uint64    `json:"bytes_in"`
-	BytesOut    uint64    `json:"bytes_out"`
-	Errors      uint64    `json:"errors"`
-	MemoryBytes uint64    `json:"memory_bytes"`
-	Timers      int       `json:"timers"`
-	ExitCount   int       `json:"exit_count"`
-	// Cluster is the worker's cluster Node (nil without a cluster).
-	Cluster  *NodeStats `json:"cluster,omitempty"`
-	LastExit string     `json:"last_exit,omitempty"`
+	Listen    string    `json:"listen"`
+	Transport string    `json:"transport"`
+	Protocol  string    `json:"protocol"`
+	State     string    `json:"state"`
+	StartedAt time.Time `json:"started_at"`
+	Load
+	ExitCount int    `json:"exit_count"`
+	LastExit  string `json:"last_exit,omitempty"`
 }
 
 // ReloadRequest asks for a reload; Graceful lets the old workers drain

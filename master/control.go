@@ -315,10 +315,7 @@ func (m *master) gatherStatus(snap snapshot, others []string) ipc.Status {
 			if err != nil {
 				return
 			}
-			e.w.Connections, e.w.Accepted, e.w.Requests, e.w.QPS = st.Connections, st.Accepted, st.Requests, st.QPS
-			e.w.BytesIn, e.w.BytesOut, e.w.Errors = st.BytesIn, st.BytesOut, st.Errors
-			e.w.MemoryBytes, e.w.Timers = st.MemoryBytes, st.Timers
-			e.w.Cluster = st.Cluster
+			e.w.Load = st.Load
 		}()
 	}
 	wg.Wait()

@@ -318,19 +318,21 @@ func (w *worker) stats() ipc.WorkerStats {
 		cl = w.o.Cluster()
 	}
 	return ipc.WorkerStats{
-		Cluster:     cl,
-		PID:         os.Getpid(),
-		State:       w.state.Load().(string),
-		Connections: st.Connections,
-		Accepted:    st.Accepted,
-		Requests:    st.Requests,
-		QPS:         float64frombits(w.qps.Load()),
-		BytesIn:     st.BytesIn,
-		BytesOut:    st.BytesOut,
-		Errors:      st.Errors,
-		MemoryBytes: memoryBytes(),
-		Timers:      timers,
-		Goroutines:  runtime.NumGoroutine(),
+		PID:   os.Getpid(),
+		State: w.state.Load().(string),
+		Load: ipc.Load{
+			Connections: st.Connections,
+			Accepted:    st.Accepted,
+			Requests:    st.Requests,
+			QPS:         float64frombits(w.qps.Load()),
+			BytesIn:     st.BytesIn,
+			BytesOut:    st.BytesOut,
+			Errors:      st.Errors,
+			MemoryBytes: memoryBytes(),
+			Timers:      timers,
+			Cluster:     cl,
+		},
+		Goroutines: runtime.NumGoroutine(),
 	}
 }
 
