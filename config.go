@@ -115,6 +115,11 @@ type ListenerConfig struct {
 	MaxSendBufferSize int `json:"max_send_buffer_size,omitempty"`
 	// IdleTimeout closes connections idle this long.
 	IdleTimeout Duration `json:"idle_timeout,omitempty"`
+	// CallbackGoroutines runs the connection callbacks on a pool of that
+	// many goroutines per worker instead of on the event loops, for
+	// handlers that block (see Goer.CallbackGoroutines; default 0: on
+	// the loops).
+	CallbackGoroutines int `json:"callback_goroutines,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s").

@@ -52,8 +52,22 @@ import (
 )
 
 // Goer is one listener and the workers that serve it. Settings are plain
-// fields whose zero value works; set them before RunAll. Callbacks run in
-// the worker processes.
+// fields whose zero value works; set them before RunAll.
+//
+// Callbacks run in the worker processes. The connection callbacks
+// (OnConnect, OnMessage, OnClose, OnError, OnBufferFull, OnBufferDrain)
+// of one connection never run concurrently with each other; those of
+// different connections may. By default they run on the event loop that
+// serves the connection (TCP and Unix listeners on Linux: a few loops per
+// worker, each serving many connections), so they must not block: a
+// callback that waits (a database query, a sleep, a lock held elsewhere)
+// stalls every connection of its loop. Hand blocking work to a goroutine
+// of your own and Send from there (Send is safe from any goroutine and
+// never blocks), or set CallbackGoroutines to run the callbacks on a pool
+// of goroutines instead. TLS connections run on a goroutine each, so
+// their callbacks stall only themselves; the datagrams of a UDP listener
+// are read and handled by one goroutine per worker, so a blocking
+// OnMessage there holds up the worker's datagrams either way.
 type Goer struct {
 	// Name shows in status and logs (default: the listen address).
 	Name string
@@ -85,6 +99,15 @@ type Goer struct {
 	Heartbeat time.Duration
 	// HeartbeatData is what Heartbeat sends.
 	HeartbeatData []byte
+	// CallbackGoroutines, when > 0, runs the connection callbacks of TCP
+	// and Unix listeners on a pool of at most that many goroutines per
+	// worker instead of on the event loop, so that a callback that
+	// blocks stalls only its own connection (whose reading pauses until
+	// it returns) while the loop serves the others; the callbacks of one
+	// connection still never overlap. Default 0: callbacks run on the
+	// loop, the fastest way, and must not block (see Goer). Config file:
+	// "callback_goroutines".
+	CallbackGoroutines int
 	// StopTimeout bounds a graceful stop or reload drain (default 30 s).
 	StopTimeout time.Duration
 	// Version is the program's version, shown by --version and status
@@ -103,18 +126,26 @@ type Goer struct {
 
 	// OnWorkerStart runs in each worker before it accepts.
 	OnWorkerStart func(g *Goer)
-	// OnConnect runs when a stream connection is accepted.
+	// OnConnect runs when a stream connection is accepted, on its event
+	// loop (or the callback pool): it must not block (see Goer).
 	OnConnect func(c connections.Connection)
 	// OnMessage runs for every message; data is valid until it returns.
+	// It runs on the connection's event loop (or the callback pool) and
+	// must not block: see Goer and CallbackGoroutines.
 	OnMessage func(c connections.Connection, data []byte)
-	// OnClose runs when a stream connection is gone.
+	// OnClose runs when a stream connection is gone, on its event loop
+	// (or the callback pool); it must not block.
 	OnClose func(c connections.Connection)
 	// OnError runs when a send is dropped, input is malformed or a
-	// callback panics.
+	// callback panics: on the connection's event loop, or on the
+	// goroutine whose Send failed. It must not block.
 	OnError func(c connections.Connection, err error)
-	// OnBufferFull runs when a send buffer reaches MaxSendBufferSize.
+	// OnBufferFull runs when a send buffer reaches MaxSendBufferSize, on
+	// the goroutine that sent; it must not block.
 	OnBufferFull func(c connections.Connection)
-	// OnBufferDrain runs when a full send buffer has been written out.
+	// OnBufferDrain runs when a full send buffer has been written out, on
+	// the connection's event loop (or the callback pool); it must not
+	// block.
 	OnBufferDrain func(c connections.Connection)
 	// OnWorkerStop runs in each worker when it stops.
 	OnWorkerStop func(g *Goer)
@@ -269,14 +300,15 @@ func (g *Goer) connConfig() connections.Config {
 		}
 	}
 	return connections.Config{
-		Protocol:          g.Protocol,
-		Transport:         g.Transport,
-		MaxPackageSize:    g.MaxPackageSize,
-		MaxSendBufferSize: g.MaxSendBufferSize,
-		IdleTimeout:       g.IdleTimeout,
-		Heartbeat:         g.Heartbeat,
-		HeartbeatData:     g.HeartbeatData,
-		Wheel:             g.wheel, // the worker's, set before connConfig
+		Protocol:           g.Protocol,
+		Transport:          g.Transport,
+		MaxPackageSize:     g.MaxPackageSize,
+		MaxSendBufferSize:  g.MaxSendBufferSize,
+		IdleTimeout:        g.IdleTimeout,
+		Heartbeat:          g.Heartbeat,
+		HeartbeatData:      g.HeartbeatData,
+		CallbackGoroutines: g.CallbackGoroutines,
+		Wheel:              g.wheel, // the worker's, set before connConfig
 		Handler: connections.Handler{
 			OnConnect:     onConnect,
 			OnMessage:     g.OnMessage,

@@ -2,8 +2,13 @@ package goes
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/protocols/frame"
+	"github.com/goes-project/goes/protocols/text"
+	"github.com/goes-project/goes/protocols/websocket"
 )
 
 // ErrNotInWorker is returned by the calls that need a worker process
@@ -11,19 +16,20 @@ import (
 var ErrNotInWorker = errors.New("goes: not in a worker (call from OnWorkerStart or a callback)")
 
 // NewAsyncConnection returns an outgoing connection from this worker to
-// uri (workerman's AsyncTcpConnection): "tcp://", "tls://", "unix://",
-// "text://", "frame://", "ws://" or "wss://"; or, as workerman's
-// AsyncUdpConnection, "udp://" (raw datagrams or cfg.Protocol; "text://"
-// and "frame://" with cfg.Transport "udp" too), one datagram per message
-// (see connections.Client). It has the Connection API
-// and the events of accepted connections (cfg's Handler) and is not
-// connected until its Connect method is called; Reconnect after a delay,
-// and connections.Pipe to forward between it and another connection with
-// backpressure. Its id carries this worker's route, and it logs to the
-// worker's logger (cfg's IDBase and Logger are overwritten); its timeouts
-// run on the worker's timer wheel unless cfg.Wheel says otherwise. It lives as
-// long as the worker process unless closed. Call it in a worker: from
-// OnWorkerStart or any callback. Safe for concurrent use.
+// uri (workerman's AsyncTcpConnection), as NewClient does: "tcp://",
+// "tls://", "unix://", "text://", "frame://", "ws://" or "wss://"; or, as
+// workerman's AsyncUdpConnection, "udp://" (raw datagrams or
+// cfg.Protocol; "text://" and "frame://" with cfg.Transport "udp" too),
+// one datagram per message (see connections.Client). It has the
+// Connection API and the events of accepted connections (cfg's Handler)
+// and is not connected until its Connect method is called; Reconnect
+// after a delay, and connections.Pipe to forward between it and another
+// connection with backpressure. Its id carries this worker's route, and
+// it logs to the worker's logger (cfg's IDBase and Logger are
+// overwritten); its timeouts run on the worker's timer wheel unless
+// cfg.Wheel says otherwise. It lives as long as the worker process unless
+// closed. Call it in a worker: from OnWorkerStart or any callback. Safe
+// for concurrent use.
 func (g *Goer) NewAsyncConnection(uri string, cfg connections.ClientConfig) (*connections.Client, error) {
 	if g.wheel == nil {
 		return nil, ErrNotInWorker
@@ -32,6 +38,59 @@ func (g *Goer) NewAsyncConnection(uri string, cfg connections.ClientConfig) (*co
 	if cfg.Wheel == nil {
 		cfg.Wheel = g.wheel // its timeouts run on the worker's clock
 	}
-	cfg.Logger = g.log.With().Str("uri", uri).Logger()
+	cfg.Logger = g.log
+	return NewClient(uri, cfg)
+}
+
+// NewClient returns an outgoing connection to uri, not yet connected (call
+// its Connect), outside a worker or in one (Goer.NewAsyncConnection adds
+// the worker's route, logger and timer wheel). It is connections.NewClient
+// with the protocol URIs on top:
+//
+//   - tcp://host:port, tls://host:port (ssl://), unix:///path and
+//     udp://host:port name a transport; the protocol is cfg.Protocol
+//     (nil: raw bytes);
+//   - text://host:port and frame://host:port speak that protocol over TCP
+//     (over UDP with cfg.Transport "udp"); a cfg.Protocol wins;
+//   - ws://host[:port][/path][?query] and wss://... open a WebSocket with
+//     the default client settings (websocket.NewClientFor): messages sent
+//     before the server's 101 answer are queued, cfg.OnOpen runs once it
+//     came. cfg.Protocol must be nil; for subprotocols, compression, an
+//     Origin or extra header fields, build the websocket.Client with
+//     websocket.NewClientFor and pass its transport URI and the Client
+//     as cfg.Protocol.
+//
+// http:// has no client here (use net/http). A URI it cannot use fails
+// with an error wrapping connections.ErrBadURI.
+func NewClient(uri string, cfg connections.ClientConfig) (*connections.Client, error) {
+	scheme, rest, ok := strings.Cut(uri, "://")
+	if !ok {
+		return connections.NewClient(uri, cfg) // it says what is wrong
+	}
+	switch strings.ToLower(scheme) {
+	case "text":
+		if cfg.Protocol == nil {
+			cfg.Protocol = text.NewTextProtocol()
+		}
+		return connections.NewClient("tcp://"+rest, cfg)
+	case "frame":
+		if cfg.Protocol == nil {
+			cfg.Protocol = frame.NewFrameProtocol()
+		}
+		return connections.NewClient("tcp://"+rest, cfg)
+	case "ws", "wss", "websocket":
+		if cfg.Protocol != nil {
+			return nil, fmt.Errorf("%w: %q: ws:// and wss:// set up their own protocol; "+
+				"for options give websocket.NewClientFor's transport URI and Client instead", connections.ErrBadURI, uri)
+		}
+		transport, ws, err := websocket.NewClientFor(uri)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", connections.ErrBadURI, err)
+		}
+		cfg.Protocol = ws
+		return connections.NewClient(transport, cfg)
+	case "http", "https":
+		return nil, fmt.Errorf("%w: %q: the http protocol has no client side here; use net/http", connections.ErrBadURI, uri)
+	}
 	return connections.NewClient(uri, cfg)
 }

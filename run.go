@@ -178,6 +178,9 @@ func (g *Goer) apply(lc ListenerConfig) error {
 	if lc.IdleTimeout > 0 {
 		g.IdleTimeout = time.Duration(lc.IdleTimeout)
 	}
+	if lc.CallbackGoroutines > 0 {
+		g.CallbackGoroutines = lc.CallbackGoroutines
+	}
 	return nil
 }
 

@@ -19,7 +19,7 @@ import (
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/ipc"
 	"github.com/goes-project/goes/master"
-	"github.com/goes-project/goes/protocols/websocket"
+	"github.com/goes-project/goes/protocols"
 	"github.com/goes-project/goes/timer"
 	"github.com/goes-project/goes/worker"
 )
@@ -176,10 +176,11 @@ func countWorkers(ls []master.Listener) int {
 }
 
 // goingAway tells a connection that outlived a drain that the server
-// goes away: WebSocket peers get close code 1001.
+// goes away, when its protocol has a way to say so
+// (protocols.GoingAwayer: WebSocket peers get close code 1001).
 func goingAway(c connections.Connection) {
-	if p := c.Protocol(); p != nil && p.Name() == "websocket" {
-		websocket.Close(c, websocket.CloseGoingAway, "server going away")
+	if p, ok := c.Protocol().(protocols.GoingAwayer); ok {
+		p.GoingAway(c)
 	}
 }
 

@@ -13,8 +13,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/protocols"
-	"github.com/goes-project/goes/protocols/http"
-	"github.com/goes-project/goes/protocols/websocket"
 )
 
 // DefaultDialTimeout bounds a Client's connect, TLS handshake included,
@@ -23,8 +21,8 @@ const DefaultDialTimeout = 10 * time.Second
 
 // Errors of outgoing connections.
 var (
-	// ErrBadURI: NewClient cannot use the URI (unknown scheme, no port,
-	// a path on a scheme that takes none, ...).
+	// ErrBadURI: NewClient cannot use the URI (a protocol or unknown
+	// scheme, no port, a path, ...).
 	ErrBadURI = errors.New("connections: bad client uri")
 	// ErrConnectFailed is wrapped by the *ConnectError a Client reports to
 	// OnError when it cannot connect.
@@ -51,16 +49,16 @@ func (e *ConnectError) Unwrap() []error { return []error{ErrConnectFailed, e.Err
 // ClientConfig describes an outgoing connection.
 type ClientConfig struct {
 	// Config gives the protocol, the callbacks and the limits, as for a
-	// listener. Protocol nil means the URI scheme's (none for tcp://, tls://,
-	// unix:// and udp://); it must be nil for ws:// and wss://, whose
-	// protocol is set up from WebSocket. The Handler's callbacks receive the
-	// *Client. Transport is set from the URI, except that "udp" makes a
-	// tcp://, text:// or frame:// URI a UDP client with that scheme's
-	// protocol (as NewGoer's transport argument does for listeners). Engine
-	// must be EngineAuto or EngineStd: a Client runs on the standard engine
-	// (one goroutine while connected).
+	// listener. Protocol nil means raw bytes. A protocol that implements
+	// protocols.ClientHandshaker (the WebSocket client, websocket.Client)
+	// opens every connection with its handshake (see Client); it needs a
+	// stream transport. The Handler's callbacks receive the *Client.
+	// Transport is set from the URI, except that "udp" makes a tcp:// URI
+	// a UDP client (as NewGoer's transport argument does for listeners).
+	// Engine must be EngineAuto or EngineStd: a Client runs on the
+	// standard engine (one goroutine while connected).
 	Config
-	// TLSConfig is used for tls:// and wss://; nil means the system roots.
+	// TLSConfig is used for tls://; nil means the system roots.
 	// ServerName defaults to the URI's host.
 	TLSConfig *tls.Config
 	// Dialer, when set, is copied for every attempt (local address,
@@ -69,27 +67,12 @@ type ClientConfig struct {
 	// DialTimeout bounds one connect attempt, TLS handshake included
 	// (default DefaultDialTimeout).
 	DialTimeout time.Duration
-	// WebSocket configures ws:// and wss://.
-	WebSocket WebSocketOptions
-}
-
-// WebSocketOptions configure a Client's WebSocket side.
-type WebSocketOptions struct {
-	Origin       string       // Origin field, omitted when empty
-	Subprotocols []string     // offered, most preferred first
-	Header       []http.Field // extra handshake fields
-	// Compression offers permessage-deflate when Enabled.
-	Compression websocket.Compression
-	// MaxMessageSize caps a received message (default: MaxPackageSize).
-	MaxMessageSize int
-	// CloseTimeout bounds the wait for the server's close frame after
-	// websocket.Close (default websocket.DefaultCloseTimeout).
-	CloseTimeout time.Duration
-	// Binary makes Send send binary frames instead of text.
-	Binary bool
-	// OnOpen runs once the server's 101 answer checks out, on the
-	// connection's goroutine like the other callbacks, after the messages
-	// sent before it were queued (workerman's onWebSocketConnect).
+	// OnOpen, when set, runs once per connection when it is ready for
+	// messages, after OnConnect, on the connection's goroutine like the
+	// other callbacks: at once for a protocol without an opening
+	// handshake; for a protocols.ClientHandshaker once the peer accepted
+	// the handshake (WebSocket: the server's 101 answer, workerman's
+	// onWebSocketConnect), after the messages sent before it were queued.
 	OnOpen func(c Connection)
 }
 
@@ -117,13 +100,14 @@ var clientSeq atomic.Uint32
 // the connection closes, or, when connecting failed, after OnError with a
 // *ConnectError (errors.Is ErrConnectFailed). A Client closed before it
 // ever connected gets its OnClose too. OnClose is where Reconnect is
-// usually called. For ws:// and wss://, OnConnect runs once TCP (and TLS)
-// is up and WebSocketOptions.OnOpen once the server accepted the upgrade;
-// a refused upgrade is reported to OnError (errors.Is
-// websocket.ErrHandshake) and the connection closes.
+// usually called. With a protocol that has an opening handshake
+// (protocols.ClientHandshaker, such as websocket.Client), OnConnect runs
+// once the transport is up and ClientConfig.OnOpen once the peer accepted
+// the handshake; a refused handshake is reported to OnError (the
+// protocol's error: websocket.ErrHandshake) and the connection closes.
 //
-// Sends made before the connection is up (and, for WebSocket, before the
-// upgrade is accepted) are queued, up to MaxSendBufferSize bytes, and sent
+// Sends made before the connection is up (and, with a handshake, before
+// it completes) are queued, up to MaxSendBufferSize bytes, and sent
 // in order when it is; they are dropped if the attempt fails. Sends after
 // Close or once closed fail with ErrClosed.
 //
@@ -133,7 +117,7 @@ var clientSeq atomic.Uint32
 // OnBufferFull run on the sender's goroutine, as for server connections).
 // State and SetState are the protocol's and follow the protocols.Conn rule.
 //
-// UDP (udp://, or text:// and frame:// with Transport "udp"; workerman's
+// UDP (udp://, or tcp:// with Transport "udp"; workerman's
 // AsyncUdpConnection): Connect makes a connected UDP socket (no packet is
 // sent), so only the peer's datagrams are received; OnConnect runs once
 // it is ready. Each Send is encoded and written at once, on the caller's
@@ -161,9 +145,8 @@ var clientSeq atomic.Uint32
 type Client struct {
 	uri    string
 	t      target
-	cfg    ClientConfig // with defaults; cfg.Protocol set
-	ws     *websocket.Protocol
-	wsReq  websocket.ClientRequest
+	cfg    ClientConfig               // with defaults
+	hs     protocols.ClientHandshaker // cfg.Protocol's, if it has one
 	tlsCfg *tls.Config
 	srv    *Server // runs the Client's connections
 	user   Handler // cfg.Handler behind the pipe hooks
@@ -203,21 +186,17 @@ type Client struct {
 	bytesOut uint64
 }
 
-type pending struct {
-	n   int
-	raw bool
-}
-
 var _ Connection = (*Client)(nil)
 
 // NewClient returns a Client for uri, not yet connected; call Connect.
-// URIs: tcp://host:port (raw bytes, or cfg.Protocol), tls://host:port
-// (also ssl://), text://host:port, frame://host:port,
-// ws://host[:port][/path][?query], wss://..., unix:///path, and
-// udp://host:port (raw datagrams, or cfg.Protocol; text:// and frame://
-// with cfg.Transport "udp" also give a UDP client: see the Client doc's
-// UDP section). It fails with ErrBadURI for a URI it cannot use and
-// ErrEngineUnsupported for EngineEpoll.
+// URIs name the transport: tcp://host:port, tls://host:port (also
+// ssl://), unix:///path and udp://host:port (see the Client doc's UDP
+// section; tcp:// with cfg.Transport "udp" is the same). The protocol is
+// cfg.Protocol (nil: raw bytes). Protocol URIs (text://, frame://, ws://,
+// wss://) are mapped to a transport URI and a protocol one level up, by
+// goes.NewClient (and websocket.NewClientFor). It fails with ErrBadURI
+// for a URI it cannot use, a protocol URI, or a protocol with an opening
+// handshake over udp, and with ErrEngineUnsupported for EngineEpoll.
 func NewClient(uri string, cfg ClientConfig) (*Client, error) {
 	t, err := parseTarget(uri)
 	if err != nil {
@@ -230,21 +209,11 @@ func NewClient(uri string, cfg ClientConfig) (*Client, error) {
 		return nil, fmt.Errorf("connections: client %s: engine %q: %w", uri, cfg.Engine, ErrEngineUnsupported)
 	}
 	cl := &Client{uri: uri, t: t, born: time.Now()}
-	if t.ws {
-		if cfg.Protocol != nil {
-			return nil, fmt.Errorf("%w: %q: ws:// and wss:// set up their own protocol; configure it with ClientConfig.WebSocket", ErrBadURI, uri)
+	if hs, ok := cfg.Protocol.(protocols.ClientHandshaker); ok {
+		if t.network == "udp" {
+			return nil, fmt.Errorf("%w: %q: protocol %s opens with a handshake and needs a stream transport", ErrBadURI, uri, cfg.Protocol.Name())
 		}
-		o := cfg.WebSocket
-		p := websocket.NewClient()
-		p.Compression = o.Compression
-		p.MaxMessageSize = o.MaxMessageSize
-		p.CloseTimeout = o.CloseTimeout
-		p.OnOpen = cl.wsOpened
-		cl.ws = p
-		cl.wsReq = websocket.ClientRequest{Host: t.host, Path: t.path, Origin: o.Origin, Subprotocols: o.Subprotocols, Header: o.Header}
-		cfg.Protocol = p
-	} else if cfg.Protocol == nil {
-		cfg.Protocol = t.proto
+		cl.hs = hs
 	}
 	if t.transport == "tls" {
 		cl.tlsCfg = cfg.TLSConfig.Clone()
@@ -416,45 +385,6 @@ func (cl *Client) endLocked() {
 	cl.wakeQueueWaitersLocked()
 }
 
-// wakeQueueWaitersLocked releases the goroutines waiting in waitDrained
-// for the queue to clear. mu is held.
-func (cl *Client) wakeQueueWaitersLocked() {
-	if cl.pdrain != nil {
-		close(cl.pdrain)
-		cl.pdrain = nil
-	}
-}
-
-// WaitDrained is the function WaitDrained for a Client: it waits on the
-// Client's connection once it is ready, on its queue before.
-func (cl *Client) WaitDrained(ctx context.Context) error {
-	for {
-		cl.mu.Lock()
-		switch {
-		case cl.st == clientClosed || cl.closeReq || cl.destroy:
-			cl.mu.Unlock()
-			return ErrClosed
-		case cl.ready:
-			in := cl.cur
-			cl.mu.Unlock()
-			return in.WaitDrained(ctx)
-		case !cl.pfull:
-			cl.mu.Unlock()
-			return nil
-		}
-		if cl.pdrain == nil {
-			cl.pdrain = make(chan struct{})
-		}
-		ch := cl.pdrain
-		cl.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
 // report runs OnError (when err is set) and OnClose of an attempt that
 // never connected or of a Client closed before connecting.
 func (cl *Client) report(err error) {
@@ -485,7 +415,8 @@ func (cl *Client) onBufferFull() {
 }
 
 // connected is the connection's OnConnect: the Client takes it, starts
-// the WebSocket handshake or sends the queue, and runs OnConnect.
+// the protocol's opening handshake or sends the queue, and runs OnConnect
+// (and OnOpen when there is no handshake).
 func (cl *Client) connected(c Connection) {
 	in := c.(*stdConn)
 	cl.mu.Lock()
@@ -503,13 +434,10 @@ func (cl *Client) connected(c Connection) {
 	cl.mu.Unlock()
 	cl.cb.Lock()
 	defer cl.cb.Unlock()
-	if cl.ws != nil {
-		if err := cl.ws.StartClient(in, cl.wsReq); err != nil {
+	if cl.hs != nil {
+		if err := cl.hs.StartClient(in, func() { cl.opened(in) }); err != nil {
 			in.fail(err)
 			return
-		}
-		if cl.cfg.WebSocket.Binary {
-			websocket.SetBinary(in, true)
 		}
 	} else {
 		cl.flushQueue(in)
@@ -517,56 +445,24 @@ func (cl *Client) connected(c Connection) {
 	if h := cl.user.OnConnect; h != nil {
 		h(cl)
 	}
+	if cl.hs == nil && !in.gone() {
+		cl.onOpen()
+	}
 }
 
-// wsOpened is the WebSocket protocol's OnOpen: the upgrade was accepted.
-func (cl *Client) wsOpened(c protocols.Conn) {
-	in, ok := c.(*stdConn)
-	if !ok {
-		return
-	}
+// opened is what a ClientHandshaker protocol calls, from Decode on in's
+// goroutine, once the peer accepted the handshake: the queue goes out,
+// then OnOpen runs.
+func (cl *Client) opened(in clientConn) {
 	cl.flushQueue(in)
-	if h := cl.cfg.WebSocket.OnOpen; h != nil {
-		h(cl)
-	}
+	cl.onOpen()
 }
 
-// flushQueue sends what was queued before in was ready, then lets sends
-// through; it runs on in's dispatcher, so they are written when it ends.
-func (cl *Client) flushQueue(in clientConn) {
-	for {
-		cl.mu.Lock()
-		if cl.cur != in {
-			cl.mu.Unlock()
-			return
-		}
-		if len(cl.pmsgs) == 0 {
-			cl.ready = true
-			cl.flushing = false
-			owed := cl.pfull
-			cl.pfull = false
-			cl.wakeQueueWaitersLocked()
-			closing := cl.closeReq
-			cl.mu.Unlock()
-			switch {
-			case closing:
-				in.Close()
-			case owed && !in.sendFull():
-				// The queue was full and is now in the connection's
-				// buffer with room to spare: the drain is due now.
-				cl.user.OnBufferDrain(cl)
-			}
-			return
-		}
-		buf, msgs := cl.pbuf, cl.pmsgs
-		cl.pbuf, cl.pmsgs = nil, nil
-		cl.flushing = true
-		cl.mu.Unlock()
-		off := 0
-		for _, m := range msgs {
-			in.send(buf[off:off+m.n], "", m.raw)
-			off += m.n
-		}
+// onOpen runs ClientConfig.OnOpen on the connection's goroutine; a panic
+// in it is a panic in a callback, as for OnConnect.
+func (cl *Client) onOpen() {
+	if h := cl.cfg.OnOpen; h != nil {
+		h(cl)
 	}
 }
 
@@ -600,55 +496,6 @@ func (cl *Client) ended(again bool, after time.Duration) {
 		}
 		cl.mu.Unlock()
 	}
-}
-
-// Send path.
-
-// Send encodes data with the Client's protocol and queues it, as for a
-// server connection; before the connection is ready it is queued on the
-// Client. Safe for concurrent use; never blocks.
-func (cl *Client) Send(data string, raw bool) error { return cl.send(nil, data, raw) }
-
-// SendBytes is Send for a byte slice; data may be reused once it returns.
-func (cl *Client) SendBytes(data []byte, raw bool) error { return cl.send(data, "", raw) }
-
-// WriteRaw queues b as is. Safe for concurrent use.
-func (cl *Client) WriteRaw(b []byte) error { return cl.send(b, "", true) }
-
-func (cl *Client) send(b []byte, s string, raw bool) error {
-	cl.mu.Lock()
-	switch {
-	case cl.st == clientClosed || cl.closeReq || cl.destroy:
-		cl.mu.Unlock()
-		return ErrClosed
-	case cl.ready:
-		in := cl.cur
-		cl.mu.Unlock()
-		return in.send(b, s, raw)
-	}
-	limit := cl.cfg.MaxSendBufferSize
-	if len(cl.pbuf) >= limit {
-		cl.mu.Unlock()
-		cl.srv.errs.Add(1)
-		cl.onError(ErrSendBufferFull)
-		return ErrSendBufferFull
-	}
-	n := len(cl.pbuf)
-	if b != nil {
-		cl.pbuf = append(cl.pbuf, b...)
-	} else {
-		cl.pbuf = append(cl.pbuf, s...)
-	}
-	cl.pmsgs = append(cl.pmsgs, pending{n: len(cl.pbuf) - n, raw: raw})
-	full := !cl.pfull && len(cl.pbuf) >= limit
-	if full {
-		cl.pfull = true
-	}
-	cl.mu.Unlock()
-	if full {
-		cl.onBufferFull()
-	}
-	return nil
 }
 
 // Close closes the connection once what is queued has been written; while
@@ -738,168 +585,4 @@ func (cl *Client) stopLocked() {
 		cl.timer = nil
 	}
 	cl.endLocked()
-}
-
-// Connection methods.
-
-// ID is the Client's id, the same across reconnections: the IDBase bits,
-// bit 31 set and a sequence. Safe for concurrent use.
-func (cl *Client) ID() uint64 { return cl.id }
-
-// LocalAddr is the connection's local address, or an empty address of the
-// URI's network while there is no connection. Safe for concurrent use.
-func (cl *Client) LocalAddr() net.Addr {
-	if in := cl.conn(); in != nil {
-		return in.LocalAddr()
-	}
-	switch cl.t.network {
-	case "unix":
-		return &net.UnixAddr{Net: "unix"}
-	case "udp":
-		return &net.UDPAddr{}
-	}
-	return &net.TCPAddr{}
-}
-
-// RemoteAddr is the peer's address, or the URI's while there is no
-// connection. Safe for concurrent use.
-func (cl *Client) RemoteAddr() net.Addr {
-	if in := cl.conn(); in != nil {
-		return in.RemoteAddr()
-	}
-	return clientAddr{network: cl.t.network, addr: cl.t.addr}
-}
-
-// Transport is "tcp", "tls", "unix" or "udp". Safe for concurrent use.
-func (cl *Client) Transport() string { return cl.cfg.Transport }
-
-// Protocol is the Client's protocol, nil for raw bytes. Safe for concurrent use.
-func (cl *Client) Protocol() protocols.Protocol { return cl.cfg.Protocol }
-
-// PauseRecv stops reading, also from connections made later. Safe for
-// concurrent use.
-func (cl *Client) PauseRecv() {
-	cl.mu.Lock()
-	cl.paused = true
-	if cl.cur != nil {
-		cl.cur.PauseRecv()
-	}
-	cl.mu.Unlock()
-}
-
-// ResumeRecv undoes PauseRecv. Safe for concurrent use.
-func (cl *Client) ResumeRecv() {
-	cl.mu.Lock()
-	cl.paused = false
-	if cl.cur != nil {
-		cl.cur.ResumeRecv()
-	}
-	cl.mu.Unlock()
-}
-
-// BytesRead counts the bytes received over all connections. Safe for concurrent use.
-func (cl *Client) BytesRead() uint64 {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	n := cl.bytesIn
-	if cl.cur != nil {
-		n += cl.cur.BytesRead()
-	}
-	return n
-}
-
-// BytesWritten counts the bytes written over all connections. Safe for concurrent use.
-func (cl *Client) BytesWritten() uint64 {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	n := cl.bytesOut
-	if cl.cur != nil {
-		n += cl.cur.BytesWritten()
-	}
-	return n
-}
-
-// SendBufferLen counts the bytes queued on the Client and on its
-// connection. Safe for concurrent use.
-func (cl *Client) SendBufferLen() int {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	n := len(cl.pbuf)
-	if cl.cur != nil {
-		n += cl.cur.SendBufferLen()
-	}
-	return n
-}
-
-// CreatedAt is when NewClient made the Client. Safe for concurrent use.
-func (cl *Client) CreatedAt() time.Time { return cl.born }
-
-// Context returns the value stored with SetContext; it survives
-// reconnections. Safe for concurrent use.
-func (cl *Client) Context() any {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	return cl.userCtx
-}
-
-// SetContext stores a user value with the Client. Safe for concurrent use.
-func (cl *Client) SetContext(v any) {
-	cl.mu.Lock()
-	cl.userCtx = v
-	cl.mu.Unlock()
-}
-
-// State is the protocol state of the current connection (nil without
-// one). Only the Client's callbacks may call it.
-func (cl *Client) State() any {
-	if in := cl.conn(); in != nil {
-		return in.State()
-	}
-	return nil
-}
-
-// SetState stores protocol state with the current connection; without one
-// it does nothing. Only the Client's callbacks may call it.
-func (cl *Client) SetState(v any) {
-	if in := cl.conn(); in != nil {
-		in.SetState(v)
-	}
-}
-
-// MaxPackageSize is the largest packet accepted. Safe for concurrent use.
-func (cl *Client) MaxPackageSize() int { return cl.cfg.MaxPackageSize }
-
-// CloseAfterFlush closes once what is queued is written. Safe for
-// concurrent use.
-func (cl *Client) CloseAfterFlush() {
-	if in := cl.conn(); in != nil {
-		in.CloseAfterFlush()
-		return
-	}
-	cl.Close()
-}
-
-// Draining is always false: a Client is not drained with a worker's
-// listener. Safe for concurrent use.
-func (cl *Client) Draining() bool { return false }
-
-func (cl *Client) conn() clientConn {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	return cl.cur
-}
-
-// sendFull reports whether the queue or the connection's buffer reached
-// its limit and has not drained.
-func (cl *Client) sendFull() bool {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	return cl.pfull || cl.cur != nil && cl.cur.sendFull()
-}
-
-// gone reports whether the Client is closed or closing.
-func (cl *Client) gone() bool {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	return cl.st == clientClosed || cl.closeReq || cl.destroy || cl.cur != nil && cl.cur.gone()
 }

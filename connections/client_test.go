@@ -92,18 +92,20 @@ func stopOnCleanup(t testing.TB, cl *connections.Client) {
 func TestClientURIs(t *testing.T) {
 	cases := []struct {
 		name, uri, remote, transport string
+		text                         bool // cfg.Protocol
 		proto                        string
 		bad                          bool
 	}{
 		{name: "tcp", uri: "tcp://127.0.0.1:80", remote: "127.0.0.1:80", transport: "tcp"},
-		{name: "text", uri: "text://localhost:7", remote: "localhost:7", transport: "tcp", proto: "text"},
-		{name: "frame", uri: "frame://[::1]:9", remote: "[::1]:9", transport: "tcp", proto: "frame"},
+		{name: "tcp with protocol", uri: "tcp://[::1]:9", text: true, remote: "[::1]:9", transport: "tcp", proto: "text"},
 		{name: "tls", uri: "tls://example.com:443", remote: "example.com:443", transport: "tls"},
 		{name: "ssl", uri: "ssl://example.com:443", remote: "example.com:443", transport: "tls"},
-		{name: "ws default port", uri: "ws://example.com/chat?room=1", remote: "example.com:80", transport: "tcp", proto: "websocket"},
-		{name: "wss default port", uri: "wss://example.com", remote: "example.com:443", transport: "tls", proto: "websocket"},
-		{name: "ws with port", uri: "ws://127.0.0.1:8081/", remote: "127.0.0.1:8081", transport: "tcp", proto: "websocket"},
 		{name: "unix", uri: "unix:///tmp/x.sock", remote: "/tmp/x.sock", transport: "unix"},
+		// Protocol URIs are goes.NewClient's (and tested there).
+		{name: "text", uri: "text://localhost:7", bad: true},
+		{name: "frame", uri: "frame://[::1]:9", bad: true},
+		{name: "ws", uri: "ws://example.com/chat?room=1", bad: true},
+		{name: "wss", uri: "wss://example.com", bad: true},
 		{name: "no scheme", uri: "127.0.0.1:80", bad: true},
 		{name: "no port", uri: "tcp://127.0.0.1", bad: true},
 		{name: "no host", uri: "tcp://:80", bad: true},
@@ -112,11 +114,16 @@ func TestClientURIs(t *testing.T) {
 		{name: "udp", uri: "udp://127.0.0.1:80", remote: "127.0.0.1:80", transport: "udp"},
 		{name: "unknown", uri: "gopher://127.0.0.1:70", bad: true},
 		{name: "empty unix", uri: "unix://", bad: true},
-		{name: "user info", uri: "ws://me@127.0.0.1:80/", bad: true},
+		{name: "user info", uri: "tcp://me@127.0.0.1:80", bad: true},
+		{name: "query", uri: "tls://127.0.0.1:80?x=1", bad: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cl, err := connections.NewClient(tc.uri, connections.ClientConfig{})
+			var cfg connections.ClientConfig
+			if tc.text {
+				cfg.Protocol = text.New()
+			}
+			cl, err := connections.NewClient(tc.uri, cfg)
 			if tc.bad {
 				if !errors.Is(err, connections.ErrBadURI) {
 					t.Fatalf("NewClient(%q) = %v, want ErrBadURI", tc.uri, err)
@@ -150,12 +157,6 @@ func TestClientURIs(t *testing.T) {
 			t.Fatalf("got %v, want ErrEngineUnsupported", err)
 		}
 	})
-	t.Run("ws with own protocol", func(t *testing.T) {
-		_, err := connections.NewClient("ws://127.0.0.1:1/", connections.ClientConfig{Config: connections.Config{Protocol: text.New()}})
-		if !errors.Is(err, connections.ErrBadURI) {
-			t.Fatalf("got %v, want ErrBadURI", err)
-		}
-	})
 }
 
 // TestClientTextEcho talks to a goes text echo server over each
@@ -170,7 +171,8 @@ func TestClientTextEcho(t *testing.T) {
 			switch tr {
 			case "tcp":
 				_, addr := serve(t, "tcp", connections.Config{Protocol: text.New(), Handler: connections.Handler{OnMessage: echo}})
-				uri = "text://" + addr
+				uri = "tcp://" + addr
+				cfg.Protocol = text.New()
 			case "unix":
 				_, addr := serve(t, "unix", connections.Config{Protocol: text.New(), Handler: connections.Handler{OnMessage: echo}})
 				uri = "unix://" + addr
@@ -442,7 +444,7 @@ func TestClientReconnect(t *testing.T) {
 			c.(*connections.Client).Reconnect(5 * time.Millisecond)
 		}
 	}
-	cl := newClient(t, "text://"+addr, connections.ClientConfig{Config: connections.Config{Handler: h}})
+	cl := newClient(t, "tcp://"+addr, connections.ClientConfig{Config: connections.Config{Protocol: text.New(), Handler: h}})
 	cl.SetContext("mine")
 	cl.Connect()
 	ev.wait(t)
@@ -518,7 +520,7 @@ func TestClientReconnectWhileOpen(t *testing.T) {
 	}})
 	var connects atomic.Int32
 	opened := make(chan struct{}, 2)
-	cl := newClient(t, "text://"+addr, connections.ClientConfig{Config: connections.Config{Handler: connections.Handler{
+	cl := newClient(t, "tcp://"+addr, connections.ClientConfig{Config: connections.Config{Protocol: text.New(), Handler: connections.Handler{
 		OnConnect: func(c connections.Connection) {
 			c.Send(fmt.Sprint("hello ", connects.Add(1)), false)
 			opened <- struct{}{}
@@ -608,7 +610,7 @@ func TestClientPauseRecv(t *testing.T) {
 	}})
 	got := make(chan string, 1)
 	connected := make(chan struct{})
-	cl := newClient(t, "text://"+addr, connections.ClientConfig{Config: connections.Config{Handler: connections.Handler{
+	cl := newClient(t, "tcp://"+addr, connections.ClientConfig{Config: connections.Config{Protocol: text.New(), Handler: connections.Handler{
 		OnConnect: func(connections.Connection) { close(connected) },
 		OnMessage: func(c connections.Connection, data []byte) { got <- string(data) },
 	}}})
@@ -677,7 +679,7 @@ func TestClientShutdown(t *testing.T) {
 	}})
 	var closes atomic.Int32
 	connected := make(chan struct{})
-	cl := newClient(t, "text://"+addr, connections.ClientConfig{Config: connections.Config{Handler: connections.Handler{
+	cl := newClient(t, "tcp://"+addr, connections.ClientConfig{Config: connections.Config{Protocol: text.New(), Handler: connections.Handler{
 		OnConnect: func(connections.Connection) { close(connected) },
 		OnClose: func(c connections.Connection) {
 			closes.Add(1)

@@ -93,6 +93,12 @@ func (cl *Client) runUDP(nc *net.UDPConn) {
 			u.close()
 		}
 	}
+	if h := cl.cfg.OnOpen; h != nil && !u.closed.Load() {
+		if err := guard(func() { h(cl) }); err != nil {
+			cl.panicked(err, "OnOpen")
+			u.close()
+		}
+	}
 	cl.cb.Unlock()
 
 	u.readLoop()

@@ -144,14 +144,13 @@ func TestClientUDPURIs(t *testing.T) {
 	}{
 		{name: "udp raw", uri: "udp://127.0.0.1:9000", remote: "127.0.0.1:9000", transport: "udp"},
 		{name: "udp with protocol", uri: "udp://[::1]:9000", cfgText: true, remote: "[::1]:9000", transport: "udp", proto: "text"},
-		{name: "text over udp", uri: "text://localhost:7", cfgTransport: "udp", remote: "localhost:7", transport: "udp", proto: "text"},
-		{name: "frame over UDP", uri: "frame://127.0.0.1:7", cfgTransport: "UDP", remote: "127.0.0.1:7", transport: "udp", proto: "frame"},
-		{name: "tcp over udp", uri: "tcp://127.0.0.1:7", cfgTransport: "udp", remote: "127.0.0.1:7", transport: "udp"},
+		{name: "tcp with protocol over udp", uri: "tcp://localhost:7", cfgTransport: "udp", cfgText: true, remote: "localhost:7", transport: "udp", proto: "text"},
+		{name: "tcp over UDP", uri: "tcp://127.0.0.1:7", cfgTransport: "UDP", remote: "127.0.0.1:7", transport: "udp"},
 		{name: "udp with udp", uri: "udp://127.0.0.1:7", cfgTransport: "udp", remote: "127.0.0.1:7", transport: "udp"},
-		{name: "other transport ignored", uri: "text://127.0.0.1:7", cfgTransport: "unix", remote: "127.0.0.1:7", transport: "tcp", proto: "text"},
+		{name: "other transport ignored", uri: "tcp://127.0.0.1:7", cfgTransport: "unix", cfgText: true, remote: "127.0.0.1:7", transport: "tcp", proto: "text"},
 		{name: "no port", uri: "udp://127.0.0.1", bad: true},
 		{name: "path", uri: "udp://127.0.0.1:7/x", bad: true},
-		{name: "ws over udp", uri: "ws://127.0.0.1:7/", cfgTransport: "udp", bad: true},
+		{name: "protocol uri over udp", uri: "text://127.0.0.1:7", cfgTransport: "udp", bad: true},
 		{name: "tls over udp", uri: "tls://127.0.0.1:7", cfgTransport: "udp", bad: true},
 		{name: "unix over udp", uri: "unix:///tmp/x.sock", cfgTransport: "udp", bad: true},
 	}
@@ -197,17 +196,16 @@ func TestClientUDPURIs(t *testing.T) {
 // TestClientUDPEcho exchanges messages with a goes text echo server over
 // UDP: two queued before Connect, then a ping-pong of n, in order.
 func TestClientUDPEcho(t *testing.T) {
-	for _, form := range []string{"udp scheme", "text scheme"} {
+	for _, form := range []string{"udp scheme", "tcp scheme with transport udp"} {
 		t.Run(form, func(t *testing.T) {
 			noLeaks(t)
 			addr := serveUDP(t, connections.Config{Protocol: text.New(), Handler: connections.Handler{OnMessage: echo}})
 			var cfg connections.ClientConfig
 			uri := "udp://" + addr
-			if form == "text scheme" {
-				uri = "text://" + addr
+			cfg.Protocol = text.New()
+			if form != "udp scheme" {
+				uri = "tcp://" + addr
 				cfg.Transport = "udp"
-			} else {
-				cfg.Protocol = text.New()
 			}
 			const n = 100
 			ev := &udpEvents{}

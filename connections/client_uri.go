@@ -5,10 +5,6 @@ import (
 	"net"
 	"net/url"
 	"strings"
-
-	"github.com/goes-project/goes/protocols"
-	"github.com/goes-project/goes/protocols/frame"
-	"github.com/goes-project/goes/protocols/text"
 )
 
 // target is where a Client connects, parsed from its URI.
@@ -16,16 +12,14 @@ type target struct {
 	network   string // "tcp", "unix" or "udp", for net.Dial
 	addr      string // host:port or socket path
 	transport string // "tcp", "tls", "unix" or "udp": Connection.Transport
-	host      string // the URI's host[:port]: the WebSocket Host field
 	server    string // the host name, for TLS verification
-	path      string // WebSocket request target
-	ws        bool   // ws:// or wss://
-	proto     protocols.Protocol
 }
 
-// parseTarget parses a client URI: scheme://host:port for tcp, tls (or
-// ssl), text, frame and udp; ws://host[:port][/path][?query] and wss://...,
-// whose port defaults to 80 and 443; unix:///path/to/socket.
+// parseTarget parses a transport URI: scheme://host:port for tcp, tls (or
+// ssl) and udp; unix:///path/to/socket. Protocol URIs (text://, frame://,
+// ws://, wss://) are not the runtime's: the layer that knows the protocols
+// (goes.NewClient, websocket.NewClientFor) maps them to a transport URI
+// and a protocol.
 func parseTarget(uri string) (target, error) {
 	var t target
 	scheme, rest, ok := strings.Cut(uri, "://")
@@ -33,53 +27,36 @@ func parseTarget(uri string) (target, error) {
 		return t, fmt.Errorf("%w: %q: want scheme://host:port", ErrBadURI, uri)
 	}
 	t.network, t.transport = "tcp", "tcp"
-	defPort := ""
 	switch strings.ToLower(scheme) {
 	case "tcp":
 	case "tls", "ssl":
 		t.transport = "tls"
-	case "text":
-		t.proto = text.New()
-	case "frame":
-		t.proto = frame.New()
 	case "udp":
 		t.network, t.transport = "udp", "udp"
-	case "ws", "websocket":
-		t.ws, defPort = true, "80"
-	case "wss":
-		t.ws, defPort, t.transport = true, "443", "tls"
 	case "unix":
 		if rest == "" {
 			return t, fmt.Errorf("%w: %q: no socket path", ErrBadURI, uri)
 		}
 		t.network, t.transport, t.addr = "unix", "unix", rest
 		return t, nil
-	case "http", "https":
-		return t, fmt.Errorf("%w: %q: the http protocol has no client side here; use net/http", ErrBadURI, uri)
+	case "text", "frame", "ws", "wss", "websocket", "http", "https":
+		return t, fmt.Errorf("%w: %q: %s:// names a protocol; connections.NewClient takes a transport URI "+
+			"(tcp, tls, unix or udp) and the protocol in ClientConfig.Protocol (goes.NewClient maps protocol URIs)", ErrBadURI, uri, scheme)
 	default:
-		return t, fmt.Errorf("%w: %q: unknown scheme %q (want tcp, tls, text, frame, ws, wss, unix or udp)", ErrBadURI, uri, scheme)
+		return t, fmt.Errorf("%w: %q: unknown scheme %q (want tcp, tls, unix or udp)", ErrBadURI, uri, scheme)
 	}
 	u, err := url.Parse("x://" + rest)
 	if err != nil {
 		return t, fmt.Errorf("%w: %q: %w", ErrBadURI, uri, err)
 	}
-	if u.User != nil || u.Fragment != "" {
-		return t, fmt.Errorf("%w: %q: user info and fragments are not allowed", ErrBadURI, uri)
+	if u.User != nil || u.Fragment != "" || u.Path != "" || u.RawQuery != "" {
+		return t, fmt.Errorf("%w: %q: want %s://host:port, nothing more", ErrBadURI, uri, scheme)
 	}
-	if !t.ws && (u.Path != "" || u.RawQuery != "") {
-		return t, fmt.Errorf("%w: %q: only ws:// and wss:// take a path", ErrBadURI, uri)
-	}
-	port := u.Port()
-	if port == "" {
-		port = defPort
-	}
-	if u.Hostname() == "" || port == "" {
+	if u.Hostname() == "" || u.Port() == "" {
 		return t, fmt.Errorf("%w: %q: want host:port", ErrBadURI, uri)
 	}
-	t.host = u.Host
 	t.server = u.Hostname()
-	t.addr = net.JoinHostPort(u.Hostname(), port)
-	t.path = u.RequestURI()
+	t.addr = net.JoinHostPort(u.Hostname(), u.Port())
 	return t, nil
 }
 
@@ -89,15 +66,15 @@ type clientAddr struct{ network, addr string }
 func (a clientAddr) Network() string { return a.network }
 func (a clientAddr) String() string  { return a.addr }
 
-// overTransport applies ClientConfig.Transport: "udp" turns a tcp://,
-// text:// or frame:// target into a UDP one, keeping the scheme's
-// protocol; any other value is ignored (the URI names the transport).
+// overTransport applies ClientConfig.Transport: "udp" turns a tcp://
+// target into a UDP one (as NewGoer's transport argument does for
+// listeners); any other value is ignored (the URI names the transport).
 func (t *target) overTransport(uri, transport string) error {
 	if !strings.EqualFold(transport, "udp") || t.network == "udp" {
 		return nil
 	}
-	if t.network != "tcp" || t.transport != "tcp" || t.ws {
-		return fmt.Errorf("%w: %q: transport udp takes only tcp://, text://, frame:// or udp:// URIs", ErrBadURI, uri)
+	if t.network != "tcp" || t.transport != "tcp" {
+		return fmt.Errorf("%w: %q: transport udp takes only tcp:// or udp:// URIs", ErrBadURI, uri)
 	}
 	t.network, t.transport = "udp", "udp"
 	return nil

@@ -7,6 +7,14 @@
 // in the callbacks assumes a goroutine per connection. Callbacks of one
 // connection never run concurrently with each other; callbacks of
 // different connections may.
+//
+// Outgoing connections (Client, NewClient) speak transports only: tcp://,
+// tls://, unix:// and udp:// URIs, with the protocol in the config. The
+// package knows protocols through the interfaces of package protocols
+// alone (a protocol with an opening handshake implements
+// protocols.ClientHandshaker), never a concrete one: the protocol URIs
+// (text://, frame://, ws://, wss://) are mapped one level up, by
+// goes.NewClient, and the WebSocket client is websocket.Client.
 package connections
 
 import (

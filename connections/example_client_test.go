@@ -31,8 +31,8 @@ func ExampleClient() {
 	defer srv.Close()
 
 	got := make(chan string)
-	cl, err := connections.NewClient("text://"+ln.Addr().String(), connections.ClientConfig{
-		Config: connections.Config{Handler: connections.Handler{
+	cl, err := connections.NewClient("tcp://"+ln.Addr().String(), connections.ClientConfig{
+		Config: connections.Config{Protocol: text.New(), Handler: connections.Handler{
 			OnConnect: func(c connections.Connection) { c.Send("from OnConnect", false) },
 			OnMessage: func(c connections.Connection, data []byte) { got <- string(data) },
 			OnError:   func(c connections.Connection, err error) { fmt.Println("error:", err) },

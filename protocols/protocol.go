@@ -92,3 +92,34 @@ func (e *ReplyError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the underlying error.
 func (e *ReplyError) Unwrap() error { return e.Err }
+
+// ClientHandshaker is an optional interface of a Protocol whose outgoing
+// connections open with a handshake of their own before they carry
+// messages, as the WebSocket client's does (websocket.Client). A
+// connections.Client checks for it when it is made; it then calls
+// StartClient on each of its connections once the transport is up (TCP
+// connected, TLS done), on the connection's goroutine, before OnConnect.
+//
+// StartClient queues the opening request (with c.WriteRaw) and returns.
+// The protocol calls opened once, from Decode on the connection's
+// goroutine, when the peer's answer checks out, and before it returns the
+// first message. Until then the runtime holds back what the application
+// sends and delivers it, in order, from opened. A refused handshake is an
+// error from Input or Decode, as for any bad input; an error from
+// StartClient closes the connection and is reported to OnError.
+type ClientHandshaker interface {
+	StartClient(c Conn, opened func()) error
+}
+
+// GoingAwayer is an optional interface of a Protocol that tells its peers
+// when the server goes away: a worker's drain (stop or reload) passed its
+// timeout with the connection still open, and the connection is closed a
+// moment later. WebSocket sends close code 1001 (going away).
+//
+// GoingAway queues the goodbye on c (WriteRaw, or a closing handshake);
+// it does not close c. It is called once per connection, from the
+// worker's goroutine rather than the connection's, so it must be safe for
+// concurrent use with the connection's callbacks and must not block.
+type GoingAwayer interface {
+	GoingAway(c Conn)
+}

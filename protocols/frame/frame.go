@@ -24,8 +24,12 @@ type Protocol struct{}
 
 var _ protocols.Protocol = Protocol{}
 
-// New returns the frame protocol.
-func New() Protocol { return Protocol{} }
+// NewFrameProtocol returns the frame protocol, named as the seed names
+// constructors (http.NewHttpProtocol).
+func NewFrameProtocol() Protocol { return Protocol{} }
+
+// New is NewFrameProtocol under the short name most callers use.
+func New() Protocol { return NewFrameProtocol() }
 
 // Name returns "frame".
 func (Protocol) Name() string { return "frame" }

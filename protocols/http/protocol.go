@@ -174,11 +174,12 @@ type Protocol struct {
 var _ protocols.Protocol = (*Protocol)(nil)
 
 // NewHttpProtocol returns an HTTP protocol with the default settings (the
-// name workerman-style programs use).
+// zero Protocol), under the seed's name, which workerman-style programs
+// use.
 func NewHttpProtocol() *Protocol { return &Protocol{} }
 
-// New returns an HTTP protocol with the default settings.
-func New() *Protocol { return &Protocol{} }
+// New is NewHttpProtocol under the short name most callers use.
+func New() *Protocol { return NewHttpProtocol() }
 
 // Name returns "http".
 func (*Protocol) Name() string { return "http" }

@@ -19,11 +19,12 @@ type Protocol struct{}
 
 var _ protocols.Protocol = Protocol{}
 
-// New returns the text protocol.
-func New() Protocol { return Protocol{} }
-
-// NewTextProtocol returns the text protocol (workerman's name for it).
+// NewTextProtocol returns the text protocol, named as the seed names
+// constructors (http.NewHttpProtocol).
 func NewTextProtocol() Protocol { return Protocol{} }
+
+// New is NewTextProtocol under the short name most callers use.
+func New() Protocol { return NewTextProtocol() }
 
 // Name returns "text".
 func (Protocol) Name() string { return "text" }

@@ -30,8 +30,8 @@ type dialMsg struct {
 	op   ws.Opcode
 }
 
-// dialed is a connections.Client on a ws:// or wss:// URI with its
-// events turned into channels.
+// dialed is a connections.Client of a websocket.Client for a ws:// or
+// wss:// URI (NewClientFor) with its events turned into channels.
 type dialed struct {
 	cl     *connections.Client
 	opened chan struct{}
@@ -40,18 +40,21 @@ type dialed struct {
 	closed chan struct{}
 }
 
-func dialClient(t testing.TB, uri string, o connections.WebSocketOptions, tlsCfg *tls.Config) *dialed {
+// dialClient makes the client for uri; configure, when set, adjusts the
+// websocket.Client, onOpen runs in OnOpen.
+func dialClient(t testing.TB, uri string, configure func(*ws.Client), onOpen func(connections.Connection), tlsCfg *tls.Config) *dialed {
 	t.Helper()
 	d := &dialed{opened: make(chan struct{}), msgs: make(chan dialMsg, 64), errs: make(chan error, 8), closed: make(chan struct{})}
-	onOpen := o.OnOpen
-	o.OnOpen = func(c connections.Connection) {
-		if onOpen != nil {
-			onOpen(c)
-		}
-		close(d.opened)
+	transport, wc, err := ws.NewClientFor(uri)
+	if err != nil {
+		t.Fatal(err)
 	}
-	cl, err := connections.NewClient(uri, connections.ClientConfig{
+	if configure != nil {
+		configure(wc)
+	}
+	cl, err := connections.NewClient(transport, connections.ClientConfig{
 		Config: connections.Config{
+			Protocol:       wc,
 			MaxPackageSize: 2 * testLimit,
 			Logger:         zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
 			Handler: connections.Handler{
@@ -63,7 +66,12 @@ func dialClient(t testing.TB, uri string, o connections.WebSocketOptions, tlsCfg
 			},
 		},
 		TLSConfig: tlsCfg,
-		WebSocket: o,
+		OnOpen: func(c connections.Connection) {
+			if onOpen != nil {
+				onOpen(c)
+			}
+			close(d.opened)
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -168,9 +176,9 @@ func TestDialGoesServer(t *testing.T) {
 				},
 			}
 			addr := serveGoes(t, p, echoHandler())
-			d := dialClient(t, "ws://"+addr+"/chat?room=1", connections.WebSocketOptions{
-				Compression: ws.Compression{Enabled: compress, Threshold: -1},
-			}, nil)
+			d := dialClient(t, "ws://"+addr+"/chat?room=1", func(c *ws.Client) {
+				c.Compression = ws.Compression{Enabled: compress, Threshold: -1}
+			}, nil, nil)
 			d.exchange(t, compress)
 			if got := target.Load(); got != "/chat?room=1" {
 				t.Fatalf("server saw target %v", got)
@@ -185,9 +193,9 @@ func TestDialReference(t *testing.T) {
 	for _, compress := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plain", true: "deflate"}[compress], func(t *testing.T) {
 			addr := serveReference(t, compress)
-			d := dialClient(t, "ws://"+addr+"/echo", connections.WebSocketOptions{
-				Compression: ws.Compression{Enabled: compress, Threshold: -1},
-			}, nil)
+			d := dialClient(t, "ws://"+addr+"/echo", func(c *ws.Client) {
+				c.Compression = ws.Compression{Enabled: compress, Threshold: -1}
+			}, nil, nil)
 			d.exchange(t, compress)
 		})
 	}
@@ -222,10 +230,9 @@ func TestDialWSS(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(srv.Certificate())
 	var sub atomic.Value
-	d := dialClient(t, "wss://"+strings.TrimPrefix(srv.URL, "https://")+"/", connections.WebSocketOptions{
-		Subprotocols: []string{"other", "echo.v1"},
-		OnOpen:       func(c connections.Connection) { sub.Store(ws.Subprotocol(c)) },
-	}, &tls.Config{RootCAs: roots})
+	d := dialClient(t, "wss://"+strings.TrimPrefix(srv.URL, "https://")+"/", func(c *ws.Client) {
+		c.Request.Subprotocols = []string{"other", "echo.v1"}
+	}, func(c connections.Connection) { sub.Store(ws.Subprotocol(c)) }, &tls.Config{RootCAs: roots})
 	d.exchange(t, false)
 	if d.cl.Transport() != "tls" || sub.Load() != "echo.v1" {
 		t.Fatalf("transport %q subprotocol %v", d.cl.Transport(), sub.Load())
@@ -236,7 +243,7 @@ func TestDialWSS(t *testing.T) {
 // ErrHandshake, OnOpen never runs, OnClose does.
 func TestDialUpgradeRefused(t *testing.T) {
 	addr := serveGoes(t, &ws.Protocol{OnWebSocketConnect: func(protocols.Conn, *ws.Request) int { return 403 }}, echoHandler())
-	d := dialClient(t, "ws://"+addr+"/", connections.WebSocketOptions{}, nil)
+	d := dialClient(t, "ws://"+addr+"/", nil, nil, nil)
 	d.cl.Send("never sent", false)
 	d.cl.Connect()
 	select {
@@ -269,9 +276,14 @@ func TestDialReconnect(t *testing.T) {
 	var opens atomic.Int32
 	got := make(chan string, 4)
 	done := make(chan struct{})
-	cl, err := connections.NewClient("ws://"+addr+"/", connections.ClientConfig{
+	transport, wc, err := ws.NewClientFor("ws://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := connections.NewClient(transport, connections.ClientConfig{
 		Config: connections.Config{
-			Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+			Protocol: wc,
+			Logger:   zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
 			Handler: connections.Handler{
 				OnMessage: func(c connections.Connection, data []byte) { got <- string(data) },
 				OnClose: func(c connections.Connection) {
@@ -283,9 +295,9 @@ func TestDialReconnect(t *testing.T) {
 				},
 			},
 		},
-		WebSocket: connections.WebSocketOptions{OnOpen: func(c connections.Connection) {
+		OnOpen: func(c connections.Connection) {
 			c.Send("round "+string(rune('0'+opens.Add(1))), false)
-		}},
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -318,8 +330,14 @@ func TestDialPipeBridge(t *testing.T) {
 	srv := connections.NewServer(connections.Config{
 		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
 		Handler: connections.Handler{OnConnect: func(c connections.Connection) {
-			up, err := connections.NewClient("ws://"+wsAddr+"/", connections.ClientConfig{
-				Config: connections.Config{Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)},
+			transport, wc, err := ws.NewClientFor("ws://" + wsAddr + "/")
+			if err != nil {
+				t.Error(err)
+				c.Close()
+				return
+			}
+			up, err := connections.NewClient(transport, connections.ClientConfig{
+				Config: connections.Config{Protocol: wc, Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)},
 			})
 			if err != nil {
 				t.Error(err)
@@ -352,5 +370,94 @@ func TestDialPipeBridge(t *testing.T) {
 		if _, err := io.ReadFull(nc, got); err != nil || string(got) != m {
 			t.Fatalf("bridge echoed %q, %v; want %q", got, err, m)
 		}
+	}
+}
+
+// TestNewClientFor maps ws:// and wss:// URIs to the transport to open
+// and the handshake request.
+func TestNewClientFor(t *testing.T) {
+	cases := []struct {
+		name, uri, transport, host, path string
+		bad                              bool
+	}{
+		{name: "ws default port", uri: "ws://example.com/chat?room=1", transport: "tcp://example.com:80", host: "example.com", path: "/chat?room=1"},
+		{name: "wss default port", uri: "wss://example.com", transport: "tls://example.com:443", host: "example.com", path: "/"},
+		{name: "ws with port", uri: "ws://127.0.0.1:8081/", transport: "tcp://127.0.0.1:8081", host: "127.0.0.1:8081", path: "/"},
+		{name: "websocket scheme", uri: "websocket://127.0.0.1:8081/x", transport: "tcp://127.0.0.1:8081", host: "127.0.0.1:8081", path: "/x"},
+		{name: "ipv6", uri: "WSS://[::1]:9/a%20b", transport: "tls://[::1]:9", host: "[::1]:9", path: "/a%20b"},
+		{name: "user info", uri: "ws://me@127.0.0.1:80/", bad: true},
+		{name: "fragment", uri: "ws://127.0.0.1:80/#x", bad: true},
+		{name: "no host", uri: "ws://:80/", bad: true},
+		{name: "other scheme", uri: "tcp://127.0.0.1:80", bad: true},
+		{name: "no scheme", uri: "127.0.0.1:80", bad: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			transport, c, err := ws.NewClientFor(tc.uri)
+			if tc.bad {
+				if err == nil {
+					t.Fatalf("NewClientFor(%q) = %q, %+v; want an error", tc.uri, transport, c)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if transport != tc.transport || c.Request.Host != tc.host || c.Request.Path != tc.path || c.Name() != "websocket" {
+				t.Fatalf("got %q host %q path %q name %q", transport, c.Request.Host, c.Request.Path, c.Name())
+			}
+		})
+	}
+	if err := (&ws.Client{Protocol: ws.New()}).StartClient(&sockConn{}, nil); err == nil {
+		t.Fatal("StartClient with a server codec succeeded")
+	}
+}
+
+// TestDialBinary: a Client with Binary sends binary frames from the
+// first message on, those queued before the upgrade included.
+func TestDialBinary(t *testing.T) {
+	addr := serveGoes(t, &ws.Protocol{}, echoHandler())
+	d := dialClient(t, "ws://"+addr+"/", func(c *ws.Client) { c.Binary = true }, nil, nil)
+	d.cl.SendBytes([]byte{0xff, 0}, false) // not UTF-8: only a binary frame carries it
+	d.cl.Connect()
+	d.wait(t, d.opened, "the upgrade")
+	if m := d.next(t); !bytes.Equal(m.data, []byte{0xff, 0}) || m.op != ws.OpBinary {
+		t.Fatalf("echo % x op %d, want binary", m.data, m.op)
+	}
+}
+
+// TestGoingAway: the codec is a protocols.GoingAwayer; called from
+// another goroutine, as a draining worker does, it sends close 1001 and
+// the peer's answer ends the connection.
+func TestGoingAway(t *testing.T) {
+	p := &ws.Protocol{}
+	var _ protocols.GoingAwayer = p
+	conns := make(chan connections.Connection, 1)
+	addr := serveGoes(t, p, connections.Handler{OnMessage: func(c connections.Connection, data []byte) {
+		select {
+		case conns <- c:
+		default:
+		}
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte("here")); err != nil {
+		t.Fatal(err)
+	}
+	var sc connections.Connection
+	select {
+	case sc = <-conns:
+	case <-ctx.Done():
+		t.Fatal("the server never got the message")
+	}
+	go p.GoingAway(sc)
+	_, _, err = c.Read(ctx)
+	if code := websocket.CloseStatus(err); code != websocket.StatusGoingAway {
+		t.Fatalf("read %v (close status %d), want close 1001", err, code)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,13 +103,20 @@ func TestClientMode(t *testing.T) {
 			var closeCode int
 			p := ws.NewClient()
 			p.Compression = ws.Compression{Enabled: compress, Threshold: -1}
-			p.OnOpen = func(protocols.Conn) { close(opened) }
+			var openedFirst atomic.Bool // the runtime's opened runs before OnOpen
+			p.OnOpen = func(protocols.Conn) {
+				if !openedFirst.Load() {
+					t.Error("OnOpen before the runtime's opened")
+				}
+				close(opened)
+			}
 			p.OnClose = func(_ protocols.Conn, code int, _ string) { closeCode = code }
 			c := &sockConn{nc: nc, p: p}
 			if err := c.send([]byte("early")); !errors.Is(err, ws.ErrNotOpen) {
 				t.Fatalf("send before StartClient: %v, want ErrNotOpen", err)
 			}
-			if err := p.StartClient(c, ws.ClientRequest{Host: addr, Path: "/echo"}); err != nil {
+			wc := &ws.Client{Protocol: p, Request: ws.ClientRequest{Host: addr, Path: "/echo"}}
+			if err := wc.StartClient(c, func() { openedFirst.Store(true) }); err != nil {
 				t.Fatal(err)
 			}
 			msgs := [][]byte{[]byte("hello"), []byte(strings.Repeat("repeat me ", 5000)), []byte(strings.Repeat("repeat me ", 5000)), {}, []byte("κόσμε")}
@@ -175,7 +183,8 @@ func TestClientBadAnswer(t *testing.T) {
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
 	p := ws.NewClient()
 	c := &sockConn{nc: nc, p: p}
-	if err := p.StartClient(c, ws.ClientRequest{Host: "x"}); err != nil {
+	wc := &ws.Client{Protocol: p, Request: ws.ClientRequest{Host: "x"}}
+	if err := wc.StartClient(c, func() { t.Error("opened on a bad answer") }); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.readLoop(func([]byte) {}); !errors.Is(err, ws.ErrHandshake) {

@@ -108,9 +108,15 @@ func TestCloseTimerSpansOneConnection(t *testing.T) {
 	opened := make(chan struct{}, 4)
 	secondClosed := make(chan struct{}, 4)
 	var closes atomic.Int32
-	cl, err := connections.NewClient("ws://"+ln.Addr().String()+"/", connections.ClientConfig{
+	transport, wc, err := ws.NewClientFor("ws://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc.CloseTimeout = closeTimeout
+	cl, err := connections.NewClient(transport, connections.ClientConfig{
 		Config: connections.Config{
-			Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+			Protocol: wc,
+			Logger:   zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
 			Handler: connections.Handler{
 				OnClose: func(c connections.Connection) {
 					if closes.Add(1) == 1 {
@@ -121,10 +127,7 @@ func TestCloseTimerSpansOneConnection(t *testing.T) {
 				},
 			},
 		},
-		WebSocket: connections.WebSocketOptions{
-			CloseTimeout: closeTimeout,
-			OnOpen:       func(connections.Connection) { opened <- struct{}{} },
-		},
+		OnOpen: func(connections.Connection) { opened <- struct{}{} },
 	})
 	if err != nil {
 		t.Fatal(err)

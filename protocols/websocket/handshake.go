@@ -159,10 +159,15 @@ func (p *Protocol) serverHandshake(c protocols.Conn, st *connState, head []byte)
 	return protocols.ErrSkip
 }
 
-// open moves the connection to the open phase and runs OnOpen.
+// open moves the connection to the open phase and runs the runtime's
+// opened (client side: StartClient's) and OnOpen.
 func (p *Protocol) open(c protocols.Conn, st *connState) {
 	st.phase = phaseOpen
 	st.flags.Or(flagOpen)
+	if st.opened != nil {
+		st.opened()
+		st.opened = nil
+	}
 	if p.OnOpen != nil {
 		p.OnOpen(c)
 	}

@@ -14,8 +14,13 @@
 // Close starts the closing handshake with a code and a reason.
 //
 // The same codec serves the client side of a connection (masking its
-// frames and checking the server's 101 answer): see NewClient and
-// StartClient.
+// frames and checking the server's 101 answer): a Client (NewClientFor)
+// is the protocol of an outgoing connections.Client over tcp:// or
+// tls://, which sends its opening handshake through the generic
+// protocols.ClientHandshaker interface. goes.NewClient and
+// Goer.NewAsyncConnection accept ws:// and wss:// URIs and do this for
+// you. This package depends on the protocol interface only, never on the
+// connection runtime.
 package websocket
 
 import (
@@ -116,10 +121,18 @@ type Protocol struct {
 	writers sync.Pool // *deflater, for connections without server context takeover
 }
 
-var _ protocols.Protocol = (*Protocol)(nil)
+var (
+	_ protocols.Protocol    = (*Protocol)(nil)
+	_ protocols.GoingAwayer = (*Protocol)(nil)
+)
 
-// New returns a server-side WebSocket protocol with default settings.
-func New() *Protocol { return &Protocol{} }
+// NewWebsocketProtocol returns a server-side WebSocket protocol with the
+// default settings (the zero Protocol), named as the seed names
+// constructors (http.NewHttpProtocol). NewClient is the client side.
+func NewWebsocketProtocol() *Protocol { return &Protocol{} }
+
+// New is NewWebsocketProtocol under the short name most callers use.
+func New() *Protocol { return NewWebsocketProtocol() }
 
 // Name returns "websocket".
 func (p *Protocol) Name() string { return "websocket" }
@@ -162,6 +175,7 @@ type connState struct {
 	req        *http.Request // server side: the handshake being parsed
 	acceptKey  string        // client side: the expected Sec-WebSocket-Accept
 	offered    []string      // client side: the subprotocols offered
+	opened     func()        // client side: the runtime's, called by open
 	ctrl       [maxControlPayload + maxFrameHeader]byte
 	closeTimer atomic.Pointer[func() bool] // stops the close timer; set by Close, used by the peer's close
 	// conn is the runtime's connection this state belongs to, set by Input
@@ -535,8 +549,22 @@ func connProtocol(c protocols.Conn) (*Protocol, bool) {
 	if !ok {
 		return nil, false
 	}
-	p, ok := pc.Protocol().(*Protocol)
-	return p, ok
+	switch p := pc.Protocol().(type) {
+	case *Protocol:
+		return p, true
+	case *Client:
+		return p.Protocol, p.Protocol != nil
+	}
+	return nil, false
+}
+
+// GoingAway starts the closing handshake with code 1001 (going away): the
+// runtime calls it for the connections a draining worker still has when
+// its stop timeout passes (protocols.GoingAwayer). Like Close, it does
+// nothing on a connection that is not open or already closing; safe from
+// any goroutine.
+func (p *Protocol) GoingAway(c protocols.Conn) {
+	Close(c, CloseGoingAway, "server going away")
 }
 
 // MessageType returns OpText or OpBinary: the type of the message being

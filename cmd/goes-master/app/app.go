@@ -80,6 +80,7 @@ func Build(cfg *goes.Config) ([]*goes.Goer, error) {
 		g.MaxPackageSize = lc.MaxPackageSize
 		g.MaxSendBufferSize = lc.MaxSendBufferSize
 		g.IdleTimeout = time.Duration(lc.IdleTimeout)
+		g.CallbackGoroutines = lc.CallbackGoroutines
 		if err := setHandler(g, lc); err != nil {
 			return nil, fmt.Errorf("goes-master: listener %d (%s): %w", i, lc.Listen, err)
 		}
