@@ -23,11 +23,12 @@ func TestParseConfig(t *testing.T) {
 			}
 		}},
 		{name: "full", in: `{"run_dir": "/run/x", "log_level": "debug", "stop_timeout": "1m30s", "ready_timeout": 5,
-			"listeners": [{"name": "w", "listen": "http://127.0.0.1:1", "count": 3, "stop_timeout": "2s"}]}`,
+			"listeners": [{"name": "w", "listen": "http://127.0.0.1:1", "count": 3, "stop_timeout": "2s", "callback_goroutines": 16}]}`,
 			check: func(t *testing.T, c *Config) {
 				if c.RunDir != "/run/x" || c.LogLevel != "debug" || time.Duration(c.StopTimeout) != 90*time.Second ||
 					time.Duration(c.ReadyTimeout) != 5*time.Second || len(c.Listeners) != 1 ||
-					c.Listeners[0].Count != 3 || time.Duration(c.Listeners[0].StopTimeout) != 2*time.Second {
+					c.Listeners[0].Count != 3 || time.Duration(c.Listeners[0].StopTimeout) != 2*time.Second ||
+					c.Listeners[0].CallbackGoroutines != 16 {
 					t.Fatalf("%+v", c)
 				}
 			}},
@@ -61,13 +62,13 @@ func TestParseConfig(t *testing.T) {
 func TestConfigOverridesGoers(t *testing.T) {
 	g := NewGoer("127.0.0.1:8080", nil, "tcp")
 	r := &Runner{Goers: []*Goer{g}}
-	cfg := &Config{Listeners: []ListenerConfig{{Listen: "text://127.0.0.1:9000", Count: 3, Name: "n", StopTimeout: Duration(time.Second)}}}
+	cfg := &Config{Listeners: []ListenerConfig{{Listen: "text://127.0.0.1:9000", Count: 3, Name: "n", StopTimeout: Duration(time.Second), CallbackGoroutines: 5}}}
 	gs, err := r.goers(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if gs[0].Addr != "127.0.0.1:9000" || gs[0].Count != 3 || gs[0].Name != "n" || gs[0].StopTimeout != time.Second ||
-		gs[0].Protocol == nil || gs[0].Protocol.Name() != "text" {
+		gs[0].Protocol == nil || gs[0].Protocol.Name() != "text" || gs[0].CallbackGoroutines != 5 || gs[0].connConfig().CallbackGoroutines != 5 {
 		t.Fatalf("%+v", gs[0])
 	}
 	if _, err := r.goers(&Config{Listeners: make([]ListenerConfig, 2)}); err == nil {

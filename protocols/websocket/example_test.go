@@ -1,7 +1,10 @@
 package websocket_test
 
 import (
+	"context"
+	"fmt"
 	"net"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -42,4 +45,52 @@ func ExampleProtocol() {
 	}
 	go srv.Serve(ln)
 	srv.Close()
+}
+
+// An outgoing WebSocket connection with options, through the generic
+// connection API: NewClientFor gives the transport URI to open and the
+// client protocol, whose handshake offers a subprotocol and compression.
+// A message sent before the server's 101 answer waits for it.
+func ExampleNewClientFor() {
+	srv := connections.NewServer(connections.Config{
+		Protocol: &ws.Protocol{Subprotocols: []string{"chat.v1"}, Compression: ws.Compression{Enabled: true}},
+		Handler: connections.Handler{OnMessage: func(c connections.Connection, data []byte) {
+			c.Send("echo: "+string(data), false)
+		}},
+		Logger: zerolog.Nop(),
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	transport, wc, err := ws.NewClientFor("ws://" + ln.Addr().String() + "/chat")
+	if err != nil {
+		panic(err)
+	}
+	wc.Request.Subprotocols = []string{"chat.v1"}
+	wc.Compression.Enabled = true
+	got := make(chan string, 1)
+	cl, err := connections.NewClient(transport, connections.ClientConfig{
+		Config: connections.Config{Protocol: wc, Logger: zerolog.Nop(), Handler: connections.Handler{
+			OnMessage: func(c connections.Connection, data []byte) { got <- string(data) },
+		}},
+		OnOpen: func(c connections.Connection) {
+			fmt.Println("open:", ws.Subprotocol(c), ws.Compressed(c))
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	cl.Send("hello", false) // queued until the upgrade is accepted
+	cl.Connect()
+	fmt.Println(<-got)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cl.Shutdown(ctx)
+	// Output:
+	// open: chat.v1 true
+	// echo: hello
 }
