@@ -30,6 +30,13 @@
 // sharing a NATS: SendToConnection, SendToUser, SendToGroup, Broadcast,
 // BindUser, JoinGroup, UserOnline, GroupCount, ConnectionCount (see
 // ClusterConfig and package cluster).
+//
+// Outgoing connections (workerman's AsyncTcpConnection) come from
+// Goer.NewAsyncConnection in a worker and NewClient anywhere. The
+// protocol URIs (text://, frame://, ws://, wss://) are mapped here, one
+// level above the connection runtime, whose connections.NewClient takes
+// transport URIs (tcp://, tls://, unix://, udp://) and knows protocols
+// only through package protocols' interfaces.
 package goes
 
 import (

@@ -12,6 +12,13 @@
 // that connection's state slot (Conn.State / Conn.SetState). The runtime calls
 // Input and Decode of one connection from one goroutine at a time, and Encode
 // with the connection's send lock held (from any goroutine that calls Send).
+//
+// A protocol may implement optional interfaces, which the runtime and the
+// worker look for instead of asking for a protocol by name:
+// ClientHandshaker (outgoing connections open with a handshake, as
+// WebSocket's do) and GoingAwayer (peers are told goodbye when a drain
+// times out). The connection runtime knows protocols through this package
+// only, never through a concrete one.
 package protocols
 
 import "errors"
