@@ -1,0 +1,224 @@
+//go:build unix
+
+package master
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/goes-project/goes/ipc"
+)
+
+type slot struct {
+	id, listener, index int
+	cur, next           *proc
+	state               string
+	exitCount           int
+	lastExit            string
+	quickFails          int
+	timer               *time.Timer
+}
+
+type proc struct {
+	slot    *slot
+	gen     int
+	pid     int
+	route   uint32
+	cmd     *exec.Cmd
+	conn    net.Conn
+	ctl     *ipc.Conn
+	started time.Time
+	ready   bool
+	readyAt time.Time
+	state   string
+
+	seq     atomic.Uint64
+	mu      sync.Mutex
+	pending map[uint64]chan ipc.Message
+	gone    chan struct{} // closed when the control channel is gone
+}
+
+// spawn starts a worker process for s; during a reload it becomes s.next.
+func (m *master) spawn(s *slot, reload *reloadOp) error {
+	sock := m.sockets[s.listener]
+	sockFile, err := dupFile(sock.conn(), "listener")
+	if err != nil {
+		return fmt.Errorf("master: worker %d: %w", s.id, err)
+	}
+	defer sockFile.Close()
+	fds, err := socketpair()
+	if err != nil {
+		return fmt.Errorf("master: worker %d: socketpair: %w", s.id, err)
+	}
+	mine := os.NewFile(uintptr(fds[0]), "control")
+	theirs := os.NewFile(uintptr(fds[1]), "control")
+	defer theirs.Close()
+	conn, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		return fmt.Errorf("master: worker %d: control channel: %w", s.id, err)
+	}
+
+	id := Identity{ID: s.id, Listener: s.listener, Index: s.index, Route: m.takeRoute(), Generation: m.gen}
+	env := make([]string, 0, len(m.o.Env)+4)
+	for _, kv := range m.o.Env {
+		if strings.HasPrefix(kv, tableflipEnv+"=") || strings.HasPrefix(kv, "GOES_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, EnvRole+"="+RoleWorker, EnvWorker+"="+id.String())
+	if m.o.WorkerEnv != nil {
+		env = append(env, m.o.WorkerEnv(id)...)
+	}
+	cmd := &exec.Cmd{
+		Path:       m.o.Exe,
+		Args:       m.o.Args,
+		Env:        env,
+		Stdout:     m.o.Stdout,
+		Stderr:     m.o.Stderr,
+		ExtraFiles: []*os.File{theirs, sockFile},
+	}
+	if m.o.Credential != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.o.Credential}
+	}
+	if err := cmd.Start(); err != nil {
+		conn.Close()
+		return fmt.Errorf("master: start worker %d: %w", s.id, err)
+	}
+	p := &proc{
+		slot:    s,
+		gen:     m.gen,
+		pid:     cmd.Process.Pid,
+		route:   id.Route,
+		cmd:     cmd,
+		conn:    conn,
+		ctl:     ipc.NewConn(conn),
+		started: time.Now(),
+		state:   StateStarting,
+		pending: make(map[uint64]chan ipc.Message),
+		gone:    make(chan struct{}),
+	}
+	m.procs[p] = struct{}{}
+	if reload != nil {
+		s.next = p
+	} else {
+		s.cur = p
+		s.state = StateStarting
+	}
+	go p.read(m)
+	go func() {
+		err := cmd.Wait()
+		m.send(evExit{p: p, state: cmd.ProcessState, err: err})
+	}()
+	m.log.Debug().Int("worker", s.id).Int("worker_pid", p.pid).Int("generation", p.gen).Msg("worker spawned")
+	return nil
+}
+
+// takeRoute returns the next worker route, never 0.
+func (m *master) takeRoute() uint32 {
+	if m.nextRoute == 0 {
+		m.nextRoute++
+	}
+	r := m.nextRoute
+	m.nextRoute++
+	return r
+}
+
+// socketpair returns a connected pair of Unix stream sockets, both
+// close-on-exec (set under ForkLock: a fork meanwhile does not inherit
+// them; not every Unix has SOCK_CLOEXEC).
+func socketpair() ([2]int, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return [2]int{}, err
+	}
+	syscall.CloseOnExec(fds[0])
+	syscall.CloseOnExec(fds[1])
+	return [2]int{fds[0], fds[1]}, nil
+}
+
+// read serves p's control channel: the ready event and answers.
+func (p *proc) read(m *master) {
+	defer func() {
+		p.mu.Lock()
+		close(p.gone)
+		p.mu.Unlock()
+	}()
+	for {
+		msg, err := p.ctl.Recv()
+		if err != nil {
+			return
+		}
+		if msg.Type == ipc.TypeReady {
+			m.send(evReady{p})
+			continue
+		}
+		p.mu.Lock()
+		ch := p.pending[msg.ID]
+		delete(p.pending, msg.ID)
+		p.mu.Unlock()
+		if ch != nil {
+			ch <- msg
+		}
+	}
+}
+
+// request asks the worker and waits for its answer. Safe for concurrent use.
+func (p *proc) request(ctx context.Context, typ string, body any) (ipc.Message, error) {
+	id := p.seq.Add(1)
+	msg, err := ipc.New(typ, id, body)
+	if err != nil {
+		return ipc.Message{}, err
+	}
+	ch := make(chan ipc.Message, 1)
+	p.mu.Lock()
+	select {
+	case <-p.gone:
+		p.mu.Unlock()
+		return ipc.Message{}, fmt.Errorf("master: worker %d (pid %d) is gone", p.slot.id, p.pid)
+	default:
+	}
+	p.pending[id] = ch
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.pending, id)
+		p.mu.Unlock()
+	}()
+	p.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	if err := p.ctl.Send(msg); err != nil {
+		return ipc.Message{}, fmt.Errorf("master: worker %d: send %s: %w", p.slot.id, typ, err)
+	}
+	select {
+	case ans := <-ch:
+		if ans.Type == ipc.TypeError {
+			return ans, fmt.Errorf("master: worker %d: %s", p.slot.id, ans.Error)
+		}
+		return ans, nil
+	case <-p.gone:
+		return ipc.Message{}, fmt.Errorf("master: worker %d (pid %d) is gone", p.slot.id, p.pid)
+	case <-ctx.Done():
+		return ipc.Message{}, fmt.Errorf("master: worker %d: %s: %w", p.slot.id, typ, ctx.Err())
+	}
+}
+
+// tell sends a request without waiting for the answer.
+func (p *proc) tell(typ string, body any) {
+	msg, err := ipc.New(typ, p.seq.Add(1), body)
+	if err != nil {
+		return
+	}
+	p.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	p.ctl.Send(msg) // a dead worker is reaped by its cmd.Wait
+}
