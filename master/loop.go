@@ -42,11 +42,16 @@ type evRequest struct {
 	c net.Conn
 }
 
+// master is the state of one Run. Owner: the run loop (the goroutine in
+// run), for every field not marked otherwise. Other goroutines (cmd.Wait
+// and read per worker, the control socket's accept loop and its
+// answering goroutines, the upgrade goroutine, timers) reach the run loop
+// through events only, and read just the fields marked "any goroutine".
 type master struct {
-	o       Options
-	log     zerolog.Logger
-	events  chan event
-	done    chan struct{}
+	o       Options        // any goroutine: fixed after newMaster
+	log     zerolog.Logger // any goroutine
+	events  chan event     // any goroutine: send
+	done    chan struct{}  // any goroutine: closed when run returns
 	sockets []*socket
 	bound   []string // per listener: the address its socket is bound to
 	slots   []*slot
@@ -54,10 +59,9 @@ type master struct {
 
 	state     string
 	gen       int
-	started   time.Time
+	started   time.Time // set when run starts
 	exitCount int
 	startErr  error
-	graceful  bool
 	killTimer *time.Timer
 	waiters   []net.Conn // CLI conns closed when the master is gone
 	reloading *reloadOp
@@ -65,15 +69,18 @@ type master struct {
 	ctlPath   string // this master's own control socket; Paths.Socket links to it
 	lockFile  *os.File
 	readyDone bool
-	answering sync.WaitGroup // answers being written by other goroutines
+	answering sync.WaitGroup // any goroutine: answers being written by other goroutines (Add in the run loop)
 
-	nextRoute   uint32              // the next worker's route (Identity.Route)
-	handedRoute uint32              // the first route given to a new master
-	upg         *tableflip.Upgrader // nil without Options.Upgrades
-	parentGone  bool                // no older master (or it has exited)
-	upgrading   bool                // an Upgrade call is running
-	upgraded    bool                // a newer master serves; this one drains and exits
-	stop        stopMode
+	nextRoute   uint32 // the next worker's route (Identity.Route)
+	handedRoute uint32 // the first route given to a new master
+	// upg is set before the run loop starts (nil without
+	// Options.Upgrades); its methods are safe for concurrent use: the
+	// upgrade goroutine calls WaitForParent and Upgrade.
+	upg        *tableflip.Upgrader
+	parentGone bool // no older master (or it has exited)
+	upgrading  bool // an Upgrade call is running
+	upgraded   bool // a newer master serves; this one drains and exits
+	stop       stopMode
 }
 
 // stopMode says how the workers stop.

@@ -17,33 +17,57 @@ import (
 	"github.com/goes-project/goes/ipc"
 )
 
+// slot is one worker id: the process serving it now (cur) and, during a
+// worker reload, the one starting to replace it (next).
+//
+// Owner: the run loop, for every field. id, listener and index never
+// change after newMaster. timer's function runs on its own goroutine and
+// only sends evRespawn to the run loop.
 type slot struct {
-	id, listener, index int
-	cur, next           *proc
-	state               string
-	exitCount           int
-	lastExit            string
-	quickFails          int
-	timer               *time.Timer
+	id, listener, index int         // fixed at newMaster
+	cur, next           *proc       // run loop
+	state               string      // run loop; shown in status
+	exitCount           int         // run loop
+	lastExit            string      // run loop
+	quickFails          int         // run loop: quick deaths in a row
+	timer               *time.Timer // run loop: a pending evRespawn
 }
 
+// proc is one worker process.
+//
+// Goroutines that touch a proc: the run loop (owner), the proc's read
+// goroutine (control channel in), the proc's cmd.Wait goroutine, and the
+// status goroutines of the control socket (gatherStatus, gatherConns),
+// which call request concurrently with one another and with the run loop.
+// Those share seq (atomic), pending and gone (under mu), and the fields
+// fixed at spawn; every other field is the run loop's alone.
 type proc struct {
-	slot    *slot
+	// Fixed at spawn, before any other goroutine sees p: read by all.
+	slot    *slot // only slot.id is read outside the run loop
 	gen     int
 	pid     int
 	route   uint32
-	cmd     *exec.Cmd
-	conn    net.Conn
-	ctl     *ipc.Conn
 	started time.Time
+	// cmd: the run loop kills through cmd.Process; the wait goroutine
+	// owns cmd.Wait and cmd.ProcessState.
+	cmd *exec.Cmd
+	// conn and ctl: set at spawn. Writes (tell from the run loop, request
+	// from status goroutines) are serialised by ipc.Conn; net.Conn's
+	// deadlines and Close are safe for concurrent use. Recv belongs to the
+	// read goroutine. The run loop closes conn in onExit.
+	conn net.Conn
+	ctl  *ipc.Conn
+
+	// Run loop only.
 	ready   bool
 	readyAt time.Time
 	state   string
 
-	seq     atomic.Uint64
-	mu      sync.Mutex
-	pending map[uint64]chan ipc.Message
-	gone    chan struct{} // closed when the control channel is gone
+	// Shared with the read goroutine and the status goroutines.
+	seq     atomic.Uint64               // request ids; any goroutine
+	mu      sync.Mutex                  // guards pending and the closing of gone
+	pending map[uint64]chan ipc.Message // under mu: request adds, read answers and removes
+	gone    chan struct{}               // closed (under mu) by read when the control channel is gone
 }
 
 // spawn starts a worker process for s; during a reload it becomes s.next.
