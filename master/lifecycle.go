@@ -3,7 +3,6 @@
 package master
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -24,29 +23,7 @@ func (m *master) onReady(p *proc) {
 		m.stopProc(p)
 		return
 	}
-	if s.next == p {
-		old := s.cur
-		s.cur, s.next = p, nil
-		if old != nil {
-			timeout := m.o.Listeners[s.listener].StopTimeout
-			if m.reloading != nil && m.reloading.graceful {
-				timeout = 0
-			}
-			m.drainProc(old, true, timeout)
-			if m.reloading != nil {
-				m.reloading.drained++
-			}
-		}
-		if r := m.reloading; r != nil {
-			r.pending--
-			if r.pending == 0 {
-				m.finishReload()
-			}
-		}
-	}
-	if s.cur == p {
-		s.state = StateRunning
-	}
+	s.state = StateRunning
 	if m.state == StateStarting {
 		for _, s := range m.slots {
 			if s.cur == nil || !s.cur.ready {
@@ -87,52 +64,35 @@ func (m *master) onExit(p *proc, ps *os.ProcessState) {
 		status = ps.String()
 	}
 	uptime := time.Since(p.started)
-	switch {
-	case s.cur == p:
-		s.cur = nil
-		if m.state == StateStopping {
-			m.log.Info().Int("worker", s.id).Int("worker_pid", p.pid).Str("exit", status).Msg("worker exited")
-			s.state = StateStopping
-			return
-		}
-		s.exitCount++
-		m.exitCount++
-		s.lastExit = status
-		if m.state == StateStarting {
-			m.startErr = fmt.Errorf("master: worker %d (pid %d) exited during start: %s", s.id, p.pid, status)
-			m.beginStop(false)
-			return
-		}
-		if !p.ready || time.Since(p.readyAt) < m.o.QuickDeath {
-			s.quickFails++
-		} else {
-			s.quickFails = 0
-		}
-		if s.quickFails >= m.o.CrashLoopLimit {
-			s.state = StateFailed
-			m.log.Error().Int("worker", s.id).Int("worker_pid", p.pid).Str("exit", status).Int("exit_count", s.exitCount).
-				Msg("worker keeps crashing, giving up on it")
-			return
-		}
-		m.log.Warn().Int("worker", s.id).Int("worker_pid", p.pid).Str("exit", status).Dur("uptime", uptime).
-			Int("exit_count", s.exitCount).Msg("worker exited, restarting")
-		m.scheduleRespawn(s)
-	case s.next == p:
-		s.next = nil
-		s.exitCount++
-		m.exitCount++
-		s.lastExit = status
-		m.log.Error().Int("worker", s.id).Int("worker_pid", p.pid).Str("exit", status).Msg("new worker exited before ready, reload failed")
-		if r := m.reloading; r != nil {
-			r.err = fmt.Errorf("worker %d (pid %d) of the new generation exited: %s", s.id, p.pid, status)
-			r.pending--
-			if r.pending == 0 {
-				m.finishReload()
-			}
-		}
-	default:
-		m.log.Info().Int("worker", s.id).Int("worker_pid", p.pid).Int("generation", p.gen).Str("exit", status).Msg("old worker exited")
+	// A slot runs one process at a time: p is s.cur.
+	s.cur = nil
+	if m.state == StateStopping {
+		m.log.Info().Int("worker", s.id).Int("worker_pid", p.pid).Str("exit", status).Msg("worker exited")
+		s.state = StateStopping
+		return
 	}
+	s.exitCount++
+	m.exitCount++
+	s.lastExit = status
+	if m.state == StateStarting {
+		m.startErr = fmt.Errorf("master: worker %d (pid %d) exited during start: %s", s.id, p.pid, status)
+		m.beginStop(false)
+		return
+	}
+	if !p.ready || time.Since(p.readyAt) < m.o.QuickDeath {
+		s.quickFails++
+	} else {
+		s.quickFails = 0
+	}
+	if s.quickFails >= m.o.CrashLoopLimit {
+		s.state = StateFailed
+		m.log.Error().Int("worker", s.id).Int("worker_pid", p.pid).Str("exit", status).Int("exit_count", s.exitCount).
+			Msg("worker keeps crashing, giving up on it")
+		return
+	}
+	m.log.Warn().Int("worker", s.id).Int("worker_pid", p.pid).Str("exit", status).Dur("uptime", uptime).
+		Int("exit_count", s.exitCount).Msg("worker exited, restarting")
+	m.scheduleRespawn(s)
 }
 
 func (m *master) scheduleRespawn(s *slot) {
@@ -143,7 +103,7 @@ func (m *master) scheduleRespawn(s *slot) {
 		delay = min(100*time.Millisecond<<(s.quickFails-2), 10*time.Second)
 	}
 	if delay == 0 {
-		err := m.spawn(s, nil)
+		err := m.spawn(s)
 		if err == nil {
 			return
 		}
@@ -194,10 +154,6 @@ func (m *master) stopWith(mode stopMode) {
 			s.timer.Stop()
 			s.timer = nil
 		}
-	}
-	if m.reloading != nil {
-		m.reloading.err = errors.New("master is stopping")
-		m.finishReload()
 	}
 	// Nobody will accept from the sockets again through this master: close
 	// its copies so that, once the workers have closed theirs, new clients

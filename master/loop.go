@@ -64,7 +64,6 @@ type master struct {
 	startErr  error
 	killTimer *time.Timer
 	waiters   []net.Conn // CLI conns closed when the master is gone
-	reloading *reloadOp
 	ctlLn     *net.UnixListener
 	ctlPath   string // this master's own control socket; Paths.Socket links to it
 	lockFile  *os.File
@@ -217,7 +216,7 @@ func (m *master) run(ctx context.Context) (err error) {
 	}
 	m.log.Info().Int("workers", len(m.slots)).Str("run_dir", m.o.Paths.Dir).Str("version", m.o.Version).Msg("master starting")
 	for _, s := range m.slots {
-		if err := m.spawn(s, nil); err != nil {
+		if err := m.spawn(s); err != nil {
 			m.startErr = err
 			m.beginStop(false)
 			break
@@ -290,7 +289,7 @@ func (m *master) handle(e event) {
 		if m.state == StateStopping || s.cur != nil {
 			return
 		}
-		if err := m.spawn(s, nil); err != nil {
+		if err := m.spawn(s); err != nil {
 			m.log.Error().Err(err).Int("worker", s.id).Msg("worker respawn failed")
 			m.scheduleRespawn(s)
 		}

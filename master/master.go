@@ -178,8 +178,9 @@ type Options struct {
 	// started from the binary now on disk (cloudflare/tableflip): it
 	// inherits the sockets, forks its workers and takes over once they
 	// accept; then this master drains its workers and exits. Without it,
-	// reload replaces the workers only. Only one master per process may
-	// use it (tableflip allows one upgrader per process).
+	// reload is refused. Only one master per process may use it, once
+	// (tableflip allows one upgrader per process, ever): masters run
+	// inside a test process leave it off.
 	Upgrades bool
 	// UpgradeTimeout bounds a new master's start (default ReadyTimeout +
 	// 10 s); past it the new master is killed and the reload fails.

@@ -17,15 +17,16 @@ import (
 	"github.com/goes-project/goes/ipc"
 )
 
-// slot is one worker id: the process serving it now (cur) and, during a
-// worker reload, the one starting to replace it (next).
+// slot is one worker id and the process serving it (cur; nil between a
+// death and the respawn). A reload replaces the whole master, so a slot
+// never runs two processes at once.
 //
 // Owner: the run loop, for every field. id, listener and index never
 // change after newMaster. timer's function runs on its own goroutine and
 // only sends evRespawn to the run loop.
 type slot struct {
 	id, listener, index int         // fixed at newMaster
-	cur, next           *proc       // run loop
+	cur                 *proc       // run loop
 	state               string      // run loop; shown in status
 	exitCount           int         // run loop
 	lastExit            string      // run loop
@@ -70,8 +71,8 @@ type proc struct {
 	gone    chan struct{}               // closed (under mu) by read when the control channel is gone
 }
 
-// spawn starts a worker process for s; during a reload it becomes s.next.
-func (m *master) spawn(s *slot, reload *reloadOp) error {
+// spawn starts a worker process for s, which becomes s.cur.
+func (m *master) spawn(s *slot) error {
 	sock := m.sockets[s.listener]
 	sockFile, err := dupFile(sock.conn(), "listener")
 	if err != nil {
@@ -132,12 +133,8 @@ func (m *master) spawn(s *slot, reload *reloadOp) error {
 		gone:    make(chan struct{}),
 	}
 	m.procs[p] = struct{}{}
-	if reload != nil {
-		s.next = p
-	} else {
-		s.cur = p
-		s.state = StateStarting
-	}
+	s.cur = p
+	s.state = StateStarting
 	go p.read(m)
 	go func() {
 		err := cmd.Wait()

@@ -70,6 +70,18 @@ func (m *master) startUpgrader() error {
 	return nil
 }
 
+// reload replaces this master with a new one (beginUpgrade). A master
+// without an upgrader (Options.Upgrades off) refuses: it cannot replace
+// itself, and it does not replace its workers alone either (no program
+// runs a master that way; a new generation of workers under the same
+// master would not pick up a new binary anyway).
+func (m *master) reload(c net.Conn, id uint64, graceful bool) error {
+	if m.upg == nil {
+		return errors.New("this master runs without upgrades (Options.Upgrades): it cannot reload")
+	}
+	return m.beginUpgrade(c, id, graceful)
+}
+
 // beginUpgrade starts a new master from the binary on disk. The run loop
 // goes on serving while it starts; onUpgraded gets the outcome.
 func (m *master) beginUpgrade(c net.Conn, id uint64, graceful bool) error {
