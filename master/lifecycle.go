@@ -37,7 +37,7 @@ func (m *master) onReady(p *proc) {
 		}
 		if err == nil && m.upg != nil {
 			// Tells the previous master, if any, that we serve.
-			err = m.upg.Ready()
+			err = m.upg.tf.Ready()
 		}
 		if err != nil {
 			m.startErr = err

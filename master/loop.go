@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cloudflare/tableflip"
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/ipc"
@@ -72,10 +71,10 @@ type master struct {
 
 	nextRoute   uint32 // the next worker's route (Identity.Route)
 	handedRoute uint32 // the first route given to a new master
-	// upg is set before the run loop starts (nil without
-	// Options.Upgrades); its methods are safe for concurrent use: the
-	// upgrade goroutine calls WaitForParent and Upgrade.
-	upg        *tableflip.Upgrader
+	// upg is Options.Upgrader, set before the run loop starts; safe for
+	// concurrent use: the upgrade goroutine calls WaitForParent and
+	// upgrade.
+	upg        *Upgrader
 	parentGone bool // no older master (or it has exited)
 	upgrading  bool // an Upgrade call is running
 	upgraded   bool // a newer master serves; this one drains and exits
@@ -115,9 +114,7 @@ func newMaster(o Options) (*master, error) {
 	if o.Stderr == nil {
 		o.Stderr = os.Stderr
 	}
-	if o.ReadyTimeout <= 0 {
-		o.ReadyTimeout = 30 * time.Second
-	}
+	o.timeouts()
 	if o.KillTimeout <= 0 {
 		o.KillTimeout = 5 * time.Second
 	}
@@ -126,9 +123,6 @@ func newMaster(o Options) (*master, error) {
 	}
 	if o.QuickDeath <= 0 {
 		o.QuickDeath = time.Second
-	}
-	if o.UpgradeTimeout <= 0 {
-		o.UpgradeTimeout = o.ReadyTimeout + 10*time.Second
 	}
 	if o.Listen == nil {
 		o.Listen = listenDefault
@@ -146,7 +140,7 @@ func newMaster(o Options) (*master, error) {
 		gen:    1,
 	}
 	// Routes (see Identity.Route) start at random; an upgraded master
-	// continues its predecessor's (startUpgrader).
+	// continues its predecessor's (adoptUpgrader).
 	m.nextRoute = rand.Uint32()
 	// The listeners get defaults: work on a copy of the caller's slice.
 	m.o.Listeners = append([]Listener(nil), o.Listeners...)
@@ -167,6 +161,16 @@ func newMaster(o Options) (*master, error) {
 	return m, nil
 }
 
+// timeouts applies the defaults of ReadyTimeout and UpgradeTimeout.
+func (o *Options) timeouts() {
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = 30 * time.Second
+	}
+	if o.UpgradeTimeout <= 0 {
+		o.UpgradeTimeout = o.ReadyTimeout + 10*time.Second
+	}
+}
+
 // send delivers an event to the run loop unless it has returned.
 func (m *master) send(e event) {
 	select {
@@ -182,11 +186,10 @@ func (m *master) run(ctx context.Context) (err error) {
 		return err
 	}
 	m.parentGone = true
-	if m.o.Upgrades {
-		if err := m.startUpgrader(); err != nil {
+	if m.o.Upgrader != nil {
+		if err := m.adoptUpgrader(); err != nil {
 			return err
 		}
-		defer m.upg.Stop()
 	}
 	if m.lockFile == nil {
 		if m.lockFile, err = m.o.Paths.lock(); err != nil {
@@ -195,7 +198,7 @@ func (m *master) run(ctx context.Context) (err error) {
 	}
 	defer m.lockFile.Close()
 	if m.upg != nil {
-		if err := m.upg.AddFile(lockFileName, m.lockFile); err != nil {
+		if err := m.upg.tf.AddFile(lockFileName, m.lockFile); err != nil {
 			return fmt.Errorf("master: pass the lock on: %w", err)
 		}
 	}

@@ -16,35 +16,15 @@ package master
 
 import (
 	"context"
-	"fmt"
-	"math"
 	"net"
 	"os"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/goes-project/goes/internal/procenv"
 	"github.com/goes-project/goes/ipc"
-)
-
-// Environment of a worker process.
-const (
-	// EnvRole is "worker" in a worker process.
-	EnvRole = "GOES_ROLE"
-	// EnvWorker holds the worker's identity: "id,listener,index,route,generation".
-	EnvWorker = "GOES_WORKER"
-	// RoleWorker is EnvRole's value in a worker.
-	RoleWorker = "worker"
-
-	// CtlFD is the worker's end of its control channel.
-	CtlFD = 3
-	// SocketFD is the shared listening socket (or datagram socket).
-	SocketFD = 4
-
-	tableflipEnv = "TABLEFLIP_HAS_PARENT_7DIU3"
 )
 
 // Worker and master states shown in status.
@@ -75,45 +55,9 @@ type Listener struct {
 	StopTimeout time.Duration
 }
 
-// Identity is what a worker learns about itself from EnvWorker.
-type Identity struct {
-	ID       int // stable, unique among the master's workers
-	Listener int // index in Options.Listeners
-	Index    int // 0..Count-1 within the listener
-	// Route is this worker process's route: the high 32 bits of its
-	// connection ids (connections.Config.IDBase), and its address in a
-	// cluster. Every worker start gets a new one from its master's
-	// counter, which starts at a random value when a master starts cold,
-	// continues across upgrades (the new master starts a reserve further,
-	// so the old generation's respawns do not meet it) and is never 0.
-	// Routes are unique among the live workers of a master and its
-	// upgrades; masters that share a cluster draw them at random starts,
-	// so a clash needs two 32-bit ranges of started workers to overlap
-	// (cluster.NewNode refuses a route in use).
-	Route      uint32
-	Generation int // bumped by every reload
-}
-
-// ParseIdentity parses EnvWorker's value.
-func ParseIdentity(s string) (Identity, error) {
-	f := strings.Split(s, ",")
-	if len(f) != 5 {
-		return Identity{}, fmt.Errorf("master: bad %s %q", EnvWorker, s)
-	}
-	var n [5]int
-	for i, x := range f {
-		v, err := strconv.ParseUint(x, 10, 32)
-		if err != nil || (i != 3 && v > math.MaxInt32) {
-			return Identity{}, fmt.Errorf("master: bad %s %q", EnvWorker, s)
-		}
-		n[i] = int(v)
-	}
-	return Identity{ID: n[0], Listener: n[1], Index: n[2], Route: uint32(n[3]), Generation: n[4]}, nil
-}
-
-func (id Identity) String() string {
-	return fmt.Sprintf("%d,%d,%d,%d,%d", id.ID, id.Listener, id.Index, id.Route, id.Generation)
-}
+// Identity is a worker's place among its master's workers, which it
+// learns from its environment (procenv.WorkerEnv).
+type Identity = procenv.Identity
 
 // Options configure Run. The zero value of every field but Listeners and
 // Paths works.
@@ -131,9 +75,14 @@ type Options struct {
 	// Args are the workers' arguments, Args[0] included (default os.Args).
 	Args []string
 	// Env is the workers' base environment (default os.Environ()); the
-	// tableflip marker and the GOES_ variables are stripped from it.
+	// variables of goes and of tableflip are stripped from it
+	// (procenv.WorkerEnv.Environ).
 	Env []string
-	// WorkerEnv, when set, adds variables to one worker's environment.
+	// Worker is what every worker is told through its environment; the
+	// master fills in Worker.Identity for each one.
+	Worker procenv.WorkerEnv
+	// WorkerEnv, when set, adds variables to one worker's environment,
+	// after Env and Worker.
 	WorkerEnv func(Identity) []string
 	// Credential, when set, runs the workers as another user.
 	Credential *syscall.Credential
@@ -152,8 +101,8 @@ type Options struct {
 	// machine, a long OnWorkerStart) does not hide a crash loop.
 	QuickDeath time.Duration
 	// Listen and ListenPacket open the sockets (default net.Listen,
-	// net.ListenPacket). With Upgrades they are not used: the sockets come
-	// from the previous master, or are opened through tableflip.
+	// net.ListenPacket). With an Upgrader they are not used: the sockets
+	// come from the previous master, or are opened through tableflip.
 	Listen       func(network, addr string) (net.Listener, error)
 	ListenPacket func(network, addr string) (net.PacketConn, error)
 	// OnReady runs once every worker of the first generation accepts,
@@ -174,16 +123,23 @@ type Options struct {
 	// Signals, when false, leaves process signals alone (tests running
 	// masters inside one process).
 	Signals bool
-	// Upgrades makes reload replace the whole master with a new process
-	// started from the binary now on disk (cloudflare/tableflip): it
-	// inherits the sockets, forks its workers and takes over once they
-	// accept; then this master drains its workers and exits. Without it,
-	// reload is refused. Only one master per process may use it, once
-	// (tableflip allows one upgrader per process, ever): masters run
-	// inside a test process leave it off.
-	Upgrades bool
+	// Upgrader, when set, makes reload replace the whole master with a
+	// new process started from the binary now on disk
+	// (cloudflare/tableflip): it inherits the sockets, forks its workers
+	// and takes over once they accept; then this master drains its
+	// workers and exits. A master started that way takes its sockets, its
+	// run directory's lock and what its predecessor handed on
+	// (Upgrader.Inherited) from it. Without an Upgrader, reload is
+	// refused: masters run inside a test process go without (one
+	// upgrader per process, ever). Run stops the Upgrader when it returns.
+	Upgrader *Upgrader
+	// ClusterRoute, when set, is handed to the master that a reload
+	// starts (procenv.SuccessorEnv.ClusterRoute): the route URL of the
+	// embedded NATS server that the new one joins.
+	ClusterRoute string
 	// UpgradeTimeout bounds a new master's start (default ReadyTimeout +
-	// 10 s); past it the new master is killed and the reload fails.
+	// 10 s); past it the new master is killed and the reload fails. It is
+	// read by NewUpgrader, not by Run.
 	UpgradeTimeout time.Duration
 	// Logger receives the master's events.
 	Logger zerolog.Logger
@@ -193,6 +149,7 @@ type Options struct {
 // error when it cannot start: another master runs there (ErrRunning), a
 // socket cannot be opened or a worker fails to start.
 func Run(ctx context.Context, o Options) error {
+	defer o.Upgrader.Stop()
 	m, err := newMaster(o)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,14 +21,20 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/procenv"
 	"github.com/goes-project/goes/ipc"
 	"github.com/goes-project/goes/worker"
 )
 
-// The test binary is also the worker: the master re-executes it.
+// The test binary is also the worker: the master re-executes it; and the
+// master of TestUpgradeHandsOver (GOES_TEST_MASTER), which tableflip
+// re-executes on reload.
 func TestMain(m *testing.M) {
-	if os.Getenv(EnvRole) == RoleWorker {
+	if procenv.IsWorker(os.Getenv) {
 		os.Exit(testWorker())
+	}
+	if dir := os.Getenv("GOES_TEST_MASTER"); dir != "" {
+		os.Exit(upgradableMaster(dir))
 	}
 	if path := os.Getenv("GOES_TEST_DIAL"); path != "" {
 		c, err := net.Dial("unix", path)
@@ -41,14 +48,20 @@ func TestMain(m *testing.M) {
 }
 
 // testWorker answers every connection with its pid. GOES_TEST_MODE
-// "fail" exits before ready; "crash" exits right after ready.
+// "fail" exits before ready; "crash" exits right after ready. With
+// GOES_TEST_ENV_DIR it writes its environment there first.
 func testWorker() int {
 	mode := os.Getenv("GOES_TEST_MODE")
 	if mode == "fail" {
 		fmt.Fprintln(os.Stderr, "test worker failing on purpose")
 		return 3
 	}
-	ctlF, sockF := os.NewFile(CtlFD, "ctl"), os.NewFile(SocketFD, "sock")
+	if dir := os.Getenv("GOES_TEST_ENV_DIR"); dir != "" {
+		if writeJSON(filepath.Join(dir, fmt.Sprintf("worker-%d.json", os.Getpid())), os.Environ()) != nil {
+			return 9
+		}
+	}
+	ctlF, sockF := os.NewFile(procenv.CtlFD, "ctl"), os.NewFile(procenv.SocketFD, "sock")
 	ctl, err := net.FileConn(ctlF)
 	if err != nil {
 		return 4
@@ -60,9 +73,6 @@ func testWorker() int {
 	ctlF.Close()
 	sockF.Close()
 	pid := []byte(strconv.Itoa(os.Getpid()))
-	if os.Getenv(tableflipEnv) != "" {
-		pid = append(pid, " (has tableflip's marker)"...)
-	}
 	var start func() error
 	if mode == "crash" {
 		start = func() error {
@@ -175,10 +185,9 @@ func nonBlocking(t *testing.T, c syscall.Conn) bool {
 
 // TestSharedQueueStaysNonBlocking: the workers share the master's socket
 // (one accept queue: every worker gets connections), and handing it to
-// them leaves the shared socket in non-blocking mode. The workers do not
-// inherit tableflip's marker from a master started by an upgrade.
+// them leaves the shared socket in non-blocking mode.
 func TestSharedQueueStaysNonBlocking(t *testing.T) {
-	tm := startMaster(t, 2, nil, func(o *Options) { o.Env = append(os.Environ(), tableflipEnv+"=yes") })
+	tm := startMaster(t, 2, nil, nil)
 	tm.waitReady()
 	if !nonBlocking(t, tm.ln.(syscall.Conn)) {
 		t.Fatal("the shared listening socket was switched to blocking mode")
@@ -278,19 +287,6 @@ func TestCrashLoop(t *testing.T) {
 	}
 }
 
-func TestIdentityRoundTrip(t *testing.T) {
-	id := Identity{ID: 7, Listener: 2, Index: 3, Route: 0xfedcba98, Generation: 5}
-	got, err := ParseIdentity(id.String())
-	if err != nil || got != id {
-		t.Fatalf("got %+v, %v", got, err)
-	}
-	for _, bad := range []string{"", "1,2,3", "a,b,c,d,e", "1,2,3,4,-5", "1,2,3,4294967296,5", "1,2,3,4,2147483648"} {
-		if _, err := ParseIdentity(bad); err == nil {
-			t.Errorf("%q parsed", bad)
-		}
-	}
-}
-
 // TestPeerCredentials: a control client of another uid is refused, one of
 // the master's uid is let in.
 func TestPeerCredentials(t *testing.T) {
@@ -351,14 +347,14 @@ func TestPeerCredentials(t *testing.T) {
 	}
 }
 
-// TestReloadWithoutUpgrades: a master without Upgrades refuses a reload
+// TestReloadWithoutUpgrades: a master without an Upgrader refuses a reload
 // with a clear error, and its workers serve on untouched.
 func TestReloadWithoutUpgrades(t *testing.T) {
 	tm := startMaster(t, 2, nil, nil)
 	tm.waitReady()
 	before := tm.status()
 	_, err := tm.paths.Request(ipc.Message{Type: ipc.TypeReload}, 10*time.Second)
-	if err == nil || !strings.Contains(err.Error(), "reload refused") || !strings.Contains(err.Error(), "Options.Upgrades") {
+	if err == nil || !strings.Contains(err.Error(), "reload refused") || !strings.Contains(err.Error(), "Options.Upgrader") {
 		t.Fatalf("reload without upgrades: %v", err)
 	}
 	after := tm.status()

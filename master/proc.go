@@ -8,12 +8,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/goes-project/goes/internal/procenv"
 	"github.com/goes-project/goes/ipc"
 )
 
@@ -93,24 +93,22 @@ func (m *master) spawn(s *slot) error {
 	}
 
 	id := Identity{ID: s.id, Listener: s.listener, Index: s.index, Route: m.takeRoute(), Generation: m.gen}
-	env := make([]string, 0, len(m.o.Env)+4)
-	for _, kv := range m.o.Env {
-		if strings.HasPrefix(kv, tableflipEnv+"=") || strings.HasPrefix(kv, "GOES_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env, EnvRole+"="+RoleWorker, EnvWorker+"="+id.String())
+	w := m.o.Worker
+	w.Identity = id
+	var extra []string
 	if m.o.WorkerEnv != nil {
-		env = append(env, m.o.WorkerEnv(id)...)
+		extra = m.o.WorkerEnv(id)
 	}
+	// ExtraFiles[i] is the child's descriptor 3+i.
+	files := make([]*os.File, max(procenv.CtlFD, procenv.SocketFD)-2)
+	files[procenv.CtlFD-3], files[procenv.SocketFD-3] = theirs, sockFile
 	cmd := &exec.Cmd{
 		Path:       m.o.Exe,
 		Args:       m.o.Args,
-		Env:        env,
+		Env:        w.Environ(m.o.Env, extra),
 		Stdout:     m.o.Stdout,
 		Stderr:     m.o.Stderr,
-		ExtraFiles: []*os.File{theirs, sockFile},
+		ExtraFiles: files,
 	}
 	if m.o.Credential != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.o.Credential}
