@@ -19,6 +19,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/goes-project/goes/internal/procenv"
 	"github.com/goes-project/goes/ipc"
 	"github.com/goes-project/goes/master"
 )
@@ -147,15 +148,22 @@ func (r *Runner) start(c *cli.Context, daemon bool) error {
 	if err != nil {
 		return err
 	}
-	if h, err := ping(paths); err == nil && !master.IsUpgrade() {
-		return fmt.Errorf("%w: %s (pid %d, run dir %s); stop it first", ErrAlreadyRunning, r.Name, h.PID, paths.Dir)
+	menv, err := procenv.DecodeMasterEnv(os.Getenv)
+	if err != nil {
+		return fmt.Errorf("goes: start: %w", err)
+	}
+	// A process that will run the master checks this in runMaster, once
+	// it knows whether a reload started it.
+	if daemon && !menv.Daemon {
+		if h, err := ping(paths); err == nil {
+			return fmt.Errorf("%w: %s (pid %d, run dir %s); stop it first", ErrAlreadyRunning, r.Name, h.PID, paths.Dir)
+		}
 	}
 	if err := paths.EnsureDir(); err != nil {
 		return err
 	}
-	inDaemon := os.Getenv(master.EnvDaemon) == "1"
-	notifier := master.TakeNotifier()
-	if daemon && !inDaemon {
+	notifier := master.TakeNotifier(menv.NotifyFD)
+	if daemon && !menv.Daemon {
 		logFile := cfg.LogFile
 		if logFile == "" {
 			logFile = paths.Log
@@ -175,7 +183,7 @@ func (r *Runner) start(c *cli.Context, daemon bool) error {
 		fmt.Fprintf(r.Stdout, "%s started (pid %d, run dir %s, log %s)\n", r.Name, pid, paths.Dir, logFile)
 		return nil
 	}
-	err = r.runMaster(cfg, paths, inDaemon, &notifier)
+	err = r.runMaster(cfg, paths, menv, &notifier)
 	if err != nil {
 		notifier.Fail(err)
 		if errors.Is(err, master.ErrRunning) {

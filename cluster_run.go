@@ -39,7 +39,7 @@ const routeWait = 5 * time.Second
 // uses it (nil otherwise). After an upgrade the embedded server routes to
 // the previous master's, so that the old workers, still draining, and the
 // new ones reach each other.
-func startCluster(cfg *Config, goers []*Goer, log zerolog.Logger) (*masterCluster, error) {
+func startCluster(cfg *Config, goers []*Goer, log zerolog.Logger, upg *master.Upgrader) (*masterCluster, error) {
 	on := false
 	for _, g := range goers {
 		on = on || clusterOn(cfg, g)
@@ -62,7 +62,7 @@ func startCluster(cfg *Config, goers []*Goer, log zerolog.Logger) (*masterCluste
 	// environment), so that other local users cannot publish to the
 	// connections.
 	co := &cluster.ClusterOptions{Username: "goes", Password: secret()}
-	if prev := os.Getenv(envClusterRoute); prev != "" && master.IsUpgrade() {
+	if prev := upg.Inherited().ClusterRoute; prev != "" && upg.HasParent() {
 		co.Routes = []string{prev}
 	}
 	mc.srv = cluster.NewServer(cluster.ServerOptions{Cluster: co, Token: secret(), Logger: log})
@@ -71,8 +71,6 @@ func startCluster(cfg *Config, goers []*Goer, log zerolog.Logger) (*masterCluste
 		return nil, fmt.Errorf("goes: cluster: %w", err)
 	}
 	mc.url = url
-	// For our successor (tableflip passes the environment on).
-	os.Setenv(envClusterRoute, mc.srv.RouteURL())
 	if len(co.Routes) > 0 {
 		log.Info().Msg("cluster routes to the previous generation")
 		deadline := time.Now().Add(routeWait)
@@ -84,6 +82,15 @@ func startCluster(cfg *Config, goers []*Goer, log zerolog.Logger) (*masterCluste
 		}
 	}
 	return mc, nil
+}
+
+// routeURL is the embedded server's route URL, which a reload hands to
+// the next master (master.Options.ClusterRoute); empty without one.
+func (mc *masterCluster) routeURL() string {
+	if mc == nil || mc.srv == nil {
+		return ""
+	}
+	return mc.srv.RouteURL()
 }
 
 // info describes the cluster in status.
@@ -130,8 +137,7 @@ const maxRouteTries = 3
 // startNode connects a worker to the cluster and returns its Node and the
 // route its connection ids carry: the master's, unless another Node of the
 // cluster already answers for it; then a random one.
-func startNode(cfg *Config, g *Goer, id master.Identity, log zerolog.Logger) (*cluster.Node, uint32, error) {
-	url := os.Getenv(envClusterURL)
+func startNode(cfg *Config, g *Goer, id master.Identity, url string, log zerolog.Logger) (*cluster.Node, uint32, error) {
 	if url == "" {
 		return nil, 0, errors.New("goes: cluster on, but the master passed no NATS URL")
 	}

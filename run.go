@@ -36,23 +36,6 @@ type Runner struct {
 	Stdout, Stderr io.Writer
 }
 
-// Environment passed by the master to its workers.
-const (
-	envConfigJSON = "GOES_CONFIG_JSON"
-	envLogConsole = "GOES_LOG_CONSOLE"
-	envLogFile    = "GOES_LOG_FILE"
-	// envClusterURL is the NATS the workers' cluster Nodes connect to.
-	envClusterURL = "GOES_CLUSTER_URL"
-	// envClusterRoute is the route URL of a master's embedded NATS
-	// server, for the master that an upgrade starts: its server routes
-	// to it while both generations run.
-	envClusterRoute = "GOES_CLUSTER_ROUTE"
-	// envCloseOnDrain (set to 1 for the master) makes draining workers
-	// close their connections at once: unsafe, the negative control of the
-	// reload tests.
-	envCloseOnDrain = "GOES_UNSAFE_CLOSE_ON_DRAIN"
-)
-
 // ErrAlreadyRunning is returned by start when a master already serves
 // from the run directory.
 var ErrAlreadyRunning = errors.New("goes: already running")

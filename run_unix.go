@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/procenv"
 	"github.com/goes-project/goes/ipc"
 	"github.com/goes-project/goes/master"
 	"github.com/goes-project/goes/protocols"
@@ -27,7 +28,7 @@ import (
 // run runs the verb in args, or, in a process the master forked, the
 // worker.
 func (r *Runner) run(args []string) error {
-	if os.Getenv(master.EnvRole) == master.RoleWorker {
+	if procenv.IsWorker(os.Getenv) {
 		return r.runWorker()
 	}
 	return r.app().Run(args)
@@ -63,7 +64,8 @@ func credential(cfg *Config) (*syscall.Credential, error) {
 }
 
 // runMaster runs the master in this process until it stops.
-func (r *Runner) runMaster(cfg *Config, paths master.Paths, daemon bool, notifier *master.Notifier) error {
+func (r *Runner) runMaster(cfg *Config, paths master.Paths, menv procenv.MasterEnv, notifier *master.Notifier) error {
+	daemon := menv.Daemon
 	goers, err := r.goers(cfg)
 	if err != nil {
 		return err
@@ -94,6 +96,16 @@ func (r *Runner) runMaster(cfg *Config, paths master.Paths, daemon bool, notifie
 	if err != nil {
 		return err
 	}
+	mo := master.Options{ReadyTimeout: time.Duration(cfg.ReadyTimeout), UpgradeTimeout: time.Duration(cfg.UpgradeTimeout)}
+	upg, err := master.NewUpgrader(mo)
+	if err != nil {
+		return err
+	}
+	defer upg.Stop() // when master.Run does not
+	// A master started by a reload runs next to its predecessor.
+	if h, err := ping(paths); err == nil && !upg.HasParent() {
+		return fmt.Errorf("%w: %s (pid %d, run dir %s); stop it first", ErrAlreadyRunning, r.Name, h.PID, paths.Dir)
+	}
 	logFile := ""
 	if daemon {
 		logFile = cfg.LogFile
@@ -112,25 +124,18 @@ func (r *Runner) runMaster(cfg *Config, paths master.Paths, daemon bool, notifie
 	if err != nil {
 		return fmt.Errorf("goes: config: %w", err)
 	}
-	console := "0"
-	if consoleOut {
-		console = "1"
-	}
-	workerEnv := []string{envConfigJSON + "=" + string(cfgJSON), envLogConsole + "=" + console, envLogFile + "=" + logFile}
-	if os.Getenv(envCloseOnDrain) == "1" {
-		workerEnv = append(workerEnv, envCloseOnDrain+"=1")
-	}
+	workerEnv := procenv.WorkerEnv{ConfigJSON: string(cfgJSON), LogConsole: consoleOut, LogFile: logFile, CloseOnDrain: menv.CloseOnDrain}
 	var reopen func() error
 	if logFile != "" {
 		reopen = func() error { return reopenLog(logFile) }
 	}
-	cl, err := startCluster(cfg, goers, log)
+	cl, err := startCluster(cfg, goers, log, upg)
 	if err != nil {
 		return err
 	}
 	defer cl.stop() // after the workers: their Nodes drain first
 	if cl != nil {
-		workerEnv = append(workerEnv, envClusterURL+"="+cl.url)
+		workerEnv.ClusterURL = cl.url
 	}
 	return master.Run(context.Background(), master.Options{
 		Cluster:          cl.info,
@@ -138,12 +143,12 @@ func (r *Runner) runMaster(cfg *Config, paths master.Paths, daemon bool, notifie
 		Listeners:        listeners,
 		Paths:            paths,
 		Version:          r.Version,
-		WorkerEnv:        func(master.Identity) []string { return workerEnv },
+		Worker:           workerEnv,
 		Credential:       cred,
 		ReadyTimeout:     time.Duration(cfg.ReadyTimeout),
-		UpgradeTimeout:   time.Duration(cfg.UpgradeTimeout),
 		Signals:          true,
-		Upgrades:         true,
+		Upgrader:         upg,
+		ClusterRoute:     cl.routeURL(),
 		Logger:           log,
 		OnUpgraded: func(pid int) {
 			if !daemon {
@@ -156,7 +161,7 @@ func (r *Runner) runMaster(cfg *Config, paths master.Paths, daemon bool, notifie
 			notifier.Ready(os.Getpid())
 			switch {
 			case daemon:
-			case master.IsUpgrade():
+			case upg.HasParent():
 				fmt.Fprintf(r.Stdout, "%s took over (pid %d, %d workers, run dir %s)\n",
 					r.Name, os.Getpid(), countWorkers(listeners), paths.Dir)
 			default:
@@ -186,12 +191,13 @@ func goingAway(c connections.Connection) {
 
 // runWorker serves this worker's Goer over the sockets the master passed.
 func (r *Runner) runWorker() error {
-	id, err := master.ParseIdentity(os.Getenv(master.EnvWorker))
+	wenv, err := procenv.DecodeWorkerEnv(os.Getenv)
 	if err != nil {
-		return err
+		return fmt.Errorf("goes: worker: %w", err)
 	}
+	id := wenv.Identity
 	cfg := &Config{}
-	if s := os.Getenv(envConfigJSON); s != "" {
+	if s := wenv.ConfigJSON; s != "" {
 		if cfg, err = ParseConfig([]byte(s)); err != nil {
 			return err
 		}
@@ -204,12 +210,12 @@ func (r *Runner) runWorker() error {
 		return fmt.Errorf("goes: worker of listener %d, but the program has %d", id.Listener, len(goers))
 	}
 	g := goers[id.Listener]
-	log, err := newLogger(os.Stderr, os.Getenv(envLogConsole) == "1", cfg.LogLevel, "worker", id.ID)
+	log, err := newLogger(os.Stderr, wenv.LogConsole, cfg.LogLevel, "worker", id.ID)
 	if err != nil {
 		return err
 	}
-	sockFile := os.NewFile(master.SocketFD, "listener")
-	ctlFile := os.NewFile(master.CtlFD, "control")
+	sockFile := os.NewFile(procenv.SocketFD, "listener")
+	ctlFile := os.NewFile(procenv.CtlFD, "control")
 	if sockFile == nil || ctlFile == nil {
 		return errors.New("goes: worker started without its sockets")
 	}
@@ -249,7 +255,7 @@ func (r *Runner) runWorker() error {
 	route := id.Route
 	var nodeStatus func() *ipc.NodeStats
 	if clusterOn(cfg, g) {
-		if g.node, route, err = startNode(cfg, g, id, log); err != nil {
+		if g.node, route, err = startNode(cfg, g, id, wenv.ClusterURL, log); err != nil {
 			return err
 		}
 		// Closed once the connections are gone (worker.Run returned), so
@@ -261,7 +267,7 @@ func (r *Runner) runWorker() error {
 	cc.Logger = log
 	cc.IDBase = uint64(route) << 32
 	g.idBase, g.log = cc.IDBase, log
-	logFile := os.Getenv(envLogFile)
+	logFile := wenv.LogFile
 	return worker.Run(context.Background(), worker.Options{
 		Cluster:      nodeStatus,
 		ID:           id.ID,
@@ -270,7 +276,7 @@ func (r *Runner) runWorker() error {
 		PacketConn:   pc,
 		Config:       cc,
 		StopTimeout:  g.StopTimeout,
-		CloseOnDrain: os.Getenv(envCloseOnDrain) == "1",
+		CloseOnDrain: wenv.CloseOnDrain,
 		GoingAway:    goingAway,
 		Version:      r.Version,
 		Logger:       log,

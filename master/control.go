@@ -242,10 +242,6 @@ func (m *master) snapshot() snapshot {
 	if m.o.Cluster != nil {
 		snap.master.Cluster = m.o.Cluster()
 	}
-	bySlot := make(map[*slot][]*proc)
-	for p := range m.procs {
-		bySlot[p.slot] = append(bySlot[p.slot], p)
-	}
 	for _, s := range m.slots {
 		l := m.o.Listeners[s.listener]
 		addr := l.Addr
@@ -257,17 +253,10 @@ func (m *master) snapshot() snapshot {
 			Transport: l.Transport, Protocol: l.Protocol, State: s.state,
 			ExitCount: s.exitCount, LastExit: s.lastExit, Generation: m.gen,
 		}
-		ps := bySlot[s]
-		sort.Slice(ps, func(i, j int) bool { return ps[i].gen < ps[j].gen })
-		if len(ps) == 0 {
-			snap.entries = append(snap.entries, entry{w: base})
-			continue
+		if p := s.cur; p != nil {
+			base.PID, base.Generation, base.StartedAt, base.State, base.Route = p.pid, p.gen, p.started, p.state, p.route
 		}
-		for _, p := range ps {
-			w := base
-			w.PID, w.Generation, w.StartedAt, w.State, w.Route = p.pid, p.gen, p.started, p.state, p.route
-			snap.entries = append(snap.entries, entry{w: w, p: p})
-		}
+		snap.entries = append(snap.entries, entry{w: base, p: s.cur})
 	}
 	return snap
 }

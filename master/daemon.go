@@ -12,19 +12,16 @@ import (
 	"strings"
 	"syscall"
 	"time"
-)
 
-// EnvDaemon is "1" in a master that runs detached (its stderr is the log
-// file); EnvNotify names the descriptor on which it reports its start.
-const (
-	EnvDaemon = "GOES_DAEMON"
-	EnvNotify = "GOES_DAEMON_NOTIFY"
+	"github.com/goes-project/goes/internal/procenv"
 )
 
 // Daemonize starts this binary again as a detached master: absolute path,
 // args (args[0] excluded), its own session, stdin from /dev/null, stdout
 // and stderr appended to logPath. It returns the daemon's pid once the
 // daemon reports that it serves, or its error (and the daemon is gone).
+// The daemon learns what it is from procenv.MasterEnv: Daemon, and the
+// descriptor (procenv.DaemonNotifyFD) on which it reports (Notifier).
 func Daemonize(args []string, logPath string, timeout time.Duration) (int, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -40,14 +37,16 @@ func Daemonize(args []string, logPath string, timeout time.Duration) (int, error
 		return 0, fmt.Errorf("master: daemon: %w", err)
 	}
 	defer r.Close()
-	env := append(os.Environ(), EnvDaemon+"=1", EnvNotify+"=3")
+	env := append(os.Environ(), procenv.MasterEnv{Daemon: true, NotifyFD: procenv.DaemonNotifyFD}.Encode()...)
+	files := make([]*os.File, procenv.DaemonNotifyFD-2) // ExtraFiles[i] is descriptor 3+i
+	files[procenv.DaemonNotifyFD-3] = w
 	cmd := &exec.Cmd{
 		Path:        exe,
 		Args:        append([]string{exe}, args...),
 		Env:         env,
 		Stdout:      logf,
 		Stderr:      logf,
-		ExtraFiles:  []*os.File{w},
+		ExtraFiles:  files,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	err = cmd.Start()
@@ -92,17 +91,13 @@ func Daemonize(args []string, logPath string, timeout time.Duration) (int, error
 // Its zero value (not a daemon) does nothing. Not safe for concurrent use.
 type Notifier struct{ f *os.File }
 
-// TakeNotifier returns the notifier of a daemon and removes EnvNotify
-// from the environment, so that no later child mistakes a descriptor for
-// it.
-func TakeNotifier() Notifier {
-	v := os.Getenv(EnvNotify)
-	if v == "" {
-		return Notifier{}
-	}
-	os.Unsetenv(EnvNotify)
-	fd, err := strconv.Atoi(v)
-	if err != nil || fd < 3 {
+// TakeNotifier returns the notifier of a daemon on descriptor fd
+// (procenv.MasterEnv.NotifyFD; 0, not a daemon: the zero Notifier) and
+// makes fd close-on-exec. Call it once. The variable that names fd stays
+// in the environment until an upgrade hands the environment on
+// (procenv.SuccessorEnv.Apply removes it): workers never see it.
+func TakeNotifier(fd int) Notifier {
+	if fd < 3 {
 		return Notifier{}
 	}
 	syscall.CloseOnExec(fd)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,14 +21,20 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/procenv"
 	"github.com/goes-project/goes/ipc"
 	"github.com/goes-project/goes/worker"
 )
 
-// The test binary is also the worker: the master re-executes it.
+// The test binary is also the worker: the master re-executes it; and the
+// master of TestUpgradeHandsOver (GOES_TEST_MASTER), which tableflip
+// re-executes on reload.
 func TestMain(m *testing.M) {
-	if os.Getenv(EnvRole) == RoleWorker {
+	if procenv.IsWorker(os.Getenv) {
 		os.Exit(testWorker())
+	}
+	if dir := os.Getenv("GOES_TEST_MASTER"); dir != "" {
+		os.Exit(upgradableMaster(dir))
 	}
 	if path := os.Getenv("GOES_TEST_DIAL"); path != "" {
 		c, err := net.Dial("unix", path)
@@ -41,14 +48,20 @@ func TestMain(m *testing.M) {
 }
 
 // testWorker answers every connection with its pid. GOES_TEST_MODE
-// "fail" exits before ready; "crash" exits right after ready.
+// "fail" exits before ready; "crash" exits right after ready. With
+// GOES_TEST_ENV_DIR it writes its environment there first.
 func testWorker() int {
 	mode := os.Getenv("GOES_TEST_MODE")
 	if mode == "fail" {
 		fmt.Fprintln(os.Stderr, "test worker failing on purpose")
 		return 3
 	}
-	ctlF, sockF := os.NewFile(CtlFD, "ctl"), os.NewFile(SocketFD, "sock")
+	if dir := os.Getenv("GOES_TEST_ENV_DIR"); dir != "" {
+		if writeJSON(filepath.Join(dir, fmt.Sprintf("worker-%d.json", os.Getpid())), os.Environ()) != nil {
+			return 9
+		}
+	}
+	ctlF, sockF := os.NewFile(procenv.CtlFD, "ctl"), os.NewFile(procenv.SocketFD, "sock")
 	ctl, err := net.FileConn(ctlF)
 	if err != nil {
 		return 4
@@ -60,9 +73,6 @@ func testWorker() int {
 	ctlF.Close()
 	sockF.Close()
 	pid := []byte(strconv.Itoa(os.Getpid()))
-	if os.Getenv(tableflipEnv) != "" {
-		pid = append(pid, " (has tableflip's marker)"...)
-	}
 	var start func() error
 	if mode == "crash" {
 		start = func() error {
@@ -175,10 +185,9 @@ func nonBlocking(t *testing.T, c syscall.Conn) bool {
 
 // TestSharedQueueStaysNonBlocking: the workers share the master's socket
 // (one accept queue: every worker gets connections), and handing it to
-// them leaves the shared socket in non-blocking mode. The workers do not
-// inherit tableflip's marker from a master started by an upgrade.
+// them leaves the shared socket in non-blocking mode.
 func TestSharedQueueStaysNonBlocking(t *testing.T) {
-	tm := startMaster(t, 2, nil, func(o *Options) { o.Env = append(os.Environ(), tableflipEnv+"=yes") })
+	tm := startMaster(t, 2, nil, nil)
 	tm.waitReady()
 	if !nonBlocking(t, tm.ln.(syscall.Conn)) {
 		t.Fatal("the shared listening socket was switched to blocking mode")
@@ -278,19 +287,6 @@ func TestCrashLoop(t *testing.T) {
 	}
 }
 
-func TestIdentityRoundTrip(t *testing.T) {
-	id := Identity{ID: 7, Listener: 2, Index: 3, Route: 0xfedcba98, Generation: 5}
-	got, err := ParseIdentity(id.String())
-	if err != nil || got != id {
-		t.Fatalf("got %+v, %v", got, err)
-	}
-	for _, bad := range []string{"", "1,2,3", "a,b,c,d,e", "1,2,3,4,-5", "1,2,3,4294967296,5", "1,2,3,4,2147483648"} {
-		if _, err := ParseIdentity(bad); err == nil {
-			t.Errorf("%q parsed", bad)
-		}
-	}
-}
-
 // TestPeerCredentials: a control client of another uid is refused, one of
 // the master's uid is let in.
 func TestPeerCredentials(t *testing.T) {
@@ -351,60 +347,23 @@ func TestPeerCredentials(t *testing.T) {
 	}
 }
 
-// TestWorkerReload: without Upgrades, reload replaces the workers (a new
-// generation next to the old one, which drains once its successor
-// accepts) and the master stays.
-func TestWorkerReload(t *testing.T) {
+// TestReloadWithoutUpgrades: a master without an Upgrader refuses a reload
+// with a clear error, and its workers serve on untouched.
+func TestReloadWithoutUpgrades(t *testing.T) {
 	tm := startMaster(t, 2, nil, nil)
 	tm.waitReady()
 	before := tm.status()
-	ans, err := tm.paths.Request(ipc.Message{Type: ipc.TypeReload}, 20*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	_, err := tm.paths.Request(ipc.Message{Type: ipc.TypeReload}, 10*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "reload refused") || !strings.Contains(err.Error(), "Options.Upgrader") {
+		t.Fatalf("reload without upgrades: %v", err)
 	}
-	var res ipc.ReloadResult
-	if err := ans.Decode(&res); err != nil || res.PID != os.Getpid() || res.Generation != 2 || res.Drained != 2 || res.OldPID != 0 {
-		t.Fatalf("reload: %+v, %v", res, err)
+	after := tm.status()
+	if after.Master.Generation != 1 || len(after.Workers) != len(before.Workers) {
+		t.Fatalf("after a refused reload: %+v", after)
 	}
-	old := map[int]bool{}
-	for _, w := range before.Workers {
-		old[w.PID] = true
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := tm.status()
-		fresh := 0
-		for _, w := range st.Workers {
-			if !old[w.PID] && w.Generation == 2 && w.State == StateRunning {
-				fresh++
-			}
-		}
-		if fresh == 2 && len(st.Workers) == 2 {
-			// Every start took a route of its own.
-			routes := map[uint32]bool{}
-			for _, w := range append(st.Workers, before.Workers...) {
-				if w.Route == 0 || routes[w.Route] {
-					t.Fatalf("route %d used twice or zero: %+v %+v", w.Route, before.Workers, st.Workers)
-				}
-				routes[w.Route] = true
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after reload: %+v", st.Workers)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	for pid := range old {
-		if syscall.Kill(pid, 0) == nil {
-			// Reaped by the master's cmd.Wait once it exits; allow a moment.
-			deadline := time.Now().Add(5 * time.Second)
-			for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			if syscall.Kill(pid, 0) == nil {
-				t.Errorf("old worker %d still alive", pid)
-			}
+	for i, w := range after.Workers {
+		if w.PID != before.Workers[i].PID || w.State != StateRunning {
+			t.Fatalf("worker changed by a refused reload: %+v, was %+v", w, before.Workers[i])
 		}
 	}
 }

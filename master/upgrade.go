@@ -14,6 +14,7 @@ import (
 	"github.com/cloudflare/tableflip"
 	"golang.org/x/sys/unix"
 
+	"github.com/goes-project/goes/internal/procenv"
 	"github.com/goes-project/goes/ipc"
 )
 
@@ -21,39 +22,91 @@ const (
 	// lockFileName names the run directory's lock among the files a
 	// master hands to its successor: the successor holds the same lock.
 	lockFileName = "goes-lock"
-	// envGeneration carries the generation number to a new master.
-	envGeneration = "GOES_GENERATION"
-	// envRoute carries the first worker route to a new master.
-	envRoute = "GOES_NEXT_ROUTE"
 	// routeReserve is how many routes an upgrading master keeps for its
 	// own respawns while the new master starts: the new one starts that
 	// far ahead.
 	routeReserve = 1 << 16
 )
 
-// IsUpgrade reports whether this process is a new master started by an
-// upgrade (its predecessor still runs and holds the run directory).
-func IsUpgrade() bool { return os.Getenv(tableflipEnv) != "" }
+// Upgrader lets a master replace itself with a new process on reload
+// (cloudflare/tableflip), and tells a master whether a reload started it
+// (HasParent). A process has at most one, ever (tableflip's rule): create
+// it before Run, ask it, pass it in Options.Upgrader. Its methods are safe
+// for concurrent use; a nil *Upgrader has no parent and Stop does nothing.
+type Upgrader struct {
+	tf        *tableflip.Upgrader
+	timeout   time.Duration        // UpgradeTimeout: a new master's start
+	inherited procenv.SuccessorEnv // from the previous master; zero without one
+}
 
-// startUpgrader sets up tableflip: sockets come from the previous master
-// when there is one, and so does the run directory's lock.
-func (m *master) startUpgrader() error {
-	upg, err := tableflip.New(tableflip.Options{UpgradeTimeout: m.o.UpgradeTimeout})
+// NewUpgrader creates this process's Upgrader. Of o it reads only the
+// new master's start bound, UpgradeTimeout (and ReadyTimeout, of which the
+// default follows). In a master started by a reload it takes over the
+// previous master's sockets and reads what that master handed on: an
+// error when that is malformed.
+func NewUpgrader(o Options) (*Upgrader, error) {
+	o.timeouts()
+	tf, err := tableflip.New(tableflip.Options{UpgradeTimeout: o.UpgradeTimeout})
 	if err != nil {
-		return fmt.Errorf("master: upgrader: %w", err)
+		return nil, fmt.Errorf("master: upgrader: %w", err)
 	}
-	m.upg = upg
-	if !upg.HasParent() {
+	u := &Upgrader{tf: tf, timeout: o.UpgradeTimeout}
+	if tf.HasParent() {
+		if u.inherited, err = procenv.DecodeSuccessorEnv(os.Getenv); err != nil {
+			tf.Stop()
+			return nil, fmt.Errorf("master: upgrader: from the previous master: %w", err)
+		}
+	}
+	return u, nil
+}
+
+// HasParent reports whether a reload started this process: its
+// predecessor still runs and holds the run directory until this master
+// serves.
+func (u *Upgrader) HasParent() bool { return u != nil && u.tf.HasParent() }
+
+// Inherited is what the previous master handed on (zero without one).
+func (u *Upgrader) Inherited() procenv.SuccessorEnv {
+	if u == nil {
+		return procenv.SuccessorEnv{}
+	}
+	return u.inherited
+}
+
+// Stop ends upgrades for this process; Run calls it when it returns. It
+// may be called more than once.
+func (u *Upgrader) Stop() {
+	if u != nil {
+		u.tf.Stop()
+	}
+}
+
+// upgrade hands next on and starts the new master: tableflip starts it
+// with this process's environment, hence Apply right before.
+func (u *Upgrader) upgrade(next procenv.SuccessorEnv) error {
+	if err := next.Apply(); err != nil {
+		return fmt.Errorf("master: hand-off to the new master: %w", err)
+	}
+	return u.tf.Upgrade()
+}
+
+// adoptUpgrader makes m use its Options.Upgrader: the sockets come from
+// the previous master when there is one, and so do the run directory's
+// lock, the generation and the next route.
+func (m *master) adoptUpgrader() error {
+	u := m.o.Upgrader
+	m.upg = u
+	if !u.HasParent() {
 		return nil
 	}
 	m.parentGone = false
-	if g, err := strconv.Atoi(os.Getenv(envGeneration)); err == nil && g > 0 {
+	if g := u.inherited.Generation; g > 0 {
 		m.gen = g
 	}
-	if r, err := strconv.ParseUint(os.Getenv(envRoute), 10, 32); err == nil {
-		m.nextRoute = uint32(r)
+	if r := u.inherited.NextRoute; r != 0 {
+		m.nextRoute = r
 	}
-	f, err := upg.File(lockFileName)
+	f, err := u.tf.File(lockFileName)
 	if err != nil || f == nil {
 		return fmt.Errorf("master: the previous master passed no lock (%v)", err)
 	}
@@ -63,11 +116,23 @@ func (m *master) startUpgrader() error {
 	}
 	m.lockFile = f
 	go func() {
-		err := upg.WaitForParent(context.Background())
+		err := u.tf.WaitForParent(context.Background())
 		m.send(evParentExited{err: err})
 	}()
 	m.log.Info().Int("generation", m.gen).Msg("master started by an upgrade")
 	return nil
+}
+
+// reload replaces this master with a new one (beginUpgrade). A master
+// without an upgrader (Options.Upgrader nil) refuses: it cannot replace
+// itself, and it does not replace its workers alone either (no program
+// runs a master that way; a new generation of workers under the same
+// master would not pick up a new binary anyway).
+func (m *master) reload(c net.Conn, id uint64, graceful bool) error {
+	if m.upg == nil {
+		return errors.New("this master runs without an upgrader (Options.Upgrader): it cannot reload")
+	}
+	return m.beginUpgrade(c, id, graceful)
 }
 
 // beginUpgrade starts a new master from the binary on disk. The run loop
@@ -80,11 +145,14 @@ func (m *master) beginUpgrade(c net.Conn, id uint64, graceful bool) error {
 		return errors.New("a reload is in progress")
 	}
 	m.upgrading = true
-	os.Setenv(envGeneration, strconv.Itoa(m.gen+1))
 	// The new master's workers take routes from here on; this master's
-	// respawns, until it hands over, stay below.
+	// respawns, until it hands over, stay below. (0 would hand nothing;
+	// takeRoute skips it anyway.)
 	m.handedRoute = m.nextRoute + routeReserve
-	os.Setenv(envRoute, strconv.FormatUint(uint64(m.handedRoute), 10))
+	if m.handedRoute == 0 {
+		m.handedRoute = 1
+	}
+	next := procenv.SuccessorEnv{Generation: m.gen + 1, NextRoute: m.handedRoute, ClusterRoute: m.o.ClusterRoute}
 	waitParent := !m.parentGone
 	m.log.Info().Int("generation", m.gen+1).Bool("wait_for_previous", waitParent).Msg("upgrade started")
 	go func() {
@@ -92,15 +160,15 @@ func (m *master) beginUpgrade(c net.Conn, id uint64, graceful bool) error {
 		if waitParent {
 			// tableflip refuses to upgrade until the previous master has
 			// exited: wait for its drain, boundedly.
-			ctx, cancel := context.WithTimeout(context.Background(), m.o.UpgradeTimeout+m.maxStopTimeout())
-			err = m.upg.WaitForParent(ctx)
+			ctx, cancel := context.WithTimeout(context.Background(), m.upg.timeout+m.maxStopTimeout())
+			err = m.upg.tf.WaitForParent(ctx)
 			cancel()
 			if err != nil {
 				err = fmt.Errorf("the previous generation is still draining: %w", err)
 			}
 		}
 		if err == nil {
-			err = m.upg.Upgrade()
+			err = m.upg.upgrade(next)
 		}
 		m.send(evUpgraded{c: c, id: id, graceful: graceful, err: err})
 	}()
@@ -122,7 +190,7 @@ func inheritKey(i int, l Listener) string {
 // from the previous master when it had it, else new.
 func (m *master) upgListen(i int, l Listener) (net.Listener, error) {
 	var lerr error // unwrapped: tableflip's wrapping repeats what net says
-	ln, err := m.upg.ListenWithCallback(l.Network, inheritKey(i, l), func(network, _ string) (net.Listener, error) {
+	ln, err := m.upg.tf.ListenWithCallback(l.Network, inheritKey(i, l), func(network, _ string) (net.Listener, error) {
 		if network == "unix" {
 			removeStaleSocket(l.Addr)
 		}
@@ -139,7 +207,7 @@ func (m *master) upgListen(i int, l Listener) (net.Listener, error) {
 // upgListenPacket is upgListen for datagram sockets.
 func (m *master) upgListenPacket(i int, l Listener) (net.PacketConn, error) {
 	var lerr error
-	pc, err := m.upg.ListenPacketWithCallback(l.Network, inheritKey(i, l), func(network, _ string) (net.PacketConn, error) {
+	pc, err := m.upg.tf.ListenPacketWithCallback(l.Network, inheritKey(i, l), func(network, _ string) (net.PacketConn, error) {
 		pc, err := net.ListenPacket(network, l.Addr)
 		lerr = err
 		return pc, err

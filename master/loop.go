@@ -1,0 +1,339 @@
+//go:build unix
+
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/goes-project/goes/ipc"
+)
+
+type event any
+
+type evExit struct {
+	p     *proc
+	state *os.ProcessState
+	err   error
+}
+type evReady struct{ p *proc }
+type evRespawn struct{ s *slot }
+type evKill struct{}
+type evParentExited struct{ err error }
+type evUpgraded struct {
+	c        net.Conn
+	id       uint64
+	graceful bool
+	err      error
+}
+type evRequest struct {
+	m ipc.Message
+	c net.Conn
+}
+
+// master is the state of one Run. Owner: the run loop (the goroutine in
+// run), for every field not marked otherwise. Other goroutines (cmd.Wait
+// and read per worker, the control socket's accept loop and its
+// answering goroutines, the upgrade goroutine, timers) reach the run loop
+// through events only, and read just the fields marked "any goroutine".
+type master struct {
+	o       Options        // any goroutine: fixed after newMaster
+	log     zerolog.Logger // any goroutine
+	events  chan event     // any goroutine: send
+	done    chan struct{}  // any goroutine: closed when run returns
+	sockets []*socket
+	bound   []string // per listener: the address its socket is bound to
+	slots   []*slot
+	procs   map[*proc]struct{}
+
+	state     string
+	gen       int
+	started   time.Time // set when run starts
+	exitCount int
+	startErr  error
+	killTimer *time.Timer
+	waiters   []net.Conn // CLI conns closed when the master is gone
+	ctlLn     *net.UnixListener
+	ctlPath   string // this master's own control socket; Paths.Socket links to it
+	lockFile  *os.File
+	readyDone bool
+	answering sync.WaitGroup // any goroutine: answers being written by other goroutines (Add in the run loop)
+
+	nextRoute   uint32 // the next worker's route (Identity.Route)
+	handedRoute uint32 // the first route given to a new master
+	// upg is Options.Upgrader, set before the run loop starts; safe for
+	// concurrent use: the upgrade goroutine calls WaitForParent and
+	// upgrade.
+	upg        *Upgrader
+	parentGone bool // no older master (or it has exited)
+	upgrading  bool // an Upgrade call is running
+	upgraded   bool // a newer master serves; this one drains and exits
+	stop       stopMode
+}
+
+// stopMode says how the workers stop.
+type stopMode struct {
+	graceful  bool // drain rather than close
+	reload    bool // the drain is a reload's (OnWorkerReload)
+	unbounded bool // no drain timeout (reload -g)
+}
+
+func newMaster(o Options) (*master, error) {
+	if len(o.Listeners) == 0 {
+		return nil, errors.New("master: no listeners")
+	}
+	if o.Paths.Dir == "" {
+		return nil, errors.New("master: no run directory")
+	}
+	if o.Exe == "" {
+		if _, err := os.Stat("/proc/self/exe"); err == nil {
+			o.Exe = "/proc/self/exe"
+		} else if o.Exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("master: find executable: %w", err)
+		}
+	}
+	if o.Args == nil {
+		o.Args = os.Args
+	}
+	if o.Env == nil {
+		o.Env = os.Environ()
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	o.timeouts()
+	if o.KillTimeout <= 0 {
+		o.KillTimeout = 5 * time.Second
+	}
+	if o.CrashLoopLimit <= 0 {
+		o.CrashLoopLimit = 10
+	}
+	if o.QuickDeath <= 0 {
+		o.QuickDeath = time.Second
+	}
+	if o.Listen == nil {
+		o.Listen = listenDefault
+	}
+	if o.ListenPacket == nil {
+		o.ListenPacket = net.ListenPacket
+	}
+	m := &master{
+		o:      o,
+		log:    o.Logger,
+		events: make(chan event, 16),
+		done:   make(chan struct{}),
+		procs:  make(map[*proc]struct{}),
+		state:  StateStarting,
+		gen:    1,
+	}
+	// Routes (see Identity.Route) start at random; an upgraded master
+	// continues its predecessor's (adoptUpgrader).
+	m.nextRoute = rand.Uint32()
+	// The listeners get defaults: work on a copy of the caller's slice.
+	m.o.Listeners = append([]Listener(nil), o.Listeners...)
+	id := 0
+	for li, l := range m.o.Listeners {
+		if l.Count <= 0 {
+			m.o.Listeners[li].Count = 1
+			l.Count = 1
+		}
+		if l.StopTimeout <= 0 {
+			m.o.Listeners[li].StopTimeout = 30 * time.Second
+		}
+		for i := 0; i < l.Count; i++ {
+			m.slots = append(m.slots, &slot{id: id, listener: li, index: i, state: StateStarting})
+			id++
+		}
+	}
+	return m, nil
+}
+
+// timeouts applies the defaults of ReadyTimeout and UpgradeTimeout.
+func (o *Options) timeouts() {
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = 30 * time.Second
+	}
+	if o.UpgradeTimeout <= 0 {
+		o.UpgradeTimeout = o.ReadyTimeout + 10*time.Second
+	}
+}
+
+// send delivers an event to the run loop unless it has returned.
+func (m *master) send(e event) {
+	select {
+	case m.events <- e:
+	case <-m.done:
+	}
+}
+
+func (m *master) run(ctx context.Context) (err error) {
+	defer close(m.done)
+	m.started = time.Now()
+	if err := m.o.Paths.EnsureDir(); err != nil {
+		return err
+	}
+	m.parentGone = true
+	if m.o.Upgrader != nil {
+		if err := m.adoptUpgrader(); err != nil {
+			return err
+		}
+	}
+	if m.lockFile == nil {
+		if m.lockFile, err = m.o.Paths.lock(); err != nil {
+			return err
+		}
+	}
+	defer m.lockFile.Close()
+	if m.upg != nil {
+		if err := m.upg.tf.AddFile(lockFileName, m.lockFile); err != nil {
+			return fmt.Errorf("master: pass the lock on: %w", err)
+		}
+	}
+	if err := m.listenControl(); err != nil {
+		return err
+	}
+	defer m.closeControl()
+	if err := m.openSockets(); err != nil {
+		m.closeSockets(true)
+		return err
+	}
+
+	var sigs chan os.Signal
+	if m.o.Signals {
+		sigs = make(chan os.Signal, 4)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1)
+		defer signal.Stop(sigs)
+	}
+	m.log.Info().Int("workers", len(m.slots)).Str("run_dir", m.o.Paths.Dir).Str("version", m.o.Version).Msg("master starting")
+	for _, s := range m.slots {
+		if err := m.spawn(s); err != nil {
+			m.startErr = err
+			m.beginStop(false)
+			break
+		}
+	}
+	startTimer := time.NewTimer(m.o.ReadyTimeout)
+	defer startTimer.Stop()
+
+	ctxDone := ctx.Done()
+	for m.state != StateStopping || len(m.procs) > 0 {
+		select {
+		case <-ctxDone:
+			ctxDone = nil
+			m.beginStop(false)
+		case <-startTimer.C:
+			if m.state == StateStarting {
+				m.startErr = fmt.Errorf("master: workers not ready after %s", m.o.ReadyTimeout)
+				m.beginStop(false)
+			}
+		case sig := <-sigs:
+			m.onSignal(sig)
+		case e := <-m.events:
+			m.handle(e)
+		}
+	}
+	m.closeSockets(!m.upgraded)
+	m.answering.Wait() // bounded: every answer has a deadline
+	if m.readyDone && !m.upgraded {
+		// The pid file and the control link are this master's: a newer
+		// master (after an upgrade) owns them otherwise.
+		os.Remove(m.o.Paths.PID)
+	}
+	if m.startErr != nil {
+		m.log.Error().Err(m.startErr).Msg("master failed to start")
+		return m.startErr
+	}
+	if m.upgraded {
+		m.log.Info().Msg("old master exited after the upgrade")
+		return nil
+	}
+	m.log.Info().Msg("master stopped")
+	return nil
+}
+
+func (m *master) onSignal(sig os.Signal) {
+	m.log.Info().Str("signal", sig.String()).Msg("signal received")
+	switch sig {
+	case syscall.SIGTERM, syscall.SIGINT:
+		m.beginStop(false)
+	case syscall.SIGQUIT:
+		m.beginStop(true)
+	case syscall.SIGHUP:
+		if err := m.reload(nil, 0, false); err != nil {
+			m.log.Warn().Err(err).Msg("reload refused")
+		}
+	case syscall.SIGUSR1:
+		m.reopen()
+	}
+}
+
+func (m *master) handle(e event) {
+	switch e := e.(type) {
+	case evReady:
+		m.onReady(e.p)
+	case evExit:
+		m.onExit(e.p, e.state)
+	case evRespawn:
+		s := e.s
+		s.timer = nil
+		if m.state == StateStopping || s.cur != nil {
+			return
+		}
+		if err := m.spawn(s); err != nil {
+			m.log.Error().Err(err).Int("worker", s.id).Msg("worker respawn failed")
+			m.scheduleRespawn(s)
+		}
+	case evKill:
+		for p := range m.procs {
+			m.log.Warn().Int("worker", p.slot.id).Int("worker_pid", p.pid).Msg("worker did not stop in time, killing")
+			p.cmd.Process.Kill()
+		}
+	case evRequest:
+		m.onRequest(e.m, e.c)
+	case evParentExited:
+		m.parentGone = true
+		if e.err != nil {
+			m.log.Warn().Err(e.err).Msg("previous master misbehaved while exiting")
+		} else {
+			m.log.Info().Msg("previous master exited")
+		}
+		if m.o.OnPreviousExited != nil {
+			m.o.OnPreviousExited()
+		}
+	case evUpgraded:
+		m.onUpgraded(e)
+	}
+}
+
+func (m *master) reopen() {
+	for p := range m.procs {
+		p.tell(ipc.TypeReopen, nil)
+	}
+	if m.o.Reopen == nil {
+		m.log.Info().Msg("no log file to reopen: the master logs to stderr")
+		return
+	}
+	if err := m.o.Reopen(); err != nil {
+		m.log.Error().Err(err).Msg("reopen log failed")
+		return
+	}
+	m.log.Info().Msg("logs reopened")
+}
+
+func answer(c net.Conn, msg ipc.Message) {
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	ipc.NewConn(c).Send(msg)
+}

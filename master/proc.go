@@ -1,0 +1,243 @@
+//go:build unix
+
+package master
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/goes-project/goes/internal/procenv"
+	"github.com/goes-project/goes/ipc"
+)
+
+// slot is one worker id and the process serving it (cur; nil between a
+// death and the respawn). A reload replaces the whole master, so a slot
+// never runs two processes at once.
+//
+// Owner: the run loop, for every field. id, listener and index never
+// change after newMaster. timer's function runs on its own goroutine and
+// only sends evRespawn to the run loop.
+type slot struct {
+	id, listener, index int         // fixed at newMaster
+	cur                 *proc       // run loop
+	state               string      // run loop; shown in status
+	exitCount           int         // run loop
+	lastExit            string      // run loop
+	quickFails          int         // run loop: quick deaths in a row
+	timer               *time.Timer // run loop: a pending evRespawn
+}
+
+// proc is one worker process.
+//
+// Goroutines that touch a proc: the run loop (owner), the proc's read
+// goroutine (control channel in), the proc's cmd.Wait goroutine, and the
+// status goroutines of the control socket (gatherStatus, gatherConns),
+// which call request concurrently with one another and with the run loop.
+// Those share seq (atomic), pending and gone (under mu), and the fields
+// fixed at spawn; every other field is the run loop's alone.
+type proc struct {
+	// Fixed at spawn, before any other goroutine sees p: read by all.
+	slot    *slot // only slot.id is read outside the run loop
+	gen     int
+	pid     int
+	route   uint32
+	started time.Time
+	// cmd: the run loop kills through cmd.Process; the wait goroutine
+	// owns cmd.Wait and cmd.ProcessState.
+	cmd *exec.Cmd
+	// conn and ctl: set at spawn. Writes (tell from the run loop, request
+	// from status goroutines) are serialised by ipc.Conn; net.Conn's
+	// deadlines and Close are safe for concurrent use. Recv belongs to the
+	// read goroutine. The run loop closes conn in onExit.
+	conn net.Conn
+	ctl  *ipc.Conn
+
+	// Run loop only.
+	ready   bool
+	readyAt time.Time
+	state   string
+
+	// Shared with the read goroutine and the status goroutines.
+	seq     atomic.Uint64               // request ids; any goroutine
+	mu      sync.Mutex                  // guards pending and the closing of gone
+	pending map[uint64]chan ipc.Message // under mu: request adds, read answers and removes
+	gone    chan struct{}               // closed (under mu) by read when the control channel is gone
+}
+
+// spawn starts a worker process for s, which becomes s.cur.
+func (m *master) spawn(s *slot) error {
+	sock := m.sockets[s.listener]
+	sockFile, err := dupFile(sock.conn(), "listener")
+	if err != nil {
+		return fmt.Errorf("master: worker %d: %w", s.id, err)
+	}
+	defer sockFile.Close()
+	fds, err := socketpair()
+	if err != nil {
+		return fmt.Errorf("master: worker %d: socketpair: %w", s.id, err)
+	}
+	mine := os.NewFile(uintptr(fds[0]), "control")
+	theirs := os.NewFile(uintptr(fds[1]), "control")
+	defer theirs.Close()
+	conn, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		return fmt.Errorf("master: worker %d: control channel: %w", s.id, err)
+	}
+
+	id := Identity{ID: s.id, Listener: s.listener, Index: s.index, Route: m.takeRoute(), Generation: m.gen}
+	w := m.o.Worker
+	w.Identity = id
+	var extra []string
+	if m.o.WorkerEnv != nil {
+		extra = m.o.WorkerEnv(id)
+	}
+	// ExtraFiles[i] is the child's descriptor 3+i.
+	files := make([]*os.File, max(procenv.CtlFD, procenv.SocketFD)-2)
+	files[procenv.CtlFD-3], files[procenv.SocketFD-3] = theirs, sockFile
+	cmd := &exec.Cmd{
+		Path:       m.o.Exe,
+		Args:       m.o.Args,
+		Env:        w.Environ(m.o.Env, extra),
+		Stdout:     m.o.Stdout,
+		Stderr:     m.o.Stderr,
+		ExtraFiles: files,
+	}
+	if m.o.Credential != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.o.Credential}
+	}
+	if err := cmd.Start(); err != nil {
+		conn.Close()
+		return fmt.Errorf("master: start worker %d: %w", s.id, err)
+	}
+	p := &proc{
+		slot:    s,
+		gen:     m.gen,
+		pid:     cmd.Process.Pid,
+		route:   id.Route,
+		cmd:     cmd,
+		conn:    conn,
+		ctl:     ipc.NewConn(conn),
+		started: time.Now(),
+		state:   StateStarting,
+		pending: make(map[uint64]chan ipc.Message),
+		gone:    make(chan struct{}),
+	}
+	m.procs[p] = struct{}{}
+	s.cur = p
+	s.state = StateStarting
+	go p.read(m)
+	go func() {
+		err := cmd.Wait()
+		m.send(evExit{p: p, state: cmd.ProcessState, err: err})
+	}()
+	m.log.Debug().Int("worker", s.id).Int("worker_pid", p.pid).Int("generation", p.gen).Msg("worker spawned")
+	return nil
+}
+
+// takeRoute returns the next worker route, never 0.
+func (m *master) takeRoute() uint32 {
+	if m.nextRoute == 0 {
+		m.nextRoute++
+	}
+	r := m.nextRoute
+	m.nextRoute++
+	return r
+}
+
+// socketpair returns a connected pair of Unix stream sockets, both
+// close-on-exec (set under ForkLock: a fork meanwhile does not inherit
+// them; not every Unix has SOCK_CLOEXEC).
+func socketpair() ([2]int, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return [2]int{}, err
+	}
+	syscall.CloseOnExec(fds[0])
+	syscall.CloseOnExec(fds[1])
+	return [2]int{fds[0], fds[1]}, nil
+}
+
+// read serves p's control channel: the ready event and answers.
+func (p *proc) read(m *master) {
+	defer func() {
+		p.mu.Lock()
+		close(p.gone)
+		p.mu.Unlock()
+	}()
+	for {
+		msg, err := p.ctl.Recv()
+		if err != nil {
+			return
+		}
+		if msg.Type == ipc.TypeReady {
+			m.send(evReady{p})
+			continue
+		}
+		p.mu.Lock()
+		ch := p.pending[msg.ID]
+		delete(p.pending, msg.ID)
+		p.mu.Unlock()
+		if ch != nil {
+			ch <- msg
+		}
+	}
+}
+
+// request asks the worker and waits for its answer. Safe for concurrent use.
+func (p *proc) request(ctx context.Context, typ string, body any) (ipc.Message, error) {
+	id := p.seq.Add(1)
+	msg, err := ipc.New(typ, id, body)
+	if err != nil {
+		return ipc.Message{}, err
+	}
+	ch := make(chan ipc.Message, 1)
+	p.mu.Lock()
+	select {
+	case <-p.gone:
+		p.mu.Unlock()
+		return ipc.Message{}, fmt.Errorf("master: worker %d (pid %d) is gone", p.slot.id, p.pid)
+	default:
+	}
+	p.pending[id] = ch
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.pending, id)
+		p.mu.Unlock()
+	}()
+	p.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	if err := p.ctl.Send(msg); err != nil {
+		return ipc.Message{}, fmt.Errorf("master: worker %d: send %s: %w", p.slot.id, typ, err)
+	}
+	select {
+	case ans := <-ch:
+		if ans.Type == ipc.TypeError {
+			return ans, fmt.Errorf("master: worker %d: %s", p.slot.id, ans.Error)
+		}
+		return ans, nil
+	case <-p.gone:
+		return ipc.Message{}, fmt.Errorf("master: worker %d (pid %d) is gone", p.slot.id, p.pid)
+	case <-ctx.Done():
+		return ipc.Message{}, fmt.Errorf("master: worker %d: %s: %w", p.slot.id, typ, ctx.Err())
+	}
+}
+
+// tell sends a request without waiting for the answer.
+func (p *proc) tell(typ string, body any) {
+	msg, err := ipc.New(typ, p.seq.Add(1), body)
+	if err != nil {
+		return
+	}
+	p.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	p.ctl.Send(msg) // a dead worker is reaped by its cmd.Wait
+}
