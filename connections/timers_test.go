@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/text"
 	"github.com/goes-project/goes/timer"
 )
@@ -23,11 +24,11 @@ import (
 // connection that sends a request every few milliseconds stays open for
 // several timeouts. The server uses a wheel of its own.
 func TestIdleTimeout(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		const idle = 300 * time.Millisecond
 		var closed atomic.Int32
 		s, addr := serve(t, "tcp", connections.Config{
-			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			Protocol: text.New(), IdleTimeout: idle,
 			Handler: connections.Handler{
 				OnMessage: echo,
@@ -70,7 +71,7 @@ func TestIdleTimeout(t *testing.T) {
 		for end := time.Now().Add(2 * idle); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
 			exchange()
 		}
-		eventually(t, "quiet connection's OnClose", func() bool { return closed.Load() == 1 })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "quiet connection's OnClose", func() bool { return closed.Load() == 1 })
 		if n := s.Stats().Connections; n != 1 {
 			t.Fatalf("%d connections open, want the active one", n)
 		}
@@ -83,7 +84,7 @@ func TestIdleTimeout(t *testing.T) {
 // the caller owns (the worker's), which holds one node per connection and
 // none once the connections are gone.
 func TestHeartbeat(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		const (
 			beat = 40 * time.Millisecond
 			idle = 8 * beat
@@ -92,7 +93,7 @@ func TestHeartbeat(t *testing.T) {
 		w.Start()
 		t.Cleanup(w.Stop) // after the server's Close (cleanups run last first)
 		s, addr := serve(t, "tcp", connections.Config{
-			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			Protocol: text.New(), IdleTimeout: idle, Heartbeat: beat, HeartbeatData: []byte("hb\n"),
 			Wheel: w,
 			Handler: connections.Handler{OnMessage: func(c connections.Connection, d []byte) {
@@ -103,7 +104,7 @@ func TestHeartbeat(t *testing.T) {
 		})
 		answering := dial(t, "tcp", addr)
 		silent := dial(t, "tcp", addr)
-		eventually(t, "one timer per connection", func() bool { return s.Stats().Connections == 2 && w.Len() == 2 })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "one timer per connection", func() bool { return s.Stats().Connections == 2 && w.Len() == 2 })
 		// The silent peer gets heartbeats until the server gives up on it.
 		silentDone := make(chan error, 1)
 		go func() {
@@ -138,20 +139,20 @@ func TestHeartbeat(t *testing.T) {
 			}
 		}
 		answering.Close()
-		eventually(t, "connections gone", func() bool { return s.Stats().Connections == 0 })
-		eventually(t, "timers stopped", func() bool { return w.Len() == 0 })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "connections gone", func() bool { return s.Stats().Connections == 0 })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "timers stopped", func() bool { return w.Len() == 0 })
 	})
 }
 
 // TestHeartbeatCountsOutput: a connection the server keeps busy sending
 // gets no heartbeat; only silence both ways calls for one.
 func TestHeartbeatCountsOutput(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		const beat = 150 * time.Millisecond
 		stop := make(chan struct{})
 		pushed := make(chan struct{})
 		_, addr := serve(t, "tcp", connections.Config{
-			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			Protocol: text.New(), Heartbeat: beat, HeartbeatData: []byte("hb\n"),
 			Handler: connections.Handler{OnConnect: func(c connections.Connection) {
 				go func() {
@@ -193,7 +194,7 @@ func TestHeartbeatCountsOutput(t *testing.T) {
 // BenchmarkIdleTimeoutCost compares a loopback request and its answer
 // with and without an idle timeout (the timer is only touched per read).
 func BenchmarkIdleTimeoutCost(b *testing.B) {
-	for _, e := range engines() {
+	for _, e := range testkit.Engines() {
 		for _, idle := range []time.Duration{0, time.Minute} {
 			name := "engine=" + e.String() + "/idle=off"
 			if idle > 0 {
@@ -201,7 +202,7 @@ func BenchmarkIdleTimeoutCost(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				addr := benchServer(b, connections.Config{
-					Engine: e.name, CallbackGoroutines: e.pool, Protocol: text.New(), IdleTimeout: idle,
+					Engine: e.Name, CallbackGoroutines: e.Pool, Protocol: text.New(), IdleTimeout: idle,
 					Handler: connections.Handler{OnMessage: echo},
 				})
 				c, err := net.Dial("tcp", addr)
@@ -230,12 +231,12 @@ func BenchmarkIdleTimeoutCost(b *testing.B) {
 // as its peer takes the output; once the peer stops reading and the queued
 // output stops moving for IdleTimeout, the server destroys it.
 func TestIdleTimeoutStalledOutput(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		const idle = 300 * time.Millisecond
 		closed := make(chan time.Time, 1)
 		started := make(chan time.Time, 1)
 		_, addr := serve(t, "tcp", connections.Config{
-			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			Protocol: text.New(), IdleTimeout: idle, MaxSendBufferSize: 64 << 10,
 			Handler: connections.Handler{
 				OnMessage: func(c connections.Connection, _ []byte) {
