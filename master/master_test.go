@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/ipc"
 	"github.com/goes-project/goes/worker"
 )
@@ -258,23 +259,20 @@ func TestCrashLoop(t *testing.T) {
 	first := tm.status().Workers[0]
 	began := time.Now()
 	syscall.Kill(first.PID, syscall.SIGKILL)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		w := tm.status().Workers[0]
-		if w.State == StateFailed {
-			if w.ExitCount != 3 || !strings.Contains(w.LastExit, "exit status 6") {
-				t.Fatalf("failed worker: %+v", w)
-			}
-			// The first quick death restarts at once, the second after 100 ms.
-			if took := time.Since(began); took < 100*time.Millisecond {
-				t.Fatalf("gave up after %v: no backoff", took)
-			}
-			break
+	var w ipc.Worker
+	var took time.Duration
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "worker given up", func() error {
+		if w, took = tm.status().Workers[0], time.Since(began); w.State != StateFailed {
+			return fmt.Errorf("worker %+v", w)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("worker never given up: %+v", w)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
+	})
+	if w.ExitCount != 3 || !strings.Contains(w.LastExit, "exit status 6") {
+		t.Fatalf("failed worker: %+v", w)
+	}
+	// The first quick death restarts at once, the second after 100 ms.
+	if took < 100*time.Millisecond {
+		t.Fatalf("gave up after %v: no backoff", took)
 	}
 }
 
@@ -370,42 +368,31 @@ func TestWorkerReload(t *testing.T) {
 	for _, w := range before.Workers {
 		old[w.PID] = true
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := tm.status()
+	var st ipc.Status
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "two fresh workers", func() error {
+		st = tm.status()
 		fresh := 0
 		for _, w := range st.Workers {
 			if !old[w.PID] && w.Generation == 2 && w.State == StateRunning {
 				fresh++
 			}
 		}
-		if fresh == 2 && len(st.Workers) == 2 {
-			// Every start took a route of its own.
-			routes := map[uint32]bool{}
-			for _, w := range append(st.Workers, before.Workers...) {
-				if w.Route == 0 || routes[w.Route] {
-					t.Fatalf("route %d used twice or zero: %+v %+v", w.Route, before.Workers, st.Workers)
-				}
-				routes[w.Route] = true
-			}
-			break
+		if fresh != 2 || len(st.Workers) != 2 {
+			return fmt.Errorf("after reload: %+v", st.Workers)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after reload: %+v", st.Workers)
+		return nil
+	})
+	// Every start took a route of its own.
+	routes := map[uint32]bool{}
+	for _, w := range append(st.Workers, before.Workers...) {
+		if w.Route == 0 || routes[w.Route] {
+			t.Fatalf("route %d used twice or zero: %+v %+v", w.Route, before.Workers, st.Workers)
 		}
-		time.Sleep(10 * time.Millisecond)
+		routes[w.Route] = true
 	}
 	for pid := range old {
-		if syscall.Kill(pid, 0) == nil {
-			// Reaped by the master's cmd.Wait once it exits; allow a moment.
-			deadline := time.Now().Add(5 * time.Second)
-			for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			if syscall.Kill(pid, 0) == nil {
-				t.Errorf("old worker %d still alive", pid)
-			}
-		}
+		// Reaped by the master's cmd.Wait once it exits; allow a moment.
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, fmt.Sprintf("old worker %d gone", pid), func() bool { return syscall.Kill(pid, 0) != nil })
 	}
 }
 
@@ -418,17 +405,12 @@ func TestSlowDeathsRestart(t *testing.T) {
 	prev := 0
 	for i := 1; i <= 3; i++ {
 		var w ipc.Worker
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			w = tm.status().Workers[0]
-			if w.PID != prev && w.State == StateRunning {
-				break
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, fmt.Sprintf("replacement after kill %d", i), func() error {
+			if w = tm.status().Workers[0]; w.PID == prev || w.State != StateRunning {
+				return fmt.Errorf("worker %+v", w)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("kill %d: no replacement: %+v", i, w)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return nil
+		})
 		// The master saw it ready no later than now: wait out the window
 		// (measured here, so at least as long as the master's).
 		seen := time.Now()
@@ -438,21 +420,17 @@ func TestSlowDeathsRestart(t *testing.T) {
 		syscall.Kill(w.PID, syscall.SIGKILL)
 		prev = w.PID
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "replacement after the third kill", func() error {
 		w := tm.status().Workers[0]
-		if w.PID != prev && w.State == StateRunning {
-			if w.ExitCount != 3 {
-				t.Fatalf("worker after 3 slow deaths: %+v", w)
-			}
-			return
-		}
 		if w.State == StateFailed {
 			t.Fatalf("slow deaths taken for a crash loop: %+v", w)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no replacement after the third kill: %+v", w)
+		if w.PID == prev || w.State != StateRunning {
+			return fmt.Errorf("worker %+v", w)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		if w.ExitCount != 3 {
+			t.Fatalf("worker after 3 slow deaths: %+v", w)
+		}
+		return nil
+	})
 }
