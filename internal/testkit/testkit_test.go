@@ -236,3 +236,56 @@ func TestPattern(t *testing.T) {
 		}
 	}
 }
+
+// TestPipeListener: in a synctest bubble, a server accepting from the
+// listener talks to its dialer, a read deadline expires on the bubble's
+// clock, and a closed listener fails Accept with net.ErrClosed.
+func TestPipeListener(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ln := testkit.NewPipeListener(t)
+		if ln.Addr().Network() != "pipe" {
+			t.Fatalf("network %q", ln.Addr().Network())
+		}
+		conns := make(chan net.Conn, 2)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					close(conns)
+					return
+				}
+				conns <- c
+			}
+		}()
+		c := ln.Dial(t)
+		sc := <-conns
+		go func() {
+			l, _ := bufio.NewReader(sc).ReadString('\n')
+			io.WriteString(sc, strings.ToUpper(l))
+			sc.Close()
+		}()
+		io.WriteString(c, "hello\n")
+		if b, err := io.ReadAll(c); err != nil || string(b) != "HELLO\n" {
+			t.Fatalf("got %q, %v", b, err)
+		}
+
+		quiet := ln.Dial(t)
+		qs := <-conns
+		defer qs.Close()
+		start := time.Now()
+		quiet.SetReadDeadline(start.Add(time.Hour))
+		_, err := quiet.Read(make([]byte, 1))
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() || time.Since(start) != time.Hour {
+			t.Fatalf("read from a silent peer: %v after %v, want a timeout after 1h of fake time", err, time.Since(start))
+		}
+
+		ln.Close()
+		if _, ok := <-conns; ok {
+			t.Fatal("a connection accepted after Close")
+		}
+		if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Accept after Close: %v, want net.ErrClosed", err)
+		}
+	})
+}
