@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goes-project/goes/master/proctest"
+	"github.com/goes-project/goes/internal/proctest"
+	"github.com/goes-project/goes/internal/testkit"
 )
 
 // TestCallbackPool runs a real worker (testdata/callbackpool, one worker,
@@ -53,7 +54,7 @@ func TestCallbackPool(t *testing.T) {
 			b := dialServing(t, p, addr)
 
 			fmt.Fprintf(a, "block\n")
-			proctest.Eventually(t, 10*time.Second, "A's callback waiting", func() error {
+			testkit.Eventually(t, 10*time.Second, testkit.Poll, "A's callback waiting", func() error {
 				if !strings.Contains(p.Output(), "callback blocking") {
 					return errors.New("not yet")
 				}
@@ -80,7 +81,7 @@ type lineConn struct {
 func dialServing(t *testing.T, p *proctest.Proc, addr string) *lineConn {
 	t.Helper()
 	var c net.Conn
-	proctest.Eventually(t, 20*time.Second, "program serving", func() error {
+	testkit.Eventually(t, 20*time.Second, testkit.Poll, "program serving", func() error {
 		if _, done := p.Wait(0); done {
 			return fmt.Errorf("exited early:\n%s", p.Output())
 		}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/goes-project/goes/internal/testkit"
 )
 
 // BenchmarkSendToConnection measures messages per second from a Node to a
@@ -132,13 +134,12 @@ func runLoop(b *testing.B, send func() error, size int64, got *atomic.Int64, pro
 		sent++
 	}
 	// The last messages may not signal progress: poll for them.
-	deadline := time.Now().Add(10 * time.Second)
-	for got.Load() < sent {
-		if time.Now().After(deadline) {
-			b.Fatalf("delivered %d of %d: messages were dropped", got.Load(), sent)
+	testkit.Eventually(b, testkit.Wait, 50*time.Microsecond, "every message delivered", func() error {
+		if n := got.Load(); n < sent {
+			return fmt.Errorf("delivered %d of %d: messages were dropped", n, sent)
 		}
-		time.Sleep(50 * time.Microsecond)
-	}
+		return nil
+	})
 	b.ReportMetric(float64(sent)/time.Since(start).Seconds(), "msgs/s")
 }
 

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/text"
 )
 
@@ -23,14 +24,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // A goes connection is what the Node delivers to.
 var _ Conn = connections.Connection(nil)
 
-func testLogger(t testing.TB) zerolog.Logger {
-	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
-}
-
 // startServer starts an embedded NATS server for the test.
 func startServer(t testing.TB, o ServerOptions) (*Server, string) {
 	t.Helper()
-	o.Logger = testLogger(t)
+	o.Logger = testkit.Logger(t).Level(zerolog.InfoLevel)
 	s := NewServer(o)
 	url, err := s.Start()
 	if err != nil {
@@ -38,22 +35,6 @@ func startServer(t testing.TB, o ServerOptions) (*Server, string) {
 	}
 	t.Cleanup(s.Shutdown)
 	return s, url
-}
-
-// eventually polls cond until it returns nil or the deadline passes.
-func eventually(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %v", what, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // worker is one goes worker as the root package runs it: a connections
@@ -78,7 +59,7 @@ func nodeOptions(t testing.TB, url string, wid, epoch uint64) NodeOptions {
 		Name:           fmt.Sprintf("test/%d.%d", wid, epoch),
 		RequestTimeout: 5 * time.Second,
 		ReconnectWait:  10 * time.Millisecond,
-		Logger:         testLogger(t),
+		Logger:         testkit.Logger(t).Level(zerolog.InfoLevel),
 	}
 }
 
@@ -92,7 +73,7 @@ func startWorker(t testing.TB, o NodeOptions) *worker {
 	cfg := connections.Config{
 		Protocol: text.New(),
 		IDBase:   o.IDBase,
-		Logger:   testLogger(t),
+		Logger:   testkit.Logger(t).Level(zerolog.InfoLevel),
 		Handler: connections.Handler{
 			OnConnect: func(c connections.Connection) {
 				if err := node.Add(c); err != nil {
@@ -120,7 +101,7 @@ func startWorker(t testing.TB, o NodeOptions) *worker {
 	// starting its event loops leaks them; see the cluster report.)
 	probe := dialClient(t, w)
 	probe.c.Close()
-	eventually(t, "probe gone", func() error {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "probe gone", func() error {
 		if n := node.Stats().Connections; n != 0 {
 			return fmt.Errorf("%d connections", n)
 		}
@@ -246,7 +227,7 @@ func (cl *client) nothingBefore(n *Node) {
 func waitPeers(t testing.TB, ws ...*worker) {
 	t.Helper()
 	for _, w := range ws {
-		eventually(t, "peers of "+w.node.Name(), func() error {
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "peers of "+w.node.Name(), func() error {
 			if got := len(w.node.Peers()); got != len(ws)-1 {
 				return fmt.Errorf("%s knows %v", w.node.Name(), w.node.Peers())
 			}
@@ -258,7 +239,7 @@ func waitPeers(t testing.TB, ws ...*worker) {
 // waitInterest waits until server s knows a subscriber for subject.
 func waitInterest(t testing.TB, s *Server, subject string) {
 	t.Helper()
-	eventually(t, "interest in "+subject, func() error {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "interest in "+subject, func() error {
 		if !s.interest(subject) {
 			return errors.New("no interest")
 		}

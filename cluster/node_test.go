@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+
+	"github.com/goes-project/goes/internal/testkit"
 )
 
 func TestSendToConnectionAcrossNodes(t *testing.T) {
@@ -63,7 +65,7 @@ func TestSendToConnectionAcrossNodes(t *testing.T) {
 		if _, err := cc.r.ReadString('\n'); err == nil {
 			t.Fatal("connection still open")
 		}
-		eventually(t, "connection offline", func() error {
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "connection offline", func() error {
 			if on, err := a.node.ConnectionOnline(cc.id); err != nil || on {
 				return fmt.Errorf("ConnectionOnline = %v, %v", on, err)
 			}
@@ -77,7 +79,7 @@ func TestSendToConnectionAcrossNodes(t *testing.T) {
 		if err := a.node.SendToConnection(gone, []byte("lost")); err != nil {
 			t.Fatalf("send to a gone id: %v (at most once: nil)", err)
 		}
-		eventually(t, "NotHere counted", func() error {
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "NotHere counted", func() error {
 			if got := b.node.Stats().NotHere; got != before+1 {
 				return fmt.Errorf("NotHere = %d, want %d", got, before+1)
 			}
@@ -148,7 +150,7 @@ func TestSendToUserOnTwoNodes(t *testing.T) {
 
 	// Alice leaves: her last connection closes.
 	alice1.c.Close()
-	eventually(t, "alice offline", func() error {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "alice offline", func() error {
 		if on, err := c.node.UserOnline("alice"); err != nil || on {
 			return fmt.Errorf("UserOnline = %v, %v", on, err)
 		}
@@ -259,7 +261,7 @@ func TestPresenceCounts(t *testing.T) {
 
 	t.Run("disconnect", func(t *testing.T) {
 		cs[5].c.Close() // worker 2, in "even"
-		eventually(t, "count drops", func() error {
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "count drops", func() error {
 			if got, err := ws[0].node.GroupCount("even"); err != nil || got != 3 {
 				return fmt.Errorf("GroupCount = %d, %v", got, err)
 			}
@@ -271,7 +273,7 @@ func TestPresenceCounts(t *testing.T) {
 	t.Run("node-leaves", func(t *testing.T) {
 		ws[2].stop(t)
 		// The bye is seen at once, not after missed heartbeats.
-		eventually(t, "peer gone", func() error {
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "peer gone", func() error {
 			if p := ws[0].node.Peers(); len(p) != 1 {
 				return fmt.Errorf("peers %v", p)
 			}
@@ -305,7 +307,7 @@ func TestPresenceSilentPeer(t *testing.T) {
 	}
 	defer nc.Close()
 	hello := appendMember([]byte{opHello}, 5<<16|1, 1, "silent/5")
-	eventually(t, "silent peer known", func() error {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "silent peer known", func() error {
 		// Announce until seen: a slow test could miss a single one that
 		// is pruned three heartbeats later.
 		if err := nc.Publish("goes.all", hello); err != nil {
@@ -324,7 +326,7 @@ func TestPresenceSilentPeer(t *testing.T) {
 	if got != 1 {
 		t.Fatalf("ConnectionCount = %d, want 1 (the answering node's)", got)
 	}
-	eventually(t, "silent peer pruned", func() error {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "silent peer pruned", func() error {
 		if p := w.node.Peers(); len(p) != 0 {
 			return fmt.Errorf("peers %v", p)
 		}
@@ -437,7 +439,7 @@ func TestServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Shutdown()
-	eventually(t, "nodes disconnected", func() error {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "nodes disconnected", func() error {
 		if a.node.Connected() || b.node.Connected() {
 			return errors.New("still connected")
 		}
@@ -447,7 +449,7 @@ func TestServerRestart(t *testing.T) {
 	if url2 != url {
 		t.Fatalf("restarted at %s, want %s", url2, url)
 	}
-	eventually(t, "nodes reconnected", func() error {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "nodes reconnected", func() error {
 		if !a.node.Connected() || !b.node.Connected() {
 			return errors.New("not yet")
 		}
@@ -516,7 +518,7 @@ func TestWorkerRestart(t *testing.T) {
 func TestAcrossMachines(t *testing.T) {
 	s1, url1 := startServer(t, ServerOptions{Name: "m1", Cluster: &ClusterOptions{}})
 	s2, url2 := startServer(t, ServerOptions{Name: "m2", Cluster: &ClusterOptions{Routes: []string{s1.RouteURL()}}})
-	eventually(t, "route up", func() error {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "route up", func() error {
 		if s1.NumRoutes() == 0 || s2.NumRoutes() == 0 {
 			return errors.New("no route")
 		}
@@ -567,7 +569,7 @@ func TestAcrossMachines(t *testing.T) {
 	// Machine 2's server goes away: its Node learned machine 1's server
 	// from the cluster (NATS gossips the client URLs) and moves there.
 	s2.Shutdown()
-	eventually(t, "failover", func() error {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "failover", func() error {
 		if !b.node.Connected() || b.node.nc.ConnectedUrl() != url1 {
 			return fmt.Errorf("connected %v to %q", b.node.Connected(), b.node.nc.ConnectedUrl())
 		}
@@ -614,7 +616,7 @@ func TestMalformedMessages(t *testing.T) {
 		}
 	}
 	nc.Flush()
-	eventually(t, "malformed counted", func() error {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "malformed counted", func() error {
 		if got := w.node.Stats().Malformed; got != uint64(len(bad)) {
 			return fmt.Errorf("Malformed = %d, want %d", got, len(bad))
 		}
@@ -645,7 +647,7 @@ func TestNodeStartsBeforeServer(t *testing.T) {
 	}
 	ca := dialClient(t, a) // the worker serves meanwhile
 	startServer(t, ServerOptions{Port: port})
-	eventually(t, "connected", func() error {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "connected", func() error {
 		if !a.node.Connected() {
 			return errors.New("not yet")
 		}
@@ -717,7 +719,7 @@ func TestConcurrentJoins(t *testing.T) {
 		t.Fatalf("a join waited for its timeout:\n%s", logs.String())
 	}
 	for _, n := range nodes {
-		eventually(t, "peers of "+n.Name(), func() error {
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "peers of "+n.Name(), func() error {
 			if got := len(n.Peers()); got != len(nodes)-1 {
 				return fmt.Errorf("%d peers", got)
 			}

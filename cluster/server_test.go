@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+
+	"github.com/goes-project/goes/internal/testkit"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines.
@@ -94,7 +96,7 @@ func TestServerPortInUse(t *testing.T) {
 	s := NewServer(ServerOptions{
 		Port:         ln.Addr().(*net.TCPAddr).Port,
 		ReadyTimeout: 300 * time.Millisecond,
-		Logger:       testLogger(t),
+		Logger:       testkit.Logger(t).Level(zerolog.InfoLevel),
 	})
 	_, err = s.Start()
 	if !errors.Is(err, ErrServerNotReady) || !strings.Contains(err.Error(), "address already in use") {
@@ -104,7 +106,7 @@ func TestServerPortInUse(t *testing.T) {
 }
 
 func TestServerBadRoute(t *testing.T) {
-	s := NewServer(ServerOptions{Cluster: &ClusterOptions{Routes: []string{"nats-route://%zz"}}, Logger: testLogger(t)})
+	s := NewServer(ServerOptions{Cluster: &ClusterOptions{Routes: []string{"nats-route://%zz"}}, Logger: testkit.Logger(t).Level(zerolog.InfoLevel)})
 	if _, err := s.Start(); err == nil || !strings.Contains(err.Error(), "route") {
 		t.Fatalf("Start with a bad route URL: %v", err)
 	}
@@ -117,7 +119,7 @@ func TestServerCluster(t *testing.T) {
 		t.Fatalf("RouteURL %q", ru)
 	}
 	s2, _ := startServer(t, ServerOptions{Cluster: &ClusterOptions{Name: "c", Routes: []string{ru}}})
-	eventually(t, "route", func() error {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "route", func() error {
 		if s1.NumRoutes() == 0 || s2.NumRoutes() == 0 {
 			return errors.New("no route yet")
 		}
@@ -140,7 +142,7 @@ func TestDropRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Shutdown()
-	eventually(t, "route up", func() error {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "route up", func() error {
 		if s2.NumRoutes() == 0 {
 			return errors.New("no route")
 		}
@@ -148,7 +150,7 @@ func TestDropRoutes(t *testing.T) {
 	})
 	routeURL := s2.RouteURL()
 	s1.Shutdown()
-	eventually(t, "route retried", func() error {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "route retried", func() error {
 		if !strings.Contains(logs.String(), "Error trying to connect to route") {
 			return errors.New("no retry logged")
 		}
@@ -157,7 +159,7 @@ func TestDropRoutes(t *testing.T) {
 	if err := s2.DropRoutes(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "route given up", func() error {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "route given up", func() error {
 		if !strings.Contains(logs.String(), "no longer part of configured routes") {
 			return errors.New("still retrying")
 		}
@@ -217,7 +219,7 @@ func TestServerAuth(t *testing.T) {
 		t.Fatalf("route url %q: want the credentials", s1.RouteURL())
 	}
 	s2, _ := startServer(t, ServerOptions{Name: "s2", Cluster: &ClusterOptions{Routes: []string{s1.RouteURL()}}})
-	eventually(t, "route with credentials up", func() error {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "route with credentials up", func() error {
 		if s1.NumRoutes() == 0 || s2.NumRoutes() == 0 {
 			return errors.New("no route")
 		}
@@ -225,7 +227,7 @@ func TestServerAuth(t *testing.T) {
 	})
 	ru.User = nil
 	s3, _ := startServer(t, ServerOptions{Name: "s3", Cluster: &ClusterOptions{Routes: []string{ru.String()}}})
-	eventually(t, "route without credentials refused", func() error {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "route without credentials refused", func() error {
 		if !strings.Contains(logs.String(), "Router connection closed: Authentication Failure") {
 			return fmt.Errorf("no route authentication failure logged:\n%s", logs.String())
 		}

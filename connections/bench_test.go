@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/http"
 	"github.com/goes-project/goes/protocols/text"
 )
@@ -59,7 +60,7 @@ func BenchmarkLoopbackEcho(b *testing.B) {
 			}}}
 		}, req: []byte("GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: wrk\r\n\r\n")},
 	}
-	for _, e := range engines() {
+	for _, e := range testkit.Engines() {
 		for _, tc := range cases {
 			for _, depth := range []int{1, 16} {
 				if depth > 1 && tc.name == "proto=raw" {
@@ -67,7 +68,7 @@ func BenchmarkLoopbackEcho(b *testing.B) {
 				}
 				b.Run("engine="+e.String()+"/"+tc.name+"/depth="+itoa(depth), func(b *testing.B) {
 					cfg := tc.proto()
-					cfg.Engine, cfg.CallbackGoroutines = e.name, e.pool
+					cfg.Engine, cfg.CallbackGoroutines = e.Name, e.Pool
 					addr := benchServer(b, cfg)
 					c, err := net.Dial("tcp", addr)
 					if err != nil {
@@ -183,8 +184,8 @@ func BenchmarkIdleMemory(b *testing.B) {
 		}
 		return cs
 	}
-	for _, e := range engines() {
-		if e.pool > 0 {
+	for _, e := range testkit.Engines() {
+		if e.Pool > 0 {
 			continue
 		}
 		for _, tc := range cases {
@@ -210,7 +211,7 @@ func BenchmarkIdleMemory(b *testing.B) {
 						}
 					}()
 					cfg := tc.cfg()
-					cfg.Engine = e.name
+					cfg.Engine = e.Name
 					addr := benchServer(b, cfg)
 					var req []byte
 					if used {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/text"
 )
 
@@ -18,7 +19,7 @@ import (
 // up at random too. Nothing may deadlock, panic or leak: every OnConnect
 // is matched by one OnClose and Close returns.
 func TestLifecycleChaos(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		const clients, lines = 24, 40
 		var mu sync.Mutex
 		opened, closedN := 0, 0
@@ -26,7 +27,7 @@ func TestLifecycleChaos(t *testing.T) {
 		stop := make(chan struct{})
 		var bg sync.WaitGroup
 		s, addr := serve(t, "tcp", connections.Config{
-			Engine: engine.name, CallbackGoroutines: engine.pool, Loops: 2,
+			Engine: engine.Name, CallbackGoroutines: engine.Pool, Loops: 2,
 			Protocol: text.New(), MaxSendBufferSize: 4 << 10,
 			Handler: connections.Handler{
 				OnConnect: func(c connections.Connection) {

@@ -18,9 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/text"
 )
 
@@ -66,11 +65,9 @@ func (e *events) wait(t testing.TB) {
 	}
 }
 
-func testLogger(t testing.TB) zerolog.Logger { return zerolog.New(zerolog.NewTestWriter(t)) }
-
 func newClient(t testing.TB, uri string, cfg connections.ClientConfig) *connections.Client {
 	t.Helper()
-	cfg.Logger = testLogger(t)
+	cfg.Logger = testkit.Logger(t)
 	cl, err := connections.NewClient(uri, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +160,7 @@ func TestClientURIs(t *testing.T) {
 // transport: messages queued before Connect go first, in order, then
 // those sent from OnConnect and from another goroutine.
 func TestClientTextEcho(t *testing.T) {
-	cert := selfSigned(t)
+	cert := testkit.SelfSigned(t)
 	for _, tr := range []string{"tcp", "tls", "unix"} {
 		t.Run(tr, func(t *testing.T) {
 			var uri string
@@ -252,7 +249,7 @@ func serveTLS(t testing.TB, cert tls.Certificate, cfg connections.Config) string
 		t.Fatal(err)
 	}
 	cfg.Transport = "tls"
-	cfg.Logger = testLogger(t)
+	cfg.Logger = testkit.Logger(t)
 	s := connections.NewServer(cfg)
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
@@ -485,7 +482,7 @@ func TestClientReconnectUntilUp(t *testing.T) {
 	}
 	cl := newClient(t, "unix://"+path, connections.ClientConfig{Config: connections.Config{Handler: h}})
 	cl.Connect()
-	eventually(t, "two failed attempts", func() bool { return failures.Load() >= 2 })
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "two failed attempts", func() bool { return failures.Load() >= 2 })
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
@@ -599,7 +596,7 @@ func TestClientQueueLimit(t *testing.T) {
 	if b := <-got; !bytes.Equal(b, bytes.Repeat([]byte{'a'}, 3000)) {
 		t.Fatalf("server got %q", b)
 	}
-	eventually(t, "OnBufferDrain", func() bool { return drained.Load() == 1 })
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "OnBufferDrain", func() bool { return drained.Load() == 1 })
 }
 
 // TestClientPauseRecv: PauseRecv before Connect holds the first
@@ -617,7 +614,7 @@ func TestClientPauseRecv(t *testing.T) {
 	cl.PauseRecv()
 	cl.Connect()
 	<-connected
-	eventually(t, "the welcome line written", func() bool { return srv.Stats().BytesOut > 0 })
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "the welcome line written", func() bool { return srv.Stats().BytesOut > 0 })
 	// The line is on its way or in the Client's socket: it must not be
 	// read while paused (a bounded wait for something that must not happen).
 	select {

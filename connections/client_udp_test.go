@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols"
 	"github.com/goes-project/goes/protocols/protocoltest"
 	"github.com/goes-project/goes/protocols/text"
@@ -85,7 +86,7 @@ func (e *udpEvents) counts() (connects, closes int) {
 // address; cleanup closes it.
 func serveUDP(t testing.TB, cfg connections.Config) string {
 	t.Helper()
-	cfg.Logger = testLogger(t)
+	cfg.Logger = testkit.Logger(t)
 	cfg.Transport = "udp"
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -124,7 +125,7 @@ func rawPeer(t testing.TB, addr string) *net.UDPConn {
 func connectUDP(t testing.TB, cl *connections.Client, ev *udpEvents) {
 	t.Helper()
 	cl.Connect()
-	eventually(t, "OnConnect", func() bool { c, _ := ev.counts(); return c > 0 })
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "OnConnect", func() bool { c, _ := ev.counts(); return c > 0 })
 }
 
 // noLeaks checks, after every later cleanup, that the test left no
@@ -229,7 +230,7 @@ func TestClientUDPEcho(t *testing.T) {
 			}
 			cl.Connect()
 			want := fmt.Sprintf("m%d", n-1)
-			eventually(t, "the last echo", func() bool { return ev.has(want) })
+			testkit.Eventually(t, testkit.Wait, testkit.Poll, "the last echo", func() bool { return ev.has(want) })
 			if got := cl.RemoteAddr().String(); got != addr {
 				t.Errorf("RemoteAddr = %q, want %q", got, addr)
 			}
@@ -239,7 +240,7 @@ func TestClientUDPEcho(t *testing.T) {
 			if err := cl.Close(); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "OnClose", func() bool { _, c := ev.counts(); return c == 1 })
+			testkit.Eventually(t, testkit.Wait, testkit.Poll, "OnClose", func() bool { _, c := ev.counts(); return c == 1 })
 			msgs, errs, connects, _ := ev.snapshot()
 			wantMsgs := []string{"q1", "q2"}
 			for i := range n {
@@ -306,7 +307,7 @@ func TestClientUDPDatagrams(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		eventually(t, "the last datagram", func() bool { return ev.has("after") })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "the last datagram", func() bool { return ev.has("after") })
 		msgs, errs, _, _ := ev.snapshot()
 		if want := []string{"a", "bb\n", "after"}; !slices.Equal(msgs, want) {
 			t.Fatalf("messages %q, want %q", msgs, want)
@@ -344,7 +345,7 @@ func TestClientUDPDatagrams(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		eventually(t, "the last datagram", func() bool { return ev.has("five") })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "the last datagram", func() bool { return ev.has("five") })
 		msgs, errs, _, closes := ev.snapshot()
 		if want := []string{"one", "two", "three", "panic", "four", "five"}; !slices.Equal(msgs, want) {
 			t.Fatalf("messages %q, want %q", msgs, want)
@@ -389,7 +390,7 @@ func TestClientUDPRefused(t *testing.T) {
 	ev := &udpEvents{}
 	cl := newClient(t, "udp://"+addr, connections.ClientConfig{Config: connections.Config{Handler: ev.handler()}})
 	connectUDP(t, cl, ev)
-	eventually(t, "ECONNREFUSED", func() bool {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "ECONNREFUSED", func() bool {
 		cl.Send("ping", false)
 		_, errs, _, _ := ev.snapshot()
 		return len(errs) > 0
@@ -416,7 +417,7 @@ func TestClientUDPRefused(t *testing.T) {
 			peer.WriteTo(buf[:n], from)
 		}
 	}()
-	eventually(t, "an echo from the peer", func() bool {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "an echo from the peer", func() bool {
 		cl.Send("back", false)
 		return ev.has("back")
 	})
@@ -424,7 +425,7 @@ func TestClientUDPRefused(t *testing.T) {
 		t.Fatal("closed")
 	}
 	cl.Close()
-	eventually(t, "OnClose", func() bool { _, c := ev.counts(); return c == 1 })
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "OnClose", func() bool { _, c := ev.counts(); return c == 1 })
 }
 
 // TestClientUDPClose ends a UDP Client in every way: OnClose runs once,
@@ -469,7 +470,7 @@ func TestClientUDPClose(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.end(t, cl)
-			eventually(t, "OnClose", func() bool { _, c := ev.counts(); return c > 0 })
+			testkit.Eventually(t, testkit.Wait, testkit.Poll, "OnClose", func() bool { _, c := ev.counts(); return c > 0 })
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if err := cl.Shutdown(ctx); err != nil {
@@ -481,7 +482,7 @@ func TestClientUDPClose(t *testing.T) {
 			}
 			if tc.name == "close while connecting" {
 				// Close waits for the queue: the server gets it.
-				eventually(t, "the queued message at the server", func() bool { return got.Load() == 1 })
+				testkit.Eventually(t, testkit.Wait, testkit.Poll, "the queued message at the server", func() bool { return got.Load() == 1 })
 				if connects != 1 {
 					t.Fatalf("connects %d, want 1", connects)
 				}
@@ -502,22 +503,22 @@ func TestClientUDPReconnect(t *testing.T) {
 	cl := newClient(t, "udp://"+addr, connections.ClientConfig{Config: connections.Config{Protocol: text.New(), Handler: ev.handler()}})
 	connectUDP(t, cl, ev)
 	cl.Send("first", false)
-	eventually(t, "first echo", func() bool { return ev.has("first") })
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "first echo", func() bool { return ev.has("first") })
 	old := cl.LocalAddr().String()
 	cl.Reconnect(0)
-	eventually(t, "the second OnConnect", func() bool { c, _ := ev.counts(); return c == 2 })
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "the second OnConnect", func() bool { c, _ := ev.counts(); return c == 2 })
 	if _, closes := ev.counts(); closes != 1 {
 		t.Fatalf("closes %d before the second connect, want 1", closes)
 	}
 	if err := cl.Send("second", false); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "second echo", func() bool { return ev.has("second") })
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "second echo", func() bool { return ev.has("second") })
 	if now := cl.LocalAddr().String(); now == old {
 		t.Errorf("the new socket has the old local address %s", now)
 	}
 	cl.Close()
-	eventually(t, "OnClose", func() bool { _, c := ev.counts(); return c == 2 })
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "OnClose", func() bool { _, c := ev.counts(); return c == 2 })
 	if cl.BytesWritten() != uint64(len("first\nsecond\n")) {
 		t.Errorf("BytesWritten %d over both sockets", cl.BytesWritten())
 	}
@@ -536,20 +537,20 @@ func TestClientUDPPauseRecv(t *testing.T) {
 	// The reader takes one datagram and holds it: nothing may reach
 	// OnMessage, and the second stays in the socket (a bounded wait for
 	// something that must not happen).
-	eventually(t, "the reader holding a datagram", func() bool { return cl.BytesRead() > 0 })
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "the reader holding a datagram", func() bool { return cl.BytesRead() > 0 })
 	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
 		if msgs, _, _, _ := ev.snapshot(); len(msgs) != 0 || cl.BytesRead() != 4 {
 			t.Fatalf("delivered %q, read %d bytes while paused", msgs, cl.BytesRead())
 		}
 	}
 	cl.ResumeRecv()
-	eventually(t, "the held datagrams", func() bool { return ev.has("next") })
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "the held datagrams", func() bool { return ev.has("next") })
 	if msgs, _, _, _ := ev.snapshot(); !slices.Equal(msgs, []string{"held", "next"}) {
 		t.Fatalf("messages %q", msgs)
 	}
 	cl.PauseRecv()
 	cl.Destroy() // a paused reader still ends
-	eventually(t, "OnClose", func() bool { _, c := ev.counts(); return c == 1 })
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "OnClose", func() bool { _, c := ev.counts(); return c == 1 })
 }
 
 // TestClientUDPConcurrentSend has many goroutines send through one
@@ -616,10 +617,10 @@ func TestClientUDPConcurrentSend(t *testing.T) {
 			}
 		})
 	}
-	eventually(t, "some sends", func() bool { return sent.Load() >= 50 })
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "some sends", func() bool { return sent.Load() >= 50 })
 	cl.Destroy()
 	wg.Wait()
-	eventually(t, "OnClose", func() bool { _, c := ev.counts(); return c == 1 })
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "OnClose", func() bool { _, c := ev.counts(); return c == 1 })
 	if _, errs, _, _ := ev.snapshot(); len(errs) != 0 {
 		t.Fatalf("errors: %v", errs)
 	}
@@ -670,7 +671,7 @@ func FuzzClientUDPDatagrams(f *testing.F) {
 		}
 		end := fmt.Sprintf("end %d", round)
 		peer.WriteTo([]byte(end+"\n"), cl.LocalAddr())
-		eventually(t, "the end marker", func() bool {
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "the end marker", func() bool {
 			msgs, _, _, _ := ev.snapshot()
 			return len(msgs) > len(want) && msgs[len(msgs)-1] == end
 		})
@@ -697,7 +698,7 @@ func TestClientUDPSendAfterRefused(t *testing.T) {
 	cl.PauseRecv()
 	connectUDP(t, cl, ev)
 	peer.WriteTo([]byte("hold"), cl.LocalAddr())
-	eventually(t, "the reader holding a datagram", func() bool { return cl.BytesRead() == 4 })
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "the reader holding a datagram", func() bool { return cl.BytesRead() == 4 })
 	peer.Close()
 	if err := cl.Send("lost", false); err != nil {
 		t.Fatal(err)
@@ -712,7 +713,7 @@ func TestClientUDPSendAfterRefused(t *testing.T) {
 		t.Fatalf("peer got %q, %v; want \"after\"", buf[:n], err)
 	}
 	cl.ResumeRecv()
-	eventually(t, "the held datagram and the refusal", func() bool {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "the held datagram and the refusal", func() bool {
 		msgs, errs, _, _ := ev.snapshot()
 		return len(msgs) == 1 && len(errs) == 1
 	})

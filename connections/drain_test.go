@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 )
 
 // produce sends numbered 1 KiB pieces from from up to n to c, waiting
@@ -60,10 +61,10 @@ func checkPieces(t *testing.T, r io.Reader, n int) {
 // piece arrives once, in order. A connection that is not full does not
 // wait, and a closed one answers ErrClosed.
 func TestWaitDrained(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		conns := make(chan connections.Connection, 1)
 		_, addr := serve(t, "tcp", connections.Config{
-			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			MaxSendBufferSize: 16 << 10,
 			Handler: connections.Handler{
 				OnConnect: func(c connections.Connection) { conns <- c },
@@ -106,7 +107,7 @@ func TestWaitDrained(t *testing.T) {
 		}
 
 		c.Close()
-		eventually(t, "WaitDrained says closed", func() bool {
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "WaitDrained says closed", func() bool {
 			return errors.Is(connections.WaitDrained(context.Background(), c), connections.ErrClosed)
 		})
 	})
@@ -149,7 +150,7 @@ func TestWaitDrainedClient(t *testing.T) {
 		t.Fatalf("producer: %v", err)
 	}
 	cl.Destroy()
-	eventually(t, "WaitDrained says closed", func() bool {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "WaitDrained says closed", func() bool {
 		return errors.Is(connections.WaitDrained(context.Background(), cl), connections.ErrClosed)
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols"
 	"github.com/goes-project/goes/protocols/text"
 )
@@ -22,9 +23,9 @@ import (
 // TestPipelinedBatchIsOneWrite sends 16 requests in one segment: their 16
 // answers leave in one write.
 func TestPipelinedBatchIsOneWrite(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		s, addr := serve(t, "tcp", connections.Config{
-			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			Protocol: text.New(),
 			Handler:  connections.Handler{OnMessage: echo},
 		})
@@ -41,7 +42,7 @@ func TestPipelinedBatchIsOneWrite(t *testing.T) {
 			t.Fatalf("got %q, %v", got, err)
 		}
 		// The counters move just after the write.
-		eventually(t, "bytes out", func() bool { return s.Stats().BytesOut == uint64(req.Len()) })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "bytes out", func() bool { return s.Stats().BytesOut == uint64(req.Len()) })
 		if st := s.Stats(); st.Requests != 16 || st.Writes != 1 {
 			t.Fatalf("stats %+v: want 16 requests answered by 1 write", st)
 		}
@@ -51,10 +52,10 @@ func TestPipelinedBatchIsOneWrite(t *testing.T) {
 // TestManyConnectionsAcrossLoops runs concurrent clients over several
 // loops; every one gets its own answers and the listing sees them all.
 func TestManyConnectionsAcrossLoops(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		const clients, rounds = 40, 20
 		s, addr := serve(t, "tcp", connections.Config{
-			Engine: engine.name, CallbackGoroutines: engine.pool, Loops: 3,
+			Engine: engine.Name, CallbackGoroutines: engine.Pool, Loops: 3,
 			Protocol: text.New(),
 			Handler:  connections.Handler{OnMessage: echo},
 		})
@@ -132,7 +133,7 @@ func TestBlockingCallbackWithPool(t *testing.T) {
 // TestEngineSelection: an engine that cannot serve a listener is a clear
 // error; the default serves TLS with the standard engine.
 func TestEngineSelection(t *testing.T) {
-	cert := selfSigned(t)
+	cert := testkit.SelfSigned(t)
 	tlsLn := func(t *testing.T) net.Listener {
 		ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
 		if err != nil {
@@ -171,10 +172,10 @@ func TestEngineSelection(t *testing.T) {
 // goroutine and resumes there, possibly before OnMessage has returned;
 // pipelined requests are answered in order, none is left behind.
 func TestAsyncAnswerWithPause(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		const n = 8
 		_, addr := serve(t, "tcp", connections.Config{
-			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			Protocol: text.New(),
 			Handler: connections.Handler{OnMessage: func(c connections.Connection, d []byte) {
 				c.PauseRecv()
@@ -227,10 +228,10 @@ func (p releasingText) ReleaseState(c protocols.Conn) {
 // TestStateReleasedWhenIdle: a protocol's state is released once all
 // input is delivered, not while a packet is partly received.
 func TestStateReleasedWhenIdle(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		var released atomic.Int32
 		s, addr := serve(t, "tcp", connections.Config{
-			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			Protocol: releasingText{Protocol: text.New(), released: &released},
 			Handler:  connections.Handler{OnMessage: echo},
 		})
@@ -240,7 +241,7 @@ func TestStateReleasedWhenIdle(t *testing.T) {
 		if l, err := r.ReadString('\n'); err != nil || l != "one\n" {
 			t.Fatalf("got %q, %v", l, err)
 		}
-		eventually(t, "input read", func() bool { return s.Stats().BytesIn == 6 })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "input read", func() bool { return s.Stats().BytesIn == 6 })
 		if n := released.Load(); n != 0 {
 			t.Fatalf("released %d times with a partial packet buffered", n)
 		}
@@ -248,18 +249,18 @@ func TestStateReleasedWhenIdle(t *testing.T) {
 		if l, err := r.ReadString('\n'); err != nil || l != "two\n" {
 			t.Fatalf("got %q, %v", l, err)
 		}
-		eventually(t, "release", func() bool { return released.Load() == 1 })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "release", func() bool { return released.Load() == 1 })
 	})
 }
 
 // TestHalfCloseGetsWholeAnswer: a peer that shuts down its sending side
 // after its request still gets the whole answer, then the close.
 func TestHalfCloseGetsWholeAnswer(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		const total = 8 << 20
 		chunk := strings.Repeat("z", 64<<10)
 		_, addr := serve(t, "tcp", connections.Config{
-			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			Protocol: text.New(), MaxSendBufferSize: 2 * total,
 			Handler: connections.Handler{OnMessage: func(c connections.Connection, _ []byte) {
 				for n := 0; n < total; n += len(chunk) {

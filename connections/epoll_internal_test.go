@@ -4,6 +4,7 @@ package connections
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/text"
 )
 
@@ -40,10 +42,7 @@ func TestIdleConnectionHoldsNoBuffers(t *testing.T) {
 	// A partial packet makes the connection borrow an input buffer; the
 	// rest of it lets it go again.
 	io.WriteString(c, "hello wor")
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Stats().BytesIn < 9 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "9 bytes in", func() bool { return s.Stats().BytesIn >= 9 })
 	io.WriteString(c, "ld\n")
 	if l, err := r.ReadString('\n'); err != nil || l != "hello world\n" {
 		t.Fatalf("got %q, %v", l, err)
@@ -110,13 +109,12 @@ func TestWatchdogWarnsOfBlockedLoop(t *testing.T) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(c, "slow\n")
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(logs.String(), "event loop blocked by a callback") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no warning; log:\n%s", logs.String())
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "the warning", func() error {
+		if !strings.Contains(logs.String(), "event loop blocked by a callback") {
+			return fmt.Errorf("no warning; log:\n%s", logs.String())
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	close(release)
 	if l, err := bufio.NewReader(c).ReadString('\n'); err != nil || l != "slow\n" {
 		t.Fatalf("got %q, %v", l, err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/text"
 	"github.com/goes-project/goes/timer"
 )
@@ -19,10 +20,10 @@ import (
 // reset), and the server still lets the connection go by itself, having
 // read a bounded amount of the flood.
 func TestLingeringCloseIsBounded(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		var closed atomic.Int32
 		s, addr := serve(t, "tcp", connections.Config{
-			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			Protocol: text.New(),
 			Handler: connections.Handler{
 				OnMessage: func(c connections.Connection, d []byte) {
@@ -52,7 +53,7 @@ func TestLingeringCloseIsBounded(t *testing.T) {
 		if _, err := r.ReadByte(); err != io.EOF {
 			t.Fatalf("after the answer: %v, want EOF", err)
 		}
-		eventually(t, "lingering connection closed", func() bool { return closed.Load() == 1 })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "lingering connection closed", func() bool { return closed.Load() == 1 })
 		c.Close()
 		<-writerDone
 		// The bound, plus one read of up to 64 KiB on each side of it: the
@@ -71,13 +72,13 @@ func TestLingeringCloseIsBounded(t *testing.T) {
 // wheel, which has nothing left pending once the connections are gone;
 // the same holds when the peer closes at once.
 func TestLingerTimeoutOnWheel(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		w := timer.New(timer.Options{})
 		w.Start()
 		t.Cleanup(w.Stop)
 		var closed atomic.Int32
 		_, addr := serve(t, "tcp", connections.Config{
-			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			Protocol: text.New(),
 			Wheel:    w,
 			Handler: connections.Handler{
@@ -99,7 +100,7 @@ func TestLingerTimeoutOnWheel(t *testing.T) {
 		if _, err := r.ReadByte(); err != io.EOF {
 			t.Fatalf("after the answer: %v, want EOF", err)
 		}
-		eventually(t, "silent peer's connection closed", func() bool { return closed.Load() == 1 })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "silent peer's connection closed", func() bool { return closed.Load() == 1 })
 		// The server gave the silent peer its linger time, about a second.
 		if held := time.Since(start); held < 900*time.Millisecond {
 			t.Errorf("silent peer let go after %v, before the linger time", held)
@@ -112,7 +113,7 @@ func TestLingerTimeoutOnWheel(t *testing.T) {
 		io.WriteString(polite, "quit\n")
 		io.ReadAll(polite)
 		polite.Close()
-		eventually(t, "polite peer's connection closed", func() bool { return closed.Load() == 2 })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "polite peer's connection closed", func() bool { return closed.Load() == 2 })
 		// The close stopped the linger deadline: nothing waits a second.
 		if n := w.Len(); n != 0 {
 			t.Fatalf("%d timers pending after a prompt close", n)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 )
 
 // smallBuffers makes the kernel hold little on a socket, so that a peer
@@ -130,19 +131,19 @@ func TestPipeProxyBackpressure(t *testing.T) {
 		limit    = 64 << 10
 		maxChunk = 64 << 10 // the epoll engine's read buffer; the std engine reads 4 KiB
 	)
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		for _, late := range []bool{false, true} {
 			t.Run(fmt.Sprint("connect=", map[bool]string{false: "now", true: "late"}[late]), func(t *testing.T) {
 				consumer := newSlowConsumer(t)
 				clients := make(chan *connections.Client, 1)
 				var fullAt atomic.Int64 // largest SendBufferLen seen in OnBufferFull
 				srv, addr := serve(t, "tcp", connections.Config{
-					Engine: engine.name, CallbackGoroutines: engine.pool,
+					Engine: engine.Name, CallbackGoroutines: engine.Pool,
 					Handler: connections.Handler{OnConnect: func(c connections.Connection) {
 						cl, err := connections.NewClient("tcp://"+consumer.addr, connections.ClientConfig{
 							Config: connections.Config{
 								MaxSendBufferSize: limit,
-								Logger:            testLogger(t),
+								Logger:            testkit.Logger(t),
 								Handler: connections.Handler{OnBufferFull: func(c connections.Connection) {
 									if n := int64(c.SendBufferLen()); n > fullAt.Load() {
 										fullAt.Store(n)
@@ -193,7 +194,7 @@ func TestPipeProxyBackpressure(t *testing.T) {
 				}()
 				defer func() { close(stop); wg.Wait() }()
 
-				eventually(t, "the proxy pausing the sender's connection", func() bool {
+				testkit.Eventually(t, testkit.Wait, testkit.Poll, "the proxy pausing the sender's connection", func() bool {
 					cs := srv.Connections()
 					return len(cs) == 1 && cs[0].State == "paused"
 				})
@@ -233,7 +234,7 @@ func TestPipeProxyBackpressure(t *testing.T) {
 // TestPipeClosesOtherSide: when the destination goes away, the source is
 // closed, and the other way round.
 func TestPipeClosesOtherSide(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		// The consumer reads one line and hangs up.
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -251,10 +252,10 @@ func TestPipeClosesOtherSide(t *testing.T) {
 		var srcClosed atomic.Bool
 		clients := make(chan *connections.Client, 1)
 		_, addr := serve(t, "tcp", connections.Config{
-			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			Handler: connections.Handler{
 				OnConnect: func(c connections.Connection) {
-					cl, err := connections.NewClient("tcp://"+ln.Addr().String(), connections.ClientConfig{Config: connections.Config{Logger: testLogger(t)}})
+					cl, err := connections.NewClient("tcp://"+ln.Addr().String(), connections.ClientConfig{Config: connections.Config{Logger: testkit.Logger(t)}})
 					if err != nil {
 						t.Error(err)
 						return
@@ -273,7 +274,7 @@ func TestPipeClosesOtherSide(t *testing.T) {
 		if n, err := c.Read(make([]byte, 1)); err != io.EOF {
 			t.Fatalf("read %d, %v; want EOF once the consumer hung up", n, err)
 		}
-		eventually(t, "OnClose of the source", srcClosed.Load)
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "OnClose of the source", srcClosed.Load)
 	})
 }
 
@@ -282,7 +283,7 @@ func TestPipeErrors(t *testing.T) {
 	cl := newClient(t, "tcp://127.0.0.1:1", connections.ClientConfig{})
 	gone := make(chan struct{})
 	closedCl2, err := connections.NewClient("tcp://127.0.0.1:1", connections.ClientConfig{Config: connections.Config{
-		Logger: testLogger(t), Handler: connections.Handler{OnClose: func(connections.Connection) { close(gone) }},
+		Logger: testkit.Logger(t), Handler: connections.Handler{OnClose: func(connections.Connection) { close(gone) }},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +305,7 @@ func TestPipeErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := make(chan error, 1)
-	s := connections.NewServer(connections.Config{Logger: testLogger(t), Handler: connections.Handler{
+	s := connections.NewServer(connections.Config{Logger: testkit.Logger(t), Handler: connections.Handler{
 		OnMessage: func(c connections.Connection, _ []byte) { res <- connections.Pipe(c, cl) },
 	}})
 	done := make(chan error, 1)

@@ -3,18 +3,12 @@ package connections_test
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,41 +19,12 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols"
 	"github.com/goes-project/goes/protocols/text"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// engineCase is one way of running a server: an engine, and for the
-// event loops whether callbacks run on a goroutine pool.
-type engineCase struct {
-	name string
-	pool int
-}
-
-func (e engineCase) String() string {
-	if e.pool > 0 {
-		return fmt.Sprintf("%s-pool%d", e.name, e.pool)
-	}
-	return e.name
-}
-
-// engines are the engine cases every stream test runs against.
-func engines() []engineCase {
-	cs := []engineCase{{name: connections.EngineStd}}
-	if runtime.GOOS == "linux" {
-		cs = append(cs, engineCase{name: connections.EngineEpoll}, engineCase{name: connections.EngineEpoll, pool: 4})
-	}
-	return cs
-}
-
-// eachEngine runs fn as a subtest for every engine case.
-func eachEngine(t *testing.T, fn func(t *testing.T, engine engineCase)) {
-	for _, e := range engines() {
-		t.Run("engine="+e.String(), func(t *testing.T) { fn(t, e) })
-	}
-}
 
 // serve starts a server for cfg on a loopback listener of network and
 // returns it with the address to dial; cleanup closes it.
@@ -97,25 +62,13 @@ func dial(t testing.TB, network, addr string) net.Conn {
 	return c
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func echo(c connections.Connection, data []byte) { c.SendBytes(data, false) }
 
 func TestTextEchoTransports(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		for _, network := range []string{"tcp", "unix"} {
 			t.Run("transport="+network, func(t *testing.T) {
-				_, addr := serve(t, network, connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool,
+				_, addr := serve(t, network, connections.Config{Engine: engine.Name, CallbackGoroutines: engine.Pool,
 					Protocol: text.New(), Transport: network,
 					Handler: connections.Handler{OnMessage: echo},
 				})
@@ -136,9 +89,9 @@ func TestTextEchoTransports(t *testing.T) {
 }
 
 func TestRawSeedBenchmarkShape(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		const resp = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\nhello"
-		_, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool, Handler: connections.Handler{
+		_, addr := serve(t, "tcp", connections.Config{Engine: engine.Name, CallbackGoroutines: engine.Pool, Handler: connections.Handler{
 			OnMessage: func(c connections.Connection, _ []byte) { c.Send(resp, false) },
 		}})
 		c := dial(t, "tcp", addr)
@@ -153,10 +106,10 @@ func TestRawSeedBenchmarkShape(t *testing.T) {
 }
 
 func TestConnectionInfoAndClose(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		var closed atomic.Int32
 		var connected atomic.Int32
-		s, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool,
+		s, addr := serve(t, "tcp", connections.Config{Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			Protocol: text.New(),
 			Handler: connections.Handler{
 				OnConnect: func(c connections.Connection) {
@@ -184,9 +137,9 @@ func TestConnectionInfoAndClose(t *testing.T) {
 		if l, _ := r.ReadString('\n'); l != "user-1:3\n" {
 			t.Fatalf("got %q", l)
 		}
-		eventually(t, "listing", func() bool { return len(s.Connections()) == 1 })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "listing", func() bool { return len(s.Connections()) == 1 })
 		info := s.Connections()[0]
-		if info.Protocol != "text" || info.RemoteAddr != c.LocalAddr().String() || info.BytesIn != 3 || info.Engine != engine.name {
+		if info.Protocol != "text" || info.RemoteAddr != c.LocalAddr().String() || info.BytesIn != 3 || info.Engine != engine.Name {
 			t.Fatalf("info %+v", info)
 		}
 		io.WriteString(c, "quit\n")
@@ -197,7 +150,7 @@ func TestConnectionInfoAndClose(t *testing.T) {
 			t.Fatalf("after close: %v, want EOF", err)
 		}
 		c.Close() // or the server lingers, waiting for it
-		eventually(t, "OnClose", func() bool { return closed.Load() == 1 && s.Stats().Connections == 0 })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "OnClose", func() bool { return closed.Load() == 1 && s.Stats().Connections == 0 })
 		if st := s.Stats(); st.Connections != 0 || st.Accepted != 1 || st.Requests != 2 {
 			t.Fatalf("stats %+v", st)
 		}
@@ -207,9 +160,9 @@ func TestConnectionInfoAndClose(t *testing.T) {
 // TestBadInputClosesOnlyThatConnection sends an over-long line on one
 // connection while another keeps working.
 func TestBadInputClosesOnlyThatConnection(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		var errs atomic.Int32
-		_, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool,
+		_, addr := serve(t, "tcp", connections.Config{Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			Protocol:       text.New(),
 			MaxPackageSize: 64,
 			Handler: connections.Handler{
@@ -234,9 +187,9 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 }
 
 func TestPanicInCallbackIsRecovered(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		var gotErr atomic.Value
-		_, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool,
+		_, addr := serve(t, "tcp", connections.Config{Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			Protocol: text.New(),
 			Handler: connections.Handler{
 				OnMessage: func(c connections.Connection, data []byte) {
@@ -265,8 +218,8 @@ func TestPanicInCallbackIsRecovered(t *testing.T) {
 }
 
 func TestReplyErrorIsSentBeforeClose(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
-		_, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool, Protocol: rejectAll{}})
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
+		_, addr := serve(t, "tcp", connections.Config{Engine: engine.Name, CallbackGoroutines: engine.Pool, Protocol: rejectAll{}})
 		c := dial(t, "tcp", addr)
 		io.WriteString(c, "anything")
 		b, err := io.ReadAll(c)
@@ -287,7 +240,7 @@ func (rejectAll) Input(protocols.Conn, []byte) (int, error) {
 // has drained, three times over: OnBufferFull and OnBufferDrain alternate,
 // and every byte the server queued arrives, none it was refused.
 func TestSendBufferFullAndDrain(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		const (
 			limit  = 64 << 10
 			rounds = 3
@@ -304,7 +257,7 @@ func TestSendBufferFullAndDrain(t *testing.T) {
 			}
 			c.Close()
 		}
-		_, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool,
+		_, addr := serve(t, "tcp", connections.Config{Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			MaxSendBufferSize: limit,
 			Handler: connections.Handler{
 				OnMessage:     func(c connections.Connection, _ []byte) { fill(c) },
@@ -336,7 +289,7 @@ func TestSendBufferFullAndDrain(t *testing.T) {
 			}
 		}
 		for r := int64(1); r <= rounds; r++ {
-			eventually(t, "OnBufferFull", func() bool { return full.Load() >= r })
+			testkit.Eventually(t, testkit.Wait, testkit.Poll, "OnBufferFull", func() bool { return full.Load() >= r })
 			if r == rounds {
 				stop.Store(true)
 			}
@@ -358,9 +311,9 @@ func TestSendBufferFullAndDrain(t *testing.T) {
 }
 
 func TestPauseResume(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		var paused sync.Map
-		_, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool,
+		_, addr := serve(t, "tcp", connections.Config{Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			Protocol: text.New(),
 			Handler: connections.Handler{OnMessage: func(c connections.Connection, data []byte) {
 				if string(data) == "pause" {
@@ -374,7 +327,7 @@ func TestPauseResume(t *testing.T) {
 		c := dial(t, "tcp", addr)
 		r := bufio.NewReader(c)
 		io.WriteString(c, "pause\nafter\n")
-		eventually(t, "pause", func() bool { _, ok := paused.Load("c"); return ok })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "pause", func() bool { _, ok := paused.Load("c"); return ok })
 		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 		if _, err := r.ReadByte(); err == nil {
 			t.Fatal("got data while paused")
@@ -389,9 +342,9 @@ func TestPauseResume(t *testing.T) {
 }
 
 func TestSendFromOtherGoroutines(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		const n = 2000
-		_, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool,
+		_, addr := serve(t, "tcp", connections.Config{Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			Protocol: text.New(),
 			Handler: connections.Handler{OnMessage: func(c connections.Connection, _ []byte) {
 				var wg sync.WaitGroup
@@ -444,7 +397,7 @@ func TestUDPEcho(t *testing.T) {
 }
 
 func TestTLS(t *testing.T) {
-	cert := selfSigned(t)
+	cert := testkit.SelfSigned(t)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
 	if err != nil {
 		t.Fatal(err)
@@ -468,31 +421,13 @@ func TestTLS(t *testing.T) {
 	}
 }
 
-func selfSigned(t testing.TB) tls.Certificate {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 // TestShutdownFinishesWork: a request in flight when Shutdown starts gets
 // its answer; new connections are refused.
 func TestShutdownFinishesWork(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		release := make(chan struct{})
 		started := make(chan struct{})
-		s, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool,
+		s, addr := serve(t, "tcp", connections.Config{Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			Protocol: text.New(),
 			Handler: connections.Handler{OnMessage: func(c connections.Connection, d []byte) {
 				close(started)
@@ -510,7 +445,7 @@ func TestShutdownFinishesWork(t *testing.T) {
 			defer cancel()
 			done <- s.Shutdown(ctx)
 		}()
-		eventually(t, "listener closed", func() bool {
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "listener closed", func() bool {
 			nc, err := net.Dial("tcp", addr)
 			if err == nil {
 				nc.Close()
@@ -529,10 +464,10 @@ func TestShutdownFinishesWork(t *testing.T) {
 }
 
 func TestShutdownDeadlineForcesClose(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
-		s, addr := serve(t, "tcp", connections.Config{Engine: engine.name, CallbackGoroutines: engine.pool, Protocol: text.New()})
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
+		s, addr := serve(t, "tcp", connections.Config{Engine: engine.Name, CallbackGoroutines: engine.Pool, Protocol: text.New()})
 		c := dial(t, "tcp", addr)
-		eventually(t, "accept", func() bool { return s.Stats().Connections == 1 })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "accept", func() bool { return s.Stats().Connections == 1 })
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {

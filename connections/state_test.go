@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols"
 	"github.com/goes-project/goes/protocols/text"
 )
@@ -43,13 +44,13 @@ func (p stampText) ReleaseState(c protocols.Conn) { c.SetState(nil) }
 // while it is released and made again; under -race, State and SetState
 // must not race with Encode.
 func TestStateWithSendsFromOtherGoroutines(t *testing.T) {
-	eachEngine(t, func(t *testing.T, engine engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		const requests = 100
 		pushDone := make(chan struct{})
 		var stop atomic.Bool
 		var pushed atomic.Int64
 		_, addr := serve(t, "tcp", connections.Config{
-			Engine: engine.name, CallbackGoroutines: engine.pool,
+			Engine: engine.Name, CallbackGoroutines: engine.Pool,
 			Protocol: stampText{Protocol: text.New()},
 			Handler: connections.Handler{
 				OnConnect: func(c connections.Connection) {

@@ -22,7 +22,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goes-project/goes/master/proctest"
+	"github.com/goes-project/goes/internal/proctest"
+	"github.com/goes-project/goes/internal/testkit"
 )
 
 const seedAddr = "127.0.0.1:8080"
@@ -34,7 +35,7 @@ func startSeed(t *testing.T, pkg string) (bin, runDir string, p *proctest.Proc) 
 	bin = proctest.Build(t, pkg)
 	runDir = filepath.Join(t.TempDir(), "run")
 	p = proctest.Start(t, bin, "start", "--run-dir", runDir)
-	proctest.Eventually(t, 20*time.Second, "program serving", func() error {
+	testkit.Eventually(t, 20*time.Second, testkit.Poll, "program serving", func() error {
 		if _, done := p.Wait(0); done {
 			return fmt.Errorf("exited early:\n%s", p.Output())
 		}
@@ -61,7 +62,7 @@ func assertGone(t *testing.T, p *proctest.Proc, runDir string) {
 	if err != nil {
 		t.Fatalf("program exited with %v:\n%s", err, p.Output())
 	}
-	proctest.Eventually(t, 5*time.Second, "process group empty", func() error {
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "process group empty", func() error {
 		if !proctest.GroupGone(p.Pgid) {
 			return errors.New("processes left in the group")
 		}

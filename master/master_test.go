@@ -22,6 +22,7 @@ import (
 
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/internal/procenv"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/ipc"
 	"github.com/goes-project/goes/worker"
 )
@@ -267,23 +268,20 @@ func TestCrashLoop(t *testing.T) {
 	first := tm.status().Workers[0]
 	began := time.Now()
 	syscall.Kill(first.PID, syscall.SIGKILL)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		w := tm.status().Workers[0]
-		if w.State == StateFailed {
-			if w.ExitCount != 3 || !strings.Contains(w.LastExit, "exit status 6") {
-				t.Fatalf("failed worker: %+v", w)
-			}
-			// The first quick death restarts at once, the second after 100 ms.
-			if took := time.Since(began); took < 100*time.Millisecond {
-				t.Fatalf("gave up after %v: no backoff", took)
-			}
-			break
+	var w ipc.Worker
+	var took time.Duration
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "worker given up", func() error {
+		if w, took = tm.status().Workers[0], time.Since(began); w.State != StateFailed {
+			return fmt.Errorf("worker %+v", w)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("worker never given up: %+v", w)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
+	})
+	if w.ExitCount != 3 || !strings.Contains(w.LastExit, "exit status 6") {
+		t.Fatalf("failed worker: %+v", w)
+	}
+	// The first quick death restarts at once, the second after 100 ms.
+	if took < 100*time.Millisecond {
+		t.Fatalf("gave up after %v: no backoff", took)
 	}
 }
 
@@ -377,17 +375,12 @@ func TestSlowDeathsRestart(t *testing.T) {
 	prev := 0
 	for i := 1; i <= 3; i++ {
 		var w ipc.Worker
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			w = tm.status().Workers[0]
-			if w.PID != prev && w.State == StateRunning {
-				break
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, fmt.Sprintf("replacement after kill %d", i), func() error {
+			if w = tm.status().Workers[0]; w.PID == prev || w.State != StateRunning {
+				return fmt.Errorf("worker %+v", w)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("kill %d: no replacement: %+v", i, w)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return nil
+		})
 		// The master saw it ready no later than now: wait out the window
 		// (measured here, so at least as long as the master's).
 		seen := time.Now()
@@ -397,21 +390,17 @@ func TestSlowDeathsRestart(t *testing.T) {
 		syscall.Kill(w.PID, syscall.SIGKILL)
 		prev = w.PID
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "replacement after the third kill", func() error {
 		w := tm.status().Workers[0]
-		if w.PID != prev && w.State == StateRunning {
-			if w.ExitCount != 3 {
-				t.Fatalf("worker after 3 slow deaths: %+v", w)
-			}
-			return
-		}
 		if w.State == StateFailed {
 			t.Fatalf("slow deaths taken for a crash loop: %+v", w)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no replacement after the third kill: %+v", w)
+		if w.PID == prev || w.State != StateRunning {
+			return fmt.Errorf("worker %+v", w)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		if w.ExitCount != 3 {
+			t.Fatalf("worker after 3 slow deaths: %+v", w)
+		}
+		return nil
+	})
 }

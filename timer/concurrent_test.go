@@ -6,19 +6,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(tb testing.TB, total time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(total)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("gave up after %v waiting for %s", total, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+	"github.com/goes-project/goes/internal/testkit"
+)
 
 // TestConcurrentAddDel hammers one running wheel, on the real clock, from
 // many goroutines: one-shot and persistent user timers added and deleted,
@@ -106,7 +96,7 @@ func TestConcurrentAddDel(t *testing.T) {
 	for k := range shared {
 		shared[k].Stop()
 	}
-	waitFor(t, 20*time.Second, "every timer to run", func() bool { return w.Len() == 0 })
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "every timer to run", func() bool { return w.Len() == 0 })
 	close(stopLen)
 	if n := early.Load(); n != 0 {
 		t.Errorf("%d timers ran early", n)

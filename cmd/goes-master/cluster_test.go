@@ -18,8 +18,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/cluster"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/ipc"
-	"github.com/goes-project/goes/master/proctest"
 )
 
 // chatClient is a text-protocol client of a "chat" listener. A goroutine
@@ -194,11 +194,11 @@ func toGroup(g string) func(string) string {
 	return func(text string) string { return "group " + g + " " + text }
 }
 
-// eventuallyAnswer asks cmd until the answer is want (presence counts
+// askUntil asks cmd until the answer is want (presence counts
 // follow the peers' announcements).
-func eventuallyAnswer(t *testing.T, cl *chatClient, cmd, want string) {
+func askUntil(t *testing.T, cl *chatClient, cmd, want string) {
 	t.Helper()
-	proctest.Eventually(t, 10*time.Second, cmd, func() error {
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, cmd, func() error {
 		if got := cl.ask(cmd); got != want {
 			return fmt.Errorf("%s: %q, want %q", cmd, got, want)
 		}
@@ -294,7 +294,7 @@ func TestCluster(t *testing.T) {
 	} else if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
 		t.Fatalf("connect without the token: %v, want an authorization error", err)
 	}
-	proctest.Eventually(t, 10*time.Second, "every node connected", func() error {
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "every node connected", func() error {
 		cur, err := s.status()
 		if err != nil {
 			return err
@@ -354,8 +354,8 @@ func TestCluster(t *testing.T) {
 	if got := carol.ask("online nobody"); got != "online false" {
 		t.Fatalf("online nobody: %q", got)
 	}
-	eventuallyAnswer(t, alice, "count room", "count 3")
-	eventuallyAnswer(t, alice, "count", "count 4")
+	askUntil(t, alice, "count room", "count 3")
+	askUntil(t, alice, "count", "count 4")
 	bob2.do("logout")
 	burst(t, 3, carol, toUser("bob"), bob)
 	bob2.nothingElse(alice)
@@ -366,7 +366,7 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("reload: %s", res)
 	}
 	var st2 ipc.Status
-	proctest.Eventually(t, 10*time.Second, "both generations with their nodes", func() error {
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "both generations with their nodes", func() error {
 		var err error
 		if st2, err = s.status(); err != nil {
 			return err
@@ -394,8 +394,8 @@ func TestCluster(t *testing.T) {
 	ensureInterest(t, carol, toGroup("room"), alice, bob, dave)
 	burst(t, 5, carol, toGroup("room"), alice, bob, dave)
 	burst(t, 5, dave, toGroup("room"), alice, bob, carol)
-	eventuallyAnswer(t, erin, "count room", "count 4")
-	eventuallyAnswer(t, erin, "online alice", "online true")
+	askUntil(t, erin, "count room", "count 4")
+	askUntil(t, erin, "online alice", "online true")
 	bob.do(fmt.Sprintf("send %d old to new", erin.id))
 	erin.expect("old to new")
 	erin.do(fmt.Sprintf("send %d new to old", carol.id))
@@ -406,7 +406,7 @@ func TestCluster(t *testing.T) {
 	for _, c := range []*chatClient{alice, bob, bob2, carol} {
 		c.c.Close()
 	}
-	proctest.Eventually(t, 15*time.Second, "old generation gone, route dropped", func() error {
+	testkit.Eventually(t, 15*time.Second, testkit.Poll, "old generation gone, route dropped", func() error {
 		cur, err := s.status()
 		if err != nil {
 			return err
@@ -417,8 +417,8 @@ func TestCluster(t *testing.T) {
 		return nil
 	})
 	burst(t, 3, erin, toUser("dave"), dave)
-	eventuallyAnswer(t, dave, "count", "count 2")
-	eventuallyAnswer(t, dave, "online alice", "online false")
+	askUntil(t, dave, "count", "count 2")
+	askUntil(t, dave, "online alice", "online false")
 	b, err := os.ReadFile(filepath.Join(s.runDir, "goes.log"))
 	if err != nil || strings.Contains(string(b), "route in use") {
 		t.Fatalf("log: %v, or a route clash:\n%s", err, b)
@@ -469,8 +469,8 @@ func TestClusterSharedNATS(t *testing.T) {
 	burst(t, 5, ann, toUser("ben"), ben)
 	burst(t, 5, ben, toUser("ann"), ann)
 	burst(t, 5, cat, toGroup("g"), ann, ben)
-	eventuallyAnswer(t, ann, "count g", "count 3")
-	eventuallyAnswer(t, cat, "online ann", "online true")
+	askUntil(t, ann, "count g", "count 3")
+	askUntil(t, cat, "online ann", "online true")
 
 	// m1 reloads; its old generation keeps ann, its new one serves dan.
 	m1.mustCLI("reload")
@@ -484,7 +484,7 @@ func TestClusterSharedNATS(t *testing.T) {
 	dan.do("join g")
 	burst(t, 5, ann, toUser("dan"), dan)
 	burst(t, 5, ben, toGroup("g"), ann, cat, dan)
-	eventuallyAnswer(t, cat, "count g", "count 4")
+	askUntil(t, cat, "count g", "count 4")
 	for _, s := range []*setup{m1, m2} {
 		if b, err := os.ReadFile(filepath.Join(s.runDir, "goes.log")); err != nil || strings.Contains(string(b), "route in use") {
 			t.Fatalf("log: %v, or a route clash:\n%s", err, b)

@@ -21,9 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goes-project/goes/internal/proctest"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/ipc"
 	"github.com/goes-project/goes/master"
-	"github.com/goes-project/goes/master/proctest"
 )
 
 const testVersion = "1.2.3-test"
@@ -185,7 +186,7 @@ func (s *setup) processesGone(st ipc.Status) {
 	for _, w := range st.Workers {
 		pids = append(pids, w.PID)
 	}
-	proctest.Eventually(s.t, 5*time.Second, "every process gone", func() error {
+	testkit.Eventually(s.t, 10*time.Second, testkit.Poll, "every process gone", func() error {
 		for _, pid := range pids {
 			if proctest.Alive(pid) {
 				return fmt.Errorf("pid %d alive", pid)
@@ -308,7 +309,7 @@ func TestLifecycle(t *testing.T) {
 			}
 		}()
 	}
-	proctest.Eventually(t, 5*time.Second, "load running", func() error {
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "load running", func() error {
 		if okCount.Load() < 50 {
 			return errors.New("few requests yet")
 		}
@@ -321,7 +322,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	var back ipc.Worker
 	var readyAfter, acceptAfter time.Duration
-	proctest.Eventually(t, 5*time.Second, "worker 0 replaced", func() error {
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "worker 0 replaced", func() error {
 		st, err := s.status()
 		if err != nil {
 			return err
@@ -516,7 +517,7 @@ func TestGracefulStop(t *testing.T) {
 	}()
 	// Wait until the worker holding the connection drains (the others,
 	// idle, are gone at once), then finish the request.
-	proctest.Eventually(t, 10*time.Second, "text worker draining", func() error {
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "text worker draining", func() error {
 		st, err := s.status()
 		if err != nil {
 			return err
@@ -588,7 +589,7 @@ func TestReload(t *testing.T) {
 	// holds the connection draining (as long as it is open; the idle ones
 	// exit at their own pace). A loaded machine may miss the 1 s bound of
 	// one status request: poll.
-	proctest.Eventually(t, 10*time.Second, "both generations in status", func() error {
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "both generations in status", func() error {
 		cur, err := s.status()
 		if err != nil {
 			return err
@@ -620,7 +621,7 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	held.Close()
-	proctest.Eventually(t, 10*time.Second, "old master gone", func() error {
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "old master gone", func() error {
 		if proctest.Alive(st.Master.PID) {
 			return errors.New("old master alive")
 		}
@@ -646,7 +647,7 @@ func TestSignals(t *testing.T) {
 		t.Fatal(err)
 	}
 	syscall.Kill(st.Master.PID, syscall.SIGUSR1)
-	proctest.Eventually(t, 5*time.Second, "log reopened", func() error {
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "log reopened", func() error {
 		b, err := os.ReadFile(logPath)
 		if err != nil {
 			return err
@@ -658,7 +659,7 @@ func TestSignals(t *testing.T) {
 	})
 	syscall.Kill(st.Master.PID, syscall.SIGHUP)
 	var st2 ipc.Status
-	proctest.Eventually(t, 10*time.Second, "reload by SIGHUP", func() error {
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "reload by SIGHUP", func() error {
 		var err error
 		if st2, err = s.status(); err != nil {
 			return err
@@ -674,7 +675,7 @@ func TestSignals(t *testing.T) {
 	syscall.Kill(st2.Master.PID, syscall.SIGTERM)
 	st2.Workers = append(st2.Workers, st.Workers...)
 	s.checkGone(st2)
-	proctest.Eventually(t, 5*time.Second, "old master gone", func() error {
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "old master gone", func() error {
 		if proctest.Alive(st.Master.PID) {
 			return errors.New("old master alive")
 		}
@@ -689,7 +690,7 @@ func TestSignalQuit(t *testing.T) {
 	c := dialText(t, s.textAddr)
 	c.echo(t, "one")
 	syscall.Kill(st.Master.PID, syscall.SIGQUIT)
-	proctest.Eventually(t, 10*time.Second, "stopping", func() error {
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "stopping", func() error {
 		st, err := s.status()
 		if err != nil {
 			return err
@@ -750,7 +751,7 @@ func TestMasterKilled(t *testing.T) {
 	if err := syscall.Kill(st.Master.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	proctest.Eventually(t, 5*time.Second, "idle workers gone", func() error {
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "idle workers gone", func() error {
 		alive := 0
 		for _, w := range st.Workers {
 			if proctest.Alive(w.PID) {
@@ -794,8 +795,8 @@ func TestStatusRefresh(t *testing.T) {
 			return nil
 		}
 	}
-	proctest.Eventually(t, 10*time.Second, "two table frames", frames(table, "---- WORKERS ----", 2))
-	proctest.Eventually(t, 10*time.Second, "two json frames", frames(js, `"master": {`, 2))
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "two table frames", frames(table, "---- WORKERS ----", 2))
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "two json frames", frames(js, `"master": {`, 2))
 	if strings.Contains(table.Output(), "\033[") {
 		t.Fatalf("terminal escapes in a non-terminal output:\n%q", table.Output())
 	}
@@ -808,9 +809,9 @@ func TestStatusRefresh(t *testing.T) {
 	}
 	// A restart: the frames say the master is gone, then show the new one.
 	s.stopAndCheck(st)
-	proctest.Eventually(t, 10*time.Second, "not running reported", frames(table, "not running", 1))
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "not running reported", frames(table, "not running", 1))
 	st2 := s.start()
-	proctest.Eventually(t, 10*time.Second, "new master shown", func() error {
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "new master shown", func() error {
 		if !strings.Contains(js.Output(), fmt.Sprintf(`"pid": %d,`, st2.Master.PID)) {
 			return errors.New("no frame of the new master yet")
 		}
@@ -835,7 +836,7 @@ func TestForegroundUSR1(t *testing.T) {
 	s := newSetup(t, "10s")
 	fg := proctest.Start(t, s.bin, "start", "--run-dir", s.runDir, "--config", s.conf)
 	var st ipc.Status
-	proctest.Eventually(t, 20*time.Second, "foreground master serving", func() error {
+	testkit.Eventually(t, 20*time.Second, testkit.Poll, "foreground master serving", func() error {
 		var err error
 		if st, err = s.status(); err != nil {
 			return err
@@ -849,7 +850,7 @@ func TestForegroundUSR1(t *testing.T) {
 	if err := fg.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	proctest.Eventually(t, 5*time.Second, "usr1 handled", func() error {
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "usr1 handled", func() error {
 		if !strings.Contains(fg.Output(), "no log file to reopen") {
 			return errors.New("no line about the reopen yet")
 		}

@@ -4,17 +4,10 @@ package main_test
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -26,9 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goes-project/goes/internal/proctest"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/ipc"
 	"github.com/goes-project/goes/master"
-	"github.com/goes-project/goes/master/proctest"
 )
 
 // loadResult counts what a load saw. Every request is sent once on a raw
@@ -212,7 +206,7 @@ func (u *upgradeSetup) reloads(n int, check bool) []time.Duration {
 		old := st
 		var cur ipc.Status
 		// The old generation exits fully; status then shows only the new one.
-		proctest.Eventually(t, 20*time.Second, fmt.Sprintf("reload %d: old generation gone", i), func() error {
+		testkit.Eventually(t, 20*time.Second, testkit.Poll, fmt.Sprintf("reload %d: old generation gone", i), func() error {
 			for _, pid := range append([]int{old.Master.PID}, workerPIDs(old)...) {
 				if proctest.Alive(pid) {
 					return fmt.Errorf("old pid %d alive", pid)
@@ -460,7 +454,7 @@ func TestReloadForeground(t *testing.T) {
 	s := newSetup(t, "10s")
 	fg := proctest.Start(t, s.bin, "start", "--run-dir", s.runDir, "--config", s.conf)
 	var st ipc.Status
-	proctest.Eventually(t, 20*time.Second, "foreground master serving", func() error {
+	testkit.Eventually(t, 20*time.Second, testkit.Poll, "foreground master serving", func() error {
 		var err error
 		if st, err = s.status(); err != nil {
 			return err
@@ -487,7 +481,7 @@ func TestReloadForeground(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.mustCLI("stop")
-	proctest.Eventually(t, 5*time.Second, "process group empty", func() error {
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "process group empty", func() error {
 		if !proctest.GroupGone(fg.Pgid) {
 			return errors.New("processes left in the foreground group")
 		}
@@ -504,7 +498,7 @@ func TestStopDuringDrain(t *testing.T) {
 	held.echo(t, "held")
 	s.mustCLI("reload")
 	var cur ipc.Status
-	proctest.Eventually(t, 10*time.Second, "old generation draining", func() error {
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "old generation draining", func() error {
 		var err error
 		if cur, err = s.status(); err != nil {
 			return err
@@ -530,7 +524,7 @@ func TestStopDuringDrain(t *testing.T) {
 // socket file.
 func TestTLSAndUnixAcrossReload(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := writeCert(t, dir)
+	cert, key := testkit.WriteCert(t, dir)
 	runDir := filepath.Join(dir, "run")
 	sock := filepath.Join(dir, "echo.sock")
 	conf := filepath.Join(dir, "goes.json")
@@ -585,38 +579,4 @@ func echoRaw(t *testing.T, c net.Conn, msg string) {
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
 		t.Fatalf("echo: %q, %v", got, err)
 	}
-}
-
-// writeCert writes a self-signed certificate for 127.0.0.1.
-func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "goes test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/http"
 )
 
@@ -28,11 +29,11 @@ func BenchmarkServeFileLoopback(b *testing.B) {
 		n    int
 	}{{"4KiB", 4 << 10}, {"1MiB", 1 << 20}} {
 		dir := b.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "f.bin"), pattern(size.n), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "f.bin"), testkit.Pattern(size.n), 0o644); err != nil {
 			b.Fatal(err)
 		}
 		b.Run("size="+size.name+"/impl=goes", func(b *testing.B) {
-			ts := serve(b, engineCase{name: connections.EngineAuto}, http.New(), 0, fileHandler(b, dir, nil))
+			ts := serve(b, testkit.Engine{Name: connections.EngineAuto}, http.New(), 0, fileHandler(b, dir, nil))
 			benchDownload(b, ts.addr, size.n)
 		})
 		b.Run("size="+size.name+"/impl=nethttp-ServeContent", func(b *testing.B) {

@@ -21,24 +21,12 @@ import (
 	"time"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/http"
 )
 
 // fileMod is the modification time of the served test files.
 var fileMod = time.Date(2026, 11, 26, 8, 0, 0, 500, time.UTC)
-
-// pattern returns n deterministic bytes with no short period.
-func pattern(n int) []byte {
-	b := make([]byte, n)
-	x := uint64(88172645463325252)
-	for i := range b {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		b[i] = byte(x >> 32)
-	}
-	return b
-}
 
 // fileDir writes files (name to content) in a new directory with
 // modification time fileMod.
@@ -110,9 +98,9 @@ func sum(b []byte) string { return fmt.Sprintf("%x", sha256.Sum256(b)) }
 // and in ranges, asks conditionally and with HEAD, and gets the errors
 // the handler maps.
 func TestServeFileCurl(t *testing.T) {
-	small, big := pattern(3000), pattern(24<<20)
+	small, big := testkit.Pattern(3000), testkit.Pattern(24<<20)
 	dir := fileDir(t, map[string][]byte{"small.txt": small, "big.bin": big, "sub/a.html": []byte("<p>a</p>")})
-	ts := serve(t, engineCase{name: connections.EngineAuto}, http.New(), 0, fileHandler(t, dir, nil))
+	ts := serve(t, testkit.Engine{Name: connections.EngineAuto}, http.New(), 0, fileHandler(t, dir, nil))
 	base := "http://" + ts.addr
 	if got := curl(t, base+"/small.txt"); got != string(small) {
 		t.Fatalf("small: %d bytes", len(got))
@@ -179,9 +167,9 @@ func TestServeFileCurl(t *testing.T) {
 // TestServeFileNetHTTPClient asks with Go's client: ranges, If-Range, a
 // file larger than a piece.
 func TestServeFileNetHTTPClient(t *testing.T) {
-	big := pattern(1<<20 + 123)
+	big := testkit.Pattern(1<<20 + 123)
 	dir := fileDir(t, map[string][]byte{"big.bin": big})
-	ts := serve(t, engineCase{name: connections.EngineAuto}, http.New(), 0, fileHandler(t, dir, nil))
+	ts := serve(t, testkit.Engine{Name: connections.EngineAuto}, http.New(), 0, fileHandler(t, dir, nil))
 	client := newClient(t)
 	get := func(fields ...string) (*nethttp.Response, []byte) {
 		t.Helper()
@@ -231,9 +219,9 @@ func TestServeFileNetHTTPClient(t *testing.T) {
 // with the polling wait, and an HTTP/1.0 request) and reads the answers
 // in order: the connection reads nothing while the large body is sent.
 func TestServeFilePipelined(t *testing.T) {
-	big, small := pattern(1<<20+1), []byte("small")
+	big, small := testkit.Pattern(1<<20+1), []byte("small")
 	dir := fileDir(t, map[string][]byte{"big.bin": big, "small.txt": small})
-	eachEngine(t, func(t *testing.T, e engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, e testkit.Engine) {
 		ts := serve(t, e, http.New(), 0, fileHandler(t, dir, nil))
 		rc := dial(t, ts.addr)
 		rc.write("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\nGET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n" +
@@ -257,9 +245,9 @@ func TestServeFilePipelined(t *testing.T) {
 // MaxSendBufferSize plus one 64 KiB piece, and the body arrives whole.
 func TestServeFileSlowReader(t *testing.T) {
 	const maxSend, piece = 64 << 10, 64 << 10
-	big := pattern(4 << 20)
+	big := testkit.Pattern(4 << 20)
 	dir := fileDir(t, map[string][]byte{"big.bin": big})
-	eachEngine(t, func(t *testing.T, e engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, e testkit.Engine) {
 		conns := make(chan connections.Connection, 1)
 		lc := net.ListenConfig{Control: sockBuf(syscall.SO_SNDBUF, 16<<10)}
 		ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
@@ -298,7 +286,7 @@ func TestServeFileSlowReader(t *testing.T) {
 			}
 		}()
 		// Not reading: the buffer fills up to its limit.
-		eventually(t, "a full send buffer", func() bool { return most.Load() >= maxSend })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "a full send buffer", func() bool { return most.Load() >= maxSend })
 		head := rc.readHead()
 		if !strings.HasPrefix(head, "HTTP/1.1 200 OK\r\n") || !strings.Contains(head, "\r\nContent-Length: 4194304\r\n") {
 			t.Fatalf("head: %q", head)
@@ -325,7 +313,7 @@ func TestServeFileSlowReader(t *testing.T) {
 			t.Fatalf("send buffer reached %d bytes, over %d", m, maxSend+piece)
 		}
 		t.Logf("largest send buffer sampled: %d bytes", most.Load())
-		eventually(t, "the sender's end", func() bool { return http.FileSenders() == 0 })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "the sender's end", func() bool { return http.FileSenders() == 0 })
 	})
 }
 
@@ -333,9 +321,9 @@ func TestServeFileSlowReader(t *testing.T) {
 // file; the sender goroutine ends and the file is closed, and the
 // connection is closed.
 func TestServeFilePeerCloses(t *testing.T) {
-	big := pattern(8 << 20)
+	big := testkit.Pattern(8 << 20)
 	dir := fileDir(t, map[string][]byte{"big.bin": big})
-	eachEngine(t, func(t *testing.T, e engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, e testkit.Engine) {
 		closed := make(chan struct{}, 1)
 		h := fileHandler(t, dir, nil)
 		h.OnClose = func(connections.Connection) { closed <- struct{}{} }
@@ -353,7 +341,7 @@ func TestServeFilePeerCloses(t *testing.T) {
 		case <-time.After(ioTimeout):
 			t.Fatal("OnClose did not run")
 		}
-		eventually(t, "the sender's end", func() bool { return http.FileSenders() == 0 })
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "the sender's end", func() bool { return http.FileSenders() == 0 })
 	})
 }
 

@@ -13,25 +13,13 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/goes-project/goes/internal/testkit"
 )
 
 // fileModTime is the modification time of the test files: its ETag is
 // "<hex ns>-<hex size>".
 var fileModTime = time.Date(2026, 11, 26, 10, 20, 30, 123456789, time.UTC)
-
-// patternBytes returns n bytes of a deterministic pattern that does not
-// repeat with a short period.
-func patternBytes(n int) []byte {
-	b := make([]byte, n)
-	x := uint32(2463534242)
-	for i := range b {
-		x ^= x << 13
-		x ^= x >> 17
-		x ^= x << 5
-		b[i] = byte(x)
-	}
-	return b
-}
 
 func testFS(content []byte) fstest.MapFS {
 	return fstest.MapFS{
@@ -79,7 +67,7 @@ func readResponse(tb testing.TB, wire []byte, method string) (*nethttp.Response,
 // written in one go (files up to 64 KiB): conditional requests, ranges,
 // If-Range, HEAD, HTTP/1.0, and the errors that write nothing.
 func TestServeFileWire(t *testing.T) {
-	content := patternBytes(1000)
+	content := testkit.Pattern(1000)
 	fsys := testFS(content)
 	etag := `"` + strconv.FormatInt(fileModTime.UnixNano(), 16) + `-3e8"`
 	lastMod := fileModTime.Format(TimeFormat)
@@ -201,7 +189,7 @@ func FuzzServeFileRange(f *testing.F) {
 	f.Add("bytes=0-10", uint16(0), 30, true)
 	f.Fuzz(func(t *testing.T, rangeValue string, size uint16, split int, withIfRange bool) {
 		n := int(size % 300)
-		content := patternBytes(n)
+		content := testkit.Pattern(n)
 		fsys := fstest.MapFS{"f": {Data: content, ModTime: fileModTime}}
 		// The same checks hold for the parser alone.
 		start, end, kind := parseRange([]byte(rangeValue), int64(n))

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/http"
 )
 
@@ -96,7 +97,7 @@ func uploadFiles(t testing.TB) (binPath string, bin []byte, txtPath string, txt 
 // TestFormCurl posts forms with curl: -d, --data-urlencode, -F with a
 // binary and a text file, and the same -F upload chunked.
 func TestFormCurl(t *testing.T) {
-	ts := serve(t, engineCase{name: connections.EngineAuto}, http.New(), 0, formHandler(t))
+	ts := serve(t, testkit.Engine{Name: connections.EngineAuto}, http.New(), 0, formHandler(t))
 	base := "http://" + ts.addr
 	if got, want := curl(t, "-d", "a=1&b=%20x&a=2", base+"/urlencoded"), "a=1\nb= x\na=2\n"; got != want {
 		t.Errorf("curl -d: %q, want %q", got, want)
@@ -126,7 +127,7 @@ func TestFormCurl(t *testing.T) {
 // written by mime/multipart.Writer, with Go's client over one connection,
 // then a urlencoded form.
 func TestFormNetHTTPClient(t *testing.T) {
-	ts := serve(t, engineCase{name: connections.EngineAuto}, http.New(), 0, formHandler(t))
+	ts := serve(t, testkit.Engine{Name: connections.EngineAuto}, http.New(), 0, formHandler(t))
 	client := newClient(t)
 	_, bin, _, txt := uploadFiles(t)
 	var body bytes.Buffer
@@ -177,7 +178,7 @@ func TestFormNetHTTPClient(t *testing.T) {
 // connection: the handler answers each with 400 and the connection goes
 // on serving.
 func TestFormMalformedOverSocket(t *testing.T) {
-	ts := serve(t, engineCase{name: connections.EngineAuto}, http.New(), 0, formHandler(t))
+	ts := serve(t, testkit.Engine{Name: connections.EngineAuto}, http.New(), 0, formHandler(t))
 	part := "--B\r\nContent-Disposition: form-data; name=p\r\n\r\nx\r\n"
 	cases := []struct {
 		name, ct, body, reason string

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/http"
 )
 
@@ -70,7 +71,7 @@ func splitCurl(t testing.TB, out string) (head, body string) {
 
 // TestGzipCurl fetches with curl, with and without --compressed.
 func TestGzipCurl(t *testing.T) {
-	ts := serve(t, engineCases()[0], gzipProtocol(), 0, gzipHandler(t))
+	ts := serve(t, testkit.Engines()[0], gzipProtocol(), 0, gzipHandler(t))
 	base := "http://" + ts.addr
 	head, body := splitCurl(t, curl(t, "--compressed", "-D", "-", base+"/page"))
 	if !strings.Contains(head, "\r\ncontent-encoding: gzip") || !strings.Contains(head, "\r\nvary: accept-encoding") {
@@ -96,7 +97,7 @@ func TestGzipCurl(t *testing.T) {
 // TestGzipNetHTTPClient uses Go's client, which asks for gzip and
 // decodes it by itself.
 func TestGzipNetHTTPClient(t *testing.T) {
-	eachEngine(t, func(t *testing.T, e engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, e testkit.Engine) {
 		ts := serve(t, e, gzipProtocol(), 0, gzipHandler(t))
 		tr := &nethttp.Transport{MaxIdleConnsPerHost: 1}
 		t.Cleanup(tr.CloseIdleConnections)
@@ -131,7 +132,7 @@ func TestGzipNetHTTPClient(t *testing.T) {
 // and identity answers in the order of their requests, Content-Length of
 // the coded body, Vary, and HEAD.
 func TestGzipRaw(t *testing.T) {
-	eachEngine(t, func(t *testing.T, e engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, e testkit.Engine) {
 		ts := serve(t, e, gzipProtocol(), 0, gzipHandler(t))
 		rc := dial(t, ts.addr)
 		reqs := []struct {

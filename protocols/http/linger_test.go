@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/http"
 )
 
@@ -48,7 +49,7 @@ func TestTooLargeBodyGets413WhileSending(t *testing.T) {
 		{name: "read while sending", body: 1 << 30},
 	}
 	chunk := bytes.Repeat([]byte("b"), 16<<10)
-	eachEngine(t, func(t *testing.T, e engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, e testkit.Engine) {
 		lc := net.ListenConfig{Control: sockBuf(syscall.SO_RCVBUF, 16<<10)}
 		ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 		if err != nil {

@@ -5,29 +5,19 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/http"
 )
 
 var _ connections.StateReleaser = (*http.Protocol)(nil)
 
-// eventually polls cond until it holds or ioTimeout passes.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(ioTimeout); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 // TestIdleKeepAliveHoldsNoState: over the runtime, a keep-alive
 // connection gives its protocol state back once it is answered and idle,
 // and takes one again for its next requests.
 func TestIdleKeepAliveHoldsNoState(t *testing.T) {
-	eachEngine(t, func(t *testing.T, e engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, e testkit.Engine) {
 		var last atomic.Value // connections.Connection
 		h := appHandler(t)
 		app := h.OnMessage
@@ -46,7 +36,7 @@ func TestIdleKeepAliveHoldsNoState(t *testing.T) {
 				t.Fatalf("round %d: %d %q close=%v", round, resp.StatusCode, body, resp.Close)
 			}
 			c := last.Load().(connections.Connection)
-			eventually(t, "state released", func() bool { return http.RequestOf(c) == nil })
+			testkit.Eventually(t, testkit.Wait, testkit.Poll, "state released", func() bool { return http.RequestOf(c) == nil })
 		}
 	})
 }
@@ -56,7 +46,7 @@ func TestIdleKeepAliveHoldsNoState(t *testing.T) {
 // OnMessage returned, without pausing) do not race with the dispatcher
 // creating and releasing the connection's state.
 func TestAnswersFromOtherGoroutines(t *testing.T) {
-	eachEngine(t, func(t *testing.T, e engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, e testkit.Engine) {
 		const requests = 50
 		done := make(chan struct{}, requests+1)
 		ts := serve(t, e, http.New(), 0, connections.Handler{

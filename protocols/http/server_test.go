@@ -10,7 +10,6 @@ import (
 	nethttp "net/http"
 	"net/http/httptrace"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,36 +20,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/http"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const ioTimeout = 10 * time.Second
-
-// engineCase is one way the connections runtime can serve.
-type engineCase struct {
-	name string
-	pool int
-}
-
-func engineCases() []engineCase {
-	cs := []engineCase{{name: connections.EngineStd}}
-	if runtime.GOOS == "linux" {
-		cs = append(cs, engineCase{name: connections.EngineEpoll}, engineCase{name: connections.EngineEpoll, pool: 2})
-	}
-	return cs
-}
-
-func eachEngine(t *testing.T, fn func(t *testing.T, e engineCase)) {
-	for _, e := range engineCases() {
-		name := "engine=" + e.name
-		if e.pool > 0 {
-			name += "-pool"
-		}
-		t.Run(name, func(t *testing.T) { fn(t, e) })
-	}
-}
 
 // testServer is the protocol served by the real connections runtime on a
 // loopback listener.
@@ -61,7 +37,7 @@ type testServer struct {
 
 // serve starts a server for p with handler h on 127.0.0.1:0; it is closed
 // when the test ends.
-func serve(t testing.TB, e engineCase, p *http.Protocol, maxPackage int, h connections.Handler) *testServer {
+func serve(t testing.TB, e testkit.Engine, p *http.Protocol, maxPackage int, h connections.Handler) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -71,15 +47,15 @@ func serve(t testing.TB, e engineCase, p *http.Protocol, maxPackage int, h conne
 }
 
 // serveListener is serve on a listener of the caller's.
-func serveListener(t testing.TB, e engineCase, ln net.Listener, p *http.Protocol, maxPackage int, h connections.Handler) *testServer {
+func serveListener(t testing.TB, e testkit.Engine, ln net.Listener, p *http.Protocol, maxPackage int, h connections.Handler) *testServer {
 	t.Helper()
 	srv := connections.NewServer(connections.Config{
 		Protocol:           p,
 		MaxPackageSize:     maxPackage,
 		Handler:            h,
-		Engine:             e.name,
+		Engine:             e.Name,
 		Loops:              1,
-		CallbackGoroutines: e.pool,
+		CallbackGoroutines: e.Pool,
 		Logger:             zerolog.New(zerolog.NewTestWriter(t)),
 	})
 	done := make(chan error, 1)
@@ -137,7 +113,7 @@ func newClient(t testing.TB) *nethttp.Client {
 // keep-alive connection: GET, HEAD, POST with Content-Length, chunked POST
 // with a trailer, 404, and a response that closes.
 func TestNetHTTPClient(t *testing.T) {
-	eachEngine(t, func(t *testing.T, e engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, e testkit.Engine) {
 		ts := serve(t, e, http.NewHttpProtocol(), 0, appHandler(t))
 		client := newClient(t)
 		base := "http://" + ts.addr
@@ -280,17 +256,15 @@ func (rc *rawConn) expectEOF() {
 	if b, err := rc.br.ReadByte(); err == nil {
 		rest, _ := rc.br.Peek(rc.br.Buffered())
 		rc.t.Fatalf("connection still open: read %q%q", b, rest)
-	} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isReset(err) {
+	} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !testkit.IsReset(err) {
 		rc.t.Fatalf("waiting for close: %v", err)
 	}
 }
 
-func isReset(err error) bool { return strings.Contains(err.Error(), "connection reset") }
-
 // TestPipelinedRaw writes 16 GETs, a POST with a body, a chunked POST and
 // a closing GET in one write and reads the answers in order.
 func TestPipelinedRaw(t *testing.T) {
-	eachEngine(t, func(t *testing.T, e engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, e testkit.Engine) {
 		ts := serve(t, e, http.New(), 0, appHandler(t))
 		rc := dial(t, ts.addr)
 		var b strings.Builder
@@ -341,7 +315,7 @@ func TestMalformedOverSocket(t *testing.T) {
 		{name: "chunk over limit", in: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n40000000\r\n", status: 413},
 		{name: "http/2 preface", in: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", status: 505},
 	}
-	eachEngine(t, func(t *testing.T, e engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, e testkit.Engine) {
 		ts := serve(t, e, http.New(), 1<<20, appHandler(t))
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
@@ -365,7 +339,7 @@ func TestMalformedOverSocket(t *testing.T) {
 
 // TestExpectContinueOverSocket sends the body only after 100 Continue.
 func TestExpectContinueOverSocket(t *testing.T) {
-	eachEngine(t, func(t *testing.T, e engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, e testkit.Engine) {
 		ts := serve(t, e, http.New(), 0, appHandler(t))
 		rc := dial(t, ts.addr)
 		rc.write("POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 7\r\n\r\n")
@@ -387,7 +361,7 @@ func TestExpectContinueOverSocket(t *testing.T) {
 // on an open keep-alive connection says Connection: close and the
 // connection closes after it.
 func TestDrainingClosesKeepAlive(t *testing.T) {
-	eachEngine(t, func(t *testing.T, e engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, e testkit.Engine) {
 		ts := serve(t, e, http.New(), 0, appHandler(t))
 		rc := dial(t, ts.addr)
 		rc.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -407,7 +381,7 @@ func TestDrainingClosesKeepAlive(t *testing.T) {
 // the answer is sent, as the package documentation advises; pipelined
 // answers stay in order.
 func TestAsyncAnswers(t *testing.T) {
-	eachEngine(t, func(t *testing.T, e engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, e testkit.Engine) {
 		var wg sync.WaitGroup
 		t.Cleanup(wg.Wait)
 		ts := serve(t, e, http.New(), 0, connections.Handler{
@@ -442,7 +416,7 @@ func TestAsyncAnswers(t *testing.T) {
 // the acceptance test. curl must be installed (the CI image has
 // it).
 func TestCurl(t *testing.T) {
-	ts := serve(t, engineCase{name: connections.EngineAuto}, http.NewHttpProtocol(), 0, connections.Handler{
+	ts := serve(t, testkit.Engine{Name: connections.EngineAuto}, http.NewHttpProtocol(), 0, connections.Handler{
 		OnMessage: func(c connections.Connection, data []byte) {
 			if http.RequestOf(c).Path() == "/echo" {
 				http.Respond(c, &http.Response{Body: data})

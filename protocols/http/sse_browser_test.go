@@ -14,6 +14,7 @@ import (
 
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/internal/browsertest"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/http"
 )
 
@@ -36,7 +37,7 @@ func TestSSEChromium(t *testing.T) {
 		resultCh = make(chan []byte, 1)
 	)
 	t.Cleanup(wg.Wait)
-	ts := serve(t, engineCase{name: connections.EngineAuto}, http.New(), 0, connections.Handler{
+	ts := serve(t, testkit.Engine{Name: connections.EngineAuto}, http.New(), 0, connections.Handler{
 		OnMessage: func(c connections.Connection, body []byte) {
 			r := http.RequestOf(c)
 			switch r.Path() {

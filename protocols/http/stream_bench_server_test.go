@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/http"
 )
 
@@ -58,7 +59,7 @@ func BenchmarkStreamWriteLoopback(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			ts := serveConfig(b, engineCase{name: connections.EngineAuto}, ln, connections.Config{Protocol: http.New(), MaxSendBufferSize: sendBuf, Handler: connections.Handler{
+			ts := serveConfig(b, testkit.Engine{Name: connections.EngineAuto}, ln, connections.Config{Protocol: http.New(), MaxSendBufferSize: sendBuf, Handler: connections.Handler{
 				OnMessage: func(c connections.Connection, _ []byte) {
 					w, err := http.Stream(c, &http.Response{Close: true})
 					if err != nil {

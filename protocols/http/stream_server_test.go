@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/http"
 )
 
@@ -173,7 +174,7 @@ func (rc *rawConn) readN(n int) string {
 // response with a pipelined GET behind it (answered after the stream, in
 // order), HEAD, an event stream, and HTTP/1.0.
 func TestStreamRawSocket(t *testing.T) {
-	eachEngine(t, func(t *testing.T, e engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, e testkit.Engine) {
 		app := newStreamApp(t)
 		ts := serve(t, e, http.New(), 0, app.handler())
 		rc := dial(t, ts.addr)
@@ -222,7 +223,7 @@ func TestStreamRawSocket(t *testing.T) {
 			t.Fatalf("HTTP/1.0 head %q", head)
 		}
 		rest, err := io.ReadAll(rc.br)
-		if err != nil && !isReset(err) {
+		if err != nil && !testkit.IsReset(err) {
 			t.Fatal(err)
 		}
 		if string(rest) != streamBody {
@@ -235,7 +236,7 @@ func TestStreamRawSocket(t *testing.T) {
 // client, on one keep-alive connection.
 func TestStreamNetHTTPClient(t *testing.T) {
 	app := newStreamApp(t)
-	ts := serve(t, engineCase{name: connections.EngineAuto}, http.New(), 0, app.handler())
+	ts := serve(t, testkit.Engine{Name: connections.EngineAuto}, http.New(), 0, app.handler())
 	client := newClient(t)
 	reused := 0
 	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
@@ -286,7 +287,7 @@ func TestStreamNetHTTPClient(t *testing.T) {
 // HTTP/1.0.
 func TestStreamCurl(t *testing.T) {
 	app := newStreamApp(t)
-	ts := serve(t, engineCase{name: connections.EngineAuto}, http.New(), 0, app.handler())
+	ts := serve(t, testkit.Engine{Name: connections.EngineAuto}, http.New(), 0, app.handler())
 	run := func(args ...string) string { t.Helper(); return curl(t, args...) }
 	base := "http://" + ts.addr
 	// curl -i prints the trailer after the body.
@@ -311,7 +312,7 @@ func TestStreamCurl(t *testing.T) {
 // after End writes fail with ErrStreamEnded; a peer that leaves
 // mid-stream makes Write fail while the server goes on serving others.
 func TestStreamErrors(t *testing.T) {
-	eachEngine(t, func(t *testing.T, e engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, e testkit.Engine) {
 		app := newStreamApp(t)
 		ts := serve(t, e, http.New(), 0, app.handler())
 
@@ -341,14 +342,10 @@ func TestStreamErrors(t *testing.T) {
 		rc.nc.Close()
 		piece := bytes.Repeat([]byte("z"), 1024)
 		var err error
-		for deadline := time.Now().Add(ioTimeout); ; time.Sleep(time.Millisecond) {
-			if err = w.Write(piece); err != nil && !errors.Is(err, connections.ErrSendBufferFull) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("Write still succeeds long after the peer left")
-			}
-		}
+		testkit.Eventually(t, testkit.Wait, time.Millisecond, "Write to fail after the peer left", func() bool {
+			err = w.Write(piece)
+			return err != nil && !errors.Is(err, connections.ErrSendBufferFull)
+		})
 		if !errors.Is(err, connections.ErrClosed) {
 			t.Fatalf("Write to a gone peer: %v, want connections.ErrClosed", err)
 		}
@@ -367,7 +364,7 @@ func TestStreamErrors(t *testing.T) {
 // until End; the connection then closes (the next request would have
 // been refused a keep-alive anyway).
 func TestStreamDuringDrain(t *testing.T) {
-	eachEngine(t, func(t *testing.T, e engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, e testkit.Engine) {
 		app := newStreamApp(t)
 		ts := serve(t, e, http.New(), 0, app.handler())
 		rc := dial(t, ts.addr)
@@ -400,9 +397,9 @@ func TestStreamDuringDrain(t *testing.T) {
 
 // serveConfig starts a server with cfg (Engine, Loops, Logger filled in)
 // on ln.
-func serveConfig(t testing.TB, e engineCase, ln net.Listener, cfg connections.Config) *testServer {
+func serveConfig(t testing.TB, e testkit.Engine, ln net.Listener, cfg connections.Config) *testServer {
 	t.Helper()
-	cfg.Engine, cfg.Loops, cfg.CallbackGoroutines = e.name, 1, e.pool
+	cfg.Engine, cfg.Loops, cfg.CallbackGoroutines = e.Name, 1, e.Pool
 	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t))
 	srv := connections.NewServer(cfg)
 	done := make(chan error, 1)
@@ -422,7 +419,7 @@ func serveConfig(t testing.TB, e engineCase, ln net.Listener, cfg connections.Co
 // client gets every piece once, in order, in a valid chunked body.
 func TestStreamBackpressure(t *testing.T) {
 	const pieces, pieceLen = 512, 1024
-	eachEngine(t, func(t *testing.T, e engineCase) {
+	testkit.EachEngine(t, func(t *testing.T, e testkit.Engine) {
 		drained := make(chan struct{}, 1)
 		app := newStreamApp(t)
 		lc := net.ListenConfig{Control: sockBuf(syscall.SO_SNDBUF, 16<<10)}
@@ -520,7 +517,7 @@ func commonPrefix(a, b string) int {
 func TestStreamConcurrentWriters(t *testing.T) {
 	const writers, each = 4, 50
 	app := newStreamApp(t)
-	ts := serve(t, engineCase{name: connections.EngineAuto}, http.New(), 0, app.handler())
+	ts := serve(t, testkit.Engine{Name: connections.EngineAuto}, http.New(), 0, app.handler())
 	rc := dial(t, ts.addr)
 	rc.write("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
 	w := app.takeHeld(t)

@@ -2,6 +2,7 @@ package websocket_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols"
 	ws "github.com/goes-project/goes/protocols/websocket"
 	"github.com/goes-project/goes/timer"
@@ -260,11 +262,10 @@ func TestCloseTimeoutOnWheel(t *testing.T) {
 	if got := cl.next(); !got.EOF {
 		t.Fatalf("got %v, want EOF after the close timeout", got)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for w.Len() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d timers still pending after the close", w.Len())
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "no timer pending after the close", func() error {
+		if n := w.Len(); n != 0 {
+			return fmt.Errorf("%d timers pending", n)
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols"
 	ws "github.com/goes-project/goes/protocols/websocket"
 )
@@ -276,7 +277,7 @@ func (c *rawClient) next() event {
 	for {
 		var h [2]byte
 		if _, err := io.ReadFull(c.br, h[:]); err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err) {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || testkit.IsReset(err) {
 				return event{EOF: true}
 			}
 			c.t.Fatalf("read frame: %v", err)
@@ -341,22 +342,6 @@ func (c *rawClient) inflateMsg(z []byte) []byte {
 		}
 	}
 	return out
-}
-
-func isReset(err error) bool {
-	return err != nil && (strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe"))
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 var _ protocols.Protocol = ws.New()

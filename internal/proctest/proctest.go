@@ -2,8 +2,8 @@
 
 // Package proctest helps tests drive real goes programs: build a binary
 // into a temporary directory, run its CLI, start it in the foreground or as
-// a daemon, poll with deadlines and make sure no process outlives the
-// test (every process group started is killed in t.Cleanup).
+// a daemon, and make sure no process outlives the test (every process
+// group started is killed in t.Cleanup); poll with testkit.Eventually.
 package proctest
 
 import (
@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/goes-project/goes/internal/testkit"
 )
 
 // Build compiles the package pkg (a path relative to the caller's
@@ -230,22 +232,6 @@ func Alive(pid int) bool {
 	return true
 }
 
-// Eventually polls fn every 5 ms until it returns nil or d has passed.
-func Eventually(t testing.TB, d time.Duration, what string, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s: %v", what, d, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
@@ -281,7 +267,7 @@ func LockPort(t testing.TB, port int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	Eventually(t, 10*time.Second, fmt.Sprintf("port %d free", port), func() error {
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, fmt.Sprintf("port %d free", port), func() error {
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			return err
