@@ -1,12 +1,3 @@
-// Package connections is the connection runtime of a goes worker: it turns
-// accepted sockets and datagrams into Connections, the bytes they receive
-// into packets (through a protocols.Protocol) and packets into OnMessage
-// calls, and it owns every connection's send buffer.
-//
-// The I/O engine under it is replaceable: nothing in the Connection API or
-// in the callbacks assumes a goroutine per connection. Callbacks of one
-// connection never run concurrently with each other; callbacks of
-// different connections may.
 package connections
 
 import (

@@ -554,8 +554,8 @@ func TestWriteEAGAINQueuesRest(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := make([]byte, size)
-			if _, err := io.ReadFull(r, got); err != nil || string(got) != answer {
-				t.Fatalf("answer: %d bytes, %v; intact: %v", len(got), err, string(got) == answer)
+			if n, err := io.ReadFull(r, got); err != nil || string(got) != answer {
+				t.Fatalf("answer: %d of %d bytes, %v; intact: %v", n, size, err, string(got) == answer)
 			}
 			seamEcho(t, c, r, "after") // nothing more came, and the connection goes on
 			mu.Lock()
