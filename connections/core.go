@@ -68,6 +68,7 @@ type engineOps interface {
 // Lock order: base.mu, then the buffer pool; engines take their own locks
 // (loop queue, loop table) and the timer wheel's after base.mu, never
 // before it. fStateLock is a leaf: nothing is taken while it is held.
+// The package doc (doc.go) has the whole order.
 type base struct {
 	s       *Server
 	ops     engineOps

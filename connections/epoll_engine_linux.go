@@ -127,15 +127,15 @@ func (e *epollEngine) startLoops() error {
 		e.loopWG.Add(len(loops))
 		e.poolWG.Add(1)
 		s.mu.Unlock()
-		watched := make([]watched, len(loops))
+		ws := make([]watched, len(loops))
 		for i, l := range loops {
 			l.pool = e.pool
-			watched[i] = l
+			ws[i] = l
 		}
 		for _, l := range loops {
 			go l.run()
 		}
-		go watchdog(s.log, s.stallAfter, watched, e.watchStop, &e.poolWG)
+		go watchdog(s.log, s.stallAfter, ws, e.watchStop, &e.poolWG)
 	})
 	return e.err
 }

@@ -23,8 +23,9 @@ const (
 const loopReadBuf = 64 << 10 // a loop's shared read buffer
 
 // loop is one event loop: a poller served by one goroutine (run), which
-// owns the connections registered with it. Fields are loop-owned unless
-// their comment names a lock.
+// owns the connections registered with it. e, s, sys and pool are set
+// before run starts; ctr and iter are atomics; the other fields are
+// loop-owned unless their comment names a lock.
 type loop struct {
 	e     *epollEngine
 	s     *Server

@@ -24,8 +24,9 @@ const loopEvents = 256
 // poller is one epoll instance and the eventfd that wakes it. It parks in
 // the Go netpoller on its epoll descriptor instead of blocking a thread in
 // epoll_wait, so an idle loop holds no P. Its loop's goroutine waits and
-// reads the events; signal is the only method other goroutines call, and
-// only while the eventfd is open (see loop.wake).
+// reads the events and changes the interest set (other goroutines do that
+// under loop.tmu); needsSignal and signal are what other goroutines call
+// to wake it, signal only while the eventfd is open (see loop.wake).
 type poller struct {
 	sys    *sysCalls
 	epfd   int

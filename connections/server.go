@@ -178,7 +178,7 @@ type Server struct {
 	ctr      counters // the standard engine's and UDP's
 	errs     atomic.Uint64
 	open     atomic.Int64
-	wg       sync.WaitGroup // serve loops and connections
+	wg       sync.WaitGroup // the standard engine's connection and writer goroutines (a Client's too)
 	doneCh   chan struct{}  // closed when the last connection is gone after Drain
 	doneOnce sync.Once
 	// acceptWG counts the standard engine's accept loops: Drain waits for
