@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
 	"github.com/goes-project/goes/connections"
@@ -116,7 +115,7 @@ func startMaster(t *testing.T, count int, env func(Identity) []string, tweak fun
 			return ln, err
 		},
 		OnReady: func() { close(tm.ready) },
-		Logger:  zerolog.New(zerolog.NewTestWriter(t)).With().Str("role", "master").Logger(),
+		Logger:  testkit.Logger(t).With().Str("role", "master").Logger(),
 	}
 	if tweak != nil {
 		tweak(&o)

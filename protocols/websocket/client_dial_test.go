@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols"
 	ws "github.com/goes-project/goes/protocols/websocket"
 )
@@ -53,7 +54,7 @@ func dialClient(t testing.TB, uri string, o connections.WebSocketOptions, tlsCfg
 	cl, err := connections.NewClient(uri, connections.ClientConfig{
 		Config: connections.Config{
 			MaxPackageSize: 2 * testLimit,
-			Logger:         zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+			Logger:         testkit.Logger(t).Level(zerolog.InfoLevel),
 			Handler: connections.Handler{
 				OnMessage: func(c connections.Connection, data []byte) {
 					d.msgs <- dialMsg{data: bytes.Clone(data), op: ws.MessageType(c)}
@@ -271,7 +272,7 @@ func TestDialReconnect(t *testing.T) {
 	done := make(chan struct{})
 	cl, err := connections.NewClient("ws://"+addr+"/", connections.ClientConfig{
 		Config: connections.Config{
-			Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+			Logger: testkit.Logger(t).Level(zerolog.InfoLevel),
 			Handler: connections.Handler{
 				OnMessage: func(c connections.Connection, data []byte) { got <- string(data) },
 				OnClose: func(c connections.Connection) {
@@ -316,10 +317,10 @@ func TestDialPipeBridge(t *testing.T) {
 	wsAddr := serveReference(t, false)
 	clients := make(chan *connections.Client, 1)
 	srv := connections.NewServer(connections.Config{
-		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+		Logger: testkit.Logger(t).Level(zerolog.InfoLevel),
 		Handler: connections.Handler{OnConnect: func(c connections.Connection) {
 			up, err := connections.NewClient("ws://"+wsAddr+"/", connections.ClientConfig{
-				Config: connections.Config{Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)},
+				Config: connections.Config{Logger: testkit.Logger(t).Level(zerolog.InfoLevel)},
 			})
 			if err != nil {
 				t.Error(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	ws "github.com/goes-project/goes/protocols/websocket"
 )
 
@@ -110,7 +111,7 @@ func TestCloseTimerSpansOneConnection(t *testing.T) {
 	var closes atomic.Int32
 	cl, err := connections.NewClient("ws://"+ln.Addr().String()+"/", connections.ClientConfig{
 		Config: connections.Config{
-			Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+			Logger: testkit.Logger(t).Level(zerolog.InfoLevel),
 			Handler: connections.Handler{
 				OnClose: func(c connections.Connection) {
 					if closes.Add(1) == 1 {
