@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
 	"github.com/goes-project/goes/connections"
@@ -126,7 +125,7 @@ func startMaster(t *testing.T, count int, env func(Identity) []string, tweak fun
 			return ln, err
 		},
 		OnReady: func() { close(tm.ready) },
-		Logger:  zerolog.New(zerolog.NewTestWriter(t)).With().Str("role", "master").Logger(),
+		Logger:  testkit.Logger(t).With().Str("role", "master").Logger(),
 	}
 	if tweak != nil {
 		tweak(&o)
