@@ -46,15 +46,14 @@ func (r *Runner) run(args []string) error {
 }
 
 // fatal writes err, which ends the process, to r.Stderr: as a JSON log
-// line where the process logs JSON lines to a log file (a daemon master, a
-// worker whose output its master copies or that logs to a file), so that
-// the file stays JSON lines; as plain text otherwise (a person or a script
-// reads it).
+// line where the process logs JSON lines (a daemon master, a worker that
+// does not log console lines), so that the log stays JSON lines; as plain
+// text otherwise (a person or a script reads what the CLI says).
 func (r *Runner) fatal(err error) {
 	role, id, jsonLog := "master", -1, false
 	if procenv.IsWorker(os.Getenv) {
 		if w, derr := procenv.DecodeWorkerEnv(os.Getenv); derr == nil {
-			role, id, jsonLog = "worker", w.Identity.ID, !w.LogConsole && (w.LogPipe || w.LogFile != "")
+			role, id, jsonLog = "worker", w.Identity.ID, !w.LogConsole
 		}
 	} else if m, derr := procenv.DecodeMasterEnv(os.Getenv); derr == nil {
 		jsonLog = m.Daemon

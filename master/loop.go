@@ -338,7 +338,7 @@ func (m *master) handle(e event) {
 	case evRespawn:
 		s := e.s
 		s.timer = nil
-		if m.state == StateStopping || s.cur != nil {
+		if m.state == StateStopping || s.cur != nil || s.next != nil {
 			return
 		}
 		if err := m.spawn(s); err != nil {
