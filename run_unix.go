@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -79,27 +80,39 @@ func killUnresponsive(cfg *Config) time.Duration {
 }
 
 // pipeWriter is a worker's log output when its master copies it
-// (procenv.WorkerEnv.LogPipe): the pipe on stderr until it breaks (the
-// master is gone: the write fails with EPIPE, SIGPIPE being caught), then
-// the log file, which reopenLog puts on stdout and stderr. Safe for
+// (procenv.WorkerEnv.LogPipe): the pipe on stderr until the master is gone,
+// then the log file, which reopenLog puts on stdout and stderr. The worker
+// says when the master is gone (detach, at EOF on its control channel),
+// before it logs its drain: the dying master's end of the pipe may still
+// be open a moment, and what goes into it then is lost. A write that
+// fails with EPIPE (SIGPIPE being caught) detaches too. Safe for
 // concurrent use.
 type pipeWriter struct {
-	file string
-	mu   sync.Mutex
+	file     string
+	mu       sync.Mutex
+	detached atomic.Bool
 }
 
 func (p *pipeWriter) Write(b []byte) (int, error) {
 	n, err := os.Stderr.Write(b)
-	if err == nil || !errors.Is(err, syscall.EPIPE) || p.file == "" {
-		return n, err
-	}
-	p.mu.Lock()
-	rerr := reopenLog(p.file) // a racing writer may have done it: harmless
-	p.mu.Unlock()
-	if rerr != nil {
+	if err == nil || !errors.Is(err, syscall.EPIPE) || p.detached.Load() || p.detach() != nil {
 		return n, err
 	}
 	return os.Stderr.Write(b)
+}
+
+// detach points stdout and stderr at the log file, once.
+func (p *pipeWriter) detach() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.detached.Load() || p.file == "" {
+		return nil
+	}
+	if err := reopenLog(p.file); err != nil {
+		return err
+	}
+	p.detached.Store(true)
+	return nil
 }
 
 // credential resolves the config's user and group.
@@ -285,12 +298,16 @@ func (r *Runner) runWorker() error {
 		return fmt.Errorf("goes: worker of listener %d, but the program has %d", id.Listener, len(goers))
 	}
 	g := goers[id.Listener]
-	var logOut io.Writer = os.Stderr
+	var (
+		logOut     io.Writer = os.Stderr
+		masterGone func()
+	)
 	if wenv.LogPipe {
-		// Once the master is gone, a write to its pipe fails (EPIPE)
-		// rather than killing the worker, and the log goes to the file.
+		// Once the master is gone the log goes to the file, and a write
+		// to its pipe fails (EPIPE) rather than killing the worker.
 		signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
-		logOut = &pipeWriter{file: wenv.LogFile}
+		pw := &pipeWriter{file: wenv.LogFile}
+		logOut, masterGone = pw, func() { pw.detach() }
 	}
 	log, err := newLogger(logOut, wenv.LogConsole, cfg.LogLevel, "worker", id.ID)
 	if err != nil {
@@ -368,6 +385,7 @@ func (r *Runner) runWorker() error {
 			}
 			return reopenLog(logFile)
 		},
+		MasterGone:  masterGone,
 		Timers:      g.wheel.LenUser,
 		MaxRequests: g.MaxRequests,
 		MaxMemory:   g.MaxMemory,

@@ -65,6 +65,11 @@ type Options struct {
 	Cluster func() *ipc.NodeStats
 	// Reopen reopens the log files (nil: nothing to do).
 	Reopen func() error
+	// MasterGone, when set, runs once the control channel has reached EOF
+	// (the master is gone), before the drain that follows is logged: a
+	// worker whose output its master was copying writes to the log file
+	// itself from then on.
+	MasterGone func()
 	// GoingAway, when set, runs for every connection still open when a
 	// drain's timeout passes; a second later what is left is closed. It
 	// lets a protocol say goodbye (WebSocket: close frame 1001).
@@ -228,6 +233,9 @@ func (w *worker) run(ctx context.Context) error {
 			if !ok {
 				// The master is gone: finish what we have and leave.
 				msgs = nil
+				if w.o.MasterGone != nil {
+					w.o.MasterGone()
+				}
 				drain(w.o.StopTimeout, false)
 				waitDrain = drained
 				continue
