@@ -391,7 +391,8 @@ func (m *master) gatherStatus(snap snapshot, others []string) ipc.Status {
 	return st
 }
 
-// gatherConns lists the connections of every worker (2 s bound).
+// gatherConns lists the connections of every worker (2 s bound) but those
+// the watchdog found unresponsive.
 func gatherConns(entries []entry) []ipc.ConnInfo {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -401,8 +402,8 @@ func gatherConns(entries []entry) []ipc.ConnInfo {
 		out = []ipc.ConnInfo{}
 	)
 	for _, e := range entries {
-		if e.p == nil {
-			continue
+		if e.p == nil || e.w.State == StateUnresponsive {
+			continue // an unresponsive worker would only hold the answer up
 		}
 		wg.Add(1)
 		go func() {
