@@ -479,7 +479,7 @@ func printStatus(w io.Writer, name string, st ipc.Status) {
 		state := x.State
 		if state == master.StateUnresponsive {
 			// The figures are those of its last answer.
-			state = fmt.Sprintf("%s (silent %s)", state, (time.Duration(x.SilentSeconds) * time.Second).String())
+			state = fmt.Sprintf("%s (silent %.1fs)", state, x.SilentSeconds)
 		}
 		row(x, state)
 	}

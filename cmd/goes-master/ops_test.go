@@ -190,7 +190,7 @@ func TestWatchdogStoppedWorker(t *testing.T) {
 		t.Fatalf("unresponsive too early: after %v, %+v", marked, shown)
 	}
 	table := s.mustCLI("status").Stdout
-	if !regexp.MustCompile(`unresponsive \(silent \d+s\)`).MatchString(table) {
+	if !regexp.MustCompile(`unresponsive \(silent \d+\.\ds\)`).MatchString(table) {
 		t.Fatalf("status table does not show the silence:\n%s", table)
 	}
 

@@ -3,7 +3,8 @@
 //
 //   - "hello" answers every message with "hello, goer" (HTTP: 200 with
 //     that body);
-//   - "echo" (the default) sends every message back;
+//   - "echo" (the default) sends every message back (over WebSocket in the
+//     type it came in: binary stays binary);
 //   - "chat" is a small chat over the cluster (it turns Goer.Cluster on);
 //   - "static" serves the files under the listener's "root" over HTTP
 //     (http.ServeFile: ranges, 304s; "index.html" for a directory; 404,
