@@ -95,13 +95,14 @@ type pipeWriter struct {
 
 func (p *pipeWriter) Write(b []byte) (int, error) {
 	n, err := os.Stderr.Write(b)
-	if err == nil || !errors.Is(err, syscall.EPIPE) || p.detached.Load() || p.detach() != nil {
+	if err == nil || !errors.Is(err, syscall.EPIPE) || p.file == "" || p.detach() != nil {
 		return n, err
 	}
-	return os.Stderr.Write(b)
+	return os.Stderr.Write(b) // to the file now
 }
 
-// detach points stdout and stderr at the log file, once.
+// detach points stdout and stderr at the log file, once (nil when that is
+// done, or there is no file).
 func (p *pipeWriter) detach() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

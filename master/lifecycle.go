@@ -239,7 +239,9 @@ func (m *master) watch() {
 			p.unresponsive = false
 			m.log.Info().Int("worker", s.id).Int("worker_pid", p.pid).Msg("worker responsive again")
 		}
-		if p.unresponsive && !p.killed && m.o.KillUnresponsive > 0 && silent >= m.o.KillUnresponsive && m.state != StateStopping {
+		// Also in a stop: a hung worker cannot drain, and the drain of
+		// reload -g has no other bound. (Nothing respawns it then.)
+		if p.unresponsive && !p.killed && m.o.KillUnresponsive > 0 && silent >= m.o.KillUnresponsive {
 			p.killed = true
 			if !p.retiring {
 				s.ops.WatchdogKills++

@@ -161,8 +161,9 @@ type Options struct {
 	UnresponsiveTimeout time.Duration
 	// KillUnresponsive: a worker silent this long (at least
 	// UnresponsiveTimeout) is killed and replaced under the same id
-	// (default 30 s; negative: never). A fast or graceful stop has its own
-	// bounds instead.
+	// (default 30 s; negative: never). During a stop too (a hung worker
+	// cannot drain; the drain of reload -g has no other bound), without a
+	// respawn then.
 	KillUnresponsive time.Duration
 	// ConfigFile is the config file this generation runs (an absolute
 	// path; empty: the program's default). A reload hands it to the new
