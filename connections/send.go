@@ -76,6 +76,7 @@ func (c *base) send(b []byte, str string, raw bool) error {
 	c.mu.Unlock()
 	if err != nil {
 		s.errs.Add(1)
+		s.log.Debug().Uint64("conn", c.id).Err(err).Msg("send dropped: the protocol cannot encode it")
 		c.onError(err)
 		return err
 	}
