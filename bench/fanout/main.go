@@ -59,7 +59,8 @@ type sample struct {
 	rate                        float64 // deliveries/s: median over messages of count / slowest delivery
 	cpuPerDelivery              float64 // ns, server processes
 	clientCPUPerDelivery        float64 // ns, client processes
-	ctxPerDelivery              float64 // server context switches per delivery
+	volPerDelivery              float64 // server voluntary context switches (sleeps) per delivery
+	involPerDelivery            float64 // server involuntary context switches per delivery
 	p50, p99, max               time.Duration
 	rssPerConn, rssGrowPerConn  float64 // bytes
 	procs                       int
@@ -351,7 +352,7 @@ func runOne(im impl, run int) (sample, error) {
 
 	cpu0 := cpuByPID(pids)
 	ccpu0 := cpuTime(cpids)
-	ctx0 := ctxSwitches(pids)
+	vol0, inv0 := ctxSwitches(pids)
 	tp := time.Now()
 	for seq := 1; seq <= *k; seq++ {
 		if d := time.Until(tp.Add(time.Duration(seq-1) * *interval)); d > 0 {
@@ -364,7 +365,7 @@ func runOne(im impl, run int) (sample, error) {
 	werr := waitAll(clients, events, "done", time.Until(tp.Add(time.Duration(*k-1)**interval+*drain)), nil)
 	cpu1 := cpuByPID(pids)
 	ccpu1 := cpuTime(cpids)
-	ctx1 := ctxSwitches(pids)
+	vol1, inv1 := ctxSwitches(pids)
 	smp.elapsedPublish = time.Since(tp)
 	if werr != nil {
 		logf("  not all delivered: %v", werr)
@@ -409,14 +410,22 @@ func runOne(im impl, run int) (sample, error) {
 		d := cpu1[pid] - cpu0[pid]
 		total += d
 		if d > 0 {
-			parts = append(parts, fmt.Sprintf("%s[%d] %v", comm(pid), pid, time.Duration(d)))
+			role := filepath.Base(im.bin)
+			if im.goes {
+				role = "worker"
+				if pid == pids[0] {
+					role = "master"
+				}
+			}
+			parts = append(parts, fmt.Sprintf("%s[%d] %v", role, pid, time.Duration(d)))
 		}
 	}
 	smp.cpuByProc = "CPU: " + strings.Join(parts, ", ")
 	if smp.deliveries > 0 {
 		smp.cpuPerDelivery = float64(total) / float64(smp.deliveries)
 		smp.clientCPUPerDelivery = float64(ccpu1-ccpu0) / float64(smp.deliveries)
-		smp.ctxPerDelivery = float64(ctx1-ctx0) / float64(smp.deliveries)
+		smp.volPerDelivery = float64(vol1-vol0) / float64(smp.deliveries)
+		smp.involPerDelivery = float64(inv1-inv0) / float64(smp.deliveries)
 	}
 	var rates []float64
 	for i := range *k {
@@ -808,19 +817,6 @@ func statFields(b []byte) []string {
 	return append([]string{"pid", "comm"}, strings.Fields(s[i+1:])...)
 }
 
-// comm names a process by its command line (a goes worker is its
-// master's binary re-executed: its arguments tell them apart).
-func comm(pid int) string {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-	args[0] = filepath.Base(args[0])
-	s := strings.Join(args, " ")
-	if len(s) > 40 {
-		s = s[:40] + "…"
-	}
-	return s
-}
-
 // cpuByPID is the utime+stime of each pid, in nanoseconds.
 func cpuByPID(pids []int) map[int]int64 {
 	m := make(map[int]int64, len(pids))
@@ -848,10 +844,10 @@ func cpuTime(pids []int) int64 {
 	return t
 }
 
-// ctxSwitches sums the voluntary and involuntary context switches of every
-// thread of pids: how often their threads went to sleep or were put off.
-func ctxSwitches(pids []int) int64 {
-	var total int64
+// ctxSwitches sums the voluntary context switches (a thread went to sleep:
+// each is a wake-up later) and the involuntary ones (it was put off the
+// CPU) of every thread of pids.
+func ctxSwitches(pids []int) (vol, invol int64) {
 	for _, pid := range pids {
 		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
 		for _, t := range tasks {
@@ -860,14 +856,18 @@ func ctxSwitches(pids []int) int64 {
 				continue
 			}
 			for _, line := range strings.Split(string(b), "\n") {
-				if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
-					n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-					total += n
+				k, v, _ := strings.Cut(line, ":")
+				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				switch k {
+				case "voluntary_ctxt_switches":
+					vol += n
+				case "nonvoluntary_ctxt_switches":
+					invol += n
 				}
 			}
 		}
 	}
-	return total
+	return vol, invol
 }
 
 // memory is the summed RSS of pids, in bytes.
@@ -916,7 +916,7 @@ func printTable(results []*result, start time.Time, load0 string) {
 		model = string(m[1])
 	}
 	fmt.Printf("goes fan-out benchmark, %s: %d round(s), %d message(s) of %d bytes %v apart; %d CPUs (%s); load average %s at the start, %s at the end; took %v\n\n",
-		start.Format("2006-01-02 15:04"), *rounds, *k, *size, *interval, bytes.Count(cpus, []byte("processor\t:")), model,
+		start.Format("2006-01-02 15:04 MST"), *rounds, *k, *size, *interval, bytes.Count(cpus, []byte("processor\t:")), model,
 		load0, loadavg(), time.Since(start).Round(time.Second))
 	var floor float64 = math.NaN()
 	for _, r := range results {
@@ -931,8 +931,8 @@ func printTable(results []*result, start time.Time, load0 string) {
 		return fmt.Sprintf(format, v)
 	}
 	ms := func(d float64) string { return f("%.0f", d/1e6) }
-	fmt.Println("| server | processes | receivers | delivered | lost | dup | deliveries/s | server CPU µs/delivery | ×floor | p50 ms | p99 ms | max ms | RSS KiB/conn | ΔRSS KiB/conn | ctx switches/delivery | client CPU µs/delivery | blocked-loop warnings |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| server | processes | receivers | delivered | lost | dup | deliveries/s | server CPU µs/delivery | ×floor | p50 ms | p99 ms | max ms | RSS KiB/conn | ΔRSS KiB/conn | sleeps/delivery | preempted/delivery | client CPU µs/delivery | blocked-loop warnings |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		if len(r.samples) == 0 {
 			continue
@@ -943,7 +943,7 @@ func printTable(results []*result, start time.Time, load0 string) {
 		if floor > 0 {
 			ratio = cpu / floor
 		}
-		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			r.im.name,
 			f("%.0f", m(func(s sample) float64 { return float64(s.procs) })),
 			f("%.0f", m(func(s sample) float64 { return float64(s.receivers) })),
@@ -957,7 +957,8 @@ func printTable(results []*result, start time.Time, load0 string) {
 			ms(m(func(s sample) float64 { return float64(s.max) })),
 			f("%.2f", m(func(s sample) float64 { return s.rssPerConn / 1024 })),
 			f("%.2f", m(func(s sample) float64 { return s.rssGrowPerConn / 1024 })),
-			f("%.2f", m(func(s sample) float64 { return s.ctxPerDelivery })),
+			f("%.3f", m(func(s sample) float64 { return s.volPerDelivery })),
+			f("%.3f", m(func(s sample) float64 { return s.involPerDelivery })),
 			f("%.2f", m(func(s sample) float64 { return s.clientCPUPerDelivery / 1e3 })),
 			f("%.0f", m(func(s sample) float64 { return float64(s.warnings) })))
 	}
