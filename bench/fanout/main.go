@@ -46,6 +46,7 @@ type impl struct {
 	bin   string
 	goes  bool   // started with "start --run-dir", stopped with "stop"
 	count int    // goes workers
+	mode  string // goes delivery: group, user, broadcast
 	proto string // client protocol: plain or centrifuge
 	path  string
 	n     int // receivers
@@ -87,7 +88,7 @@ var (
 	rounds      = flag.Int("rounds", 1, "rounds (the servers interleave round by round)")
 	perClient   = flag.Int("per-client", 15000, "receivers per client process (the open-file limit is per process)")
 	only        = flag.String("servers", "floor,gws,nbio,centrifuge,gorilla,goes1,goesN", "comma-separated servers to run")
-	goesMode    = flag.String("goes-mode", "group", "goes delivery: group (SendToGroup), user (SendToUser of one user bound to every receiver) or broadcast (Broadcast)")
+	goesModes   = flag.String("goes-modes", "group", "comma-separated goes deliveries, a row each: group (SendToGroup), user (SendToUser of one user bound to every receiver), broadcast (Broadcast)")
 	drain       = flag.Duration("drain", 60*time.Second, "how long after the last publish to wait for deliveries")
 	joinTimeout = flag.Duration("join-timeout", 5*time.Minute, "time for the clients to open and join all receivers")
 	pprofDir    = flag.String("pprof", "", "CPU-profile every server process during the publish window into this directory (package prof)")
@@ -109,8 +110,19 @@ func main() {
 		{key: "nbio", name: "nbio v1.6.8 websocket", bin: "nbio"},
 		{key: "centrifuge", name: "centrifuge v0.40.1 (JSON protocol)", bin: "centrifuge", proto: "centrifuge", path: "/connection/websocket"},
 		{key: "gorilla", name: "gorilla v1.5.3 (WritePreparedMessage)", bin: "gorilla"},
-		{key: "goes1", name: fmt.Sprintf("goes %s, count 1", *goesMode), bin: "goes", goes: true, count: 1},
-		{key: "goesN", name: fmt.Sprintf("goes %s, count %d", *goesMode, *workers), bin: "goes", goes: true, count: *workers},
+	}
+	for _, key := range []string{"goes1", "goesN"} {
+		count := 1
+		if key == "goesN" {
+			count = *workers
+		}
+		for _, mode := range strings.Split(*goesModes, ",") {
+			mode = strings.TrimSpace(mode)
+			if mode != "group" && mode != "user" && mode != "broadcast" {
+				fatalf("unknown goes mode %q", mode)
+			}
+			all = append(all, impl{key: key, name: fmt.Sprintf("goes %s, count %d", mode, count), bin: "goes", goes: true, count: count, mode: mode})
+		}
 	}
 	keep := map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {
@@ -212,7 +224,7 @@ func startServer(im impl) (*server, error) {
 		args = []string{"start", "--run-dir", rd}
 	}
 	cmd := exec.Command(im.bin, args...)
-	cmd.Env = append(os.Environ(), "BENCH_ADDR="+addr, "BENCH_COUNT="+strconv.Itoa(max(im.count, 1)), "BENCH_MODE="+*goesMode)
+	cmd.Env = append(os.Environ(), "BENCH_ADDR="+addr, "BENCH_COUNT="+strconv.Itoa(max(im.count, 1)), "BENCH_MODE="+im.mode)
 	if *pprofDir != "" {
 		abs, _ := filepath.Abs(*pprofDir)
 		cmd.Env = append(cmd.Env, "GOES_FANOUT_PPROF="+abs)
@@ -328,6 +340,14 @@ func runOne(im impl, run int) (sample, error) {
 	}
 	rss1 := memory(pids)
 	smp.procs = len(pids)
+	if len(pids) > 1 {
+		var fds []string
+		for _, pid := range pids {
+			ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+			fds = append(fds, strconv.Itoa(len(ents)))
+		}
+		logf("  descriptors per process (the first is the master): %s", strings.Join(fds, " / "))
+	}
 	smp.rssPerConn = float64(rss1) / float64(im.n)
 	smp.rssGrowPerConn = float64(rss1-rss0) / float64(im.n)
 
