@@ -54,6 +54,7 @@ type impl struct {
 
 // sample is one run of one server.
 type sample struct {
+	round                       int
 	receivers, expected         int
 	deliveries, dups, closed    int
 	strays                      int
@@ -166,6 +167,7 @@ func main() {
 				logf("  failed: %v", err)
 				continue
 			}
+			s.round = r
 			res.samples = append(res.samples, s)
 			logf("  %d/%d delivered, %.0f/s, server CPU %.2f µs/delivery, p50 %v p99 %v max %v, %s",
 				s.deliveries, s.expected, s.rate, s.cpuPerDelivery/1e3, s.p50, s.p99, s.max, s.cpuByProc)
@@ -938,10 +940,12 @@ func printTable(results []*result, start time.Time, load0 string) {
 	fmt.Printf("goes fan-out benchmark, %s: %d round(s), %d message(s) of %d bytes %v apart; %d CPUs (%s); load average %s at the start, %s at the end; took %v\n\n",
 		start.Format("2006-01-02 15:04 MST"), *rounds, *k, *size, *interval, bytes.Count(cpus, []byte("processor\t:")), model,
 		load0, loadavg(), time.Since(start).Round(time.Second))
-	var floor float64 = math.NaN()
+	floor := map[int]float64{} // the floor's CPU per delivery by round
 	for _, r := range results {
-		if r.im.key == "floor" && len(r.samples) > 0 {
-			floor = med(r.samples, func(s sample) float64 { return s.cpuPerDelivery })
+		if r.im.key == "floor" {
+			for _, s := range r.samples {
+				floor[s.round] = s.cpuPerDelivery
+			}
 		}
 	}
 	f := func(format string, v float64) string {
@@ -951,27 +955,34 @@ func printTable(results []*result, start time.Time, load0 string) {
 		return fmt.Sprintf(format, v)
 	}
 	ms := func(d float64) string { return f("%.0f", d/1e6) }
-	fmt.Println("| server | processes | receivers | delivered | lost | dup | deliveries/s | server CPU µs/delivery | ×floor | p50 ms | p99 ms | max ms | RSS KiB/conn | ΔRSS KiB/conn | sleeps/delivery | preempted/delivery | client CPU µs/delivery | blocked-loop warnings |")
+	fmt.Println("Medians over the rounds; ×floor is the median of each round's ratio to the floor of the same round; lost, dup and warnings are totals.")
+	fmt.Println()
+	fmt.Println("| server | processes | receivers | deliveries/s | server CPU µs/delivery | ×floor | ×floor by round | p50 ms | p99 ms | max ms | RSS KiB/conn | ΔRSS KiB/conn | sleeps/delivery | preempted/delivery | client CPU µs/delivery | lost | dup | blocked-loop warnings |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		if len(r.samples) == 0 {
 			continue
 		}
 		m := func(g func(sample) float64) float64 { return med(r.samples, g) }
-		cpu := m(func(s sample) float64 { return s.cpuPerDelivery })
-		ratio := math.NaN()
-		if floor > 0 {
-			ratio = cpu / floor
+		var ratios []float64
+		var byRound []string
+		lost, dups, warns := 0, 0, 0
+		for _, s := range r.samples {
+			lost += s.expected - s.deliveries
+			dups += s.dups
+			warns += s.warnings
+			if fl := floor[s.round]; fl > 0 {
+				ratios = append(ratios, s.cpuPerDelivery/fl)
+				byRound = append(byRound, fmt.Sprintf("%.2f", s.cpuPerDelivery/fl))
+			}
 		}
-		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d | %d |\n",
 			r.im.name,
 			f("%.0f", m(func(s sample) float64 { return float64(s.procs) })),
 			f("%.0f", m(func(s sample) float64 { return float64(s.receivers) })),
-			f("%.0f", m(func(s sample) float64 { return float64(s.deliveries) })),
-			f("%.0f", m(func(s sample) float64 { return float64(s.expected - s.deliveries) })),
-			f("%.0f", m(func(s sample) float64 { return float64(s.dups) })),
 			f("%.0f", m(func(s sample) float64 { return s.rate })),
-			f("%.2f", cpu/1e3), f("%.2f", ratio),
+			f("%.2f", m(func(s sample) float64 { return s.cpuPerDelivery })/1e3),
+			f("%.2f", median(ratios)), strings.Join(byRound, " "),
 			ms(m(func(s sample) float64 { return float64(s.p50) })),
 			ms(m(func(s sample) float64 { return float64(s.p99) })),
 			ms(m(func(s sample) float64 { return float64(s.max) })),
@@ -980,7 +991,7 @@ func printTable(results []*result, start time.Time, load0 string) {
 			f("%.3f", m(func(s sample) float64 { return s.volPerDelivery })),
 			f("%.3f", m(func(s sample) float64 { return s.involPerDelivery })),
 			f("%.2f", m(func(s sample) float64 { return s.clientCPUPerDelivery / 1e3 })),
-			f("%.0f", m(func(s sample) float64 { return float64(s.warnings) })))
+			lost, dups, warns)
 	}
 	for _, r := range results {
 		for _, s := range r.samples {
