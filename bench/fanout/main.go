@@ -94,6 +94,7 @@ var (
 	joinTimeout = flag.Duration("join-timeout", 5*time.Minute, "time for the clients to open and join all receivers")
 	pprofDir    = flag.String("pprof", "", "CPU-profile every server process during the publish window into this directory (package prof)")
 	straceDir   = flag.String("strace", "", "run strace -c -f on the server processes during the publish window, summaries into this directory (slows the server: its CPU and latency figures are then not comparable)")
+	perfDir     = flag.String("perf", "", "run perf record -e cpu-clock -g on the server processes during the publish window, perf.data files into this directory (kernel and user stacks)")
 	quick       = flag.Bool("quick", false, "a quick check: 1000 receivers (2000 over the workers), 3 messages 0.5 s apart")
 )
 
@@ -147,7 +148,7 @@ func main() {
 	if len(results) == 0 {
 		fatalf("no server selected")
 	}
-	for _, d := range []string{*pprofDir, *straceDir} {
+	for _, d := range []string{*pprofDir, *straceDir, *perfDir} {
 		if d != "" {
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				fatalf("%v", err)
@@ -362,6 +363,23 @@ func runOne(im impl, run int) (sample, error) {
 		defer st.kill()
 		smp.stracePath = path
 	}
+	var perf *exec.Cmd
+	if *perfDir != "" {
+		path := filepath.Join(*perfDir, fmt.Sprintf("%s-run%d.data", im.key, run))
+		args := []string{"record", "-e", "cpu-clock", "-F", "999", "-g", "-q", "-o", path, "-p"}
+		var ps []string
+		for _, p := range pids {
+			ps = append(ps, strconv.Itoa(p))
+		}
+		perf = exec.Command("perf", append(args, strings.Join(ps, ","))...)
+		perf.Stdout, perf.Stderr = os.Stderr, os.Stderr
+		if err := perf.Start(); err != nil {
+			return smp, fmt.Errorf("perf: %w", err)
+		}
+		defer perf.Process.Kill()
+		time.Sleep(time.Second) // perf has no readiness signal; it attaches within this
+		logf("  perf record into %s", path)
+	}
 	trigger := ""
 	if *pprofDir != "" {
 		trigger = filepath.Join(*pprofDir, "on")
@@ -395,6 +413,10 @@ func runOne(im impl, run int) (sample, error) {
 	if trigger != "" {
 		os.Remove(trigger)
 		waitProfiles(*pprofDir, 10*time.Second)
+	}
+	if perf != nil {
+		perf.Process.Signal(os.Interrupt)
+		perf.Wait()
 	}
 	if st != nil {
 		if smp.straceSummary, err = st.finish(); err != nil {
