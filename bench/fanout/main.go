@@ -230,7 +230,7 @@ func startServer(im impl) (*server, error) {
 	cmd.Env = append(os.Environ(), "BENCH_ADDR="+addr, "BENCH_COUNT="+strconv.Itoa(max(im.count, 1)), "BENCH_MODE="+im.mode)
 	if *pprofDir != "" {
 		abs, _ := filepath.Abs(*pprofDir)
-		cmd.Env = append(cmd.Env, "GOES_FANOUT_PPROF="+abs)
+		cmd.Env = append(cmd.Env, "BENCH_FANOUT_PPROF="+abs)
 	}
 	logPath := filepath.Join(rd, "server.log")
 	lf, err := os.Create(logPath)

@@ -1,6 +1,6 @@
 // Package prof lets the driver CPU-profile a benchmark server for exactly
 // the publish window: while the file "on" exists in the directory named by
-// the environment variable GOES_FANOUT_PPROF, the process profiles itself
+// the environment variable BENCH_FANOUT_PPROF, the process profiles itself
 // into <name>-<pid>.pprof.part there, renamed to .pprof once written.
 package prof
 
@@ -13,8 +13,9 @@ import (
 	"time"
 )
 
-// Env names the trigger directory.
-const Env = "GOES_FANOUT_PPROF"
+// Env names the trigger directory. Not GOES_*: a goes master passes its
+// environment to the workers without the GOES_ variables, which are its own.
+const Env = "BENCH_FANOUT_PPROF"
 
 // Rate is the sampling rate, in Hz (the runtime's default is 100).
 const Rate = 500

@@ -7,7 +7,7 @@
 //
 // Environment: BENCH_ADDR (listen address), BENCH_COUNT (workers, default
 // 1), BENCH_MODE ("group", the default, "user" or "broadcast"), and
-// GOES_FANOUT_PPROF (see package prof: each worker profiles itself while
+// BENCH_FANOUT_PPROF (see package prof: each worker profiles itself while
 // the driver asks).
 package main
 
