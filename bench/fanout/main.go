@@ -962,11 +962,13 @@ func printTable(results []*result, start time.Time, load0 string) {
 	fmt.Printf("goes fan-out benchmark, %s: %d round(s), %d message(s) of %d bytes %v apart; %d CPUs (%s); load average %s at the start, %s at the end; took %v\n\n",
 		start.Format("2006-01-02 15:04 MST"), *rounds, *k, *size, *interval, bytes.Count(cpus, []byte("processor\t:")), model,
 		load0, loadavg(), time.Since(start).Round(time.Second))
-	floor := map[int]float64{} // the floor's CPU per delivery by round
+	floor := map[int]float64{}    // the floor's CPU per delivery by round
+	floorP99 := map[int]float64{} // and its p99
 	for _, r := range results {
 		if r.im.key == "floor" {
 			for _, s := range r.samples {
 				floor[s.round] = s.cpuPerDelivery
+				floorP99[s.round] = float64(s.p99)
 			}
 		}
 	}
@@ -977,16 +979,16 @@ func printTable(results []*result, start time.Time, load0 string) {
 		return fmt.Sprintf(format, v)
 	}
 	ms := func(d float64) string { return f("%.0f", d/1e6) }
-	fmt.Println("Medians over the rounds; ×floor is the median of each round's ratio to the floor of the same round; lost, dup and warnings are totals.")
+	fmt.Println("Medians over the rounds; ×floor (CPU, p99) is the median of each round's ratio to the floor of the same round; lost, dup and warnings are totals.")
 	fmt.Println()
-	fmt.Println("| server | processes | receivers | deliveries/s | server CPU µs/delivery | ×floor | ×floor by round | p50 ms | p99 ms | max ms | RSS KiB/conn | ΔRSS KiB/conn | sleeps/delivery | preempted/delivery | client CPU µs/delivery | lost | dup | blocked-loop warnings |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| server | processes | receivers | deliveries/s | server CPU µs/delivery | ×floor | ×floor by round | p50 ms | p99 ms | p99 ×floor | max ms | RSS KiB/conn | ΔRSS KiB/conn | sleeps/delivery | preempted/delivery | client CPU µs/delivery | lost | dup | blocked-loop warnings |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		if len(r.samples) == 0 {
 			continue
 		}
 		m := func(g func(sample) float64) float64 { return med(r.samples, g) }
-		var ratios []float64
+		var ratios, p99Ratios []float64
 		var byRound []string
 		lost, dups, warns := 0, 0, 0
 		for _, s := range r.samples {
@@ -997,8 +999,11 @@ func printTable(results []*result, start time.Time, load0 string) {
 				ratios = append(ratios, s.cpuPerDelivery/fl)
 				byRound = append(byRound, fmt.Sprintf("%.2f", s.cpuPerDelivery/fl))
 			}
+			if fp := floorP99[s.round]; fp > 0 {
+				p99Ratios = append(p99Ratios, float64(s.p99)/fp)
+			}
 		}
-		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d | %d |\n",
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d | %d |\n",
 			r.im.name,
 			f("%.0f", m(func(s sample) float64 { return float64(s.procs) })),
 			f("%.0f", m(func(s sample) float64 { return float64(s.receivers) })),
@@ -1007,6 +1012,7 @@ func printTable(results []*result, start time.Time, load0 string) {
 			f("%.2f", median(ratios)), strings.Join(byRound, " "),
 			ms(m(func(s sample) float64 { return float64(s.p50) })),
 			ms(m(func(s sample) float64 { return float64(s.p99) })),
+			f("%.2f", median(p99Ratios)),
 			ms(m(func(s sample) float64 { return float64(s.max) })),
 			f("%.2f", m(func(s sample) float64 { return s.rssPerConn / 1024 })),
 			f("%.2f", m(func(s sample) float64 { return s.rssGrowPerConn / 1024 })),
