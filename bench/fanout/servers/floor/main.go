@@ -56,6 +56,9 @@ func main() {
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	<-sig
 	ln.Close()
+	s.mu.Lock()
+	fmt.Fprintf(os.Stderr, "floor: %d members, %d writes waited in poll(2)\n", len(s.members), s.blocked)
+	s.mu.Unlock()
 }
 
 func (s *server) serve(c net.Conn) {
