@@ -142,11 +142,11 @@ func (n *Node) handleAll(m *nats.Msg, op byte, body []byte) error {
 		if r == n.route {
 			return nil
 		}
-		// A hello sent as a request comes from a Node still joining: it
-		// does not hear the all subject yet, so it is not counted in the
-		// "known" of the answers (a Node joining meanwhile would wait for
-		// its answer in vain). Its announcement once it listens is a hello
-		// without reply.
+		// A hello sent as a request comes from a Node still joining, which
+		// may not listen on the all subject yet (its first request goes
+		// out before it subscribes; Nodes of older versions subscribed
+		// only after their join): it is counted in the "known" of the
+		// answers once it announces itself with a hello without reply.
 		n.sawPeer(r, name, m.Reply == "")
 		// Answer the newcomer directly so that it knows us at once.
 		b := n.member(opBeat, r)

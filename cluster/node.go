@@ -160,8 +160,10 @@ type Node struct {
 	conns  map[uint64]*entry
 	topics map[string]*topic // by subject: users and groups
 
-	peerMu sync.Mutex
-	peers  map[uint32]*peer
+	peerMu   sync.Mutex
+	peers    map[uint32]*peer
+	left     map[uint32]struct{} // peers that said bye during join; nil outside it
+	peerNews chan struct{}       // a peer came or went: wakes join
 
 	rsMu   sync.RWMutex
 	routes map[uint32]string // route subjects of other Nodes
@@ -193,12 +195,13 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 // NewNode connects to NATS and returns a running Node. It fails with
 // ErrRouteInUse when a live Node already answers for IDBase's route.
 // Before it returns, the server knows the Node's route (messages to its
-// connections reach it) and the Node knows the other Nodes that answered
-// its introduction (every Node does within RequestTimeout but a hung one;
-// NATS tells at once when there is none). When NATS cannot be reached it
-// still returns the Node, which keeps reconnecting (nats.go buffers what is
-// sent meanwhile, up to its reconnect buffer) and introduces itself once
-// connected.
+// connections reach it) and the Node knows about as many other Nodes as
+// the best informed of those that answered its introduction knows (a Node
+// that hung, or died and is not yet known dead, makes it wait for
+// RequestTimeout; NATS tells at once when there is none). When NATS
+// cannot be reached it still returns the Node, which keeps reconnecting
+// (nats.go buffers what is sent meanwhile, up to its reconnect buffer) and
+// introduces itself once connected.
 func NewNode(o NodeOptions) (*Node, error) {
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
@@ -251,6 +254,7 @@ func NewNode(o NodeOptions) (*Node, error) {
 		conns:        make(map[uint64]*entry),
 		topics:       make(map[string]*topic),
 		peers:        make(map[uint32]*peer),
+		peerNews:     make(chan struct{}, 1),
 		routes:       make(map[uint32]string),
 	}
 
@@ -302,20 +306,18 @@ func NewNode(o NodeOptions) (*Node, error) {
 	if _, err := nc.ChanSubscribe(n.subjRoute, n.ch); err != nil {
 		return fail(fmt.Errorf("cluster: subscribe %s: %w", n.subjRoute, err))
 	}
-	go n.dispatch()
+	var ask *joinRequest
 	if nc.IsConnected() {
-		n.join()
+		ask = n.askPeers()
 	}
 	if _, err := nc.ChanSubscribe(n.subjAll, n.ch); err != nil {
-		n.closing.Store(true)
-		nc.Close()
-		n.ncCloseOnce.Do(func() { close(n.ncClosed) })
-		<-n.dispatchDone
-		return nil, fmt.Errorf("cluster: subscribe %s: %w", n.subjAll, err)
+		return fail(fmt.Errorf("cluster: subscribe %s: %w", n.subjAll, err))
 	}
-	if nc.IsConnected() {
-		// Listening now: the others count this Node in what they tell
-		// the Nodes that join after it.
+	go n.dispatch()
+	if ask != nil {
+		n.join(ask)
+		// Joined: the others count this Node in what they tell the
+		// Nodes that join after it.
 		n.announce(opHello)
 	}
 	if nc.IsConnected() {
@@ -328,7 +330,7 @@ func NewNode(o NodeOptions) (*Node, error) {
 	}
 	go n.heartbeat()
 	n.started.Store(true)
-	n.log.Info().Str("url", RedactURL(o.URL)).Str("route", n.subjRoute).Msg("cluster node started")
+	n.log.Info().Str("url", RedactURL(o.URL)).Str("route", n.subjRoute).Int("peers", n.peerCount()).Msg("cluster node started")
 	return n, nil
 }
 
@@ -745,29 +747,85 @@ func (n *Node) announce(op byte) {
 	n.publish(n.subjAll, n.member(op, n.route))
 }
 
-// join asks the Nodes already there to introduce themselves and waits
-// until it knows as many as the best informed of them knows, or
-// RequestTimeout. NATS answers at once when there is nobody. It runs before
-// this Node subscribes to the all subject, so it does not hear itself.
-func (n *Node) join() {
-	inbox := n.nc.NewInbox()
-	replies := make(chan *nats.Msg, 1024)
-	sub, err := n.nc.ChanSubscribe(inbox, replies)
-	if err != nil {
+// joinRequest is a join under way: the inbox the answers come to.
+type joinRequest struct {
+	inbox   string
+	sub     *nats.Subscription
+	replies chan *nats.Msg
+}
+
+// askPeers starts the join (see join): it sends this Node's hello as a
+// request on the all subject before the Node listens there, so that NATS
+// answers "no responders" at once when there is no other Node. It returns
+// nil when NATS refused.
+func (n *Node) askPeers() *joinRequest {
+	jr := &joinRequest{inbox: n.nc.NewInbox(), replies: make(chan *nats.Msg, 4096)}
+	var err error
+	if jr.sub, err = n.nc.ChanSubscribe(jr.inbox, jr.replies); err != nil {
 		n.log.Warn().Err(err).Msg("cluster join failed")
-		return
+		return nil
 	}
-	defer sub.Unsubscribe()
-	if err := n.nc.PublishRequest(n.subjAll, inbox, n.member(opHello, n.route)); err != nil {
+	n.peerMu.Lock()
+	n.left = make(map[uint32]struct{})
+	n.peerMu.Unlock()
+	if err := n.nc.PublishRequest(n.subjAll, jr.inbox, n.member(opHello, n.route)); err != nil {
+		n.log.Warn().Err(err).Msg("cluster join failed")
+		n.endJoin(jr)
+		return nil
+	}
+	return jr
+}
+
+// endJoin drops the join's inbox and stops recording byes for it.
+func (n *Node) endJoin(jr *joinRequest) {
+	jr.sub.Unsubscribe()
+	n.peerMu.Lock()
+	n.left = nil
+	n.peerMu.Unlock()
+}
+
+// join asks the Nodes already there to introduce themselves and waits
+// until it has heard of as many Nodes as the best informed answer counts
+// (known: the Nodes that answerer knows have joined), or RequestTimeout.
+// The Node asks twice on the same inbox: askPeers before it listens on the
+// all subject (NATS tells at once when nobody else does: then it is alone
+// and join returns), and join once it listens (its own subscription then
+// takes the request too, so NATS never says "no responders" again). Every
+// Node answers both; duplicates are harmless.
+//
+// The second request is what makes the count reachable. A NATS server
+// matches a message's subscribers and then hands it to them one by one;
+// another client's subscription and publication can slip in between. So an
+// answerer may already have heard the hello of a Node P when a request
+// reaches it, although P was not subscribed yet when the request was
+// matched and will never answer it (seen under load in TestConcurrentJoins:
+// the joiner waited for such a P until its timeout). Every P counted in an
+// answer is heard of all the same: either P's subscription to the all
+// subject reached the server before the second request was matched (P
+// answers it), or after, and so after this Node's own subscription: then
+// what P publishes on the all subject from then on (its hello, its
+// heartbeats, its bye) reaches this Node's dispatcher, which records it and
+// wakes join. A Node that leaves once this Node listens counts as heard of
+// through its bye. What is left makes the join wait for RequestTimeout: a
+// counted Node that hangs, one that died without a bye and that the others
+// still count (until it misses three heartbeats), one that leaves in the
+// instant between the two requests.
+//
+// The count is of Nodes, not a list: Nodes heard of that no answer counts
+// (others joining now) may end the wait before a counted one is heard of;
+// that one then answers this Node's plain hello, as every Node does.
+func (n *Node) join(jr *joinRequest) {
+	defer n.endJoin(jr)
+	if err := n.nc.PublishRequest(n.subjAll, jr.inbox, n.member(opHello, n.route)); err != nil {
 		n.log.Warn().Err(err).Msg("cluster join failed")
 		return
 	}
 	t := time.NewTimer(n.o.RequestTimeout)
 	defer t.Stop()
-	want := 1
+	want, answered := 1, false
 	for {
 		select {
-		case m := <-replies:
+		case m := <-jr.replies:
 			if m.Header.Get("Status") == "503" { // no responders: alone
 				return
 			}
@@ -778,11 +836,15 @@ func (n *Node) join() {
 			}
 			n.sawPeer(r, name, true)
 			want = max(want, int(known))
-			if n.peerCount() >= want {
-				return
-			}
+			answered = true
+		case <-n.peerNews:
 		case <-t.C:
 			n.log.Warn().Int("known", n.peerCount()).Int("announced", want).Msg("cluster join incomplete, heartbeats will tell the rest")
+			return
+		}
+		// Until an answer comes, want says nothing: the Nodes heard of
+		// may all be joining too.
+		if answered && n.heardCount() >= want {
 			return
 		}
 	}
@@ -830,7 +892,18 @@ func (n *Node) sawPeer(route uint32, name string, listening bool) (isNew bool) {
 	}
 	p.name, p.seen = name, time.Now()
 	p.listening = p.listening || listening
+	if isNew {
+		n.tellPeerNews()
+	}
 	return isNew
+}
+
+// tellPeerNews wakes join, if it waits; peerMu is held.
+func (n *Node) tellPeerNews() {
+	select {
+	case n.peerNews <- struct{}{}:
+	default:
+	}
 }
 
 func (n *Node) peerCount() int {
@@ -839,8 +912,31 @@ func (n *Node) peerCount() int {
 	return len(n.peers)
 }
 
+// forgetPeer drops the Node with route, which said bye; during join it
+// still counts as heard of (heardCount).
 func (n *Node) forgetPeer(route uint32) {
+	if route == n.route {
+		return
+	}
 	n.peerMu.Lock()
+	defer n.peerMu.Unlock()
 	delete(n.peers, route)
-	n.peerMu.Unlock()
+	if n.left != nil {
+		n.left[route] = struct{}{}
+		n.tellPeerNews()
+	}
+}
+
+// heardCount is the number of Nodes join has heard of: those known alive and
+// those that left since it began.
+func (n *Node) heardCount() int {
+	n.peerMu.Lock()
+	defer n.peerMu.Unlock()
+	c := len(n.peers)
+	for r := range n.left {
+		if _, ok := n.peers[r]; !ok {
+			c++
+		}
+	}
+	return c
 }

@@ -1,12 +1,15 @@
 package cluster
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	neturl "net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -724,6 +727,114 @@ func TestConcurrentJoins(t *testing.T) {
 				return fmt.Errorf("%d peers", got)
 			}
 			return nil
+		})
+	}
+}
+
+// TestJoinHearsPeersTheAnswersCount: a Node that joins waits until it has
+// heard of as many Nodes as an answer counts, and hears of each of them even
+// when one never gets its request. A NATS server matches a message's
+// subscribers and then hands it to them one by one, so an answering Node
+// may already know a Node whose subscription to the all subject reached the
+// server only after the request had been matched (TestConcurrentJoins met
+// it under load). A bare NATS client stands for that Node: the answering
+// Node knows it, the requests never reach it, and once the joiner listens
+// on the all subject it speaks there as that Node does after subscribing:
+// it announces itself, or it leaves. The join must end at once, not at its
+// timeout.
+func TestJoinHearsPeersTheAnswersCount(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		op    byte
+		peers []string // the joiner's when NewNode returns
+	}{
+		{name: "announces", op: opHello, peers: []string{"late/9", "test/0.1"}},
+		{name: "leaves", op: opBye, peers: []string{"test/0.1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, url := startServer(t, ServerOptions{})
+			old, err := NewNode(nodeOptions(t, url, 0, 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { old.Close() })
+			late, err := nats.Connect(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(late.Close)
+			if err := late.Publish("goes.all", appendMember([]byte{opHello}, 9, 1, "late/9")); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Eventually(t, testkit.Wait, testkit.Poll, "old node knows late/9", func() error {
+				if p := old.Peers(); len(p) != 1 || p[0] != "late/9" {
+					return fmt.Errorf("peers %v", p)
+				}
+				return nil
+			})
+
+			// A count request on the all subject tells when the joiner
+			// listens there: it answers.
+			var listening atomic.Bool
+			inbox := late.NewInbox()
+			if _, err := late.Subscribe(inbox, func(m *nats.Msg) {
+				if r, _, err := parseCountReply(m.Data); err == nil && r == 2 {
+					listening.Store(true)
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			count := binary.BigEndian.AppendUint32([]byte{opCount}, 77)
+
+			var logs syncBuffer
+			o := nodeOptions(t, url, 0, 2)
+			o.RequestTimeout = time.Minute // a join that waits for it fails the test's bound
+			o.Logger = zerolog.New(&logs)
+			type result struct {
+				n   *Node
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				n, err := NewNode(o)
+				done <- result{n, err}
+			}()
+			testkit.Eventually(t, testkit.Wait, testkit.Poll, "joiner listening", func() error {
+				if listening.Load() {
+					return nil
+				}
+				if err := late.PublishRequest("goes.all", inbox, count); err != nil {
+					t.Fatal(err)
+				}
+				return errors.New("no answer from the joiner yet")
+			})
+			select {
+			case res := <-done:
+				t.Fatalf("NewNode returned before late/9 spoke: %v, %v\n%s", res.n.Peers(), res.err, logs.String())
+			default:
+			}
+			// The old node answered the joiner counting itself and late/9;
+			// late/9 got no request. It speaks now, as that Node would once
+			// subscribed.
+			if err := late.Publish("goes.all", appendMember([]byte{tc.op}, 9, 1, "late/9")); err != nil {
+				t.Fatal(err)
+			}
+			var res result
+			select {
+			case res = <-done:
+			case <-time.After(testkit.Wait):
+				t.Fatalf("join still waiting after %s:\n%s", testkit.Wait, logs.String())
+			}
+			if res.err != nil {
+				t.Fatal(res.err)
+			}
+			defer res.n.Close()
+			if strings.Contains(logs.String(), "join incomplete") {
+				t.Fatalf("the join waited for its timeout:\n%s", logs.String())
+			}
+			if p := res.n.Peers(); !slices.Equal(p, tc.peers) {
+				t.Fatalf("joined knowing %v, want %v", p, tc.peers)
+			}
 		})
 	}
 }

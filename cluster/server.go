@@ -307,6 +307,26 @@ func (s *Server) interest(subject string) bool {
 	return ns.GlobalAccount().SubscriptionInterest(subject)
 }
 
+// routeNames returns the names of the servers this one has routes to (a
+// name once per route connection). For tests.
+func (s *Server) routeNames() []string {
+	s.mu.Lock()
+	ns := s.ns
+	s.mu.Unlock()
+	if ns == nil {
+		return nil
+	}
+	rz, err := ns.Routez(nil)
+	if err != nil {
+		return nil
+	}
+	names := make([]string, 0, len(rz.Routes))
+	for _, r := range rz.Routes {
+		names = append(names, r.RemoteName)
+	}
+	return names
+}
+
 func routeURL(a *net.TCPAddr, user *url.Userinfo) string {
 	host := a.IP.String()
 	if a.IP == nil || a.IP.IsUnspecified() {

@@ -30,8 +30,10 @@ import (
 //
 // A member is [route u32][known u32][name]: known is the number of Nodes
 // the sender knows that have joined (listen on the all subject), itself
-// included, the Node it answers excluded. A joining Node's hello is a
-// request; once it listens it announces itself with a plain hello.
+// included, the Node it answers excluded. A joining Node sends its hello as
+// a request twice, just before and just after it subscribes to the all
+// subject (see Node.join); once it knows the others it announces itself
+// with a plain hello, and counts as joined from then on.
 // Integers are big-endian. An empty topic subject in opCount counts every
 // connection of the Node.
 const (
