@@ -31,6 +31,10 @@ type Runner struct {
 	Build func(cfg *Config) ([]*Goer, error)
 	// DefaultConfig is the JSON config used when no --config is given.
 	DefaultConfig []byte
+	// Admin is the host:port of the master's admin HTTP endpoint (see
+	// Config.Admin, which overrides it; default: the first non-empty
+	// Goer.Admin, else none).
+	Admin string
 	// Stdout and Stderr receive the CLI's output (default os.Stdout,
 	// os.Stderr).
 	Stdout, Stderr io.Writer
@@ -89,6 +93,12 @@ func (r *Runner) Run(args []string) error {
 		if r.Version == "" {
 			r.Version = "dev"
 		}
+	}
+	for _, g := range r.Goers {
+		if r.Admin != "" {
+			break
+		}
+		r.Admin = g.Admin
 	}
 	if r.Stdout == nil {
 		r.Stdout = os.Stdout
@@ -191,4 +201,16 @@ func protocolName(g *Goer) string {
 		return "raw"
 	}
 	return g.Protocol.Name()
+}
+
+// adminAddr is where the admin endpoint listens: the config's "admin"
+// ("off": nowhere), else Runner.Admin.
+func (r *Runner) adminAddr(cfg *Config) string {
+	switch cfg.Admin {
+	case "":
+		return r.Admin
+	case "off":
+		return ""
+	}
+	return cfg.Admin
 }

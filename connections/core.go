@@ -281,8 +281,10 @@ func (c *base) fail(err error) {
 	s.errs.Add(1)
 	var pe *panicError
 	if errors.As(err, &pe) {
+		s.panics.Add(1)
 		s.log.Error().Uint64("conn", c.id).Interface("panic", pe.value).Bytes("stack", pe.stack).Msg("callback panicked, connection closed")
 	} else {
+		s.badInput.Add(1)
 		s.log.Info().Uint64("conn", c.id).Stringer("remote", c.ops.remoteAddr()).Err(err).Msg("bad input, connection closed")
 	}
 	var re *protocols.ReplyError
@@ -294,6 +296,9 @@ func (c *base) fail(err error) {
 }
 
 func (c *base) onError(err error) {
+	if err == ErrSendBufferFull {
+		c.s.bufFull.Add(1)
+	}
 	if h := c.s.cfg.Handler.OnError; h != nil {
 		if perr := guard(func() { h(c.conn(), err) }); perr != nil {
 			c.s.log.Error().Uint64("conn", c.id).Err(perr).Msg("OnError panicked")

@@ -211,6 +211,8 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 		m.reopen()
 		ok(nil)
 		c.Close()
+	case ipc.TypeProfile:
+		m.onProfile(msg, c)
 	default:
 		fail(fmt.Errorf("unknown request %q", msg.Type))
 	}
@@ -242,6 +244,7 @@ func (m *master) snapshot() snapshot {
 	if m.o.Cluster != nil {
 		snap.master.Cluster = m.o.Cluster()
 	}
+	m.fillFigures(&snap.master)
 	for _, s := range m.slots {
 		l := m.o.Listeners[s.listener]
 		addr := l.Addr

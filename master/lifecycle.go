@@ -45,6 +45,7 @@ func (m *master) onReady(p *proc) {
 			return
 		}
 		m.readyDone = true
+		m.adminReady()
 		if err := sdNotify(fmt.Sprintf("READY=1\nMAINPID=%d", os.Getpid())); err != nil {
 			m.log.Warn().Err(err).Msg("systemd notify failed")
 		}
@@ -74,6 +75,7 @@ func (m *master) onExit(p *proc, ps *os.ProcessState) {
 	s.exitCount++
 	m.exitCount++
 	s.lastExit = status
+	m.figs.exited(status)
 	if m.state == StateStarting {
 		m.startErr = fmt.Errorf("master: worker %d (pid %d) exited during start: %s", s.id, p.pid, status)
 		m.beginStop(false)
@@ -92,6 +94,7 @@ func (m *master) onExit(p *proc, ps *os.ProcessState) {
 	}
 	m.log.Warn().Int("worker", s.id).Int("worker_pid", p.pid).Str("exit", status).Dur("uptime", uptime).
 		Int("exit_count", s.exitCount).Msg("worker exited, restarting")
+	m.figs.restarts++
 	m.scheduleRespawn(s)
 }
 

@@ -79,6 +79,8 @@ type master struct {
 	upgrading  bool // an Upgrade call is running
 	upgraded   bool // a newer master serves; this one drains and exits
 	stop       stopMode
+	adm        *admin  // the admin endpoint; nil without Options.Admin
+	figs       figures // counts for status and metrics
 }
 
 // stopMode says how the workers stop.
@@ -206,6 +208,7 @@ func (m *master) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer m.closeControl()
+	defer m.closeAdmin()
 	if err := m.openSockets(); err != nil {
 		m.closeSockets(true)
 		return err
@@ -305,6 +308,7 @@ func (m *master) handle(e event) {
 		m.onRequest(e.m, e.c)
 	case evParentExited:
 		m.parentGone = true
+		m.figs.previousGone = time.Now()
 		if e.err != nil {
 			m.log.Warn().Err(e.err).Msg("previous master misbehaved while exiting")
 		} else {

@@ -234,6 +234,7 @@ func (m *master) onUpgraded(e evUpgraded) {
 		// The failed master's workers may have taken routes from
 		// handedRoute on, and may still drain: skip past them.
 		m.nextRoute = m.handedRoute + routeReserve
+		m.figs.reloadFailures++
 		m.log.Error().Err(e.err).Msg("upgrade failed, this generation serves on")
 		if e.c != nil {
 			answer(e.c, ipc.Message{Type: ipc.TypeError, ID: e.id, Error: fmt.Sprintf(
@@ -244,6 +245,7 @@ func (m *master) onUpgraded(e evUpgraded) {
 	}
 	m.upgraded = true
 	m.readyDone = false
+	m.handAdminOver()
 	drained := len(m.procs)
 	newPID, _ := m.o.Paths.ReadPID()
 	m.log.Info().Int("new_master_pid", newPID).Int("workers", drained).Bool("unbounded", e.graceful).

@@ -101,6 +101,7 @@ type worker struct {
 	wheel *timer.Wheel
 	state atomic.Value  // string
 	qps   atomic.Uint64 // float64 bits
+	prof  profiles      // profiles taken for the master (profile.go)
 }
 
 func (w *worker) run(ctx context.Context) error {
@@ -158,6 +159,9 @@ func (w *worker) run(ctx context.Context) error {
 
 	stopSampler := w.sample()
 	defer stopSampler()
+
+	stopProfiles := make(chan struct{})
+	defer close(stopProfiles)
 
 	var drained chan struct{} // closed when a drain has finished
 	drain := func(timeout time.Duration, reload bool) {
@@ -227,6 +231,8 @@ func (w *worker) run(ctx context.Context) error {
 				reply(ctl, m, w.stats(), nil)
 			case ipc.TypeConnections:
 				reply(ctl, m, w.conns(), nil)
+			case ipc.TypeProfile, ipc.TypeProfileRead:
+				go w.prof.serve(ctl, m, stopProfiles)
 			case ipc.TypeReopen:
 				var err error
 				if w.o.Reopen != nil {
@@ -331,8 +337,13 @@ func (w *worker) stats() ipc.WorkerStats {
 			MemoryBytes: memoryBytes(),
 			Timers:      timers,
 			Cluster:     cl,
+
+			BadInput:       st.BadInput,
+			Panics:         st.Panics,
+			SendBufferFull: st.SendBufferFull,
+			CPUSeconds:     cpuSeconds(),
+			Goroutines:     runtime.NumGoroutine(),
 		},
-		Goroutines: runtime.NumGoroutine(),
 	}
 }
 
