@@ -198,7 +198,7 @@ goes_worker_start_time_seconds{listener="web",worker="0"} 1.7e+09
 	}
 	// Every figure shows up for a worker with figures and a cluster.
 	if n, want := testutil.CollectAndCount(c), len(workerFigures())+3*len(slotFigures())+3 /* up */ +6 /* states */ +1 /* build */ +
-		len(masterFigures())+1 /* two exit reasons */ -1 /* no drain */; n != want {
+		len(masterFigures())+1 /* two exit reasons */ -1; /* no drain */ n != want {
 		t.Errorf("%d samples, want %d", n, want)
 	}
 }
