@@ -136,7 +136,7 @@ func TestCollector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `
+	text := `
 # HELP goes_requests_total Messages received (requests of HTTP, frames of WebSocket, lines of text, ...).
 # TYPE goes_requests_total counter
 goes_requests_total{listener="web",worker="0"} 100
@@ -186,7 +186,7 @@ goes_worker_start_time_seconds{listener="web",worker="0"} 1.7e+09
 		"goes_master_worker_exits_total", "goes_master_reloads_total", "goes_master_reload_duration_seconds",
 		"goes_master_drain_duration_seconds", "goes_master_workers", "goes_cluster_connected", "goes_cluster_routes",
 		"goes_worker_start_time_seconds"}
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
+	if err := testutil.CollectAndCompare(c, strings.NewReader(text), names...); err != nil {
 		t.Error(err)
 	}
 	problems, err := testutil.CollectAndLint(c)
@@ -196,9 +196,11 @@ goes_worker_start_time_seconds{listener="web",worker="0"} 1.7e+09
 	for _, p := range problems {
 		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 	}
-	// Every figure shows up for a worker with figures and a cluster.
-	if n, want := testutil.CollectAndCount(c), len(workerFigures())+3*len(slotFigures())+3 /* up */ +6 /* states */ +1 /* build */ +
-		len(masterFigures())+1 /* two exit reasons */ -1; /* no drain */ n != want {
+	// Every figure shows up for the worker with figures and a cluster:
+	// the worker's, the slots' and goes_worker_up of all three, the six
+	// states, build info, the master's (two exit reasons, no drain yet).
+	want := len(workerFigures()) + 3*len(slotFigures()) + 3 + 6 + 1 + len(masterFigures()) + 1 - 1
+	if n := testutil.CollectAndCount(c); n != want {
 		t.Errorf("%d samples, want %d", n, want)
 	}
 }
