@@ -1,0 +1,230 @@
+//go:build unix
+
+package master
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goes-project/goes/internal/testkit"
+)
+
+// parkGoroutines, in a test worker with GOES_TEST_GOROUTINES=N, parks N
+// goroutines each 40 calls deep, so that its goroutine profile with
+// debug=2 is several megabytes (TestAdminLargeProfile).
+func parkGoroutines(n string) {
+	count, _ := strconv.Atoi(n)
+	for range count {
+		go parkDeep(40)
+	}
+}
+
+func parkDeep(depth int) {
+	if depth > 0 {
+		parkDeep(depth - 1)
+		return
+	}
+	select {}
+}
+
+// startAdmin starts a master of count test workers with an admin
+// endpoint on a loopback port and returns it with the endpoint's URL.
+func startAdmin(t *testing.T, count int, env func(Identity) []string) (*testMaster, string) {
+	t.Helper()
+	tm := startMaster(t, count, env, func(o *Options) { o.Admin = "127.0.0.1:0" })
+	tm.waitReady()
+	addr := tm.status().Master.Admin
+	if addr == "" || strings.HasSuffix(addr, ":0") {
+		t.Fatalf("status shows the admin endpoint at %q", addr)
+	}
+	return tm, "http://" + addr
+}
+
+type response struct {
+	code int
+	head http.Header
+	body []byte
+}
+
+func get(t *testing.T, url string) response {
+	t.Helper()
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+	return response{code: resp.StatusCode, head: resp.Header, body: b}
+}
+
+// sample finds the value of the sample name{labels} in a scrape.
+func sample(scrape []byte, series string) (float64, bool) {
+	sc := bufio.NewScanner(bytes.NewReader(scrape))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
+
+// TestAdminEndpoints: the admin endpoint answers health, readiness,
+// metrics with every worker's figures, and the master's and the workers'
+// profiles, and refuses what it cannot serve with a reason.
+func TestAdminEndpoints(t *testing.T) {
+	tm, base := startAdmin(t, 2, nil)
+
+	if r := get(t, base+"/healthz"); r.code != 200 || !bytes.HasPrefix(r.body, []byte("ok: master pid")) {
+		t.Errorf("/healthz: %d %q", r.code, r.body)
+	}
+	if r := get(t, base+"/readyz"); r.code != 200 || !bytes.HasPrefix(r.body, []byte("ready\n")) ||
+		!bytes.Contains(r.body, []byte("2 of 2 workers running")) {
+		t.Errorf("/readyz: %d %q", r.code, r.body)
+	}
+
+	// Five connections (each test worker answers one with its pid and
+	// closes it) show in the workers' counters.
+	for range 5 {
+		c, err := net.Dial("tcp", tm.ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(c)
+		c.Close()
+	}
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "accepted connections in /metrics", func() error {
+		r := get(t, base+"/metrics")
+		if r.code != 200 {
+			return fmt.Errorf("/metrics: %d %s", r.code, r.body)
+		}
+		sum := 0.0
+		for id := range 2 {
+			if up, _ := sample(r.body, fmt.Sprintf(`goes_worker_up{listener="t",worker="%d"}`, id)); up != 1 {
+				return fmt.Errorf("worker %d not up: %s", id, r.body)
+			}
+			n, _ := sample(r.body, fmt.Sprintf(`goes_connections_accepted_total{listener="t",worker="%d"}`, id))
+			sum += n
+		}
+		if sum != 5 {
+			return fmt.Errorf("%v connections accepted", sum)
+		}
+		for _, s := range []string{`goes_master_workers{state="running"}`, "go_goroutines", "process_resident_memory_bytes"} {
+			if _, ok := sample(r.body, s); !ok {
+				return fmt.Errorf("no %s in the scrape", s)
+			}
+		}
+		return nil
+	})
+
+	for _, tc := range []struct {
+		path string
+		code int
+		has  string // in the body
+	}{
+		{path: "/", code: 200, has: "/debug/pprof/?worker=ID"},
+		{path: "/debug/pprof/", code: 200, has: "goroutine"},
+		{path: "/debug/pprof/?worker=1", code: 200, has: "profile?worker=1"},
+		{path: "/debug/pprof/heap?worker=0", code: 200, has: "\x1f\x8b"}, // a gzipped protocol buffer
+		{path: "/debug/pprof/allocs?worker=1", code: 200, has: "\x1f\x8b"},
+		{path: "/debug/pprof/goroutine?worker=1&debug=1", code: 200, has: "goroutine profile: total"},
+		{path: "/debug/pprof/mutex?worker=0&debug=1", code: 200, has: "--- mutex:"},
+		{path: "/debug/pprof/cmdline?worker=0", code: 404, has: "master only"},
+		{path: "/debug/pprof/heap?worker=7", code: 500, has: "no worker 7"},
+		{path: "/debug/pprof/heap?worker=x", code: 400, has: "want an id"},
+		{path: "/debug/pprof/nothing?worker=0", code: 500, has: `no profile "nothing"`},
+		{path: "/debug/pprof/heap?worker=0&seconds=1", code: 400, has: "only profile and trace"},
+		{path: "/debug/pprof/trace?worker=0&seconds=0.2", code: 200, has: "go 1."},
+		{path: "/nothing", code: 404},
+	} {
+		r := get(t, base+tc.path)
+		if r.code != tc.code || !bytes.Contains(r.body, []byte(tc.has)) {
+			t.Errorf("%s: %d %.200q; want %d with %q", tc.path, r.code, r.body, tc.code, tc.has)
+		}
+	}
+}
+
+// TestAdminProfileDoesNotBlockStatus: while a worker takes a 3 s CPU
+// profile, its control channel answers status requests with its figures.
+func TestAdminProfileDoesNotBlockStatus(t *testing.T) {
+	tm, base := startAdmin(t, 1, nil)
+	began := time.Now()
+	prof := make(chan response, 1)
+	go func() {
+		c := &http.Client{Timeout: 30 * time.Second}
+		resp, err := c.Get(base + "/debug/pprof/profile?worker=0&seconds=3")
+		if err != nil {
+			prof <- response{code: -1, body: []byte(err.Error())}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		prof <- response{code: resp.StatusCode, body: b}
+	}()
+	answered := 0
+	var r response
+	for done := false; !done; {
+		select {
+		case r = <-prof:
+			done = true
+		default:
+			st := tm.status()
+			if time.Since(began) > 3*time.Second {
+				continue // the profile may have ended meanwhile
+			}
+			if time.Since(began) > 500*time.Millisecond {
+				// The worker has had the request for a while: it profiles.
+				if w := st.Workers[0]; w.MemoryBytes == 0 || w.Goroutines == 0 {
+					t.Fatalf("status during the profile has no figures of the worker: %+v", w)
+				}
+				answered++
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if r.code != 200 || !bytes.HasPrefix(r.body, []byte("\x1f\x8b")) {
+		t.Fatalf("profile: %d %.200q", r.code, r.body)
+	}
+	if took := time.Since(began); took < 3*time.Second {
+		t.Fatalf("a 3 s profile came back after %v", took)
+	}
+	if answered < 3 {
+		t.Fatalf("%d status answers during the profile", answered)
+	}
+}
+
+// TestAdminLargeProfile: a profile larger than one control frame may
+// carry comes through whole, in chunks.
+func TestAdminLargeProfile(t *testing.T) {
+	const parked = 2000
+	_, base := startAdmin(t, 1, func(Identity) []string { return []string{"GOES_TEST_GOROUTINES=" + strconv.Itoa(parked)} })
+	r := get(t, base+"/debug/pprof/goroutine?worker=0&debug=2")
+	if r.code != 200 {
+		t.Fatalf("goroutine profile: %d %.200q", r.code, r.body)
+	}
+	const chunk = 4 << 20 // the worker's chunk size
+	if len(r.body) <= chunk {
+		t.Fatalf("the profile has %d bytes: too few to need chunks", len(r.body))
+	}
+	if cl := r.head.Get("Content-Length"); cl != strconv.Itoa(len(r.body)) {
+		t.Fatalf("Content-Length %s, body %d bytes", cl, len(r.body))
+	}
+	if n := bytes.Count(r.body, []byte("master.parkDeep(")); n < parked*40 {
+		t.Fatalf("%d frames of parkDeep in the profile, want %d", n, parked*40)
+	}
+	if !bytes.HasPrefix(r.body, []byte("goroutine ")) || !bytes.HasSuffix(r.body, []byte("\n")) {
+		t.Fatalf("profile starts %.100q, ends %q", r.body, r.body[len(r.body)-100:])
+	}
+}
