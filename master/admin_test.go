@@ -5,16 +5,21 @@ package master
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/goes-project/goes/internal/testkit"
+	"github.com/goes-project/goes/ipc"
 )
 
 // parkGoroutines, in a test worker with GOES_TEST_GOROUTINES=N, parks N
@@ -226,5 +231,64 @@ func TestAdminLargeProfile(t *testing.T) {
 	}
 	if !bytes.HasPrefix(r.body, []byte("goroutine ")) || !bytes.HasSuffix(r.body, []byte("\n")) {
 		t.Fatalf("profile starts %.100q, ends %q", r.body, r.body[len(r.body)-100:])
+	}
+}
+
+// BenchmarkAdminScrape measures one scrape of /metrics: the master asks
+// each worker for its figures over the control channel and encodes them
+// (with the master's Go and process collectors). The workers' share is
+// one stats request each; their request path is untouched.
+func BenchmarkAdminScrape(b *testing.B) {
+	for _, workers := range []int{2, 8} {
+		b.Run("workers="+strconv.Itoa(workers), func(b *testing.B) {
+			paths, err := PathsIn(b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			ready := make(chan struct{})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				done <- Run(ctx, Options{
+					Listeners: []Listener{{Name: "t", Network: "tcp", Addr: "127.0.0.1:0", Count: workers}},
+					Paths:     paths,
+					Args:      []string{os.Args[0]},
+					Admin:     "127.0.0.1:0",
+					OnReady:   func() { close(ready) },
+					Logger:    zerolog.Nop(),
+				})
+			}()
+			defer func() { cancel(); <-done }()
+			select {
+			case <-ready:
+			case err := <-done:
+				b.Fatal(err)
+			}
+			ans, err := paths.Request(ipc.Message{Type: ipc.TypeStatus}, 5*time.Second)
+			var st ipc.Status
+			if err == nil {
+				err = ans.Decode(&st)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			url := "http://" + st.Master.Admin + "/metrics"
+			c := &http.Client{Timeout: 10 * time.Second}
+			var size int64
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := c.Get(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, _ := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatalf("/metrics: %d", resp.StatusCode)
+				}
+				size = n
+			}
+			b.ReportMetric(float64(size), "bytes/scrape")
+		})
 	}
 }
