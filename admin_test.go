@@ -1,9 +1,6 @@
 package goes
 
-import (
-	"io"
-	"testing"
-)
+import "testing"
 
 // TestAdminAddr: the config's "admin" wins over the program's (Runner.Admin,
 // else the first Goer.Admin); "off" turns the endpoint off.
@@ -22,13 +19,13 @@ func TestAdminAddr(t *testing.T) {
 		{name: "config off", goers: []string{"127.0.0.1:9100"}, config: `{"admin": "off"}`, want: ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &Runner{Admin: tc.runner, Stdout: io.Discard, Stderr: io.Discard}
+			r := &Runner{Admin: tc.runner}
+			var goers []*Goer
 			for _, a := range tc.goers {
 				g := NewGoer("text://127.0.0.1:0", nil, "")
 				g.Admin = a
-				r.Goers = append(r.Goers, g)
+				goers = append(goers, g)
 			}
-			r.Run([]string{"prog", "--version"})
 			cfg := &Config{}
 			if tc.config != "" {
 				var err error
@@ -36,7 +33,7 @@ func TestAdminAddr(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if got := r.adminAddr(cfg); got != tc.want {
+			if got := r.adminAddr(cfg, goers); got != tc.want {
 				t.Fatalf("admin %q, want %q", got, tc.want)
 			}
 		})

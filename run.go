@@ -94,12 +94,6 @@ func (r *Runner) Run(args []string) error {
 			r.Version = "dev"
 		}
 	}
-	for _, g := range r.Goers {
-		if r.Admin != "" {
-			break
-		}
-		r.Admin = g.Admin
-	}
 	if r.Stdout == nil {
 		r.Stdout = os.Stdout
 	}
@@ -204,13 +198,20 @@ func protocolName(g *Goer) string {
 }
 
 // adminAddr is where the admin endpoint listens: the config's "admin"
-// ("off": nowhere), else Runner.Admin.
-func (r *Runner) adminAddr(cfg *Config) string {
-	switch cfg.Admin {
-	case "":
-		return r.Admin
-	case "off":
+// ("off": nowhere), else Runner.Admin, else the first Goer.Admin set.
+func (r *Runner) adminAddr(cfg *Config, goers []*Goer) string {
+	switch {
+	case cfg.Admin == "off":
 		return ""
+	case cfg.Admin != "":
+		return cfg.Admin
+	case r.Admin != "":
+		return r.Admin
 	}
-	return cfg.Admin
+	for _, g := range goers {
+		if g.Admin != "" {
+			return g.Admin
+		}
+	}
+	return ""
 }

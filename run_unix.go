@@ -157,7 +157,7 @@ func (r *Runner) runMaster(cfg *Config, paths master.Paths, menv procenv.MasterE
 			}
 		},
 		Reopen: reopen,
-		Admin:  r.adminAddr(cfg),
+		Admin:  r.adminAddr(cfg, goers),
 		OnReady: func() {
 			notifier.Ready(os.Getpid())
 			switch {

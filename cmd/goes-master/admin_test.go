@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,12 +149,11 @@ scrape_configs:
 	}
 }
 
-// query runs an instant query and returns the value of its one result
-// (false when it has none yet).
-func (p *prometheus) query(q string) (float64, bool, error) {
+// run runs an instant query and returns its results' values.
+func (p *prometheus) run(q string) ([]string, error) {
 	code, b, err := fetch(p.base + "/api/v1/query?query=" + url.QueryEscape(q))
 	if err != nil {
-		return 0, false, err
+		return nil, err
 	}
 	var ans struct {
 		Status string `json:"status"`
@@ -165,17 +165,30 @@ func (p *prometheus) query(q string) (float64, bool, error) {
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(b, &ans); err != nil || ans.Status != "success" {
-		return 0, false, fmt.Errorf("query %s: %d %v %s %s", q, code, err, ans.Error, b)
+		return nil, fmt.Errorf("query %s: %d %v %s %s", q, code, err, ans.Error, b)
 	}
-	switch len(ans.Data.Result) {
-	case 0:
+	var out []string
+	for _, r := range ans.Data.Result {
+		s, _ := r.Value[1].(string)
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// query runs an instant query and returns the value of its one result
+// (false when it has none yet).
+func (p *prometheus) query(q string) (float64, bool, error) {
+	res, err := p.run(q)
+	switch {
+	case err != nil:
+		return 0, false, err
+	case len(res) == 0:
 		return 0, false, nil
-	case 1:
-		s, _ := ans.Data.Result[0].Value[1].(string)
-		v, err := strconv.ParseFloat(s, 64)
-		return v, err == nil, err
+	case len(res) > 1:
+		return 0, false, fmt.Errorf("query %s: %d results", q, len(res))
 	}
-	return 0, false, fmt.Errorf("query %s: %d results", q, len(ans.Data.Result))
+	v, err := strconv.ParseFloat(res[0], 64)
+	return v, err == nil, err
 }
 
 // TestAdminPrometheus: a real Prometheus scrapes goes-master's /metrics
@@ -226,6 +239,7 @@ func TestAdminPrometheus(t *testing.T) {
 		}
 		return nil
 	})
+	checkDashboard(t, prom, mustFetch(t, admin+"/metrics"))
 	for q, want := range map[string]float64{
 		`up{job="goes"}`:                                  1,
 		`count(goes_worker_up{job="goes"} == 1)`:          6,
@@ -408,4 +422,64 @@ func TestAdminAcrossReload(t *testing.T) {
 	t.Logf("/readyz across the reload: %d probes, all 200", p.ok)
 	cur.Workers = append(cur.Workers, st.Workers...)
 	s.stopAndCheck(cur)
+}
+
+// checkDashboard runs every query of deploy/grafana-dashboard.json through
+// Prometheus (the variables set to match everything) and checks that the
+// metrics they name are ones goes-master serves.
+func checkDashboard(t *testing.T, prom *prometheus, scrape []byte) {
+	t.Helper()
+	b, err := os.ReadFile("../../deploy/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exprs []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if s, ok := x.(string); ok && k == "expr" {
+					exprs = append(exprs, s)
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	var dash any
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("grafana-dashboard.json: %v", err)
+	}
+	walk(dash)
+	if len(exprs) < 20 {
+		t.Fatalf("%d queries in the dashboard", len(exprs))
+	}
+	served := map[string]bool{
+		// Shown once a reload has happened.
+		"goes_master_reload_duration_seconds": true,
+		"goes_master_drain_duration_seconds":  true,
+	}
+	sc := bufio.NewScanner(bytes.NewReader(scrape))
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) > 2 && f[0] == "#" && f[1] == "TYPE" {
+			served[f[2]] = true
+		}
+	}
+	vars := strings.NewReplacer("$job", ".*", "$listener", ".*", "$worker", ".*", "$__rate_interval", "5s")
+	names := regexp.MustCompile(`\b(goes|go|process)_[a-z_]+\b`)
+	for _, e := range exprs {
+		q := vars.Replace(e)
+		if _, err := prom.run(q); err != nil {
+			t.Errorf("dashboard query %s: %v", e, err)
+		}
+		for _, n := range names.FindAllString(e, -1) {
+			if !served[n] {
+				t.Errorf("dashboard query %s: no metric %s", e, n)
+			}
+		}
+	}
 }
