@@ -45,7 +45,14 @@ const (
 )
 
 // workerFigures are the numbers of each worker process (ipc.Worker and
-// its ipc.Load), labelled listener and worker.
+// its ipc.Load), labelled listener and worker. Counts of one thing by
+// reason are one metric with a label, one line per field, as in
+//
+//	{field: "IdleTimeouts", name: "goes_connections_timed_out_total", label: "reason", value: "idle", typ: counter, help: "Connections closed by a timeout, by reason."},
+//	{field: "HeadTimeouts", name: "goes_connections_timed_out_total", label: "reason", value: "head", typ: counter},
+//
+// (the help of the first line is the metric's), or a map[string]number
+// field with keys: "reason".
 func workerFigures() []figure {
 	return []figure{
 		{field: "Connections", name: "goes_connections", typ: gauge, help: "Open connections."},
