@@ -459,9 +459,10 @@ func checkDashboard(t *testing.T, prom *prometheus, scrape []byte) {
 		t.Fatalf("%d queries in the dashboard", len(exprs))
 	}
 	served := map[string]bool{
-		// Shown once a reload has happened.
+		// Shown once a reload has happened, and a worker has exited.
 		"goes_master_reload_duration_seconds": true,
 		"goes_master_drain_duration_seconds":  true,
+		"goes_master_worker_exits_total":      true,
 	}
 	sc := bufio.NewScanner(bytes.NewReader(scrape))
 	for sc.Scan() {
