@@ -16,7 +16,7 @@ import (
 	"github.com/goes-project/goes/ipc"
 )
 
-// A figure is one number of an ipc struct (Worker, with its Load, or
+// figure is one number of an ipc struct (Worker, with its Load, or
 // MasterStatus) exported as a metric. Adding a number to those structs
 // and one figure line here is all a new metric takes; TestFiguresCover
 // fails for a number that has neither a figure nor a place in
