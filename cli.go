@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -69,9 +70,17 @@ func (r *Runner) app() *cli.App {
 				Action: func(c *cli.Context) error { return r.stop(c, c.Bool("graceful"), false) },
 			},
 			{
-				Name: "restart", Usage: "stop, then start",
+				Name: "restart", Usage: "stop, then start (a config that cannot start is refused first)",
 				Flags: withCommon(daemon, graceful),
 				Action: func(c *cli.Context) error {
+					// What cannot start is refused before what serves stops.
+					cfg, _, err := r.resolve(c)
+					if err == nil {
+						err = r.check(cfg)
+					}
+					if err != nil {
+						return fmt.Errorf("goes: restart refused, nothing was stopped: %w", err)
+					}
 					if err := r.stop(c, c.Bool("graceful"), true); err != nil {
 						return err
 					}
@@ -79,7 +88,8 @@ func (r *Runner) app() *cli.App {
 				},
 			},
 			{
-				Name: "reload", Usage: "upgrade to the binary now on disk without dropping connections (SIGHUP); -g: let old connections finish without a time bound",
+				Name: "reload", Usage: "upgrade to the binary now on disk without dropping connections (SIGHUP); -g: let old connections finish without a time bound; " +
+					"--config FILE: the new generation runs FILE (checked first)",
 				Flags:  withCommon(graceful),
 				Action: r.reload,
 			},
@@ -101,17 +111,35 @@ func (r *Runner) app() *cli.App {
 
 // resolve loads the config and finds the run directory.
 func (r *Runner) resolve(c *cli.Context) (*Config, master.Paths, error) {
+	cfg, paths, _, err := r.resolveFile(c)
+	return cfg, paths, err
+}
+
+// resolveFile is resolve, and the absolute path of the config file it read
+// ("" for the program's default). In a master that a reload started, the
+// config file and the run directory handed on by the previous master
+// (procenv.SuccessorEnv) win over the arguments.
+func (r *Runner) resolveFile(c *cli.Context) (*Config, master.Paths, string, error) {
+	succ, err := procenv.DecodeSuccessorEnv(os.Getenv)
+	if err != nil {
+		return nil, master.Paths{}, "", fmt.Errorf("goes: %w", err)
+	}
 	cfg := &Config{}
 	path := flagString(c, "config")
-	var err error
+	if succ.ConfigFile != "" {
+		path = succ.ConfigFile
+	}
 	switch {
 	case path != "":
+		if path, err = filepath.Abs(path); err != nil {
+			return nil, master.Paths{}, "", fmt.Errorf("goes: config: %w", err)
+		}
 		if cfg, err = LoadConfig(path); err != nil {
-			return nil, master.Paths{}, err
+			return nil, master.Paths{}, "", err
 		}
 	case r.DefaultConfig != nil:
 		if cfg, err = ParseConfig(r.DefaultConfig); err != nil {
-			return nil, master.Paths{}, err
+			return nil, master.Paths{}, "", err
 		}
 	}
 	dir := flagString(c, "run-dir")
@@ -121,8 +149,30 @@ func (r *Runner) resolve(c *cli.Context) (*Config, master.Paths, error) {
 	if dir == "" {
 		dir = defaultRunDir(r.Name)
 	}
+	if succ.RunDir != "" {
+		dir = succ.RunDir
+	}
 	paths, err := master.PathsIn(dir)
-	return cfg, paths, err
+	return cfg, paths, path, err
+}
+
+// check builds the program's listeners from cfg as a master would, but
+// starts nothing: the errors a start would meet first (a listen URI, a
+// handler, a TLS setting, a log level).
+func (r *Runner) check(cfg *Config) error {
+	if _, err := newLogger(io.Discard, false, cfg.LogLevel, "master", -1); err != nil {
+		return err
+	}
+	goers, err := r.goers(cfg)
+	if err != nil {
+		return err
+	}
+	for _, g := range goers {
+		if err := g.validate(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func ping(paths master.Paths) (ipc.Hello, error) {
@@ -144,13 +194,16 @@ func notRunning(paths master.Paths) error {
 }
 
 func (r *Runner) start(c *cli.Context, daemon bool) error {
-	cfg, paths, err := r.resolve(c)
-	if err != nil {
-		return err
-	}
 	menv, err := procenv.DecodeMasterEnv(os.Getenv)
 	if err != nil {
 		return fmt.Errorf("goes: start: %w", err)
+	}
+	// A daemon reports every failure to the CLI that started it.
+	notifier := master.TakeNotifier(menv.NotifyFD)
+	cfg, paths, cfgPath, err := r.resolveFile(c)
+	if err != nil {
+		notifier.Fail(err)
+		return err
 	}
 	// A process that will run the master checks this in runMaster, once
 	// it knows whether a reload started it.
@@ -160,9 +213,9 @@ func (r *Runner) start(c *cli.Context, daemon bool) error {
 		}
 	}
 	if err := paths.EnsureDir(); err != nil {
+		notifier.Fail(err)
 		return err
 	}
-	notifier := master.TakeNotifier(menv.NotifyFD)
 	if daemon && !menv.Daemon {
 		logFile := cfg.LogFile
 		if logFile == "" {
@@ -183,7 +236,7 @@ func (r *Runner) start(c *cli.Context, daemon bool) error {
 		fmt.Fprintf(r.Stdout, "%s started (pid %d, run dir %s, log %s)\n", r.Name, pid, paths.Dir, logFile)
 		return nil
 	}
-	err = r.runMaster(cfg, paths, menv, &notifier)
+	err = r.runMaster(cfg, cfgPath, paths, menv, &notifier)
 	if err != nil {
 		notifier.Fail(err)
 		if errors.Is(err, master.ErrRunning) {
@@ -272,11 +325,29 @@ func (r *Runner) stop(c *cli.Context, graceful, quietIfStopped bool) error {
 }
 
 func (r *Runner) reload(c *cli.Context) error {
-	_, paths, err := r.resolve(c)
+	named := flagString(c, "config") != ""
+	cfg, paths, path, err := r.resolveFile(c)
+	if err == nil && named {
+		// The new generation runs this file: refuse one that cannot start
+		// before anything starts.
+		err = r.check(cfg)
+		if err == nil && cfg.RunDir != "" {
+			if dir, aerr := filepath.Abs(cfg.RunDir); aerr != nil || dir != paths.Dir {
+				err = fmt.Errorf("goes: %s: run_dir %q is not the master's run directory %s (a reload keeps it)", path, cfg.RunDir, paths.Dir)
+			}
+		}
+	}
 	if err != nil {
+		if named {
+			return fmt.Errorf("goes: reload refused, nothing was started: %w", err)
+		}
 		return err
 	}
-	req, _ := ipc.New(ipc.TypeReload, 1, ipc.ReloadRequest{Graceful: c.Bool("graceful")})
+	rr := ipc.ReloadRequest{Graceful: c.Bool("graceful")}
+	if named {
+		rr.Config = path
+	}
+	req, _ := ipc.New(ipc.TypeReload, 1, rr)
 	ans, err := paths.Request(req, 10*time.Minute)
 	if err != nil {
 		if errors.Is(err, master.ErrNotRunning) {
@@ -366,6 +437,9 @@ func printStatus(w io.Writer, name string, st ipc.Status) {
 	fmt.Fprintf(w, "version: %s   go: %s   master pid: %d   state: %s   generation: %d\n", m.Version, runtime.Version(), m.PID, m.State, m.Generation)
 	fmt.Fprintf(w, "started: %s   uptime: %s   workers: %d   worker exits: %d\n",
 		m.StartedAt.Format(time.DateTime), (time.Duration(m.UptimeSeconds) * time.Second).String(), m.Workers, m.ExitCount)
+	if ops := opsLine(m.MasterOps); ops != "" {
+		fmt.Fprintln(w, ops)
+	}
 	for _, p := range st.Others {
 		fmt.Fprintf(w, "generation %d too: master pid %d, version %s, %s\n", p.Generation, p.PID, p.Version, p.State)
 	}
@@ -391,13 +465,59 @@ func printStatus(w io.Writer, name string, st ipc.Status) {
 	}
 	fmt.Fprintln(w, "---------------------------------- WORKERS ----------------------------------")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "id\tpid\tname\tlisten\tstate\tgen\tconnections\trequests\tqps\tmemory\ttimers\texits\tlast exit")
+	fmt.Fprintln(tw, "id\tpid\tname\tlisten\tstate\tgen\tconnections\trequests\tqps\tmemory\ttimers\texits\trecycles\tlast exit")
+	row := func(x ipc.Worker, state string) {
+		recycles := strconv.Itoa(x.Recycles)
+		if x.LastRecycle != "" {
+			recycles += " (" + x.LastRecycle + ")"
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%.0f\t%s\t%d\t%d\t%s\t%s\n",
+			x.ID, x.PID, x.Name, x.Listen, state, x.Generation, x.Connections, x.Requests, x.QPS,
+			humanBytes(x.MemoryBytes), x.Timers, x.ExitCount, recycles, x.LastExit)
+	}
 	for _, x := range st.Workers {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%.0f\t%s\t%d\t%d\t%s\n",
-			x.ID, x.PID, x.Name, x.Listen, x.State, x.Generation, x.Connections, x.Requests, x.QPS,
-			humanBytes(x.MemoryBytes), x.Timers, x.ExitCount, x.LastExit)
+		state := x.State
+		if state == master.StateUnresponsive {
+			// The figures are those of its last answer.
+			state = fmt.Sprintf("%s (silent %.1fs)", state, x.SilentSeconds)
+		}
+		row(x, state)
+	}
+	for _, x := range st.Retiring {
+		row(x, x.State+" (recycled)")
 	}
 	tw.Flush()
+}
+
+// opsLine sums up the watchdog, recycling and reload figures of a master
+// ("" when there is nothing to say).
+func opsLine(o ipc.MasterOps) string {
+	var parts []string
+	if o.Unresponsive > 0 || o.UnresponsiveTotal > 0 || o.WatchdogKills > 0 {
+		parts = append(parts, fmt.Sprintf("unresponsive: %d now, %d seen, %d killed", o.Unresponsive, o.UnresponsiveTotal, o.WatchdogKills))
+	}
+	if n := sumCounts(o.Recycles); n > 0 {
+		parts = append(parts, fmt.Sprintf("recycles: %d (max_requests %d, max_memory %d)", n, o.Recycles[ipc.RecycleMaxRequests], o.Recycles[ipc.RecycleMaxMemory]))
+	}
+	if n := sumCounts(o.Reloads); n > 0 {
+		parts = append(parts, fmt.Sprintf("reloads: %d ok, %d failed, %d refused", o.Reloads[ipc.ReloadOK], o.Reloads[ipc.ReloadFailed], o.Reloads[ipc.ReloadRefused]))
+	}
+	line := strings.Join(parts, "   ")
+	if o.LastReloadError != "" {
+		if line != "" {
+			line += "\n"
+		}
+		line += "last reload error: " + o.LastReloadError
+	}
+	return line
+}
+
+func sumCounts(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 func humanBytes(n uint64) string {

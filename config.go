@@ -25,6 +25,7 @@ import (
 //	  "ready_timeout": "30s",
 //	  "cluster": {"enabled": true},
 //	  "admin": "127.0.0.1:8084",
+//	  "unresponsive_timeout": "5s", "kill_unresponsive": "30s",
 //	  "listeners": [
 //	    {"name": "web", "listen": "http://0.0.0.0:8080", "count": 4, "handler": "hello"},
 //	    {"listen": "text://127.0.0.1:8082", "handler": "echo"},
@@ -63,6 +64,19 @@ type Config struct {
 	Admin string `json:"admin,omitempty"`
 	// Listeners, see ListenerConfig.
 	Listeners []ListenerConfig `json:"listeners,omitempty"`
+
+	// Watchdog. The master asks every worker for its figures over its
+	// control channel every WatchdogInterval (default 1s); a worker that
+	// has not answered for UnresponsiveTimeout (default 5s) shows as
+	// "unresponsive" in status, with its last figures and how long it has
+	// been silent, and that is logged once; one silent for
+	// KillUnresponsive (default 30s; "0s": never) is killed and replaced
+	// under the same id. A worker's control channel is served apart from
+	// its event loops: what the watchdog sees is a stopped, swapped-out or
+	// wedged process, not one busy callback.
+	WatchdogInterval    Duration  `json:"watchdog_interval,omitempty"`
+	UnresponsiveTimeout Duration  `json:"unresponsive_timeout,omitempty"`
+	KillUnresponsive    *Duration `json:"kill_unresponsive,omitempty"`
 }
 
 // ClusterConfig gives the workers a cluster Node (package cluster), so that
@@ -128,6 +142,12 @@ type ListenerConfig struct {
 	// handlers that block (see Goer.CallbackGoroutines; default 0: on
 	// the loops).
 	CallbackGoroutines int `json:"callback_goroutines,omitempty"`
+
+	// Recycling (see Goer.MaxRequests): replace a worker after about
+	// MaxRequests requests (messages) or once its resident memory passes
+	// about MaxMemory bytes, each ±10% per worker (default 0: never).
+	MaxRequests uint64 `json:"max_requests,omitempty"`
+	MaxMemory   uint64 `json:"max_memory,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s").

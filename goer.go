@@ -137,6 +137,17 @@ type Goer struct {
 	// TLSConfig, when set, is used for tls instead of CertFile/KeyFile.
 	TLSConfig *tls.Config
 
+	// Worker recycling (workerman's max_request): a worker is replaced
+	// under the same id, through the same drain as a reload, once it has
+	// served about MaxRequests requests (messages, any protocol) or its
+	// resident memory exceeds about MaxMemory bytes. Each worker draws its
+	// limits within ±10% of these (worker.RecycleJitter), so the workers
+	// of a listener do not recycle together; the replacement accepts
+	// before the old worker drains. Default 0: never. Config file:
+	// "max_requests", "max_memory"; status shows the recycles.
+	MaxRequests uint64
+	MaxMemory   uint64
+
 	// OnWorkerStart runs in each worker before it accepts.
 	OnWorkerStart func(g *Goer)
 	// OnConnect runs when a stream connection is accepted, on its event

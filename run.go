@@ -38,6 +38,8 @@ type Runner struct {
 	// Stdout and Stderr receive the CLI's output (default os.Stdout,
 	// os.Stderr).
 	Stdout, Stderr io.Writer
+
+	served bool // this process ran a master that served (OnReady)
 }
 
 // ErrAlreadyRunning is returned by start when a master already serves
@@ -61,11 +63,22 @@ func Run(args []string, goers ...*Goer) error {
 }
 
 // RunAll runs the command line of the process (os.Args) for goers and
-// exits: 0 when the verb succeeded, 1 with the error on stderr when not.
-// A program can serve several listeners: goes.RunAll(web, admin, udp).
+// exits: 0 when the verb succeeded, 1 with the error on stderr when not
+// (see Runner.Main). A program can serve several listeners:
+// goes.RunAll(web, admin, udp).
 func RunAll(goers ...*Goer) {
-	if err := Run(os.Args, goers...); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	r := &Runner{Goers: goers}
+	r.Main(os.Args)
+}
+
+// Main runs the verb in args (os.Args) and exits the process: status 0
+// when it succeeded, else 1 after writing the error to Stderr. A process
+// whose stderr is a JSON log (a daemon master, its workers) writes the
+// error as a JSON log line, so that the log file stays JSON lines; the
+// CLI writes it as plain text.
+func (r *Runner) Main(args []string) {
+	if err := r.Run(args); err != nil {
+		r.fatal(err)
 		os.Exit(1)
 	}
 	os.Exit(0)
@@ -167,6 +180,13 @@ func (g *Goer) apply(lc ListenerConfig) error {
 	}
 	if lc.CallbackGoroutines > 0 {
 		g.CallbackGoroutines = lc.CallbackGoroutines
+	}
+	// Recycling.
+	if lc.MaxRequests > 0 {
+		g.MaxRequests = lc.MaxRequests
+	}
+	if lc.MaxMemory > 0 {
+		g.MaxMemory = lc.MaxMemory
 	}
 	return nil
 }

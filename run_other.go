@@ -11,3 +11,6 @@ import (
 func (r *Runner) run([]string) error {
 	return fmt.Errorf("%w (%s)", ErrUnsupported, runtime.GOOS)
 }
+
+// fatal writes err as plain text.
+func (r *Runner) fatal(err error) { fmt.Fprintln(r.Stderr, err) }

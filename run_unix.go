@@ -8,11 +8,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"os/signal"
 	"os/user"
 	"runtime"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,7 +35,85 @@ func (r *Runner) run(args []string) error {
 	if procenv.IsWorker(os.Getenv) {
 		return r.runWorker()
 	}
-	return r.app().Run(args)
+	err := r.app().Run(args)
+	if err != nil && !r.served {
+		// A master that a reload started tells the master that started it
+		// why it fails, for reload to print.
+		if succ, derr := procenv.DecodeSuccessorEnv(os.Getenv); derr == nil && succ.ParentControl != "" {
+			master.ReportUpgradeFailure(succ.ParentControl, err)
+		}
+	}
+	return err
+}
+
+// fatal writes err, which ends the process, to r.Stderr: as a JSON log
+// line where the process logs JSON lines (a daemon master, a worker that
+// does not log console lines), so that the log stays JSON lines; as plain
+// text otherwise (a person or a script reads what the CLI says).
+func (r *Runner) fatal(err error) {
+	role, id, jsonLog := "master", -1, false
+	if procenv.IsWorker(os.Getenv) {
+		if w, derr := procenv.DecodeWorkerEnv(os.Getenv); derr == nil {
+			role, id, jsonLog = "worker", w.Identity.ID, !w.LogConsole
+		}
+	} else if m, derr := procenv.DecodeMasterEnv(os.Getenv); derr == nil {
+		jsonLog = m.Daemon
+	}
+	if !jsonLog {
+		fmt.Fprintln(r.Stderr, err)
+		return
+	}
+	log, _ := newLogger(r.Stderr, false, "", role, id)
+	log.Error().Err(err).Msg("exiting on error")
+}
+
+// killUnresponsive maps the config's kill_unresponsive to
+// master.Options.KillUnresponsive: unset is the default, 0 never.
+func killUnresponsive(cfg *Config) time.Duration {
+	switch {
+	case cfg.KillUnresponsive == nil:
+		return 0
+	case *cfg.KillUnresponsive <= 0:
+		return -1
+	}
+	return time.Duration(*cfg.KillUnresponsive)
+}
+
+// pipeWriter is a worker's log output when its master copies it
+// (procenv.WorkerEnv.LogPipe): the pipe on stderr until the master is gone,
+// then the log file, which reopenLog puts on stdout and stderr. The worker
+// says when the master is gone (detach, at EOF on its control channel),
+// before it logs its drain: the dying master's end of the pipe may still
+// be open a moment, and what goes into it then is lost. A write that
+// fails with EPIPE (SIGPIPE being caught) detaches too. Safe for
+// concurrent use.
+type pipeWriter struct {
+	file     string
+	mu       sync.Mutex
+	detached atomic.Bool
+}
+
+func (p *pipeWriter) Write(b []byte) (int, error) {
+	n, err := os.Stderr.Write(b)
+	if err == nil || !errors.Is(err, syscall.EPIPE) || p.file == "" || p.detach() != nil {
+		return n, err
+	}
+	return os.Stderr.Write(b) // to the file now
+}
+
+// detach points stdout and stderr at the log file, once (nil when that is
+// done, or there is no file).
+func (p *pipeWriter) detach() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.detached.Load() || p.file == "" {
+		return nil
+	}
+	if err := reopenLog(p.file); err != nil {
+		return err
+	}
+	p.detached.Store(true)
+	return nil
 }
 
 // credential resolves the config's user and group.
@@ -64,7 +146,7 @@ func credential(cfg *Config) (*syscall.Credential, error) {
 }
 
 // runMaster runs the master in this process until it stops.
-func (r *Runner) runMaster(cfg *Config, paths master.Paths, menv procenv.MasterEnv, notifier *master.Notifier) error {
+func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv procenv.MasterEnv, notifier *master.Notifier) error {
 	daemon := menv.Daemon
 	goers, err := r.goers(cfg)
 	if err != nil {
@@ -158,7 +240,14 @@ func (r *Runner) runMaster(cfg *Config, paths master.Paths, menv procenv.MasterE
 		},
 		Reopen: reopen,
 		Admin:  r.adminAddr(cfg, goers),
+		// Operations.
+		WatchdogInterval:    time.Duration(cfg.WatchdogInterval),
+		UnresponsiveTimeout: time.Duration(cfg.UnresponsiveTimeout),
+		KillUnresponsive:    killUnresponsive(cfg),
+		ConfigFile:          cfgPath,
+		WrapOutput:          logFile != "" && !consoleOut,
 		OnReady: func() {
+			r.served = true
 			notifier.Ready(os.Getpid())
 			switch {
 			case daemon:
@@ -211,7 +300,18 @@ func (r *Runner) runWorker() error {
 		return fmt.Errorf("goes: worker of listener %d, but the program has %d", id.Listener, len(goers))
 	}
 	g := goers[id.Listener]
-	log, err := newLogger(os.Stderr, wenv.LogConsole, cfg.LogLevel, "worker", id.ID)
+	var (
+		logOut     io.Writer = os.Stderr
+		masterGone func()
+	)
+	if wenv.LogPipe {
+		// Once the master is gone the log goes to the file, and a write
+		// to its pipe fails (EPIPE) rather than killing the worker.
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+		pw := &pipeWriter{file: wenv.LogFile}
+		logOut, masterGone = pw, func() { pw.detach() }
+	}
+	log, err := newLogger(logOut, wenv.LogConsole, cfg.LogLevel, "worker", id.ID)
 	if err != nil {
 		return err
 	}
@@ -281,8 +381,16 @@ func (r *Runner) runWorker() error {
 		GoingAway:    goingAway,
 		Version:      r.Version,
 		Logger:       log,
-		Reopen:       func() error { return reopenLog(logFile) },
-		Timers:       g.wheel.LenUser,
+		Reopen: func() error {
+			if wenv.LogPipe {
+				return nil // the master reopens the file it copies to
+			}
+			return reopenLog(logFile)
+		},
+		MasterGone:  masterGone,
+		Timers:      g.wheel.LenUser,
+		MaxRequests: g.MaxRequests,
+		MaxMemory:   g.MaxMemory,
 		OnStart: func() error {
 			if g.OnWorkerStart != nil {
 				g.OnWorkerStart(g)

@@ -1,20 +1,3 @@
-// Package connections is the connection runtime of a goes worker: it turns
-// accepted sockets and datagrams into Connections, the bytes they receive
-// into packets (through a protocols.Protocol) and packets into OnMessage
-// calls, and it owns every connection's send buffer.
-//
-// The I/O engine under it is replaceable: nothing in the Connection API or
-// in the callbacks assumes a goroutine per connection. Callbacks of one
-// connection never run concurrently with each other; callbacks of
-// different connections may.
-//
-// Outgoing connections (Client, NewClient) speak transports only: tcp://,
-// tls://, unix:// and udp:// URIs, with the protocol in the config. The
-// package knows protocols through the interfaces of package protocols
-// alone (a protocol with an opening handshake implements
-// protocols.ClientHandshaker), never a concrete one: the protocol URIs
-// (text://, frame://, ws://, wss://) are mapped one level up, by
-// goes.NewClient, and the WebSocket client is websocket.Client.
 package connections
 
 import (

@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/rs/zerolog"
-
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols"
@@ -159,7 +157,7 @@ func TestEngineSelection(t *testing.T) {
 		{name: "unknown", engine: "iouring", ln: tcpLn},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := connections.NewServer(connections.Config{Engine: tc.engine, Logger: zerolog.New(zerolog.NewTestWriter(t))})
+			s := connections.NewServer(connections.Config{Engine: tc.engine, Logger: testkit.Logger(t)})
 			defer s.Close()
 			if err := s.Serve(tc.ln(t)); !errors.Is(err, connections.ErrEngineUnsupported) {
 				t.Fatalf("Serve: %v, want ErrEngineUnsupported", err)

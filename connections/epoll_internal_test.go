@@ -22,7 +22,7 @@ import (
 // nothing left to read or send, it owns no buffer.
 func TestIdleConnectionHoldsNoBuffers(t *testing.T) {
 	s := NewServer(Config{
-		Engine: EngineEpoll, Protocol: text.New(), Logger: zerolog.New(zerolog.NewTestWriter(t)),
+		Engine: EngineEpoll, Protocol: text.New(), Logger: testkit.Logger(t),
 		Handler: Handler{OnMessage: func(c Connection, d []byte) { c.SendBytes(d, false) }},
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -183,10 +183,10 @@ type Server struct {
 	ctr      counters // the standard engine's and UDP's
 	errs     atomic.Uint64
 	open     atomic.Int64
-	badInput atomic.Uint64 // part of errs, as are panics and bufferFull
+	badInput atomic.Uint64 // part of errs, as are panics and bufFull
 	panics   atomic.Uint64
 	bufFull  atomic.Uint64
-	wg       sync.WaitGroup // serve loops and connections
+	wg       sync.WaitGroup // the standard engine's connection and writer goroutines (a Client's too)
 	doneCh   chan struct{}  // closed when the last connection is gone after Drain
 	doneOnce sync.Once
 	// acceptWG counts the standard engine's accept loops: Drain waits for
@@ -197,20 +197,14 @@ type Server struct {
 	mu         sync.Mutex
 	settled    bool // under mu: Drain has closed the listeners and every hand-off is done
 	listeners  map[closer]struct{}
-	conns      map[*stdConn]struct{}
 	bufs       bufferPool
 
-	loopOnce sync.Once
-	loopWG   sync.WaitGroup // event loops
-	poolWG   sync.WaitGroup // callback pool goroutines
-	loopErr  error
-	loops    []*loop // under mu
-	pool     *taskPool
-	releaser StateReleaser // cfg.Protocol's, if it has one
-
-	watchStop    chan struct{}
-	watchStopped bool          // under mu
-	stallAfter   time.Duration // watchdog period (tests shorten it)
+	// std is the standard engine; engines are std and the platform's
+	// event-loop engines. Both are set by NewServer and never change.
+	std        *stdEngine
+	engines    []engine
+	releaser   StateReleaser // cfg.Protocol's, if it has one
+	stallAfter time.Duration // event-loop watchdog period (tests shorten it)
 
 	// Connection timers (timers.go); timed is false when there are none.
 	timed          bool
@@ -241,9 +235,10 @@ func NewServer(cfg Config) *Server {
 		doneCh:     make(chan struct{}),
 		stopAccept: make(chan struct{}),
 		listeners:  make(map[closer]struct{}),
-		conns:      make(map[*stdConn]struct{}),
 		epoch:      time.Now(),
 	}
+	s.std = &stdEngine{s: s, conns: make(map[*stdConn]struct{})}
+	s.engines = append([]engine{s.std}, platformEngines(s)...)
 	if cfg.IdleTimeout > 0 {
 		s.idleNs = int64(cfg.IdleTimeout)
 	}
@@ -275,45 +270,18 @@ func NewServer(cfg Config) *Server {
 // connection. Serve may be called for several listeners at once.
 func (s *Server) Serve(ln net.Listener) error {
 	s.startWheel() // closing connections' deadlines run on it
-	switch s.engineFor(ln) {
-	case EngineEpoll:
-		return s.serveEpoll(ln)
-	case EngineStd:
-		return s.serveStd(ln)
+	e := s.pickEngine(ln)
+	if e == nil {
+		return fmt.Errorf("connections: engine %q for %T: %w", s.cfg.Engine, ln, ErrEngineUnsupported)
 	}
-	return fmt.Errorf("connections: engine %q for %T: %w", s.cfg.Engine, ln, ErrEngineUnsupported)
-}
-
-// engineFor returns the engine that serves ln, or "" if none can.
-func (s *Server) engineFor(ln net.Listener) string {
-	switch s.cfg.Engine {
-	case EngineStd:
-		return EngineStd
-	case EngineEpoll:
-		if epollSupported && epollUsable(ln) {
-			return EngineEpoll
-		}
-		return ""
-	case EngineAuto:
-		if epollSupported && epollUsable(ln) && s.cfg.Transport != "tls" {
-			return EngineEpoll
-		}
-		return EngineStd
-	}
-	return ""
-}
-
-// loopList returns the event loops (none before the first epoll Serve).
-func (s *Server) loopList() []*loop {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.loops
+	return e.serve(ln)
 }
 
 // track registers a listener or packet conn for Drain to close; once the
 // server drains it closes l instead and returns false. accepts is true for
-// an accept loop that Drain must wait for (Serve's standard engine): the
-// caller then calls s.acceptWG.Done when it returns.
+// an accept loop that Drain must wait for (the standard engine's): the
+// caller then calls s.acceptWG.Done when it returns. An engine whose
+// listener's Close waits for the accepts in progress passes false.
 func (s *Server) track(l closer, accepts bool) bool {
 	s.mu.Lock()
 	if s.draining.Load() {
@@ -333,25 +301,6 @@ func (s *Server) untrack(l closer) {
 	s.mu.Lock()
 	delete(s.listeners, l)
 	s.mu.Unlock()
-}
-
-func (s *Server) add(c *stdConn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed.Load() {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	s.open.Add(1)
-	s.accepted.Add(1)
-	return true
-}
-
-func (s *Server) remove(c *stdConn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.connGone()
 }
 
 // connGone counts a connection out once its OnClose has run.
@@ -398,7 +347,7 @@ func (s *Server) Drain() {
 	if n == 0 {
 		s.doneOnce.Do(func() { close(s.doneCh) })
 	}
-	s.wakeLoops()
+	s.wakeEngines()
 }
 
 // Done is closed once Drain (or Shutdown, or Close) has run and every
@@ -433,22 +382,28 @@ func (s *Server) Close() error {
 	for _, c := range s.all() {
 		c.Destroy()
 	}
-	s.wakeLoops()
-	s.waitLoops()
-	s.wg.Wait()
+	s.wakeEngines()
+	for i := len(s.engines) - 1; i >= 0; i-- {
+		s.engines[i].wait() // the event-loop engines, then the standard one
+	}
 	s.stopWheel()
 	return nil
 }
 
+// wakeEngines makes every engine look at the server's state.
+func (s *Server) wakeEngines() {
+	for _, e := range s.engines {
+		e.wake()
+	}
+}
+
 // all returns a snapshot of the open stream connections of every engine.
 func (s *Server) all() []Connection {
-	s.mu.Lock()
-	cs := make([]Connection, 0, len(s.conns))
-	for c := range s.conns {
-		cs = append(cs, c)
+	var cs []Connection
+	for _, e := range s.engines {
+		cs = e.appendConns(cs)
 	}
-	s.mu.Unlock()
-	return s.epollConns(cs)
+	return cs
 }
 
 // Stats returns the server's counters.
@@ -463,7 +418,9 @@ func (s *Server) Stats() Stats {
 		SendBufferFull: s.bufFull.Load(),
 	}
 	s.ctr.addTo(&st)
-	s.loopCounters(&st)
+	for _, e := range s.engines {
+		e.addStats(&st)
+	}
 	return st
 }
 

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
 	"github.com/goes-project/goes/connections"
@@ -30,7 +29,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // returns it with the address to dial; cleanup closes it.
 func serve(t testing.TB, network string, cfg connections.Config) (*connections.Server, string) {
 	t.Helper()
-	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t))
+	cfg.Logger = testkit.Logger(t)
 	addr := "127.0.0.1:0"
 	if network == "unix" {
 		addr = filepath.Join(t.TempDir(), "s.sock")
@@ -376,7 +375,7 @@ func TestUDPEcho(t *testing.T) {
 	}
 	s := connections.NewServer(connections.Config{
 		Protocol: text.New(), Transport: "udp",
-		Logger: zerolog.New(zerolog.NewTestWriter(t)),
+		Logger: testkit.Logger(t),
 		Handler: connections.Handler{OnMessage: func(c connections.Connection, d []byte) {
 			c.Send("re:"+string(d), false)
 			c.Close() // must not close the shared socket
@@ -404,7 +403,7 @@ func TestTLS(t *testing.T) {
 	}
 	s := connections.NewServer(connections.Config{
 		Protocol: text.New(), Transport: "tls",
-		Logger:  zerolog.New(zerolog.NewTestWriter(t)),
+		Logger:  testkit.Logger(t),
 		Handler: connections.Handler{OnMessage: echo},
 	})
 	done := make(chan error, 1)

@@ -39,8 +39,64 @@ type stdConn struct {
 
 var _ Connection = (*stdConn)(nil)
 
-// serveStd accepts from ln with one goroutine per connection.
-func (s *Server) serveStd(ln net.Listener) error {
+// stdEngine is EngineStd: a goroutine per connection, for every
+// listener on every platform. Its traffic counters are the server's own
+// (Server.ctr, shared with datagrams) and its goroutines are counted in
+// Server.wg.
+type stdEngine struct {
+	s     *Server
+	conns map[*stdConn]struct{} // under s.mu
+}
+
+var _ engine = (*stdEngine)(nil)
+
+func (e *stdEngine) name() string             { return EngineStd }
+func (e *stdEngine) usable(net.Listener) bool { return true }
+
+// appendConns appends the engine's connections to dst.
+func (e *stdEngine) appendConns(dst []Connection) []Connection {
+	e.s.mu.Lock()
+	defer e.s.mu.Unlock()
+	for c := range e.conns {
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// addStats adds nothing: Stats counts Server.ctr itself.
+func (e *stdEngine) addStats(*Stats) {}
+
+// wake does nothing: the engine's goroutines end with their connections.
+func (e *stdEngine) wake() {}
+
+// wait waits for the connections' goroutines.
+func (e *stdEngine) wait() { e.s.wg.Wait() }
+
+// add counts c in, unless the server is closed.
+func (e *stdEngine) add(c *stdConn) bool {
+	s := e.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return false
+	}
+	e.conns[c] = struct{}{}
+	s.open.Add(1)
+	s.accepted.Add(1)
+	return true
+}
+
+// remove counts c out once its OnClose has run.
+func (e *stdEngine) remove(c *stdConn) {
+	e.s.mu.Lock()
+	delete(e.conns, c)
+	e.s.mu.Unlock()
+	e.s.connGone()
+}
+
+// serve accepts from ln with one goroutine per connection.
+func (e *stdEngine) serve(ln net.Listener) error {
+	s := e.s
 	if !s.track(ln, true) {
 		return ErrServerClosed
 	}
@@ -97,6 +153,8 @@ func (s *Server) newStdConn() *stdConn {
 	return &ct.stdConn
 }
 
+// startStd runs nc as a connection of the standard engine: Serve's, and
+// a Client's.
 func (s *Server) startStd(nc net.Conn) {
 	c := s.newStdConn()
 	c.nc = nc
@@ -107,7 +165,7 @@ func (s *Server) startStd(nc net.Conn) {
 			c.rw.init(rc)
 		}
 	}
-	if !s.add(c) {
+	if !s.std.add(c) {
 		nc.Close()
 		return
 	}
@@ -229,7 +287,7 @@ func (c *stdConn) finish() {
 		}
 	}
 	c.s.log.Debug().Uint64("conn", c.id).Msg("connection closed")
-	c.s.remove(c)
+	c.s.std.remove(c)
 }
 
 // waitClosed blocks until the socket is closed.

@@ -28,6 +28,13 @@ const (
 	// worker → master events.
 	TypeReady = "ready" // the worker accepts; body Hello
 
+	// Operations: recycling and reload errors.
+	TypeRecycle = "recycle" // worker → master event: body RecycleRequest, replace me
+	// TypeUpgradeFailed: a master started by a reload that fails before it
+	// serves tells the master that started it why (body UpgradeFailure);
+	// answer ok.
+	TypeUpgradeFailed = "upgrade-failed"
+
 	// Answers.
 	TypeOK    = "ok"
 	TypeError = "error"
@@ -142,6 +149,11 @@ type Status struct {
 	Master  MasterStatus   `json:"master"`
 	Workers []Worker       `json:"workers"`
 	Others  []MasterStatus `json:"other_masters,omitempty"`
+	// Retiring are the processes that a recycle replaced and that still
+	// drain (State "draining"; their id is served by the entry of Workers
+	// with the same ID and MasterPID). Not in Workers, which has one entry
+	// per id and master.
+	Retiring []Worker `json:"retiring,omitempty"`
 }
 
 // MasterStatus describes the master.
@@ -157,17 +169,13 @@ type MasterStatus struct {
 	ExitCount     int       `json:"exit_count"`
 	// Cluster is set when the workers have a cluster.
 	Cluster *ClusterInfo `json:"cluster,omitempty"`
+	MasterOps
 
 	// Exits counts the workers' unexpected exits by how they ended (the
 	// process state, "exit status 2", "signal: killed").
 	Exits map[string]int `json:"exits,omitempty"`
 	// Restarts counts the workers started again after an unexpected exit.
 	Restarts int `json:"restarts"`
-	// Reloads counts the successful reloads since the first master of
-	// this line started (its generation - 1); ReloadFailures the reloads
-	// this master tried that failed.
-	Reloads        int `json:"reloads"`
-	ReloadFailures int `json:"reload_failures"`
 	// ReloadSeconds is how long the reload that started this master took,
 	// from its start to serving (0: a reload did not start it).
 	ReloadSeconds float64 `json:"reload_seconds,omitempty"`
@@ -176,6 +184,39 @@ type MasterStatus struct {
 	DrainSeconds float64 `json:"drain_seconds,omitempty"`
 	// Admin is the address the admin endpoint is bound to (empty: none).
 	Admin string `json:"admin,omitempty"`
+}
+
+// MasterOps are the master's watchdog, recycling and reload figures (at
+// the top level of MasterStatus in JSON). The counters count since this
+// master started, but Reloads, which a master hands on to the one a
+// reload starts.
+type MasterOps struct {
+	// Unresponsive is the number of this master's worker processes
+	// unresponsive now; UnresponsiveTotal counts the times one was found
+	// so, WatchdogKills the ones killed for it.
+	Unresponsive      int `json:"unresponsive"`
+	UnresponsiveTotal int `json:"unresponsive_total"`
+	WatchdogKills     int `json:"watchdog_kills"`
+	// Recycles counts the workers replaced by recycling, by reason
+	// (RecycleMaxRequests, RecycleMaxMemory).
+	Recycles map[string]int `json:"recycles,omitempty"`
+	// Reloads counts reloads by result (ReloadOK, ReloadFailed,
+	// ReloadRefused), over the generations of this run directory.
+	Reloads map[string]int `json:"reloads,omitempty"`
+	// LastReloadError says why the last reload this master tried failed.
+	LastReloadError string `json:"last_reload_error,omitempty"`
+	// Watchdog is the liveness check in force.
+	Watchdog WatchdogSettings `json:"watchdog"`
+}
+
+// WatchdogSettings are a master's liveness check (see master.Options):
+// every IntervalSeconds it asks each worker for its figures; one silent
+// for UnresponsiveSeconds is unresponsive, and one silent for
+// KillSeconds is killed and replaced (0: never).
+type WatchdogSettings struct {
+	IntervalSeconds     float64 `json:"interval_seconds"`
+	UnresponsiveSeconds float64 `json:"unresponsive_seconds"`
+	KillSeconds         float64 `json:"kill_seconds"`
 }
 
 // Worker is one worker process in a Status.
@@ -199,12 +240,72 @@ type Worker struct {
 	Load
 	ExitCount int    `json:"exit_count"`
 	LastExit  string `json:"last_exit,omitempty"`
+	Ops
 }
 
+// Ops is what the master's watchdog and recycling tell about a worker id,
+// in its Worker entry of a Status (the fields stand at the top level in
+// JSON).
+type Ops struct {
+	// SilentSeconds is how long the process has not answered its master:
+	// at most about the watchdog interval while it is healthy. A worker
+	// silent for the unresponsive timeout has State "unresponsive" and
+	// shows the figures of its last answer (LastSeen).
+	SilentSeconds float64 `json:"silent_seconds"`
+	// LastSeen is when the process last answered (zero before its first
+	// answer).
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	// Unresponsive counts the times a process of this id was found
+	// unresponsive; WatchdogKills, the times one was killed for it and
+	// replaced.
+	Unresponsive  int `json:"unresponsive_count"`
+	WatchdogKills int `json:"watchdog_kills"`
+	// Recycles counts the replacements of this id's process by recycling
+	// (max_requests, max_memory); LastRecycle is the reason of the last
+	// one (RecycleMaxRequests or RecycleMaxMemory).
+	Recycles    int    `json:"recycles"`
+	LastRecycle string `json:"last_recycle,omitempty"`
+}
+
+// Recycle reasons (RecycleRequest.Reason, Ops.LastRecycle, the keys of
+// MasterStatus.Recycles).
+const (
+	RecycleMaxRequests = "max_requests"
+	RecycleMaxMemory   = "max_memory"
+)
+
+// RecycleRequest is a worker asking its master to be replaced: it has
+// served Requests (limit Limit for RecycleMaxRequests) or holds
+// MemoryBytes of resident memory (limit Limit for RecycleMaxMemory). The
+// master starts a replacement under the same id and tells this worker to
+// drain once the replacement accepts.
+type RecycleRequest struct {
+	Reason      string `json:"reason"`
+	Requests    uint64 `json:"requests"`
+	MemoryBytes uint64 `json:"memory_bytes"`
+	Limit       uint64 `json:"limit"`
+}
+
+// UpgradeFailure is the error that stopped a master started by a reload,
+// sent to the master that started it (TypeUpgradeFailed).
+type UpgradeFailure struct {
+	PID   int    `json:"pid"`
+	Error string `json:"error"`
+}
+
+// Reload results (the keys of MasterStatus.Reloads).
+const (
+	ReloadOK      = "ok"      // a new master took over
+	ReloadFailed  = "failed"  // the new master failed; the old one serves on
+	ReloadRefused = "refused" // not started: a reload in progress, a master stopping, ...
+)
+
 // ReloadRequest asks for a reload; Graceful lets the old workers drain
-// without a time bound.
+// without a time bound. Config, an absolute path, is the config file the
+// new generation runs (empty: the one this generation runs).
 type ReloadRequest struct {
-	Graceful bool `json:"graceful"`
+	Graceful bool   `json:"graceful"`
+	Config   string `json:"config,omitempty"`
 }
 
 // StatusRequest asks for a status; Local leaves out the other masters of

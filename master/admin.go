@@ -455,11 +455,10 @@ func pprofError(w http.ResponseWriter, status int, text string) {
 // figures are the master's own counts shown in MasterStatus (and so in
 // metrics). Owner: the run loop.
 type figures struct {
-	exits          map[string]int // unexpected worker exits by process state
-	restarts       int            // workers started again after one
-	reloadFailures int            // reloads this master tried that failed
-	readyAt        time.Time      // when this master first served
-	previousGone   time.Time      // when the previous generation was gone
+	exits        map[string]int // unexpected worker exits by process state
+	restarts     int            // workers started again after one
+	readyAt      time.Time      // when this master first served
+	previousGone time.Time      // when the previous generation was gone
 }
 
 // exited counts an unexpected exit that ended as status says.
@@ -480,8 +479,6 @@ func (m *master) fillFigures(ms *ipc.MasterStatus) {
 		}
 	}
 	ms.Restarts = f.restarts
-	ms.Reloads = m.gen - 1
-	ms.ReloadFailures = f.reloadFailures
 	if m.upg.HasParent() && !f.readyAt.IsZero() {
 		ms.ReloadSeconds = f.readyAt.Sub(m.started).Seconds()
 		if !f.previousGone.IsZero() {

@@ -5,6 +5,7 @@ package master
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -204,9 +205,18 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 				return
 			}
 		}
-		if err := m.reload(c, msg.ID, req.Graceful); err != nil {
+		if err := m.reload(c, msg.ID, req); err != nil {
 			fail(fmt.Errorf("reload refused: %w", err))
 		}
+	case ipc.TypeUpgradeFailed:
+		var f ipc.UpgradeFailure
+		if err := msg.Decode(&f); err != nil {
+			fail(err)
+			return
+		}
+		m.onUpgradeFailure(f)
+		ok(nil)
+		c.Close()
 	case ipc.TypeReopen:
 		m.reopen()
 		ok(nil)
@@ -224,8 +234,9 @@ type entry struct {
 }
 
 type snapshot struct {
-	master  ipc.MasterStatus
-	entries []entry
+	master   ipc.MasterStatus
+	entries  []entry
+	retiring []entry
 }
 
 // snapshot copies what status needs, in the run loop.
@@ -240,32 +251,72 @@ func (m *master) snapshot() snapshot {
 		Generation:    m.gen,
 		Workers:       len(m.slots),
 		ExitCount:     m.exitCount,
+		MasterOps:     m.ops,
 	}}
+	// The maps go to another goroutine: copies.
+	snap.master.Recycles = maps.Clone(m.ops.Recycles)
+	snap.master.Reloads = maps.Clone(m.ops.Reloads)
 	if m.o.Cluster != nil {
 		snap.master.Cluster = m.o.Cluster()
 	}
 	m.fillFigures(&snap.master)
-	for _, s := range m.slots {
+	for p := range m.procs {
+		if p.unresponsive {
+			snap.master.Unresponsive++
+		}
+	}
+	base := func(s *slot) ipc.Worker {
 		l := m.o.Listeners[s.listener]
 		addr := l.Addr
 		if s.listener < len(m.bound) {
 			addr = m.bound[s.listener]
 		}
-		base := ipc.Worker{
+		return ipc.Worker{
 			MasterPID: os.Getpid(), ID: s.id, Index: s.index, Name: l.Name, Listen: l.Network + "://" + addr,
 			Transport: l.Transport, Protocol: l.Protocol, State: s.state,
-			ExitCount: s.exitCount, LastExit: s.lastExit, Generation: m.gen,
+			ExitCount: s.exitCount, LastExit: s.lastExit, Generation: m.gen, Ops: s.ops,
 		}
-		if p := s.cur; p != nil {
-			base.PID, base.Generation, base.StartedAt, base.State, base.Route = p.pid, p.gen, p.started, p.state, p.route
-		}
-		snap.entries = append(snap.entries, entry{w: base, p: s.cur})
 	}
+	withProc := func(w ipc.Worker, p *proc) ipc.Worker {
+		w.PID, w.Generation, w.StartedAt, w.State, w.Route = p.pid, p.gen, p.started, p.state, p.route
+		if p.unresponsive {
+			w.State = StateUnresponsive
+		}
+		return w
+	}
+	for _, s := range m.slots {
+		w := base(s)
+		if p := s.cur; p != nil {
+			w = withProc(w, p)
+		}
+		snap.entries = append(snap.entries, entry{w: w, p: s.cur})
+	}
+	for p := range m.procs {
+		if p.retiring {
+			w := withProc(base(p.slot), p)
+			w.Ops = ipc.Ops{} // the id's counts are on its entry in Workers
+			snap.retiring = append(snap.retiring, entry{w: w, p: p})
+		}
+	}
+	sort.Slice(snap.retiring, func(i, j int) bool {
+		a, b := snap.retiring[i].w, snap.retiring[j].w
+		return a.ID < b.ID || a.ID == b.ID && a.PID < b.PID
+	})
 	return snap
 }
 
+// Bounds of a status request: status answers within about the longer of
+// the two, however the workers and the other masters fare. A worker that
+// does not answer in time is shown with the figures of its last answer
+// (the watchdog asks every WatchdogInterval) and how long it has been
+// silent.
+const (
+	statusAskWorker = 100 * time.Millisecond
+	statusAskMaster = 150 * time.Millisecond
+)
+
 // gatherStatus asks every worker, and the other masters of the run
-// directory, for their stats (1 s bound).
+// directory, for their stats (bounded: statusAskWorker, statusAskMaster).
 func (m *master) gatherStatus(snap snapshot, others []string) ipc.Status {
 	var (
 		prevMu sync.Mutex
@@ -279,7 +330,7 @@ func (m *master) gatherStatus(snap snapshot, others []string) ipc.Status {
 			p := m.o.Paths
 			p.Socket = path
 			req, _ := ipc.New(ipc.TypeStatus, 1, ipc.StatusRequest{Local: true})
-			ans, err := p.Request(req, time.Second)
+			ans, err := p.Request(req, statusAskMaster)
 			var st ipc.Status
 			if err == nil && ans.Decode(&st) == nil {
 				prevMu.Lock()
@@ -288,43 +339,63 @@ func (m *master) gatherStatus(snap snapshot, others []string) ipc.Status {
 			}
 		}()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
 	var wg sync.WaitGroup
-	for i := range snap.entries {
-		e := &snap.entries[i]
+	ask := func(e *entry) {
 		if e.p == nil || e.w.State == StateStarting {
-			continue
+			return
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ans, err := e.p.request(ctx, ipc.TypeStats, nil)
-			var st ipc.WorkerStats
-			if err == nil {
-				err = ans.Decode(&st)
+			if _, err := e.p.askStats(statusAskWorker); err != nil {
+				// The last figures are shown: the worker is slow, stopped
+				// or gone (the watchdog judges which).
+				m.log.Debug().Err(err).Int("worker", e.w.ID).Msg("status shows a worker's last figures")
 			}
-			if err != nil {
-				return
-			}
-			e.w.Load = st.Load
 		}()
+	}
+	for i := range snap.entries {
+		ask(&snap.entries[i])
+	}
+	for i := range snap.retiring {
+		ask(&snap.retiring[i])
 	}
 	wg.Wait()
 	owg.Wait()
+	now := time.Now()
+	fill := func(e entry) ipc.Worker {
+		w := e.w
+		if e.p == nil {
+			return w
+		}
+		last, ok, seen := e.p.lastAnswer()
+		if ok {
+			w.Load = last.Load
+		}
+		if !seen.IsZero() {
+			w.LastSeen = seen
+			w.SilentSeconds = now.Sub(seen).Seconds()
+		}
+		return w
+	}
 	st := ipc.Status{Master: snap.master, Workers: make([]ipc.Worker, 0, len(snap.entries))}
 	for _, e := range snap.entries {
-		st.Workers = append(st.Workers, e.w)
+		st.Workers = append(st.Workers, fill(e))
+	}
+	for _, e := range snap.retiring {
+		st.Retiring = append(st.Retiring, fill(e))
 	}
 	sort.Slice(more, func(i, j int) bool { return more[i].Master.Generation < more[j].Master.Generation })
 	for _, o := range more {
 		st.Others = append(st.Others, o.Master)
 		st.Workers = append(st.Workers, o.Workers...)
+		st.Retiring = append(st.Retiring, o.Retiring...)
 	}
 	return st
 }
 
-// gatherConns lists the connections of every worker (2 s bound).
+// gatherConns lists the connections of every worker (2 s bound) but those
+// the watchdog found unresponsive.
 func gatherConns(entries []entry) []ipc.ConnInfo {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -334,8 +405,8 @@ func gatherConns(entries []entry) []ipc.ConnInfo {
 		out = []ipc.ConnInfo{}
 	)
 	for _, e := range entries {
-		if e.p == nil {
-			continue
+		if e.p == nil || e.w.State == StateUnresponsive {
+			continue // an unresponsive worker would only hold the answer up
 		}
 		wg.Add(1)
 		go func() {

@@ -16,9 +16,15 @@ func (m *master) onReady(p *proc) {
 	}
 	p.ready = true
 	p.readyAt = time.Now()
+	p.mu.Lock()
+	p.lastSeen = p.readyAt
+	p.mu.Unlock()
 	p.state = StateRunning
 	s := p.slot
 	m.log.Info().Int("worker", s.id).Int("worker_pid", p.pid).Int("generation", p.gen).Dur("start_time", time.Since(p.started)).Msg("worker ready")
+	if p == s.next {
+		m.promote(p)
+	}
 	if m.state == StateStopping {
 		m.stopProc(p)
 		return
@@ -46,6 +52,9 @@ func (m *master) onReady(p *proc) {
 		}
 		m.readyDone = true
 		m.adminReady()
+		if m.upg.HasParent() {
+			m.ops.Reloads[ipc.ReloadOK]++ // this master is the reload's success
+		}
 		if err := sdNotify(fmt.Sprintf("READY=1\nMAINPID=%d", os.Getpid())); err != nil {
 			m.log.Warn().Err(err).Msg("systemd notify failed")
 		}
@@ -59,23 +68,50 @@ func (m *master) onReady(p *proc) {
 func (m *master) onExit(p *proc, ps *os.ProcessState) {
 	delete(m.procs, p)
 	p.conn.Close()
+	if p.killTimer != nil {
+		p.killTimer.Stop()
+	}
 	s := p.slot
 	status := "unknown"
 	if ps != nil {
 		status = ps.String()
 	}
 	uptime := time.Since(p.started)
-	// A slot runs one process at a time: p is s.cur.
-	s.cur = nil
+	if p.retiring {
+		// Drained after a recycle: its id is served by its replacement.
+		m.log.Info().Int("worker", s.id).Int("worker_pid", p.pid).Str("exit", status).Msg("recycled worker exited")
+		return
+	}
+	replacement := p == s.next
+	if replacement {
+		s.next = nil
+	} else {
+		s.cur = nil
+	}
 	if m.state == StateStopping {
 		m.log.Info().Int("worker", s.id).Int("worker_pid", p.pid).Str("exit", status).Msg("worker exited")
-		s.state = StateStopping
+		if s.cur == nil && s.next == nil {
+			s.state = StateStopping
+		}
 		return
 	}
 	s.exitCount++
 	m.exitCount++
 	s.lastExit = status
 	m.figs.exited(status)
+	switch {
+	case replacement && s.cur != nil:
+		// The process it was to replace serves on; it asks again later.
+		m.log.Warn().Int("worker", s.id).Int("worker_pid", p.pid).Str("exit", status).Str("reason", p.recycle).
+			Msg("recycle failed: the replacement exited before it served")
+		return
+	case !replacement && s.next != nil:
+		// Its replacement, on its way, takes the id over.
+		m.log.Warn().Int("worker", s.id).Int("worker_pid", p.pid).Str("exit", status).Dur("uptime", uptime).
+			Msg("worker exited while its replacement starts")
+		s.state = StateStarting
+		return
+	}
 	if m.state == StateStarting {
 		m.startErr = fmt.Errorf("master: worker %d (pid %d) exited during start: %s", s.id, p.pid, status)
 		m.beginStop(false)
@@ -115,6 +151,125 @@ func (m *master) scheduleRespawn(s *slot) {
 	}
 	s.state = StateBackoff
 	s.timer = time.AfterFunc(delay, func() { m.send(evRespawn{s}) })
+}
+
+// onRecycle starts a replacement for p, which asked for one (it passed a
+// recycling limit). p serves on until the replacement accepts (promote).
+func (m *master) onRecycle(p *proc, req ipc.RecycleRequest) {
+	s := p.slot
+	if _, live := m.procs[p]; !live || m.state != StateRunning || p != s.cur || !p.ready ||
+		p.state != StateRunning || p.unresponsive || s.next != nil {
+		return // it asks again if it still should
+	}
+	if req.Reason == ipc.RecycleMaxMemory && time.Since(p.readyAt) < m.o.QuickDeath {
+		// A worker over its memory limit as soon as it starts (max_memory
+		// below what a fresh worker holds) would be replaced in a loop.
+		m.log.Warn().Int("worker", s.id).Int("worker_pid", p.pid).Str("reason", req.Reason).Uint64("limit", req.Limit).
+			Msg("recycle refused: the worker has just started")
+		return
+	}
+	np, err := m.spawnProc(s)
+	if err != nil {
+		m.log.Error().Err(err).Int("worker", s.id).Msg("recycle failed: cannot start a replacement")
+		return
+	}
+	np.recycle = req.Reason
+	s.next = np
+	np.killTimer = time.AfterFunc(m.o.ReadyTimeout, func() { m.send(evKillProc{np, "replacement not ready in time"}) })
+	m.log.Info().Int("worker", s.id).Int("worker_pid", p.pid).Int("new_worker_pid", np.pid).Str("reason", req.Reason).
+		Uint64("requests", req.Requests).Uint64("memory_bytes", req.MemoryBytes).Uint64("limit", req.Limit).
+		Msg("recycling worker")
+}
+
+// promote makes a ready replacement the slot's process and drains the
+// one it replaces, bounded by the listener's stop timeout.
+func (m *master) promote(np *proc) {
+	s := np.slot
+	if np.killTimer != nil {
+		np.killTimer.Stop()
+		np.killTimer = nil
+	}
+	old := s.cur
+	s.cur, s.next = np, nil
+	s.ops.Recycles++
+	s.ops.LastRecycle = np.recycle
+	m.ops.Recycles[np.recycle]++
+	if old == nil {
+		return
+	}
+	old.retiring = true
+	m.log.Info().Int("worker", s.id).Int("worker_pid", old.pid).Int("new_worker_pid", np.pid).Str("reason", np.recycle).
+		Msg("worker recycled: the replacement serves, the old process drains")
+	if m.state == StateStopping {
+		return // stopWith has told it already
+	}
+	timeout := m.o.Listeners[s.listener].StopTimeout
+	m.drainProc(old, false, timeout)
+	old.killTimer = time.AfterFunc(timeout+m.o.KillTimeout, func() { m.send(evKillProc{old, "recycled worker did not drain in time"}) })
+}
+
+// watch is the watchdog's round (every WatchdogInterval): it asks every
+// ready worker for its figures, one request in flight per worker, and
+// judges them by how long they have been silent.
+func (m *master) watch() {
+	now := time.Now()
+	for p := range m.procs {
+		if !p.ready {
+			continue
+		}
+		if p.probing.CompareAndSwap(false, true) {
+			go func() {
+				defer p.probing.Store(false)
+				p.askStats(m.o.UnresponsiveTimeout)
+			}()
+		}
+		_, _, seen := p.lastAnswer()
+		silent := now.Sub(seen)
+		s := p.slot
+		switch {
+		case !p.unresponsive && silent >= m.o.UnresponsiveTimeout:
+			p.unresponsive = true
+			if !p.retiring {
+				s.ops.Unresponsive++
+			}
+			m.ops.UnresponsiveTotal++
+			ev := m.log.Error()
+			if m.o.KillUnresponsive > 0 {
+				ev = m.log.Warn().Dur("kill_after", m.o.KillUnresponsive)
+			}
+			ev.Int("worker", s.id).Int("worker_pid", p.pid).Dur("silent", silent).Msg("worker unresponsive")
+		case p.unresponsive && silent < m.o.UnresponsiveTimeout:
+			p.unresponsive = false
+			m.log.Info().Int("worker", s.id).Int("worker_pid", p.pid).Msg("worker responsive again")
+		}
+		// Also in a stop: a hung worker cannot drain, and the drain of
+		// reload -g has no other bound. (Nothing respawns it then.)
+		if p.unresponsive && !p.killed && m.o.KillUnresponsive > 0 && silent >= m.o.KillUnresponsive {
+			p.killed = true
+			if !p.retiring {
+				s.ops.WatchdogKills++
+			}
+			m.ops.WatchdogKills++
+			m.log.Warn().Int("worker", s.id).Int("worker_pid", p.pid).Dur("silent", silent).Msg("worker unresponsive too long, killing it")
+			p.cmd.Process.Kill()
+		}
+	}
+}
+
+// waitOutput waits a little for the copies of the workers' output to
+// finish (their pipes reach EOF once the workers have exited), so that
+// their last lines reach the log before the master exits.
+func (m *master) waitOutput() {
+	done := make(chan struct{})
+	go func() {
+		m.copying.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		m.log.Warn().Msg("worker output still open after the workers exited (a process they started holds it?)")
+	}
 }
 
 func (m *master) drainProc(p *proc, reload bool, timeout time.Duration) {

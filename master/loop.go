@@ -40,6 +40,14 @@ type evRequest struct {
 	m ipc.Message
 	c net.Conn
 }
+type evRecycle struct {
+	p   *proc
+	req ipc.RecycleRequest
+}
+type evKillProc struct {
+	p   *proc
+	why string
+}
 
 // master is the state of one Run. Owner: the run loop (the goroutine in
 // run), for every field not marked otherwise. Other goroutines (cmd.Wait
@@ -81,6 +89,11 @@ type master struct {
 	stop       stopMode
 	adm        *admin  // the admin endpoint; nil without Options.Admin
 	figs       figures // counts for status and metrics
+
+	// Operations: watchdog, recycling, reload results.
+	ops           ipc.MasterOps  // counters (Unresponsive is counted in snapshot)
+	upgradeReport string         // why the new master of the reload in progress failed, as it said
+	copying       sync.WaitGroup // any goroutine: copyOutput (Add in the run loop)
 }
 
 // stopMode says how the workers stop.
@@ -126,6 +139,7 @@ func newMaster(o Options) (*master, error) {
 	if o.QuickDeath <= 0 {
 		o.QuickDeath = time.Second
 	}
+	o.opsDefaults()
 	if o.Listen == nil {
 		o.Listen = listenDefault
 	}
@@ -140,6 +154,13 @@ func newMaster(o Options) (*master, error) {
 		procs:  make(map[*proc]struct{}),
 		state:  StateStarting,
 		gen:    1,
+	}
+	m.ops.Recycles = map[string]int{}
+	m.ops.Reloads = map[string]int{}
+	m.ops.Watchdog = ipc.WatchdogSettings{
+		IntervalSeconds:     o.WatchdogInterval.Seconds(),
+		UnresponsiveSeconds: o.UnresponsiveTimeout.Seconds(),
+		KillSeconds:         max(0, o.KillUnresponsive).Seconds(),
 	}
 	// Routes (see Identity.Route) start at random; an upgraded master
 	// continues its predecessor's (adoptUpgrader).
@@ -170,6 +191,29 @@ func (o *Options) timeouts() {
 	}
 	if o.UpgradeTimeout <= 0 {
 		o.UpgradeTimeout = o.ReadyTimeout + 10*time.Second
+	}
+}
+
+// Watchdog defaults (Options).
+const (
+	DefaultWatchdogInterval    = time.Second
+	DefaultUnresponsiveTimeout = 5 * time.Second
+	DefaultKillUnresponsive    = 30 * time.Second
+)
+
+// opsDefaults applies the defaults of the watchdog's settings.
+func (o *Options) opsDefaults() {
+	if o.WatchdogInterval <= 0 {
+		o.WatchdogInterval = DefaultWatchdogInterval
+	}
+	if o.UnresponsiveTimeout <= 0 {
+		o.UnresponsiveTimeout = DefaultUnresponsiveTimeout
+	}
+	switch {
+	case o.KillUnresponsive == 0:
+		o.KillUnresponsive = DefaultKillUnresponsive
+	case o.KillUnresponsive > 0:
+		o.KillUnresponsive = max(o.KillUnresponsive, o.UnresponsiveTimeout)
 	}
 }
 
@@ -230,6 +274,8 @@ func (m *master) run(ctx context.Context) (err error) {
 	}
 	startTimer := time.NewTimer(m.o.ReadyTimeout)
 	defer startTimer.Stop()
+	watchdog := time.NewTicker(m.o.WatchdogInterval)
+	defer watchdog.Stop()
 
 	ctxDone := ctx.Done()
 	for m.state != StateStopping || len(m.procs) > 0 {
@@ -244,12 +290,15 @@ func (m *master) run(ctx context.Context) (err error) {
 			}
 		case sig := <-sigs:
 			m.onSignal(sig)
+		case <-watchdog.C:
+			m.watch()
 		case e := <-m.events:
 			m.handle(e)
 		}
 	}
 	m.closeSockets(!m.upgraded)
 	m.answering.Wait() // bounded: every answer has a deadline
+	m.waitOutput()
 	if m.readyDone && !m.upgraded {
 		// The pid file and the control link are this master's: a newer
 		// master (after an upgrade) owns them otherwise.
@@ -275,7 +324,7 @@ func (m *master) onSignal(sig os.Signal) {
 	case syscall.SIGQUIT:
 		m.beginStop(true)
 	case syscall.SIGHUP:
-		if err := m.reload(nil, 0, false); err != nil {
+		if err := m.reload(nil, 0, ipc.ReloadRequest{}); err != nil {
 			m.log.Warn().Err(err).Msg("reload refused")
 		}
 	case syscall.SIGUSR1:
@@ -292,7 +341,7 @@ func (m *master) handle(e event) {
 	case evRespawn:
 		s := e.s
 		s.timer = nil
-		if m.state == StateStopping || s.cur != nil {
+		if m.state == StateStopping || s.cur != nil || s.next != nil {
 			return
 		}
 		if err := m.spawn(s); err != nil {
@@ -319,6 +368,13 @@ func (m *master) handle(e event) {
 		}
 	case evUpgraded:
 		m.onUpgraded(e)
+	case evRecycle:
+		m.onRecycle(e.p, e.req)
+	case evKillProc:
+		if _, live := m.procs[e.p]; live {
+			m.log.Warn().Int("worker", e.p.slot.id).Int("worker_pid", e.p.pid).Str("reason", e.why).Msg("killing worker")
+			e.p.cmd.Process.Kill()
+		}
 	}
 }
 

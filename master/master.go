@@ -35,6 +35,10 @@ const (
 	StateStopping = "stopping"
 	StateBackoff  = "backoff"
 	StateFailed   = "failed"
+	// StateUnresponsive: the worker has not answered its master for the
+	// unresponsive timeout (Options.UnresponsiveTimeout); status shows its
+	// last known figures.
+	StateUnresponsive = "unresponsive"
 )
 
 // Listener is one listening address and the workers that serve it.
@@ -149,6 +153,35 @@ type Options struct {
 	// it on loopback or on an address only operators reach. A reload
 	// hands its socket to the new master.
 	Admin string
+
+	// Operations: watchdog, reload hand-off, output.
+
+	// WatchdogInterval is how often the master asks every ready worker
+	// for its figures over its control channel (default 1 s): an answer
+	// proves the worker alive, and status shows the last one when the
+	// worker does not answer at once.
+	WatchdogInterval time.Duration
+	// UnresponsiveTimeout: a ready worker that has not answered for this
+	// long is shown as unresponsive, with its last figures and how long
+	// it has been silent; that is logged once and counted (default 5 s).
+	UnresponsiveTimeout time.Duration
+	// KillUnresponsive: a worker silent this long (at least
+	// UnresponsiveTimeout) is killed and replaced under the same id
+	// (default 30 s; negative: never). During a stop too (a hung worker
+	// cannot drain; the drain of reload -g has no other bound), without a
+	// respawn then.
+	KillUnresponsive time.Duration
+	// ConfigFile is the config file this generation runs (an absolute
+	// path; empty: the program's default). A reload hands it to the new
+	// master unless the reload names another (ipc.ReloadRequest.Config).
+	ConfigFile string
+	// WrapOutput gives every worker a pipe as stdout and stderr instead of
+	// Stdout and Stderr; the master copies what the workers write to
+	// Stderr, JSON lines as they are and any other line as a JSON entry
+	// of Logger ("worker output"), so that a log file stays JSON lines
+	// even with a panic's trace in it. The workers learn it from
+	// procenv.WorkerEnv.LogPipe.
+	WrapOutput bool
 }
 
 // Run runs a master until it is stopped (signal or CLI). It returns an

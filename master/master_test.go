@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
 	"github.com/goes-project/goes/connections"
@@ -49,8 +48,10 @@ func TestMain(m *testing.M) {
 }
 
 // testWorker answers every connection with its pid. GOES_TEST_MODE
-// "fail" exits before ready; "crash" exits right after ready. With
-// GOES_TEST_ENV_DIR it writes its environment there first.
+// "fail" exits before ready; "crash" exits right after ready; "slow" takes
+// a second to get ready. With GOES_TEST_ENV_DIR it writes its environment
+// there first; GOES_TEST_MAX_REQUESTS is its worker.Options.MaxRequests
+// (a request: what a client writes before the answer).
 func testWorker() int {
 	mode := os.Getenv("GOES_TEST_MODE")
 	if mode == "fail" {
@@ -76,7 +77,8 @@ func testWorker() int {
 	sockF.Close()
 	pid := []byte(strconv.Itoa(os.Getpid()))
 	var start func() error
-	if mode == "crash" {
+	switch mode {
+	case "crash":
 		start = func() error {
 			go func() {
 				time.Sleep(10 * time.Millisecond) // let the ready event out first
@@ -84,11 +86,24 @@ func testWorker() int {
 			}()
 			return nil
 		}
+	case "slow":
+		start = func() error {
+			time.Sleep(time.Second) // a start that takes its time
+			return nil
+		}
 	}
+	maxReq, _ := strconv.ParseUint(os.Getenv("GOES_TEST_MAX_REQUESTS"), 10, 64)
 	err = worker.Run(context.Background(), worker.Options{
-		Ctl: ctl, Listener: ln, OnStart: start,
+		Ctl: ctl, Listener: ln, OnStart: start, MaxRequests: maxReq,
 		Config: connections.Config{Handler: connections.Handler{
-			OnConnect: func(c connections.Connection) { c.SendBytes(pid, true); c.Close() },
+			OnConnect: func(c connections.Connection) {
+				c.SendBytes(pid, true)
+				if maxReq == 0 {
+					c.Close()
+				}
+			},
+			// With a request limit, the connection waits for its request.
+			OnMessage: func(c connections.Connection, _ []byte) { c.Close() },
 		}},
 	})
 	if err != nil {
@@ -127,7 +142,7 @@ func startMaster(t *testing.T, count int, env func(Identity) []string, tweak fun
 			return ln, err
 		},
 		OnReady: func() { close(tm.ready) },
-		Logger:  zerolog.New(zerolog.NewTestWriter(t)).With().Str("role", "master").Logger(),
+		Logger:  testkit.Logger(t).With().Str("role", "master").Logger(),
 	}
 	if tweak != nil {
 		tweak(&o)

@@ -114,8 +114,9 @@ func sampleStatus() ipc.Status {
 		Master: ipc.MasterStatus{
 			PID: 10, Version: "1.2.3", StartedAt: started, State: StateRunning, Generation: 3, Workers: 3,
 			ExitCount: 3, Exits: map[string]int{"exit status 2": 2, "signal: killed": 1}, Restarts: 3,
-			Reloads: 2, ReloadFailures: 1, ReloadSeconds: 0.25,
-			Cluster: &ipc.ClusterInfo{Routes: 1, Embedded: true},
+			ReloadSeconds: 0.25,
+			MasterOps:     ipc.MasterOps{Reloads: map[string]int{ipc.ReloadOK: 2, ipc.ReloadFailed: 1}},
+			Cluster:       &ipc.ClusterInfo{Routes: 1, Embedded: true},
 		},
 		Workers: []ipc.Worker{
 			{ID: 0, PID: 11, Name: "web", Listen: "tcp://127.0.0.1:8080", State: StateRunning, StartedAt: started, ExitCount: 3,
@@ -157,7 +158,7 @@ goes_worker_exits_total{listener="text",worker="2"} 1
 # TYPE goes_master_worker_exits_total counter
 goes_master_worker_exits_total{reason="exit status 2"} 2
 goes_master_worker_exits_total{reason="signal: killed"} 1
-# HELP goes_master_reloads_total Reloads by result (ok: since the first master of this line; failed: tried by this master).
+# HELP goes_master_reloads_total Reloads by result (ok, failed, refused), over the generations of the run directory.
 # TYPE goes_master_reloads_total counter
 goes_master_reloads_total{result="ok"} 2
 goes_master_reloads_total{result="failed"} 1

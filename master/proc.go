@@ -18,8 +18,11 @@ import (
 )
 
 // slot is one worker id and the process serving it (cur; nil between a
-// death and the respawn). A reload replaces the whole master, so a slot
-// never runs two processes at once.
+// death and the respawn). A reload replaces the whole master, so the
+// slots of a master never see two generations. A recycle overlaps two
+// processes of one slot briefly: the replacement (next) starts while cur
+// serves, becomes cur once it accepts, and the old process drains as a
+// retiring proc (proc.retiring), which belongs to no slot's cur or next.
 //
 // Owner: the run loop, for every field. id, listener and index never
 // change after newMaster. timer's function runs on its own goroutine and
@@ -27,11 +30,13 @@ import (
 type slot struct {
 	id, listener, index int         // fixed at newMaster
 	cur                 *proc       // run loop
+	next                *proc       // run loop: a recycle's replacement, until it is ready
 	state               string      // run loop; shown in status
 	exitCount           int         // run loop
 	lastExit            string      // run loop
 	quickFails          int         // run loop: quick deaths in a row
 	timer               *time.Timer // run loop: a pending evRespawn
+	ops                 ipc.Ops     // run loop: watchdog and recycle counts (LastSeen, SilentSeconds unused)
 }
 
 // proc is one worker process.
@@ -63,25 +68,90 @@ type proc struct {
 	ready   bool
 	readyAt time.Time
 	state   string
+	// recycle is the reason of the recycle this proc replaces cur for
+	// (it is s.next), empty otherwise.
+	recycle string
+	// retiring: a recycle replaced this proc; it drains and exits, and
+	// nothing respawns it.
+	retiring bool
+	// killTimer bounds a replacement's start or a retiring proc's drain;
+	// its function only sends evKillProc.
+	killTimer *time.Timer
+	// unresponsive: the watchdog found it silent (logged once); killed:
+	// the watchdog killed it.
+	unresponsive, killed bool
+	// probing: a watchdog probe is in flight (any goroutine).
+	probing atomic.Bool
+	// out is the read end of the worker's output pipe (WrapOutput), read
+	// by copyOutput; nil without.
+	out *os.File
 
 	// Shared with the read goroutine and the status goroutines.
 	seq     atomic.Uint64               // request ids; any goroutine
 	mu      sync.Mutex                  // guards pending and the closing of gone
 	pending map[uint64]chan ipc.Message // under mu: request adds, read answers and removes
 	gone    chan struct{}               // closed (under mu) by read when the control channel is gone
+	// Under mu: the last answer to a stats request (probe or status) and
+	// when it came; lastSeen starts at ready (run loop, under mu).
+	last     ipc.WorkerStats
+	hasLast  bool
+	lastSeen time.Time
+}
+
+// seen records an answer of the worker: its figures and that it lives.
+func (p *proc) seen(st ipc.WorkerStats) {
+	p.mu.Lock()
+	p.last, p.hasLast, p.lastSeen = st, true, time.Now()
+	p.mu.Unlock()
+}
+
+// lastAnswer returns the last figures the worker reported (ok false before
+// any) and when it last answered.
+func (p *proc) lastAnswer() (st ipc.WorkerStats, ok bool, at time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last, p.hasLast, p.lastSeen
+}
+
+// askStats asks the worker for its figures within d and records them.
+// Safe for concurrent use.
+func (p *proc) askStats(d time.Duration) (ipc.WorkerStats, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	ans, err := p.request(ctx, ipc.TypeStats, nil)
+	var st ipc.WorkerStats
+	if err == nil {
+		err = ans.Decode(&st)
+	}
+	if err != nil {
+		return st, err
+	}
+	p.seen(st)
+	return st, nil
 }
 
 // spawn starts a worker process for s, which becomes s.cur.
 func (m *master) spawn(s *slot) error {
+	p, err := m.spawnProc(s)
+	if err != nil {
+		return err
+	}
+	s.cur = p
+	s.state = StateStarting
+	return nil
+}
+
+// spawnProc starts a worker process for s; the caller places it in s.
+func (m *master) spawnProc(s *slot) (*proc, error) {
 	sock := m.sockets[s.listener]
 	sockFile, err := dupFile(sock.conn(), "listener")
 	if err != nil {
-		return fmt.Errorf("master: worker %d: %w", s.id, err)
+		return nil, fmt.Errorf("master: worker %d: %w", s.id, err)
 	}
 	defer sockFile.Close()
 	fds, err := socketpair()
 	if err != nil {
-		return fmt.Errorf("master: worker %d: socketpair: %w", s.id, err)
+		return nil, fmt.Errorf("master: worker %d: socketpair: %w", s.id, err)
 	}
 	mine := os.NewFile(uintptr(fds[0]), "control")
 	theirs := os.NewFile(uintptr(fds[1]), "control")
@@ -89,12 +159,24 @@ func (m *master) spawn(s *slot) error {
 	conn, err := net.FileConn(mine)
 	mine.Close()
 	if err != nil {
-		return fmt.Errorf("master: worker %d: control channel: %w", s.id, err)
+		return nil, fmt.Errorf("master: worker %d: control channel: %w", s.id, err)
+	}
+	stdout, stderr := m.o.Stdout, m.o.Stderr
+	var outR *os.File
+	if m.o.WrapOutput {
+		r, w, err := os.Pipe()
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("master: worker %d: output pipe: %w", s.id, err)
+		}
+		defer w.Close()
+		outR, stdout, stderr = r, w, w
 	}
 
 	id := Identity{ID: s.id, Listener: s.listener, Index: s.index, Route: m.takeRoute(), Generation: m.gen}
 	w := m.o.Worker
 	w.Identity = id
+	w.LogPipe = m.o.WrapOutput
 	var extra []string
 	if m.o.WorkerEnv != nil {
 		extra = m.o.WorkerEnv(id)
@@ -106,8 +188,8 @@ func (m *master) spawn(s *slot) error {
 		Path:       m.o.Exe,
 		Args:       m.o.Args,
 		Env:        w.Environ(m.o.Env, extra),
-		Stdout:     m.o.Stdout,
-		Stderr:     m.o.Stderr,
+		Stdout:     stdout,
+		Stderr:     stderr,
 		ExtraFiles: files,
 	}
 	if m.o.Credential != nil {
@@ -115,7 +197,10 @@ func (m *master) spawn(s *slot) error {
 	}
 	if err := cmd.Start(); err != nil {
 		conn.Close()
-		return fmt.Errorf("master: start worker %d: %w", s.id, err)
+		if outR != nil {
+			outR.Close()
+		}
+		return nil, fmt.Errorf("master: start worker %d: %w", s.id, err)
 	}
 	p := &proc{
 		slot:    s,
@@ -129,17 +214,23 @@ func (m *master) spawn(s *slot) error {
 		state:   StateStarting,
 		pending: make(map[uint64]chan ipc.Message),
 		gone:    make(chan struct{}),
+		out:     outR,
 	}
 	m.procs[p] = struct{}{}
-	s.cur = p
-	s.state = StateStarting
+	if outR != nil {
+		m.copying.Add(1)
+		go func() {
+			defer m.copying.Done()
+			m.copyOutput(p)
+		}()
+	}
 	go p.read(m)
 	go func() {
 		err := cmd.Wait()
 		m.send(evExit{p: p, state: cmd.ProcessState, err: err})
 	}()
 	m.log.Debug().Int("worker", s.id).Int("worker_pid", p.pid).Int("generation", p.gen).Msg("worker spawned")
-	return nil
+	return p, nil
 }
 
 // takeRoute returns the next worker route, never 0.
@@ -179,8 +270,15 @@ func (p *proc) read(m *master) {
 		if err != nil {
 			return
 		}
-		if msg.Type == ipc.TypeReady {
+		switch msg.Type {
+		case ipc.TypeReady:
 			m.send(evReady{p})
+			continue
+		case ipc.TypeRecycle:
+			var req ipc.RecycleRequest
+			if msg.Decode(&req) == nil {
+				m.send(evRecycle{p: p, req: req})
+			}
 			continue
 		}
 		p.mu.Lock()

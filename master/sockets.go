@@ -53,7 +53,8 @@ func (m *master) openSockets() error {
 			s.ln, err = listen(l.Network, l.Addr)
 		}
 		if err != nil {
-			return fmt.Errorf("master: listen %s %s: %w", l.Network, l.Addr, err)
+			// err names the network and the address (net.OpError).
+			return fmt.Errorf("master: listener %q: %w", l.Name, err)
 		}
 		m.sockets = append(m.sockets, s)
 		bound := l.Addr

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -106,6 +107,8 @@ func (m *master) adoptUpgrader() error {
 	if r := u.inherited.NextRoute; r != 0 {
 		m.nextRoute = r
 	}
+	rc := u.inherited.Reloads
+	m.ops.Reloads = map[string]int{ipc.ReloadOK: rc.OK, ipc.ReloadFailed: rc.Failed, ipc.ReloadRefused: rc.Refused}
 	f, err := u.tf.File(lockFileName)
 	if err != nil || f == nil {
 		return fmt.Errorf("master: the previous master passed no lock (%v)", err)
@@ -128,23 +131,32 @@ func (m *master) adoptUpgrader() error {
 // itself, and it does not replace its workers alone either (no program
 // runs a master that way; a new generation of workers under the same
 // master would not pick up a new binary anyway).
-func (m *master) reload(c net.Conn, id uint64, graceful bool) error {
-	if m.upg == nil {
-		return errors.New("this master runs without an upgrader (Options.Upgrader): it cannot reload")
+func (m *master) reload(c net.Conn, id uint64, req ipc.ReloadRequest) error {
+	var err error
+	switch {
+	case m.upg == nil:
+		err = errors.New("this master runs without an upgrader (Options.Upgrader): it cannot reload")
+	case m.state != StateRunning:
+		err = fmt.Errorf("master is %s", m.state)
+	case m.upgrading:
+		err = errors.New("a reload is in progress")
+	case req.Config != "" && !filepath.IsAbs(req.Config):
+		err = fmt.Errorf("config file %q is not an absolute path", req.Config)
 	}
-	return m.beginUpgrade(c, id, graceful)
+	if err != nil {
+		m.ops.Reloads[ipc.ReloadRefused]++
+		return err
+	}
+	m.beginUpgrade(c, id, req)
+	return nil
 }
 
 // beginUpgrade starts a new master from the binary on disk. The run loop
 // goes on serving while it starts; onUpgraded gets the outcome.
-func (m *master) beginUpgrade(c net.Conn, id uint64, graceful bool) error {
-	switch {
-	case m.state != StateRunning:
-		return fmt.Errorf("master is %s", m.state)
-	case m.upgrading:
-		return errors.New("a reload is in progress")
-	}
+func (m *master) beginUpgrade(c net.Conn, id uint64, req ipc.ReloadRequest) {
+	graceful := req.Graceful
 	m.upgrading = true
+	m.upgradeReport = ""
 	// The new master's workers take routes from here on; this master's
 	// respawns, until it hands over, stay below. (0 would hand nothing;
 	// takeRoute skips it anyway.)
@@ -152,9 +164,19 @@ func (m *master) beginUpgrade(c net.Conn, id uint64, graceful bool) error {
 	if m.handedRoute == 0 {
 		m.handedRoute = 1
 	}
-	next := procenv.SuccessorEnv{Generation: m.gen + 1, NextRoute: m.handedRoute, ClusterRoute: m.o.ClusterRoute}
+	config := req.Config
+	if config == "" {
+		config = m.o.ConfigFile
+	}
+	next := procenv.SuccessorEnv{
+		Generation: m.gen + 1, NextRoute: m.handedRoute, ClusterRoute: m.o.ClusterRoute,
+		ParentControl: m.ctlPath, ConfigFile: config, RunDir: m.o.Paths.Dir,
+		Reloads: procenv.ReloadCounts{
+			OK: m.ops.Reloads[ipc.ReloadOK], Failed: m.ops.Reloads[ipc.ReloadFailed], Refused: m.ops.Reloads[ipc.ReloadRefused],
+		},
+	}
 	waitParent := !m.parentGone
-	m.log.Info().Int("generation", m.gen+1).Bool("wait_for_previous", waitParent).Msg("upgrade started")
+	m.log.Info().Int("generation", m.gen+1).Bool("wait_for_previous", waitParent).Str("config", config).Msg("upgrade started")
 	go func() {
 		var err error
 		if waitParent {
@@ -172,7 +194,6 @@ func (m *master) beginUpgrade(c net.Conn, id uint64, graceful bool) error {
 		}
 		m.send(evUpgraded{c: c, id: id, graceful: graceful, err: err})
 	}()
-	return nil
 }
 
 // inheritKey names listener i's socket among those a master hands to its
@@ -234,11 +255,18 @@ func (m *master) onUpgraded(e evUpgraded) {
 		// The failed master's workers may have taken routes from
 		// handedRoute on, and may still drain: skip past them.
 		m.nextRoute = m.handedRoute + routeReserve
-		m.figs.reloadFailures++
-		m.log.Error().Err(e.err).Msg("upgrade failed, this generation serves on")
+		why := e.err.Error()
+		if m.upgradeReport != "" {
+			// What the new master said, then how it ended (tableflip).
+			why = fmt.Sprintf("%s (%v)", m.upgradeReport, e.err)
+		}
+		m.upgradeReport = ""
+		m.ops.Reloads[ipc.ReloadFailed]++
+		m.ops.LastReloadError = why
+		m.log.Error().Str("error", why).Msg("upgrade failed, this generation serves on")
 		if e.c != nil {
 			answer(e.c, ipc.Message{Type: ipc.TypeError, ID: e.id, Error: fmt.Sprintf(
-				"reload failed: %v; the previous generation (master pid %d, version %s) still serves", e.err, os.Getpid(), m.o.Version)})
+				"reload failed: %s; the previous generation (master pid %d, version %s) still serves", why, os.Getpid(), m.o.Version)})
 			e.c.Close()
 		}
 		return
@@ -272,4 +300,28 @@ func (m *master) onUpgraded(e evUpgraded) {
 		answer(e.c, msg)
 		e.c.Close()
 	}()
+}
+
+// onUpgradeFailure records what the new master of the reload in progress
+// says before it exits: onUpgraded puts it in the reload's answer.
+func (m *master) onUpgradeFailure(f ipc.UpgradeFailure) {
+	if !m.upgrading {
+		return
+	}
+	m.upgradeReport = fmt.Sprintf("new master (pid %d): %s", f.PID, f.Error)
+}
+
+// ReportUpgradeFailure tells the master that started this process through
+// a reload (its control socket at path: procenv.SuccessorEnv.ParentControl)
+// why this new master fails before it serves; that master puts it in its
+// answer to reload. It waits for the acknowledgement (bounded by 2 s), so
+// that the report is in before this process exits.
+func ReportUpgradeFailure(path string, cause error) error {
+	msg, err := ipc.New(ipc.TypeUpgradeFailed, 1, ipc.UpgradeFailure{PID: os.Getpid(), Error: cause.Error()})
+	if err != nil {
+		return err
+	}
+	p := Paths{Dir: filepath.Dir(path), Socket: path}
+	_, err = p.Request(msg, 2*time.Second)
+	return err
 }

@@ -65,6 +65,11 @@ type Options struct {
 	Cluster func() *ipc.NodeStats
 	// Reopen reopens the log files (nil: nothing to do).
 	Reopen func() error
+	// MasterGone, when set, runs once the control channel has reached EOF
+	// (the master is gone), before the drain that follows is logged: a
+	// worker whose output its master was copying writes to the log file
+	// itself from then on.
+	MasterGone func()
 	// GoingAway, when set, runs for every connection still open when a
 	// drain's timeout passes; a second later what is left is closed. It
 	// lets a protocol say goodbye (WebSocket: close frame 1001).
@@ -75,6 +80,19 @@ type Options struct {
 	CloseOnDrain bool
 	// Version is reported in the ready event.
 	Version string
+
+	// Recycling. MaxRequests, when > 0, makes the worker ask its master
+	// to replace it (ipc.TypeRecycle) once it has served about that many
+	// requests (messages); MaxMemory, when > 0, once its resident memory
+	// exceeds about that many bytes. "About": each worker draws its own
+	// limits within ±RecycleJitter of the values, so that the workers of
+	// a listener do not recycle together. The master starts the
+	// replacement and tells this worker to drain once it accepts. The
+	// requests are counted on their way to OnMessage (one atomic add per
+	// message, only with MaxRequests), the memory read every second. A
+	// worker without a control channel never recycles.
+	MaxRequests uint64
+	MaxMemory   uint64
 	// Logger receives the worker's lifecycle events.
 	Logger zerolog.Logger
 }
@@ -95,13 +113,14 @@ func Run(ctx context.Context, o Options) error {
 }
 
 type worker struct {
-	o     Options
-	log   zerolog.Logger
-	srv   *connections.Server
-	wheel *timer.Wheel
-	state atomic.Value  // string
-	qps   atomic.Uint64 // float64 bits
-	prof  profiles      // profiles taken for the master (profile.go)
+	o      Options
+	log    zerolog.Logger
+	srv    *connections.Server
+	wheel  *timer.Wheel
+	state  atomic.Value  // string
+	qps    atomic.Uint64 // float64 bits
+	limits *limits       // recycling; nil without
+	prof   profiles      // profiles taken for the master (profile.go)
 }
 
 func (w *worker) run(ctx context.Context) error {
@@ -117,6 +136,7 @@ func (w *worker) run(ctx context.Context) error {
 		w.o.Config.Wheel = wh
 	}
 	w.wheel = w.o.Config.Wheel
+	w.setLimits()
 	w.srv = connections.NewServer(w.o.Config)
 	if w.o.OnStart != nil {
 		if err := w.o.OnStart(); err != nil {
@@ -159,6 +179,12 @@ func (w *worker) run(ctx context.Context) error {
 
 	stopSampler := w.sample()
 	defer stopSampler()
+	stopLimits := w.watchLimits()
+	defer stopLimits()
+	var kick <-chan struct{}
+	if w.limits != nil {
+		kick = w.limits.kick
+	}
 
 	stopProfiles := make(chan struct{})
 	defer close(stopProfiles)
@@ -205,10 +231,15 @@ func (w *worker) run(ctx context.Context) error {
 			serveErr = nil
 		case <-waitDrain:
 			return finish()
+		case <-kick:
+			w.checkLimits(ctl)
 		case m, ok := <-msgs:
 			if !ok {
 				// The master is gone: finish what we have and leave.
 				msgs = nil
+				if w.o.MasterGone != nil {
+					w.o.MasterGone()
+				}
 				drain(w.o.StopTimeout, false)
 				waitDrain = drained
 				continue

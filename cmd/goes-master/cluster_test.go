@@ -439,7 +439,7 @@ func TestCluster(t *testing.T) {
 // their clients reach each other, and a reload of one keeps delivering
 // while both of its generations use the same NATS.
 func TestClusterSharedNATS(t *testing.T) {
-	srv := cluster.NewServer(cluster.ServerOptions{Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
+	srv := cluster.NewServer(cluster.ServerOptions{Logger: testkit.Logger(t).Level(zerolog.WarnLevel)})
 	url, err := srv.Start()
 	if err != nil {
 		t.Fatal(err)

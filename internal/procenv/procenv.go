@@ -5,11 +5,13 @@
 // Three hand-offs, one type each:
 //
 //   - WorkerEnv: master → worker (GOES_ROLE, GOES_WORKER, GOES_CONFIG_JSON,
-//     GOES_LOG_CONSOLE, GOES_LOG_FILE, GOES_CLUSTER_URL,
+//     GOES_LOG_CONSOLE, GOES_LOG_FILE, GOES_LOG_PIPE, GOES_CLUSTER_URL,
 //     GOES_UNSAFE_CLOSE_ON_DRAIN), with the control channel on CtlFD and
 //     the shared socket on SocketFD.
 //   - SuccessorEnv: master → the master a reload starts through tableflip
-//     (GOES_GENERATION, GOES_NEXT_ROUTE, GOES_CLUSTER_ROUTE).
+//     (GOES_GENERATION, GOES_NEXT_ROUTE, GOES_CLUSTER_ROUTE,
+//     GOES_PARENT_CONTROL, GOES_RELOAD_CONFIG, GOES_RELOAD_RUN_DIR,
+//     GOES_RELOADS).
 //   - MasterEnv: what a master reads at start: set by the CLI that
 //     daemonized it (GOES_DAEMON, GOES_DAEMON_NOTIFY, the notify pipe on
 //     DaemonNotifyFD) or by the operator (GOES_UNSAFE_CLOSE_ON_DRAIN).
@@ -58,6 +60,12 @@ const (
 	keyGeneration   = "GOES_GENERATION"
 	keyNextRoute    = "GOES_NEXT_ROUTE"
 	keyClusterRoute = "GOES_CLUSTER_ROUTE"
+
+	keyParentControl = "GOES_PARENT_CONTROL"
+	keyReloadConfig  = "GOES_RELOAD_CONFIG"
+	keyReloadRunDir  = "GOES_RELOAD_RUN_DIR"
+	keyReloads       = "GOES_RELOADS"
+	keyLogPipe       = "GOES_LOG_PIPE"
 
 	keyDaemon = "GOES_DAEMON"
 	keyNotify = "GOES_DAEMON_NOTIFY"

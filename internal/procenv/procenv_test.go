@@ -32,6 +32,7 @@ func TestWorkerEnvRoundTrip(t *testing.T) {
 			LogFile:      "/var/log/goes=odd,name.log",
 			ClusterURL:   "nats://goes:secret@127.0.0.1:4222,nats://127.0.0.1:4223",
 			CloseOnDrain: true,
+			LogPipe:      true,
 		}},
 		{name: "largest numbers", w: WorkerEnv{Identity: Identity{ID: 1<<31 - 1, Listener: 1<<31 - 1, Index: 1<<31 - 1, Route: 1<<32 - 1, Generation: 1<<31 - 1}}},
 	}
@@ -68,6 +69,7 @@ func TestWorkerEnvMalformed(t *testing.T) {
 		{name: "generation over int32", env: append(good, "GOES_WORKER=1,2,3,4,2147483648"), key: "GOES_WORKER"},
 		{name: "bad console flag", env: append(good, "GOES_LOG_CONSOLE=yes"), key: "GOES_LOG_CONSOLE"},
 		{name: "bad drain flag", env: append(good, "GOES_UNSAFE_CLOSE_ON_DRAIN=true"), key: "GOES_UNSAFE_CLOSE_ON_DRAIN"},
+		{name: "bad pipe flag", env: append(good, "GOES_LOG_PIPE=yes"), key: "GOES_LOG_PIPE"},
 		{name: "config not JSON", env: append(good, "GOES_CONFIG_JSON={oops"), key: "GOES_CONFIG_JSON"},
 	}
 	for _, tc := range tests {
@@ -117,7 +119,10 @@ func TestSuccessorEnvRoundTrip(t *testing.T) {
 	}{
 		{name: "nothing handed", s: SuccessorEnv{}, n: 0},
 		{name: "no cluster", s: SuccessorEnv{Generation: 2, NextRoute: 65537}, n: 2},
-		{name: "full", s: SuccessorEnv{Generation: 1<<31 - 1, NextRoute: 1<<32 - 1, ClusterRoute: "nats-route://goes:s3cret@127.0.0.1:41234"}, n: 3},
+		{name: "full", s: SuccessorEnv{Generation: 1<<31 - 1, NextRoute: 1<<32 - 1, ClusterRoute: "nats-route://goes:s3cret@127.0.0.1:41234",
+			ParentControl: "/run/goes/goes-41.sock", ConfigFile: "/etc/goes/other,odd=name.json", RunDir: "/run/goes",
+			Reloads: ReloadCounts{OK: 1<<31 - 1, Failed: 2, Refused: 3}}, n: 7},
+		{name: "reloads only", s: SuccessorEnv{Reloads: ReloadCounts{Refused: 1}}, n: 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -148,6 +153,12 @@ func TestSuccessorEnvMalformed(t *testing.T) {
 		{name: "cluster route no scheme", kv: "GOES_CLUSTER_ROUTE=127.0.0.1:4248"},
 		{name: "cluster route no host", kv: "GOES_CLUSTER_ROUTE=nats-route://"},
 		{name: "cluster route unparsable", kv: "GOES_CLUSTER_ROUTE=nats://goes:pw@[::1"},
+		{name: "parent control relative", kv: "GOES_PARENT_CONTROL=run/goes-1.sock"},
+		{name: "config relative", kv: "GOES_RELOAD_CONFIG=goes.json"},
+		{name: "run dir relative", kv: "GOES_RELOAD_RUN_DIR=run"},
+		{name: "reloads short", kv: "GOES_RELOADS=1,2"},
+		{name: "reloads negative", kv: "GOES_RELOADS=1,-2,3"},
+		{name: "reloads too big", kv: "GOES_RELOADS=1,2,2147483648"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -172,10 +183,12 @@ func TestSuccessorEnvApply(t *testing.T) {
 	t.Setenv("GOES_GENERATION", "3")
 	t.Setenv("GOES_NEXT_ROUTE", "12")
 	t.Setenv("GOES_CLUSTER_ROUTE", "nats-route://old:pw@127.0.0.1:1")
+	t.Setenv("GOES_RELOAD_CONFIG", "/etc/older.json")
+	t.Setenv("GOES_PARENT_CONTROL", "/run/goes/goes-1.sock")
 	t.Setenv("GOES_DAEMON_NOTIFY", "3")
 	t.Setenv("GOES_DAEMON", "1")
 
-	next := SuccessorEnv{Generation: 4, NextRoute: 70000}
+	next := SuccessorEnv{Generation: 4, NextRoute: 70000, RunDir: "/run/goes", Reloads: ReloadCounts{OK: 3}}
 	if err := next.Apply(); err != nil {
 		t.Fatal(err)
 	}
@@ -183,8 +196,10 @@ func TestSuccessorEnvApply(t *testing.T) {
 	if err != nil || got != next {
 		t.Fatalf("after Apply: %+v, %v; want %+v", got, err, next)
 	}
-	if _, set := os.LookupEnv("GOES_CLUSTER_ROUTE"); set {
-		t.Error("the previous generation's cluster route is handed on")
+	for _, key := range []string{"GOES_CLUSTER_ROUTE", "GOES_RELOAD_CONFIG", "GOES_PARENT_CONTROL"} {
+		if _, set := os.LookupEnv(key); set {
+			t.Errorf("the previous generation's %s is handed on", key)
+		}
 	}
 	m, err := DecodeMasterEnv(os.Getenv)
 	if err != nil || m != (MasterEnv{Daemon: true}) {

@@ -1,10 +1,13 @@
 package procenv
 
 import (
+	"fmt"
 	"math"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // SuccessorEnv is what a master hands to the master that a reload starts
@@ -22,6 +25,50 @@ type SuccessorEnv struct {
 	// server, which the new master's server joins while both generations
 	// run (GOES_CLUSTER_ROUTE); empty without one. It carries a secret.
 	ClusterRoute string
+
+	// Operations.
+
+	// ParentControl is the old master's own control socket, an absolute
+	// path (GOES_PARENT_CONTROL): a new master that fails before it serves
+	// tells the old one why there (master.ReportUpgradeFailure), so that
+	// reload prints the reason.
+	ParentControl string
+	// ConfigFile is the config file the new master runs, an absolute path
+	// (GOES_RELOAD_CONFIG); it overrides the --config of the arguments
+	// tableflip starts the new master with. Empty: those arguments say.
+	ConfigFile string
+	// RunDir is the run directory, an absolute path (GOES_RELOAD_RUN_DIR):
+	// a reload never moves it, whatever the config file says.
+	RunDir string
+	// Reloads counts the reloads of the run directory so far, by result
+	// (GOES_RELOADS, "ok,failed,refused"); the new master adds its own
+	// success once it serves.
+	Reloads ReloadCounts
+}
+
+// ReloadCounts count reloads by result.
+type ReloadCounts struct {
+	OK, Failed, Refused int
+}
+
+func (r ReloadCounts) String() string { return fmt.Sprintf("%d,%d,%d", r.OK, r.Failed, r.Refused) }
+
+// parseReloads parses ReloadCounts.String's form.
+func parseReloads(v string) (ReloadCounts, error) {
+	const want = "ok,failed,refused (non-negative numbers)"
+	f := strings.Split(v, ",")
+	if len(f) != 3 {
+		return ReloadCounts{}, malformed(keyReloads, v, want)
+	}
+	var n [3]int
+	for i, x := range f {
+		c, err := strconv.ParseUint(x, 10, 31)
+		if err != nil {
+			return ReloadCounts{}, malformed(keyReloads, v, want)
+		}
+		n[i] = int(c)
+	}
+	return ReloadCounts{OK: n[0], Failed: n[1], Refused: n[2]}, nil
 }
 
 // Encode returns s as KEY=VALUE entries; zero fields are left out.
@@ -44,7 +91,12 @@ func (s SuccessorEnv) pairs() [][2]string {
 	if s.NextRoute != 0 {
 		route = strconv.FormatUint(uint64(s.NextRoute), 10)
 	}
-	return [][2]string{{keyGeneration, gen}, {keyNextRoute, route}, {keyClusterRoute, s.ClusterRoute}}
+	var reloads string
+	if s.Reloads != (ReloadCounts{}) {
+		reloads = s.Reloads.String()
+	}
+	return [][2]string{{keyGeneration, gen}, {keyNextRoute, route}, {keyClusterRoute, s.ClusterRoute},
+		{keyParentControl, s.ParentControl}, {keyReloadConfig, s.ConfigFile}, {keyReloadRunDir, s.RunDir}, {keyReloads, reloads}}
 }
 
 // DecodeSuccessorEnv reads what the previous master handed on; unset
@@ -69,6 +121,22 @@ func DecodeSuccessorEnv(getenv func(string) string) (SuccessorEnv, error) {
 			return SuccessorEnv{}, malformed(keyClusterRoute, redact(v), "a URL with a scheme and a host")
 		}
 		s.ClusterRoute = v
+	}
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{{keyParentControl, &s.ParentControl}, {keyReloadConfig, &s.ConfigFile}, {keyReloadRunDir, &s.RunDir}} {
+		if v := getenv(f.key); v != "" {
+			if !filepath.IsAbs(v) {
+				return SuccessorEnv{}, malformed(f.key, v, "an absolute path")
+			}
+			*f.dst = v
+		}
+	}
+	if v := getenv(keyReloads); v != "" {
+		if s.Reloads, err = parseReloads(v); err != nil {
+			return SuccessorEnv{}, err
+		}
 	}
 	return s, nil
 }

@@ -64,6 +64,11 @@ type WorkerEnv struct {
 	// LogFile is the file the worker reopens on the master's word
 	// (GOES_LOG_FILE); empty when it logs to an inherited stderr.
 	LogFile string
+	// LogPipe: the worker's stdout and stderr are a pipe its master reads
+	// and copies into its own log (GOES_LOG_PIPE; master.Options.WrapOutput).
+	// The master reopens the log file, not the worker; a worker whose
+	// master is gone (the pipe broken) writes to LogFile itself.
+	LogPipe bool
 	// ClusterURL is the NATS the worker's cluster Node connects to
 	// (GOES_CLUSTER_URL); empty without a cluster. It carries a secret.
 	ClusterURL string
@@ -96,6 +101,9 @@ func (w WorkerEnv) Encode() []string {
 	if w.CloseOnDrain {
 		env = append(env, keyCloseOnDrain+"=1")
 	}
+	if w.LogPipe {
+		env = append(env, keyLogPipe+"=1")
+	}
 	return env
 }
 
@@ -117,6 +125,9 @@ func DecodeWorkerEnv(getenv func(string) string) (WorkerEnv, error) {
 		return WorkerEnv{}, err
 	}
 	if w.CloseOnDrain, err = parseBool(getenv, keyCloseOnDrain); err != nil {
+		return WorkerEnv{}, err
+	}
+	if w.LogPipe, err = parseBool(getenv, keyLogPipe); err != nil {
 		return WorkerEnv{}, err
 	}
 	w.LogFile = getenv(keyLogFile)

@@ -23,7 +23,8 @@ type Cond interface {
 
 // Eventually calls cond, then again every poll, until it holds, and fails t
 // (Fatalf, naming what and cond's last error) once total has passed without
-// it holding. cond runs on the caller's goroutine and may itself fail t.
+// it holding (poll <= 0 means Poll). cond runs on the caller's goroutine
+// and may itself fail t.
 // Inside a testing/synctest bubble the clock is the bubble's: total and
 // poll are then fake time.
 func Eventually[C Cond](t testing.TB, total, poll time.Duration, what string, cond C) {

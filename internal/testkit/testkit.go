@@ -1,9 +1,10 @@
 // Package testkit holds the helpers the tests of every goes package share:
 // Eventually (poll a condition until a deadline), the connection engines a
 // stream test runs against (Engines, EachEngine), a self-signed certificate
-// for loopback (SelfSigned, CertPEM, WriteCert), a logger that writes
-// through the test (Logger), and small things more than one package needs
-// (IsReset, Pattern).
+// for loopback (SelfSigned, CertPEM, WriteCert), a listener of in-memory
+// pipes for servers under testing/synctest (PipeListener), a logger that
+// writes through the test (Logger), and small things more than one package
+// needs (IsReset, Pattern).
 //
 // It imports no package of the module, so that internal tests (package
 // connections, package timer, ...) can use it without an import cycle.

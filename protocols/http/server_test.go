@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
 	"github.com/goes-project/goes/connections"
@@ -56,7 +55,7 @@ func serveListener(t testing.TB, e testkit.Engine, ln net.Listener, p *http.Prot
 		Engine:             e.Name,
 		Loops:              1,
 		CallbackGoroutines: e.Pool,
-		Logger:             zerolog.New(zerolog.NewTestWriter(t)),
+		Logger:             testkit.Logger(t),
 	})
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/http"
@@ -400,7 +398,7 @@ func TestStreamDuringDrain(t *testing.T) {
 func serveConfig(t testing.TB, e testkit.Engine, ln net.Listener, cfg connections.Config) *testServer {
 	t.Helper()
 	cfg.Engine, cfg.Loops, cfg.CallbackGoroutines = e.Name, 1, e.Pool
-	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t))
+	cfg.Logger = testkit.Logger(t)
 	srv := connections.NewServer(cfg)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()

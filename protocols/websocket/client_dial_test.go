@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols"
 	ws "github.com/goes-project/goes/protocols/websocket"
 )
@@ -56,7 +57,7 @@ func dialClient(t testing.TB, uri string, configure func(*ws.Client), onOpen fun
 		Config: connections.Config{
 			Protocol:       wc,
 			MaxPackageSize: 2 * testLimit,
-			Logger:         zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+			Logger:         testkit.Logger(t).Level(zerolog.InfoLevel),
 			Handler: connections.Handler{
 				OnMessage: func(c connections.Connection, data []byte) {
 					d.msgs <- dialMsg{data: bytes.Clone(data), op: ws.MessageType(c)}
@@ -283,7 +284,7 @@ func TestDialReconnect(t *testing.T) {
 	cl, err := connections.NewClient(transport, connections.ClientConfig{
 		Config: connections.Config{
 			Protocol: wc,
-			Logger:   zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+			Logger:   testkit.Logger(t).Level(zerolog.InfoLevel),
 			Handler: connections.Handler{
 				OnMessage: func(c connections.Connection, data []byte) { got <- string(data) },
 				OnClose: func(c connections.Connection) {
@@ -328,7 +329,7 @@ func TestDialPipeBridge(t *testing.T) {
 	wsAddr := serveReference(t, false)
 	clients := make(chan *connections.Client, 1)
 	srv := connections.NewServer(connections.Config{
-		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+		Logger: testkit.Logger(t).Level(zerolog.InfoLevel),
 		Handler: connections.Handler{OnConnect: func(c connections.Connection) {
 			transport, wc, err := ws.NewClientFor("ws://" + wsAddr + "/")
 			if err != nil {
@@ -337,7 +338,7 @@ func TestDialPipeBridge(t *testing.T) {
 				return
 			}
 			up, err := connections.NewClient(transport, connections.ClientConfig{
-				Config: connections.Config{Protocol: wc, Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)},
+				Config: connections.Config{Protocol: wc, Logger: testkit.Logger(t).Level(zerolog.InfoLevel)},
 			})
 			if err != nil {
 				t.Error(err)

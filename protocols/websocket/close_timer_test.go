@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
 	ws "github.com/goes-project/goes/protocols/websocket"
 )
 
@@ -116,7 +117,7 @@ func TestCloseTimerSpansOneConnection(t *testing.T) {
 	cl, err := connections.NewClient(transport, connections.ClientConfig{
 		Config: connections.Config{
 			Protocol: wc,
-			Logger:   zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+			Logger:   testkit.Logger(t).Level(zerolog.InfoLevel),
 			Handler: connections.Handler{
 				OnClose: func(c connections.Connection) {
 					if closes.Add(1) == 1 {

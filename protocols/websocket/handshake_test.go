@@ -243,7 +243,7 @@ func TestCloseTimeoutOnWheel(t *testing.T) {
 		Handler: connections.Handler{
 			OnMessage: func(c connections.Connection, data []byte) { ws.Close(c, 0, "") },
 		},
-		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+		Logger: testkit.Logger(t).Level(zerolog.InfoLevel),
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -51,7 +51,7 @@ func serveGoes(t testing.TB, p *ws.Protocol, h connections.Handler) string {
 		Protocol:       p,
 		Handler:        h,
 		MaxPackageSize: max(2*testLimit, p.MaxMessageSize+1024),
-		Logger:         zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+		Logger:         testkit.Logger(t).Level(zerolog.InfoLevel),
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

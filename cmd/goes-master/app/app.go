@@ -3,7 +3,8 @@
 //
 //   - "hello" answers every message with "hello, goer" (HTTP: 200 with
 //     that body);
-//   - "echo" (the default) sends every message back;
+//   - "echo" (the default) sends every message back (over WebSocket in the
+//     type it came in: binary stays binary);
 //   - "chat" is a small chat over the cluster (it turns Goer.Cluster on);
 //   - "static" serves the files under the listener's "root" over HTTP
 //     (http.ServeFile: ranges, 304s; "index.html" for a directory; 404,
@@ -43,6 +44,7 @@ import (
 	"github.com/goes-project/goes"
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/protocols/http"
+	"github.com/goes-project/goes/protocols/websocket"
 )
 
 //go:embed default.json
@@ -59,10 +61,7 @@ func Main(version string) {
 		Build:         Build,
 		DefaultConfig: defaultConfig,
 	}
-	if err := r.Run(os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	r.Main(os.Args)
 }
 
 // Build makes the Goers of cfg's listeners.
@@ -81,6 +80,7 @@ func Build(cfg *goes.Config) ([]*goes.Goer, error) {
 		g.MaxSendBufferSize = lc.MaxSendBufferSize
 		g.IdleTimeout = time.Duration(lc.IdleTimeout)
 		g.CallbackGoroutines = lc.CallbackGoroutines
+		g.MaxRequests, g.MaxMemory = lc.MaxRequests, lc.MaxMemory
 		if err := setHandler(g, lc); err != nil {
 			return nil, fmt.Errorf("goes-master: listener %d (%s): %w", i, lc.Listen, err)
 		}
@@ -92,7 +92,7 @@ func Build(cfg *goes.Config) ([]*goes.Goer, error) {
 func setHandler(g *goes.Goer, lc goes.ListenerConfig) error {
 	switch name := lc.Handler; name {
 	case "", "echo":
-		g.OnMessage = func(c connections.Connection, data []byte) { c.SendBytes(data, false) }
+		g.OnMessage = echo
 	case "hello":
 		g.OnMessage = func(c connections.Connection, _ []byte) { c.Send("hello, goer", false) }
 	case "chat":
@@ -115,6 +115,16 @@ func setHandler(g *goes.Goer, lc goes.ListenerConfig) error {
 		return fmt.Errorf("unknown handler %q (want echo, hello, chat or static)", name)
 	}
 	return nil
+}
+
+// echo sends a message back; over WebSocket in the type it came in (a
+// binary message comes back binary: as text it could not even be sent
+// unless it were UTF-8).
+func echo(c connections.Connection, data []byte) {
+	if op := websocket.MessageType(c); op != 0 {
+		websocket.SetBinary(c, op == websocket.OpBinary)
+	}
+	c.SendBytes(data, false)
 }
 
 // serveStatic answers an HTTP request with the file of fsys its path

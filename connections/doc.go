@@ -1,0 +1,92 @@
+// Package connections is the connection runtime of a goes worker: it turns
+// accepted sockets and datagrams into Connections, the bytes they receive
+// into packets (through a protocols.Protocol) and packets into OnMessage
+// calls, and it owns every connection's send buffer.
+//
+// The I/O engine under it is replaceable: nothing in the Connection API or
+// in the callbacks assumes a goroutine per connection. Callbacks of one
+// connection never run concurrently with each other; callbacks of
+// different connections may.
+//
+// Outgoing connections (Client, NewClient) speak transports only: tcp://,
+// tls://, unix:// and udp:// URIs, with the protocol in the config. The
+// package knows protocols through the interfaces of package protocols
+// alone (a protocol with an opening handshake implements
+// protocols.ClientHandshaker), never a concrete one: the protocol URIs
+// (text://, frame://, ws://, wss://) are mapped one level up, by
+// goes.NewClient, and the WebSocket client is websocket.Client.
+//
+// # Engines
+//
+// A Server has engines (engine.go): the standard one (std.go: a reading
+// goroutine per connection, every listener, every platform) and the
+// platform's event-loop engines (platformEngines: epoll on Linux). Serve
+// picks one per listener, once; Close, Stats and the listings ask every
+// engine. The epoll engine is a poller (epoll_poller_linux.go: the epoll
+// descriptor, its eventfd, the wait), loops (epoll_loop_linux.go: one
+// goroutine each, the connection table, the queue other goroutines post
+// to), accept with its back-off (epoll_accept_linux.go) and the
+// connection's I/O (epoll_conn_linux.go); it makes every system call
+// through its sysCalls (epoll_sys_linux.go), which tests replace call by
+// call. The callback pool (taskpool.go) and the watchdog (watchdog.go) are
+// engine-neutral.
+//
+// # Concurrency
+//
+// Who owns what:
+//
+//   - A stream connection's engine-independent state is base (core.go,
+//     send.go). Its flags change only with base.mu held and are read
+//     atomically anywhere; base.mu also guards the send queue (out,
+//     inflight), dispatching, the user context, the doom timer, drainCh
+//     and, in pool mode, epConn.pend. The protocol state has its own spin
+//     lock (fStateLock, a flag bit) so that State works with and without
+//     base.mu held. bytesIn, bytesOut and closeAfter are atomics.
+//   - fWriting makes one writer at a time own the buffer takeOut handed
+//     it, until writeDone.
+//   - An epConn's fields after base belong to its loop's goroutine (fd,
+//     ev, in, wbuf, eof, busy, ...), except pend (base.mu), acts (atomic:
+//     work other goroutines post) and, while busy, c.in and inHalted,
+//     which the running pool task owns until it posts actTaskDone.
+//   - A loop owns its poller's events, its read buffer, n, busyN, its
+//     listeners' back-off; it writes its connection table under loop.tmu,
+//     which other goroutines take to read it (listings, Close) and which
+//     also guards the listener map and dead. loop.qmu guards the posted
+//     queue and funcs, and qdead: the eventfd is written only under qmu
+//     while the loop lives, so that its number is never written after
+//     close. poller.awake and wakeSet are atomics: a loop marks itself
+//     waiting before it checks its queue, so a post either is seen by that
+//     check or writes a wake-up.
+//   - A stdConn's reading goroutine runs its callbacks with stdConn.cbMu
+//     held; a writer goroutine only TryLocks it (a drain it cannot run is
+//     left in drainPending for the holder).
+//   - The wheel's goroutine runs the connection timers (connTimers'
+//     stalled fields are its own) and takes base.mu to act.
+//   - Server.mu guards the listener set, settled, the standard engine's
+//     connection set, the epoll engine's loops, pool and watchdog stop,
+//     and the own wheel's start; the counters (open, accepted, errs, the
+//     counters structs) are atomics, draining and closed are atomics
+//     changed under Server.mu.
+//
+// A method named ...Locked runs with base.mu held by its caller: it must
+// not take base.mu, call a user callback or block; it may take the locks
+// that come after base.mu below. closingUnlock is entered with base.mu
+// held and releases it.
+//
+// Lock order (a lock is taken only after those above it, never before):
+//
+//   - stdConn.cbMu (its callbacks run with it held), then pipeLink.mu (a
+//     pipe forwards from OnMessage), then Client.mu (a Client as a pipe's
+//     dst), then base.mu, then pipeNode.mu (see pipe.go, client.go);
+//   - base.mu, then loop.qmu (posting work to the loop), the timer
+//     wheel's lock, the buffer pool;
+//   - epListener.mu (read-held by accept from accept4 until the new
+//     connection is registered), then loop.tmu and base.mu;
+//   - Server.mu is taken at most under stdConn.cbMu (a closing stdConn
+//     counts itself out) and holds nothing but the wheel's lock (its
+//     start); loop.qmu, loop.tmu, taskPool.mu and fStateLock are leaves.
+//
+// No lock is held while a user callback runs, except stdConn.cbMu and
+// pipeLink.mu (a pipe's sends), and base.mu for the protocol's Encode and
+// ReleaseState, which must not call Send or Close.
+package connections

@@ -1,0 +1,449 @@
+//go:build linux
+
+package connections
+
+import (
+	"net"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Callback work of a connection handed to the pool (epConn.pend, under mu).
+const (
+	pendConnect uint8 = 1 << iota
+	pendInput
+	pendDrain
+	pendClose
+)
+
+const (
+	minReadRoom = 1 << 10    // least free room for a read into a connection's own buffer
+	doneEvents  = ^uint16(0) // epConn.ev of a conn not registered
+)
+
+// epConn is a stream connection of the epoll engine. An idle epConn is
+// this struct and its socket: input and output buffers are borrowed from
+// the server's pool only while there are bytes to process or to send.
+// Fields after base are owned by the connection's loop unless noted.
+//
+// The fields are packed so that an epConn stays in the 208-byte size
+// class: mind the sizes when adding one.
+type epConn struct {
+	base
+	l    *loop
+	ln   *epListener
+	fd   int32         // -1 once released
+	woff int32         // bytes of wbuf already written
+	acts atomic.Uint32 // work posted by other goroutines, and actQueued
+	ev   uint16        // registered interest (the epoll bits used fit 16 bits)
+	// rport and rfam, with raddr, are the peer's address.
+	rport uint16
+	rfam  uint8
+	pend  uint8 // pool mode: work for the next task; under base.mu
+	busy  bool  // pool mode: a task of c is running or submitted
+	// eof: the peer has finished sending, or c is closing and has dropped
+	// lingerBytes: input is not read any more.
+	eof bool
+	// inHalted: pool mode, set by the task: c.in may hold packets held
+	// back by PauseRecv.
+	inHalted bool
+	lingered uint8 // input dropped since c began closing, in 16 KiB units
+	raddr    [16]byte
+	in       *buffer // unprocessed input (the running task's while busy)
+	wbuf     *buffer // partly written output, waiting for EPOLLOUT
+}
+
+var _ Connection = (*epConn)(nil)
+
+// newEpConn allocates an epConn, with its timers in the same allocation
+// when the server has any.
+func (s *Server) newEpConn() *epConn {
+	if !s.timed {
+		return new(epConn)
+	}
+	ct := new(struct {
+		epConn
+		tm connTimers
+	})
+	ct.epConn.tm = &ct.tm
+	return &ct.epConn
+}
+
+// handle serves one epoll event of c.
+func (l *loop) handle(c *epConn, ev uint32) {
+	if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 && c.wbuf != nil {
+		l.writable(c)
+	}
+	if c.eof {
+		// Input is over; only a broken socket is news.
+		if ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			c.Destroy()
+		}
+		return
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLERR|unix.EPOLLHUP) != 0 && c.fd >= 0 {
+		l.readable(c)
+	}
+}
+
+// rearm sets c's epoll interest to what it needs now.
+func (l *loop) rearm(c *epConn) {
+	if c.fd < 0 || c.ev == doneEvents || c.has(fSockClosed) {
+		return
+	}
+	var want uint16
+	if (!c.has(fPaused) || c.has(fLinger)) && !c.busy && !c.eof {
+		want = unix.EPOLLIN | unix.EPOLLRDHUP
+	}
+	if c.wbuf != nil {
+		want |= unix.EPOLLOUT
+	}
+	if want == c.ev {
+		return
+	}
+	if err := l.p.mod(c.fd, uint32(want), tagConn); err != nil {
+		c.Destroy()
+		return
+	}
+	c.ev = want
+}
+
+func (l *loop) readable(c *epConn) {
+	if c.has(fSockClosed) {
+		return
+	}
+	if (c.has(fPaused) && !c.has(fLinger)) || c.busy {
+		l.rearm(c)
+		return
+	}
+	s := l.s
+	closing := c.has(fClosing)
+	var n int
+	var errno unix.Errno
+	var buf []byte
+	if c.in != nil && !closing {
+		in := c.in
+		if cap(in.b)-len(in.b) < minReadRoom {
+			nb, err := growInput(in.b, s.cfg.MaxPackageSize, s.cfg.ReadBufferSize)
+			if err != nil {
+				l.dropInput(c)
+				c.fail(err)
+				l.flush(c)
+				return
+			}
+			s.bufs.put(in)
+			in = &buffer{b: nb}
+			c.in = in
+		}
+		n, errno = l.sys.read(c.fd, in.b[len(in.b):cap(in.b)])
+		if n > 0 {
+			in.b = in.b[:len(in.b)+n]
+			buf = in.b
+		}
+	} else {
+		n, errno = l.sys.read(c.fd, l.rbuf)
+		buf = l.rbuf[:n]
+	}
+	switch {
+	case n > 0:
+		c.bytesIn.Add(uint64(n))
+		l.ctr.bytesIn.Add(uint64(n))
+		c.touchIn()
+		switch {
+		case closing:
+			l.dropInput(c)
+			if u := int(c.lingered) + (n+16<<10-1)>>14; u < lingerBytes>>14 {
+				c.lingered = uint8(u)
+			} else {
+				c.eof = true // enough: let the flush and lingerTimeout end it
+				l.rearm(c)
+			}
+		case l.pool != nil:
+			if c.in == nil {
+				c.in = s.bufs.get()
+				c.in.b = append(c.in.b, buf...)
+			}
+			l.schedule(c, pendInput)
+		default:
+			l.consume(c, buf)
+		}
+	case errno == unix.EAGAIN || errno == unix.EINTR:
+	case errno == 0:
+		// The peer has finished sending: answer what it asked (or finish
+		// writing what was queued before Close), then close.
+		c.eof = true
+		c.inputEnded()
+		l.rearm(c)
+	default: // a socket error
+		c.Destroy()
+	}
+}
+
+// consume dispatches buf (the loop's read buffer or c.in), keeps what is
+// left in c.in and writes the answers.
+func (l *loop) consume(c *epConn, buf []byte) {
+	used, _ := c.dispatch(buf) // held-back packets stay in c.in for resume
+	if c.has(fClosing | fSockClosed) {
+		l.dropInput(c)
+	} else {
+		rest := buf[used:]
+		switch {
+		case c.in != nil && len(rest) == 0:
+			l.dropInput(c)
+		case c.in != nil:
+			c.in.b = c.in.b[:copy(c.in.b, rest)]
+		case len(rest) > 0:
+			c.in = l.s.bufs.get()
+			c.in.b = append(c.in.b, rest...)
+		}
+	}
+	l.flush(c)
+}
+
+func (l *loop) dropInput(c *epConn) {
+	if c.in != nil {
+		l.s.bufs.put(c.in)
+		c.in = nil
+	}
+}
+
+// resume restarts reading after ResumeRecv, delivering what was buffered
+// before PauseRecv first.
+func (l *loop) resume(c *epConn) {
+	if c.busy || (c.has(fPaused) && !c.has(fLinger)) {
+		return
+	}
+	if c.in != nil && len(c.in.b) > 0 {
+		if l.pool != nil {
+			l.schedule(c, pendInput)
+			return
+		}
+		l.consume(c, c.in.b)
+	}
+	l.rearm(c)
+}
+
+// flush writes what is queued, as one write per batch, until the kernel
+// takes no more.
+func (l *loop) flush(c *epConn) {
+	for c.wbuf == nil && c.fd >= 0 {
+		buf := c.takeOut()
+		if buf == nil || !l.write(c, buf, 0) {
+			break
+		}
+	}
+	l.rearm(c)
+}
+
+// writable continues a partial write once the socket takes more.
+func (l *loop) writable(c *epConn) {
+	if l.write(c, c.wbuf, int(c.woff)) {
+		l.flush(c)
+	}
+}
+
+// write writes buf.b[off:]. It reports true when buf is finished with
+// (written, or the write failed and the connection is closing); otherwise
+// the rest waits in c.wbuf for EPOLLOUT.
+func (l *loop) write(c *epConn, buf *buffer, off int) bool {
+	n, errno := l.sys.write(c.fd, buf.b[off:])
+	l.ctr.writes.Add(1)
+	if errno == unix.EAGAIN || errno == unix.EINTR {
+		n, errno = 0, 0
+	}
+	if errno == 0 && off+n < len(buf.b) {
+		c.wroteSome(n)
+		c.wbuf, c.woff = buf, int32(off+n)
+		return false
+	}
+	c.wbuf = nil
+	var err error
+	if errno != 0 {
+		err = errno
+	}
+	c.writeDone(buf, n, err)
+	return true
+}
+
+// finish releases a closed connection's socket and buffers and runs
+// OnClose.
+func (l *loop) finish(c *epConn) {
+	if c.fd < 0 {
+		return
+	}
+	fd := c.fd
+	l.tmu.Lock()
+	l.conns[fd] = nil
+	l.tmu.Unlock()
+	l.sys.close(int(fd))
+	c.fd = -1
+	if !c.busy {
+		l.dropInput(c) // a running task still owns c.in
+	}
+	if c.wbuf != nil {
+		l.s.bufs.put(c.wbuf)
+		c.wbuf = nil
+	}
+	l.n--
+	if l.pool != nil {
+		l.schedule(c, pendClose)
+		return
+	}
+	c.closed()
+}
+
+// closed runs OnClose and retires c from the server.
+func (c *epConn) closed() {
+	s := c.s
+	if h := s.cfg.Handler.OnClose; h != nil {
+		if err := guard(func() { h(c) }); err != nil {
+			s.log.Error().Uint64("conn", c.id).Err(err).Msg("OnClose panicked")
+		}
+	}
+	s.log.Debug().Uint64("conn", c.id).Msg("connection closed")
+	s.connGone()
+}
+
+// Engine hooks; they may run on any goroutine.
+
+func (c *epConn) kick() { c.l.post(c, actFlush) }
+
+func (c *epConn) closeSocketLocked() {
+	// The descriptor stays open until the loop releases it, so that its
+	// number cannot be reused under the loop; shutdown tells the peer now.
+	c.l.sys.shutdown(c.fd, unix.SHUT_RDWR)
+	c.l.post(c, actClose)
+}
+
+func (c *epConn) resumed() { c.l.post(c, actResume) }
+
+func (c *epConn) flushDeadline() { c.destroyAfterLocked(closeFlushTimeout) }
+
+func (c *epConn) lingerLocked() bool {
+	if c.l.sys.shutdown(c.fd, unix.SHUT_WR) != nil {
+		return false
+	}
+	if c.has(fPaused) {
+		c.l.post(c, actResume) // read again, to drop
+	}
+	c.destroyAfterLocked(lingerTimeout)
+	return true
+}
+
+func (c *epConn) drained() {
+	if c.l.pool != nil {
+		c.l.schedule(c, pendDrain)
+		return
+	}
+	c.callback(c.s.cfg.Handler.OnBufferDrain)
+}
+
+func (c *epConn) localAddr() net.Addr { return c.ln.addr }
+
+func (c *epConn) setRemote(rsa *unix.RawSockaddrAny) {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		c.rfam = 4
+		copy(c.raddr[:4], sa.Addr[:])
+		c.rport = uint16(sa.Port>>8) | uint16(sa.Port&0xff)<<8
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		c.rfam = 6
+		c.raddr = sa.Addr
+		c.rport = uint16(sa.Port>>8) | uint16(sa.Port&0xff)<<8
+	}
+}
+
+func (c *epConn) remoteAddr() net.Addr {
+	switch c.rfam {
+	case 4:
+		return &net.TCPAddr{IP: net.IPv4(c.raddr[0], c.raddr[1], c.raddr[2], c.raddr[3]), Port: int(c.rport)}
+	case 6:
+		ip := make(net.IP, 16)
+		copy(ip, c.raddr[:])
+		return &net.TCPAddr{IP: ip, Port: int(c.rport)}
+	}
+	return &net.UnixAddr{Net: "unix"}
+}
+
+// Pool mode: callbacks run on a bounded goroutine pool, one task per
+// connection at a time; the loop only does I/O.
+
+// schedule records work for c's next task and submits one unless a task
+// of c is running; reading stops until the task is done.
+func (l *loop) schedule(c *epConn, what uint8) {
+	c.mu.Lock()
+	c.pend |= what
+	c.mu.Unlock()
+	if c.busy {
+		return
+	}
+	c.busy = true
+	l.busyN++
+	l.rearm(c)
+	l.pool.submit(c)
+}
+
+// taskDone runs on the loop when a task of c has ended.
+func (l *loop) taskDone(c *epConn) {
+	c.mu.Lock()
+	more := c.pend != 0
+	c.mu.Unlock()
+	if more {
+		l.pool.submit(c)
+		return
+	}
+	c.busy = false
+	l.busyN--
+	if c.fd < 0 {
+		l.dropInput(c)
+		return
+	}
+	l.flush(c)
+	if c.inHalted && c.in != nil && !c.halted() {
+		// ResumeRecv came while the task ran: deliver what it held back.
+		c.inHalted = false
+		l.schedule(c, pendInput)
+	}
+}
+
+// runTasks does c's pending callback work on a pool goroutine.
+func (c *epConn) runTasks() {
+	h := &c.s.cfg.Handler
+	for {
+		c.mu.Lock()
+		p := c.pend
+		c.pend = 0
+		c.mu.Unlock()
+		if p == 0 {
+			break
+		}
+		if p&pendConnect != 0 {
+			c.callback(h.OnConnect)
+		}
+		if p&pendInput != 0 && c.in != nil && c.halted() {
+			c.inHalted = true
+		} else if p&pendInput != 0 && c.in != nil {
+			used, halted := c.dispatch(c.in.b)
+			c.inHalted = halted
+			c.in.b = c.in.b[:copy(c.in.b, c.in.b[used:])]
+			if len(c.in.b) == 0 || c.has(fClosing|fSockClosed) {
+				c.s.bufs.put(c.in)
+				c.in = nil
+			}
+		}
+		if p&pendDrain != 0 {
+			c.callback(h.OnBufferDrain)
+		}
+		if p&pendClose != 0 {
+			c.closed()
+			break
+		}
+	}
+	c.l.post(c, actTaskDone)
+}
+
+func (c *epConn) engine() string { return EngineEpoll }

@@ -1,0 +1,263 @@
+//go:build linux
+
+package connections
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Pending work that other goroutines hand to a connection's loop
+// (epConn.acts).
+const (
+	actFlush    uint32 = 1 << iota // write what is queued
+	actResume                      // ResumeRecv: read and dispatch again
+	actClose                       // the socket was closed: release it, run OnClose
+	actTaskDone                    // a pool task of this connection ended
+
+	actQueued uint32 = 1 << 31 // the connection is in its loop's queue
+)
+
+const loopReadBuf = 64 << 10 // a loop's shared read buffer
+
+// loop is one event loop: a poller served by one goroutine (run), which
+// owns the connections registered with it. e, s, sys and pool are set
+// before run starts; ctr and iter are atomics; the other fields are
+// loop-owned unless their comment names a lock.
+type loop struct {
+	e     *epollEngine
+	s     *Server
+	sys   *sysCalls
+	pool  *taskPool // the engine's, nil when callbacks run on the loop
+	p     poller
+	rbuf  []byte
+	ctr   counters
+	iter  atomic.Uint64 // loop iterations, for the watchdog
+	n     int           // open connections
+	busyN int           // connections with a pool task
+
+	// tmu guards conns and lns for other goroutines (listings, Close,
+	// listener changes) and dead; the loop itself reads conns without it.
+	tmu   sync.Mutex
+	conns []*epConn // by fd
+	lns   map[int32]*loopListener
+	dead  bool
+
+	qmu   sync.Mutex
+	queue []*epConn
+	funcs []func()
+	spare []*epConn
+	qdead bool // under qmu: the loop is gone, its eventfd closed
+}
+
+func newLoop(e *epollEngine) (*loop, error) {
+	l := &loop{
+		e: e, s: e.s, sys: &e.sys,
+		rbuf: make([]byte, loopReadBuf),
+		lns:  make(map[int32]*loopListener),
+	}
+	if err := l.p.open(l.sys); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// release closes the loop's descriptors; the loop goroutine is gone or
+// never ran.
+func (l *loop) release() {
+	l.tmu.Lock()
+	l.dead = true
+	l.p.closeEpoll()
+	l.tmu.Unlock()
+	l.qmu.Lock()
+	l.qdead = true
+	l.p.closeWake()
+	l.qmu.Unlock()
+}
+
+// run is the loop goroutine.
+func (l *loop) run() {
+	defer l.e.loopWG.Done()
+	defer l.release()
+	s := l.s
+	for {
+		l.p.sleep()
+		n, errno := l.p.wait(!l.hasWork())
+		l.iter.Add(1)
+		if errno != 0 && errno != unix.EINTR {
+			s.log.Error().Err(errno).Msg("epoll_wait failed, event loop stopped")
+			l.destroyAll()
+			return
+		}
+		for i := 0; i < n; i++ {
+			ev := &l.p.events[i]
+			switch ev.Pad {
+			case tagConn:
+				if int(ev.Fd) < len(l.conns) {
+					if c := l.conns[ev.Fd]; c != nil {
+						l.handle(c, ev.Events)
+					}
+				}
+			case tagWake:
+				l.p.woken()
+			case tagListener:
+				l.accept(ev.Fd)
+			}
+		}
+		l.runQueue()
+		if l.n == 0 && l.busyN == 0 && (s.closed.Load() || s.draining.Load()) {
+			return
+		}
+	}
+}
+
+func (l *loop) hasWork() bool {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	return len(l.queue) > 0 || len(l.funcs) > 0
+}
+
+// wake makes the loop return from its wait. Safe for concurrent use.
+func (l *loop) wake() {
+	if !l.p.needsSignal() {
+		return
+	}
+	l.qmu.Lock()
+	if !l.qdead {
+		l.p.signal()
+	}
+	l.qmu.Unlock()
+}
+
+// post hands acts for c to its loop. Safe for concurrent use.
+func (l *loop) post(c *epConn, acts uint32) {
+	if c.acts.Or(acts|actQueued)&actQueued != 0 {
+		return // already queued: the loop takes acts with the rest
+	}
+	l.qmu.Lock()
+	if l.qdead {
+		l.qmu.Unlock()
+		return
+	}
+	l.queue = append(l.queue, c)
+	l.qmu.Unlock()
+	l.wake()
+}
+
+// postFunc runs fn on the loop. Safe for concurrent use.
+func (l *loop) postFunc(fn func()) {
+	l.qmu.Lock()
+	if l.qdead {
+		l.qmu.Unlock()
+		return
+	}
+	l.funcs = append(l.funcs, fn)
+	l.qmu.Unlock()
+	l.wake()
+}
+
+// runQueue does the work other goroutines posted.
+func (l *loop) runQueue() {
+	for {
+		l.qmu.Lock()
+		q := l.queue
+		fns := l.funcs
+		if len(q) == 0 && len(fns) == 0 {
+			l.qmu.Unlock()
+			return
+		}
+		l.queue = l.spare[:0]
+		l.funcs = nil
+		l.qmu.Unlock()
+		for i, c := range q {
+			q[i] = nil
+			acts := c.acts.Swap(0) // and actQueued: posts from now on queue c again
+			if acts&actTaskDone != 0 {
+				l.taskDone(c)
+			}
+			if c.fd < 0 {
+				continue
+			}
+			// Only actClose releases the socket: it is posted by
+			// closeSocketLocked once it has used the descriptor, so the
+			// number is never closed (and reused) under it.
+			if acts&actClose != 0 {
+				l.finish(c)
+				continue
+			}
+			if acts&actResume != 0 {
+				l.resume(c)
+			}
+			if acts&(actFlush|actResume) != 0 {
+				l.flush(c)
+			}
+		}
+		l.spare = q[:0]
+		for _, fn := range fns {
+			fn()
+		}
+	}
+}
+
+// destroyAll closes every connection of a loop that cannot go on.
+func (l *loop) destroyAll() {
+	for _, c := range l.conns {
+		if c != nil {
+			c.Destroy()
+			l.finish(c)
+		}
+	}
+}
+
+// register adds c to the loop's table and its epoll set; false when the
+// server is closed.
+func (l *loop) register(c *epConn) bool {
+	s := l.s
+	fd := int(c.fd)
+	l.tmu.Lock()
+	if s.closed.Load() {
+		l.tmu.Unlock()
+		return false
+	}
+	if fd >= len(l.conns) {
+		n := 2 * len(l.conns)
+		if n <= fd {
+			n = fd + 64
+		}
+		conns := make([]*epConn, n)
+		copy(conns, l.conns)
+		l.conns = conns
+	}
+	l.conns[fd] = c
+	l.tmu.Unlock()
+	s.open.Add(1)
+	s.accepted.Add(1)
+	l.n++
+	if err := l.p.add(c.fd, unix.EPOLLIN|unix.EPOLLRDHUP, tagConn); err != nil {
+		s.log.Warn().Err(err).Msg("epoll_ctl add failed, connection closed")
+		c.Destroy()
+		return true
+	}
+	c.ev = unix.EPOLLIN | unix.EPOLLRDHUP
+	return true
+}
+
+// appendConns appends the loop's connections to dst. Safe for
+// concurrent use.
+func (l *loop) appendConns(dst []Connection) []Connection {
+	l.tmu.Lock()
+	for _, c := range l.conns {
+		if c != nil {
+			dst = append(dst, c)
+		}
+	}
+	l.tmu.Unlock()
+	return dst
+}
+
+// iterations and waiting are what the watchdog looks at. Safe for
+// concurrent use.
+func (l *loop) iterations() uint64 { return l.iter.Load() }
+func (l *loop) waiting() bool      { return !l.p.awake.Load() }

@@ -1,0 +1,600 @@
+//go:build linux
+
+package connections
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/goes-project/goes/protocols/text"
+)
+
+// These tests drive the real epoll engine on loopback sockets and fault
+// single system calls through its sysCalls seam, where a real socket
+// cannot be made to fail on cue: accept out of descriptors, a read reset
+// at a chosen moment, a write the kernel does not take.
+
+// seamServer serves cfg with the epoll engine on a loopback TCP listener
+// after edit has changed the engine's system calls; cleanup closes it.
+// It logs to logs, or to the test's log when logs is nil.
+func seamServer(t *testing.T, cfg Config, logs io.Writer, edit func(sys *sysCalls)) (*Server, string) {
+	t.Helper()
+	cfg.Engine = EngineEpoll
+	if logs == nil {
+		logs = zerolog.NewTestWriter(t)
+	}
+	cfg.Logger = zerolog.New(logs)
+	s := NewServer(cfg)
+	var ep *epollEngine
+	for _, e := range s.engines {
+		if e, ok := e.(*epollEngine); ok {
+			ep = e
+		}
+	}
+	if ep == nil {
+		t.Fatal("no epoll engine")
+	}
+	edit(&ep.sys) // before Serve: the loops never see it change
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	return s, ln.Addr().String()
+}
+
+func seamDial(t *testing.T, addr string) *net.TCPConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	return c.(*net.TCPConn)
+}
+
+// seamEcho sends line and expects it back.
+func seamEcho(t *testing.T, c net.Conn, r *bufio.Reader, line string) {
+	t.Helper()
+	if _, err := io.WriteString(c, line+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.ReadString('\n'); err != nil || got != line+"\n" {
+		t.Fatalf("echo of %q: got %q, %v", line, got, err)
+	}
+}
+
+// seamWait polls cond until it holds or 20 s pass.
+func seamWait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// serverFd returns the descriptor of the server side of the client
+// connection c, read on its loop (the loop owns it).
+func serverFd(t *testing.T, s *Server, c net.Conn) int32 {
+	t.Helper()
+	port := c.LocalAddr().(*net.TCPAddr).Port
+	for _, sc := range s.all() {
+		ec := sc.(*epConn)
+		if ec.RemoteAddr().(*net.TCPAddr).Port != port {
+			continue
+		}
+		fd := make(chan int32, 1)
+		ec.l.postFunc(func() { fd <- ec.fd })
+		return <-fd
+	}
+	t.Fatalf("no server connection for %v", c.LocalAddr())
+	return -1
+}
+
+func seamEchoHandler(c Connection, d []byte) { c.SendBytes(d, false) }
+
+// seamLog is a log sink safe for concurrent use.
+type seamLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *seamLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// retryDelays returns the retry_in of every "accept failed" line.
+func (w *seamLog) retryDelays(t *testing.T) []time.Duration {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var ds []time.Duration
+	for _, line := range strings.Split(w.b.String(), "\n") {
+		var e struct {
+			Message string  `json:"message"`
+			RetryIn float64 `json:"retry_in"` // milliseconds
+		}
+		if line == "" || json.Unmarshal([]byte(line), &e) != nil || e.Message != "accept failed" {
+			continue
+		}
+		ds = append(ds, time.Duration(e.RetryIn*float64(time.Millisecond)))
+	}
+	return ds
+}
+
+// TestAcceptBacksOffOnEMFILE: while accept fails with EMFILE, the loop
+// stops accepting for 5 ms, 10 ms, ... doubling up to 1 s (as net/http),
+// and logs each delay; its connections are served meanwhile; once accept
+// works again the waiting client is served, and the next failure starts
+// again from 5 ms.
+func TestAcceptBacksOffOnEMFILE(t *testing.T) {
+	type call struct {
+		at    time.Time
+		errno unix.Errno
+	}
+	var (
+		mu       sync.Mutex
+		failing  bool // fail every accept
+		failOnce bool // fail the next accept
+		calls    []call
+	)
+	logs := &seamLog{}
+	s, addr := seamServer(t, Config{
+		Loops: 1, Protocol: text.New(),
+		Handler: Handler{OnMessage: seamEchoHandler},
+	}, logs, func(sys *sysCalls) {
+		live := sys.accept
+		sys.accept = func(fd int) (int32, unix.RawSockaddrAny, unix.Errno) {
+			mu.Lock()
+			defer mu.Unlock()
+			if failing || failOnce {
+				failOnce = false
+				calls = append(calls, call{at: time.Now(), errno: unix.EMFILE})
+				return -1, unix.RawSockaddrAny{}, unix.EMFILE
+			}
+			nfd, rsa, errno := live(fd)
+			calls = append(calls, call{at: time.Now(), errno: errno})
+			return nfd, rsa, errno
+		}
+	})
+	emfiles := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, c := range calls {
+			if c.errno == unix.EMFILE {
+				n++
+			}
+		}
+		return n
+	}
+
+	a := seamDial(t, addr)
+	ar := bufio.NewReader(a)
+	seamEcho(t, a, ar, "before")
+
+	mu.Lock()
+	failing = true
+	mu.Unlock()
+	b := seamDial(t, addr) // connected in the kernel's queue; accept fails
+	br := bufio.NewReader(b)
+	if _, err := io.WriteString(b, "waiting\n"); err != nil {
+		t.Fatal(err)
+	}
+	seamWait(t, "three failed accepts", func() bool { return emfiles() >= 3 })
+	seamEcho(t, a, ar, "during back-off") // the loop is not blocked
+	if got := s.Stats().Accepted; got != 1 {
+		t.Fatalf("accepted %d connections during the back-off, want 1", got)
+	}
+	seamWait(t, "ten failed accepts", func() bool { return emfiles() >= 10 })
+	mu.Lock()
+	failing = false
+	mu.Unlock()
+	if got, err := br.ReadString('\n'); err != nil || got != "waiting\n" {
+		t.Fatalf("client queued during the back-off: got %q, %v", got, err)
+	}
+
+	// A success resets the back-off.
+	mu.Lock()
+	failOnce = true
+	mu.Unlock()
+	c := seamDial(t, addr)
+	seamEcho(t, c, bufio.NewReader(c), "after")
+
+	delays := logs.retryDelays(t)
+	want := []time.Duration{5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000}
+	if len(delays) < len(want)+1 {
+		t.Fatalf("back-off delays %v, want %v (ms), then 1 s until accept works, then 5 ms", delays, want)
+	}
+	for i, d := range delays {
+		w := time.Second // failures after the tenth, until the test stopped them
+		switch {
+		case i < len(want):
+			w = want[i] * time.Millisecond
+		case i == len(delays)-1:
+			w = 5 * time.Millisecond // after a success
+		}
+		if d != w {
+			t.Fatalf("back-off delays %v: #%d is %v, want %v", delays, i, d, w)
+		}
+	}
+	// The loop really waited: no accept before a failure's delay passed.
+	mu.Lock()
+	defer mu.Unlock()
+	k := 0
+	for i := 0; i+1 < len(calls); i++ {
+		if calls[i].errno != unix.EMFILE {
+			continue
+		}
+		if gap := calls[i+1].at.Sub(calls[i].at); gap < delays[k] {
+			t.Errorf("accept retried %v after failure #%d, before its back-off of %v", gap, k, delays[k])
+		}
+		k++
+	}
+	if k != len(delays) {
+		t.Errorf("%d EMFILE accepts followed by another accept, %d delays logged", k, len(delays))
+	}
+}
+
+// closeCounts records OnClose and OnError per connection id.
+type closeCounts struct {
+	mu      sync.Mutex
+	closed  map[uint64]int
+	errored map[uint64]int
+}
+
+func newCloseCounts() *closeCounts {
+	return &closeCounts{closed: map[uint64]int{}, errored: map[uint64]int{}}
+}
+
+func (cc *closeCounts) handler() Handler {
+	return Handler{
+		OnMessage: seamEchoHandler,
+		OnClose: func(c Connection) {
+			cc.mu.Lock()
+			cc.closed[c.ID()]++
+			cc.mu.Unlock()
+		},
+		OnError: func(c Connection, err error) {
+			cc.mu.Lock()
+			cc.errored[c.ID()]++
+			cc.mu.Unlock()
+		},
+	}
+}
+
+func (cc *closeCounts) snapshot() (closed, errored map[uint64]int) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	closed, errored = map[uint64]int{}, map[uint64]int{}
+	for k, v := range cc.closed {
+		closed[k] = v
+	}
+	for k, v := range cc.errored {
+		errored[k] = v
+	}
+	return closed, errored
+}
+
+// connID returns the id of the server side of client c.
+func connID(t *testing.T, s *Server, c net.Conn) uint64 {
+	t.Helper()
+	port := c.LocalAddr().(*net.TCPAddr).Port
+	for _, sc := range s.all() {
+		if sc.RemoteAddr().(*net.TCPAddr).Port == port {
+			return sc.ID()
+		}
+	}
+	t.Fatalf("no server connection for %v", c.LocalAddr())
+	return 0
+}
+
+// checkOnlyVictimClosed waits for the victim's OnClose, then checks that
+// the others still echo, that OnClose ran once for the victim and for
+// no one else, and that no OnError ran (a reset by the peer is none of
+// the cases Handler.OnError lists).
+func checkOnlyVictimClosed(t *testing.T, s *Server, cc *closeCounts, victim uint64, victimConn net.Conn, others []net.Conn, readers []*bufio.Reader) {
+	t.Helper()
+	seamWait(t, "the victim's OnClose", func() bool {
+		closed, _ := cc.snapshot()
+		return closed[victim] > 0
+	})
+	if n, err := victimConn.Read(make([]byte, 16)); err == nil {
+		t.Errorf("victim's peer read %d bytes after the reset, want the end of the connection", n)
+	}
+	for i, o := range others {
+		seamEcho(t, o, readers[i], fmt.Sprintf("still here %d", i))
+	}
+	closed, errored := cc.snapshot()
+	if len(closed) != 1 || closed[victim] != 1 {
+		t.Errorf("OnClose calls by connection %v, want one for %d only", closed, victim)
+	}
+	if len(errored) != 0 {
+		t.Errorf("OnError calls by connection %v, want none", errored)
+	}
+	if n := s.Stats().Connections; n != int64(len(others)) {
+		t.Errorf("%d connections open, want %d", n, len(others))
+	}
+}
+
+// TestReadResetClosesOnlyThatConnection: a read failing with ECONNRESET
+// closes that connection, with one OnClose, and the other connections of
+// the same loop go on.
+func TestReadResetClosesOnlyThatConnection(t *testing.T) {
+	for _, pool := range []int{0, 4} {
+		t.Run(fmt.Sprintf("pool=%d", pool), func(t *testing.T) {
+			var resetFd atomic.Int32
+			resetFd.Store(-1)
+			var resets atomic.Int32
+			cc := newCloseCounts()
+			s, addr := seamServer(t, Config{
+				Loops: 1, CallbackGoroutines: pool, Protocol: text.New(), Handler: cc.handler(),
+			}, nil, func(sys *sysCalls) {
+				live := sys.read
+				sys.read = func(fd int32, p []byte) (int, unix.Errno) {
+					if fd == resetFd.Load() {
+						resets.Add(1)
+						return 0, unix.ECONNRESET
+					}
+					return live(fd, p)
+				}
+			})
+			conns := make([]net.Conn, 3)
+			readers := make([]*bufio.Reader, 3)
+			for i := range conns {
+				conns[i] = seamDial(t, addr)
+				readers[i] = bufio.NewReader(conns[i])
+				seamEcho(t, conns[i], readers[i], fmt.Sprintf("hello %d", i))
+			}
+			victim := conns[1]
+			id := connID(t, s, victim)
+			resetFd.Store(serverFd(t, s, victim))
+			io.WriteString(victim, "boom\n") // makes the loop read
+			seamWait(t, "the faulted read", func() bool { return resets.Load() > 0 })
+			checkOnlyVictimClosed(t, s, cc, id, victim,
+				[]net.Conn{conns[0], conns[2]}, []*bufio.Reader{readers[0], readers[2]})
+			resetFd.Store(-1) // the number may be reused
+		})
+	}
+}
+
+// TestPeerResetClosesOnlyThatConnection is the same with a real reset: the
+// peer closes with SO_LINGER 0, which sends RST. Every engine is run; on
+// the epoll engine the seam only watches the reads, to make sure the
+// connection ended on ECONNRESET and not on an end of stream.
+func TestPeerResetClosesOnlyThatConnection(t *testing.T) {
+	for _, tc := range []struct {
+		engine string
+		pool   int
+	}{
+		{engine: EngineStd},
+		{engine: EngineEpoll},
+		{engine: EngineEpoll, pool: 4},
+	} {
+		t.Run(fmt.Sprintf("engine=%s/pool=%d", tc.engine, tc.pool), func(t *testing.T) {
+			var watchFd atomic.Int32
+			watchFd.Store(-1)
+			var sawReset atomic.Bool
+			cc := newCloseCounts()
+			cfg := Config{Loops: 1, CallbackGoroutines: tc.pool, Protocol: text.New(), Handler: cc.handler()}
+			var s *Server
+			var addr string
+			if tc.engine == EngineEpoll {
+				s, addr = seamServer(t, cfg, nil, func(sys *sysCalls) {
+					live := sys.read
+					sys.read = func(fd int32, p []byte) (int, unix.Errno) {
+						n, errno := live(fd, p)
+						if errno == unix.ECONNRESET && fd == watchFd.Load() {
+							sawReset.Store(true)
+						}
+						return n, errno
+					}
+				})
+			} else {
+				s, addr = stdServer(t, cfg)
+			}
+			conns := make([]net.Conn, 3)
+			readers := make([]*bufio.Reader, 3)
+			for i := range conns {
+				conns[i] = seamDial(t, addr)
+				readers[i] = bufio.NewReader(conns[i])
+				seamEcho(t, conns[i], readers[i], fmt.Sprintf("hello %d", i))
+			}
+			victim := conns[1].(*net.TCPConn)
+			id := connID(t, s, victim)
+			if tc.engine == EngineEpoll {
+				watchFd.Store(serverFd(t, s, victim))
+			}
+			if err := victim.SetLinger(0); err != nil {
+				t.Fatal(err)
+			}
+			victim.Close()
+			checkOnlyVictimClosed(t, s, cc, id, victim,
+				[]net.Conn{conns[0], conns[2]}, []*bufio.Reader{readers[0], readers[2]})
+			if tc.engine == EngineEpoll && !sawReset.Load() {
+				t.Error("the server's read never returned ECONNRESET")
+			}
+		})
+	}
+}
+
+// stdServer serves cfg with the standard engine on loopback TCP.
+func stdServer(t *testing.T, cfg Config) (*Server, string) {
+	t.Helper()
+	cfg.Engine = EngineStd
+	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t))
+	s := NewServer(cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	return s, ln.Addr().String()
+}
+
+// ioEvent is one system call of the traced connection.
+type ioEvent struct {
+	kind     string // "write", "ctl" (EPOLL_CTL_MOD) or "writable" (an event with EPOLLOUT)
+	len, n   int    // write: bytes offered, taken
+	errno    unix.Errno
+	events   uint32 // ctl: the interest set
+	epollout bool
+}
+
+// TestWriteEAGAINQueuesRest: when the kernel takes none or part of an
+// answer, the rest waits in the connection, the loop asks for EPOLLOUT,
+// writes the rest when the socket is writable and then stops asking; the
+// peer gets the whole answer once, in order.
+func TestWriteEAGAINQueuesRest(t *testing.T) {
+	const size = 32 << 10
+	answer := strings.Repeat("0123456789abcdef", size/16)
+	for _, tc := range []struct {
+		name  string
+		pool  int
+		short bool // the kernel takes half instead of nothing
+	}{
+		{name: "eagain"},
+		{name: "short", short: true},
+		{name: "eagain-pool", pool: 4},
+		{name: "short-pool", pool: 4, short: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var traceFd atomic.Int32
+			traceFd.Store(-1)
+			var armed atomic.Bool // fault the next write of traceFd
+			var mu sync.Mutex
+			var trace []ioEvent
+			add := func(e ioEvent) {
+				mu.Lock()
+				trace = append(trace, e)
+				mu.Unlock()
+			}
+			s, addr := seamServer(t, Config{
+				Loops: 1, CallbackGoroutines: tc.pool, Protocol: text.New(),
+				Handler: Handler{OnMessage: func(c Connection, d []byte) {
+					if string(d) == "big" {
+						c.Send(answer, true)
+						return
+					}
+					c.SendBytes(d, false)
+				}},
+			}, nil, func(sys *sysCalls) {
+				write, ctl, wait := sys.write, sys.epollCtl, sys.epollWait
+				sys.write = func(fd int32, p []byte) (int, unix.Errno) {
+					if fd != traceFd.Load() {
+						return write(fd, p)
+					}
+					var n int
+					var errno unix.Errno
+					switch {
+					case !armed.CompareAndSwap(true, false):
+						n, errno = write(fd, p)
+					case tc.short:
+						n, errno = write(fd, p[:len(p)/2])
+					default:
+						n, errno = 0, unix.EAGAIN
+					}
+					add(ioEvent{kind: "write", len: len(p), n: n, errno: errno})
+					return n, errno
+				}
+				sys.epollCtl = func(epfd, op int, fd int32, events uint32, tag int32) error {
+					if fd == traceFd.Load() && op == unix.EPOLL_CTL_MOD {
+						add(ioEvent{kind: "ctl", events: events, epollout: events&unix.EPOLLOUT != 0})
+					}
+					return ctl(epfd, op, fd, events, tag)
+				}
+				sys.epollWait = func(epfd int, evs []unix.EpollEvent) (int, unix.Errno) {
+					n, errno := wait(epfd, evs)
+					for i := 0; i < n; i++ {
+						if evs[i].Fd == traceFd.Load() && evs[i].Pad == tagConn && evs[i].Events&unix.EPOLLOUT != 0 {
+							add(ioEvent{kind: "writable"})
+						}
+					}
+					return n, errno
+				}
+			})
+			c := seamDial(t, addr)
+			r := bufio.NewReader(c)
+			seamEcho(t, c, r, "hello")
+			traceFd.Store(serverFd(t, s, c))
+			armed.Store(true)
+			if _, err := io.WriteString(c, "big\n"); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, size)
+			if n, err := io.ReadFull(r, got); err != nil || string(got) != answer {
+				t.Fatalf("answer: %d of %d bytes, %v; intact: %v", n, size, err, string(got) == answer)
+			}
+			seamEcho(t, c, r, "after") // nothing more came, and the connection goes on
+			mu.Lock()
+			tr := append([]ioEvent(nil), trace...)
+			mu.Unlock()
+			first := size / 2 // what the faulted write took
+			if !tc.short {
+				first = 0
+			}
+			steps := []struct {
+				what string
+				ok   func(e ioEvent) bool
+			}{
+				{"the faulted write", func(e ioEvent) bool {
+					if tc.short {
+						return e.kind == "write" && e.len == size && e.n == first && e.errno == 0
+					}
+					return e.kind == "write" && e.len == size && e.errno == unix.EAGAIN
+				}},
+				{"interest in EPOLLOUT", func(e ioEvent) bool { return e.kind == "ctl" && e.epollout }},
+				{"an EPOLLOUT event", func(e ioEvent) bool { return e.kind == "writable" }},
+				{"the write of the rest", func(e ioEvent) bool {
+					return e.kind == "write" && e.len == size-first && e.n == size-first
+				}},
+				{"EPOLLOUT dropped", func(e ioEvent) bool { return e.kind == "ctl" && !e.epollout }},
+			}
+			i := 0
+			for _, step := range steps {
+				for i < len(tr) && !step.ok(tr[i]) {
+					if tr[i].kind == "write" {
+						t.Fatalf("trace %+v: write #%d before %s", tr, i, step.what)
+					}
+					i++
+				}
+				if i == len(tr) {
+					t.Fatalf("trace %+v: no %s", tr, step.what)
+				}
+				i++
+			}
+		})
+	}
+}
