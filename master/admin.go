@@ -42,7 +42,12 @@ import (
 // only as the control socket's clients do: a request handed to the run
 // loop (ask), answered in frames. So /metrics and /readyz read exactly
 // what the status command reads, and a scrape costs the workers one stats
-// request each, nothing on their request path.
+// request each, nothing on their request path. Like status, they never
+// wait on a hung worker: each is asked within a short bound (see
+// gatherStatus), and one that does not answer in time is shown with the
+// figures of its last answer; the watchdog's verdict (unresponsive)
+// shows as goes_worker_up 0 with the worker's silence, and /readyz does
+// not count it as running.
 
 // admin is the admin endpoint's server. Owner: the run loop, but for
 // handedOver.
@@ -273,7 +278,8 @@ func (m *master) healthz(w http.ResponseWriter, r *http.Request) {
 
 // readyz answers 200 while the master runs (it is not starting, nor
 // stopping or draining) and every listener has at least one worker
-// running; 503 otherwise. The body says why, listener by listener.
+// running (an unresponsive one is not); 503 otherwise. The body says
+// why, listener by listener.
 func (m *master) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()

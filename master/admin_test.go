@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -42,9 +43,14 @@ func parkDeep(depth int) {
 
 // startAdmin starts a master of count test workers with an admin
 // endpoint on a loopback port and returns it with the endpoint's URL.
-func startAdmin(t *testing.T, count int, env func(Identity) []string) (*testMaster, string) {
+func startAdmin(t *testing.T, count int, env func(Identity) []string, tweaks ...func(*Options)) (*testMaster, string) {
 	t.Helper()
-	tm := startMaster(t, count, env, func(o *Options) { o.Admin = "127.0.0.1:0" })
+	tm := startMaster(t, count, env, func(o *Options) {
+		o.Admin = "127.0.0.1:0"
+		for _, tw := range tweaks {
+			tw(o)
+		}
+	})
 	tm.waitReady()
 	addr := tm.status().Master.Admin
 	if addr == "" || strings.HasSuffix(addr, ":0") {
@@ -164,6 +170,99 @@ func TestAdminEndpoints(t *testing.T) {
 			t.Errorf("%s: %d %.200q; want %d with %q", tc.path, r.code, r.body, tc.code, tc.has)
 		}
 	}
+}
+
+// TestAdminUnresponsiveWorker: kill -STOP of a worker. /metrics answers
+// all along without waiting for it (its scrape would otherwise fail at
+// the collector's bound), showing the worker's last figures with
+// goes_worker_up 0, its silence and the watchdog's counts, never zeros;
+// /readyz counts it out of the running workers. kill -CONT: up again.
+func TestAdminUnresponsiveWorker(t *testing.T) {
+	tm, base := startAdmin(t, 2, nil, func(o *Options) {
+		o.WatchdogInterval = 200 * time.Millisecond
+		o.UnresponsiveTimeout = time.Second
+		o.KillUnresponsive = -1 // never
+	})
+	for range 6 {
+		c, err := net.Dial("tcp", tm.ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(c)
+		c.Close()
+	}
+	const (
+		up       = `goes_worker_up{listener="t",worker="1"}`
+		accepted = `goes_connections_accepted_total{listener="t",worker="1"}`
+		silent   = `goes_worker_silent_seconds{listener="t",worker="1"}`
+	)
+	// scrape fails unless /metrics answers in time: far more than the
+	// status bounds, far less than the collector's 5 s.
+	scrape := func() []byte {
+		t.Helper()
+		r := getWithin(t, base+"/metrics", 3*time.Second)
+		if r.code != 200 {
+			t.Fatalf("/metrics: %d %s", r.code, r.body)
+		}
+		return r.body
+	}
+	var before float64
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "six connections in /metrics", func() error {
+		m := scrape()
+		n0, _ := sample(m, `goes_connections_accepted_total{listener="t",worker="0"}`)
+		before, _ = sample(m, accepted)
+		if n0+before != 6 {
+			return fmt.Errorf("%v+%v connections accepted", n0, before)
+		}
+		return nil
+	})
+	pid := tm.status().Workers[1].PID
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
+	testkit.Eventually(t, 20*time.Second, testkit.Poll, "the stopped worker unresponsive in /metrics", func() error {
+		m := scrape()
+		if n, ok := sample(m, accepted); !ok || n != before {
+			t.Fatalf("stopped worker: %s = %v (%v), want its last figure %v", accepted, n, ok, before)
+		}
+		if v, _ := sample(m, `goes_master_workers{state="unresponsive"}`); v != 1 {
+			return fmt.Errorf("%v workers unresponsive", v)
+		}
+		for series, want := range map[string]float64{
+			up: 0,
+			`goes_worker_up{listener="t",worker="0"}`:                 1,
+			`goes_worker_unresponsive_total{listener="t",worker="1"}`: 1,
+			"goes_master_unresponsive_workers":                        1,
+			"goes_master_worker_unresponsive_total":                   1,
+			"goes_master_worker_watchdog_kills_total":                 0,
+			`goes_master_workers{state="running"}`:                    1,
+		} {
+			if v, ok := sample(m, series); !ok || v != want {
+				t.Errorf("%s = %v (%v), want %v", series, v, ok, want)
+			}
+		}
+		if v, ok := sample(m, silent); !ok || v < 1 {
+			t.Errorf("%s = %v (%v), want at least the unresponsive timeout", silent, v, ok)
+		}
+		return nil
+	})
+	if r := getWithin(t, base+"/readyz", 3*time.Second); r.code != 200 || !bytes.Contains(r.body, []byte("1 of 2 workers running")) {
+		t.Errorf("/readyz with a worker stopped: %d %q", r.code, r.body)
+	}
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 20*time.Second, testkit.Poll, "the worker up again", func() error {
+		m := scrape()
+		if v, _ := sample(m, up); v != 1 {
+			return fmt.Errorf("%s = %v", up, v)
+		}
+		if v, ok := sample(m, silent); !ok || v >= 1 {
+			return fmt.Errorf("%s = %v (%v)", silent, v, ok)
+		}
+		return nil
+	})
 }
 
 // TestAdminProfileDoesNotBlockStatus: while a worker takes a 3 s CPU

@@ -34,9 +34,15 @@ type figure struct {
 	label, value string
 	// keys, for a map[string]number field, is the label its keys go to.
 	keys string
+	// known, with keys, are keys always shown (0 while the map lacks
+	// them), so that a rate starts from the first scrape.
+	known []string
 	// nonZero leaves the sample out while the field is zero (a duration
 	// of something that has not happened).
 	nonZero bool
+	// ifSet names a field (a dotted path, as field) that must not be zero
+	// for the sample to be shown: a silence only once there was an answer.
+	ifSet string
 }
 
 const (
@@ -86,6 +92,10 @@ func workerFigures() []figure {
 func slotFigures() []figure {
 	return []figure{
 		{field: "ExitCount", name: "goes_worker_exits_total", typ: counter, help: "Unexpected exits of the worker id's processes."},
+		{field: "SilentSeconds", ifSet: "LastSeen", name: "goes_worker_silent_seconds", typ: gauge, help: "How long the worker's process has not answered its master: at most about the watchdog interval while it is healthy (shown once it has answered)."},
+		{field: "Unresponsive", name: "goes_worker_unresponsive_total", typ: counter, help: "Times a process of the worker id was found unresponsive by the watchdog."},
+		{field: "WatchdogKills", name: "goes_worker_watchdog_kills_total", typ: counter, help: "Processes of the worker id killed by the watchdog for being unresponsive, and replaced."},
+		{field: "Recycles", name: "goes_worker_recycles_total", typ: counter, help: "Processes of the worker id replaced by recycling (max_requests, max_memory)."},
 	}
 }
 
@@ -97,7 +107,15 @@ func masterFigures() []figure {
 		{field: "StartedAt", name: "goes_master_start_time_seconds", typ: gauge, help: "When the master started, in seconds since the Unix epoch."},
 		{field: "Exits", keys: "reason", name: "goes_master_worker_exits_total", typ: counter, help: "Unexpected worker exits, by how they ended."},
 		{field: "Restarts", name: "goes_master_worker_restarts_total", typ: counter, help: "Workers started again after an unexpected exit."},
-		{field: "Reloads", keys: "result", name: "goes_master_reloads_total", typ: counter, help: "Reloads by result (ok, failed, refused), over the generations of the run directory."},
+		{field: "Recycles", keys: "reason", known: []string{ipc.RecycleMaxRequests, ipc.RecycleMaxMemory}, name: "goes_master_worker_recycles_total", typ: counter, help: "Workers replaced by recycling, by reason (max_requests, max_memory)."},
+		{field: "Unresponsive", name: "goes_master_unresponsive_workers", typ: gauge, help: "Worker processes unresponsive now (no answer to the master for the unresponsive timeout)."},
+		{field: "UnresponsiveTotal", name: "goes_master_worker_unresponsive_total", typ: counter, help: "Times a worker process was found unresponsive."},
+		{field: "WatchdogKills", name: "goes_master_worker_watchdog_kills_total", typ: counter, help: "Unresponsive worker processes killed by the watchdog."},
+		{field: "Watchdog.IntervalSeconds", name: "goes_master_watchdog_interval_seconds", typ: gauge, help: "How often the master asks every worker for its figures."},
+		{field: "Watchdog.UnresponsiveSeconds", name: "goes_master_watchdog_unresponsive_timeout_seconds", typ: gauge, help: "Silence after which a worker counts as unresponsive."},
+		{field: "Watchdog.KillSeconds", name: "goes_master_watchdog_kill_timeout_seconds", typ: gauge, help: "Silence after which a worker is killed and replaced (0: never)."},
+		{field: "Reloads", keys: "result", known: []string{ipc.ReloadOK, ipc.ReloadFailed, ipc.ReloadRefused}, name: "goes_master_reloads_total", typ: counter,
+			help: "Reloads by result (ok, failed, refused), counted over the generations of the run directory: a new master goes on from its predecessor's counts."},
 		{field: "ReloadSeconds", nonZero: true, name: "goes_master_reload_duration_seconds", typ: gauge, help: "How long the reload that started this master took, to serving."},
 		{field: "DrainSeconds", nonZero: true, name: "goes_master_drain_duration_seconds", typ: gauge, help: "How long the previous generation's workers took to drain after the reload."},
 		{field: "Cluster.Routes", name: "goes_cluster_routes", typ: gauge, help: "Routes of the master's embedded NATS server to other servers."},
@@ -109,6 +127,7 @@ func masterFigures() []figure {
 type compiled struct {
 	figure
 	index []int
+	ifSet []int // nil: always
 	desc  *prometheus.Desc
 }
 
@@ -128,6 +147,12 @@ func compile(t reflect.Type, figs []figure, labels []string) ([]compiled, error)
 		if err != nil {
 			return nil, err
 		}
+		var ifSet []int
+		if f.ifSet != "" {
+			if ifSet, err = fieldIndex(t, f.ifSet); err != nil {
+				return nil, err
+			}
+		}
 		d := descs[f.name]
 		if d == nil {
 			ls := labels
@@ -140,7 +165,7 @@ func compile(t reflect.Type, figs []figure, labels []string) ([]compiled, error)
 			d = prometheus.NewDesc(f.name, helps[f.name], ls, nil)
 			descs[f.name] = d
 		}
-		out = append(out, compiled{figure: f, index: index, desc: d})
+		out = append(out, compiled{figure: f, index: index, ifSet: ifSet, desc: d})
 	}
 	return out, nil
 }
@@ -172,6 +197,11 @@ func emit(ch chan<- prometheus.Metric, figs []compiled, v reflect.Value, labels 
 		if err != nil {
 			continue // through a nil pointer: no such part
 		}
+		if f.ifSet != nil {
+			if sv, err := v.FieldByIndexErr(f.ifSet); err != nil || sv.IsZero() {
+				continue
+			}
+		}
 		ls := labels
 		if f.label != "" {
 			ls = append(ls[:len(ls):len(ls)], f.value)
@@ -181,6 +211,11 @@ func emit(ch chan<- prometheus.Metric, figs []compiled, v reflect.Value, labels 
 			for iter.Next() {
 				if x, ok := number(iter.Value()); ok {
 					ch <- prometheus.MustNewConstMetric(f.desc, f.typ, x, append(ls[:len(ls):len(ls)], iter.Key().String())...)
+				}
+			}
+			for _, k := range f.known {
+				if !fv.MapIndex(reflect.ValueOf(k)).IsValid() {
+					ch <- prometheus.MustNewConstMetric(f.desc, f.typ, 0, append(ls[:len(ls):len(ls)], k)...)
 				}
 			}
 			continue
@@ -224,14 +259,15 @@ func number(v reflect.Value) (float64, bool) {
 
 // collector is the admin endpoint's Prometheus collector: every scrape
 // asks the master for a status, as the status command does (the workers
-// answer from the counters they keep anyway), and turns it into samples.
-// Safe for concurrent use.
+// answer from the counters they keep anyway; one that does not answer
+// within the status bound is shown with its last figures), and turns it
+// into samples. Safe for concurrent use.
 type collector struct {
 	status  func(context.Context) (ipc.Status, error)
 	timeout time.Duration
 
-	workers, slots, master []compiled
-	states, build, up      *prometheus.Desc
+	workers, slots, master      []compiled
+	states, build, up, retiring *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -251,7 +287,8 @@ func newCollector(status func(context.Context) (ipc.Status, error)) (*collector,
 	}
 	c.states = prometheus.NewDesc("goes_master_workers", "Worker ids by the state of their process.", []string{"state"}, nil)
 	c.build = prometheus.NewDesc("goes_build_info", "The program's version and the Go version it was built with; always 1.", []string{"version", "goversion"}, nil)
-	c.up = prometheus.NewDesc("goes_worker_up", "1 for a worker id whose figures this scrape has, 0 for one without (no process, starting, or no answer).", workerLabels, nil)
+	c.up = prometheus.NewDesc("goes_worker_up", "1 for a worker id whose process answers its master; 0 for one without a process, starting, or unresponsive (its last figures are shown, goes_worker_silent_seconds says how long it has been silent).", workerLabels, nil)
+	c.retiring = prometheus.NewDesc("goes_master_retiring_workers", "Worker processes replaced by a recycle that still drain.", nil, nil)
 	return c, nil
 }
 
@@ -269,6 +306,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.states
 	ch <- c.build
 	ch <- c.up
+	ch <- c.retiring
 }
 
 // Collect asks the master for its status and sends the samples.
@@ -283,7 +321,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.build, gauge, 1, st.Master.Version, runtime.Version())
 	emit(ch, c.master, reflect.ValueOf(st.Master))
 	states := map[string]int{}
-	for _, s := range []string{StateStarting, StateRunning, StateDraining, StateStopping, StateBackoff, StateFailed} {
+	for _, s := range []string{StateStarting, StateRunning, StateUnresponsive, StateDraining, StateStopping, StateBackoff, StateFailed} {
 		states[s] = 0 // always shown; others appear while a worker is in them
 	}
 	for _, w := range st.Workers {
@@ -291,20 +329,31 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		id := strconv.Itoa(w.ID)
 		v := reflect.ValueOf(w)
 		emit(ch, c.slots, v, w.Name, id)
-		up := 0.0
 		if hasFigures(w) {
-			up = 1
 			emit(ch, c.workers, v, w.Name, id)
 		}
-		ch <- prometheus.MustNewConstMetric(c.up, gauge, up, w.Name, id)
+		ch <- prometheus.MustNewConstMetric(c.up, gauge, boolValue(isUp(w)), w.Name, id)
 	}
 	for s, n := range states {
 		ch <- prometheus.MustNewConstMetric(c.states, gauge, float64(n), s)
 	}
+	ch <- prometheus.MustNewConstMetric(c.retiring, gauge, float64(len(st.Retiring)))
 }
 
 // hasFigures reports whether w's Load was filled in by its process: a
 // process always has resident memory. Without figures (no process, not
-// ready yet, no answer in time) a worker's series are left out of the
-// scrape rather than shown as zeros, which would read as counter resets.
+// ready yet) a worker's series are left out of the scrape rather than
+// shown as zeros, which would read as counter resets. An unresponsive
+// worker has the figures of its last answer, as status shows them: its
+// counters go on from where they were when it answers again.
 func hasFigures(w ipc.Worker) bool { return w.PID != 0 && w.MemoryBytes != 0 }
+
+// isUp reports whether w's process answers its master (goes_worker_up).
+func isUp(w ipc.Worker) bool { return hasFigures(w) && w.State != StateUnresponsive }
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
