@@ -329,6 +329,9 @@ func TestAdminReadyzDrain(t *testing.T) {
 	if b := mustFetch(t, admin+"/readyz"); !bytes.HasPrefix(b, []byte("ready\n")) {
 		t.Fatalf("/readyz: %q", b)
 	}
+	if out := s.mustCLI("status").Stdout; !strings.Contains(out, "admin: "+admin+"/") {
+		t.Errorf("status does not name the admin endpoint %s:\n%s", admin, out)
+	}
 	held := dialText(t, s.textAddr)
 	held.echo(t, "held")
 	stopper := proctest.Start(t, s.bin, "stop", "-g", "--run-dir", s.runDir, "--config", s.conf)
