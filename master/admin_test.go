@@ -250,6 +250,9 @@ func TestAdminUnresponsiveWorker(t *testing.T) {
 	if r := getWithin(t, base+"/readyz", 3*time.Second); r.code != 200 || !bytes.Contains(r.body, []byte("1 of 2 workers running")) {
 		t.Errorf("/readyz with a worker stopped: %d %q", r.code, r.body)
 	}
+	if r := getWithin(t, base+"/debug/pprof/heap?worker=1", 3*time.Second); r.code != 500 || !bytes.Contains(r.body, []byte("worker 1 is unresponsive")) {
+		t.Errorf("profile of a stopped worker: %d %q", r.code, r.body)
+	}
 	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}

@@ -53,13 +53,18 @@ func (m *master) onProfile(msg ipc.Message, c net.Conn) {
 	}()
 }
 
-// workerProc returns the ready process of worker id.
+// workerProc returns the ready process of worker id; not one the
+// watchdog finds unresponsive, which would hold the request until its
+// bound.
 func (m *master) workerProc(id int) (*proc, error) {
 	for _, s := range m.slots {
 		if s.id != id {
 			continue
 		}
 		if p := s.cur; p != nil && p.ready {
+			if p.unresponsive {
+				return nil, fmt.Errorf("master: worker %d is %s: it does not answer its master", id, StateUnresponsive)
+			}
 			return p, nil
 		}
 		return nil, fmt.Errorf("master: worker %d is %s", id, s.state)
