@@ -437,6 +437,9 @@ func printStatus(w io.Writer, name string, st ipc.Status) {
 	fmt.Fprintf(w, "version: %s   go: %s   master pid: %d   state: %s   generation: %d\n", m.Version, runtime.Version(), m.PID, m.State, m.Generation)
 	fmt.Fprintf(w, "started: %s   uptime: %s   workers: %d   worker exits: %d\n",
 		m.StartedAt.Format(time.DateTime), (time.Duration(m.UptimeSeconds) * time.Second).String(), m.Workers, m.ExitCount)
+	if m.Admin != "" {
+		fmt.Fprintf(w, "admin: http://%s/ (metrics, healthz, readyz, debug/pprof)\n", m.Admin)
+	}
 	if ops := opsLine(m.MasterOps); ops != "" {
 		fmt.Fprintln(w, ops)
 	}

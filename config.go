@@ -24,6 +24,7 @@ import (
 //	  "stop_timeout": "30s",
 //	  "ready_timeout": "30s",
 //	  "cluster": {"enabled": true},
+//	  "admin": "127.0.0.1:8084",
 //	  "unresponsive_timeout": "5s", "kill_unresponsive": "30s",
 //	  "listeners": [
 //	    {"name": "web", "listen": "http://0.0.0.0:8080", "count": 4, "handler": "hello"},
@@ -54,6 +55,13 @@ type Config struct {
 	UpgradeTimeout Duration `json:"upgrade_timeout,omitempty"`
 	// Cluster, see ClusterConfig.
 	Cluster *ClusterConfig `json:"cluster,omitempty"`
+	// Admin is the host:port of the master's admin HTTP endpoint:
+	// Prometheus metrics (/metrics), probes (/healthz, /readyz) and
+	// profiles of the master and of any worker (/debug/pprof/, with
+	// ?worker=ID). It has no authentication: keep it on loopback, or on an
+	// address only operators and Prometheus reach. It overrides
+	// Goer.Admin and Runner.Admin; "off" turns the endpoint off.
+	Admin string `json:"admin,omitempty"`
 	// Listeners, see ListenerConfig.
 	Listeners []ListenerConfig `json:"listeners,omitempty"`
 

@@ -120,6 +120,12 @@ type Goer struct {
 	// Version is the program's version, shown by --version and status
 	// (with several Goers the first non-empty one counts; default "dev").
 	Version string
+	// Admin is the host:port of the master's admin HTTP endpoint:
+	// Prometheus /metrics, /healthz, /readyz and /debug/pprof/ of the
+	// master and of any worker (?worker=ID), for the whole program (with
+	// several Goers the first non-empty one counts; default: none; the
+	// config's "admin" overrides it). No authentication: use loopback.
+	Admin string
 
 	// Cluster gives this Goer's workers a cluster Node (SendToUser,
 	// JoinGroup and the other cluster methods) even when the config has

@@ -31,6 +31,10 @@ type Runner struct {
 	Build func(cfg *Config) ([]*Goer, error)
 	// DefaultConfig is the JSON config used when no --config is given.
 	DefaultConfig []byte
+	// Admin is the host:port of the master's admin HTTP endpoint (see
+	// Config.Admin, which overrides it; default: the first non-empty
+	// Goer.Admin, else none).
+	Admin string
 	// Stdout and Stderr receive the CLI's output (default os.Stdout,
 	// os.Stderr).
 	Stdout, Stderr io.Writer
@@ -211,4 +215,23 @@ func protocolName(g *Goer) string {
 		return "raw"
 	}
 	return g.Protocol.Name()
+}
+
+// adminAddr is where the admin endpoint listens: the config's "admin"
+// ("off": nowhere), else Runner.Admin, else the first Goer.Admin set.
+func (r *Runner) adminAddr(cfg *Config, goers []*Goer) string {
+	switch {
+	case cfg.Admin == "off":
+		return ""
+	case cfg.Admin != "":
+		return cfg.Admin
+	case r.Admin != "":
+		return r.Admin
+	}
+	for _, g := range goers {
+		if g.Admin != "" {
+			return g.Admin
+		}
+	}
+	return ""
 }

@@ -239,6 +239,7 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 			}
 		},
 		Reopen: reopen,
+		Admin:  r.adminAddr(cfg, goers),
 		// Operations.
 		WatchdogInterval:    time.Duration(cfg.WatchdogInterval),
 		UnresponsiveTimeout: time.Duration(cfg.UnresponsiveTimeout),

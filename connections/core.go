@@ -281,8 +281,10 @@ func (c *base) fail(err error) {
 	s.errs.Add(1)
 	var pe *panicError
 	if errors.As(err, &pe) {
+		s.panics.Add(1)
 		s.log.Error().Uint64("conn", c.id).Interface("panic", pe.value).Bytes("stack", pe.stack).Msg("callback panicked, connection closed")
 	} else {
+		s.badInput.Add(1)
 		s.log.Info().Uint64("conn", c.id).Stringer("remote", c.ops.remoteAddr()).Err(err).Msg("bad input, connection closed")
 	}
 	var re *protocols.ReplyError

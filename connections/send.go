@@ -36,6 +36,7 @@ func (c *base) send(b []byte, str string, raw bool) error {
 	if c.queuedLocked() >= limit {
 		c.mu.Unlock()
 		s.errs.Add(1)
+		s.bufFull.Add(1)
 		c.onError(ErrSendBufferFull)
 		return ErrSendBufferFull
 	}

@@ -148,6 +148,11 @@ type Stats struct {
 	BytesOut    uint64
 	Errors      uint64 // protocol errors, dropped sends, panics
 	Writes      uint64 // writes to stream sockets: pipelined answers share one
+
+	// BadInput, Panics and SendBufferFull are parts of Errors: input the
+	// protocol refused (a connection closed, a datagram dropped), panics
+	// recovered from callbacks, sends dropped at MaxSendBufferSize.
+	BadInput, Panics, SendBufferFull uint64
 }
 
 // Info describes one open connection, for listings.
@@ -178,6 +183,9 @@ type Server struct {
 	ctr      counters // the standard engine's and UDP's
 	errs     atomic.Uint64
 	open     atomic.Int64
+	badInput atomic.Uint64 // part of errs, as are panics and bufFull
+	panics   atomic.Uint64
+	bufFull  atomic.Uint64
 	wg       sync.WaitGroup // the standard engine's connection and writer goroutines (a Client's too)
 	doneCh   chan struct{}  // closed when the last connection is gone after Drain
 	doneOnce sync.Once
@@ -404,6 +412,10 @@ func (s *Server) Stats() Stats {
 		Connections: s.open.Load(),
 		Accepted:    s.accepted.Load(),
 		Errors:      s.errs.Load(),
+
+		BadInput:       s.badInput.Load(),
+		Panics:         s.panics.Load(),
+		SendBufferFull: s.bufFull.Load(),
 	}
 	s.ctr.addTo(&st)
 	for _, e := range s.engines {

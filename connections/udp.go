@@ -68,6 +68,7 @@ func (d *datagram) serve(b []byte) {
 		s.errs.Add(1)
 		var pe *panicError
 		if errors.As(err, &pe) {
+			s.panics.Add(1)
 			s.log.Error().Uint64("conn", d.id).Interface("panic", pe.value).Bytes("stack", pe.stack).Msg("callback panicked, datagram dropped")
 		}
 		d.onError(err)
@@ -83,6 +84,7 @@ func (d *datagram) halted() bool { return d.closed.Load() }
 
 func (d *datagram) reject(err error) {
 	d.s.errs.Add(1)
+	d.s.badInput.Add(1)
 	d.s.log.Info().Uint64("conn", d.id).Stringer("remote", d.addr).Err(err).Msg("bad datagram dropped")
 	d.onError(err)
 }

@@ -11,10 +11,19 @@ const (
 	TypeStop        = "stop"        // body StopRequest; answer ok, then EOF when the master is gone
 	TypeReload      = "reload"      // answer: ok with a ReloadResult body once the new generation serves
 	TypeReopen      = "reopen"      // reopen log files; answer ok
+	// TypeProfile asks for a profile of a worker (body ProfileRequest).
+	// The master answers with a stream of ok frames of the same ID, each
+	// with a ProfileChunk body, the last one with More false; a worker
+	// answers with one ProfileChunk and the master reads the rest with
+	// TypeProfileRead.
+	TypeProfile = "profile"
 
 	// master → worker requests (answered with ok and a body).
 	TypeStats = "stats" // answer body WorkerStats
 	TypeDrain = "drain" // body DrainRequest: stop accepting, finish, exit
+	// TypeProfileRead reads on in a profile a worker holds (body
+	// ProfileRead); answer body ProfileChunk.
+	TypeProfileRead = "profile_read"
 
 	// worker → master events.
 	TypeReady = "ready" // the worker accepts; body Hello
@@ -56,7 +65,6 @@ type WorkerStats struct {
 	PID   int    `json:"pid"`
 	State string `json:"state"`
 	Load
-	Goroutines int `json:"goroutines"`
 }
 
 // Load is a worker's traffic and resources, reported in WorkerStats and
@@ -75,6 +83,18 @@ type Load struct {
 	Timers int `json:"timers"`
 	// Cluster is the worker's cluster Node (nil without a cluster).
 	Cluster *NodeStats `json:"cluster,omitempty"`
+
+	// BadInput counts connections closed for input their protocol refused
+	// (malformed, over the packet limit) and datagrams dropped for it;
+	// Panics the panics recovered from callbacks; SendBufferFull the sends
+	// dropped at the send-buffer limit. Errors counts them all together.
+	BadInput       uint64 `json:"bad_input"`
+	Panics         uint64 `json:"panics"`
+	SendBufferFull uint64 `json:"send_buffer_full"`
+	// CPUSeconds is the processor time the worker has used (user and
+	// system); Goroutines the goroutines it runs.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	Goroutines int     `json:"goroutines"`
 }
 
 // NodeStats describe a worker's cluster Node (see cluster.Stats).
@@ -150,6 +170,20 @@ type MasterStatus struct {
 	// Cluster is set when the workers have a cluster.
 	Cluster *ClusterInfo `json:"cluster,omitempty"`
 	MasterOps
+
+	// Exits counts the workers' unexpected exits by how they ended (the
+	// process state, "exit status 2", "signal: killed").
+	Exits map[string]int `json:"exits,omitempty"`
+	// Restarts counts the workers started again after an unexpected exit.
+	Restarts int `json:"restarts"`
+	// ReloadSeconds is how long the reload that started this master took,
+	// from its start to serving (0: a reload did not start it).
+	ReloadSeconds float64 `json:"reload_seconds,omitempty"`
+	// DrainSeconds is how long the previous generation took to drain once
+	// this master served (0: none, or still draining).
+	DrainSeconds float64 `json:"drain_seconds,omitempty"`
+	// Admin is the address the admin endpoint is bound to (empty: none).
+	Admin string `json:"admin,omitempty"`
 }
 
 // MasterOps are the master's watchdog, recycling and reload figures (at
@@ -290,4 +324,39 @@ type ReloadResult struct {
 	// OldPID is the previous master's pid after an upgrade (0 when only
 	// the workers were replaced).
 	OldPID int `json:"old_pid,omitempty"`
+}
+
+// ProfileRequest asks for a profile of worker Worker (see TypeProfile).
+type ProfileRequest struct {
+	// Worker is the worker's id (to the master; a worker ignores it).
+	Worker int `json:"worker"`
+	// Name is "profile" (CPU), "trace" (runtime/trace) or a runtime/pprof
+	// profile: "heap", "allocs", "goroutine", "block", "mutex",
+	// "threadcreate".
+	Name string `json:"name"`
+	// Duration is how long a CPU profile or trace runs (default 30 s for
+	// profile, 1 s for trace).
+	Duration time.Duration `json:"duration_ns,omitempty"`
+	// Debug selects a named profile's format as net/http/pprof's debug
+	// parameter does: 0 the gzipped protocol buffer, 1 or 2 text.
+	Debug int `json:"debug,omitempty"`
+	// GC runs a garbage collection before a heap profile.
+	GC bool `json:"gc,omitempty"`
+}
+
+// ProfileChunk is a part of a profile: Data holds Total bytes from Offset.
+type ProfileChunk struct {
+	Data   []byte `json:"data"`
+	Offset int    `json:"offset"`
+	Total  int    `json:"total"`
+	// More says more chunks follow.
+	More bool `json:"more,omitempty"`
+	// Handle names the profile a worker holds, for TypeProfileRead.
+	Handle uint64 `json:"handle,omitempty"`
+}
+
+// ProfileRead asks a worker for the bytes of profile Handle from Offset.
+type ProfileRead struct {
+	Handle uint64 `json:"handle"`
+	Offset int    `json:"offset"`
 }

@@ -221,6 +221,8 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 		m.reopen()
 		ok(nil)
 		c.Close()
+	case ipc.TypeProfile:
+		m.onProfile(msg, c)
 	default:
 		fail(fmt.Errorf("unknown request %q", msg.Type))
 	}
@@ -257,6 +259,7 @@ func (m *master) snapshot() snapshot {
 	if m.o.Cluster != nil {
 		snap.master.Cluster = m.o.Cluster()
 	}
+	m.fillFigures(&snap.master)
 	for p := range m.procs {
 		if p.unresponsive {
 			snap.master.Unresponsive++

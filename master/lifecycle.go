@@ -51,6 +51,7 @@ func (m *master) onReady(p *proc) {
 			return
 		}
 		m.readyDone = true
+		m.adminReady()
 		if m.upg.HasParent() {
 			m.ops.Reloads[ipc.ReloadOK]++ // this master is the reload's success
 		}
@@ -97,6 +98,7 @@ func (m *master) onExit(p *proc, ps *os.ProcessState) {
 	s.exitCount++
 	m.exitCount++
 	s.lastExit = status
+	m.figs.exited(status)
 	switch {
 	case replacement && s.cur != nil:
 		// The process it was to replace serves on; it asks again later.
@@ -128,6 +130,7 @@ func (m *master) onExit(p *proc, ps *os.ProcessState) {
 	}
 	m.log.Warn().Int("worker", s.id).Int("worker_pid", p.pid).Str("exit", status).Dur("uptime", uptime).
 		Int("exit_count", s.exitCount).Msg("worker exited, restarting")
+	m.figs.restarts++
 	m.scheduleRespawn(s)
 }
 

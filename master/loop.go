@@ -87,6 +87,8 @@ type master struct {
 	upgrading  bool // an Upgrade call is running
 	upgraded   bool // a newer master serves; this one drains and exits
 	stop       stopMode
+	adm        *admin  // the admin endpoint; nil without Options.Admin
+	figs       figures // counts for status and metrics
 
 	// Operations: watchdog, recycling, reload results.
 	ops           ipc.MasterOps  // counters (Unresponsive is counted in snapshot)
@@ -250,6 +252,7 @@ func (m *master) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer m.closeControl()
+	defer m.closeAdmin()
 	if err := m.openSockets(); err != nil {
 		m.closeSockets(true)
 		return err
@@ -354,6 +357,7 @@ func (m *master) handle(e event) {
 		m.onRequest(e.m, e.c)
 	case evParentExited:
 		m.parentGone = true
+		m.figs.previousGone = time.Now()
 		if e.err != nil {
 			m.log.Warn().Err(e.err).Msg("previous master misbehaved while exiting")
 		} else {

@@ -147,6 +147,12 @@ type Options struct {
 	UpgradeTimeout time.Duration
 	// Logger receives the master's events.
 	Logger zerolog.Logger
+	// Admin, when set, is the host:port of the admin HTTP endpoint
+	// (Prometheus /metrics, /healthz, /readyz, /debug/pprof of the master
+	// and of every worker; see admin.go). It has no authentication: keep
+	// it on loopback or on an address only operators reach. A reload
+	// hands its socket to the new master.
+	Admin string
 
 	// Operations: watchdog, reload hand-off, output.
 

@@ -63,6 +63,7 @@ func testWorker() int {
 			return 9
 		}
 	}
+	parkGoroutines(os.Getenv("GOES_TEST_GOROUTINES"))
 	ctlF, sockF := os.NewFile(procenv.CtlFD, "ctl"), os.NewFile(procenv.SocketFD, "sock")
 	ctl, err := net.FileConn(ctlF)
 	if err != nil {

@@ -66,7 +66,7 @@ func (m *master) openSockets() error {
 		m.bound = append(m.bound, bound)
 		m.log.Info().Str("listen", l.Network+"://"+bound).Str("name", l.Name).Int("count", l.Count).Msg("listening")
 	}
-	return nil
+	return m.openAdmin()
 }
 
 // listenDefault is net.Listen, after removing a stale Unix socket file.

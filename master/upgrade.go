@@ -273,6 +273,7 @@ func (m *master) onUpgraded(e evUpgraded) {
 	}
 	m.upgraded = true
 	m.readyDone = false
+	m.handAdminOver()
 	drained := len(m.procs)
 	newPID, _ := m.o.Paths.ReadPID()
 	m.log.Info().Int("new_master_pid", newPID).Int("workers", drained).Bool("unbounded", e.graceful).

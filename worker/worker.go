@@ -120,6 +120,7 @@ type worker struct {
 	state  atomic.Value  // string
 	qps    atomic.Uint64 // float64 bits
 	limits *limits       // recycling; nil without
+	prof   profiles      // profiles taken for the master (profile.go)
 }
 
 func (w *worker) run(ctx context.Context) error {
@@ -184,6 +185,9 @@ func (w *worker) run(ctx context.Context) error {
 	if w.limits != nil {
 		kick = w.limits.kick
 	}
+
+	stopProfiles := make(chan struct{})
+	defer close(stopProfiles)
 
 	var drained chan struct{} // closed when a drain has finished
 	drain := func(timeout time.Duration, reload bool) {
@@ -258,6 +262,8 @@ func (w *worker) run(ctx context.Context) error {
 				reply(ctl, m, w.stats(), nil)
 			case ipc.TypeConnections:
 				reply(ctl, m, w.conns(), nil)
+			case ipc.TypeProfile, ipc.TypeProfileRead:
+				go w.prof.serve(ctl, m, stopProfiles)
 			case ipc.TypeReopen:
 				var err error
 				if w.o.Reopen != nil {
@@ -362,8 +368,13 @@ func (w *worker) stats() ipc.WorkerStats {
 			MemoryBytes: memoryBytes(),
 			Timers:      timers,
 			Cluster:     cl,
+
+			BadInput:       st.BadInput,
+			Panics:         st.Panics,
+			SendBufferFull: st.SendBufferFull,
+			CPUSeconds:     cpuSeconds(),
+			Goroutines:     runtime.NumGoroutine(),
 		},
-		Goroutines: runtime.NumGoroutine(),
 	}
 }
 

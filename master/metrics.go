@@ -1,0 +1,359 @@
+//go:build unix
+
+package master
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/goes-project/goes/ipc"
+)
+
+// figure is one number of an ipc struct (Worker, with its Load, or
+// MasterStatus) exported as a metric. Adding a number to those structs
+// and one figure line here is all a new metric takes; TestFiguresCover
+// fails for a number that has neither a figure nor a place in
+// unexported.
+type figure struct {
+	// field is the Go field's name; a dotted path reaches into a struct
+	// pointer ("Cluster.Peers"), which may be nil (no sample then).
+	field string
+	name  string
+	typ   prometheus.ValueType
+	help  string
+	// label and value, when set, are a label this figure's samples carry
+	// with a fixed value: figures of one name that differ by it are one
+	// metric ({"reason", "idle"}, {"reason", "head"}).
+	label, value string
+	// keys, for a map[string]number field, is the label its keys go to.
+	keys string
+	// known, with keys, are keys always shown (0 while the map lacks
+	// them), so that a rate starts from the first scrape.
+	known []string
+	// nonZero leaves the sample out while the field is zero (a duration
+	// of something that has not happened).
+	nonZero bool
+	// ifSet names a field (a dotted path, as field) that must not be zero
+	// for the sample to be shown: a silence only once there was an answer.
+	ifSet string
+}
+
+const (
+	counter = prometheus.CounterValue
+	gauge   = prometheus.GaugeValue
+)
+
+// workerFigures are the numbers of each worker process (ipc.Worker and
+// its ipc.Load), labelled listener and worker. Counts of one thing by
+// reason are one metric with a label, one line per field, as in
+//
+//	{field: "IdleTimeouts", name: "goes_connections_timed_out_total", label: "reason", value: "idle", typ: counter, help: "Connections closed by a timeout, by reason."},
+//	{field: "HeadTimeouts", name: "goes_connections_timed_out_total", label: "reason", value: "head", typ: counter},
+//
+// (the help of the first line is the metric's), or a map[string]number
+// field with keys: "reason".
+func workerFigures() []figure {
+	return []figure{
+		{field: "Connections", name: "goes_connections", typ: gauge, help: "Open connections."},
+		{field: "Accepted", name: "goes_connections_accepted_total", typ: counter, help: "Connections accepted."},
+		{field: "Requests", name: "goes_requests_total", typ: counter, help: "Messages received (requests of HTTP, frames of WebSocket, lines of text, ...)."},
+		{field: "BytesIn", name: "goes_received_bytes_total", typ: counter, help: "Bytes received from clients."},
+		{field: "BytesOut", name: "goes_sent_bytes_total", typ: counter, help: "Bytes sent to clients."},
+		{field: "Errors", name: "goes_errors_total", typ: counter, help: "Bad input, callback panics and dropped sends together."},
+		{field: "BadInput", name: "goes_bad_input_total", typ: counter, help: "Connections closed (datagrams dropped) for input their protocol refused."},
+		{field: "Panics", name: "goes_callback_panics_total", typ: counter, help: "Panics recovered from callbacks."},
+		{field: "SendBufferFull", name: "goes_send_buffer_full_total", typ: counter, help: "Sends dropped because the connection's send buffer was full."},
+		{field: "Timers", name: "goes_timers", typ: gauge, help: "User timers pending."},
+		{field: "MemoryBytes", name: "goes_worker_resident_memory_bytes", typ: gauge, help: "Resident memory of the worker process."},
+		{field: "CPUSeconds", name: "goes_worker_cpu_seconds_total", typ: counter, help: "Processor time the worker process has used, user and system."},
+		{field: "Goroutines", name: "goes_worker_goroutines", typ: gauge, help: "Goroutines of the worker process."},
+		{field: "StartedAt", name: "goes_worker_start_time_seconds", typ: gauge, help: "When the worker process started, in seconds since the Unix epoch."},
+		{field: "Cluster.Connected", name: "goes_cluster_connected", typ: gauge, help: "1 while the worker's cluster node is connected to NATS."},
+		{field: "Cluster.Peers", name: "goes_cluster_peers", typ: gauge, help: "Other cluster nodes the worker's node knows."},
+		{field: "Cluster.Connections", name: "goes_cluster_connections", typ: gauge, help: "Connections the worker's cluster node has registered."},
+		{field: "Cluster.Topics", name: "goes_cluster_topics", typ: gauge, help: "Cluster subjects the worker's node subscribes to."},
+		{field: "Cluster.Delivered", name: "goes_cluster_delivered_total", typ: counter, help: "Cluster messages delivered to the worker's connections."},
+		{field: "Cluster.NotHere", name: "goes_cluster_not_here_total", typ: counter, help: "Cluster messages for connections the worker no longer has."},
+		{field: "Cluster.SendErrors", name: "goes_cluster_send_errors_total", typ: counter, help: "Cluster publishes that failed."},
+		{field: "Cluster.Malformed", name: "goes_cluster_malformed_total", typ: counter, help: "Cluster messages that could not be decoded."},
+		{field: "Cluster.Dropped", name: "goes_cluster_dropped_total", typ: counter, help: "Cluster messages dropped."},
+	}
+}
+
+// slotFigures are the numbers of a worker id that hold with or without a
+// process, labelled listener and worker.
+func slotFigures() []figure {
+	return []figure{
+		{field: "ExitCount", name: "goes_worker_exits_total", typ: counter, help: "Unexpected exits of the worker id's processes."},
+		{field: "SilentSeconds", ifSet: "LastSeen", name: "goes_worker_silent_seconds", typ: gauge, help: "How long the worker's process has not answered its master: at most about the watchdog interval while it is healthy (shown once it has answered)."},
+		{field: "Unresponsive", name: "goes_worker_unresponsive_total", typ: counter, help: "Times a process of the worker id was found unresponsive by the watchdog."},
+		{field: "WatchdogKills", name: "goes_worker_watchdog_kills_total", typ: counter, help: "Processes of the worker id killed by the watchdog for being unresponsive, and replaced."},
+		{field: "Recycles", name: "goes_worker_recycles_total", typ: counter, help: "Processes of the worker id replaced by recycling (max_requests, max_memory)."},
+	}
+}
+
+// masterFigures are the numbers of the master (ipc.MasterStatus).
+func masterFigures() []figure {
+	return []figure{
+		{field: "Generation", name: "goes_master_generation", typ: gauge, help: "The master's generation: 1, and one more with every reload."},
+		{field: "Workers", name: "goes_master_worker_slots", typ: gauge, help: "Worker ids the master runs (the sum of the listeners' counts)."},
+		{field: "StartedAt", name: "goes_master_start_time_seconds", typ: gauge, help: "When the master started, in seconds since the Unix epoch."},
+		{field: "Exits", keys: "reason", name: "goes_master_worker_exits_total", typ: counter, help: "Unexpected worker exits, by how they ended."},
+		{field: "Restarts", name: "goes_master_worker_restarts_total", typ: counter, help: "Workers started again after an unexpected exit."},
+		{field: "Recycles", keys: "reason", known: []string{ipc.RecycleMaxRequests, ipc.RecycleMaxMemory}, name: "goes_master_worker_recycles_total", typ: counter, help: "Workers replaced by recycling, by reason (max_requests, max_memory)."},
+		{field: "Unresponsive", name: "goes_master_unresponsive_workers", typ: gauge, help: "Worker processes unresponsive now (no answer to the master for the unresponsive timeout)."},
+		{field: "UnresponsiveTotal", name: "goes_master_worker_unresponsive_total", typ: counter, help: "Times a worker process was found unresponsive."},
+		{field: "WatchdogKills", name: "goes_master_worker_watchdog_kills_total", typ: counter, help: "Unresponsive worker processes killed by the watchdog."},
+		{field: "Watchdog.IntervalSeconds", name: "goes_master_watchdog_interval_seconds", typ: gauge, help: "How often the master asks every worker for its figures."},
+		{field: "Watchdog.UnresponsiveSeconds", name: "goes_master_watchdog_unresponsive_timeout_seconds", typ: gauge, help: "Silence after which a worker counts as unresponsive."},
+		{field: "Watchdog.KillSeconds", name: "goes_master_watchdog_kill_timeout_seconds", typ: gauge, help: "Silence after which a worker is killed and replaced (0: never)."},
+		{field: "Reloads", keys: "result", known: []string{ipc.ReloadOK, ipc.ReloadFailed, ipc.ReloadRefused}, name: "goes_master_reloads_total", typ: counter,
+			help: "Reloads by result (ok, failed, refused), counted over the generations of the run directory: a new master goes on from its predecessor's counts."},
+		{field: "ReloadSeconds", nonZero: true, name: "goes_master_reload_duration_seconds", typ: gauge, help: "How long the reload that started this master took, to serving."},
+		{field: "DrainSeconds", nonZero: true, name: "goes_master_drain_duration_seconds", typ: gauge, help: "How long the previous generation's workers took to drain after the reload."},
+		{field: "Cluster.Routes", name: "goes_cluster_routes", typ: gauge, help: "Routes of the master's embedded NATS server to other servers."},
+	}
+}
+
+// compiled is a figure with its field's index path and its metric's
+// description.
+type compiled struct {
+	figure
+	index []int
+	ifSet []int // nil: always
+	desc  *prometheus.Desc
+}
+
+// compile resolves figs' fields in t and makes their descriptions, with
+// labels first; figures of one name share a description.
+func compile(t reflect.Type, figs []figure, labels []string) ([]compiled, error) {
+	descs := map[string]*prometheus.Desc{}
+	helps := map[string]string{}
+	for _, f := range figs {
+		if f.help != "" {
+			helps[f.name] = f.help
+		}
+	}
+	out := make([]compiled, 0, len(figs))
+	for _, f := range figs {
+		index, err := fieldIndex(t, f.field)
+		if err != nil {
+			return nil, err
+		}
+		var ifSet []int
+		if f.ifSet != "" {
+			if ifSet, err = fieldIndex(t, f.ifSet); err != nil {
+				return nil, err
+			}
+		}
+		d := descs[f.name]
+		if d == nil {
+			ls := labels
+			if f.label != "" {
+				ls = append(ls[:len(ls):len(ls)], f.label)
+			}
+			if f.keys != "" {
+				ls = append(ls[:len(ls):len(ls)], f.keys)
+			}
+			d = prometheus.NewDesc(f.name, helps[f.name], ls, nil)
+			descs[f.name] = d
+		}
+		out = append(out, compiled{figure: f, index: index, ifSet: ifSet, desc: d})
+	}
+	return out, nil
+}
+
+// fieldIndex resolves a dotted field path in t (through struct pointers).
+func fieldIndex(t reflect.Type, path string) ([]int, error) {
+	var index []int
+	for name := range strings.SplitSeq(path, ".") {
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return nil, fmt.Errorf("master: metrics: %s: %s is not a struct", path, t)
+		}
+		sf, ok := t.FieldByName(name)
+		if !ok {
+			return nil, fmt.Errorf("master: metrics: no field %s in %s", path, t)
+		}
+		index = append(index, sf.Index...)
+		t = sf.Type
+	}
+	return index, nil
+}
+
+// emit sends the samples of figs read from v (a struct) with labels.
+func emit(ch chan<- prometheus.Metric, figs []compiled, v reflect.Value, labels ...string) {
+	for _, f := range figs {
+		fv, err := v.FieldByIndexErr(f.index)
+		if err != nil {
+			continue // through a nil pointer: no such part
+		}
+		if f.ifSet != nil {
+			if sv, err := v.FieldByIndexErr(f.ifSet); err != nil || sv.IsZero() {
+				continue
+			}
+		}
+		ls := labels
+		if f.label != "" {
+			ls = append(ls[:len(ls):len(ls)], f.value)
+		}
+		if fv.Kind() == reflect.Map {
+			iter := fv.MapRange()
+			for iter.Next() {
+				if x, ok := number(iter.Value()); ok {
+					ch <- prometheus.MustNewConstMetric(f.desc, f.typ, x, append(ls[:len(ls):len(ls)], iter.Key().String())...)
+				}
+			}
+			for _, k := range f.known {
+				if !fv.MapIndex(reflect.ValueOf(k)).IsValid() {
+					ch <- prometheus.MustNewConstMetric(f.desc, f.typ, 0, append(ls[:len(ls):len(ls)], k)...)
+				}
+			}
+			continue
+		}
+		x, ok := number(fv)
+		if !ok || (f.nonZero && x == 0) {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(f.desc, f.typ, x, ls...)
+	}
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+// number is v as a sample value: numbers, booleans (1 or 0) and times
+// (seconds since the epoch; a zero time is no sample).
+func number(v reflect.Value) (float64, bool) {
+	switch v.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return float64(v.Int()), true
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return float64(v.Uint()), true
+	case reflect.Float32, reflect.Float64:
+		return v.Float(), true
+	case reflect.Bool:
+		if v.Bool() {
+			return 1, true
+		}
+		return 0, true
+	case reflect.Struct:
+		if v.Type() == timeType {
+			t := v.Interface().(time.Time)
+			if t.IsZero() {
+				return 0, false
+			}
+			return float64(t.UnixNano()) / 1e9, true
+		}
+	}
+	return 0, false
+}
+
+// collector is the admin endpoint's Prometheus collector: every scrape
+// asks the master for a status, as the status command does (the workers
+// answer from the counters they keep anyway; one that does not answer
+// within the status bound is shown with its last figures), and turns it
+// into samples. Safe for concurrent use.
+type collector struct {
+	status  func(context.Context) (ipc.Status, error)
+	timeout time.Duration
+
+	workers, slots, master      []compiled
+	states, build, up, retiring *prometheus.Desc
+}
+
+var _ prometheus.Collector = (*collector)(nil)
+
+func newCollector(status func(context.Context) (ipc.Status, error)) (*collector, error) {
+	c := &collector{status: status, timeout: 5 * time.Second}
+	var err error
+	workerLabels := []string{"listener", "worker"}
+	if c.workers, err = compile(reflect.TypeFor[ipc.Worker](), workerFigures(), workerLabels); err != nil {
+		return nil, err
+	}
+	if c.slots, err = compile(reflect.TypeFor[ipc.Worker](), slotFigures(), workerLabels); err != nil {
+		return nil, err
+	}
+	if c.master, err = compile(reflect.TypeFor[ipc.MasterStatus](), masterFigures(), nil); err != nil {
+		return nil, err
+	}
+	c.states = prometheus.NewDesc("goes_master_workers", "Worker ids by the state of their process.", []string{"state"}, nil)
+	c.build = prometheus.NewDesc("goes_build_info", "The program's version and the Go version it was built with; always 1.", []string{"version", "goversion"}, nil)
+	c.up = prometheus.NewDesc("goes_worker_up", "1 for a worker id whose process answers its master; 0 for one without a process, starting, or unresponsive (its last figures are shown, goes_worker_silent_seconds says how long it has been silent).", workerLabels, nil)
+	c.retiring = prometheus.NewDesc("goes_master_retiring_workers", "Worker processes replaced by a recycle that still drain.", nil, nil)
+	return c, nil
+}
+
+// Describe sends every metric's description.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	seen := map[*prometheus.Desc]bool{}
+	for _, set := range [][]compiled{c.workers, c.slots, c.master} {
+		for _, f := range set {
+			if !seen[f.desc] {
+				seen[f.desc] = true
+				ch <- f.desc
+			}
+		}
+	}
+	ch <- c.states
+	ch <- c.build
+	ch <- c.up
+	ch <- c.retiring
+}
+
+// Collect asks the master for its status and sends the samples.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	st, err := c.status(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.build, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.build, gauge, 1, st.Master.Version, runtime.Version())
+	emit(ch, c.master, reflect.ValueOf(st.Master))
+	states := map[string]int{}
+	for _, s := range []string{StateStarting, StateRunning, StateUnresponsive, StateDraining, StateStopping, StateBackoff, StateFailed} {
+		states[s] = 0 // always shown; others appear while a worker is in them
+	}
+	for _, w := range st.Workers {
+		states[w.State]++
+		id := strconv.Itoa(w.ID)
+		v := reflect.ValueOf(w)
+		emit(ch, c.slots, v, w.Name, id)
+		if hasFigures(w) {
+			emit(ch, c.workers, v, w.Name, id)
+		}
+		ch <- prometheus.MustNewConstMetric(c.up, gauge, boolValue(isUp(w)), w.Name, id)
+	}
+	for s, n := range states {
+		ch <- prometheus.MustNewConstMetric(c.states, gauge, float64(n), s)
+	}
+	ch <- prometheus.MustNewConstMetric(c.retiring, gauge, float64(len(st.Retiring)))
+}
+
+// hasFigures reports whether w's Load was filled in by its process: a
+// process always has resident memory. Without figures (no process, not
+// ready yet) a worker's series are left out of the scrape rather than
+// shown as zeros, which would read as counter resets. An unresponsive
+// worker has the figures of its last answer, as status shows them: its
+// counters go on from where they were when it answers again.
+func hasFigures(w ipc.Worker) bool { return w.PID != 0 && w.MemoryBytes != 0 }
+
+// isUp reports whether w's process answers its master (goes_worker_up).
+func isUp(w ipc.Worker) bool { return hasFigures(w) && w.State != StateUnresponsive }
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

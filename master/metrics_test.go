@@ -1,0 +1,318 @@
+//go:build unix
+
+package master
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/goes-project/goes/ipc"
+)
+
+// unexported names the numbers of the status structs that are not
+// metrics, and why.
+var unexported = map[string]string{
+	"Worker.ID":                     "the worker label",
+	"Worker.Index":                  "the worker label says it",
+	"Worker.MasterPID":              "a process id",
+	"Worker.PID":                    "a process id",
+	"Worker.Generation":             "goes_master_generation",
+	"Worker.Route":                  "an address",
+	"Worker.QPS":                    "rate(goes_requests_total[1m])",
+	"Worker.LastSeen":               "goes_worker_silent_seconds: the time since",
+	"MasterStatus.PID":              "a process id",
+	"MasterStatus.UptimeSeconds":    "goes_master_start_time_seconds",
+	"MasterStatus.ExitCount":        "sum(goes_master_worker_exits_total)",
+	"MasterStatus.Cluster.Embedded": "not a measure",
+}
+
+// measures lists the dotted paths of t's fields that are numbers, booleans,
+// times or maps, through embedded structs and struct pointers.
+func measures(t reflect.Type, prefix string) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		path := prefix + f.Name
+		switch {
+		case f.Anonymous:
+			out = append(out, measures(ft, prefix)...)
+		case ft == timeType, ft.Kind() == reflect.Map:
+			out = append(out, path)
+		case ft.Kind() == reflect.Struct:
+			out = append(out, measures(ft, path+".")...)
+		case ft.Kind() >= reflect.Bool && ft.Kind() <= reflect.Float64:
+			out = append(out, path)
+		}
+	}
+	return out
+}
+
+// TestFiguresCover: every number of ipc.Worker (with ipc.Load) and
+// ipc.MasterStatus is a metric, or says in unexported why not. A field
+// added to those structs fails here until it has its one line in
+// workerFigures, slotFigures or masterFigures.
+func TestFiguresCover(t *testing.T) {
+	covered := map[string]bool{}
+	for _, f := range append(workerFigures(), slotFigures()...) {
+		covered["Worker."+f.field] = true
+	}
+	for _, f := range masterFigures() {
+		covered["MasterStatus."+f.field] = true
+	}
+	for _, s := range []struct {
+		name string
+		t    reflect.Type
+	}{
+		{"Worker", reflect.TypeFor[ipc.Worker]()},
+		{"MasterStatus", reflect.TypeFor[ipc.MasterStatus]()},
+	} {
+		for _, path := range measures(s.t, s.name+".") {
+			if !covered[path] && unexported[path] == "" {
+				t.Errorf("%s is not a metric: add a figure for it (master/metrics.go) or say why not in unexported", path)
+			}
+			if covered[path] && unexported[path] != "" {
+				t.Errorf("%s is a metric and listed in unexported", path)
+			}
+		}
+	}
+}
+
+// TestFigureNames follows Prometheus's naming guide: goes_ first,
+// counters end in _total and gauges do not, units in base units.
+func TestFigureNames(t *testing.T) {
+	for _, f := range append(append(workerFigures(), slotFigures()...), masterFigures()...) {
+		if !strings.HasPrefix(f.name, "goes_") {
+			t.Errorf("%s: not goes_", f.name)
+		}
+		if (f.typ == counter) != strings.HasSuffix(f.name, "_total") {
+			t.Errorf("%s: a %v must end in _total exactly when it is a counter", f.name, f.typ)
+		}
+		for _, bad := range []string{"_ms", "_milliseconds", "_kb", "_mb", "_count"} {
+			if strings.Contains(f.name, bad) {
+				t.Errorf("%s: use base units (seconds, bytes), no %s", f.name, bad)
+			}
+		}
+	}
+	if _, err := compile(reflect.TypeFor[ipc.Worker](), []figure{{field: "Nope", name: "goes_nope", typ: gauge}}, nil); err == nil {
+		t.Error("a figure of a missing field compiled")
+	}
+}
+
+func sampleStatus() ipc.Status {
+	started := time.Unix(1_700_000_000, 0)
+	return ipc.Status{
+		Master: ipc.MasterStatus{
+			PID: 10, Version: "1.2.3", StartedAt: started, State: StateRunning, Generation: 3, Workers: 4,
+			ExitCount: 3, Exits: map[string]int{"exit status 2": 2, "signal: killed": 1}, Restarts: 3,
+			ReloadSeconds: 0.25,
+			MasterOps: ipc.MasterOps{
+				Unresponsive: 1, UnresponsiveTotal: 2, WatchdogKills: 1,
+				Recycles: map[string]int{ipc.RecycleMaxRequests: 4},
+				Reloads:  map[string]int{ipc.ReloadOK: 2, ipc.ReloadFailed: 1},
+				Watchdog: ipc.WatchdogSettings{IntervalSeconds: 1, UnresponsiveSeconds: 5, KillSeconds: 30},
+			},
+			Cluster: &ipc.ClusterInfo{Routes: 1, Embedded: true},
+		},
+		Workers: []ipc.Worker{
+			{ID: 0, PID: 11, Name: "web", Listen: "tcp://127.0.0.1:8080", State: StateRunning, StartedAt: started, ExitCount: 3,
+				Load: ipc.Load{Connections: 5, Accepted: 9, Requests: 100, BytesIn: 1000, BytesOut: 2000, Errors: 6,
+					BadInput: 1, Panics: 2, SendBufferFull: 3, MemoryBytes: 1 << 20, CPUSeconds: 1.5, Goroutines: 7, Timers: 2,
+					Cluster: &ipc.NodeStats{Connected: true, Peers: 1, Delivered: 4}},
+				Ops: ipc.Ops{SilentSeconds: 0.5, LastSeen: started.Add(time.Hour), Recycles: 4, LastRecycle: ipc.RecycleMaxRequests}},
+			{ID: 1, PID: 12, Name: "web", Listen: "tcp://127.0.0.1:8080", State: StateStarting, StartedAt: started},
+			{ID: 2, Name: "text", Listen: "tcp://127.0.0.1:8082", State: StateBackoff, ExitCount: 1,
+				Ops: ipc.Ops{Unresponsive: 1, WatchdogKills: 1}},
+			// Stopped: the figures of its last answer, 7.5 s ago.
+			{ID: 3, PID: 14, Name: "text", Listen: "tcp://127.0.0.1:8082", State: StateUnresponsive, StartedAt: started,
+				Load: ipc.Load{Connections: 2, Requests: 50, MemoryBytes: 2 << 20, Goroutines: 9},
+				Ops:  ipc.Ops{SilentSeconds: 7.5, LastSeen: started.Add(time.Hour), Unresponsive: 1}},
+		},
+		Retiring: []ipc.Worker{{ID: 0, PID: 9, Name: "web", Listen: "tcp://127.0.0.1:8080", State: StateDraining}},
+	}
+}
+
+// TestCollector turns a status into samples: a worker without figures
+// has none but goes_worker_up 0 and its exits; an unresponsive one its
+// last figures, goes_worker_up 0 and its silence; the cluster's figures
+// appear where there is a cluster; counts by reason or result show every
+// known key; the result passes promlint.
+func TestCollector(t *testing.T) {
+	c, err := newCollector(func(context.Context) (ipc.Status, error) { return sampleStatus(), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := `
+# HELP goes_requests_total Messages received (requests of HTTP, frames of WebSocket, lines of text, ...).
+# TYPE goes_requests_total counter
+goes_requests_total{listener="web",worker="0"} 100
+goes_requests_total{listener="text",worker="3"} 50
+# HELP goes_callback_panics_total Panics recovered from callbacks.
+# TYPE goes_callback_panics_total counter
+goes_callback_panics_total{listener="web",worker="0"} 2
+goes_callback_panics_total{listener="text",worker="3"} 0
+# HELP goes_worker_up 1 for a worker id whose process answers its master; 0 for one without a process, starting, or unresponsive (its last figures are shown, goes_worker_silent_seconds says how long it has been silent).
+# TYPE goes_worker_up gauge
+goes_worker_up{listener="web",worker="0"} 1
+goes_worker_up{listener="web",worker="1"} 0
+goes_worker_up{listener="text",worker="2"} 0
+goes_worker_up{listener="text",worker="3"} 0
+# HELP goes_worker_silent_seconds How long the worker's process has not answered its master: at most about the watchdog interval while it is healthy (shown once it has answered).
+# TYPE goes_worker_silent_seconds gauge
+goes_worker_silent_seconds{listener="web",worker="0"} 0.5
+goes_worker_silent_seconds{listener="text",worker="3"} 7.5
+# HELP goes_worker_exits_total Unexpected exits of the worker id's processes.
+# TYPE goes_worker_exits_total counter
+goes_worker_exits_total{listener="web",worker="0"} 3
+goes_worker_exits_total{listener="web",worker="1"} 0
+goes_worker_exits_total{listener="text",worker="2"} 1
+goes_worker_exits_total{listener="text",worker="3"} 0
+# HELP goes_worker_watchdog_kills_total Processes of the worker id killed by the watchdog for being unresponsive, and replaced.
+# TYPE goes_worker_watchdog_kills_total counter
+goes_worker_watchdog_kills_total{listener="web",worker="0"} 0
+goes_worker_watchdog_kills_total{listener="web",worker="1"} 0
+goes_worker_watchdog_kills_total{listener="text",worker="2"} 1
+goes_worker_watchdog_kills_total{listener="text",worker="3"} 0
+# HELP goes_worker_recycles_total Processes of the worker id replaced by recycling (max_requests, max_memory).
+# TYPE goes_worker_recycles_total counter
+goes_worker_recycles_total{listener="web",worker="0"} 4
+goes_worker_recycles_total{listener="web",worker="1"} 0
+goes_worker_recycles_total{listener="text",worker="2"} 0
+goes_worker_recycles_total{listener="text",worker="3"} 0
+# HELP goes_master_worker_exits_total Unexpected worker exits, by how they ended.
+# TYPE goes_master_worker_exits_total counter
+goes_master_worker_exits_total{reason="exit status 2"} 2
+goes_master_worker_exits_total{reason="signal: killed"} 1
+# HELP goes_master_worker_recycles_total Workers replaced by recycling, by reason (max_requests, max_memory).
+# TYPE goes_master_worker_recycles_total counter
+goes_master_worker_recycles_total{reason="max_requests"} 4
+goes_master_worker_recycles_total{reason="max_memory"} 0
+# HELP goes_master_unresponsive_workers Worker processes unresponsive now (no answer to the master for the unresponsive timeout).
+# TYPE goes_master_unresponsive_workers gauge
+goes_master_unresponsive_workers 1
+# HELP goes_master_worker_unresponsive_total Times a worker process was found unresponsive.
+# TYPE goes_master_worker_unresponsive_total counter
+goes_master_worker_unresponsive_total 2
+# HELP goes_master_worker_watchdog_kills_total Unresponsive worker processes killed by the watchdog.
+# TYPE goes_master_worker_watchdog_kills_total counter
+goes_master_worker_watchdog_kills_total 1
+# HELP goes_master_watchdog_kill_timeout_seconds Silence after which a worker is killed and replaced (0: never).
+# TYPE goes_master_watchdog_kill_timeout_seconds gauge
+goes_master_watchdog_kill_timeout_seconds 30
+# HELP goes_master_reloads_total Reloads by result (ok, failed, refused), counted over the generations of the run directory: a new master goes on from its predecessor's counts.
+# TYPE goes_master_reloads_total counter
+goes_master_reloads_total{result="ok"} 2
+goes_master_reloads_total{result="failed"} 1
+goes_master_reloads_total{result="refused"} 0
+# HELP goes_master_reload_duration_seconds How long the reload that started this master took, to serving.
+# TYPE goes_master_reload_duration_seconds gauge
+goes_master_reload_duration_seconds 0.25
+# HELP goes_master_retiring_workers Worker processes replaced by a recycle that still drain.
+# TYPE goes_master_retiring_workers gauge
+goes_master_retiring_workers 1
+# HELP goes_master_workers Worker ids by the state of their process.
+# TYPE goes_master_workers gauge
+goes_master_workers{state="backoff"} 1
+goes_master_workers{state="draining"} 0
+goes_master_workers{state="failed"} 0
+goes_master_workers{state="running"} 1
+goes_master_workers{state="starting"} 1
+goes_master_workers{state="stopping"} 0
+goes_master_workers{state="unresponsive"} 1
+# HELP goes_cluster_connected 1 while the worker's cluster node is connected to NATS.
+# TYPE goes_cluster_connected gauge
+goes_cluster_connected{listener="web",worker="0"} 1
+# HELP goes_cluster_routes Routes of the master's embedded NATS server to other servers.
+# TYPE goes_cluster_routes gauge
+goes_cluster_routes 1
+# HELP goes_worker_start_time_seconds When the worker process started, in seconds since the Unix epoch.
+# TYPE goes_worker_start_time_seconds gauge
+goes_worker_start_time_seconds{listener="web",worker="0"} 1.7e+09
+goes_worker_start_time_seconds{listener="text",worker="3"} 1.7e+09
+`
+	names := []string{"goes_requests_total", "goes_callback_panics_total", "goes_worker_up", "goes_worker_silent_seconds",
+		"goes_worker_exits_total", "goes_worker_watchdog_kills_total", "goes_worker_recycles_total",
+		"goes_master_worker_exits_total", "goes_master_worker_recycles_total", "goes_master_unresponsive_workers",
+		"goes_master_worker_unresponsive_total", "goes_master_worker_watchdog_kills_total",
+		"goes_master_watchdog_kill_timeout_seconds", "goes_master_reloads_total", "goes_master_reload_duration_seconds",
+		"goes_master_drain_duration_seconds", "goes_master_retiring_workers", "goes_master_workers",
+		"goes_cluster_connected", "goes_cluster_routes", "goes_worker_start_time_seconds"}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(text), names...); err != nil {
+		t.Error(err)
+	}
+	problems, err := testutil.CollectAndLint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	// Every figure shows up for the worker with figures and a cluster,
+	// all but the cluster's for the unresponsive one; the slots' figures
+	// for all four but the silence of the two never seen; goes_worker_up
+	// of all four; seven states; build info; retiring; the master's, with
+	// two exit reasons, two recycle reasons, three reload results and no
+	// drain yet.
+	clusterFigures := 0
+	for _, f := range workerFigures() {
+		if strings.HasPrefix(f.field, "Cluster.") {
+			clusterFigures++
+		}
+	}
+	want := len(workerFigures()) + (len(workerFigures()) - clusterFigures) +
+		4*len(slotFigures()) - 2 + 4 + 7 + 1 + 1 +
+		len(masterFigures()) + 1 + 1 + 2 - 1
+	if n := testutil.CollectAndCount(c); n != want {
+		t.Errorf("%d samples, want %d", n, want)
+	}
+}
+
+// TestCollectorError: a status that fails fails the scrape.
+func TestCollectorError(t *testing.T) {
+	c, err := newCollector(func(context.Context) (ipc.Status, error) { return ipc.Status{}, errors.New("no answer") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	if _, err := reg.Gather(); err == nil || !strings.Contains(err.Error(), "no answer") {
+		t.Fatalf("gather: %v", err)
+	}
+}
+
+func TestReadiness(t *testing.T) {
+	st := sampleStatus()
+	for _, tc := range []struct {
+		name  string
+		edit  func(*ipc.Status)
+		ready bool
+		says  string
+	}{
+		{name: "a listener without a running worker", edit: func(*ipc.Status) {}, ready: false,
+			says: "listener text (tcp://127.0.0.1:8082): 0 of 2 workers running"},
+		{name: "every listener has one", edit: func(s *ipc.Status) { s.Workers[2].State = StateRunning }, ready: true,
+			says: "listener web (tcp://127.0.0.1:8080): 1 of 2 workers running"},
+		{name: "master stopping", edit: func(s *ipc.Status) { s.Workers[2].State = StateRunning; s.Master.State = StateStopping },
+			ready: false, says: "master stopping"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := st
+			s.Workers = append([]ipc.Worker(nil), st.Workers...)
+			tc.edit(&s)
+			ready, report := readiness(s)
+			if ready != tc.ready || !strings.Contains(report, tc.says) {
+				t.Fatalf("ready %v, %q; want %v, %q", ready, report, tc.ready, tc.says)
+			}
+		})
+	}
+}
