@@ -330,6 +330,7 @@ func (w *worker) stats() ipc.WorkerStats {
 			Errors:      st.Errors,
 			MemoryBytes: memoryBytes(),
 			Timers:      timers,
+			Closed:      st.Closed,
 			Cluster:     cl,
 		},
 		Goroutines: runtime.NumGoroutine(),
