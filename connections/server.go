@@ -115,15 +115,16 @@ type Config struct {
 	// nothing for this long, as Close does (what is queued is written
 	// first). A connection whose reading is paused (PauseRecv) or whose
 	// callback is running is not idle, unless it is paused with output
-	// queued of which nothing could be written for IdleTimeout (a stream
-	// or a download to a peer that stopped reading): that one is
-	// destroyed, between one and two IdleTimeouts after its output
-	// stalled. (A peer that reads only a small part of the socket's send
-	// buffer per IdleTimeout may look stalled too: the kernel reports
-	// room to write only once a good part of it is free.) Traffic does
-	// not reschedule anything: a read costs one clock read and one atomic
-	// store, and the connection's timer, which lives in the connection, is
-	// re-armed at most once per period.
+	// of which nothing could be written for IdleTimeout (a stream or a
+	// download to a peer that stopped reading): that one is destroyed
+	// IdleTimeout after its output stopped moving (as SendTimeout does
+	// for every connection, when that is shorter). (A peer that reads
+	// only a small part of the socket's send buffer per IdleTimeout may
+	// look stalled too: the kernel reports room to write only once a good
+	// part of it is free.) Traffic does not reschedule anything: a read
+	// costs one clock read and one atomic store, and the connection's
+	// timer, which lives in the connection, is re-armed at most once per
+	// period. Off by default.
 	IdleTimeout time.Duration
 	// Heartbeat, when > 0 and HeartbeatData is not empty, sends
 	// HeartbeatData as is (not through the protocol: give it the wire

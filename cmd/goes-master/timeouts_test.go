@@ -5,6 +5,7 @@ package main_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -17,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/internal/testkit"
+	"github.com/goes-project/goes/ipc"
 )
 
 // The attacks of issue 12 against the real goes-master, by clients written
@@ -35,6 +38,60 @@ const (
 	wantKeepAliveTimeout = 75 * time.Second
 	wantSendTimeout      = 60 * time.Second
 )
+
+// TestTimeoutDefaultsMatch: the defaults the tests here expect are those
+// of package connections, which goes-master applies.
+func TestTimeoutDefaultsMatch(t *testing.T) {
+	if wantHeaderTimeout != connections.DefaultHeaderTimeout || wantKeepAliveTimeout != connections.DefaultKeepAliveTimeout ||
+		wantSendTimeout != connections.DefaultSendTimeout {
+		t.Fatalf("the tests expect header %v, keep-alive %v, send %v; package connections has %v, %v, %v",
+			wantHeaderTimeout, wantKeepAliveTimeout, wantSendTimeout,
+			connections.DefaultHeaderTimeout, connections.DefaultKeepAliveTimeout, connections.DefaultSendTimeout)
+	}
+}
+
+// closedCounts sums, from `status --json`, the closed counts by reason of
+// the workers of listener name.
+func closedCounts(t *testing.T, s *setup, name string) map[string]uint64 {
+	t.Helper()
+	var st ipc.Status
+	if err := json.Unmarshal([]byte(s.mustCLI("status", "--json").Stdout), &st); err != nil {
+		t.Fatalf("status --json: %v", err)
+	}
+	sum := map[string]uint64{}
+	for _, w := range st.Workers {
+		if w.Name == name {
+			for r, n := range w.Closed {
+				sum[r] += n
+			}
+		}
+	}
+	return sum
+}
+
+// cutLines returns the log lines of the daemon in which its workers
+// report connections closed by a timeout rule, and the connections they
+// count for reason.
+func cutLines(t *testing.T, s *setup, reason string) (lines int, conns uint64) {
+	t.Helper()
+	b, err := os.ReadFile(s.paths().Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		var e struct {
+			Message     string `json:"message"`
+			Reason      string `json:"reason"`
+			Connections uint64 `json:"connections"`
+		}
+		if json.Unmarshal([]byte(l), &e) != nil || e.Message != "connections closed by a timeout" || e.Reason != reason {
+			continue
+		}
+		lines++
+		conns += e.Connections
+	}
+	return lines, conns
+}
 
 // closeSlack is how late after its timeout a connection may be closed:
 // the wheel is exact, the rest is a loaded machine and many connections.
@@ -307,6 +364,15 @@ func TestDefaultTimeoutsAgainstAttackers(t *testing.T) {
 	checkEnds(t, "silent", collect(silent), lo(wantHeaderTimeout), wantHeaderTimeout+closeSlack, "HTTP/1.1 408 ")
 	checkEnds(t, "pipelining non-reader", collect(pipes), lo(wantSendTimeout), wantSendTimeout+2*closeSlack, "")
 	checkEnds(t, "idle keep-alive", collect(idle), lo(wantKeepAliveTimeout), wantKeepAliveTimeout+closeSlack, "")
+	got := closedCounts(t, s, "web")
+	if got[connections.ClosedHeaderTimeout] != 110 || got[connections.ClosedKeepAliveTimeout] != 10 || got[connections.ClosedSendTimeout] != 4 {
+		t.Errorf("status --json: closed %v, want 110 header, 10 keep-alive and 4 send timeouts", got)
+	}
+	for _, name := range []string{"text", "ws"} {
+		if got := closedCounts(t, s, name); len(got) != 0 {
+			t.Errorf("status --json: %s closed %v, want none", name, got)
+		}
+	}
 
 	// The long-lived connections outlived every default.
 	text.echo(t, "after")
@@ -315,9 +381,9 @@ func TestDefaultTimeoutsAgainstAttackers(t *testing.T) {
 	if _, err := ws.Write([]byte{0x81, 0x80 | 2, mask[0], mask[1], mask[2], mask[3], 'h' ^ mask[0], 'i' ^ mask[1]}); err != nil {
 		t.Fatalf("idle websocket after %v: %v", patience, err)
 	}
-	got := make([]byte, 4)
-	if _, err := io.ReadFull(wsr, got); err != nil || string(got) != "\x81\x02hi" {
-		t.Fatalf("idle websocket echo: %q, %v", got, err)
+	echoed := make([]byte, 4)
+	if _, err := io.ReadFull(wsr, echoed); err != nil || string(echoed) != "\x81\x02hi" {
+		t.Fatalf("idle websocket echo: %q, %v", echoed, err)
 	}
 }
 
@@ -338,6 +404,18 @@ func TestSlowloris(t *testing.T) {
 	}
 	checkEnds(t, "slowloris", collect(ends), header-100*time.Millisecond, header+closeSlack, "HTTP/1.1 408 ")
 	curl200(t, s.httpAddr)
+	if got := closedCounts(t, s, "web"); got[connections.ClosedHeaderTimeout] != 1000 || len(got) != 1 {
+		t.Errorf("status --json: closed %v, want 1000 header timeouts", got)
+	}
+	// One log line per worker at the first cut, one summary per worker
+	// ten seconds later: not one per connection.
+	testkit.Eventually(t, testkit.Wait, 100*time.Millisecond, "the log counting every cut", func() error {
+		lines, conns := cutLines(t, s, connections.ClosedHeaderTimeout)
+		if conns != 1000 || lines > 4 {
+			return fmt.Errorf("%d log lines count %d connections, want 1000 in at most 4 lines", lines, conns)
+		}
+		return nil
+	})
 }
 
 // TestKeepAliveTimeout: with keepalive_timeout 2s, a connection idle after
