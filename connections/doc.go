@@ -106,8 +106,8 @@
 //     held; a writer goroutine only TryLocks it (a drain it cannot run is
 //     left in drainPending for the holder).
 //   - The wheel's goroutine runs the connection timers (connTimers'
-//     rate window fields are its own; since and sinceIn are under base.mu,
-//     lastIn, outWait and phase are atomics) and takes base.mu to act.
+//     since and winIn are under base.mu; lastIn, outWait and phase are
+//     atomics) and takes base.mu to act.
 //   - Server.mu guards the listener set, settled, the standard engine's
 //     connection set, the epoll engine's loops, pool and watchdog stop,
 //     and the own wheel's start; the counters (open, accepted, errs, the

@@ -433,8 +433,8 @@ func TestTimeoutsOverSockets(t *testing.T) {
 			}
 		}()
 		idle := dial(t, "tcp", addr)
+		asked := time.Since(start) // the wait starts once the server has read the request
 		httpGet(t, idle, bufio.NewReader(idle))
-		answered := time.Since(start)
 		idleEnd := endOfAnswer(idle, start)
 		deaf := dial(t, "tcp", addr)
 		deafEnd := make(chan time.Duration, 1)
@@ -453,8 +453,8 @@ func TestTimeoutsOverSockets(t *testing.T) {
 			t.Errorf("slowloris: closed after %v with %q, want 408 after %v", e.at, e.got, d)
 		}
 		e = <-idleEnd
-		if e.at < answered+d || e.at > answered+d+3*time.Second || e.got != "" {
-			t.Errorf("idle keep-alive: answered after %v, closed after %v with %q, want silently %v later", answered, e.at, e.got, d)
+		if e.at < asked+d || e.at > asked+d+3*time.Second || e.got != "" {
+			t.Errorf("idle keep-alive: asked after %v, closed after %v with %q, want silently %v later", asked, e.at, e.got, d)
 		}
 		if at := <-deafEnd; at < d || at > d+8*time.Second {
 			t.Errorf("pipelining non-reader: destroyed after %v, want some seconds after %v", at, d)

@@ -21,9 +21,12 @@ import (
 // works out from these whether a rule is broken, a heartbeat is owed, or
 // when to look again, and re-arms for that. A busy connection costs one
 // wheel operation per period, not one per read.
+//
+// The fields are packed so that the 96 bytes of connTimers keep an epConn
+// with timers in the size class of 320 bytes: mind the sizes when adding
+// one.
 type connTimers struct {
-	t       timer.Timer
-	fire    func()       // the connection's timersExpired, made once
+	t       timer.Timer  // re-armed with Reset: its func is the connection's timersExpired
 	lastIn  atomic.Int64 // Server.clock of the last read
 	lastOut atomic.Int64 // Server.clock of the last write (with Heartbeat)
 	// outWait is the Server.clock since which a write has been waiting
@@ -32,18 +35,16 @@ type connTimers struct {
 	// waits. The writer sets it on the slow path only and clears it when
 	// its buffer is written.
 	outWait atomic.Int64
+	// since is the Server.clock when phase began (the read that brought
+	// it), and in PhaseBody the start of the current BodyMinRate window,
+	// which starts with the phase and then moves on window by window;
+	// winIn is bytesIn at the start of the window. Under base.mu.
+	since int64
+	winIn uint64
 	// phase is the protocols.Phase the dispatcher last recorded, with
 	// phaseStarted once the connection has delivered a packet. It changes
 	// under base.mu and is read without it by the dispatcher.
 	phase atomic.Uint32
-	// since and sinceIn are the Server.clock and bytesIn when phase began
-	// (the read that brought it). Under base.mu.
-	since   int64
-	sinceIn uint64
-	// The window of BodyMinRate, wheel goroutine only: its start and
-	// bytesIn then, and the since of the phase it measures.
-	win, winFor int64
-	winIn       uint64
 }
 
 // phaseStarted marks, in connTimers.phase, a connection that has
@@ -119,7 +120,6 @@ func (c *base) startTimers() {
 	now := s.clock()
 	tm.lastIn.Store(now)
 	tm.lastOut.Store(now)
-	tm.fire = c.timersExpired
 	c.mu.Lock()
 	tm.since = now
 	if s.phaser != nil {
@@ -127,7 +127,7 @@ func (c *base) startTimers() {
 		tm.phase.Store(uint32(protocols.PhaseIdle))
 	}
 	if !c.has(fClosing | fSockClosed) {
-		s.wheel.Schedule(&tm.t, s.firstTimer, tm.fire)
+		s.wheel.Schedule(&tm.t, s.firstTimer, c.timersExpired)
 	}
 	c.mu.Unlock()
 }
@@ -201,8 +201,7 @@ func (c *base) notePhase(state any, used, rest int, halted bool) error {
 	c.mu.Lock()
 	tm.phase.Store(want)
 	if restart {
-		tm.since = tm.lastIn.Load()
-		tm.sinceIn = c.bytesIn.Load()
+		tm.since, tm.winIn = tm.lastIn.Load(), c.bytesIn.Load()
 	}
 	c.mu.Unlock()
 	return nil
@@ -262,7 +261,7 @@ func (c *base) timersExpired() {
 	waiting := c.has(fPaused) || c.dispatching > 0
 	if waiting {
 		tm.lastIn.Store(now)
-		tm.since, tm.sinceIn = now, c.bytesIn.Load()
+		tm.since, tm.winIn = now, c.bytesIn.Load()
 	}
 	if s.idleNs > 0 {
 		last := tm.lastIn.Load()
@@ -297,7 +296,7 @@ func (c *base) timersExpired() {
 		}
 		next = min(next, due)
 	}
-	s.wheel.Schedule(&tm.t, time.Duration(next-now), tm.fire)
+	tm.t.Reset(time.Duration(next - now))
 	c.mu.Unlock()
 	if beat && !deferred {
 		c.ops.kick()
@@ -325,7 +324,7 @@ func (c *base) phaseRuleLocked(now int64) (cutReason, protocols.Phase, int64) {
 		if np != p {
 			p = np
 			tm.phase.Store(uint32(p) | ph&phaseStarted)
-			tm.since, tm.sinceIn = now, c.bytesIn.Load()
+			tm.since, tm.winIn = now, c.bytesIn.Load()
 		}
 	}
 	p = effective(uint32(p) | ph&phaseStarted)
@@ -355,17 +354,15 @@ func (c *base) phaseRuleLocked(now int64) (cutReason, protocols.Phase, int64) {
 		}
 		due := last + s.bodyNs
 		if s.minRate > 0 {
-			if tm.winFor != tm.since || tm.win == 0 { // a new phase
-				tm.win, tm.winFor, tm.winIn = tm.since, tm.since, tm.sinceIn
-			}
-			if elapsed := now - tm.win; elapsed >= s.bodyNs {
+			// The window is [since, since+BodyTimeout).
+			if elapsed := now - tm.since; elapsed >= s.bodyNs {
 				in := c.bytesIn.Load()
 				if float64(in-tm.winIn) < float64(s.minRate)*float64(elapsed)/float64(time.Second) {
 					return cutMinRate, p, 0
 				}
-				tm.win, tm.winIn = now, in
+				tm.since, tm.winIn = now, in
 			}
-			due = min(due, tm.win+s.bodyNs)
+			due = min(due, tm.since+s.bodyNs)
 		}
 		return cutNone, p, due
 	}
