@@ -65,15 +65,16 @@ func (s *Server) noteCut(reason cutReason) {
 }
 
 // flushCuts logs the cuts of reason counted since the last line, if any
-// ("connections" is their number), and looks again cutLogEvery later;
-// with none, it disarms.
+// ("connections" is their number; at warn level, at debug level for the
+// keep-alive and idle timeouts, which end quiet clients every day), and
+// looks again cutLogEvery later; with none, it disarms.
 func (s *Server) flushCuts(reason cutReason) {
 	k := &s.cuts[reason]
 	for {
 		if n := k.pending.Swap(0); n > 0 {
-			ev := s.log.Warn()
+			ev := s.log.Warn() // slow or hostile peers: the server defended itself
 			if reason == cutKeepAlive || reason == cutIdle {
-				ev = s.log.Info() // the ordinary end of a quiet client
+				ev = s.log.Debug() // the ordinary end of a quiet client
 			}
 			ev.Str("reason", cutNames[reason]).Uint64("connections", n).Msg("connections closed by a timeout")
 			s.afterFunc(cutLogEvery, func() { s.flushCuts(reason) })

@@ -13,6 +13,13 @@
 // A connection sends text frames unless SetBinary switches it to binary;
 // Close starts the closing handshake with a code and a reason.
 //
+// The protocol tells the connection runtime's timeouts where a
+// connection stands (Protocol.Phase): the opening handshake must arrive
+// within the header timeout (30 s by default, answered 408), a frame or
+// fragmented message that has begun must keep coming (the body timeout
+// and minimum rate; close code 1008), and an open connection may stay
+// silent as long as it likes (set Heartbeat or IdleTimeout for a limit).
+//
 // The same codec serves the client side of a connection (masking its
 // frames and checking the server's 101 answer): a Client (NewClientFor)
 // is the protocol of an outgoing connections.Client over tcp:// or
