@@ -149,8 +149,9 @@ func (c *base) stopTimersLocked() {
 }
 
 // waitingOut records that a write is waiting for the peer to take
-// output: from now on when the wait begins (first is true) or output
-// moved (moved is true). Only the engines' slow write paths call it.
+// output: since now if no wait was recorded or if output moved (moved is
+// true), else since when it was. Only the engines' slow write paths call
+// it.
 func (c *base) waitingOut(moved bool) {
 	if tm := c.tm; tm != nil && c.s.sendNs|c.s.idleNs != 0 && (moved || tm.outWait.Load() == 0) {
 		tm.outWait.Store(c.s.clock())

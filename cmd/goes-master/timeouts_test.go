@@ -269,7 +269,7 @@ func silentConns(t *testing.T, addr string, n int, patience time.Duration) []<-c
 }
 
 // pipeliners opens n connections that pipeline GETs (16 KiB of them every
-// 5 ms) and never read. A connection ends when a write fails (the server
+// 20 ms) and never read. A connection ends when a write fails (the server
 // reset it) or the patience has passed; the endings are measured from the
 // first write.
 func pipeliners(t *testing.T, addr string, n int, patience time.Duration) []<-chan ending {
@@ -301,7 +301,7 @@ func pipeliners(t *testing.T, addr string, n int, patience time.Duration) []<-ch
 					end <- e
 					return
 				}
-				time.Sleep(5 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond)
 			}
 		}()
 	}
