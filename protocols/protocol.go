@@ -205,8 +205,8 @@ func (p Phase) String() string {
 // held and no Input or Decode of c running (as for ReleaseState, it must
 // not call Send or Close): it returns what to write to the peer before
 // the connection is closed (HTTP's 408 response, a WebSocket close
-// frame), or nil to close it silently. The runtime stops delivering
-// input to c before it calls TimedOut.
+// frame), or nil to close it silently. No input is delivered to c after
+// TimedOut.
 type Phaser interface {
 	Phase(c Conn, partial bool) Phase
 	TimedOut(c Conn, p Phase) []byte
