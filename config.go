@@ -148,6 +148,25 @@ type ListenerConfig struct {
 	// about MaxMemory bytes, each ±10% per worker (default 0: never).
 	MaxRequests uint64 `json:"max_requests,omitempty"`
 	MaxMemory   uint64 `json:"max_memory,omitempty"`
+
+	// Read and send timeouts, on by default (see the Goer fields of the
+	// same names): absent or "0s" keeps the default, "off" (or a negative
+	// duration, or -1 for the rate) turns the rule off.
+
+	// HeaderTimeout bounds a request head (default "30s").
+	HeaderTimeout Duration `json:"header_timeout,omitempty"`
+	// BodyTimeout bounds the silence inside a partly received packet
+	// (default "60s").
+	BodyTimeout Duration `json:"body_timeout,omitempty"`
+	// BodyMinRate is the least rate of a partly received packet, in
+	// bytes per second (default 1024).
+	BodyMinRate int `json:"body_min_rate,omitempty"`
+	// KeepAliveTimeout bounds the wait between two HTTP requests
+	// (default "75s").
+	KeepAliveTimeout Duration `json:"keepalive_timeout,omitempty"`
+	// SendTimeout bounds the wait for a peer that takes no output
+	// (default "60s").
+	SendTimeout Duration `json:"send_timeout,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s").
@@ -158,9 +177,15 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 	return json.Marshal(time.Duration(d).String())
 }
 
-// UnmarshalJSON reads a duration string or a number of seconds.
+// UnmarshalJSON reads a duration string or a number of seconds; "off"
+// is -1ns, which turns off the settings that are on by default (the
+// timeouts).
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
+	if err := json.Unmarshal(b, &s); err == nil && s == "off" {
+		*d = -1
+		return nil
+	}
 	if err := json.Unmarshal(b, &s); err != nil {
 		var secs float64
 		if err2 := json.Unmarshal(b, &secs); err2 != nil {

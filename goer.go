@@ -95,7 +95,7 @@ type Goer struct {
 	// OnBufferFull (default 1 MiB).
 	MaxSendBufferSize int
 	// IdleTimeout closes a connection that received nothing for this long
-	// (default: never).
+	// (default: never), whatever its protocol and phase.
 	IdleTimeout time.Duration
 	// Heartbeat, when > 0 and HeartbeatData is not empty, sends
 	// HeartbeatData as is (the wire form: a WebSocket ping frame, a "\n")
@@ -117,6 +117,36 @@ type Goer struct {
 	CallbackGoroutines int
 	// StopTimeout bounds a graceful stop or reload drain (default 30 s).
 	StopTimeout time.Duration
+
+	// Read and send timeouts (issue 12): on by default, so that a
+	// listener on the internet is safe as it is; zero means the default,
+	// a negative value turns the rule off. The rules and the phases they
+	// apply to are in package connections (Config and the Timeouts
+	// section of its doc); config file keys in parentheses.
+
+	// HeaderTimeout bounds a request head: an HTTP request's (answered
+	// 408, then closed) or a WebSocket opening handshake, from its first
+	// byte or, for a connection's first request, from the accept
+	// (default 30 s; "header_timeout").
+	HeaderTimeout time.Duration
+	// BodyTimeout closes a connection whose partly received packet (an
+	// HTTP body, a WebSocket frame, a text line) has received nothing for
+	// this long; HTTP answers 408 first (default 60 s; "body_timeout").
+	BodyTimeout time.Duration
+	// BodyMinRate, in bytes per second, closes a connection whose partly
+	// received packet brings less than that, measured over each
+	// BodyTimeout: a byte now and then is not progress (default 1024;
+	// "body_min_rate").
+	BodyMinRate int
+	// KeepAliveTimeout closes an HTTP connection idle this long between
+	// two requests (default 75 s; "keepalive_timeout"). WebSocket (after
+	// the upgrade), text, frame and raw connections have no idle limit
+	// by default: see IdleTimeout.
+	KeepAliveTimeout time.Duration
+	// SendTimeout destroys a connection whose queued output has waited
+	// this long for a peer that takes none of it, whatever the protocol
+	// (default 60 s; "send_timeout").
+	SendTimeout time.Duration
 	// Version is the program's version, shown by --version and status
 	// (with several Goers the first non-empty one counts; default "dev").
 	Version string
@@ -333,6 +363,12 @@ func (g *Goer) connConfig() connections.Config {
 		HeartbeatData:      g.HeartbeatData,
 		CallbackGoroutines: g.CallbackGoroutines,
 		Wheel:              g.wheel, // the worker's, set before connConfig
+		// Read and send timeouts (zero: connections' defaults).
+		HeaderTimeout:    g.HeaderTimeout,
+		BodyTimeout:      g.BodyTimeout,
+		BodyMinRate:      g.BodyMinRate,
+		KeepAliveTimeout: g.KeepAliveTimeout,
+		SendTimeout:      g.SendTimeout,
 		Handler: connections.Handler{
 			OnConnect:     onConnect,
 			OnMessage:     g.OnMessage,

@@ -188,6 +188,22 @@ func (g *Goer) apply(lc ListenerConfig) error {
 	if lc.MaxMemory > 0 {
 		g.MaxMemory = lc.MaxMemory
 	}
+	// Read and send timeouts: a value set (negative: off) overrides.
+	if lc.HeaderTimeout != 0 {
+		g.HeaderTimeout = time.Duration(lc.HeaderTimeout)
+	}
+	if lc.BodyTimeout != 0 {
+		g.BodyTimeout = time.Duration(lc.BodyTimeout)
+	}
+	if lc.BodyMinRate != 0 {
+		g.BodyMinRate = lc.BodyMinRate
+	}
+	if lc.KeepAliveTimeout != 0 {
+		g.KeepAliveTimeout = time.Duration(lc.KeepAliveTimeout)
+	}
+	if lc.SendTimeout != 0 {
+		g.SendTimeout = time.Duration(lc.SendTimeout)
+	}
 	return nil
 }
 

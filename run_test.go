@@ -37,6 +37,15 @@ func TestParseConfig(t *testing.T) {
 				t.Fatalf("%+v", c.Cluster)
 			}
 		}},
+		{name: "timeouts", in: `{"listeners": [{"header_timeout": "10s", "body_timeout": 20, "body_min_rate": 4096,
+			"keepalive_timeout": "off", "send_timeout": "-1s"}]}`,
+			check: func(t *testing.T, c *Config) {
+				l := c.Listeners[0]
+				if time.Duration(l.HeaderTimeout) != 10*time.Second || time.Duration(l.BodyTimeout) != 20*time.Second ||
+					l.BodyMinRate != 4096 || l.KeepAliveTimeout >= 0 || l.SendTimeout >= 0 {
+					t.Fatalf("%+v", l)
+				}
+			}},
 		{name: "unknown cluster field", in: `{"cluster": {"enable": true}}`, wantErr: "unknown field"},
 		{name: "unknown field", in: `{"run_dri": "/x"}`, wantErr: "unknown field"},
 		{name: "bad duration", in: `{"stop_timeout": "soon"}`, wantErr: "duration"},
@@ -70,6 +79,23 @@ func TestConfigOverridesGoers(t *testing.T) {
 	if gs[0].Addr != "127.0.0.1:9000" || gs[0].Count != 3 || gs[0].Name != "n" || gs[0].StopTimeout != time.Second ||
 		gs[0].Protocol == nil || gs[0].Protocol.Name() != "text" || gs[0].CallbackGoroutines != 5 || gs[0].connConfig().CallbackGoroutines != 5 {
 		t.Fatalf("%+v", gs[0])
+	}
+	// Timeouts: absent keeps the Goer's (here the defaults), set
+	// overrides, negative turns off; all reach the connection runtime.
+	g.SendTimeout = 5 * time.Second
+	cc := g.connConfig()
+	if cc.HeaderTimeout != 0 || cc.SendTimeout != 5*time.Second {
+		t.Fatalf("before the config: %+v", cc)
+	}
+	cfg.Listeners[0] = ListenerConfig{HeaderTimeout: Duration(time.Second), BodyTimeout: Duration(2 * time.Second), BodyMinRate: 10,
+		KeepAliveTimeout: -1}
+	if _, err := r.goers(cfg); err != nil {
+		t.Fatal(err)
+	}
+	cc = g.connConfig()
+	if cc.HeaderTimeout != time.Second || cc.BodyTimeout != 2*time.Second || cc.BodyMinRate != 10 ||
+		cc.KeepAliveTimeout >= 0 || cc.SendTimeout != 5*time.Second {
+		t.Fatalf("after the config: %+v", cc)
 	}
 	if _, err := r.goers(&Config{Listeners: make([]ListenerConfig, 2)}); err == nil {
 		t.Fatal("more config listeners than Goers accepted")

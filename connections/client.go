@@ -56,7 +56,9 @@ type ClientConfig struct {
 	// Transport is set from the URI, except that "udp" makes a tcp:// URI
 	// a UDP client (as NewGoer's transport argument does for listeners).
 	// Engine must be EngineAuto or EngineStd: a Client runs on the
-	// standard engine (one goroutine while connected).
+	// standard engine (one goroutine while connected). The read and send
+	// timeouts (HeaderTimeout, BodyTimeout, BodyMinRate, KeepAliveTimeout,
+	// SendTimeout) are a server's and do not apply.
 	Config
 	// TLSConfig is used for tls://; nil means the system roots.
 	// ServerName defaults to the URI's host.
@@ -235,6 +237,9 @@ func NewClient(uri string, cfg ClientConfig) (*Client, error) {
 	cl.id = cfg.IDBase | 1<<31 | uint64(clientSeq.Add(1)&(1<<31-1))
 	cl.log = cfg.Logger.With().Uint64("client", cl.id).Str("uri", uri).Logger()
 	inner := cfg.Config
+	// The read and send timeouts are a server's defence against its
+	// clients; a Client applies none of them.
+	inner.HeaderTimeout, inner.BodyTimeout, inner.KeepAliveTimeout, inner.SendTimeout = -1, -1, -1, -1
 	inner.Handler = Handler{
 		OnConnect:     cl.connected,
 		OnMessage:     func(_ Connection, data []byte) { cl.user.OnMessage(cl, data) },

@@ -175,15 +175,38 @@ func (c *base) dispatch(buf []byte) (used int, halted bool) {
 	if err == nil {
 		err = perr
 	}
-	if err == nil && !halted && used == len(buf) && c.s.releaser != nil && c.State() != nil {
-		c.mu.Lock()
-		err = guard(func() { c.s.releaser.ReleaseState(c.conn()) })
-		c.mu.Unlock()
+	if err == nil && (c.tm != nil || c.s.releaser != nil) {
+		err = c.afterInput(used, len(buf)-used, halted)
 	}
 	if err != nil {
 		c.fail(err)
 	}
 	return used, halted
+}
+
+// afterInput runs once a batch of input has been dispatched (used bytes
+// delivered, rest left): it gives the protocol's state back when nothing
+// is left (StateReleaser) and records the connection's phase for the
+// timeouts (notePhase). A panic in the protocol is returned.
+func (c *base) afterInput(used, rest int, halted bool) error {
+	s := c.s
+	var state any
+	if s.releaser != nil || s.phaser != nil {
+		state = c.State()
+	}
+	if state != nil && !halted && rest == 0 && s.releaser != nil {
+		c.mu.Lock()
+		err := guard(func() { s.releaser.ReleaseState(c.conn()) })
+		c.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		state = c.State()
+	}
+	if c.tm == nil {
+		return nil
+	}
+	return c.notePhase(state, used, rest, halted)
 }
 
 // StateReleaser is an optional interface of a protocols.Protocol. When a

@@ -31,6 +31,51 @@
 // call. The callback pool (taskpool.go) and the watchdog (watchdog.go) are
 // engine-neutral.
 //
+// # Timeouts
+//
+// A stream connection of a server is held to read and send timeouts, on
+// by default (Config: a zero field is the Default..., a negative one
+// turns the rule off; a Client applies none). Which read rule applies
+// depends on the connection's phase (protocols.Phase), which the
+// protocol reports through the optional protocols.Phaser (HTTP and
+// WebSocket do); a protocol without one is in PhaseBody while a partial
+// packet is buffered and in PhaseOpen otherwise:
+//
+//	phase      rule                                                    default
+//	PhaseHead  complete within HeaderTimeout of the phase's start      30 s
+//	PhaseBody  something within every BodyTimeout, and at least        60 s,
+//	           BodyMinRate × BodyTimeout bytes in each BodyTimeout      1 KiB/s
+//	PhaseIdle  the next request within KeepAliveTimeout                75 s
+//	PhaseBusy  none: the application owes an answer                    -
+//	PhaseOpen  none: a long-lived connection may stay silent            -
+//	any        output waiting for the peer no longer than SendTimeout  60 s
+//	any        IdleTimeout, Heartbeat, when set                        off
+//
+// A phase starts with the read that brought it (a head with its first
+// byte, a body with the end of its head, the wait between requests with
+// the request that ended), except that a connection's first request is
+// due within HeaderTimeout of the accept (PhaseIdle before any packet
+// counts as PhaseHead). The minimum rate is measured window after window,
+// each a BodyTimeout long, from the start of the body: a burst buys no
+// credit for a dribble after it. A connection whose reading is paused or
+// whose callback runs is not held to the read rules (its input waits for
+// the application) and they start again from then. A read rule that is
+// broken closes the connection after queuing the protocol's
+// Phaser.TimedOut answer (HTTP 408, WebSocket close 1008); SendTimeout
+// destroys it (what is queued cannot be delivered). Cuts are counted by
+// reason in Stats.Closed and logged at most once per reason every 10 s,
+// with their number.
+//
+// The rules cost no timer operation per read: a read stores its time
+// (connTimers.lastIn), the dispatcher records the phase with an atomic
+// load, and a store under base.mu only when a batch of input changes it;
+// a write that has to wait for the peer stores when (slow path only).
+// The connection's one timer node (timers.go) works out at its deadline
+// whether a rule is broken, and re-arms for the nearest deadline or, at
+// the latest, for the shortest rule's period, so that a phase recorded
+// meanwhile is looked at in time; a PhaseBusy connection is asked for its
+// phase again then, since an answer ends that phase without any input.
+//
 // # Concurrency
 //
 // Who owns what:
@@ -61,7 +106,8 @@
 //     held; a writer goroutine only TryLocks it (a drain it cannot run is
 //     left in drainPending for the holder).
 //   - The wheel's goroutine runs the connection timers (connTimers'
-//     stalled fields are its own) and takes base.mu to act.
+//     since and winIn are under base.mu; lastIn, outWait and phase are
+//     atomics) and takes base.mu to act.
 //   - Server.mu guards the listener set, settled, the standard engine's
 //     connection set, the epoll engine's loops, pool and watchdog stop,
 //     and the own wheel's start; the counters (open, accepted, errs, the

@@ -255,6 +255,7 @@ func (l *loop) write(c *epConn, buf *buffer, off int) bool {
 	}
 	if errno == 0 && off+n < len(buf.b) {
 		c.wroteSome(n)
+		c.waitingOut(n > 0)
 		c.wbuf, c.woff = buf, int32(off+n)
 		return false
 	}

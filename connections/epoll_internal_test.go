@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/rs/zerolog"
 
@@ -118,5 +119,19 @@ func TestWatchdogWarnsOfBlockedLoop(t *testing.T) {
 	close(release)
 	if l, err := bufio.NewReader(c).ReadString('\n'); err != nil || l != "slow\n" {
 		t.Fatalf("got %q, %v", l, err)
+	}
+}
+
+// TestEpConnWithTimersSize: the read and send timeouts are on by default,
+// so every connection carries its connTimers: together with an epConn
+// they stay in the 320-byte size class.
+func TestEpConnWithTimersSize(t *testing.T) {
+	var ct struct {
+		epConn
+		tm connTimers
+	}
+	if n := unsafe.Sizeof(ct); n > 320 {
+		t.Fatalf("an epConn with its timers is %d bytes, over the 320-byte size class (epConn %d, connTimers %d)",
+			n, unsafe.Sizeof(ct.epConn), unsafe.Sizeof(ct.tm))
 	}
 }

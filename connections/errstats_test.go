@@ -47,10 +47,11 @@ func TestErrorStats(t *testing.T) {
 		}
 		flood := dial(t, "tcp", addr)
 		io.WriteString(flood, "flood\n")
-		want := connections.Stats{BadInput: 1, Panics: 1, SendBufferFull: 1, Errors: 3}
+		type errStats struct{ BadInput, Panics, SendBufferFull, Errors uint64 }
+		want := errStats{BadInput: 1, Panics: 1, SendBufferFull: 1, Errors: 3}
 		testkit.Eventually(t, testkit.Wait, testkit.Poll, "error stats", func() error {
 			st := s.Stats()
-			got := connections.Stats{BadInput: st.BadInput, Panics: st.Panics, SendBufferFull: st.SendBufferFull, Errors: st.Errors}
+			got := errStats{BadInput: st.BadInput, Panics: st.Panics, SendBufferFull: st.SendBufferFull, Errors: st.Errors}
 			if got != want {
 				return fmt.Errorf("got %+v, want %+v", got, want)
 			}

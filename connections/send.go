@@ -94,6 +94,17 @@ func (c *base) send(b []byte, str string, raw bool) error {
 	return nil
 }
 
+// queueRawLocked queues b as is, past the send-buffer limit: a last
+// answer before the connection closes (a timeout's). mu is held.
+func (c *base) queueRawLocked(b []byte) {
+	if c.out == nil {
+		c.out = c.s.bufs.getCap(len(b))
+	} else {
+		c.out = c.s.bufs.grow(c.out, len(b))
+	}
+	c.out.b = append(c.out.b, b...)
+}
+
 // takeOut hands the queued bytes to the engine's writer, or returns nil
 // when there is nothing to write, a write is in progress, a dispatcher
 // will flush later or the socket is closed. A closing connection whose
@@ -138,6 +149,7 @@ func (c *base) wroteSome(n int) {
 // its flush) to write what was queued meanwhile.
 func (c *base) writeDone(buf *buffer, n int, err error) {
 	c.wroteSome(n)
+	c.outDone()
 	c.s.bufs.put(buf)
 	c.mu.Lock()
 	c.clearFlag(fWriting)

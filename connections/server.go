@@ -23,6 +23,28 @@ const (
 	DefaultReadBufferSize    = 4 << 10
 )
 
+// Defaults of the read and send timeouts (see the package doc's Timeouts
+// section), applied to zero Config fields; nginx's are the yardstick.
+const (
+	// DefaultHeaderTimeout bounds a request head, from its first byte (from
+	// the accept for a connection's first request); nginx's
+	// client_header_timeout is 60 s, Apache's mod_reqtimeout 20 to 40 s.
+	DefaultHeaderTimeout = 30 * time.Second
+	// DefaultBodyTimeout bounds the silence inside a partly received
+	// packet (nginx's client_body_timeout).
+	DefaultBodyTimeout = 60 * time.Second
+	// DefaultBodyMinRate is the least rate, in bytes per second, at which
+	// a partly received packet must keep arriving, measured over each
+	// BodyTimeout (Apache's MinRate is 500).
+	DefaultBodyMinRate = 1 << 10
+	// DefaultKeepAliveTimeout bounds the wait for the next request of a
+	// keep-alive connection (nginx's keepalive_timeout).
+	DefaultKeepAliveTimeout = 75 * time.Second
+	// DefaultSendTimeout bounds how long queued output may wait for a
+	// peer that takes none of it (nginx's send_timeout).
+	DefaultSendTimeout = 60 * time.Second
+)
+
 // Engines, the values of Config.Engine.
 const (
 	// EngineAuto picks EngineEpoll where it can serve the listener (TCP
@@ -93,15 +115,16 @@ type Config struct {
 	// nothing for this long, as Close does (what is queued is written
 	// first). A connection whose reading is paused (PauseRecv) or whose
 	// callback is running is not idle, unless it is paused with output
-	// queued of which nothing could be written for IdleTimeout (a stream
-	// or a download to a peer that stopped reading): that one is
-	// destroyed, between one and two IdleTimeouts after its output
-	// stalled. (A peer that reads only a small part of the socket's send
-	// buffer per IdleTimeout may look stalled too: the kernel reports
-	// room to write only once a good part of it is free.) Traffic does
-	// not reschedule anything: a read costs one clock read and one atomic
-	// store, and the connection's timer, which lives in the connection, is
-	// re-armed at most once per period.
+	// of which nothing could be written for IdleTimeout (a stream or a
+	// download to a peer that stopped reading): that one is destroyed
+	// IdleTimeout after its output stopped moving (as SendTimeout does
+	// for every connection, when that is shorter). (A peer that reads
+	// only a small part of the socket's send buffer per IdleTimeout may
+	// look stalled too: the kernel reports room to write only once a good
+	// part of it is free.) Traffic does not reschedule anything: a read
+	// costs one clock read and one atomic store, and the connection's
+	// timer, which lives in the connection, is re-armed at most once per
+	// period. Off by default.
 	IdleTimeout time.Duration
 	// Heartbeat, when > 0 and HeartbeatData is not empty, sends
 	// HeartbeatData as is (not through the protocol: give it the wire
@@ -111,12 +134,46 @@ type Config struct {
 	// peer that answers heartbeats keeps IdleTimeout from closing it.
 	Heartbeat     time.Duration
 	HeartbeatData []byte
-	// Wheel runs the connections' timers (IdleTimeout, Heartbeat, and the
+	// Wheel runs the connections' timers (the timeouts, Heartbeat, and the
 	// bounded waits of closing connections for slow peers); it must be
 	// running (Start) while the server serves: pass the worker's wheel.
 	// When nil, the Server makes its own, runs it from the first Serve on
 	// and stops it in Close.
 	Wheel *timer.Wheel
+
+	// Read and send timeouts of stream connections, on by default: a zero
+	// field takes its Default value, a negative one turns the rule off.
+	// The package doc's Timeouts section has the rules and the phases
+	// they apply to; a Client applies none of them.
+
+	// HeaderTimeout bounds a request head (PhaseHead: an HTTP request's,
+	// a WebSocket opening handshake), from its first byte, or from the
+	// accept for a connection's first request (default
+	// DefaultHeaderTimeout, 30 s). Past it HTTP answers 408 and closes.
+	HeaderTimeout time.Duration
+	// BodyTimeout closes a connection whose partly received packet (an
+	// HTTP body, a WebSocket frame, a text line: PhaseBody) has received
+	// nothing for this long (default DefaultBodyTimeout, 60 s); HTTP
+	// answers 408 first.
+	BodyTimeout time.Duration
+	// BodyMinRate, in bytes per second, closes a connection whose partly
+	// received packet brings less than BodyMinRate × BodyTimeout bytes in
+	// a BodyTimeout, measured window after window from the start of the
+	// body, so that a byte now and then is not progress (default
+	// DefaultBodyMinRate, 1 KiB/s). It applies only with BodyTimeout.
+	BodyMinRate int
+	// KeepAliveTimeout closes a connection that has waited this long
+	// between two requests (PhaseIdle: HTTP keep-alive) (default
+	// DefaultKeepAliveTimeout, 75 s). It is silent: no answer is sent.
+	KeepAliveTimeout time.Duration
+	// SendTimeout destroys a connection whose queued output has waited
+	// this long for a peer that takes none of it (default
+	// DefaultSendTimeout, 60 s): a peer that stops reading, whatever the
+	// protocol and phase. Every write that moves output starts the wait
+	// again. (The kernel reports room to write only once a good part of
+	// the socket's send buffer is free, so a peer that reads only a
+	// little per SendTimeout may look stalled too.)
+	SendTimeout time.Duration
 }
 
 func (c *Config) withDefaults() Config {
@@ -136,7 +193,22 @@ func (c *Config) withDefaults() Config {
 	if cfg.Loops <= 0 {
 		cfg.Loops = runtime.GOMAXPROCS(0)
 	}
+	cfg.HeaderTimeout = orDefault(cfg.HeaderTimeout, DefaultHeaderTimeout)
+	cfg.BodyTimeout = orDefault(cfg.BodyTimeout, DefaultBodyTimeout)
+	cfg.KeepAliveTimeout = orDefault(cfg.KeepAliveTimeout, DefaultKeepAliveTimeout)
+	cfg.SendTimeout = orDefault(cfg.SendTimeout, DefaultSendTimeout)
+	if cfg.BodyMinRate == 0 {
+		cfg.BodyMinRate = DefaultBodyMinRate
+	}
 	return cfg
+}
+
+// orDefault is d, or def when d is zero.
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
 }
 
 // Stats are a server's counters. Every field is read atomically.
@@ -153,6 +225,11 @@ type Stats struct {
 	// protocol refused (a connection closed, a datagram dropped), panics
 	// recovered from callbacks, sends dropped at MaxSendBufferSize.
 	BadInput, Panics, SendBufferFull uint64
+
+	// Closed counts the connections closed by a timeout rule since
+	// start, by reason: the Closed... constants (ClosedHeaderTimeout,
+	// ...). Reasons that never fired are absent; nil when none did.
+	Closed map[string]uint64
 }
 
 // Info describes one open connection, for listings.
@@ -215,6 +292,16 @@ type Server struct {
 	ownWheel       bool        // wheel is the server's: started on demand, stopped by Close
 	wheelOn        atomic.Bool // the owned wheel runs; changes under mu
 
+	// The timeouts, in nanoseconds (0: off), the body's minimum rate in
+	// bytes per second, the period at which a connection's timer looks
+	// when no deadline is nearer (the shortest rule), and the protocol's
+	// Phaser, if it has one.
+	headNs, bodyNs, keepNs, sendNs int64
+	minRate                        int64
+	checkNs                        int64
+	phaser                         protocols.Phaser
+	cuts                           [numCutReasons]cutCounter
+
 	pipes *pipeTable // Pipe's links of this server's connections
 }
 
@@ -245,12 +332,22 @@ func NewServer(cfg Config) *Server {
 	if cfg.Heartbeat > 0 && len(cfg.HeartbeatData) > 0 {
 		s.beatNs = int64(cfg.Heartbeat)
 	}
-	if s.idleNs > 0 || s.beatNs > 0 {
-		s.timed = true
-		s.firstTimer = time.Duration(s.idleNs)
-		if s.beatNs > 0 && (s.idleNs == 0 || s.beatNs < s.idleNs) {
-			s.firstTimer = time.Duration(s.beatNs)
+	s.phaser, _ = cfg.Protocol.(protocols.Phaser)
+	s.headNs = max(int64(cfg.HeaderTimeout), 0)
+	s.bodyNs = max(int64(cfg.BodyTimeout), 0)
+	s.keepNs = max(int64(cfg.KeepAliveTimeout), 0)
+	s.sendNs = max(int64(cfg.SendTimeout), 0)
+	if s.bodyNs > 0 {
+		s.minRate = max(int64(cfg.BodyMinRate), 0)
+	}
+	for _, d := range []int64{s.idleNs, s.beatNs, s.headNs, s.bodyNs, s.keepNs, s.sendNs} {
+		if d > 0 && (s.checkNs == 0 || d < s.checkNs) {
+			s.checkNs = d
 		}
+	}
+	if s.checkNs > 0 {
+		s.timed = true
+		s.firstTimer = time.Duration(s.checkNs)
 	}
 	s.wheel = cfg.Wheel
 	if s.wheel == nil {
@@ -416,6 +513,7 @@ func (s *Server) Stats() Stats {
 		BadInput:       s.badInput.Load(),
 		Panics:         s.panics.Load(),
 		SendBufferFull: s.bufFull.Load(),
+		Closed:         s.closedCounts(),
 	}
 	s.ctr.addTo(&st)
 	for _, e := range s.engines {

@@ -391,17 +391,33 @@ func (c *stdConn) flush() {
 			continue
 		}
 		c.wroteSome(n)
+		c.waitingOut(n > 0)
 		c.s.wg.Add(1)
 		go c.writeLoop(buf, n)
 		return
 	}
 }
 
+// writeChunk is the most a writer goroutine writes in one call, so that
+// SendTimeout sees output move while a large buffer goes out to a slow
+// peer.
+const writeChunk = 64 << 10
+
+// writeLoop writes buf.b[off:] with blocking writes, then what was queued
+// meanwhile (flush). Closing the socket ends a write that blocks.
 func (c *stdConn) writeLoop(buf *buffer, off int) {
 	defer c.s.wg.Done()
-	n, err := c.nc.Write(buf.b[off:])
-	c.ctr.writes.Add(1)
-	c.writeDone(buf, n, err)
+	for {
+		end := min(off+writeChunk, len(buf.b))
+		n, err := c.nc.Write(buf.b[off:end])
+		c.ctr.writes.Add(1)
+		if off += n; err != nil || off == len(buf.b) {
+			c.writeDone(buf, n, err)
+			break
+		}
+		c.wroteSome(n)
+		c.waitingOut(true)
+	}
 	c.flush()
 }
 

@@ -4,34 +4,56 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/goes-project/goes/protocols"
 	"github.com/goes-project/goes/timer"
 )
 
-// connTimers are the idle timeout and the heartbeat of one stream
+// connTimers are the timeouts and the heartbeat of one stream
 // connection, on one node of the server's timer wheel. They are allocated
 // together with the connection (see newStdConn, newEpConn), so that arming
-// them costs no allocation; connections of a server without IdleTimeout
-// and Heartbeat have none.
+// them costs no allocation; connections of a server without any timeout
+// (every rule turned off) and without Heartbeat have none.
 //
 // Traffic does not touch the wheel: a read stores the time in lastIn (and
-// a write, with Heartbeat, in lastOut), and when the node fires it works
-// out from these times whether the connection is idle, owes a heartbeat,
-// or was active, in which case it re-arms for the time that is left. A
-// busy connection costs one wheel operation per period, not one per read.
+// a write, with Heartbeat, in lastOut), the dispatcher records the
+// connection's phase when a batch of input changes it, a write that has
+// to wait for the peer stores when in outWait; when the node fires it
+// works out from these whether a rule is broken, a heartbeat is owed, or
+// when to look again, and re-arms for that. A busy connection costs one
+// wheel operation per period, not one per read.
+//
+// The fields are packed so that the 96 bytes of connTimers keep an epConn
+// with timers in the size class of 320 bytes: mind the sizes when adding
+// one.
 type connTimers struct {
-	t       timer.Timer
-	fire    func()       // the connection's timersExpired, made once
+	t       timer.Timer  // re-armed with Reset: its func is the connection's timersExpired
 	lastIn  atomic.Int64 // Server.clock of the last read
 	lastOut atomic.Int64 // Server.clock of the last write (with Heartbeat)
-	// A paused connection with output its peer does not take: bytesOut
-	// when timersExpired first saw it so, and when. Wheel goroutine only.
-	stalled    bool
-	stallOut   uint64
-	stallSince int64
+	// outWait is the Server.clock since which a write has been waiting
+	// for the peer to take output without any moving (a partial write
+	// waiting for room, a writer goroutine blocked), 0 while no write
+	// waits. The writer sets it on the slow path only and clears it when
+	// its buffer is written.
+	outWait atomic.Int64
+	// since is the Server.clock when phase began (the read that brought
+	// it), and in PhaseBody the start of the current BodyMinRate window,
+	// which starts with the phase and then moves on window by window;
+	// winIn is bytesIn at the start of the window. Under base.mu.
+	since int64
+	winIn uint64
+	// phase is the protocols.Phase the dispatcher last recorded, with
+	// phaseStarted once the connection has delivered a packet. It changes
+	// under base.mu and is read without it by the dispatcher.
+	phase atomic.Uint32
 }
 
-// clock is the time in nanoseconds since the server was made (monotonic).
-func (s *Server) clock() int64 { return int64(time.Since(s.epoch)) }
+// phaseStarted marks, in connTimers.phase, a connection that has
+// delivered a packet: before that, PhaseIdle counts as PhaseHead.
+const phaseStarted = 1 << 8
+
+// clock is the time in nanoseconds since the server was made (monotonic),
+// plus one, so that 0 can stand for never.
+func (s *Server) clock() int64 { return int64(time.Since(s.epoch)) + 1 }
 
 // startWheel starts the wheel the server owns, once, unless the server is
 // closed (Close stops it).
@@ -98,10 +120,14 @@ func (c *base) startTimers() {
 	now := s.clock()
 	tm.lastIn.Store(now)
 	tm.lastOut.Store(now)
-	tm.fire = c.timersExpired
 	c.mu.Lock()
+	tm.since = now
+	if s.phaser != nil {
+		// The first request is due within HeaderTimeout of the accept.
+		tm.phase.Store(uint32(protocols.PhaseIdle))
+	}
 	if !c.has(fClosing | fSockClosed) {
-		s.wheel.Schedule(&tm.t, s.firstTimer, tm.fire)
+		s.wheel.Schedule(&tm.t, s.firstTimer, c.timersExpired)
 	}
 	c.mu.Unlock()
 }
@@ -122,14 +148,92 @@ func (c *base) stopTimersLocked() {
 	}
 }
 
-// timersExpired runs on the wheel's goroutine when c's node is due: it
-// closes c if it has received nothing for IdleTimeout, queues the
-// heartbeat if c has been silent both ways for Heartbeat, and re-arms for
-// the next of the two deadlines. A connection whose reading is paused or
-// whose callback runs is not idle: its input waits for it, not for the
-// peer. But a paused connection whose queued output has not moved for
-// IdleTimeout (a stream or a download to a peer that stopped reading) is
-// destroyed: what it holds cannot be delivered. A closing connection
+// waitingOut records that a write is waiting for the peer to take
+// output: since now if no wait was recorded or if output moved (moved is
+// true), else since when it was. Only the engines' slow write paths call
+// it.
+func (c *base) waitingOut(moved bool) {
+	if tm := c.tm; tm != nil && c.s.sendNs|c.s.idleNs != 0 && (moved || tm.outWait.Load() == 0) {
+		tm.outWait.Store(c.s.clock())
+	}
+}
+
+// outDone records that no write waits for the peer any more.
+func (c *base) outDone() {
+	if tm := c.tm; tm != nil && tm.outWait.Load() != 0 {
+		tm.outWait.Store(0)
+	}
+}
+
+// notePhase records the phase of c after a batch of input was dispatched
+// (used bytes of it delivered, rest left as a partial packet unless
+// halted), on c's dispatcher. A protocol with a Phaser is asked (with the
+// state nil it is PhaseIdle); one without is in PhaseBody while rest
+// holds a partial packet and in PhaseOpen otherwise. Nothing is written
+// unless the phase changes or a new packet begins in this input, so that
+// a steady exchange costs an atomic load here. A panic in the protocol's
+// Phase is returned.
+func (c *base) notePhase(state any, used, rest int, halted bool) error {
+	tm, s := c.tm, c.s
+	partial := rest > 0 && !halted
+	var p protocols.Phase
+	switch {
+	case s.phaser != nil && state != nil:
+		if err := guard(func() { p = s.phaser.Phase(c.conn(), partial) }); err != nil {
+			return err
+		}
+	case s.phaser != nil:
+		p = protocols.PhaseIdle
+	case partial:
+		p = protocols.PhaseBody
+	}
+	cur := tm.phase.Load()
+	want := uint32(p) | cur&phaseStarted
+	if used > 0 {
+		want |= phaseStarted
+	}
+	// A new packet, or a phase whose rule differs, starts the clock
+	// again; the first request's head, begun before it was seen, keeps
+	// the accept's.
+	restart := used > 0 && (p == protocols.PhaseHead || p == protocols.PhaseBody) || effective(want) != effective(cur)
+	if want == cur && !restart {
+		return nil
+	}
+	c.mu.Lock()
+	tm.phase.Store(want)
+	if restart {
+		tm.since, tm.winIn = tm.lastIn.Load(), c.bytesIn.Load()
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// effective is the phase whose rule applies to a connTimers.phase:
+// PhaseIdle before the first packet is PhaseHead.
+func effective(ph uint32) protocols.Phase {
+	p := protocols.Phase(ph &^ phaseStarted)
+	if p == protocols.PhaseIdle && ph&phaseStarted == 0 {
+		return protocols.PhaseHead
+	}
+	return p
+}
+
+// timersExpired runs on the wheel's goroutine when c's node is due. It
+// applies the rules (see the package doc's Timeouts section) and re-arms
+// for the nearest deadline, or for the server's checkNs when none is
+// nearer, so that a phase recorded meanwhile is looked at in time:
+//
+//   - SendTimeout: a write has waited that long for the peer: destroy.
+//     A paused connection with IdleTimeout has its output stall bounded
+//     by IdleTimeout too, if that is shorter.
+//   - IdleTimeout: nothing received for that long: close.
+//   - the phase's rule (HeaderTimeout, BodyTimeout and BodyMinRate,
+//     KeepAliveTimeout): close, after the protocol's TimedOut answer.
+//   - Heartbeat: queue the heartbeat on a connection silent both ways.
+//
+// A connection whose reading is paused or whose callback runs is not
+// held to the read rules: its input waits for the application, not for
+// the peer, and the rules start again from now. A closing connection
 // needs no timers any more. No user callback runs here.
 func (c *base) timersExpired() {
 	s, tm := c.s, c.tm
@@ -139,36 +243,43 @@ func (c *base) timersExpired() {
 		c.mu.Unlock()
 		return
 	}
-	if c.has(fPaused) || c.dispatching > 0 {
-		if s.idleNs > 0 && c.has(fPaused) && c.queuedLocked() > 0 {
-			out := c.bytesOut.Load()
-			switch {
-			case !tm.stalled || out != tm.stallOut:
-				tm.stalled, tm.stallOut, tm.stallSince = true, out, now
-			case now-tm.stallSince >= s.idleNs:
-				queued := c.queuedLocked()
+	next := now + s.checkNs
+	if w := tm.outWait.Load(); w != 0 {
+		limit := s.sendNs
+		if s.idleNs > 0 && c.has(fPaused) && (limit == 0 || s.idleNs < limit) {
+			limit = s.idleNs
+		}
+		if limit > 0 {
+			if now-w >= limit {
 				c.closeLocked()
 				c.mu.Unlock()
-				s.log.Debug().Uint64("conn", c.id).Dur("stalled_for", time.Duration(now-tm.stallSince)).Int("queued", queued).Msg("peer takes no output, connection destroyed")
+				s.noteCut(cutSend)
 				return
 			}
-		} else {
-			tm.stalled = false
+			next = min(next, w+limit)
 		}
-		tm.lastIn.Store(now)
-	} else {
-		tm.stalled = false
 	}
-	next := int64(-1)
+	waiting := c.has(fPaused) || c.dispatching > 0
+	if waiting {
+		tm.lastIn.Store(now)
+		tm.since, tm.winIn = now, c.bytesIn.Load()
+	}
 	if s.idleNs > 0 {
 		last := tm.lastIn.Load()
 		if last+s.idleNs <= now {
-			c.mu.Unlock()
-			s.log.Debug().Uint64("conn", c.id).Dur("silent_for", time.Duration(now-last)).Msg("idle timeout, connection closed")
-			c.Close()
+			c.closingUnlock()
+			s.noteCut(cutIdle)
 			return
 		}
-		next = last + s.idleNs
+		next = min(next, last+s.idleNs)
+	}
+	if !waiting {
+		if reason, p, due := c.phaseRuleLocked(now); reason != cutNone {
+			c.timedOutUnlock(reason, p)
+			return
+		} else if due > 0 {
+			next = min(next, due)
+		}
 	}
 	beat, deferred := false, false
 	if s.beatNs > 0 {
@@ -184,13 +295,96 @@ func (c *base) timersExpired() {
 			tm.lastOut.Store(now)
 			due = now + s.beatNs
 		}
-		if next < 0 || due < next {
-			next = due
-		}
+		next = min(next, due)
 	}
-	s.wheel.Schedule(&tm.t, time.Duration(next-now), tm.fire)
+	tm.t.Reset(time.Duration(next - now))
 	c.mu.Unlock()
 	if beat && !deferred {
 		c.ops.kick()
 	}
+}
+
+// phaseRuleLocked applies the rule of c's phase at now: it returns the
+// reason to close c and the phase it broke (PhaseHead for a first request
+// not yet begun), or cutNone and the deadline at which the rule must be
+// looked at again (0: none). A phase of PhaseBusy is asked again of
+// the protocol, since an answer ends it without any input. mu is held
+// and no dispatcher runs.
+func (c *base) phaseRuleLocked(now int64) (cutReason, protocols.Phase, int64) {
+	s, tm := c.s, c.tm
+	ph := tm.phase.Load()
+	p := protocols.Phase(ph &^ phaseStarted)
+	if p == protocols.PhaseBusy && s.phaser != nil {
+		np := protocols.PhaseIdle
+		if st := c.State(); st != nil {
+			if err := guard(func() { np = s.phaser.Phase(c.conn(), false) }); err != nil {
+				np = protocols.PhaseBusy
+				s.log.Error().Uint64("conn", c.id).Err(err).Msg("protocol's Phase panicked")
+			}
+		}
+		if np != p {
+			p = np
+			tm.phase.Store(uint32(p) | ph&phaseStarted)
+			tm.since, tm.winIn = now, c.bytesIn.Load()
+		}
+	}
+	p = effective(uint32(p) | ph&phaseStarted)
+	switch p {
+	case protocols.PhaseHead:
+		if s.headNs > 0 {
+			if now-tm.since >= s.headNs {
+				return cutHeader, p, 0
+			}
+			return cutNone, p, tm.since + s.headNs
+		}
+	case protocols.PhaseIdle:
+		if s.keepNs > 0 {
+			start := max(tm.since, tm.lastIn.Load())
+			if now-start >= s.keepNs {
+				return cutKeepAlive, p, 0
+			}
+			return cutNone, p, start + s.keepNs
+		}
+	case protocols.PhaseBody:
+		if s.bodyNs == 0 {
+			break
+		}
+		last := tm.lastIn.Load()
+		if now-last >= s.bodyNs {
+			return cutBody, p, 0
+		}
+		due := last + s.bodyNs
+		if s.minRate > 0 {
+			// The window is [since, since+BodyTimeout).
+			if elapsed := now - tm.since; elapsed >= s.bodyNs {
+				in := c.bytesIn.Load()
+				if float64(in-tm.winIn) < float64(s.minRate)*float64(elapsed)/float64(time.Second) {
+					return cutMinRate, p, 0
+				}
+				tm.since, tm.winIn = now, in
+			}
+			due = min(due, tm.since+s.bodyNs)
+		}
+		return cutNone, p, due
+	}
+	return cutNone, p, 0
+}
+
+// timedOutUnlock closes c for breaking the rule of phase p: the
+// protocol's TimedOut answer, if any, is queued and c closes once it is
+// written. mu is held and no dispatcher runs; timedOutUnlock releases
+// it.
+func (c *base) timedOutUnlock(reason cutReason, p protocols.Phase) {
+	s := c.s
+	if s.phaser != nil {
+		var reply []byte
+		if err := guard(func() { reply = s.phaser.TimedOut(c.conn(), p) }); err != nil {
+			s.log.Error().Uint64("conn", c.id).Err(err).Msg("protocol's TimedOut panicked")
+		}
+		if len(reply) > 0 {
+			c.queueRawLocked(reply)
+		}
+	}
+	c.closingUnlock()
+	s.noteCut(reason)
 }

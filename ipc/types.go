@@ -81,6 +81,12 @@ type Load struct {
 	MemoryBytes uint64  `json:"memory_bytes"`
 	// Timers is the number of user timers (Goer.AddTimer) pending.
 	Timers int `json:"timers"`
+	// Closed counts the connections the worker closed by a timeout rule
+	// since it started, by reason: "header_timeout", "body_timeout",
+	// "body_min_rate", "keepalive_timeout", "send_timeout",
+	// "idle_timeout" (connections.Closed...). A reason that never fired
+	// is absent.
+	Closed map[string]uint64 `json:"closed,omitempty"`
 	// Cluster is the worker's cluster Node (nil without a cluster).
 	Cluster *NodeStats `json:"cluster,omitempty"`
 

@@ -263,15 +263,19 @@ goes_worker_start_time_seconds{listener="text",worker="3"} 1.7e+09
 	// of all four; seven states; build info; retiring; the master's, with
 	// two exit reasons, two recycle reasons, three reload results and no
 	// drain yet.
-	clusterFigures := 0
+	// A by-reason map figure shows each of its known keys.
+	clusterFigures, keyed := 0, 0
 	for _, f := range workerFigures() {
 		if strings.HasPrefix(f.field, "Cluster.") {
 			clusterFigures++
 		}
+		if f.keys != "" {
+			keyed += len(f.known) - 1
+		}
 	}
 	want := len(workerFigures()) + (len(workerFigures()) - clusterFigures) +
 		4*len(slotFigures()) - 2 + 4 + 7 + 1 + 1 +
-		len(masterFigures()) + 1 + 1 + 2 - 1
+		len(masterFigures()) + 1 + 1 + 2 - 1 + 2*keyed
 	if n := testutil.CollectAndCount(c); n != want {
 		t.Errorf("%d samples, want %d", n, want)
 	}

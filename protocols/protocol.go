@@ -16,12 +16,16 @@
 // A protocol may implement optional interfaces, which the runtime and the
 // worker look for instead of asking for a protocol by name:
 // ClientHandshaker (outgoing connections open with a handshake, as
-// WebSocket's do) and GoingAwayer (peers are told goodbye when a drain
-// times out). The connection runtime knows protocols through this package
-// only, never through a concrete one.
+// WebSocket's do), GoingAwayer (peers are told goodbye when a drain
+// times out) and Phaser (where a connection stands in its exchange, for
+// the runtime's read timeouts). The connection runtime knows protocols
+// through this package only, never through a concrete one.
 package protocols
 
-import "errors"
+import (
+	"errors"
+	"strconv"
+)
 
 // Protocol frames, decodes and encodes the packets of one application protocol.
 type Protocol interface {
@@ -129,4 +133,81 @@ type ClientHandshaker interface {
 // concurrent use with the connection's callbacks and must not block.
 type GoingAwayer interface {
 	GoingAway(c Conn)
+}
+
+// Phase is where a connection stands in its protocol's exchange, as the
+// runtime's read timeouts see it (see Phaser and the timeouts section of
+// package connections).
+type Phase uint8
+
+// Phases. A protocol without a Phaser has two: PhaseOpen while nothing
+// partial is buffered and PhaseBody while a packet is partly received.
+const (
+	// PhaseOpen is between the packets of a long-lived exchange (a
+	// WebSocket after the upgrade, a text or frame stream): the peer may
+	// stay silent as long as it likes.
+	PhaseOpen Phase = iota
+	// PhaseHead: a request head is due or partly received (an HTTP
+	// request, a WebSocket opening handshake). It must be complete within
+	// the header timeout of the moment the phase began.
+	PhaseHead
+	// PhaseBody: a packet is partly received past its head (an HTTP body,
+	// a WebSocket frame or fragmented message, a text line). It must make
+	// progress: something within every body timeout, and at least the
+	// minimum rate.
+	PhaseBody
+	// PhaseIdle is between the requests of a keep-alive exchange: the next
+	// must begin within the keep-alive timeout. Before a connection has
+	// delivered its first packet, PhaseIdle counts as PhaseHead: the first
+	// request is due within the header timeout of the accept.
+	PhaseIdle
+	// PhaseBusy: the application owes the peer an answer (an HTTP request
+	// is being handled, a response streamed). Nothing bounds the wait on
+	// the reading side; the runtime asks the protocol again, now and then,
+	// since the answer changes the phase without any input (the send
+	// timeout still bounds a peer that does not read).
+	PhaseBusy
+)
+
+// String returns the phase's lowercase name ("head", "body", ...).
+func (p Phase) String() string {
+	switch p {
+	case PhaseOpen:
+		return "open"
+	case PhaseHead:
+		return "head"
+	case PhaseBody:
+		return "body"
+	case PhaseIdle:
+		return "idle"
+	case PhaseBusy:
+		return "busy"
+	}
+	return "phase(" + strconv.Itoa(int(p)) + ")"
+}
+
+// Phaser is an optional interface of a Protocol whose connections go
+// through phases with different read timeouts: HTTP's heads, bodies and
+// keep-alive waits, WebSocket's opening handshake. The runtime asks
+// Phase after every batch of input it has delivered, on the connection's
+// dispatcher (where Input runs), and records the phase with the time of
+// the read that brought it: traffic costs no timer operation. When the
+// connection's state is nil (never set, or given back to a pool) the
+// runtime does not ask: the connection is in PhaseIdle.
+//
+// Phase reports c's phase; partial says that bytes of an incomplete
+// packet are left in the buffer (Input returned 0 for them). While the
+// recorded phase is PhaseBusy the runtime's timer asks again (partial
+// false), with c's send lock held and no Input or Decode of c running,
+// so Phase must be safe against a concurrent Encode, as Input is.
+//
+// TimedOut is called when a rule closes c in phase p, with c's send lock
+// held and no Input or Decode of c running (as for ReleaseState, it must
+// not call Send or Close): it returns what to write to the peer before
+// the connection is closed (HTTP's 408 response, a WebSocket close
+// frame), or nil to close it silently. No input is delivered to c after
+// TimedOut.
+type Phaser interface {
+	Phase(c Conn, partial bool) Phase
+	TimedOut(c Conn, p Phase) []byte
 }

@@ -367,6 +367,7 @@ func (w *worker) stats() ipc.WorkerStats {
 			Errors:      st.Errors,
 			MemoryBytes: memoryBytes(),
 			Timers:      timers,
+			Closed:      st.Closed,
 			Cluster:     cl,
 
 			BadInput:       st.BadInput,

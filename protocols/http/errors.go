@@ -26,6 +26,9 @@ var (
 	ErrNotImplemented = errors.New("http: transfer coding not implemented")
 	// ErrVersion: an HTTP major version other than 1 (505).
 	ErrVersion = errors.New("http: http version not supported")
+	// ErrRequestTimeout: the request's head or body did not arrive in
+	// time (408; see Protocol.TimedOut).
+	ErrRequestTimeout = errors.New("http: request timeout")
 
 	// ErrNoRequest is returned by Respond on a connection that has not
 	// received an HTTP request (or is not served by this protocol).
@@ -63,6 +66,8 @@ func (e *Error) Unwrap() []error {
 		return []error{ErrNotImplemented}
 	case 505:
 		return []error{ErrVersion}
+	case 408:
+		return []error{ErrRequestTimeout}
 	}
 	return []error{ErrBadRequest}
 }

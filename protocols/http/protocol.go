@@ -134,6 +134,19 @@
 // MaxPackageSize bounds an upload; the form copies what it keeps and
 // outlives the request.
 //
+// # Timeouts
+//
+// The protocol tells the connection runtime where each connection stands
+// (Protocol.Phase, a protocols.Phaser), and the runtime's timeouts,
+// on by default (see connections.Config), do the rest: a request head
+// must arrive within HeaderTimeout (30 s; the first from the accept), a
+// body must keep coming (something within every BodyTimeout, 60 s, and
+// at least BodyMinRate, 1 KiB/s, over each), both answered 408 Request
+// Timeout and closed; a keep-alive connection waits at most
+// KeepAliveTimeout (75 s) for its next request, then closes silently;
+// while a request is being answered nothing bounds the wait, except
+// SendTimeout (60 s) for a client that takes none of the answer.
+//
 // Steady state allocates nothing: the per-connection state (parser, field
 // slices, answer queue) is taken from a pool by a connection's first
 // request and reused; the connections runtime gives it back to the pool
@@ -171,7 +184,10 @@ type Protocol struct {
 	gzips sync.Pool
 }
 
-var _ protocols.Protocol = (*Protocol)(nil)
+var (
+	_ protocols.Protocol = (*Protocol)(nil)
+	_ protocols.Phaser   = (*Protocol)(nil)
+)
 
 // NewHttpProtocol returns an HTTP protocol with the default settings (the
 // zero Protocol), under the seed's name, which workerman-style programs
@@ -283,6 +299,54 @@ func (p *Protocol) ReleaseState(c protocols.Conn) {
 	st.req.reset()
 	st.seen, st.continued, st.qHead = 0, false, 0
 	p.states.Put(st)
+}
+
+// Phase tells the runtime's read timeouts where c stands
+// (protocols.Phaser): PhaseHead while a request head is partly received
+// (HeaderTimeout), PhaseBody while its body is (BodyTimeout and
+// BodyMinRate), PhaseBusy while an answer is owed (a request being
+// handled, a Respond or streamed response in progress, or input dropped
+// after a request that closes the connection), and PhaseIdle between
+// requests (KeepAliveTimeout; before the first request, HeaderTimeout
+// from the accept). It runs where Input runs, or with c's send lock held
+// while Input does not: the answer queue is read under its own lock.
+func (p *Protocol) Phase(c protocols.Conn, partial bool) protocols.Phase {
+	st, ok := c.State().(*connState)
+	if !ok {
+		return protocols.PhaseIdle
+	}
+	switch {
+	case st.discarding || st.discardN != 0:
+		return protocols.PhaseBusy
+	case st.inProgress && st.req.headLen == 0:
+		return protocols.PhaseHead
+	case st.inProgress:
+		return protocols.PhaseBody
+	}
+	st.mu.Lock()
+	owed := st.qLen > 0 || st.scratchBusy || st.stream != nil
+	st.mu.Unlock()
+	switch {
+	case owed:
+		return protocols.PhaseBusy
+	case partial:
+		return protocols.PhaseHead
+	}
+	return protocols.PhaseIdle
+}
+
+// timeoutReply answers a request whose head or body took too long.
+var timeoutReply = (&Error{Status: 408, Reason: "the request did not arrive in time"}).Reply()
+
+// TimedOut is what the runtime sends before it closes a connection whose
+// phase ran out of time (protocols.Phaser): a request head or body that
+// took too long is answered 408 Request Timeout with "Connection:
+// close"; a keep-alive wait that ran out closes silently.
+func (p *Protocol) TimedOut(c protocols.Conn, ph protocols.Phase) []byte {
+	if ph == protocols.PhaseHead || ph == protocols.PhaseBody {
+		return timeoutReply
+	}
+	return nil
 }
 
 // RequestOf returns the request being delivered on c. It is valid only

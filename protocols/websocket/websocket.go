@@ -13,6 +13,13 @@
 // A connection sends text frames unless SetBinary switches it to binary;
 // Close starts the closing handshake with a code and a reason.
 //
+// The protocol tells the connection runtime's timeouts where a
+// connection stands (Protocol.Phase): the opening handshake must arrive
+// within the header timeout (30 s by default, answered 408), a frame or
+// fragmented message that has begun must keep coming (the body timeout
+// and minimum rate; close code 1008), and an open connection may stay
+// silent as long as it likes (set Heartbeat or IdleTimeout for a limit).
+//
 // The same codec serves the client side of a connection (masking its
 // frames and checking the server's 101 answer): a Client (NewClientFor)
 // is the protocol of an outgoing connections.Client over tcp:// or
@@ -124,6 +131,7 @@ type Protocol struct {
 var (
 	_ protocols.Protocol    = (*Protocol)(nil)
 	_ protocols.GoingAwayer = (*Protocol)(nil)
+	_ protocols.Phaser      = (*Protocol)(nil)
 )
 
 // NewWebsocketProtocol returns a server-side WebSocket protocol with the
@@ -653,6 +661,52 @@ func (st *connState) startCloseTimer(c protocols.Conn) {
 // cannot import connections).
 type afterFuncer interface {
 	AfterFunc(d time.Duration, fn func()) (stop func() bool)
+}
+
+// Phase tells the runtime's read timeouts where c stands
+// (protocols.Phaser): PhaseHead until the opening handshake has been
+// received (HeaderTimeout, from the accept), then PhaseBody while a frame
+// is partly received or a fragmented message is unfinished (BodyTimeout
+// and BodyMinRate: a half-sent frame cannot be held forever), and
+// PhaseOpen otherwise: an open WebSocket may stay silent as long as it
+// likes (Heartbeat and IdleTimeout are there for those who want a
+// limit). A closing connection is PhaseOpen: CloseTimeout bounds it.
+func (p *Protocol) Phase(c protocols.Conn, partial bool) protocols.Phase {
+	st, ok := c.State().(*connState)
+	if !ok {
+		return protocols.PhaseHead
+	}
+	switch st.phase {
+	case phaseHandshake:
+		return protocols.PhaseHead
+	case phaseOpen:
+		if partial || st.fragOp != 0 {
+			return protocols.PhaseBody
+		}
+	}
+	return protocols.PhaseOpen
+}
+
+// timeoutReply answers an opening handshake that did not arrive in time.
+var timeoutReply = (&http.Error{Status: 408, Reason: "the websocket handshake did not arrive in time"}).Reply()
+
+// TimedOut is what the runtime sends before it closes a connection whose
+// phase ran out of time (protocols.Phaser): 408 Request Timeout for an
+// opening handshake, close code 1008 (policy violation) for a frame or
+// message that stopped coming; a client's connection closes silently.
+func (p *Protocol) TimedOut(c protocols.Conn, ph protocols.Phase) []byte {
+	st, ok := c.State().(*connState)
+	if ok && st.client {
+		return nil
+	}
+	if !ok || st.phase == phaseHandshake {
+		return timeoutReply
+	}
+	if st.phase != phaseOpen || st.flags.Or(flagCloseSent)&flagCloseSent != 0 {
+		return nil
+	}
+	st.phase = phaseClosed
+	return appendClose(nil, ClosePolicyViolation, "timeout", st.client, newMaskKey(st.client))
 }
 
 // failGracefully fails the connection with a closing handshake: the close

@@ -81,6 +81,12 @@ func Build(cfg *goes.Config) ([]*goes.Goer, error) {
 		g.IdleTimeout = time.Duration(lc.IdleTimeout)
 		g.CallbackGoroutines = lc.CallbackGoroutines
 		g.MaxRequests, g.MaxMemory = lc.MaxRequests, lc.MaxMemory
+		// Read and send timeouts (zero: the defaults).
+		g.HeaderTimeout = time.Duration(lc.HeaderTimeout)
+		g.BodyTimeout = time.Duration(lc.BodyTimeout)
+		g.BodyMinRate = lc.BodyMinRate
+		g.KeepAliveTimeout = time.Duration(lc.KeepAliveTimeout)
+		g.SendTimeout = time.Duration(lc.SendTimeout)
 		if err := setHandler(g, lc); err != nil {
 			return nil, fmt.Errorf("goes-master: listener %d (%s): %w", i, lc.Listen, err)
 		}
