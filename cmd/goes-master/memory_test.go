@@ -1,0 +1,298 @@
+//go:build linux
+
+package main_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/goes-project/goes"
+	"github.com/goes-project/goes/cmd/goes-master/app"
+	"github.com/goes-project/goes/ipc"
+)
+
+// defaultSetup is goes-master with its embedded default config, changed
+// only where a test must: every listener on port 0, and two workers per
+// listener (the default is one per CPU; the issue's machine had two).
+// extra is merged into every listener (a JSON object's fields, or "").
+func defaultSetup(t *testing.T, extra string) *setup {
+	t.Helper()
+	s := newSetup(t, "10s")
+	var cfg goes.Config
+	if err := json.Unmarshal(app.DefaultConfig(), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	for i := range cfg.Listeners {
+		lc := &cfg.Listeners[i]
+		scheme, rest, _ := strings.Cut(lc.Listen, "://")
+		host, _, err := net.SplitHostPort(rest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lc.Listen = scheme + "://" + net.JoinHostPort(host, "0")
+		lc.Count = 2
+		if extra != "" {
+			b, _ := json.Marshal(lc)
+			var m map[string]any
+			json.Unmarshal(b, &m)
+			if err := json.Unmarshal([]byte(extra), &m); err != nil {
+				t.Fatal(err)
+			}
+			b, _ = json.Marshal(m)
+			*lc = goes.ListenerConfig{}
+			if err := json.Unmarshal(b, lc); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cfg.LogLevel = "info" // debug logs a line per attack connection
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.conf, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// listenerPIDs returns the pids of the workers of the listener named name.
+func listenerPIDs(t *testing.T, st ipc.Status, name string) []int {
+	t.Helper()
+	var pids []int
+	for _, w := range st.Workers {
+		if w.Name == name {
+			pids = append(pids, w.PID)
+		}
+	}
+	if len(pids) == 0 {
+		t.Fatalf("no worker named %q in %+v", name, st.Workers)
+	}
+	return pids
+}
+
+// procKB returns a "kB" field of /proc/PID/status (VmRSS, VmHWM).
+func procKB(pid int, field string) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), ":")
+		if ok && name == field {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("pid %d: no %s", pid, field)
+}
+
+// sumKB sums procKB over pids.
+func sumKB(t *testing.T, pids []int, field string) int64 {
+	t.Helper()
+	var n int64
+	for _, pid := range pids {
+		kb, err := procKB(pid, field)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += kb
+	}
+	return n
+}
+
+// attack is a set of hostile connections: each sends head, then up to
+// body bytes in 64 KiB writes (stopping at the first failed write: the
+// server shed it), then holds the connection until stop.
+type attack struct {
+	mu      sync.Mutex
+	conns   []net.Conn
+	wg      sync.WaitGroup
+	sent    atomic.Int64 // body bytes written, all connections
+	failed  atomic.Int64 // connections whose writes failed
+	dialErr atomic.Int64
+}
+
+func startAttack(addr string, n int, head []byte, body int, deadline time.Time) *attack {
+	a := &attack{}
+	chunk := make([]byte, 64<<10)
+	for i := range chunk {
+		chunk[i] = 'x'
+	}
+	for range n {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				a.dialErr.Add(1)
+				return
+			}
+			a.mu.Lock()
+			a.conns = append(a.conns, c)
+			a.mu.Unlock()
+			c.SetWriteDeadline(deadline)
+			if _, err := c.Write(head); err != nil {
+				a.failed.Add(1)
+				return
+			}
+			for left := body; left > 0; {
+				k, err := c.Write(chunk[:min(left, len(chunk))])
+				a.sent.Add(int64(k))
+				left -= k
+				if err != nil {
+					a.failed.Add(1)
+					return
+				}
+			}
+		}()
+	}
+	return a
+}
+
+// stop closes every attack connection (after the writers are done).
+func (a *attack) stop() {
+	a.mu.Lock()
+	for _, c := range a.conns {
+		c.Close()
+	}
+	a.mu.Unlock()
+	a.wg.Wait()
+}
+
+// curlTimed runs curl once and returns its status code and wall time.
+func curlTimed(t *testing.T, curl, url string) (int, time.Duration, error) {
+	t.Helper()
+	start := time.Now()
+	out, err := exec.Command(curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", "--noproxy", "*", url).Output()
+	d := time.Since(start)
+	if err != nil {
+		return 0, d, fmt.Errorf("curl: %v (%s)", err, out)
+	}
+	code, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	return code, d, err
+}
+
+// TestLargeBodiesMemoryBounded is issue 12's memory attack on goes-master
+// with its default config: 150 connections each send a POST head with
+// Content-Length: 10000000 and 9 MiB of its body, then hold the
+// connection. The two HTTP workers' summed RSS may grow by at most
+// 300 MiB, and 100 curl requests made during the attack all get 200,
+// each within a second.
+func TestLargeBodiesMemoryBounded(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Fatalf("curl is required (the CI image installs it): %v", err)
+	}
+	const (
+		conns     = 150
+		body      = 9 << 20
+		maxGrowth = 300 << 10 // kB
+	)
+	s := defaultSetup(t, "")
+	st := s.start()
+	addr := listenAddrs(t, st)["http-hello"]
+	pids := listenerPIDs(t, st, "http-hello")
+	url := "http://" + addr + "/"
+	if code, _, err := curlTimed(t, curl, url); err != nil || code != 200 {
+		t.Fatalf("before the attack: %d, %v", code, err)
+	}
+	before := sumKB(t, pids, "VmRSS")
+
+	// A watcher samples the workers' RSS and ends the attack early (so
+	// that a failing run does not take the machine's memory) once the
+	// growth is over the bound.
+	var peak atomic.Int64
+	over := make(chan struct{})
+	watchDone := make(chan struct{})
+	stopWatch := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var kb int64
+			for _, pid := range pids {
+				v, _ := procKB(pid, "VmRSS")
+				kb += v
+			}
+			if kb-before > peak.Load() {
+				peak.Store(kb - before)
+			}
+			if kb-before > maxGrowth {
+				close(over)
+				return
+			}
+			select {
+			case <-stopWatch:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+
+	head := []byte("POST / HTTP/1.1\r\nHost: " + addr + "\r\nContent-Type: application/octet-stream\r\nContent-Length: 10000000\r\n\r\n")
+	a := startAttack(addr, conns, head, body, time.Now().Add(60*time.Second))
+	defer a.stop()
+	writersDone := make(chan struct{})
+	go func() { a.wg.Wait(); close(writersDone) }()
+
+	// 100 normal requests during the attack, one after the other.
+	var slow, bad []string
+	for i := range 100 {
+		select {
+		case <-over:
+			a.stop()
+			t.Fatalf("the HTTP workers' RSS grew by more than %d MiB after %d requests (%d MiB of bodies sent): attack stopped",
+				maxGrowth>>10, i, a.sent.Load()>>20)
+		default:
+		}
+		code, d, err := curlTimed(t, curl, url)
+		switch {
+		case err != nil || code != 200:
+			bad = append(bad, fmt.Sprintf("#%d: %d %v", i, code, err))
+		case d > time.Second:
+			slow = append(slow, fmt.Sprintf("#%d: %v", i, d))
+		}
+	}
+	// The attack ends: every connection has sent its 9 MiB or was shed.
+	select {
+	case <-writersDone:
+	case <-over:
+	case <-time.After(90 * time.Second):
+		t.Errorf("attack writers still writing after 90 s (%d MiB sent)", a.sent.Load()>>20)
+	}
+	close(stopWatch)
+	<-watchDone
+	select {
+	case <-over:
+		t.Fatalf("the HTTP workers' RSS grew by more than %d MiB (%d MiB of bodies sent)", maxGrowth>>10, a.sent.Load()>>20)
+	default:
+	}
+	hwm := sumKB(t, pids, "VmHWM") - before
+	t.Logf("attack: %d connections, %d MiB of bodies sent, %d writers failed; RSS before %d MiB, peak growth %d MiB sampled, %d MiB by VmHWM",
+		conns, a.sent.Load()>>20, a.failed.Load(), before>>10, peak.Load()>>10, hwm>>10)
+	if len(bad) > 0 {
+		t.Errorf("%d of 100 requests during the attack failed: %v", len(bad), bad)
+	}
+	if len(slow) > 0 {
+		t.Errorf("%d of 100 requests during the attack took over 1 s: %v", len(slow), slow)
+	}
+	if hwm > maxGrowth {
+		t.Errorf("the HTTP workers' peak RSS (VmHWM) grew by %d MiB: want at most %d MiB", hwm>>10, maxGrowth>>10)
+	}
+	if a.dialErr.Load() > 0 {
+		t.Errorf("%d attack connections could not connect", a.dialErr.Load())
+	}
+}
