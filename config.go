@@ -120,6 +120,14 @@ type ListenerConfig struct {
 	// handlers that block (see Goer.CallbackGoroutines; default 0: on
 	// the loops).
 	CallbackGoroutines int `json:"callback_goroutines,omitempty"`
+
+	// Memory of unfinished input (issue 12).
+
+	// MaxInputMemory caps the memory each worker of this listener holds
+	// for input that is not yet a whole packet, in bytes; past it the
+	// largest holders are shed (see Goer.MaxInputMemory; default 64 MiB,
+	// -1: no cap).
+	MaxInputMemory int `json:"max_input_memory,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s").

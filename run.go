@@ -164,6 +164,9 @@ func (g *Goer) apply(lc ListenerConfig) error {
 	if lc.CallbackGoroutines > 0 {
 		g.CallbackGoroutines = lc.CallbackGoroutines
 	}
+	if lc.MaxInputMemory != 0 {
+		g.MaxInputMemory = lc.MaxInputMemory
+	}
 	return nil
 }
 

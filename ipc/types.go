@@ -66,6 +66,9 @@ type Load struct {
 	MemoryBytes uint64  `json:"memory_bytes"`
 	// Timers is the number of user timers (Goer.AddTimer) pending.
 	Timers int `json:"timers"`
+	// InputShed counts the connections shed because the worker's budget
+	// for unfinished input (max_input_memory) was spent.
+	InputShed uint64 `json:"input_shed"`
 	// Cluster is the worker's cluster Node (nil without a cluster).
 	Cluster *NodeStats `json:"cluster,omitempty"`
 }

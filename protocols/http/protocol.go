@@ -164,6 +164,18 @@ type Protocol struct {
 	// Send and Respond (see the package documentation); off by default.
 	Compress CompressOptions
 
+	// StreamBody, when set, is asked about every request with a body
+	// (Content-Length over 0, or chunked) once its head is read: true
+	// makes the body go to OnMessage in pieces as it arrives instead of
+	// whole, so that an upload of any size costs no more memory than one
+	// read (see "Streamed request bodies" in the package documentation).
+	// MaxPackageSize then bounds the head only; the handler decides how
+	// much body it takes (req.ContentLength; a chunked body's length is
+	// known at its end). It runs on the connection's goroutine, inside
+	// Input: it may look at req and c.SetContext, and must not block or
+	// send (answer from OnMessage).
+	StreamBody func(c protocols.Conn, req *Request) bool
+
 	// states holds the per-connection states of idle connections (see
 	// ReleaseState).
 	states sync.Pool
@@ -228,6 +240,16 @@ type connState struct {
 	discarding bool // a request closed the connection: drop the rest
 	continued  bool // 100 Continue sent for the request in progress
 
+	// A streamed body (StreamBody, streambody.go): the reading goroutine's.
+	asked      bool   // StreamBody was asked about the request in progress
+	streamHead bool   // the packet Input framed is a streamed request's head
+	streaming  bool   // the body of the request delivered last comes in pieces
+	closeAfter bool   // that request closes the connection: discard after its body
+	left       int64  // Content-Length body bytes still to come
+	piece      span   // the data of the piece Input framed (chunked)
+	pieceLast  bool   // that piece ends the body (its trailers start at req.sc.trailerAt)
+	head       []byte // the streamed request's head and trailers, copied
+
 	// Answering side: Encode and Respond, any goroutine.
 	mu          sync.Mutex
 	q           [queueLen]uint8
@@ -270,7 +292,7 @@ func (p *Protocol) stateOf(c protocols.Conn) *connState {
 // request owed an answer, finds the state kept until it is answered.
 func (p *Protocol) ReleaseState(c protocols.Conn) {
 	st, ok := c.State().(*connState)
-	if !ok || st.inProgress || st.framed != 0 || st.discardN != 0 || st.discarding {
+	if !ok || st.inProgress || st.framed != 0 || st.discardN != 0 || st.discarding || st.streaming {
 		return
 	}
 	st.mu.Lock()
@@ -282,6 +304,10 @@ func (p *Protocol) ReleaseState(c protocols.Conn) {
 	c.SetState(nil)
 	st.req.reset()
 	st.seen, st.continued, st.qHead = 0, false, 0
+	st.asked, st.streamHead = false, false
+	if cap(st.head) > 2*DefaultMaxHeaderBytes {
+		st.head = nil
+	}
 	p.states.Put(st)
 }
 
@@ -311,13 +337,16 @@ func (p *Protocol) frame(c protocols.Conn, st *connState, buf []byte) (int, *Err
 		st.req.reset()
 		st.inProgress = true
 		st.continued = false
+		st.asked, st.streamHead = false, false
 	}
 	st.seen = len(buf)
 	lim := p.Limits.withDefaults()
 	limit := packetLimit(c)
 	r := &st.req
 	n, err := r.scanHead(buf, &lim, limit)
-	if err == nil && n > 0 {
+	if err == nil && n > 0 && p.StreamBody != nil && p.streamed(c, st) {
+		n = r.headLen // the head alone: the body follows in pieces
+	} else if err == nil && n > 0 {
 		n, err = r.scanBody(buf, &lim, limit)
 	}
 	if err != nil || n > 0 {
@@ -340,6 +369,9 @@ func (p *Protocol) Input(c protocols.Conn, buf []byte) (int, error) {
 	if st.discarding {
 		st.discardN = len(buf)
 		return len(buf), nil
+	}
+	if st.streaming {
+		return p.inputPiece(st, buf)
 	}
 	n, err := p.frame(c, st, buf)
 	if err != nil {
@@ -367,6 +399,9 @@ func (p *Protocol) Decode(c protocols.Conn, packet []byte) ([]byte, error) {
 		st.discardN = 0
 		return nil, protocols.ErrSkip
 	}
+	if st.streaming {
+		return p.decodePiece(c, st, packet)
+	}
 	r := &st.req
 	if st.framed == 0 || st.framed != len(packet) {
 		// Not framed by Input: frame it now.
@@ -381,6 +416,9 @@ func (p *Protocol) Decode(c protocols.Conn, packet []byte) ([]byte, error) {
 		}
 	}
 	st.framed = 0
+	if st.streamHead {
+		return p.beginStreamed(c, st, packet)
+	}
 	r.buf = packet
 	if r.flags&fChunked != 0 {
 		r.body = r.dechunk(packet)

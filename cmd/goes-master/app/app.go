@@ -81,6 +81,7 @@ func Build(cfg *goes.Config) ([]*goes.Goer, error) {
 		g.MaxSendBufferSize = lc.MaxSendBufferSize
 		g.IdleTimeout = time.Duration(lc.IdleTimeout)
 		g.CallbackGoroutines = lc.CallbackGoroutines
+		g.MaxInputMemory = lc.MaxInputMemory
 		if err := setHandler(g, lc); err != nil {
 			return nil, fmt.Errorf("goes-master: listener %d (%s): %w", i, lc.Listen, err)
 		}
