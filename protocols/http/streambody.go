@@ -243,17 +243,19 @@ func (p *Protocol) inputChunks(st *connState, buf []byte) (int, *Error) {
 			if end < len(buf) {
 				return 0, errTrailerTooLarge
 			}
-			// buf ends inside the trailer section: it comes whole, with
-			// the last chunk's size line, in a piece of its own.
-			r.trailers = r.trailers[:0]
-			if lineAt > 0 {
-				*sc = line
-				return lineAt, nil
-			}
-			*sc = start
-			st.piece = span{}
-			return 0, nil
 		}
+	}
+	if sc.trailer {
+		// buf ends inside the trailer section: it comes whole, with the
+		// last chunk's size line, in a piece of its own.
+		r.trailers = r.trailers[:0]
+		if lineAt > 0 {
+			*sc = line
+			return lineAt, nil
+		}
+		*sc = start
+		st.piece = span{}
+		return 0, nil
 	}
 	return cutPiece(sc, pos), nil
 }
