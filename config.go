@@ -100,7 +100,8 @@ type ListenerConfig struct {
 	// Count is the number of workers (default: number of CPUs).
 	Count int `json:"count,omitempty"`
 	// Handler is what goes-master serves: "echo" (default), "hello",
-	// "chat" or "static" (the files under Root, over http://).
+	// "chat", "static" (the files under Root, over http://) or "upload"
+	// (the length and SHA-256 of request bodies of any size, streamed).
 	Handler string `json:"handler,omitempty"`
 	// Root is the directory goes-master's "static" handler serves.
 	Root string `json:"root,omitempty"`

@@ -4,11 +4,16 @@ package main_test
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +23,7 @@ import (
 
 	"github.com/goes-project/goes"
 	"github.com/goes-project/goes/cmd/goes-master/app"
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/ipc"
 )
 
@@ -343,5 +349,162 @@ wait:
 	}
 	if b, err := os.ReadFile(s.paths().Log); err == nil && !strings.Contains(string(b), "input memory budget spent") {
 		t.Errorf("the log does not say that connections were shed")
+	}
+}
+
+// TestStreamedUpload: goes-master's "upload" handler takes its bodies in
+// pieces (http.Protocol.StreamBody), so curl uploads 50 MiB, five times
+// the default max_package_size, with Content-Length, with Expect:
+// 100-continue (curl -T) and chunked, and gets the body's SHA-256 back,
+// while the worker's peak RSS grows by much less than the body.
+func TestStreamedUpload(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Fatalf("curl is required (the CI image installs it): %v", err)
+	}
+	const size = 50 << 20
+	file := filepath.Join(t.TempDir(), "upload.bin")
+	body := make([]byte, size)
+	for i := range body {
+		body[i] = byte(i*31 + i>>13)
+	}
+	if err := os.WriteFile(file, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	want := fmt.Sprintf("%d %s\n", size, hex.EncodeToString(sum[:]))
+	body = nil
+
+	s := newSetup(t, "10s")
+	conf := `{"log_level": "info", "listeners": [
+  {"name": "up", "listen": "http://127.0.0.1:0", "count": 1, "handler": "upload"}
+]}`
+	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st := s.start()
+	url := "http://" + listenAddrs(t, st)["up"] + "/upload"
+	pids := listenerPIDs(t, st, "up")
+	before := sumKB(t, pids, "VmRSS")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"content-length", []string{"--data-binary", "@" + file}},
+		{"put with 100-continue", []string{"-T", file}},
+		{"chunked", []string{"-H", "Transfer-Encoding: chunked", "--data-binary", "@" + file}},
+	} {
+		args := append([]string{"-sS", "--max-time", "60", "--noproxy", "*", "-H", "Content-Type: application/octet-stream"}, tc.args...)
+		out, err := exec.Command(curl, append(args, url)...).Output()
+		if err != nil {
+			t.Fatalf("%s: curl: %v", tc.name, err)
+		}
+		if string(out) != want {
+			t.Errorf("%s: answer %q, want %q", tc.name, out, want)
+		}
+	}
+	growth := sumKB(t, pids, "VmHWM") - before
+	t.Logf("3 uploads of %d MiB: worker RSS %d MiB before, peak growth %d MiB", size>>20, before>>10, growth>>10)
+	if growth > 24<<10 {
+		t.Errorf("the worker's peak RSS grew by %d MiB for streamed uploads of %d MiB: want under 24 MiB", growth>>10, size>>20)
+	}
+}
+
+// TestPartialPacketsBudget: lines still arriving on a text:// listener and
+// frames on a frame:// one count against the worker's input budget like
+// HTTP bodies do: 60 connections each sending 2 MiB of one line (or of a
+// 3 MiB frame) to workers with max_input_memory 4 MiB are shed (counted in
+// status --json) before the workers' memory follows them, and a client
+// sending whole lines (frames) keeps getting its echoes.
+func TestPartialPacketsBudget(t *testing.T) {
+	const (
+		conns  = 60
+		part   = 2 << 20
+		budget = 4 << 20
+	)
+	s := newSetup(t, "10s")
+	conf := fmt.Sprintf(`{"log_level": "info", "listeners": [
+  {"name": "text", "listen": "text://127.0.0.1:0", "count": 1, "max_input_memory": %d},
+  {"name": "frame", "listen": "frame://127.0.0.1:0", "count": 1, "max_input_memory": %d}
+]}`, budget, budget)
+	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st := s.start()
+	addrs := listenAddrs(t, st)
+	frameOf := func(payload string, size int) []byte {
+		b := make([]byte, 4, 4+len(payload))
+		binary.BigEndian.PutUint32(b, uint32(size))
+		return append(b, payload...)
+	}
+	for _, tc := range []struct {
+		name string
+		head []byte // what an attack connection sends before part bytes
+		echo func(t *testing.T, c net.Conn)
+	}{
+		{"text", nil, func(t *testing.T, c net.Conn) {
+			t.Helper()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.Write([]byte("hello\n")); err != nil {
+				t.Fatal(err)
+			}
+			got, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil || got != "hello\n" {
+				t.Fatalf("echo %q, %v", got, err)
+			}
+		}},
+		{"frame", frameOf("", 4+3<<20), func(t *testing.T, c net.Conn) {
+			t.Helper()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.Write(frameOf("hello", 9)); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, 9)
+			if _, err := io.ReadFull(c, got); err != nil || string(got[4:]) != "hello" {
+				t.Fatalf("echo %q, %v", got, err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := addrs[tc.name]
+			pids := listenerPIDs(t, st, tc.name)
+			before := sumKB(t, pids, "VmRSS")
+			a := startAttack(addr, conns, tc.head, part, time.Now().Add(30*time.Second))
+			defer a.stop()
+			testkit.Eventually(t, 30*time.Second, 10*time.Millisecond, "attack sent", func() error {
+				if a.complete.Load()+a.failed.Load() < conns {
+					return fmt.Errorf("%d of %d attack connections done", a.complete.Load()+a.failed.Load(), conns)
+				}
+				return nil
+			})
+			for range 5 {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tc.echo(t, c)
+				c.Close()
+			}
+			growth := sumKB(t, pids, "VmHWM") - before
+			var shed uint64
+			var now ipc.Status
+			if err := json.Unmarshal([]byte(s.mustCLI("status", "--json").Stdout), &now); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range now.Workers {
+				if w.Name == tc.name {
+					shed += w.InputShed
+				}
+			}
+			t.Logf("%d connections made, %d shed (input_shed), %d held with %d MiB sent; RSS growth %d MiB",
+				a.dials.Load(), shed, a.complete.Load(), part>>20, growth>>10)
+			if shed == 0 {
+				t.Errorf("no connection shed")
+			}
+			if growth > 32<<10 {
+				t.Errorf("the worker's peak RSS grew by %d MiB with a %d MiB budget (the attack sent %d MiB)",
+					growth>>10, budget>>20, a.sent.Load()>>20)
+			}
+		})
 	}
 }

@@ -224,6 +224,7 @@ func (p *Protocol) inputChunks(st *connState, buf []byte) (int, *Error) {
 			}
 			pos++
 			sc.state = sChunkSize
+			sc.mark = pos
 		default: // the trailer section
 			end := len(buf)
 			if t := sc.trailerAt + lim.MaxHeaderBytes; t < end {

@@ -122,6 +122,49 @@ func TestStreamBodyPieces(t *testing.T) {
 	}
 }
 
+// TestStreamBodyManyReads: a large chunked body (many chunks, each over
+// several reads, size lines split too) and a large Content-Length body
+// stream through reads of odd sizes, piece by piece.
+func TestStreamBodyManyReads(t *testing.T) {
+	var chunked, want bytes.Buffer
+	chunked.WriteString("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+	for i := range 300 {
+		data := bytes.Repeat([]byte{byte('a' + i%26)}, 1000+i)
+		fmt.Fprintf(&chunked, "%x;n=%d\r\n%s\r\n", len(data), i, data)
+		want.Write(data)
+	}
+	chunked.WriteString("0\r\n\r\n")
+	cl := fmt.Sprintf("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%s", want.Len(), want.Bytes())
+	for _, tc := range []struct{ name, in string }{{"chunked", chunked.String()}, {"content-length", cl}} {
+		for _, size := range []int{1, 7, 777, 4096, 65536} {
+			t.Run(fmt.Sprintf("%s/read=%d", tc.name, size), func(t *testing.T) {
+				p := New()
+				p.StreamBody = streamAll
+				r := newStreamRecorder(p)
+				var got []byte
+				r.rt.onMessage = func(req *Request, body []byte) {
+					got = append(got, body...)
+					if req.BodyDone() {
+						r.got = append(r.got, "done")
+					}
+				}
+				in := []byte(tc.in)
+				for off := 0; off < len(in); off += size {
+					if err := r.feed(t, in[off:min(off+size, len(in))]); err != nil {
+						t.Fatalf("at %d: %v", off, err)
+					}
+				}
+				if !bytes.Equal(got, want.Bytes()) || len(r.got) != 1 {
+					t.Fatalf("body of %d bytes (want %d), done %d times", len(got), want.Len(), len(r.got))
+				}
+				if r.maxLeft > 64 {
+					t.Fatalf("%d bytes left buffered after a read", r.maxLeft)
+				}
+			})
+		}
+	}
+}
+
 // TestStreamBodyAsked: StreamBody is asked once per request with a body
 // (not for a GET without one), sees the head, and a false answer means
 // whole delivery as without it.
