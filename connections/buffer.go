@@ -92,6 +92,10 @@ func (p *bufferPool) getInput(n int) *buffer {
 	return &buffer{b: make([]byte, 0, n)}
 }
 
+// firstRoom is the least room a first input buffer leaves for what
+// follows its packet's start (before rounding up to a pool class).
+const firstRoom = 1 << 10
+
 // smallPacket: a packet of at most this many bytes gets an input buffer of
 // its pool class rather than its exact length (at most twice as much,
 // from the pool, which lends those again without allocating).
@@ -103,8 +107,9 @@ const smallPacket = 16 << 10
 // packet's length (want, from protocols.PacketSizer) that is exactly the
 // size (the pool class for a packet of at most smallPacket bytes): one
 // buffer, never larger than the packet, and no copy as the rest arrives.
-// Without it the buffer doubles, to at least n+step, rounded up to a pool
-// class, so that a packet spanning many reads is copied a few times only.
+// Without it the first buffer has firstRoom to spare and then doubles, to
+// at least n+step, rounded up to a pool class, so that a packet spanning
+// many reads is copied a few times only.
 // It is never larger than limit (MaxPackageSize); a packet that needs
 // more fails with ErrPackageTooLarge.
 //
@@ -121,6 +126,11 @@ func inputSize(n, cur, want, limit, step int) (int, error) {
 		size = max(1<<bits.Len(uint(want-1)), bufferSize)
 	case want > n:
 		size = want
+	case cur == 0:
+		size = n + firstRoom
+		if k := bits.Len(uint(size - 1)); k <= maxClassBits {
+			size = max(1<<k, bufferSize)
+		}
 	default:
 		size = max(2*cur, n+step)
 		if k := bits.Len(uint(size - 1)); k <= maxClassBits {

@@ -489,12 +489,10 @@ func (c *epConn) runTasks() {
 			c.in.b = c.in.b[:copy(c.in.b, c.in.b[used:])]
 			// c.in was lent for one read: it is charged to the input
 			// budget only if it keeps a partial packet.
-			switch {
-			case len(c.in.b) == 0 || c.has(fClosing|fSockClosed):
+			if len(c.in.b) == 0 || c.has(fClosing|fSockClosed) {
 				c.releaseInput()
-			case !c.s.budget.holdBuf(&c.base, cap(c.in.b)):
-				c.releaseInput()
-				c.shed(true)
+			} else {
+				c.holdInput()
 			}
 		}
 		if p&pendDrain != 0 {
@@ -506,6 +504,35 @@ func (c *epConn) runTasks() {
 		}
 	}
 	c.l.post(c, actTaskDone)
+}
+
+// holdInput charges c.in, which holds the start of a packet, to the input
+// budget, first giving it the packet's size when the protocol knows it
+// (as keepInput does on the loop); when the budget refuses, c is shed,
+// and when the packet is over MaxPackageSize, c fails. The pool task that
+// owns c.in calls it.
+func (c *epConn) holdInput() {
+	s := c.s
+	in := c.in
+	size := cap(in.b)
+	if want := s.packetSize(c, in.b); want > size {
+		var err error
+		if size, err = inputSize(len(in.b), 0, want, s.cfg.MaxPackageSize, s.cfg.ReadBufferSize); err != nil {
+			c.releaseInput()
+			c.fail(err)
+			return
+		}
+	}
+	if !s.budget.holdBuf(&c.base, size) {
+		c.releaseInput()
+		c.shed(true)
+		return
+	}
+	if size != cap(in.b) {
+		c.in = s.bufs.getInput(size)
+		c.in.b = append(c.in.b, in.b...)
+		s.bufs.putInput(in)
+	}
 }
 
 // releaseInput is dropInput for the pool task that owns c.in.

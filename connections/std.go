@@ -284,12 +284,15 @@ func (c *stdConn) grow(buf []byte, held int) ([]byte, int) {
 }
 
 // hold charges buf to the input budget while it holds a partial packet
-// (after consume), and returns it with its charge: emptied if the budget
-// refused it (c is shed).
+// (after consume), first giving it the packet's size when the protocol
+// knows it, and returns it with its charge: emptied if the budget refused
+// it (c is shed).
 func (c *stdConn) hold(buf []byte, held int) ([]byte, int) {
 	switch {
 	case len(buf) == 0 || c.has(fClosing|fSockClosed):
 		return c.release(buf, held)
+	case c.s.packetSize(c, buf) > cap(buf):
+		return c.grow(buf, held)
 	case cap(buf) == held:
 		return buf, held
 	case !c.s.budget.holdBuf(&c.base, cap(buf)):
