@@ -51,6 +51,43 @@
 // proves them, so a request split across reads fails exactly as it would
 // whole.
 //
+// # Streamed request bodies
+//
+// A request's body is handed to OnMessage whole, so MaxPackageSize bounds
+// it, and the worker's budget for unfinished input
+// (connections.Config.MaxInputMemory) bounds all the bodies it buffers at
+// once; PacketSize tells the runtime a body's length as soon as the head
+// is read, so that it buffers the request in exactly that much memory, and
+// a connection shed because that budget is spent is answered 503 with
+// "Retry-After" (OverloadReply). A handler that accepts larger uploads
+// sets Protocol.StreamBody: for the requests it says true to (it sees
+// the head), the body goes to OnMessage in pieces as it arrives, each
+// time with the bytes one read brought (for a chunked body, de-chunked,
+// one chunk's data at most), and the runtime buffers none of it, so an
+// upload of any size costs one read's memory:
+//
+//	p.StreamBody = func(c protocols.Conn, req *http.Request) bool { return req.Path() == "/upload" }
+//	goer.OnMessage = func(c connections.Connection, data []byte) {
+//		req := http.RequestOf(c)
+//		if req.Streamed() {
+//			file.Write(data) // a hash, a file, a proxied connection ...
+//			if !req.BodyDone() {
+//				return
+//			}
+//		}
+//		c.Send("stored", false)
+//	}
+//
+// Request.Streamed says that OnMessage gets pieces; Request.BodyDone is
+// true on the last one (an empty one for a chunked body, whose trailers
+// are then read), when the answer is usually sent. The request's head
+// (RequestOf, Header, Path, ...) is valid on every piece; Body is the
+// piece. Forms (PostForm, MultipartForm) read bodies that were not
+// streamed. A streamed body is not limited by MaxPackageSize (which still
+// bounds the head): the handler decides, from ContentLength or by
+// counting, and may answer early and close. "Expect: 100-continue" is
+// answered when the head is read.
+//
 // # Responses
 //
 // Send(body, false) answers the oldest unanswered request with 200, the
@@ -131,8 +168,8 @@
 // DefaultMaxPartHeaderBytes each (ParseMultipartForm takes other
 // limits); a body it cannot read is an error wrapping ErrBadForm, for the
 // handler to answer 400. Both work on the body as buffered, so
-// MaxPackageSize bounds an upload; the form copies what it keeps and
-// outlives the request.
+// MaxPackageSize bounds an upload (larger ones are streamed: see above);
+// the form copies what it keeps and outlives the request.
 //
 // Steady state allocates nothing: the per-connection state (parser, field
 // slices, answer queue) is taken from a pool by a connection's first
