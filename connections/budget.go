@@ -70,6 +70,7 @@ const shedLogInterval = 10 * time.Second
 type inputBudget struct {
 	s     *Server
 	limit int
+	every time.Duration // shedLogInterval (tests shorten it)
 
 	mu      sync.Mutex
 	used    int
@@ -94,7 +95,7 @@ type holder struct {
 }
 
 func newInputBudget(s *Server, limit int) *inputBudget {
-	return &inputBudget{s: s, limit: limit, holders: make(map[*base]*holder)}
+	return &inputBudget{s: s, limit: limit, every: shedLogInterval, holders: make(map[*base]*holder)}
 }
 
 func (h *holder) charge() int { return h.buf + h.proto }
@@ -268,7 +269,7 @@ func (b *inputBudget) count() {
 	n := b.pending.Swap(0)
 	b.s.log.Warn().Uint64("shed", n).Uint64("shed_total", b.shed.Load()).Int("max_input_memory", b.limit).
 		Int64("held", b.held.Load()).Msg("input memory budget spent, shedding the largest holders")
-	b.s.afterFunc(shedLogInterval, b.summary)
+	b.s.afterFunc(b.every, b.summary)
 }
 
 // summary logs the connections shed in the interval that ended, and
@@ -278,13 +279,13 @@ func (b *inputBudget) summary() {
 	if n == 0 {
 		b.armed.Store(false)
 		if b.pending.Load() > 0 && b.armed.CompareAndSwap(false, true) {
-			b.s.afterFunc(shedLogInterval, b.summary) // one came meanwhile
+			b.s.afterFunc(b.every, b.summary) // one came meanwhile
 		}
 		return
 	}
-	b.s.log.Warn().Uint64("shed", n).Uint64("shed_total", b.shed.Load()).Dur("interval", shedLogInterval).
+	b.s.log.Warn().Uint64("shed", n).Uint64("shed_total", b.shed.Load()).Dur("interval", b.every).
 		Int("max_input_memory", b.limit).Int64("held", b.held.Load()).Msg("connections shed by the input memory budget")
-	b.s.afterFunc(shedLogInterval, b.summary)
+	b.s.afterFunc(b.every, b.summary)
 }
 
 // shed closes c because the input budget is spent: its protocol's

@@ -3,6 +3,7 @@ package connections_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -248,6 +250,69 @@ func TestInputBudgetLines(t *testing.T) {
 		c.Write([]byte("hello\n"))
 		if got, err := bufio.NewReader(c).ReadString('\n'); got != "hello\n" || err != nil {
 			t.Fatalf("echo %q, %v", got, err)
+		}
+	})
+}
+
+// TestShedLogSummary: shedding is logged once when it starts and then in
+// one summary line per 10 s while it goes on, whatever the number of
+// connections shed, and starts afresh after a quiet interval; the lines
+// add up to the counter. On synctest's clock, with the standard engine on
+// pipes.
+func TestShedLogSummary(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs lockedBuffer
+		ln := testkit.NewPipeListener(t)
+		s := connections.NewServer(connections.Config{
+			Protocol:       text.New(),
+			Engine:         connections.EngineStd,
+			MaxInputMemory: 12 << 10, // one 8 KiB line buffer and a 4 KiB one
+			Logger:         zerolog.New(&logs).Level(zerolog.InfoLevel),
+		})
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ln) }()
+		defer func() { s.Close(); <-done }()
+		holder := ln.Dial(t)
+		holder.Write(bytes.Repeat([]byte("h"), 6<<10)) // held: 8 KiB
+		shedN := func(n int) {
+			for range n {
+				c := ln.Dial(t)
+				c.Write(bytes.Repeat([]byte("x"), 6<<10)) // refused when it needs 8 KiB
+				c.Close()
+			}
+			synctest.Wait()
+		}
+		shedN(3) // t=0: the first line at once, 2 pending
+		time.Sleep(15 * time.Second)
+		shedN(2) // t=15s: after the first summary
+		time.Sleep(40 * time.Second)
+		shedN(1) // t=55s: quiet since t=20s: a new first line
+		time.Sleep(time.Second)
+		type line struct {
+			Message string
+			Shed    uint64
+		}
+		var got []string
+		var total uint64
+		for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+			var ln line
+			if err := json.Unmarshal([]byte(l), &ln); err != nil || !strings.Contains(ln.Message, "shed") {
+				continue
+			}
+			got = append(got, fmt.Sprintf("%s:%d", ln.Message, ln.Shed))
+			total += ln.Shed
+		}
+		want := []string{
+			"input memory budget spent, shedding the largest holders:1",
+			"connections shed by the input memory budget:2",
+			"connections shed by the input memory budget:2",
+			"input memory budget spent, shedding the largest holders:1",
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("log lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if st := s.Stats(); st.InputShed != 6 || total != 6 {
+			t.Fatalf("counter %d, lines say %d; want 6", st.InputShed, total)
 		}
 	})
 }

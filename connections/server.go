@@ -122,8 +122,10 @@ type Config struct {
 	// protocol's reply (protocols.OverloadReplier: HTTP answers 503), their
 	// input dropped, counted in Stats.InputShed and logged once per
 	// interval. Connections that send whole packets, however many, cost
-	// the budget nothing. Default DefaultMaxInputMemory (64 MiB); a
-	// negative value removes the cap.
+	// the budget nothing. A packet larger than the budget is always
+	// refused, so keep it above MaxPackageSize (several times: it is
+	// shared). Default DefaultMaxInputMemory (64 MiB); a negative value
+	// removes the cap.
 	MaxInputMemory int
 
 	// Wheel runs the connections' timers (IdleTimeout, Heartbeat, and the
