@@ -122,7 +122,8 @@ type ListenerConfig struct {
 	// Count is the number of workers (default: number of CPUs).
 	Count int `json:"count,omitempty"`
 	// Handler is what goes-master serves: "echo" (default), "hello",
-	// "chat" or "static" (the files under Root, over http://).
+	// "chat", "static" (the files under Root, over http://) or "upload"
+	// (the length and SHA-256 of request bodies of any size, streamed).
 	Handler string `json:"handler,omitempty"`
 	// Root is the directory goes-master's "static" handler serves.
 	Root string `json:"root,omitempty"`
@@ -167,6 +168,14 @@ type ListenerConfig struct {
 	// SendTimeout bounds the wait for a peer that takes no output
 	// (default "60s").
 	SendTimeout Duration `json:"send_timeout,omitempty"`
+
+	// Memory of unfinished input (issue 12).
+
+	// MaxInputMemory caps the memory each worker of this listener holds
+	// for input that is not yet a whole packet, in bytes; past it the
+	// largest holders are shed (see Goer.MaxInputMemory; default 64 MiB,
+	// -1: no cap).
+	MaxInputMemory int `json:"max_input_memory,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s").

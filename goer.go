@@ -147,6 +147,20 @@ type Goer struct {
 	// this long for a peer that takes none of it, whatever the protocol
 	// (default 60 s; "send_timeout").
 	SendTimeout time.Duration
+
+	// Memory of unfinished input (issue 12).
+
+	// MaxInputMemory caps, per worker, the memory its connections hold
+	// together for input that is not yet a whole packet: partial HTTP
+	// bodies, frames and lines still arriving, WebSocket fragments.
+	// When it is spent the connections holding the most are shed (HTTP
+	// answers 503 first), counted (status: input_shed) and logged once
+	// per interval, so that clients sending whole requests keep being
+	// served. Default connections.DefaultMaxInputMemory (64 MiB); -1: no
+	// cap. Config file: "max_input_memory" (bytes). Uploads larger than
+	// what a handler should hold go to it in pieces instead
+	// (http.Protocol.StreamBody), outside this budget.
+	MaxInputMemory int
 	// Version is the program's version, shown by --version and status
 	// (with several Goers the first non-empty one counts; default "dev").
 	Version string
@@ -362,6 +376,7 @@ func (g *Goer) connConfig() connections.Config {
 		Heartbeat:          g.Heartbeat,
 		HeartbeatData:      g.HeartbeatData,
 		CallbackGoroutines: g.CallbackGoroutines,
+		MaxInputMemory:     g.MaxInputMemory,
 		Wheel:              g.wheel, // the worker's, set before connConfig
 		// Read and send timeouts (zero: connections' defaults).
 		HeaderTimeout:    g.HeaderTimeout,

@@ -204,6 +204,9 @@ func (g *Goer) apply(lc ListenerConfig) error {
 	if lc.SendTimeout != 0 {
 		g.SendTimeout = time.Duration(lc.SendTimeout)
 	}
+	if lc.MaxInputMemory != 0 {
+		g.MaxInputMemory = lc.MaxInputMemory
+	}
 	return nil
 }
 

@@ -15,7 +15,7 @@ import (
 )
 
 // Connection state bits of base.flags. They change only with mu held and
-// may be read without it; fStateLock is the exception.
+// may be read without it; fStateLock and fInputHeld are the exceptions.
 const (
 	fClosing    uint32 = 1 << iota // close once everything queued is written
 	fSockClosed                    // the socket is closed or being closed
@@ -24,6 +24,9 @@ const (
 	fFull                          // OnBufferFull fired; OnBufferDrain pending
 	fInputEnded                    // the peer has finished sending (EOF)
 	fLinger                        // closing: output done, sending side shut; input dropped until EOF or lingerTimeout
+
+	// Input memory budget (budget.go).
+	fInputHeld // the input budget has a record of c; changes under the budget's lock, not mu
 
 	fHalted = fClosing | fSockClosed | fPaused
 
@@ -56,6 +59,10 @@ type engineOps interface {
 	// engine cannot do that here (then it is closed at once). mu is held
 	// and fLinger set: the engine reads and drops input until EOF.
 	lingerLocked() bool
+	// shedInput lets go of the connection's unfinished input as soon as
+	// the engine can, after another goroutine shed it (inputBudget); it
+	// is called without mu, after Close.
+	shedInput()
 	localAddr() net.Addr
 	remoteAddr() net.Addr
 	engine() string
@@ -300,6 +307,10 @@ func (e *panicError) Unwrap() error { return ErrPanic }
 // fail reports err, queues any reply it carries and closes the connection
 // once that reply is written.
 func (c *base) fail(err error) {
+	if isShed(err) {
+		c.Close() // shed has counted, logged and answered it
+		return
+	}
 	s := c.s
 	s.errs.Add(1)
 	var pe *panicError

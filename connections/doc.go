@@ -76,6 +76,22 @@
 // meanwhile is looked at in time; a PhaseBusy connection is asked for its
 // phase again then, since an answer ends that phase without any input.
 //
+// # Memory of unfinished input
+//
+// Input that is not yet a whole packet is bounded per Server (per worker)
+// by Config.MaxInputMemory (budget.go). Every engine's input path sizes a
+// partial packet's buffer with inputSize (buffer.go: the packet's length
+// when the protocol is a protocols.PacketSizer, doubling otherwise,
+// never past MaxPackageSize) and charges it to the budget while it holds
+// the partial packet: the epoll loop when it keeps or grows c.in
+// (keepInput, growInput), the pool task when a read leaves a partial
+// packet (holdInput), the standard engine after each consume and growth
+// (hold, grow). A buffer lent for one read and emptied by it is never
+// charged, so whole packets never take the budget's lock. A refused
+// charge sheds the connection (base.shed); a charge that needs room sheds
+// the largest holders from whatever goroutine asks, and engineOps.shedInput
+// has their engines drop their input.
+//
 // # Concurrency
 //
 // Who owns what:
@@ -108,6 +124,11 @@
 //   - The wheel's goroutine runs the connection timers (connTimers'
 //     since and winIn are under base.mu; lastIn, outWait and phase are
 //     atomics) and takes base.mu to act.
+//   - The input budget's mu guards its holder records; it is a leaf, and
+//     fInputHeld (a connection has a record) changes under it, not under
+//     base.mu. A connection is charged only by the goroutine that owns its
+//     input buffer (the loop, the pool task, the reading goroutine), or
+//     by a protocol's HoldInput from Decode.
 //   - Server.mu guards the listener set, settled, the standard engine's
 //     connection set, the epoll engine's loops, pool and watchdog stop,
 //     and the own wheel's start; the counters (open, accepted, errs, the
@@ -130,7 +151,8 @@
 //     connection is registered), then loop.tmu and base.mu;
 //   - Server.mu is taken at most under stdConn.cbMu (a closing stdConn
 //     counts itself out) and holds nothing but the wheel's lock (its
-//     start); loop.qmu, loop.tmu, taskPool.mu and fStateLock are leaves.
+//     start); loop.qmu, loop.tmu, taskPool.mu, fStateLock and the input
+//     budget's mu are leaves (connections are shed after it is released).
 //
 // No lock is held while a user callback runs, except stdConn.cbMu and
 // pipeLink.mu (a pipe's sends), and base.mu for the protocol's Encode and

@@ -124,19 +124,10 @@ func (l *loop) readable(c *epConn) {
 	var errno unix.Errno
 	var buf []byte
 	if c.in != nil && !closing {
-		in := c.in
-		if cap(in.b)-len(in.b) < minReadRoom {
-			nb, err := growInput(in.b, s.cfg.MaxPackageSize, s.cfg.ReadBufferSize)
-			if err != nil {
-				l.dropInput(c)
-				c.fail(err)
-				l.flush(c)
-				return
-			}
-			s.bufs.put(in)
-			in = &buffer{b: nb}
-			c.in = in
+		if cap(c.in.b)-len(c.in.b) < minReadRoom && !l.growInput(c) {
+			return
 		}
+		in := c.in
 		n, errno = l.sys.read(c.fd, in.b[len(in.b):cap(in.b)])
 		if n > 0 {
 			in.b = in.b[:len(in.b)+n]
@@ -162,7 +153,7 @@ func (l *loop) readable(c *epConn) {
 			}
 		case l.pool != nil:
 			if c.in == nil {
-				c.in = s.bufs.get()
+				c.in = s.bufs.getCap(len(buf)) // for the task: charged if it keeps a partial packet
 				c.in.b = append(c.in.b, buf...)
 			}
 			l.schedule(c, pendInput)
@@ -181,6 +172,57 @@ func (l *loop) readable(c *epConn) {
 	}
 }
 
+// growInput gives c.in more room for the packet it holds: as much as the
+// packet still needs when the protocol knows its length, otherwise double
+// (inputSize), charged to the input budget. It reports false when c
+// failed instead (the packet is over MaxPackageSize) or was shed (the
+// budget is spent and c holds the most); c.in is then gone.
+func (l *loop) growInput(c *epConn) bool {
+	s := l.s
+	in := c.in
+	want := s.packetSize(c, in.b)
+	if want > len(in.b) && want <= cap(in.b) {
+		return true // room for the rest of the packet
+	}
+	size, err := inputSize(len(in.b), cap(in.b), want, s.cfg.MaxPackageSize, s.cfg.ReadBufferSize)
+	if err != nil {
+		l.dropInput(c)
+		c.fail(err)
+		l.flush(c)
+		return false
+	}
+	if !s.budget.holdBuf(&c.base, size) {
+		l.dropInput(c)
+		c.shed(true)
+		l.flush(c)
+		return false
+	}
+	nb := s.bufs.getInput(size)
+	nb.b = append(nb.b, in.b...)
+	s.bufs.putInput(in)
+	c.in = nb
+	return true
+}
+
+// keepInput makes c.in, charged to the input budget, for rest: the start
+// of a packet left in the loop's read buffer. It reports false when c was
+// shed instead (or failed: rest is over MaxPackageSize).
+func (l *loop) keepInput(c *epConn, rest []byte) bool {
+	s := l.s
+	size, err := inputSize(len(rest), 0, s.packetSize(c, rest), s.cfg.MaxPackageSize, s.cfg.ReadBufferSize)
+	if err != nil {
+		c.fail(err)
+		return false
+	}
+	if !s.budget.holdBuf(&c.base, size) {
+		c.shed(true)
+		return false
+	}
+	c.in = s.bufs.getInput(size)
+	c.in.b = append(c.in.b, rest...)
+	return true
+}
+
 // consume dispatches buf (the loop's read buffer or c.in), keeps what is
 // left in c.in and writes the answers.
 func (l *loop) consume(c *epConn, buf []byte) {
@@ -192,20 +234,32 @@ func (l *loop) consume(c *epConn, buf []byte) {
 		switch {
 		case c.in != nil && len(rest) == 0:
 			l.dropInput(c)
+		case c.in != nil && used > 0 && cap(c.in.b) > smallPacket && cap(c.in.b) >= 4*len(rest):
+			// A large packet is done and the start of a small one
+			// follows: move it to a buffer of its size.
+			old := c.in
+			c.in = nil
+			if !l.keepInput(c, rest) {
+				l.dropInput(c)
+			}
+			l.s.bufs.putInput(old)
 		case c.in != nil:
 			c.in.b = c.in.b[:copy(c.in.b, rest)]
 		case len(rest) > 0:
-			c.in = l.s.bufs.get()
-			c.in.b = append(c.in.b, rest...)
+			l.keepInput(c, rest)
 		}
 	}
 	l.flush(c)
 }
 
+// dropInput lets go of c.in and of its charge to the input budget.
 func (l *loop) dropInput(c *epConn) {
 	if c.in != nil {
-		l.s.bufs.put(c.in)
+		l.s.bufs.putInput(c.in)
 		c.in = nil
+	}
+	if c.has(fInputHeld) {
+		l.s.budget.holdBuf(&c.base, 0)
 	}
 }
 
@@ -298,6 +352,7 @@ func (l *loop) finish(c *epConn) {
 // closed runs OnClose and retires c from the server.
 func (c *epConn) closed() {
 	s := c.s
+	s.budget.forget(&c.base) // what its protocol held
 	if h := s.cfg.Handler.OnClose; h != nil {
 		if err := guard(func() { h(c) }); err != nil {
 			s.log.Error().Uint64("conn", c.id).Err(err).Msg("OnClose panicked")
@@ -319,6 +374,8 @@ func (c *epConn) closeSocketLocked() {
 }
 
 func (c *epConn) resumed() { c.l.post(c, actResume) }
+
+func (c *epConn) shedInput() { c.l.post(c, actShed) }
 
 func (c *epConn) flushDeadline() { c.destroyAfterLocked(closeFlushTimeout) }
 
@@ -431,9 +488,12 @@ func (c *epConn) runTasks() {
 			used, halted := c.dispatch(c.in.b)
 			c.inHalted = halted
 			c.in.b = c.in.b[:copy(c.in.b, c.in.b[used:])]
+			// c.in was lent for one read: it is charged to the input
+			// budget only if it keeps a partial packet.
 			if len(c.in.b) == 0 || c.has(fClosing|fSockClosed) {
-				c.s.bufs.put(c.in)
-				c.in = nil
+				c.releaseInput()
+			} else {
+				c.holdInput()
 			}
 		}
 		if p&pendDrain != 0 {
@@ -445,6 +505,44 @@ func (c *epConn) runTasks() {
 		}
 	}
 	c.l.post(c, actTaskDone)
+}
+
+// holdInput charges c.in, which holds the start of a packet, to the input
+// budget, first giving it the packet's size when the protocol knows it
+// (as keepInput does on the loop); when the budget refuses, c is shed,
+// and when the packet is over MaxPackageSize, c fails. The pool task that
+// owns c.in calls it.
+func (c *epConn) holdInput() {
+	s := c.s
+	in := c.in
+	size := cap(in.b)
+	if want := s.packetSize(c, in.b); want > size {
+		var err error
+		if size, err = inputSize(len(in.b), 0, want, s.cfg.MaxPackageSize, s.cfg.ReadBufferSize); err != nil {
+			c.releaseInput()
+			c.fail(err)
+			return
+		}
+	}
+	if !s.budget.holdBuf(&c.base, size) {
+		c.releaseInput()
+		c.shed(true)
+		return
+	}
+	if size != cap(in.b) {
+		c.in = s.bufs.getInput(size)
+		c.in.b = append(c.in.b, in.b...)
+		s.bufs.putInput(in)
+	}
+}
+
+// releaseInput is dropInput for the pool task that owns c.in.
+func (c *epConn) releaseInput() {
+	c.s.bufs.putInput(c.in)
+	c.in = nil
+	if c.has(fInputHeld) {
+		c.s.budget.holdBuf(&c.base, 0)
+	}
 }
 
 func (c *epConn) engine() string { return EngineEpoll }

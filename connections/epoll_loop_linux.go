@@ -16,6 +16,7 @@ const (
 	actResume                      // ResumeRecv: read and dispatch again
 	actClose                       // the socket was closed: release it, run OnClose
 	actTaskDone                    // a pool task of this connection ended
+	actShed                        // the input budget shed it: drop its input now
 
 	actQueued uint32 = 1 << 31 // the connection is in its loop's queue
 )
@@ -186,6 +187,9 @@ func (l *loop) runQueue() {
 			if acts&actClose != 0 {
 				l.finish(c)
 				continue
+			}
+			if acts&actShed != 0 && !c.busy {
+				l.dropInput(c) // a running task lets go of it itself: c is closing
 			}
 			if acts&actResume != 0 {
 				l.resume(c)

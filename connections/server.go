@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"runtime"
 	"sync"
@@ -134,6 +135,22 @@ type Config struct {
 	// peer that answers heartbeats keeps IdleTimeout from closing it.
 	Heartbeat     time.Duration
 	HeartbeatData []byte
+	// MaxInputMemory caps the memory the server's stream connections hold
+	// together for input that is not yet a whole packet: their input
+	// buffers while a packet is partly read (a request body, a frame, a
+	// line), and what their protocols hold besides (WebSocket fragments,
+	// through protocols.InputHolder). A worker serves one listener with
+	// one Server, so this is a per-worker budget. When it is spent, the
+	// connections holding the most are shed: closed after their
+	// protocol's reply (protocols.OverloadReplier: HTTP answers 503), their
+	// input dropped, counted in Stats.InputShed and logged once per
+	// interval. Connections that send whole packets, however many, cost
+	// the budget nothing. A packet larger than the budget is always
+	// refused, so keep it above MaxPackageSize (several times: it is
+	// shared). Default DefaultMaxInputMemory (64 MiB); a negative value
+	// removes the cap.
+	MaxInputMemory int
+
 	// Wheel runs the connections' timers (the timeouts, Heartbeat, and the
 	// bounded waits of closing connections for slow peers); it must be
 	// running (Start) while the server serves: pass the worker's wheel.
@@ -200,6 +217,12 @@ func (c *Config) withDefaults() Config {
 	if cfg.BodyMinRate == 0 {
 		cfg.BodyMinRate = DefaultBodyMinRate
 	}
+	switch {
+	case cfg.MaxInputMemory == 0:
+		cfg.MaxInputMemory = DefaultMaxInputMemory
+	case cfg.MaxInputMemory < 0:
+		cfg.MaxInputMemory = math.MaxInt
+	}
 	return cfg
 }
 
@@ -230,6 +253,11 @@ type Stats struct {
 	// start, by reason: the Closed... constants (ClosedHeaderTimeout,
 	// ...). Reasons that never fired are absent; nil when none did.
 	Closed map[string]uint64
+
+	// InputShed counts the connections shed because MaxInputMemory was
+	// spent; InputHeld is the memory held for unfinished input now.
+	InputShed uint64
+	InputHeld int64
 }
 
 // Info describes one open connection, for listings.
@@ -303,6 +331,12 @@ type Server struct {
 	cuts                           [numCutReasons]cutCounter
 
 	pipes *pipeTable // Pipe's links of this server's connections
+
+	// The input memory budget (budget.go) and cfg.Protocol's optional
+	// interfaces it uses.
+	budget   *inputBudget
+	sizer    protocols.PacketSizer
+	overload protocols.OverloadReplier
 }
 
 // closer is what the server closes on Drain: a listener or a packet conn.
@@ -324,6 +358,9 @@ func NewServer(cfg Config) *Server {
 		listeners:  make(map[closer]struct{}),
 		epoch:      time.Now(),
 	}
+	s.sizer, _ = cfg.Protocol.(protocols.PacketSizer)
+	s.overload, _ = cfg.Protocol.(protocols.OverloadReplier)
+	s.budget = newInputBudget(s, cfg.MaxInputMemory)
 	s.std = &stdEngine{s: s, conns: make(map[*stdConn]struct{})}
 	s.engines = append([]engine{s.std}, platformEngines(s)...)
 	if cfg.IdleTimeout > 0 {
@@ -409,6 +446,15 @@ func (s *Server) connGone() {
 	if n == 0 && settled {
 		s.doneOnce.Do(func() { close(s.doneCh) })
 	}
+}
+
+// packetSize asks the protocol how long the packet at the start of buf
+// will be (protocols.PacketSizer); 0 when it cannot tell.
+func (s *Server) packetSize(c Connection, buf []byte) int {
+	if s.sizer == nil {
+		return 0
+	}
+	return s.sizer.PacketSize(c, buf)
 }
 
 func (s *Server) nextID() uint64 { return s.cfg.IDBase | uint64(s.seq.Add(1)) }
@@ -515,6 +561,8 @@ func (s *Server) Stats() Stats {
 		SendBufferFull: s.bufFull.Load(),
 		Closed:         s.closedCounts(),
 	}
+	st.InputShed = s.budget.shed.Load()
+	st.InputHeld = s.budget.held.Load()
 	s.ctr.addTo(&st)
 	for _, e := range s.engines {
 		e.addStats(&st)

@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/goes-project/goes/protocols"
 )
 
 // closeFlushTimeout bounds how long Close waits for queued data to reach a
@@ -35,6 +34,10 @@ type stdConn struct {
 	// there.
 	cbMu         sync.Mutex
 	drainPending atomic.Bool
+	// shedWake: the input budget shed the connection from another
+	// goroutine and set a read deadline in the past, so that the reading
+	// goroutine lets go of its buffer now (shedInput).
+	shedWake atomic.Bool
 }
 
 var _ Connection = (*stdConn)(nil)
@@ -184,6 +187,7 @@ func (c *stdConn) serve() {
 	c.unlockCallbacks()
 	c.flush()
 	buf := make([]byte, 0, s.cfg.ReadBufferSize)
+	held := 0        // cap(buf), charged to the input budget while buf holds a partial packet
 	pending := false // buf may hold packets held back by PauseRecv
 	dropped := 0     // input dropped since the connection began closing
 	for {
@@ -193,10 +197,11 @@ func (c *stdConn) serve() {
 		if pending && !c.halted() {
 			// Packets that arrived before PauseRecv are delivered first.
 			buf, pending = c.consume(buf)
+			buf, held = c.hold(buf, held)
 			continue
 		}
 		if len(buf) == cap(buf) {
-			buf = c.grow(buf)
+			buf, held = c.grow(buf, held)
 		}
 		n, err := c.nc.Read(buf[len(buf):cap(buf)])
 		if n > 0 {
@@ -204,13 +209,14 @@ func (c *stdConn) serve() {
 			s.ctr.bytesIn.Add(uint64(n))
 			c.touchIn()
 			if c.has(fClosing | fSockClosed) {
-				buf = buf[:0] // closing: the rest of the input is dropped
+				buf, held = c.release(buf, held) // closing: the rest of the input is dropped
 				if dropped += n; dropped >= lingerBytes {
 					c.waitClosed() // for the flush and lingerTimeout
 					return
 				}
 			} else {
 				buf, pending = c.consume(buf[:len(buf)+n])
+				buf, held = c.hold(buf, held)
 			}
 		}
 		if err == io.EOF {
@@ -221,6 +227,14 @@ func (c *stdConn) serve() {
 			return
 		}
 		if err != nil {
+			if c.shedWake.Swap(false) && errors.Is(err, os.ErrDeadlineExceeded) {
+				// Shed by another connection: drop the input, go on
+				// reading (and dropping) while the connection closes.
+				c.nc.SetReadDeadline(time.Time{})
+				buf, held = c.release(buf, held)
+				pending = false
+				continue
+			}
 			return
 		}
 	}
@@ -245,40 +259,66 @@ func (c *stdConn) consume(buf []byte) ([]byte, bool) {
 	return buf, halted && rest > 0
 }
 
-// grow returns buf with more room; when a packet would exceed
-// MaxPackageSize it fails the connection and returns buf emptied.
-func (c *stdConn) grow(buf []byte) []byte {
-	nb, err := growInput(buf, c.s.cfg.MaxPackageSize, c.s.cfg.ReadBufferSize)
+// grow returns buf, full, with more room (inputSize), charged to the input
+// budget, and its new charge. When the packet would exceed MaxPackageSize
+// it fails the connection, and when the budget refuses the room it sheds
+// it; buf comes back emptied then. A closing connection's buf is emptied
+// (it reads only to drop).
+func (c *stdConn) grow(buf []byte, held int) ([]byte, int) {
+	s := c.s
+	if c.has(fClosing | fSockClosed) {
+		return c.release(buf, held)
+	}
+	size, err := inputSize(len(buf), cap(buf), s.packetSize(c, buf), s.cfg.MaxPackageSize, s.cfg.ReadBufferSize)
 	if err != nil {
 		c.fail(err)
-		return buf[:0]
+		return c.release(buf, held)
 	}
-	return nb
+	if !s.budget.holdBuf(&c.base, size) {
+		c.shed(true)
+		return c.release(buf, held)
+	}
+	nb := make([]byte, len(buf), size)
+	copy(nb, buf)
+	return nb, size
 }
 
-// growInput returns a copy of buf with at least min free bytes, or an
-// error when its packet would exceed limit.
-func growInput(buf []byte, limit, min int) ([]byte, error) {
-	if len(buf) >= limit {
-		return nil, fmt.Errorf("connections: %d bytes buffered without a complete packet: %w",
-			len(buf), protocols.ErrPackageTooLarge)
+// hold charges buf to the input budget while it holds a partial packet
+// (after consume), first giving it the packet's size when the protocol
+// knows it, and returns it with its charge: emptied if the budget refused
+// it (c is shed).
+func (c *stdConn) hold(buf []byte, held int) ([]byte, int) {
+	switch {
+	case len(buf) == 0 || c.has(fClosing|fSockClosed):
+		return c.release(buf, held)
+	case c.s.packetSize(c, buf) > cap(buf):
+		return c.grow(buf, held)
+	case cap(buf) == held:
+		return buf, held
+	case !c.s.budget.holdBuf(&c.base, cap(buf)):
+		c.shed(true)
+		return c.release(buf, held)
 	}
-	n := 2 * cap(buf)
-	if n < len(buf)+min {
-		n = len(buf) + min
+	return buf, cap(buf)
+}
+
+// release empties buf, gives its charge back and trades a large buffer
+// for one of ReadBufferSize.
+func (c *stdConn) release(buf []byte, held int) ([]byte, int) {
+	if held > 0 {
+		c.s.budget.holdBuf(&c.base, 0)
 	}
-	if n > limit {
-		n = limit
+	if cap(buf) > 4*c.s.cfg.ReadBufferSize {
+		return make([]byte, 0, c.s.cfg.ReadBufferSize), 0
 	}
-	nb := make([]byte, len(buf), n)
-	copy(nb, buf)
-	return nb, nil
+	return buf[:0], 0
 }
 
 func (c *stdConn) finish() {
 	c.mu.Lock()
 	c.closeLocked()
 	c.mu.Unlock()
+	c.s.budget.forget(&c.base)
 	c.cbMu.Lock()
 	defer c.cbMu.Unlock()
 	if h := c.s.cfg.Handler.OnClose; h != nil {
@@ -317,6 +357,13 @@ func (c *stdConn) kick() { c.flush() }
 func (c *stdConn) closeSocketLocked() {
 	c.nc.Close()
 	c.cond.Broadcast()
+}
+
+// shedInput wakes the reading goroutine with a read deadline in the past,
+// so that it drops its buffer now rather than when the peer sends again.
+func (c *stdConn) shedInput() {
+	c.shedWake.Store(true)
+	c.nc.SetReadDeadline(time.Unix(1, 0))
 }
 
 func (c *stdConn) resumed() {

@@ -87,6 +87,9 @@ type Load struct {
 	// "idle_timeout" (connections.Closed...). A reason that never fired
 	// is absent.
 	Closed map[string]uint64 `json:"closed,omitempty"`
+	// InputShed counts the connections shed because the worker's budget
+	// for unfinished input (max_input_memory) was spent.
+	InputShed uint64 `json:"input_shed"`
 	// Cluster is the worker's cluster Node (nil without a cluster).
 	Cluster *NodeStats `json:"cluster,omitempty"`
 

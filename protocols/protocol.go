@@ -17,9 +17,13 @@
 // worker look for instead of asking for a protocol by name:
 // ClientHandshaker (outgoing connections open with a handshake, as
 // WebSocket's do), GoingAwayer (peers are told goodbye when a drain
-// times out) and Phaser (where a connection stands in its exchange, for
-// the runtime's read timeouts). The connection runtime knows protocols
-// through this package only, never through a concrete one.
+// times out), Phaser (where a connection stands in its exchange, for
+// the runtime's read timeouts), PacketSizer (the length of a packet still arriving) and
+// OverloadReplier (what a peer is told when the worker sheds it); a
+// connection may implement InputHolder, through which a protocol that
+// keeps unfinished input of its own (WebSocket fragments) has it counted.
+// The connection runtime knows protocols through this package only, never
+// through a concrete one.
 package protocols
 
 import (
@@ -211,3 +215,56 @@ type Phaser interface {
 	Phase(c Conn, partial bool) Phase
 	TimedOut(c Conn, p Phase) []byte
 }
+
+// Memory of unfinished input. A worker bounds the memory its connections
+// hold for input that is not yet a whole packet (a partial HTTP body, a
+// frame or line still arriving, the fragments of a WebSocket message):
+// when that budget is spent it sheds the connections holding the most
+// (see connections.Config.MaxInputMemory). The interfaces below let a
+// protocol take part.
+
+// PacketSizer is an optional interface of a Protocol that knows how long a
+// packet will be before all of it has arrived: HTTP once a request head
+// with Content-Length is read, a length-prefixed frame once its header is.
+// The runtime asks when Input has returned 0 for buf and the connection's
+// buffer must grow, on the goroutine that calls Input, with buf as Input
+// saw it (or with more bytes appended); it then grows the buffer to that
+// length exactly instead of doubling it. PacketSize returns the whole
+// packet's length, counted from buf[0], or 0 when it is not known (yet).
+// It must not change the connection's state.
+type PacketSizer interface {
+	PacketSize(c Conn, buf []byte) int
+}
+
+// OverloadReplier is an optional interface of a Protocol that tells a peer
+// why its connection is closed when the worker sheds it because its budget
+// for unfinished input is spent (HTTP: 503 with Retry-After; WebSocket:
+// close 1013, try again later). OverloadReply returns the bytes to send
+// before the connection closes, or nil to send nothing (when a reply
+// cannot be put in the stream now, as in the middle of a response).
+//
+// It is called once per connection, possibly from another connection's
+// goroutine while c's callbacks run, so it must be safe for concurrent use
+// with them, must not block and must not call Send or Close.
+type OverloadReplier interface {
+	OverloadReply(c Conn) []byte
+}
+
+// InputHolder is implemented by the connections of a runtime that bounds
+// the memory of unfinished input (those of package connections do). A
+// protocol that keeps such input outside the runtime's buffer, as
+// WebSocket does with the fragments of a message, reports how much it
+// holds (n bytes; 0 when it lets go), so that it counts against the
+// worker's budget like a partial packet in the runtime's buffer. When the
+// budget is spent and c holds the most, HoldInput sheds c (it queues the
+// protocol's OverloadReply and closes c) and returns an error wrapping
+// ErrOverloaded, which the protocol returns from Input or Decode. Call it
+// from Input or Decode only (the connection's goroutine), and only when
+// the amount changes: it takes a lock.
+type InputHolder interface {
+	HoldInput(n int) error
+}
+
+// ErrOverloaded is wrapped by the errors of a connection shed because its
+// worker's budget for unfinished input is spent.
+var ErrOverloaded = errors.New("protocols: input memory budget spent")

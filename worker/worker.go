@@ -365,6 +365,7 @@ func (w *worker) stats() ipc.WorkerStats {
 			BytesIn:     st.BytesIn,
 			BytesOut:    st.BytesOut,
 			Errors:      st.Errors,
+			InputShed:   st.InputShed,
 			MemoryBytes: memoryBytes(),
 			Timers:      timers,
 			Closed:      st.Closed,

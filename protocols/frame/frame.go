@@ -66,3 +66,20 @@ func (Protocol) Encode(_ protocols.Conn, dst, msg []byte) ([]byte, error) {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(msg)+HeaderSize))
 	return append(dst, msg...), nil
 }
+
+// PacketSize implements protocols.PacketSizer: the length in the header
+// of the frame at the start of buf, so that the runtime buffers a frame in
+// exactly that much memory; 0 before the header is complete or when it is
+// invalid (Input reports that).
+func (Protocol) PacketSize(c protocols.Conn, buf []byte) int {
+	if len(buf) < HeaderSize {
+		return 0
+	}
+	n := binary.BigEndian.Uint32(buf)
+	if n < HeaderSize || uint64(n) > uint64(c.MaxPackageSize()) {
+		return 0
+	}
+	return int(n)
+}
+
+var _ protocols.PacketSizer = Protocol{}

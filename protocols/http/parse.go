@@ -77,6 +77,8 @@ const (
 	fExpectOther                       // another expectation
 	fKeepAlive                         // the connection stays open after this request
 	fAbsolute                          // absolute-form request target
+	fStreamed                          // the body goes to OnMessage in pieces (Protocol.StreamBody)
+	fBodyDone                          // a streamed body's last piece is being delivered
 )
 
 // Scanner states. The head and the chunked body are read by one resumable

@@ -51,6 +51,43 @@
 // proves them, so a request split across reads fails exactly as it would
 // whole.
 //
+// # Streamed request bodies
+//
+// A request's body is handed to OnMessage whole, so MaxPackageSize bounds
+// it, and the worker's budget for unfinished input
+// (connections.Config.MaxInputMemory) bounds all the bodies it buffers at
+// once; PacketSize tells the runtime a body's length as soon as the head
+// is read, so that it buffers the request in exactly that much memory, and
+// a connection shed because that budget is spent is answered 503 with
+// "Retry-After" (OverloadReply). A handler that accepts larger uploads
+// sets Protocol.StreamBody: for the requests it says true to (it sees
+// the head), the body goes to OnMessage in pieces as it arrives, each
+// time with the bytes one read brought (for a chunked body, de-chunked,
+// one chunk's data at most), and the runtime buffers none of it, so an
+// upload of any size costs one read's memory:
+//
+//	p.StreamBody = func(c protocols.Conn, req *http.Request) bool { return req.Path() == "/upload" }
+//	goer.OnMessage = func(c connections.Connection, data []byte) {
+//		req := http.RequestOf(c)
+//		if req.Streamed() {
+//			file.Write(data) // a hash, a file, a proxied connection ...
+//			if !req.BodyDone() {
+//				return
+//			}
+//		}
+//		c.Send("stored", false)
+//	}
+//
+// Request.Streamed says that OnMessage gets pieces; Request.BodyDone is
+// true on the last one (an empty one for a chunked body, whose trailers
+// are then read), when the answer is usually sent. The request's head
+// (RequestOf, Header, Path, ...) is valid on every piece; Body is the
+// piece. Forms (PostForm, MultipartForm) read bodies that were not
+// streamed. A streamed body is not limited by MaxPackageSize (which still
+// bounds the head): the handler decides, from ContentLength or by
+// counting, and may answer early and close. "Expect: 100-continue" is
+// answered when the head is read.
+//
 // # Responses
 //
 // Send(body, false) answers the oldest unanswered request with 200, the
@@ -131,8 +168,8 @@
 // DefaultMaxPartHeaderBytes each (ParseMultipartForm takes other
 // limits); a body it cannot read is an error wrapping ErrBadForm, for the
 // handler to answer 400. Both work on the body as buffered, so
-// MaxPackageSize bounds an upload; the form copies what it keeps and
-// outlives the request.
+// MaxPackageSize bounds an upload (larger ones are streamed: see above);
+// the form copies what it keeps and outlives the request.
 //
 // # Timeouts
 //
@@ -176,6 +213,18 @@ type Protocol struct {
 	// Compress configures the gzip content coding of responses sent by
 	// Send and Respond (see the package documentation); off by default.
 	Compress CompressOptions
+
+	// StreamBody, when set, is asked about every request with a body
+	// (Content-Length over 0, or chunked) once its head is read: true
+	// makes the body go to OnMessage in pieces as it arrives instead of
+	// whole, so that an upload of any size costs no more memory than one
+	// read (see "Streamed request bodies" in the package documentation).
+	// MaxPackageSize then bounds the head only; the handler decides how
+	// much body it takes (req.ContentLength; a chunked body's length is
+	// known at its end). It runs on the connection's goroutine, inside
+	// Input: it may look at req and c.SetContext, and must not block or
+	// send (answer from OnMessage).
+	StreamBody func(c protocols.Conn, req *Request) bool
 
 	// states holds the per-connection states of idle connections (see
 	// ReleaseState).
@@ -244,6 +293,16 @@ type connState struct {
 	discarding bool // a request closed the connection: drop the rest
 	continued  bool // 100 Continue sent for the request in progress
 
+	// A streamed body (StreamBody, streambody.go): the reading goroutine's.
+	asked      bool   // StreamBody was asked about the request in progress
+	streamHead bool   // the packet Input framed is a streamed request's head
+	streaming  bool   // the body of the request delivered last comes in pieces
+	closeAfter bool   // that request closes the connection: discard after its body
+	left       int64  // Content-Length body bytes still to come
+	piece      span   // the data of the piece Input framed (chunked)
+	pieceLast  bool   // that piece ends the body (its trailers start at req.sc.trailerAt)
+	head       []byte // the streamed request's head and trailers, copied
+
 	// Answering side: Encode and Respond, any goroutine.
 	mu          sync.Mutex
 	q           [queueLen]uint8
@@ -286,7 +345,7 @@ func (p *Protocol) stateOf(c protocols.Conn) *connState {
 // request owed an answer, finds the state kept until it is answered.
 func (p *Protocol) ReleaseState(c protocols.Conn) {
 	st, ok := c.State().(*connState)
-	if !ok || st.inProgress || st.framed != 0 || st.discardN != 0 || st.discarding {
+	if !ok || st.inProgress || st.framed != 0 || st.discardN != 0 || st.discarding || st.streaming {
 		return
 	}
 	st.mu.Lock()
@@ -298,6 +357,10 @@ func (p *Protocol) ReleaseState(c protocols.Conn) {
 	c.SetState(nil)
 	st.req.reset()
 	st.seen, st.continued, st.qHead = 0, false, 0
+	st.asked, st.streamHead = false, false
+	if cap(st.head) > 2*DefaultMaxHeaderBytes {
+		st.head = nil
+	}
 	p.states.Put(st)
 }
 
@@ -318,6 +381,12 @@ func (p *Protocol) Phase(c protocols.Conn, partial bool) protocols.Phase {
 	switch {
 	case st.discarding || st.discardN != 0:
 		return protocols.PhaseBusy
+	case st.streaming:
+		// A streamed body still arriving (StreamBody): its pieces are
+		// delivered, but the body is held to the body timeout and
+		// minimum rate as a buffered one is; only its end makes the
+		// answer owed.
+		return protocols.PhaseBody
 	case st.inProgress && st.req.headLen == 0:
 		return protocols.PhaseHead
 	case st.inProgress:
@@ -375,13 +444,16 @@ func (p *Protocol) frame(c protocols.Conn, st *connState, buf []byte) (int, *Err
 		st.req.reset()
 		st.inProgress = true
 		st.continued = false
+		st.asked, st.streamHead = false, false
 	}
 	st.seen = len(buf)
 	lim := p.Limits.withDefaults()
 	limit := packetLimit(c)
 	r := &st.req
 	n, err := r.scanHead(buf, &lim, limit)
-	if err == nil && n > 0 {
+	if err == nil && n > 0 && p.StreamBody != nil && p.streamed(c, st) {
+		n = r.headLen // the head alone: the body follows in pieces
+	} else if err == nil && n > 0 {
 		n, err = r.scanBody(buf, &lim, limit)
 	}
 	if err != nil || n > 0 {
@@ -404,6 +476,9 @@ func (p *Protocol) Input(c protocols.Conn, buf []byte) (int, error) {
 	if st.discarding {
 		st.discardN = len(buf)
 		return len(buf), nil
+	}
+	if st.streaming {
+		return p.inputPiece(st, buf)
 	}
 	n, err := p.frame(c, st, buf)
 	if err != nil {
@@ -431,6 +506,9 @@ func (p *Protocol) Decode(c protocols.Conn, packet []byte) ([]byte, error) {
 		st.discardN = 0
 		return nil, protocols.ErrSkip
 	}
+	if st.streaming {
+		return p.decodePiece(c, st, packet)
+	}
 	r := &st.req
 	if st.framed == 0 || st.framed != len(packet) {
 		// Not framed by Input: frame it now.
@@ -445,6 +523,9 @@ func (p *Protocol) Decode(c protocols.Conn, packet []byte) ([]byte, error) {
 		}
 	}
 	st.framed = 0
+	if st.streamHead {
+		return p.beginStreamed(c, st, packet)
+	}
 	r.buf = packet
 	if r.flags&fChunked != 0 {
 		r.body = r.dechunk(packet)

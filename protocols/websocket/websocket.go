@@ -194,6 +194,7 @@ type connState struct {
 	conn    protocols.Conn
 	skip    uint64 // phaseClosing: bytes of a refused frame still to drop
 	skipped int    // phaseClosing: the packet Input just gave is dropped bytes
+	held    int    // cap(msg) reported to the runtime's input budget (protocols.InputHolder)
 
 	// Encode side, used with the connection's send lock held.
 	enc *deflater // own compressor when context takeover is negotiated
@@ -409,7 +410,17 @@ func (p *Protocol) Decode(c protocols.Conn, packet []byte) ([]byte, error) {
 	}
 	st.msg = append(st.msg, payload...)
 	if !h.fin {
+		// The fragments so far are unfinished input: they count against
+		// the worker's budget, as a partial frame in the runtime's buffer
+		// does.
+		if err := st.hold(c, cap(st.msg)); err != nil {
+			st.phase = phaseClosed
+			return nil, err
+		}
 		return nil, protocols.ErrSkip
+	}
+	if err := st.hold(c, 0); err != nil {
+		return nil, err
 	}
 	op := st.fragOp
 	st.fragOp = 0
@@ -723,3 +734,73 @@ func (p *Protocol) failGracefully(c protocols.Conn, st *connState, code int, err
 	c.WriteRaw(appendClose(nil, code, closeReason(code), st.client, newMaskKey(st.client)))
 	st.startCloseTimer(c)
 }
+
+// hold reports to the runtime the memory of the message being reassembled
+// (protocols.InputHolder), when it changed.
+func (st *connState) hold(c protocols.Conn, n int) error {
+	if n == st.held {
+		return nil
+	}
+	h, ok := c.(protocols.InputHolder)
+	if !ok {
+		return nil
+	}
+	st.held = n
+	return h.HoldInput(n)
+}
+
+// PacketSize implements protocols.PacketSizer: the length of the frame at
+// the start of buf once its header is in, so that the runtime buffers it
+// in exactly that much memory; 0 during the handshake or before the
+// header is complete.
+func (p *Protocol) PacketSize(c protocols.Conn, buf []byte) int {
+	st, ok := c.State().(*connState)
+	if !ok || st.phase != phaseOpen {
+		return 0
+	}
+	h, ok := parseHeader(buf)
+	if !ok {
+		return 0
+	}
+	total := uint64(h.size) + h.length
+	if total > uint64(c.MaxPackageSize()) {
+		return 0
+	}
+	return int(total)
+}
+
+// OverloadReply implements protocols.OverloadReplier: a connection the
+// worker sheds because its budget for unfinished input is spent gets a
+// close frame with code 1013 (try again later), or a 503 answer while its
+// handshake is still being read. Nothing when a close frame was sent
+// already. Safe for concurrent use with c's callbacks.
+func (p *Protocol) OverloadReply(c protocols.Conn) []byte {
+	st, ok := c.State().(*connState)
+	if !ok {
+		return nil
+	}
+	f := st.flags.Load()
+	if f&flagOpen == 0 {
+		if st.client {
+			return nil
+		}
+		return overloadHTTP
+	}
+	if st.flags.Or(flagCloseSent)&flagCloseSent != 0 {
+		return nil
+	}
+	return appendClose(nil, CloseTryAgainLater, "try again later", st.client, newMaskKey(st.client))
+}
+
+var overloadHTTP = []byte("HTTP/1.1 503 Service Unavailable\r\n" +
+	"Content-Type: text/plain; charset=utf-8\r\n" +
+	"Content-Length: 37\r\n" +
+	"Retry-After: 5\r\n" +
+	"Connection: close\r\n" +
+	"\r\n" +
+	"503 Service Unavailable: server busy\n")
+
+var (
+	_ protocols.PacketSizer     = (*Protocol)(nil)
+	_ protocols.OverloadReplier = (*Protocol)(nil)
+)

@@ -8,7 +8,11 @@
 //   - "chat" is a small chat over the cluster (it turns Goer.Cluster on);
 //   - "static" serves the files under the listener's "root" over HTTP
 //     (http.ServeFile: ranges, 304s; "index.html" for a directory; 404,
-//     403, 405 otherwise).
+//     403, 405 otherwise);
+//   - "upload" answers every HTTP request with the length and SHA-256 of
+//     its body ("52428800 9f86d0...\n"), which it reads in pieces as they
+//     arrive (http.Protocol.StreamBody), so a body of any size costs the
+//     worker no more memory than one read.
 //
 // Without --config it serves default.json, embedded in the binary.
 //
@@ -31,9 +35,12 @@
 package app
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io/fs"
 	"os"
 	"path"
@@ -43,6 +50,7 @@ import (
 
 	"github.com/goes-project/goes"
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/protocols"
 	"github.com/goes-project/goes/protocols/http"
 	"github.com/goes-project/goes/protocols/websocket"
 )
@@ -87,6 +95,7 @@ func Build(cfg *goes.Config) ([]*goes.Goer, error) {
 		g.BodyMinRate = lc.BodyMinRate
 		g.KeepAliveTimeout = time.Duration(lc.KeepAliveTimeout)
 		g.SendTimeout = time.Duration(lc.SendTimeout)
+		g.MaxInputMemory = lc.MaxInputMemory
 		if err := setHandler(g, lc); err != nil {
 			return nil, fmt.Errorf("goes-master: listener %d (%s): %w", i, lc.Listen, err)
 		}
@@ -105,6 +114,13 @@ func setHandler(g *goes.Goer, lc goes.ListenerConfig) error {
 		g.Cluster = true
 		g.OnConnect = func(c connections.Connection) { c.Send("id "+strconv.FormatUint(c.ID(), 10), false) }
 		g.OnMessage = func(c connections.Connection, data []byte) { c.Send(chat(g, c, string(data)), false) }
+	case "upload":
+		p, ok := g.Protocol.(*http.Protocol)
+		if !ok {
+			return fmt.Errorf("the upload handler serves http:// listeners")
+		}
+		p.StreamBody = func(protocols.Conn, *http.Request) bool { return true }
+		g.OnMessage = upload
 	case "static":
 		if _, ok := g.Protocol.(*http.Protocol); !ok {
 			return fmt.Errorf("the static handler serves http:// listeners")
@@ -118,7 +134,7 @@ func setHandler(g *goes.Goer, lc goes.ListenerConfig) error {
 		fsys := os.DirFS(lc.Root)
 		g.OnMessage = func(c connections.Connection, _ []byte) { serveStatic(c, fsys) }
 	default:
-		return fmt.Errorf("unknown handler %q (want echo, hello, chat or static)", name)
+		return fmt.Errorf("unknown handler %q (want echo, hello, chat, static or upload)", name)
 	}
 	return nil
 }
@@ -131,6 +147,31 @@ func echo(c connections.Connection, data []byte) {
 		websocket.SetBinary(c, op == websocket.OpBinary)
 	}
 	c.SendBytes(data, false)
+}
+
+// uploadState is what the upload handler keeps for a request whose body
+// is arriving.
+type uploadState struct {
+	h hash.Hash
+	n int64
+}
+
+// upload hashes the body of an HTTP request, piece by piece when it is
+// streamed, and answers with its length and SHA-256 once it is complete.
+func upload(c connections.Connection, data []byte) {
+	u, _ := c.Context().(*uploadState)
+	if u == nil {
+		u = &uploadState{h: sha256.New()}
+		c.SetContext(u)
+	}
+	u.h.Write(data)
+	u.n += int64(len(data))
+	if req := http.RequestOf(c); req != nil && !req.BodyDone() {
+		return
+	}
+	c.Send(strconv.FormatInt(u.n, 10)+" "+hex.EncodeToString(u.h.Sum(nil))+"\n", false)
+	u.h.Reset()
+	u.n = 0
 }
 
 // serveStatic answers an HTTP request with the file of fsys its path
