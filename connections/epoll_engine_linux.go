@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // platformEngines are the event-loop engines of this platform, in the
@@ -159,6 +160,7 @@ func (e *epollEngine) appendConns(dst []Connection) []Connection {
 func (e *epollEngine) addStats(st *Stats) {
 	for _, l := range e.loopList() {
 		l.ctr.addTo(st)
+		st.LoopBusy += time.Duration(l.busy.Load())
 	}
 }
 

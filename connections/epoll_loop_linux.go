@@ -36,6 +36,7 @@ type loop struct {
 	rbuf  []byte
 	ctr   counters
 	iter  atomic.Uint64 // loop iterations, for the watchdog
+	busy  atomic.Int64  // nanoseconds spent handling events (not waiting), for Stats.LoopBusy
 	n     int           // open connections
 	busyN int           // connections with a pool task
 
@@ -87,6 +88,7 @@ func (l *loop) run() {
 		l.p.sleep()
 		n, errno := l.p.wait(!l.hasWork())
 		l.iter.Add(1)
+		t0 := s.clock()
 		if errno != 0 && errno != unix.EINTR {
 			s.log.Error().Err(errno).Msg("epoll_wait failed, event loop stopped")
 			l.destroyAll()
@@ -108,6 +110,7 @@ func (l *loop) run() {
 			}
 		}
 		l.runQueue()
+		l.busy.Add(s.clock() - t0)
 		if l.n == 0 && l.busyN == 0 && (s.closed.Load() || s.draining.Load()) {
 			return
 		}

@@ -86,3 +86,36 @@ func TestErrorStatsUDP(t *testing.T) {
 		return nil
 	})
 }
+
+// TestLoopBusy: Stats.LoopBusy counts the time the event loops spend
+// handling events. A callback that holds its loop for 200 ms (callbacks on
+// the loop) shows as at least that much busy time; an idle server's loops
+// stay near zero.
+func TestLoopBusy(t *testing.T) {
+	const hold = 200 * time.Millisecond
+	s, addr := serve(t, "tcp", connections.Config{Engine: connections.EngineEpoll, Protocol: text.New(),
+		Handler: connections.Handler{OnMessage: func(c connections.Connection, d []byte) {
+			end := time.Now().Add(hold)
+			for time.Now().Before(end) { // busy, as a slow callback is
+			}
+			c.Send("done", false)
+		}},
+	})
+	if b := s.Stats().LoopBusy; b >= hold {
+		t.Fatalf("idle server's loops busy for %v", b)
+	}
+	c := dial(t, "tcp", addr)
+	io.WriteString(c, "work\n")
+	c.SetReadDeadline(time.Now().Add(testkit.Wait))
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatal(err)
+	}
+	// The answer may be written before the loop's pass ends and is counted.
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "loop busy time", func() error {
+		if b := s.Stats().LoopBusy; b < hold {
+			return fmt.Errorf("loops busy for %v after a %v callback, want at least that", b, hold)
+		}
+		return nil
+	})
+}

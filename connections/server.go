@@ -257,6 +257,12 @@ type Stats struct {
 	// InputShed counts the connections shed because MaxInputMemory was
 	// spent; InputHeld is the memory held for unfinished input now.
 	InputShed uint64
+
+	// LoopBusy is the time the server's event loops have spent handling
+	// events rather than waiting for them, summed over the loops (two
+	// clock reads per loop pass); 0 on the standard engine, which has no
+	// loops.
+	LoopBusy  time.Duration
 	InputHeld int64
 }
 

@@ -90,6 +90,10 @@ type Load struct {
 	// InputShed counts the connections shed because the worker's budget
 	// for unfinished input (max_input_memory) was spent.
 	InputShed uint64 `json:"input_shed"`
+	// LoopBusySeconds is the time the worker's event loops spent handling
+	// events rather than waiting, summed over its loops (0 where no event
+	// loop runs: TLS, UDP).
+	LoopBusySeconds float64 `json:"loop_busy_seconds,omitempty"`
 	// Cluster is the worker's cluster Node (nil without a cluster).
 	Cluster *NodeStats `json:"cluster,omitempty"`
 

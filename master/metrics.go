@@ -70,6 +70,7 @@ func workerFigures() []figure {
 		{field: "BadInput", name: "goes_bad_input_total", typ: counter, help: "Connections closed (datagrams dropped) for input their protocol refused."},
 		{field: "Panics", name: "goes_callback_panics_total", typ: counter, help: "Panics recovered from callbacks."},
 		{field: "SendBufferFull", name: "goes_send_buffer_full_total", typ: counter, help: "Sends dropped because the connection's send buffer was full."},
+		{field: "LoopBusySeconds", name: "goes_worker_event_loop_busy_seconds_total", typ: counter, help: "Time the worker's event loops spent handling events rather than waiting for them, summed over its loops."},
 		{field: "InputShed", name: "goes_input_shed_total", typ: counter, help: "Connections shed because the worker's budget for unfinished input (max_input_memory) was spent."},
 		{field: "Closed", keys: "reason", known: []string{"header_timeout", "body_timeout", "body_min_rate", "keepalive_timeout", "send_timeout", "idle_timeout"}, name: "goes_connections_timed_out_total", typ: counter, help: "Connections closed by a timeout rule, by reason (connections.Closed...: header_timeout, body_timeout, body_min_rate, keepalive_timeout, send_timeout, idle_timeout)."},
 		{field: "Timers", name: "goes_timers", typ: gauge, help: "User timers pending."},
