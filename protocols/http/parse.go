@@ -780,70 +780,11 @@ func (r *Request) scanChunks(b []byte, lim *Limits, limit int) (bool, int, *Erro
 			}
 		}
 		switch sc.state {
-		case sChunkSize:
-			sc.mark = pos
-			if hexval[b[pos]] < 0 {
-				return false, end, errChunkSize
+		case sChunkSize, sChunkHex, sChunkWS, sChunkExt:
+			var err *Error
+			if pos, err = sc.chunkLine(b, pos, lend, uint64(limit)); err != nil {
+				return false, end, err
 			}
-			sc.chunk = 0
-			sc.state = sChunkHex
-		case sChunkHex:
-			for pos < lend {
-				v := hexval[b[pos]]
-				if v < 0 {
-					break
-				}
-				sc.chunk = sc.chunk<<4 | uint64(v)
-				if sc.chunk > uint64(limit) {
-					return false, end, errTooLarge
-				}
-				pos++
-			}
-			if pos == lend {
-				continue
-			}
-			switch b[pos] {
-			case ' ', '\t':
-				sc.state = sChunkWS
-			case ';':
-				sc.state = sChunkExt
-			case '\r':
-				sc.state = sChunkLF
-			case '\n':
-				return false, end, errBareLF
-			default:
-				return false, end, errChunkSize
-			}
-			pos++
-		case sChunkWS:
-			switch b[pos] {
-			case ' ', '\t':
-			case ';':
-				sc.state = sChunkExt
-			case '\r':
-				sc.state = sChunkLF
-			case '\n':
-				return false, end, errBareLF
-			default:
-				return false, end, errChunkSize
-			}
-			pos++
-		case sChunkExt:
-			for pos < lend && vchar[b[pos]] {
-				pos++
-			}
-			if pos == lend {
-				continue
-			}
-			switch b[pos] {
-			case '\r':
-				sc.state = sChunkLF
-			case '\n':
-				return false, end, errBareLF
-			default:
-				return false, end, errChunkSize
-			}
-			pos++
 		case sChunkLF:
 			if b[pos] != '\n' {
 				return false, end, errBareCR
@@ -898,6 +839,73 @@ func (r *Request) scanChunks(b []byte, lim *Limits, limit int) (bool, int, *Erro
 		}
 	}
 	return false, end, nil
+}
+
+// chunkLine takes one step through a chunk-size line (states sChunkSize,
+// sChunkHex, sChunkWS and sChunkExt) at b[pos], reading no further than
+// lend, and returns the next position; at sChunkSize it marks the line's
+// start. A size over max is errTooLarge. The framing of whole packets
+// (scanChunks) and streamed bodies (inputChunks) share it.
+func (sc *scanner) chunkLine(b []byte, pos, lend int, max uint64) (int, *Error) {
+	switch sc.state {
+	case sChunkSize:
+		sc.mark = pos
+		if hexval[b[pos]] < 0 {
+			return pos, errChunkSize
+		}
+		sc.chunk = 0
+		sc.state = sChunkHex
+		return pos, nil
+	case sChunkHex:
+		for pos < lend {
+			v := hexval[b[pos]]
+			if v < 0 {
+				break
+			}
+			if sc.chunk > max>>4 { // the shift would pass max (or overflow)
+				return pos, errTooLarge
+			}
+			sc.chunk = sc.chunk<<4 | uint64(v)
+			if sc.chunk > max {
+				return pos, errTooLarge
+			}
+			pos++
+		}
+		if pos == lend {
+			return pos, nil
+		}
+		fallthrough
+	case sChunkWS:
+		switch b[pos] {
+		case ' ', '\t':
+			sc.state = sChunkWS
+		case ';':
+			sc.state = sChunkExt
+		case '\r':
+			sc.state = sChunkLF
+		case '\n':
+			return pos, errBareLF
+		default:
+			return pos, errChunkSize
+		}
+		return pos + 1, nil
+	default: // sChunkExt
+		for pos < lend && vchar[b[pos]] {
+			pos++
+		}
+		if pos == lend {
+			return pos, nil
+		}
+		switch b[pos] {
+		case '\r':
+			sc.state = sChunkLF
+		case '\n':
+			return pos, errBareLF
+		default:
+			return pos, errChunkSize
+		}
+		return pos + 1, nil
+	}
 }
 
 // dechunk decodes the chunked body of the framed packet b in place and

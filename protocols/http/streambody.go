@@ -123,71 +123,14 @@ func (p *Protocol) inputChunks(st *connState, buf []byte) (int, *Error) {
 			}
 		}
 		switch sc.state {
-		case sChunkSize:
-			lineAt, line = pos, *sc
-			sc.mark = pos
-			if hexval[buf[pos]] < 0 {
-				return 0, errChunkSize
+		case sChunkSize, sChunkHex, sChunkWS, sChunkExt:
+			if sc.state == sChunkSize {
+				lineAt, line = pos, *sc
 			}
-			sc.chunk = 0
-			sc.state = sChunkHex
-		case sChunkHex:
-			for pos < lend {
-				v := hexval[buf[pos]]
-				if v < 0 {
-					break
-				}
-				if sc.chunk > maxStreamChunk>>4 {
-					return 0, errTooLarge
-				}
-				sc.chunk = sc.chunk<<4 | uint64(v)
-				pos++
+			var err *Error
+			if pos, err = sc.chunkLine(buf, pos, lend, maxStreamChunk); err != nil {
+				return 0, err
 			}
-			if pos == lend {
-				continue
-			}
-			switch buf[pos] {
-			case ' ', '\t':
-				sc.state = sChunkWS
-			case ';':
-				sc.state = sChunkExt
-			case '\r':
-				sc.state = sChunkLF
-			case '\n':
-				return 0, errBareLF
-			default:
-				return 0, errChunkSize
-			}
-			pos++
-		case sChunkWS:
-			switch buf[pos] {
-			case ' ', '\t':
-			case ';':
-				sc.state = sChunkExt
-			case '\r':
-				sc.state = sChunkLF
-			case '\n':
-				return 0, errBareLF
-			default:
-				return 0, errChunkSize
-			}
-			pos++
-		case sChunkExt:
-			for pos < lend && vchar[buf[pos]] {
-				pos++
-			}
-			if pos == lend {
-				continue
-			}
-			switch buf[pos] {
-			case '\r':
-				sc.state = sChunkLF
-			case '\n':
-				return 0, errBareLF
-			default:
-				return 0, errChunkSize
-			}
-			pos++
 		case sChunkLF:
 			if buf[pos] != '\n' {
 				return 0, errBareCR
