@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/cluster"
+	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/ipc"
 	"github.com/goes-project/goes/master"
 )
@@ -150,6 +151,7 @@ func startNode(cfg *Config, g *Goer, id master.Identity, url string, log zerolog
 			Prefix: cfg.Cluster.prefix(),
 			Name:   fmt.Sprintf("%s/%d/%s/%d", host, os.Getpid(), g.name(), id.Index),
 			Logger: log,
+			FanOut: fanOut(),
 		})
 		if errors.Is(err, cluster.ErrRouteInUse) && try < maxRouteTries {
 			next := rand.Uint32() | 1
@@ -170,5 +172,23 @@ func nodeStats(n *cluster.Node) *ipc.NodeStats {
 	return &ipc.NodeStats{
 		Name: n.Name(), Connected: n.Connected(), Peers: st.Peers, Connections: st.Connections, Topics: st.Topics,
 		Delivered: st.Delivered, NotHere: st.NotHere, SendErrors: st.SendErrors, Malformed: st.Malformed, Dropped: st.Dropped,
+	}
+}
+
+// fanOut returns a Node's FanOut: one connections.Fanout, used by the
+// Node's delivery goroutine only.
+func fanOut() func([]cluster.Conn, []byte) int {
+	var f connections.Fanout
+	return func(conns []cluster.Conn, data []byte) int {
+		other := 0
+		f.Begin(data, false)
+		for _, c := range conns {
+			if cc, ok := c.(connections.Connection); ok {
+				_ = f.Add(cc) // a refusal is counted by End's result
+			} else if c.SendBytes(data, false) == nil {
+				other++
+			}
+		}
+		return f.End() + other
 	}
 }

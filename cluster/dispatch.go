@@ -201,8 +201,14 @@ func (n *Node) deliver(c Conn, data []byte) {
 // fanOut delivers data to the connections gathered in n.scratch, outside
 // n.mu (a connection's callbacks may call the Node), then clears it.
 func (n *Node) fanOut(data []byte) {
-	for _, c := range n.scratch {
-		n.deliver(c, data)
+	if f := n.o.FanOut; f != nil && len(n.scratch) > 1 {
+		sent := f(n.scratch, data)
+		n.delivered.Add(uint64(sent))
+		n.sendErrors.Add(uint64(len(n.scratch) - sent))
+	} else {
+		for _, c := range n.scratch {
+			n.deliver(c, data)
+		}
 	}
 	clear(n.scratch)
 	n.scratch = n.scratch[:0]

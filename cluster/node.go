@@ -102,6 +102,13 @@ type NodeOptions struct {
 	NATSOptions []nats.Option
 	// Logger receives the Node's lifecycle events.
 	Logger zerolog.Logger
+	// FanOut, when set, delivers one message to several of this Node's
+	// connections at once (a group's, a user's, all of them) in place of
+	// a SendBytes on each, and returns how many took it. goes sets it to
+	// a connections.Fanout, which encodes the message once for all of
+	// them. It is called from the Node's delivery goroutine only, and
+	// must not call the Node.
+	FanOut func(conns []Conn, data []byte) (sent int)
 }
 
 // Stats are a Node's counters.

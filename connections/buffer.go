@@ -19,8 +19,13 @@ const (
 
 // buffer is a byte slice lent by a bufferPool: connections hold one only
 // while they have unsent output or unprocessed input, so an idle
-// connection owns none.
-type buffer struct{ b []byte }
+// connection owns none. A shared buffer holds bytes that no connection
+// owns (a Fanout's frame), queued as is on many connections at once: it is
+// never changed, appended to nor kept by the pool.
+type buffer struct {
+	b      []byte
+	shared bool
+}
 
 // bufferPool lends buffers by size class, so that a connection whose
 // output or input grows (a producer that outruns its peer, a large
@@ -46,7 +51,7 @@ func (p *bufferPool) getCap(n int) *buffer {
 // grow returns buf, or a buffer from the pool holding buf's bytes if buf
 // has no room for n more; then buf goes back to the pool.
 func (p *bufferPool) grow(buf *buffer, n int) *buffer {
-	if cap(buf.b)-len(buf.b) >= n {
+	if !buf.shared && cap(buf.b)-len(buf.b) >= n {
 		return buf
 	}
 	nb := p.getCap(max(len(buf.b)+n, 2*cap(buf.b)))
@@ -60,6 +65,9 @@ func (p *bufferPool) grow(buf *buffer, n int) *buffer {
 // lends has exactly its class's capacity: an input buffer sized to a
 // packet (inputSize) or one that grew by append is left to the GC.
 func (p *bufferPool) put(buf *buffer) {
+	if buf.shared {
+		return // other connections may still be writing it
+	}
 	c := cap(buf.b)
 	k := bits.Len(uint(c)) - 1 // 1<<k <= cap
 	if k < minClassBits || k > maxClassBits || c != 1<<k {

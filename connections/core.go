@@ -402,8 +402,7 @@ func (c *base) closeLocked() {
 	}
 	c.wakeDrainWaitersLocked()
 	if c.out != nil {
-		c.s.bufs.put(c.out)
-		c.out = nil
+		c.putOutLocked()
 	}
 	c.stopTimersLocked()
 	c.ops.closeSocketLocked()

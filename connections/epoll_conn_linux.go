@@ -282,10 +282,9 @@ func (l *loop) resume(c *epConn) {
 // flush writes what is queued, as one write per batch, until the kernel
 // takes no more.
 func (l *loop) flush(c *epConn) {
-	for c.wbuf == nil && c.fd >= 0 {
-		buf := c.takeOut()
-		if buf == nil || !l.write(c, buf, 0) {
-			break
+	if c.wbuf == nil && c.fd >= 0 {
+		for buf := c.takeOut(); buf != nil; {
+			buf = l.write(c, buf, 0)
 		}
 	}
 	l.rearm(c)
@@ -293,15 +292,17 @@ func (l *loop) flush(c *epConn) {
 
 // writable continues a partial write once the socket takes more.
 func (l *loop) writable(c *epConn) {
-	if l.write(c, c.wbuf, int(c.woff)) {
-		l.flush(c)
+	for buf := l.write(c, c.wbuf, int(c.woff)); buf != nil; {
+		buf = l.write(c, buf, 0)
 	}
+	l.rearm(c)
 }
 
-// write writes buf.b[off:]. It reports true when buf is finished with
-// (written, or the write failed and the connection is closing); otherwise
-// the rest waits in c.wbuf for EPOLLOUT.
-func (l *loop) write(c *epConn, buf *buffer, off int) bool {
+// write writes buf.b[off:]. When buf is finished with (written, or the
+// write failed and the connection is closing) it returns what was queued
+// meanwhile, to write next, or nil; when the kernel took only part of it,
+// the rest waits in c.wbuf for EPOLLOUT and it returns nil.
+func (l *loop) write(c *epConn, buf *buffer, off int) *buffer {
 	n, errno := l.sys.write(c.fd, buf.b[off:])
 	l.ctr.writes.Add(1)
 	if errno == unix.EAGAIN || errno == unix.EINTR {
@@ -311,15 +312,14 @@ func (l *loop) write(c *epConn, buf *buffer, off int) bool {
 		c.wroteSome(n)
 		c.waitingOut(n > 0)
 		c.wbuf, c.woff = buf, int32(off+n)
-		return false
+		return nil
 	}
 	c.wbuf = nil
 	var err error
 	if errno != 0 {
 		err = errno
 	}
-	c.writeDone(buf, n, err)
-	return true
+	return c.writeDoneNext(buf, n, err, true)
 }
 
 // finish releases a closed connection's socket and buffers and runs

@@ -150,6 +150,19 @@ func (l *loop) post(c *epConn, acts uint32) {
 	l.wake()
 }
 
+// postMany queues connections whose actQueued the caller set (with their
+// acts) for the loop, at once. Safe for concurrent use.
+func (l *loop) postMany(cs []*epConn) {
+	l.qmu.Lock()
+	if l.qdead {
+		l.qmu.Unlock()
+		return
+	}
+	l.queue = append(l.queue, cs...)
+	l.qmu.Unlock()
+	l.wake()
+}
+
 // postFunc runs fn on the loop. Safe for concurrent use.
 func (l *loop) postFunc(fn func()) {
 	l.qmu.Lock()

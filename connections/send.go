@@ -26,11 +26,24 @@ func (c *base) queuedLocked() int {
 }
 
 func (c *base) send(b []byte, str string, raw bool) error {
+	kick, err := c.enqueue(b, str, raw, nil)
+	if kick {
+		c.ops.kick()
+	}
+	return err
+}
+
+// enqueue queues a message: b or str encoded with the protocol (as is
+// when raw), or fan's message, encoded once for all connections of c's
+// class and queued without a copy when nothing else is (Fanout). It fires
+// OnBufferFull and OnError, and reports whether the caller must kick the
+// engine to write (no dispatcher will flush for it).
+func (c *base) enqueue(b []byte, str string, raw bool, fan *Fanout) (kick bool, err error) {
 	s := c.s
 	c.mu.Lock()
 	if c.has(fClosing | fSockClosed) {
 		c.mu.Unlock()
-		return ErrClosed
+		return false, ErrClosed
 	}
 	limit := s.cfg.MaxSendBufferSize
 	if c.queuedLocked() >= limit {
@@ -38,33 +51,39 @@ func (c *base) send(b []byte, str string, raw bool) error {
 		s.errs.Add(1)
 		s.bufFull.Add(1)
 		c.onError(ErrSendBufferFull)
-		return ErrSendBufferFull
+		return false, ErrSendBufferFull
 	}
-	// Room for the message and its framing, from the pool: a buffer that
-	// grows by append inside Encode would be left to the GC.
-	n := len(b) + len(str) + encodeSlack
-	if c.out == nil {
-		c.out = c.s.bufs.getCap(n)
-	} else {
-		c.out = c.s.bufs.grow(c.out, n)
-	}
-	var err error
 	proto := s.cfg.Protocol
+	var frame *buffer
+	if fan != nil {
+		frame, err = fan.frameLocked(c) // nil, nil: c encodes it its own way
+		b, raw = fan.data, fan.raw
+	}
 	switch {
+	case err != nil:
+	case frame != nil && c.out == nil:
+		c.out = frame // shared, as is
+	case frame != nil:
+		c.outRoom(len(frame.b))
+		c.out.b = append(c.out.b, frame.b...)
 	case raw || proto == nil:
+		// Room for the message and its framing, from the pool: a buffer
+		// that grows by append inside Encode would be left to the GC.
+		c.outRoom(len(b) + len(str))
 		if b != nil {
 			c.out.b = append(c.out.b, b...)
 		} else {
 			c.out.b = append(c.out.b, str...)
 		}
 	case b != nil:
+		c.outRoom(len(b) + encodeSlack)
 		c.out.b, err = proto.Encode(c.conn(), c.out.b, b)
 	default:
+		c.outRoom(len(str) + encodeSlack)
 		c.out.b, err = proto.Encode(c.conn(), c.out.b, stringBytes(str))
 	}
-	if len(c.out.b) == 0 {
-		c.s.bufs.put(c.out)
-		c.out = nil
+	if c.out != nil && len(c.out.b) == 0 {
+		c.putOutLocked()
 	}
 	if c.closeAfter.Load() {
 		c.setFlag(fClosing)
@@ -79,7 +98,7 @@ func (c *base) send(b []byte, str string, raw bool) error {
 		s.errs.Add(1)
 		s.log.Debug().Uint64("conn", c.id).Err(err).Msg("send dropped: the protocol cannot encode it")
 		c.onError(err)
-		return err
+		return false, err
 	}
 	if nowFull {
 		if h := s.cfg.Handler.OnBufferFull; h != nil {
@@ -88,20 +107,35 @@ func (c *base) send(b []byte, str string, raw bool) error {
 			}
 		}
 	}
-	if !deferred {
-		c.ops.kick()
+	return !deferred, nil
+}
+
+// outRoom makes c.out a buffer of c's own with room for n more bytes: a
+// pool buffer, or a copy of the shared frame queued alone. mu is held.
+func (c *base) outRoom(n int) {
+	switch {
+	case c.out == nil:
+		c.out = c.s.bufs.getCap(n)
+	case c.out.shared:
+		nb := c.s.bufs.getCap(len(c.out.b) + n)
+		nb.b = append(nb.b, c.out.b...)
+		c.putOutLocked()
+		c.out = nb
+	default:
+		c.out = c.s.bufs.grow(c.out, n)
 	}
-	return nil
+}
+
+// putOutLocked drops the queued output. mu is held.
+func (c *base) putOutLocked() {
+	c.s.bufs.put(c.out)
+	c.out = nil
 }
 
 // queueRawLocked queues b as is, past the send-buffer limit: a last
 // answer before the connection closes (a timeout's). mu is held.
 func (c *base) queueRawLocked(b []byte) {
-	if c.out == nil {
-		c.out = c.s.bufs.getCap(len(b))
-	} else {
-		c.out = c.s.bufs.grow(c.out, len(b))
-	}
+	c.outRoom(len(b))
 	c.out.b = append(c.out.b, b...)
 }
 
@@ -112,6 +146,11 @@ func (c *base) queueRawLocked(b []byte) {
 func (c *base) takeOut() *buffer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.takeOutLocked()
+}
+
+// takeOutLocked is takeOut with mu held.
+func (c *base) takeOutLocked() *buffer {
 	if c.closeAfter.Load() {
 		c.setFlag(fClosing)
 	}
@@ -147,7 +186,12 @@ func (c *base) wroteSome(n int) {
 // were written; err closes the connection. It runs OnBufferDrain when a
 // full buffer has drained. The caller then calls takeOut again (through
 // its flush) to write what was queued meanwhile.
-func (c *base) writeDone(buf *buffer, n int, err error) {
+func (c *base) writeDone(buf *buffer, n int, err error) { c.writeDoneNext(buf, n, err, false) }
+
+// writeDoneNext is writeDone that, when next is set, also takes what was
+// queued meanwhile, as takeOut would (under the same lock, in the common
+// case).
+func (c *base) writeDoneNext(buf *buffer, n int, err error, next bool) *buffer {
 	c.wroteSome(n)
 	c.outDone()
 	c.s.bufs.put(buf)
@@ -158,17 +202,25 @@ func (c *base) writeDone(buf *buffer, n int, err error) {
 		c.closeLocked()
 		c.mu.Unlock()
 		c.s.log.Debug().Uint64("conn", c.id).Err(err).Msg("write failed, connection closed")
-		return
+		return nil
 	}
 	drained := c.out == nil && c.has(fFull) && !c.has(fSockClosed)
 	if drained {
 		c.clearFlag(fFull)
 		c.wakeDrainWaitersLocked()
+	} else if next {
+		nb := c.takeOutLocked()
+		c.mu.Unlock()
+		return nb
 	}
 	c.mu.Unlock()
 	if drained {
 		c.ops.drained()
 	}
+	if next {
+		return c.takeOut()
+	}
+	return nil
 }
 
 // WaitDrained is the function WaitDrained for a stream connection; the

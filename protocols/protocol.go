@@ -59,6 +59,22 @@ type Protocol interface {
 	Encode(c Conn, dst, msg []byte) ([]byte, error)
 }
 
+// SharedEncoder is implemented by a Protocol whose wire form of a message
+// is the same on many connections (a server's WebSocket frame, a text
+// line), so that a message sent to many at once (connections.Fanout: a
+// group, a user's connections, a broadcast) is encoded once and the same
+// bytes are queued on all of them, without a copy each.
+type SharedEncoder interface {
+	// EncodeKey returns the class of c's encoding of msg: Encode appends
+	// the same bytes for msg on every connection of this protocol with the
+	// same key, and changes nothing of c that the next Encode depends on.
+	// ok is false when c's encoding is its own (a compressor that keeps
+	// its context, a client's mask) or c cannot take msg now; then Encode
+	// is called on c, and reports why. It is called with the connection's
+	// send lock held, like Encode.
+	EncodeKey(c Conn, msg []byte) (key uint32, ok bool)
+}
+
 // Conn is what a protocol sees of a connection. Connections of every engine
 // and transport implement it; connections.Connection embeds it.
 type Conn interface {

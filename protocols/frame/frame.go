@@ -58,6 +58,10 @@ func (Protocol) Decode(_ protocols.Conn, packet []byte) ([]byte, error) {
 	return packet[HeaderSize:], nil
 }
 
+// EncodeKey implements protocols.SharedEncoder: every connection encodes
+// a message alike.
+func (Protocol) EncodeKey(protocols.Conn, []byte) (uint32, bool) { return 0, true }
+
 // Encode appends the header and msg to dst.
 func (Protocol) Encode(_ protocols.Conn, dst, msg []byte) ([]byte, error) {
 	if uint64(len(msg))+HeaderSize > 1<<32-1 {

@@ -51,6 +51,10 @@ func (Protocol) Decode(_ protocols.Conn, packet []byte) ([]byte, error) {
 	return bytes.TrimSuffix(packet, []byte{'\r'}), nil
 }
 
+// EncodeKey implements protocols.SharedEncoder: every connection encodes
+// a message alike.
+func (Protocol) EncodeKey(protocols.Conn, []byte) (uint32, bool) { return 0, true }
+
 // Encode appends msg and a newline to dst.
 func (Protocol) Encode(_ protocols.Conn, dst, msg []byte) ([]byte, error) {
 	dst = append(dst, msg...)

@@ -53,6 +53,13 @@ func serveGoes(t testing.TB, p *ws.Protocol, h connections.Handler) string {
 		MaxPackageSize: max(2*testLimit, p.MaxMessageSize+1024),
 		Logger:         testkit.Logger(t).Level(zerolog.InfoLevel),
 	})
+	return serveOn(t, srv)
+}
+
+// serveOn serves srv on a loopback listener until the test ends and
+// returns the address.
+func serveOn(t testing.TB, srv *connections.Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -541,6 +541,38 @@ func (p *Protocol) Encode(c protocols.Conn, dst, msg []byte) ([]byte, error) {
 	return appendFrame(dst, true, 0, op, msg, st.client, newMaskKey(st.client)), nil
 }
 
+// EncodeKey implements protocols.SharedEncoder. A server connection's
+// frame carries no mask, so every open connection encodes a message alike
+// but for its opcode (SetBinary) and, for a message long enough to be
+// compressed, its compression: without context takeover (the default) it
+// depends on the level only, which a peer's window limit changes to
+// Huffman coding. A connection that keeps a compression context, a
+// client's, one that is not open or is closing has no key.
+func (p *Protocol) EncodeKey(c protocols.Conn, msg []byte) (uint32, bool) {
+	st, _ := c.State().(*connState)
+	if st == nil || st.client {
+		return 0, false
+	}
+	f := st.flags.Load()
+	if f&(flagCloseSent|flagOpen) != flagOpen {
+		return 0, false
+	}
+	var key uint32
+	if f&flagBinary != 0 {
+		key = 1
+	}
+	if st.dfl.enabled && len(msg) >= p.Compression.threshold() {
+		if !st.dfl.ownNoCtx {
+			return 0, false
+		}
+		key |= 2
+		if st.dfl.ownBits < 15 {
+			key |= 4
+		}
+	}
+	return key, true
+}
+
 // SetBinary chooses whether Send on c sends binary (true) or text (false,
 // the default) frames. Call it from the connection's callbacks (OnConnect,
 // OnOpen, OnMessage); once the connection is open it is safe from any

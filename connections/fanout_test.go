@@ -1,0 +1,148 @@
+package connections_test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/testkit"
+	"github.com/goes-project/goes/protocols/text"
+)
+
+// TestFanoutDeliversOnceToEach publishes messages with a Fanout to many
+// text connections while other goroutines Send to the same connections:
+// every member reads every published line exactly once, in publishing
+// order, and every other line whole (a shared frame is never changed by a
+// send queued behind it). A member that closed is refused with ErrClosed
+// and not counted; the publisher's own queue, held by its running
+// callback, gets the frame copied between its own sends.
+func TestFanoutDeliversOnceToEach(t *testing.T) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
+		const members, msgs, chatter = 60, 50, 20
+		var (
+			mu      sync.Mutex
+			joined  []connections.Connection
+			fanout  connections.Fanout
+			fanMu   sync.Mutex // a Fanout is not safe for concurrent use
+			results = make(chan string, 4)
+		)
+		publish := func(line string) (int, []error) {
+			mu.Lock()
+			cs := append([]connections.Connection(nil), joined...)
+			mu.Unlock()
+			fanMu.Lock()
+			defer fanMu.Unlock()
+			fanout.Begin([]byte(line), false)
+			var errs []error
+			for _, c := range cs {
+				if err := fanout.Add(c); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			return fanout.End(), errs
+		}
+		_, addr := serve(t, "tcp", connections.Config{Engine: engine.Name, CallbackGoroutines: engine.Pool,
+			Protocol: text.New(),
+			Handler: connections.Handler{OnMessage: func(c connections.Connection, data []byte) {
+				switch msg := string(data); {
+				case msg == "join":
+					mu.Lock()
+					joined = append(joined, c)
+					mu.Unlock()
+					c.Send("ok", false)
+				case msg == "inside":
+					// In the callback: the frame lands behind "before",
+					// and "after" behind it.
+					c.Send("before", false)
+					sent, errs := publish("m inside")
+					c.Send("after", false)
+					results <- fmt.Sprint(sent, len(errs))
+				}
+			}},
+		})
+
+		conns := make([]net.Conn, members)
+		readers := make([]*bufio.Reader, members)
+		for i := range conns {
+			conns[i] = dial(t, "tcp", addr)
+			conns[i].SetDeadline(time.Now().Add(30 * time.Second))
+			readers[i] = bufio.NewReader(conns[i])
+			fmt.Fprintf(conns[i], "join\n")
+			if l, err := readers[i].ReadString('\n'); err != nil || l != "ok\n" {
+				t.Fatalf("member %d joined with %q, %v", i, l, err)
+			}
+		}
+
+		// Chatter: other goroutines send to every member meanwhile.
+		var wg sync.WaitGroup
+		mu.Lock()
+		cs := append([]connections.Connection(nil), joined...)
+		mu.Unlock()
+		for g := 0; g < 2; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := 0; k < chatter; k++ {
+					for _, c := range cs {
+						c.Send("chatter-line-that-is-long-enough", false)
+					}
+				}
+			}()
+		}
+		for m := 0; m < msgs; m++ {
+			if sent, errs := publish(fmt.Sprintf("m %d", m)); sent != members || len(errs) != 0 {
+				t.Fatalf("message %d: sent to %d of %d, errors %v", m, sent, members, errs)
+			}
+		}
+		wg.Wait()
+		// From a member's own callback.
+		fmt.Fprintf(conns[0], "inside\n")
+		if r := <-results; r != fmt.Sprint(members, 0) {
+			t.Fatalf("publish inside a callback: sent, errors = %s; want %d 0", r, members)
+		}
+
+		for i, r := range readers {
+			next, chat := 0, 0
+			sawInside, sawBefore, sawAfter := false, false, false
+			for next < msgs || !sawInside || chat < 2*chatter || (i == 0 && !sawAfter) {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					t.Fatalf("member %d: after %d messages, %d chatter: %v", i, next, chat, err)
+				}
+				switch l = strings.TrimSuffix(l, "\n"); {
+				case l == "chatter-line-that-is-long-enough":
+					chat++
+				case l == "m inside":
+					if i == 0 && (!sawBefore || sawAfter) {
+						t.Fatalf("member 0: the published line came out of its callback's order")
+					}
+					sawInside = true
+				case l == "before" && i == 0:
+					sawBefore = true
+				case l == "after" && i == 0:
+					if !sawInside {
+						t.Fatalf("member 0: after before the published line")
+					}
+					sawAfter = true
+				case l == fmt.Sprintf("m %d", next):
+					next++
+				default:
+					t.Fatalf("member %d: read %q, want message %d or chatter", i, l, next)
+				}
+			}
+		}
+
+		// A member that has gone is refused and not counted.
+		conns[members-1].Close()
+		testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, "the closed member is refused", func() bool {
+			sent, errs := publish("m gone")
+			return sent == members-1 && len(errs) == 1 && errors.Is(errs[0], connections.ErrClosed)
+		})
+	})
+}
