@@ -4,6 +4,7 @@ package main_test
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/cluster"
+	"github.com/goes-project/goes/internal/proctest"
 	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/ipc"
 )
@@ -210,6 +212,15 @@ func askUntil(t *testing.T, cl *chatClient, cmd, want string) {
 // and "b" (two), with the cluster section given.
 func newChatSetup(t *testing.T, clusterJSON string) *setup {
 	t.Helper()
+	return newChatSetupWith(t, clusterJSON, `
+    {"name": "a", "listen": "text://127.0.0.1:0", "count": 1, "handler": "chat"},
+    {"name": "b", "listen": "text://127.0.0.1:0", "count": 2, "handler": "chat"}`)
+}
+
+// newChatSetupWith is a goes-master with the listeners given (JSON array
+// elements) and the cluster section given.
+func newChatSetupWith(t *testing.T, clusterJSON, listeners string) *setup {
+	t.Helper()
 	s := &setup{t: t, bin: bin}
 	dir := t.TempDir()
 	s.runDir = filepath.Join(dir, "run")
@@ -218,11 +229,9 @@ func newChatSetup(t *testing.T, clusterJSON string) *setup {
   "log_level": "debug",
   "stop_timeout": "10s",
   "cluster": %s,
-  "listeners": [
-    {"name": "a", "listen": "text://127.0.0.1:0", "count": 1, "handler": "chat"},
-    {"name": "b", "listen": "text://127.0.0.1:0", "count": 2, "handler": "chat"}
+  "listeners": [%s
   ]
-}`, clusterJSON)
+}`, clusterJSON, listeners)
 	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -495,5 +504,77 @@ func TestClusterSharedNATS(t *testing.T) {
 	m2.stopAndCheck(st2)
 	if errors.Is(err, nil) {
 		return
+	}
+}
+
+// TestFanOutExactlyOnce: 240 chat connections over four workers join one
+// group, 60 of them are bound to one user; one connection that is in
+// neither sends 20 messages to the group, 10 to the user and 10 to all,
+// then an end marker to the group. Every member reads each message meant
+// for it exactly once, in order, before the marker (NATS keeps one
+// publisher's order, and so do the workers' Fanouts). Under go test -race
+// the goes-master it runs is built with -race.
+func TestFanOutExactlyOnce(t *testing.T) {
+	const members, fans, toGroupN, toUserN, toAllN = 240, 60, 20, 10, 10
+	s := newChatSetupWith(t, `{"enabled": true}`, `
+    {"name": "c", "listen": "text://127.0.0.1:0", "count": 4, "handler": "chat"}`)
+	s.bin = proctest.BuildRace(t, ".", "-X main.version="+testVersion) // the workers' Fanouts under -race too
+	st := s.start()
+	addr := listenAddrs(t, st)["c"]
+	var cs []*chatClient
+	routes := map[uint64]int{}
+	for i := 0; i < members; i++ {
+		c := dialChat(t, fmt.Sprintf("m%d", i), addr)
+		c.do("join room")
+		if i < fans {
+			c.do("login fan")
+		}
+		routes[c.id>>32]++
+		cs = append(cs, c)
+	}
+	if len(routes) < 2 {
+		t.Fatalf("all members on one worker (%v): the test wants several", routes)
+	}
+	pub := dialChat(t, "publisher", addr)
+	// Every worker's Node knows the others (the "all" subject and the
+	// group are on the one embedded NATS server, subscribed before "ok").
+	askUntil(t, pub, "count room", fmt.Sprintf("count %d", members))
+	for i := 0; i < toGroupN; i++ {
+		pub.do(fmt.Sprintf("group room g%d", i))
+	}
+	for i := 0; i < toUserN; i++ {
+		pub.do(fmt.Sprintf("user fan u%d", i))
+	}
+	for i := 0; i < toAllN; i++ {
+		pub.do(fmt.Sprintf("all a%d", i))
+	}
+	pub.do("group room end")
+
+	for i, c := range cs {
+		var want []string
+		for k := 0; k < toGroupN; k++ {
+			want = append(want, fmt.Sprintf("g%d", k))
+		}
+		if i < fans {
+			for k := 0; k < toUserN; k++ {
+				want = append(want, fmt.Sprintf("u%d", k))
+			}
+		}
+		for k := 0; k < toAllN; k++ {
+			want = append(want, fmt.Sprintf("a%d", k))
+		}
+		want = append(want, "end")
+		for _, w := range want {
+			c.expect(w)
+		}
+	}
+	st, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.stopAndCheck(st)
+	// The workers' output, race reports included, is in the master's log.
+	if b, err := os.ReadFile(filepath.Join(s.runDir, "goes.log")); err != nil || bytes.Contains(b, []byte("DATA RACE")) {
+		t.Fatalf("log: %v, or a data race reported:\n%s", err, b)
 	}
 }

@@ -43,14 +43,31 @@ func binName(pkg string) string {
 	return filepath.Base(pkg)
 }
 
+// BuildRace is Build with the race detector when this test binary has it
+// (go test -race), so that the processes a test starts are checked too.
+func BuildRace(t testing.TB, pkg string, ldflags ...string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), binName(pkg))
+	var flags []string
+	if Race {
+		flags = []string{"-race"}
+	}
+	if err := buildTo(out, pkg, flags, ldflags); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // BuildTo compiles pkg into the file out (for TestMain, which has no
 // testing.TB).
-func BuildTo(out, pkg string, ldflags ...string) error {
+func BuildTo(out, pkg string, ldflags ...string) error { return buildTo(out, pkg, nil, ldflags) }
+
+func buildTo(out, pkg string, flags, ldflags []string) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(runtimeGOROOT(), "bin", "go")
 	}
-	args := []string{"build", "-o", out}
+	args := append([]string{"build", "-o", out}, flags...)
 	if len(ldflags) > 0 {
 		args = append(args, "-ldflags", joinSpace(ldflags))
 	}
