@@ -125,7 +125,7 @@ func (e *epollEngine) startLoops() error {
 		if s.cfg.CallbackGoroutines > 0 {
 			e.pool = newTaskPool(s.cfg.CallbackGoroutines, &e.poolWG)
 		}
-		wd := &watchdog{log: s.log, after: s.stallAfter, loops: make([]*cbMark, len(loops))}
+		wd := &watchdog{log: s.log, after: s.stallAfter, idBase: s.cfg.IDBase, loops: make([]*cbMark, len(loops))}
 		for i, l := range loops {
 			l.pool = e.pool
 			wd.loops[i] = &l.cb

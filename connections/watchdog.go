@@ -25,44 +25,40 @@ var cbNames = [...]string{cbNone: "", cbConnect: "OnConnect", cbMessage: "OnMess
 
 // cbMark shows the watchdog which user callback an event loop is running,
 // if any, and since when it is the same one, without a clock read: the
-// loop marks each callback with enter and leave, and the watchdog samples
-// the mark with current. enter and leave are for the loop's goroutine
-// only (one writer; callbacks on one loop do not nest: what a callback
-// asks of other connections is posted, not run inside it); current is
-// safe for concurrent use.
+// loop marks each callback with enter and leave, two atomic stores, and
+// the watchdog samples the mark with current. enter and leave are for the
+// loop's goroutine only (one writer; callbacks on one loop do not nest:
+// what a callback asks of other connections is posted, not run inside
+// it); current is safe for concurrent use.
 type cbMark struct {
-	n    uint64        // callbacks entered; the writer's
-	cur  atomic.Uint64 // n<<cbKindBits | kind while a callback runs; n<<cbKindBits between them
-	conn atomic.Uint64 // the id of the connection whose callback runs
+	n uint64 // callbacks entered; the writer's
+	// cur holds, from bit 35, the low 29 bits of n; while a callback runs,
+	// bits 3..34 hold the low 32 bits of its connection's id and bits 0..2
+	// its kind (cbNone between callbacks). It stays the same exactly as
+	// long as one callback runs (n wraps after 2^29 callbacks, far more
+	// than a loop runs between two samples).
+	cur atomic.Uint64
 }
 
-// enter marks the start of a callback of kind for connection conn.
+const cbSeqShift = cbKindBits + 32
+
+// enter marks the start of a callback of kind for the connection with id
+// conn.
 func (m *cbMark) enter(kind, conn uint64) {
 	m.n++
-	m.conn.Store(conn)
-	m.cur.Store(m.n<<cbKindBits | kind)
+	m.cur.Store(m.n<<cbSeqShift | uint64(uint32(conn))<<cbKindBits | kind)
 }
 
 // leave marks the end of the callback enter marked.
-func (m *cbMark) leave() { m.cur.Store(m.n << cbKindBits) }
+func (m *cbMark) leave() { m.cur.Store(m.n << cbSeqShift) }
 
-// current returns the mark: a value that stays the same exactly as long
-// as one callback runs (its kind is cur&cbKindMask, cbNone when none
-// runs), and the id of the connection it runs for (0 when none, or when
-// the callback changed while it was read).
-func (m *cbMark) current() (cur, conn uint64) {
-	cur = m.cur.Load()
-	if cur&cbKindMask == cbNone {
-		return cur, 0
-	}
-	conn = m.conn.Load()
-	// enter stores conn before cur and leave stores a different cur, so
-	// an unchanged cur means conn is the running callback's.
-	if m.cur.Load() != cur {
-		return cur, 0
-	}
-	return cur, conn
-}
+// current returns the mark.
+func (m *cbMark) current() uint64 { return m.cur.Load() }
+
+// cbConn returns the id of the connection whose callback the mark cur
+// shows, given the server's Config.IDBase (ids are IDBase | a 32-bit
+// sequence number).
+func cbConn(cur, idBase uint64) uint64 { return idBase | cur>>cbKindBits&(1<<32-1) }
 
 // watchdog warns when a user callback has been running on an event loop
 // (callbacks on the loops, Config.CallbackGoroutines off) for after or
@@ -70,13 +66,14 @@ func (m *cbMark) current() (cur, conn uint64) {
 // busy with its own work, reading and writing (a large fan-out), or gone
 // (a draining server's loops end one by one) runs no callback and is
 // never reported. The watchdog samples each loop's cbMark four times per
-// after, so a callback is reported once it has run for at least after
-// (and at most a quarter of after more), then every ten afters while it
-// goes on. Its fields are set before run starts.
+// after: it reports a callback only once it has run for after, and
+// surely once it has run for after and a quarter, then again every ten
+// afters while it goes on. Its fields are set before run starts.
 type watchdog struct {
-	log   zerolog.Logger
-	after time.Duration // a second when not positive
-	loops []*cbMark
+	log    zerolog.Logger
+	after  time.Duration // a second when not positive
+	idBase uint64        // the server's Config.IDBase
+	loops  []*cbMark
 	// rounds counts the samplings done, for tests that wait for some.
 	rounds atomic.Uint64
 }
@@ -102,7 +99,7 @@ func (w *watchdog) run(stop <-chan struct{}, wg *sync.WaitGroup) {
 			return
 		case now := <-t.C:
 			for i, m := range w.loops {
-				cur, conn := m.current()
+				cur := m.current()
 				s := &st[i]
 				if cur != s.cur || cur&cbKindMask == cbNone {
 					*s = seen{cur: cur, since: now, next: after}
@@ -111,7 +108,7 @@ func (w *watchdog) run(stop <-chan struct{}, wg *sync.WaitGroup) {
 				// The same callback has run since before s.since.
 				if d := now.Sub(s.since); d >= s.next {
 					s.next = (d/(10*after) + 1) * 10 * after
-					w.log.Warn().Int("loop", i).Str("callback", cbNames[cur&cbKindMask]).Uint64("conn", conn).
+					w.log.Warn().Int("loop", i).Str("callback", cbNames[cur&cbKindMask]).Uint64("conn", cbConn(cur, w.idBase)).
 						Dur("blocked_for", d).
 						Msg("event loop blocked by a callback; its other connections wait (see Config.CallbackGoroutines)")
 				}

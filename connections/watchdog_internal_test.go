@@ -131,6 +131,29 @@ func TestWatchdogNamesBlockingCallback(t *testing.T) {
 				}
 			},
 			provoke: func(*testing.T, net.Conn) {}},
+		{name: "OnBufferDrain", cb: "OnBufferDrain",
+			block: func(h *Handler, release <-chan struct{}) {
+				h.OnMessage = func(c Connection, d []byte) {
+					if string(d) != "fill" {
+						c.SendBytes(d, false)
+						return
+					}
+					chunk := testkit.Pattern(16 << 10)
+					for c.SendBytes(chunk, false) == nil {
+					}
+				}
+				first := true
+				h.OnBufferDrain = func(Connection) {
+					if first {
+						first = false
+						<-release
+					}
+				}
+			},
+			provoke: func(t *testing.T, c net.Conn) {
+				io.WriteString(c, "fill\n")
+				go io.Copy(io.Discard, c) // drains the send buffer
+			}},
 		{name: "OnClose", cb: "OnClose",
 			block: func(h *Handler, release <-chan struct{}) {
 				first := true
@@ -152,7 +175,11 @@ func TestWatchdogNamesBlockingCallback(t *testing.T) {
 			t.Cleanup(free)
 			h := Handler{OnMessage: func(c Connection, d []byte) { c.SendBytes(d, false) }}
 			tc.block(&h, release)
-			s := NewServer(Config{Engine: EngineEpoll, Loops: 1, Protocol: text.New(), Logger: zerolog.New(logs), Handler: h})
+			const route = 7 << 32 // a worker's route, as goes sets it
+			s := NewServer(Config{
+				Engine: EngineEpoll, Loops: 1, IDBase: route, MaxSendBufferSize: 64 << 10,
+				Protocol: text.New(), Logger: zerolog.New(logs), Handler: h,
+			})
 			s.stallAfter = after
 			addr, _ := watchServer(t, s)
 			c, err := net.Dial("tcp", addr)
@@ -172,8 +199,8 @@ func TestWatchdogNamesBlockingCallback(t *testing.T) {
 				return nil
 			})
 			free()
-			if w.Loop != 0 || w.Callback != tc.cb || w.Conn != 1 || w.BlockedFor < float64(after/time.Millisecond) {
-				t.Fatalf("warning %+v, want loop 0, callback %s, conn 1, blocked_for >= %v", w, tc.cb, after)
+			if w.Loop != 0 || w.Callback != tc.cb || w.Conn != route|1 || w.BlockedFor < float64(after/time.Millisecond) {
+				t.Fatalf("warning %+v, want loop 0, callback %s, conn %d, blocked_for >= %v", w, tc.cb, route|1, after)
 			}
 			// The loop serves again: another connection is answered.
 			c2, err := net.Dial("tcp", addr)
@@ -247,9 +274,9 @@ func TestWatchdogQuietWhileDraining(t *testing.T) {
 // reported.
 func TestWatchdogQuietDuringFanOut(t *testing.T) {
 	const (
-		conns  = 1000
+		conns  = 500
 		frame  = 16 << 10
-		rounds = 5
+		rounds = 4
 	)
 	logs := &syncBuffer{}
 	s := NewServer(Config{Engine: EngineEpoll, Loops: 1, Logger: zerolog.New(logs)})
