@@ -154,7 +154,9 @@ func (l *loop) accept(fd int32) {
 		if l.pool != nil {
 			l.schedule(c, pendConnect)
 		} else {
+			l.cb.enter(cbConnect, c.id)
 			c.callback(s.cfg.Handler.OnConnect)
+			l.cb.leave()
 			l.flush(c)
 		}
 	}

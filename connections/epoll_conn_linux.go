@@ -226,7 +226,9 @@ func (l *loop) keepInput(c *epConn, rest []byte) bool {
 // consume dispatches buf (the loop's read buffer or c.in), keeps what is
 // left in c.in and writes the answers.
 func (l *loop) consume(c *epConn, buf []byte) {
+	l.cb.enter(cbMessage, c.id)
 	used, _ := c.dispatch(buf) // held-back packets stay in c.in for resume
+	l.cb.leave()
 	if c.has(fClosing | fSockClosed) {
 		l.dropInput(c)
 	} else {
@@ -346,7 +348,9 @@ func (l *loop) finish(c *epConn) {
 		l.schedule(c, pendClose)
 		return
 	}
+	l.cb.enter(cbClose, c.id)
 	c.closed()
+	l.cb.leave()
 }
 
 // closed runs OnClose and retires c from the server.
@@ -395,7 +399,9 @@ func (c *epConn) drained() {
 		c.l.schedule(c, pendDrain)
 		return
 	}
+	c.l.cb.enter(cbDrain, c.id)
 	c.callback(c.s.cfg.Handler.OnBufferDrain)
+	c.l.cb.leave()
 }
 
 func (c *epConn) localAddr() net.Addr { return c.ln.addr }

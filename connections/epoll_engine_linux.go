@@ -30,6 +30,7 @@ type epollEngine struct {
 	loopWG sync.WaitGroup // loop goroutines
 	poolWG sync.WaitGroup // callback pool goroutines and the watchdog
 
+	wd           *watchdog // under s.mu; set once
 	watchStop    chan struct{}
 	watchStopped bool // under s.mu
 }
@@ -124,19 +125,20 @@ func (e *epollEngine) startLoops() error {
 		if s.cfg.CallbackGoroutines > 0 {
 			e.pool = newTaskPool(s.cfg.CallbackGoroutines, &e.poolWG)
 		}
+		wd := &watchdog{log: s.log, after: s.stallAfter, idBase: s.cfg.IDBase, loops: make([]*cbMark, len(loops))}
+		for i, l := range loops {
+			l.pool = e.pool
+			wd.loops[i] = &l.cb
+		}
+		e.wd = wd
 		e.watchStop = make(chan struct{})
 		e.loopWG.Add(len(loops))
 		e.poolWG.Add(1)
 		s.mu.Unlock()
-		ws := make([]watched, len(loops))
-		for i, l := range loops {
-			l.pool = e.pool
-			ws[i] = l
-		}
 		for _, l := range loops {
 			go l.run()
 		}
-		go watchdog(s.log, s.stallAfter, ws, e.watchStop, &e.poolWG)
+		go wd.run(e.watchStop, &e.poolWG)
 	})
 	return e.err
 }

@@ -25,8 +25,9 @@ const loopReadBuf = 64 << 10 // a loop's shared read buffer
 
 // loop is one event loop: a poller served by one goroutine (run), which
 // owns the connections registered with it. e, s, sys and pool are set
-// before run starts; ctr and iter are atomics; the other fields are
-// loop-owned unless their comment names a lock.
+// before run starts; ctr is atomics, cb is written by the loop and read
+// by the watchdog; the other fields are loop-owned unless their comment
+// names a lock.
 type loop struct {
 	e     *epollEngine
 	s     *Server
@@ -35,10 +36,10 @@ type loop struct {
 	p     poller
 	rbuf  []byte
 	ctr   counters
-	iter  atomic.Uint64 // loop iterations, for the watchdog
-	busy  atomic.Int64  // nanoseconds spent handling events (not waiting), for Stats.LoopBusy
-	n     int           // open connections
-	busyN int           // connections with a pool task
+	cb    cbMark       // the user callback running on the loop, for the watchdog
+	busy  atomic.Int64 // nanoseconds spent handling events (not waiting), for Stats.LoopBusy
+	n     int          // open connections
+	busyN int          // connections with a pool task
 
 	// tmu guards conns and lns for other goroutines (listings, Close,
 	// listener changes) and dead; the loop itself reads conns without it.
@@ -87,7 +88,6 @@ func (l *loop) run() {
 	for {
 		l.p.sleep()
 		n, errno := l.p.wait(!l.hasWork())
-		l.iter.Add(1)
 		t0 := s.clock()
 		if errno != 0 && errno != unix.EINTR {
 			s.log.Error().Err(errno).Msg("epoll_wait failed, event loop stopped")
@@ -276,8 +276,3 @@ func (l *loop) appendConns(dst []Connection) []Connection {
 	l.tmu.Unlock()
 	return dst
 }
-
-// iterations and waiting are what the watchdog looks at. Safe for
-// concurrent use.
-func (l *loop) iterations() uint64 { return l.iter.Load() }
-func (l *loop) waiting() bool      { return !l.p.awake.Load() }

@@ -1,0 +1,323 @@
+//go:build linux
+
+package connections
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/goes-project/goes/internal/testkit"
+	"github.com/goes-project/goes/protocols/text"
+)
+
+const blockedMsg = "event loop blocked by a callback; its other connections wait (see Config.CallbackGoroutines)"
+
+// watchdogWarning is a warning of the watchdog as logged.
+type watchdogWarning struct {
+	Loop       int     `json:"loop"`
+	Callback   string  `json:"callback"`
+	Conn       uint64  `json:"conn"`
+	BlockedFor float64 `json:"blocked_for"` // milliseconds
+}
+
+// watchdogWarnings returns the watchdog's warnings in logs.
+func watchdogWarnings(t testing.TB, logs *syncBuffer) []watchdogWarning {
+	t.Helper()
+	var ws []watchdogWarning
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if !strings.Contains(line, blockedMsg) {
+			continue
+		}
+		var w watchdogWarning
+		if err := json.Unmarshal([]byte(line), &w); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		ws = append(ws, w)
+	}
+	return ws
+}
+
+// watchServer starts s on a loopback listener and returns its address and
+// the engine; s is closed at the end of the test.
+func watchServer(t *testing.T, s *Server) (string, *epollEngine) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() { s.Close(); <-done })
+	var e *epollEngine
+	for _, en := range s.engines {
+		if ee, ok := en.(*epollEngine); ok {
+			e = ee
+		}
+	}
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "the watchdog", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return e.wd != nil
+	})
+	return ln.Addr().String(), e
+}
+
+// waitRounds waits until the watchdog of e has sampled the loops n more
+// times.
+func waitRounds(t *testing.T, e *epollEngine, n uint64) {
+	t.Helper()
+	s := e.s
+	s.mu.Lock()
+	wd := e.wd
+	s.mu.Unlock()
+	end := wd.rounds.Load() + n
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, fmt.Sprintf("%d watchdog rounds", n), func() bool {
+		return wd.rounds.Load() >= end
+	})
+}
+
+// TestWatchdogNamesBlockingCallback: a callback that blocks its loop for
+// longer than the threshold is reported with the loop, the callback, the
+// connection and how long it has blocked; the loop's other connections
+// are served again once it returns.
+func TestWatchdogNamesBlockingCallback(t *testing.T) {
+	const after = 20 * time.Millisecond
+	cases := []struct {
+		name string
+		// block makes h block in the callback under test until release is
+		// closed, or sleep.
+		block func(h *Handler, release <-chan struct{})
+		// provoke makes the connection run the callback.
+		provoke func(t *testing.T, c net.Conn)
+		cb      string
+	}{
+		{name: "OnMessage sleeps", cb: "OnMessage",
+			block: func(h *Handler, _ <-chan struct{}) {
+				h.OnMessage = func(c Connection, d []byte) {
+					if string(d) == "sleep" {
+						time.Sleep(20 * after) // the blocking under test
+					}
+					c.SendBytes(d, false)
+				}
+			},
+			provoke: func(t *testing.T, c net.Conn) { io.WriteString(c, "sleep\n") }},
+		{name: "OnMessage waits", cb: "OnMessage",
+			block: func(h *Handler, release <-chan struct{}) {
+				h.OnMessage = func(c Connection, d []byte) {
+					if string(d) == "wait" {
+						<-release
+					}
+					c.SendBytes(d, false)
+				}
+			},
+			provoke: func(t *testing.T, c net.Conn) { io.WriteString(c, "wait\n") }},
+		{name: "OnConnect", cb: "OnConnect",
+			block: func(h *Handler, release <-chan struct{}) {
+				first := true
+				h.OnConnect = func(Connection) {
+					if first {
+						first = false
+						<-release
+					}
+				}
+			},
+			provoke: func(*testing.T, net.Conn) {}},
+		{name: "OnBufferDrain", cb: "OnBufferDrain",
+			block: func(h *Handler, release <-chan struct{}) {
+				h.OnMessage = func(c Connection, d []byte) {
+					if string(d) != "fill" {
+						c.SendBytes(d, false)
+						return
+					}
+					chunk := testkit.Pattern(16 << 10)
+					for c.SendBytes(chunk, false) == nil {
+					}
+				}
+				first := true
+				h.OnBufferDrain = func(Connection) {
+					if first {
+						first = false
+						<-release
+					}
+				}
+			},
+			provoke: func(t *testing.T, c net.Conn) {
+				io.WriteString(c, "fill\n")
+				go io.Copy(io.Discard, c) // drains the send buffer
+			}},
+		{name: "OnClose", cb: "OnClose",
+			block: func(h *Handler, release <-chan struct{}) {
+				first := true
+				h.OnClose = func(Connection) {
+					if first {
+						first = false
+						<-release
+					}
+				}
+			},
+			provoke: func(t *testing.T, c net.Conn) { c.(*net.TCPConn).CloseWrite() }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &syncBuffer{}
+			release := make(chan struct{})
+			var releaseOnce sync.Once
+			free := func() { releaseOnce.Do(func() { close(release) }) }
+			t.Cleanup(free)
+			h := Handler{OnMessage: func(c Connection, d []byte) { c.SendBytes(d, false) }}
+			tc.block(&h, release)
+			const route = 7 << 32 // a worker's route, as goes sets it
+			s := NewServer(Config{
+				Engine: EngineEpoll, Loops: 1, IDBase: route, MaxSendBufferSize: 64 << 10,
+				Protocol: text.New(), Logger: zerolog.New(logs), Handler: h,
+			})
+			s.stallAfter = after
+			addr, _ := watchServer(t, s)
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(testkit.Wait))
+			tc.provoke(t, c)
+			var w watchdogWarning
+			testkit.Eventually(t, testkit.Wait, testkit.Poll, "the warning", func() error {
+				ws := watchdogWarnings(t, logs)
+				if len(ws) == 0 {
+					return fmt.Errorf("no warning; log:\n%s", logs.String())
+				}
+				w = ws[0]
+				return nil
+			})
+			free()
+			if w.Loop != 0 || w.Callback != tc.cb || w.Conn != route|1 || w.BlockedFor < float64(after/time.Millisecond) {
+				t.Fatalf("warning %+v, want loop 0, callback %s, conn %d, blocked_for >= %v", w, tc.cb, route|1, after)
+			}
+			// The loop serves again: another connection is answered.
+			c2, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c2.Close()
+			c2.SetDeadline(time.Now().Add(testkit.Wait))
+			io.WriteString(c2, "again\n")
+			if l, err := bufio.NewReader(c2).ReadString('\n'); err != nil || l != "again\n" {
+				t.Fatalf("got %q, %v", l, err)
+			}
+		})
+	}
+}
+
+// TestWatchdogQuietWhileDraining: a draining server whose only connection
+// is idle logs no warning while the connection stays open, though the
+// loops without connections have ended (the watchdog used to take such a
+// loop for one stuck in a callback) and the one with it waits for events.
+func TestWatchdogQuietWhileDraining(t *testing.T) {
+	logs := &syncBuffer{}
+	s := NewServer(Config{
+		Engine: EngineEpoll, Loops: 3, Protocol: text.New(), Logger: zerolog.New(logs),
+		Handler: Handler{OnMessage: func(c Connection, d []byte) { c.SendBytes(d, false) }},
+	})
+	s.stallAfter = 10 * time.Millisecond
+	addr, e := watchServer(t, s)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(testkit.Wait))
+	r := bufio.NewReader(c)
+	io.WriteString(c, "before\n")
+	if l, err := r.ReadString('\n'); err != nil || l != "before\n" {
+		t.Fatalf("got %q, %v", l, err)
+	}
+	s.Drain()
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "the idle loops to end", func() bool {
+		ended := 0
+		for _, l := range e.loopList() {
+			l.tmu.Lock()
+			if l.dead {
+				ended++
+			}
+			l.tmu.Unlock()
+		}
+		return ended == 2
+	})
+	waitRounds(t, e, 40) // ten thresholds
+	if ws := watchdogWarnings(t, logs); len(ws) > 0 {
+		t.Fatalf("warnings while draining: %+v", ws)
+	}
+	io.WriteString(c, "during\n")
+	if l, err := r.ReadString('\n'); err != nil || l != "during\n" {
+		t.Fatalf("got %q, %v", l, err)
+	}
+	c.Close()
+	select {
+	case <-s.Done():
+	case <-time.After(testkit.Wait):
+		t.Fatal("the drain did not end")
+	}
+}
+
+// TestWatchdogQuietDuringFanOut: a loop that spends far longer than the
+// threshold in one pass writing frames that another goroutine queued for
+// its many connections (a group broadcast) runs no callback and is not
+// reported.
+func TestWatchdogQuietDuringFanOut(t *testing.T) {
+	const (
+		conns  = 500
+		frame  = 16 << 10
+		rounds = 4
+	)
+	logs := &syncBuffer{}
+	s := NewServer(Config{Engine: EngineEpoll, Loops: 1, Logger: zerolog.New(logs)})
+	s.stallAfter = 2 * time.Millisecond
+	addr, e := watchServer(t, s)
+	var received sync.WaitGroup
+	received.Add(conns)
+	errs := make(chan error, conns)
+	for i := 0; i < conns; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(testkit.Wait))
+		go func() {
+			defer received.Done()
+			if _, err := io.ReadFull(c, make([]byte, rounds*frame)); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "the connections", func() bool { return s.Stats().Connections == conns })
+	members := s.all()
+	busy := s.Stats().LoopBusy
+	msg := testkit.Pattern(frame)
+	for range rounds {
+		for _, c := range members {
+			if err := c.SendBytes(msg, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	received.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitRounds(t, e, 2)
+	if ws := watchdogWarnings(t, logs); len(ws) > 0 {
+		t.Fatalf("warnings during fan-out: %+v", ws)
+	}
+	t.Logf("loop busy %v writing %d frames of %d bytes", s.Stats().LoopBusy-busy, conns*rounds, frame)
+}
