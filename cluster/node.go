@@ -84,7 +84,11 @@ type NodeOptions struct {
 	// Heartbeat is the period at which the Node tells the others it lives;
 	// a Node silent for three periods is no longer waited for by presence
 	// queries. Every Node of one prefix must use the same period (default
-	// DefaultHeartbeat).
+	// DefaultHeartbeat). It also paces the Node's NATS pings, two per
+	// period: when its server leaves two unanswered, or does not take a
+	// write within a period, the Node drops the connection and reconnects
+	// (to another server of the cluster when it knows one), so a Node
+	// whose link died without a word is back before the others forget it.
 	Heartbeat time.Duration
 	// QueueSize is the number of received messages that may wait for
 	// delivery to local connections; past it NATS drops messages (a slow
@@ -96,9 +100,10 @@ type NodeOptions struct {
 	ReconnectWait, MaxReconnectWait time.Duration
 	// DrainTimeout bounds Close's drain (default DefaultDrainTimeout).
 	DrainTimeout time.Duration
-	// NATSOptions are extra nats.go options (credentials, TLS, ...). The
-	// Node's own name, reconnect and handler options are applied after
-	// them and win.
+	// NATSOptions are extra nats.go options (credentials, TLS, ...). They
+	// may change the ping and write timeouts (see Heartbeat); the Node's
+	// own name, reconnect and handler options are applied after them and
+	// win.
 	NATSOptions []nats.Option
 	// Logger receives the Node's lifecycle events.
 	Logger zerolog.Logger
@@ -258,7 +263,21 @@ func NewNode(o NodeOptions) (*Node, error) {
 		routes:       make(map[uint32]string),
 	}
 
-	opts := append([]nats.Option(nil), o.NATSOptions...)
+	// A server that hangs, or a link that drops everything, closes
+	// nothing: only pings and write deadlines tell. NATS's defaults (a
+	// ping every two minutes, writes that may block for one) would leave
+	// the Node there, losing every message and blocking its callers'
+	// Send*, for minutes. NATSOptions may change these.
+	// The Node pings twice per Heartbeat, so that it gives a dead link up
+	// (within 1.5 Heartbeat) and rejoins before the others forget it
+	// (after 3).
+	opts := []nats.Option{
+		nats.PingInterval(o.Heartbeat / 2),
+		nats.MaxPingsOutstanding(2),
+		nats.FlusherTimeout(o.Heartbeat),
+		nats.ReconnectOnFlusherError(),
+	}
+	opts = append(opts, o.NATSOptions...)
 	opts = append(opts,
 		nats.Name(o.Name),
 		nats.MaxReconnects(-1),

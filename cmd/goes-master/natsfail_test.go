@@ -3,7 +3,9 @@
 package main_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -132,6 +134,152 @@ func waitMesh(t *testing.T, nodes ...*natsNode) {
 		}
 		return nil
 	})
+}
+
+// blackhole forwards TCP connections to a target until freeze; from then
+// on it forwards nothing, in either direction, and closes nothing (a
+// server that hangs, a link that drops every packet): only a timeout on
+// the client's side notices.
+type blackhole struct {
+	ln     net.Listener
+	target string
+	frozen chan struct{}
+	closed chan struct{}
+	once   sync.Once
+	mu     sync.Mutex
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+func startBlackhole(t *testing.T, target string) *blackhole {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &blackhole{ln: ln, target: target, frozen: make(chan struct{}), closed: make(chan struct{})}
+	b.wg.Add(1)
+	go b.accept()
+	t.Cleanup(b.close)
+	return b
+}
+
+func (b *blackhole) addr() string { return b.ln.Addr().String() }
+
+func (b *blackhole) freeze() { b.once.Do(func() { close(b.frozen) }) }
+
+func (b *blackhole) close() {
+	b.freeze()
+	b.ln.Close()
+	b.mu.Lock()
+	select {
+	case <-b.closed:
+	default:
+		close(b.closed)
+	}
+	for _, c := range b.conns {
+		c.Close()
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+func (b *blackhole) accept() {
+	defer b.wg.Done()
+	for {
+		c, err := b.ln.Accept()
+		if err != nil {
+			return
+		}
+		d, err := net.Dial("tcp", b.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		b.mu.Lock()
+		select {
+		case <-b.closed:
+			c.Close()
+			d.Close()
+		default:
+			b.conns = append(b.conns, c, d)
+			b.wg.Add(2)
+			go b.pipe(c, d)
+			go b.pipe(d, c)
+		}
+		b.mu.Unlock()
+	}
+}
+
+// pipe copies src to dst until src ends (then closes both) or the
+// blackhole freezes (then it holds what it read and waits for close).
+func (b *blackhole) pipe(dst, src net.Conn) {
+	defer b.wg.Done()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		select {
+		case <-b.frozen:
+			<-b.closed
+			return
+		default:
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				err = werr
+			}
+		}
+		if err != nil {
+			src.Close()
+			dst.Close()
+			return
+		}
+	}
+}
+
+// reconnects reads master s's log for its workers' NATS disconnections
+// and connections since a moment, one line per worker; it fails until
+// every worker of st has connected again.
+func reconnects(s *setup, st ipc.Status, since time.Time) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join(s.runDir, "goes.log"))
+	if err != nil {
+		return nil, err
+	}
+	events := map[int][]string{}
+	connected := map[int]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		var e struct {
+			Message string `json:"message"`
+			PID     int    `json:"pid"`
+			Time    string `json:"time"`
+			Server  string `json:"server"`
+			Error   string `json:"error"`
+		}
+		if json.Unmarshal([]byte(line), &e) != nil || (e.Message != "nats disconnected" && e.Message != "nats connected") {
+			continue
+		}
+		tm, err := time.Parse(time.RFC3339Nano, e.Time)
+		if err != nil || tm.Before(since) {
+			continue
+		}
+		ev := fmt.Sprintf("%s at +%s", strings.TrimPrefix(e.Message, "nats "), tm.Sub(since).Round(time.Millisecond))
+		if e.Server != "" {
+			ev += " to " + e.Server
+		}
+		if e.Error != "" {
+			ev += fmt.Sprintf(" (%s)", e.Error)
+		}
+		events[e.PID] = append(events[e.PID], ev)
+		connected[e.PID] = connected[e.PID] || e.Message == "nats connected"
+	}
+	var out []string
+	for _, w := range st.Workers {
+		if !connected[w.PID] {
+			return nil, fmt.Errorf("worker pid %d: not connected again (%v)", w.PID, events[w.PID])
+		}
+		out = append(out, fmt.Sprintf("worker pid %d: %s", w.PID, strings.Join(events[w.PID], ", ")))
+	}
+	return out, nil
 }
 
 // newNATSFailMaster is a goes-master with one chat listener of count
@@ -352,13 +500,37 @@ func (q *presenceProbe) record(cmd, got, want string) {
 // Nodes are back reaches every member exactly once, and presence answers
 // are right throughout (or ErrPartial while a Node cannot answer).
 // What was lost and for how long is logged.
+//
+// In "freeze", master A reaches its server through a proxy that stops
+// forwarding without closing anything (a server that hangs, a link that
+// black-holes): A's Nodes find out by NATS pings and move to another
+// server.
 func TestClusterNATSNodeFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		freeze bool
+		within time.Duration // delivery complete again for messages sent this long after the failure
+	}{
+		{name: "kill", within: 5 * time.Second},
+		{name: "freeze", freeze: true, within: 6 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) { natsFailure(t, tc.freeze, tc.within) })
+	}
+}
+
+func natsFailure(t *testing.T, freeze bool, within time.Duration) {
 	n0 := startNATSNode(t, "n0")
 	n1 := startNATSNode(t, "n1", n0.routeURL())
 	n2 := startNATSNode(t, "n2", n0.routeURL(), n1.routeURL())
 	waitMesh(t, n0, n1, n2)
 
-	ma := newNATSFailMaster(t, "a", 2, n1.url())
+	urlA := n1.url()
+	var px *blackhole
+	if freeze {
+		px = startBlackhole(t, n1.ns.Addr().String())
+		urlA = "nats://" + natsFailToken + "@" + px.addr()
+	}
+	ma := newNATSFailMaster(t, "a", 2, urlA)
 	mb := newNATSFailMaster(t, "b", 1, n2.url()+","+n0.url())
 	sta, stb := ma.start(), mb.start()
 	addrA, addrB := listenAddrs(t, sta)["a"], listenAddrs(t, stb)["b"]
@@ -479,38 +651,32 @@ func TestClusterNATSNodeFailure(t *testing.T) {
 			return nil
 		})
 	}
-	flowing("fan-out running", time.Now(), 10*time.Second)
+	flowing("fan-out running for a second", time.Now().Add(time.Second), 10*time.Second)
 
-	// The server neither master uses dies, and comes back (new ports,
-	// routed to the two others).
-	kill1 := time.Now()
-	other.kill()
-	flowing("fan-out a second after the unused server died", time.Now().Add(time.Second), 10*time.Second)
-	restart1 := time.Now()
-	back := startNATSNode(t, other.name+"-again", n1.routeURL(), onB.routeURL())
-	waitMesh(t, n1, onB, back)
-	flowing("fan-out a second after the server came back", time.Now().Add(time.Second), 10*time.Second)
-
-	// The server master A uses dies.
-	kill2 := time.Now()
-	n1.kill()
-	flowing("fan-out after A's server died", kill2, 15*time.Second)
-	var aNow string
-	testkit.Eventually(t, 10*time.Second, testkit.Poll, "A's nodes on another server", func() error {
-		aNow = ""
-		for _, n := range []*natsNode{onB, back} {
-			c := 0
-			for _, w := range sta.Workers {
-				c += n.clients(w.PID)
-			}
-			if c > 0 {
-				aNow += fmt.Sprintf("%s:%d ", n.name, c)
-			}
-		}
-		if aNow == "" {
-			return fmt.Errorf("A's nodes on no server")
-		}
-		return nil
+	var kill1, restart1, fail time.Time
+	if !freeze {
+		// The server neither master uses dies, and comes back (new
+		// ports, routed to the two others).
+		kill1 = time.Now()
+		other.kill()
+		flowing("fan-out a second after the unused server died", time.Now().Add(time.Second), 10*time.Second)
+		restart1 = time.Now()
+		back := startNATSNode(t, other.name+"-again", n1.routeURL(), onB.routeURL())
+		waitMesh(t, n1, onB, back)
+		flowing("fan-out a second after the server came back", time.Now().Add(time.Second), 10*time.Second)
+		// The server master A uses dies.
+		fail = time.Now()
+		n1.kill()
+	} else {
+		fail = time.Now()
+		px.freeze()
+	}
+	flowing("fan-out after A's server failed", fail, within+10*time.Second)
+	var moves []string
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "A's nodes connected again", func() error {
+		var err error
+		moves, err = reconnects(ma, sta, fail)
+		return err
 	})
 	// A second of traffic once delivery is back, then the last message
 	// of each publisher must reach every member.
@@ -547,9 +713,15 @@ func TestClusterNATSNodeFailure(t *testing.T) {
 
 	// What happened, message by message. Times are relative to the death
 	// of A's server, by the publishers' clocks (when they wrote).
-	rel := func(tm time.Time) string { return tm.Sub(kill2).Round(time.Millisecond).String() }
-	t.Logf("unused server %s killed at %s, back at %s; A's server %s killed at 0 (%s); A's nodes then on %s",
-		other.name, rel(kill1), rel(restart1), n1.name, kill2.Format("15:04:05.000"), aNow)
+	rel := func(tm time.Time) string { return tm.Sub(fail).Round(time.Millisecond).String() }
+	if !freeze {
+		t.Logf("unused server %s killed at %s, back at %s; A's server %s killed at 0 (%s)", other.name, rel(kill1), rel(restart1), n1.name, fail.Format("15:04:05.000"))
+	} else {
+		t.Logf("A's link to %s black-holed at 0 (%s)", n1.name, fail.Format("15:04:05.000"))
+	}
+	for _, m := range moves {
+		t.Logf("A's %s", m)
+	}
 	var errs []string
 	for i, p := range pubs {
 		nerr := 0
@@ -583,7 +755,7 @@ func TestClusterNATSNodeFailure(t *testing.T) {
 			t.Logf("%s lost %d of %s's %d messages: %d..%d, sent at %s..%s", r.name, len(lost), p.name, lastSeq[i]+1,
 				first, last, rel(p.sentAt[first]), rel(p.sentAt[last]))
 			for _, seq := range lost {
-				if s := p.sentAt[seq]; s.Before(kill2.Add(-time.Second)) || s.After(kill2.Add(5*time.Second)) {
+				if s := p.sentAt[seq]; s.Before(fail.Add(-time.Second)) || s.After(fail.Add(within)) {
 					errs = append(errs, fmt.Sprintf("%s lost %s %d, sent at %s: outside the failure", r.name, p.name, seq, rel(s)))
 				}
 			}
@@ -593,7 +765,7 @@ func TestClusterNATSNodeFailure(t *testing.T) {
 		slowSeq := -1
 		for seq := 0; seq <= lastSeq[i]; seq++ {
 			s := p.sentAt[seq]
-			if s.Before(kill2.Add(-time.Second)) || s.After(kill2.Add(5*time.Second)) {
+			if s.Before(fail.Add(-time.Second)) || s.After(fail.Add(within)) {
 				continue
 			}
 			for _, r := range recvs {
