@@ -64,6 +64,9 @@ const (
 	DefaultDrainTimeout     = 5 * time.Second
 )
 
+// minPingInterval bounds how often a Node pings its NATS server.
+const minPingInterval = 500 * time.Millisecond
+
 // NodeOptions configure a Node. URL is required; every other field's zero
 // value works.
 type NodeOptions struct {
@@ -85,10 +88,11 @@ type NodeOptions struct {
 	// a Node silent for three periods is no longer waited for by presence
 	// queries. Every Node of one prefix must use the same period (default
 	// DefaultHeartbeat). It also paces the Node's NATS pings, two per
-	// period: when its server leaves two unanswered, or does not take a
-	// write within a period, the Node drops the connection and reconnects
-	// (to another server of the cluster when it knows one), so a Node
-	// whose link died without a word is back before the others forget it.
+	// period (at most one per 500 ms): when its server leaves two
+	// unanswered, or does not take a write within a period, the Node drops
+	// the connection and reconnects (to another server of the cluster when
+	// it knows one), so a Node whose link died without a word is back
+	// before the others forget it.
 	Heartbeat time.Duration
 	// QueueSize is the number of received messages that may wait for
 	// delivery to local connections; past it NATS drops messages (a slow
@@ -270,11 +274,13 @@ func NewNode(o NodeOptions) (*Node, error) {
 	// Send*, for minutes. NATSOptions may change these.
 	// The Node pings twice per Heartbeat, so that it gives a dead link up
 	// (within 1.5 Heartbeat) and rejoins before the others forget it
-	// (after 3).
+	// (after 3); not more often than minPingInterval, so that a Heartbeat
+	// made short for a test does not turn a pause into a reconnection.
+	ping := max(o.Heartbeat/2, minPingInterval)
 	opts := []nats.Option{
-		nats.PingInterval(o.Heartbeat / 2),
+		nats.PingInterval(ping),
 		nats.MaxPingsOutstanding(2),
-		nats.FlusherTimeout(o.Heartbeat),
+		nats.FlusherTimeout(2 * ping),
 		nats.ReconnectOnFlusherError(),
 	}
 	opts = append(opts, o.NATSOptions...)

@@ -5,7 +5,6 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -134,107 +133,6 @@ func waitMesh(t *testing.T, nodes ...*natsNode) {
 		}
 		return nil
 	})
-}
-
-// blackhole forwards TCP connections to a target until freeze; from then
-// on it forwards nothing, in either direction, and closes nothing (a
-// server that hangs, a link that drops every packet): only a timeout on
-// the client's side notices.
-type blackhole struct {
-	ln     net.Listener
-	target string
-	frozen chan struct{}
-	closed chan struct{}
-	once   sync.Once
-	mu     sync.Mutex
-	conns  []net.Conn
-	wg     sync.WaitGroup
-}
-
-func startBlackhole(t *testing.T, target string) *blackhole {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &blackhole{ln: ln, target: target, frozen: make(chan struct{}), closed: make(chan struct{})}
-	b.wg.Add(1)
-	go b.accept()
-	t.Cleanup(b.close)
-	return b
-}
-
-func (b *blackhole) addr() string { return b.ln.Addr().String() }
-
-func (b *blackhole) freeze() { b.once.Do(func() { close(b.frozen) }) }
-
-func (b *blackhole) close() {
-	b.freeze()
-	b.ln.Close()
-	b.mu.Lock()
-	select {
-	case <-b.closed:
-	default:
-		close(b.closed)
-	}
-	for _, c := range b.conns {
-		c.Close()
-	}
-	b.mu.Unlock()
-	b.wg.Wait()
-}
-
-func (b *blackhole) accept() {
-	defer b.wg.Done()
-	for {
-		c, err := b.ln.Accept()
-		if err != nil {
-			return
-		}
-		d, err := net.Dial("tcp", b.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		b.mu.Lock()
-		select {
-		case <-b.closed:
-			c.Close()
-			d.Close()
-		default:
-			b.conns = append(b.conns, c, d)
-			b.wg.Add(2)
-			go b.pipe(c, d)
-			go b.pipe(d, c)
-		}
-		b.mu.Unlock()
-	}
-}
-
-// pipe copies src to dst until src ends (then closes both) or the
-// blackhole freezes (then it holds what it read and waits for close).
-func (b *blackhole) pipe(dst, src net.Conn) {
-	defer b.wg.Done()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		select {
-		case <-b.frozen:
-			<-b.closed
-			return
-		default:
-		}
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				err = werr
-			}
-		}
-		if err != nil {
-			src.Close()
-			dst.Close()
-			return
-		}
-	}
 }
 
 // reconnects reads master s's log for its workers' NATS disconnections
@@ -525,10 +423,10 @@ func natsFailure(t *testing.T, freeze bool, within time.Duration) {
 	waitMesh(t, n0, n1, n2)
 
 	urlA := n1.url()
-	var px *blackhole
+	var px *testkit.Blackhole
 	if freeze {
-		px = startBlackhole(t, n1.ns.Addr().String())
-		urlA = "nats://" + natsFailToken + "@" + px.addr()
+		px = testkit.NewBlackhole(t, n1.ns.Addr().String())
+		urlA = "nats://" + natsFailToken + "@" + px.Addr()
 	}
 	ma := newNATSFailMaster(t, "a", 2, urlA)
 	mb := newNATSFailMaster(t, "b", 1, n2.url()+","+n0.url())
@@ -669,7 +567,7 @@ func natsFailure(t *testing.T, freeze bool, within time.Duration) {
 		n1.kill()
 	} else {
 		fail = time.Now()
-		px.freeze()
+		px.Freeze()
 	}
 	flowing("fan-out after A's server failed", fail, within+10*time.Second)
 	var moves []string
