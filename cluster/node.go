@@ -297,6 +297,9 @@ func NewNode(o NodeOptions) (*Node, error) {
 				n.log.Warn().Err(err).Msg("nats disconnected")
 			}
 		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			n.log.Debug().Err(err).Msg("nats reconnect attempt failed")
+		}),
 		nats.ClosedHandler(func(*nats.Conn) { n.ncCloseOnce.Do(func() { close(n.ncClosed) }) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrSlowConsumer) {

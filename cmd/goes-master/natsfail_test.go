@@ -153,7 +153,7 @@ func reconnects(s *setup, st ipc.Status, since time.Time) ([]string, error) {
 			Server  string `json:"server"`
 			Error   string `json:"error"`
 		}
-		if json.Unmarshal([]byte(line), &e) != nil || (e.Message != "nats disconnected" && e.Message != "nats connected") {
+		if json.Unmarshal([]byte(line), &e) != nil || (e.Message != "nats disconnected" && e.Message != "nats connected" && e.Message != "nats reconnect attempt failed") {
 			continue
 		}
 		tm, err := time.Parse(time.RFC3339Nano, e.Time)
