@@ -256,7 +256,7 @@ func (p *fanPublisher) run(every time.Duration, stop <-chan struct{}, wg *sync.W
 	}()
 }
 
-// sent is the number of messages sent so far and when the seq-th was.
+// sent is the number of messages sent so far.
 func (p *fanPublisher) sent() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -401,8 +401,8 @@ func (q *presenceProbe) record(cmd, got, want string) {
 //
 // In "freeze", master A reaches its server through a proxy that stops
 // forwarding without closing anything (a server that hangs, a link that
-// black-holes): A's Nodes find out by NATS pings and move to another
-// server.
+// black-holes): A's Nodes find out by NATS pings and reconnect, to
+// another server or to the same one without the proxy.
 func TestClusterNATSNodeFailure(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
