@@ -38,6 +38,18 @@
 // persistence. See Node for when messages are lost. Messages are handed to
 // Conn.SendBytes with raw false, so the listener's protocol encodes them.
 //
+// # Failures
+//
+// Given a NATS cluster, a Node whose server fails moves to another one
+// (nats.go learns the cluster's servers from the one it connects to); its
+// subscriptions follow. A server that dies closes its connections: the Node
+// moves at once. One that hangs, or a link that drops everything, is given
+// up when two pings (two per NodeOptions.Heartbeat) stay unanswered or a
+// write takes longer than a Heartbeat. Meanwhile messages to the Node are
+// lost, and so is what it wrote to a hung server; what it sends while it
+// reconnects is buffered by nats.go (up to its reconnect buffer) and sent
+// once it is back.
+//
 // # Presence
 //
 // ConnectionOnline is a NATS request to the connection's Node (NATS

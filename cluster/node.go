@@ -64,6 +64,9 @@ const (
 	DefaultDrainTimeout     = 5 * time.Second
 )
 
+// minPingInterval bounds how often a Node pings its NATS server.
+const minPingInterval = 500 * time.Millisecond
+
 // NodeOptions configure a Node. URL is required; every other field's zero
 // value works.
 type NodeOptions struct {
@@ -84,7 +87,12 @@ type NodeOptions struct {
 	// Heartbeat is the period at which the Node tells the others it lives;
 	// a Node silent for three periods is no longer waited for by presence
 	// queries. Every Node of one prefix must use the same period (default
-	// DefaultHeartbeat).
+	// DefaultHeartbeat). It also paces the Node's NATS pings, two per
+	// period (at most one per 500 ms): when its server leaves two
+	// unanswered, or does not take a write within a period, the Node drops
+	// the connection and reconnects (to another server of the cluster when
+	// it knows one), so a Node whose link died without a word is back
+	// before the others forget it.
 	Heartbeat time.Duration
 	// QueueSize is the number of received messages that may wait for
 	// delivery to local connections; past it NATS drops messages (a slow
@@ -96,9 +104,10 @@ type NodeOptions struct {
 	ReconnectWait, MaxReconnectWait time.Duration
 	// DrainTimeout bounds Close's drain (default DefaultDrainTimeout).
 	DrainTimeout time.Duration
-	// NATSOptions are extra nats.go options (credentials, TLS, ...). The
-	// Node's own name, reconnect and handler options are applied after
-	// them and win.
+	// NATSOptions are extra nats.go options (credentials, TLS, ...). They
+	// may change the ping and write timeouts (see Heartbeat); the Node's
+	// own name, reconnect and handler options are applied after them and
+	// win.
 	NATSOptions []nats.Option
 	// Logger receives the Node's lifecycle events.
 	Logger zerolog.Logger
@@ -265,7 +274,23 @@ func NewNode(o NodeOptions) (*Node, error) {
 		routes:       make(map[uint32]string),
 	}
 
-	opts := append([]nats.Option(nil), o.NATSOptions...)
+	// A server that hangs, or a link that drops everything, closes
+	// nothing: only pings and write deadlines tell. NATS's defaults (a
+	// ping every two minutes, writes that may block for one) would leave
+	// the Node there, losing every message and blocking its callers'
+	// Send*, for minutes. NATSOptions may change these.
+	// The Node pings twice per Heartbeat, so that it gives a dead link up
+	// (within 1.5 Heartbeat) and rejoins before the others forget it
+	// (after 3); not more often than minPingInterval, so that a Heartbeat
+	// made short for a test does not turn a pause into a reconnection.
+	ping := max(o.Heartbeat/2, minPingInterval)
+	opts := []nats.Option{
+		nats.PingInterval(ping),
+		nats.MaxPingsOutstanding(2),
+		nats.FlusherTimeout(2 * ping),
+		nats.ReconnectOnFlusherError(),
+	}
+	opts = append(opts, o.NATSOptions...)
 	opts = append(opts,
 		nats.Name(o.Name),
 		nats.MaxReconnects(-1),
@@ -278,6 +303,9 @@ func NewNode(o NodeOptions) (*Node, error) {
 			if !n.closing.Load() {
 				n.log.Warn().Err(err).Msg("nats disconnected")
 			}
+		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			n.log.Debug().Err(err).Msg("nats reconnect attempt failed")
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { n.ncCloseOnce.Do(func() { close(n.ncClosed) }) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {

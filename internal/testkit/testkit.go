@@ -2,7 +2,8 @@
 // Eventually (poll a condition until a deadline), the connection engines a
 // stream test runs against (Engines, EachEngine), a self-signed certificate
 // for loopback (SelfSigned, CertPEM, WriteCert), a listener of in-memory
-// pipes for servers under testing/synctest (PipeListener), a logger that
+// pipes for servers under testing/synctest (PipeListener), a TCP proxy
+// that can stop forwarding without closing (Blackhole), a logger that
 // writes through the test (Logger), and small things more than one package
 // needs (IsReset, Pattern).
 //
