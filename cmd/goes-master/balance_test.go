@@ -246,4 +246,3 @@ func TestAcceptBalancePeersStopped(t *testing.T) {
 		syscall.Kill(pid, syscall.SIGCONT)
 	}
 }
-
