@@ -150,6 +150,12 @@ type ListenerConfig struct {
 	MaxRequests uint64 `json:"max_requests,omitempty"`
 	MaxMemory   uint64 `json:"max_memory,omitempty"`
 
+	// AcceptMargin balances the connections of this listener's workers
+	// (see Goer.AcceptMargin): a worker above the mean times 1+margin
+	// (plus 16) stops accepting for a moment (default 0.1; negative:
+	// off).
+	AcceptMargin float64 `json:"accept_margin,omitempty"`
+
 	// Read and send timeouts, on by default (see the Goer fields of the
 	// same names): absent or "0s" keeps the default, "off" (or a negative
 	// duration, or -1 for the rate) turns the rule off.

@@ -192,6 +192,16 @@ type Goer struct {
 	MaxRequests uint64
 	MaxMemory   uint64
 
+	// AcceptMargin balances the connections of a stream listener's
+	// workers, which share one accept queue: a worker takes new
+	// connections only while it holds at most the workers' mean times
+	// 1+AcceptMargin (plus 16); above that it stops accepting for 10 ms
+	// and leaves the queue to the others (see connections.Config
+	// .AcceptShare). Default 0: connections.DefaultAcceptMargin (0.1); a
+	// negative value turns balancing off. It applies with Count > 1 under
+	// RunAll. Config file: "accept_margin".
+	AcceptMargin float64
+
 	// OnWorkerStart runs in each worker before it accepts.
 	OnWorkerStart func(g *Goer)
 	// OnConnect runs when a stream connection is accepted, on its event
@@ -384,6 +394,7 @@ func (g *Goer) connConfig() connections.Config {
 		BodyMinRate:      g.BodyMinRate,
 		KeepAliveTimeout: g.KeepAliveTimeout,
 		SendTimeout:      g.SendTimeout,
+		AcceptMargin:     g.AcceptMargin,
 		Handler: connections.Handler{
 			OnConnect:     onConnect,
 			OnMessage:     g.OnMessage,

@@ -188,6 +188,9 @@ func (g *Goer) apply(lc ListenerConfig) error {
 	if lc.MaxMemory > 0 {
 		g.MaxMemory = lc.MaxMemory
 	}
+	if lc.AcceptMargin != 0 {
+		g.AcceptMargin = lc.AcceptMargin
+	}
 	// Read and send timeouts: a value set (negative: off) overrides.
 	if lc.HeaderTimeout != 0 {
 		g.HeaderTimeout = time.Duration(lc.HeaderTimeout)

@@ -367,6 +367,19 @@ func (r *Runner) runWorker() error {
 	cc := g.connConfig()
 	cc.Logger = log
 	cc.IDBase = uint64(route) << 32
+	if wenv.AcceptShare {
+		// Without it (an error) the worker accepts without balancing.
+		if f := os.NewFile(procenv.AcceptShareFD, "accept-share"); f != nil {
+			sh, err := connections.OpenAcceptShare(f)
+			if err != nil {
+				log.Warn().Err(err).Msg("accept balancing off")
+			} else {
+				// Mapped until the process exits: a wheel timer of a
+				// paused loop may still look at it after Run returns.
+				cc.AcceptShare, cc.AcceptSlot = sh, wenv.AcceptSlot
+			}
+		}
+	}
 	g.idBase, g.log = cc.IDBase, log
 	logFile := wenv.LogFile
 	return worker.Run(context.Background(), worker.Options{

@@ -37,6 +37,9 @@ type epListener struct {
 type loopListener struct {
 	el      *epListener
 	backoff time.Duration // the last back-off; 0 after a successful accept
+	// graceUntil (Server.clock) is when a loop that found nobody of its
+	// AcceptShare accepting during its pause checks its share again.
+	graceUntil int64
 }
 
 // Close stops every loop accepting from the listener and closes it. It
@@ -111,6 +114,7 @@ func (l *loop) accept(fd int32) {
 	}
 	el := ll.el
 	s := l.s
+	b := s.bal
 	for i := 0; i < acceptBatch; i++ {
 		// The read lock is held from accept4 until the connection is
 		// counted, so that once Close has taken the write lock every
@@ -118,6 +122,11 @@ func (l *loop) accept(fd int32) {
 		el.mu.RLock()
 		if el.closed {
 			el.mu.RUnlock()
+			return
+		}
+		if b != nil && !b.admit(s.open.Load()) && s.clock() >= ll.graceUntil {
+			el.mu.RUnlock()
+			l.pause(ll)
 			return
 		}
 		nfd, rsa, errno := l.sys.accept(el.fd)
@@ -148,6 +157,9 @@ func (l *loop) accept(fd int32) {
 		if !ok {
 			l.sys.close(int(nfd))
 			continue
+		}
+		if b != nil {
+			b.accepted(s.open.Load())
 		}
 		c.startTimers()
 		s.log.Debug().Uint64("conn", c.id).Stringer("remote", c.remoteAddr()).Msg("connection accepted")
@@ -184,6 +196,46 @@ func (l *loop) backOff(ll *loopListener, errno unix.Errno) {
 			l.tmu.Lock()
 			if cur := l.lns[int32(el.fd)]; cur == ll && !l.dead {
 				l.p.add(int32(el.fd), unix.EPOLLIN|unix.EPOLLEXCLUSIVE, tagListener)
+			}
+			l.tmu.Unlock()
+		})
+	})
+}
+
+// pause stops this loop accepting from ll while the server holds more
+// than its share of the listener's connections (Config.AcceptShare): the
+// listener leaves the loop's epoll set, so the kernel wakes the loops of
+// other processes for the connections in the shared accept queue. Every
+// acceptPause the loop looks again, on the server's wheel: it comes back
+// when it is within its share, or at once, for acceptGrace whatever its
+// share, when no process of the share accepted anything meanwhile (then
+// nobody else serves the queue, or nothing arrives). Runs on the loop.
+func (l *loop) pause(ll *loopListener) {
+	el, s, b := ll.el, l.s, l.s.bal
+	fd := int32(el.fd)
+	l.tmu.Lock()
+	if !l.dead {
+		l.p.del(fd)
+	}
+	l.tmu.Unlock()
+	since := b.progress() // loop-owned, like ll
+	t := new(timer.Timer)
+	s.wheel.Schedule(t, acceptPause, func() {
+		l.postFunc(func() {
+			if el.isClosed() {
+				return
+			}
+			switch p := b.progress(); {
+			case p == since:
+				ll.graceUntil = s.clock() + int64(acceptGrace)
+			case !b.admit(s.open.Load()):
+				since = p
+				t.Reset(acceptPause)
+				return
+			}
+			l.tmu.Lock()
+			if cur := l.lns[fd]; cur == ll && !l.dead {
+				l.p.add(fd, unix.EPOLLIN|unix.EPOLLEXCLUSIVE, tagListener)
 			}
 			l.tmu.Unlock()
 		})

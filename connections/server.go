@@ -191,6 +191,29 @@ type Config struct {
 	// the socket's send buffer is free, so a peer that reads only a
 	// little per SendTimeout may look stalled too.)
 	SendTimeout time.Duration
+
+	// AcceptShare, when set, balances the connections of the server's
+	// stream listeners with the other processes that accept from the same
+	// listening socket and publish in the same share, each in its own
+	// slot (AcceptSlot, given by whoever made the share). The server takes
+	// new connections only while it holds at most its share: the mean of
+	// the share's accepting processes times 1+AcceptMargin, plus a slack of
+	// 16. Above it, it stops accepting (its event loops take the listener
+	// out of their epoll sets; the standard engine stops calling Accept)
+	// for 10 ms, then looks again; the connections stay in the one accept
+	// queue for the others. A process that finds that nobody accepted
+	// anything during its pause (the others are stopped, hung or gone)
+	// accepts at once, so the queue is never left unserved; the process
+	// with the fewest connections is never above its share. The check
+	// costs a few atomic loads per accept. goes' master makes one share
+	// per stream listener with more than one worker.
+	AcceptShare *AcceptShare
+	// AcceptSlot is the server's slot in AcceptShare.
+	AcceptSlot int
+	// AcceptMargin is how far above the mean, as a fraction of it, a
+	// process of an AcceptShare may go before it stops accepting (default
+	// DefaultAcceptMargin, 0.1); a negative value turns balancing off.
+	AcceptMargin float64
 }
 
 func (c *Config) withDefaults() Config {
@@ -343,6 +366,10 @@ type Server struct {
 	budget   *inputBudget
 	sizer    protocols.PacketSizer
 	overload protocols.OverloadReplier
+
+	// bal balances accepts with the other processes of cfg.AcceptShare
+	// (balance.go); nil without.
+	bal *balancer
 }
 
 // closer is what the server closes on Drain: a listener or a packet conn.
@@ -367,6 +394,7 @@ func NewServer(cfg Config) *Server {
 	s.sizer, _ = cfg.Protocol.(protocols.PacketSizer)
 	s.overload, _ = cfg.Protocol.(protocols.OverloadReplier)
 	s.budget = newInputBudget(s, cfg.MaxInputMemory)
+	s.bal = newBalancer(&cfg)
 	s.std = &stdEngine{s: s, conns: make(map[*stdConn]struct{})}
 	s.engines = append([]engine{s.std}, platformEngines(s)...)
 	if cfg.IdleTimeout > 0 {
@@ -413,6 +441,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	e := s.pickEngine(ln)
 	if e == nil {
 		return fmt.Errorf("connections: engine %q for %T: %w", s.cfg.Engine, ln, ErrEngineUnsupported)
+	}
+	if s.bal != nil && !s.draining.Load() {
+		s.bal.join(s.open.Load())
 	}
 	return e.serve(ln)
 }
@@ -476,6 +507,9 @@ func (s *Server) Drain() {
 	if !s.draining.Load() {
 		s.draining.Store(true)
 		close(s.stopAccept)
+		if s.bal != nil {
+			s.bal.leave()
+		}
 	}
 	ls := make([]closer, 0, len(s.listeners))
 	for l := range s.listeners {

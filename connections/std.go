@@ -105,8 +105,14 @@ func (e *stdEngine) serve(ln net.Listener) error {
 	}
 	defer s.acceptWG.Done()
 	defer s.untrack(ln)
-	var backoff time.Duration
+	var (
+		backoff time.Duration
+		grace   time.Time // waitShare's
+	)
 	for {
+		if s.bal != nil {
+			s.waitShare(s.bal, &grace) // false: draining, Accept fails on the closed listener
+		}
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.draining.Load() || errors.Is(err, net.ErrClosed) {
@@ -128,6 +134,9 @@ func (e *stdEngine) serve(ln net.Listener) error {
 		}
 		backoff = 0
 		s.startStd(nc)
+		if s.bal != nil {
+			s.bal.accepted(s.open.Load())
+		}
 	}
 }
 

@@ -68,6 +68,9 @@ func (m *master) onReady(p *proc) {
 func (m *master) onExit(p *proc, ps *os.ProcessState) {
 	delete(m.procs, p)
 	p.conn.Close()
+	if p.shareSlot >= 0 && p.slot.listener < len(m.sockets) {
+		m.sockets[p.slot.listener].releaseShareSlot(p.shareSlot)
+	}
 	if p.killTimer != nil {
 		p.killTimer.Stop()
 	}

@@ -54,6 +54,9 @@ type proc struct {
 	pid     int
 	route   uint32
 	started time.Time
+	// shareSlot is the process's slot in its listener's accept share
+	// (socket.share); -1: none. The run loop frees it in onExit.
+	shareSlot int
 	// cmd: the run loop kills through cmd.Process; the wait goroutine
 	// owns cmd.Wait and cmd.ProcessState.
 	cmd *exec.Cmd
@@ -182,8 +185,14 @@ func (m *master) spawnProc(s *slot) (*proc, error) {
 		extra = m.o.WorkerEnv(id)
 	}
 	// ExtraFiles[i] is the child's descriptor 3+i.
-	files := make([]*os.File, max(procenv.CtlFD, procenv.SocketFD)-2)
+	files := make([]*os.File, max(procenv.CtlFD, procenv.SocketFD)-2, procenv.AcceptShareFD-2)
 	files[procenv.CtlFD-3], files[procenv.SocketFD-3] = theirs, sockFile
+	shareSlot := sock.takeShareSlot()
+	if shareSlot >= 0 {
+		files = files[:procenv.AcceptShareFD-2]
+		files[procenv.AcceptShareFD-3] = sock.share.File()
+		w.AcceptShare, w.AcceptSlot = true, shareSlot
+	}
 	cmd := &exec.Cmd{
 		Path:       m.o.Exe,
 		Args:       m.o.Args,
@@ -196,6 +205,7 @@ func (m *master) spawnProc(s *slot) (*proc, error) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.o.Credential}
 	}
 	if err := cmd.Start(); err != nil {
+		sock.releaseShareSlot(shareSlot)
 		conn.Close()
 		if outR != nil {
 			outR.Close()
@@ -203,20 +213,24 @@ func (m *master) spawnProc(s *slot) (*proc, error) {
 		return nil, fmt.Errorf("master: start worker %d: %w", s.id, err)
 	}
 	p := &proc{
-		slot:    s,
-		gen:     m.gen,
-		pid:     cmd.Process.Pid,
-		route:   id.Route,
-		cmd:     cmd,
-		conn:    conn,
-		ctl:     ipc.NewConn(conn),
-		started: time.Now(),
-		state:   StateStarting,
-		pending: make(map[uint64]chan ipc.Message),
-		gone:    make(chan struct{}),
-		out:     outR,
+		slot:      s,
+		gen:       m.gen,
+		pid:       cmd.Process.Pid,
+		route:     id.Route,
+		shareSlot: shareSlot,
+		cmd:       cmd,
+		conn:      conn,
+		ctl:       ipc.NewConn(conn),
+		started:   time.Now(),
+		state:     StateStarting,
+		pending:   make(map[uint64]chan ipc.Message),
+		gone:      make(chan struct{}),
+		out:       outR,
 	}
 	m.procs[p] = struct{}{}
+	if shareSlot >= 0 {
+		sock.held[shareSlot] = p.pid
+	}
 	if outR != nil {
 		m.copying.Add(1)
 		go func() {

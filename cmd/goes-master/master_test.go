@@ -33,6 +33,7 @@ const testVersion = "1.2.3-test"
 var bin string
 
 func TestMain(m *testing.M) {
+	runFloodClient() // a flood client process of the balance tests exits here
 	dir, err := os.MkdirTemp("", "goes-master-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

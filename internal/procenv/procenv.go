@@ -6,8 +6,9 @@
 //
 //   - WorkerEnv: master → worker (GOES_ROLE, GOES_WORKER, GOES_CONFIG_JSON,
 //     GOES_LOG_CONSOLE, GOES_LOG_FILE, GOES_LOG_PIPE, GOES_CLUSTER_URL,
-//     GOES_UNSAFE_CLOSE_ON_DRAIN), with the control channel on CtlFD and
-//     the shared socket on SocketFD.
+//     GOES_UNSAFE_CLOSE_ON_DRAIN, GOES_ACCEPT_SLOT), with the control
+//     channel on CtlFD, the shared socket on SocketFD and the accept
+//     share on AcceptShareFD.
 //   - SuccessorEnv: master → the master a reload starts through tableflip
 //     (GOES_GENERATION, GOES_NEXT_ROUTE, GOES_CLUSTER_ROUTE,
 //     GOES_PARENT_CONTROL, GOES_RELOAD_CONFIG, GOES_RELOAD_RUN_DIR,
@@ -39,6 +40,10 @@ const (
 	// SocketFD is a worker's copy of the shared listening (or datagram)
 	// socket.
 	SocketFD = 4
+	// AcceptShareFD is the accept share of a worker's listener
+	// (connections.AcceptShare), when WorkerEnv.AcceptShare says it has
+	// one.
+	AcceptShareFD = 5
 	// DaemonNotifyFD is the pipe on which a daemon reports its start to
 	// the CLI that started it (MasterEnv.NotifyFD names it).
 	DaemonNotifyFD = 3
@@ -66,6 +71,7 @@ const (
 	keyReloadRunDir  = "GOES_RELOAD_RUN_DIR"
 	keyReloads       = "GOES_RELOADS"
 	keyLogPipe       = "GOES_LOG_PIPE"
+	keyAcceptSlot    = "GOES_ACCEPT_SLOT"
 
 	keyDaemon = "GOES_DAEMON"
 	keyNotify = "GOES_DAEMON_NOTIFY"

@@ -33,7 +33,10 @@ func TestWorkerEnvRoundTrip(t *testing.T) {
 			ClusterURL:   "nats://goes:secret@127.0.0.1:4222,nats://127.0.0.1:4223",
 			CloseOnDrain: true,
 			LogPipe:      true,
+			AcceptShare:  true,
+			AcceptSlot:   17,
 		}},
+		{name: "slot zero", w: WorkerEnv{AcceptShare: true}},
 		{name: "largest numbers", w: WorkerEnv{Identity: Identity{ID: 1<<31 - 1, Listener: 1<<31 - 1, Index: 1<<31 - 1, Route: 1<<32 - 1, Generation: 1<<31 - 1}}},
 	}
 	for _, tc := range tests {
@@ -71,6 +74,8 @@ func TestWorkerEnvMalformed(t *testing.T) {
 		{name: "bad drain flag", env: append(good, "GOES_UNSAFE_CLOSE_ON_DRAIN=true"), key: "GOES_UNSAFE_CLOSE_ON_DRAIN"},
 		{name: "bad pipe flag", env: append(good, "GOES_LOG_PIPE=yes"), key: "GOES_LOG_PIPE"},
 		{name: "config not JSON", env: append(good, "GOES_CONFIG_JSON={oops"), key: "GOES_CONFIG_JSON"},
+		{name: "negative slot", env: append(good, "GOES_ACCEPT_SLOT=-1"), key: "GOES_ACCEPT_SLOT"},
+		{name: "slot letters", env: append(good, "GOES_ACCEPT_SLOT=one"), key: "GOES_ACCEPT_SLOT"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -51,7 +51,8 @@ func parseIdentity(s string) (Identity, error) {
 }
 
 // WorkerEnv is what a master tells a worker process through its
-// environment. The worker's descriptors are CtlFD and SocketFD.
+// environment. The worker's descriptors are CtlFD and SocketFD, and
+// AcceptShareFD with AcceptShare.
 type WorkerEnv struct {
 	// Identity is the worker's place among its master's (GOES_WORKER).
 	Identity Identity
@@ -76,6 +77,11 @@ type WorkerEnv struct {
 	// (GOES_UNSAFE_CLOSE_ON_DRAIN): unsafe, the negative control of the
 	// reload tests.
 	CloseOnDrain bool
+	// AcceptShare: the worker has its listener's accept share on
+	// AcceptShareFD, and AcceptSlot is its slot there (GOES_ACCEPT_SLOT,
+	// set only with a share).
+	AcceptShare bool
+	AcceptSlot  int
 }
 
 // IsWorker reports whether getenv is a worker process's environment.
@@ -104,6 +110,9 @@ func (w WorkerEnv) Encode() []string {
 	if w.LogPipe {
 		env = append(env, keyLogPipe+"=1")
 	}
+	if w.AcceptShare {
+		env = append(env, keyAcceptSlot+"="+strconv.Itoa(w.AcceptSlot))
+	}
 	return env
 }
 
@@ -129,6 +138,13 @@ func DecodeWorkerEnv(getenv func(string) string) (WorkerEnv, error) {
 	}
 	if w.LogPipe, err = parseBool(getenv, keyLogPipe); err != nil {
 		return WorkerEnv{}, err
+	}
+	if v := getenv(keyAcceptSlot); v != "" {
+		n, err := strconv.ParseUint(v, 10, 31)
+		if err != nil {
+			return WorkerEnv{}, malformed(keyAcceptSlot, v, "a slot number")
+		}
+		w.AcceptShare, w.AcceptSlot = true, int(n)
 	}
 	w.LogFile = getenv(keyLogFile)
 	w.ClusterURL = getenv(keyClusterURL)

@@ -89,6 +89,7 @@ func Build(cfg *goes.Config) ([]*goes.Goer, error) {
 		g.IdleTimeout = time.Duration(lc.IdleTimeout)
 		g.CallbackGoroutines = lc.CallbackGoroutines
 		g.MaxRequests, g.MaxMemory = lc.MaxRequests, lc.MaxMemory
+		g.AcceptMargin = lc.AcceptMargin
 		// Read and send timeouts (zero: the defaults).
 		g.HeaderTimeout = time.Duration(lc.HeaderTimeout)
 		g.BodyTimeout = time.Duration(lc.BodyTimeout)
