@@ -279,6 +279,12 @@ func (s *server) stop() {
 	}
 	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	<-s.done
+	if !s.im.goes { // the single-process servers' last words: their own counts
+		if b, _ := os.ReadFile(s.logPath); len(bytes.TrimSpace(b)) > 0 {
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			logf("  server: %s", lines[len(lines)-1])
+		}
+	}
 	s.logFile.Close()
 	os.RemoveAll(s.runDir)
 }
