@@ -92,7 +92,7 @@ var (
 	rounds      = flag.Int("rounds", 1, "rounds (the servers interleave round by round)")
 	perClient   = flag.Int("per-client", 15000, "receivers per client process (the open-file limit is per process)")
 	only        = flag.String("servers", "floor,gws,nbio,centrifuge,gorilla,goes1,goesN", "comma-separated servers to run (also floor-uring: the floor with an io_uring send path)")
-	uringModes  = flag.String("uring-modes", "defer", "comma-separated floor-uring ring set-ups, a row each: words joined by + (plain, coop, single, defer, sqpoll, sqpollN for N ms of idle polling, fixed for registered descriptors, qN for N submission entries; see bench/fanout/uring)")
+	uringModes  = flag.String("uring-modes", "plain+q256", "comma-separated floor-uring ring set-ups, a row each: words joined by + (plain, coop, single, defer, sqpoll, sqpollN for N ms of idle polling, fixed for registered descriptors, qN for N submission entries; see bench/fanout/uring)")
 	goesModes   = flag.String("goes-modes", "group", "comma-separated goes deliveries, a row each: group (SendToGroup), user (SendToUser of one user bound to every receiver), broadcast (Broadcast)")
 	drain       = flag.Duration("drain", 60*time.Second, "how long after the last publish to wait for deliveries")
 	joinTimeout = flag.Duration("join-timeout", 5*time.Minute, "time for the clients to open and join all receivers")
