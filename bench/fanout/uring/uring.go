@@ -14,7 +14,6 @@
 package uring
 
 import (
-	"errors"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -385,11 +384,4 @@ func (r *Ring) SendAll(fds []int, buf []byte, short []Short) ([]Short, error) {
 		}
 	}
 	return short, nil
-}
-
-// ErrUnavailable reports whether err means io_uring cannot be used here
-// (disabled by sysctl, filtered by seccomp, an old kernel, a flag it does
-// not know).
-func ErrUnavailable(err error) bool {
-	return errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EACCES)
 }
