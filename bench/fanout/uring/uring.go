@@ -313,8 +313,9 @@ func (r *Ring) enter(submit, wait uint32, flags uint32) (int, error) {
 // (MSG_DONTWAIT | MSG_NOSIGNAL: a full socket buffer completes with EAGAIN
 // rather than waiting in the kernel), and returns, appended to short, the
 // sends that did not write all of buf. buf and fds must not change until
-// SendAll returns; with Options.Fixed, fds must not change between calls
-// unless its first element or length does (it is registered once).
+// SendAll returns. With Options.Fixed the descriptors are registered at the
+// first call and again only when the length or backing array of fds
+// changes: a registered descriptor must not be closed and reused.
 func (r *Ring) SendAll(fds []int, buf []byte, short []Short) ([]Short, error) {
 	if len(buf) == 0 || len(fds) == 0 {
 		return short, nil
