@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the fan-out benchmark's servers and client and runs its driver;
 # extra arguments go to the driver (see `go run ./fanout -h`), e.g.
-# `bench/fanout.sh -quick` or `bench/fanout.sh -servers floor,goes1`.
+# `bench/fanout.sh -quick` or `bench/fanout.sh -servers floor,goes1`
+# (or `-servers floor,floor-uring -uring-modes defer,sqpoll`).
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH=/usr/local/go/bin:$PATH

@@ -1,6 +1,7 @@
 // Command fanout is the fan-out benchmark: one broadcast server per
 // implementation (bench/fanout/servers: the one-write-per-member floor,
-// gws, nbio, centrifuge, gorilla, and goes on one worker and on eight),
+// the floor with an io_uring send path, gws, nbio, centrifuge, gorilla,
+// and goes on one worker and on eight),
 // each started in turn on a loopback port; client processes
 // (bench/fanout/client, each on a source address 127.x.y.1 of its own)
 // join N receivers; then one publisher connection publishes K messages at
@@ -36,6 +37,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goes-project/goes/bench/fanout/uring"
 	"github.com/goes-project/goes/bench/fanout/wire"
 )
 
@@ -46,7 +48,7 @@ type impl struct {
 	bin   string
 	goes  bool   // started with "start --run-dir", stopped with "stop"
 	count int    // goes workers
-	mode  string // goes delivery: group, user, broadcast
+	mode  string // goes delivery: group, user, broadcast; floor-uring: its ring's set-up
 	proto string // client protocol: plain or centrifuge
 	path  string
 	n     int // receivers
@@ -68,6 +70,7 @@ type sample struct {
 	procs                       int
 	warnings                    int // server log lines about a blocked event loop
 	cpuByProc                   string
+	ioThreadCPU                 float64 // ns per delivery of the io_uring kernel threads (iou-*), inside cpuPerDelivery
 	stracePath, straceSummary   string
 	elapsedJoin, elapsedPublish time.Duration
 }
@@ -88,7 +91,8 @@ var (
 	size        = flag.Int("size", 64, "message payload bytes")
 	rounds      = flag.Int("rounds", 1, "rounds (the servers interleave round by round)")
 	perClient   = flag.Int("per-client", 15000, "receivers per client process (the open-file limit is per process)")
-	only        = flag.String("servers", "floor,gws,nbio,centrifuge,gorilla,goes1,goesN", "comma-separated servers to run")
+	only        = flag.String("servers", "floor,gws,nbio,centrifuge,gorilla,goes1,goesN", "comma-separated servers to run (also floor-uring: the floor with an io_uring send path)")
+	uringModes  = flag.String("uring-modes", "plain+q256", "comma-separated floor-uring ring set-ups, a row each: words joined by + (plain, coop, single, defer, sqpoll, sqpollN for N ms of idle polling, fixed for registered descriptors, qN for N submission entries; see bench/fanout/uring)")
 	goesModes   = flag.String("goes-modes", "group", "comma-separated goes deliveries, a row each: group (SendToGroup), user (SendToUser of one user bound to every receiver), broadcast (Broadcast)")
 	drain       = flag.Duration("drain", 60*time.Second, "how long after the last publish to wait for deliveries")
 	joinTimeout = flag.Duration("join-timeout", 5*time.Minute, "time for the clients to open and join all receivers")
@@ -108,11 +112,20 @@ func main() {
 	}
 	all := []impl{
 		{key: "floor", name: "floor (one write per member)", bin: "floor"},
+	}
+	for _, mode := range strings.Split(*uringModes, ",") {
+		mode = strings.TrimSpace(mode)
+		if _, err := uring.ParseMode(mode); err != nil {
+			fatalf("%v", err)
+		}
+		all = append(all, impl{key: "floor-uring", name: "floor-uring (io_uring " + mode + ")", bin: "flooruring", mode: mode})
+	}
+	all = append(all, []impl{
 		{key: "gws", name: "gws v1.8.9 (Broadcaster)", bin: "gws"},
 		{key: "nbio", name: "nbio v1.6.8 websocket", bin: "nbio"},
 		{key: "centrifuge", name: "centrifuge v0.40.1 (JSON protocol)", bin: "centrifuge", proto: "centrifuge", path: "/connection/websocket"},
 		{key: "gorilla", name: "gorilla v1.5.3 (WritePreparedMessage)", bin: "gorilla"},
-	}
+	}...)
 	for _, key := range []string{"goes1", "goesN"} {
 		count := 1
 		if key == "goesN" {
@@ -266,6 +279,12 @@ func (s *server) stop() {
 	}
 	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	<-s.done
+	if !s.im.goes { // the single-process servers' last words: their own counts
+		if b, _ := os.ReadFile(s.logPath); len(bytes.TrimSpace(b)) > 0 {
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			logf("  server: %s", lines[len(lines)-1])
+		}
+	}
 	s.logFile.Close()
 	os.RemoveAll(s.runDir)
 }
@@ -391,6 +410,7 @@ func runOne(im impl, run int) (sample, error) {
 	}
 
 	cpu0 := cpuByPID(pids)
+	io0 := ioThreads(pids)
 	ccpu0 := cpuTime(cpids)
 	vol0, inv0 := ctxSwitches(pids)
 	tp := time.Now()
@@ -404,6 +424,7 @@ func runOne(im impl, run int) (sample, error) {
 	}
 	werr := waitAll(clients, events, "done", time.Until(tp.Add(time.Duration(*k-1)**interval+*drain)), nil)
 	cpu1 := cpuByPID(pids)
+	io1 := ioThreads(pids)
 	ccpu1 := cpuTime(cpids)
 	vol1, inv1 := ctxSwitches(pids)
 	smp.elapsedPublish = time.Since(tp)
@@ -465,8 +486,20 @@ func runOne(im impl, run int) (sample, error) {
 		}
 	}
 	smp.cpuByProc = "CPU: " + strings.Join(parts, ", ")
+	var ioTotal int64
+	var ioParts []string
+	for tid, t1 := range io1 {
+		d := t1.ns - io0[tid].ns // a thread born in the window started at 0
+		ioTotal += d
+		ioParts = append(ioParts, fmt.Sprintf("%s[%d] %v", t1.name, tid, time.Duration(d)))
+	}
+	if len(ioParts) > 0 {
+		sort.Strings(ioParts)
+		smp.cpuByProc += "; of which io_uring kernel threads: " + strings.Join(ioParts, ", ")
+	}
 	if smp.deliveries > 0 {
 		smp.cpuPerDelivery = float64(total) / float64(smp.deliveries)
+		smp.ioThreadCPU = float64(ioTotal) / float64(smp.deliveries)
 		smp.clientCPUPerDelivery = float64(ccpu1-ccpu0) / float64(smp.deliveries)
 		smp.volPerDelivery = float64(vol1-vol0) / float64(smp.deliveries)
 		smp.involPerDelivery = float64(inv1-inv0) / float64(smp.deliveries)
@@ -880,6 +913,43 @@ func cpuByPID(pids []int) map[int]int64 {
 	return m
 }
 
+// ioThread is the CPU time (utime+stime, ns) of an io_uring kernel thread.
+type ioThread struct {
+	name string
+	ns   int64
+}
+
+// ioThreads finds the io_uring threads of pids — the SQPOLL thread
+// (iou-sqp-PID) and io-wq workers (iou-wrk-PID) — by their names among the
+// process's tasks. They belong to the process's thread group, so
+// /proc/PID/stat (cpuByPID) already includes their time: this shows how
+// much of it was theirs.
+func ioThreads(pids []int) map[int]ioThread {
+	m := map[int]ioThread{}
+	for _, pid := range pids {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+		for _, t := range tasks {
+			comm, err := os.ReadFile(t + "/comm")
+			if err != nil || !strings.HasPrefix(string(comm), "iou-") {
+				continue
+			}
+			b, err := os.ReadFile(t + "/stat")
+			if err != nil {
+				continue
+			}
+			f := statFields(b)
+			if len(f) < 15 {
+				continue
+			}
+			tid, _ := strconv.Atoi(filepath.Base(t))
+			u, _ := strconv.ParseInt(f[13], 10, 64)
+			s, _ := strconv.ParseInt(f[14], 10, 64)
+			m[tid] = ioThread{strings.TrimSpace(string(comm)), (u + s) * int64(time.Second/100)}
+		}
+	}
+	return m
+}
+
 func cpuTime(pids []int) int64 {
 	var t int64
 	for _, v := range cpuByPID(pids) {
@@ -1022,6 +1092,15 @@ func printTable(results []*result, start time.Time, load0 string) {
 			lost, dups, warns)
 	}
 	for _, r := range results {
+		var io []string
+		for _, s := range r.samples {
+			if s.ioThreadCPU > 0 {
+				io = append(io, fmt.Sprintf("%.2f", s.ioThreadCPU/1e3))
+			}
+		}
+		if len(io) > 0 {
+			fmt.Printf("\n%s: its io_uring kernel threads (iou-*, counted in its server CPU) took %s µs/delivery by round\n", r.im.name, strings.Join(io, " "))
+		}
 		for _, s := range r.samples {
 			if s.closed > 0 || s.strays > 0 {
 				fmt.Printf("\n%s: %d receiver(s) closed by the server, %d stray frame(s)\n", r.im.name, s.closed, s.strays)
