@@ -143,6 +143,9 @@ type ListenerConfig struct {
 	// handlers that block (see Goer.CallbackGoroutines; default 0: on
 	// the loops).
 	CallbackGoroutines int `json:"callback_goroutines,omitempty"`
+	// NoIOUring turns off the event loops' io_uring send path (see
+	// Goer.NoIOUring; default false: on where the kernel allows it).
+	NoIOUring bool `json:"no_io_uring,omitempty"`
 
 	// Recycling (see Goer.MaxRequests): replace a worker after about
 	// MaxRequests requests (messages) or once its resident memory passes

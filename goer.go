@@ -115,6 +115,12 @@ type Goer struct {
 	// loop, the fastest way, and must not block (see Goer). Config file:
 	// "callback_goroutines".
 	CallbackGoroutines int
+	// NoIOUring turns off the event loops' io_uring send path: by default
+	// a loop sends what other goroutines queued for many connections at
+	// once (SendToGroup, Broadcast, a Fanout) as batches of io_uring sends
+	// where the kernel allows io_uring, and with write(2) elsewhere (see
+	// connections.Config.NoIOUring). Config file: "no_io_uring".
+	NoIOUring bool
 	// StopTimeout bounds a graceful stop or reload drain (default 30 s).
 	StopTimeout time.Duration
 
@@ -386,6 +392,7 @@ func (g *Goer) connConfig() connections.Config {
 		Heartbeat:          g.Heartbeat,
 		HeartbeatData:      g.HeartbeatData,
 		CallbackGoroutines: g.CallbackGoroutines,
+		NoIOUring:          g.NoIOUring,
 		MaxInputMemory:     g.MaxInputMemory,
 		Wheel:              g.wheel, // the worker's, set before connConfig
 		// Read and send timeouts (zero: connections' defaults).

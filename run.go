@@ -181,6 +181,9 @@ func (g *Goer) apply(lc ListenerConfig) error {
 	if lc.CallbackGoroutines > 0 {
 		g.CallbackGoroutines = lc.CallbackGoroutines
 	}
+	if lc.NoIOUring {
+		g.NoIOUring = true
+	}
 	// Recycling.
 	if lc.MaxRequests > 0 {
 		g.MaxRequests = lc.MaxRequests

@@ -29,6 +29,8 @@ type epollEngine struct {
 	pool   *taskPool      // under s.mu; set once, nil without CallbackGoroutines
 	loopWG sync.WaitGroup // loop goroutines
 	poolWG sync.WaitGroup // callback pool goroutines and the watchdog
+	// ringOnce logs once that io_uring is not available.
+	ringOnce sync.Once
 
 	wd           *watchdog // under s.mu; set once
 	watchStop    chan struct{}

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/goes-project/goes/internal/uring"
 )
 
 // Pending work that other goroutines hand to a connection's loop
@@ -48,6 +50,13 @@ type loop struct {
 	lns   map[int32]*loopListener
 	dead  bool
 
+	// ring is the loop's io_uring (nil: write(2) only); runQueue gathers
+	// the writes of a pass in ops, with their connections and buffers.
+	ring    *uring.Ring
+	ops     []uring.Op
+	opConns []*epConn
+	opBufs  []*buffer
+
 	qmu   sync.Mutex
 	queue []*epConn
 	funcs []func()
@@ -64,6 +73,16 @@ func newLoop(e *epollEngine) (*loop, error) {
 	if err := l.p.open(l.sys); err != nil {
 		return nil, err
 	}
+	if !l.s.cfg.NoIOUring && l.sys.newRing != nil {
+		r, err := l.sys.newRing(ringEntries)
+		if err != nil {
+			e.ringOnce.Do(func() {
+				l.s.log.Info().Err(err).Msg("io_uring unavailable: event loops write with write(2)")
+			})
+		} else {
+			l.ring = r
+		}
+	}
 	return l, nil
 }
 
@@ -74,6 +93,10 @@ func (l *loop) release() {
 	l.dead = true
 	l.p.closeEpoll()
 	l.tmu.Unlock()
+	if l.ring != nil {
+		l.ring.Close()
+		l.ring = nil
+	}
 	l.qmu.Lock()
 	l.qdead = true
 	l.p.closeWake()
@@ -210,10 +233,16 @@ func (l *loop) runQueue() {
 			if acts&actResume != 0 {
 				l.resume(c)
 			}
-			if acts&(actFlush|actResume) != 0 {
+			switch {
+			case acts&actResume != 0:
+				l.flush(c)
+			case acts&actFlush != 0 && l.ring != nil:
+				l.gather(c)
+			case acts&actFlush != 0:
 				l.flush(c)
 			}
 		}
+		l.sendGathered()
 		l.spare = q[:0]
 		for _, fn := range fns {
 			fn()

@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/goes-project/goes/internal/uring"
 )
 
 // sysCalls are the system calls of the epoll engine: every one it makes
@@ -48,6 +50,9 @@ type sysCalls struct {
 	// back to zero.
 	signal      func(fd int)
 	drainSignal func(fd int)
+	// newRing sets up a loop's io_uring for batches of entries sends;
+	// nil: none (write(2) only).
+	newRing func(entries int) (*uring.Ring, error)
 }
 
 // liveSys returns the real system calls.
@@ -65,6 +70,7 @@ func liveSys() sysCalls {
 		close:       unix.Close,
 		signal:      liveSignal,
 		drainSignal: liveDrainSignal,
+		newRing:     uring.New,
 	}
 }
 

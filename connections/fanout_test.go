@@ -23,6 +23,12 @@ import (
 // and not counted; the publisher's own queue, held by its running
 // callback, gets the frame copied between its own sends.
 func TestFanoutDeliversOnceToEach(t *testing.T) {
+	for _, noRing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoIOUring=%v", noRing), func(t *testing.T) { testFanoutOnce(t, noRing) })
+	}
+}
+
+func testFanoutOnce(t *testing.T, noRing bool) {
 	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		const members, msgs, chatter = 60, 50, 20
 		var (
@@ -47,8 +53,8 @@ func TestFanoutDeliversOnceToEach(t *testing.T) {
 			}
 			return fanout.End(), errs
 		}
-		_, addr := serve(t, "tcp", connections.Config{Engine: engine.Name, CallbackGoroutines: engine.Pool,
-			Protocol: text.New(),
+		srv, addr := serve(t, "tcp", connections.Config{Engine: engine.Name, CallbackGoroutines: engine.Pool,
+			Protocol: text.New(), NoIOUring: noRing,
 			Handler: connections.Handler{OnMessage: func(c connections.Connection, data []byte) {
 				switch msg := string(data); {
 				case msg == "join":
@@ -136,6 +142,12 @@ func TestFanoutDeliversOnceToEach(t *testing.T) {
 					t.Fatalf("member %d: read %q, want message %d or chatter", i, l, next)
 				}
 			}
+		}
+
+		// The event loops sent the fan-out in io_uring batches, unless
+		// told not to (io_uring is enabled on the machines this runs on).
+		if ring := srv.Stats().RingWrites; (ring > 0) != (engine.Name == connections.EngineEpoll && !noRing) {
+			t.Errorf("Stats().RingWrites = %d with engine %s, NoIOUring %v", ring, engine, noRing)
 		}
 
 		// A member that has gone is refused and not counted.

@@ -111,6 +111,15 @@ type Config struct {
 	// concurrently and reading pauses while its task runs. EngineStd
 	// always runs callbacks on the connection's own goroutine.
 	CallbackGoroutines int
+	// NoIOUring turns off EngineEpoll's io_uring send path. By default
+	// each event loop has an io_uring ring and writes what other
+	// goroutines queued for many connections at once (a fan-out: a
+	// group's members, a broadcast) as batches of up to 256 sends, one
+	// io_uring_enter each, instead of one write(2) per connection
+	// (bench/README.md, "io_uring"). Where io_uring is not allowed
+	// (kernel.io_uring_disabled, a seccomp filter) the loops write with
+	// write(2), as they do with this set.
+	NoIOUring bool
 
 	// IdleTimeout, when > 0, closes a stream connection that has received
 	// nothing for this long, as Close does (what is queued is written
@@ -266,6 +275,7 @@ type Stats struct {
 	BytesOut    uint64
 	Errors      uint64 // protocol errors, dropped sends, panics
 	Writes      uint64 // writes to stream sockets: pipelined answers share one
+	RingWrites  uint64 // of Writes, those sent in io_uring batches (Config.NoIOUring)
 
 	// BadInput, Panics and SendBufferFull are parts of Errors: input the
 	// protocol refused (a connection closed, a datagram dropped), panics
@@ -617,7 +627,8 @@ type counters struct {
 	bytesIn  atomic.Uint64
 	bytesOut atomic.Uint64
 	writes   atomic.Uint64
-	_        [32]byte // keep the next counters off this cache line
+	ringSent atomic.Uint64
+	_        [24]byte // keep the next counters off this cache line
 }
 
 func (c *counters) addTo(st *Stats) {
@@ -625,6 +636,7 @@ func (c *counters) addTo(st *Stats) {
 	st.BytesIn += c.bytesIn.Load()
 	st.BytesOut += c.bytesOut.Load()
 	st.Writes += c.writes.Load()
+	st.RingWrites += c.ringSent.Load()
 }
 
 // Connections returns a snapshot of the open stream connections.
