@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"github.com/goes-project/goes/internal/uring"
 	"github.com/goes-project/goes/protocols/text"
 )
 
@@ -126,6 +127,12 @@ func (w *seamLog) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+func (w *seamLog) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 // retryDelays returns the retry_in of every "accept failed" line.
@@ -596,5 +603,48 @@ func TestWriteEAGAINQueuesRest(t *testing.T) {
 				i++
 			}
 		})
+	}
+}
+
+// TestRingUnavailableFallsBack: where io_uring_setup fails (the sysctl
+// kernel.io_uring_disabled, a seccomp filter: ENOSYS, EPERM) the loops say
+// so once and write a fan-out with write(2), every member served.
+func TestRingUnavailableFallsBack(t *testing.T) {
+	var logs seamLog
+	s, addr := seamServer(t, Config{Protocol: text.New(), Loops: 2, Handler: Handler{OnMessage: seamEchoHandler}}, &logs,
+		func(sys *sysCalls) {
+			sys.newRing = func(int) (*uring.Ring, error) { return nil, fmt.Errorf("uring: io_uring_setup: %w", unix.ENOSYS) }
+		})
+	const members = 24
+	conns := make([]*net.TCPConn, members)
+	readers := make([]*bufio.Reader, members)
+	for i := range conns {
+		conns[i] = seamDial(t, addr)
+		readers[i] = bufio.NewReader(conns[i])
+		seamEcho(t, conns[i], readers[i], "hello")
+	}
+	var f Fanout
+	for m := 0; m < 3; m++ {
+		f.Begin([]byte(fmt.Sprintf("m%d", m)), false)
+		for _, c := range s.all() {
+			f.Add(c)
+		}
+		if n := f.End(); n != members {
+			t.Fatalf("message %d sent to %d of %d", m, n, members)
+		}
+	}
+	for i, r := range readers {
+		for m := 0; m < 3; m++ {
+			conns[i].SetReadDeadline(time.Now().Add(10 * time.Second))
+			if l, err := r.ReadString('\n'); err != nil || l != fmt.Sprintf("m%d\n", m) {
+				t.Fatalf("member %d read %q, %v; want m%d", i, l, err, m)
+			}
+		}
+	}
+	if st := s.Stats(); st.RingWrites != 0 {
+		t.Fatalf("Stats: %d writes, %d in io_uring batches; want write(2) only", st.Writes, st.RingWrites)
+	}
+	if n := strings.Count(logs.String(), "io_uring unavailable"); n != 1 {
+		t.Fatalf("%d log lines say io_uring is unavailable, want 1:\n%s", n, logs.String())
 	}
 }
