@@ -60,15 +60,7 @@ type admin struct {
 	// handedOver is set (any goroutine reads it) once a newer master
 	// serves: this one's answers in flight then speak for that one.
 	handedOver atomic.Bool
-	// shut is closed once the Shutdown handAdminOver started is done:
-	// the requests in flight (and connections accepted just before the
-	// hand-over, not yet read) are answered.
-	shut chan struct{}
 }
-
-// adminShutdownWait bounds how long a master that returns waits for its
-// handed-over admin endpoint to answer what it accepted.
-const adminShutdownWait = 5 * time.Second
 
 // openAdmin opens the admin socket when Options.Admin asks for one:
 // through the upgrader when there is one, so that a reload hands it to
@@ -153,9 +145,7 @@ func (m *master) handAdminOver() {
 		m.closeAdmin()
 		return
 	}
-	a.shut = make(chan struct{})
 	go func() {
-		defer close(a.shut)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		a.srv.Shutdown(ctx)
@@ -169,14 +159,6 @@ func (m *master) closeAdmin() {
 		return
 	}
 	a.closed = true
-	if a.shut != nil {
-		// Closing now would drop a request the endpoint accepted just
-		// before the hand-over (seen once in 23 probes of a reload).
-		select {
-		case <-a.shut:
-		case <-time.After(adminShutdownWait):
-		}
-	}
 	if a.serving {
 		a.srv.Close()
 	} else {
