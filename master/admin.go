@@ -60,7 +60,17 @@ type admin struct {
 	// handedOver is set (any goroutine reads it) once a newer master
 	// serves: this one's answers in flight then speak for that one.
 	handedOver atomic.Bool
+	// open counts the connections the server has accepted and not yet
+	// closed (its ConnState hook); drained is closed once it reaches 0
+	// after the hand-over.
+	open    atomic.Int64
+	drained chan struct{}
 }
+
+// adminDrainWait bounds how long a handed-over admin endpoint waits for
+// the requests of the connections it accepted: past the server's
+// ReadHeaderTimeout (10 s), which bounds a connection that sends nothing.
+const adminDrainWait = 15 * time.Second
 
 // openAdmin opens the admin socket when Options.Admin asks for one:
 // through the upgrader when there is one, so that a reload hands it to
@@ -98,12 +108,22 @@ func (m *master) openAdmin() error {
 		return err
 	}
 	errLog := log.New(logWriter{m.log}, "", 0)
-	m.adm = &admin{ln: ln, addr: ln.Addr().String(), srv: &http.Server{
+	a := &admin{ln: ln, addr: ln.Addr().String()}
+	a.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          errLog,
-	}}
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				a.open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				a.open.Add(-1)
+			}
+		},
+	}
+	m.adm = a
 	m.log.Info().Str("admin", m.adm.addr).Msg("admin endpoint open")
 	if !m.upg.HasParent() {
 		m.serveAdmin()
@@ -118,7 +138,7 @@ func (m *master) serveAdmin() {
 	}
 	a.serving = true
 	go func() {
-		if err := a.srv.Serve(a.ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := a.srv.Serve(a.ln); !errors.Is(err, http.ErrServerClosed) && !a.handedOver.Load() {
 			m.log.Error().Err(err).Msg("admin endpoint stopped")
 		}
 	}()
@@ -145,10 +165,22 @@ func (m *master) handAdminOver() {
 		m.closeAdmin()
 		return
 	}
+	// Not Shutdown: a server that shuts down drops, unanswered, a request
+	// it reads afterwards on a connection it had accepted before (net/http
+	// checks after reading each request): a client that connected just
+	// before the hand-over would read EOF (TestAdminAcrossReload, about
+	// one run in six under load). The listener closes here, so this master
+	// accepts no more, answers what it accepted (without keep-alive), and
+	// Close waits for that in closeAdmin.
+	a.srv.SetKeepAlivesEnabled(false)
+	a.ln.Close()
+	a.drained = make(chan struct{})
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		a.srv.Shutdown(ctx)
+		defer close(a.drained)
+		deadline := time.Now().Add(adminDrainWait)
+		for a.open.Load() > 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond) // polls a counter: bounded, a few ms per reload
+		}
 	}()
 }
 
@@ -159,6 +191,12 @@ func (m *master) closeAdmin() {
 		return
 	}
 	a.closed = true
+	// Requests in flight answer without the run loop, which is gone
+	// (loopGone; a handed-over master's /readyz: ready, a newer master
+	// serves), before the endpoint closes.
+	if a.drained != nil {
+		<-a.drained
+	}
 	if a.serving {
 		a.srv.Close()
 	} else {
@@ -220,7 +258,7 @@ func (m *master) ask(ctx context.Context, req ipc.Message, each func(ipc.Message
 	defer mine.Close()
 	select {
 	case m.events <- evRequest{m: req, c: theirs}:
-	case <-m.done:
+	case <-m.loopGone:
 		theirs.Close()
 		return errMasterGone
 	case <-ctx.Done():
@@ -285,6 +323,12 @@ func (m *master) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	st, err := m.localStatus(ctx)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err != nil && m.adm.handedOver.Load() {
+		// This master is gone, handed over to a newer one, which this
+		// request would have reached a moment later.
+		fmt.Fprintf(w, "ready: a newer master serves (this one: %v)\n", err)
+		return
+	}
 	if err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintf(w, "not ready: %v\n", err)

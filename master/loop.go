@@ -55,14 +55,17 @@ type evKillProc struct {
 // answering goroutines, the upgrade goroutine, timers) reach the run loop
 // through events only, and read just the fields marked "any goroutine".
 type master struct {
-	o       Options        // any goroutine: fixed after newMaster
-	log     zerolog.Logger // any goroutine
-	events  chan event     // any goroutine: send
-	done    chan struct{}  // any goroutine: closed when run returns
-	sockets []*socket
-	bound   []string // per listener: the address its socket is bound to
-	slots   []*slot
-	procs   map[*proc]struct{}
+	o      Options        // any goroutine: fixed after newMaster
+	log    zerolog.Logger // any goroutine
+	events chan event     // any goroutine: send
+	done   chan struct{}  // any goroutine: closed when run returns
+	// loopGone is closed (any goroutine reads it) once the run loop takes
+	// no more events: the admin endpoint's requests answer at once then.
+	loopGone chan struct{}
+	sockets  []*socket
+	bound    []string // per listener: the address its socket is bound to
+	slots    []*slot
+	procs    map[*proc]struct{}
 
 	state     string
 	gen       int
@@ -152,8 +155,10 @@ func newMaster(o Options) (*master, error) {
 		events: make(chan event, 16),
 		done:   make(chan struct{}),
 		procs:  make(map[*proc]struct{}),
-		state:  StateStarting,
-		gen:    1,
+
+		loopGone: make(chan struct{}),
+		state:    StateStarting,
+		gen:      1,
 	}
 	m.ops.Recycles = map[string]int{}
 	m.ops.Reloads = map[string]int{}
@@ -253,6 +258,7 @@ func (m *master) run(ctx context.Context) (err error) {
 	}
 	defer m.closeControl()
 	defer m.closeAdmin()
+	defer close(m.loopGone) // before closeAdmin: the admin requests in flight answer
 	if err := m.openSockets(); err != nil {
 		m.closeSockets(true)
 		return err
