@@ -102,6 +102,7 @@ func (s *Server) waitShare(b *balancer, grace *time.Time) bool {
 		return true
 	}
 	since := b.progress()
+	s.acceptPauses.Add(1)
 	t := time.NewTimer(acceptPause)
 	defer t.Stop()
 	for {

@@ -81,14 +81,27 @@ func TestAcceptShare(t *testing.T) {
 		a := shareServe(t, ln, sh, 0, engine)
 		dialN(t, addr, 300, 300, a)
 		b := shareServe(t, ln, sh, 3, engine)
-		dialN(t, addr, 300, 600, a, b)
+		// b joins the share once its Serve runs: until it has accepted a
+		// connection, a may still be alone in it and take them all.
+		probes := int64(0)
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "b serving", func() error {
+			if b.Stats().Accepted > 0 {
+				return nil
+			}
+			dial(t, "tcp", addr)
+			probes++
+			return fmt.Errorf("b has accepted none of %d probes", probes)
+		})
+		dialN(t, addr, 0, 300+probes, a, b)
+		nb0 := b.Stats().Connections
+		dialN(t, addr, 300, 600+probes, a, b)
 		na, nb := a.Stats().Connections, b.Stats().Connections
-		t.Logf("a %d, b %d", na, nb)
-		if nb < 240 {
-			t.Errorf("b took %d of the 300 connections after it started, want at least 240 (a holds %d)", nb, na)
+		t.Logf("a %d, b %d (%d probes)", na, nb, probes)
+		if nb-nb0 < 240 {
+			t.Errorf("b took %d of the 300 connections after it started, want at least 240 (a holds %d)", nb-nb0, na)
 		}
 		b.Drain()
-		dialN(t, addr, 100, 700, a, b)
+		dialN(t, addr, 100, 700+probes, a, b)
 		if n := a.Stats().Connections; n != na+100 {
 			t.Errorf("a holds %d after b drained, want %d", n, na+100)
 		}

@@ -212,6 +212,7 @@ func (l *loop) backOff(ll *loopListener, errno unix.Errno) {
 // nobody else serves the queue, or nothing arrives). Runs on the loop.
 func (l *loop) pause(ll *loopListener) {
 	el, s, b := ll.el, l.s, l.s.bal
+	s.acceptPauses.Add(1)
 	fd := int32(el.fd)
 	l.tmu.Lock()
 	if !l.dead {

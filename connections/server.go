@@ -290,6 +290,9 @@ type Stats struct {
 	// InputShed counts the connections shed because MaxInputMemory was
 	// spent; InputHeld is the memory held for unfinished input now.
 	InputShed uint64
+	// AcceptPauses counts the times the server stopped accepting for a
+	// moment, above its share of an AcceptShare (Config.AcceptMargin).
+	AcceptPauses uint64
 
 	// LoopBusy is the time the server's event loops have spent handling
 	// events rather than waiting for them, summed over the loops (two
@@ -380,6 +383,8 @@ type Server struct {
 	// bal balances accepts with the other processes of cfg.AcceptShare
 	// (balance.go); nil without.
 	bal *balancer
+	// acceptPauses counts the accept pauses of bal (Stats.AcceptPauses).
+	acceptPauses atomic.Uint64
 }
 
 // closer is what the server closes on Drain: a listener or a packet conn.
@@ -612,6 +617,7 @@ func (s *Server) Stats() Stats {
 		Closed:         s.closedCounts(),
 	}
 	st.InputShed = s.budget.shed.Load()
+	st.AcceptPauses = s.acceptPauses.Load()
 	st.InputHeld = s.budget.held.Load()
 	s.ctr.addTo(&st)
 	for _, e := range s.engines {

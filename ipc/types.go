@@ -90,6 +90,14 @@ type Load struct {
 	// InputShed counts the connections shed because the worker's budget
 	// for unfinished input (max_input_memory) was spent.
 	InputShed uint64 `json:"input_shed"`
+	// AcceptPauses counts the times an event loop (or the standard
+	// engine's accept loop) of the worker stopped accepting for a moment
+	// because the worker held more than its share of its listener's
+	// connections (accept_margin).
+	AcceptPauses uint64 `json:"accept_pauses"`
+	// IOUringSends counts the writes the worker's event loops made in
+	// io_uring batches (0 where io_uring is off or not allowed).
+	IOUringSends uint64 `json:"io_uring_sends"`
 	// LoopBusySeconds is the time the worker's event loops spent handling
 	// events rather than waiting, summed over its loops (0 where no event
 	// loop runs: TLS, UDP).

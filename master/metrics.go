@@ -72,6 +72,8 @@ func workerFigures() []figure {
 		{field: "SendBufferFull", name: "goes_send_buffer_full_total", typ: counter, help: "Sends dropped because the connection's send buffer was full."},
 		{field: "LoopBusySeconds", name: "goes_worker_event_loop_busy_seconds_total", typ: counter, help: "Time the worker's event loops spent handling events rather than waiting for them, summed over its loops."},
 		{field: "InputShed", name: "goes_input_shed_total", typ: counter, help: "Connections shed because the worker's budget for unfinished input (max_input_memory) was spent."},
+		{field: "AcceptPauses", name: "goes_accept_pauses_total", typ: counter, help: "Times the worker stopped accepting for a moment because it held more than its share of its listener's connections (accept_margin)."},
+		{field: "IOUringSends", name: "goes_io_uring_sends_total", typ: counter, help: "Writes the worker's event loops made in io_uring batches (fan-outs); 0 where io_uring is off or not allowed."},
 		{field: "Closed", keys: "reason", known: []string{"header_timeout", "body_timeout", "body_min_rate", "keepalive_timeout", "send_timeout", "idle_timeout"}, name: "goes_connections_timed_out_total", typ: counter, help: "Connections closed by a timeout rule, by reason (connections.Closed...: header_timeout, body_timeout, body_min_rate, keepalive_timeout, send_timeout, idle_timeout)."},
 		{field: "Timers", name: "goes_timers", typ: gauge, help: "User timers pending."},
 		{field: "MemoryBytes", name: "goes_worker_resident_memory_bytes", typ: gauge, help: "Resident memory of the worker process."},

@@ -366,6 +366,8 @@ func (w *worker) stats() ipc.WorkerStats {
 			BytesOut:        st.BytesOut,
 			Errors:          st.Errors,
 			InputShed:       st.InputShed,
+			AcceptPauses:    st.AcceptPauses,
+			IOUringSends:    st.RingWrites,
 			LoopBusySeconds: st.LoopBusy.Seconds(),
 			MemoryBytes:     memoryBytes(),
 			Timers:          timers,

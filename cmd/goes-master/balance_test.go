@@ -160,6 +160,19 @@ func TestAcceptBalance(t *testing.T) {
 	if float64(vals[workers-1]) > 1.25*mean {
 		t.Errorf("a worker holds %d connections, more than 1.25 times the mean %.0f: %v", vals[workers-1], mean, counts)
 	}
+	// The pauses that did it are in status (and goes_accept_pauses_total).
+	st, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pauses uint64
+	for _, w := range st.Workers {
+		pauses += w.AcceptPauses
+	}
+	if pauses == 0 {
+		t.Errorf("the workers report no accept pause")
+	}
+	t.Logf("accept pauses: %d", pauses)
 }
 
 // TestAcceptBalanceSingleWorker: one worker alone takes a whole flood.
