@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cloudflare/tableflip"
@@ -190,6 +191,13 @@ func (m *master) beginUpgrade(c net.Conn, id uint64, req ipc.ReloadRequest) {
 			}
 		}
 		if err == nil {
+			err = m.upg.upgrade(next)
+		}
+		// tableflip's own loop learns of the parent's exit on another
+		// channel than WaitForParent: an upgrade right after it may still
+		// be refused (TestReloadDrainTimeout failed so once in a gate).
+		for try := 0; waitParent && err != nil && strings.Contains(err.Error(), "parent hasn't exited") && try < 100; try++ {
+			time.Sleep(10 * time.Millisecond)
 			err = m.upg.upgrade(next)
 		}
 		m.send(evUpgraded{c: c, id: id, graceful: graceful, err: err})
