@@ -118,7 +118,7 @@ func main() {
 		if _, err := uring.ParseMode(mode); err != nil {
 			fatalf("%v", err)
 		}
-		all = append(all, impl{key: "floor-uring", name: "floor-uring (io_uring " + mode + ")", bin: "flooruring", mode: mode})
+		all = append(all, impl{key: "floor-uring", name: "floor-uring (io_uring " + mode + ")", bin: "floor", mode: mode})
 	}
 	all = append(all, []impl{
 		{key: "gws", name: "gws v1.8.9 (Broadcaster)", bin: "gws"},

@@ -238,7 +238,7 @@ func newChatSetupWith(t *testing.T, clusterJSON, listeners string) *setup {
 	t.Cleanup(func() {
 		if t.Failed() {
 			if b, err := os.ReadFile(filepath.Join(s.runDir, "goes.log")); err == nil {
-				t.Logf("goes.log:\n%s", b)
+				t.Logf("goes.log of %s:\n%s", s.runDir, b) // a test may run several masters
 			}
 		}
 	})

@@ -184,27 +184,8 @@ func reconnects(s *setup, st ipc.Status, since time.Time) ([]string, error) {
 // workers that joins the NATS at natsURL.
 func newNATSFailMaster(t *testing.T, listener string, count int, natsURL string) *setup {
 	t.Helper()
-	s := &setup{t: t, bin: bin}
-	dir := t.TempDir()
-	s.runDir = filepath.Join(dir, "run")
-	s.conf = filepath.Join(dir, "goes.json")
-	conf := fmt.Sprintf(`{
-  "log_level": "debug",
-  "stop_timeout": "5s",
-  "cluster": {"nats_url": %q, "prefix": "natsfail"},
-  "listeners": [{"name": %q, "listen": "text://127.0.0.1:0", "count": %d, "handler": "chat"}]
-}`, natsURL, listener, count)
-	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			if b, err := os.ReadFile(filepath.Join(s.runDir, "goes.log")); err == nil {
-				t.Logf("%s goes.log:\n%s", listener, b)
-			}
-		}
-	})
-	return s
+	return newChatSetupWith(t, fmt.Sprintf(`{"nats_url": %q, "prefix": "natsfail"}`, natsURL),
+		fmt.Sprintf(`{"name": %q, "listen": "text://127.0.0.1:0", "count": %d, "handler": "chat"}`, listener, count))
 }
 
 // fanPublisher sends "group room <name> <seq>" at a fixed rate and keeps

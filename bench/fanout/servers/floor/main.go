@@ -5,6 +5,11 @@
 // publish the publisher's goroutine encodes the frame once and makes one
 // write(2) per member on the raw non-blocking descriptor, waiting in
 // poll(2) for the rare one whose socket buffer is full.
+//
+// With BENCH_MODE set it is the floor-uring row instead (uring.go): the
+// same but the publish, through io_uring, BENCH_MODE choosing the ring's
+// set-up (uring.ParseMode: plain, coop, single, defer, sqpoll[N], fixed,
+// qN joined by "+").
 package main
 
 import (
@@ -20,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goes-project/goes/bench/fanout/prof"
+	"github.com/goes-project/goes/bench/fanout/uring"
 	"github.com/goes-project/goes/bench/fanout/wire"
 )
 
@@ -29,6 +35,12 @@ type server struct {
 	keep    []net.Conn // their conns, so that nothing closes them
 	frame   []byte     // publisher's scratch
 	blocked int64      // EAGAIN fallbacks (under mu)
+
+	// The floor-uring row (uring.go): nil for the floor.
+	ring   *ringer
+	mode   string
+	shorts int64 // sends the ring did not finish (under mu)
+	short  []uring.Short
 }
 
 func main() {
@@ -42,7 +54,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	s := &server{}
+	s := &server{mode: os.Getenv("BENCH_MODE")}
+	if s.mode != "" {
+		o, err := uring.ParseMode(s.mode)
+		if err == nil {
+			s.ring, err = startRing(o)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err) // no silent fall-back: this row measures io_uring
+			os.Exit(1)
+		}
+	}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -57,7 +79,12 @@ func main() {
 	<-sig
 	ln.Close()
 	s.mu.Lock()
-	fmt.Fprintf(os.Stderr, "floor: %d members, %d writes waited in poll(2)\n", len(s.members), s.blocked)
+	if s.ring != nil {
+		fmt.Fprintf(os.Stderr, "floor-uring %s: %d members, %d sends in %d io_uring_enter calls, %d short sends finished by write(2), %d writes waited in poll(2)\n",
+			s.mode, len(s.members), s.ring.r.Sends, s.ring.r.Enters, s.shorts, s.blocked)
+	} else {
+		fmt.Fprintf(os.Stderr, "floor: %d members, %d writes waited in poll(2)\n", len(s.members), s.blocked)
+	}
 	s.mu.Unlock()
 }
 
@@ -142,6 +169,10 @@ func (s *server) publish(msg []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.frame = wire.AppendFrame(s.frame[:0], wire.OpText, msg, false)
+	if s.ring != nil {
+		s.publishRing()
+		return
+	}
 	for _, fd := range s.members {
 		s.write(fd, s.frame)
 	}
