@@ -97,6 +97,12 @@ type master struct {
 	ops           ipc.MasterOps  // counters (Unresponsive is counted in snapshot)
 	upgradeReport string         // why the new master of the reload in progress failed, as it said
 	copying       sync.WaitGroup // any goroutine: copyOutput (Add in the run loop)
+
+	// Orphans of a master that died (orphans.go).
+	orphans         []*orphanProc
+	adopted         map[int]*os.File // listener index → socket taken from an orphan, until openSockets
+	foreignUntil    time.Time        // retry binding until then: orphans of another version release the addresses
+	orphansReleased time.Time        // when the orphans were told to drain
 }
 
 // stopMode says how the workers stop.
@@ -143,6 +149,9 @@ func newMaster(o Options) (*master, error) {
 		o.QuickDeath = time.Second
 	}
 	o.opsDefaults()
+	if o.OrphanTimeout == 0 {
+		o.OrphanTimeout = DefaultOrphanTimeout
+	}
 	if o.Listen == nil {
 		o.Listen = listenDefault
 	}
@@ -257,6 +266,12 @@ func (m *master) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer m.closeControl()
+	defer m.closeOrphans()
+	if m.parentGone {
+		// A cold start: the workers of a master that died may still
+		// serve, holding the listening sockets.
+		m.adoptOrphans()
+	}
 	defer m.closeAdmin()
 	defer close(m.loopGone) // before closeAdmin: the admin requests in flight answer
 	if err := m.openSockets(); err != nil {
@@ -298,6 +313,7 @@ func (m *master) run(ctx context.Context) (err error) {
 			m.onSignal(sig)
 		case <-watchdog.C:
 			m.watch()
+			m.watchOrphans()
 		case e := <-m.events:
 			m.handle(e)
 		}
@@ -376,6 +392,8 @@ func (m *master) handle(e event) {
 		m.onUpgraded(e)
 	case evRecycle:
 		m.onRecycle(e.p, e.req)
+	case evOrphanGone:
+		m.onOrphanGone(e)
 	case evKillProc:
 		if _, live := m.procs[e.p]; live {
 			m.log.Warn().Int("worker", e.p.slot.id).Int("worker_pid", e.p.pid).Str("reason", e.why).Msg("killing worker")

@@ -1,0 +1,132 @@
+//go:build linux
+
+package main_test
+
+import (
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/goes-project/goes/internal/proctest"
+	"github.com/goes-project/goes/internal/testkit"
+	"github.com/goes-project/goes/ipc"
+)
+
+// wrkResult is what wrk printed: its totals and the errors it counted.
+type wrkResult struct {
+	out                                   string
+	requests                              int
+	connect, read, write, timeout, non2xx int
+}
+
+var (
+	wrkRequests = regexp.MustCompile(`(\d+) requests in`)
+	wrkSocket   = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+	wrkNon2xx   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+)
+
+func parseWrk(t *testing.T, out string) wrkResult {
+	t.Helper()
+	r := wrkResult{out: out}
+	m := wrkRequests.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("wrk printed no total:\n%s", out)
+	}
+	r.requests, _ = strconv.Atoi(m[1])
+	if m := wrkSocket.FindStringSubmatch(out); m != nil {
+		r.connect, _ = strconv.Atoi(m[1])
+		r.read, _ = strconv.Atoi(m[2])
+		r.write, _ = strconv.Atoi(m[3])
+		r.timeout, _ = strconv.Atoi(m[4])
+	}
+	if m := wrkNon2xx.FindStringSubmatch(out); m != nil {
+		r.non2xx, _ = strconv.Atoi(m[1])
+	}
+	return r
+}
+
+func (r wrkResult) errors() int { return r.connect + r.read + r.write + r.timeout + r.non2xx }
+
+func (r wrkResult) String() string {
+	return fmt.Sprintf("%d requests, socket errors: connect %d, read %d, write %d, timeout %d; non-2xx %d",
+		r.requests, r.connect, r.read, r.write, r.timeout, r.non2xx)
+}
+
+// startWrk runs wrk -c50 against the HTTP listener for d (bounded).
+func startWrk(t *testing.T, addr string, d time.Duration) <-chan wrkResult {
+	t.Helper()
+	if _, err := exec.LookPath("wrk"); err != nil {
+		t.Fatal("wrk not found (apt-get install wrk; .ci/run installs it)")
+	}
+	done := make(chan wrkResult, 1)
+	cmd := exec.Command("wrk", "-t2", "-c50", "-d"+d.String(), "--timeout", "5s", "http://"+addr+"/")
+	go func() {
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			out = append(out, []byte("\nwrk: "+err.Error())...)
+		}
+		done <- parseWrk(t, string(out))
+	}()
+	return done
+}
+
+func pidsOf(st ipc.Status) []int {
+	var pids []int
+	for _, w := range st.Workers {
+		if w.MasterPID == st.Master.PID {
+			pids = append(pids, w.PID)
+		}
+	}
+	return pids
+}
+
+// TestMasterKilledUnderLoad: kill -9 of the master under wrk -c50, start
+// again a second later: the orphaned workers serve until the new master's
+// workers accept on the sockets it took from them, then drain and exit.
+// Not one request is lost.
+func TestMasterKilledUnderLoad(t *testing.T) {
+	s := newConfSetup(t, `{"log_level": "info", "stop_timeout": "10s", "listeners": [
+  {"name": "web", "listen": "http://127.0.0.1:0", "count": 2, "handler": "hello"}]}`)
+	st := s.start()
+	load := startWrk(t, s.httpAddr, 6*time.Second)
+	time.Sleep(time.Second) // load before the kill: the point of the test, not a wait for readiness
+	if err := syscall.Kill(st.Master.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	time.Sleep(time.Second) // the operator (or systemd's RestartSec) takes a second
+	res := s.cli("start", "-d")
+	t.Logf("start after kill -9 (%v after it): %s", time.Since(killed), res)
+	w := <-load
+	t.Logf("wrk: %s", w)
+	if res.Code != 0 {
+		t.Fatalf("start after kill -9 failed: %s\nwrk: %s", res, w.out)
+	}
+	if w.errors() != 0 || w.requests == 0 {
+		t.Errorf("wrk across kill -9 and start: %s\n%s", w, w.out)
+	}
+	st2, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 20*time.Second, testkit.Poll, "the orphans exit after their drain", func() error {
+		for _, pid := range pidsOf(st) {
+			if proctest.Alive(pid) {
+				return fmt.Errorf("orphan pid %d alive", pid)
+			}
+		}
+		return nil
+	})
+	if err := httpGet(s.httpAddr); err != nil {
+		t.Fatalf("the new master does not serve: %v", err)
+	}
+	if !strings.Contains(s.mustCLI("status").Stdout, strconv.Itoa(st2.Master.PID)) {
+		t.Fatal("status does not name the new master")
+	}
+	s.stopAndCheck(st2)
+}
