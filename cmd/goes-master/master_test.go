@@ -740,10 +740,10 @@ func TestWorkersRunAsUser(t *testing.T) {
 	s.stopAndCheck(st)
 }
 
-// TestMasterKilled: when the master dies (kill -9), its workers see EOF on
-// their control channel and drain: a held connection is still served, and
-// they exit once it is gone. The files the dead master left do not block
-// the next start.
+// TestMasterKilled: when the master dies (kill -9), its workers serve on
+// as orphans: a held connection is still served, and so are new ones. The
+// files the dead master left do not block the next start, which adopts the
+// orphans: they drain (the held connection finishes first) and exit.
 func TestMasterKilled(t *testing.T) {
 	s := newSetup(t, "20s")
 	st := s.start()
@@ -752,21 +752,21 @@ func TestMasterKilled(t *testing.T) {
 	if err := syscall.Kill(st.Master.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, 10*time.Second, testkit.Poll, "idle workers gone", func() error {
-		alive := 0
-		for _, w := range st.Workers {
-			if proctest.Alive(w.PID) {
-				alive++
-			}
-		}
-		if alive != 1 {
-			return fmt.Errorf("%d workers alive, want only the one holding the connection", alive)
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "the master gone", func() error {
+		if proctest.Alive(st.Master.PID) {
+			return errors.New("master alive")
 		}
 		return nil
 	})
 	held.echo(t, "after the master died")
-	held.Close()
-	s.processesGone(st)
+	if err := httpGet(s.httpAddr); err != nil {
+		t.Fatalf("the orphans do not serve: %v", err)
+	}
+	for _, w := range st.Workers {
+		if !proctest.Alive(w.PID) {
+			t.Fatalf("worker %d (pid %d) exited with its master", w.ID, w.PID)
+		}
+	}
 	if res := s.cli("status"); res.Code == 0 || !strings.Contains(res.Stderr, "not running") {
 		t.Fatalf("status after the master died: %s", res)
 	}
@@ -774,6 +774,22 @@ func TestMasterKilled(t *testing.T) {
 	if err := httpGet(s.httpAddr); err != nil {
 		t.Fatal(err)
 	}
+	// Every orphan but the one holding the connection drains at once.
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "idle orphans gone", func() error {
+		alive := 0
+		for _, w := range st.Workers {
+			if proctest.Alive(w.PID) {
+				alive++
+			}
+		}
+		if alive != 1 {
+			return fmt.Errorf("%d orphans alive, want only the one holding the connection", alive)
+		}
+		return nil
+	})
+	held.echo(t, "while its orphan drains")
+	held.Close()
+	s.processesGone(st)
 	s.stopAndCheck(st2)
 }
 
