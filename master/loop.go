@@ -100,9 +100,10 @@ type master struct {
 
 	// Orphans of a master that died (orphans.go).
 	orphans         []*orphanProc
-	adopted         map[int]*os.File // listener index → socket taken from an orphan, until openSockets
-	foreignUntil    time.Time        // retry binding until then: orphans of another version release the addresses
-	orphansReleased time.Time        // when the orphans were told to drain
+	adopted         map[int]*os.File     // listener index → socket taken from an orphan, until openSockets
+	foreignUntil    time.Time            // retry binding until then: orphans of another version release the addresses
+	orphansReleased time.Time            // when the orphans were told to drain
+	strayTried      map[string]time.Time // worker socket → when scanStrays may ask it again
 }
 
 // stopMode says how the workers stop.
@@ -314,6 +315,7 @@ func (m *master) run(ctx context.Context) (err error) {
 		case <-watchdog.C:
 			m.watch()
 			m.watchOrphans()
+			m.scanStrays()
 		case e := <-m.events:
 			m.handle(e)
 		}
@@ -394,6 +396,8 @@ func (m *master) handle(e event) {
 		m.onRecycle(e.p, e.req)
 	case evOrphanGone:
 		m.onOrphanGone(e)
+	case evStray:
+		m.onStray(e)
 	case evKillProc:
 		if _, live := m.procs[e.p]; live {
 			m.log.Warn().Int("worker", e.p.slot.id).Int("worker_pid", e.p.pid).Str("reason", e.why).Msg("killing worker")

@@ -59,6 +59,14 @@ type evOrphanGone struct {
 	err error
 }
 
+// evStray: a worker socket of the run directory that is neither this
+// master's workers' nor a known orphan's answered (scanStrays).
+type evStray struct {
+	path string
+	c    *orphan.Client
+	err  error
+}
+
 // workerSocket makes the worker socket of a worker about to start (route):
 // its path, and a duplicate for the worker's ExtraFiles. Without orphans
 // (OrphanTimeout < 0), or when it cannot be made (logged), "" and nil: that
@@ -90,10 +98,9 @@ func (m *master) adoptOrphans() {
 	if len(paths) == 0 {
 		return
 	}
-	allow := func(uid uint32) bool { return m.o.Credential != nil && uid == m.o.Credential.Uid }
 	var foreign []int
 	for _, path := range paths {
-		c, err := orphan.Dial(path, 2*time.Second, allow)
+		c, err := orphan.Dial(path, 2*time.Second, m.allowPeer)
 		switch {
 		case errors.Is(err, orphan.ErrStale):
 			os.Remove(path)
@@ -215,20 +222,26 @@ func (m *master) releaseOrphans() {
 	}
 	m.orphansReleased = time.Now()
 	for _, o := range m.orphans {
-		o.draining = true
-		timeout := m.maxStopTimeout()
-		for i, l := range m.o.Listeners {
-			if inheritKey(i, l) == o.info.Key {
-				timeout = l.StopTimeout
-			}
-		}
-		go func() {
-			if err := o.c.Drain(ipc.DrainRequest{Timeout: timeout, Reload: true}, 2*time.Second); err != nil {
-				m.log.Warn().Err(err).Int("orphan_pid", o.info.PID).Msg("orphan not told to drain")
-			}
-		}()
+		m.releaseOrphan(o)
 	}
 	m.log.Info().Ints("orphan_pids", m.orphanPIDs()).Msg("this master's workers accept: the orphans drain")
+}
+
+// releaseOrphan tells o to drain, bounded by the stop timeout of its
+// listener (the longest one when this config has not its listener).
+func (m *master) releaseOrphan(o *orphanProc) {
+	o.draining = true
+	timeout := m.maxStopTimeout()
+	for i, l := range m.o.Listeners {
+		if inheritKey(i, l) == o.info.Key {
+			timeout = l.StopTimeout
+		}
+	}
+	go func() {
+		if err := o.c.Drain(ipc.DrainRequest{Timeout: timeout, Reload: true}, 2*time.Second); err != nil {
+			m.log.Warn().Err(err).Int("orphan_pid", o.info.PID).Msg("orphan not told to drain")
+		}
+	}()
 }
 
 // watchOrphans asks every orphan for its figures (watchdog round); one
@@ -267,6 +280,71 @@ func (m *master) onOrphanGone(e evOrphanGone) {
 			m.log.Info().Dur("drain_time", time.Since(m.orphansReleased)).Msg("every orphan has exited")
 		}
 		return
+	}
+}
+
+// strayRetry is how soon scanStrays asks a worker socket again that did
+// not answer as an orphan.
+const strayRetry = 5 * time.Second
+
+// scanStrays looks for orphans that appeared after the start (watchdog
+// round): the workers of a new master that a reload started and that died
+// (killed at the upgrade timeout, or crashed), or of a master killed while
+// it adopted. A serving master tells them to drain. Not while a reload is
+// in flight, nor while a previous generation drains: their workers'
+// sockets belong to a live master.
+func (m *master) scanStrays() {
+	if m.state != StateRunning || !m.parentGone || m.upgrading || m.upgraded || m.o.Paths.Dir == "" {
+		return
+	}
+	known := map[string]bool{}
+	for p := range m.procs {
+		known[p.orphanAt] = true
+	}
+	for _, o := range m.orphans {
+		known[o.c.Path] = true
+	}
+	now := time.Now()
+	for _, path := range orphan.Glob(m.o.Paths.Dir) {
+		if known[path] || now.Before(m.strayTried[path]) {
+			continue
+		}
+		if m.strayTried == nil {
+			m.strayTried = map[string]time.Time{}
+		}
+		m.strayTried[path] = now.Add(strayRetry)
+		go func() {
+			c, err := orphan.Dial(path, 2*time.Second, m.allowPeer)
+			m.send(evStray{path: path, c: c, err: err})
+		}()
+	}
+}
+
+func (m *master) allowPeer(uid uint32) bool {
+	return m.o.Credential != nil && uid == m.o.Credential.Uid
+}
+
+func (m *master) onStray(e evStray) {
+	switch {
+	case errors.Is(e.err, orphan.ErrStale):
+		os.Remove(e.path)
+		delete(m.strayTried, e.path)
+	case errors.Is(e.err, orphan.ErrProto):
+		if pid := e.c.PeerPID; pid > 0 {
+			m.log.Warn().Err(e.err).Int("orphan_pid", pid).Msg("an orphan of another goes version: told to drain (SIGTERM)")
+			syscall.Kill(pid, syscall.SIGTERM)
+		}
+	case e.err != nil:
+		// Not an orphan (yet): asked again later.
+	case m.state != StateRunning:
+		e.c.Close()
+	default:
+		delete(m.strayTried, e.path)
+		o := &orphanProc{c: e.c, info: e.c.Info}
+		m.orphans = append(m.orphans, o)
+		m.log.Warn().Int("orphan_pid", o.info.PID).Int("dead_master_pid", o.info.MasterPID).Str("name", o.info.Name).
+			Msg("found an orphan of a master that died: it drains")
+		m.releaseOrphan(o)
 	}
 }
 

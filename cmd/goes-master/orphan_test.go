@@ -5,6 +5,7 @@ package main_test
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -221,4 +222,193 @@ func TestStartRace(t *testing.T) {
 	}
 	s.processesGone(st)
 	s.stopAndCheck(st2)
+}
+
+// parentOf returns the parent pid of pid (0: gone).
+func parentOf(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid ...: comm may hold spaces, not ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(string(b[i+1:]))
+	if len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
+}
+
+// childrenOf lists the processes whose parent is pid (/proc), of pids
+// above floor.
+func childrenOf(pid, floor int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child <= floor {
+			continue
+		}
+		if parentOf(child) == pid {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+// stopChildren waits until pid has started n worker processes (of pids
+// above floor) and stops each (SIGSTOP) as soon as it has exec'd, before
+// it can tell its master that it is ready; t.Cleanup lets them go on.
+func stopChildren(t *testing.T, pid, floor, n int) []int {
+	t.Helper()
+	var kids []int
+	seen := map[int]bool{}
+	testkit.Eventually(t, 20*time.Second, 50*time.Microsecond, "the new master's workers started", func() error {
+		for _, k := range childrenOf(pid, floor) {
+			// Not before the exec: os/exec waits for it, and the
+			// master would start no other worker.
+			env, _ := os.ReadFile("/proc/" + strconv.Itoa(k) + "/environ")
+			if !seen[k] && strings.Contains(string(env), "GOES_ROLE=worker") {
+				syscall.Kill(k, syscall.SIGSTOP)
+				seen[k] = true
+				kids = append(kids, k)
+			}
+		}
+		if len(kids) < n {
+			return fmt.Errorf("%d of %d", len(kids), n)
+		}
+		return nil
+	})
+	t.Cleanup(func() { cont(kids) })
+	return kids
+}
+
+func cont(pids []int) {
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGCONT)
+	}
+}
+
+// maxPID is the highest pid of st: the processes started later have
+// higher ones (pids wrap around only past pid_max).
+func maxPID(st ipc.Status) int {
+	n := st.Master.PID
+	for _, w := range st.Workers {
+		n = max(n, w.PID)
+	}
+	return n
+}
+
+func allGone(t *testing.T, d time.Duration, what string, pids []int) {
+	t.Helper()
+	testkit.Eventually(t, d, testkit.Poll, what, func() error {
+		for _, pid := range pids {
+			if proctest.Alive(pid) {
+				return fmt.Errorf("pid %d alive", pid)
+			}
+		}
+		return nil
+	})
+}
+
+// TestKilledDuringAdoption: the master that adopts the orphans is killed
+// (kill -9) once it has their sockets and has started its workers, before
+// they serve. The orphans serve on; so do its workers, orphans in turn.
+// The next start adopts both and drains both; wrk sees no error.
+func TestKilledDuringAdoption(t *testing.T) {
+	s := newConfSetup(t, `{"log_level": "info", "stop_timeout": "10s", "listeners": [
+  {"name": "web", "listen": "http://127.0.0.1:0", "count": 2, "handler": "hello"},
+  {"name": "udp", "listen": "udp://127.0.0.1:0", "count": 1}]}`)
+	st := s.start()
+	load := startWrk(t, s.httpAddr, 6*time.Second)
+	if err := syscall.Kill(st.Master.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	b := proctest.Start(t, s.bin, "start", "--run-dir", s.runDir, "--config", s.conf)
+	bWorkers := stopChildren(t, b.Cmd.Process.Pid, maxPID(st), 3)
+	if err := syscall.Kill(b.Cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	b.Wait(10 * time.Second)
+	cont(bWorkers)
+	out := b.Output()
+	if n := strings.Count(out, "adopted the listening socket of an orphan"); n != 2 {
+		t.Fatalf("the second master adopted %d sockets, want 2:\n%s", n, out)
+	}
+	// Its workers are stopped as soon as they exec; should one have said
+	// ready first (a loaded machine), the master may have served: the
+	// outcome must be the same.
+	t.Logf("the second master was killed before it served: %v", !strings.Contains(out, "master ready"))
+	udpEcho(t, s.udpAddr) // between the masters
+	st3 := s.start()
+	w := <-load
+	t.Logf("wrk: %s", w)
+	if w.errors() != 0 || w.requests == 0 {
+		t.Errorf("wrk across two kills and a start: %s\n%s", w, w.out)
+	}
+	allGone(t, 20*time.Second, "the orphans of both masters exit", append(pidsOf(st), bWorkers...))
+	udpEcho(t, s.udpAddr) // after the adoption, from the third master's worker
+	s.stopAndCheck(st3)
+}
+
+// TestReloadKilledNewMaster: the master a reload starts is killed once it
+// has started its workers, before they serve: the reload fails, the old
+// generation serves on, and it tells the orphaned workers of the dead new
+// master to drain (they would serve for the orphan timeout otherwise).
+func TestReloadKilledNewMaster(t *testing.T) {
+	s := newConfSetup(t, `{"log_level": "info", "stop_timeout": "10s", "listeners": [
+  {"name": "web", "listen": "http://127.0.0.1:0", "count": 2, "handler": "hello"}]}`)
+	st := s.start()
+	load := startWrk(t, s.httpAddr, 4*time.Second)
+	var kids []int
+	// The new master's workers are stopped as soon as they exec, before
+	// they can say ready; should they have said it first (a loaded
+	// machine), the reload succeeds: try again on the new master.
+	for try := 0; ; try++ {
+		reload := make(chan proctest.Result, 1)
+		go func() { reload <- s.cli("reload") }()
+		var newPID int
+		testkit.Eventually(t, 20*time.Second, 50*time.Microsecond, "the new master", func() error {
+			if k := childrenOf(st.Master.PID, maxPID(st)); len(k) > 0 {
+				newPID = k[0]
+				return nil
+			}
+			return errors.New("not yet")
+		})
+		kids = stopChildren(t, newPID, newPID, 2)
+		if err := syscall.Kill(newPID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		cont(kids)
+		res := <-reload
+		if res.Code != 0 && strings.Contains(res.Stderr, "reload failed") {
+			break
+		}
+		if res.Code != 0 || try == 2 {
+			t.Fatalf("reload whose new master was killed: %s", res)
+		}
+		t.Logf("the new master served before it was killed (%s): again", res)
+		var err error
+		if st, err = s.status(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := <-load
+	t.Logf("wrk: %s", w)
+	if w.errors() != 0 || w.requests == 0 {
+		t.Errorf("wrk across a failed reload: %s\n%s", w, w.out)
+	}
+	allGone(t, 20*time.Second, "the dead new master's workers exit", kids)
+	cur, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.Master.PID != st.Master.PID {
+		t.Fatalf("master %d serves, want %d", cur.Master.PID, st.Master.PID)
+	}
+	s.stopAndCheck(cur)
 }
