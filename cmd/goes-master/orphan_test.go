@@ -197,6 +197,7 @@ func TestStartRace(t *testing.T) {
 	if err := syscall.Kill(st.Master.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	allGone(t, 10*time.Second, "the master gone", []int{st.Master.PID})
 	results := make(chan proctest.Result, 2)
 	for i := 0; i < 2; i++ {
 		go func() { results <- s.cli("start", "-d") }()
@@ -260,39 +261,6 @@ func childrenOf(pid, floor int) []int {
 	return out
 }
 
-// stopChildren waits until pid has started n worker processes (of pids
-// above floor) and stops each (SIGSTOP) as soon as it has exec'd, before
-// it can tell its master that it is ready; t.Cleanup lets them go on.
-func stopChildren(t *testing.T, pid, floor, n int) []int {
-	t.Helper()
-	var kids []int
-	seen := map[int]bool{}
-	testkit.Eventually(t, 20*time.Second, 50*time.Microsecond, "the new master's workers started", func() error {
-		for _, k := range childrenOf(pid, floor) {
-			// Not before the exec: os/exec waits for it, and the
-			// master would start no other worker.
-			env, _ := os.ReadFile("/proc/" + strconv.Itoa(k) + "/environ")
-			if !seen[k] && strings.Contains(string(env), "GOES_ROLE=worker") {
-				syscall.Kill(k, syscall.SIGSTOP)
-				seen[k] = true
-				kids = append(kids, k)
-			}
-		}
-		if len(kids) < n {
-			return fmt.Errorf("%d of %d", len(kids), n)
-		}
-		return nil
-	})
-	t.Cleanup(func() { cont(kids) })
-	return kids
-}
-
-func cont(pids []int) {
-	for _, pid := range pids {
-		syscall.Kill(pid, syscall.SIGCONT)
-	}
-}
-
 // maxPID is the highest pid of st: the processes started later have
 // higher ones (pids wrap around only past pid_max).
 func maxPID(st ipc.Status) int {
@@ -315,94 +283,96 @@ func allGone(t *testing.T, d time.Duration, what string, pids []int) {
 	})
 }
 
-// TestKilledDuringAdoption: the master that adopts the orphans is killed
-// (kill -9) once it has their sockets and has started its workers, before
-// they serve. The orphans serve on; so do its workers, orphans in turn.
-// The next start adopts both and drains both; wrk sees no error.
-func TestKilledDuringAdoption(t *testing.T) {
-	s := newConfSetup(t, `{"log_level": "info", "stop_timeout": "10s", "listeners": [
-  {"name": "web", "listen": "http://127.0.0.1:0", "count": 2, "handler": "hello"},
-  {"name": "udp", "listen": "udp://127.0.0.1:0", "count": 1}]}`)
-	st := s.start()
-	load := startWrk(t, s.httpAddr, 6*time.Second)
-	if err := syscall.Kill(st.Master.PID, syscall.SIGKILL); err != nil {
+// certGate is a TLS listener's cert_file as a FIFO: a worker of that
+// listener cannot start (it reads the file) until the test lets it
+// (open), one worker at a time.
+type certGate struct {
+	path string
+	pem  []byte
+}
+
+func newCertGate(t *testing.T) *certGate {
+	t.Helper()
+	certPEM, _ := testkit.CertPEM(t)
+	g := &certGate{path: filepath.Join(t.TempDir(), "cert.pem"), pem: certPEM}
+	if err := syscall.Mkfifo(g.path, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b := proctest.Start(t, s.bin, "start", "--run-dir", s.runDir, "--config", s.conf)
-	bWorkers := stopChildren(t, b.Cmd.Process.Pid, maxPID(st), 3)
-	if err := syscall.Kill(b.Cmd.Process.Pid, syscall.SIGKILL); err != nil {
+	return g
+}
+
+// open lets one worker read the certificate, waiting up to d for it.
+func (g *certGate) open(t *testing.T, d time.Duration) {
+	t.Helper()
+	var f *os.File
+	testkit.Eventually(t, d, testkit.Poll, "a worker reading the certificate", func() error {
+		var err error
+		// Non-blocking: ENXIO until a reader has it open.
+		f, err = os.OpenFile(g.path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		return err
+	})
+	_, err := f.Write(g.pem)
+	f.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
-	b.Wait(10 * time.Second)
-	cont(bWorkers)
-	out := b.Output()
-	if n := strings.Count(out, "adopted the listening socket of an orphan"); n != 2 {
-		t.Fatalf("the second master adopted %d sockets, want 2:\n%s", n, out)
-	}
-	// Its workers are stopped as soon as they exec; should one have said
-	// ready first (a loaded machine), the master may have served: the
-	// outcome must be the same.
-	t.Logf("the second master was killed before it served: %v", !strings.Contains(out, "master ready"))
-	udpEcho(t, s.udpAddr) // between the masters
-	st3 := s.start()
-	w := <-load
-	t.Logf("wrk: %s", w)
-	if w.errors() != 0 || w.requests == 0 {
-		t.Errorf("wrk across two kills and a start: %s\n%s", w, w.out)
-	}
-	allGone(t, 20*time.Second, "the orphans of both masters exit", append(pidsOf(st), bWorkers...))
-	udpEcho(t, s.udpAddr) // after the adoption, from the third master's worker
-	s.stopAndCheck(st3)
+	// Until the reader is done, another open would write to it too.
+	testkit.Eventually(t, d, testkit.Poll, "the worker done with the certificate", func() error {
+		f, err := os.OpenFile(g.path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err == nil {
+			f.Close()
+			return errors.New("still reading")
+		}
+		return nil
+	})
 }
 
 // TestReloadKilledNewMaster: the master a reload starts is killed once it
-// has started its workers, before they serve: the reload fails, the old
-// generation serves on, and it tells the orphaned workers of the dead new
-// master to drain (they would serve for the orphan timeout otherwise).
+// has started its workers, before they all serve: the reload fails, the
+// old generation serves on, and it tells the orphaned workers of the dead
+// new master to drain (they would serve for the orphan timeout otherwise).
 func TestReloadKilledNewMaster(t *testing.T) {
-	s := newConfSetup(t, `{"log_level": "info", "stop_timeout": "10s", "listeners": [
-  {"name": "web", "listen": "http://127.0.0.1:0", "count": 2, "handler": "hello"}]}`)
-	st := s.start()
+	s, gate := gatedSetup(t)
+	st := gatedStart(t, s, gate)
 	load := startWrk(t, s.httpAddr, 4*time.Second)
+	reload := make(chan proctest.Result, 1)
+	go func() { reload <- s.cli("reload") }()
+	// The new master's TLS worker waits for its certificate: the new
+	// master cannot serve. Its HTTP and UDP workers start.
+	var newPID int
 	var kids []int
-	// The new master's workers are stopped as soon as they exec, before
-	// they can say ready; should they have said it first (a loaded
-	// machine), the reload succeeds: try again on the new master.
-	for try := 0; ; try++ {
-		reload := make(chan proctest.Result, 1)
-		go func() { reload <- s.cli("reload") }()
-		var newPID int
-		testkit.Eventually(t, 20*time.Second, 50*time.Microsecond, "the new master", func() error {
-			if k := childrenOf(st.Master.PID, maxPID(st)); len(k) > 0 {
-				newPID = k[0]
+	testkit.Eventually(t, 20*time.Second, testkit.Poll, "the new master's workers", func() error {
+		for _, pid := range childrenOf(st.Master.PID, maxPID(st)) {
+			if k := childrenOf(pid, pid); len(k) == 4 {
+				newPID, kids = pid, k
 				return nil
 			}
-			return errors.New("not yet")
-		})
-		kids = stopChildren(t, newPID, newPID, 2)
-		if err := syscall.Kill(newPID, syscall.SIGKILL); err != nil {
-			t.Fatal(err)
 		}
-		cont(kids)
-		res := <-reload
-		if res.Code != 0 && strings.Contains(res.Stderr, "reload failed") {
-			break
+		return errors.New("not yet")
+	})
+	testkit.Eventually(t, 20*time.Second, testkit.Poll, "the new master's HTTP workers ready", func() error {
+		b, _ := os.ReadFile(filepath.Join(s.runDir, "goes.log"))
+		if n := strings.Count(string(b), `"message":"worker ready"`); n < 4+3 {
+			return fmt.Errorf("%d workers ready", n)
 		}
-		if res.Code != 0 || try == 2 {
-			t.Fatalf("reload whose new master was killed: %s", res)
-		}
-		t.Logf("the new master served before it was killed (%s): again", res)
-		var err error
-		if st, err = s.status(); err != nil {
-			t.Fatal(err)
-		}
+		return nil
+	})
+	if err := syscall.Kill(newPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
 	}
+	if res := <-reload; res.Code == 0 || !strings.Contains(res.Stderr, "reload failed") {
+		t.Fatalf("reload whose new master was killed: %s", res)
+	}
+	gate.open(t, 20*time.Second) // the dead new master's TLS worker goes on
 	w := <-load
 	t.Logf("wrk: %s", w)
 	if w.errors() != 0 || w.requests == 0 {
 		t.Errorf("wrk across a failed reload: %s\n%s", w, w.out)
 	}
 	allGone(t, 20*time.Second, "the dead new master's workers exit", kids)
+	if n := s.countLog("found an orphan of a master that died: it drains", -1); n < 3 {
+		t.Errorf("the old master found %d orphans, want the HTTP and UDP workers of the dead new master", n)
+	}
 	cur, err := s.status()
 	if err != nil {
 		t.Fatal(err)
@@ -411,4 +381,84 @@ func TestReloadKilledNewMaster(t *testing.T) {
 		t.Fatalf("master %d serves, want %d", cur.Master.PID, st.Master.PID)
 	}
 	s.stopAndCheck(cur)
+}
+
+// gatedSetup is a goes-master whose TLS worker waits for the test to
+// give it its certificate (certGate): a master cannot serve until then.
+func gatedSetup(t *testing.T) (*setup, *certGate) {
+	t.Helper()
+	gate := newCertGate(t)
+	certPEM, keyPEM := testkit.CertPEM(t)
+	gate.pem = certPEM
+	keyFile := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newConfSetup(t, fmt.Sprintf(`{"log_level": "info", "stop_timeout": "10s", "listeners": [
+  {"name": "web", "listen": "http://127.0.0.1:0", "count": 2, "handler": "hello"},
+  {"name": "udp", "listen": "udp://127.0.0.1:0", "count": 1},
+  {"name": "tls", "listen": "tls://127.0.0.1:0", "count": 1, "cert_file": %q, "key_file": %q}]}`, gate.path, keyFile))
+	return s, gate
+}
+
+// gatedStart is setup.start for a gatedSetup.
+func gatedStart(t *testing.T, s *setup, gate *certGate) ipc.Status {
+	t.Helper()
+	started := make(chan proctest.Result, 1)
+	go func() { started <- s.cli("start", "-d") }()
+	gate.open(t, 20*time.Second)
+	if res := <-started; res.Code != 0 || !strings.Contains(res.Stdout, "started (pid") {
+		t.Fatalf("start -d: %s", res)
+	}
+	st, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.learnAddrs(st)
+	return st
+}
+
+// TestKilledDuringAdoption: the master that adopts the orphans is killed
+// (kill -9) once it has their sockets and most of its workers serve, but
+// before it does (its TLS worker waits for its certificate). The orphans
+// serve on; so do its workers, orphans in turn. The next start adopts
+// both and drains both; wrk sees no error, UDP datagrams are answered.
+func TestKilledDuringAdoption(t *testing.T) {
+	s, gate := gatedSetup(t)
+	st := gatedStart(t, s, gate)
+	load := startWrk(t, s.httpAddr, 6*time.Second)
+	if err := syscall.Kill(st.Master.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	allGone(t, 10*time.Second, "the first master gone", []int{st.Master.PID})
+	b := proctest.Start(t, s.bin, "start", "--run-dir", s.runDir, "--config", s.conf)
+	bPID := b.Cmd.Process.Pid
+	testkit.Eventually(t, 20*time.Second, testkit.Poll, "the second master's HTTP and UDP workers ready", func() error {
+		if n := strings.Count(b.Output(), `"message":"worker ready"`); n < 3 {
+			return fmt.Errorf("%d ready", n)
+		}
+		return nil
+	})
+	bWorkers := childrenOf(bPID, bPID)
+	if err := syscall.Kill(bPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	b.Wait(10 * time.Second)
+	out := b.Output()
+	if n := strings.Count(out, "adopted the listening socket of an orphan"); n != 3 || strings.Contains(out, "master ready") ||
+		len(bWorkers) != 4 {
+		t.Fatalf("the second master adopted %d sockets (want 3) and started %d workers (want 4), not serving yet:\n%s",
+			n, len(bWorkers), out)
+	}
+	gate.open(t, 20*time.Second) // its TLS worker goes on, masterless
+	udpEcho(t, s.udpAddr)        // between the masters
+	st3 := gatedStart(t, s, gate)
+	w := <-load
+	t.Logf("wrk: %s", w)
+	if w.errors() != 0 || w.requests == 0 {
+		t.Errorf("wrk across two kills and a start: %s\n%s", w, w.out)
+	}
+	allGone(t, 20*time.Second, "the orphans of both masters exit", append(pidsOf(st), bWorkers...))
+	udpEcho(t, s.udpAddr) // from the third master's worker
+	s.stopAndCheck(st3)
 }
