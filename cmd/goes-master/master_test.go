@@ -788,6 +788,20 @@ func TestMasterKilled(t *testing.T) {
 		return nil
 	})
 	held.echo(t, "while its orphan drains")
+	// The new master's status shows the draining orphan among the
+	// retiring processes, under the dead master's pid.
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "the orphan in status", func() error {
+		cur, err := s.status()
+		if err != nil {
+			return err
+		}
+		for _, w := range cur.Retiring {
+			if w.MasterPID == st.Master.PID && w.State == "draining" && w.Name == "text" && w.Connections == 1 {
+				return nil
+			}
+		}
+		return fmt.Errorf("retiring: %+v", cur.Retiring)
+	})
 	held.Close()
 	s.processesGone(st)
 	s.stopAndCheck(st2)
