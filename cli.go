@@ -486,7 +486,16 @@ func printStatus(w io.Writer, name string, st ipc.Status) {
 		}
 		row(x, state)
 	}
+	live := map[int]bool{st.Master.PID: true}
+	for _, o := range st.Others {
+		live[o.PID] = true
+	}
 	for _, x := range st.Retiring {
+		if !live[x.MasterPID] {
+			// Adopted from a master that died (master/orphans.go).
+			row(x, fmt.Sprintf("%s (orphan of master %d)", x.State, x.MasterPID))
+			continue
+		}
 		row(x, x.State+" (recycled)")
 	}
 	tw.Flush()

@@ -802,6 +802,9 @@ func TestMasterKilled(t *testing.T) {
 		}
 		return fmt.Errorf("retiring: %+v", cur.Retiring)
 	})
+	if out := s.mustCLI("status").Stdout; !strings.Contains(out, fmt.Sprintf("draining (orphan of master %d)", st.Master.PID)) {
+		t.Fatalf("status does not show the orphan:\n%s", out)
+	}
 	held.Close()
 	s.processesGone(st)
 	s.stopAndCheck(st2)
