@@ -95,9 +95,9 @@ type Options struct {
 	// (EOF on Ctl), until a new master adopts it or Orphan.Timeout passes.
 	Orphan *Orphan
 	// MasterGone, when set, runs once the control channel has reached EOF
-	// (the master is gone), before the drain that follows is logged: a
-	// worker whose output its master was copying writes to the log file
-	// itself from then on.
+	// (the master is gone), before what follows (orphan or drain) is
+	// logged: a worker whose output its master was copying writes to the
+	// log file itself from then on.
 	MasterGone func()
 	// GoingAway, when set, runs for every connection still open when a
 	// drain's timeout passes; a second later what is left is closed. It
