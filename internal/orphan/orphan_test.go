@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/goes-project/goes/ipc"
 )
 
@@ -72,6 +74,14 @@ func TestHandOver(t *testing.T) {
 	f, err := c.TakeSocket(2 * time.Second)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The socket is shared: the hand-over must not have switched it to
+	// blocking mode (accept would hang, Close would not interrupt it).
+	rc, _ := w.ln.SyscallConn()
+	var flags int
+	rc.Control(func(fd uintptr) { flags, _ = unix.FcntlInt(fd, unix.F_GETFL, 0) })
+	if flags&unix.O_NONBLOCK == 0 {
+		t.Fatal("the shared socket is in blocking mode after the hand-over")
 	}
 	ln, err := net.FileListener(f)
 	f.Close()
