@@ -100,15 +100,15 @@ func (m *master) adoptOrphans() {
 	}
 	var foreign []int
 	for _, path := range paths {
-		c, err := orphan.Dial(path, 2*time.Second, m.allowPeer)
+		c, err := orphan.Dial(path, 2*time.Second)
 		switch {
 		case errors.Is(err, orphan.ErrStale):
 			os.Remove(path)
 		case errors.Is(err, orphan.ErrProto):
-			pid := c.PeerPID
-			if pid == 0 {
-				pid = c.Info.PID
-			}
+			// The peer's credentials are the dead master's (it made the
+			// socket): the pid is the orphan's word, which every version
+			// of the hello carries.
+			pid := c.Info.PID
 			m.log.Warn().Err(err).Int("orphan_pid", pid).
 				Msg("an orphan of another goes version cannot hand its socket over: it is told to drain (SIGTERM)")
 			if pid > 0 {
@@ -274,6 +274,9 @@ func (m *master) onOrphanGone(e evOrphanGone) {
 		}
 		m.orphans = append(m.orphans[:i], m.orphans[i+1:]...)
 		o.c.Close()
+		// An orphan running as another user (Options.Credential) cannot
+		// remove its socket from the run directory.
+		os.Remove(o.c.Path)
 		m.log.Info().Int("orphan_pid", o.info.PID).Int("worker", o.info.ID).Str("name", o.info.Name).
 			Bool("told_to_drain", o.draining).Msg("orphan exited")
 		if len(m.orphans) == 0 && !m.orphansReleased.IsZero() {
@@ -314,14 +317,10 @@ func (m *master) scanStrays() {
 		}
 		m.strayTried[path] = now.Add(strayRetry)
 		go func() {
-			c, err := orphan.Dial(path, 2*time.Second, m.allowPeer)
+			c, err := orphan.Dial(path, 2*time.Second)
 			m.send(evStray{path: path, c: c, err: err})
 		}()
 	}
-}
-
-func (m *master) allowPeer(uid uint32) bool {
-	return m.o.Credential != nil && uid == m.o.Credential.Uid
 }
 
 func (m *master) onStray(e evStray) {
@@ -330,7 +329,7 @@ func (m *master) onStray(e evStray) {
 		os.Remove(e.path)
 		delete(m.strayTried, e.path)
 	case errors.Is(e.err, orphan.ErrProto):
-		if pid := e.c.PeerPID; pid > 0 {
+		if pid := e.c.Info.PID; pid > 0 {
 			m.log.Warn().Err(e.err).Int("orphan_pid", pid).Msg("an orphan of another goes version: told to drain (SIGTERM)")
 			syscall.Kill(pid, syscall.SIGTERM)
 		}

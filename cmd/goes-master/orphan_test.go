@@ -462,3 +462,43 @@ func TestKilledDuringAdoption(t *testing.T) {
 	udpEcho(t, s.udpAddr) // from the third master's worker
 	s.stopAndCheck(st3)
 }
+
+// TestOrphansAsUser: workers running as another user (user: nobody) are
+// adopted too: their worker sockets are the master's (root's, in its
+// owner-only run directory), an orphan admits the new master (root), and
+// nothing is left in the run directory once they have exited.
+func TestOrphansAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	s := newConfSetup(t, `{"log_level": "info", "user": "nobody", "listeners": [
+  {"name": "web", "listen": "http://127.0.0.1:0", "count": 2, "handler": "hello"},
+  {"name": "udp", "listen": "udp://127.0.0.1:0", "count": 1}]}`)
+	st := s.start()
+	if err := syscall.Kill(st.Master.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	allGone(t, 10*time.Second, "the master gone", []int{st.Master.PID})
+	if err := httpGet(s.httpAddr); err != nil {
+		t.Fatalf("the orphans do not serve: %v", err)
+	}
+	st2 := s.start()
+	if n := s.countLog("adopted the listening socket of an orphan", -1); n != 2 {
+		t.Fatalf("%d sockets adopted, want 2", n)
+	}
+	allGone(t, 20*time.Second, "the orphans exit", pidsOf(st))
+	if err := httpGet(s.httpAddr); err != nil {
+		t.Fatal(err)
+	}
+	udpEcho(t, s.udpAddr)
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "only the new workers' sockets left", func() error {
+		if left := orphanSockets(t, s); len(left) != 3 {
+			return fmt.Errorf("worker sockets: %v", left)
+		}
+		return nil
+	})
+	s.stopAndCheck(st2)
+	if left := orphanSockets(t, s); len(left) != 0 {
+		t.Fatalf("worker sockets left after stop: %v", left)
+	}
+}

@@ -21,8 +21,10 @@
 //
 // The socket is SOCK_SEQPACKET: one request or answer is one packet (an
 // ipc.Message as JSON), and the descriptor of TypeSocket travels with its
-// answer's packet. Both ends check the peer's credentials: root or the
-// same user (the master also accepts its workers' user).
+// answer's packet. Both ends check the peer's credentials (SO_PEERCRED):
+// root or the same user. On the master's end these are the credentials of
+// the process that made the listening socket, the dead master (not the
+// worker, which may run as another user): the socket is the master's own.
 package orphan
 
 import (
@@ -155,7 +157,7 @@ func Serve(ln *net.UnixListener, h Handler, log func(msg string, err error)) {
 
 func serveConn(c *net.UnixConn, h Handler, log func(string, error)) {
 	defer c.Close()
-	if err := checkPeer(c, nil); err != nil {
+	if err := checkPeer(c); err != nil {
 		log("orphan: client refused", err)
 		return
 	}
@@ -236,9 +238,6 @@ func send(c *net.UnixConn, m ipc.Message, fd int) error {
 type Client struct {
 	Path string
 	Info Info
-	// PeerPID is the orphan's pid as the kernel tells it (0 where the
-	// platform does not), known even when Info is not (another Proto).
-	PeerPID int
 
 	mu  sync.Mutex
 	c   *net.UnixConn
@@ -249,14 +248,12 @@ type Client struct {
 var ErrStale = errors.New("orphan: stale worker socket")
 
 // ErrProto: the orphan speaks another protocol version; Client.Info has
-// its Proto and PID, Client.PeerPID the kernel's word on its pid.
+// its Proto and PID.
 var ErrProto = errors.New("orphan: another protocol version")
 
-// Dial connects to the worker socket at path and says hello. allow, when
-// set, admits a peer uid besides root and this process's own (the
-// workers' user). With ErrProto the client is returned too (for its pid),
-// closed.
-func Dial(path string, timeout time.Duration, allow func(uid uint32) bool) (*Client, error) {
+// Dial connects to the worker socket at path and says hello. With
+// ErrProto the client is returned too (for its Info), closed.
+func Dial(path string, timeout time.Duration) (*Client, error) {
 	d := net.Dialer{Timeout: timeout}
 	nc, err := d.Dial("unixpacket", path)
 	if err != nil {
@@ -266,11 +263,10 @@ func Dial(path string, timeout time.Duration, allow func(uid uint32) bool) (*Cli
 		return nil, err
 	}
 	c := &Client{Path: path, c: nc.(*net.UnixConn)}
-	if err := checkPeer(c.c, allow); err != nil {
+	if err := checkPeer(c.c); err != nil {
 		c.c.Close()
 		return nil, err
 	}
-	c.PeerPID = peerPID(c.c)
 	ans, _, err := c.request(TypeHello, HelloRequest{Proto: Proto}, timeout)
 	if err == nil {
 		err = ans.Decode(&c.Info)

@@ -63,13 +63,13 @@ func TestHandOver(t *testing.T) {
 	if got := Glob(filepath.Dir(path)); len(got) != 1 || got[0] != path {
 		t.Fatalf("Glob: %v", got)
 	}
-	c, err := Dial(path, 2*time.Second, nil)
+	c, err := Dial(path, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if c.Info != w.info || c.PeerPID != os.Getpid() {
-		t.Fatalf("info %+v (peer pid %d), want %+v", c.Info, c.PeerPID, w.info)
+	if c.Info != w.info {
+		t.Fatalf("info %+v, want %+v", c.Info, w.info)
 	}
 	f, err := c.TakeSocket(2 * time.Second)
 	if err != nil {
@@ -121,8 +121,8 @@ func TestHandOver(t *testing.T) {
 // request but hello from a client of another version.
 func TestOtherVersion(t *testing.T) {
 	path, _ := serve(t, Proto+1)
-	c, err := Dial(path, 2*time.Second, nil)
-	if !errors.Is(err, ErrProto) || c == nil || c.Info.PID != os.Getpid() || c.PeerPID != os.Getpid() {
+	c, err := Dial(path, 2*time.Second)
+	if !errors.Is(err, ErrProto) || c == nil || c.Info.PID != os.Getpid() {
 		t.Fatalf("Dial of another version: %v, %+v", err, c)
 	}
 
@@ -172,10 +172,10 @@ func TestStale(t *testing.T) {
 	if _, err := os.Stat(path); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Dial(path, time.Second, nil); !errors.Is(err, ErrStale) {
+	if _, err := Dial(path, time.Second); !errors.Is(err, ErrStale) {
 		t.Fatalf("Dial of a stale socket: %v", err)
 	}
-	if _, err := Dial(path+".none", time.Second, nil); !errors.Is(err, ErrStale) {
+	if _, err := Dial(path+".none", time.Second); !errors.Is(err, ErrStale) {
 		t.Fatalf("Dial of a missing socket: %v", err)
 	}
 }

@@ -10,9 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// checkPeer admits root, this process's user, and allow's (the same rule
-// as the master's control socket, master/creds_bsd.go).
-func checkPeer(c *net.UnixConn, allow func(uint32) bool) error {
+// checkPeer admits root and this process's user (the same rule as the
+// master's control socket, master/creds_bsd.go).
+func checkPeer(c *net.UnixConn) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err
@@ -27,10 +27,8 @@ func checkPeer(c *net.UnixConn, allow func(uint32) bool) error {
 	if cerr != nil {
 		return fmt.Errorf("orphan: peer credentials: %w", cerr)
 	}
-	if cred.Uid == 0 || int(cred.Uid) == os.Geteuid() || allow != nil && allow(cred.Uid) {
+	if cred.Uid == 0 || int(cred.Uid) == os.Geteuid() {
 		return nil
 	}
 	return fmt.Errorf("%w: uid %d", ErrPeer, cred.Uid)
 }
-
-func peerPID(*net.UnixConn) int { return 0 }
