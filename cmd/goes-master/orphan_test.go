@@ -3,8 +3,10 @@
 package main_test
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -500,5 +502,58 @@ func TestOrphansAsUser(t *testing.T) {
 	s.stopAndCheck(st2)
 	if left := orphanSockets(t, s); len(left) != 0 {
 		t.Fatalf("worker sockets left after stop: %v", left)
+	}
+}
+
+// TestTLSAndUnixAdopted: TLS (the raw TCP socket under it), Unix and UDP
+// listeners are adopted from orphans like HTTP: they answer between the
+// masters and after, on the same addresses and path.
+func TestTLSAndUnixAdopted(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := testkit.WriteCert(t, dir)
+	sock := filepath.Join(dir, "echo.sock")
+	conf := filepath.Join(dir, "goes.json")
+	body := fmt.Sprintf(`{"listeners": [
+  {"name": "tls", "listen": "tls://127.0.0.1:0", "count": 1, "cert_file": %q, "key_file": %q},
+  {"name": "unix", "listen": "unix://%s", "count": 1},
+  {"name": "udp", "listen": "udp://127.0.0.1:0", "count": 1}
+]}`, cert, key, sock)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &setup{t: t, bin: bin, runDir: filepath.Join(dir, "run"), conf: conf}
+	st := s.start()
+	addrs := listenAddrs(t, st)
+	check := func(when string) {
+		t.Helper()
+		c, err := tls.Dial("tcp", addrs["tls"], &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatalf("%s: tls: %v", when, err)
+		}
+		echoRaw(t, c, "over tls")
+		u, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatalf("%s: unix: %v", when, err)
+		}
+		echoRaw(t, u, "over unix")
+		udpEcho(t, addrs["udp"])
+	}
+	if err := syscall.Kill(st.Master.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	allGone(t, 10*time.Second, "the master gone", []int{st.Master.PID})
+	check("orphans")
+	st2 := s.start()
+	if n := s.countLog("adopted the listening socket of an orphan", -1); n != 3 {
+		t.Fatalf("%d sockets adopted, want 3", n)
+	}
+	allGone(t, 20*time.Second, "the orphans exit", pidsOf(st))
+	check("adopted")
+	if got := listenAddrs(t, st2); got["tls"] != addrs["tls"] || got["udp"] != addrs["udp"] {
+		t.Fatalf("addresses %v, want %v", got, addrs)
+	}
+	s.stopAndCheck(st2)
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("unix socket left behind: %v", err)
 	}
 }
