@@ -155,7 +155,8 @@ func TestChat(t *testing.T) {
 	var bob *chatPage
 	for tries := 1; ; tries++ {
 		bob = open("bob")
-		if bob.worker() != aw {
+		if bw := bob.worker(); bw != aw {
+			t.Logf("alice on chat worker %d, bob on %d (window %d)", aw, bw, tries)
 			break
 		}
 		if tries == 50 {
