@@ -4,6 +4,7 @@ package master
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -36,6 +37,7 @@ func (m *master) listenControl() error {
 		return fmt.Errorf("master: control socket: %w", err)
 	}
 	m.ctlLn = ln
+	m.reserve = newFDReserve(controlReserve)
 	go m.acceptControl(ln)
 	if m.parentGone {
 		return m.linkControl()
@@ -79,23 +81,47 @@ func (m *master) removeStaleControl() {
 	}
 }
 
+// acceptControl serves the control socket until ln is closed. It
+// survives a shortage of descriptors: it gives up one of the reserve
+// (fdReserve) to take the connection waiting, and otherwise backs off
+// (acceptBackoff).
 func (m *master) acceptControl(ln *net.UnixListener) {
+	bo := acceptBackoff{log: m.log, what: "control socket"}
 	for {
 		c, err := ln.AcceptUnix()
 		if err != nil {
-			return
+			switch {
+			case errors.Is(err, net.ErrClosed):
+				return
+			case outOfFiles(err) && m.reserve.release():
+				m.log.Warn().Err(err).Msg("out of descriptors: the control socket takes one of its reserve")
+			default:
+				bo.failed(err)
+			}
+			continue
 		}
+		bo.accepted()
 		go m.serveControl(c)
 	}
 }
 
-func (m *master) serveControl(c *net.UnixConn) {
-	if err := checkPeer(c); err != nil {
+// serveControl reads a control client's request (within
+// controlReadTimeout) and hands it to the run loop. A client of another
+// user is refused first; then one over controlMaxConns.
+func (m *master) serveControl(uc *net.UnixConn) {
+	if err := checkPeer(uc); err != nil {
 		m.log.Warn().Err(err).Msg("control client refused")
+		uc.Close()
+		m.reserve.refill()
+		return
+	}
+	c := &ctlConn{UnixConn: uc, m: m}
+	if n := m.ctlOpen.Add(1); n > controlMaxConns {
+		answer(c, ipc.Message{Type: ipc.TypeError, Error: fmt.Sprintf("master busy: %d control connections open (at most %d)", n-1, controlMaxConns)})
 		c.Close()
 		return
 	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	c.SetReadDeadline(time.Now().Add(controlReadTimeout))
 	msg, err := ipc.NewConn(c).Recv()
 	if err != nil {
 		answer(c, ipc.Message{Type: ipc.TypeError, Error: err.Error()})
@@ -110,6 +136,23 @@ func (m *master) serveControl(c *net.UnixConn) {
 	}
 }
 
+// ctlConn is a control connection: its Close gives its place back
+// (controlMaxConns) and refills the descriptor reserve.
+type ctlConn struct {
+	*net.UnixConn
+	m    *master
+	once sync.Once
+}
+
+func (c *ctlConn) Close() error {
+	err := c.UnixConn.Close()
+	c.once.Do(func() {
+		c.m.ctlOpen.Add(-1)
+		c.m.reserve.refill()
+	})
+	return err
+}
+
 // closeControlListener stops taking CLI requests and removes the socket,
 // and the link to it unless a newer master owns the link now.
 func (m *master) closeControlListener() {
@@ -118,6 +161,7 @@ func (m *master) closeControlListener() {
 	}
 	m.ctlLn.Close()
 	m.ctlLn = nil
+	m.reserve.close()
 	if target, err := os.Readlink(m.o.Paths.Socket); err == nil && target == filepath.Base(m.ctlPath) {
 		os.Remove(m.o.Paths.Socket)
 	}
