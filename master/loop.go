@@ -79,8 +79,8 @@ type master struct {
 	ctlPath   string // this master's own control socket; Paths.Socket links to it
 	// reserve and ctlOpen (any goroutine): descriptors kept for the
 	// control socket, and its connections open (accept.go).
-	reserve *fdReserve
-	ctlOpen atomic.Int64
+	reserve   *fdReserve
+	ctlOpen   atomic.Int64
 	lockFile  *os.File
 	readyDone bool
 	answering sync.WaitGroup // any goroutine: answers being written by other goroutines (Add in the run loop)

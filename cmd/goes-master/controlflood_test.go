@@ -37,12 +37,12 @@ const adminFloodEnv = "GOES_TEST_ADMIN_FLOOD"
 // master's own limit is 20,000: without a cap, the master runs out of
 // descriptors.
 const (
-	floodConns     = 20000
-	floodProcs     = 2
-	floodUID       = 65534 // nobody
-	masterFileCap  = 20000 // the master's RLIMIT_NOFILE in these tests
-	floodStatusBound    = 3 * time.Second
-	floodOpenBound = 2 * time.Minute
+	floodConns       = 20000
+	floodProcs       = 2
+	floodUID         = 65534 // nobody
+	masterFileCap    = 20000 // the master's RLIMIT_NOFILE in these tests
+	floodStatusBound = 3 * time.Second
+	floodOpenBound   = 2 * time.Minute
 )
 
 // runAdminFlood runs the process as an admin flood process when
