@@ -364,3 +364,51 @@ func TestAdminFloodStatus(t *testing.T) {
 	mustFetch(t, base+"/healthz")
 	s.stopAndCheck(st)
 }
+
+// TestControlSurvivesEMFILE: with the admin endpoint's cap off
+// (admin_max_connections -1), the flood takes every descriptor of the
+// master. The control socket answers status all along (from its reserve
+// of descriptors) and after the flood (its accept loop retried, where it
+// used to return on EMFILE, leaving the operator with signals only).
+func TestControlSurvivesEMFILE(t *testing.T) {
+	needRoot(t)
+	s := newAdminSetup(t, "10s")
+	s.editConfig(func(conf map[string]any) { conf["admin_max_connections"] = -1 })
+	st, base := s.startAdmin()
+	pid := st.Master.PID
+	limit := capMasterFiles(t, pid)
+	slowest, peak := s.floodAdmin(st.Master.Admin, pid, 7*time.Second)
+	t.Logf("status answered within %v at the slowest; the master held %d descriptors at most (limit %d)", slowest.Round(time.Millisecond), peak, limit)
+	var sawEMFILE bool
+	for _, l := range s.logLines() {
+		if strings.Contains(l, "too many open files") {
+			sawEMFILE = true
+			break
+		}
+	}
+	if !sawEMFILE || peak < int(limit)-10 {
+		t.Fatalf("the master did not run out of descriptors (held %d at most, limit %d; EMFILE logged: %v): the test proves nothing", peak, limit, sawEMFILE)
+	}
+	mustFetch(t, base+"/healthz")
+	s.stopAndCheck(st)
+}
+
+// editConfig rewrites the setup's config file through edit.
+func (s *setup) editConfig(edit func(map[string]any)) {
+	s.t.Helper()
+	b, err := os.ReadFile(s.conf)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var conf map[string]any
+	if err := json.Unmarshal(b, &conf); err != nil {
+		s.t.Fatal(err)
+	}
+	edit(conf)
+	if b, err = json.Marshal(conf); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.WriteFile(s.conf, b, 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+}
