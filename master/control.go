@@ -192,7 +192,7 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 	}
 	switch msg.Type {
 	case ipc.TypePing:
-		ok(ipc.Hello{PID: os.Getpid(), Version: m.o.Version})
+		ok(ipc.Hello{PID: os.Getpid(), Version: m.o.Version, Progress: true})
 		c.Close()
 	case ipc.TypeStatus:
 		var req ipc.StatusRequest
@@ -226,7 +226,10 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 				return
 			}
 		}
-		ok(ipc.Hello{PID: os.Getpid(), Version: m.o.Version})
+		if req.Progress {
+			c = m.watchProgress(c, msg.ID, ipc.TypeStop)
+		}
+		ok(ipc.Hello{PID: os.Getpid(), Version: m.o.Version, Progress: true})
 		m.waiters = append(m.waiters, c)
 		m.beginStop(req.Graceful)
 		// A previous generation still draining stops the same way, so that
@@ -249,6 +252,9 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 				return
 			}
 		}
+		if req.Progress {
+			c = m.watchProgress(c, msg.ID, ipc.TypeReload)
+		}
 		if err := m.reload(c, msg.ID, req); err != nil {
 			fail(fmt.Errorf("reload refused: %w", err))
 		}
@@ -269,6 +275,109 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 		m.onProfile(msg, c)
 	default:
 		fail(fmt.Errorf("unknown request %q", msg.Type))
+	}
+}
+
+// progressEvery is how often a CLI waiting for a stop or a reload that
+// asked for progress gets a TypeProgress frame: its heartbeat (the CLI
+// gives up after --timeout without a frame).
+const progressEvery = time.Second
+
+// evProgress asks the run loop how a stop or reload goes (watchConn).
+type evProgress struct {
+	kind  string // ipc.TypeStop or ipc.TypeReload
+	since time.Time
+	reply chan ipc.Progress // buffered
+}
+
+// watchProgress makes c, the connection of a stop or reload request that asked
+// for progress, a watchConn: until it closes, it gets a TypeProgress
+// frame every progressEvery.
+func (m *master) watchProgress(c net.Conn, id uint64, kind string) net.Conn {
+	w := &watchConn{Conn: c, m: m, id: id, kind: kind, since: time.Now(), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// progress says how a stop or a reload goes (the run loop answers
+// evProgress).
+func (m *master) progress(e evProgress) ipc.Progress {
+	p := ipc.Progress{PID: os.Getpid(), State: m.state, Workers: len(m.procs), Seconds: time.Since(e.since).Seconds()}
+	for proc := range m.procs {
+		if last, ok, _ := proc.lastAnswer(); ok {
+			p.Connections += last.Connections
+		}
+	}
+	if e.kind == ipc.TypeReload && m.upgrading {
+		p.Note = "the new master starts"
+		if !m.parentGone {
+			p.Note = "the previous generation drains before the new master starts"
+		}
+	}
+	return p
+}
+
+// watchConn is the connection of a CLI waiting for a stop or a reload
+// that asked for progress: a goroutine asks the run loop how it goes
+// every progressEvery (evProgress) and writes the answer, until the
+// connection closes. Its frames go out whole among the answers (Write
+// is serialized); one that cannot be written (the CLI is gone) ends the
+// goroutine.
+type watchConn struct {
+	net.Conn
+	m     *master
+	id    uint64
+	kind  string
+	since time.Time
+	wmu   sync.Mutex
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (w *watchConn) Write(b []byte) (int, error) {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	return w.Conn.Write(b)
+}
+
+func (w *watchConn) Close() error {
+	w.once.Do(func() { close(w.done) })
+	return w.Conn.Close()
+}
+
+func (w *watchConn) run() {
+	t := time.NewTicker(progressEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-w.done:
+			return
+		}
+		reply := make(chan ipc.Progress, 1)
+		select {
+		case w.m.events <- evProgress{kind: w.kind, since: w.since, reply: reply}:
+		case <-w.done:
+			return
+		case <-w.m.done:
+			return
+		}
+		var p ipc.Progress
+		select {
+		case p = <-reply:
+		case <-w.done:
+			return
+		case <-w.m.done:
+			return
+		}
+		msg, err := ipc.New(ipc.TypeProgress, w.id, p)
+		if err != nil {
+			return
+		}
+		w.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if err := ipc.NewConn(w).Send(msg); err != nil {
+			return
+		}
 	}
 }
 

@@ -366,6 +366,8 @@ func (m *master) handle(e event) {
 		}
 	case evRequest:
 		m.onRequest(e.m, e.c)
+	case evProgress:
+		e.reply <- m.progress(e)
 	case evParentExited:
 		m.parentGone = true
 		m.figs.previousGone = time.Now()
