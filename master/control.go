@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/goes-project/goes/ipc"
 )
 
@@ -128,12 +130,41 @@ func (m *master) serveControl(uc *net.UnixConn) {
 		c.Close()
 		return
 	}
+	if clientGone(uc) {
+		// Its CLI gave up waiting (a master stopped by SIGSTOP, say):
+		// what it asked is not done behind its back when the master
+		// resumes.
+		m.log.Warn().Str("request", msg.Type).Msg("control request dropped: its client gave up before the master read it")
+		c.Close()
+		return
+	}
 	c.SetReadDeadline(time.Time{})
 	select {
 	case m.events <- evRequest{m: msg, c: c}:
 	case <-m.done:
 		c.Close()
 	}
+}
+
+// clientGone reports whether the client of c has closed its side (it
+// sends one request, then reads): a peek that does not wait finds the
+// end of the stream.
+func clientGone(c *net.UnixConn) bool {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var (
+		n    int
+		perr error
+		b    [1]byte
+	)
+	if err := rc.Control(func(fd uintptr) {
+		n, _, perr = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	}); err != nil {
+		return false
+	}
+	return n == 0 && perr == nil
 }
 
 // ctlConn is a control connection: its Close gives its place back
