@@ -460,12 +460,17 @@ func (w *progressWaiter) next(ctl *ipc.Conn, conn net.Conn) (ipc.Message, error)
 		var p ipc.Progress
 		if msg.Decode(&p) == nil && time.Since(w.printed) >= progressPrintEvery {
 			w.printed = time.Now()
-			note := ""
-			if p.Note != "" {
-				note = "; " + p.Note
+			since := time.Since(w.began).Round(time.Second)
+			if w.verb == "reload" {
+				note := p.Note
+				if note == "" {
+					note = "the new master is taking over"
+				}
+				fmt.Fprintf(w.r.Stderr, "%s reload: master pid %d waits: %s (%v so far)\n", w.r.Name, p.PID, note, since)
+				continue
 			}
-			fmt.Fprintf(w.r.Stderr, "%s %s: master pid %d %s, %d workers and %d connections left after %v%s\n",
-				w.r.Name, w.verb, p.PID, p.State, p.Workers, p.Connections, time.Since(w.began).Round(time.Second), note)
+			fmt.Fprintf(w.r.Stderr, "%s %s: master pid %d %s, %d workers and %d connections left after %v\n",
+				w.r.Name, w.verb, p.PID, p.State, p.Workers, p.Connections, since)
 		}
 	}
 }

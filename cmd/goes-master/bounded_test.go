@@ -135,3 +135,42 @@ func TestStopProgress(t *testing.T) {
 	}
 	s.checkGone(st)
 }
+
+// TestReloadProgress: a reload right after a reload waits for the
+// previous generation's drain (a client holds a connection to it until
+// the stop timeout, 5 s) before its new master starts: longer than
+// --timeout, and the CLI waits it out on the master's progress reports,
+// which say what it waits for.
+func TestReloadProgress(t *testing.T) {
+	s := newSetup(t, "5s")
+	s.start()
+	c, err := net.Dial("tcp", s.textAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "hi\n")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "hi\n" {
+		t.Fatalf("text echo: %q, %v", line, err)
+	}
+	s.mustCLI("reload") // generation 1 drains, held up by c
+	t0 := time.Now()
+	res := s.cli("reload", "--timeout", "2s")
+	took := time.Since(t0)
+	t.Logf("reload --timeout 2s: exit %d after %v\nstdout:\n%s\nstderr:\n%s", res.Code, took.Round(time.Millisecond), res.Stdout, res.Stderr)
+	if res.Code != 0 || !strings.Contains(res.Stdout, "reloaded") {
+		t.Fatalf("reload --timeout 2s: %s", res)
+	}
+	if took < 3*time.Second {
+		t.Fatalf("the reload took %v: the test wants one longer than --timeout", took)
+	}
+	if !strings.Contains(res.Stderr, "reload: master pid") || !strings.Contains(res.Stderr, "the previous generation drains") {
+		t.Fatalf("reload printed no progress: %s", res)
+	}
+	st, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.stopAndCheck(st)
+}
