@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,6 +33,7 @@ func TestCLIStoppedMaster(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	waitStopped(t, pid)
 	resumed := false
 	t.Cleanup(func() {
 		if !resumed {
@@ -173,4 +175,25 @@ func TestReloadProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.stopAndCheck(st)
+}
+
+// waitStopped waits until every thread of process pid has stopped (state
+// T in /proc, where there is one): kill returns before they all have.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		return
+	}
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "the master stopped", func() error {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return err
+		}
+		// pid (comm) state ...: the state follows the last ')'.
+		_, rest, _ := strings.Cut(string(b), ") ")
+		if !strings.HasPrefix(rest, "T") {
+			return fmt.Errorf("state %.1s", rest)
+		}
+		return nil
+	})
 }
