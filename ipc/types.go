@@ -8,8 +8,8 @@ const (
 	TypePing        = "ping"        // answer: ok with a Hello body
 	TypeStatus      = "status"      // answer: ok with a Status body
 	TypeConnections = "connections" // answer: ok with a []ConnInfo body
-	TypeStop        = "stop"        // body StopRequest; answer ok, then EOF when the master is gone
-	TypeReload      = "reload"      // answer: ok with a ReloadResult body once the new generation serves
+	TypeStop        = "stop"        // body StopRequest; answer ok (a Hello), then EOF when the master is gone (TypeProgress frames meanwhile, if asked)
+	TypeReload      = "reload"      // body ReloadRequest; answer: ok with a ReloadResult body once the new generation serves (TypeProgress frames before, if asked)
 	TypeReopen      = "reopen"      // reopen log files; answer ok
 	// TypeProfile asks for a profile of a worker (body ProfileRequest).
 	// The master answers with a stream of ok frames of the same ID, each

@@ -89,19 +89,30 @@ func (m *master) removeStaleControl() {
 // (acceptBackoff).
 func (m *master) acceptControl(ln *net.UnixListener) {
 	bo := acceptBackoff{log: m.log, what: "control socket"}
+	short, released := false, false // out of descriptors; one of the reserve given up for this accept
 	for {
 		c, err := ln.AcceptUnix()
 		if err != nil {
+			released = false
 			switch {
 			case errors.Is(err, net.ErrClosed):
 				return
 			case outOfFiles(err) && m.reserve.release():
-				m.log.Warn().Err(err).Msg("out of descriptors: the control socket takes one of its reserve")
+				released = true
+				if !short {
+					short = true
+					m.log.Warn().Err(err).Msg("out of descriptors: the control socket takes from its reserve")
+				}
 			default:
 				bo.failed(err)
 			}
 			continue
 		}
+		if short && !released {
+			short = false
+			m.log.Info().Msg("the control socket accepts without its reserve again")
+		}
+		released = false
 		bo.accepted()
 		go m.serveControl(c)
 	}
