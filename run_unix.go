@@ -240,6 +240,8 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 		},
 		Reopen: reopen,
 		Admin:  r.adminAddr(cfg, goers),
+		// The control plane's bounds.
+		AdminMaxConnections: cfg.AdminMaxConnections,
 		// Operations.
 		WatchdogInterval:    time.Duration(cfg.WatchdogInterval),
 		UnresponsiveTimeout: time.Duration(cfg.UnresponsiveTimeout),

@@ -155,6 +155,11 @@ type Options struct {
 	// it on loopback or on an address only operators reach. A reload
 	// hands its socket to the new master.
 	Admin string
+	// AdminMaxConnections caps the connections the admin endpoint holds
+	// at once (default DefaultAdminMaxConnections, 64; negative: no cap).
+	// One more is closed at once, so that a flood of connections cannot
+	// take the master's descriptors.
+	AdminMaxConnections int
 
 	// Operations: watchdog, reload hand-off, output.
 
