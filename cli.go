@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -49,6 +50,8 @@ func (r *Runner) app() *cli.App {
 	daemon := &cli.BoolFlag{Name: "daemon", Aliases: []string{"d"}, Usage: "run detached in the background"}
 	graceful := &cli.BoolFlag{Name: "graceful", Aliases: []string{"g"}, Usage: "let connections finish (bounded by the stop timeout)"}
 	asJSON := &cli.BoolFlag{Name: "json", Usage: "print JSON"}
+	timeout := &cli.DurationFlag{Name: "timeout", Value: DefaultAnswerTimeout,
+		Usage: "give up when the master does not answer within this; a long drain goes on while the master reports its progress (stop, reload)"}
 	return &cli.App{
 		Name:            r.Name,
 		Usage:           "a goes server: master and workers",
@@ -66,12 +69,12 @@ func (r *Runner) app() *cli.App {
 			},
 			{
 				Name: "stop", Usage: "stop (fast; -g: graceful)",
-				Flags:  withCommon(graceful),
+				Flags:  withCommon(graceful, timeout),
 				Action: func(c *cli.Context) error { return r.stop(c, c.Bool("graceful"), false) },
 			},
 			{
 				Name: "restart", Usage: "stop, then start (a config that cannot start is refused first)",
-				Flags: withCommon(daemon, graceful),
+				Flags: withCommon(daemon, graceful, timeout),
 				Action: func(c *cli.Context) error {
 					// What cannot start is refused before what serves stops.
 					cfg, _, err := r.resolve(c)
@@ -90,19 +93,19 @@ func (r *Runner) app() *cli.App {
 			{
 				Name: "reload", Usage: "upgrade to the binary now on disk without dropping connections (SIGHUP); -g: let old connections finish without a time bound; " +
 					"--config FILE: the new generation runs FILE (checked first)",
-				Flags:  withCommon(graceful),
+				Flags:  withCommon(graceful, timeout),
 				Action: r.reload,
 			},
 			{
 				Name: "status", Usage: "show the master and its workers",
 				Flags: withCommon(
 					&cli.BoolFlag{Name: "d", Usage: "refresh every second until Ctrl-C"},
-					asJSON),
+					asJSON, timeout),
 				Action: r.status,
 			},
 			{
 				Name: "connections", Usage: "list the open connections",
-				Flags:  withCommon(asJSON),
+				Flags:  withCommon(asJSON, timeout),
 				Action: r.connections,
 			},
 		},
@@ -282,7 +285,8 @@ func (r *Runner) stop(c *cli.Context, graceful, quietIfStopped bool) error {
 	if err != nil {
 		return err
 	}
-	ctl, conn, err := paths.Dial(2 * time.Second)
+	bound := answerTimeout(c)
+	ctl, conn, err := paths.Dial(bound)
 	if err != nil {
 		if errors.Is(err, master.ErrNotRunning) {
 			if quietIfStopped {
@@ -290,16 +294,17 @@ func (r *Runner) stop(c *cli.Context, graceful, quietIfStopped bool) error {
 			}
 			return notRunning(paths)
 		}
-		return err
+		return r.noAnswer("stop", paths, bound, err)
 	}
 	defer conn.Close()
-	req, _ := ipc.New(ipc.TypeStop, 1, ipc.StopRequest{Graceful: graceful})
+	conn.SetDeadline(time.Now().Add(bound))
+	req, _ := ipc.New(ipc.TypeStop, 1, ipc.StopRequest{Graceful: graceful, Progress: true})
 	if err := ctl.Send(req); err != nil {
-		return fmt.Errorf("goes: stop: %w", err)
+		return r.noAnswer("stop", paths, bound, err)
 	}
 	ans, err := ctl.Recv()
 	if err != nil {
-		return fmt.Errorf("goes: stop: %w", err)
+		return r.noAnswer("stop", paths, bound, err)
 	}
 	if ans.Type == ipc.TypeError {
 		return fmt.Errorf("goes: stop: %s", ans.Error)
@@ -311,8 +316,18 @@ func (r *Runner) stop(c *cli.Context, graceful, quietIfStopped bool) error {
 		how = "stopping gracefully"
 	}
 	fmt.Fprintf(r.Stdout, "%s %s (pid %d)\n", r.Name, how, h.PID)
-	// The master closes the connection when it is done.
-	io.Copy(io.Discard, conn)
+	// The master closes the connection when it is done; until then it
+	// reports its progress every second (h.Progress; a master of an older
+	// version is silent and bounds its stop itself).
+	w := r.waiter("stop", h, paths, bound)
+	for {
+		if _, err := w.next(ctl, conn); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return err
+		}
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for paths.Locked() {
 		if time.Now().After(deadline) {
@@ -322,6 +337,142 @@ func (r *Runner) stop(c *cli.Context, graceful, quietIfStopped bool) error {
 	}
 	fmt.Fprintf(r.Stdout, "%s stopped\n", r.Name)
 	return nil
+}
+
+// DefaultAnswerTimeout is how long the CLI waits for the master to answer
+// (--timeout): a request, and, while a stop or reload drains, between two
+// of the master's progress reports.
+const DefaultAnswerTimeout = 10 * time.Second
+
+// legacyWait bounds the wait for a stop or reload of a master that sends
+// no progress (an older version): it bounds them itself.
+const legacyWait = 10 * time.Minute
+
+// progressPrintEvery is how often a stop or reload that waits prints how
+// it goes.
+const progressPrintEvery = 3 * time.Second
+
+func answerTimeout(c *cli.Context) time.Duration {
+	for _, x := range c.Lineage() {
+		if x.IsSet("timeout") {
+			if d := x.Duration("timeout"); d > 0 {
+				return d
+			}
+		}
+	}
+	return DefaultAnswerTimeout
+}
+
+// controlPID is the pid of the master behind paths' control socket, as
+// the socket's name (goes-PID.sock, the link's target) or else the pid
+// file says; 0 when neither does.
+func controlPID(paths master.Paths) int {
+	if target, err := os.Readlink(paths.Socket); err == nil {
+		name := filepath.Base(target)
+		if s, ok := strings.CutPrefix(name, "goes-"); ok {
+			if pid, err := strconv.Atoi(strings.TrimSuffix(s, ".sock")); err == nil {
+				return pid
+			}
+		}
+	}
+	if pid, err := paths.ReadPID(); err == nil {
+		return pid
+	}
+	return 0
+}
+
+// noAnswer is the error of a request the master did not answer in time
+// (err a timeout; any other err is returned wrapped as it is).
+func (r *Runner) noAnswer(verb string, paths master.Paths, bound time.Duration, err error) error {
+	if !isTimeout(err) {
+		return fmt.Errorf("goes: %s: %w", verb, err)
+	}
+	if pid := controlPID(paths); pid > 0 {
+		return fmt.Errorf("goes: %s: master pid %d did not answer within %v (is it stopped? kill -CONT %d, or kill it): %w", verb, pid, bound, pid, err)
+	}
+	return fmt.Errorf("goes: %s: the master of %s did not answer within %v: %w", verb, paths.Dir, bound, err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// request sends msg to the master and returns its answer, within bound.
+func (r *Runner) request(verb string, paths master.Paths, msg ipc.Message, bound time.Duration) (ipc.Message, error) {
+	ans, err := paths.Request(msg, bound)
+	switch {
+	case err == nil:
+		return ans, nil
+	case errors.Is(err, master.ErrNotRunning):
+		return ans, notRunning(paths)
+	case ans.Type == ipc.TypeError:
+		return ans, fmt.Errorf("goes: %w", err)
+	}
+	return ans, r.noAnswer(verb, paths, bound, err)
+}
+
+// progressWaiter reads the frames of a stop or reload that waits: the
+// master's progress reports, each within bound of the last (printed every
+// progressPrintEvery), until the answer; or, from a master that sends
+// none, the answer within legacyWait.
+type progressWaiter struct {
+	r       *Runner
+	verb    string
+	h       ipc.Hello
+	paths   master.Paths
+	bound   time.Duration
+	began   time.Time
+	printed time.Time
+	last    time.Time // the last frame
+}
+
+func (r *Runner) waiter(verb string, h ipc.Hello, paths master.Paths, bound time.Duration) *progressWaiter {
+	now := time.Now()
+	return &progressWaiter{r: r, verb: verb, h: h, paths: paths, bound: bound, began: now, printed: now, last: now}
+}
+
+// next returns the next frame that is not a progress report (io.EOF when
+// the master closed the connection).
+func (w *progressWaiter) next(ctl *ipc.Conn, conn net.Conn) (ipc.Message, error) {
+	for {
+		if w.h.Progress {
+			conn.SetReadDeadline(w.last.Add(w.bound))
+		} else {
+			conn.SetReadDeadline(w.began.Add(legacyWait))
+		}
+		msg, err := ctl.Recv()
+		switch {
+		case errors.Is(err, io.EOF):
+			return msg, io.EOF
+		case isTimeout(err) && w.h.Progress:
+			return msg, fmt.Errorf("goes: %s: master pid %d stopped answering after %v (no word for %v; is it stopped? kill -CONT %d, or kill it): %w",
+				w.verb, w.h.PID, time.Since(w.began).Round(time.Second), w.bound, w.h.PID, err)
+		case isTimeout(err):
+			return msg, fmt.Errorf("goes: %s: master pid %d (%s) not done after %v: %w", w.verb, w.h.PID, w.h.Version, legacyWait, err)
+		case err != nil:
+			return msg, fmt.Errorf("goes: %s: %w", w.verb, err)
+		}
+		w.last = time.Now()
+		if msg.Type != ipc.TypeProgress {
+			return msg, nil
+		}
+		var p ipc.Progress
+		if msg.Decode(&p) == nil && time.Since(w.printed) >= progressPrintEvery {
+			w.printed = time.Now()
+			since := time.Since(w.began).Round(time.Second)
+			if w.verb == "reload" {
+				note := p.Note
+				if note == "" {
+					note = "the new master is taking over"
+				}
+				fmt.Fprintf(w.r.Stderr, "%s reload: master pid %d waits: %s (%v so far)\n", w.r.Name, p.PID, note, since)
+				continue
+			}
+			fmt.Fprintf(w.r.Stderr, "%s %s: master pid %d %s, %d workers and %d connections left after %v\n",
+				w.r.Name, w.verb, p.PID, p.State, p.Workers, p.Connections, since)
+		}
+	}
 }
 
 func (r *Runner) reload(c *cli.Context) error {
@@ -343,17 +494,43 @@ func (r *Runner) reload(c *cli.Context) error {
 		}
 		return err
 	}
-	rr := ipc.ReloadRequest{Graceful: c.Bool("graceful")}
+	// The master answers once the new generation serves (or failed to):
+	// a ping first learns whether it reports its progress meanwhile.
+	bound := answerTimeout(c)
+	hello, err := r.request("reload", paths, ipc.Message{Type: ipc.TypePing}, bound)
+	if err != nil {
+		return err
+	}
+	var h ipc.Hello
+	if err := hello.Decode(&h); err != nil {
+		return fmt.Errorf("goes: reload: %w", err)
+	}
+	rr := ipc.ReloadRequest{Graceful: c.Bool("graceful"), Progress: h.Progress}
 	if named {
 		rr.Config = path
 	}
 	req, _ := ipc.New(ipc.TypeReload, 1, rr)
-	ans, err := paths.Request(req, 10*time.Minute)
+	ctl, conn, err := paths.Dial(bound)
 	if err != nil {
 		if errors.Is(err, master.ErrNotRunning) {
 			return notRunning(paths)
 		}
-		return fmt.Errorf("goes: %w", err)
+		return r.noAnswer("reload", paths, bound, err)
+	}
+	defer conn.Close()
+	conn.SetWriteDeadline(time.Now().Add(bound))
+	if err := ctl.Send(req); err != nil {
+		return r.noAnswer("reload", paths, bound, err)
+	}
+	ans, err := r.waiter("reload", h, paths, bound).next(ctl, conn)
+	if errors.Is(err, io.EOF) {
+		err = fmt.Errorf("goes: reload: master pid %d closed the connection without an answer", h.PID)
+	}
+	if err != nil {
+		return err
+	}
+	if ans.Type == ipc.TypeError {
+		return fmt.Errorf("goes: master: reload: %s", ans.Error)
 	}
 	var res ipc.ReloadResult
 	if err := ans.Decode(&res); err != nil {
@@ -376,12 +553,9 @@ func (r *Runner) status(c *cli.Context) error {
 	}
 	get := func() (ipc.Status, error) {
 		var st ipc.Status
-		ans, err := paths.Request(ipc.Message{Type: ipc.TypeStatus}, 5*time.Second)
+		ans, err := r.request("status", paths, ipc.Message{Type: ipc.TypeStatus}, answerTimeout(c))
 		if err != nil {
-			if errors.Is(err, master.ErrNotRunning) {
-				return st, notRunning(paths)
-			}
-			return st, fmt.Errorf("goes: %w", err)
+			return st, err
 		}
 		err = ans.Decode(&st)
 		return st, err
@@ -549,12 +723,9 @@ func (r *Runner) connections(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ans, err := paths.Request(ipc.Message{Type: ipc.TypeConnections}, 10*time.Second)
+	ans, err := r.request("connections", paths, ipc.Message{Type: ipc.TypeConnections}, answerTimeout(c))
 	if err != nil {
-		if errors.Is(err, master.ErrNotRunning) {
-			return notRunning(paths)
-		}
-		return fmt.Errorf("goes: %w", err)
+		return err
 	}
 	var list []ipc.ConnInfo
 	if len(ans.Body) > 0 {

@@ -24,7 +24,7 @@ import (
 //	  "stop_timeout": "30s",
 //	  "ready_timeout": "30s",
 //	  "cluster": {"enabled": true},
-//	  "admin": "127.0.0.1:8084",
+//	  "admin": "127.0.0.1:8084", "admin_max_connections": 64,
 //	  "unresponsive_timeout": "5s", "kill_unresponsive": "30s",
 //	  "orphan_timeout": "10m",
 //	  "listeners": [
@@ -63,6 +63,11 @@ type Config struct {
 	// address only operators and Prometheus reach. It overrides
 	// Goer.Admin and Runner.Admin; "off" turns the endpoint off.
 	Admin string `json:"admin,omitempty"`
+	// AdminMaxConnections caps the connections the admin endpoint holds
+	// at once (default 64; -1: no cap); one more is closed at once, so
+	// that a flood of connections from any local user cannot take the
+	// master's descriptors. Each request is bounded too (see README).
+	AdminMaxConnections int `json:"admin_max_connections,omitempty"`
 	// Listeners, see ListenerConfig.
 	Listeners []ListenerConfig `json:"listeners,omitempty"`
 

@@ -253,6 +253,8 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 		},
 		Reopen: reopen,
 		Admin:  r.adminAddr(cfg, goers),
+		// The control plane's bounds.
+		AdminMaxConnections: cfg.AdminMaxConnections,
 		// Operations.
 		WatchdogInterval:    time.Duration(cfg.WatchdogInterval),
 		UnresponsiveTimeout: time.Duration(cfg.UnresponsiveTimeout),
@@ -353,6 +355,7 @@ func (r *Runner) runWorker() error {
 		return fmt.Errorf("goes: worker of listener %d, but the program has %d", id.Listener, len(goers))
 	}
 	g := goers[id.Listener]
+	setComm(workerComm(id.ID, g)) // for ps -o comm and top: "goes: w3 web" (procname_linux.go); a failure costs only the name
 	var (
 		logOut     io.Writer = os.Stderr
 		masterGone func()

@@ -27,6 +27,11 @@ var (
 // DefaultReadyTimeout is ServerOptions.ReadyTimeout's default.
 const DefaultReadyTimeout = 10 * time.Second
 
+// DefaultMaxConnections is ServerOptions.MaxConnections's default: room
+// for the Nodes of many workers (one connection each), far below the
+// master's open-file limit.
+const DefaultMaxConnections = 1024
+
 // ServerOptions configure an embedded NATS server. The zero value listens on
 // 127.0.0.1 at a random port, stand-alone, with nothing logged.
 type ServerOptions struct {
@@ -49,6 +54,14 @@ type ServerOptions struct {
 	// MaxPayload caps one message in bytes (default: NATS's, 1 MiB). A
 	// Node's Send* calls fail with nats.ErrMaxPayload above it.
 	MaxPayload int32
+	// MaxConnections caps the client connections the server holds
+	// (default DefaultMaxConnections; -1 leaves NATS's own cap, 65,536).
+	// The server lives in the master process: a cap below the master's
+	// open-file limit keeps a flood of connections to the port from
+	// taking the descriptors the master needs for its workers and its
+	// control socket. A client over the cap is told "maximum connections
+	// exceeded" and closed.
+	MaxConnections int
 	// Cluster, when set, lets this server form a NATS cluster with the
 	// servers of other machines (routes): messages of Nodes connected to
 	// any of them reach Nodes connected to all of them.
@@ -108,6 +121,9 @@ func NewServer(o ServerOptions) *Server {
 	}
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = DefaultReadyTimeout
+	}
+	if o.MaxConnections == 0 {
+		o.MaxConnections = DefaultMaxConnections
 	}
 	if o.Cluster != nil {
 		c := *o.Cluster
@@ -182,6 +198,7 @@ func (s *Server) options(c *ClusterOptions) (*server.Options, error) {
 		Host:       o.Host,
 		Port:       o.Port,
 		MaxPayload: o.MaxPayload,
+		MaxConn:    max(o.MaxConnections, 0), // 0: NATS's default
 		NoLog:      true,
 		NoSigs:     true,
 		Debug:      o.Debug,

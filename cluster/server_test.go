@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"slices"
@@ -249,5 +250,54 @@ func TestServerAuth(t *testing.T) {
 		if name != "s1" {
 			t.Fatalf("s3 routes to %s", name)
 		}
+	}
+}
+
+// TestServerMaxConnections: the embedded server holds at most
+// MaxConnections clients (DefaultMaxConnections unless set); one more is
+// told so and closed, so a flood of connections to the port cannot take
+// the master's descriptors.
+func TestServerMaxConnections(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		max  int // 0: the default
+		want int
+	}{
+		{name: "set", max: 3, want: 3},
+		{name: "default", want: DefaultMaxConnections},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, u := startServer(t, ServerOptions{MaxConnections: tc.max})
+			pu, err := url.Parse(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dial := func() (net.Conn, string) {
+				t.Helper()
+				c, err := net.DialTimeout("tcp", pu.Host, testkit.Wait)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+				c.SetReadDeadline(time.Now().Add(testkit.Wait))
+				buf := make([]byte, 4096)
+				n, _ := c.Read(buf) // INFO, or the refusal
+				return c, string(buf[:n])
+			}
+			for i := range tc.want {
+				if _, first := dial(); !strings.HasPrefix(first, "INFO ") {
+					t.Fatalf("connection %d of %d: got %q, want INFO", i+1, tc.want, first)
+				}
+			}
+			c, first := dial()
+			got := first
+			if !strings.Contains(got, "maximum connections exceeded") {
+				rest, _ := io.ReadAll(c) // INFO may come first
+				got += string(rest)
+			}
+			if !strings.Contains(got, "maximum connections exceeded") {
+				t.Fatalf("connection %d: got %q, want it refused", tc.want+1, got)
+			}
+		})
 	}
 }

@@ -21,7 +21,8 @@ import (
 // order, and every other line whole (a shared frame is never changed by a
 // send queued behind it). A member that closed is refused with ErrClosed
 // and not counted; the publisher's own queue, held by its running
-// callback, gets the frame copied between its own sends.
+// callback, gets the frame copied between its own sends. Each member reads
+// up to an end line sent to it last, so a line delivered twice is seen.
 func TestFanoutDeliversOnceToEach(t *testing.T) {
 	for _, noRing := range []bool{false, true} {
 		t.Run(fmt.Sprintf("NoIOUring=%v", noRing), func(t *testing.T) { testFanoutOnce(t, noRing) })
@@ -113,25 +114,36 @@ func testFanoutOnce(t *testing.T, noRing bool) {
 			t.Fatalf("publish inside a callback: sent, errors = %s; want %d 0", r, members)
 		}
 
+		// Last, an end line on every member, queued behind all the rest:
+		// each reads up to it, so a line read twice does not go unseen.
+		for _, c := range cs {
+			if err := c.Send("end", false); err != nil {
+				t.Fatal(err)
+			}
+		}
 		for i, r := range readers {
 			next, chat := 0, 0
 			sawInside, sawBefore, sawAfter := false, false, false
-			for next < msgs || !sawInside || chat < 2*chatter || (i == 0 && !sawAfter) {
+			for {
 				l, err := r.ReadString('\n')
 				if err != nil {
 					t.Fatalf("member %d: after %d messages, %d chatter: %v", i, next, chat, err)
 				}
-				switch l = strings.TrimSuffix(l, "\n"); {
-				case l == "chatter-line-that-is-long-enough":
+				l = strings.TrimSuffix(l, "\n")
+				if l == "end" {
+					break
+				}
+				switch {
+				case l == "chatter-line-that-is-long-enough" && chat < 2*chatter:
 					chat++
-				case l == "m inside":
+				case l == "m inside" && !sawInside:
 					if i == 0 && (!sawBefore || sawAfter) {
 						t.Fatalf("member 0: the published line came out of its callback's order")
 					}
 					sawInside = true
-				case l == "before" && i == 0:
+				case l == "before" && i == 0 && !sawBefore:
 					sawBefore = true
-				case l == "after" && i == 0:
+				case l == "after" && i == 0 && !sawAfter:
 					if !sawInside {
 						t.Fatalf("member 0: after before the published line")
 					}
@@ -139,8 +151,13 @@ func testFanoutOnce(t *testing.T, noRing bool) {
 				case l == fmt.Sprintf("m %d", next):
 					next++
 				default:
-					t.Fatalf("member %d: read %q, want message %d or chatter", i, l, next)
+					t.Fatalf("member %d: read %q (after %d messages, %d chatter, inside %v, before %v, after %v): a line out of order or twice",
+						i, l, next, chat, sawInside, sawBefore, sawAfter)
 				}
+			}
+			if next != msgs || !sawInside || chat != 2*chatter || i == 0 && !(sawBefore && sawAfter) {
+				t.Fatalf("member %d: end after %d messages of %d, %d chatter of %d, inside %v, before %v, after %v",
+					i, next, msgs, chat, 2*chatter, sawInside, sawBefore, sawAfter)
 			}
 		}
 

@@ -271,16 +271,24 @@ func TestWatchdogQuietWhileDraining(t *testing.T) {
 // TestWatchdogQuietDuringFanOut: a loop that spends far longer than the
 // threshold in one pass writing frames that another goroutine queued for
 // its many connections (a group broadcast) runs no callback and is not
-// reported.
+// reported. The test holds the loop (a function posted to it waits) while
+// it queues the frames, so that they are all written in the pass that
+// follows; functions posted to the loop just before and after the frames
+// read the clock around the writes, inside that one pass, and the writing
+// must have lasted several thresholds.
 func TestWatchdogQuietDuringFanOut(t *testing.T) {
 	const (
 		conns  = 500
 		frame  = 16 << 10
 		rounds = 4
+		after  = 2 * time.Millisecond
+		// The watchdog reports a callback that has run for after and a
+		// quarter at the latest: the writes must outlast that surely.
+		atLeast = 2 * after
 	)
 	logs := &syncBuffer{}
 	s := NewServer(Config{Engine: EngineEpoll, Loops: 1, Logger: zerolog.New(logs)})
-	s.stallAfter = 2 * time.Millisecond
+	s.stallAfter = after
 	addr, e := watchServer(t, s)
 	var received sync.WaitGroup
 	received.Add(conns)
@@ -300,8 +308,26 @@ func TestWatchdogQuietDuringFanOut(t *testing.T) {
 		}()
 	}
 	testkit.Eventually(t, testkit.Wait, testkit.Poll, "the connections", func() bool { return s.Stats().Connections == conns })
+	loops := e.loopList()
+	if len(loops) != 1 {
+		t.Fatalf("%d loops, want 1", len(loops))
+	}
+	l := loops[0]
 	members := s.all()
 	busy := s.Stats().LoopBusy
+
+	// Hold the loop in a pass; queue every frame; mark the end of the
+	// writes; let the loop go (runQueue takes the queued connections and
+	// then the functions posted with them, until none is left, in the
+	// same pass).
+	held, release, wrote := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var start, end int64 // s.clock on the loop, around the writes
+	l.postFunc(func() {
+		close(held)
+		<-release
+		start = s.clock()
+	})
+	<-held
 	msg := testkit.Pattern(frame)
 	for range rounds {
 		for _, c := range members {
@@ -310,14 +336,25 @@ func TestWatchdogQuietDuringFanOut(t *testing.T) {
 			}
 		}
 	}
+	l.postFunc(func() {
+		end = s.clock()
+		close(wrote)
+	})
+	close(release)
+	<-wrote
 	received.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
 	}
 	waitRounds(t, e, 2)
+	writing := time.Duration(end - start)
+	t.Logf("one loop pass wrote %d frames of %d bytes in %v (threshold %v); loop busy %v in all, the hold included", conns*rounds, frame, writing, after,
+		s.Stats().LoopBusy-busy)
+	if writing < atLeast {
+		t.Fatalf("the loop wrote the fan-out in %v, less than %v: the test proves nothing about a long pass", writing, atLeast)
+	}
 	if ws := watchdogWarnings(t, logs); len(ws) > 0 {
 		t.Fatalf("warnings during fan-out: %+v", ws)
 	}
-	t.Logf("loop busy %v writing %d frames of %d bytes", s.Stats().LoopBusy-busy, conns*rounds, frame)
 }

@@ -8,8 +8,8 @@ const (
 	TypePing        = "ping"        // answer: ok with a Hello body
 	TypeStatus      = "status"      // answer: ok with a Status body
 	TypeConnections = "connections" // answer: ok with a []ConnInfo body
-	TypeStop        = "stop"        // body StopRequest; answer ok, then EOF when the master is gone
-	TypeReload      = "reload"      // answer: ok with a ReloadResult body once the new generation serves
+	TypeStop        = "stop"        // body StopRequest; answer ok (a Hello), then EOF when the master is gone (TypeProgress frames meanwhile, if asked)
+	TypeReload      = "reload"      // body ReloadRequest; answer: ok with a ReloadResult body once the new generation serves (TypeProgress frames before, if asked)
 	TypeReopen      = "reopen"      // reopen log files; answer ok
 	// TypeProfile asks for a profile of a worker (body ProfileRequest).
 	// The master answers with a stream of ok frames of the same ID, each
@@ -17,6 +17,11 @@ const (
 	// answers with one ProfileChunk and the master reads the rest with
 	// TypeProfileRead.
 	TypeProfile = "profile"
+	// TypeProgress is a frame a master sends, every second or so, to a
+	// stop or reload request that asked for it (StopRequest.Progress,
+	// ReloadRequest.Progress) while the request waits: body Progress,
+	// the request's ID. A master that sends them says so in its Hello.
+	TypeProgress = "progress"
 
 	// master → worker requests (answered with ok and a body).
 	TypeStats = "stats" // answer body WorkerStats
@@ -44,12 +49,36 @@ const (
 type Hello struct {
 	PID     int    `json:"pid"`
 	Version string `json:"version,omitempty"`
+	// Progress: this master sends TypeProgress frames to the stop and
+	// reload requests that ask for them (a master of an older version
+	// sends none: its CLI waits for it without that heartbeat).
+	Progress bool `json:"progress,omitempty"`
+}
+
+// Progress is how a stop or a reload goes, sent while the CLI waits
+// (TypeProgress). Each frame proves the master's run loop alive.
+type Progress struct {
+	PID int `json:"pid"`
+	// State is the master's (running while a reload starts the new
+	// master; stopping while it drains or stops).
+	State string `json:"state"`
+	// Workers is the number of worker processes left; Connections the
+	// sum of their connections as they last reported them.
+	Workers     int   `json:"workers"`
+	Connections int64 `json:"connections"`
+	// Seconds since the request came.
+	Seconds float64 `json:"seconds"`
+	// Note says what the master waits for, if anything more than its
+	// workers ("the new master starts").
+	Note string `json:"note,omitempty"`
 }
 
 // StopRequest asks for a stop; Graceful waits for connections to finish
 // (bounded by each listener's stop timeout).
 type StopRequest struct {
 	Graceful bool `json:"graceful"`
+	// Progress asks for TypeProgress frames until the master is gone.
+	Progress bool `json:"progress,omitempty"`
 }
 
 // DrainRequest asks a worker to stop accepting and exit once its
@@ -329,6 +358,8 @@ const (
 type ReloadRequest struct {
 	Graceful bool   `json:"graceful"`
 	Config   string `json:"config,omitempty"`
+	// Progress asks for TypeProgress frames until the answer.
+	Progress bool `json:"progress,omitempty"`
 }
 
 // StatusRequest asks for a status; Local leaves out the other masters of

@@ -67,10 +67,64 @@ type admin struct {
 	drained chan struct{}
 }
 
+// The admin endpoint's bounds. It holds at most
+// Options.AdminMaxConnections connections (default
+// DefaultAdminMaxConnections) and closes one more at once, so that no
+// flood of connections, from any local user, takes the master's
+// descriptors (its control socket needs some); and each request is
+// bounded, so that a slow client gives its place back.
+const (
+	// adminReadHeaderTimeout bounds a connection that sends no request,
+	// and the reading of a request's header.
+	adminReadHeaderTimeout = 5 * time.Second
+	// adminReadTimeout bounds the reading of a whole request, body
+	// included (the admin's requests have none, or a small one).
+	adminReadTimeout = 10 * time.Second
+	// adminWriteTimeout bounds a response, from the end of its request;
+	// a profile or trace of seconds=N gets N more (adminTimeouts).
+	adminWriteTimeout = 30 * time.Second
+	// adminIdleTimeout closes a kept-alive connection idle this long.
+	adminIdleTimeout = 30 * time.Second
+	// adminMaxHeaderBytes caps a request's header.
+	adminMaxHeaderBytes = 16 << 10
+	// adminMaxProfile caps seconds=N of a profile or trace.
+	adminMaxProfile = 10 * time.Minute
+)
+
 // adminDrainWait bounds how long a handed-over admin endpoint waits for
 // the requests of the connections it accepted: past the server's
-// ReadHeaderTimeout (10 s), which bounds a connection that sends nothing.
+// ReadHeaderTimeout, which bounds a connection that sends nothing.
 const adminDrainWait = 15 * time.Second
+
+// adminTimeouts bounds the writing of every response (adminWriteTimeout,
+// set here rather than as the server's WriteTimeout: net/http/pprof
+// refuses a profile longer than that), and gives a profile or a trace of
+// seconds=N (default 30 and 1, at most adminMaxProfile) the time it
+// takes: its read and write deadlines move N later (net/http cancels a
+// request's context when its read deadline passes while the handler
+// runs).
+func adminTimeouts(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var d time.Duration
+		switch strings.TrimPrefix(r.URL.Path, "/debug/pprof/") {
+		case "profile":
+			d = 30 * time.Second
+		case "trace":
+			d = time.Second
+		}
+		if d > 0 {
+			if sec, err := strconv.ParseFloat(r.URL.Query().Get("seconds"), 64); err == nil && sec > 0 {
+				d = min(time.Duration(sec*float64(time.Second)), adminMaxProfile)
+			}
+		}
+		rc := http.NewResponseController(w)
+		if d > 0 {
+			rc.SetReadDeadline(time.Now().Add(adminReadTimeout + d))
+		}
+		rc.SetWriteDeadline(time.Now().Add(adminWriteTimeout + d))
+		h.ServeHTTP(w, r)
+	})
+}
 
 // openAdmin opens the admin socket when Options.Admin asks for one:
 // through the upgrader when there is one, so that a reload hands it to
@@ -108,11 +162,18 @@ func (m *master) openAdmin() error {
 		return err
 	}
 	errLog := log.New(logWriter{m.log}, "", 0)
-	a := &admin{ln: ln, addr: ln.Addr().String()}
+	max := int64(m.o.AdminMaxConnections)
+	if max == 0 {
+		max = DefaultAdminMaxConnections
+	}
+	capped := &capListener{Listener: ln, max: max, bo: acceptBackoff{log: m.log, what: "admin endpoint"}}
+	a := &admin{ln: capped, addr: ln.Addr().String()}
 	a.srv = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       time.Minute,
+		Handler:           adminTimeouts(mux),
+		ReadHeaderTimeout: adminReadHeaderTimeout,
+		ReadTimeout:       adminReadTimeout,
+		IdleTimeout:       adminIdleTimeout,
+		MaxHeaderBytes:    adminMaxHeaderBytes,
 		ErrorLog:          errLog,
 		ConnState: func(_ net.Conn, st http.ConnState) {
 			switch st {

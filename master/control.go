@@ -4,6 +4,7 @@ package master
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/goes-project/goes/ipc"
 )
@@ -36,6 +39,7 @@ func (m *master) listenControl() error {
 		return fmt.Errorf("master: control socket: %w", err)
 	}
 	m.ctlLn = ln
+	m.reserve = newFDReserve(controlReserve)
 	go m.acceptControl(ln)
 	if m.parentGone {
 		return m.linkControl()
@@ -79,26 +83,69 @@ func (m *master) removeStaleControl() {
 	}
 }
 
+// acceptControl serves the control socket until ln is closed. It
+// survives a shortage of descriptors: it gives up one of the reserve
+// (fdReserve) to take the connection waiting, and otherwise backs off
+// (acceptBackoff).
 func (m *master) acceptControl(ln *net.UnixListener) {
+	bo := acceptBackoff{log: m.log, what: "control socket"}
+	short, released := false, false // out of descriptors; one of the reserve given up for this accept
 	for {
 		c, err := ln.AcceptUnix()
 		if err != nil {
-			return
+			released = false
+			switch {
+			case errors.Is(err, net.ErrClosed):
+				return
+			case outOfFiles(err) && m.reserve.release():
+				released = true
+				if !short {
+					short = true
+					m.log.Warn().Err(err).Msg("out of descriptors: the control socket takes from its reserve")
+				}
+			default:
+				bo.failed(err)
+			}
+			continue
 		}
+		if short && !released {
+			short = false
+			m.log.Info().Msg("the control socket accepts without its reserve again")
+		}
+		released = false
+		bo.accepted()
 		go m.serveControl(c)
 	}
 }
 
-func (m *master) serveControl(c *net.UnixConn) {
-	if err := checkPeer(c); err != nil {
+// serveControl reads a control client's request (within
+// controlReadTimeout) and hands it to the run loop. A client of another
+// user is refused first; then one over controlMaxConns.
+func (m *master) serveControl(uc *net.UnixConn) {
+	if err := checkPeer(uc); err != nil {
 		m.log.Warn().Err(err).Msg("control client refused")
+		uc.Close()
+		m.reserve.refill()
+		return
+	}
+	c := &ctlConn{UnixConn: uc, m: m}
+	if n := m.ctlOpen.Add(1); n > controlMaxConns {
+		answer(c, ipc.Message{Type: ipc.TypeError, Error: fmt.Sprintf("master busy: %d control connections open (at most %d)", n-1, controlMaxConns)})
 		c.Close()
 		return
 	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	c.SetReadDeadline(time.Now().Add(controlReadTimeout))
 	msg, err := ipc.NewConn(c).Recv()
 	if err != nil {
 		answer(c, ipc.Message{Type: ipc.TypeError, Error: err.Error()})
+		c.Close()
+		return
+	}
+	if clientGone(uc) {
+		// Its CLI gave up waiting (a master stopped by SIGSTOP, say):
+		// what it asked is not done behind its back when the master
+		// resumes.
+		m.log.Warn().Str("request", msg.Type).Msg("control request dropped: its client gave up before the master read it")
 		c.Close()
 		return
 	}
@@ -110,6 +157,44 @@ func (m *master) serveControl(c *net.UnixConn) {
 	}
 }
 
+// clientGone reports whether the client of c has closed its side (it
+// sends one request, then reads): a peek that does not wait finds the
+// end of the stream.
+func clientGone(c *net.UnixConn) bool {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var (
+		n    int
+		perr error
+		b    [1]byte
+	)
+	if err := rc.Control(func(fd uintptr) {
+		n, _, perr = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	}); err != nil {
+		return false
+	}
+	return n == 0 && perr == nil
+}
+
+// ctlConn is a control connection: its Close gives its place back
+// (controlMaxConns) and refills the descriptor reserve.
+type ctlConn struct {
+	*net.UnixConn
+	m    *master
+	once sync.Once
+}
+
+func (c *ctlConn) Close() error {
+	err := c.UnixConn.Close()
+	c.once.Do(func() {
+		c.m.ctlOpen.Add(-1)
+		c.m.reserve.refill()
+	})
+	return err
+}
+
 // closeControlListener stops taking CLI requests and removes the socket,
 // and the link to it unless a newer master owns the link now.
 func (m *master) closeControlListener() {
@@ -118,6 +203,7 @@ func (m *master) closeControlListener() {
 	}
 	m.ctlLn.Close()
 	m.ctlLn = nil
+	m.reserve.close()
 	if target, err := os.Readlink(m.o.Paths.Socket); err == nil && target == filepath.Base(m.ctlPath) {
 		os.Remove(m.o.Paths.Socket)
 	}
@@ -148,7 +234,7 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 	}
 	switch msg.Type {
 	case ipc.TypePing:
-		ok(ipc.Hello{PID: os.Getpid(), Version: m.o.Version})
+		ok(ipc.Hello{PID: os.Getpid(), Version: m.o.Version, Progress: true})
 		c.Close()
 	case ipc.TypeStatus:
 		var req ipc.StatusRequest
@@ -182,7 +268,10 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 				return
 			}
 		}
-		ok(ipc.Hello{PID: os.Getpid(), Version: m.o.Version})
+		if req.Progress {
+			c = m.watchProgress(c, msg.ID, ipc.TypeStop)
+		}
+		ok(ipc.Hello{PID: os.Getpid(), Version: m.o.Version, Progress: true})
 		m.waiters = append(m.waiters, c)
 		m.beginStop(req.Graceful)
 		// A previous generation still draining stops the same way, so that
@@ -205,6 +294,9 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 				return
 			}
 		}
+		if req.Progress {
+			c = m.watchProgress(c, msg.ID, ipc.TypeReload)
+		}
 		if err := m.reload(c, msg.ID, req); err != nil {
 			fail(fmt.Errorf("reload refused: %w", err))
 		}
@@ -225,6 +317,109 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 		m.onProfile(msg, c)
 	default:
 		fail(fmt.Errorf("unknown request %q", msg.Type))
+	}
+}
+
+// progressEvery is how often a CLI waiting for a stop or a reload that
+// asked for progress gets a TypeProgress frame: its heartbeat (the CLI
+// gives up after --timeout without a frame).
+const progressEvery = time.Second
+
+// evProgress asks the run loop how a stop or reload goes (watchConn).
+type evProgress struct {
+	kind  string // ipc.TypeStop or ipc.TypeReload
+	since time.Time
+	reply chan ipc.Progress // buffered
+}
+
+// watchProgress makes c, the connection of a stop or reload request that asked
+// for progress, a watchConn: until it closes, it gets a TypeProgress
+// frame every progressEvery.
+func (m *master) watchProgress(c net.Conn, id uint64, kind string) net.Conn {
+	w := &watchConn{Conn: c, m: m, id: id, kind: kind, since: time.Now(), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// progress says how a stop or a reload goes (the run loop answers
+// evProgress).
+func (m *master) progress(e evProgress) ipc.Progress {
+	p := ipc.Progress{PID: os.Getpid(), State: m.state, Workers: len(m.procs), Seconds: time.Since(e.since).Seconds()}
+	for proc := range m.procs {
+		if last, ok, _ := proc.lastAnswer(); ok {
+			p.Connections += last.Connections
+		}
+	}
+	if e.kind == ipc.TypeReload && m.upgrading {
+		p.Note = "the new master starts"
+		if !m.parentGone {
+			p.Note = "the previous generation drains before the new master starts"
+		}
+	}
+	return p
+}
+
+// watchConn is the connection of a CLI waiting for a stop or a reload
+// that asked for progress: a goroutine asks the run loop how it goes
+// every progressEvery (evProgress) and writes the answer, until the
+// connection closes. Its frames go out whole among the answers (Write
+// is serialized); one that cannot be written (the CLI is gone) ends the
+// goroutine.
+type watchConn struct {
+	net.Conn
+	m     *master
+	id    uint64
+	kind  string
+	since time.Time
+	wmu   sync.Mutex
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (w *watchConn) Write(b []byte) (int, error) {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	return w.Conn.Write(b)
+}
+
+func (w *watchConn) Close() error {
+	w.once.Do(func() { close(w.done) })
+	return w.Conn.Close()
+}
+
+func (w *watchConn) run() {
+	t := time.NewTicker(progressEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-w.done:
+			return
+		}
+		reply := make(chan ipc.Progress, 1)
+		select {
+		case w.m.events <- evProgress{kind: w.kind, since: w.since, reply: reply}:
+		case <-w.done:
+			return
+		case <-w.m.done:
+			return
+		}
+		var p ipc.Progress
+		select {
+		case p = <-reply:
+		case <-w.done:
+			return
+		case <-w.m.done:
+			return
+		}
+		msg, err := ipc.New(ipc.TypeProgress, w.id, p)
+		if err != nil {
+			return
+		}
+		w.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if err := ipc.NewConn(w).Send(msg); err != nil {
+			return
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -76,6 +77,10 @@ type master struct {
 	waiters   []net.Conn // CLI conns closed when the master is gone
 	ctlLn     *net.UnixListener
 	ctlPath   string // this master's own control socket; Paths.Socket links to it
+	// reserve and ctlOpen (any goroutine): descriptors kept for the
+	// control socket, and its connections open (accept.go).
+	reserve   *fdReserve
+	ctlOpen   atomic.Int64
 	lockFile  *os.File
 	readyDone bool
 	answering sync.WaitGroup // any goroutine: answers being written by other goroutines (Add in the run loop)
@@ -379,6 +384,8 @@ func (m *master) handle(e event) {
 		}
 	case evRequest:
 		m.onRequest(e.m, e.c)
+	case evProgress:
+		e.reply <- m.progress(e)
 	case evParentExited:
 		m.parentGone = true
 		m.figs.previousGone = time.Now()

@@ -76,7 +76,9 @@ type Options struct {
 	// /proc/self/exe where it exists, so a binary replaced on disk does
 	// not mix into this master's workers).
 	Exe string
-	// Args are the workers' arguments, Args[0] included (default os.Args).
+	// Args are the master's arguments, Args[0] included (default
+	// os.Args). A worker gets Args[1:] after its process title, which
+	// names the program by Args[0]'s base name (see workerArgs).
 	Args []string
 	// Env is the workers' base environment (default os.Environ()); the
 	// variables of goes and of tableflip are stripped from it
@@ -153,6 +155,11 @@ type Options struct {
 	// it on loopback or on an address only operators reach. A reload
 	// hands its socket to the new master.
 	Admin string
+	// AdminMaxConnections caps the connections the admin endpoint holds
+	// at once (default DefaultAdminMaxConnections, 64; negative: no cap).
+	// One more is closed at once, so that a flood of connections cannot
+	// take the master's descriptors.
+	AdminMaxConnections int
 
 	// Operations: watchdog, reload hand-off, output.
 

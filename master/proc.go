@@ -205,7 +205,7 @@ func (m *master) spawnProc(s *slot) (*proc, error) {
 	}
 	cmd := &exec.Cmd{
 		Path:       m.o.Exe,
-		Args:       m.o.Args,
+		Args:       m.workerArgs(s), // argv[0] is the worker's title (title.go)
 		Env:        w.Environ(m.o.Env, extra),
 		Stdout:     stdout,
 		Stderr:     stderr,

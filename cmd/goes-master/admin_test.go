@@ -193,7 +193,7 @@ func (p *prometheus) query(q string) (float64, bool, error) {
 
 // TestAdminPrometheus: a real Prometheus scrapes goes-master's /metrics
 // every second; after 300 HTTP requests its query API shows
-// goes_requests_total risen by 300, and promtool finds nothing to say
+// goes_requests_total risen by exactly 300, and promtool finds nothing to say
 // about a scrape.
 func TestAdminPrometheus(t *testing.T) {
 	s := newAdminSetup(t, "10s")
@@ -229,16 +229,22 @@ func TestAdminPrometheus(t *testing.T) {
 			t.Fatalf("request %d: %v", i, err)
 		}
 	}
+	// Wait for the scrape that has them all, then require exactly them:
+	// a request counted twice must not pass.
+	var after float64
 	testkit.Eventually(t, 30*time.Second, 100*time.Millisecond, "goes_requests_total risen in Prometheus", func() error {
 		v, _, err := prom.query(requests)
 		if err != nil {
 			return err
 		}
-		if v < before+n {
+		if after = v; v < before+n {
 			return fmt.Errorf("%s = %v, was %v before %d requests", requests, v, before, n)
 		}
 		return nil
 	})
+	if after != before+n {
+		t.Fatalf("%s = %v, was %v before %d requests: risen by %v", requests, after, before, n, after-before)
+	}
 	checkDashboard(t, prom, mustFetch(t, admin+"/metrics"))
 	for q, want := range map[string]float64{
 		`up{job="goes"}`:                                  1,

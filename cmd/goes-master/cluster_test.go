@@ -511,8 +511,8 @@ func TestClusterSharedNATS(t *testing.T) {
 // group, 60 of them are bound to one user; one connection that is in
 // neither sends 20 messages to the group, 10 to the user and 10 to all,
 // then an end marker to the group. Every member reads each message meant
-// for it exactly once, in order, before the marker (NATS keeps one
-// publisher's order, and so do the workers' Fanouts). Under go test -race
+// for it exactly once, in order, before the marker, and nothing after it
+// (NATS keeps one publisher's order, and so do the workers' Fanouts). Under go test -race
 // the goes-master it runs is built with -race.
 func TestFanOutExactlyOnce(t *testing.T) {
 	const members, fans, toGroupN, toUserN, toAllN = 240, 60, 20, 10, 10
@@ -567,6 +567,7 @@ func TestFanOutExactlyOnce(t *testing.T) {
 		for _, w := range want {
 			c.expect(w)
 		}
+		c.nothingElse(pub) // and the end once only
 	}
 	st, err := s.status()
 	if err != nil {

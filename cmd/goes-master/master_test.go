@@ -34,6 +34,7 @@ var bin string
 
 func TestMain(m *testing.M) {
 	runFloodClient() // a flood client process of the balance tests exits here
+	runAdminFlood()  // and one of the admin flood tests (controlflood_test.go)
 	dir, err := os.MkdirTemp("", "goes-master-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

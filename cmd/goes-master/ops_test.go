@@ -650,9 +650,11 @@ func abCheck(t *testing.T, args ...string) string {
 
 // TestRecycleMaxRequests: with max_requests 1000, `ab -k -n 30000` (ab's
 // default concurrency, 1) recycles the workers at least 10 times without a
-// failed request; the ids stay and nothing counts as a crash. A worker
-// serves on until its replacement is ready, so each recycle overshoots its
-// limit by the replacement's start time at the worker's request rate: the
+// failed request; the ids stay and nothing counts as a crash, and each
+// recycle is a new worker process (a new pid, one more process logging its
+// limits), not only the master's count. A worker serves on until its
+// replacement is ready, so each recycle overshoots its limit by the
+// replacement's start time at the worker's request rate: the
 // issue's `-n 20000` gave 9 to 14 recycles depending on the machine's speed
 // (9 once in the gate under -race, 9 at -c 10 on a quiet machine), so the
 // test sends 30,000 to keep ≥ 10 a property, not a race with start-up time.
@@ -692,11 +694,30 @@ func TestRecycleMaxRequests(t *testing.T) {
 	}
 	t.Logf("recycles: worker 0 %d, worker 1 %d (pids %d %d → %d %d)", cur.Workers[0].Recycles, cur.Workers[1].Recycles,
 		st.Workers[0].PID, st.Workers[1].PID, cur.Workers[0].PID, cur.Workers[1].PID)
+	// The recycles are processes, not only the master's count: a recycled
+	// worker id has a new pid and its first process is gone, the other
+	// keeps its own; and every worker process logs its limits once as it
+	// starts, so the log has one line per process, 2 + total.
+	for i, w := range cur.Workers {
+		first := st.Workers[i]
+		if first.ID != w.ID {
+			t.Fatalf("worker ids at the start %d, now %d", first.ID, w.ID)
+		}
+		switch {
+		case w.Recycles > 0 && w.PID == first.PID:
+			t.Fatalf("worker %d recycled %d times, still its first process (pid %d)", i, w.Recycles, w.PID)
+		case w.Recycles > 0 && proctest.Alive(first.PID):
+			t.Fatalf("worker %d recycled %d times, its first process (pid %d) still alive", i, w.Recycles, first.PID)
+		case w.Recycles == 0 && w.PID != first.PID:
+			t.Fatalf("worker %d not recycled, pid %d → %d", i, first.PID, w.PID)
+		}
+	}
 	if len(cur.Workers) != 2 || total < 10 || cur.Master.Recycles[ipc.RecycleMaxRequests] != total || cur.Master.ExitCount != 0 {
 		t.Fatalf("%d recycles, want ≥ 10: %+v", total, cur.Master.MasterOps)
 	}
 	// The limits are jittered: the workers do not all ask at 1000.
 	limits := map[string]bool{}
+	processes := 0
 	for _, line := range s.logLines() {
 		if m := regexp.MustCompile(`"max_requests":(\d+)`).FindStringSubmatch(line); m != nil && strings.Contains(line, "recycling limits") {
 			n, _ := strconv.Atoi(m[1])
@@ -704,7 +725,11 @@ func TestRecycleMaxRequests(t *testing.T) {
 				t.Fatalf("limit %d outside 1000±10%%", n)
 			}
 			limits[m[1]] = true
+			processes++
 		}
+	}
+	if processes != 2+total {
+		t.Errorf("%d worker processes logged their limits, want 2 + %d recycles", processes, total)
 	}
 	if len(limits) < 3 {
 		t.Errorf("recycling limits not jittered: %v", limits)

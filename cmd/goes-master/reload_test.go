@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -402,32 +403,63 @@ func TestReloadFails(t *testing.T) {
 }
 
 // TestReloadDrainTimeout: connections that stay past the drain timeout
-// are closed (WebSocket with close code 1001), and a reload asked while
-// the previous generation still drains waits for it.
+// are closed (WebSocket peers get close code 1001 at the timeout; every
+// connection is closed a second later, by EOF or a reset, not before and
+// not long after), and a reload asked while the previous generation still
+// drains waits for it.
 func TestReloadDrainTimeout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long integration test (skipped with -short)")
 	}
-	s := newSetup(t, "2s")
+	const (
+		drain   = 2 * time.Second // stop_timeout below
+		goodbye = time.Second     // the goodbye second after it (worker.drainWait)
+		late    = 3 * time.Second // how late the close may come on a loaded machine
+	)
+	s := newSetup(t, drain.String())
 	st := s.start()
 	text := dialText(t, s.textAddr)
 	text.echo(t, "held")
+	// The held connection's end, read as it happens: when and how.
+	type end struct {
+		at  time.Time
+		err error
+	}
+	ended := make(chan end, 1)
+	text.SetDeadline(time.Now().Add(drain + goodbye + late + 30*time.Second))
+	go func() {
+		line, err := text.r.ReadString('\n')
+		if err == nil {
+			err = fmt.Errorf("read %q", line)
+		}
+		ended <- end{time.Now(), err}
+	}()
 	ws, wsr := dialWebSocket(t, s.wsAddr)
+	// Generation 1's drain starts within the first reload: after asked,
+	// before reloaded (the old master drains, then answers).
+	asked := time.Now()
 	s.mustCLI("reload")
-	began := time.Now()
+	reloaded := time.Now()
 	res := s.mustCLI("reload") // waits for generation 1 to exit
-	waited := time.Since(began)
+	waited := time.Since(reloaded)
 	if !strings.Contains(res.Stdout, "generation 3") {
 		t.Fatalf("second reload: %s", res)
 	}
 	if waited < time.Second {
 		t.Errorf("second reload took %v: it did not wait for the draining generation", waited)
 	}
-	// The raw connection was closed at the drain timeout...
-	text.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := text.r.ReadString('\n'); err == nil {
-		t.Fatal("held text connection still open after the drain timeout")
+	// The raw connection was closed at the drain timeout and its goodbye
+	// second: EOF or a reset (not the read deadline), not before the
+	// drain began plus both...
+	e := <-ended
+	if !errors.Is(e.err, io.EOF) && !errors.Is(e.err, syscall.ECONNRESET) {
+		t.Fatalf("held text connection: read %v, want EOF or a reset at the drain timeout", e.err)
 	}
+	if early, by := e.at.Sub(asked), e.at.Sub(reloaded); early < drain+goodbye || by > drain+goodbye+late {
+		t.Fatalf("held text connection closed %v after the reload was asked, %v after it answered: want the drain timeout %v and goodbye %v (at most %v late)",
+			early, by, drain, goodbye, late)
+	}
+	t.Logf("held text connection: %v, %v after the reload was asked, %v after it answered", e.err, e.at.Sub(asked), e.at.Sub(reloaded))
 	// ... and the WebSocket peer got "going away" first.
 	ws.SetDeadline(time.Now().Add(5 * time.Second))
 	head := make([]byte, 4)

@@ -1,9 +1,11 @@
 //go:build unix
 
-// Package browsertest runs headless Chromium on a page served on loopback,
-// for the tests that need a real browser (WebSocket, EventSource). The
-// page reports what it saw by a request that the test's server turns into
-// a value on a channel.
+// Package browsertest runs headless Chromium on pages served on loopback,
+// for the tests that need a real browser (WebSocket, EventSource). Two
+// ways: Run loads a page that reports what it saw by a request that the
+// test's server turns into a value on a channel; Start drives the browser
+// over its DevTools protocol, for tests that act in several pages as a
+// person would and take screenshots (Browser, Page).
 package browsertest
 
 import (
