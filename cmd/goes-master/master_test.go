@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -768,8 +769,15 @@ func TestMasterKilled(t *testing.T) {
 			t.Fatalf("worker %d (pid %d) exited with its master", w.ID, w.PID)
 		}
 	}
-	if res := s.cli("status"); res.Code == 0 || !strings.Contains(res.Stderr, "not running") {
+	res := s.cli("status")
+	if res.Code == 0 || !strings.Contains(res.Stderr, "not running") ||
+		!strings.Contains(res.Stderr, fmt.Sprintf("%d orphaned workers of a master that died serve on", len(st.Workers))) {
 		t.Fatalf("status after the master died: %s", res)
+	}
+	for _, w := range st.Workers {
+		if !strings.Contains(res.Stderr, strconv.Itoa(w.PID)) {
+			t.Fatalf("status after the master died does not name orphan %d: %s", w.PID, res)
+		}
 	}
 	st2 := s.start()
 	if err := httpGet(s.httpAddr); err != nil {
