@@ -98,9 +98,26 @@ func (m *master) adoptOrphans() {
 	if len(paths) == 0 {
 		return
 	}
+	// In parallel: a socket that does not answer (a worker that drains,
+	// not an orphan) costs the dial's timeout once, not once per socket.
+	type dialed struct {
+		c   *orphan.Client
+		err error
+	}
+	results := make([]dialed, len(paths))
+	var wg sync.WaitGroup
+	for i, path := range paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := orphan.Dial(path, 2*time.Second)
+			results[i] = dialed{c, err}
+		}()
+	}
+	wg.Wait()
 	var foreign []int
-	for _, path := range paths {
-		c, err := orphan.Dial(path, 2*time.Second)
+	for i, path := range paths {
+		c, err := results[i].c, results[i].err
 		switch {
 		case errors.Is(err, orphan.ErrStale):
 			os.Remove(path)
@@ -278,7 +295,7 @@ func (m *master) onOrphanGone(e evOrphanGone) {
 		// remove its socket from the run directory.
 		os.Remove(o.c.Path)
 		m.log.Info().Int("orphan_pid", o.info.PID).Int("worker", o.info.ID).Str("name", o.info.Name).
-			Bool("told_to_drain", o.draining).Msg("orphan exited")
+			Bool("told_to_drain", o.draining).AnErr("conversation_end", e.err).Msg("orphan exited")
 		if len(m.orphans) == 0 && !m.orphansReleased.IsZero() {
 			m.log.Info().Dur("drain_time", time.Since(m.orphansReleased)).Msg("every orphan has exited")
 		}
