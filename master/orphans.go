@@ -180,8 +180,9 @@ func (m *master) orphanPIDs() []int {
 	return pids
 }
 
-// adoptedSocket opens listener i's socket from the one adopted from an
-// orphan (nil, nil: none) and hands it to tableflip, for the next reload.
+// adoptedSocket opens listener i's socket (into s) from the one adopted
+// from an orphan, and hands it to tableflip for the next reload; false
+// when no orphan handed one over.
 func (m *master) adoptedSocket(i int, s *socket) (bool, error) {
 	f := m.adopted[i]
 	if f == nil {
