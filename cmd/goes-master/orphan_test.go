@@ -62,20 +62,21 @@ func (r wrkResult) String() string {
 		r.requests, r.connect, r.read, r.write, r.timeout, r.non2xx)
 }
 
-// startWrk runs wrk -c50 against the HTTP listener for d (bounded).
-func startWrk(t *testing.T, addr string, d time.Duration) <-chan wrkResult {
+// startWrk runs wrk -c50 against the HTTP listener for d (bounded); what
+// it printed comes on the channel (parseWrk reads it).
+func startWrk(t *testing.T, addr string, d time.Duration) <-chan string {
 	t.Helper()
 	if _, err := exec.LookPath("wrk"); err != nil {
 		t.Fatal("wrk not found (apt-get install wrk; .ci/run installs it)")
 	}
-	done := make(chan wrkResult, 1)
+	done := make(chan string, 1)
 	cmd := exec.Command("wrk", "-t2", "-c50", "-d"+d.String(), "--timeout", "5s", "http://"+addr+"/")
 	go func() {
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			out = append(out, []byte("\nwrk: "+err.Error())...)
 		}
-		done <- parseWrk(t, string(out))
+		done <- string(out)
 	}()
 	return done
 }
@@ -107,7 +108,7 @@ func TestMasterKilledUnderLoad(t *testing.T) {
 	time.Sleep(time.Second) // the operator (or systemd's RestartSec) takes a second
 	res := s.cli("start", "-d")
 	t.Logf("start after kill -9 (%v after it): %s", time.Since(killed), res)
-	w := <-load
+	w := parseWrk(t, <-load)
 	t.Logf("wrk: %s", w)
 	if res.Code != 0 {
 		t.Fatalf("start after kill -9 failed: %s\nwrk: %s", res, w.out)
@@ -211,7 +212,7 @@ func TestStartRace(t *testing.T) {
 	if a.Code != 0 || b.Code == 0 || !strings.Contains(b.Stderr+b.Stdout, "already running") {
 		t.Fatalf("two starts: want one to start and the other to say a master runs:\n%s\n%s", a, b)
 	}
-	w := <-load
+	w := parseWrk(t, <-load)
 	t.Logf("wrk: %s", w)
 	if w.errors() != 0 || w.requests == 0 {
 		t.Errorf("wrk across kill -9 and two starts: %s\n%s", w, w.out)
@@ -366,7 +367,7 @@ func TestReloadKilledNewMaster(t *testing.T) {
 		t.Fatalf("reload whose new master was killed: %s", res)
 	}
 	gate.open(t, 20*time.Second) // the dead new master's TLS worker goes on
-	w := <-load
+	w := parseWrk(t, <-load)
 	t.Logf("wrk: %s", w)
 	if w.errors() != 0 || w.requests == 0 {
 		t.Errorf("wrk across a failed reload: %s\n%s", w, w.out)
@@ -455,7 +456,7 @@ func TestKilledDuringAdoption(t *testing.T) {
 	gate.open(t, 20*time.Second) // its TLS worker goes on, masterless
 	udpEcho(t, s.udpAddr)        // between the masters
 	st3 := gatedStart(t, s, gate)
-	w := <-load
+	w := parseWrk(t, <-load)
 	t.Logf("wrk: %s", w)
 	if w.errors() != 0 || w.requests == 0 {
 		t.Errorf("wrk across two kills and a start: %s\n%s", w, w.out)
