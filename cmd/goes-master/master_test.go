@@ -754,12 +754,7 @@ func TestMasterKilled(t *testing.T) {
 	if err := syscall.Kill(st.Master.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, 10*time.Second, testkit.Poll, "the master gone", func() error {
-		if proctest.Alive(st.Master.PID) {
-			return errors.New("master alive")
-		}
-		return nil
-	})
+	masterDead(t, s, st.Master.PID)
 	held.echo(t, "after the master died")
 	if err := httpGet(s.httpAddr); err != nil {
 		t.Fatalf("the orphans do not serve: %v", err)

@@ -200,7 +200,7 @@ func TestStartRace(t *testing.T) {
 	if err := syscall.Kill(st.Master.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	allGone(t, 10*time.Second, "the master gone", []int{st.Master.PID})
+	masterDead(t, s, st.Master.PID)
 	results := make(chan proctest.Result, 2)
 	for i := 0; i < 2; i++ {
 		go func() { results <- s.cli("start", "-d") }()
@@ -272,6 +272,17 @@ func maxPID(st ipc.Status) int {
 		n = max(n, w.PID)
 	}
 	return n
+}
+
+// masterDead waits until the killed master pid is gone and the run
+// directory's lock is free: a killed process shows as a zombie while its
+// other threads still exit, holding its descriptors (the lock) a moment.
+func masterDead(t *testing.T, s *setup, pid int) {
+	t.Helper()
+	allGone(t, 10*time.Second, "the master gone", []int{pid})
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "the run directory's lock free", func() bool {
+		return !s.paths().Locked()
+	})
 }
 
 func allGone(t *testing.T, d time.Duration, what string, pids []int) {
@@ -433,7 +444,7 @@ func TestKilledDuringAdoption(t *testing.T) {
 	if err := syscall.Kill(st.Master.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	allGone(t, 10*time.Second, "the first master gone", []int{st.Master.PID})
+	masterDead(t, s, st.Master.PID)
 	b := proctest.Start(t, s.bin, "start", "--run-dir", s.runDir, "--config", s.conf)
 	bPID := b.Cmd.Process.Pid
 	testkit.Eventually(t, 20*time.Second, testkit.Poll, "the second master's HTTP and UDP workers ready", func() error {
@@ -481,7 +492,7 @@ func TestOrphansAsUser(t *testing.T) {
 	if err := syscall.Kill(st.Master.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	allGone(t, 10*time.Second, "the master gone", []int{st.Master.PID})
+	masterDead(t, s, st.Master.PID)
 	if err := httpGet(s.httpAddr); err != nil {
 		t.Fatalf("the orphans do not serve: %v", err)
 	}
@@ -542,7 +553,7 @@ func TestTLSAndUnixAdopted(t *testing.T) {
 	if err := syscall.Kill(st.Master.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	allGone(t, 10*time.Second, "the master gone", []int{st.Master.PID})
+	masterDead(t, s, st.Master.PID)
 	check("orphans")
 	st2 := s.start()
 	if n := s.countLog("adopted the listening socket of an orphan", -1); n != 3 {
