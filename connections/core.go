@@ -28,7 +28,11 @@ const (
 	// Input memory budget (budget.go).
 	fInputHeld // the input budget has a record of c; changes under the budget's lock, not mu
 
-	fHalted = fClosing | fSockClosed | fPaused
+	// Backpressure (send.go).
+	fBackpressure // the queued output reached MaxSendBufferSize: reading stops until it drains below the low watermark
+	fReplying     // a dispatcher is delivering read packets: what is sent meanwhile is queued past the limit
+
+	fHalted = fClosing | fSockClosed | fPaused | fBackpressure
 
 	// fStateLock guards base.state. It is a spin lock taken without mu
 	// (State and SetState run with and without mu held) around a copy of
@@ -46,7 +50,8 @@ type engineOps interface {
 	// is already set and the send buffer released. The engine runs OnClose
 	// once the socket is gone.
 	closeSocketLocked()
-	// resumed is called, without mu, after ResumeRecv cleared fPaused.
+	// resumed is called, without mu, after ResumeRecv cleared fPaused or
+	// the output drained below the low watermark (fBackpressure cleared).
 	resumed()
 	// drained runs OnBufferDrain (as a dispatcher) where the engine runs
 	// callbacks; it is called without mu from the engine's write path.
@@ -133,8 +138,16 @@ func (c *base) lockState() {
 func (c *base) unlockState() { c.flags.And(^fStateLock) }
 
 // halted reports whether dispatching must stop: the connection is paused
-// or closing.
+// (PauseRecv or backpressure) or closing.
 func (c *base) halted() bool { return c.flags.Load()&fHalted != 0 }
+
+// readStopped reports whether the engine must not read from c: it is
+// paused, by PauseRecv or for backpressure, and not lingering (a
+// lingering connection reads to drop).
+func (c *base) readStopped() bool {
+	f := c.flags.Load()
+	return f&(fPaused|fBackpressure) != 0 && f&fLinger == 0
+}
 
 // beginDispatch marks a dispatcher running: sends made meanwhile, from
 // any goroutine, are written when it ends.
@@ -174,11 +187,23 @@ func (c *base) conn() Connection { return c.ops.(Connection) }
 // packets: deliver them once resumed). An error (a protocol error or a
 // recovered panic) has already been reported and the connection is
 // closing. The caller flushes afterwards.
+//
+// What the packets' OnMessage sends while it runs is queued even past
+// MaxSendBufferSize (fReplying, see enqueue): an answer to a request that
+// was read is never dropped; the dispatch stops after the packet whose
+// answers reached the limit, and the engine reads no more until they
+// drain (fBackpressure).
 func (c *base) dispatch(buf []byte) (used int, halted bool) {
-	c.beginDispatch()
+	c.mu.Lock()
+	c.dispatching++
+	c.setFlag(fReplying)
+	c.mu.Unlock()
 	var perr error
 	err := guard(func() { used, halted, perr = deliver(c.s, c.ctr, c.conn(), c, buf, false) })
-	c.endDispatch()
+	c.mu.Lock()
+	c.dispatching--
+	c.clearFlag(fReplying)
+	c.mu.Unlock()
 	if err == nil {
 		err = perr
 	}
@@ -323,7 +348,7 @@ func (c *base) fail(err error) {
 	}
 	var re *protocols.ReplyError
 	if errors.As(err, &re) && len(re.Reply) > 0 {
-		c.send(re.Reply, "", true)
+		c.sendLast(re.Reply)
 	}
 	c.onError(err)
 	c.Close()
@@ -540,7 +565,7 @@ func (c *base) info() Info {
 	switch {
 	case c.has(fClosing | fSockClosed):
 		st = "closing"
-	case c.has(fPaused):
+	case c.has(fPaused | fBackpressure):
 		st = "paused"
 	}
 	pn := "raw"

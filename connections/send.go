@@ -6,6 +6,22 @@ import "context"
 // base.mu, the engine's writer takes the queue with takeOut (fWriting is
 // its ownership) and ends each write with writeDone, and the send-buffer
 // limit fires OnBufferFull and OnBufferDrain.
+//
+// Backpressure. When the queued output reaches MaxSendBufferSize (the
+// high watermark), the connection stops reading (fBackpressure): the
+// dispatch in progress ends after the packet being delivered, the engine
+// reads nothing more, and pipelined requests wait in the kernel's socket
+// buffer, where TCP flow control slows the peer. Once a write ends with
+// less than half the limit queued (the low watermark), reading resumes
+// (engineOps.resumed), delivering first what was read and held back. What
+// a dispatcher sends while it delivers read packets (fReplying) is queued
+// whatever the limit, up to twice it: the answers to a request that was
+// read are never dropped, and since reading stops, the queue exceeds the
+// limit by at most the answers of one packet. Other sends (from timers,
+// other goroutines, OnBufferDrain, fan-out) fail with ErrSendBufferFull
+// at the limit, counted in Stats.SendBufferFull and logged (noteDrop). A
+// peer that reads nothing is cut by SendTimeout; while reading is paused
+// for backpressure the read timeouts do not run (timersExpired).
 
 func (c *base) Send(data string, raw bool) error { return c.send(nil, data, raw) }
 
@@ -46,10 +62,9 @@ func (c *base) enqueue(b []byte, str string, raw bool, fan *Fanout) (kick bool, 
 		return false, ErrClosed
 	}
 	limit := s.cfg.MaxSendBufferSize
-	if c.queuedLocked() >= limit {
+	if q := c.queuedLocked(); q >= limit && (fan != nil || !c.has(fReplying) || q >= 2*limit) {
 		c.mu.Unlock()
-		s.errs.Add(1)
-		s.bufFull.Add(1)
+		s.noteDrop(c)
 		c.onError(ErrSendBufferFull)
 		return false, ErrSendBufferFull
 	}
@@ -88,9 +103,13 @@ func (c *base) enqueue(b []byte, str string, raw bool, fan *Fanout) (kick bool, 
 	if c.closeAfter.Load() {
 		c.setFlag(fClosing)
 	}
-	nowFull := !c.has(fFull) && c.queuedLocked() >= limit
+	full := c.queuedLocked() >= limit
+	nowFull := full && !c.has(fFull)
 	if nowFull {
 		c.setFlag(fFull)
+	}
+	if full && !c.has(fBackpressure) {
+		c.setFlag(fBackpressure)
 	}
 	deferred := c.dispatching > 0
 	c.mu.Unlock()
@@ -137,6 +156,18 @@ func (c *base) putOutLocked() {
 func (c *base) queueRawLocked(b []byte) {
 	c.outRoom(len(b))
 	c.out.b = append(c.out.b, b...)
+}
+
+// sendLast queues b as is, past the send-buffer limit, unless c is
+// closing: the answer to input that closes c (a protocol error's reply,
+// the input budget's overload reply). The caller closes c next, which
+// has it written.
+func (c *base) sendLast(b []byte) {
+	c.mu.Lock()
+	if !c.has(fClosing | fSockClosed) {
+		c.queueRawLocked(b)
+	}
+	c.mu.Unlock()
 }
 
 // takeOut hands the queued bytes to the engine's writer, or returns nil
@@ -204,16 +235,24 @@ func (c *base) writeDoneNext(buf *buffer, n int, err error, next bool) *buffer {
 		c.s.log.Debug().Uint64("conn", c.id).Err(err).Msg("write failed, connection closed")
 		return nil
 	}
+	// Reading resumes below the low watermark.
+	resume := c.has(fBackpressure) && (c.out == nil || len(c.out.b) < c.s.cfg.MaxSendBufferSize/2)
+	if resume {
+		c.clearFlag(fBackpressure)
+	}
 	drained := c.out == nil && c.has(fFull) && !c.has(fSockClosed)
 	if drained {
 		c.clearFlag(fFull)
 		c.wakeDrainWaitersLocked()
-	} else if next {
+	} else if next && !resume {
 		nb := c.takeOutLocked()
 		c.mu.Unlock()
 		return nb
 	}
 	c.mu.Unlock()
+	if resume {
+		c.ops.resumed()
+	}
 	if drained {
 		c.ops.drained()
 	}

@@ -371,6 +371,7 @@ type Server struct {
 	checkNs                        int64
 	phaser                         protocols.Phaser
 	cuts                           [numCutReasons]cutCounter
+	drops                          cutCounter // sends dropped at MaxSendBufferSize, for the log (noteDrop)
 
 	pipes *pipeTable // Pipe's links of this server's connections
 

@@ -231,9 +231,12 @@ func effective(ph uint32) protocols.Phase {
 //     KeepAliveTimeout): close, after the protocol's TimedOut answer.
 //   - Heartbeat: queue the heartbeat on a connection silent both ways.
 //
-// A connection whose reading is paused or whose callback runs is not
-// held to the read rules: its input waits for the application, not for
-// the peer, and the rules start again from now. A closing connection
+// A connection whose reading is paused (PauseRecv, or backpressure: the
+// server stops reading while its answers wait for the peer) or whose
+// callback runs is not held to the read rules: its input waits for the
+// application or for its output, not for the peer, and the rules start
+// again from now; SendTimeout bounds the wait for a peer that reads
+// nothing. A closing connection
 // needs no timers any more. No user callback runs here.
 func (c *base) timersExpired() {
 	s, tm := c.s, c.tm
@@ -259,7 +262,7 @@ func (c *base) timersExpired() {
 			next = min(next, w+limit)
 		}
 	}
-	waiting := c.has(fPaused) || c.dispatching > 0
+	waiting := c.has(fPaused|fBackpressure) || c.dispatching > 0
 	if waiting {
 		tm.lastIn.Store(now)
 		tm.since, tm.winIn = now, c.bytesIn.Load()
