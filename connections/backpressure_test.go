@@ -3,14 +3,19 @@ package connections_test
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/internal/testkit"
@@ -50,18 +55,27 @@ func pipeCases() []pipeCase {
 		{
 			name: "text",
 			cfg: func() connections.Config {
+				// Two sends per request: the second may find the buffer
+				// full, and is queued all the same.
 				return connections.Config{Protocol: text.New(), Handler: connections.Handler{OnMessage: func(c connections.Connection, d []byte) {
-					c.Send(string(d)+" "+pipePad, false)
+					c.Send(string(d)+" "+pipePad[:95], false)
+					c.Send(string(d)+" "+pipePad[:95], false)
 				}}}
 			},
 			request: func(i int) []byte { return fmt.Appendf(nil, "%07d\n", i) },
 			answer: func(r *bufio.Reader) (int, error) {
-				line, err := r.ReadString('\n')
-				if err != nil {
-					return -1, err
+				var idx [2]string
+				for k := range idx {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return -1, err
+					}
+					idx[k], _, _ = strings.Cut(line, " ")
 				}
-				idx, _, _ := strings.Cut(line, " ")
-				return strconv.Atoi(idx)
+				if idx[0] != idx[1] {
+					return -1, fmt.Errorf("answers %s and %s to one request", idx[0], idx[1])
+				}
+				return strconv.Atoi(idx[0])
 			},
 		},
 		{
@@ -272,7 +286,11 @@ func TestNonReaderCutBySendTimeout(t *testing.T) {
 		const limit = 256 << 10
 		cfg := pc.cfg()
 		cfg.Engine, cfg.CallbackGoroutines = engine.Name, engine.Pool
-		cfg.MaxSendBufferSize, cfg.SendTimeout, cfg.HeaderTimeout = limit, time.Second, time.Second
+		// The read timeouts are shorter than SendTimeout: the server
+		// stops reading with a request half read (HeaderTimeout) or none
+		// (KeepAliveTimeout), and neither may cut the client for it.
+		cfg.MaxSendBufferSize, cfg.SendTimeout = limit, time.Second
+		cfg.HeaderTimeout, cfg.KeepAliveTimeout, cfg.BodyTimeout = 250*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
 		s, addr := serve(t, "tcp", cfg)
 		// The writer stops when the server closes the connection (or
 		// after 20 s: then the test fails below).
@@ -310,5 +328,126 @@ func TestNonReadersBounded(t *testing.T) {
 			t.Errorf("%d connections open, want the 5 non-readers (SendTimeout is 60 s)", n)
 		}
 		checkBounded(t, s, 5, reqLen, respLen, connections.DefaultMaxSendBufferSize)
+	})
+}
+
+// TestOwnSendsDroppedAndLogged: what user code sends on its own (here a
+// goroutine started by OnConnect, not the dispatch of a read packet)
+// still fails with ErrSendBufferFull at MaxSendBufferSize; every drop is
+// counted in Stats.SendBufferFull and logged, the first at once, the
+// rest in one summary line per interval.
+func TestOwnSendsDroppedAndLogged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs syncBuffer
+		var full atomic.Int64
+		piece := strings.Repeat("x", 1000)
+		s := connections.NewServer(only(connections.Config{Protocol: text.New(), Engine: connections.EngineStd,
+			MaxSendBufferSize: 8 << 10, Logger: zerolog.New(&logs),
+			Handler: connections.Handler{OnConnect: func(c connections.Connection) {
+				go func() {
+					for range 100 {
+						if errors.Is(c.Send(piece, false), connections.ErrSendBufferFull) {
+							full.Add(1)
+						}
+					}
+				}()
+			}}}))
+		ln := testkit.NewPipeListener(t)
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ln) }()
+		t.Cleanup(func() { s.Close(); <-done })
+		dialPipe(t, ln) // never reads
+		synctest.Wait()
+		n := full.Load()
+		if n < 50 || s.Stats().SendBufferFull != uint64(n) {
+			t.Fatalf("%d sends failed with ErrSendBufferFull, Stats().SendBufferFull = %d: want the same, most of 100", n, s.Stats().SendBufferFull)
+		}
+		first := logs.lines(`"message":"send dropped`)
+		if len(first) != 1 || !strings.Contains(first[0], `"conn":1,`) {
+			t.Fatalf("log lines:\n%s\nwant one, naming the connection", strings.Join(first, "\n"))
+		}
+		time.Sleep(12 * time.Second)
+		synctest.Wait()
+		sum := logs.lines(`"message":"sends dropped`)
+		if len(sum) != 1 || !strings.Contains(sum[0], fmt.Sprintf(`"dropped":%d,`, n-1)) {
+			t.Fatalf("log lines:\n%s\nwant one summary of %d drops", strings.Join(sum, "\n"), n-1)
+		}
+	})
+}
+
+// TestBackpressureAndPauseRecv: the user's PauseRecv and the pause for
+// backpressure are independent. A connection paused for backpressure
+// stays paused when the user calls ResumeRecv, until its output drains;
+// one paused by PauseRecv stays paused when its output drains, until
+// ResumeRecv.
+func TestBackpressureAndPauseRecv(t *testing.T) {
+	const limit = 64 << 10
+	big := strings.Repeat("b", 8<<20) // more than the kernel's socket buffers take
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
+		t.Parallel()
+		conns := make(chan connections.Connection, 2)
+		s, addr := serve(t, "tcp", connections.Config{Engine: engine.Name, CallbackGoroutines: engine.Pool,
+			Protocol: text.New(), MaxSendBufferSize: limit,
+			Handler: connections.Handler{OnMessage: func(c connections.Connection, d []byte) {
+				switch string(d) {
+				case "pause":
+					c.PauseRecv()
+					fallthrough
+				case "big":
+					c.Send(big, false) // the answer of a request: queued past the limit, reading stops
+					conns <- c
+				}
+				c.Send(string(d), false)
+			}}})
+		c := dial(t, "tcp", addr)
+		c.SetDeadline(time.Now().Add(time.Minute))
+		r := bufio.NewReaderSize(c, 64<<10)
+		requests := func(want uint64) error {
+			if n := s.Stats().Requests; n != want {
+				return fmt.Errorf("%d requests delivered, want %d", n, want)
+			}
+			return nil
+		}
+		// still fails t if the number of requests delivered moves from
+		// want while the client does nothing for a moment.
+		still := func(want uint64, why string) {
+			t.Helper()
+			for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); {
+				if err := requests(want); err != nil {
+					t.Fatalf("%s: %v", why, err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		line := func(want string) {
+			t.Helper()
+			if got, err := r.ReadString('\n'); got != want+"\n" || err != nil {
+				t.Fatalf("got %q, %v; want %q", got, err, want)
+			}
+		}
+		bigAnswer := func() {
+			t.Helper()
+			if _, err := io.CopyN(io.Discard, r, int64(len(big)+1)); err != nil {
+				t.Fatalf("reading the big answer: %v", err)
+			}
+		}
+
+		io.WriteString(c, "big\nafter\n")
+		uc := <-conns
+		testkit.Eventually(t, testkit.Wait, testkit.Poll, "big delivered", func() error { return requests(1) })
+		uc.PauseRecv()
+		uc.ResumeRecv() // the user's pause ends; backpressure's holds
+		still(1, "backpressure, after the user's ResumeRecv")
+		bigAnswer()
+		line("big")
+		line("after")
+
+		io.WriteString(c, "pause\nnext\n")
+		<-conns
+		bigAnswer()
+		line("pause")
+		still(3, "PauseRecv, after the output drained")
+		uc.ResumeRecv()
+		line("next")
 	})
 }

@@ -32,6 +32,15 @@ const (
 	fBackpressure // the queued output reached MaxSendBufferSize: reading stops until it drains below the low watermark
 	fReplying     // a dispatcher is delivering read packets: what is sent meanwhile is queued past the limit
 
+	// fCloseAfter is set by CloseAfterFlush, which may run with mu held
+	// (from Encode) or not; send and the write path fold it into
+	// fClosing. It changes without mu.
+	fCloseAfter
+
+	// fInputWaits: pool mode, read input waits for a pool task to
+	// deliver it; the read timeouts wait with it (timersExpired).
+	fInputWaits
+
 	fHalted = fClosing | fSockClosed | fPaused | fBackpressure
 
 	// fStateLock guards base.state. It is a spin lock taken without mu
@@ -92,9 +101,11 @@ type base struct {
 	bytesIn  atomic.Uint64
 	bytesOut atomic.Uint64
 	flags    atomic.Uint32
-	// closeAfter is set by CloseAfterFlush, which may run with mu held
-	// (from Encode); send and the write path fold it into fClosing.
-	closeAfter atomic.Bool
+	// overBase is, while a dispatcher delivers read packets (fReplying),
+	// the queued bytes when one of its sends first found the queue at
+	// MaxSendBufferSize, 0 before; its sends are queued up to overBase
+	// plus the limit (enqueue). Under mu.
+	overBase int32
 
 	mu          sync.Mutex
 	dispatching int32   // dispatchers running; they flush when done
@@ -203,6 +214,7 @@ func (c *base) dispatch(buf []byte) (used int, halted bool) {
 	c.mu.Lock()
 	c.dispatching--
 	c.clearFlag(fReplying)
+	c.overBase = 0
 	c.mu.Unlock()
 	if err == nil {
 		err = perr
@@ -488,8 +500,9 @@ func (c *base) SetContext(v any) {
 }
 
 // CloseAfterFlush may run with mu held (from Encode) or not (from Decode),
-// so it only sets an atomic flag that the send path folds into fClosing.
-func (c *base) CloseAfterFlush() { c.closeAfter.Store(true) }
+// so it only sets a flag (atomically, without mu) that the send path
+// folds into fClosing.
+func (c *base) CloseAfterFlush() { c.setFlag(fCloseAfter) }
 
 func (c *base) Close() error {
 	c.mu.Lock()

@@ -102,7 +102,7 @@
 //     inflight), dispatching, the user context, the doom timer, drainCh
 //     and, in pool mode, epConn.pend. The protocol state has its own spin
 //     lock (fStateLock, a flag bit) so that State works with and without
-//     base.mu held. bytesIn, bytesOut and closeAfter are atomics.
+//     base.mu held. bytesIn and bytesOut are atomics; fCloseAfter changes without mu.
 //   - fWriting makes one writer at a time own the buffer takeOut handed
 //     it, until writeDone.
 //   - An epConn's fields after base belong to its loop's goroutine (fd,

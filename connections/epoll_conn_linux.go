@@ -517,6 +517,9 @@ func (c *epConn) remoteAddr() net.Addr {
 func (l *loop) schedule(c *epConn, what uint8) {
 	c.mu.Lock()
 	c.pend |= what
+	if what&pendInput != 0 {
+		c.setFlag(fInputWaits)
+	}
 	c.mu.Unlock()
 	if c.busy {
 		return
@@ -557,6 +560,9 @@ func (c *epConn) runTasks() {
 		c.mu.Lock()
 		p := c.pend
 		c.pend = 0
+		if p&pendInput == 0 {
+			c.clearFlag(fInputWaits) // delivered by the previous pass, if any
+		}
 		c.mu.Unlock()
 		if p == 0 {
 			break

@@ -1,6 +1,9 @@
 package connections
 
-import "context"
+import (
+	"context"
+	"math"
+)
 
 // The send path of a stream connection: Send queues on base.out under
 // base.mu, the engine's writer takes the queue with takeOut (fWriting is
@@ -15,9 +18,10 @@ import "context"
 // less than half the limit queued (the low watermark), reading resumes
 // (engineOps.resumed), delivering first what was read and held back. What
 // a dispatcher sends while it delivers read packets (fReplying) is queued
-// whatever the limit, up to twice it: the answers to a request that was
-// read are never dropped, and since reading stops, the queue exceeds the
-// limit by at most the answers of one packet. Other sends (from timers,
+// past the limit (one MaxSendBufferSize more than the queue held when it
+// first went over, see replyRoomLocked): the answers to a request that
+// was read are not dropped, and since reading stops, the queue exceeds
+// the limit by at most the answers of one packet. Other sends (from timers,
 // other goroutines, OnBufferDrain, fan-out) fail with ErrSendBufferFull
 // at the limit, counted in Stats.SendBufferFull and logged (noteDrop). A
 // peer that reads nothing is cut by SendTimeout; while reading is paused
@@ -62,7 +66,7 @@ func (c *base) enqueue(b []byte, str string, raw bool, fan *Fanout) (kick bool, 
 		return false, ErrClosed
 	}
 	limit := s.cfg.MaxSendBufferSize
-	if q := c.queuedLocked(); q >= limit && (fan != nil || !c.has(fReplying) || q >= 2*limit) {
+	if q := c.queuedLocked(); q >= limit && !c.replyRoomLocked(q, limit, fan) {
 		c.mu.Unlock()
 		s.noteDrop(c)
 		c.onError(ErrSendBufferFull)
@@ -100,7 +104,7 @@ func (c *base) enqueue(b []byte, str string, raw bool, fan *Fanout) (kick bool, 
 	if c.out != nil && len(c.out.b) == 0 {
 		c.putOutLocked()
 	}
-	if c.closeAfter.Load() {
+	if c.has(fCloseAfter) {
 		c.setFlag(fClosing)
 	}
 	full := c.queuedLocked() >= limit
@@ -127,6 +131,25 @@ func (c *base) enqueue(b []byte, str string, raw bool, fan *Fanout) (kick bool, 
 		}
 	}
 	return !deferred, nil
+}
+
+// replyRoomLocked reports whether a send that finds q bytes queued, at
+// or over limit, is queued all the same: it is made while c's dispatcher
+// delivers read packets (the answer to a request that was read) and is
+// not a fan-out, and the queue is below overBase plus the limit. A
+// dispatch may so queue one MaxSendBufferSize more than it found when
+// it first went over, however large the send that took it over: enough
+// for any answer made of several sends, and a bound for a handler that
+// sends until ErrSendBufferFull (or another goroutine's sends while the
+// dispatcher runs, which cannot be told from its own). mu is held.
+func (c *base) replyRoomLocked(q, limit int, fan *Fanout) bool {
+	if fan != nil || !c.has(fReplying) {
+		return false
+	}
+	if c.overBase == 0 {
+		c.overBase = int32(min(q, math.MaxInt32-limit))
+	}
+	return q < int(c.overBase)+limit
 }
 
 // outRoom makes c.out a buffer of c's own with room for n more bytes: a
@@ -182,7 +205,7 @@ func (c *base) takeOut() *buffer {
 
 // takeOutLocked is takeOut with mu held.
 func (c *base) takeOutLocked() *buffer {
-	if c.closeAfter.Load() {
+	if c.has(fCloseAfter) {
 		c.setFlag(fClosing)
 	}
 	f := c.flags.Load()
@@ -239,6 +262,7 @@ func (c *base) writeDoneNext(buf *buffer, n int, err error, next bool) *buffer {
 	resume := c.has(fBackpressure) && (c.out == nil || len(c.out.b) < c.s.cfg.MaxSendBufferSize/2)
 	if resume {
 		c.clearFlag(fBackpressure)
+		c.restartReadRulesLocked()
 	}
 	drained := c.out == nil && c.has(fFull) && !c.has(fSockClosed)
 	if drained {
