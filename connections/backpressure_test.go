@@ -334,8 +334,8 @@ func TestNonReadersBounded(t *testing.T) {
 // TestOwnSendsDroppedAndLogged: what user code sends on its own (here a
 // goroutine started by OnConnect, not the dispatch of a read packet)
 // still fails with ErrSendBufferFull at MaxSendBufferSize; every drop is
-// counted in Stats.SendBufferFull and logged, the first at once, the
-// rest in one summary line per interval.
+// counted in Stats.SendBufferFull and logged at warn level, the first at
+// once, the rest in one summary line per interval.
 func TestOwnSendsDroppedAndLogged(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var logs syncBuffer
@@ -359,17 +359,20 @@ func TestOwnSendsDroppedAndLogged(t *testing.T) {
 		dialPipe(t, ln) // never reads
 		synctest.Wait()
 		n := full.Load()
-		if n < 50 || s.Stats().SendBufferFull != uint64(n) {
-			t.Fatalf("%d sends failed with ErrSendBufferFull, Stats().SendBufferFull = %d: want the same, most of 100", n, s.Stats().SendBufferFull)
+		// The pipe takes nothing from a client that does not read: what
+		// fits in MaxSendBufferSize is queued (one more send starts below
+		// it), the rest is dropped.
+		if fit := int64(8<<10)/int64(len(piece)+1) + 1; 100-n > fit || s.Stats().SendBufferFull != uint64(n) {
+			t.Fatalf("%d sends failed with ErrSendBufferFull, Stats().SendBufferFull = %d: want the same, all but at most %d", n, s.Stats().SendBufferFull, fit)
 		}
 		first := logs.lines(`"message":"send dropped`)
-		if len(first) != 1 || !strings.Contains(first[0], `"conn":1,`) {
+		if len(first) != 1 || !strings.Contains(first[0], `"conn":1,`) || !strings.Contains(first[0], `"level":"warn"`) {
 			t.Fatalf("log lines:\n%s\nwant one, naming the connection", strings.Join(first, "\n"))
 		}
 		time.Sleep(12 * time.Second)
 		synctest.Wait()
 		sum := logs.lines(`"message":"sends dropped`)
-		if len(sum) != 1 || !strings.Contains(sum[0], fmt.Sprintf(`"dropped":%d,`, n-1)) {
+		if len(sum) != 1 || !strings.Contains(sum[0], fmt.Sprintf(`"dropped":%d,`, n-1)) || !strings.Contains(sum[0], `"level":"warn"`) {
 			t.Fatalf("log lines:\n%s\nwant one summary of %d drops", strings.Join(sum, "\n"), n-1)
 		}
 	})
