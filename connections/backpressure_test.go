@@ -289,8 +289,11 @@ func TestNonReaderCutBySendTimeout(t *testing.T) {
 		// The read timeouts are shorter than SendTimeout: the server
 		// stops reading with a request half read (HeaderTimeout) or none
 		// (KeepAliveTimeout), and neither may cut the client for it.
-		cfg.MaxSendBufferSize, cfg.SendTimeout = limit, time.Second
-		cfg.HeaderTimeout, cfg.KeepAliveTimeout, cfg.BodyTimeout = 250*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
+		// (Not shorter than a second: a loaded machine may leave the
+		// first request unread for a moment, and HeaderTimeout runs from
+		// the accept.)
+		cfg.MaxSendBufferSize, cfg.SendTimeout = limit, 2*time.Second
+		cfg.HeaderTimeout, cfg.KeepAliveTimeout, cfg.BodyTimeout = time.Second, time.Second, time.Second
 		s, addr := serve(t, "tcp", cfg)
 		// The writer stops when the server closes the connection (or
 		// after 20 s: then the test fails below).
