@@ -78,19 +78,19 @@ func (s *Server) flushCuts(reason cutReason) {
 	}, func() { s.flushCuts(reason) })
 }
 
-// noteDrop counts a send dropped because c's send buffer was at
-// MaxSendBufferSize (Stats.SendBufferFull, part of Errors) and logs it,
-// rate-limited as the cuts are: the first drop after a quiet interval at
-// once, with its connection, the others in one line per cutLogEvery with
-// their number.
-func (s *Server) noteDrop(c *base) {
+// noteDrop counts a send dropped because the send buffer of connection id
+// (0: a Client's queue while it connects) was at MaxSendBufferSize
+// (Stats.SendBufferFull, part of Errors) and logs it, rate-limited as the
+// cuts are: the first drop after a quiet interval at once, with its
+// connection, the others in one line per cutLogEvery with their number.
+func (s *Server) noteDrop(id uint64) {
 	s.errs.Add(1)
 	s.bufFull.Add(1)
 	k := &s.drops
 	k.total.Add(1)
 	k.pending.Add(1)
 	if k.armed.CompareAndSwap(false, true) {
-		s.log.Warn().Uint64("conn", c.id).Int("max_send_buffer_size", s.cfg.MaxSendBufferSize).
+		s.log.Warn().Uint64("conn", id).Int("max_send_buffer_size", s.cfg.MaxSendBufferSize).
 			Uint64("send_buffer_full_total", s.bufFull.Load()).
 			Msg("send dropped: the connection's send buffer is full (ErrSendBufferFull)")
 		k.pending.Add(^uint64(0)) // this one is logged

@@ -68,7 +68,7 @@ func (c *base) enqueue(b []byte, str string, raw bool, fan *Fanout) (kick bool, 
 	limit := s.cfg.MaxSendBufferSize
 	if q := c.queuedLocked(); q >= limit && !c.replyRoomLocked(q, limit, fan) {
 		c.mu.Unlock()
-		s.noteDrop(c)
+		s.noteDrop(c.id)
 		c.onError(ErrSendBufferFull)
 		return false, ErrSendBufferFull
 	}
