@@ -311,7 +311,7 @@ func (c *base) shed(self bool) {
 		if err := guard(func() { reply = r.OverloadReply(c.conn()) }); err != nil {
 			s.log.Error().Uint64("conn", c.id).Err(err).Msg("OverloadReply panicked")
 		} else if len(reply) > 0 {
-			c.send(reply, "", true)
+			c.sendLast(reply)
 		}
 	}
 	c.Close()

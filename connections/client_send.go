@@ -116,7 +116,7 @@ func (cl *Client) send(b []byte, s string, raw bool) error {
 	limit := cl.cfg.MaxSendBufferSize
 	if len(cl.pbuf) >= limit {
 		cl.mu.Unlock()
-		cl.srv.errs.Add(1)
+		cl.srv.noteDrop(0)
 		cl.onError(ErrSendBufferFull)
 		return ErrSendBufferFull
 	}

@@ -22,9 +22,12 @@ type Connection interface {
 
 	// Send encodes data with the listener's protocol (or, when raw is true,
 	// takes it as is) and queues it on the send buffer. It never blocks on
-	// the network. When the buffer is already full the data is dropped,
-	// OnError is called with ErrSendBufferFull and that error is returned.
-	// Safe for concurrent use.
+	// the network. When the buffer is already full (MaxSendBufferSize)
+	// the data is dropped, OnError is called with ErrSendBufferFull and
+	// that error is returned; but what OnMessage sends while it handles a
+	// packet is an answer to input that was read, and is queued past the
+	// limit, while the connection stops being read until its output
+	// drains (see Config.MaxSendBufferSize). Safe for concurrent use.
 	Send(data string, raw bool) error
 
 	// SendBytes is Send for a byte slice; data may be reused once it
@@ -76,7 +79,9 @@ type Connection interface {
 
 // Errors reported to OnError or returned by Send.
 var (
-	// ErrSendBufferFull: the send buffer is at MaxSendBufferSize; the data was dropped.
+	// ErrSendBufferFull: the send buffer is at MaxSendBufferSize; the data
+	// was dropped (counted in Stats.SendBufferFull and logged). Answers
+	// sent by OnMessage to the packet it handles never get it.
 	ErrSendBufferFull = errors.New("connections: send buffer full, data dropped")
 	// ErrClosed: the connection is closed or closing; the data was dropped.
 	ErrClosed = errors.New("connections: connection closed")

@@ -28,7 +28,20 @@ const (
 	// Input memory budget (budget.go).
 	fInputHeld // the input budget has a record of c; changes under the budget's lock, not mu
 
-	fHalted = fClosing | fSockClosed | fPaused
+	// Backpressure (send.go).
+	fBackpressure // the queued output reached MaxSendBufferSize: reading stops until it drains below the low watermark
+	fReplying     // a dispatcher is delivering read packets: what is sent meanwhile is queued past the limit
+
+	// fCloseAfter is set by CloseAfterFlush, which may run with mu held
+	// (from Encode) or not; send and the write path fold it into
+	// fClosing. It changes without mu.
+	fCloseAfter
+
+	// fInputWaits: pool mode, read input waits for a pool task to
+	// deliver it; the read timeouts wait with it (timersExpired).
+	fInputWaits
+
+	fHalted = fClosing | fSockClosed | fPaused | fBackpressure
 
 	// fStateLock guards base.state. It is a spin lock taken without mu
 	// (State and SetState run with and without mu held) around a copy of
@@ -46,7 +59,8 @@ type engineOps interface {
 	// is already set and the send buffer released. The engine runs OnClose
 	// once the socket is gone.
 	closeSocketLocked()
-	// resumed is called, without mu, after ResumeRecv cleared fPaused.
+	// resumed is called, without mu, after ResumeRecv cleared fPaused or
+	// the output drained below the low watermark (fBackpressure cleared).
 	resumed()
 	// drained runs OnBufferDrain (as a dispatcher) where the engine runs
 	// callbacks; it is called without mu from the engine's write path.
@@ -87,9 +101,11 @@ type base struct {
 	bytesIn  atomic.Uint64
 	bytesOut atomic.Uint64
 	flags    atomic.Uint32
-	// closeAfter is set by CloseAfterFlush, which may run with mu held
-	// (from Encode); send and the write path fold it into fClosing.
-	closeAfter atomic.Bool
+	// overBase is, while a dispatcher delivers read packets (fReplying),
+	// the queued bytes when one of its sends first found the queue at
+	// MaxSendBufferSize, 0 before; its sends are queued up to overBase
+	// plus the limit (enqueue). Under mu.
+	overBase int32
 
 	mu          sync.Mutex
 	dispatching int32   // dispatchers running; they flush when done
@@ -133,8 +149,16 @@ func (c *base) lockState() {
 func (c *base) unlockState() { c.flags.And(^fStateLock) }
 
 // halted reports whether dispatching must stop: the connection is paused
-// or closing.
+// (PauseRecv or backpressure) or closing.
 func (c *base) halted() bool { return c.flags.Load()&fHalted != 0 }
+
+// readStopped reports whether the engine must not read from c: it is
+// paused, by PauseRecv or for backpressure, and not lingering (a
+// lingering connection reads to drop).
+func (c *base) readStopped() bool {
+	f := c.flags.Load()
+	return f&(fPaused|fBackpressure) != 0 && f&fLinger == 0
+}
 
 // beginDispatch marks a dispatcher running: sends made meanwhile, from
 // any goroutine, are written when it ends.
@@ -174,11 +198,24 @@ func (c *base) conn() Connection { return c.ops.(Connection) }
 // packets: deliver them once resumed). An error (a protocol error or a
 // recovered panic) has already been reported and the connection is
 // closing. The caller flushes afterwards.
+//
+// What the packets' OnMessage sends while it runs is queued even past
+// MaxSendBufferSize (fReplying, see enqueue): an answer to a request that
+// was read is never dropped; the dispatch stops after the packet whose
+// answers reached the limit, and the engine reads no more until they
+// drain (fBackpressure).
 func (c *base) dispatch(buf []byte) (used int, halted bool) {
-	c.beginDispatch()
+	c.mu.Lock()
+	c.dispatching++
+	c.setFlag(fReplying)
+	c.mu.Unlock()
 	var perr error
 	err := guard(func() { used, halted, perr = deliver(c.s, c.ctr, c.conn(), c, buf, false) })
-	c.endDispatch()
+	c.mu.Lock()
+	c.dispatching--
+	c.clearFlag(fReplying)
+	c.overBase = 0
+	c.mu.Unlock()
 	if err == nil {
 		err = perr
 	}
@@ -323,7 +360,7 @@ func (c *base) fail(err error) {
 	}
 	var re *protocols.ReplyError
 	if errors.As(err, &re) && len(re.Reply) > 0 {
-		c.send(re.Reply, "", true)
+		c.sendLast(re.Reply)
 	}
 	c.onError(err)
 	c.Close()
@@ -463,8 +500,9 @@ func (c *base) SetContext(v any) {
 }
 
 // CloseAfterFlush may run with mu held (from Encode) or not (from Decode),
-// so it only sets an atomic flag that the send path folds into fClosing.
-func (c *base) CloseAfterFlush() { c.closeAfter.Store(true) }
+// so it only sets a flag (atomically, without mu) that the send path
+// folds into fClosing.
+func (c *base) CloseAfterFlush() { c.setFlag(fCloseAfter) }
 
 func (c *base) Close() error {
 	c.mu.Lock()
@@ -540,7 +578,7 @@ func (c *base) info() Info {
 	switch {
 	case c.has(fClosing | fSockClosed):
 		st = "closing"
-	case c.has(fPaused):
+	case c.has(fPaused | fBackpressure):
 		st = "paused"
 	}
 	pn := "raw"

@@ -69,19 +69,56 @@ func (s *Server) noteCut(reason cutReason) {
 // keep-alive and idle timeouts, which end quiet clients every day), and
 // looks again cutLogEvery later; with none, it disarms.
 func (s *Server) flushCuts(reason cutReason) {
-	k := &s.cuts[reason]
+	s.flushCounter(&s.cuts[reason], func(n uint64) {
+		ev := s.log.Warn() // slow or hostile peers: the server defended itself
+		if reason == cutKeepAlive || reason == cutIdle {
+			ev = s.log.Debug() // the ordinary end of a quiet client
+		}
+		ev.Str("reason", cutNames[reason]).Uint64("connections", n).Msg("connections closed by a timeout")
+	}, func() { s.flushCuts(reason) })
+}
+
+// noteDrop counts a send dropped because the send buffer of connection id
+// (0: a Client's queue while it connects) was at MaxSendBufferSize
+// (Stats.SendBufferFull, part of Errors) and logs it, rate-limited as the
+// cuts are: the first drop after a quiet interval at once, with its
+// connection, the others in one line per cutLogEvery with their number.
+func (s *Server) noteDrop(id uint64) {
+	s.errs.Add(1)
+	s.bufFull.Add(1)
+	k := &s.drops
+	k.total.Add(1)
+	k.pending.Add(1)
+	if k.armed.CompareAndSwap(false, true) {
+		s.log.Warn().Uint64("conn", id).Int("max_send_buffer_size", s.cfg.MaxSendBufferSize).
+			Uint64("send_buffer_full_total", s.bufFull.Load()).
+			Msg("send dropped: the connection's send buffer is full (ErrSendBufferFull)")
+		k.pending.Add(^uint64(0)) // this one is logged
+		s.afterFunc(cutLogEvery, s.flushDrops)
+	}
+}
+
+// flushDrops logs the drops counted since the last line, if any.
+func (s *Server) flushDrops() {
+	s.flushCounter(&s.drops, func(n uint64) {
+		s.log.Warn().Uint64("dropped", n).Uint64("send_buffer_full_total", s.bufFull.Load()).
+			Int("max_send_buffer_size", s.cfg.MaxSendBufferSize).Dur("interval", cutLogEvery).
+			Msg("sends dropped: send buffers full (ErrSendBufferFull)")
+	}, s.flushDrops)
+}
+
+// flushCounter logs (log) what k counted since its last line, if
+// anything, and has again called cutLogEvery later; with nothing, it
+// disarms k.
+func (s *Server) flushCounter(k *cutCounter, log func(n uint64), again func()) {
 	for {
 		if n := k.pending.Swap(0); n > 0 {
-			ev := s.log.Warn() // slow or hostile peers: the server defended itself
-			if reason == cutKeepAlive || reason == cutIdle {
-				ev = s.log.Debug() // the ordinary end of a quiet client
-			}
-			ev.Str("reason", cutNames[reason]).Uint64("connections", n).Msg("connections closed by a timeout")
-			s.afterFunc(cutLogEvery, func() { s.flushCuts(reason) })
+			log(n)
+			s.afterFunc(cutLogEvery, again)
 			return
 		}
 		k.armed.Store(false)
-		// A cut counted after the Swap saw armed still set: log it now
+		// One counted after the Swap saw armed still set: log it now
 		// unless another goroutine took it.
 		if k.pending.Load() == 0 || !k.armed.CompareAndSwap(false, true) {
 			return

@@ -57,9 +57,12 @@
 // due within HeaderTimeout of the accept (PhaseIdle before any packet
 // counts as PhaseHead). The minimum rate is measured window after window,
 // each a BodyTimeout long, from the start of the body: a burst buys no
-// credit for a dribble after it. A connection whose reading is paused or
-// whose callback runs is not held to the read rules (its input waits for
-// the application) and they start again from then. A read rule that is
+// credit for a dribble after it. A connection whose reading is paused
+// (PauseRecv, or backpressure: its queued output reached
+// MaxSendBufferSize, see send.go), whose callback runs or whose input
+// waits for a pool task is not held to the read rules (its input waits
+// for the application or for the peer to read) and they start again from
+// then; a peer that reads nothing meets SendTimeout. A read rule that is
 // broken closes the connection after queuing the protocol's
 // Phaser.TimedOut answer (HTTP 408, WebSocket close 1008); SendTimeout
 // destroys it (what is queued cannot be delivered). Cuts are counted by
@@ -102,7 +105,7 @@
 //     inflight), dispatching, the user context, the doom timer, drainCh
 //     and, in pool mode, epConn.pend. The protocol state has its own spin
 //     lock (fStateLock, a flag bit) so that State works with and without
-//     base.mu held. bytesIn, bytesOut and closeAfter are atomics.
+//     base.mu held. bytesIn and bytesOut are atomics; fCloseAfter changes without mu.
 //   - fWriting makes one writer at a time own the buffer takeOut handed
 //     it, until writeDone.
 //   - An epConn's fields after base belong to its loop's goroutine (fd,

@@ -96,7 +96,7 @@ func (l *loop) rearm(c *epConn) {
 		return
 	}
 	var want uint16
-	if (!c.has(fPaused) || c.has(fLinger)) && !c.busy && !c.eof {
+	if !c.readStopped() && !c.busy && !c.eof {
 		want = unix.EPOLLIN | unix.EPOLLRDHUP
 	}
 	if c.wbuf != nil {
@@ -116,7 +116,7 @@ func (l *loop) readable(c *epConn) {
 	if c.has(fSockClosed) {
 		return
 	}
-	if (c.has(fPaused) && !c.has(fLinger)) || c.busy {
+	if c.readStopped() || c.busy {
 		l.rearm(c)
 		return
 	}
@@ -267,10 +267,11 @@ func (l *loop) dropInput(c *epConn) {
 	}
 }
 
-// resume restarts reading after ResumeRecv, delivering what was buffered
-// before PauseRecv first.
+// resume restarts reading after ResumeRecv, or once the output has
+// drained below the low watermark, delivering what was buffered before
+// the pause first.
 func (l *loop) resume(c *epConn) {
-	if c.busy || (c.has(fPaused) && !c.has(fLinger)) {
+	if c.busy || c.readStopped() {
 		return
 	}
 	if c.in != nil && len(c.in.b) > 0 {
@@ -462,7 +463,7 @@ func (c *epConn) lingerLocked() bool {
 	if c.l.sys.shutdown(c.fd, unix.SHUT_WR) != nil {
 		return false
 	}
-	if c.has(fPaused) {
+	if c.has(fPaused | fBackpressure) {
 		c.l.post(c, actResume) // read again, to drop
 	}
 	c.destroyAfterLocked(lingerTimeout)
@@ -516,6 +517,9 @@ func (c *epConn) remoteAddr() net.Addr {
 func (l *loop) schedule(c *epConn, what uint8) {
 	c.mu.Lock()
 	c.pend |= what
+	if what&pendInput != 0 {
+		c.setFlag(fInputWaits)
+	}
 	c.mu.Unlock()
 	if c.busy {
 		return
@@ -556,6 +560,9 @@ func (c *epConn) runTasks() {
 		c.mu.Lock()
 		p := c.pend
 		c.pend = 0
+		if p&pendInput == 0 {
+			c.clearFlag(fInputWaits) // delivered by the previous pass, if any
+		}
 		c.mu.Unlock()
 		if p == 0 {
 			break

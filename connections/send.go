@@ -1,11 +1,31 @@
 package connections
 
-import "context"
+import (
+	"context"
+	"math"
+)
 
 // The send path of a stream connection: Send queues on base.out under
 // base.mu, the engine's writer takes the queue with takeOut (fWriting is
 // its ownership) and ends each write with writeDone, and the send-buffer
 // limit fires OnBufferFull and OnBufferDrain.
+//
+// Backpressure. When the queued output reaches MaxSendBufferSize (the
+// high watermark), the connection stops reading (fBackpressure): the
+// dispatch in progress ends after the packet being delivered, the engine
+// reads nothing more, and pipelined requests wait in the kernel's socket
+// buffer, where TCP flow control slows the peer. Once a write ends with
+// less than half the limit queued (the low watermark), reading resumes
+// (engineOps.resumed), delivering first what was read and held back. What
+// a dispatcher sends while it delivers read packets (fReplying) is queued
+// past the limit (one MaxSendBufferSize more than the queue held when it
+// first went over, see replyRoomLocked): the answers to a request that
+// was read are not dropped, and since reading stops, the queue exceeds
+// the limit by at most the answers of one packet. Other sends (from timers,
+// other goroutines, OnBufferDrain, fan-out) fail with ErrSendBufferFull
+// at the limit, counted in Stats.SendBufferFull and logged (noteDrop). A
+// peer that reads nothing is cut by SendTimeout; while reading is paused
+// for backpressure the read timeouts do not run (timersExpired).
 
 func (c *base) Send(data string, raw bool) error { return c.send(nil, data, raw) }
 
@@ -46,10 +66,9 @@ func (c *base) enqueue(b []byte, str string, raw bool, fan *Fanout) (kick bool, 
 		return false, ErrClosed
 	}
 	limit := s.cfg.MaxSendBufferSize
-	if c.queuedLocked() >= limit {
+	if q := c.queuedLocked(); q >= limit && !c.replyRoomLocked(q, limit, fan) {
 		c.mu.Unlock()
-		s.errs.Add(1)
-		s.bufFull.Add(1)
+		s.noteDrop(c.id)
 		c.onError(ErrSendBufferFull)
 		return false, ErrSendBufferFull
 	}
@@ -85,12 +104,16 @@ func (c *base) enqueue(b []byte, str string, raw bool, fan *Fanout) (kick bool, 
 	if c.out != nil && len(c.out.b) == 0 {
 		c.putOutLocked()
 	}
-	if c.closeAfter.Load() {
+	if c.has(fCloseAfter) {
 		c.setFlag(fClosing)
 	}
-	nowFull := !c.has(fFull) && c.queuedLocked() >= limit
+	full := c.queuedLocked() >= limit
+	nowFull := full && !c.has(fFull)
 	if nowFull {
 		c.setFlag(fFull)
+	}
+	if full && !c.has(fBackpressure) {
+		c.setFlag(fBackpressure)
 	}
 	deferred := c.dispatching > 0
 	c.mu.Unlock()
@@ -108,6 +131,25 @@ func (c *base) enqueue(b []byte, str string, raw bool, fan *Fanout) (kick bool, 
 		}
 	}
 	return !deferred, nil
+}
+
+// replyRoomLocked reports whether a send that finds q bytes queued, at
+// or over limit, is queued all the same: it is made while c's dispatcher
+// delivers read packets (the answer to a request that was read) and is
+// not a fan-out, and the queue is below overBase plus the limit. A
+// dispatch may so queue one MaxSendBufferSize more than it found when
+// it first went over, however large the send that took it over: enough
+// for any answer made of several sends, and a bound for a handler that
+// sends until ErrSendBufferFull (or another goroutine's sends while the
+// dispatcher runs, which cannot be told from its own). mu is held.
+func (c *base) replyRoomLocked(q, limit int, fan *Fanout) bool {
+	if fan != nil || !c.has(fReplying) {
+		return false
+	}
+	if c.overBase == 0 {
+		c.overBase = int32(min(q, math.MaxInt32-limit))
+	}
+	return q < int(c.overBase)+limit
 }
 
 // outRoom makes c.out a buffer of c's own with room for n more bytes: a
@@ -139,6 +181,18 @@ func (c *base) queueRawLocked(b []byte) {
 	c.out.b = append(c.out.b, b...)
 }
 
+// sendLast queues b as is, past the send-buffer limit, unless c is
+// closing: the answer to input that closes c (a protocol error's reply,
+// the input budget's overload reply). The caller closes c next, which
+// has it written.
+func (c *base) sendLast(b []byte) {
+	c.mu.Lock()
+	if !c.has(fClosing | fSockClosed) {
+		c.queueRawLocked(b)
+	}
+	c.mu.Unlock()
+}
+
 // takeOut hands the queued bytes to the engine's writer, or returns nil
 // when there is nothing to write, a write is in progress, a dispatcher
 // will flush later or the socket is closed. A closing connection whose
@@ -151,7 +205,7 @@ func (c *base) takeOut() *buffer {
 
 // takeOutLocked is takeOut with mu held.
 func (c *base) takeOutLocked() *buffer {
-	if c.closeAfter.Load() {
+	if c.has(fCloseAfter) {
 		c.setFlag(fClosing)
 	}
 	f := c.flags.Load()
@@ -204,16 +258,25 @@ func (c *base) writeDoneNext(buf *buffer, n int, err error, next bool) *buffer {
 		c.s.log.Debug().Uint64("conn", c.id).Err(err).Msg("write failed, connection closed")
 		return nil
 	}
+	// Reading resumes below the low watermark.
+	resume := c.has(fBackpressure) && (c.out == nil || len(c.out.b) < c.s.cfg.MaxSendBufferSize/2)
+	if resume {
+		c.clearFlag(fBackpressure)
+		c.restartReadRulesLocked()
+	}
 	drained := c.out == nil && c.has(fFull) && !c.has(fSockClosed)
 	if drained {
 		c.clearFlag(fFull)
 		c.wakeDrainWaitersLocked()
-	} else if next {
+	} else if next && !resume {
 		nb := c.takeOutLocked()
 		c.mu.Unlock()
 		return nb
 	}
 	c.mu.Unlock()
+	if resume {
+		c.ops.resumed()
+	}
 	if drained {
 		c.ops.drained()
 	}

@@ -74,7 +74,13 @@ type Config struct {
 	// MaxPackageSize caps one packet (default DefaultMaxPackageSize).
 	MaxPackageSize int
 	// MaxSendBufferSize caps the bytes queued per connection (default
-	// DefaultMaxSendBufferSize).
+	// DefaultMaxSendBufferSize). At the limit the connection is not read
+	// until a write leaves less than half of it queued (backpressure:
+	// pipelined requests wait in the socket and TCP slows the peer);
+	// what OnMessage sends for the packet it handles is queued past the
+	// limit (by at most one more MaxSendBufferSize), so that no answer to
+	// a request that was read is lost; other sends fail with
+	// ErrSendBufferFull. A peer that reads nothing is cut by SendTimeout.
 	MaxSendBufferSize int
 	// ReadBufferSize is the size of one read of EngineStd, which keeps
 	// such a buffer per connection (default DefaultReadBufferSize).
@@ -371,6 +377,7 @@ type Server struct {
 	checkNs                        int64
 	phaser                         protocols.Phaser
 	cuts                           [numCutReasons]cutCounter
+	drops                          cutCounter // sends dropped at MaxSendBufferSize, for the log (noteDrop)
 
 	pipes *pipeTable // Pipe's links of this server's connections
 

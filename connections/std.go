@@ -348,12 +348,13 @@ func (c *stdConn) waitClosed() {
 	c.mu.Unlock()
 }
 
-// waitReadable blocks while the connection is paused and not lingering;
-// it reports whether the socket is still open.
+// waitReadable blocks while the connection is paused (PauseRecv, or
+// backpressure: its output is over the limit) and not lingering; it
+// reports whether the socket is still open.
 func (c *stdConn) waitReadable() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for c.has(fPaused) && !c.has(fSockClosed|fLinger) {
+	for c.readStopped() && !c.has(fSockClosed) {
 		c.cond.Wait()
 	}
 	return !c.has(fSockClosed)
@@ -375,6 +376,8 @@ func (c *stdConn) shedInput() {
 	c.nc.SetReadDeadline(time.Unix(1, 0))
 }
 
+// resumed wakes the reading goroutine after ResumeRecv, or once the
+// output has drained below the low watermark.
 func (c *stdConn) resumed() {
 	c.mu.Lock()
 	c.cond.Broadcast()

@@ -165,6 +165,17 @@ func (c *base) outDone() {
 	}
 }
 
+// restartReadRulesLocked starts the read rules' clocks again from now,
+// as reading resumes after a pause for backpressure: the wait was the
+// server's. mu is held.
+func (c *base) restartReadRulesLocked() {
+	if tm := c.tm; tm != nil {
+		now := c.s.clock()
+		tm.lastIn.Store(now)
+		tm.since, tm.winIn = now, c.bytesIn.Load()
+	}
+}
+
 // notePhase records the phase of c after a batch of input was dispatched
 // (used bytes of it delivered, rest left as a partial packet unless
 // halted), on c's dispatcher. A protocol with a Phaser is asked (with the
@@ -231,9 +242,12 @@ func effective(ph uint32) protocols.Phase {
 //     KeepAliveTimeout): close, after the protocol's TimedOut answer.
 //   - Heartbeat: queue the heartbeat on a connection silent both ways.
 //
-// A connection whose reading is paused or whose callback runs is not
-// held to the read rules: its input waits for the application, not for
-// the peer, and the rules start again from now. A closing connection
+// A connection whose reading is paused (PauseRecv, or backpressure: the
+// server stops reading while its answers wait for the peer) or whose
+// callback runs, or whose input waits for a pool task (fInputWaits), is
+// not held to the read rules: its input waits for the application or for
+// its output, not for the peer, and the rules start again from now; SendTimeout bounds the wait for a peer that reads
+// nothing. A closing connection
 // needs no timers any more. No user callback runs here.
 func (c *base) timersExpired() {
 	s, tm := c.s, c.tm
@@ -251,15 +265,15 @@ func (c *base) timersExpired() {
 		}
 		if limit > 0 {
 			if now-w >= limit {
+				s.noteCut(cutSend) // counted before the connection is gone from Stats
 				c.closeLocked()
 				c.mu.Unlock()
-				s.noteCut(cutSend)
 				return
 			}
 			next = min(next, w+limit)
 		}
 	}
-	waiting := c.has(fPaused) || c.dispatching > 0
+	waiting := c.has(fPaused|fBackpressure|fInputWaits) || c.dispatching > 0
 	if waiting {
 		tm.lastIn.Store(now)
 		tm.since, tm.winIn = now, c.bytesIn.Load()

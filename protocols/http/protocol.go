@@ -15,7 +15,11 @@
 // # Requests
 //
 // Keep-alive and pipelining are supported: several requests in one read are
-// framed and delivered one after the other. Bodies are framed by
+// framed and delivered one after the other. A client that pipelines faster
+// than it reads the answers is not read while the connection's
+// MaxSendBufferSize of answers waits for it (its requests wait in the
+// socket, as nginx's do); no answer is dropped, and a client that reads
+// nothing is closed by the send timeout. Bodies are framed by
 // Content-Length or by chunked transfer coding (trailers are kept apart,
 // see Request.Trailers). HTTP/1.0 closes after each response unless the
 // request says "Connection: keep-alive"; HTTP/1.1 keeps the connection
