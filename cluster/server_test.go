@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"slices"
@@ -272,31 +271,41 @@ func TestServerMaxConnections(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			dial := func() (net.Conn, string) {
+			// held says whether the server holds a new connection: it
+			// answers a PING with PONG, or refuses with -ERR and closes.
+			held := func(i int) bool {
 				t.Helper()
 				c, err := net.DialTimeout("tcp", pu.Host, testkit.Wait)
 				if err != nil {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { c.Close() })
-				c.SetReadDeadline(time.Now().Add(testkit.Wait))
+				c.SetDeadline(time.Now().Add(testkit.Wait))
+				if _, err := c.Write([]byte("CONNECT {\"verbose\":false}\r\nPING\r\n")); err != nil {
+					return false // closed already: refused
+				}
+				var got []byte
 				buf := make([]byte, 4096)
-				n, _ := c.Read(buf) // INFO, or the refusal
-				return c, string(buf[:n])
-			}
-			for i := range tc.want {
-				if _, first := dial(); !strings.HasPrefix(first, "INFO ") {
-					t.Fatalf("connection %d of %d: got %q, want INFO", i+1, tc.want, first)
+				for {
+					n, err := c.Read(buf)
+					got = append(got, buf[:n]...)
+					switch {
+					case strings.Contains(string(got), "PONG"):
+						return true
+					case strings.Contains(string(got), "maximum connections exceeded"):
+						return false
+					case err != nil:
+						t.Fatalf("connection %d: %v after %q", i, err, got)
+					}
 				}
 			}
-			c, first := dial()
-			got := first
-			if !strings.Contains(got, "maximum connections exceeded") {
-				rest, _ := io.ReadAll(c) // INFO may come first
-				got += string(rest)
+			for i := 1; i <= tc.want; i++ {
+				if !held(i) {
+					t.Fatalf("connection %d of %d refused", i, tc.want)
+				}
 			}
-			if !strings.Contains(got, "maximum connections exceeded") {
-				t.Fatalf("connection %d: got %q, want it refused", tc.want+1, got)
+			if held(tc.want + 1) {
+				t.Fatalf("connection %d held: want it refused", tc.want+1)
 			}
 		})
 	}
