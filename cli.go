@@ -21,6 +21,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/goes-project/goes/internal/orphan"
 	"github.com/goes-project/goes/internal/procenv"
 	"github.com/goes-project/goes/ipc"
 	"github.com/goes-project/goes/master"
@@ -188,12 +189,37 @@ func ping(paths master.Paths) (ipc.Hello, error) {
 	return h, err
 }
 
-// notRunning explains why no master answers, naming a stale pid file.
+// notRunning explains why no master answers, naming a stale pid file and
+// the orphans of a master that died.
 func notRunning(paths master.Paths) error {
+	more := orphansLine(paths.Dir)
 	if pid, err := paths.ReadPID(); err == nil {
-		return fmt.Errorf("%w (run dir %s; stale pid file names pid %d)", ErrNotRunning, paths.Dir, pid)
+		return fmt.Errorf("%w (run dir %s; stale pid file names pid %d)%s", ErrNotRunning, paths.Dir, pid, more)
 	}
-	return fmt.Errorf("%w (run dir %s)", ErrNotRunning, paths.Dir)
+	return fmt.Errorf("%w (run dir %s)%s", ErrNotRunning, paths.Dir, more)
+}
+
+// orphansLine says which orphans of a dead master serve in run directory
+// dir ("" when none answers), asking each briefly.
+func orphansLine(dir string) string {
+	var pids []string
+	var drainAt time.Time
+	for _, path := range orphan.Glob(dir) {
+		c, err := orphan.Dial(path, 500*time.Millisecond)
+		if err != nil {
+			continue
+		}
+		c.Close()
+		pids = append(pids, strconv.Itoa(c.Info.PID))
+		if drainAt.IsZero() || c.Info.DrainAt.Before(drainAt) {
+			drainAt = c.Info.DrainAt
+		}
+	}
+	if len(pids) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d orphaned workers of a master that died serve on (pids %s) until a start adopts them, "+
+		"or they drain from %s", len(pids), strings.Join(pids, " "), drainAt.Local().Format(time.TimeOnly))
 }
 
 func (r *Runner) start(c *cli.Context, daemon bool) error {
@@ -660,7 +686,16 @@ func printStatus(w io.Writer, name string, st ipc.Status) {
 		}
 		row(x, state)
 	}
+	live := map[int]bool{st.Master.PID: true}
+	for _, o := range st.Others {
+		live[o.PID] = true
+	}
 	for _, x := range st.Retiring {
+		if !live[x.MasterPID] {
+			// Adopted from a master that died (master/orphans.go).
+			row(x, fmt.Sprintf("%s (orphan of master %d)", x.State, x.MasterPID))
+			continue
+		}
 		row(x, x.State+" (recycled)")
 	}
 	tw.Flush()

@@ -26,6 +26,7 @@ import (
 //	  "cluster": {"enabled": true},
 //	  "admin": "127.0.0.1:8084", "admin_max_connections": 64,
 //	  "unresponsive_timeout": "5s", "kill_unresponsive": "30s",
+//	  "orphan_timeout": "10m",
 //	  "listeners": [
 //	    {"name": "web", "listen": "http://0.0.0.0:8080", "count": 4, "handler": "hello"},
 //	    {"listen": "text://127.0.0.1:8082", "handler": "echo"},
@@ -82,6 +83,13 @@ type Config struct {
 	WatchdogInterval    Duration  `json:"watchdog_interval,omitempty"`
 	UnresponsiveTimeout Duration  `json:"unresponsive_timeout,omitempty"`
 	KillUnresponsive    *Duration `json:"kill_unresponsive,omitempty"`
+
+	// OrphanTimeout: when the master dies (kill -9, OOM killer, a crash),
+	// its workers serve on, as orphans, for this long (default 10m; "0s":
+	// they drain at once). The next start in the same run directory takes
+	// their listening sockets and tells them to drain once its own
+	// workers accept; without one they drain after OrphanTimeout.
+	OrphanTimeout *Duration `json:"orphan_timeout,omitempty"`
 }
 
 // ClusterConfig gives the workers a cluster Node (package cluster), so that

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/orphan"
 	"github.com/goes-project/goes/internal/procenv"
 	"github.com/goes-project/goes/ipc"
 	"github.com/goes-project/goes/master"
@@ -114,6 +115,18 @@ func (p *pipeWriter) detach() error {
 	}
 	p.detached.Store(true)
 	return nil
+}
+
+// orphanTimeout maps the config's orphan_timeout to
+// master.Options.OrphanTimeout: unset is the default, 0 off.
+func orphanTimeout(cfg *Config) time.Duration {
+	switch {
+	case cfg.OrphanTimeout == nil:
+		return 0
+	case *cfg.OrphanTimeout <= 0:
+		return -1
+	}
+	return time.Duration(*cfg.OrphanTimeout)
 }
 
 // credential resolves the config's user and group.
@@ -246,6 +259,7 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 		WatchdogInterval:    time.Duration(cfg.WatchdogInterval),
 		UnresponsiveTimeout: time.Duration(cfg.UnresponsiveTimeout),
 		KillUnresponsive:    killUnresponsive(cfg),
+		OrphanTimeout:       orphanTimeout(cfg),
 		ConfigFile:          cfgPath,
 		WrapOutput:          logFile != "" && !consoleOut,
 		OnReady: func() {
@@ -279,6 +293,45 @@ func goingAway(c connections.Connection) {
 	if p, ok := c.Protocol().(protocols.GoingAwayer); ok {
 		p.GoingAway(c)
 	}
+}
+
+// workerOrphan reads the worker socket its master passed on
+// procenv.OrphanFD: with it the worker outlives its master
+// (worker.Orphan).
+func workerOrphan(wenv procenv.WorkerEnv, g *Goer, ln net.Listener, pc net.PacketConn) (*worker.Orphan, error) {
+	f := os.NewFile(procenv.OrphanFD, "worker-socket")
+	if f == nil {
+		return nil, errors.New("goes: worker started without its worker socket")
+	}
+	fl, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("goes: worker socket: %w", err)
+	}
+	ul, ok := fl.(*net.UnixListener)
+	if !ok {
+		fl.Close()
+		return nil, fmt.Errorf("goes: worker socket is a %T", fl)
+	}
+	ul.SetUnlinkOnClose(false)
+	var sock syscall.Conn
+	bound := ""
+	if ln != nil {
+		sock, bound = ln.(syscall.Conn), ln.Addr().String()
+	} else {
+		sock, bound = pc.(syscall.Conn), pc.LocalAddr().String()
+	}
+	id := wenv.Identity
+	return &worker.Orphan{
+		Listener: ul,
+		Timeout:  wenv.OrphanTimeout,
+		Info: orphan.Info{
+			MasterPID: os.Getppid(), ID: id.ID, Generation: id.Generation, Route: id.Route,
+			Listener: id.Listener, Name: g.name(), Network: network(g.Transport), Addr: g.Addr,
+			Key: master.ListenerKey(id.Listener, g.Addr), Bound: bound,
+		},
+		Socket: func() (*os.File, error) { return orphan.DupSocket(sock) },
+	}, nil
 }
 
 // runWorker serves this worker's Goer over the sockets the master passed.
@@ -340,6 +393,15 @@ func (r *Runner) runWorker() error {
 	sockFile.Close()
 	if err != nil {
 		return fmt.Errorf("goes: worker %d: listener: %w", id.ID, err)
+	}
+	var orphanOpts *worker.Orphan
+	if wenv.OrphanTimeout > 0 {
+		orphanOpts, err = workerOrphan(wenv, g, ln, pc)
+		if err != nil {
+			// The worker serves; without its socket it drains as soon as
+			// its master is gone, as before.
+			log.Warn().Err(err).Msg("no worker socket: this worker will not outlive its master")
+		}
 	}
 	if g.Transport == TransportTLS {
 		conf := g.TLSConfig
@@ -404,6 +466,7 @@ func (r *Runner) runWorker() error {
 			return reopenLog(logFile)
 		},
 		MasterGone:  masterGone,
+		Orphan:      orphanOpts,
 		Timers:      g.wheel.LenUser,
 		MaxRequests: g.MaxRequests,
 		MaxMemory:   g.MaxMemory,

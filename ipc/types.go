@@ -202,7 +202,9 @@ type Status struct {
 	// Retiring are the processes that a recycle replaced and that still
 	// drain (State "draining"; their id is served by the entry of Workers
 	// with the same ID and MasterPID). Not in Workers, which has one entry
-	// per id and master.
+	// per id and master. The orphans of a master that died, which this
+	// master adopted, are there too, under the dead master's pid (State
+	// "orphan" until they are told to drain).
 	Retiring []Worker `json:"retiring,omitempty"`
 }
 

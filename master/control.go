@@ -432,6 +432,7 @@ type snapshot struct {
 	master   ipc.MasterStatus
 	entries  []entry
 	retiring []entry
+	orphans  []ipc.Worker // orphans of a dead master, shown among the retiring
 }
 
 // snapshot copies what status needs, in the run loop.
@@ -493,6 +494,7 @@ func (m *master) snapshot() snapshot {
 			snap.retiring = append(snap.retiring, entry{w: w, p: p})
 		}
 	}
+	snap.orphans = m.orphanEntries()
 	sort.Slice(snap.retiring, func(i, j int) bool {
 		a, b := snap.retiring[i].w, snap.retiring[j].w
 		return a.ID < b.ID || a.ID == b.ID && a.PID < b.PID
@@ -580,6 +582,7 @@ func (m *master) gatherStatus(snap snapshot, others []string) ipc.Status {
 	for _, e := range snap.retiring {
 		st.Retiring = append(st.Retiring, fill(e))
 	}
+	st.Retiring = append(st.Retiring, snap.orphans...)
 	sort.Slice(more, func(i, j int) bool { return more[i].Master.Generation < more[j].Master.Generation })
 	for _, o := range more {
 		st.Others = append(st.Others, o.Master)

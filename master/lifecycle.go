@@ -59,6 +59,7 @@ func (m *master) onReady(p *proc) {
 			m.log.Warn().Err(err).Msg("systemd notify failed")
 		}
 		m.log.Info().Int("workers", len(m.slots)).Dur("start_time", time.Since(m.started)).Msg("master ready")
+		m.releaseOrphans()
 		if m.o.OnReady != nil {
 			m.o.OnReady()
 		}
@@ -68,6 +69,9 @@ func (m *master) onReady(p *proc) {
 func (m *master) onExit(p *proc, ps *os.ProcessState) {
 	delete(m.procs, p)
 	p.conn.Close()
+	if p.orphanAt != "" {
+		os.Remove(p.orphanAt)
+	}
 	if p.shareSlot >= 0 && p.slot.listener < len(m.sockets) {
 		m.sockets[p.slot.listener].releaseShareSlot(p.shareSlot)
 	}

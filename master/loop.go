@@ -102,6 +102,13 @@ type master struct {
 	ops           ipc.MasterOps  // counters (Unresponsive is counted in snapshot)
 	upgradeReport string         // why the new master of the reload in progress failed, as it said
 	copying       sync.WaitGroup // any goroutine: copyOutput (Add in the run loop)
+
+	// Orphans of a master that died (orphans.go).
+	orphans         []*orphanProc
+	adopted         map[int]*os.File     // listener index → socket taken from an orphan, until openSockets
+	foreignUntil    time.Time            // retry binding until then: orphans of another version release the addresses
+	orphansReleased time.Time            // when the orphans were told to drain
+	strayTried      map[string]time.Time // worker socket → when scanStrays may ask it again
 }
 
 // stopMode says how the workers stop.
@@ -148,6 +155,9 @@ func newMaster(o Options) (*master, error) {
 		o.QuickDeath = time.Second
 	}
 	o.opsDefaults()
+	if o.OrphanTimeout == 0 {
+		o.OrphanTimeout = DefaultOrphanTimeout
+	}
 	if o.Listen == nil {
 		o.Listen = listenDefault
 	}
@@ -262,6 +272,12 @@ func (m *master) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer m.closeControl()
+	defer m.closeOrphans()
+	if m.parentGone {
+		// A cold start: the workers of a master that died may still
+		// serve, holding the listening sockets.
+		m.adoptOrphans()
+	}
 	defer m.closeAdmin()
 	defer close(m.loopGone) // before closeAdmin: the admin requests in flight answer
 	if err := m.openSockets(); err != nil {
@@ -303,6 +319,8 @@ func (m *master) run(ctx context.Context) (err error) {
 			m.onSignal(sig)
 		case <-watchdog.C:
 			m.watch()
+			m.watchOrphans()
+			m.scanStrays()
 		case e := <-m.events:
 			m.handle(e)
 		}
@@ -383,6 +401,10 @@ func (m *master) handle(e event) {
 		m.onUpgraded(e)
 	case evRecycle:
 		m.onRecycle(e.p, e.req)
+	case evOrphanGone:
+		m.onOrphanGone(e)
+	case evStray:
+		m.onStray(e)
 	case evKillProc:
 		if _, live := m.procs[e.p]; live {
 			m.log.Warn().Int("worker", e.p.slot.id).Int("worker_pid", e.p.pid).Str("reason", e.why).Msg("killing worker")

@@ -189,6 +189,13 @@ type Options struct {
 	// even with a panic's trace in it. The workers learn it from
 	// procenv.WorkerEnv.LogPipe.
 	WrapOutput bool
+	// OrphanTimeout: when the master dies, its workers serve on, as
+	// orphans, for this long (default DefaultOrphanTimeout, 10 min;
+	// negative: they drain at once, as before). The next master started
+	// in the run directory within that time takes their listening sockets
+	// and tells them to drain once its own workers accept (orphans.go).
+	// A master adopts orphans whatever its own OrphanTimeout.
+	OrphanTimeout time.Duration
 }
 
 // Run runs a master until it is stopped (signal or CLI). It returns an

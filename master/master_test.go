@@ -36,6 +36,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv("GOES_TEST_MASTER"); dir != "" {
 		os.Exit(upgradableMaster(dir))
 	}
+	if v := os.Getenv("GOES_TEST_FOREIGN_ORPHAN"); v != "" {
+		os.Exit(foreignOrphan(v))
+	}
 	if path := os.Getenv("GOES_TEST_DIAL"); path != "" {
 		c, err := net.Dial("unix", path)
 		if err != nil {

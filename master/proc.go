@@ -88,6 +88,9 @@ type proc struct {
 	// out is the read end of the worker's output pipe (WrapOutput), read
 	// by copyOutput; nil without.
 	out *os.File
+	// orphanAt is the path of the worker's socket (orphans.go), removed
+	// when it exits; empty without one.
+	orphanAt string
 
 	// Shared with the read goroutine and the status goroutines.
 	seq     atomic.Uint64               // request ids; any goroutine
@@ -184,14 +187,21 @@ func (m *master) spawnProc(s *slot) (*proc, error) {
 	if m.o.WorkerEnv != nil {
 		extra = m.o.WorkerEnv(id)
 	}
-	// ExtraFiles[i] is the child's descriptor 3+i.
-	files := make([]*os.File, max(procenv.CtlFD, procenv.SocketFD)-2, procenv.AcceptShareFD-2)
+	// ExtraFiles[i] is the child's descriptor 3+i (nil: closed).
+	files := make([]*os.File, max(procenv.CtlFD, procenv.SocketFD)-2, procenv.OrphanFD-2)
 	files[procenv.CtlFD-3], files[procenv.SocketFD-3] = theirs, sockFile
 	shareSlot := sock.takeShareSlot()
 	if shareSlot >= 0 {
 		files = files[:procenv.AcceptShareFD-2]
 		files[procenv.AcceptShareFD-3] = sock.share.File()
 		w.AcceptShare, w.AcceptSlot = true, shareSlot
+	}
+	orphanPath, orphanFile := m.workerSocket(id.Route)
+	if orphanFile != nil {
+		defer orphanFile.Close()
+		files = files[:procenv.OrphanFD-2]
+		files[procenv.OrphanFD-3] = orphanFile
+		w.OrphanTimeout = m.o.OrphanTimeout
 	}
 	cmd := &exec.Cmd{
 		Path:       m.o.Exe,
@@ -205,6 +215,9 @@ func (m *master) spawnProc(s *slot) (*proc, error) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.o.Credential}
 	}
 	if err := cmd.Start(); err != nil {
+		if orphanPath != "" {
+			os.Remove(orphanPath)
+		}
 		sock.releaseShareSlot(shareSlot)
 		conn.Close()
 		if outR != nil {
@@ -226,6 +239,7 @@ func (m *master) spawnProc(s *slot) (*proc, error) {
 		pending:   make(map[uint64]chan ipc.Message),
 		gone:      make(chan struct{}),
 		out:       outR,
+		orphanAt:  orphanPath,
 	}
 	m.procs[p] = struct{}{}
 	if shareSlot >= 0 {

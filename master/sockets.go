@@ -95,17 +95,22 @@ func (m *master) openSockets() error {
 			listenPacket = func(string, string) (net.PacketConn, error) { return m.upgListenPacket(i, l) }
 		}
 		s := &socket{l: l}
-		var err error
-		switch l.Network {
-		case "udp", "udp4", "udp6", "unixgram":
-			s.pc, err = listenPacket(l.Network, l.Addr)
-		case "unix":
-			s.ln, err = listen(l.Network, l.Addr)
-			if ul, ok := s.ln.(*net.UnixListener); ok {
-				ul.SetUnlinkOnClose(false)
-			}
-		default:
-			s.ln, err = listen(l.Network, l.Addr)
+		adopted, err := m.adoptedSocket(i, s)
+		if !adopted {
+			err = m.retryBusy(func() (err error) {
+				switch l.Network {
+				case "udp", "udp4", "udp6", "unixgram":
+					s.pc, err = listenPacket(l.Network, l.Addr)
+				case "unix":
+					s.ln, err = listen(l.Network, l.Addr)
+					if ul, ok := s.ln.(*net.UnixListener); ok {
+						ul.SetUnlinkOnClose(false)
+					}
+				default:
+					s.ln, err = listen(l.Network, l.Addr)
+				}
+				return err
+			})
 		}
 		if err != nil {
 			// err names the network and the address (net.OpError).
@@ -120,8 +125,9 @@ func (m *master) openSockets() error {
 			bound = s.pc.LocalAddr().String()
 		}
 		m.bound = append(m.bound, bound)
-		m.log.Info().Str("listen", l.Network+"://"+bound).Str("name", l.Name).Int("count", l.Count).Msg("listening")
+		m.log.Info().Str("listen", l.Network+"://"+bound).Str("name", l.Name).Int("count", l.Count).Bool("adopted", adopted).Msg("listening")
 	}
+	m.closeAdopted() // sockets of listeners this config no longer has
 	return m.openAdmin()
 }
 

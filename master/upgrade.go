@@ -208,11 +208,16 @@ func (m *master) beginUpgrade(c net.Conn, id uint64, req ipc.ReloadRequest) {
 // successor: its address, made unique with the listener's index when the
 // port is 0 (several listeners may ask for "127.0.0.1:0", each gets its own
 // port and must get it back).
-func inheritKey(i int, l Listener) string {
-	if _, port, err := net.SplitHostPort(l.Addr); err == nil && port == "0" {
-		return l.Addr + "#" + strconv.Itoa(i)
+func inheritKey(i int, l Listener) string { return ListenerKey(i, l.Addr) }
+
+// ListenerKey is the key by which the socket of listener i (of address
+// addr) is matched across a reload (tableflip) and an adoption of orphans
+// (internal/orphan): its address, with the index when the port is 0.
+func ListenerKey(i int, addr string) string {
+	if _, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
+		return addr + "#" + strconv.Itoa(i)
 	}
-	return l.Addr
+	return addr
 }
 
 // upgListen opens listener i's socket through the upgrader: inherited

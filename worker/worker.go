@@ -3,9 +3,11 @@
 // control channel (stats, connection listings, drain, stop).
 //
 // A worker ignores the signals a terminal sends to its process group
-// (SIGINT, SIGHUP, SIGQUIT): it acts on its master's word only, and drains
-// when the control channel reaches EOF (the master is gone). SIGTERM drains
-// too, bounded by the stop timeout.
+// (SIGINT, SIGHUP, SIGQUIT): it acts on its master's word only. When the
+// control channel reaches EOF (the master is gone) it serves on as an
+// orphan (Options.Orphan) until a new master adopts it or its orphan
+// timeout passes, and then drains; without Options.Orphan it drains at
+// once. SIGTERM drains too, bounded by the stop timeout.
 package worker
 
 import (
@@ -23,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/orphan"
 	"github.com/goes-project/goes/ipc"
 	"github.com/goes-project/goes/timer"
 )
@@ -32,7 +35,30 @@ const (
 	StateRunning  = "running"
 	StateDraining = "draining"
 	StateStopping = "stopping"
+	// StateOrphan: the master is gone; the worker serves on and waits for
+	// a new master (Options.Orphan).
+	StateOrphan = "orphan"
 )
+
+// Orphan lets a worker outlive its master (internal/orphan): once its
+// control channel reaches EOF it serves on, and answers on Listener, where
+// the next master of the run directory finds it, takes its listening
+// socket (Socket) and tells it to drain once its own workers accept.
+type Orphan struct {
+	// Listener is the worker's own socket in the run directory, made by
+	// its master (orphan.Listen); Run closes it and removes its file when
+	// it returns.
+	Listener *net.UnixListener
+	// Timeout is how long the worker serves without a master before it
+	// drains by itself (> 0).
+	Timeout time.Duration
+	// Info is what the worker tells a new master; Run fills in PID,
+	// State, OrphanedAt and DrainAt.
+	Info orphan.Info
+	// Socket returns a duplicate of the listening socket, unwrapped (no
+	// TLS), for a new master.
+	Socket func() (*os.File, error)
+}
 
 // Options configure Run. Exactly one of Listener and PacketConn is set.
 type Options struct {
@@ -65,10 +91,13 @@ type Options struct {
 	Cluster func() *ipc.NodeStats
 	// Reopen reopens the log files (nil: nothing to do).
 	Reopen func() error
+	// Orphan, when set, makes the worker serve on when its master is gone
+	// (EOF on Ctl), until a new master adopts it or Orphan.Timeout passes.
+	Orphan *Orphan
 	// MasterGone, when set, runs once the control channel has reached EOF
-	// (the master is gone), before the drain that follows is logged: a
-	// worker whose output its master was copying writes to the log file
-	// itself from then on.
+	// (the master is gone), before what follows (orphan or drain) is
+	// logged: a worker whose output its master was copying writes to the
+	// log file itself from then on.
 	MasterGone func()
 	// GoingAway, when set, runs for every connection still open when a
 	// drain's timeout passes; a second later what is left is closed. It
@@ -214,7 +243,25 @@ func (w *worker) run(ctx context.Context) error {
 		return nil
 	}
 
-	var waitDrain <-chan struct{}
+	var (
+		waitDrain    <-chan struct{}
+		orphanDue    <-chan time.Time // the orphan timeout
+		adoptDrain   = make(chan ipc.DrainRequest, 1)
+		orphanStats  = make(chan chan ipc.WorkerStats)
+		orphanedAt   time.Time
+		orphanCancel func()
+	)
+	if o := w.o.Orphan; o != nil {
+		defer func() {
+			o.Listener.Close()
+			os.Remove(o.Listener.Addr().String())
+		}()
+	}
+	defer func() {
+		if orphanCancel != nil {
+			orphanCancel()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -233,13 +280,45 @@ func (w *worker) run(ctx context.Context) error {
 			return finish()
 		case <-kick:
 			w.checkLimits(ctl)
+		case <-orphanDue:
+			orphanDue = nil
+			w.log.Warn().Dur("orphaned_for", time.Since(orphanedAt)).Msg("no new master adopted this orphan: draining")
+			drain(w.o.StopTimeout, false)
+			waitDrain = drained
+		case req := <-adoptDrain:
+			orphanDue = nil
+			if orphanCancel != nil {
+				orphanCancel()
+			}
+			timeout := req.Timeout
+			if timeout <= 0 {
+				timeout = w.o.StopTimeout
+			}
+			w.log.Info().Dur("orphaned_for", time.Since(orphanedAt)).Msg("a new master serves: the orphan drains")
+			drain(timeout, true)
+			waitDrain = drained
+		case ch := <-orphanStats:
+			ch <- w.stats()
 		case m, ok := <-msgs:
 			if !ok {
-				// The master is gone: finish what we have and leave.
 				msgs = nil
 				if w.o.MasterGone != nil {
 					w.o.MasterGone()
 				}
+				if o := w.o.Orphan; o != nil && o.Timeout > 0 && drained == nil {
+					// The master is gone: serve on until the next one
+					// adopts this worker, or the orphan timeout.
+					orphanedAt = time.Now()
+					w.state.Store(StateOrphan)
+					t := time.NewTimer(o.Timeout)
+					orphanDue, orphanCancel = t.C, func() { t.Stop() }
+					w.log.Warn().Dur("orphan_timeout", o.Timeout).Str("socket", o.Listener.Addr().String()).
+						Msg("master gone: serving on as an orphan until a new master adopts this worker")
+					go orphan.Serve(o.Listener, &orphanHandler{w: w, at: orphanedAt, drain: adoptDrain, stats: orphanStats},
+						func(msg string, err error) { w.log.Warn().Err(err).Msg(msg) })
+					continue
+				}
+				// Finish what we have and leave.
 				drain(w.o.StopTimeout, false)
 				waitDrain = drained
 				continue
@@ -274,6 +353,43 @@ func (w *worker) run(ctx context.Context) error {
 				reply(ctl, m, nil, fmt.Errorf("worker: unknown request %q", m.Type))
 			}
 		}
+	}
+}
+
+// orphanHandler answers a new master for an orphan (orphan.Serve).
+type orphanHandler struct {
+	w     *worker
+	at    time.Time
+	drain chan<- ipc.DrainRequest
+	stats chan chan ipc.WorkerStats
+}
+
+func (h *orphanHandler) Info() orphan.Info {
+	o := h.w.o.Orphan
+	in := o.Info
+	in.Proto, in.PID = orphan.Proto, os.Getpid()
+	in.State = h.w.state.Load().(string)
+	in.OrphanedAt, in.DrainAt = h.at, h.at.Add(o.Timeout)
+	return in
+}
+
+func (h *orphanHandler) Socket() (*os.File, error) { return h.w.o.Orphan.Socket() }
+
+func (h *orphanHandler) Drain(req ipc.DrainRequest) error {
+	select {
+	case h.drain <- req:
+	default: // one is on its way
+	}
+	return nil
+}
+
+func (h *orphanHandler) Stats() (ipc.WorkerStats, error) {
+	ch := make(chan ipc.WorkerStats, 1)
+	select {
+	case h.stats <- ch:
+		return <-ch, nil
+	case <-time.After(2 * time.Second):
+		return ipc.WorkerStats{}, errors.New("worker: busy")
 	}
 }
 

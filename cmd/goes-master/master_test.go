@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -741,10 +742,10 @@ func TestWorkersRunAsUser(t *testing.T) {
 	s.stopAndCheck(st)
 }
 
-// TestMasterKilled: when the master dies (kill -9), its workers see EOF on
-// their control channel and drain: a held connection is still served, and
-// they exit once it is gone. The files the dead master left do not block
-// the next start.
+// TestMasterKilled: when the master dies (kill -9), its workers serve on
+// as orphans: a held connection is still served, and so are new ones. The
+// files the dead master left do not block the next start, which adopts the
+// orphans: they drain (the held connection finishes first) and exit.
 func TestMasterKilled(t *testing.T) {
 	s := newSetup(t, "20s")
 	st := s.start()
@@ -753,7 +754,32 @@ func TestMasterKilled(t *testing.T) {
 	if err := syscall.Kill(st.Master.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, 10*time.Second, testkit.Poll, "idle workers gone", func() error {
+	masterDead(t, s, st.Master.PID)
+	held.echo(t, "after the master died")
+	if err := httpGet(s.httpAddr); err != nil {
+		t.Fatalf("the orphans do not serve: %v", err)
+	}
+	for _, w := range st.Workers {
+		if !proctest.Alive(w.PID) {
+			t.Fatalf("worker %d (pid %d) exited with its master", w.ID, w.PID)
+		}
+	}
+	res := s.cli("status")
+	if res.Code == 0 || !strings.Contains(res.Stderr, "not running") ||
+		!strings.Contains(res.Stderr, fmt.Sprintf("%d orphaned workers of a master that died serve on", len(st.Workers))) {
+		t.Fatalf("status after the master died: %s", res)
+	}
+	for _, w := range st.Workers {
+		if !strings.Contains(res.Stderr, strconv.Itoa(w.PID)) {
+			t.Fatalf("status after the master died does not name orphan %d: %s", w.PID, res)
+		}
+	}
+	st2 := s.start()
+	if err := httpGet(s.httpAddr); err != nil {
+		t.Fatal(err)
+	}
+	// Every orphan but the one holding the connection drains at once.
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "idle orphans gone", func() error {
 		alive := 0
 		for _, w := range st.Workers {
 			if proctest.Alive(w.PID) {
@@ -761,20 +787,30 @@ func TestMasterKilled(t *testing.T) {
 			}
 		}
 		if alive != 1 {
-			return fmt.Errorf("%d workers alive, want only the one holding the connection", alive)
+			return fmt.Errorf("%d orphans alive, want only the one holding the connection", alive)
 		}
 		return nil
 	})
-	held.echo(t, "after the master died")
+	held.echo(t, "while its orphan drains")
+	// The new master's status shows the draining orphan among the
+	// retiring processes, under the dead master's pid.
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "the orphan in status", func() error {
+		cur, err := s.status()
+		if err != nil {
+			return err
+		}
+		for _, w := range cur.Retiring {
+			if w.MasterPID == st.Master.PID && w.State == "draining" && w.Name == "text" && w.Connections == 1 {
+				return nil
+			}
+		}
+		return fmt.Errorf("retiring: %+v", cur.Retiring)
+	})
+	if out := s.mustCLI("status").Stdout; !strings.Contains(out, fmt.Sprintf("draining (orphan of master %d)", st.Master.PID)) {
+		t.Fatalf("status does not show the orphan:\n%s", out)
+	}
 	held.Close()
 	s.processesGone(st)
-	if res := s.cli("status"); res.Code == 0 || !strings.Contains(res.Stderr, "not running") {
-		t.Fatalf("status after the master died: %s", res)
-	}
-	st2 := s.start()
-	if err := httpGet(s.httpAddr); err != nil {
-		t.Fatal(err)
-	}
 	s.stopAndCheck(st2)
 }
 

@@ -819,10 +819,11 @@ func TestRecycleMaxMemory(t *testing.T) {
 
 // TestMasterKilledWorkersStillLog: the workers of a daemon log through
 // their master (a pipe it copies into goes.log); when the master dies
-// (kill -9), they log their drain into the file themselves.
+// (kill -9), they log their orphan time and their drain into the file
+// themselves.
 func TestMasterKilledWorkersStillLog(t *testing.T) {
 	for i := 0; i < 3; i++ {
-		s := newConfSetup(t, `{"log_level": "info", "listeners": [
+		s := newConfSetup(t, `{"log_level": "info", "orphan_timeout": "500ms", "listeners": [
   {"name": "text", "listen": "text://127.0.0.1:0", "count": 2}]}`)
 		st := s.start()
 		if err := syscall.Kill(st.Master.PID, syscall.SIGKILL); err != nil {
@@ -832,6 +833,9 @@ func TestMasterKilledWorkersStillLog(t *testing.T) {
 		for _, w := range st.Workers {
 			if n := s.countLog("worker stopped", w.ID); n != 1 {
 				t.Fatalf("round %d: worker %d logged its stop %d times", i, w.ID, n)
+			}
+			if n := s.countLog("no new master adopted this orphan: draining", w.ID); n != 1 {
+				t.Fatalf("round %d: worker %d logged the end of its orphan time %d times", i, w.ID, n)
 			}
 		}
 		checkJSONLog(t, filepath.Join(s.runDir, "goes.log"))

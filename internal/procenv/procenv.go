@@ -6,9 +6,9 @@
 //
 //   - WorkerEnv: master → worker (GOES_ROLE, GOES_WORKER, GOES_CONFIG_JSON,
 //     GOES_LOG_CONSOLE, GOES_LOG_FILE, GOES_LOG_PIPE, GOES_CLUSTER_URL,
-//     GOES_UNSAFE_CLOSE_ON_DRAIN, GOES_ACCEPT_SLOT), with the control
-//     channel on CtlFD, the shared socket on SocketFD and the accept
-//     share on AcceptShareFD.
+//     GOES_UNSAFE_CLOSE_ON_DRAIN, GOES_ACCEPT_SLOT, GOES_ORPHAN_TIMEOUT),
+//     with the control channel on CtlFD, the shared socket on SocketFD,
+//     the accept share on AcceptShareFD and the worker socket on OrphanFD.
 //   - SuccessorEnv: master → the master a reload starts through tableflip
 //     (GOES_GENERATION, GOES_NEXT_ROUTE, GOES_CLUSTER_ROUTE,
 //     GOES_PARENT_CONTROL, GOES_RELOAD_CONFIG, GOES_RELOAD_RUN_DIR,
@@ -44,6 +44,10 @@ const (
 	// (connections.AcceptShare), when WorkerEnv.AcceptShare says it has
 	// one.
 	AcceptShareFD = 5
+	// OrphanFD is a worker's own listening Unix socket in the run
+	// directory (internal/orphan), on which it answers the next master
+	// once its own is gone, when WorkerEnv.OrphanTimeout says it has one.
+	OrphanFD = 6
 	// DaemonNotifyFD is the pipe on which a daemon reports its start to
 	// the CLI that started it (MasterEnv.NotifyFD names it).
 	DaemonNotifyFD = 3
@@ -72,6 +76,7 @@ const (
 	keyReloads       = "GOES_RELOADS"
 	keyLogPipe       = "GOES_LOG_PIPE"
 	keyAcceptSlot    = "GOES_ACCEPT_SLOT"
+	keyOrphanTimeout = "GOES_ORPHAN_TIMEOUT"
 
 	keyDaemon = "GOES_DAEMON"
 	keyNotify = "GOES_DAEMON_NOTIFY"

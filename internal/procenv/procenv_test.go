@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // lookup is a getenv over KEY=VALUE entries; a later entry wins, as in
@@ -26,15 +27,16 @@ func TestWorkerEnvRoundTrip(t *testing.T) {
 	}{
 		{name: "minimal", w: WorkerEnv{Identity: Identity{}}},
 		{name: "full", w: WorkerEnv{
-			Identity:     Identity{ID: 7, Listener: 2, Index: 3, Route: 0xfedcba98, Generation: 5},
-			ConfigJSON:   `{"log_level":"debug","cluster":{"prefix":"a,b=c"}}`,
-			LogConsole:   true,
-			LogFile:      "/var/log/goes=odd,name.log",
-			ClusterURL:   "nats://goes:secret@127.0.0.1:4222,nats://127.0.0.1:4223",
-			CloseOnDrain: true,
-			LogPipe:      true,
-			AcceptShare:  true,
-			AcceptSlot:   17,
+			Identity:      Identity{ID: 7, Listener: 2, Index: 3, Route: 0xfedcba98, Generation: 5},
+			ConfigJSON:    `{"log_level":"debug","cluster":{"prefix":"a,b=c"}}`,
+			LogConsole:    true,
+			LogFile:       "/var/log/goes=odd,name.log",
+			ClusterURL:    "nats://goes:secret@127.0.0.1:4222,nats://127.0.0.1:4223",
+			CloseOnDrain:  true,
+			LogPipe:       true,
+			AcceptShare:   true,
+			AcceptSlot:    17,
+			OrphanTimeout: 10*time.Minute + 1500*time.Millisecond,
 		}},
 		{name: "slot zero", w: WorkerEnv{AcceptShare: true}},
 		{name: "largest numbers", w: WorkerEnv{Identity: Identity{ID: 1<<31 - 1, Listener: 1<<31 - 1, Index: 1<<31 - 1, Route: 1<<32 - 1, Generation: 1<<31 - 1}}},
@@ -76,6 +78,8 @@ func TestWorkerEnvMalformed(t *testing.T) {
 		{name: "config not JSON", env: append(good, "GOES_CONFIG_JSON={oops"), key: "GOES_CONFIG_JSON"},
 		{name: "negative slot", env: append(good, "GOES_ACCEPT_SLOT=-1"), key: "GOES_ACCEPT_SLOT"},
 		{name: "slot letters", env: append(good, "GOES_ACCEPT_SLOT=one"), key: "GOES_ACCEPT_SLOT"},
+		{name: "orphan timeout not a duration", env: append(good, "GOES_ORPHAN_TIMEOUT=600"), key: "GOES_ORPHAN_TIMEOUT"},
+		{name: "orphan timeout negative", env: append(good, "GOES_ORPHAN_TIMEOUT=-1s"), key: "GOES_ORPHAN_TIMEOUT"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Identity is what a worker learns about itself from GOES_WORKER.
@@ -51,8 +52,8 @@ func parseIdentity(s string) (Identity, error) {
 }
 
 // WorkerEnv is what a master tells a worker process through its
-// environment. The worker's descriptors are CtlFD and SocketFD, and
-// AcceptShareFD with AcceptShare.
+// environment. The worker's descriptors are CtlFD and SocketFD,
+// AcceptShareFD with AcceptShare and OrphanFD with OrphanTimeout.
 type WorkerEnv struct {
 	// Identity is the worker's place among its master's (GOES_WORKER).
 	Identity Identity
@@ -82,6 +83,11 @@ type WorkerEnv struct {
 	// set only with a share).
 	AcceptShare bool
 	AcceptSlot  int
+	// OrphanTimeout > 0: the worker has its worker socket on OrphanFD, and
+	// outlives its master that long, serving, unless a new master adopts
+	// it first (GOES_ORPHAN_TIMEOUT, a Go duration; master.Options.OrphanTimeout).
+	// 0: it drains as soon as its master is gone.
+	OrphanTimeout time.Duration
 }
 
 // IsWorker reports whether getenv is a worker process's environment.
@@ -112,6 +118,9 @@ func (w WorkerEnv) Encode() []string {
 	}
 	if w.AcceptShare {
 		env = append(env, keyAcceptSlot+"="+strconv.Itoa(w.AcceptSlot))
+	}
+	if w.OrphanTimeout > 0 {
+		env = append(env, keyOrphanTimeout+"="+w.OrphanTimeout.String())
 	}
 	return env
 }
@@ -145,6 +154,13 @@ func DecodeWorkerEnv(getenv func(string) string) (WorkerEnv, error) {
 			return WorkerEnv{}, malformed(keyAcceptSlot, v, "a slot number")
 		}
 		w.AcceptShare, w.AcceptSlot = true, int(n)
+	}
+	if v := getenv(keyOrphanTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return WorkerEnv{}, malformed(keyOrphanTimeout, v, "a positive duration")
+		}
+		w.OrphanTimeout = d
 	}
 	w.LogFile = getenv(keyLogFile)
 	w.ClusterURL = getenv(keyClusterURL)
