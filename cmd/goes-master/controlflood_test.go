@@ -43,6 +43,7 @@ const (
 	masterFileCap    = 20000 // the master's RLIMIT_NOFILE in these tests
 	floodStatusBound = 3 * time.Second
 	floodOpenBound   = 2 * time.Minute
+	floodFullBound   = time.Minute // for the master to take the held connections
 )
 
 // runAdminFlood runs the process as an admin flood process when
@@ -269,11 +270,13 @@ func (s *setup) cliStatus() (ipc.Status, time.Duration, error) {
 
 // floodAdmin runs the flood against the admin endpoint at addr and runs
 // status all along, from the flood's start until it holds its
-// connections, and on for hold after that; then once more after the
-// flood has ended. Every status must answer within floodStatusBound. It
-// returns the slowest status and the most descriptors seen in the
-// master.
-func (s *setup) floodAdmin(addr string, pid int, hold time.Duration) (slowest time.Duration, peakFiles int) {
+// connections, and on for hold after that — and, when full > 0, until
+// the master has held full descriptors (its accept loop takes the held
+// connections at its own pace: 7 s were not enough on a loaded machine),
+// for at most floodFullBound; then once more after the flood has ended.
+// Every status must answer within floodStatusBound. It returns the
+// slowest status and the most descriptors seen in the master.
+func (s *setup) floodAdmin(addr string, pid int, hold time.Duration, full int) (slowest time.Duration, peakFiles int) {
 	t := s.t
 	t.Helper()
 	var floods []*adminFlood
@@ -327,7 +330,8 @@ func (s *setup) floodAdmin(addr string, pid int, hold time.Duration) (slowest ti
 	if total < floodConns*9/10 {
 		t.Fatalf("the flood opened %d connections, want about %d", total, floodConns)
 	}
-	for end := time.Now().Add(hold); time.Now().Before(end); {
+	end, fullBy := time.Now().Add(hold), time.Now().Add(floodFullBound)
+	for time.Now().Before(end) || (peakFiles < full && time.Now().Before(fullBy)) {
 		check("while the flood holds its connections")
 	}
 	for _, f := range floods {
@@ -356,7 +360,7 @@ func TestAdminFloodStatus(t *testing.T) {
 	st, base := s.startAdmin()
 	pid := st.Master.PID
 	limit := capMasterFiles(t, pid)
-	slowest, peak := s.floodAdmin(st.Master.Admin, pid, 7*time.Second)
+	slowest, peak := s.floodAdmin(st.Master.Admin, pid, 7*time.Second, 0)
 	t.Logf("status answered within %v at the slowest; the master held %d descriptors at most (limit %d)", slowest.Round(time.Millisecond), peak, limit)
 	if peak > 1000 {
 		t.Errorf("the master held %d descriptors during the flood: the admin endpoint's cap (64) did not hold", peak)
@@ -377,7 +381,7 @@ func TestControlSurvivesEMFILE(t *testing.T) {
 	st, base := s.startAdmin()
 	pid := st.Master.PID
 	limit := capMasterFiles(t, pid)
-	slowest, peak := s.floodAdmin(st.Master.Admin, pid, 7*time.Second)
+	slowest, peak := s.floodAdmin(st.Master.Admin, pid, 7*time.Second, int(limit)-10)
 	t.Logf("status answered within %v at the slowest; the master held %d descriptors at most (limit %d)", slowest.Round(time.Millisecond), peak, limit)
 	var sawEMFILE bool
 	events := map[string]int{}
