@@ -370,7 +370,7 @@ func (l *loop) sendGathered() {
 	}
 	viaRing := len(l.ops) >= ringMin
 	if viaRing {
-		l.ctr.ringSent.Add(uint64(len(l.ops)))
+		l.ctr.ioUringSends.Add(uint64(len(l.ops)))
 		if err := l.ring.Send(l.ops); err != nil {
 			// Those not sent have Res 0: they wait for EPOLLOUT.
 			l.s.log.Warn().Err(err).Msg("io_uring send failed: this event loop writes with write(2) from now on")

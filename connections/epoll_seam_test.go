@@ -641,8 +641,8 @@ func TestRingUnavailableFallsBack(t *testing.T) {
 			}
 		}
 	}
-	if st := s.Stats(); st.RingWrites != 0 {
-		t.Fatalf("Stats: %d writes, %d in io_uring batches; want write(2) only", st.Writes, st.RingWrites)
+	if st := s.Stats(); st.IOUringSends != 0 {
+		t.Fatalf("Stats: %d writes, %d in io_uring batches; want write(2) only", st.Writes, st.IOUringSends)
 	}
 	if n := strings.Count(logs.String(), "io_uring unavailable"); n != 1 {
 		t.Fatalf("%d log lines say io_uring is unavailable, want 1:\n%s", n, logs.String())
