@@ -457,6 +457,11 @@ func (c *epConn) resumed() { c.l.post(c, actResume) }
 
 func (c *epConn) shedInput() { c.l.post(c, actShed) }
 
+// batchKick: a Fanout's flushes go through the loop's queue, in batches.
+func (c *epConn) batchKick() (kickQueue, bool) {
+	return c.l, c.acts.Or(actFlush|actQueued)&actQueued == 0
+}
+
 func (c *epConn) flushDeadline() { c.destroyAfterLocked(closeFlushTimeout) }
 
 func (c *epConn) lingerLocked() bool {

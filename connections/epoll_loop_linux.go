@@ -173,15 +173,18 @@ func (l *loop) post(c *epConn, acts uint32) {
 	l.wake()
 }
 
-// postMany queues connections whose actQueued the caller set (with their
-// acts) for the loop, at once. Safe for concurrent use.
-func (l *loop) postMany(cs []*epConn) {
+// postKicks queues connections whose actQueued their batchKick set (with
+// actFlush) for the loop, at once: the loop is a Fanout's kickQueue. Safe
+// for concurrent use.
+func (l *loop) postKicks(cs []engineOps) {
 	l.qmu.Lock()
 	if l.qdead {
 		l.qmu.Unlock()
 		return
 	}
-	l.queue = append(l.queue, cs...)
+	for _, c := range cs {
+		l.queue = append(l.queue, c.(*epConn))
+	}
 	l.qmu.Unlock()
 	l.wake()
 }

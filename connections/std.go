@@ -481,3 +481,9 @@ func (c *stdConn) writeLoop(buf *buffer, off int) {
 }
 
 func (c *stdConn) engine() string { return EngineStd }
+
+// batchKick: every connection has its own goroutine, no shared queue.
+func (c *stdConn) batchKick() (kickQueue, bool) { return nil, false }
+
+// A Client's stream connections are the standard engine's.
+var _ clientStream = (*stdConn)(nil)
