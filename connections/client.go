@@ -351,7 +351,7 @@ func (cl *Client) dial(ctx context.Context, cancel context.CancelFunc) {
 			return
 		}
 		cl.mu.Unlock()
-		cl.srv.startStd(nc) // OnConnect: connected
+		cl.srv.std.adopt(nc) // OnConnect: connected
 		return
 	}
 	if nc != nil {

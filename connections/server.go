@@ -353,8 +353,9 @@ type Server struct {
 	bufs       bufferPool
 
 	// std is the standard engine; engines are std and the platform's
-	// event-loop engines. Both are set by NewServer and never change.
-	std        *stdEngine
+	// event-loop engines (engineTable). Both are set by NewServer and
+	// never change.
+	std        fallbackEngine
 	engines    []engine
 	releaser   StateReleaser // cfg.Protocol's, if it has one
 	stallAfter time.Duration // event-loop watchdog period (tests shorten it)
@@ -417,8 +418,7 @@ func NewServer(cfg Config) *Server {
 	s.overload, _ = cfg.Protocol.(protocols.OverloadReplier)
 	s.budget = newInputBudget(s, cfg.MaxInputMemory)
 	s.bal = newBalancer(&cfg)
-	s.std = &stdEngine{s: s, conns: make(map[*stdConn]struct{})}
-	s.engines = append([]engine{s.std}, platformEngines(s)...)
+	s.std, s.engines = engineTable(s)
 	if cfg.IdleTimeout > 0 {
 		s.idleNs = int64(cfg.IdleTimeout)
 	}
