@@ -1,6 +1,9 @@
 package connections_test
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,5 +86,65 @@ func TestNoPollingCallsAtTheTop(t *testing.T) {
 				t.Errorf("%s uses %s: epoll and io_uring calls belong to an engine's package (connections/internal/epoll)", f, call)
 			}
 		}
+	}
+}
+
+// engineFiles names each engine's own files in this package, by the
+// prefix of their names.
+var engineFiles = []string{"std.go", "epoll_"}
+
+// TestEngineTypesStayInTheirFiles keeps the engines behind the contract
+// (engine.go, core.go's engineOps, fanout_kick.go's kickQueue): the types
+// an engine's files declare (its engine, connection, loop and listener
+// types) are named by no other file of the package; the rest of it knows
+// an engine only through the interfaces. It parses the package's files
+// for this platform.
+func TestEngineTypesStayInTheirFiles(t *testing.T) {
+	files := strings.Fields(goList(t, "-f", "{{join .GoFiles \" \"}}", "."))
+	engineOf := func(f string) string {
+		for _, p := range engineFiles {
+			if strings.HasPrefix(f, p) {
+				return p
+			}
+		}
+		return ""
+	}
+	fset := token.NewFileSet()
+	parsed := map[string]*ast.File{}
+	owner := map[string]string{} // type name -> the engine whose files declare it
+	for _, f := range files {
+		af, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed[f] = af
+		if e := engineOf(f); e != "" {
+			for _, d := range af.Decls {
+				if gd, ok := d.(*ast.GenDecl); ok && gd.Tok == token.TYPE {
+					for _, sp := range gd.Specs {
+						owner[sp.(*ast.TypeSpec).Name.Name] = e
+					}
+				}
+			}
+		}
+	}
+	if owner["stdConn"] != "std.go" || (runtime.GOOS == "linux" && owner["epConn"] != "epoll_") {
+		t.Fatalf("engine types found: %v; not the files this test expects", owner)
+	}
+	for f, af := range parsed {
+		var visit func(n ast.Node) bool
+		visit = func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.SelectorExpr:
+				ast.Inspect(n.X, visit) // n.Sel is a field, method or package member, not the type
+				return false
+			case *ast.Ident:
+				if e, ok := owner[n.Name]; ok && e != engineOf(f) {
+					t.Errorf("%s names %s, a type of the %s engine's files: go through the engine contract", fset.Position(n.Pos()), n.Name, e)
+				}
+			}
+			return true
+		}
+		ast.Inspect(af, visit)
 	}
 }
