@@ -167,7 +167,7 @@ type Client struct {
 	// Lock order: mu, then the connection's own lock (cur's base.mu).
 	mu       sync.Mutex
 	st       int
-	cur      clientConn // the connection (*stdConn or *udpConn), while clientOpen
+	cur      clientConn // the connection (a stream's or a *udpConn), while clientOpen
 	ready    bool       // cur takes sends directly
 	paused   bool       // PauseRecv, applied to every connection
 	closeReq bool       // Close before ready: close once the queue is sent
@@ -351,7 +351,7 @@ func (cl *Client) dial(ctx context.Context, cancel context.CancelFunc) {
 			return
 		}
 		cl.mu.Unlock()
-		cl.srv.startStd(nc) // OnConnect: connected
+		cl.srv.std.adopt(nc) // OnConnect: connected
 		return
 	}
 	if nc != nil {
@@ -423,7 +423,7 @@ func (cl *Client) onBufferFull() {
 // the protocol's opening handshake or sends the queue, and runs OnConnect
 // (and OnOpen when there is no handshake).
 func (cl *Client) connected(c Connection) {
-	in := c.(*stdConn)
+	in := c.(clientStream)
 	cl.mu.Lock()
 	if cl.destroy {
 		cl.mu.Unlock()
@@ -473,7 +473,7 @@ func (cl *Client) onOpen() {
 
 // closed is the connection's OnClose.
 func (cl *Client) closed(c Connection) {
-	in := c.(*stdConn)
+	in := c.(clientConn)
 	cl.mu.Lock()
 	cl.bytesIn += in.BytesRead()
 	cl.bytesOut += in.BytesWritten()

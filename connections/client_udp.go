@@ -13,7 +13,7 @@ import (
 )
 
 // clientConn is what a Client needs of its current connection: a
-// *stdConn for the stream transports, a *udpConn for udp.
+// clientStream for the stream transports, a *udpConn for udp.
 type clientConn interface {
 	send(b []byte, s string, raw bool) error
 	sendFull() bool
@@ -33,10 +33,16 @@ type clientConn interface {
 	SetState(v any)
 }
 
-var (
-	_ clientConn = (*stdConn)(nil)
-	_ clientConn = (*udpConn)(nil)
-)
+// clientStream is a clientConn of a stream transport: the standard
+// engine's connection, which the Client gets in its OnConnect and
+// OnClose as a Connection.
+type clientStream interface {
+	Connection
+	clientConn
+	fail(err error)
+}
+
+var _ clientConn = (*udpConn)(nil)
 
 // maxDatagram is the read buffer of a UDP Client: larger than any UDP
 // payload (65507 bytes over IPv4, 65527 over IPv6), so that a datagram is

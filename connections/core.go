@@ -55,6 +55,12 @@ type engineOps interface {
 	// kick writes what is queued; send calls it, without mu, when no
 	// dispatcher will flush for it.
 	kick()
+	// batchKick is kick for a Fanout, which flushes many connections at
+	// once: it returns the queue of flushes the connection shares with
+	// others (its event loop's) and whether it claimed the connection's
+	// place in it (false: it is queued already, its flush will come). A
+	// nil queue: the engine has none, the Fanout calls kick. Without mu.
+	batchKick() (q kickQueue, claimed bool)
 	// closeSocketLocked starts closing the socket; mu is held, fSockClosed
 	// is already set and the send buffer released. The engine runs OnClose
 	// once the socket is gone.

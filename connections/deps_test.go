@@ -1,6 +1,10 @@
 package connections_test
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -8,28 +12,36 @@ import (
 	"testing"
 )
 
-// TestDependsOnInterfacesOnly keeps the layers apart: the runtime knows
-// protocols through package protocols alone, never a concrete one
-// (text, frame, http, websocket: those are mapped by goes.NewClient one
-// level up), and nothing of the application above it; below it, only
-// the io_uring system calls (internal/uring). It asks the go tool for the
-// packages connections is built from.
-func TestDependsOnInterfacesOnly(t *testing.T) {
+// goList runs the go tool's list with args in this package's directory.
+func goList(t *testing.T, args ...string) string {
+	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	out, err := exec.Command(goBin, "list", "-deps", "-f", "{{.ImportPath}}", ".").Output()
+	out, err := exec.Command(goBin, append([]string{"list"}, args...)...).Output()
 	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
+		t.Fatalf("go list %v: %v", args, err)
 	}
+	return string(out)
+}
+
+// TestDependsOnInterfacesOnly keeps the layers apart: the runtime and
+// every package under it (the engines') know protocols through package
+// protocols alone, never a concrete one (text, frame, http, websocket:
+// those are mapped by goes.NewClient one level up), and nothing of the
+// application above it; below it, only the io_uring system calls
+// (internal/uring). It asks the go tool for the packages connections/...
+// are built from.
+func TestDependsOnInterfacesOnly(t *testing.T) {
+	out := goList(t, "-deps", "-f", "{{.ImportPath}}", "./...")
 	const (
 		module = "github.com/goes-project/goes"
 		self   = module + "/connections"
 	)
 	allowed := map[string]bool{module + "/protocols": true, module + "/timer": true, module + "/internal/uring": true}
 	var saw []string
-	for _, pkg := range strings.Fields(string(out)) {
+	for _, pkg := range strings.Fields(out) {
 		if pkg != module && !strings.HasPrefix(pkg, module+"/") {
 			continue // the standard library and third parties
 		}
@@ -41,5 +53,98 @@ func TestDependsOnInterfacesOnly(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(saw, " "), self) || !strings.Contains(strings.Join(saw, " "), module+"/protocols") {
 		t.Fatalf("go list -deps named %q: not the package list this test expects", saw)
+	}
+}
+
+// TestNoPollingCallsAtTheTop keeps the engines below the public API: the
+// package connections makes no epoll or io_uring call of its own; the
+// epoll engine's system calls, poller and io_uring send batch live in
+// connections/internal/epoll. It checks the package's own imports (not
+// its dependencies') and the identifiers its non-test files use.
+func TestNoPollingCallsAtTheTop(t *testing.T) {
+	const uring = "github.com/goes-project/goes/internal/uring"
+	imports := strings.Fields(goList(t, "-f", "{{join .Imports \" \"}}", "."))
+	if len(imports) == 0 {
+		t.Fatal("go list named no imports: not the answer this test expects")
+	}
+	for _, pkg := range imports {
+		if pkg == uring {
+			t.Errorf("connections imports %s: io_uring belongs to an engine's package", uring)
+		}
+	}
+	files := strings.Fields(goList(t, "-f", "{{join .GoFiles \" \"}}", "."))
+	if len(files) < 10 {
+		t.Fatalf("go list named %d Go files: not the answer this test expects", len(files))
+	}
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, call := range []string{"unix.Epoll", "unix.EPOLL", "SYS_EPOLL", "IO_URING", "uring.Ring", "uring.Op", "uring.New"} {
+			if strings.Contains(string(src), call) {
+				t.Errorf("%s uses %s: epoll and io_uring calls belong to an engine's package (connections/internal/epoll)", f, call)
+			}
+		}
+	}
+}
+
+// engineFiles names each engine's own files in this package, by the
+// prefix of their names.
+var engineFiles = []string{"std.go", "epoll_"}
+
+// TestEngineTypesStayInTheirFiles keeps the engines behind the contract
+// (engine.go, core.go's engineOps, fanout_kick.go's kickQueue): the types
+// an engine's files declare (its engine, connection, loop and listener
+// types) are named by no other file of the package; the rest of it knows
+// an engine only through the interfaces. It parses the package's files
+// for this platform.
+func TestEngineTypesStayInTheirFiles(t *testing.T) {
+	files := strings.Fields(goList(t, "-f", "{{join .GoFiles \" \"}}", "."))
+	engineOf := func(f string) string {
+		for _, p := range engineFiles {
+			if strings.HasPrefix(f, p) {
+				return p
+			}
+		}
+		return ""
+	}
+	fset := token.NewFileSet()
+	parsed := map[string]*ast.File{}
+	owner := map[string]string{} // type name -> the engine whose files declare it
+	for _, f := range files {
+		af, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed[f] = af
+		if e := engineOf(f); e != "" {
+			for _, d := range af.Decls {
+				if gd, ok := d.(*ast.GenDecl); ok && gd.Tok == token.TYPE {
+					for _, sp := range gd.Specs {
+						owner[sp.(*ast.TypeSpec).Name.Name] = e
+					}
+				}
+			}
+		}
+	}
+	if owner["stdConn"] != "std.go" || (runtime.GOOS == "linux" && owner["epConn"] != "epoll_") {
+		t.Fatalf("engine types found: %v; not the files this test expects", owner)
+	}
+	for f, af := range parsed {
+		var visit func(n ast.Node) bool
+		visit = func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.SelectorExpr:
+				ast.Inspect(n.X, visit) // n.Sel is a field, method or package member, not the type
+				return false
+			case *ast.Ident:
+				if e, ok := owner[n.Name]; ok && e != engineOf(f) {
+					t.Errorf("%s names %s, a type of the %s engine's files: go through the engine contract", fset.Position(n.Pos()), n.Name, e)
+				}
+			}
+			return true
+		}
+		ast.Inspect(af, visit)
 	}
 }

@@ -22,14 +22,20 @@
 // goroutine per connection, every listener, every platform) and the
 // platform's event-loop engines (platformEngines: epoll on Linux). Serve
 // picks one per listener, once; Close, Stats and the listings ask every
-// engine. The epoll engine is a poller (epoll_poller_linux.go: the epoll
-// descriptor, its eventfd, the wait), loops (epoll_loop_linux.go: one
-// goroutine each, the connection table, the queue other goroutines post
-// to), accept with its back-off (epoll_accept_linux.go) and the
-// connection's I/O (epoll_conn_linux.go); it makes every system call
-// through its sysCalls (epoll_sys_linux.go), which tests replace call by
-// call. The callback pool (taskpool.go) and the watchdog (watchdog.go) are
-// engine-neutral.
+// engine. The epoll engine is loops (epoll_loop_linux.go: one goroutine
+// each, the connection table, the queue other goroutines post to),
+// accept with its back-off (epoll_accept_linux.go) and the connection's
+// I/O (epoll_conn_linux.go) over its kernel interface, the package
+// connections/internal/epoll: the poller (the epoll descriptor, its
+// eventfd, the wait), the io_uring send batch, and the system calls
+// (epoll.Sys), which tests replace call by call. This package makes no
+// epoll or io_uring call itself (deps_test.go). A Fanout batches flushes
+// through the contract too (engineOps.batchKick, kickQueue: an event
+// loop's queue), and a Client takes its connection as an interface, so
+// that no file outside an engine's names its connection type. The
+// callback pool (taskpool.go) and the watchdog (watchdog.go) are
+// engine-neutral. ENGINES.md has the layering, the data paths and the
+// recipe for a new engine.
 //
 // # Timeouts
 //
@@ -112,13 +118,13 @@
 //     ev, in, wbuf, eof, busy, ...), except pend (base.mu), acts (atomic:
 //     work other goroutines post) and, while busy, c.in and inHalted,
 //     which the running pool task owns until it posts actTaskDone.
-//   - A loop owns its poller's events, its read buffer, n, busyN, its
+//   - A loop owns its poller's events (epoll.Poller), its read buffer, n, busyN, its
 //     listeners' back-off; it writes its connection table under loop.tmu,
 //     which other goroutines take to read it (listings, Close) and which
 //     also guards the listener map and dead. loop.qmu guards the posted
 //     queue and funcs, and qdead: the eventfd is written only under qmu
 //     while the loop lives, so that its number is never written after
-//     close. poller.awake and wakeSet are atomics: a loop marks itself
+//     close. The poller's awake and wakeSet are atomics: a loop marks itself
 //     waiting before it checks its queue, so a post either is seen by that
 //     check or writes a wake-up.
 //   - A stdConn's reading goroutine runs its callbacks with stdConn.cbMu

@@ -6,9 +6,11 @@ import "net"
 // listeners Serve gives it and runs their connections. A Server has the
 // standard engine (a goroutine per connection, every platform, every
 // listener) and the event-loop engines of its platform (platformEngines:
-// epoll on Linux); Serve picks one per listener, once (pickEngine). A new
-// engine is one more implementation and one more entry in
-// platformEngines. Every method is safe for concurrent use.
+// epoll on Linux), made by engineTable; Serve picks one per listener,
+// once (pickEngine). A new engine is one more implementation (its files,
+// its connection type embedding base and implementing engineOps) and one
+// more entry in platformEngines (ENGINES.md). Every method is safe for
+// concurrent use.
 type engine interface {
 	// name is the engine's Config.Engine value.
 	name() string
@@ -31,6 +33,27 @@ type engine interface {
 	// wait blocks until the engine's goroutines are gone; Close calls it
 	// once every connection is destroyed.
 	wait()
+}
+
+// fallbackEngine is the engine every Server has, the standard one: it
+// serves what no other engine can (TLS, a listener without a descriptor,
+// EngineAuto's last choice) and adopts a connection dialled elsewhere (a
+// Client's).
+type fallbackEngine interface {
+	engine
+	// adopt makes nc one of the engine's connections and starts serving
+	// it (OnConnect runs on the connection's goroutine); nc is closed
+	// instead when the server is closing.
+	adopt(nc net.Conn)
+}
+
+// engineTable makes s's engines, the standard one first: it is the
+// registration of every engine (the standard one here, the platform's in
+// platformEngines), made anew for each Server, with no package-level
+// state.
+func engineTable(s *Server) (std fallbackEngine, all []engine) {
+	std = newStdEngine(s)
+	return std, append([]engine{std}, platformEngines(s)...)
 }
 
 // pickEngine returns the engine that serves ln, or nil if none can.

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/goes-project/goes/connections/internal/epoll"
 	"github.com/goes-project/goes/timer"
 )
 
@@ -86,7 +87,7 @@ func (l *loop) addListener(el *epListener) error {
 		return ErrServerClosed
 	}
 	l.lns[int32(el.fd)] = &loopListener{el: el}
-	if err := l.p.add(int32(el.fd), unix.EPOLLIN|unix.EPOLLEXCLUSIVE, tagListener); err != nil {
+	if err := l.p.Add(int32(el.fd), epoll.In|epoll.Exclusive, epoll.TagListener); err != nil {
 		delete(l.lns, int32(el.fd))
 		return fmt.Errorf("connections: epoll_ctl listener: %w", err)
 	}
@@ -99,7 +100,7 @@ func (l *loop) delListener(el *epListener) {
 	if ll, ok := l.lns[int32(el.fd)]; ok && ll.el == el {
 		delete(l.lns, int32(el.fd))
 		if !l.dead {
-			l.p.del(int32(el.fd))
+			l.p.Del(int32(el.fd))
 		}
 	}
 }
@@ -129,7 +130,7 @@ func (l *loop) accept(fd int32) {
 			l.pause(ll)
 			return
 		}
-		nfd, rsa, errno := l.sys.accept(el.fd)
+		nfd, rsa, errno := l.sys.Accept(el.fd)
 		if errno != 0 {
 			el.mu.RUnlock()
 		}
@@ -146,7 +147,7 @@ func (l *loop) accept(fd int32) {
 		}
 		ll.backoff = 0
 		if el.tcp {
-			l.sys.noDelay(nfd)
+			l.sys.NoDelay(nfd)
 		}
 		c := s.newEpConn()
 		c.l, c.ln, c.fd, c.ev = l, el, nfd, doneEvents
@@ -155,7 +156,7 @@ func (l *loop) accept(fd int32) {
 		ok := l.register(c)
 		el.mu.RUnlock()
 		if !ok {
-			l.sys.close(int(nfd))
+			l.sys.Close(int(nfd))
 			continue
 		}
 		if b != nil {
@@ -184,7 +185,7 @@ func (l *loop) backOff(ll *loopListener, errno unix.Errno) {
 	el := ll.el
 	l.tmu.Lock()
 	if !l.dead {
-		l.p.del(int32(el.fd))
+		l.p.Del(int32(el.fd))
 	}
 	l.tmu.Unlock()
 	var retry timer.Timer // fires once; the closure keeps it
@@ -195,7 +196,7 @@ func (l *loop) backOff(ll *loopListener, errno unix.Errno) {
 			}
 			l.tmu.Lock()
 			if cur := l.lns[int32(el.fd)]; cur == ll && !l.dead {
-				l.p.add(int32(el.fd), unix.EPOLLIN|unix.EPOLLEXCLUSIVE, tagListener)
+				l.p.Add(int32(el.fd), epoll.In|epoll.Exclusive, epoll.TagListener)
 			}
 			l.tmu.Unlock()
 		})
@@ -216,7 +217,7 @@ func (l *loop) pause(ll *loopListener) {
 	fd := int32(el.fd)
 	l.tmu.Lock()
 	if !l.dead {
-		l.p.del(fd)
+		l.p.Del(fd)
 	}
 	l.tmu.Unlock()
 	since := b.progress() // loop-owned, like ll
@@ -236,7 +237,7 @@ func (l *loop) pause(ll *loopListener) {
 			}
 			l.tmu.Lock()
 			if cur := l.lns[fd]; cur == ll && !l.dead {
-				l.p.add(fd, unix.EPOLLIN|unix.EPOLLEXCLUSIVE, tagListener)
+				l.p.Add(fd, epoll.In|epoll.Exclusive, epoll.TagListener)
 			}
 			l.tmu.Unlock()
 		})

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/goes-project/goes/internal/uring"
+	"github.com/goes-project/goes/connections/internal/epoll"
 )
 
 // Callback work of a connection handed to the pool (epConn.pend, under mu).
@@ -75,17 +75,17 @@ func (s *Server) newEpConn() *epConn {
 
 // handle serves one epoll event of c.
 func (l *loop) handle(c *epConn, ev uint32) {
-	if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 && c.wbuf != nil {
+	if ev&(epoll.Out|epoll.Err|epoll.Hup) != 0 && c.wbuf != nil {
 		l.writable(c)
 	}
 	if c.eof {
 		// Input is over; only a broken socket is news.
-		if ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+		if ev&(epoll.Err|epoll.Hup) != 0 {
 			c.Destroy()
 		}
 		return
 	}
-	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLERR|unix.EPOLLHUP) != 0 && c.fd >= 0 {
+	if ev&(epoll.In|epoll.RdHup|epoll.Err|epoll.Hup) != 0 && c.fd >= 0 {
 		l.readable(c)
 	}
 }
@@ -97,21 +97,31 @@ func (l *loop) rearm(c *epConn) {
 	}
 	var want uint16
 	if !c.readStopped() && !c.busy && !c.eof {
-		want = unix.EPOLLIN | unix.EPOLLRDHUP
+		want = epoll.In | epoll.RdHup
 	}
 	if c.wbuf != nil {
-		want |= unix.EPOLLOUT
+		want |= epoll.Out
 	}
 	if want == c.ev {
 		return
 	}
-	if err := l.p.mod(c.fd, uint32(want), tagConn); err != nil {
+	if err := l.p.Mod(c.fd, uint32(want), epoll.TagConn); err != nil {
 		c.Destroy()
 		return
 	}
 	c.ev = want
 }
 
+// readable reads what c's socket holds and hands it on.
+//
+// Transport seam (TLS on the loop, not built): the bytes read here are
+// socket bytes, handed as they are to the protocol (consume, or a pool
+// task). A record layer goes between the two: after the read and before
+// the switch on n, it takes the socket bytes, answers the handshake by
+// queueing its own records (the write path below), and hands on only
+// the plaintext it decrypted, or nothing yet; EOF and errors pass as
+// they are. Its state lives on the epConn. Until it exists, EngineAuto
+// gives TLS listeners to the standard engine (pickEngine).
 func (l *loop) readable(c *epConn) {
 	if c.has(fSockClosed) {
 		return
@@ -130,13 +140,13 @@ func (l *loop) readable(c *epConn) {
 			return
 		}
 		in := c.in
-		n, errno = l.sys.read(c.fd, in.b[len(in.b):cap(in.b)])
+		n, errno = l.sys.Read(c.fd, in.b[len(in.b):cap(in.b)])
 		if n > 0 {
 			in.b = in.b[:len(in.b)+n]
 			buf = in.b
 		}
 	} else {
-		n, errno = l.sys.read(c.fd, l.rbuf)
+		n, errno = l.sys.Read(c.fd, l.rbuf)
 		buf = l.rbuf[:n]
 	}
 	switch {
@@ -296,6 +306,12 @@ func (l *loop) flush(c *epConn) {
 }
 
 // writable continues a partial write once the socket takes more.
+//
+// Transport seam, the sending half (see readable): what the send queue
+// holds is the protocol's encoded output; a record layer seals it into
+// records as flush takes it (takeOut), before write, gather or the
+// io_uring batch see it, so that the write path itself stays bytes in,
+// bytes out.
 func (l *loop) writable(c *epConn) {
 	for buf := l.write(c, c.wbuf, int(c.woff)); buf != nil; {
 		buf = l.write(c, buf, 0)
@@ -308,7 +324,7 @@ func (l *loop) writable(c *epConn) {
 // meanwhile, to write next, or nil; when the kernel took only part of it,
 // the rest waits in c.wbuf for EPOLLOUT and it returns nil.
 func (l *loop) write(c *epConn, buf *buffer, off int) *buffer {
-	n, errno := l.sys.write(c.fd, buf.b[off:])
+	n, errno := l.sys.Write(c.fd, buf.b[off:])
 	return l.wrote(c, buf, off, n, errno)
 }
 
@@ -333,16 +349,11 @@ func (l *loop) wrote(c *epConn, buf *buffer, off, n int, errno unix.Errno) *buff
 	return c.writeDoneNext(buf, n, err, true)
 }
 
-// The io_uring send path (loop.ring): runQueue gathers the queued output
-// of the connections other goroutines posted in one pass and sends it as
-// batches of up to ringEntries, one io_uring_enter each; what a send does
+// The io_uring send path (loop.ring, epoll.SendBatch): runQueue gathers
+// the queued output of the connections other goroutines posted in one
+// pass and sends it in batches, one io_uring_enter each; what a send does
 // not finish (EAGAIN, a short write) waits for EPOLLOUT as after write,
 // and what was queued meanwhile is written with write(2).
-const (
-	ringEntries = 256
-	// ringMin: fewer gathered writes than this go out with write(2).
-	ringMin = 8
-)
 
 // gather takes c's queued output for the pass's batch, as flush would
 // write it.
@@ -355,49 +366,46 @@ func (l *loop) gather(c *epConn) {
 		l.rearm(c)
 		return
 	}
-	l.ops = append(l.ops, uring.Op{FD: c.fd, Buf: buf.b})
+	full := l.ring.Add(c.fd, buf.b)
 	l.opConns = append(l.opConns, c)
 	l.opBufs = append(l.opBufs, buf)
-	if len(l.ops) == ringEntries {
+	if full {
 		l.sendGathered()
 	}
 }
 
 // sendGathered writes what gather took and finishes each write.
 func (l *loop) sendGathered() {
-	if len(l.ops) == 0 {
+	n := l.ring.Len()
+	if n == 0 {
 		return
 	}
-	viaRing := len(l.ops) >= ringMin
+	viaRing, err := l.ring.Send()
 	if viaRing {
-		l.ctr.ringSent.Add(uint64(len(l.ops)))
-		if err := l.ring.Send(l.ops); err != nil {
-			// Those not sent have Res 0: they wait for EPOLLOUT.
-			l.s.log.Warn().Err(err).Msg("io_uring send failed: this event loop writes with write(2) from now on")
-			l.ring.Close()
-			l.ring = nil
-		}
+		l.ctr.ioUringSends.Add(uint64(n))
 	}
-	for i := range l.ops {
+	if err != nil {
+		// Those not sent have a result of 0 bytes: they wait for EPOLLOUT.
+		l.s.log.Warn().Err(err).Msg("io_uring send failed: this event loop writes with write(2) from now on")
+	}
+	for i := 0; i < n; i++ {
 		c, buf := l.opConns[i], l.opBufs[i]
 		var next *buffer
-		switch res := l.ops[i].Res; {
-		case !viaRing:
+		if viaRing {
+			wn, errno := l.ring.Result(i)
+			next = l.wrote(c, buf, 0, wn, errno)
+		} else {
 			next = l.write(c, buf, 0)
-		case res >= 0:
-			next = l.wrote(c, buf, 0, int(res), 0)
-		default:
-			next = l.wrote(c, buf, 0, 0, unix.Errno(-res))
 		}
 		for next != nil {
 			next = l.write(c, next, 0)
 		}
 		l.rearm(c)
 	}
-	clear(l.ops)
+	l.ring.Reset()
 	clear(l.opConns)
 	clear(l.opBufs)
-	l.ops, l.opConns, l.opBufs = l.ops[:0], l.opConns[:0], l.opBufs[:0]
+	l.opConns, l.opBufs = l.opConns[:0], l.opBufs[:0]
 }
 
 // finish releases a closed connection's socket and buffers and runs
@@ -410,7 +418,7 @@ func (l *loop) finish(c *epConn) {
 	l.tmu.Lock()
 	l.conns[fd] = nil
 	l.tmu.Unlock()
-	l.sys.close(int(fd))
+	l.sys.Close(int(fd))
 	c.fd = -1
 	if !c.busy {
 		l.dropInput(c) // a running task still owns c.in
@@ -449,7 +457,7 @@ func (c *epConn) kick() { c.l.post(c, actFlush) }
 func (c *epConn) closeSocketLocked() {
 	// The descriptor stays open until the loop releases it, so that its
 	// number cannot be reused under the loop; shutdown tells the peer now.
-	c.l.sys.shutdown(c.fd, unix.SHUT_RDWR)
+	c.l.sys.Shutdown(c.fd, unix.SHUT_RDWR)
 	c.l.post(c, actClose)
 }
 
@@ -457,10 +465,15 @@ func (c *epConn) resumed() { c.l.post(c, actResume) }
 
 func (c *epConn) shedInput() { c.l.post(c, actShed) }
 
+// batchKick: a Fanout's flushes go through the loop's queue, in batches.
+func (c *epConn) batchKick() (kickQueue, bool) {
+	return c.l, c.acts.Or(actFlush|actQueued)&actQueued == 0
+}
+
 func (c *epConn) flushDeadline() { c.destroyAfterLocked(closeFlushTimeout) }
 
 func (c *epConn) lingerLocked() bool {
-	if c.l.sys.shutdown(c.fd, unix.SHUT_WR) != nil {
+	if c.l.sys.Shutdown(c.fd, unix.SHUT_WR) != nil {
 		return false
 	}
 	if c.has(fPaused | fBackpressure) {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/goes-project/goes/connections/internal/epoll"
 )
 
 // platformEngines are the event-loop engines of this platform, in the
@@ -21,7 +23,7 @@ type epollEngine struct {
 	s *Server
 	// sys is set before the first Serve and never changes afterwards:
 	// the loops read it without locks (tests replace calls in it first).
-	sys sysCalls
+	sys epoll.Sys
 
 	once   sync.Once
 	err    error          // startLoops' result
@@ -39,7 +41,7 @@ type epollEngine struct {
 
 var _ engine = (*epollEngine)(nil)
 
-func newEpollEngine(s *Server) *epollEngine { return &epollEngine{s: s, sys: liveSys()} }
+func newEpollEngine(s *Server) *epollEngine { return &epollEngine{s: s, sys: epoll.Live()} }
 
 func (e *epollEngine) name() string { return EngineEpoll }
 

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/goes-project/goes/internal/uring"
+	"github.com/goes-project/goes/connections/internal/epoll"
 )
 
 // Pending work that other goroutines hand to a connection's loop
@@ -33,9 +33,9 @@ const loopReadBuf = 64 << 10 // a loop's shared read buffer
 type loop struct {
 	e     *epollEngine
 	s     *Server
-	sys   *sysCalls
+	sys   *epoll.Sys
 	pool  *taskPool // the engine's, nil when callbacks run on the loop
-	p     poller
+	p     epoll.Poller
 	rbuf  []byte
 	ctr   counters
 	cb    cbMark       // the user callback running on the loop, for the watchdog
@@ -50,10 +50,10 @@ type loop struct {
 	lns   map[int32]*loopListener
 	dead  bool
 
-	// ring is the loop's io_uring (nil: write(2) only); runQueue gathers
-	// the writes of a pass in ops, with their connections and buffers.
-	ring    *uring.Ring
-	ops     []uring.Op
+	// ring is the loop's io_uring send batch (without a ring: write(2)
+	// only); runQueue gathers the writes of a pass in it, with their
+	// connections and buffers in opConns and opBufs.
+	ring    epoll.SendBatch
 	opConns []*epConn
 	opBufs  []*buffer
 
@@ -70,17 +70,14 @@ func newLoop(e *epollEngine) (*loop, error) {
 		rbuf: make([]byte, loopReadBuf),
 		lns:  make(map[int32]*loopListener),
 	}
-	if err := l.p.open(l.sys); err != nil {
+	if err := l.p.Open(l.sys); err != nil {
 		return nil, err
 	}
-	if !l.s.cfg.NoIOUring && l.sys.newRing != nil {
-		r, err := l.sys.newRing(ringEntries)
-		if err != nil {
+	if !l.s.cfg.NoIOUring {
+		if err := l.ring.Open(l.sys); err != nil {
 			e.ringOnce.Do(func() {
 				l.s.log.Info().Err(err).Msg("io_uring unavailable: event loops write with write(2)")
 			})
-		} else {
-			l.ring = r
 		}
 	}
 	return l, nil
@@ -91,15 +88,12 @@ func newLoop(e *epollEngine) (*loop, error) {
 func (l *loop) release() {
 	l.tmu.Lock()
 	l.dead = true
-	l.p.closeEpoll()
+	l.p.CloseEpoll()
 	l.tmu.Unlock()
-	if l.ring != nil {
-		l.ring.Close()
-		l.ring = nil
-	}
+	l.ring.Close()
 	l.qmu.Lock()
 	l.qdead = true
-	l.p.closeWake()
+	l.p.CloseWake()
 	l.qmu.Unlock()
 }
 
@@ -109,8 +103,8 @@ func (l *loop) run() {
 	defer l.release()
 	s := l.s
 	for {
-		l.p.sleep()
-		n, errno := l.p.wait(!l.hasWork())
+		l.p.Sleep()
+		n, errno := l.p.Wait(!l.hasWork())
 		t0 := s.clock()
 		if errno != 0 && errno != unix.EINTR {
 			s.log.Error().Err(errno).Msg("epoll_wait failed, event loop stopped")
@@ -118,17 +112,17 @@ func (l *loop) run() {
 			return
 		}
 		for i := 0; i < n; i++ {
-			ev := &l.p.events[i]
+			ev := &l.p.Events[i]
 			switch ev.Pad {
-			case tagConn:
+			case epoll.TagConn:
 				if int(ev.Fd) < len(l.conns) {
 					if c := l.conns[ev.Fd]; c != nil {
 						l.handle(c, ev.Events)
 					}
 				}
-			case tagWake:
-				l.p.woken()
-			case tagListener:
+			case epoll.TagWake:
+				l.p.Woken()
+			case epoll.TagListener:
 				l.accept(ev.Fd)
 			}
 		}
@@ -148,12 +142,12 @@ func (l *loop) hasWork() bool {
 
 // wake makes the loop return from its wait. Safe for concurrent use.
 func (l *loop) wake() {
-	if !l.p.needsSignal() {
+	if !l.p.NeedsSignal() {
 		return
 	}
 	l.qmu.Lock()
 	if !l.qdead {
-		l.p.signal()
+		l.p.Signal()
 	}
 	l.qmu.Unlock()
 }
@@ -173,15 +167,18 @@ func (l *loop) post(c *epConn, acts uint32) {
 	l.wake()
 }
 
-// postMany queues connections whose actQueued the caller set (with their
-// acts) for the loop, at once. Safe for concurrent use.
-func (l *loop) postMany(cs []*epConn) {
+// postKicks queues connections whose actQueued their batchKick set (with
+// actFlush) for the loop, at once: the loop is a Fanout's kickQueue. Safe
+// for concurrent use.
+func (l *loop) postKicks(cs []engineOps) {
 	l.qmu.Lock()
 	if l.qdead {
 		l.qmu.Unlock()
 		return
 	}
-	l.queue = append(l.queue, cs...)
+	for _, c := range cs {
+		l.queue = append(l.queue, c.(*epConn))
+	}
 	l.qmu.Unlock()
 	l.wake()
 }
@@ -236,7 +233,7 @@ func (l *loop) runQueue() {
 			switch {
 			case acts&actResume != 0:
 				l.flush(c)
-			case acts&actFlush != 0 && l.ring != nil:
+			case acts&actFlush != 0 && l.ring.Usable():
 				l.gather(c)
 			case acts&actFlush != 0:
 				l.flush(c)
@@ -284,12 +281,12 @@ func (l *loop) register(c *epConn) bool {
 	s.open.Add(1)
 	s.accepted.Add(1)
 	l.n++
-	if err := l.p.add(c.fd, unix.EPOLLIN|unix.EPOLLRDHUP, tagConn); err != nil {
+	if err := l.p.Add(c.fd, epoll.In|epoll.RdHup, epoll.TagConn); err != nil {
 		s.log.Warn().Err(err).Msg("epoll_ctl add failed, connection closed")
 		c.Destroy()
 		return true
 	}
-	c.ev = unix.EPOLLIN | unix.EPOLLRDHUP
+	c.ev = epoll.In | epoll.RdHup
 	return true
 }
 

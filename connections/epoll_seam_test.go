@@ -18,19 +18,20 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"github.com/goes-project/goes/connections/internal/epoll"
 	"github.com/goes-project/goes/internal/uring"
 	"github.com/goes-project/goes/protocols/text"
 )
 
 // These tests drive the real epoll engine on loopback sockets and fault
-// single system calls through its sysCalls seam, where a real socket
+// single system calls through its epoll.Sys seam, where a real socket
 // cannot be made to fail on cue: accept out of descriptors, a read reset
 // at a chosen moment, a write the kernel does not take.
 
 // seamServer serves cfg with the epoll engine on a loopback TCP listener
 // after edit has changed the engine's system calls; cleanup closes it.
 // It logs to logs, or to the test's log when logs is nil.
-func seamServer(t *testing.T, cfg Config, logs io.Writer, edit func(sys *sysCalls)) (*Server, string) {
+func seamServer(t *testing.T, cfg Config, logs io.Writer, edit func(sys *epoll.Sys)) (*Server, string) {
 	t.Helper()
 	cfg.Engine = EngineEpoll
 	if logs == nil {
@@ -174,9 +175,9 @@ func TestAcceptBacksOffOnEMFILE(t *testing.T) {
 	s, addr := seamServer(t, Config{
 		Loops: 1, Protocol: text.New(),
 		Handler: Handler{OnMessage: seamEchoHandler},
-	}, logs, func(sys *sysCalls) {
-		live := sys.accept
-		sys.accept = func(fd int) (int32, unix.RawSockaddrAny, unix.Errno) {
+	}, logs, func(sys *epoll.Sys) {
+		live := sys.Accept
+		sys.Accept = func(fd int) (int32, unix.RawSockaddrAny, unix.Errno) {
 			mu.Lock()
 			defer mu.Unlock()
 			if failing || failOnce {
@@ -361,9 +362,9 @@ func TestReadResetClosesOnlyThatConnection(t *testing.T) {
 			cc := newCloseCounts()
 			s, addr := seamServer(t, Config{
 				Loops: 1, CallbackGoroutines: pool, Protocol: text.New(), Handler: cc.handler(),
-			}, nil, func(sys *sysCalls) {
-				live := sys.read
-				sys.read = func(fd int32, p []byte) (int, unix.Errno) {
+			}, nil, func(sys *epoll.Sys) {
+				live := sys.Read
+				sys.Read = func(fd int32, p []byte) (int, unix.Errno) {
 					if fd == resetFd.Load() {
 						resets.Add(1)
 						return 0, unix.ECONNRESET
@@ -412,9 +413,9 @@ func TestPeerResetClosesOnlyThatConnection(t *testing.T) {
 			var s *Server
 			var addr string
 			if tc.engine == EngineEpoll {
-				s, addr = seamServer(t, cfg, nil, func(sys *sysCalls) {
-					live := sys.read
-					sys.read = func(fd int32, p []byte) (int, unix.Errno) {
+				s, addr = seamServer(t, cfg, nil, func(sys *epoll.Sys) {
+					live := sys.Read
+					sys.Read = func(fd int32, p []byte) (int, unix.Errno) {
 						n, errno := live(fd, p)
 						if errno == unix.ECONNRESET && fd == watchFd.Load() {
 							sawReset.Store(true)
@@ -517,9 +518,9 @@ func TestWriteEAGAINQueuesRest(t *testing.T) {
 					}
 					c.SendBytes(d, false)
 				}},
-			}, nil, func(sys *sysCalls) {
-				write, ctl, wait := sys.write, sys.epollCtl, sys.epollWait
-				sys.write = func(fd int32, p []byte) (int, unix.Errno) {
+			}, nil, func(sys *epoll.Sys) {
+				write, ctl, wait := sys.Write, sys.EpollCtl, sys.EpollWait
+				sys.Write = func(fd int32, p []byte) (int, unix.Errno) {
 					if fd != traceFd.Load() {
 						return write(fd, p)
 					}
@@ -536,16 +537,16 @@ func TestWriteEAGAINQueuesRest(t *testing.T) {
 					add(ioEvent{kind: "write", len: len(p), n: n, errno: errno})
 					return n, errno
 				}
-				sys.epollCtl = func(epfd, op int, fd int32, events uint32, tag int32) error {
+				sys.EpollCtl = func(epfd, op int, fd int32, events uint32, tag int32) error {
 					if fd == traceFd.Load() && op == unix.EPOLL_CTL_MOD {
-						add(ioEvent{kind: "ctl", events: events, epollout: events&unix.EPOLLOUT != 0})
+						add(ioEvent{kind: "ctl", events: events, epollout: events&epoll.Out != 0})
 					}
 					return ctl(epfd, op, fd, events, tag)
 				}
-				sys.epollWait = func(epfd int, evs []unix.EpollEvent) (int, unix.Errno) {
+				sys.EpollWait = func(epfd int, evs []epoll.Event) (int, unix.Errno) {
 					n, errno := wait(epfd, evs)
 					for i := 0; i < n; i++ {
-						if evs[i].Fd == traceFd.Load() && evs[i].Pad == tagConn && evs[i].Events&unix.EPOLLOUT != 0 {
+						if evs[i].Fd == traceFd.Load() && evs[i].Pad == epoll.TagConn && evs[i].Events&epoll.Out != 0 {
 							add(ioEvent{kind: "writable"})
 						}
 					}
@@ -612,8 +613,8 @@ func TestWriteEAGAINQueuesRest(t *testing.T) {
 func TestRingUnavailableFallsBack(t *testing.T) {
 	var logs seamLog
 	s, addr := seamServer(t, Config{Protocol: text.New(), Loops: 2, Handler: Handler{OnMessage: seamEchoHandler}}, &logs,
-		func(sys *sysCalls) {
-			sys.newRing = func(int) (*uring.Ring, error) { return nil, fmt.Errorf("uring: io_uring_setup: %w", unix.ENOSYS) }
+		func(sys *epoll.Sys) {
+			sys.NewRing = func(int) (*uring.Ring, error) { return nil, fmt.Errorf("uring: io_uring_setup: %w", unix.ENOSYS) }
 		})
 	const members = 24
 	conns := make([]*net.TCPConn, members)
@@ -641,8 +642,8 @@ func TestRingUnavailableFallsBack(t *testing.T) {
 			}
 		}
 	}
-	if st := s.Stats(); st.RingWrites != 0 {
-		t.Fatalf("Stats: %d writes, %d in io_uring batches; want write(2) only", st.Writes, st.RingWrites)
+	if st := s.Stats(); st.IOUringSends != 0 {
+		t.Fatalf("Stats: %d writes, %d in io_uring batches; want write(2) only", st.Writes, st.IOUringSends)
 	}
 	if n := strings.Count(logs.String(), "io_uring unavailable"); n != 1 {
 		t.Fatalf("%d log lines say io_uring is unavailable, want 1:\n%s", n, logs.String())

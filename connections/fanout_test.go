@@ -163,8 +163,8 @@ func testFanoutOnce(t *testing.T, noRing bool) {
 
 		// The event loops sent the fan-out in io_uring batches, unless
 		// told not to (io_uring is enabled on the machines this runs on).
-		if ring := srv.Stats().RingWrites; (ring > 0) != (engine.Name == connections.EngineEpoll && !noRing) {
-			t.Errorf("Stats().RingWrites = %d with engine %s, NoIOUring %v", ring, engine, noRing)
+		if ring := srv.Stats().IOUringSends; (ring > 0) != (engine.Name == connections.EngineEpoll && !noRing) {
+			t.Errorf("Stats().IOUringSends = %d with engine %s, NoIOUring %v", ring, engine, noRing)
 		}
 
 		// A member that has gone is refused and not counted.

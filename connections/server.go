@@ -274,14 +274,14 @@ func orDefault(d, def time.Duration) time.Duration {
 
 // Stats are a server's counters. Every field is read atomically.
 type Stats struct {
-	Connections int64  // open now
-	Accepted    uint64 // since start
-	Requests    uint64 // messages delivered to OnMessage
-	BytesIn     uint64
-	BytesOut    uint64
-	Errors      uint64 // protocol errors, dropped sends, panics
-	Writes      uint64 // writes to stream sockets: pipelined answers share one
-	RingWrites  uint64 // of Writes, those sent in io_uring batches (Config.NoIOUring)
+	Connections  int64  // open now
+	Accepted     uint64 // since start
+	Requests     uint64 // messages delivered to OnMessage
+	BytesIn      uint64
+	BytesOut     uint64
+	Errors       uint64 // protocol errors, dropped sends, panics
+	Writes       uint64 // writes to stream sockets: pipelined answers share one
+	IOUringSends uint64 // of Writes, those sent in io_uring batches (Config.NoIOUring)
 
 	// BadInput, Panics and SendBufferFull are parts of Errors: input the
 	// protocol refused (a connection closed, a datagram dropped), panics
@@ -353,8 +353,9 @@ type Server struct {
 	bufs       bufferPool
 
 	// std is the standard engine; engines are std and the platform's
-	// event-loop engines. Both are set by NewServer and never change.
-	std        *stdEngine
+	// event-loop engines (engineTable). Both are set by NewServer and
+	// never change.
+	std        fallbackEngine
 	engines    []engine
 	releaser   StateReleaser // cfg.Protocol's, if it has one
 	stallAfter time.Duration // event-loop watchdog period (tests shorten it)
@@ -417,8 +418,7 @@ func NewServer(cfg Config) *Server {
 	s.overload, _ = cfg.Protocol.(protocols.OverloadReplier)
 	s.budget = newInputBudget(s, cfg.MaxInputMemory)
 	s.bal = newBalancer(&cfg)
-	s.std = &stdEngine{s: s, conns: make(map[*stdConn]struct{})}
-	s.engines = append([]engine{s.std}, platformEngines(s)...)
+	s.std, s.engines = engineTable(s)
 	if cfg.IdleTimeout > 0 {
 		s.idleNs = int64(cfg.IdleTimeout)
 	}
@@ -636,12 +636,12 @@ func (s *Server) Stats() Stats {
 // counters count traffic. Each event loop has its own, so that loops on
 // different cores do not write to one cache line for every request.
 type counters struct {
-	requests atomic.Uint64
-	bytesIn  atomic.Uint64
-	bytesOut atomic.Uint64
-	writes   atomic.Uint64
-	ringSent atomic.Uint64
-	_        [24]byte // keep the next counters off this cache line
+	requests     atomic.Uint64
+	bytesIn      atomic.Uint64
+	bytesOut     atomic.Uint64
+	writes       atomic.Uint64
+	ioUringSends atomic.Uint64
+	_            [24]byte // keep the next counters off this cache line
 }
 
 func (c *counters) addTo(st *Stats) {
@@ -649,7 +649,7 @@ func (c *counters) addTo(st *Stats) {
 	st.BytesIn += c.bytesIn.Load()
 	st.BytesOut += c.bytesOut.Load()
 	st.Writes += c.writes.Load()
-	st.RingWrites += c.ringSent.Load()
+	st.IOUringSends += c.ioUringSends.Load()
 }
 
 // Connections returns a snapshot of the open stream connections.

@@ -51,7 +51,11 @@ type stdEngine struct {
 	conns map[*stdConn]struct{} // under s.mu
 }
 
-var _ engine = (*stdEngine)(nil)
+var _ fallbackEngine = (*stdEngine)(nil)
+
+func newStdEngine(s *Server) *stdEngine {
+	return &stdEngine{s: s, conns: make(map[*stdConn]struct{})}
+}
 
 func (e *stdEngine) name() string             { return EngineStd }
 func (e *stdEngine) usable(net.Listener) bool { return true }
@@ -133,7 +137,7 @@ func (e *stdEngine) serve(ln net.Listener) error {
 			return fmt.Errorf("connections: accept: %w", err)
 		}
 		backoff = 0
-		s.startStd(nc)
+		e.adopt(nc)
 		if s.bal != nil {
 			s.bal.accepted(s.open.Load())
 		}
@@ -165,9 +169,10 @@ func (s *Server) newStdConn() *stdConn {
 	return &ct.stdConn
 }
 
-// startStd runs nc as a connection of the standard engine: Serve's, and
+// adopt runs nc as a connection of the standard engine: Serve's, and
 // a Client's.
-func (s *Server) startStd(nc net.Conn) {
+func (e *stdEngine) adopt(nc net.Conn) {
+	s := e.s
 	c := s.newStdConn()
 	c.nc = nc
 	c.init(s, c, &s.ctr)
@@ -177,7 +182,7 @@ func (s *Server) startStd(nc net.Conn) {
 			c.rw.init(rc)
 		}
 	}
-	if !s.std.add(c) {
+	if !e.add(c) {
 		nc.Close()
 		return
 	}
@@ -336,7 +341,7 @@ func (c *stdConn) finish() {
 		}
 	}
 	c.s.log.Debug().Uint64("conn", c.id).Msg("connection closed")
-	c.s.std.remove(c)
+	c.s.std.(*stdEngine).remove(c)
 }
 
 // waitClosed blocks until the socket is closed.
@@ -481,3 +486,9 @@ func (c *stdConn) writeLoop(buf *buffer, off int) {
 }
 
 func (c *stdConn) engine() string { return EngineStd }
+
+// batchKick: every connection has its own goroutine, no shared queue.
+func (c *stdConn) batchKick() (kickQueue, bool) { return nil, false }
+
+// A Client's stream connections are the standard engine's.
+var _ clientStream = (*stdConn)(nil)

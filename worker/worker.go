@@ -483,7 +483,7 @@ func (w *worker) stats() ipc.WorkerStats {
 			Errors:          st.Errors,
 			InputShed:       st.InputShed,
 			AcceptPauses:    st.AcceptPauses,
-			IOUringSends:    st.RingWrites,
+			IOUringSends:    st.IOUringSends,
 			LoopBusySeconds: st.LoopBusy.Seconds(),
 			MemoryBytes:     memoryBytes(),
 			Timers:          timers,

@@ -1,6 +1,6 @@
 //go:build linux
 
-package connections
+package epoll
 
 import (
 	"unsafe"
@@ -10,70 +10,68 @@ import (
 	"github.com/goes-project/goes/internal/uring"
 )
 
-// sysCalls are the system calls of the epoll engine: every one it makes
-// goes through these, so that a test can fault a single call (accept
-// running out of descriptors, a read reset by the peer, a write the
-// kernel does not take) that a real socket cannot be made to fail on cue.
-// Each epollEngine holds its own copy, made by liveSys and set before its
-// first Serve; nothing swaps it afterwards, so the loops read it without
-// locks.
+// Sys are the system calls of the epoll engine: every one it makes goes
+// through these, so that a test can fault a single call (accept running
+// out of descriptors, a read reset by the peer, a write the kernel does
+// not take) that a real socket cannot be made to fail on cue. Each
+// engine holds its own copy, made by Live and set before its first
+// Serve; nothing swaps it afterwards, so the loops read it without locks.
 //
 // The signatures pass no pointer to the caller's stack (a call through a
 // func value makes every such pointer escape): events, addresses and the
 // eventfd's counter are passed or returned by value, and the byte slices
 // are buffers that live on the heap anyway. A call costs one indirect
 // call and no allocation.
-type sysCalls struct {
-	// epollCreate returns a new close-on-exec, non-blocking epoll
+type Sys struct {
+	// EpollCreate returns a new close-on-exec, non-blocking epoll
 	// instance.
-	epollCreate func() (int, error)
-	// eventfd returns a new non-blocking, close-on-exec eventfd.
-	eventfd func() (int, error)
-	// epollCtl is epoll_ctl for fd with an EpollEvent made of events, fd
-	// and tag (its Pad).
-	epollCtl func(epfd, op int, fd int32, events uint32, tag int32) error
-	// epollWait polls epfd without blocking; EAGAIN is no events.
-	epollWait func(epfd int, events []unix.EpollEvent) (int, unix.Errno)
-	// accept takes a connection from the listening socket fd, non-blocking
+	EpollCreate func() (int, error)
+	// Eventfd returns a new non-blocking, close-on-exec eventfd.
+	Eventfd func() (int, error)
+	// EpollCtl is epoll_ctl for fd with an Event made of events, fd and
+	// tag (its Pad).
+	EpollCtl func(epfd, op int, fd int32, events uint32, tag int32) error
+	// EpollWait polls epfd without blocking; EAGAIN is no events.
+	EpollWait func(epfd int, events []Event) (int, unix.Errno)
+	// Accept takes a connection from the listening socket fd, non-blocking
 	// and close-on-exec, and returns it with the peer's address.
-	accept func(fd int) (int32, unix.RawSockaddrAny, unix.Errno)
-	// read and write are read(2) and write(2); 0 is no error.
-	read  func(fd int32, p []byte) (int, unix.Errno)
-	write func(fd int32, p []byte) (int, unix.Errno)
-	// noDelay sets TCP_NODELAY on an accepted TCP socket.
-	noDelay func(fd int32) error
-	// shutdown is shutdown(2).
-	shutdown func(fd int32, how int) error
-	// close is close(2).
-	close func(fd int) error
-	// signal adds one to the eventfd's counter; drainSignal reads it
+	Accept func(fd int) (int32, unix.RawSockaddrAny, unix.Errno)
+	// Read and Write are read(2) and write(2); 0 is no error.
+	Read  func(fd int32, p []byte) (int, unix.Errno)
+	Write func(fd int32, p []byte) (int, unix.Errno)
+	// NoDelay sets TCP_NODELAY on an accepted TCP socket.
+	NoDelay func(fd int32) error
+	// Shutdown is shutdown(2).
+	Shutdown func(fd int32, how int) error
+	// Close is close(2).
+	Close func(fd int) error
+	// Signal adds one to the eventfd's counter; DrainSignal reads it
 	// back to zero.
-	signal      func(fd int)
-	drainSignal func(fd int)
-	// newRing sets up a loop's io_uring for batches of entries sends;
+	Signal      func(fd int)
+	DrainSignal func(fd int)
+	// NewRing sets up a loop's io_uring for batches of entries sends;
 	// nil: none (write(2) only).
-	newRing func(entries int) (*uring.Ring, error)
+	NewRing func(entries int) (*uring.Ring, error)
 }
 
-// liveSys returns the real system calls.
-func liveSys() sysCalls {
-	return sysCalls{
-		epollCreate: liveEpollCreate,
-		eventfd:     liveEventfd,
-		epollCtl:    liveEpollCtl,
-		epollWait:   liveEpollWait,
-		accept:      liveAccept,
-		read:        liveRead,
-		write:       liveWrite,
-		noDelay:     liveNoDelay,
-		shutdown:    func(fd int32, how int) error { return unix.Shutdown(int(fd), how) },
-		close:       unix.Close,
-		signal:      liveSignal,
-		drainSignal: liveDrainSignal,
-		newRing:     uring.New,
+// Live returns the real system calls.
+func Live() Sys {
+	return Sys{
+		EpollCreate: liveEpollCreate,
+		Eventfd:     liveEventfd,
+		EpollCtl:    liveEpollCtl,
+		EpollWait:   liveEpollWait,
+		Accept:      liveAccept,
+		Read:        liveRead,
+		Write:       liveWrite,
+		NoDelay:     liveNoDelay,
+		Shutdown:    func(fd int32, how int) error { return unix.Shutdown(int(fd), how) },
+		Close:       unix.Close,
+		Signal:      liveSignal,
+		DrainSignal: liveDrainSignal,
+		NewRing:     uring.New,
 	}
 }
-
 func liveEpollCreate() (int, error) {
 	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -99,7 +97,7 @@ func liveEpollCtl(epfd, op int, fd int32, events uint32, tag int32) error {
 // liveEpollWait polls the epoll set without blocking. epoll_pwait with a
 // nil signal mask is epoll_wait, and exists on every Linux architecture
 // (arm64 has no epoll_wait).
-func liveEpollWait(epfd int, events []unix.EpollEvent) (int, unix.Errno) {
+func liveEpollWait(epfd int, events []Event) (int, unix.Errno) {
 	p := uintptr(unsafe.Pointer(&events[0]))
 	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), p, uintptr(len(events)), 0, 0, 0)
 	if e == unix.EAGAIN {

@@ -1,0 +1,74 @@
+package connections
+
+// kickQueue is a queue of flushes that an engine shares between many
+// connections (an event loop's): a Fanout hands it the members it queued
+// on in batches, one lock of the queue and at most one wake-up per batch
+// instead of per connection. It is the engine contract's batching half;
+// engineOps.batchKick is the other.
+type kickQueue interface {
+	// postKicks queues cs, every one claimed by its batchKick, for a
+	// flush. Safe for concurrent use; it keeps no reference to cs.
+	postKicks(cs []engineOps)
+}
+
+// kickBatch gathers the connections a Fanout queued on, by kickQueue, and
+// hands each queue its connections in batches. Connections whose engine
+// has no shared queue are kicked on their own. Owned by the Fanout's
+// goroutine.
+type kickBatch struct{ queues []queueKicks }
+
+type queueKicks struct {
+	q  kickQueue
+	cs []engineOps
+}
+
+// add has c flushed: with the batch of its queue, handed over once it
+// holds limit connections or at flush; at once by its engine when that
+// has no shared queue.
+func (k *kickBatch) add(c *base, limit int) {
+	q, claimed := c.ops.batchKick()
+	if q == nil {
+		c.ops.kick()
+		return
+	}
+	if !claimed {
+		return // in its queue already: the engine takes the flush with the rest
+	}
+	var qk *queueKicks
+	for i := range k.queues {
+		if k.queues[i].q == q {
+			qk = &k.queues[i]
+			break
+		}
+	}
+	if qk == nil {
+		n := len(k.queues)
+		if n < cap(k.queues) {
+			k.queues = k.queues[:n+1] // reuse the batch slice of an earlier queue
+		} else {
+			k.queues = append(k.queues, queueKicks{})
+		}
+		qk = &k.queues[n]
+		qk.q = q
+	}
+	qk.cs = append(qk.cs, c.ops)
+	if len(qk.cs) >= limit {
+		qk.q.postKicks(qk.cs)
+		clear(qk.cs)
+		qk.cs = qk.cs[:0]
+	}
+}
+
+// flush hands over what add holds.
+func (k *kickBatch) flush() {
+	for i := range k.queues {
+		qk := &k.queues[i]
+		if len(qk.cs) > 0 {
+			qk.q.postKicks(qk.cs)
+		}
+		clear(qk.cs)
+		qk.cs = qk.cs[:0]
+		qk.q = nil
+	}
+	k.queues = k.queues[:0]
+}
