@@ -47,6 +47,7 @@ func main() {
 	echoTimeout := flag.Duration("echo-timeout", 2*time.Minute, "deadline of the echo phase")
 	env := flag.String("env", "", "extra environment of goes-master, space separated (GODEBUG=..., GOGC=...)")
 	extra := flag.String("listener", "", "extra JSON fields of the listener, e.g. '\"idle_timeout\":\"0s\"'")
+	top := flag.String("config", "", "extra JSON fields of the config, e.g. '\"watchdog_interval\":\"10s\"'")
 	verbose := flag.Bool("v", false, "idle figures per process")
 	flag.Parse()
 	if *workers <= 0 {
@@ -66,7 +67,11 @@ func main() {
 		lst += "," + *extra
 	}
 	lst += "}"
-	conf := fmt.Sprintf(`{"log_level":"warn","stop_timeout":"5s","ready_timeout":"2m","listeners":[%s]}`, lst)
+	conf := fmt.Sprintf(`{"log_level":"warn","stop_timeout":"5s","ready_timeout":"2m","listeners":[%s]`, lst)
+	if *top != "" {
+		conf += "," + *top
+	}
+	conf += "}"
 	var probe any
 	check(json.Unmarshal([]byte(conf), &probe))
 	confFile := filepath.Join(dir, "c1m.json")
