@@ -40,7 +40,7 @@ func main() {
 	parallel := flag.Int("parallel", 100, "handshakes in flight per client")
 	port := flag.Int("port", 18181, "listener port on 127.0.0.1")
 	connectTimeout := flag.Duration("connect-timeout", 10*time.Minute, "deadline of the connect phase")
-	settle := flag.Duration("settle", 5*time.Second, "wait before the idle window")
+	settle := flag.Duration("settle", 35*time.Second, "wait before the idle window (35 s: past the first run of the connections' 30 s timeout check)")
 	idle := flag.Duration("idle", 20*time.Second, "idle window")
 	echo := flag.Bool("echo", true, "run the echo phase")
 	size := flag.Int("size", 1024, "echo size")
@@ -49,6 +49,7 @@ func main() {
 	extra := flag.String("listener", "", "extra JSON fields of the listener, e.g. '\"idle_timeout\":\"0s\"'")
 	top := flag.String("config", "", "extra JSON fields of the config, e.g. '\"watchdog_interval\":\"10s\"'")
 	verbose := flag.Bool("v", false, "idle figures per process")
+	handler := flag.String("handler", "echo", "goes-master handler: echo, or chat (which turns the NATS cluster on; no echo phase)")
 	flag.Parse()
 	if *workers <= 0 {
 		*workers = (*conns + 18999) / 19000
@@ -62,7 +63,10 @@ func main() {
 	raiseConntrack(*conns)
 
 	addr := fmt.Sprintf("127.0.0.1:%d", *port)
-	lst := fmt.Sprintf(`{"name":"ws","listen":"websocket://%s","handler":"echo","count":%d`, addr, *workers)
+	lst := fmt.Sprintf(`{"name":"ws","listen":"websocket://%s","handler":%q,"count":%d`, addr, *handler, *workers)
+	if *handler != "echo" {
+		*echo = false
+	}
 	if *extra != "" {
 		lst += "," + *extra
 	}
