@@ -33,6 +33,12 @@ import (
 )
 
 func main() {
+	run()
+	os.Exit(exitCode)
+}
+
+// run is the benchmark; its defers stop the clients and goes-master.
+func run() {
 	bin := flag.String("bin", "bin/c1m", "directory of goes-master and client")
 	conns := flag.Int("conns", 20000, "connections")
 	workers := flag.Int("workers", 0, "goes-master workers (0: one per 19,000 connections)")
@@ -49,6 +55,7 @@ func main() {
 	extra := flag.String("listener", "", "extra JSON fields of the listener, e.g. '\"idle_timeout\":\"0s\"'")
 	top := flag.String("config", "", "extra JSON fields of the config, e.g. '\"watchdog_interval\":\"10s\"'")
 	verbose := flag.Bool("v", false, "idle figures per process")
+	maxIdle := flag.Float64("max-idle-cpu", 0, "exit 1 when the idle CPU of the goes processes is above this percentage of a core (0: no check)")
 	handler := flag.String("handler", "echo", "goes-master handler: echo, or chat (which turns the NATS cluster on; no echo phase)")
 	flag.Parse()
 	if *workers <= 0 {
@@ -87,7 +94,10 @@ func main() {
 	master.Stdout, master.Stderr = logf, logf
 	check(master.Start())
 	defer stopMaster(master, dir)
-	waitListening(addr, *workers, master.Process.Pid, time.Now().Add(2*time.Minute), dir)
+	if !waitListening(addr, *workers, master.Process.Pid, time.Now().Add(2*time.Minute), dir) {
+		exitCode = 1
+		return
+	}
 	fmt.Printf("goes-master pid %d: %d workers up after %.1fs\n", master.Process.Pid, *workers, time.Since(start).Seconds())
 
 	// Connect.
@@ -231,7 +241,7 @@ func main() {
 	}
 
 	fmt.Println()
-	fmt.Printf("| %-34s | %s |\n", "c1m: goes-master websocket echo", "value")
+	fmt.Printf("| %-34s | %s |\n", "c1m: goes-master websocket "+*handler, "value")
 	fmt.Printf("|%s|%s|\n", strings.Repeat("-", 36), strings.Repeat("-", 40))
 	row := func(k, f string, a ...any) { fmt.Printf("| %-34s | %s |\n", k, fmt.Sprintf(f, a...)) }
 	row("workers / client processes", "%d / %d", *workers, nclients)
@@ -246,7 +256,15 @@ func main() {
 	}
 	row("closed by the server", "%d", closed)
 	row("total run time", "%.0f s", time.Since(start).Seconds())
+	if pct := 100 * tot.cpu.Seconds() / idle.Seconds(); *maxIdle > 0 && pct > *maxIdle {
+		fmt.Printf("FAIL: idle CPU %.1f%% of a core, above the %.1f%% bound (-max-idle-cpu)\n", pct, *maxIdle)
+		exitCode = 1
+	}
 }
+
+// exitCode is the driver's exit status, set by a failed bound; main's
+// deferred clean-up runs first (see run).
+var exitCode int
 
 func errSuffix(e string) string {
 	if e == "" {
@@ -255,10 +273,11 @@ func errSuffix(e string) string {
 	return ", first error: " + strings.ReplaceAll(e, "_", " ")
 }
 
+// check panics on an error, so that run's deferred clean-up (clients,
+// goes-master) runs on the way out.
 func check(err error) {
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "c1m:", err)
-		os.Exit(1)
+		panic(fmt.Sprint("c1m: ", err))
 	}
 }
 
@@ -284,20 +303,20 @@ func raiseConntrack(conns int) {
 }
 
 // waitListening waits until addr accepts and the master has workers
-// children.
-func waitListening(addr string, workers, pid int, deadline time.Time, dir string) {
+// children, and reports whether it did in time.
+func waitListening(addr string, workers, pid int, deadline time.Time, dir string) bool {
 	for time.Now().Before(deadline) {
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			c.Close()
 			if len(family(pid))-1 >= workers {
-				return
+				return true
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	log, _ := os.ReadFile(filepath.Join(dir, "master.log"))
 	fmt.Fprintf(os.Stderr, "c1m: goes-master not serving %s with %d workers in time; its log:\n%s", addr, workers, log)
-	os.Exit(1)
+	return false
 }
 
 func stopMaster(m *exec.Cmd, dir string) {
