@@ -147,3 +147,43 @@ func TestCoarseWakeups(t *testing.T) {
 		}
 	})
 }
+
+// TestCoarseIdleWakeups is TestCoarseWakeups for Idles started with
+// StartCoarse and touched now and then: the re-arm for the time left after
+// a touch is coarse too, so 10,000 of them cost at most one wake-up a
+// second.
+func TestCoarseIdleWakeups(t *testing.T) {
+	const n = 10_000
+	synctest.Test(t, func(t *testing.T) {
+		w := startWheel(t, Options{})
+		rng := rand.New(rand.NewPCG(5, 6))
+		idles := make([]Idle, n)
+		var idled int
+		for i := range idles {
+			if i%100 == 0 {
+				time.Sleep(10 * time.Millisecond)
+			}
+			idles[i].StartCoarse(w, 30*time.Second, func() { idled++ })
+		}
+		w0 := w.wakeups.Load()
+		const window = 100 * time.Second
+		// A few touches every 100 ms, at random, for 60 s; then silence,
+		// in which every Idle times out (30 s and up to a second).
+		for range 600 {
+			time.Sleep(100 * time.Millisecond)
+			for range 20 {
+				idles[rng.IntN(n)].Touch()
+			}
+		}
+		time.Sleep(window - 60*time.Second)
+		synctest.Wait()
+		wakes := w.wakeups.Load() - w0
+		t.Logf("%d idles: %d timed out, %d wake-ups in %v", n, idled, wakes, window)
+		if idled != n {
+			t.Fatalf("%d of %d idles timed out, want all", idled, n)
+		}
+		if max := uint64(window/time.Second) + 1; wakes > max {
+			t.Fatalf("%d wake-ups in %v, want at most %d (one a second)", wakes, window, max)
+		}
+	})
+}
