@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/ctl"
 	"github.com/goes-project/goes/internal/orphan"
 	"github.com/goes-project/goes/internal/procenv"
 	"github.com/goes-project/goes/ipc"
@@ -198,7 +199,7 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 	}
 	defer upg.Stop() // when master.Run does not
 	// A master started by a reload runs next to its predecessor.
-	if h, err := ping(paths); err == nil && !upg.HasParent() {
+	if h, err := ctl.Ping(paths); err == nil && !upg.HasParent() {
 		return fmt.Errorf("%w: %s (pid %d, run dir %s); stop it first", ErrAlreadyRunning, r.Name, h.PID, paths.Dir)
 	}
 	logFile := ""
@@ -210,7 +211,7 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 	}
 	// Console lines for a person at a terminal; JSON for the log file,
 	// journald or a pipe.
-	consoleOut := !daemon && isTerminal(2)
+	consoleOut := !daemon && ctl.IsTerminal(2)
 	log, err := newLogger(os.Stderr, consoleOut, cfg.LogLevel, "master", -1)
 	if err != nil {
 		return err
