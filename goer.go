@@ -208,7 +208,10 @@ type Goer struct {
 	// RunAll. Config file: "accept_margin".
 	AcceptMargin float64
 
-	// OnWorkerStart runs in each worker before it accepts.
+	// OnWorkerStart runs in each worker before it accepts, on the
+	// worker's main goroutine: no connection callback runs yet. It may
+	// block (open a database, warm a cache), but the master counts a
+	// worker that does not report ready within ready_timeout as failed.
 	OnWorkerStart func(g *Goer)
 	// OnConnect runs when a stream connection is accepted, on its event
 	// loop (or the callback pool): it must not block (see Goer).
@@ -231,10 +234,16 @@ type Goer struct {
 	// the connection's event loop (or the callback pool); it must not
 	// block.
 	OnBufferDrain func(c connections.Connection)
-	// OnWorkerStop runs in each worker when it stops.
+	// OnWorkerStop runs in each worker when it stops, on the worker's
+	// main goroutine once its connections are closed (no connection
+	// callback runs any more). It may block; the worker exits when it
+	// returns.
 	OnWorkerStop func(g *Goer)
 	// OnWorkerReload runs in each worker of the old generation when a
-	// reload starts draining it.
+	// reload starts draining it, on the worker's main goroutine while its
+	// connections are still served: it runs concurrently with their
+	// callbacks (share state with a lock) and must not block, since the
+	// worker answers its master only after it.
 	OnWorkerReload func(g *Goer)
 
 	err      error          // from NewGoer's parsing, reported by validate
