@@ -51,10 +51,6 @@ import (
 	"github.com/goes-project/goes/cluster"
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/protocols"
-	"github.com/goes-project/goes/protocols/frame"
-	"github.com/goes-project/goes/protocols/http"
-	"github.com/goes-project/goes/protocols/text"
-	"github.com/goes-project/goes/protocols/websocket"
 	"github.com/goes-project/goes/timer"
 )
 
@@ -298,9 +294,9 @@ var ErrBadAddress = errors.New("goes: bad listen address")
 // NewGoer returns a Goer listening on addr with protocol (nil for raw
 // bytes) over transport ("" or "tcp", "udp", "unix", "tls"). addr may be
 // a workerman-style URI whose scheme names a transport or protocol
-// ("http://", "websocket://", "text://", "frame://", "tcp://", "udp://",
-// "unix://", "tls://"); an explicit protocol or transport argument wins over the
-// scheme. A bad address is reported by RunAll.
+// ("http://", "websocket://", "ws://", "text://", "frame://", "tcp://",
+// "udp://", "unix://", "tls://", "ssl://": the table in schemes.go); an
+// explicit protocol or transport argument wins over the scheme. A bad address is reported by RunAll.
 func NewGoer(addr string, protocol protocols.Protocol, transport string) *Goer {
 	g := &Goer{Addr: addr, Protocol: protocol, Transport: transport}
 	if scheme, rest, ok := strings.Cut(addr, "://"); ok {
@@ -318,29 +314,6 @@ func NewGoer(addr string, protocol protocols.Protocol, transport string) *Goer {
 		g.Transport = TransportTCP
 	}
 	return g
-}
-
-// schemeDefaults maps a URI scheme to its transport and protocol.
-func schemeDefaults(scheme string) (transport string, p protocols.Protocol, err error) {
-	switch strings.ToLower(scheme) {
-	case "tcp":
-		return TransportTCP, nil, nil
-	case "udp":
-		return TransportUDP, nil, nil
-	case "unix":
-		return TransportUnix, nil, nil
-	case "tls", "ssl":
-		return TransportTLS, nil, nil
-	case "text":
-		return TransportTCP, text.New(), nil
-	case "frame":
-		return TransportTCP, frame.New(), nil
-	case "http":
-		return TransportTCP, http.NewHttpProtocol(), nil
-	case "websocket", "ws":
-		return TransportTCP, websocket.New(), nil
-	}
-	return "", nil, fmt.Errorf("%w: unknown scheme %q", ErrBadAddress, scheme)
 }
 
 // validate reports a setting that cannot work.
