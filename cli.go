@@ -8,12 +8,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/goes-project/goes/internal/ctl"
+	"github.com/goes-project/goes/internal/launch"
 	"github.com/goes-project/goes/internal/procenv"
 	"github.com/goes-project/goes/master"
 )
@@ -155,7 +155,7 @@ func (r *Runner) resolveFile(c *cli.Context) (*Config, master.Paths, string, err
 // starts nothing: the errors a start would meet first (a listen URI, a
 // handler, a TLS setting, a log level).
 func (r *Runner) check(cfg *Config) error {
-	if _, err := newLogger(io.Discard, false, cfg.LogLevel, "master", -1); err != nil {
+	if _, err := launch.NewLogger(io.Discard, false, cfg.LogLevel, "master", -1); err != nil {
 		return err
 	}
 	goers, err := r.goers(cfg)
@@ -198,7 +198,7 @@ func (r *Runner) start(c *cli.Context, daemon bool) error {
 		if logFile == "" {
 			logFile = paths.Log
 		}
-		args, err := absArgs(os.Args[1:], paths.Dir)
+		args, err := launch.AbsArgs(os.Args[1:], paths.Dir)
 		if err != nil {
 			return err
 		}
@@ -221,37 +221,6 @@ func (r *Runner) start(c *cli.Context, daemon bool) error {
 		}
 	}
 	return err
-}
-
-// absArgs makes the daemon's arguments independent of the working
-// directory: the run dir and config are passed as absolute paths.
-func absArgs(args []string, runDir string) ([]string, error) {
-	out := make([]string, 0, len(args)+2)
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "-") || (name != "run-dir" && name != "config" && name != "c") {
-			out = append(out, a)
-			continue
-		}
-		if !hasVal {
-			if i+1 >= len(args) {
-				out = append(out, a)
-				continue
-			}
-			i++
-			val = args[i]
-		}
-		if name == "run-dir" {
-			continue // passed below
-		}
-		abs, err := filepath.Abs(val)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, "--config="+abs)
-	}
-	return append(out, "--run-dir="+runDir), nil
 }
 
 func (r *Runner) ctl() ctl.CLI { return ctl.CLI{Name: r.Name, Stdout: r.Stdout, Stderr: r.Stderr} }

@@ -9,14 +9,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"runtime"
-	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/internal/ctl"
+	"github.com/goes-project/goes/internal/launch"
 	"github.com/goes-project/goes/internal/orphan"
 	"github.com/goes-project/goes/internal/procenv"
 	"github.com/goes-project/goes/ipc"
@@ -60,7 +58,7 @@ func (r *Runner) fatal(err error) {
 		fmt.Fprintln(r.Stderr, err)
 		return
 	}
-	log, _ := newLogger(r.Stderr, false, "", role, id)
+	log, _ := launch.NewLogger(r.Stderr, false, "", role, id)
 	log.Error().Err(err).Msg("exiting on error")
 }
 
@@ -86,35 +84,6 @@ func orphanTimeout(cfg *Config) time.Duration {
 		return -1
 	}
 	return time.Duration(*cfg.OrphanTimeout)
-}
-
-// credential resolves the config's user and group.
-func credential(cfg *Config) (*syscall.Credential, error) {
-	if cfg.User == "" && cfg.Group == "" {
-		return nil, nil
-	}
-	if os.Geteuid() != 0 {
-		return nil, fmt.Errorf("goes: user/group %q/%q need the master to run as root", cfg.User, cfg.Group)
-	}
-	cred := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())}
-	if cfg.User != "" {
-		u, err := user.Lookup(cfg.User)
-		if err != nil {
-			return nil, fmt.Errorf("goes: user: %w", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		cred.Uid, cred.Gid = uint32(uid), uint32(gid)
-	}
-	if cfg.Group != "" {
-		g, err := user.LookupGroup(cfg.Group)
-		if err != nil {
-			return nil, fmt.Errorf("goes: group: %w", err)
-		}
-		gid, _ := strconv.Atoi(g.Gid)
-		cred.Gid = uint32(gid)
-	}
-	return cred, nil
 }
 
 // runMaster runs the master in this process until it stops.
@@ -146,7 +115,7 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 			Transport: g.Transport, Protocol: protocolName(g), Count: count, StopTimeout: st,
 		})
 	}
-	cred, err := credential(cfg)
+	cred, err := launch.Credential(cfg.User, cfg.Group)
 	if err != nil {
 		return err
 	}
@@ -170,7 +139,7 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 	// Console lines for a person at a terminal; JSON for the log file,
 	// journald or a pipe.
 	consoleOut := !daemon && ctl.IsTerminal(2)
-	log, err := newLogger(os.Stderr, consoleOut, cfg.LogLevel, "master", -1)
+	log, err := launch.NewLogger(os.Stderr, consoleOut, cfg.LogLevel, "master", -1)
 	if err != nil {
 		return err
 	}
@@ -187,13 +156,13 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 	if err != nil {
 		return err
 	}
-	defer cl.stop() // after the workers: their Nodes drain first
+	defer cl.Stop() // after the workers: their Nodes drain first
 	if cl != nil {
-		workerEnv.ClusterURL = cl.url
+		workerEnv.ClusterURL = cl.URL
 	}
 	return master.Run(context.Background(), master.Options{
-		Cluster:          cl.info,
-		OnPreviousExited: cl.previousExited,
+		Cluster:          cl.Info,
+		OnPreviousExited: cl.PreviousExited,
 		Listeners:        listeners,
 		Paths:            paths,
 		Version:          r.Version,
@@ -202,7 +171,7 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 		ReadyTimeout:     time.Duration(cfg.ReadyTimeout),
 		Signals:          true,
 		Upgrader:         upg,
-		ClusterRoute:     cl.routeURL(),
+		ClusterRoute:     cl.RouteURL(),
 		Logger:           log,
 		OnUpgraded: func(pid int) {
 			if !daemon {
@@ -285,7 +254,7 @@ func (r *Runner) runWorker() error {
 		// to its pipe fails (EPIPE) rather than killing the worker.
 		logOut, masterGone = worker.PipeLog(wenv.LogFile)
 	}
-	log, err := newLogger(logOut, wenv.LogConsole, cfg.LogLevel, "worker", id.ID)
+	log, err := launch.NewLogger(logOut, wenv.LogConsole, cfg.LogLevel, "worker", id.ID)
 	if err != nil {
 		return err
 	}
@@ -315,13 +284,13 @@ func (r *Runner) runWorker() error {
 	route := id.Route
 	var nodeStatus func() *ipc.NodeStats
 	if clusterOn(cfg, g) {
-		if g.node, route, err = startNode(cfg, g, id, wenv.ClusterURL, log); err != nil {
+		if g.node, route, err = launch.StartNode(wenv.ClusterURL, cfg.Cluster.prefix(), g.name(), id, log); err != nil {
 			return err
 		}
 		// Closed once the connections are gone (worker.Run returned), so
 		// that they are reached until the end of a drain.
 		defer g.node.Close()
-		nodeStatus = func() *ipc.NodeStats { return nodeStats(g.node) }
+		nodeStatus = func() *ipc.NodeStats { return launch.NodeStats(g.node) }
 	}
 	cc := g.connConfig()
 	cc.Logger = log
