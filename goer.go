@@ -50,6 +50,7 @@ import (
 
 	"github.com/goes-project/goes/cluster"
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/scheme"
 	"github.com/goes-project/goes/protocols"
 	"github.com/goes-project/goes/timer"
 )
@@ -295,14 +296,17 @@ var ErrBadAddress = errors.New("goes: bad listen address")
 // bytes) over transport ("" or "tcp", "udp", "unix", "tls"). addr may be
 // a workerman-style URI whose scheme names a transport or protocol
 // ("http://", "websocket://", "ws://", "text://", "frame://", "tcp://",
-// "udp://", "unix://", "tls://", "ssl://": the table in schemes.go); an
-// explicit protocol or transport argument wins over the scheme. A bad address is reported by RunAll.
+// "udp://", "unix://", "tls://", "ssl://": the table of internal/scheme);
+// an explicit protocol or transport argument wins over the scheme. A bad
+// address is reported by RunAll.
 func NewGoer(addr string, protocol protocols.Protocol, transport string) *Goer {
 	g := &Goer{Addr: addr, Protocol: protocol, Transport: transport}
-	if scheme, rest, ok := strings.Cut(addr, "://"); ok {
+	if name, rest, ok := strings.Cut(addr, "://"); ok {
 		g.Addr = rest
-		t, p, err := schemeDefaults(scheme)
-		g.err = err
+		t, p, ok := scheme.Listen(name)
+		if !ok {
+			g.err = fmt.Errorf("%w: unknown scheme %q", ErrBadAddress, name)
+		}
 		if g.Transport == "" {
 			g.Transport = t
 		}
@@ -330,8 +334,8 @@ func (g *Goer) validate() error {
 	default:
 		return fmt.Errorf("%w: unknown transport %q", ErrBadAddress, g.Transport)
 	}
-	if scheme, _, ok := strings.Cut(g.Addr, "://"); ok {
-		return fmt.Errorf("%w: %q has scheme %q (use NewGoer to parse URIs)", ErrBadAddress, g.Addr, scheme)
+	if name, _, ok := strings.Cut(g.Addr, "://"); ok {
+		return fmt.Errorf("%w: %q has scheme %q (use NewGoer to parse URIs)", ErrBadAddress, g.Addr, name)
 	}
 	if g.Addr == "" {
 		return fmt.Errorf("%w: empty", ErrBadAddress)

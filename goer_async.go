@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/scheme"
 )
 
 // ErrNotInWorker is returned by the calls that need a worker process
@@ -58,7 +59,7 @@ func (g *Goer) NewAsyncConnection(uri string, cfg connections.ClientConfig) (*co
 // http:// has no client here (use net/http). A URI it cannot use fails
 // with an error wrapping connections.ErrBadURI.
 func NewClient(uri string, cfg connections.ClientConfig) (*connections.Client, error) {
-	uri, err := clientURI(uri, &cfg)
+	uri, err := scheme.ClientURI(uri, &cfg)
 	if err != nil {
 		return nil, err
 	}

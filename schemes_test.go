@@ -7,9 +7,10 @@ import (
 	"testing"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/scheme"
 )
 
-// TestSchemeTable: every scheme of the table means what it says to a
+// TestSchemeTable: every scheme of the table (internal/scheme) means what it says to a
 // listener (NewGoer) and to a client (NewClient), and every row of the
 // table has a row here: a new scheme is one row there and one here.
 func TestSchemeTable(t *testing.T) {
@@ -29,7 +30,7 @@ func TestSchemeTable(t *testing.T) {
 		"wss":       {side{}, side{"tls", "websocket"}},
 	}
 	var names []string
-	for name := range schemes {
+	for name := range scheme.Table {
 		names = append(names, name)
 	}
 	sort.Strings(names)
