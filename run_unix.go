@@ -244,7 +244,7 @@ func (r *Runner) runWorker() error {
 		return fmt.Errorf("goes: worker of listener %d, but the program has %d", id.Listener, len(goers))
 	}
 	g := goers[id.Listener]
-	setComm(workerComm(id.ID, g)) // for ps -o comm and top: "goes: w3 web" (procname_linux.go); a failure costs only the name
+	launch.SetComm(workerComm(id.ID, g)) // for ps -o comm and top: "goes: w3 web" (procname_linux.go); a failure costs only the name
 	var (
 		logOut     io.Writer = os.Stderr
 		masterGone func()
