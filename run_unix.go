@@ -4,7 +4,6 @@ package goes
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -267,15 +266,9 @@ func (r *Runner) runWorker() error {
 	}
 	ln := in.Listener
 	if g.Transport == TransportTLS {
-		conf := g.TLSConfig
-		if conf == nil {
-			cert, err := tls.LoadX509KeyPair(g.CertFile, g.KeyFile)
-			if err != nil {
-				return fmt.Errorf("goes: worker %d: tls: %w", id.ID, err)
-			}
-			conf = &tls.Config{Certificates: []tls.Certificate{cert}}
+		if ln, err = worker.TLSListener(ln, g.TLSConfig, g.CertFile, g.KeyFile); err != nil {
+			return fmt.Errorf("goes: worker %d: %w", id.ID, err)
 		}
-		ln = tls.NewListener(ln, conf)
 	}
 	g.workerID = id.Index
 	g.wheel = timer.New(timer.Options{Logger: log})

@@ -3,6 +3,7 @@
 package worker
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +83,19 @@ func Inherit(wenv procenv.WorkerEnv, udp bool, info orphan.Info, log zerolog.Log
 		}
 	}
 	return in, nil
+}
+
+// TLSListener serves TLS over ln: with conf, or else with the key pair
+// of certFile and keyFile.
+func TLSListener(ln net.Listener, conf *tls.Config, certFile, keyFile string) (net.Listener, error) {
+	if conf == nil {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		conf = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
+	return tls.NewListener(ln, conf), nil
 }
 
 // orphanSocket reads the worker socket its master passed on
