@@ -98,7 +98,8 @@ type WorkerStats struct {
 
 // Load is a worker's traffic and resources, reported in WorkerStats and
 // passed on in its Worker entry of a Status (the fields stand at the top
-// level of both in JSON).
+// level of both in JSON). The figures of connections.Stats come by name
+// (CopyStats, stats.go).
 type Load struct {
 	Connections int64   `json:"connections"`
 	Accepted    uint64  `json:"accepted"`
@@ -127,6 +128,12 @@ type Load struct {
 	// IOUringSends counts the writes the worker's event loops made in
 	// io_uring batches (0 where io_uring is off or not allowed).
 	IOUringSends uint64 `json:"io_uring_sends"`
+	// Writes counts the worker's writes to stream sockets (pipelined
+	// answers share one; IOUringSends are some of them).
+	Writes uint64 `json:"writes"`
+	// InputHeld is the memory the worker holds for unfinished input now
+	// (bounded by max_input_memory).
+	InputHeld int64 `json:"input_held"`
 	// LoopBusySeconds is the time the worker's event loops spent handling
 	// events rather than waiting, summed over its loops (0 where no event
 	// loop runs: TLS, UDP).

@@ -66,7 +66,7 @@ func (m *master) onReady(p *proc) {
 	}
 }
 
-func (m *master) onExit(p *proc, ps *os.ProcessState) {
+func (m *master) onExit(p *proc, status string) {
 	delete(m.procs, p)
 	p.conn.Close()
 	if p.orphanAt != "" {
@@ -79,10 +79,6 @@ func (m *master) onExit(p *proc, ps *os.ProcessState) {
 		p.killTimer.Stop()
 	}
 	s := p.slot
-	status := "unknown"
-	if ps != nil {
-		status = ps.String()
-	}
 	uptime := time.Since(p.started)
 	if p.retiring {
 		// Drained after a recycle: its id is served by its replacement.
@@ -258,7 +254,7 @@ func (m *master) watch() {
 			}
 			m.ops.WatchdogKills++
 			m.log.Warn().Int("worker", s.id).Int("worker_pid", p.pid).Dur("silent", silent).Msg("worker unresponsive too long, killing it")
-			p.cmd.Process.Kill()
+			p.process.Kill()
 		}
 	}
 }

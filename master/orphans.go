@@ -81,7 +81,7 @@ func (m *master) workerSocket(route uint32) (string, *os.File) {
 		m.log.Warn().Err(err).Msg("no worker socket: this worker will not outlive its master")
 		return "", nil
 	}
-	f, err := dupFile(ln, "worker-socket")
+	f, err := m.sp.dupFile(ln, "worker-socket")
 	ln.Close() // the duplicate keeps it listening; the file stays
 	if err != nil {
 		os.Remove(path)

@@ -470,33 +470,16 @@ func (w *worker) stats() ipc.WorkerStats {
 	if w.o.Cluster != nil {
 		cl = w.o.Cluster()
 	}
-	return ipc.WorkerStats{
-		PID:   os.Getpid(),
-		State: w.state.Load().(string),
-		Load: ipc.Load{
-			Connections:     st.Connections,
-			Accepted:        st.Accepted,
-			Requests:        st.Requests,
-			QPS:             float64frombits(w.qps.Load()),
-			BytesIn:         st.BytesIn,
-			BytesOut:        st.BytesOut,
-			Errors:          st.Errors,
-			InputShed:       st.InputShed,
-			AcceptPauses:    st.AcceptPauses,
-			IOUringSends:    st.IOUringSends,
-			LoopBusySeconds: st.LoopBusy.Seconds(),
-			MemoryBytes:     memoryBytes(),
-			Timers:          timers,
-			Closed:          st.Closed,
-			Cluster:         cl,
-
-			BadInput:       st.BadInput,
-			Panics:         st.Panics,
-			SendBufferFull: st.SendBufferFull,
-			CPUSeconds:     cpuSeconds(),
-			Goroutines:     runtime.NumGoroutine(),
-		},
+	load := ipc.Load{
+		QPS:         float64frombits(w.qps.Load()),
+		MemoryBytes: memoryBytes(),
+		Timers:      timers,
+		Cluster:     cl,
+		CPUSeconds:  cpuSeconds(),
+		Goroutines:  runtime.NumGoroutine(),
 	}
+	load.CopyStats(st) // every connections.Stats figure, by name (ipc/stats.go)
+	return ipc.WorkerStats{PID: os.Getpid(), State: w.state.Load().(string), Load: load}
 }
 
 func (w *worker) conns() []ipc.ConnInfo {

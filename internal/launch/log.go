@@ -1,4 +1,4 @@
-package goes
+package launch
 
 import (
 	"fmt"
@@ -10,10 +10,10 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// newLogger returns the process's logger: console lines on a terminal
+// NewLogger returns the process's logger: console lines on a terminal
 // (foreground), JSON lines otherwise (daemon: stderr is the log file).
 // Every line carries role and pid; workers add worker.
-func newLogger(w io.Writer, console bool, level string, role string, worker int) (zerolog.Logger, error) {
+func NewLogger(w io.Writer, console bool, level string, role string, worker int) (zerolog.Logger, error) {
 	lvl := zerolog.InfoLevel
 	if level != "" {
 		var err error
