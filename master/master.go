@@ -160,6 +160,11 @@ type Options struct {
 	// One more is closed at once, so that a flood of connections cannot
 	// take the master's descriptors.
 	AdminMaxConnections int
+	// AdminToken, when set, is the bearer token every admin request but
+	// /healthz and /readyz must carry (Authorization: Bearer TOKEN);
+	// others get 401. The goes package reads it from the config's
+	// admin_token_file at every start, so a reload reads it again.
+	AdminToken string
 
 	// Operations: watchdog, reload hand-off, output.
 
