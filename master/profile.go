@@ -77,7 +77,6 @@ func (m *master) workerProc(id int) (*proc, error) {
 // reaches it as text, over the run loop's answer).
 const errNoWorkerPrefix = "master: no worker "
 
-
 // profile has the worker take the profile req asks for and passes it to
 // each, chunk by chunk, reading on while the worker holds more. Safe for
 // concurrent use.
