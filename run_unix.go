@@ -215,6 +215,11 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 	if err != nil {
 		return err
 	}
+	token, err := readAdminToken(cfg.AdminTokenFile)
+	if err != nil {
+		return err
+	}
+	setProfileRates(cfg)
 	cfgJSON, err := json.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("goes: config: %w", err)
@@ -255,6 +260,7 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 		Admin:  r.adminAddr(cfg, goers),
 		// The control plane's bounds.
 		AdminMaxConnections: cfg.AdminMaxConnections,
+		AdminToken:          token,
 		// Operations.
 		WatchdogInterval:    time.Duration(cfg.WatchdogInterval),
 		UnresponsiveTimeout: time.Duration(cfg.UnresponsiveTimeout),
@@ -347,6 +353,7 @@ func (r *Runner) runWorker() error {
 			return err
 		}
 	}
+	setProfileRates(cfg)
 	goers, err := r.goers(cfg)
 	if err != nil {
 		return err

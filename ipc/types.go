@@ -360,6 +360,10 @@ type ReloadRequest struct {
 	Config   string `json:"config,omitempty"`
 	// Progress asks for TypeProgress frames until the answer.
 	Progress bool `json:"progress,omitempty"`
+	// Refused, when set, says that the CLI refused this reload before
+	// asking for it (a config that does not check), and why: the master
+	// starts nothing, logs it and counts it as refused.
+	Refused string `json:"refused,omitempty"`
 }
 
 // StatusRequest asks for a status; Local leaves out the other masters of

@@ -1,0 +1,173 @@
+//go:build unix
+
+package main_test
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goes-project/goes/internal/testkit"
+	"github.com/goes-project/goes/ipc"
+)
+
+// TestCheck: `check` validates a config as start would, starting
+// nothing: it names the field or the file at fault and exits non-zero,
+// and says ok of a good one.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, keyPEM := testkit.CertPEM(t)
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for f, b := range map[string][]byte{cert: certPEM, key: keyPEM} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("t0ken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	open := filepath.Join(dir, "open-token")
+	if err := os.WriteFile(open, []byte("t0ken\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(open, 0o644) // whatever the umask
+	empty := filepath.Join(dir, "empty-token")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	listen := func(l string) string {
+		return fmt.Sprintf(`{"admin": "127.0.0.1:0", "admin_token_file": %q, "listeners": [%s]}`, token, l)
+	}
+	for _, tc := range []struct {
+		name, conf string
+		want       string // in stderr; "" for a good config
+	}{
+		{"good", listen(fmt.Sprintf(`{"listen": "tls://127.0.0.1:0", "cert_file": %q, "key_file": %q}, {"listen": "http://127.0.0.1:0", "handler": "hello"}`, cert, key)), ""},
+		{"unknown field", `{"listeners": [{"listen": "text://127.0.0.1:0", "handlr": "echo"}]}`, `unknown field "handlr"`},
+		{"missing certificate", listen(fmt.Sprintf(`{"listen": "tls://127.0.0.1:0", "cert_file": %q, "key_file": %q}`, missing, key)), missing},
+		{"bad handler", listen(`{"listen": "http://127.0.0.1:0", "handler": "nothing"}`), `unknown handler "nothing"`},
+		{"bad scheme", listen(`{"listen": "gopher://127.0.0.1:0"}`), `unknown scheme "gopher"`},
+		{"bad duration", `{"stop_timeout": "ten", "listeners": [{"listen": "text://127.0.0.1:0"}]}`, `"ten"`},
+		{"bad admin", `{"admin": "localhost", "listeners": [{"listen": "text://127.0.0.1:0"}]}`, `admin "localhost"`},
+		{"world-readable token", fmt.Sprintf(`{"admin": "127.0.0.1:0", "admin_token_file": %q, "listeners": [{"listen": "text://127.0.0.1:0"}]}`, open), open + ": readable by every user"},
+		{"empty token", fmt.Sprintf(`{"admin": "127.0.0.1:0", "admin_token_file": %q, "listeners": [{"listen": "text://127.0.0.1:0"}]}`, empty), empty + ": empty"},
+		{"missing root", `{"listeners": [{"listen": "http://127.0.0.1:0", "handler": "static", "root": "/nonexistent/www"}]}`, "/nonexistent/www"},
+		{"bad log level", `{"log_level": "loud", "listeners": [{"listen": "text://127.0.0.1:0"}]}`, `"loud"`},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			s := newConfSetup(t, tc.conf)
+			res := s.cli("check")
+			if tc.want == "" {
+				if res.Code != 0 || !strings.Contains(res.Stdout, "is ok") {
+					t.Fatalf("check of a good config: %s", res)
+				}
+			} else if res.Code == 0 || !strings.Contains(res.Stderr, tc.want) || !strings.Contains(res.Stderr, s.conf) {
+				t.Fatalf("check: want a failure naming %q and the config file: %s", tc.want, res)
+			}
+			if _, err := os.Stat(filepath.Join(s.runDir, "goes.pid")); err == nil {
+				t.Fatal("check started something: a pid file")
+			}
+		})
+	}
+}
+
+// TestReloadRefusedCounted: a reload the CLI refuses (an unknown field,
+// by `check --reload` as the systemd unit's ExecReload runs it, or by
+// reload --config) leaves a line in the master's log and a count in its
+// metrics (goes_master_reloads_total{result="refused"}).
+func TestReloadRefusedCounted(t *testing.T) {
+	s := newAdminSetup(t, "5s")
+	st, admin := s.startAdmin()
+	good, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(good), `"listeners"`, `"listners": [], "listeners"`, 1)
+	s.writeConf(bad)
+	if res := s.cli("check", "--reload"); res.Code == 0 || !strings.Contains(res.Stderr, `unknown field "listners"`) {
+		t.Fatalf("check --reload of a bad config: %s", res)
+	}
+	if res := s.cli("reload", "--config", s.conf); res.Code == 0 || !strings.Contains(res.Stderr, "reload refused") {
+		t.Fatalf("reload --config of a bad config: %s", res)
+	}
+	cur, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := cur.Master.Reloads[ipc.ReloadRefused]; n != 2 || cur.Master.Generation != 1 {
+		t.Fatalf("refused reloads %d (want 2), generation %d", n, cur.Master.Generation)
+	}
+	if v, ok := metric(mustFetch(t, admin+"/metrics"), `goes_master_reloads_total{result="refused"}`); !ok || v != 2 {
+		t.Fatalf(`goes_master_reloads_total{result="refused"} = %v, %v; want 2`, v, ok)
+	}
+	b, err := os.ReadFile(filepath.Join(s.runDir, "goes.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), `"message":"reload refused"`); n != 2 || !strings.Contains(string(b), `unknown field \"listners\"`) {
+		t.Fatalf("%d reload refused lines in the log (want 2, naming the field):\n%s", n, b)
+	}
+	s.writeConf(string(good))
+	cur.Workers = append(cur.Workers, st.Workers...)
+	s.stopAndCheck(cur)
+}
+
+// TestAdminTokenPrometheus: with admin_token_file, a real Prometheus
+// configured with the token (authorization: credentials_file) scrapes the
+// admin endpoint, while curl-like clients without it get 401 everywhere
+// but the probes; a token file others can read refuses the start, naming
+// the file.
+func TestAdminTokenPrometheus(t *testing.T) {
+	s := newAdminSetup(t, "5s")
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "admin.token")
+	const token = "prom-scrape-9f2c"
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(tokenFile, 0o644)
+	b, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.writeConf(strings.Replace(string(b), `"admin":`, fmt.Sprintf(`"admin_token_file": %q, "admin":`, tokenFile), 1))
+	if res := s.cli("start", "-d"); res.Code == 0 || !strings.Contains(res.Stderr, tokenFile) {
+		t.Fatalf("start with a world-readable token file: %s", res)
+	}
+	os.Chmod(tokenFile, 0o600)
+	st, admin := s.startAdmin()
+
+	for _, path := range []string{"/metrics", "/debug/pprof/", "/debug/pprof/heap?worker=0", "/"} {
+		code, body, err := fetch(admin + path)
+		if err != nil || code != http.StatusUnauthorized {
+			t.Errorf("GET %s without the token: %d %v %.100s; want 401", path, code, err, body)
+		}
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body, err := fetch(admin + path); err != nil || code != 200 {
+			t.Errorf("GET %s without the token: %d %v %.100s; want 200", path, code, err, body)
+		}
+	}
+	prom := startPrometheus(t, strings.TrimPrefix(admin, "http://"), fmt.Sprintf(`    authorization:
+      type: Bearer
+      credentials_file: %q
+`, tokenFile))
+	testkit.Eventually(t, 30*time.Second, testkit.Poll, "prometheus scrapes with the token", func() error {
+		up, ok, err := prom.query(`up{job="goes"}`)
+		if err != nil || !ok || up != 1 {
+			return fmt.Errorf("up = %v (%v, %v)", up, ok, err)
+		}
+		gen, ok, err := prom.query(`goes_master_generation`)
+		if err != nil || !ok || gen != 1 {
+			return fmt.Errorf("goes_master_generation = %v (%v, %v)", gen, ok, err)
+		}
+		return nil
+	})
+	s.stopAndCheck(st)
+}
