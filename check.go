@@ -43,7 +43,9 @@ func (r *Runner) checkCommand() *cli.Command {
 				}
 				return fmt.Errorf("goes: check: %s: %w", path, err)
 			}
-			fmt.Fprintf(r.Stdout, "%s: %s is ok\n", r.Name, path)
+			if !onJournal(1) { // under systemd (ExecStartPre): no plain-text line
+				fmt.Fprintf(r.Stdout, "%s: %s is ok\n", r.Name, path)
+			}
 			return nil
 		},
 	}

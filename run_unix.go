@@ -60,6 +60,9 @@ func (r *Runner) fatal(err error) {
 	} else if m, derr := procenv.DecodeMasterEnv(os.Getenv); derr == nil {
 		jsonLog = m.Daemon
 	}
+	if r.Stderr == io.Writer(os.Stderr) && onJournal(2) {
+		jsonLog = true // under systemd (a start, a check): a JSON line with its priority
+	}
 	if !jsonLog {
 		fmt.Fprintln(r.Stderr, err)
 		return
@@ -251,7 +254,7 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 		ClusterRoute:     cl.routeURL(),
 		Logger:           log,
 		OnUpgraded: func(pid int) {
-			if !daemon {
+			if !daemon && !onJournal(1) {
 				fmt.Fprintf(r.Stdout, "%s upgraded: master pid %d serves now, detached from this terminal (stop it with `%s stop`); "+
 					"this process exits once its workers have drained\n", r.Name, pid, r.Name)
 			}
@@ -273,6 +276,9 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 			notifier.Ready(os.Getpid())
 			switch {
 			case daemon:
+			case onJournal(1):
+				// Under systemd: the journal takes JSON lines only, and the
+				// log's "master ready" says it.
 			case upg.HasParent():
 				fmt.Fprintf(r.Stdout, "%s took over (pid %d, %d workers, run dir %s)\n",
 					r.Name, os.Getpid(), countWorkers(listeners), paths.Dir)

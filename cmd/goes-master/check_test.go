@@ -3,11 +3,14 @@
 package main_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -170,4 +173,70 @@ func TestAdminTokenPrometheus(t *testing.T) {
 		return nil
 	})
 	s.stopAndCheck(st)
+}
+
+// TestJournalPriorities: a foreground master whose stdout and stderr are
+// the journal stream systemd names in JOURNAL_STREAM (here a file, whose
+// device and inode the variable names) writes JSON lines only, each
+// prefixed with the syslog priority of its level (<7> debug, <6> info,
+// <4> warn, <3> error), workers' lines included, and no plain-text line
+// ("… Ctrl-C stops it").
+func TestJournalPriorities(t *testing.T) {
+	s := newSetup(t, "10s")
+	out, err := os.Create(filepath.Join(t.TempDir(), "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(out.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(s.bin, "start", "--run-dir", s.runDir, "--config", s.conf)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(), fmt.Sprintf("JOURNAL_STREAM=%d:%d", st.Dev, st.Ino))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	testkit.Eventually(t, 20*time.Second, testkit.Poll, "foreground master serving", func() error {
+		cur, err := s.status()
+		if err != nil {
+			return err
+		}
+		if cur.Master.State != "running" {
+			return fmt.Errorf("master is %s", cur.Master.State)
+		}
+		return nil
+	})
+	s.mustCLI("stop")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("foreground master: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("foreground master did not stop")
+	}
+	b, err := os.ReadFile(out.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prio := map[string]string{"debug": "<7>", "info": "<6>", "warn": "<4>", "error": "<3>"}
+	seen := map[string]int{}
+	roles := map[string]int{}
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		var e struct{ Level, Role string }
+		if len(line) < 3 || json.Unmarshal([]byte(line[3:]), &e) != nil || prio[e.Level] != line[:3] {
+			t.Errorf("not a JSON line with the priority of its level: %q", line)
+			continue
+		}
+		seen[e.Level]++
+		roles[e.Role]++
+	}
+	if seen["info"] == 0 || seen["debug"] == 0 || roles["worker"] == 0 || roles["master"] == 0 {
+		t.Errorf("levels %v, roles %v: want info and debug lines of the master and of workers\n%s", seen, roles, b)
+	}
 }
