@@ -5,6 +5,8 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -239,4 +241,49 @@ func TestJournalPriorities(t *testing.T) {
 	if seen["info"] == 0 || seen["debug"] == 0 || roles["worker"] == 0 || roles["master"] == 0 {
 		t.Errorf("levels %v, roles %v: want info and debug lines of the master and of workers\n%s", seen, roles, b)
 	}
+}
+
+// TestBadInputLogRateLimited: 200 malformed HTTP requests, each on its
+// own connection, write at most 20 log lines (the first at once with its
+// peer, then a count per interval, as the timeouts), while the workers'
+// bad_input counts all 200. The old code wrote a line per connection.
+func TestBadInputLogRateLimited(t *testing.T) {
+	s := newConfSetup(t, `{"log_level": "info", "listeners": [
+    {"name": "web", "listen": "http://127.0.0.1:0", "count": 2, "handler": "hello"}]}`)
+	st := s.start()
+	addr := s.httpAddr
+	for i := range 200 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "NOT HTTP %d\x00\r\n\r\n", i)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		io.ReadAll(c) // the 400, then the close
+		c.Close()
+	}
+	testkit.Eventually(t, 20*time.Second, testkit.Poll, "200 bad inputs counted", func() error {
+		cur, err := s.status()
+		if err != nil {
+			return err
+		}
+		var n uint64
+		for _, w := range cur.Workers {
+			n += w.BadInput
+		}
+		if n != 200 {
+			return fmt.Errorf("%d bad inputs counted", n)
+		}
+		return nil
+	})
+	b, err := os.ReadFile(filepath.Join(s.runDir, "goes.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := strings.Count(string(b), "bad input")
+	t.Logf("200 malformed requests: %d log lines about bad input", n)
+	if n == 0 || n > 20 {
+		t.Fatalf("%d log lines about bad input, want 1 to 20:\n%s", n, b)
+	}
+	s.stopAndCheck(st)
 }
