@@ -287,3 +287,28 @@ func TestBadInputLogRateLimited(t *testing.T) {
 	}
 	s.stopAndCheck(st)
 }
+
+// TestProfileRates: block_profile_rate and mutex_profile_fraction turn
+// on the block and mutex profiles of the master and of the workers (they
+// were always empty); ?worker= of no worker answers 404.
+func TestProfileRates(t *testing.T) {
+	s := newConfSetup(t, `{"log_level": "info", "admin": "127.0.0.1:0", "block_profile_rate": 1, "mutex_profile_fraction": 1,
+  "listeners": [{"name": "web", "listen": "http://127.0.0.1:0", "count": 1, "handler": "hello"}]}`)
+	st, admin := s.startAdmin()
+	for _, q := range []string{"/debug/pprof/block?debug=1", "/debug/pprof/block?worker=0&debug=1"} {
+		testkit.Eventually(t, 20*time.Second, testkit.Poll, q+" has samples", func() error {
+			if err := httpGet(s.httpAddr); err != nil {
+				return err
+			}
+			b := mustFetch(t, admin+q)
+			if !strings.Contains(string(b), " @ 0x") {
+				return fmt.Errorf("no sample in %.300s", b)
+			}
+			return nil
+		})
+	}
+	if code, b, err := fetch(admin + "/debug/pprof/heap?worker=99"); err != nil || code != 404 {
+		t.Errorf("heap of worker 99: %d %v %.200s; want 404", code, err, b)
+	}
+	s.stopAndCheck(st)
+}
