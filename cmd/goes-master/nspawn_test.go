@@ -221,8 +221,10 @@ func TestSystemdUnit(t *testing.T) {
 	})
 	testkit.Eventually(t, 60*time.Second, testkit.Poll, "the orphans adopted", func() error {
 		j, _ := in("journalctl", "--no-pager", "-o", "cat", "-u", "goes-master")
-		if !strings.Contains(j, "adopt") {
-			return errors.New("no adoption in the journal yet")
+		for _, line := range []string{`"adopted the listening socket of an orphan"`, `"this master's workers accept: the orphans drain"`} {
+			if !strings.Contains(j, line) {
+				return fmt.Errorf("no %s line in the journal yet", line)
+			}
 		}
 		return nil
 	})
