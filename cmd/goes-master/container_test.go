@@ -55,7 +55,9 @@ func TestContainerfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	buildah1("bud", "--isolation=chroot", "-f", abs, "-t", "goes-master-test", ctx)
-	t.Cleanup(func() { exec.Command(buildah, append(append([]string{}, store...), "rmi", "--all", "--force")...).Run() })
+	t.Cleanup(func() {
+		exec.Command(buildah, append(append([]string{}, store...), "rmi", "--all", "--force")...).Run()
+	})
 	var img struct {
 		OCIv1 struct {
 			Config struct {
