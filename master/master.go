@@ -151,9 +151,10 @@ type Options struct {
 	Logger zerolog.Logger
 	// Admin, when set, is the host:port of the admin HTTP endpoint
 	// (Prometheus /metrics, /healthz, /readyz, /debug/pprof of the master
-	// and of every worker; see admin.go). It has no authentication: keep
-	// it on loopback or on an address only operators reach. A reload
-	// hands its socket to the new master.
+	// and of every worker; see admin.go), or "unix:///PATH" for an
+	// owner-only Unix socket. Without AdminToken it has no
+	// authentication: keep it on loopback or on an address only
+	// operators reach. A reload hands its socket to the new master.
 	Admin string
 	// AdminMaxConnections caps the connections the admin endpoint holds
 	// at once (default DefaultAdminMaxConnections, 64; negative: no cap).
