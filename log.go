@@ -79,3 +79,21 @@ func journalPriority(l zerolog.Level) byte {
 	}
 	return '0' + 6 // info, and lines without a level
 }
+
+// journalText is a CLI's stdout under systemd (ExecReload's reload, an
+// ExecStartPre check): each line it prints becomes a JSON log line at
+// info priority, so that no plain text reaches the journal.
+type journalText struct{ log zerolog.Logger }
+
+func newJournalText(w io.Writer) journalText {
+	return journalText{zerolog.New(journalWriter{w}).Hook(timeHook{}).With().Str("role", "cli").Int("pid", os.Getpid()).Logger()}
+}
+
+func (j journalText) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		if line != "" {
+			j.log.Info().Msg(line)
+		}
+	}
+	return len(p), nil
+}

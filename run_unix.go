@@ -36,6 +36,9 @@ func (r *Runner) run(args []string) error {
 	if procenv.IsWorker(os.Getenv) {
 		return r.runWorker()
 	}
+	if r.Stdout == io.Writer(os.Stdout) && onJournal(1) {
+		r.Stdout = newJournalText(os.Stdout) // under systemd: JSON lines only
+	}
 	err := r.app().Run(args)
 	if err != nil && !r.served {
 		// A master that a reload started tells the master that started it

@@ -174,7 +174,31 @@ func TestAdminTokenPrometheus(t *testing.T) {
 		}
 		return nil
 	})
-	s.stopAndCheck(st)
+	// A new token takes effect with a reload (the new master reads the
+	// file); the old one is refused from then on.
+	const token2 = "prom-scrape-rotated"
+	if err := os.WriteFile(tokenFile, []byte(token2+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.mustCLI("reload")
+	for tok, want := range map[string]int{token: 401, token2: 200} {
+		req, _ := http.NewRequest("GET", admin+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := (&http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("after the reload, token %q: %d, want %d", tok, resp.StatusCode, want)
+		}
+	}
+	cur, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Workers = append(cur.Workers, st.Workers...)
+	s.stopAndCheck(cur)
 }
 
 // TestJournalPriorities: a foreground master whose stdout and stderr are

@@ -253,6 +253,17 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	// The journal's priorities: info lines at 6, debug at 7, and none of
 	// the master's lines without its JSON.
+	// Every line of the goes processes (the user goes: check, masters,
+	// workers) is a JSON line: no plain text reaches the journal.
+	all := mustIn("journalctl", "--no-pager", "-o", "cat", "_UID=990")
+	if all == "" {
+		t.Fatal("no journal lines of the user goes")
+	}
+	for _, line := range strings.Split(all, "\n") {
+		if !strings.HasPrefix(line, "{") {
+			t.Errorf("a line that is not JSON in the journal: %q", line)
+		}
+	}
 	for _, tc := range []struct{ prio, level string }{{"6", "info"}, {"7", "debug"}} {
 		lines := mustIn("journalctl", "--no-pager", "-o", "cat", "-u", "goes-master", "-p", tc.prio+".."+tc.prio)
 		if !strings.Contains(lines, `"level":"`+tc.level+`"`) {
