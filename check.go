@@ -69,6 +69,11 @@ func (r *Runner) tellRefused(c *cli.Context, why error) {
 		}
 		path, _ = filepath.Abs(flagString(c, "config"))
 	}
+	// Only a master that knows the request for what it is: an older one
+	// would start the reload it refuses.
+	if h, err := ping(paths); err != nil || !h.RefusedReloads {
+		return
+	}
 	req, err := ipc.New(ipc.TypeReload, 1, ipc.ReloadRequest{Config: path, Refused: why.Error()})
 	if err != nil {
 		return

@@ -53,6 +53,9 @@ type Hello struct {
 	// reload requests that ask for them (a master of an older version
 	// sends none: its CLI waits for it without that heartbeat).
 	Progress bool `json:"progress,omitempty"`
+	// RefusedReloads: this master understands ReloadRequest.Refused (one
+	// of an older version would take such a request for a reload).
+	RefusedReloads bool `json:"refused_reloads,omitempty"`
 }
 
 // Progress is how a stop or a reload goes, sent while the CLI waits
