@@ -88,6 +88,7 @@ func (r *Runner) app() *cli.App {
 				Flags:  withCommon(graceful, timeout),
 				Action: r.reload,
 			},
+			r.checkCommand(),
 			{
 				Name: "status", Usage: "show the master and its workers",
 				Flags: withCommon(
@@ -264,6 +265,7 @@ func (r *Runner) reload(c *cli.Context) error {
 	}
 	if err != nil {
 		if named {
+			r.tellRefused(c, err) // the master logs and counts it
 			return fmt.Errorf("goes: reload refused, nothing was started: %w", err)
 		}
 		return err

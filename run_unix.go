@@ -29,6 +29,9 @@ func (r *Runner) run(args []string) error {
 	if procenv.IsWorker(os.Getenv) {
 		return r.runWorker()
 	}
+	if r.Stdout == io.Writer(os.Stdout) && launch.OnJournal(1) {
+		r.Stdout = launch.NewJournalText(os.Stdout) // under systemd: JSON lines only
+	}
 	err := r.app().Run(args)
 	if err != nil && !r.served {
 		// A master that a reload started tells the master that started it
@@ -52,6 +55,9 @@ func (r *Runner) fatal(err error) {
 		}
 	} else if m, derr := procenv.DecodeMasterEnv(os.Getenv); derr == nil {
 		jsonLog = m.Daemon
+	}
+	if r.Stderr == io.Writer(os.Stderr) && launch.OnJournal(2) {
+		jsonLog = true // under systemd (a start, a check): a JSON line with its priority
 	}
 	if !jsonLog {
 		fmt.Fprintln(r.Stderr, err)
@@ -142,6 +148,11 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 	if err != nil {
 		return err
 	}
+	token, err := readAdminToken(cfg.AdminTokenFile)
+	if err != nil {
+		return err
+	}
+	setProfileRates(cfg)
 	cfgJSON, err := json.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("goes: config: %w", err)
@@ -173,7 +184,7 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 		ClusterRoute:     cl.RouteURL(),
 		Logger:           log,
 		OnUpgraded: func(pid int) {
-			if !daemon {
+			if !daemon && !launch.OnJournal(1) {
 				fmt.Fprintf(r.Stdout, "%s upgraded: master pid %d serves now, detached from this terminal (stop it with `%s stop`); "+
 					"this process exits once its workers have drained\n", r.Name, pid, r.Name)
 			}
@@ -182,6 +193,7 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 		Admin:  r.adminAddr(cfg, goers),
 		// The control plane's bounds.
 		AdminMaxConnections: cfg.AdminMaxConnections,
+		AdminToken:          token,
 		// Operations.
 		WatchdogInterval:    time.Duration(cfg.WatchdogInterval),
 		UnresponsiveTimeout: time.Duration(cfg.UnresponsiveTimeout),
@@ -194,6 +206,9 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 			notifier.Ready(os.Getpid())
 			switch {
 			case daemon:
+			case launch.OnJournal(1):
+				// Under systemd: the journal takes JSON lines only, and the
+				// log's "master ready" says it.
 			case upg.HasParent():
 				fmt.Fprintf(r.Stdout, "%s took over (pid %d, %d workers, run dir %s)\n",
 					r.Name, os.Getpid(), countWorkers(listeners), paths.Dir)
@@ -235,6 +250,7 @@ func (r *Runner) runWorker() error {
 			return err
 		}
 	}
+	setProfileRates(cfg)
 	goers, err := r.goers(cfg)
 	if err != nil {
 		return err

@@ -53,6 +53,9 @@ type Hello struct {
 	// reload requests that ask for them (a master of an older version
 	// sends none: its CLI waits for it without that heartbeat).
 	Progress bool `json:"progress,omitempty"`
+	// RefusedReloads: this master understands ReloadRequest.Refused (one
+	// of an older version would take such a request for a reload).
+	RefusedReloads bool `json:"refused_reloads,omitempty"`
 }
 
 // Progress is how a stop or a reload goes, sent while the CLI waits
@@ -367,6 +370,10 @@ type ReloadRequest struct {
 	Config   string `json:"config,omitempty"`
 	// Progress asks for TypeProgress frames until the answer.
 	Progress bool `json:"progress,omitempty"`
+	// Refused, when set, says that the CLI refused this reload before
+	// asking for it (a config that does not check), and why: the master
+	// starts nothing, logs it and counts it as refused.
+	Refused string `json:"refused,omitempty"`
 }
 
 // StatusRequest asks for a status; Local leaves out the other masters of
