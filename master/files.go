@@ -179,26 +179,3 @@ func (p Paths) Request(m ipc.Message, timeout time.Duration) (ipc.Message, error
 	}
 	return ans, nil
 }
-
-// dupFile duplicates the socket of c (close-on-exec) into a new *os.File
-// for a child's ExtraFiles. It goes through SyscallConn().Control so that c
-// stays non-blocking: File() would give an *os.File whose Fd() (called by
-// os/exec) switches the shared open file description to blocking mode for
-// every process that holds it.
-func dupFile(c syscall.Conn, name string) (*os.File, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var fd int
-	var derr error
-	if err := rc.Control(func(s uintptr) {
-		fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return nil, err
-	}
-	if derr != nil {
-		return nil, fmt.Errorf("master: dup %s: %w", name, derr)
-	}
-	return os.NewFile(uintptr(fd), name), nil
-}

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+
+	"github.com/goes-project/goes/internal/procenv"
 )
 
 // spawner is how the master makes worker processes and the descriptors
@@ -36,7 +38,7 @@ type process interface {
 	Kill() error
 }
 
-var osSpawner = spawner{start: startOS, socketpair: socketpair, dupFile: dupFile}
+var osSpawner = spawner{start: startOS, socketpair: socketpair, dupFile: procenv.DupFile}
 
 func startOS(cmd *exec.Cmd) (process, error) {
 	if err := cmd.Start(); err != nil {

@@ -127,7 +127,7 @@ func orphanSocket(wenv procenv.WorkerEnv, info orphan.Info, ln net.Listener, pc 
 		Listener: ul,
 		Timeout:  wenv.OrphanTimeout,
 		Info:     info,
-		Socket:   func() (*os.File, error) { return orphan.DupSocket(sock) },
+		Socket:   func() (*os.File, error) { return procenv.DupFile(sock, "listener") },
 	}, nil
 }
 

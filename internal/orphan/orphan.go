@@ -331,23 +331,3 @@ func rights(oob []byte) *os.File {
 	}
 	return f
 }
-
-// DupSocket duplicates the socket of c (close-on-exec) without switching
-// it to blocking mode (File would): what Handler.Socket returns.
-func DupSocket(c syscall.Conn) (*os.File, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var fd int
-	var derr error
-	if err := rc.Control(func(s uintptr) {
-		fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return nil, err
-	}
-	if derr != nil {
-		return nil, fmt.Errorf("orphan: dup socket: %w", derr)
-	}
-	return os.NewFile(uintptr(fd), "listener"), nil
-}

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/goes-project/goes/internal/procenv"
 	"github.com/goes-project/goes/ipc"
 )
 
@@ -27,7 +28,7 @@ func (f *fakeWorker) Info() Info { return f.info }
 func (f *fakeWorker) Stats() (ipc.WorkerStats, error) {
 	return ipc.WorkerStats{PID: os.Getpid(), State: "orphan", Load: ipc.Load{Requests: 42}}, nil
 }
-func (f *fakeWorker) Socket() (*os.File, error) { return DupSocket(f.ln) }
+func (f *fakeWorker) Socket() (*os.File, error) { return procenv.DupFile(f.ln, "listener") }
 func (f *fakeWorker) Drain(req ipc.DrainRequest) error {
 	f.drains <- req
 	return nil

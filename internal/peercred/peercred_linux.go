@@ -1,6 +1,6 @@
 //go:build linux
 
-package orphan
+package peercred
 
 import (
 	"fmt"
@@ -10,9 +10,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// checkPeer admits root and this process's user (the same rule as the
-// master's control socket, master/creds_linux.go).
-func checkPeer(c *net.UnixConn) error {
+// Check returns nil when c's peer runs as root or as this process's
+// effective user (SO_PEERCRED: its credentials when it connected), an
+// error wrapping ErrRefused for another user, or the error of reading
+// the credentials.
+func Check(c *net.UnixConn) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err
@@ -25,10 +27,10 @@ func checkPeer(c *net.UnixConn) error {
 		return err
 	}
 	if cerr != nil {
-		return fmt.Errorf("orphan: peer credentials: %w", cerr)
+		return fmt.Errorf("peer credentials: %w", cerr)
 	}
 	if cred.Uid == 0 || int(cred.Uid) == os.Geteuid() {
 		return nil
 	}
-	return fmt.Errorf("%w: uid %d (pid %d)", ErrPeer, cred.Uid, cred.Pid)
+	return refused(cred.Uid, cred.Pid)
 }
