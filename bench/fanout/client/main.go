@@ -33,6 +33,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goes-project/goes/bench/fanout/wire"
+	"github.com/goes-project/goes/bench/internal/rawfd"
 )
 
 // conn is one receiver. Its fields belong to the epoll loop once it is
@@ -185,13 +186,13 @@ func (c *client) open(src netip.Addr, dst netip.AddrPort, path string, deadline 
 	if err != nil && !errors.Is(err, unix.EINPROGRESS) {
 		return fmt.Errorf("connect: %w", err)
 	}
-	if err := wait(fd, unix.POLLOUT, deadline); err != nil {
+	if err := rawfd.Wait(fd, unix.POLLOUT, deadline); err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
 	if e, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); e != 0 {
 		return fmt.Errorf("connect: %w", syscall.Errno(e))
 	}
-	if err := writeAll(fd, wire.UpgradeRequest(dst.String(), path), deadline); err != nil {
+	if err := rawfd.WriteAll(fd, wire.UpgradeRequest(dst.String(), path), deadline); err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}
 	buf := make([]byte, 0, 1024)
@@ -203,7 +204,7 @@ func (c *client) open(src netip.Addr, dst netip.AddrPort, path string, deadline 
 			buf = append(buf[:0], buf[i+4:]...)
 			break
 		}
-		if buf, err = readMore(fd, buf, deadline); err != nil {
+		if buf, err = rawfd.ReadMore(fd, buf, deadline); err != nil {
 			return fmt.Errorf("handshake: %w", err)
 		}
 	}
@@ -211,7 +212,7 @@ func (c *client) open(src netip.Addr, dst netip.AddrPort, path string, deadline 
 	if c.centri {
 		join = []byte(`{"id":1,"connect":{}}` + "\n" + `{"id":2,"subscribe":{"channel":"bench"}}`)
 	}
-	if err := writeAll(fd, wire.AppendFrame(nil, wire.OpText, join, true), deadline); err != nil {
+	if err := rawfd.WriteAll(fd, wire.AppendFrame(nil, wire.OpText, join, true), deadline); err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
 	for joined := false; !joined; {
@@ -220,7 +221,7 @@ func (c *client) open(src netip.Addr, dst netip.AddrPort, path string, deadline 
 			return err
 		}
 		if n == 0 {
-			if buf, err = readMore(fd, buf, deadline); err != nil {
+			if buf, err = rawfd.ReadMore(fd, buf, deadline); err != nil {
 				return fmt.Errorf("join: %w", err)
 			}
 			continue
@@ -255,65 +256,6 @@ func (c *client) open(src netip.Addr, dst netip.AddrPort, path string, deadline 
 	ok = true
 	c.joined.Add(1)
 	return nil
-}
-
-// wait polls fd for ev until deadline.
-func wait(fd int, ev int16, deadline time.Time) error {
-	for {
-		ms := int(time.Until(deadline) / time.Millisecond)
-		if ms <= 0 {
-			return os.ErrDeadlineExceeded
-		}
-		p := []unix.PollFd{{Fd: int32(fd), Events: ev}}
-		n, err := unix.Poll(p, ms)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			return nil
-		}
-	}
-}
-
-func writeAll(fd int, b []byte, deadline time.Time) error {
-	for len(b) > 0 {
-		n, err := unix.Write(fd, b)
-		switch {
-		case err == nil:
-			b = b[n:]
-		case errors.Is(err, unix.EAGAIN):
-			if err := wait(fd, unix.POLLOUT, deadline); err != nil {
-				return err
-			}
-		case errors.Is(err, unix.EINTR):
-		default:
-			return err
-		}
-	}
-	return nil
-}
-
-func readMore(fd int, buf []byte, deadline time.Time) ([]byte, error) {
-	var tmp [4096]byte
-	for {
-		n, err := unix.Read(fd, tmp[:])
-		switch {
-		case err == nil && n == 0:
-			return buf, errors.New("closed by the server")
-		case err == nil:
-			return append(buf, tmp[:n]...), nil
-		case errors.Is(err, unix.EAGAIN):
-			if err := wait(fd, unix.POLLIN, deadline); err != nil {
-				return buf, err
-			}
-		case errors.Is(err, unix.EINTR):
-		default:
-			return buf, err
-		}
-	}
 }
 
 // loop reads every registered connection.
