@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/goes-project/goes/connections/internal/core"
 	"github.com/goes-project/goes/connections/internal/epoll"
 	"github.com/goes-project/goes/timer"
 )
@@ -167,9 +168,9 @@ func (l *loop) accept(fd int32) {
 		if l.pool != nil {
 			l.schedule(c, pendConnect)
 		} else {
-			l.cb.enter(cbConnect, c.id)
+			l.cb.Enter(core.CbConnect, c.id)
 			c.callback(s.cfg.Handler.OnConnect)
-			l.cb.leave()
+			l.cb.Leave()
 			l.flush(c)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/goes-project/goes/connections/internal/core"
 	"github.com/goes-project/goes/connections/internal/epoll"
 )
 
@@ -34,11 +35,11 @@ type loop struct {
 	e     *epollEngine
 	s     *Server
 	sys   *epoll.Sys
-	pool  *taskPool // the engine's, nil when callbacks run on the loop
+	pool  *core.TaskPool // the engine's, nil when callbacks run on the loop
 	p     epoll.Poller
 	rbuf  []byte
 	ctr   counters
-	cb    cbMark       // the user callback running on the loop, for the watchdog
+	cb    core.CbMark  // the user callback running on the loop, for the watchdog
 	busy  atomic.Int64 // nanoseconds spent handling events (not waiting), for Stats.LoopBusy
 	n     int          // open connections
 	busyN int          // connections with a pool task

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/goes-project/goes/connections/internal/core"
 )
 
 // closeFlushTimeout bounds how long Close waits for queued data to reach a
@@ -273,7 +275,7 @@ func (c *stdConn) consume(buf []byte) ([]byte, bool) {
 	return buf, halted && rest > 0
 }
 
-// grow returns buf, full, with more room (inputSize), charged to the input
+// grow returns buf, full, with more room (core.InputSize), charged to the input
 // budget, and its new charge. When the packet would exceed MaxPackageSize
 // it fails the connection, and when the budget refuses the room it sheds
 // it; buf comes back emptied then. A closing connection's buf is emptied
@@ -283,7 +285,7 @@ func (c *stdConn) grow(buf []byte, held int) ([]byte, int) {
 	if c.has(fClosing | fSockClosed) {
 		return c.release(buf, held)
 	}
-	size, err := inputSize(len(buf), cap(buf), s.packetSize(c, buf), s.cfg.MaxPackageSize, s.cfg.ReadBufferSize)
+	size, err := core.InputSize(len(buf), cap(buf), s.packetSize(c, buf), s.cfg.MaxPackageSize, s.cfg.ReadBufferSize)
 	if err != nil {
 		c.fail(err)
 		return c.release(buf, held)
@@ -447,10 +449,10 @@ func (c *stdConn) flush() {
 		n := 0
 		var err error
 		if c.rw.rc != nil {
-			n, err = c.rw.tryWrite(buf.b)
+			n, err = c.rw.tryWrite(buf.B)
 			c.ctr.writes.Add(1)
 		}
-		if err != nil || n == len(buf.b) {
+		if err != nil || n == len(buf.B) {
 			c.writeDone(buf, n, err)
 			continue
 		}
@@ -472,10 +474,10 @@ const writeChunk = 64 << 10
 func (c *stdConn) writeLoop(buf *buffer, off int) {
 	defer c.s.wg.Done()
 	for {
-		end := min(off+writeChunk, len(buf.b))
-		n, err := c.nc.Write(buf.b[off:end])
+		end := min(off+writeChunk, len(buf.B))
+		n, err := c.nc.Write(buf.B[off:end])
 		c.ctr.writes.Add(1)
-		if off += n; err != nil || off == len(buf.b) {
+		if off += n; err != nil || off == len(buf.B) {
 			c.writeDone(buf, n, err)
 			break
 		}
