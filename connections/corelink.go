@@ -8,4 +8,8 @@ import "github.com/goes-project/goes/connections/internal/core"
 type (
 	buffer     = core.Buffer
 	bufferPool = core.BufferPool
+
+	// The engine contract's halves that need nothing of a Server.
+	engineOps = core.Ops
+	kickQueue = core.KickQueue
 )

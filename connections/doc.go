@@ -30,7 +30,7 @@
 // eventfd, the wait), the io_uring send batch, and the system calls
 // (epoll.Sys), which tests replace call by call. This package makes no
 // epoll or io_uring call itself (deps_test.go). A Fanout batches flushes
-// through the contract too (engineOps.batchKick, kickQueue: an event
+// through the contract too (core.Ops.BatchKick, core.KickQueue: an event
 // loop's queue), and a Client takes its connection as an interface, so
 // that no file outside an engine's names its connection type. The
 // engine-neutral pieces that need nothing of a Server live in
@@ -100,7 +100,7 @@
 // (hold, grow). A buffer lent for one read and emptied by it is never
 // charged, so whole packets never take the budget's lock. A refused
 // charge sheds the connection (base.shed); a charge that needs room sheds
-// the largest holders from whatever goroutine asks, and engineOps.shedInput
+// the largest holders from whatever goroutine asks, and engineOps.ShedInput
 // has their engines drop their input.
 //
 // # Concurrency

@@ -164,7 +164,7 @@ func (l *loop) accept(fd int32) {
 			b.accepted(s.open.Load())
 		}
 		c.startTimers()
-		s.log.Debug().Uint64("conn", c.id).Stringer("remote", c.remoteAddr()).Msg("connection accepted")
+		s.log.Debug().Uint64("conn", c.id).Stringer("remote", c.Remote()).Msg("connection accepted")
 		if l.pool != nil {
 			l.schedule(c, pendConnect)
 		} else {

@@ -453,27 +453,27 @@ func (c *epConn) closed() {
 
 // Engine hooks; they may run on any goroutine.
 
-func (c *epConn) kick() { c.l.post(c, actFlush) }
+func (c *epConn) Kick() { c.l.post(c, actFlush) }
 
-func (c *epConn) closeSocketLocked() {
+func (c *epConn) CloseSocketLocked() {
 	// The descriptor stays open until the loop releases it, so that its
 	// number cannot be reused under the loop; shutdown tells the peer now.
 	c.l.sys.Shutdown(c.fd, unix.SHUT_RDWR)
 	c.l.post(c, actClose)
 }
 
-func (c *epConn) resumed() { c.l.post(c, actResume) }
+func (c *epConn) Resumed() { c.l.post(c, actResume) }
 
-func (c *epConn) shedInput() { c.l.post(c, actShed) }
+func (c *epConn) ShedInput() { c.l.post(c, actShed) }
 
-// batchKick: a Fanout's flushes go through the loop's queue, in batches.
-func (c *epConn) batchKick() (kickQueue, bool) {
+// BatchKick: a Fanout's flushes go through the loop's queue, in batches.
+func (c *epConn) BatchKick() (core.KickQueue, bool) {
 	return c.l, c.acts.Or(actFlush|actQueued)&actQueued == 0
 }
 
-func (c *epConn) flushDeadline() { c.destroyAfterLocked(closeFlushTimeout) }
+func (c *epConn) FlushDeadline() { c.destroyAfterLocked(closeFlushTimeout) }
 
-func (c *epConn) lingerLocked() bool {
+func (c *epConn) LingerLocked() bool {
 	if c.l.sys.Shutdown(c.fd, unix.SHUT_WR) != nil {
 		return false
 	}
@@ -484,7 +484,7 @@ func (c *epConn) lingerLocked() bool {
 	return true
 }
 
-func (c *epConn) drained() {
+func (c *epConn) Drained() {
 	if c.l.pool != nil {
 		c.l.schedule(c, pendDrain)
 		return
@@ -494,7 +494,7 @@ func (c *epConn) drained() {
 	c.l.cb.Leave()
 }
 
-func (c *epConn) localAddr() net.Addr { return c.ln.addr }
+func (c *epConn) Local() net.Addr { return c.ln.addr }
 
 func (c *epConn) setRemote(rsa *unix.RawSockaddrAny) {
 	switch rsa.Addr.Family {
@@ -511,7 +511,7 @@ func (c *epConn) setRemote(rsa *unix.RawSockaddrAny) {
 	}
 }
 
-func (c *epConn) remoteAddr() net.Addr {
+func (c *epConn) Remote() net.Addr {
 	switch c.rfam {
 	case 4:
 		return &net.TCPAddr{IP: net.IPv4(c.raddr[0], c.raddr[1], c.raddr[2], c.raddr[3]), Port: int(c.rport)}
@@ -647,4 +647,4 @@ func (c *epConn) releaseInput() {
 	}
 }
 
-func (c *epConn) engine() string { return EngineEpoll }
+func (c *epConn) EngineName() string { return EngineEpoll }

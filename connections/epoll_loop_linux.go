@@ -168,10 +168,10 @@ func (l *loop) post(c *epConn, acts uint32) {
 	l.wake()
 }
 
-// postKicks queues connections whose actQueued their batchKick set (with
-// actFlush) for the loop, at once: the loop is a Fanout's kickQueue. Safe
+// PostKicks queues connections whose actQueued their BatchKick set (with
+// actFlush) for the loop, at once: the loop is a Fanout's core.KickQueue. Safe
 // for concurrent use.
-func (l *loop) postKicks(cs []engineOps) {
+func (l *loop) PostKicks(cs []core.Ops) {
 	l.qmu.Lock()
 	if l.qdead {
 		l.qmu.Unlock()
@@ -219,7 +219,7 @@ func (l *loop) runQueue() {
 				continue
 			}
 			// Only actClose releases the socket: it is posted by
-			// closeSocketLocked once it has used the descriptor, so the
+			// CloseSocketLocked once it has used the descriptor, so the
 			// number is never closed (and reused) under it.
 			if acts&actClose != 0 {
 				l.finish(c)

@@ -16,7 +16,7 @@ import (
 // reads nothing more, and pipelined requests wait in the kernel's socket
 // buffer, where TCP flow control slows the peer. Once a write ends with
 // less than half the limit queued (the low watermark), reading resumes
-// (engineOps.resumed), delivering first what was read and held back. What
+// (engineOps.Resumed), delivering first what was read and held back. What
 // a dispatcher sends while it delivers read packets (fReplying) is queued
 // past the limit (one MaxSendBufferSize more than the queue held when it
 // first went over, see replyRoomLocked): the answers to a request that
@@ -48,7 +48,7 @@ func (c *base) queuedLocked() int {
 func (c *base) send(b []byte, str string, raw bool) error {
 	kick, err := c.enqueue(b, str, raw, nil)
 	if kick {
-		c.ops.kick()
+		c.ops.Kick()
 	}
 	return err
 }
@@ -275,10 +275,10 @@ func (c *base) writeDoneNext(buf *buffer, n int, err error, next bool) *buffer {
 	}
 	c.mu.Unlock()
 	if resume {
-		c.ops.resumed()
+		c.ops.Resumed()
 	}
 	if drained {
-		c.ops.drained()
+		c.ops.Drained()
 	}
 	if next {
 		return c.takeOut()

@@ -314,7 +314,7 @@ func (c *base) timersExpired() {
 	tm.t.Reset(time.Duration(next - now))
 	c.mu.Unlock()
 	if beat && !deferred {
-		c.ops.kick()
+		c.ops.Kick()
 	}
 }
 
