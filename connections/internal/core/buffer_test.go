@@ -142,3 +142,21 @@ func TestInputGrowth10MB(t *testing.T) {
 		t.Fatalf("getCap(2 MiB) lent %d bytes", cap(b.B))
 	}
 }
+
+// TestSharedBufferNotPooled: a shared buffer (a Fanout's frame, queued on
+// many connections at once) given back by one of them is never kept by
+// the pool, so that no connection is lent bytes others are still writing.
+func TestSharedBufferNotPooled(t *testing.T) {
+	var p core.BufferPool
+	shared := map[*core.Buffer]bool{}
+	for range 100 {
+		b := &core.Buffer{B: make([]byte, 0, core.BufferSize), Shared: true}
+		shared[b] = true
+		p.Put(b)
+	}
+	for range 100 {
+		if b := p.Get(); shared[b] {
+			t.Fatal("the pool lent a shared buffer given back")
+		}
+	}
+}
