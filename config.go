@@ -25,6 +25,7 @@ import (
 //	  "ready_timeout": "30s",
 //	  "cluster": {"enabled": true},
 //	  "admin": "127.0.0.1:8084", "admin_max_connections": 64,
+//	  "admin_token_file": "/etc/goes/admin.token",
 //	  "unresponsive_timeout": "5s", "kill_unresponsive": "30s",
 //	  "orphan_timeout": "10m",
 //	  "listeners": [
@@ -59,15 +60,28 @@ type Config struct {
 	// Admin is the host:port of the master's admin HTTP endpoint:
 	// Prometheus metrics (/metrics), probes (/healthz, /readyz) and
 	// profiles of the master and of any worker (/debug/pprof/, with
-	// ?worker=ID). It has no authentication: keep it on loopback, or on an
-	// address only operators and Prometheus reach. It overrides
-	// Goer.Admin and Runner.Admin; "off" turns the endpoint off.
+	// ?worker=ID). "unix:///PATH" serves it on an owner-only Unix socket
+	// instead. Without AdminTokenFile it has no authentication: keep it
+	// on loopback, or on an address only operators and Prometheus reach.
+	// It overrides Goer.Admin and Runner.Admin; "off" turns it off.
 	Admin string `json:"admin,omitempty"`
 	// AdminMaxConnections caps the connections the admin endpoint holds
 	// at once (default 64; -1: no cap); one more is closed at once, so
 	// that a flood of connections from any local user cannot take the
 	// master's descriptors. Each request is bounded too (see README).
 	AdminMaxConnections int `json:"admin_max_connections,omitempty"`
+	// AdminTokenFile names a file holding a token (one line) that every
+	// admin request but /healthz and /readyz must carry, as
+	// "Authorization: Bearer TOKEN" (others get 401). It is read at start
+	// (a reload starts a master that reads it again); a file that is
+	// missing, unreadable, empty or readable by others refuses the start.
+	AdminTokenFile string `json:"admin_token_file,omitempty"`
+	// BlockProfileRate and MutexProfileFraction turn on the block and
+	// mutex profiles of the master and of every worker
+	// (runtime.SetBlockProfileRate, runtime.SetMutexProfileFraction;
+	// default 0: off, the profiles are empty).
+	BlockProfileRate     int `json:"block_profile_rate,omitempty"`
+	MutexProfileFraction int `json:"mutex_profile_fraction,omitempty"`
 	// Listeners, see ListenerConfig.
 	Listeners []ListenerConfig `json:"listeners,omitempty"`
 

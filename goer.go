@@ -50,11 +50,8 @@ import (
 
 	"github.com/goes-project/goes/cluster"
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/scheme"
 	"github.com/goes-project/goes/protocols"
-	"github.com/goes-project/goes/protocols/frame"
-	"github.com/goes-project/goes/protocols/http"
-	"github.com/goes-project/goes/protocols/text"
-	"github.com/goes-project/goes/protocols/websocket"
 	"github.com/goes-project/goes/timer"
 )
 
@@ -208,7 +205,10 @@ type Goer struct {
 	// RunAll. Config file: "accept_margin".
 	AcceptMargin float64
 
-	// OnWorkerStart runs in each worker before it accepts.
+	// OnWorkerStart runs in each worker before it accepts, on the
+	// worker's main goroutine: no connection callback runs yet. It may
+	// block (open a database, warm a cache), but the master counts a
+	// worker that does not report ready within ready_timeout as failed.
 	OnWorkerStart func(g *Goer)
 	// OnConnect runs when a stream connection is accepted, on its event
 	// loop (or the callback pool): it must not block (see Goer).
@@ -231,10 +231,16 @@ type Goer struct {
 	// the connection's event loop (or the callback pool); it must not
 	// block.
 	OnBufferDrain func(c connections.Connection)
-	// OnWorkerStop runs in each worker when it stops.
+	// OnWorkerStop runs in each worker when it stops, on the worker's
+	// main goroutine once its connections are closed (no connection
+	// callback runs any more). It may block; the worker exits when it
+	// returns.
 	OnWorkerStop func(g *Goer)
 	// OnWorkerReload runs in each worker of the old generation when a
-	// reload starts draining it.
+	// reload starts draining it, on the worker's main goroutine while its
+	// connections are still served: it runs concurrently with their
+	// callbacks (share state with a lock) and must not block, since the
+	// worker answers its master only after it.
 	OnWorkerReload func(g *Goer)
 
 	err      error          // from NewGoer's parsing, reported by validate
@@ -289,15 +295,18 @@ var ErrBadAddress = errors.New("goes: bad listen address")
 // NewGoer returns a Goer listening on addr with protocol (nil for raw
 // bytes) over transport ("" or "tcp", "udp", "unix", "tls"). addr may be
 // a workerman-style URI whose scheme names a transport or protocol
-// ("http://", "websocket://", "text://", "frame://", "tcp://", "udp://",
-// "unix://", "tls://"); an explicit protocol or transport argument wins over the
-// scheme. A bad address is reported by RunAll.
+// ("http://", "websocket://", "ws://", "text://", "frame://", "tcp://",
+// "udp://", "unix://", "tls://", "ssl://": the table of internal/scheme);
+// an explicit protocol or transport argument wins over the scheme. A bad
+// address is reported by RunAll.
 func NewGoer(addr string, protocol protocols.Protocol, transport string) *Goer {
 	g := &Goer{Addr: addr, Protocol: protocol, Transport: transport}
-	if scheme, rest, ok := strings.Cut(addr, "://"); ok {
+	if name, rest, ok := strings.Cut(addr, "://"); ok {
 		g.Addr = rest
-		t, p, err := schemeDefaults(scheme)
-		g.err = err
+		t, p, ok := scheme.Listen(name)
+		if !ok {
+			g.err = fmt.Errorf("%w: unknown scheme %q", ErrBadAddress, name)
+		}
 		if g.Transport == "" {
 			g.Transport = t
 		}
@@ -309,29 +318,6 @@ func NewGoer(addr string, protocol protocols.Protocol, transport string) *Goer {
 		g.Transport = TransportTCP
 	}
 	return g
-}
-
-// schemeDefaults maps a URI scheme to its transport and protocol.
-func schemeDefaults(scheme string) (transport string, p protocols.Protocol, err error) {
-	switch strings.ToLower(scheme) {
-	case "tcp":
-		return TransportTCP, nil, nil
-	case "udp":
-		return TransportUDP, nil, nil
-	case "unix":
-		return TransportUnix, nil, nil
-	case "tls", "ssl":
-		return TransportTLS, nil, nil
-	case "text":
-		return TransportTCP, text.New(), nil
-	case "frame":
-		return TransportTCP, frame.New(), nil
-	case "http":
-		return TransportTCP, http.NewHttpProtocol(), nil
-	case "websocket", "ws":
-		return TransportTCP, websocket.New(), nil
-	}
-	return "", nil, fmt.Errorf("%w: unknown scheme %q", ErrBadAddress, scheme)
 }
 
 // validate reports a setting that cannot work.
@@ -348,8 +334,8 @@ func (g *Goer) validate() error {
 	default:
 		return fmt.Errorf("%w: unknown transport %q", ErrBadAddress, g.Transport)
 	}
-	if scheme, _, ok := strings.Cut(g.Addr, "://"); ok {
-		return fmt.Errorf("%w: %q has scheme %q (use NewGoer to parse URIs)", ErrBadAddress, g.Addr, scheme)
+	if name, _, ok := strings.Cut(g.Addr, "://"); ok {
+		return fmt.Errorf("%w: %q has scheme %q (use NewGoer to parse URIs)", ErrBadAddress, g.Addr, name)
 	}
 	if g.Addr == "" {
 		return fmt.Errorf("%w: empty", ErrBadAddress)

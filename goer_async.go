@@ -2,13 +2,9 @@ package goes
 
 import (
 	"errors"
-	"fmt"
-	"strings"
 
 	"github.com/goes-project/goes/connections"
-	"github.com/goes-project/goes/protocols/frame"
-	"github.com/goes-project/goes/protocols/text"
-	"github.com/goes-project/goes/protocols/websocket"
+	"github.com/goes-project/goes/internal/scheme"
 )
 
 // ErrNotInWorker is returned by the calls that need a worker process
@@ -63,34 +59,9 @@ func (g *Goer) NewAsyncConnection(uri string, cfg connections.ClientConfig) (*co
 // http:// has no client here (use net/http). A URI it cannot use fails
 // with an error wrapping connections.ErrBadURI.
 func NewClient(uri string, cfg connections.ClientConfig) (*connections.Client, error) {
-	scheme, rest, ok := strings.Cut(uri, "://")
-	if !ok {
-		return connections.NewClient(uri, cfg) // it says what is wrong
-	}
-	switch strings.ToLower(scheme) {
-	case "text":
-		if cfg.Protocol == nil {
-			cfg.Protocol = text.NewTextProtocol()
-		}
-		return connections.NewClient("tcp://"+rest, cfg)
-	case "frame":
-		if cfg.Protocol == nil {
-			cfg.Protocol = frame.NewFrameProtocol()
-		}
-		return connections.NewClient("tcp://"+rest, cfg)
-	case "ws", "wss", "websocket":
-		if cfg.Protocol != nil {
-			return nil, fmt.Errorf("%w: %q: ws:// and wss:// set up their own protocol; "+
-				"for options give websocket.NewClientFor's transport URI and Client instead", connections.ErrBadURI, uri)
-		}
-		transport, ws, err := websocket.NewClientFor(uri)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", connections.ErrBadURI, err)
-		}
-		cfg.Protocol = ws
-		return connections.NewClient(transport, cfg)
-	case "http", "https":
-		return nil, fmt.Errorf("%w: %q: the http protocol has no client side here; use net/http", connections.ErrBadURI, uri)
+	uri, err := scheme.ClientURI(uri, &cfg)
+	if err != nil {
+		return nil, err
 	}
 	return connections.NewClient(uri, cfg)
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/goes-project/goes/internal/launch"
 	"github.com/goes-project/goes/protocols/websocket"
 )
 
@@ -24,7 +25,7 @@ func TestWorkerComm(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := workerComm(tc.id, tc.g)
-			if got != tc.want || len(got) > commMax || !utf8.ValidString(got) {
+			if got != tc.want || len(got) > launch.CommMax || !utf8.ValidString(got) {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
@@ -42,8 +43,8 @@ func TestSetComm(t *testing.T) {
 		return strings.TrimSuffix(string(b), "\n")
 	}
 	old := read("/proc/self/comm")
-	t.Cleanup(func() { setComm(old) })
-	if err := setComm("goes: w9 test"); err != nil {
+	t.Cleanup(func() { launch.SetComm(old) })
+	if err := launch.SetComm("goes: w9 test"); err != nil {
 		t.Fatal(err)
 	}
 	if got := read("/proc/self/comm"); got != "goes: w9 test" {

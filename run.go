@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/goes-project/goes/internal/ctl"
 )
 
 // Runner runs a goes program: the command-line verbs (start, stop,
@@ -47,7 +49,7 @@ type Runner struct {
 var ErrAlreadyRunning = errors.New("goes: already running")
 
 // ErrNotRunning is returned by the verbs that need a running master.
-var ErrNotRunning = errors.New("goes: not running")
+var ErrNotRunning = ctl.ErrNotRunning
 
 // ErrUnsupported is returned by Run on a platform goes does not run on:
 // the master and workers need a Unix system (Linux, macOS, the BSDs).

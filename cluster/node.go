@@ -172,6 +172,15 @@ type Node struct {
 	dispatchDone chan struct{}
 	closeErr     error
 
+	// Lock order: the three locks are leaves, never held together: no
+	// path takes one while holding another (Stats takes mu, then peerMu,
+	// one after the other). mu guards the membership tables; it is held
+	// across the NATS client's ChanSubscribe and Unsubscribe (joinLocked,
+	// leaveLocked), which do not call back into the Node, and never
+	// across a Conn's Send: the dispatcher copies what it delivers to
+	// under mu.RLock and sends after RUnlock. peerMu guards the peer
+	// table; rsMu caches route subjects (routeSubject, taken after mu is
+	// released). A new lock goes after these, or the note says otherwise.
 	mu     sync.RWMutex
 	conns  map[uint64]*entry
 	topics map[string]*topic // by subject: users and groups

@@ -283,7 +283,7 @@ func (b *inputBudget) summary() {
 		}
 		return
 	}
-	b.s.log.Warn().Uint64("shed", n).Uint64("shed_total", b.shed.Load()).Dur("interval", b.every).
+	b.s.log.Warn().Uint64("shed", n).Uint64("shed_total", b.shed.Load()).Dur("interval_ms", b.every).
 		Int("max_input_memory", b.limit).Int64("held", b.held.Load()).Msg("connections shed by the input memory budget")
 	b.s.afterFunc(b.every, b.summary)
 }

@@ -15,6 +15,17 @@ type target struct {
 	server    string // the host name, for TLS verification
 }
 
+// transports is the client's scheme table: the transport URIs, by
+// lower-case scheme (the protocol schemes are goes.NewClient's, in the
+// root package's schemes.go).
+var transports = map[string]struct{ network, transport string }{
+	"tcp":  {"tcp", "tcp"},
+	"tls":  {"tcp", "tls"},
+	"ssl":  {"tcp", "tls"},
+	"udp":  {"udp", "udp"},
+	"unix": {"unix", "unix"},
+}
+
 // parseTarget parses a transport URI: scheme://host:port for tcp, tls (or
 // ssl) and udp; unix:///path/to/socket. Protocol URIs (text://, frame://,
 // ws://, wss://) are not the runtime's: the layer that knows the protocols
@@ -26,24 +37,18 @@ func parseTarget(uri string) (target, error) {
 	if !ok {
 		return t, fmt.Errorf("%w: %q: want scheme://host:port", ErrBadURI, uri)
 	}
-	t.network, t.transport = "tcp", "tcp"
-	switch strings.ToLower(scheme) {
-	case "tcp":
-	case "tls", "ssl":
-		t.transport = "tls"
-	case "udp":
-		t.network, t.transport = "udp", "udp"
-	case "unix":
+	tr, ok := transports[strings.ToLower(scheme)]
+	if !ok {
+		return t, fmt.Errorf("%w: %q: %s:// names no transport: connections.NewClient takes a transport URI "+
+			"(tcp, tls, unix or udp) and the protocol in ClientConfig.Protocol (goes.NewClient maps protocol URIs: text, frame, ws...)", ErrBadURI, uri, scheme)
+	}
+	t.network, t.transport = tr.network, tr.transport
+	if t.network == "unix" {
 		if rest == "" {
 			return t, fmt.Errorf("%w: %q: no socket path", ErrBadURI, uri)
 		}
-		t.network, t.transport, t.addr = "unix", "unix", rest
+		t.addr = rest
 		return t, nil
-	case "text", "frame", "ws", "wss", "websocket", "http", "https":
-		return t, fmt.Errorf("%w: %q: %s:// names a protocol; connections.NewClient takes a transport URI "+
-			"(tcp, tls, unix or udp) and the protocol in ClientConfig.Protocol (goes.NewClient maps protocol URIs)", ErrBadURI, uri, scheme)
-	default:
-		return t, fmt.Errorf("%w: %q: unknown scheme %q (want tcp, tls, unix or udp)", ErrBadURI, uri, scheme)
 	}
 	u, err := url.Parse("x://" + rest)
 	if err != nil {

@@ -92,19 +92,35 @@ var (
 )
 
 // Handler holds the event callbacks of a listener. Nil callbacks are skipped.
+//
+// Where they run: with EngineStd, on the connection's own reading
+// goroutine; with EngineEpoll, on the event loop that serves the
+// connection, or on the callback pool when Config.CallbackGoroutines > 0;
+// for UDP, on the packet conn's reading goroutine. The callbacks of one
+// connection never run concurrently with each other; those of different
+// connections may, so state shared between connections needs a lock.
+// None may block: a callback that waits (a query, a sleep, a lock held
+// elsewhere) stalls every connection of its event loop; hand such work to
+// a goroutine of your own and Send from there (Send is safe from any
+// goroutine). A panic is recovered and reported to OnError as ErrPanic.
 type Handler struct {
-	// OnConnect runs once a stream connection is accepted (not for UDP).
+	// OnConnect runs once a stream connection is accepted (not for UDP),
+	// before its first OnMessage, on the connection's loop (see above).
 	OnConnect func(c Connection)
-	// OnMessage runs for every decoded message. data is valid only until
-	// it returns.
+	// OnMessage runs for every decoded message, on the connection's loop.
+	// data is valid only until it returns.
 	OnMessage func(c Connection, data []byte)
-	// OnClose runs once a stream connection is gone (not for UDP).
+	// OnClose runs once a stream connection is gone (not for UDP), last of
+	// its callbacks, on the connection's loop.
 	OnClose func(c Connection)
 	// OnError runs when a send is dropped, input is malformed, a callback
-	// panics or a write fails.
+	// panics or a write fails: on the connection's loop, or on the
+	// goroutine whose Send failed. It must not block.
 	OnError func(c Connection, err error)
-	// OnBufferFull runs when the send buffer reaches MaxSendBufferSize.
+	// OnBufferFull runs when the send buffer reaches MaxSendBufferSize, on
+	// the goroutine that sent. It must not block.
 	OnBufferFull func(c Connection)
-	// OnBufferDrain runs when a full send buffer has been written out.
+	// OnBufferDrain runs when a full send buffer has been written out, on
+	// the connection's loop.
 	OnBufferDrain func(c Connection)
 }

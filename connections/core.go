@@ -323,7 +323,7 @@ func (c *base) fail(err error) {
 		s.log.Error().Uint64("conn", c.id).Interface("panic", pe.value).Bytes("stack", pe.stack).Msg("callback panicked, connection closed")
 	} else {
 		s.badInput.Add(1)
-		s.log.Info().Uint64("conn", c.id).Stringer("remote", c.ops.Remote()).Err(err).Msg("bad input, connection closed")
+		s.noteBadInput(c, err)
 	}
 	var re *protocols.ReplyError
 	if errors.As(err, &re) && len(re.Reply) > 0 {

@@ -102,9 +102,34 @@ func (s *Server) noteDrop(id uint64) {
 func (s *Server) flushDrops() {
 	s.flushCounter(&s.drops, func(n uint64) {
 		s.log.Warn().Uint64("dropped", n).Uint64("send_buffer_full_total", s.bufFull.Load()).
-			Int("max_send_buffer_size", s.cfg.MaxSendBufferSize).Dur("interval", cutLogEvery).
+			Int("max_send_buffer_size", s.cfg.MaxSendBufferSize).Dur("interval_ms", cutLogEvery).
 			Msg("sends dropped: send buffers full (ErrSendBufferFull)")
 	}, s.flushDrops)
+}
+
+// noteBadInput logs connection c closed for bad input (err), rate-limited
+// as the cuts are: the first after a quiet interval at once, with its
+// connection, peer and error; those that follow in one line per
+// cutLogEvery with their number (Stats.BadInput counts them all). A peer
+// sending garbage by the thousand writes a line every ten seconds, not a
+// line per connection.
+func (s *Server) noteBadInput(c *base, err error) {
+	k := &s.bad
+	k.total.Add(1)
+	k.pending.Add(1)
+	if k.armed.CompareAndSwap(false, true) {
+		s.log.Info().Uint64("conn", c.id).Stringer("remote", c.ops.Remote()).Err(err).Msg("bad input, connection closed")
+		k.pending.Add(^uint64(0)) // this one is logged
+		s.afterFunc(cutLogEvery, s.flushBadInput)
+	}
+}
+
+// flushBadInput logs the bad input closes counted since the last line.
+func (s *Server) flushBadInput() {
+	s.flushCounter(&s.bad, func(n uint64) {
+		s.log.Info().Uint64("connections", n).Uint64("bad_input_total", s.badInput.Load()).Dur("interval_ms", cutLogEvery).
+			Msg("bad input: connections closed")
+	}, s.flushBadInput)
 }
 
 // flushCounter logs (log) what k counted since its last line, if

@@ -182,7 +182,7 @@ func (l *loop) accept(fd int32) {
 // Other loops, and this loop's connections, go on meanwhile.
 func (l *loop) backOff(ll *loopListener, errno unix.Errno) {
 	ll.backoff = nextBackoff(ll.backoff)
-	l.s.log.Warn().Err(errno).Dur("retry_in", ll.backoff).Msg("accept failed")
+	l.s.log.Warn().Err(errno).Dur("retry_in_ms", ll.backoff).Msg("accept failed")
 	el := ll.el
 	l.tmu.Lock()
 	if !l.dead {

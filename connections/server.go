@@ -379,6 +379,7 @@ type Server struct {
 	phaser                         protocols.Phaser
 	cuts                           [numCutReasons]cutCounter
 	drops                          cutCounter // sends dropped at MaxSendBufferSize, for the log (noteDrop)
+	bad                            cutCounter // connections closed for bad input, for the log (noteBadInput)
 
 	pipes *pipeTable // Pipe's links of this server's connections
 

@@ -127,7 +127,7 @@ func (e *stdEngine) serve(ln net.Listener) error {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
 				backoff = nextBackoff(backoff)
-				s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("accept failed")
+				s.log.Warn().Err(err).Dur("retry_in_ms", backoff).Msg("accept failed")
 				t := time.NewTimer(backoff)
 				select {
 				case <-t.C:

@@ -127,7 +127,10 @@ func (c *base) startTimers() {
 		tm.phase.Store(uint32(protocols.PhaseIdle))
 	}
 	if !c.has(fClosing | fSockClosed) {
-		s.wheel.Schedule(&tm.t, s.firstTimer, c.timersExpired)
+		// Coarse: the rules are bounds, so connections due in one window
+		// share one wake-up (never early, at most timer.Slack late); its
+		// Resets keep the slack.
+		s.wheel.ScheduleCoarse(&tm.t, s.firstTimer, c.timersExpired)
 	}
 	c.mu.Unlock()
 }

@@ -53,6 +53,9 @@ type Hello struct {
 	// reload requests that ask for them (a master of an older version
 	// sends none: its CLI waits for it without that heartbeat).
 	Progress bool `json:"progress,omitempty"`
+	// RefusedReloads: this master understands ReloadRequest.Refused (one
+	// of an older version would take such a request for a reload).
+	RefusedReloads bool `json:"refused_reloads,omitempty"`
 }
 
 // Progress is how a stop or a reload goes, sent while the CLI waits
@@ -98,7 +101,8 @@ type WorkerStats struct {
 
 // Load is a worker's traffic and resources, reported in WorkerStats and
 // passed on in its Worker entry of a Status (the fields stand at the top
-// level of both in JSON).
+// level of both in JSON). The figures of connections.Stats come by name
+// (CopyStats, stats.go).
 type Load struct {
 	Connections int64   `json:"connections"`
 	Accepted    uint64  `json:"accepted"`
@@ -127,6 +131,12 @@ type Load struct {
 	// IOUringSends counts the writes the worker's event loops made in
 	// io_uring batches (0 where io_uring is off or not allowed).
 	IOUringSends uint64 `json:"io_uring_sends"`
+	// Writes counts the worker's writes to stream sockets (pipelined
+	// answers share one; IOUringSends are some of them).
+	Writes uint64 `json:"writes"`
+	// InputHeld is the memory the worker holds for unfinished input now
+	// (bounded by max_input_memory).
+	InputHeld int64 `json:"input_held"`
 	// LoopBusySeconds is the time the worker's event loops spent handling
 	// events rather than waiting, summed over its loops (0 where no event
 	// loop runs: TLS, UDP).
@@ -360,6 +370,10 @@ type ReloadRequest struct {
 	Config   string `json:"config,omitempty"`
 	// Progress asks for TypeProgress frames until the answer.
 	Progress bool `json:"progress,omitempty"`
+	// Refused, when set, says that the CLI refused this reload before
+	// asking for it (a config that does not check), and why: the master
+	// starts nothing, logs it and counts it as refused.
+	Refused string `json:"refused,omitempty"`
 }
 
 // StatusRequest asks for a status; Local leaves out the other masters of

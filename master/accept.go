@@ -68,7 +68,7 @@ func (b *acceptBackoff) accepted() {
 	if b.delay == 0 {
 		return
 	}
-	b.log.Info().Str("listener", b.what).Int("failed_accepts", b.fails).Dur("for", time.Since(b.since)).Msg("accepting again")
+	b.log.Info().Str("listener", b.what).Int("failed_accepts", b.fails).Dur("for_ms", time.Since(b.since)).Msg("accepting again")
 	b.delay, b.fails = 0, 0
 }
 

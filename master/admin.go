@@ -4,6 +4,7 @@ package master
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"html"
@@ -12,9 +13,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,7 +38,12 @@ import (
 //	/debug/pprof/                net/http/pprof, of the master
 //	/debug/pprof/NAME?worker=ID  the same of worker ID, over its control channel
 //
-// It has no authentication: bind it to loopback (the default of
+// With Options.AdminToken, every path but /healthz and /readyz asks for
+// Authorization: Bearer TOKEN (401 without it, compared in constant
+// time). Admin may name a Unix socket instead of host:port
+// ("unix:///run/goes/admin.sock"): it is made owner-only, and a client
+// of another uid than the master's (root aside) is refused, as on the
+// control socket. Without either, bind it to loopback (the default of
 // goes-master) or to an address only operators reach.
 //
 // The handlers run on the HTTP server's goroutines and reach the master
@@ -91,6 +99,88 @@ const (
 	adminMaxProfile = 10 * time.Minute
 )
 
+// adminNetwork splits Options.Admin: "unix:///path" (or "unix:path")
+// is a Unix socket, anything else host:port.
+func adminNetwork(admin string) (network, addr string) {
+	if p, ok := strings.CutPrefix(admin, "unix://"); ok {
+		return "unix", p
+	}
+	if p, ok := strings.CutPrefix(admin, "unix:"); ok {
+		return "unix", p
+	}
+	return "tcp", admin
+}
+
+// listenAdminUnix listens on the Unix socket path, owner-only (a socket
+// left by a master that died is replaced; one that answers is not).
+func listenAdminUnix(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: another process serves there", path)
+		}
+		os.Remove(path)
+	}
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, err
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false) // the next generation serves on it
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// peerListener refuses the clients of a Unix admin socket that run as
+// another user than the master (root aside), as the control socket does.
+type peerListener struct{ net.Listener }
+
+func (l peerListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		uc, ok := c.(*net.UnixConn)
+		if !ok {
+			return c, nil
+		}
+		if err := checkPeer(uc); err != nil {
+			c.Close()
+			continue
+		}
+		return c, nil
+	}
+}
+
+// adminAuth asks for Authorization: Bearer token on every path but the
+// probes, which load balancers and orchestrators call without one (they
+// tell nothing but up or down). No token: h as it is.
+func adminAuth(token string, h http.Handler) http.Handler {
+	if token == "" {
+		return h
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz", "/readyz":
+			h.ServeHTTP(w, r)
+			return
+		}
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="goes admin"`)
+			http.Error(w, "401 unauthorized: this admin endpoint asks for Authorization: Bearer TOKEN (admin_token_file)", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // adminDrainWait bounds how long a handed-over admin endpoint waits for
 // the requests of the connections it accepted: past the server's
 // ReadHeaderTimeout, which bounds a connection that sends nothing.
@@ -138,12 +228,19 @@ func (m *master) openAdmin() error {
 		ln  net.Listener
 		err error
 	)
+	network, addr := adminNetwork(m.o.Admin)
+	listen := func(network, addr string) (net.Listener, error) {
+		if network == "unix" {
+			return listenAdminUnix(addr)
+		}
+		return net.Listen(network, addr)
+	}
 	if m.upg != nil {
 		var lerr error
 		// The key names the admin socket among those a master hands to
 		// its successor; a new address (a new config) is a new socket.
-		ln, err = m.upg.tf.ListenWithCallback("tcp", "goes-admin "+m.o.Admin, func(network, _ string) (net.Listener, error) {
-			ln, err := net.Listen(network, m.o.Admin)
+		ln, err = m.upg.tf.ListenWithCallback(network, "goes-admin "+m.o.Admin, func(network, _ string) (net.Listener, error) {
+			ln, err := listen(network, addr)
 			lerr = err
 			return ln, err
 		})
@@ -151,10 +248,13 @@ func (m *master) openAdmin() error {
 			err = lerr
 		}
 	} else {
-		ln, err = net.Listen("tcp", m.o.Admin)
+		ln, err = listen(network, addr)
 	}
 	if err != nil {
 		return fmt.Errorf("master: admin endpoint: %w", err)
+	}
+	if network == "unix" {
+		ln = peerListener{ln}
 	}
 	mux, err := m.adminMux()
 	if err != nil {
@@ -169,7 +269,7 @@ func (m *master) openAdmin() error {
 	capped := &capListener{Listener: ln, max: max, bo: acceptBackoff{log: m.log, what: "admin endpoint"}}
 	a := &admin{ln: capped, addr: ln.Addr().String()}
 	a.srv = &http.Server{
-		Handler:           adminTimeouts(mux),
+		Handler:           adminTimeouts(adminAuth(m.o.AdminToken, mux)),
 		ReadHeaderTimeout: adminReadHeaderTimeout,
 		ReadTimeout:       adminReadTimeout,
 		IdleTimeout:       adminIdleTimeout,
@@ -544,6 +644,8 @@ func (m *master) workerProfile(w http.ResponseWriter, r *http.Request, id int, n
 	})
 	switch {
 	case err == nil:
+	case !wrote && strings.HasPrefix(err.Error(), errNoWorkerPrefix):
+		pprofError(w, http.StatusNotFound, err.Error())
 	case !wrote:
 		pprofError(w, http.StatusInternalServerError, err.Error())
 	default:

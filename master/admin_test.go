@@ -158,7 +158,8 @@ func TestAdminEndpoints(t *testing.T) {
 		{path: "/debug/pprof/goroutine?worker=1&debug=1", code: 200, has: "goroutine profile: total"},
 		{path: "/debug/pprof/mutex?worker=0&debug=1", code: 200, has: "--- mutex:"},
 		{path: "/debug/pprof/cmdline?worker=0", code: 404, has: "master only"},
-		{path: "/debug/pprof/heap?worker=7", code: 500, has: "no worker 7"},
+		{path: "/debug/pprof/heap?worker=7", code: 404, has: "no worker 7"},
+		{path: "/debug/pprof/profile?worker=99&seconds=1", code: 404, has: "no worker 99"},
 		{path: "/debug/pprof/heap?worker=x", code: 400, has: "want an id"},
 		{path: "/debug/pprof/nothing?worker=0", code: 500, has: `no profile "nothing"`},
 		{path: "/debug/pprof/heap?worker=0&seconds=1", code: 400, has: "only profile and trace"},
@@ -400,5 +401,79 @@ func BenchmarkAdminScrape(b *testing.B) {
 			}
 			b.ReportMetric(float64(size), "bytes/scrape")
 		})
+	}
+}
+
+// TestAdminToken: with a token, every path but the probes answers 401
+// without Authorization: Bearer TOKEN, or with another token, and serves
+// with it.
+func TestAdminToken(t *testing.T) {
+	const token = "s3cret-token"
+	_, base := startAdmin(t, 1, nil, func(o *Options) { o.AdminToken = token })
+	do := func(path, auth string) response {
+		req, err := http.NewRequest("GET", base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return response{code: resp.StatusCode, head: resp.Header, body: b}
+	}
+	for _, path := range []string{"/metrics", "/", "/debug/pprof/", "/debug/pprof/heap?worker=0", "/debug/pprof/cmdline", "/nothing"} {
+		for _, auth := range []string{"", "Bearer wrong", "Bearer " + token + "x", token, "Basic " + token} {
+			if r := do(path, auth); r.code != 401 || r.head.Get("WWW-Authenticate") == "" {
+				t.Errorf("%s with %q: %d %.100q; want 401", path, auth, r.code, r.body)
+			}
+		}
+	}
+	if r := do("/metrics", "Bearer "+token); r.code != 200 || !bytes.Contains(r.body, []byte("goes_worker_up")) {
+		t.Errorf("/metrics with the token: %d %.200q", r.code, r.body)
+	}
+	if r := do("/debug/pprof/heap?worker=0", "Bearer "+token); r.code != 200 {
+		t.Errorf("worker heap with the token: %d %.200q", r.code, r.body)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if r := do(path, ""); r.code != 200 {
+			t.Errorf("%s without a token: %d %q", path, r.code, r.body)
+		}
+	}
+}
+
+// TestAdminUnixSocket: "admin": "unix://PATH" serves on an owner-only
+// Unix socket.
+func TestAdminUnixSocket(t *testing.T) {
+	path := t.TempDir() + "/admin.sock"
+	tm := startMaster(t, 1, nil, func(o *Options) { o.Admin = "unix://" + path })
+	tm.waitReady()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("admin socket mode %v; want an owner-only socket", fi.Mode())
+	}
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}}
+	resp, err := c.Get("http://admin/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(b, []byte("goes_worker_up")) {
+		t.Errorf("/metrics over the Unix socket: %d %.200q", resp.StatusCode, b)
 	}
 }

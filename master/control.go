@@ -234,7 +234,7 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 	}
 	switch msg.Type {
 	case ipc.TypePing:
-		ok(ipc.Hello{PID: os.Getpid(), Version: m.o.Version, Progress: true})
+		ok(ipc.Hello{PID: os.Getpid(), Version: m.o.Version, Progress: true, RefusedReloads: true})
 		c.Close()
 	case ipc.TypeStatus:
 		var req ipc.StatusRequest

@@ -21,7 +21,7 @@ func (m *master) onReady(p *proc) {
 	p.mu.Unlock()
 	p.state = StateRunning
 	s := p.slot
-	m.log.Info().Int("worker", s.id).Int("worker_pid", p.pid).Int("generation", p.gen).Dur("start_time", time.Since(p.started)).Msg("worker ready")
+	m.log.Info().Int("worker", s.id).Int("worker_pid", p.pid).Int("generation", p.gen).Dur("start_time_ms", time.Since(p.started)).Msg("worker ready")
 	if p == s.next {
 		m.promote(p)
 	}
@@ -58,7 +58,7 @@ func (m *master) onReady(p *proc) {
 		if err := sdNotify(fmt.Sprintf("READY=1\nMAINPID=%d", os.Getpid())); err != nil {
 			m.log.Warn().Err(err).Msg("systemd notify failed")
 		}
-		m.log.Info().Int("workers", len(m.slots)).Dur("start_time", time.Since(m.started)).Msg("master ready")
+		m.log.Info().Int("workers", len(m.slots)).Dur("start_time_ms", time.Since(m.started)).Msg("master ready")
 		m.releaseOrphans()
 		if m.o.OnReady != nil {
 			m.o.OnReady()
@@ -66,7 +66,7 @@ func (m *master) onReady(p *proc) {
 	}
 }
 
-func (m *master) onExit(p *proc, ps *os.ProcessState) {
+func (m *master) onExit(p *proc, status string) {
 	delete(m.procs, p)
 	p.conn.Close()
 	if p.orphanAt != "" {
@@ -79,10 +79,6 @@ func (m *master) onExit(p *proc, ps *os.ProcessState) {
 		p.killTimer.Stop()
 	}
 	s := p.slot
-	status := "unknown"
-	if ps != nil {
-		status = ps.String()
-	}
 	uptime := time.Since(p.started)
 	if p.retiring {
 		// Drained after a recycle: its id is served by its replacement.
@@ -114,7 +110,7 @@ func (m *master) onExit(p *proc, ps *os.ProcessState) {
 		return
 	case !replacement && s.next != nil:
 		// Its replacement, on its way, takes the id over.
-		m.log.Warn().Int("worker", s.id).Int("worker_pid", p.pid).Str("exit", status).Dur("uptime", uptime).
+		m.log.Warn().Int("worker", s.id).Int("worker_pid", p.pid).Str("exit", status).Dur("uptime_ms", uptime).
 			Msg("worker exited while its replacement starts")
 		s.state = StateStarting
 		return
@@ -135,7 +131,7 @@ func (m *master) onExit(p *proc, ps *os.ProcessState) {
 			Msg("worker keeps crashing, giving up on it")
 		return
 	}
-	m.log.Warn().Int("worker", s.id).Int("worker_pid", p.pid).Str("exit", status).Dur("uptime", uptime).
+	m.log.Warn().Int("worker", s.id).Int("worker_pid", p.pid).Str("exit", status).Dur("uptime_ms", uptime).
 		Int("exit_count", s.exitCount).Msg("worker exited, restarting")
 	m.figs.restarts++
 	m.scheduleRespawn(s)
@@ -242,9 +238,9 @@ func (m *master) watch() {
 			m.ops.UnresponsiveTotal++
 			ev := m.log.Error()
 			if m.o.KillUnresponsive > 0 {
-				ev = m.log.Warn().Dur("kill_after", m.o.KillUnresponsive)
+				ev = m.log.Warn().Dur("kill_after_ms", m.o.KillUnresponsive)
 			}
-			ev.Int("worker", s.id).Int("worker_pid", p.pid).Dur("silent", silent).Msg("worker unresponsive")
+			ev.Int("worker", s.id).Int("worker_pid", p.pid).Dur("silent_ms", silent).Msg("worker unresponsive")
 		case p.unresponsive && silent < m.o.UnresponsiveTimeout:
 			p.unresponsive = false
 			m.log.Info().Int("worker", s.id).Int("worker_pid", p.pid).Msg("worker responsive again")
@@ -257,8 +253,8 @@ func (m *master) watch() {
 				s.ops.WatchdogKills++
 			}
 			m.ops.WatchdogKills++
-			m.log.Warn().Int("worker", s.id).Int("worker_pid", p.pid).Dur("silent", silent).Msg("worker unresponsive too long, killing it")
-			p.cmd.Process.Kill()
+			m.log.Warn().Int("worker", s.id).Int("worker_pid", p.pid).Dur("silent_ms", silent).Msg("worker unresponsive too long, killing it")
+			p.process.Kill()
 		}
 	}
 }

@@ -23,9 +23,9 @@ import (
 type event any
 
 type evExit struct {
-	p     *proc
-	state *os.ProcessState
-	err   error
+	p      *proc
+	status string // how it ended (process.Wait)
+	err    error
 }
 type evReady struct{ p *proc }
 type evRespawn struct{ s *slot }
@@ -57,6 +57,7 @@ type evKillProc struct {
 // through events only, and read just the fields marked "any goroutine".
 type master struct {
 	o      Options        // any goroutine: fixed after newMaster
+	sp     spawner        // any goroutine: fixed after newMaster (tests replace it before the run)
 	log    zerolog.Logger // any goroutine
 	events chan event     // any goroutine: send
 	done   chan struct{}  // any goroutine: closed when run returns
@@ -166,6 +167,7 @@ func newMaster(o Options) (*master, error) {
 	}
 	m := &master{
 		o:      o,
+		sp:     osSpawner,
 		log:    o.Logger,
 		events: make(chan event, 16),
 		done:   make(chan struct{}),
@@ -366,7 +368,7 @@ func (m *master) handle(e event) {
 	case evReady:
 		m.onReady(e.p)
 	case evExit:
-		m.onExit(e.p, e.state)
+		m.onExit(e.p, e.status)
 	case evRespawn:
 		s := e.s
 		s.timer = nil
@@ -380,7 +382,7 @@ func (m *master) handle(e event) {
 	case evKill:
 		for p := range m.procs {
 			m.log.Warn().Int("worker", p.slot.id).Int("worker_pid", p.pid).Msg("worker did not stop in time, killing")
-			p.cmd.Process.Kill()
+			p.process.Kill()
 		}
 	case evRequest:
 		m.onRequest(e.m, e.c)
@@ -408,7 +410,7 @@ func (m *master) handle(e event) {
 	case evKillProc:
 		if _, live := m.procs[e.p]; live {
 			m.log.Warn().Int("worker", e.p.slot.id).Int("worker_pid", e.p.pid).Str("reason", e.why).Msg("killing worker")
-			e.p.cmd.Process.Kill()
+			e.p.process.Kill()
 		}
 	}
 }

@@ -151,15 +151,21 @@ type Options struct {
 	Logger zerolog.Logger
 	// Admin, when set, is the host:port of the admin HTTP endpoint
 	// (Prometheus /metrics, /healthz, /readyz, /debug/pprof of the master
-	// and of every worker; see admin.go). It has no authentication: keep
-	// it on loopback or on an address only operators reach. A reload
-	// hands its socket to the new master.
+	// and of every worker; see admin.go), or "unix:///PATH" for an
+	// owner-only Unix socket. Without AdminToken it has no
+	// authentication: keep it on loopback or on an address only
+	// operators reach. A reload hands its socket to the new master.
 	Admin string
 	// AdminMaxConnections caps the connections the admin endpoint holds
 	// at once (default DefaultAdminMaxConnections, 64; negative: no cap).
 	// One more is closed at once, so that a flood of connections cannot
 	// take the master's descriptors.
 	AdminMaxConnections int
+	// AdminToken, when set, is the bearer token every admin request but
+	// /healthz and /readyz must carry (Authorization: Bearer TOKEN);
+	// others get 401. The goes package reads it from the config's
+	// admin_token_file at every start, so a reload reads it again.
+	AdminToken string
 
 	// Operations: watchdog, reload hand-off, output.
 

@@ -20,7 +20,10 @@ import (
 // MasterStatus) exported as a metric. Adding a number to those structs
 // and one figure line here is all a new metric takes; TestFiguresCover
 // fails for a number that has neither a figure nor a place in
-// unexported.
+// unexported. A worker's connection figures start as a counter in
+// connections.Stats, reach ipc.Load by name (ipc.Load.CopyStats) and get
+// their row in workerFigures: TestFiguresCover fails for a Stats field
+// that has no Load field or no row (ARCHITECTURE.md, "Add a metric").
 type figure struct {
 	// field is the Go field's name; a dotted path reaches into a struct
 	// pointer ("Cluster.Peers"), which may be nil (no sample then).
@@ -74,6 +77,8 @@ func workerFigures() []figure {
 		{field: "InputShed", name: "goes_input_shed_total", typ: counter, help: "Connections shed because the worker's budget for unfinished input (max_input_memory) was spent."},
 		{field: "AcceptPauses", name: "goes_accept_pauses_total", typ: counter, help: "Times the worker stopped accepting for a moment because it held more than its share of its listener's connections (accept_margin)."},
 		{field: "IOUringSends", name: "goes_io_uring_sends_total", typ: counter, help: "Writes the worker's event loops made in io_uring batches (fan-outs); 0 where io_uring is off or not allowed."},
+		{field: "Writes", name: "goes_socket_writes_total", typ: counter, help: "Writes the worker made to stream sockets (pipelined answers share one)."},
+		{field: "InputHeld", name: "goes_input_held_bytes", typ: gauge, help: "Memory the worker holds for unfinished input now (bounded by max_input_memory)."},
 		{field: "Closed", keys: "reason", known: []string{"header_timeout", "body_timeout", "body_min_rate", "keepalive_timeout", "send_timeout", "idle_timeout"}, name: "goes_connections_timed_out_total", typ: counter, help: "Connections closed by a timeout rule, by reason (connections.Closed...: header_timeout, body_timeout, body_min_rate, keepalive_timeout, send_timeout, idle_timeout)."},
 		{field: "Timers", name: "goes_timers", typ: gauge, help: "User timers pending."},
 		{field: "MemoryBytes", name: "goes_worker_resident_memory_bytes", typ: gauge, help: "Resident memory of the worker process."},

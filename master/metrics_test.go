@@ -5,6 +5,7 @@ package master
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/ipc"
 )
 
@@ -318,5 +320,61 @@ func TestReadiness(t *testing.T) {
 				t.Fatalf("ready %v, %q; want %v, %q", ready, report, tc.ready, tc.says)
 			}
 		})
+	}
+}
+
+// TestStatsCover: every figure of a worker's connections.Stats reaches
+// ipc.Load (a field of the name ipc.LoadField gives, which CopyStats
+// fills) and so, through TestFiguresCover, a metric: a counter added to
+// Stats fails here until it has its Load field and its figure row.
+func TestStatsCover(t *testing.T) {
+	covered := map[string]bool{}
+	for _, f := range workerFigures() {
+		covered[f.field] = true
+	}
+	load := reflect.TypeFor[ipc.Load]()
+	st := reflect.TypeFor[connections.Stats]()
+	var sample connections.Stats
+	sv := reflect.ValueOf(&sample).Elem()
+	for i := range st.NumField() {
+		f := st.Field(i)
+		name := ipc.LoadField(f)
+		lf, ok := load.FieldByName(name)
+		if !ok {
+			t.Errorf("connections.Stats.%s has no ipc.Load.%s: add it (ipc/types.go)", f.Name, name)
+			continue
+		}
+		if !covered[name] && unexported["Worker."+name] == "" {
+			t.Errorf("connections.Stats.%s (ipc.Load.%s) is not a metric: add its row to workerFigures", f.Name, name)
+		}
+		// A value set in Stats arrives in Load.
+		v := sv.Field(i)
+		switch v.Kind() {
+		case reflect.Int64:
+			v.SetInt(int64(3000 + i))
+		case reflect.Uint64:
+			v.SetUint(uint64(3000 + i))
+		case reflect.Map:
+			v.Set(reflect.ValueOf(map[string]uint64{"idle_timeout": uint64(3000 + i)}))
+		default:
+			t.Errorf("connections.Stats.%s: a %v (teach this test and ipc.Load.CopyStats)", f.Name, lf.Type)
+		}
+	}
+	var l ipc.Load
+	l.CopyStats(sample)
+	lv := reflect.ValueOf(l)
+	for i := range st.NumField() {
+		f := st.Field(i)
+		got := lv.FieldByName(ipc.LoadField(f))
+		if !got.IsValid() {
+			continue
+		}
+		want := fmt.Sprint(sv.Field(i).Interface())
+		if f.Type == reflect.TypeFor[time.Duration]() {
+			want = fmt.Sprint(time.Duration(sv.Field(i).Int()).Seconds())
+		}
+		if s := fmt.Sprint(got.Interface()); s != want {
+			t.Errorf("ipc.Load.%s = %s after CopyStats, want %s", f.Name, s, want)
+		}
 	}
 }

@@ -81,7 +81,7 @@ func (m *master) workerSocket(route uint32) (string, *os.File) {
 		m.log.Warn().Err(err).Msg("no worker socket: this worker will not outlive its master")
 		return "", nil
 	}
-	f, err := dupFile(ln, "worker-socket")
+	f, err := m.sp.dupFile(ln, "worker-socket")
 	ln.Close() // the duplicate keeps it listening; the file stays
 	if err != nil {
 		os.Remove(path)
@@ -298,7 +298,7 @@ func (m *master) onOrphanGone(e evOrphanGone) {
 		m.log.Info().Int("orphan_pid", o.info.PID).Int("worker", o.info.ID).Str("name", o.info.Name).
 			Bool("told_to_drain", o.draining).AnErr("conversation_end", e.err).Msg("orphan exited")
 		if len(m.orphans) == 0 && !m.orphansReleased.IsZero() {
-			m.log.Info().Dur("drain_time", time.Since(m.orphansReleased)).Msg("every orphan has exited")
+			m.log.Info().Dur("drain_time_ms", time.Since(m.orphansReleased)).Msg("every orphan has exited")
 		}
 		return
 	}

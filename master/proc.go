@@ -57,9 +57,9 @@ type proc struct {
 	// shareSlot is the process's slot in its listener's accept share
 	// (socket.share); -1: none. The run loop frees it in onExit.
 	shareSlot int
-	// cmd: the run loop kills through cmd.Process; the wait goroutine
-	// owns cmd.Wait and cmd.ProcessState.
-	cmd *exec.Cmd
+	// process: the run loop kills through it; the wait goroutine owns
+	// its Wait (spawn.go).
+	process process
 	// conn and ctl: set at spawn. Writes (tell from the run loop, request
 	// from status goroutines) are serialised by ipc.Conn; net.Conn's
 	// deadlines and Close are safe for concurrent use. Recv belongs to the
@@ -150,12 +150,12 @@ func (m *master) spawn(s *slot) error {
 // spawnProc starts a worker process for s; the caller places it in s.
 func (m *master) spawnProc(s *slot) (*proc, error) {
 	sock := m.sockets[s.listener]
-	sockFile, err := dupFile(sock.conn(), "listener")
+	sockFile, err := m.sp.dupFile(sock.conn(), "listener")
 	if err != nil {
 		return nil, fmt.Errorf("master: worker %d: %w", s.id, err)
 	}
 	defer sockFile.Close()
-	fds, err := socketpair()
+	fds, err := m.sp.socketpair()
 	if err != nil {
 		return nil, fmt.Errorf("master: worker %d: socketpair: %w", s.id, err)
 	}
@@ -214,7 +214,8 @@ func (m *master) spawnProc(s *slot) (*proc, error) {
 	if m.o.Credential != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.o.Credential}
 	}
-	if err := cmd.Start(); err != nil {
+	pr, err := m.sp.start(cmd)
+	if err != nil {
 		if orphanPath != "" {
 			os.Remove(orphanPath)
 		}
@@ -228,10 +229,10 @@ func (m *master) spawnProc(s *slot) (*proc, error) {
 	p := &proc{
 		slot:      s,
 		gen:       m.gen,
-		pid:       cmd.Process.Pid,
+		pid:       pr.Pid(),
 		route:     id.Route,
 		shareSlot: shareSlot,
-		cmd:       cmd,
+		process:   pr,
 		conn:      conn,
 		ctl:       ipc.NewConn(conn),
 		started:   time.Now(),
@@ -254,8 +255,8 @@ func (m *master) spawnProc(s *slot) (*proc, error) {
 	}
 	go p.read(m)
 	go func() {
-		err := cmd.Wait()
-		m.send(evExit{p: p, state: cmd.ProcessState, err: err})
+		status, err := pr.Wait()
+		m.send(evExit{p: p, status: status, err: err})
 	}()
 	m.log.Debug().Int("worker", s.id).Int("worker_pid", p.pid).Int("generation", p.gen).Msg("worker spawned")
 	return p, nil

@@ -69,8 +69,13 @@ func (m *master) workerProc(id int) (*proc, error) {
 		}
 		return nil, fmt.Errorf("master: worker %d is %s", id, s.state)
 	}
-	return nil, fmt.Errorf("master: no worker %d (ids 0 to %d)", id, len(m.slots)-1)
+	return nil, fmt.Errorf(errNoWorkerPrefix+"%d (ids 0 to %d)", id, len(m.slots)-1)
 }
+
+// errNoWorkerPrefix begins the error of a request for a worker id the
+// master does not run; the admin endpoint answers it with 404 (the error
+// reaches it as text, over the run loop's answer).
+const errNoWorkerPrefix = "master: no worker "
 
 // profile has the worker take the profile req asks for and passes it to
 // each, chunk by chunk, reading on while the worker holds more. Safe for

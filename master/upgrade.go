@@ -141,11 +141,17 @@ func (m *master) reload(c net.Conn, id uint64, req ipc.ReloadRequest) error {
 		err = fmt.Errorf("master is %s", m.state)
 	case m.upgrading:
 		err = errors.New("a reload is in progress")
+	case req.Refused != "":
+		// The CLI refused it (goes-master check --reload, or reload
+		// --config with a config that does not check): it is logged and
+		// counted here, where operators look.
+		err = fmt.Errorf("the config %s does not check: %s", req.Config, req.Refused)
 	case req.Config != "" && !filepath.IsAbs(req.Config):
 		err = fmt.Errorf("config file %q is not an absolute path", req.Config)
 	}
 	if err != nil {
 		m.ops.Reloads[ipc.ReloadRefused]++
+		m.log.Error().Err(err).Int("refused", m.ops.Reloads[ipc.ReloadRefused]).Msg("reload refused")
 		return err
 	}
 	m.beginUpgrade(c, id, req)

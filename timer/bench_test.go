@@ -26,7 +26,8 @@ func spread(i, n int) time.Duration {
 
 // BenchmarkAddCancel measures arming a timer and cancelling it again, with
 // 0 or 1M other timers pending: the wheel's user timers (Add/Del), the
-// wheel's embedded Timer (Schedule/Stop) and the runtime's timers
+// wheel's embedded Timer (Schedule/Stop), the same coarse
+// (ScheduleCoarse/Stop: one division more) and the runtime's timers
 // (time.AfterFunc/Stop).
 func BenchmarkAddCancel(b *testing.B) {
 	fn := func() {}
@@ -55,6 +56,21 @@ func BenchmarkAddCancel(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				w.Schedule(&t, time.Minute, fn)
+				t.Stop()
+			}
+		})
+		b.Run("impl=wheel-coarse/pending="+pendingName(pending), func(b *testing.B) {
+			w := New(Options{})
+			w.Start()
+			defer w.Stop()
+			nodes := make([]Timer, pending)
+			for i := range nodes {
+				w.ScheduleCoarse(&nodes[i], spread(i, pending), fn)
+			}
+			var t Timer
+			b.ReportAllocs()
+			for b.Loop() {
+				w.ScheduleCoarse(&t, time.Minute, fn)
 				t.Stop()
 			}
 		})

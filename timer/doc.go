@@ -33,6 +33,26 @@
 // time the callbacks before it take. Timers due at the same tick run in no
 // particular order.
 //
+// # Coarse timers: timeouts
+//
+// A timeout is a bound, not an appointment: nobody minds a connection
+// closed for silence a little after its 30 s, but a worker with 100,000
+// connections whose timeouts each fall due at their own millisecond wakes
+// on nearly every tick. A Timer armed with Wheel.ScheduleCoarse (and its
+// later Resets), or an Idle started with StartCoarse, may run late by
+// Slack(d): 0 for d below a second (short timers stay exact), else the
+// largest of 125 ms, 250 ms, 500 ms and 1 s that is at most d/8. Its
+// deadline is rounded up to a multiple of that step, counted from the
+// wheel's creation; each step divides the next, so coarse timers of every
+// duration share their instants, and any number of them due in one step
+// are handled in one wake-up. A wheel holding only coarse timers of 8 s
+// and more wakes at most once a second whatever their count (1 to 8 s:
+// at most eight times). The guarantee becomes: never earlier than d, never
+// later than d + Slack(d), plus scheduling delay (and one tick, for a
+// Tick that does not divide 125 ms). The rule is the kernel's timer slack
+// and round_jiffies, or nginx's timer_resolution, applied per timer: user
+// timers (Add) and Schedule stay exact.
+//
 // # Callbacks and concurrency
 //
 // Callbacks run one at a time on the Wheel's goroutine, with no lock held.

@@ -29,6 +29,18 @@ type Idle struct {
 // once; call Start again to watch again. The first Start allocates the
 // Idle's callback (one small allocation for the life of the Idle).
 func (i *Idle) Start(w *Wheel, timeout time.Duration, onIdle func()) {
+	i.start(w, timeout, onIdle, false)
+}
+
+// StartCoarse is Start with the slack of Wheel.ScheduleCoarse: onIdle
+// runs once timeout has passed without a Touch, and at most
+// Slack(timeout) later, on a boundary the wheel's other coarse timers
+// share.
+func (i *Idle) StartCoarse(w *Wheel, timeout time.Duration, onIdle func()) {
+	i.start(w, timeout, onIdle, true)
+}
+
+func (i *Idle) start(w *Wheel, timeout time.Duration, onIdle func(), coarse bool) {
 	if onIdle == nil {
 		panic("timer: Idle.Start with a nil func")
 	}
@@ -38,7 +50,11 @@ func (i *Idle) Start(w *Wheel, timeout time.Duration, onIdle func()) {
 	i.timeout, i.onIdle = int64(timeout), onIdle
 	w.bind(&i.t)
 	i.last.Store(w.nanos())
-	w.Schedule(&i.t, timeout, i.check)
+	if coarse {
+		w.ScheduleCoarse(&i.t, timeout, i.check)
+	} else {
+		w.Schedule(&i.t, timeout, i.check)
+	}
 }
 
 // Touch records activity now. It does nothing before Start. Safe for
@@ -58,7 +74,7 @@ func (i *Idle) Stop() bool { return i.t.Stop() }
 func (i *Idle) expire() {
 	w := i.t.w.Load()
 	if deadline := i.last.Load() + i.timeout; deadline > w.nanos() {
-		w.rearmAt(&i.t, deadline)
+		w.rearmAt(&i.t, deadline, time.Duration(i.timeout))
 		return
 	}
 	i.onIdle()

@@ -224,7 +224,7 @@ func (w *worker) run(ctx context.Context) error {
 			return
 		}
 		w.state.Store(StateDraining)
-		w.log.Info().Dur("timeout", timeout).Bool("reload", reload).Msg("worker draining")
+		w.log.Info().Dur("timeout_ms", timeout).Bool("reload", reload).Msg("worker draining")
 		if reload && w.o.OnReload != nil {
 			w.o.OnReload()
 		}
@@ -282,7 +282,7 @@ func (w *worker) run(ctx context.Context) error {
 			w.checkLimits(ctl)
 		case <-orphanDue:
 			orphanDue = nil
-			w.log.Warn().Dur("orphaned_for", time.Since(orphanedAt)).Msg("no new master adopted this orphan: draining")
+			w.log.Warn().Dur("orphaned_for_ms", time.Since(orphanedAt)).Msg("no new master adopted this orphan: draining")
 			drain(w.o.StopTimeout, false)
 			waitDrain = drained
 		case req := <-adoptDrain:
@@ -294,7 +294,7 @@ func (w *worker) run(ctx context.Context) error {
 			if timeout <= 0 {
 				timeout = w.o.StopTimeout
 			}
-			w.log.Info().Dur("orphaned_for", time.Since(orphanedAt)).Msg("a new master serves: the orphan drains")
+			w.log.Info().Dur("orphaned_for_ms", time.Since(orphanedAt)).Msg("a new master serves: the orphan drains")
 			drain(timeout, true)
 			waitDrain = drained
 		case ch := <-orphanStats:
@@ -312,7 +312,7 @@ func (w *worker) run(ctx context.Context) error {
 					w.state.Store(StateOrphan)
 					t := time.NewTimer(o.Timeout)
 					orphanDue, orphanCancel = t.C, func() { t.Stop() }
-					w.log.Warn().Dur("orphan_timeout", o.Timeout).Str("socket", o.Listener.Addr().String()).
+					w.log.Warn().Dur("orphan_timeout_ms", o.Timeout).Str("socket", o.Listener.Addr().String()).
 						Msg("master gone: serving on as an orphan until a new master adopts this worker")
 					go orphan.Serve(o.Listener, &orphanHandler{w: w, at: orphanedAt, drain: adoptDrain, stats: orphanStats},
 						func(msg string, err error) { w.log.Warn().Err(err).Msg(msg) })
@@ -470,33 +470,16 @@ func (w *worker) stats() ipc.WorkerStats {
 	if w.o.Cluster != nil {
 		cl = w.o.Cluster()
 	}
-	return ipc.WorkerStats{
-		PID:   os.Getpid(),
-		State: w.state.Load().(string),
-		Load: ipc.Load{
-			Connections:     st.Connections,
-			Accepted:        st.Accepted,
-			Requests:        st.Requests,
-			QPS:             float64frombits(w.qps.Load()),
-			BytesIn:         st.BytesIn,
-			BytesOut:        st.BytesOut,
-			Errors:          st.Errors,
-			InputShed:       st.InputShed,
-			AcceptPauses:    st.AcceptPauses,
-			IOUringSends:    st.IOUringSends,
-			LoopBusySeconds: st.LoopBusy.Seconds(),
-			MemoryBytes:     memoryBytes(),
-			Timers:          timers,
-			Closed:          st.Closed,
-			Cluster:         cl,
-
-			BadInput:       st.BadInput,
-			Panics:         st.Panics,
-			SendBufferFull: st.SendBufferFull,
-			CPUSeconds:     cpuSeconds(),
-			Goroutines:     runtime.NumGoroutine(),
-		},
+	load := ipc.Load{
+		QPS:         float64frombits(w.qps.Load()),
+		MemoryBytes: memoryBytes(),
+		Timers:      timers,
+		Cluster:     cl,
+		CPUSeconds:  cpuSeconds(),
+		Goroutines:  runtime.NumGoroutine(),
 	}
+	load.CopyStats(st) // every connections.Stats figure, by name (ipc/stats.go)
+	return ipc.WorkerStats{PID: os.Getpid(), State: w.state.Load().(string), Load: load}
 }
 
 func (w *worker) conns() []ipc.ConnInfo {

@@ -101,8 +101,9 @@ type prometheus struct {
 }
 
 // startPrometheus runs Debian's prometheus (installed by .ci/run) with
-// its own data directory, scraping target's /metrics every second.
-func startPrometheus(t *testing.T, target string) *prometheus {
+// its own data directory, scraping target's /metrics every second; extra
+// lines are added to the job's scrape config.
+func startPrometheus(t *testing.T, target string, extra ...string) *prometheus {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
@@ -118,7 +119,7 @@ scrape_configs:
   - job_name: goes
     static_configs:
       - targets: [%q]
-`, target)), 0o600); err != nil {
+%s`, target, strings.Join(extra, ""))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// A port that was free a moment ago: another program may take it

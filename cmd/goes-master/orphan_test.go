@@ -274,29 +274,6 @@ func maxPID(st ipc.Status) int {
 	return n
 }
 
-// masterDead waits until the killed master pid is gone and the run
-// directory's lock is free: a killed process shows as a zombie while its
-// other threads still exit, holding its descriptors (the lock) a moment.
-func masterDead(t *testing.T, s *setup, pid int) {
-	t.Helper()
-	allGone(t, 10*time.Second, "the master gone", []int{pid})
-	testkit.Eventually(t, 10*time.Second, testkit.Poll, "the run directory's lock free", func() bool {
-		return !s.paths().Locked()
-	})
-}
-
-func allGone(t *testing.T, d time.Duration, what string, pids []int) {
-	t.Helper()
-	testkit.Eventually(t, d, testkit.Poll, what, func() error {
-		for _, pid := range pids {
-			if proctest.Alive(pid) {
-				return fmt.Errorf("pid %d alive", pid)
-			}
-		}
-		return nil
-	})
-}
-
 // certGate is a TLS listener's cert_file as a FIFO: a worker of that
 // listener cannot start (it reads the file) until the test lets it
 // (open), one worker at a time.

@@ -44,19 +44,6 @@ import (
 	"github.com/goes-project/goes/ipc"
 )
 
-// Proto is the version of the hand-over protocol. A master adopts only
-// orphans that speak its Proto; Info's Proto and PID, and TypeHello, keep
-// their meaning in every version, so that a master can tell an orphan of
-// another version from a stale socket.
-const Proto = 1
-
-// Requests.
-const (
-	TypeHello  = "orphan-hello"
-	TypeSocket = "orphan-socket"
-	TypeDrain  = "orphan-drain"
-)
-
 // maxPacket bounds one packet (a WorkerStats is about 2 KB).
 const maxPacket = 64 << 10
 
@@ -88,49 +75,6 @@ func Listen(path string) (*net.UnixListener, error) {
 	}
 	return ln, nil
 }
-
-// HelloRequest opens a conversation.
-type HelloRequest struct {
-	Proto int `json:"proto"`
-}
-
-// Info is what an orphan says about itself.
-type Info struct {
-	Proto      int    `json:"proto"`
-	PID        int    `json:"pid"`
-	MasterPID  int    `json:"master_pid"` // the dead master's
-	ID         int    `json:"id"`
-	Generation int    `json:"generation"`
-	Route      uint32 `json:"route"`
-	// The listener: its index in the dead master's config, its name,
-	// network, configured address and the key by which a master matches
-	// it to its own listeners (master's inheritKey).
-	Listener int    `json:"listener"`
-	Name     string `json:"name"`
-	Network  string `json:"network"`
-	Addr     string `json:"addr"`
-	Key      string `json:"key"`
-	// Bound is the address the socket is bound to.
-	Bound      string    `json:"bound"`
-	State      string    `json:"state"`
-	OrphanedAt time.Time `json:"orphaned_at"`
-	// DrainAt is when the orphan drains by itself unless a master adopts
-	// it first (its orphan timeout).
-	DrainAt time.Time `json:"drain_at"`
-}
-
-// Handler is the orphan's side of the conversation. Its methods are
-// called from the connections' goroutines, concurrently.
-type Handler interface {
-	Info() Info
-	Stats() (ipc.WorkerStats, error)
-	// Socket returns a duplicate of the listening socket; Serve closes it.
-	Socket() (*os.File, error)
-	Drain(req ipc.DrainRequest) error
-}
-
-// ErrPeer: the peer is neither root nor the same user.
-var ErrPeer = errors.New("orphan: peer refused")
 
 // Serve answers the new masters that connect to ln until ln is closed.
 // log, when set, is told of refused peers and failed requests.

@@ -94,17 +94,27 @@ type Protocol struct {
 
 	// OnOpen, when set, runs once the 101 answer is queued: sends from it
 	// reach the peer right after the handshake.
+	//
+	// OnOpen, OnPing, OnPong and OnClose run while the protocol decodes
+	// the connection's input: on the connection's goroutine, as its
+	// OnMessage does (the event loop, the callback pool or its reading
+	// goroutine: see connections.Handler), never concurrently with another
+	// callback of the same connection. They must not block: the loop's
+	// other connections wait meanwhile.
 	OnOpen func(c protocols.Conn)
 
-	// OnPing runs for every ping received, after the pong was queued.
-	// payload is valid only during the call.
+	// OnPing runs for every ping received, after the pong was queued, on
+	// the connection's goroutine; it must not block. payload is valid only
+	// during the call.
 	OnPing func(c protocols.Conn, payload []byte)
 
-	// OnPong runs for every pong received. payload is valid only during the call.
+	// OnPong runs for every pong received, on the connection's goroutine;
+	// it must not block. payload is valid only during the call.
 	OnPong func(c protocols.Conn, payload []byte)
 
 	// OnClose runs when the peer's close frame arrives, with its code
-	// (CloseNoStatus when it had none) and reason.
+	// (CloseNoStatus when it had none) and reason, on the connection's
+	// goroutine, before the connection's own OnClose; it must not block.
 	OnClose func(c protocols.Conn, code int, reason string)
 
 	// Compression configures permessage-deflate; the zero value disables it.

@@ -109,7 +109,7 @@ func (w *Watchdog) Run(stop <-chan struct{}, wg *sync.WaitGroup) {
 				if d := now.Sub(s.since); d >= s.next {
 					s.next = (d/(10*after) + 1) * 10 * after
 					w.Log.Warn().Int("loop", i).Str("callback", cbNames[cur&cbKindMask]).Uint64("conn", cbConn(cur, w.IDBase)).
-						Dur("blocked_for", d).
+						Dur("blocked_for_ms", d).
 						Msg("event loop blocked by a callback; its other connections wait (see Config.CallbackGoroutines)")
 				}
 			}

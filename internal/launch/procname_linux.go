@@ -1,4 +1,4 @@
-package goes
+package launch
 
 import (
 	"os"
@@ -10,17 +10,12 @@ import (
 // -f): the kernel's TASK_COMM_LEN less its NUL.
 const commMax = 15
 
-// workerComm is the process name of worker id serving g: "goes: w<id>
-// <listener>", cut to commMax bytes (on a UTF-8 boundary). The listener is
-// g.Name, else its protocol ("http", "websocket") or, without one, its
-// transport.
-func workerComm(id int, g *Goer) string {
-	name := g.Name
-	if name == "" {
-		if name = protocolName(g); name == "raw" {
-			name = g.Transport
-		}
-	}
+// CommMax is the length of a process name.
+const CommMax = commMax
+
+// WorkerComm is the process name of worker id serving listener: "goes:
+// w<id> <listener>", cut to commMax bytes (on a UTF-8 boundary).
+func WorkerComm(id int, name string) string {
 	s := "goes: w" + strconv.Itoa(id) + " " + name
 	for len(s) > commMax {
 		_, n := utf8.DecodeLastRuneInString(s)
@@ -29,13 +24,13 @@ func workerComm(id int, g *Goer) string {
 	return s
 }
 
-// setComm names this process and each of its threads: the name of the
+// SetComm names this process and each of its threads: the name of the
 // thread group leader is the process's (ps -o comm, pgrep), the others'
 // show in top -H and htop. Writing /proc/self/comm from any thread names
 // the leader; a thread started later takes the name of the thread that
 // starts it, so threads already named pass it on. A thread that exits
 // meanwhile is skipped.
-func setComm(name string) error {
+func SetComm(name string) error {
 	if err := os.WriteFile("/proc/self/comm", []byte(name), 0); err != nil {
 		return err
 	}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package goes
+package worker
 
 import (
 	"fmt"
@@ -9,9 +9,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// reopenLog points stdout and stderr at a freshly opened path (after
+// ReopenLog points stdout and stderr at a freshly opened path (after
 // logrotate moved the old file away).
-func reopenLog(path string) error {
+func ReopenLog(path string) error {
 	if path == "" {
 		return nil
 	}

@@ -1,11 +1,11 @@
 //go:build unix && !linux
 
-package goes
+package ctl
 
 import "golang.org/x/sys/unix"
 
-// isTerminal reports whether fd is a terminal.
-func isTerminal(fd int) bool {
+// IsTerminal reports whether fd is a terminal.
+func IsTerminal(fd int) bool {
 	_, err := unix.IoctlGetTermios(fd, unix.TIOCGETA)
 	return err == nil
 }

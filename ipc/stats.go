@@ -1,0 +1,58 @@
+package ipc
+
+import (
+	"reflect"
+	"time"
+)
+
+// The figures of a worker's connections.Stats reach Load by name: every
+// Stats field has a Load field of the same name (a time.Duration one
+// named Name+"Seconds", in seconds), which CopyStats fills, and
+// master/metrics.go's workerFigures has the row that exports it; the
+// JSON status carries it as it is. A new figure is a counter in
+// connections (and its Stats field), its Load field here, and its row
+// there; master's TestFiguresCover fails for a Stats field without
+// either.
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// LoadField is the name of the Load field that carries the Stats field f:
+// one name per counter, from connections.Stats to the status.
+func LoadField(f reflect.StructField) string {
+	if f.Type == durationType {
+		return f.Name + "Seconds"
+	}
+	return f.Name
+}
+
+// CopyStats sets the fields of l that carry the fields of st (a
+// connections.Stats, or any struct: see LoadField); a field of st with no
+// field of a matching kind in l is skipped (master's TestFiguresCover
+// keeps that from happening to a connections.Stats field).
+func (l *Load) CopyStats(st any) {
+	src := reflect.ValueOf(st)
+	if src.Kind() == reflect.Pointer {
+		src = src.Elem()
+	}
+	dst := reflect.ValueOf(l).Elem()
+	t := src.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		to := dst.FieldByName(LoadField(f))
+		if !to.IsValid() {
+			continue
+		}
+		from := src.Field(i)
+		switch {
+		case f.Type == durationType && to.Kind() == reflect.Float64:
+			to.SetFloat(time.Duration(from.Int()).Seconds())
+		case from.Type().AssignableTo(to.Type()):
+			to.Set(from)
+		case from.CanConvert(to.Type()) && from.Kind() != reflect.String && to.Kind() != reflect.String:
+			to.Set(from.Convert(to.Type()))
+		}
+	}
+}
