@@ -136,7 +136,7 @@ func (w *seamLog) String() string {
 	return w.b.String()
 }
 
-// retryDelays returns the retry_in of every "accept failed" line.
+// retryDelays returns the retry_in_ms of every "accept failed" line.
 func (w *seamLog) retryDelays(t *testing.T) []time.Duration {
 	t.Helper()
 	w.mu.Lock()
@@ -145,7 +145,7 @@ func (w *seamLog) retryDelays(t *testing.T) []time.Duration {
 	for _, line := range strings.Split(w.b.String(), "\n") {
 		var e struct {
 			Message string  `json:"message"`
-			RetryIn float64 `json:"retry_in"` // milliseconds
+			RetryIn float64 `json:"retry_in_ms"`
 		}
 		if line == "" || json.Unmarshal([]byte(line), &e) != nil || e.Message != "accept failed" {
 			continue

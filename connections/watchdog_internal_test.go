@@ -26,7 +26,7 @@ type watchdogWarning struct {
 	Loop       int     `json:"loop"`
 	Callback   string  `json:"callback"`
 	Conn       uint64  `json:"conn"`
-	BlockedFor float64 `json:"blocked_for"` // milliseconds
+	BlockedFor float64 `json:"blocked_for_ms"`
 }
 
 // watchdogWarnings returns the watchdog's warnings in logs.
@@ -200,7 +200,7 @@ func TestWatchdogNamesBlockingCallback(t *testing.T) {
 			})
 			free()
 			if w.Loop != 0 || w.Callback != tc.cb || w.Conn != route|1 || w.BlockedFor < float64(after/time.Millisecond) {
-				t.Fatalf("warning %+v, want loop 0, callback %s, conn %d, blocked_for >= %v", w, tc.cb, route|1, after)
+				t.Fatalf("warning %+v, want loop 0, callback %s, conn %d, blocked_for_ms >= %v", w, tc.cb, route|1, after)
 			}
 			// The loop serves again: another connection is answered.
 			c2, err := net.Dial("tcp", addr)
