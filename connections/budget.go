@@ -295,17 +295,17 @@ func (b *inputBudget) summary() {
 // progress returns, for a refusal of HoldInput from Decode). Otherwise
 // another connection's goroutine sheds c, after the budget dropped c's
 // record, and c's engine drops c's input as soon as it can
-// (engineOps.shedInput).
+// (engineOps.ShedInput).
 func (c *base) shed(self bool) {
 	s := c.s
 	if !self {
-		defer c.ops.shedInput()
+		defer c.ops.ShedInput()
 	}
 	if c.has(fClosing | fSockClosed) {
 		return
 	}
 	s.budget.count()
-	s.log.Debug().Uint64("conn", c.id).Stringer("remote", c.ops.remoteAddr()).Msg("connection shed by the input memory budget")
+	s.log.Debug().Uint64("conn", c.id).Stringer("remote", c.ops.Remote()).Msg("connection shed by the input memory budget")
 	if r := s.overload; r != nil {
 		var reply []byte
 		if err := guard(func() { reply = r.OverloadReply(c.conn()) }); err != nil {

@@ -49,45 +49,6 @@ const (
 	fStateLock uint32 = 1 << 31
 )
 
-// engineOps is what the engine-independent part of a stream connection
-// asks of its engine.
-type engineOps interface {
-	// kick writes what is queued; send calls it, without mu, when no
-	// dispatcher will flush for it.
-	kick()
-	// batchKick is kick for a Fanout, which flushes many connections at
-	// once: it returns the queue of flushes the connection shares with
-	// others (its event loop's) and whether it claimed the connection's
-	// place in it (false: it is queued already, its flush will come). A
-	// nil queue: the engine has none, the Fanout calls kick. Without mu.
-	batchKick() (q kickQueue, claimed bool)
-	// closeSocketLocked starts closing the socket; mu is held, fSockClosed
-	// is already set and the send buffer released. The engine runs OnClose
-	// once the socket is gone.
-	closeSocketLocked()
-	// resumed is called, without mu, after ResumeRecv cleared fPaused or
-	// the output drained below the low watermark (fBackpressure cleared).
-	resumed()
-	// drained runs OnBufferDrain (as a dispatcher) where the engine runs
-	// callbacks; it is called without mu from the engine's write path.
-	drained()
-	// flushDeadline bounds how long a closing connection waits for a peer
-	// that does not read; mu is held.
-	flushDeadline()
-	// lingerLocked shuts down the sending side of the socket and makes
-	// sure the connection is destroyed after lingerTimeout; false when the
-	// engine cannot do that here (then it is closed at once). mu is held
-	// and fLinger set: the engine reads and drops input until EOF.
-	lingerLocked() bool
-	// shedInput lets go of the connection's unfinished input as soon as
-	// the engine can, after another goroutine shed it (inputBudget); it
-	// is called without mu, after Close.
-	shedInput()
-	localAddr() net.Addr
-	remoteAddr() net.Addr
-	engine() string
-}
-
 // base is the engine-independent part of a stream connection: protocol
 // dispatch, the send buffer with its limits and callbacks, the close
 // sequence and the Connection methods. Each engine embeds it.
@@ -403,7 +364,7 @@ func (c *base) closeOrLingerLocked() {
 		return
 	}
 	c.setFlag(fLinger)
-	if !c.ops.lingerLocked() {
+	if !c.ops.LingerLocked() {
 		c.closeLocked()
 	}
 }
@@ -448,7 +409,7 @@ func (c *base) closeLocked() {
 		c.putOutLocked()
 	}
 	c.stopTimersLocked()
-	c.ops.closeSocketLocked()
+	c.ops.CloseSocketLocked()
 }
 
 // Connection methods.
@@ -456,8 +417,8 @@ func (c *base) closeLocked() {
 func (c *base) ID() uint64                   { return c.id }
 func (c *base) MaxPackageSize() int          { return c.s.cfg.MaxPackageSize }
 func (c *base) Draining() bool               { return c.s.draining.Load() }
-func (c *base) LocalAddr() net.Addr          { return c.ops.localAddr() }
-func (c *base) RemoteAddr() net.Addr         { return c.ops.remoteAddr() }
+func (c *base) LocalAddr() net.Addr          { return c.ops.Local() }
+func (c *base) RemoteAddr() net.Addr         { return c.ops.Remote() }
 func (c *base) Transport() string            { return c.s.cfg.Transport }
 func (c *base) Protocol() protocols.Protocol { return c.s.cfg.Protocol }
 func (c *base) BytesRead() uint64            { return c.bytesIn.Load() }
@@ -546,12 +507,12 @@ func (c *base) inputEnded() {
 func (c *base) closingUnlock() {
 	c.setFlag(fClosing)
 	if c.queuedLocked() > 0 {
-		c.ops.flushDeadline()
+		c.ops.FlushDeadline()
 	}
 	deferred := c.dispatching > 0
 	c.mu.Unlock()
 	if !deferred {
-		c.ops.kick()
+		c.ops.Kick()
 	}
 }
 
@@ -573,7 +534,7 @@ func (c *base) ResumeRecv() {
 	c.clearFlag(fPaused)
 	c.mu.Unlock()
 	if was {
-		c.ops.resumed()
+		c.ops.Resumed()
 	}
 }
 
@@ -593,9 +554,9 @@ func (c *base) info() Info {
 	}
 	return Info{
 		ID: c.id, Transport: c.s.cfg.Transport, Protocol: pn,
-		LocalAddr: addrString(c.ops.localAddr()), RemoteAddr: addrString(c.ops.remoteAddr()),
+		LocalAddr: addrString(c.ops.Local()), RemoteAddr: addrString(c.ops.Remote()),
 		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(), SendBuffer: c.queuedLocked(),
-		CreatedAt: time.Unix(0, c.created), State: st, Engine: c.ops.engine(),
+		CreatedAt: time.Unix(0, c.created), State: st, Engine: c.ops.EngineName(),
 	}
 }
 

@@ -118,7 +118,7 @@ func (s *Server) noteBadInput(c *base, err error) {
 	k.total.Add(1)
 	k.pending.Add(1)
 	if k.armed.CompareAndSwap(false, true) {
-		s.log.Info().Uint64("conn", c.id).Stringer("remote", c.ops.remoteAddr()).Err(err).Msg("bad input, connection closed")
+		s.log.Info().Uint64("conn", c.id).Stringer("remote", c.ops.Remote()).Err(err).Msg("bad input, connection closed")
 		k.pending.Add(^uint64(0)) // this one is logged
 		s.afterFunc(cutLogEvery, s.flushBadInput)
 	}

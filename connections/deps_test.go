@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -89,12 +90,36 @@ func TestNoPollingCallsAtTheTop(t *testing.T) {
 	}
 }
 
+// TestCoreKnowsNoEngine keeps connections/internal/core below every
+// engine: the core and the contract import no engine package, no kernel
+// interface (connections/internal/epoll, internal/uring) and nothing of
+// the module but package protocols and the timer wheel, so that an
+// engine in a package of its own can import the core and the core never
+// depends on an engine. It asks the go tool for the packages
+// internal/core is built from.
+func TestCoreKnowsNoEngine(t *testing.T) {
+	const (
+		module = "github.com/goes-project/goes"
+		core   = module + "/connections/internal/core"
+	)
+	allowed := map[string]bool{core: true, module + "/protocols": true, module + "/timer": true}
+	deps := strings.Fields(goList(t, "-deps", "-f", "{{.ImportPath}}", "./internal/core"))
+	if !slices.Contains(deps, core) {
+		t.Fatalf("go list -deps named %q: not the package list this test expects", deps)
+	}
+	for _, pkg := range deps {
+		if (pkg == module || strings.HasPrefix(pkg, module+"/")) && !allowed[pkg] {
+			t.Errorf("connections/internal/core depends on %s: the core may use %s/protocols and %s/timer only, never an engine or a kernel interface", pkg, module, module)
+		}
+	}
+}
+
 // engineFiles names each engine's own files in this package, by the
 // prefix of their names.
 var engineFiles = []string{"std.go", "epoll_"}
 
 // TestEngineTypesStayInTheirFiles keeps the engines behind the contract
-// (engine.go, core.go's engineOps, fanout_kick.go's kickQueue): the types
+// (engine.go, internal/core's Ops and KickQueue): the types
 // an engine's files declare (its engine, connection, loop and listener
 // types) are named by no other file of the package; the rest of it knows
 // an engine only through the interfaces. It parses the package's files

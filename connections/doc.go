@@ -30,11 +30,13 @@
 // eventfd, the wait), the io_uring send batch, and the system calls
 // (epoll.Sys), which tests replace call by call. This package makes no
 // epoll or io_uring call itself (deps_test.go). A Fanout batches flushes
-// through the contract too (engineOps.batchKick, kickQueue: an event
+// through the contract too (core.Ops.BatchKick, core.KickQueue: an event
 // loop's queue), and a Client takes its connection as an interface, so
 // that no file outside an engine's names its connection type. The
-// callback pool (taskpool.go) and the watchdog (watchdog.go) are
-// engine-neutral. ENGINES.md has the layering, the data paths and the
+// engine-neutral pieces that need nothing of a Server live in
+// connections/internal/core: the buffer pool, the callback pool
+// (core.TaskPool) and the watchdog (core.Watchdog, core.CbMark).
+// ENGINES.md has the layering, the data paths and the
 // recipe for a new engine.
 //
 // # Timeouts
@@ -89,7 +91,7 @@
 //
 // Input that is not yet a whole packet is bounded per Server (per worker)
 // by Config.MaxInputMemory (budget.go). Every engine's input path sizes a
-// partial packet's buffer with inputSize (buffer.go: the packet's length
+// partial packet's buffer with core.InputSize (internal/core/buffer.go: the packet's length
 // when the protocol is a protocols.PacketSizer, doubling otherwise,
 // never past MaxPackageSize) and charges it to the budget while it holds
 // the partial packet: the epoll loop when it keeps or grows c.in
@@ -98,7 +100,7 @@
 // (hold, grow). A buffer lent for one read and emptied by it is never
 // charged, so whole packets never take the budget's lock. A refused
 // charge sheds the connection (base.shed); a charge that needs room sheds
-// the largest holders from whatever goroutine asks, and engineOps.shedInput
+// the largest holders from whatever goroutine asks, and engineOps.ShedInput
 // has their engines drop their input.
 //
 // # Concurrency
@@ -160,7 +162,7 @@
 //     connection is registered), then loop.tmu and base.mu;
 //   - Server.mu is taken at most under stdConn.cbMu (a closing stdConn
 //     counts itself out) and holds nothing but the wheel's lock (its
-//     start); loop.qmu, loop.tmu, taskPool.mu, fStateLock and the input
+//     start); loop.qmu, loop.tmu, core.TaskPool's mu, fStateLock and the input
 //     budget's mu are leaves (connections are shed after it is released).
 //
 // No lock is held while a user callback runs, except stdConn.cbMu and

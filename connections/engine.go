@@ -8,7 +8,7 @@ import "net"
 // listener) and the event-loop engines of its platform (platformEngines:
 // epoll on Linux), made by engineTable; Serve picks one per listener,
 // once (pickEngine). A new engine is one more implementation (its files,
-// its connection type embedding base and implementing engineOps) and one
+// its connection type embedding base and implementing core.Ops) and one
 // more entry in platformEngines (ENGINES.md). Every method is safe for
 // concurrent use.
 type engine interface {

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/goes-project/goes/connections/internal/core"
 	"github.com/goes-project/goes/connections/internal/epoll"
 	"github.com/goes-project/goes/timer"
 )
@@ -163,13 +164,13 @@ func (l *loop) accept(fd int32) {
 			b.accepted(s.open.Load())
 		}
 		c.startTimers()
-		s.log.Debug().Uint64("conn", c.id).Stringer("remote", c.remoteAddr()).Msg("connection accepted")
+		s.log.Debug().Uint64("conn", c.id).Stringer("remote", c.Remote()).Msg("connection accepted")
 		if l.pool != nil {
 			l.schedule(c, pendConnect)
 		} else {
-			l.cb.enter(cbConnect, c.id)
+			l.cb.Enter(core.CbConnect, c.id)
 			c.callback(s.cfg.Handler.OnConnect)
-			l.cb.leave()
+			l.cb.Leave()
 			l.flush(c)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/goes-project/goes/connections/internal/core"
 	"github.com/goes-project/goes/connections/internal/epoll"
 )
 
@@ -136,14 +137,14 @@ func (l *loop) readable(c *epConn) {
 	var errno unix.Errno
 	var buf []byte
 	if c.in != nil && !closing {
-		if cap(c.in.b)-len(c.in.b) < minReadRoom && !l.growInput(c) {
+		if cap(c.in.B)-len(c.in.B) < minReadRoom && !l.growInput(c) {
 			return
 		}
 		in := c.in
-		n, errno = l.sys.Read(c.fd, in.b[len(in.b):cap(in.b)])
+		n, errno = l.sys.Read(c.fd, in.B[len(in.B):cap(in.B)])
 		if n > 0 {
-			in.b = in.b[:len(in.b)+n]
-			buf = in.b
+			in.B = in.B[:len(in.B)+n]
+			buf = in.B
 		}
 	} else {
 		n, errno = l.sys.Read(c.fd, l.rbuf)
@@ -165,8 +166,8 @@ func (l *loop) readable(c *epConn) {
 			}
 		case l.pool != nil:
 			if c.in == nil {
-				c.in = s.bufs.getCap(len(buf)) // for the task: charged if it keeps a partial packet
-				c.in.b = append(c.in.b, buf...)
+				c.in = s.bufs.GetCap(len(buf)) // for the task: charged if it keeps a partial packet
+				c.in.B = append(c.in.B, buf...)
 			}
 			l.schedule(c, pendInput)
 		default:
@@ -186,17 +187,17 @@ func (l *loop) readable(c *epConn) {
 
 // growInput gives c.in more room for the packet it holds: as much as the
 // packet still needs when the protocol knows its length, otherwise double
-// (inputSize), charged to the input budget. It reports false when c
+// (core.InputSize), charged to the input budget. It reports false when c
 // failed instead (the packet is over MaxPackageSize) or was shed (the
 // budget is spent and c holds the most); c.in is then gone.
 func (l *loop) growInput(c *epConn) bool {
 	s := l.s
 	in := c.in
-	want := s.packetSize(c, in.b)
-	if want > len(in.b) && want <= cap(in.b) {
+	want := s.packetSize(c, in.B)
+	if want > len(in.B) && want <= cap(in.B) {
 		return true // room for the rest of the packet
 	}
-	size, err := inputSize(len(in.b), cap(in.b), want, s.cfg.MaxPackageSize, s.cfg.ReadBufferSize)
+	size, err := core.InputSize(len(in.B), cap(in.B), want, s.cfg.MaxPackageSize, s.cfg.ReadBufferSize)
 	if err != nil {
 		l.dropInput(c)
 		c.fail(err)
@@ -209,9 +210,9 @@ func (l *loop) growInput(c *epConn) bool {
 		l.flush(c)
 		return false
 	}
-	nb := s.bufs.getInput(size)
-	nb.b = append(nb.b, in.b...)
-	s.bufs.putInput(in)
+	nb := s.bufs.GetInput(size)
+	nb.B = append(nb.B, in.B...)
+	s.bufs.PutInput(in)
 	c.in = nb
 	return true
 }
@@ -221,7 +222,7 @@ func (l *loop) growInput(c *epConn) bool {
 // shed instead (or failed: rest is over MaxPackageSize).
 func (l *loop) keepInput(c *epConn, rest []byte) bool {
 	s := l.s
-	size, err := inputSize(len(rest), 0, s.packetSize(c, rest), s.cfg.MaxPackageSize, s.cfg.ReadBufferSize)
+	size, err := core.InputSize(len(rest), 0, s.packetSize(c, rest), s.cfg.MaxPackageSize, s.cfg.ReadBufferSize)
 	if err != nil {
 		c.fail(err)
 		return false
@@ -230,17 +231,17 @@ func (l *loop) keepInput(c *epConn, rest []byte) bool {
 		c.shed(true)
 		return false
 	}
-	c.in = s.bufs.getInput(size)
-	c.in.b = append(c.in.b, rest...)
+	c.in = s.bufs.GetInput(size)
+	c.in.B = append(c.in.B, rest...)
 	return true
 }
 
 // consume dispatches buf (the loop's read buffer or c.in), keeps what is
 // left in c.in and writes the answers.
 func (l *loop) consume(c *epConn, buf []byte) {
-	l.cb.enter(cbMessage, c.id)
+	l.cb.Enter(core.CbMessage, c.id)
 	used, _ := c.dispatch(buf) // held-back packets stay in c.in for resume
-	l.cb.leave()
+	l.cb.Leave()
 	if c.has(fClosing | fSockClosed) {
 		l.dropInput(c)
 	} else {
@@ -248,7 +249,7 @@ func (l *loop) consume(c *epConn, buf []byte) {
 		switch {
 		case c.in != nil && len(rest) == 0:
 			l.dropInput(c)
-		case c.in != nil && used > 0 && cap(c.in.b) > smallPacket && cap(c.in.b) >= 4*len(rest):
+		case c.in != nil && used > 0 && cap(c.in.B) > core.SmallPacket && cap(c.in.B) >= 4*len(rest):
 			// A large packet is done and the start of a small one
 			// follows: move it to a buffer of its size.
 			old := c.in
@@ -256,9 +257,9 @@ func (l *loop) consume(c *epConn, buf []byte) {
 			if !l.keepInput(c, rest) {
 				l.dropInput(c)
 			}
-			l.s.bufs.putInput(old)
+			l.s.bufs.PutInput(old)
 		case c.in != nil:
-			c.in.b = c.in.b[:copy(c.in.b, rest)]
+			c.in.B = c.in.B[:copy(c.in.B, rest)]
 		case len(rest) > 0:
 			l.keepInput(c, rest)
 		}
@@ -269,7 +270,7 @@ func (l *loop) consume(c *epConn, buf []byte) {
 // dropInput lets go of c.in and of its charge to the input budget.
 func (l *loop) dropInput(c *epConn) {
 	if c.in != nil {
-		l.s.bufs.putInput(c.in)
+		l.s.bufs.PutInput(c.in)
 		c.in = nil
 	}
 	if c.has(fInputHeld) {
@@ -284,12 +285,12 @@ func (l *loop) resume(c *epConn) {
 	if c.busy || c.readStopped() {
 		return
 	}
-	if c.in != nil && len(c.in.b) > 0 {
+	if c.in != nil && len(c.in.B) > 0 {
 		if l.pool != nil {
 			l.schedule(c, pendInput)
 			return
 		}
-		l.consume(c, c.in.b)
+		l.consume(c, c.in.B)
 	}
 	l.rearm(c)
 }
@@ -324,7 +325,7 @@ func (l *loop) writable(c *epConn) {
 // meanwhile, to write next, or nil; when the kernel took only part of it,
 // the rest waits in c.wbuf for EPOLLOUT and it returns nil.
 func (l *loop) write(c *epConn, buf *buffer, off int) *buffer {
-	n, errno := l.sys.Write(c.fd, buf.b[off:])
+	n, errno := l.sys.Write(c.fd, buf.B[off:])
 	return l.wrote(c, buf, off, n, errno)
 }
 
@@ -335,7 +336,7 @@ func (l *loop) wrote(c *epConn, buf *buffer, off, n int, errno unix.Errno) *buff
 	if errno == unix.EAGAIN || errno == unix.EINTR {
 		n, errno = 0, 0
 	}
-	if errno == 0 && off+n < len(buf.b) {
+	if errno == 0 && off+n < len(buf.B) {
 		c.wroteSome(n)
 		c.waitingOut(n > 0)
 		c.wbuf, c.woff = buf, int32(off+n)
@@ -366,7 +367,7 @@ func (l *loop) gather(c *epConn) {
 		l.rearm(c)
 		return
 	}
-	full := l.ring.Add(c.fd, buf.b)
+	full := l.ring.Add(c.fd, buf.B)
 	l.opConns = append(l.opConns, c)
 	l.opBufs = append(l.opBufs, buf)
 	if full {
@@ -424,7 +425,7 @@ func (l *loop) finish(c *epConn) {
 		l.dropInput(c) // a running task still owns c.in
 	}
 	if c.wbuf != nil {
-		l.s.bufs.put(c.wbuf)
+		l.s.bufs.Put(c.wbuf)
 		c.wbuf = nil
 	}
 	l.n--
@@ -432,9 +433,9 @@ func (l *loop) finish(c *epConn) {
 		l.schedule(c, pendClose)
 		return
 	}
-	l.cb.enter(cbClose, c.id)
+	l.cb.Enter(core.CbClose, c.id)
 	c.closed()
-	l.cb.leave()
+	l.cb.Leave()
 }
 
 // closed runs OnClose and retires c from the server.
@@ -452,27 +453,27 @@ func (c *epConn) closed() {
 
 // Engine hooks; they may run on any goroutine.
 
-func (c *epConn) kick() { c.l.post(c, actFlush) }
+func (c *epConn) Kick() { c.l.post(c, actFlush) }
 
-func (c *epConn) closeSocketLocked() {
+func (c *epConn) CloseSocketLocked() {
 	// The descriptor stays open until the loop releases it, so that its
 	// number cannot be reused under the loop; shutdown tells the peer now.
 	c.l.sys.Shutdown(c.fd, unix.SHUT_RDWR)
 	c.l.post(c, actClose)
 }
 
-func (c *epConn) resumed() { c.l.post(c, actResume) }
+func (c *epConn) Resumed() { c.l.post(c, actResume) }
 
-func (c *epConn) shedInput() { c.l.post(c, actShed) }
+func (c *epConn) ShedInput() { c.l.post(c, actShed) }
 
-// batchKick: a Fanout's flushes go through the loop's queue, in batches.
-func (c *epConn) batchKick() (kickQueue, bool) {
+// BatchKick: a Fanout's flushes go through the loop's queue, in batches.
+func (c *epConn) BatchKick() (core.KickQueue, bool) {
 	return c.l, c.acts.Or(actFlush|actQueued)&actQueued == 0
 }
 
-func (c *epConn) flushDeadline() { c.destroyAfterLocked(closeFlushTimeout) }
+func (c *epConn) FlushDeadline() { c.destroyAfterLocked(closeFlushTimeout) }
 
-func (c *epConn) lingerLocked() bool {
+func (c *epConn) LingerLocked() bool {
 	if c.l.sys.Shutdown(c.fd, unix.SHUT_WR) != nil {
 		return false
 	}
@@ -483,17 +484,17 @@ func (c *epConn) lingerLocked() bool {
 	return true
 }
 
-func (c *epConn) drained() {
+func (c *epConn) Drained() {
 	if c.l.pool != nil {
 		c.l.schedule(c, pendDrain)
 		return
 	}
-	c.l.cb.enter(cbDrain, c.id)
+	c.l.cb.Enter(core.CbDrain, c.id)
 	c.callback(c.s.cfg.Handler.OnBufferDrain)
-	c.l.cb.leave()
+	c.l.cb.Leave()
 }
 
-func (c *epConn) localAddr() net.Addr { return c.ln.addr }
+func (c *epConn) Local() net.Addr { return c.ln.addr }
 
 func (c *epConn) setRemote(rsa *unix.RawSockaddrAny) {
 	switch rsa.Addr.Family {
@@ -510,7 +511,7 @@ func (c *epConn) setRemote(rsa *unix.RawSockaddrAny) {
 	}
 }
 
-func (c *epConn) remoteAddr() net.Addr {
+func (c *epConn) Remote() net.Addr {
 	switch c.rfam {
 	case 4:
 		return &net.TCPAddr{IP: net.IPv4(c.raddr[0], c.raddr[1], c.raddr[2], c.raddr[3]), Port: int(c.rport)}
@@ -540,7 +541,7 @@ func (l *loop) schedule(c *epConn, what uint8) {
 	c.busy = true
 	l.busyN++
 	l.rearm(c)
-	l.pool.submit(c)
+	l.pool.Submit(c)
 }
 
 // taskDone runs on the loop when a task of c has ended.
@@ -549,7 +550,7 @@ func (l *loop) taskDone(c *epConn) {
 	more := c.pend != 0
 	c.mu.Unlock()
 	if more {
-		l.pool.submit(c)
+		l.pool.Submit(c)
 		return
 	}
 	c.busy = false
@@ -566,8 +567,8 @@ func (l *loop) taskDone(c *epConn) {
 	}
 }
 
-// runTasks does c's pending callback work on a pool goroutine.
-func (c *epConn) runTasks() {
+// RunTasks does c's pending callback work on a pool goroutine.
+func (c *epConn) RunTasks() {
 	h := &c.s.cfg.Handler
 	for {
 		c.mu.Lock()
@@ -586,12 +587,12 @@ func (c *epConn) runTasks() {
 		if p&pendInput != 0 && c.in != nil && c.halted() {
 			c.inHalted = true
 		} else if p&pendInput != 0 && c.in != nil {
-			used, halted := c.dispatch(c.in.b)
+			used, halted := c.dispatch(c.in.B)
 			c.inHalted = halted
-			c.in.b = c.in.b[:copy(c.in.b, c.in.b[used:])]
+			c.in.B = c.in.B[:copy(c.in.B, c.in.B[used:])]
 			// c.in was lent for one read: it is charged to the input
 			// budget only if it keeps a partial packet.
-			if len(c.in.b) == 0 || c.has(fClosing|fSockClosed) {
+			if len(c.in.B) == 0 || c.has(fClosing|fSockClosed) {
 				c.releaseInput()
 			} else {
 				c.holdInput()
@@ -616,10 +617,10 @@ func (c *epConn) runTasks() {
 func (c *epConn) holdInput() {
 	s := c.s
 	in := c.in
-	size := cap(in.b)
-	if want := s.packetSize(c, in.b); want > size {
+	size := cap(in.B)
+	if want := s.packetSize(c, in.B); want > size {
 		var err error
-		if size, err = inputSize(len(in.b), 0, want, s.cfg.MaxPackageSize, s.cfg.ReadBufferSize); err != nil {
+		if size, err = core.InputSize(len(in.B), 0, want, s.cfg.MaxPackageSize, s.cfg.ReadBufferSize); err != nil {
 			c.releaseInput()
 			c.fail(err)
 			return
@@ -630,20 +631,20 @@ func (c *epConn) holdInput() {
 		c.shed(true)
 		return
 	}
-	if size != cap(in.b) {
-		c.in = s.bufs.getInput(size)
-		c.in.b = append(c.in.b, in.b...)
-		s.bufs.putInput(in)
+	if size != cap(in.B) {
+		c.in = s.bufs.GetInput(size)
+		c.in.B = append(c.in.B, in.B...)
+		s.bufs.PutInput(in)
 	}
 }
 
 // releaseInput is dropInput for the pool task that owns c.in.
 func (c *epConn) releaseInput() {
-	c.s.bufs.putInput(c.in)
+	c.s.bufs.PutInput(c.in)
 	c.in = nil
 	if c.has(fInputHeld) {
 		c.s.budget.holdBuf(&c.base, 0)
 	}
 }
 
-func (c *epConn) engine() string { return EngineEpoll }
+func (c *epConn) EngineName() string { return EngineEpoll }

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goes-project/goes/connections/internal/core"
 	"github.com/goes-project/goes/connections/internal/epoll"
 )
 
@@ -28,13 +29,13 @@ type epollEngine struct {
 	once   sync.Once
 	err    error          // startLoops' result
 	loops  []*loop        // under s.mu; set once
-	pool   *taskPool      // under s.mu; set once, nil without CallbackGoroutines
+	pool   *core.TaskPool // under s.mu; set once, nil without CallbackGoroutines
 	loopWG sync.WaitGroup // loop goroutines
 	poolWG sync.WaitGroup // callback pool goroutines and the watchdog
 	// ringOnce logs once that io_uring is not available.
 	ringOnce sync.Once
 
-	wd           *watchdog // under s.mu; set once
+	wd           *core.Watchdog // under s.mu; set once
 	watchStop    chan struct{}
 	watchStopped bool // under s.mu
 }
@@ -127,12 +128,12 @@ func (e *epollEngine) startLoops() error {
 		}
 		e.loops = loops
 		if s.cfg.CallbackGoroutines > 0 {
-			e.pool = newTaskPool(s.cfg.CallbackGoroutines, &e.poolWG)
+			e.pool = core.NewTaskPool(s.cfg.CallbackGoroutines, &e.poolWG)
 		}
-		wd := &watchdog{log: s.log, after: s.stallAfter, idBase: s.cfg.IDBase, loops: make([]*cbMark, len(loops))}
+		wd := &core.Watchdog{Log: s.log, After: s.stallAfter, IDBase: s.cfg.IDBase, Loops: make([]*core.CbMark, len(loops))}
 		for i, l := range loops {
 			l.pool = e.pool
-			wd.loops[i] = &l.cb
+			wd.Loops[i] = &l.cb
 		}
 		e.wd = wd
 		e.watchStop = make(chan struct{})
@@ -142,7 +143,7 @@ func (e *epollEngine) startLoops() error {
 		for _, l := range loops {
 			go l.run()
 		}
-		go wd.run(e.watchStop, &e.poolWG)
+		go wd.Run(e.watchStop, &e.poolWG)
 	})
 	return e.err
 }
@@ -190,7 +191,7 @@ func (e *epollEngine) wait() {
 	}
 	s.mu.Unlock()
 	if pool != nil {
-		pool.stop()
+		pool.Stop()
 	}
 	e.poolWG.Wait()
 }

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/goes-project/goes/connections/internal/core"
 	"github.com/goes-project/goes/connections/internal/epoll"
 )
 
@@ -34,11 +35,11 @@ type loop struct {
 	e     *epollEngine
 	s     *Server
 	sys   *epoll.Sys
-	pool  *taskPool // the engine's, nil when callbacks run on the loop
+	pool  *core.TaskPool // the engine's, nil when callbacks run on the loop
 	p     epoll.Poller
 	rbuf  []byte
 	ctr   counters
-	cb    cbMark       // the user callback running on the loop, for the watchdog
+	cb    core.CbMark  // the user callback running on the loop, for the watchdog
 	busy  atomic.Int64 // nanoseconds spent handling events (not waiting), for Stats.LoopBusy
 	n     int          // open connections
 	busyN int          // connections with a pool task
@@ -167,10 +168,10 @@ func (l *loop) post(c *epConn, acts uint32) {
 	l.wake()
 }
 
-// postKicks queues connections whose actQueued their batchKick set (with
-// actFlush) for the loop, at once: the loop is a Fanout's kickQueue. Safe
+// PostKicks queues connections whose actQueued their BatchKick set (with
+// actFlush) for the loop, at once: the loop is a Fanout's core.KickQueue. Safe
 // for concurrent use.
-func (l *loop) postKicks(cs []engineOps) {
+func (l *loop) PostKicks(cs []core.Ops) {
 	l.qmu.Lock()
 	if l.qdead {
 		l.qmu.Unlock()
@@ -218,7 +219,7 @@ func (l *loop) runQueue() {
 				continue
 			}
 			// Only actClose releases the socket: it is posted by
-			// closeSocketLocked once it has used the descriptor, so the
+			// CloseSocketLocked once it has used the descriptor, so the
 			// number is never closed (and reused) under it.
 			if acts&actClose != 0 {
 				l.finish(c)

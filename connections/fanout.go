@@ -123,7 +123,7 @@ func (f *Fanout) frameLocked(c *base) (*buffer, error) {
 	}
 	var buf *buffer // nil: nothing to write; c's own path queues nothing
 	if len(b) > 0 {
-		buf = &buffer{b: b, shared: true}
+		buf = &buffer{B: b, Shared: true}
 	}
 	f.frames = append(f.frames, fanFrame{proto: proto, key: key, buf: buf, err: err})
 	return buf, err

@@ -1,16 +1,5 @@
 package connections
 
-// kickQueue is a queue of flushes that an engine shares between many
-// connections (an event loop's): a Fanout hands it the members it queued
-// on in batches, one lock of the queue and at most one wake-up per batch
-// instead of per connection. It is the engine contract's batching half;
-// engineOps.batchKick is the other.
-type kickQueue interface {
-	// postKicks queues cs, every one claimed by its batchKick, for a
-	// flush. Safe for concurrent use; it keeps no reference to cs.
-	postKicks(cs []engineOps)
-}
-
 // kickBatch gathers the connections a Fanout queued on, by kickQueue, and
 // hands each queue its connections in batches. Connections whose engine
 // has no shared queue are kicked on their own. Owned by the Fanout's
@@ -26,9 +15,9 @@ type queueKicks struct {
 // holds limit connections or at flush; at once by its engine when that
 // has no shared queue.
 func (k *kickBatch) add(c *base, limit int) {
-	q, claimed := c.ops.batchKick()
+	q, claimed := c.ops.BatchKick()
 	if q == nil {
-		c.ops.kick()
+		c.ops.Kick()
 		return
 	}
 	if !claimed {
@@ -53,7 +42,7 @@ func (k *kickBatch) add(c *base, limit int) {
 	}
 	qk.cs = append(qk.cs, c.ops)
 	if len(qk.cs) >= limit {
-		qk.q.postKicks(qk.cs)
+		qk.q.PostKicks(qk.cs)
 		clear(qk.cs)
 		qk.cs = qk.cs[:0]
 	}
@@ -64,7 +53,7 @@ func (k *kickBatch) flush() {
 	for i := range k.queues {
 		qk := &k.queues[i]
 		if len(qk.cs) > 0 {
-			qk.q.postKicks(qk.cs)
+			qk.q.PostKicks(qk.cs)
 		}
 		clear(qk.cs)
 		qk.cs = qk.cs[:0]

@@ -16,7 +16,7 @@ import (
 // reads nothing more, and pipelined requests wait in the kernel's socket
 // buffer, where TCP flow control slows the peer. Once a write ends with
 // less than half the limit queued (the low watermark), reading resumes
-// (engineOps.resumed), delivering first what was read and held back. What
+// (engineOps.Resumed), delivering first what was read and held back. What
 // a dispatcher sends while it delivers read packets (fReplying) is queued
 // past the limit (one MaxSendBufferSize more than the queue held when it
 // first went over, see replyRoomLocked): the answers to a request that
@@ -40,7 +40,7 @@ const encodeSlack = 256
 func (c *base) queuedLocked() int {
 	n := int(c.inflight)
 	if c.out != nil {
-		n += len(c.out.b)
+		n += len(c.out.B)
 	}
 	return n
 }
@@ -48,7 +48,7 @@ func (c *base) queuedLocked() int {
 func (c *base) send(b []byte, str string, raw bool) error {
 	kick, err := c.enqueue(b, str, raw, nil)
 	if kick {
-		c.ops.kick()
+		c.ops.Kick()
 	}
 	return err
 }
@@ -83,25 +83,25 @@ func (c *base) enqueue(b []byte, str string, raw bool, fan *Fanout) (kick bool, 
 	case frame != nil && c.out == nil:
 		c.out = frame // shared, as is
 	case frame != nil:
-		c.outRoom(len(frame.b))
-		c.out.b = append(c.out.b, frame.b...)
+		c.outRoom(len(frame.B))
+		c.out.B = append(c.out.B, frame.B...)
 	case raw || proto == nil:
 		// Room for the message and its framing, from the pool: a buffer
 		// that grows by append inside Encode would be left to the GC.
 		c.outRoom(len(b) + len(str))
 		if b != nil {
-			c.out.b = append(c.out.b, b...)
+			c.out.B = append(c.out.B, b...)
 		} else {
-			c.out.b = append(c.out.b, str...)
+			c.out.B = append(c.out.B, str...)
 		}
 	case b != nil:
 		c.outRoom(len(b) + encodeSlack)
-		c.out.b, err = proto.Encode(c.conn(), c.out.b, b)
+		c.out.B, err = proto.Encode(c.conn(), c.out.B, b)
 	default:
 		c.outRoom(len(str) + encodeSlack)
-		c.out.b, err = proto.Encode(c.conn(), c.out.b, stringBytes(str))
+		c.out.B, err = proto.Encode(c.conn(), c.out.B, stringBytes(str))
 	}
-	if c.out != nil && len(c.out.b) == 0 {
+	if c.out != nil && len(c.out.B) == 0 {
 		c.putOutLocked()
 	}
 	if c.has(fCloseAfter) {
@@ -157,20 +157,20 @@ func (c *base) replyRoomLocked(q, limit int, fan *Fanout) bool {
 func (c *base) outRoom(n int) {
 	switch {
 	case c.out == nil:
-		c.out = c.s.bufs.getCap(n)
-	case c.out.shared:
-		nb := c.s.bufs.getCap(len(c.out.b) + n)
-		nb.b = append(nb.b, c.out.b...)
+		c.out = c.s.bufs.GetCap(n)
+	case c.out.Shared:
+		nb := c.s.bufs.GetCap(len(c.out.B) + n)
+		nb.B = append(nb.B, c.out.B...)
 		c.putOutLocked()
 		c.out = nb
 	default:
-		c.out = c.s.bufs.grow(c.out, n)
+		c.out = c.s.bufs.Grow(c.out, n)
 	}
 }
 
 // putOutLocked drops the queued output. mu is held.
 func (c *base) putOutLocked() {
-	c.s.bufs.put(c.out)
+	c.s.bufs.Put(c.out)
 	c.out = nil
 }
 
@@ -178,7 +178,7 @@ func (c *base) putOutLocked() {
 // answer before the connection closes (a timeout's). mu is held.
 func (c *base) queueRawLocked(b []byte) {
 	c.outRoom(len(b))
-	c.out.b = append(c.out.b, b...)
+	c.out.B = append(c.out.B, b...)
 }
 
 // sendLast queues b as is, past the send-buffer limit, unless c is
@@ -221,7 +221,7 @@ func (c *base) takeOutLocked() *buffer {
 	buf := c.out
 	c.out = nil
 	c.setFlag(fWriting)
-	c.inflight = int32(len(buf.b))
+	c.inflight = int32(len(buf.B))
 	return buf
 }
 
@@ -248,7 +248,7 @@ func (c *base) writeDone(buf *buffer, n int, err error) { c.writeDoneNext(buf, n
 func (c *base) writeDoneNext(buf *buffer, n int, err error, next bool) *buffer {
 	c.wroteSome(n)
 	c.outDone()
-	c.s.bufs.put(buf)
+	c.s.bufs.Put(buf)
 	c.mu.Lock()
 	c.clearFlag(fWriting)
 	c.inflight = 0
@@ -259,7 +259,7 @@ func (c *base) writeDoneNext(buf *buffer, n int, err error, next bool) *buffer {
 		return nil
 	}
 	// Reading resumes below the low watermark.
-	resume := c.has(fBackpressure) && (c.out == nil || len(c.out.b) < c.s.cfg.MaxSendBufferSize/2)
+	resume := c.has(fBackpressure) && (c.out == nil || len(c.out.B) < c.s.cfg.MaxSendBufferSize/2)
 	if resume {
 		c.clearFlag(fBackpressure)
 		c.restartReadRulesLocked()
@@ -275,10 +275,10 @@ func (c *base) writeDoneNext(buf *buffer, n int, err error, next bool) *buffer {
 	}
 	c.mu.Unlock()
 	if resume {
-		c.ops.resumed()
+		c.ops.Resumed()
 	}
 	if drained {
-		c.ops.drained()
+		c.ops.Drained()
 	}
 	if next {
 		return c.takeOut()

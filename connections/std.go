@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/goes-project/goes/connections/internal/core"
 )
 
 // closeFlushTimeout bounds how long Close waits for queued data to reach a
@@ -36,7 +38,7 @@ type stdConn struct {
 	drainPending atomic.Bool
 	// shedWake: the input budget shed the connection from another
 	// goroutine and set a read deadline in the past, so that the reading
-	// goroutine lets go of its buffer now (shedInput).
+	// goroutine lets go of its buffer now (ShedInput).
 	shedWake atomic.Bool
 }
 
@@ -273,7 +275,7 @@ func (c *stdConn) consume(buf []byte) ([]byte, bool) {
 	return buf, halted && rest > 0
 }
 
-// grow returns buf, full, with more room (inputSize), charged to the input
+// grow returns buf, full, with more room (core.InputSize), charged to the input
 // budget, and its new charge. When the packet would exceed MaxPackageSize
 // it fails the connection, and when the budget refuses the room it sheds
 // it; buf comes back emptied then. A closing connection's buf is emptied
@@ -283,7 +285,7 @@ func (c *stdConn) grow(buf []byte, held int) ([]byte, int) {
 	if c.has(fClosing | fSockClosed) {
 		return c.release(buf, held)
 	}
-	size, err := inputSize(len(buf), cap(buf), s.packetSize(c, buf), s.cfg.MaxPackageSize, s.cfg.ReadBufferSize)
+	size, err := core.InputSize(len(buf), cap(buf), s.packetSize(c, buf), s.cfg.MaxPackageSize, s.cfg.ReadBufferSize)
 	if err != nil {
 		c.fail(err)
 		return c.release(buf, held)
@@ -367,33 +369,33 @@ func (c *stdConn) waitReadable() bool {
 
 // Engine hooks.
 
-func (c *stdConn) kick() { c.flush() }
+func (c *stdConn) Kick() { c.flush() }
 
-func (c *stdConn) closeSocketLocked() {
+func (c *stdConn) CloseSocketLocked() {
 	c.nc.Close()
 	c.cond.Broadcast()
 }
 
-// shedInput wakes the reading goroutine with a read deadline in the past,
+// ShedInput wakes the reading goroutine with a read deadline in the past,
 // so that it drops its buffer now rather than when the peer sends again.
-func (c *stdConn) shedInput() {
+func (c *stdConn) ShedInput() {
 	c.shedWake.Store(true)
 	c.nc.SetReadDeadline(time.Unix(1, 0))
 }
 
-// resumed wakes the reading goroutine after ResumeRecv, or once the
+// Resumed wakes the reading goroutine after ResumeRecv, or once the
 // output has drained below the low watermark.
-func (c *stdConn) resumed() {
+func (c *stdConn) Resumed() {
 	c.mu.Lock()
 	c.cond.Broadcast()
 	c.mu.Unlock()
 }
 
-func (c *stdConn) flushDeadline() { c.nc.SetWriteDeadline(time.Now().Add(closeFlushTimeout)) }
+func (c *stdConn) FlushDeadline() { c.nc.SetWriteDeadline(time.Now().Add(closeFlushTimeout)) }
 
-// lingerLocked shuts down the sending side of TCP and Unix sockets. TLS
+// LingerLocked shuts down the sending side of TCP and Unix sockets. TLS
 // does not linger: its close_notify is a write that may block.
-func (c *stdConn) lingerLocked() bool {
+func (c *stdConn) LingerLocked() bool {
 	var err error
 	switch nc := c.nc.(type) {
 	case *net.TCPConn:
@@ -411,7 +413,7 @@ func (c *stdConn) lingerLocked() bool {
 	return true
 }
 
-func (c *stdConn) drained() {
+func (c *stdConn) Drained() {
 	c.drainPending.Store(true)
 	c.runPending()
 }
@@ -433,8 +435,8 @@ func (c *stdConn) runPending() {
 	}
 }
 
-func (c *stdConn) localAddr() net.Addr  { return c.nc.LocalAddr() }
-func (c *stdConn) remoteAddr() net.Addr { return c.nc.RemoteAddr() }
+func (c *stdConn) Local() net.Addr  { return c.nc.LocalAddr() }
+func (c *stdConn) Remote() net.Addr { return c.nc.RemoteAddr() }
 
 // flush writes what is queued: one non-blocking attempt here, and a writer
 // goroutine for whatever the kernel did not take.
@@ -447,10 +449,10 @@ func (c *stdConn) flush() {
 		n := 0
 		var err error
 		if c.rw.rc != nil {
-			n, err = c.rw.tryWrite(buf.b)
+			n, err = c.rw.tryWrite(buf.B)
 			c.ctr.writes.Add(1)
 		}
-		if err != nil || n == len(buf.b) {
+		if err != nil || n == len(buf.B) {
 			c.writeDone(buf, n, err)
 			continue
 		}
@@ -472,10 +474,10 @@ const writeChunk = 64 << 10
 func (c *stdConn) writeLoop(buf *buffer, off int) {
 	defer c.s.wg.Done()
 	for {
-		end := min(off+writeChunk, len(buf.b))
-		n, err := c.nc.Write(buf.b[off:end])
+		end := min(off+writeChunk, len(buf.B))
+		n, err := c.nc.Write(buf.B[off:end])
 		c.ctr.writes.Add(1)
-		if off += n; err != nil || off == len(buf.b) {
+		if off += n; err != nil || off == len(buf.B) {
 			c.writeDone(buf, n, err)
 			break
 		}
@@ -485,10 +487,10 @@ func (c *stdConn) writeLoop(buf *buffer, off int) {
 	c.flush()
 }
 
-func (c *stdConn) engine() string { return EngineStd }
+func (c *stdConn) EngineName() string { return EngineStd }
 
-// batchKick: every connection has its own goroutine, no shared queue.
-func (c *stdConn) batchKick() (kickQueue, bool) { return nil, false }
+// BatchKick: every connection has its own goroutine, no shared queue.
+func (c *stdConn) BatchKick() (core.KickQueue, bool) { return nil, false }
 
 // A Client's stream connections are the standard engine's.
 var _ clientStream = (*stdConn)(nil)

@@ -305,8 +305,8 @@ func (c *base) timersExpired() {
 			// Nothing queued: a connection with output pending is not
 			// silent, and the heartbeat must not push it over its limit.
 			if c.queuedLocked() == 0 {
-				c.out = s.bufs.get()
-				c.out.b = append(c.out.b, s.cfg.HeartbeatData...)
+				c.out = s.bufs.Get()
+				c.out.B = append(c.out.B, s.cfg.HeartbeatData...)
 				beat, deferred = true, c.dispatching > 0
 			}
 			tm.lastOut.Store(now)
@@ -317,7 +317,7 @@ func (c *base) timersExpired() {
 	tm.t.Reset(time.Duration(next - now))
 	c.mu.Unlock()
 	if beat && !deferred {
-		c.ops.kick()
+		c.ops.Kick()
 	}
 }
 

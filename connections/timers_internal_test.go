@@ -114,7 +114,7 @@ func BenchmarkDispatchTimeouts(b *testing.B) {
 					}
 					c.mu.Lock()
 					if c.out != nil { // the answer: dropped, as if written
-						s.bufs.put(c.out)
+						s.bufs.Put(c.out)
 						c.out = nil
 					}
 					c.mu.Unlock()

@@ -79,9 +79,9 @@ func waitRounds(t *testing.T, e *epollEngine, n uint64) {
 	s.mu.Lock()
 	wd := e.wd
 	s.mu.Unlock()
-	end := wd.rounds.Load() + n
+	end := wd.Rounds.Load() + n
 	testkit.Eventually(t, testkit.Wait, testkit.Poll, fmt.Sprintf("%d watchdog rounds", n), func() bool {
-		return wd.rounds.Load() >= end
+		return wd.Rounds.Load() >= end
 	})
 }
 

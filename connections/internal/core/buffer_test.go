@@ -1,9 +1,11 @@
-package connections
+package core_test
 
 import (
 	"errors"
 	"testing"
 
+	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/connections/internal/core"
 	"github.com/goes-project/goes/protocols"
 )
 
@@ -12,31 +14,31 @@ import (
 // class only if its capacity is exactly the class's (an odd one is left to
 // the GC), never to a class that needs more.
 func TestBufferPoolClasses(t *testing.T) {
-	var p bufferPool
-	for _, n := range []int{1, bufferSize, bufferSize + 1, 100 << 10, 1 << maxClassBits, 1<<maxClassBits + 1} {
-		if b := p.getCap(n); cap(b.b) < n || len(b.b) != 0 {
-			t.Errorf("getCap(%d): len %d cap %d", n, len(b.b), cap(b.b))
+	var p core.BufferPool
+	for _, n := range []int{1, core.BufferSize, core.BufferSize + 1, 100 << 10, 1 << core.MaxClassBits, 1<<core.MaxClassBits + 1} {
+		if b := p.GetCap(n); cap(b.B) < n || len(b.B) != 0 {
+			t.Errorf("getCap(%d): len %d cap %d", n, len(b.B), cap(b.B))
 		}
 	}
-	b := p.get()
-	b.b = append(b.b, "hello"...)
-	b = p.grow(b, 10<<10)
-	if string(b.b) != "hello" || cap(b.b)-len(b.b) < 10<<10 {
-		t.Fatalf("grow: %q cap %d", b.b, cap(b.b))
+	b := p.Get()
+	b.B = append(b.B, "hello"...)
+	b = p.Grow(b, 10<<10)
+	if string(b.B) != "hello" || cap(b.B)-len(b.B) < 10<<10 {
+		t.Fatalf("grow: %q cap %d", b.B, cap(b.B))
 	}
-	same := p.grow(b, 1)
+	same := p.Grow(b, 1)
 	if same != b {
 		t.Fatal("grow with room replaced the buffer")
 	}
 	// A 12 KiB buffer is not a class: dropped, never lent for 16 KiB.
-	odd := &buffer{b: make([]byte, 3, 12<<10)}
-	p.put(odd)
-	if got := p.getCap(16 << 10); cap(got.b) < 16<<10 {
-		t.Fatalf("16 KiB asked, got cap %d", cap(got.b))
+	odd := &core.Buffer{B: make([]byte, 3, 12<<10)}
+	p.Put(odd)
+	if got := p.GetCap(16 << 10); cap(got.B) < 16<<10 {
+		t.Fatalf("16 KiB asked, got cap %d", cap(got.B))
 	}
-	got := p.getCap(8 << 10)
-	if cap(got.b) < 8<<10 || len(got.b) != 0 {
-		t.Fatalf("8 KiB asked, got len %d cap %d", len(got.b), cap(got.b))
+	got := p.GetCap(8 << 10)
+	if cap(got.B) < 8<<10 || len(got.B) != 0 {
+		t.Fatalf("8 KiB asked, got len %d cap %d", len(got.B), cap(got.B))
 	}
 }
 
@@ -55,8 +57,8 @@ func TestInputSize(t *testing.T) {
 		{name: "known 10 MB, first buffer", n: 60_000, cur: 0, want: 10_000_100, size: 10_000_100},
 		{name: "known 10 MB, growing", n: 4096, cur: 4096, want: 10_000_100, size: 10_000_100},
 		{name: "known small", n: 100, want: 5000, size: 8 << 10},
-		{name: "known tiny", n: 10, want: 200, size: bufferSize},
-		{name: "unknown, first buffer", n: 100, size: bufferSize},
+		{name: "known tiny", n: 10, want: 200, size: core.BufferSize},
+		{name: "unknown, first buffer", n: 100, size: core.BufferSize},
 		{name: "unknown, first buffer after a large read", n: 60_000, size: 64 << 10},
 		{name: "unknown, doubles", n: 64 << 10, cur: 64 << 10, size: 128 << 10},
 		{name: "unknown, from an odd size", n: 70_000, cur: 70_000, size: 256 << 10},
@@ -66,7 +68,7 @@ func TestInputSize(t *testing.T) {
 		{name: "full", n: limit, cur: limit, tooLarge: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			size, err := inputSize(tc.n, tc.cur, tc.want, limit, DefaultReadBufferSize)
+			size, err := core.InputSize(tc.n, tc.cur, tc.want, limit, connections.DefaultReadBufferSize)
 			if tc.tooLarge {
 				if !errors.Is(err, protocols.ErrPackageTooLarge) {
 					t.Fatalf("inputSize = %d, %v: want ErrPackageTooLarge", size, err)
@@ -87,42 +89,42 @@ func TestInputSize(t *testing.T) {
 // the capacity asked and keeps only class-sized buffers.
 func TestInputGrowth10MB(t *testing.T) {
 	const (
-		limit  = DefaultMaxPackageSize
+		limit  = connections.DefaultMaxPackageSize
 		packet = 10_000_000 + 100
 		read   = 64 << 10
 	)
-	var p bufferPool
+	var p core.BufferPool
 	for _, known := range []bool{true, false} {
 		want := 0
 		if known {
 			want = packet
 		}
-		var in *buffer
+		var in *core.Buffer
 		largest, buffers := 0, 0
 		for got := 0; got < packet; {
-			if in == nil || cap(in.b)-len(in.b) < 1<<10 {
+			if in == nil || cap(in.B)-len(in.B) < 1<<10 {
 				cur := 0
 				if in != nil {
-					cur = cap(in.b)
+					cur = cap(in.B)
 				}
-				size, err := inputSize(got, cur, want, limit, DefaultReadBufferSize)
+				size, err := core.InputSize(got, cur, want, limit, connections.DefaultReadBufferSize)
 				if err != nil {
 					t.Fatalf("known=%v at %d: %v", known, got, err)
 				}
-				nb := p.getInput(size)
-				if cap(nb.b) != size {
-					t.Fatalf("getInput(%d) lent a buffer of %d", size, cap(nb.b))
+				nb := p.GetInput(size)
+				if cap(nb.B) != size {
+					t.Fatalf("getInput(%d) lent a buffer of %d", size, cap(nb.B))
 				}
 				if in != nil {
-					nb.b = append(nb.b, in.b...)
-					p.putInput(in)
+					nb.B = append(nb.B, in.B...)
+					p.PutInput(in)
 				}
 				in = nb
 				buffers++
-				largest = max(largest, cap(in.b))
+				largest = max(largest, cap(in.B))
 			}
-			k := min(read, cap(in.b)-len(in.b), packet-got)
-			in.b = in.b[:len(in.b)+k]
+			k := min(read, cap(in.B)-len(in.B), packet-got)
+			in.B = in.B[:len(in.B)+k]
 			got += k
 		}
 		t.Logf("known=%v: %d buffers, the largest %d bytes", known, buffers, largest)
@@ -134,56 +136,27 @@ func TestInputGrowth10MB(t *testing.T) {
 		}
 	}
 	// A buffer made to a packet's size is not pooled: classes stay exact.
-	odd := &buffer{b: make([]byte, 0, 3<<20)}
-	p.put(odd)
-	if b := p.getCap(2 << 20); cap(b.b) != 2<<20 {
-		t.Fatalf("getCap(2 MiB) lent %d bytes", cap(b.b))
+	odd := &core.Buffer{B: make([]byte, 0, 3<<20)}
+	p.Put(odd)
+	if b := p.GetCap(2 << 20); cap(b.B) != 2<<20 {
+		t.Fatalf("getCap(2 MiB) lent %d bytes", cap(b.B))
 	}
 }
 
-// TestBudgetVictims: the budget sheds from the highest class of holders
-// for a charge below it, and refuses one of that class or above; the
-// accounting follows every change.
-func TestBudgetVictims(t *testing.T) {
-	b := newInputBudget(nil, 1000)
-	var cs [4]base
-	set := func(i, n int) {
-		t.Helper()
-		b.mu.Lock()
-		b.commitLocked(&cs[i], b.holders[&cs[i]], n, false)
-		b.mu.Unlock()
+// TestSharedBufferNotPooled: a shared buffer (a Fanout's frame, queued on
+// many connections at once) given back by one of them is never kept by
+// the pool, so that no connection is lent bytes others are still writing.
+func TestSharedBufferNotPooled(t *testing.T) {
+	var p core.BufferPool
+	shared := map[*core.Buffer]bool{}
+	for range 100 {
+		b := &core.Buffer{B: make([]byte, 0, core.BufferSize), Shared: true}
+		shared[b] = true
+		p.Put(b)
 	}
-	set(0, 400) // class 9
-	set(1, 300) // class 9
-	set(2, 100) // class 7
-	if b.used != 800 || b.held.Load() != 800 || !cs[0].has(fInputHeld) {
-		t.Fatalf("used %d held %d", b.used, b.held.Load())
-	}
-	// A small newcomer: one of the class-9 holders.
-	if v := b.victimLocked(nil, 50); v == nil || v.class != 9 {
-		t.Fatalf("victim for 50 bytes: %+v", v)
-	}
-	// As large as the largest: refused.
-	if v := b.victimLocked(nil, 500); v != nil {
-		t.Fatalf("victim for 500 bytes: %+v, want none", v)
-	}
-	// A holder of the class below growing into the highest: refused.
-	if v := b.victimLocked(b.holders[&cs[2]], 260); v != nil {
-		t.Fatalf("victim for holder 2 growing: %+v, want none", v)
-	}
-	// A holder alone at the top is not its own victim.
-	set(1, 0)
-	if v := b.victimLocked(b.holders[&cs[0]], 900); v != nil {
-		t.Fatalf("victim for the top holder growing: %+v, want none", v)
-	}
-	if _, ok := b.holders[&cs[1]]; ok || cs[1].has(fInputHeld) || b.used != 500 {
-		t.Fatalf("holder 1 let go: still recorded, used %d", b.used)
-	}
-	b.mu.Lock()
-	b.removeLocked(b.holders[&cs[0]])
-	b.mu.Unlock()
-	set(2, 0)
-	if b.used != 0 || b.mask != 0 || len(b.holders) != 0 {
-		t.Fatalf("empty budget: used %d, mask %b, %d holders", b.used, b.mask, len(b.holders))
+	for range 100 {
+		if b := p.Get(); shared[b] {
+			t.Fatal("the pool lent a shared buffer given back")
+		}
 	}
 }

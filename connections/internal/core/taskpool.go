@@ -1,35 +1,35 @@
-package connections
+package core
 
 import "sync"
 
-// task is the callback work of one connection that an event loop hands
-// to a taskPool: run does what is pending and tells the loop when done.
-type task interface{ runTasks() }
+// Task is the callback work of one connection that an event loop hands
+// to a TaskPool: RunTasks does what is pending and tells the loop when done.
+type Task interface{ RunTasks() }
 
-// taskPool runs tasks on at most max goroutines, started on demand; idle
+// TaskPool runs tasks on at most max goroutines, started on demand; idle
 // ones wait for work until stop. A loop submits a connection again only
 // once its previous task has ended, so the callbacks of one connection
 // never overlap. Safe for concurrent use.
-type taskPool struct {
+type TaskPool struct {
 	wg      *sync.WaitGroup // counts the workers; the engine waits on it
 	max     int
 	mu      sync.Mutex
 	cond    sync.Cond // on mu: work queued or stopping
-	q       []task    // q[head:] is waiting
+	q       []Task    // q[head:] is waiting
 	head    int
 	running int
 	idle    int
 	stopped bool
 }
 
-func newTaskPool(max int, wg *sync.WaitGroup) *taskPool {
-	p := &taskPool{wg: wg, max: max}
+func NewTaskPool(max int, wg *sync.WaitGroup) *TaskPool {
+	p := &TaskPool{wg: wg, max: max}
 	p.cond.L = &p.mu
 	return p
 }
 
-// submit queues t for a worker.
-func (p *taskPool) submit(t task) {
+// Submit queues t for a worker.
+func (p *TaskPool) Submit(t Task) {
 	p.mu.Lock()
 	p.q = append(p.q, t)
 	switch {
@@ -43,7 +43,7 @@ func (p *taskPool) submit(t task) {
 	p.mu.Unlock()
 }
 
-func (p *taskPool) work() {
+func (p *TaskPool) work() {
 	defer p.wg.Done()
 	p.mu.Lock()
 	for {
@@ -63,13 +63,13 @@ func (p *taskPool) work() {
 			p.q, p.head = p.q[:0], 0
 		}
 		p.mu.Unlock()
-		t.runTasks()
+		t.RunTasks()
 		p.mu.Lock()
 	}
 }
 
-// stop ends the idle workers once the loops are gone.
-func (p *taskPool) stop() {
+// Stop ends the idle workers once the loops are gone.
+func (p *TaskPool) Stop() {
 	p.mu.Lock()
 	p.stopped = true
 	p.cond.Broadcast()

@@ -1,4 +1,4 @@
-package connections
+package core
 
 import (
 	"sync"
@@ -8,29 +8,29 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// The callbacks an event loop runs for its connections, as cbMark and
-// the watchdog's warning name them.
+// The callbacks an event loop runs for its connections, as CbMark and
+// the Watchdog's warning name them.
 const (
 	cbNone    uint64 = iota // no callback runs
-	cbConnect               // OnConnect
-	cbMessage               // the protocol's Input and Decode, and OnMessage for each packet
-	cbDrain                 // OnBufferDrain
-	cbClose                 // OnClose
+	CbConnect               // OnConnect
+	CbMessage               // the protocol's Input and Decode, and OnMessage for each packet
+	CbDrain                 // OnBufferDrain
+	CbClose                 // OnClose
 
 	cbKindBits = 3
 	cbKindMask = 1<<cbKindBits - 1
 )
 
-var cbNames = [...]string{cbNone: "", cbConnect: "OnConnect", cbMessage: "OnMessage", cbDrain: "OnBufferDrain", cbClose: "OnClose"}
+var cbNames = [...]string{cbNone: "", CbConnect: "OnConnect", CbMessage: "OnMessage", CbDrain: "OnBufferDrain", CbClose: "OnClose"}
 
-// cbMark shows the watchdog which user callback an event loop is running,
+// CbMark shows the Watchdog which user callback an event loop is running,
 // if any, and since when it is the same one, without a clock read: the
 // loop marks each callback with enter and leave, two atomic stores, and
-// the watchdog samples the mark with current. enter and leave are for the
+// the Watchdog samples the mark with Current. Enter and Leave are for the
 // loop's goroutine only (one writer; callbacks on one loop do not nest:
 // what a callback asks of other connections is posted, not run inside
-// it); current is safe for concurrent use.
-type cbMark struct {
+// it); Current is safe for concurrent use.
+type CbMark struct {
 	n uint64 // callbacks entered; the writer's
 	// cur holds, from bit 35, the low 29 bits of n; while a callback runs,
 	// bits 3..34 hold the low 32 bits of its connection's id and bits 0..2
@@ -42,46 +42,46 @@ type cbMark struct {
 
 const cbSeqShift = cbKindBits + 32
 
-// enter marks the start of a callback of kind for the connection with id
+// Enter marks the start of a callback of kind for the connection with id
 // conn.
-func (m *cbMark) enter(kind, conn uint64) {
+func (m *CbMark) Enter(kind, conn uint64) {
 	m.n++
 	m.cur.Store(m.n<<cbSeqShift | uint64(uint32(conn))<<cbKindBits | kind)
 }
 
-// leave marks the end of the callback enter marked.
-func (m *cbMark) leave() { m.cur.Store(m.n << cbSeqShift) }
+// Leave marks the end of the callback enter marked.
+func (m *CbMark) Leave() { m.cur.Store(m.n << cbSeqShift) }
 
-// current returns the mark.
-func (m *cbMark) current() uint64 { return m.cur.Load() }
+// Current returns the mark.
+func (m *CbMark) Current() uint64 { return m.cur.Load() }
 
 // cbConn returns the id of the connection whose callback the mark cur
 // shows, given the server's Config.IDBase (ids are IDBase | a 32-bit
 // sequence number).
 func cbConn(cur, idBase uint64) uint64 { return idBase | cur>>cbKindBits&(1<<32-1) }
 
-// watchdog warns when a user callback has been running on an event loop
+// Watchdog warns when a user callback has been running on an event loop
 // (callbacks on the loops, Config.CallbackGoroutines off) for after or
 // longer: every other connection of that loop waits meanwhile. A loop
 // busy with its own work, reading and writing (a large fan-out), or gone
 // (a draining server's loops end one by one) runs no callback and is
-// never reported. The watchdog samples each loop's cbMark four times per
+// never reported. The Watchdog samples each loop's CbMark four times per
 // after: it reports a callback only once it has run for after, and
 // surely once it has run for after and a quarter, then again every ten
 // afters while it goes on. Its fields are set before run starts.
-type watchdog struct {
-	log    zerolog.Logger
-	after  time.Duration // a second when not positive
-	idBase uint64        // the server's Config.IDBase
-	loops  []*cbMark
-	// rounds counts the samplings done, for tests that wait for some.
-	rounds atomic.Uint64
+type Watchdog struct {
+	Log    zerolog.Logger
+	After  time.Duration // a second when not positive
+	IDBase uint64        // the server's Config.IDBase
+	Loops  []*CbMark
+	// Rounds counts the samplings done, for tests that wait for some.
+	Rounds atomic.Uint64
 }
 
-// run samples the loops until stop is closed, then calls wg.Done.
-func (w *watchdog) run(stop <-chan struct{}, wg *sync.WaitGroup) {
+// Run samples the loops until stop is closed, then calls wg.Done.
+func (w *Watchdog) Run(stop <-chan struct{}, wg *sync.WaitGroup) {
 	defer wg.Done()
-	after := w.after
+	after := w.After
 	if after <= 0 {
 		after = time.Second
 	}
@@ -92,14 +92,14 @@ func (w *watchdog) run(stop <-chan struct{}, wg *sync.WaitGroup) {
 		since time.Time // when cur was first sampled
 		next  time.Duration
 	}
-	st := make([]seen, len(w.loops))
+	st := make([]seen, len(w.Loops))
 	for {
 		select {
 		case <-stop:
 			return
 		case now := <-t.C:
-			for i, m := range w.loops {
-				cur := m.current()
+			for i, m := range w.Loops {
+				cur := m.Current()
 				s := &st[i]
 				if cur != s.cur || cur&cbKindMask == cbNone {
 					*s = seen{cur: cur, since: now, next: after}
@@ -108,12 +108,12 @@ func (w *watchdog) run(stop <-chan struct{}, wg *sync.WaitGroup) {
 				// The same callback has run since before s.since.
 				if d := now.Sub(s.since); d >= s.next {
 					s.next = (d/(10*after) + 1) * 10 * after
-					w.log.Warn().Int("loop", i).Str("callback", cbNames[cur&cbKindMask]).Uint64("conn", cbConn(cur, w.idBase)).
+					w.Log.Warn().Int("loop", i).Str("callback", cbNames[cur&cbKindMask]).Uint64("conn", cbConn(cur, w.IDBase)).
 						Dur("blocked_for_ms", d).
 						Msg("event loop blocked by a callback; its other connections wait (see Config.CallbackGoroutines)")
 				}
 			}
-			w.rounds.Add(1)
+			w.Rounds.Add(1)
 		}
 	}
 }
