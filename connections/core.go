@@ -41,6 +41,11 @@ const (
 	// deliver it; the read timeouts wait with it (timersExpired).
 	fInputWaits
 
+	// fRulesDeferred: the last timer check found a dispatcher running and
+	// left the read timeouts' rules to a check shortly after
+	// (timersExpired).
+	fRulesDeferred
+
 	fHalted = fClosing | fSockClosed | fPaused | fBackpressure
 
 	// fStateLock guards base.state. It is a spin lock taken without mu

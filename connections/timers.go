@@ -252,6 +252,11 @@ func effective(ph uint32) protocols.Phase {
 // its output, not for the peer, and the rules start again from now; SendTimeout bounds the wait for a peer that reads
 // nothing. A closing connection
 // needs no timers any more. No user callback runs here.
+// deferredRecheck is how often the read timeouts' rules look again
+// while one dispatcher runs on (timersExpired), after a first look a
+// tick later.
+const deferredRecheck = 50 * time.Millisecond
+
 func (c *base) timersExpired() {
 	s, tm := c.s, c.tm
 	now := s.clock()
@@ -276,12 +281,31 @@ func (c *base) timersExpired() {
 			next = min(next, w+limit)
 		}
 	}
-	waiting := c.has(fPaused|fBackpressure|fInputWaits) || c.dispatching > 0
+	// While reading stops (PauseRecv, backpressure, pool input waiting
+	// for its task) the client is not the one late: the read timeouts
+	// start again from when reading resumes. A dispatcher running is
+	// different: it delivers what was just read, and restarting the
+	// windows then would give a client whose byte lands as its deadline
+	// passes a whole new window (a slowloris cut at 2 s for 1 s): the
+	// rules look again a tick later, then every deferredRecheck while
+	// the dispatcher runs on, from the windows as they are.
+	waiting := c.has(fPaused | fBackpressure | fInputWaits)
 	if waiting {
 		tm.lastIn.Store(now)
 		tm.since, tm.winIn = now, c.bytesIn.Load()
 	}
-	if s.idleNs > 0 {
+	busy := !waiting && c.dispatching > 0
+	if busy {
+		d := int64(time.Millisecond)
+		if c.has(fRulesDeferred) {
+			d = int64(deferredRecheck)
+		}
+		c.setFlag(fRulesDeferred)
+		next = min(next, now+d)
+	} else {
+		c.clearFlag(fRulesDeferred)
+	}
+	if s.idleNs > 0 && !busy {
 		last := tm.lastIn.Load()
 		if last+s.idleNs <= now {
 			c.closingUnlock()
@@ -290,7 +314,7 @@ func (c *base) timersExpired() {
 		}
 		next = min(next, last+s.idleNs)
 	}
-	if !waiting {
+	if !waiting && !busy {
 		if reason, p, due := c.phaseRuleLocked(now); reason != cutNone {
 			c.timedOutUnlock(reason, p)
 			return
