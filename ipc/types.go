@@ -32,6 +32,9 @@ const (
 
 	// worker → master events.
 	TypeReady = "ready" // the worker accepts; body Hello
+	// TypeFinal: the worker's last figures (body WorkerStats), sent as it
+	// exits, so that its master folds them into the id's counters.
+	TypeFinal = "final"
 
 	// Operations: recycling and reload errors.
 	TypeRecycle = "recycle" // worker → master event: body RecycleRequest, replace me
@@ -216,6 +219,18 @@ type Status struct {
 	// master adopted, are there too, under the dead master's pid (State
 	// "orphan" until they are told to drain).
 	Retiring []Worker `json:"retiring,omitempty"`
+	// Carried are the counters of the processes of this master's worker
+	// ids that have exited (recycled, restarted), per id: the final
+	// figures they reported. The metrics of an id are its Carried, its
+	// process's and its retiring processes' figures together, so that
+	// they only grow while the master runs.
+	Carried []Carried `json:"carried,omitempty"`
+}
+
+// Carried are the summed counters of a worker id's exited processes.
+type Carried struct {
+	ID int `json:"id"`
+	Load
 }
 
 // MasterStatus describes the master.

@@ -433,6 +433,7 @@ type snapshot struct {
 	entries  []entry
 	retiring []entry
 	orphans  []ipc.Worker // orphans of a dead master, shown among the retiring
+	carried  []ipc.Carried
 }
 
 // snapshot copies what status needs, in the run loop.
@@ -495,6 +496,12 @@ func (m *master) snapshot() snapshot {
 		}
 	}
 	snap.orphans = m.orphanEntries()
+	for _, s := range m.slots {
+		var c ipc.Carried
+		c.ID = s.id
+		addCounters(&c.Load, s.carried) // a copy: the status goroutine reads it
+		snap.carried = append(snap.carried, c)
+	}
 	sort.Slice(snap.retiring, func(i, j int) bool {
 		a, b := snap.retiring[i].w, snap.retiring[j].w
 		return a.ID < b.ID || a.ID == b.ID && a.PID < b.PID
@@ -583,6 +590,7 @@ func (m *master) gatherStatus(snap snapshot, others []string) ipc.Status {
 		st.Retiring = append(st.Retiring, fill(e))
 	}
 	st.Retiring = append(st.Retiring, snap.orphans...)
+	st.Carried = snap.carried
 	sort.Slice(more, func(i, j int) bool { return more[i].Master.Generation < more[j].Master.Generation })
 	for _, o := range more {
 		st.Others = append(st.Others, o.Master)

@@ -68,7 +68,17 @@ func (m *master) onReady(p *proc) {
 
 func (m *master) onExit(p *proc, status string) {
 	delete(m.procs, p)
+	// Its control channel ends with the process: the read goroutine
+	// takes in its final figures (TypeFinal) before it sees EOF, which
+	// comes at once (bounded, for a descendant holding the socket).
+	select {
+	case <-p.gone:
+	case <-time.After(100 * time.Millisecond):
+	}
 	p.conn.Close()
+	if last, ok, _ := p.lastAnswer(); ok {
+		addCounters(&p.slot.carried, last.Load)
+	}
 	if p.orphanAt != "" {
 		os.Remove(p.orphanAt)
 	}

@@ -340,7 +340,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		v := reflect.ValueOf(w)
 		emit(ch, c.slots, v, w.Name, id)
 		if hasFigures(w) {
-			emit(ch, c.workers, v, w.Name, id)
+			w.Load = slotLoad(w, st)
+			emit(ch, c.workers, reflect.ValueOf(w), w.Name, id)
 		}
 		ch <- prometheus.MustNewConstMetric(c.up, gauge, boolValue(isUp(w)), w.Name, id)
 	}
@@ -366,4 +367,82 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// loadCounters are the top-level fields of ipc.Load that workerFigures
+// export as counters: the figures a worker id carries from one process to
+// the next (addCounters). The cluster's counters (a pointer) are not
+// carried.
+var loadCounters = func() [][]int {
+	t := reflect.TypeFor[ipc.Load]()
+	var out [][]int
+	for _, f := range workerFigures() {
+		if f.typ != counter || strings.Contains(f.field, ".") {
+			continue
+		}
+		if sf, ok := t.FieldByName(f.field); ok {
+			out = append(out, sf.Index)
+		}
+	}
+	return out
+}()
+
+// addCounters adds the counters of src to dst (maps key by key, into a
+// map of dst's own).
+func addCounters(dst *ipc.Load, src ipc.Load) {
+	d, s := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src)
+	for _, index := range loadCounters {
+		to, from := d.FieldByIndex(index), s.FieldByIndex(index)
+		switch to.Kind() {
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			to.SetUint(to.Uint() + from.Uint())
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			to.SetInt(to.Int() + from.Int())
+		case reflect.Float32, reflect.Float64:
+			to.SetFloat(to.Float() + from.Float())
+		case reflect.Map:
+			if from.Len() == 0 {
+				continue
+			}
+			m := reflect.MakeMapWithSize(to.Type(), to.Len()+from.Len())
+			for _, src := range []reflect.Value{to, from} {
+				iter := src.MapRange()
+				for iter.Next() {
+					k := iter.Key()
+					sum := iter.Value()
+					if have := m.MapIndex(k); have.IsValid() {
+						sum = reflect.ValueOf(have.Uint() + sum.Uint()).Convert(to.Type().Elem())
+					}
+					m.SetMapIndex(k, sum)
+				}
+			}
+			to.Set(m)
+		}
+	}
+}
+
+// slotLoad is the figures of w (an id of the master st describes) as its
+// metrics show them: its process's, with the counters of the id's exited
+// processes (st.Carried) and its retiring processes (their counters and
+// connections) added, so that recycling and restarts keep them growing.
+func slotLoad(w ipc.Worker, st ipc.Status) ipc.Load {
+	l := w.Load
+	l.Closed = nil
+	addCounters(&l, ipc.Load{Closed: w.Closed})
+	if w.MasterPID != st.Master.PID {
+		return l
+	}
+	for _, c := range st.Carried {
+		if c.ID == w.ID {
+			addCounters(&l, c.Load)
+		}
+	}
+	for _, r := range st.Retiring {
+		if r.ID == w.ID && r.MasterPID == w.MasterPID && r.PID != w.PID {
+			addCounters(&l, r.Load)
+			l.Connections += r.Connections
+			l.InputHeld += r.InputHeld
+		}
+	}
+	return l
 }

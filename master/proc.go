@@ -37,6 +37,9 @@ type slot struct {
 	quickFails          int         // run loop: quick deaths in a row
 	timer               *time.Timer // run loop: a pending evRespawn
 	ops                 ipc.Ops     // run loop: watchdog and recycle counts (LastSeen, SilentSeconds unused)
+	// carried sums the counters of the id's exited processes (their
+	// final figures, TypeFinal, or their last answer): run loop.
+	carried ipc.Load
 }
 
 // proc is one worker process.
@@ -302,6 +305,12 @@ func (p *proc) read(m *master) {
 		switch msg.Type {
 		case ipc.TypeReady:
 			m.send(evReady{p})
+			continue
+		case ipc.TypeFinal:
+			var st ipc.WorkerStats
+			if msg.Decode(&st) == nil {
+				p.seen(st)
+			}
 			continue
 		case ipc.TypeRecycle:
 			var req ipc.RecycleRequest

@@ -236,6 +236,12 @@ func (w *worker) run(ctx context.Context) error {
 	}
 	finish := func() error {
 		w.srv.Close()
+		if ctl != nil {
+			// The last figures, for the master's counters (TypeFinal).
+			if m, err := ipc.New(ipc.TypeFinal, 0, w.stats()); err == nil {
+				ctl.Send(m)
+			}
+		}
 		if w.o.OnStop != nil {
 			w.o.OnStop()
 		}
