@@ -224,12 +224,21 @@ type Status struct {
 	// figures they reported. The metrics of an id are its Carried, its
 	// process's and its retiring processes' figures together, so that
 	// they only grow while the master runs.
+	// the previous generations' totals, which a master takes over when
+	// the master before it exits, are there too.
 	Carried []Carried `json:"carried,omitempty"`
+	// Previous, when asked for (StatusRequest.Totals), are the totals of
+	// the previous generation while it drains, per listener name and id:
+	// its counters and its open connections, which the metrics of this
+	// master's ids include until it has exited (then they are Carried).
+	Previous []Carried `json:"previous,omitempty"`
 }
 
-// Carried are the summed counters of a worker id's exited processes.
+// Carried are the summed counters of a worker id's exited processes (by
+// listener name and id).
 type Carried struct {
-	ID int `json:"id"`
+	Name string `json:"name"`
+	ID   int    `json:"id"`
 	Load
 }
 
@@ -395,6 +404,8 @@ type ReloadRequest struct {
 // the run directory (a previous generation still draining).
 type StatusRequest struct {
 	Local bool `json:"local"`
+	// Totals asks for Status.Previous too (the admin endpoint's metrics).
+	Totals bool `json:"totals,omitempty"`
 }
 
 // ReloadResult is the answer to a reload: the master that serves now.

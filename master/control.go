@@ -246,10 +246,18 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 		if !req.Local {
 			others = m.otherControls()
 		}
+		parent := ""
+		if req.Totals && !m.parentGone && m.upg != nil {
+			parent = m.upg.inherited.ParentControl
+		}
 		m.answering.Add(1)
 		go func() {
 			defer m.answering.Done()
-			ok(m.gatherStatus(snap, others))
+			st := m.gatherStatus(snap, others)
+			if req.Totals {
+				st.Previous = m.previousTotals(parent)
+			}
+			ok(st)
 			c.Close()
 		}()
 	case ipc.TypeConnections:
@@ -497,9 +505,13 @@ func (m *master) snapshot() snapshot {
 	}
 	snap.orphans = m.orphanEntries()
 	for _, s := range m.slots {
-		var c ipc.Carried
-		c.ID = s.id
+		c := ipc.Carried{Name: m.o.Listeners[s.listener].Name, ID: s.id}
 		addCounters(&c.Load, s.carried) // a copy: the status goroutine reads it
+		snap.carried = append(snap.carried, c)
+	}
+	for _, in := range m.inherited {
+		c := ipc.Carried{Name: in.Name, ID: in.ID}
+		addCounters(&c.Load, in.Load)
 		snap.carried = append(snap.carried, c)
 	}
 	sort.Slice(snap.retiring, func(i, j int) bool {

@@ -226,6 +226,14 @@ func (m *master) promote(np *proc) {
 // judges them by how long they have been silent.
 func (m *master) watch() {
 	now := time.Now()
+	if !m.parentGone && m.upg != nil && m.adm != nil && m.prev.asking.CompareAndSwap(false, true) {
+		// The previous generation's totals, for the metrics.
+		path := m.upg.inherited.ParentControl
+		go func() {
+			defer m.prev.asking.Store(false)
+			m.previousTotals(path)
+		}()
+	}
 	for p := range m.procs {
 		if !p.ready {
 			continue

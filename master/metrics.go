@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -433,8 +435,15 @@ func slotLoad(w ipc.Worker, st ipc.Status) ipc.Load {
 		return l
 	}
 	for _, c := range st.Carried {
-		if c.ID == w.ID {
+		if c.ID == w.ID && c.Name == w.Name {
 			addCounters(&l, c.Load)
+		}
+	}
+	for _, c := range st.Previous {
+		if c.ID == w.ID && c.Name == w.Name {
+			addCounters(&l, c.Load)
+			l.Connections += c.Connections
+			l.InputHeld += c.InputHeld
 		}
 	}
 	for _, r := range st.Retiring {
@@ -445,4 +454,52 @@ func slotLoad(w ipc.Worker, st ipc.Status) ipc.Load {
 		}
 	}
 	return l
+}
+
+// previous holds the last totals of the previous generation, which a new
+// master's metrics include while it drains (Status.Previous) and take
+// over when it exits. Safe for concurrent use.
+type previous struct {
+	asking atomic.Bool // the watchdog's request is in flight
+	mu     sync.Mutex
+	last   []ipc.Carried
+}
+
+// take returns the last totals, and forgets them.
+func (p *previous) take() []ipc.Carried {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	last := p.last
+	p.last = nil
+	return last
+}
+
+// previousTotals asks the previous master (its control socket at path;
+// empty: none) for its status and returns its totals per listener name
+// and id, remembering them; when it does not answer in time, the last
+// ones. The watchdog asks too, so that what is taken over when it exits
+// is at most a watchdog interval old.
+func (m *master) previousTotals(path string) []ipc.Carried {
+	if path != "" {
+		p := m.o.Paths
+		p.Socket = path
+		req, _ := ipc.New(ipc.TypeStatus, 1, ipc.StatusRequest{Local: true})
+		ans, err := p.Request(req, statusAskMaster)
+		var st ipc.Status
+		if err == nil && ans.Decode(&st) == nil {
+			var out []ipc.Carried
+			for _, w := range st.Workers {
+				if w.MasterPID != st.Master.PID {
+					continue
+				}
+				out = append(out, ipc.Carried{Name: w.Name, ID: w.ID, Load: slotLoad(w, st)})
+			}
+			m.prev.mu.Lock()
+			m.prev.last = out
+			m.prev.mu.Unlock()
+		}
+	}
+	m.prev.mu.Lock()
+	defer m.prev.mu.Unlock()
+	return m.prev.last
 }

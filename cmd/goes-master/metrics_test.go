@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/goes-project/goes/internal/testkit"
+	"github.com/goes-project/goes/ipc"
 )
 
 // sumMetric sums the samples of a metric name (every label set) in a
@@ -113,4 +114,80 @@ func TestMetricsAcrossRecycle(t *testing.T) {
 		t.Fatalf("%d recycles, want at least 10", recycles)
 	}
 	s.stopAndCheck(st)
+}
+
+// listenerSum sums a metric's samples of one listener in a scrape.
+func listenerSum(scrape []byte, name, listener string) float64 {
+	var sum float64
+	sc := bufio.NewScanner(bytes.NewReader(scrape))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") || !strings.Contains(line, `listener="`+listener+`"`) {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// TestMetricsAcrossReload (issue 22): a text connection open through a
+// reload counts in the new master's goes_connections while the previous
+// generation drains (the issue saw every goes_connections at 0), its
+// requests count on in goes_requests_total, and once the previous master
+// has exited its totals stay, carried by the new master.
+func TestMetricsAcrossReload(t *testing.T) {
+	s := newAdminSetup(t, "10s")
+	st, admin := s.startAdmin()
+	held := dialText(t, s.textAddr)
+	held.echo(t, "one")
+	held.echo(t, "two")
+	m := mustFetch(t, admin+"/metrics")
+	if c, r := listenerSum(m, "goes_connections", "text"), listenerSum(m, "goes_requests_total", "text"); c != 1 || r != 2 {
+		t.Fatalf("before the reload: text connections %v, requests %v", c, r)
+	}
+	s.mustCLI("reload")
+	testkit.Eventually(t, 30*time.Second, 50*time.Millisecond, "the new master counts the draining connection", func() error {
+		cur, err := s.status()
+		if err != nil {
+			return err
+		}
+		if cur.Master.PID == st.Master.PID {
+			return fmt.Errorf("master %d still serves", cur.Master.PID)
+		}
+		m := mustFetch(t, admin+"/metrics")
+		if gen, _ := metric(m, "goes_master_generation"); gen != 2 {
+			return fmt.Errorf("generation %v answers", gen)
+		}
+		if c, r := listenerSum(m, "goes_connections", "text"), listenerSum(m, "goes_requests_total", "text"); c != 1 || r != 2 {
+			return fmt.Errorf("text connections %v, requests %v", c, r)
+		}
+		return nil
+	})
+	held.echo(t, "three") // served by the draining generation
+	testkit.Eventually(t, 10*time.Second, 50*time.Millisecond, "the draining connection's request counted", func() error {
+		m := mustFetch(t, admin+"/metrics")
+		if r := listenerSum(m, "goes_requests_total", "text"); r != 3 {
+			return fmt.Errorf("text requests %v", r)
+		}
+		return nil
+	})
+	held.Close()
+	var cur ipc.Status
+	testkit.Eventually(t, 20*time.Second, 50*time.Millisecond, "the previous master gone, its totals carried", func() error {
+		var err error
+		if cur, err = s.status(); err != nil {
+			return err
+		}
+		if len(cur.Others) != 0 {
+			return fmt.Errorf("%d other masters", len(cur.Others))
+		}
+		m := mustFetch(t, admin+"/metrics")
+		if c, r := listenerSum(m, "goes_connections", "text"), listenerSum(m, "goes_requests_total", "text"); c != 0 || r != 3 {
+			return fmt.Errorf("text connections %v, requests %v", c, r)
+		}
+		return nil
+	})
+	s.stopAndCheck(cur)
 }
