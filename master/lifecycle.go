@@ -76,8 +76,12 @@ func (m *master) onExit(p *proc, status string) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	p.conn.Close()
-	if last, ok, _ := p.lastAnswer(); ok {
+	if last, ok, at := p.lastAnswer(); ok {
 		addCounters(&p.slot.carried, last.Load)
+		if !p.final.Load() {
+			m.log.Info().Int("worker", p.slot.id).Int("worker_pid", p.pid).Time("last_seen", at).
+				Msg("worker exited without its final figures: its metrics keep those of its last answer")
+		}
 	}
 	if p.orphanAt != "" {
 		os.Remove(p.orphanAt)

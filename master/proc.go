@@ -88,6 +88,10 @@ type proc struct {
 	unresponsive, killed bool
 	// probing: a watchdog probe is in flight (any goroutine).
 	probing atomic.Bool
+	// final: its final figures (TypeFinal) came (read goroutine); an
+	// answer to an earlier stats request, recorded after them, does not
+	// replace them (seen).
+	final atomic.Bool
 	// out is the read end of the worker's output pipe (WrapOutput), read
 	// by copyOutput; nil without.
 	out *os.File
@@ -110,7 +114,10 @@ type proc struct {
 // seen records an answer of the worker: its figures and that it lives.
 func (p *proc) seen(st ipc.WorkerStats) {
 	p.mu.Lock()
-	p.last, p.hasLast, p.lastSeen = st, true, time.Now()
+	if !p.final.Load() {
+		p.last, p.hasLast = st, true
+	}
+	p.lastSeen = time.Now()
 	p.mu.Unlock()
 }
 
@@ -309,7 +316,10 @@ func (p *proc) read(m *master) {
 		case ipc.TypeFinal:
 			var st ipc.WorkerStats
 			if msg.Decode(&st) == nil {
-				p.seen(st)
+				p.mu.Lock()
+				p.last, p.hasLast, p.lastSeen = st, true, time.Now()
+				p.final.Store(true)
+				p.mu.Unlock()
 			}
 			continue
 		case ipc.TypeRecycle:
