@@ -146,6 +146,10 @@ type Load struct {
 	LoopBusySeconds float64 `json:"loop_busy_seconds,omitempty"`
 	// Cluster is the worker's cluster Node (nil without a cluster).
 	Cluster *NodeStats `json:"cluster,omitempty"`
+	// RequestDuration is the time the worker's OnMessage callbacks took,
+	// from the callback's start to its return (nil from a worker that
+	// does not measure it).
+	RequestDuration *Histogram `json:"request_duration,omitempty"`
 
 	// BadInput counts connections closed for input their protocol refused
 	// (malformed, over the packet limit) and datagrams dropped for it;

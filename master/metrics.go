@@ -280,6 +280,7 @@ type collector struct {
 
 	workers, slots, master      []compiled
 	states, build, up, retiring *prometheus.Desc
+	duration                    *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -300,6 +301,7 @@ func newCollector(status func(context.Context) (ipc.Status, error)) (*collector,
 	c.states = prometheus.NewDesc("goes_master_workers", "Worker ids by the state of their process.", []string{"state"}, nil)
 	c.build = prometheus.NewDesc("goes_build_info", "The program's version and the Go version it was built with; always 1.", []string{"version", "goversion"}, nil)
 	c.up = prometheus.NewDesc("goes_worker_up", "1 for a worker id whose process answers its master; 0 for one without a process, starting, or unresponsive (its last figures are shown, goes_worker_silent_seconds says how long it has been silent).", workerLabels, nil)
+	c.duration = prometheus.NewDesc("goes_request_duration_seconds", "Time the OnMessage callback took for a message (an HTTP request, a WebSocket frame, a line of text, ...), from its start to its return; in a callback pool, the wait for a pool goroutine is not included.", workerLabels, nil)
 	c.retiring = prometheus.NewDesc("goes_master_retiring_workers", "Worker processes replaced by a recycle that still drain.", nil, nil)
 	return c, nil
 }
@@ -319,6 +321,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.build
 	ch <- c.up
 	ch <- c.retiring
+	ch <- c.duration
 }
 
 // Collect asks the master for its status and sends the samples.
@@ -344,6 +347,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		if hasFigures(w) {
 			w.Load = slotLoad(w, st)
 			emit(ch, c.workers, reflect.ValueOf(w), w.Name, id)
+			if h := w.RequestDuration; h != nil {
+				count, buckets := cumulative(h)
+				ch <- prometheus.MustNewConstHistogram(c.duration, count, h.SumSeconds, buckets, w.Name, id)
+			}
 		}
 		ch <- prometheus.MustNewConstMetric(c.up, gauge, boolValue(isUp(w)), w.Name, id)
 	}
@@ -392,6 +399,12 @@ var loadCounters = func() [][]int {
 // addCounters adds the counters of src to dst (maps key by key, into a
 // map of dst's own).
 func addCounters(dst *ipc.Load, src ipc.Load) {
+	if src.RequestDuration != nil {
+		h := &ipc.Histogram{}
+		h.Add(dst.RequestDuration)
+		h.Add(src.RequestDuration)
+		dst.RequestDuration = h // a new one: dst's may be shared
+	}
 	d, s := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src)
 	for _, index := range loadCounters {
 		to, from := d.FieldByIndex(index), s.FieldByIndex(index)
@@ -429,8 +442,8 @@ func addCounters(dst *ipc.Load, src ipc.Load) {
 // connections) added, so that recycling and restarts keep them growing.
 func slotLoad(w ipc.Worker, st ipc.Status) ipc.Load {
 	l := w.Load
-	l.Closed = nil
-	addCounters(&l, ipc.Load{Closed: w.Closed})
+	l.Closed, l.RequestDuration = nil, nil
+	addCounters(&l, ipc.Load{Closed: w.Closed, RequestDuration: w.RequestDuration})
 	if w.MasterPID != st.Master.PID {
 		return l
 	}
@@ -502,4 +515,18 @@ func (m *master) previousTotals(path string) []ipc.Carried {
 	m.prev.mu.Lock()
 	defer m.prev.mu.Unlock()
 	return m.prev.last
+}
+
+// cumulative is h's count and its buckets as Prometheus has them (each
+// bound with the count at or below it).
+func cumulative(h *ipc.Histogram) (uint64, map[float64]uint64) {
+	buckets := make(map[float64]uint64, len(ipc.RequestDurationBuckets))
+	var n uint64
+	for i, c := range h.Counts {
+		n += c
+		if i < len(ipc.RequestDurationBuckets) {
+			buckets[ipc.RequestDurationBuckets[i]] = n
+		}
+	}
+	return n, buckets
 }

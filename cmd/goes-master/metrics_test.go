@@ -52,7 +52,9 @@ func TestMetricsAcrossRecycle(t *testing.T) {
 }`)
 	st := s.start()
 	base := "http://" + st.Master.Admin
-	before, _ := sumMetric(mustFetch(t, base+"/metrics"), "goes_requests_total")
+	m0 := mustFetch(t, base+"/metrics")
+	before, _ := sumMetric(m0, "goes_requests_total")
+	countBefore, _ := sumMetric(m0, "goes_request_duration_seconds_count")
 	const n = 30000
 	// Scraped during the run: never less than before (a true counter).
 	done := make(chan struct{})
@@ -103,9 +105,18 @@ func TestMetricsAcrossRecycle(t *testing.T) {
 		for _, w := range cur.Workers {
 			recycles += w.Recycles
 		}
-		after, _ = sumMetric(mustFetch(t, base+"/metrics"), "goes_requests_total")
+		m := mustFetch(t, base+"/metrics")
+		after, _ = sumMetric(m, "goes_requests_total")
 		if after-before != n {
 			return fmt.Errorf("goes_requests_total grew by %v for %d requests", after-before, n)
+		}
+		// The request duration histogram counts every request too, in
+		// its buckets as in its count.
+		if count, _ := sumMetric(m, "goes_request_duration_seconds_count"); count-countBefore != n {
+			return fmt.Errorf("goes_request_duration_seconds_count grew by %v for %d requests", count-countBefore, n)
+		}
+		if inf := listenerSum(m, "goes_request_duration_seconds_bucket", "web", `le="+Inf"`); inf-countBefore != n {
+			return fmt.Errorf("goes_request_duration_seconds_bucket{le=\"+Inf\"} grew by %v", inf-countBefore)
 		}
 		return nil
 	})
@@ -116,14 +127,20 @@ func TestMetricsAcrossRecycle(t *testing.T) {
 	s.stopAndCheck(st)
 }
 
-// listenerSum sums a metric's samples of one listener in a scrape.
-func listenerSum(scrape []byte, name, listener string) float64 {
+// listenerSum sums a metric's samples of one listener in a scrape (those
+// whose line has every one of with).
+func listenerSum(scrape []byte, name, listener string, with ...string) float64 {
 	var sum float64
 	sc := bufio.NewScanner(bytes.NewReader(scrape))
 	for sc.Scan() {
 		line := sc.Text()
 		if !strings.HasPrefix(line, name+"{") || !strings.Contains(line, `listener="`+listener+`"`) {
 			continue
+		}
+		for _, w := range with {
+			if !strings.Contains(line, w) {
+				line = ""
+			}
 		}
 		if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
 			sum += v
