@@ -107,15 +107,19 @@ type proc struct {
 	// Under mu: the last answer to a stats request (probe or status) and
 	// when it came; lastSeen starts at ready (run loop, under mu).
 	last     ipc.WorkerStats
+	lastID   uint64 // the request last answered with last
 	hasLast  bool
 	lastSeen time.Time
 }
 
 // seen records an answer of the worker: its figures and that it lives.
-func (p *proc) seen(st ipc.WorkerStats) {
+func (p *proc) seen(st ipc.WorkerStats, id uint64) {
 	p.mu.Lock()
-	if !p.final.Load() {
-		p.last, p.hasLast = st, true
+	// Answers to concurrent requests (the watchdog's, a status's) may be
+	// recorded out of order: the figures of a later request stay, so that
+	// a counter never shows less than it did.
+	if !p.final.Load() && id >= p.lastID {
+		p.last, p.hasLast, p.lastID = st, true, id
 	}
 	p.lastSeen = time.Now()
 	p.mu.Unlock()
@@ -142,7 +146,7 @@ func (p *proc) askStats(d time.Duration) (ipc.WorkerStats, error) {
 	if err != nil {
 		return st, err
 	}
-	p.seen(st)
+	p.seen(st, ans.ID)
 	return st, nil
 }
 
