@@ -236,6 +236,9 @@ type Status struct {
 	// its counters and its open connections, which the metrics of this
 	// master's ids include until it has exited (then they are Carried).
 	Previous []Carried `json:"previous,omitempty"`
+	// PreviousDraining, with Previous, is the number of the previous
+	// generation's worker processes that still drain.
+	PreviousDraining int `json:"previous_draining,omitempty"`
 }
 
 // Carried are the summed counters of a worker id's exited processes (by

@@ -255,7 +255,7 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 			defer m.answering.Done()
 			st := m.gatherStatus(snap, others)
 			if req.Totals {
-				st.Previous = m.previousTotals(parent)
+				st.Previous, st.PreviousDraining = m.previousTotals(parent)
 			}
 			ok(st)
 			c.Close()

@@ -354,6 +354,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.up, gauge, boolValue(isUp(w)), w.Name, id)
 	}
+	states[StateDraining] += st.PreviousDraining
 	for s, n := range states {
 		ch <- prometheus.MustNewConstMetric(c.states, gauge, float64(n), s)
 	}
@@ -473,9 +474,10 @@ func slotLoad(w ipc.Worker, st ipc.Status) ipc.Load {
 // master's metrics include while it drains (Status.Previous) and take
 // over when it exits. Safe for concurrent use.
 type previous struct {
-	asking atomic.Bool // the watchdog's request is in flight
-	mu     sync.Mutex
-	last   []ipc.Carried
+	asking   atomic.Bool // the watchdog's request is in flight
+	mu       sync.Mutex
+	last     []ipc.Carried
+	draining int // its worker processes still draining, at last
 }
 
 // take returns the last totals, and forgets them.
@@ -483,7 +485,7 @@ func (p *previous) take() []ipc.Carried {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	last := p.last
-	p.last = nil
+	p.last, p.draining = nil, 0
 	return last
 }
 
@@ -492,7 +494,7 @@ func (p *previous) take() []ipc.Carried {
 // and id, remembering them; when it does not answer in time, the last
 // ones. The watchdog asks too, so that what is taken over when it exits
 // is at most a watchdog interval old.
-func (m *master) previousTotals(path string) []ipc.Carried {
+func (m *master) previousTotals(path string) ([]ipc.Carried, int) {
 	if path != "" {
 		p := m.o.Paths
 		p.Socket = path
@@ -507,14 +509,20 @@ func (m *master) previousTotals(path string) []ipc.Carried {
 				}
 				out = append(out, ipc.Carried{Name: w.Name, ID: w.ID, Load: slotLoad(w, st)})
 			}
+			draining := 0
+			for _, w := range append(st.Workers, st.Retiring...) {
+				if w.MasterPID == st.Master.PID && w.PID != 0 {
+					draining++
+				}
+			}
 			m.prev.mu.Lock()
-			m.prev.last = out
+			m.prev.last, m.prev.draining = out, draining
 			m.prev.mu.Unlock()
 		}
 	}
 	m.prev.mu.Lock()
 	defer m.prev.mu.Unlock()
-	return m.prev.last
+	return m.prev.last, m.prev.draining
 }
 
 // cumulative is h's count and its buckets as Prometheus has them (each

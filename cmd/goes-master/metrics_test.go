@@ -180,6 +180,9 @@ func TestMetricsAcrossReload(t *testing.T) {
 		if c, r := listenerSum(m, "goes_connections", "text"), listenerSum(m, "goes_requests_total", "text"); c != 1 || r != 2 {
 			return fmt.Errorf("text connections %v, requests %v", c, r)
 		}
+		if d, _ := metric(m, `goes_master_workers{state="draining"}`); d < 1 {
+			return fmt.Errorf(`goes_master_workers{state="draining"} %v while the previous generation drains`, d)
+		}
 		return nil
 	})
 	held.echo(t, "three") // served by the draining generation
@@ -203,6 +206,9 @@ func TestMetricsAcrossReload(t *testing.T) {
 		m := mustFetch(t, admin+"/metrics")
 		if c, r := listenerSum(m, "goes_connections", "text"), listenerSum(m, "goes_requests_total", "text"); c != 0 || r != 3 {
 			return fmt.Errorf("text connections %v, requests %v", c, r)
+		}
+		if d, _ := metric(m, `goes_master_workers{state="draining"}`); d != 0 {
+			return fmt.Errorf(`goes_master_workers{state="draining"} %v once the previous generation is gone`, d)
 		}
 		return nil
 	})
