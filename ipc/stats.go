@@ -56,3 +56,31 @@ func (l *Load) CopyStats(st any) {
 		}
 	}
 }
+
+// RequestDurationBuckets are the upper bounds, in seconds, of the buckets
+// of a worker's request duration histogram (Load.RequestDuration): from
+// 50 µs to 10 s.
+var RequestDurationBuckets = []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// Histogram is a worker's count of durations by bucket: Counts[i] counts
+// those at most RequestDurationBuckets[i] and above the bound before (not
+// cumulative), and the last, one more than the bounds, those above every
+// bound; SumSeconds is their sum.
+type Histogram struct {
+	Counts     []uint64 `json:"counts"`
+	SumSeconds float64  `json:"sum_seconds"`
+}
+
+// Add adds o's counts and sum to h.
+func (h *Histogram) Add(o *Histogram) {
+	if o == nil {
+		return
+	}
+	if len(h.Counts) < len(o.Counts) {
+		h.Counts = append(h.Counts, make([]uint64, len(o.Counts)-len(h.Counts))...)
+	}
+	for i, n := range o.Counts {
+		h.Counts[i] += n
+	}
+	h.SumSeconds += o.SumSeconds
+}

@@ -32,6 +32,9 @@ const (
 
 	// worker → master events.
 	TypeReady = "ready" // the worker accepts; body Hello
+	// TypeFinal: the worker's last figures (body WorkerStats), sent as it
+	// exits, so that its master folds them into the id's counters.
+	TypeFinal = "final"
 
 	// Operations: recycling and reload errors.
 	TypeRecycle = "recycle" // worker → master event: body RecycleRequest, replace me
@@ -143,6 +146,10 @@ type Load struct {
 	LoopBusySeconds float64 `json:"loop_busy_seconds,omitempty"`
 	// Cluster is the worker's cluster Node (nil without a cluster).
 	Cluster *NodeStats `json:"cluster,omitempty"`
+	// RequestDuration is the time the worker's OnMessage callbacks took,
+	// from the callback's start to its return (nil from a worker that
+	// does not measure it).
+	RequestDuration *Histogram `json:"request_duration,omitempty"`
 
 	// BadInput counts connections closed for input their protocol refused
 	// (malformed, over the packet limit) and datagrams dropped for it;
@@ -216,6 +223,30 @@ type Status struct {
 	// master adopted, are there too, under the dead master's pid (State
 	// "orphan" until they are told to drain).
 	Retiring []Worker `json:"retiring,omitempty"`
+	// Carried are the counters of the processes of this master's worker
+	// ids that have exited (recycled, restarted), per id: the final
+	// figures they reported. The metrics of an id are its Carried, its
+	// process's and its retiring processes' figures together, so that
+	// they only grow while the master runs.
+	// the previous generations' totals, which a master takes over when
+	// the master before it exits, are there too.
+	Carried []Carried `json:"carried,omitempty"`
+	// Previous, when asked for (StatusRequest.Totals), are the totals of
+	// the previous generation while it drains, per listener name and id:
+	// its counters and its open connections, which the metrics of this
+	// master's ids include until it has exited (then they are Carried).
+	Previous []Carried `json:"previous,omitempty"`
+	// PreviousDraining, with Previous, is the number of the previous
+	// generation's worker processes that still drain.
+	PreviousDraining int `json:"previous_draining,omitempty"`
+}
+
+// Carried are the summed counters of a worker id's exited processes (by
+// listener name and id).
+type Carried struct {
+	Name string `json:"name"`
+	ID   int    `json:"id"`
+	Load
 }
 
 // MasterStatus describes the master.
@@ -380,6 +411,8 @@ type ReloadRequest struct {
 // the run directory (a previous generation still draining).
 type StatusRequest struct {
 	Local bool `json:"local"`
+	// Totals asks for Status.Previous too (the admin endpoint's metrics).
+	Totals bool `json:"totals,omitempty"`
 }
 
 // ReloadResult is the answer to a reload: the master that serves now.

@@ -331,7 +331,7 @@ func (m *master) ask(ctx context.Context, req ipc.Message, each func(ipc.Message
 // status command reads it (without the other masters of the run
 // directory: each master serves its own admin endpoint).
 func (m *master) localStatus(ctx context.Context) (ipc.Status, error) {
-	req, err := ipc.New(ipc.TypeStatus, 1, ipc.StatusRequest{Local: true})
+	req, err := ipc.New(ipc.TypeStatus, 1, ipc.StatusRequest{Local: true, Totals: true})
 	if err != nil {
 		return ipc.Status{}, err
 	}

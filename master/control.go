@@ -246,10 +246,18 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 		if !req.Local {
 			others = m.otherControls()
 		}
+		parent := ""
+		if req.Totals && !m.parentGone && m.upg != nil {
+			parent = m.upg.inherited.ParentControl
+		}
 		m.answering.Add(1)
 		go func() {
 			defer m.answering.Done()
-			ok(m.gatherStatus(snap, others))
+			st := m.gatherStatus(snap, others)
+			if req.Totals {
+				st.Previous, st.PreviousDraining = m.previousTotals(parent)
+			}
+			ok(st)
 			c.Close()
 		}()
 	case ipc.TypeConnections:
@@ -433,6 +441,7 @@ type snapshot struct {
 	entries  []entry
 	retiring []entry
 	orphans  []ipc.Worker // orphans of a dead master, shown among the retiring
+	carried  []ipc.Carried
 }
 
 // snapshot copies what status needs, in the run loop.
@@ -495,6 +504,16 @@ func (m *master) snapshot() snapshot {
 		}
 	}
 	snap.orphans = m.orphanEntries()
+	for _, s := range m.slots {
+		c := ipc.Carried{Name: m.o.Listeners[s.listener].Name, ID: s.id}
+		addCounters(&c.Load, s.carried) // a copy: the status goroutine reads it
+		snap.carried = append(snap.carried, c)
+	}
+	for _, in := range m.inherited {
+		c := ipc.Carried{Name: in.Name, ID: in.ID}
+		addCounters(&c.Load, in.Load)
+		snap.carried = append(snap.carried, c)
+	}
 	sort.Slice(snap.retiring, func(i, j int) bool {
 		a, b := snap.retiring[i].w, snap.retiring[j].w
 		return a.ID < b.ID || a.ID == b.ID && a.PID < b.PID
@@ -583,6 +602,7 @@ func (m *master) gatherStatus(snap snapshot, others []string) ipc.Status {
 		st.Retiring = append(st.Retiring, fill(e))
 	}
 	st.Retiring = append(st.Retiring, snap.orphans...)
+	st.Carried = snap.carried
 	sort.Slice(more, func(i, j int) bool { return more[i].Master.Generation < more[j].Master.Generation })
 	for _, o := range more {
 		st.Others = append(st.Others, o.Master)

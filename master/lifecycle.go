@@ -68,7 +68,21 @@ func (m *master) onReady(p *proc) {
 
 func (m *master) onExit(p *proc, status string) {
 	delete(m.procs, p)
+	// Its control channel ends with the process: the read goroutine
+	// takes in its final figures (TypeFinal) before it sees EOF, which
+	// comes at once (bounded, for a descendant holding the socket).
+	select {
+	case <-p.gone:
+	case <-time.After(100 * time.Millisecond):
+	}
 	p.conn.Close()
+	if last, ok, at := p.lastAnswer(); ok {
+		addCounters(&p.slot.carried, last.Load)
+		if !p.final.Load() {
+			m.log.Info().Int("worker", p.slot.id).Int("worker_pid", p.pid).Time("last_seen", at).
+				Msg("worker exited without its final figures: its metrics keep those of its last answer")
+		}
+	}
 	if p.orphanAt != "" {
 		os.Remove(p.orphanAt)
 	}
@@ -216,6 +230,14 @@ func (m *master) promote(np *proc) {
 // judges them by how long they have been silent.
 func (m *master) watch() {
 	now := time.Now()
+	if !m.parentGone && m.upg != nil && m.adm != nil && m.prev.asking.CompareAndSwap(false, true) {
+		// The previous generation's totals, for the metrics.
+		path := m.upg.inherited.ParentControl
+		go func() {
+			defer m.prev.asking.Store(false)
+			m.previousTotals(path)
+		}()
+	}
 	for p := range m.procs {
 		if !p.ready {
 			continue

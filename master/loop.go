@@ -98,6 +98,11 @@ type master struct {
 	stop       stopMode
 	adm        *admin  // the admin endpoint; nil without Options.Admin
 	figs       figures // counts for status and metrics
+	// inherited are the totals of the previous generations, per listener
+	// name and id (run loop): prev's last figures, taken over when the
+	// previous master exits.
+	inherited []ipc.Carried
+	prev      previous
 
 	// Operations: watchdog, recycling, reload results.
 	ops           ipc.MasterOps  // counters (Unresponsive is counted in snapshot)
@@ -390,6 +395,7 @@ func (m *master) handle(e event) {
 		e.reply <- m.progress(e)
 	case evParentExited:
 		m.parentGone = true
+		m.inherited = append(m.inherited, m.prev.take()...)
 		m.figs.previousGone = time.Now()
 		if e.err != nil {
 			m.log.Warn().Err(e.err).Msg("previous master misbehaved while exiting")

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -278,6 +280,7 @@ type collector struct {
 
 	workers, slots, master      []compiled
 	states, build, up, retiring *prometheus.Desc
+	duration                    *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -298,6 +301,7 @@ func newCollector(status func(context.Context) (ipc.Status, error)) (*collector,
 	c.states = prometheus.NewDesc("goes_master_workers", "Worker ids by the state of their process.", []string{"state"}, nil)
 	c.build = prometheus.NewDesc("goes_build_info", "The program's version and the Go version it was built with; always 1.", []string{"version", "goversion"}, nil)
 	c.up = prometheus.NewDesc("goes_worker_up", "1 for a worker id whose process answers its master; 0 for one without a process, starting, or unresponsive (its last figures are shown, goes_worker_silent_seconds says how long it has been silent).", workerLabels, nil)
+	c.duration = prometheus.NewDesc("goes_request_duration_seconds", "Time the OnMessage callback took for a message (an HTTP request, a WebSocket frame, a line of text, ...), from its start to its return; in a callback pool, the wait for a pool goroutine is not included.", workerLabels, nil)
 	c.retiring = prometheus.NewDesc("goes_master_retiring_workers", "Worker processes replaced by a recycle that still drain.", nil, nil)
 	return c, nil
 }
@@ -317,6 +321,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.build
 	ch <- c.up
 	ch <- c.retiring
+	ch <- c.duration
 }
 
 // Collect asks the master for its status and sends the samples.
@@ -340,10 +345,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		v := reflect.ValueOf(w)
 		emit(ch, c.slots, v, w.Name, id)
 		if hasFigures(w) {
-			emit(ch, c.workers, v, w.Name, id)
+			w.Load = slotLoad(w, st)
+			emit(ch, c.workers, reflect.ValueOf(w), w.Name, id)
+			if h := w.RequestDuration; h != nil {
+				count, buckets := cumulative(h)
+				ch <- prometheus.MustNewConstHistogram(c.duration, count, h.SumSeconds, buckets, w.Name, id)
+			}
 		}
 		ch <- prometheus.MustNewConstMetric(c.up, gauge, boolValue(isUp(w)), w.Name, id)
 	}
+	states[StateDraining] += st.PreviousDraining
 	for s, n := range states {
 		ch <- prometheus.MustNewConstMetric(c.states, gauge, float64(n), s)
 	}
@@ -366,4 +377,164 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// loadCounters are the top-level fields of ipc.Load that workerFigures
+// export as counters: the figures a worker id carries from one process to
+// the next (addCounters). The cluster's counters (a pointer) are not
+// carried.
+var loadCounters = func() [][]int {
+	t := reflect.TypeFor[ipc.Load]()
+	var out [][]int
+	for _, f := range workerFigures() {
+		if f.typ != counter || strings.Contains(f.field, ".") {
+			continue
+		}
+		if sf, ok := t.FieldByName(f.field); ok {
+			out = append(out, sf.Index)
+		}
+	}
+	return out
+}()
+
+// addCounters adds the counters of src to dst (maps key by key, into a
+// map of dst's own).
+func addCounters(dst *ipc.Load, src ipc.Load) {
+	if src.RequestDuration != nil {
+		h := &ipc.Histogram{}
+		h.Add(dst.RequestDuration)
+		h.Add(src.RequestDuration)
+		dst.RequestDuration = h // a new one: dst's may be shared
+	}
+	d, s := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src)
+	for _, index := range loadCounters {
+		to, from := d.FieldByIndex(index), s.FieldByIndex(index)
+		switch to.Kind() {
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			to.SetUint(to.Uint() + from.Uint())
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			to.SetInt(to.Int() + from.Int())
+		case reflect.Float32, reflect.Float64:
+			to.SetFloat(to.Float() + from.Float())
+		case reflect.Map:
+			if from.Len() == 0 {
+				continue
+			}
+			m := reflect.MakeMapWithSize(to.Type(), to.Len()+from.Len())
+			for _, src := range []reflect.Value{to, from} {
+				iter := src.MapRange()
+				for iter.Next() {
+					k := iter.Key()
+					sum := iter.Value()
+					if have := m.MapIndex(k); have.IsValid() {
+						sum = reflect.ValueOf(have.Uint() + sum.Uint()).Convert(to.Type().Elem())
+					}
+					m.SetMapIndex(k, sum)
+				}
+			}
+			to.Set(m)
+		}
+	}
+}
+
+// slotLoad is the figures of w (an id of the master st describes) as its
+// metrics show them: its process's, with the counters of the id's exited
+// processes (st.Carried) and its retiring processes (their counters and
+// connections) added, so that recycling and restarts keep them growing.
+func slotLoad(w ipc.Worker, st ipc.Status) ipc.Load {
+	l := w.Load
+	l.Closed, l.RequestDuration = nil, nil
+	addCounters(&l, ipc.Load{Closed: w.Closed, RequestDuration: w.RequestDuration})
+	if w.MasterPID != st.Master.PID {
+		return l
+	}
+	for _, c := range st.Carried {
+		if c.ID == w.ID && c.Name == w.Name {
+			addCounters(&l, c.Load)
+		}
+	}
+	for _, c := range st.Previous {
+		if c.ID == w.ID && c.Name == w.Name {
+			addCounters(&l, c.Load)
+			l.Connections += c.Connections
+			l.InputHeld += c.InputHeld
+		}
+	}
+	for _, r := range st.Retiring {
+		if r.ID == w.ID && r.MasterPID == w.MasterPID && r.PID != w.PID {
+			addCounters(&l, r.Load)
+			l.Connections += r.Connections
+			l.InputHeld += r.InputHeld
+		}
+	}
+	return l
+}
+
+// previous holds the last totals of the previous generation, which a new
+// master's metrics include while it drains (Status.Previous) and take
+// over when it exits. Safe for concurrent use.
+type previous struct {
+	asking   atomic.Bool // the watchdog's request is in flight
+	mu       sync.Mutex
+	last     []ipc.Carried
+	draining int // its worker processes still draining, at last
+}
+
+// take returns the last totals, and forgets them.
+func (p *previous) take() []ipc.Carried {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	last := p.last
+	p.last, p.draining = nil, 0
+	return last
+}
+
+// previousTotals asks the previous master (its control socket at path;
+// empty: none) for its status and returns its totals per listener name
+// and id, remembering them; when it does not answer in time, the last
+// ones. The watchdog asks too, so that what is taken over when it exits
+// is at most a watchdog interval old.
+func (m *master) previousTotals(path string) ([]ipc.Carried, int) {
+	if path != "" {
+		p := m.o.Paths
+		p.Socket = path
+		req, _ := ipc.New(ipc.TypeStatus, 1, ipc.StatusRequest{Local: true})
+		ans, err := p.Request(req, statusAskMaster)
+		var st ipc.Status
+		if err == nil && ans.Decode(&st) == nil {
+			var out []ipc.Carried
+			for _, w := range st.Workers {
+				if w.MasterPID != st.Master.PID {
+					continue
+				}
+				out = append(out, ipc.Carried{Name: w.Name, ID: w.ID, Load: slotLoad(w, st)})
+			}
+			draining := 0
+			for _, w := range append(st.Workers, st.Retiring...) {
+				if w.MasterPID == st.Master.PID && w.PID != 0 {
+					draining++
+				}
+			}
+			m.prev.mu.Lock()
+			m.prev.last, m.prev.draining = out, draining
+			m.prev.mu.Unlock()
+		}
+	}
+	m.prev.mu.Lock()
+	defer m.prev.mu.Unlock()
+	return m.prev.last, m.prev.draining
+}
+
+// cumulative is h's count and its buckets as Prometheus has them (each
+// bound with the count at or below it).
+func cumulative(h *ipc.Histogram) (uint64, map[float64]uint64) {
+	buckets := make(map[float64]uint64, len(ipc.RequestDurationBuckets))
+	var n uint64
+	for i, c := range h.Counts {
+		n += c
+		if i < len(ipc.RequestDurationBuckets) {
+			buckets[ipc.RequestDurationBuckets[i]] = n
+		}
+	}
+	return n, buckets
 }

@@ -37,6 +37,9 @@ type slot struct {
 	quickFails          int         // run loop: quick deaths in a row
 	timer               *time.Timer // run loop: a pending evRespawn
 	ops                 ipc.Ops     // run loop: watchdog and recycle counts (LastSeen, SilentSeconds unused)
+	// carried sums the counters of the id's exited processes (their
+	// final figures, TypeFinal, or their last answer): run loop.
+	carried ipc.Load
 }
 
 // proc is one worker process.
@@ -85,6 +88,10 @@ type proc struct {
 	unresponsive, killed bool
 	// probing: a watchdog probe is in flight (any goroutine).
 	probing atomic.Bool
+	// final: its final figures (TypeFinal) came (read goroutine); an
+	// answer to an earlier stats request, recorded after them, does not
+	// replace them (seen).
+	final atomic.Bool
 	// out is the read end of the worker's output pipe (WrapOutput), read
 	// by copyOutput; nil without.
 	out *os.File
@@ -100,14 +107,21 @@ type proc struct {
 	// Under mu: the last answer to a stats request (probe or status) and
 	// when it came; lastSeen starts at ready (run loop, under mu).
 	last     ipc.WorkerStats
+	lastID   uint64 // the request last answered with last
 	hasLast  bool
 	lastSeen time.Time
 }
 
 // seen records an answer of the worker: its figures and that it lives.
-func (p *proc) seen(st ipc.WorkerStats) {
+func (p *proc) seen(st ipc.WorkerStats, id uint64) {
 	p.mu.Lock()
-	p.last, p.hasLast, p.lastSeen = st, true, time.Now()
+	// Answers to concurrent requests (the watchdog's, a status's) may be
+	// recorded out of order: the figures of a later request stay, so that
+	// a counter never shows less than it did.
+	if !p.final.Load() && id >= p.lastID {
+		p.last, p.hasLast, p.lastID = st, true, id
+	}
+	p.lastSeen = time.Now()
 	p.mu.Unlock()
 }
 
@@ -132,7 +146,7 @@ func (p *proc) askStats(d time.Duration) (ipc.WorkerStats, error) {
 	if err != nil {
 		return st, err
 	}
-	p.seen(st)
+	p.seen(st, ans.ID)
 	return st, nil
 }
 
@@ -302,6 +316,15 @@ func (p *proc) read(m *master) {
 		switch msg.Type {
 		case ipc.TypeReady:
 			m.send(evReady{p})
+			continue
+		case ipc.TypeFinal:
+			var st ipc.WorkerStats
+			if msg.Decode(&st) == nil {
+				p.mu.Lock()
+				p.last, p.hasLast, p.lastSeen = st, true, time.Now()
+				p.final.Store(true)
+				p.mu.Unlock()
+			}
 			continue
 		case ipc.TypeRecycle:
 			var req ipc.RecycleRequest

@@ -142,14 +142,16 @@ func Run(ctx context.Context, o Options) error {
 }
 
 type worker struct {
-	o      Options
-	log    zerolog.Logger
-	srv    *connections.Server
-	wheel  *timer.Wheel
-	state  atomic.Value  // string
-	qps    atomic.Uint64 // float64 bits
-	limits *limits       // recycling; nil without
-	prof   profiles      // profiles taken for the master (profile.go)
+	o   Options
+	log zerolog.Logger
+	srv *connections.Server
+	// durations times the OnMessage calls (measureMessages).
+	durations durations
+	wheel     *timer.Wheel
+	state     atomic.Value  // string
+	qps       atomic.Uint64 // float64 bits
+	limits    *limits       // recycling; nil without
+	prof      profiles      // profiles taken for the master (profile.go)
 }
 
 func (w *worker) run(ctx context.Context) error {
@@ -165,6 +167,7 @@ func (w *worker) run(ctx context.Context) error {
 		w.o.Config.Wheel = wh
 	}
 	w.wheel = w.o.Config.Wheel
+	w.measureMessages()
 	w.setLimits()
 	w.srv = connections.NewServer(w.o.Config)
 	if w.o.OnStart != nil {
@@ -236,6 +239,12 @@ func (w *worker) run(ctx context.Context) error {
 	}
 	finish := func() error {
 		w.srv.Close()
+		if ctl != nil {
+			// The last figures, for the master's counters (TypeFinal).
+			if m, err := ipc.New(ipc.TypeFinal, 0, w.stats()); err == nil {
+				ctl.Send(m)
+			}
+		}
 		if w.o.OnStop != nil {
 			w.o.OnStop()
 		}
@@ -477,6 +486,8 @@ func (w *worker) stats() ipc.WorkerStats {
 		Cluster:     cl,
 		CPUSeconds:  cpuSeconds(),
 		Goroutines:  runtime.NumGoroutine(),
+
+		RequestDuration: w.durations.histogram(),
 	}
 	load.CopyStats(st) // every connections.Stats figure, by name (ipc/stats.go)
 	return ipc.WorkerStats{PID: os.Getpid(), State: w.state.Load().(string), Load: load}

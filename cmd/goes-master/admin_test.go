@@ -476,8 +476,11 @@ func checkDashboard(t *testing.T, prom *prometheus, scrape []byte) {
 	}
 	sc := bufio.NewScanner(bytes.NewReader(scrape))
 	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) > 2 && f[0] == "#" && f[1] == "TYPE" {
+		if f := strings.Fields(sc.Text()); len(f) > 3 && f[0] == "#" && f[1] == "TYPE" {
 			served[f[2]] = true
+			if f[3] == "histogram" {
+				served[f[2]+"_bucket"], served[f[2]+"_sum"], served[f[2]+"_count"] = true, true, true
+			}
 		}
 	}
 	vars := strings.NewReplacer("$job", ".*", "$listener", ".*", "$worker", ".*", "$__rate_interval", "5s")
