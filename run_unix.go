@@ -16,6 +16,7 @@ import (
 	"github.com/goes-project/goes/internal/launch"
 	"github.com/goes-project/goes/internal/orphan"
 	"github.com/goes-project/goes/internal/procenv"
+	"github.com/goes-project/goes/internal/ticketkeys"
 	"github.com/goes-project/goes/ipc"
 	"github.com/goes-project/goes/master"
 	"github.com/goes-project/goes/protocols"
@@ -281,8 +282,9 @@ func (r *Runner) runWorker() error {
 		return err
 	}
 	ln := in.Listener
+	var setTicketKeys func(ticketkeys.Set)
 	if g.Transport == TransportTLS {
-		if ln, err = worker.TLSListener(ln, g.TLSConfig, g.CertFile, g.KeyFile); err != nil {
+		if ln, setTicketKeys, err = worker.TLSListener(ln, g.TLSConfig, g.CertFile, g.KeyFile, in.TicketKeys); err != nil {
 			return fmt.Errorf("goes: worker %d: %w", id.ID, err)
 		}
 	}
@@ -326,6 +328,7 @@ func (r *Runner) runWorker() error {
 			return worker.ReopenLog(logFile)
 		},
 		MasterGone:  masterGone,
+		TicketKeys:  setTicketKeys,
 		Orphan:      in.Orphan,
 		Timers:      g.wheel.LenUser,
 		MaxRequests: g.MaxRequests,

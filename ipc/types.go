@@ -32,6 +32,9 @@ const (
 
 	// worker → master events.
 	TypeReady = "ready" // the worker accepts; body Hello
+	// TypeTicketKeys: master → worker, body TicketKeys: serve TLS with
+	// these session ticket keys from now on (a rotation).
+	TypeTicketKeys = "ticket_keys"
 
 	// Operations: recycling and reload errors.
 	TypeRecycle = "recycle" // worker → master event: body RecycleRequest, replace me
@@ -427,4 +430,10 @@ type ProfileChunk struct {
 type ProfileRead struct {
 	Handle uint64 `json:"handle"`
 	Offset int    `json:"offset"`
+}
+
+// TicketKeys is a TypeTicketKeys body: the master's TLS session ticket
+// keys (internal/ticketkeys.Set.Encode: 32-byte keys, the newest first).
+type TicketKeys struct {
+	Keys []byte `json:"keys"`
 }

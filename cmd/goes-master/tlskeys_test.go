@@ -1,0 +1,90 @@
+//go:build unix
+
+package main_test
+
+import (
+	"crypto/tls"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/goes-project/goes/internal/testkit"
+)
+
+// resumeRound dials addr once per cache (a client each), echoes over
+// every connection (so that a TLS 1.3 ticket, sent after the handshake,
+// reaches the client) and counts the handshakes that resumed.
+func resumeRound(t *testing.T, addr string, version uint16, caches []tls.ClientSessionCache) (resumed int) {
+	t.Helper()
+	for _, cache := range caches {
+		c, err := tls.Dial("tcp", addr, &tls.Config{
+			InsecureSkipVerify: true, ServerName: "goes.test",
+			MinVersion: version, MaxVersion: version, ClientSessionCache: cache,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.ConnectionState().DidResume {
+			resumed++
+		}
+		echoRaw(t, c, "ticket")
+	}
+	return resumed
+}
+
+// TestTLSResumption: one ticket key set per master, so that a client
+// resumes whichever of the 4 workers accepts it (each worker making its
+// own keys resumed 16 of 40), and the next generation takes the keys
+// over on reload (no session from before resumed after it). TLS 1.2 and
+// 1.3.
+func TestTLSResumption(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := testkit.WriteCert(t, dir)
+	conf := filepath.Join(dir, "goes.json")
+	body := fmt.Sprintf(`{"listeners": [
+  {"name": "tls", "listen": "tls://127.0.0.1:0", "count": 4, "cert_file": %q, "key_file": %q}
+]}`, cert, key)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &setup{t: t, bin: bin, runDir: filepath.Join(dir, "run"), conf: conf}
+	st := s.start()
+	addr := listenAddrs(t, st)["tls"]
+	const n = 40
+	versions := map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
+	before := map[string][]tls.ClientSessionCache{}
+	for name, v := range versions {
+		one := []tls.ClientSessionCache{tls.NewLRUClientSessionCache(8)}
+		resumeRound(t, addr, v, one) // the full handshake
+		got := 0
+		for range n {
+			got += resumeRound(t, addr, v, one)
+		}
+		t.Logf("TLS %s: %d of %d reconnects to 4 workers resumed", name, got, n)
+		if got*100 < n*95 {
+			t.Errorf("TLS %s: %d of %d reconnects resumed, want ≥ 95 %%", name, got, n)
+		}
+		// n clients, each with a session from before the reload.
+		caches := make([]tls.ClientSessionCache, n)
+		for i := range caches {
+			caches[i] = tls.NewLRUClientSessionCache(8)
+		}
+		resumeRound(t, addr, v, caches)
+		before[name] = caches
+	}
+	s.mustCLI("reload")
+	for name, v := range versions {
+		got := resumeRound(t, addr, v, before[name])
+		t.Logf("TLS %s: %d of %d sessions from before the reload resumed after it", name, got, n)
+		if got*100 < n*95 {
+			t.Errorf("TLS %s: %d of %d sessions resumed across the reload, want ≥ 95 %%", name, got, n)
+		}
+	}
+	cur, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Workers = append(cur.Workers, st.Workers...)
+	s.stopAndCheck(cur)
+}
