@@ -284,7 +284,11 @@ func (r *Runner) runWorker() error {
 	ln := in.Listener
 	var setTicketKeys func(ticketkeys.Set)
 	if g.Transport == TransportTLS {
-		if ln, setTicketKeys, err = worker.TLSListener(ln, g.TLSConfig, g.CertFile, g.KeyFile, in.TicketKeys); err != nil {
+		conf, err := g.buildTLSConfig()
+		if err != nil {
+			return fmt.Errorf("goes: worker %d: tls: %w", id.ID, err)
+		}
+		if ln, setTicketKeys, err = worker.TLSListener(ln, conf, in.TicketKeys); err != nil {
 			return fmt.Errorf("goes: worker %d: %w", id.ID, err)
 		}
 	}

@@ -93,20 +93,14 @@ func Inherit(wenv procenv.WorkerEnv, udp bool, info orphan.Info, log zerolog.Log
 	return in, nil
 }
 
-// TLSListener serves TLS over ln: with conf (a copy), or else with the
-// key pair of certFile and keyFile. keys, when not nil, are the master's
-// session ticket keys (Inherited.TicketKeys), shared by all its workers;
-// setKeys replaces them (a rotation: Options.TicketKeys).
-func TLSListener(ln net.Listener, conf *tls.Config, certFile, keyFile string, keys ticketkeys.Set) (_ net.Listener, setKeys func(ticketkeys.Set), _ error) {
+// TLSListener serves TLS over ln with conf (a copy). keys, when not nil,
+// are the master's session ticket keys (Inherited.TicketKeys), shared by
+// all its workers; setKeys replaces them (a rotation: Options.TicketKeys).
+func TLSListener(ln net.Listener, conf *tls.Config, keys ticketkeys.Set) (_ net.Listener, setKeys func(ticketkeys.Set), _ error) {
 	if conf == nil {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("tls: %w", err)
-		}
-		conf = &tls.Config{Certificates: []tls.Certificate{cert}}
-	} else {
-		conf = conf.Clone()
+		return nil, nil, errors.New("tls: no configuration")
 	}
+	conf = conf.Clone()
 	setKeys = func(s ticketkeys.Set) {
 		if len(s) > 0 {
 			conf.SetSessionTicketKeys(s)
