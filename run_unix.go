@@ -104,9 +104,17 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 		stopTimeout = time.Duration(cfg.StopTimeout)
 	}
 	listeners := make([]master.Listener, 0, len(goers))
-	for _, g := range goers {
+	for i, g := range goers {
 		if err := g.validate(); err != nil {
 			return err
+		}
+		if g.Transport == TransportTLS {
+			// The workers read the files when they start: one that cannot
+			// fails this master's start (a reload) with the file's name
+			// rather than as a worker that exited.
+			if _, err := g.buildTLSConfig(); err != nil {
+				return fmt.Errorf("goes: listeners[%d] (%s): %w", i, g.name(), err)
+			}
 		}
 		count := g.Count
 		if count <= 0 {

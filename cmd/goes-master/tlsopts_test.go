@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -129,4 +130,72 @@ func TestTLSOptions(t *testing.T) {
 		}
 	}
 	s.stopAndCheck(st)
+}
+
+// TestTLSCertReload: `reload` serves the certificate files as they are
+// then (a renewed certificate), and refuses a bad one, naming the file,
+// while the running generation serves on.
+func TestTLSCertReload(t *testing.T) {
+	dir := t.TempDir()
+	oldCert, oldKey, _ := writeNamedCert(t, dir, "old.goes.test")
+	newCert, newKey, _ := writeNamedCert(t, dir, "new.goes.test")
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	install := func(c, k string) {
+		t.Helper()
+		for src, dst := range map[string]string{c: certFile, k: keyFile} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(dst, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	install(oldCert, oldKey)
+	conf := filepath.Join(dir, "goes.json")
+	body := fmt.Sprintf(`{"listeners": [
+  {"name": "tls", "listen": "tls://127.0.0.1:0", "count": 2, "cert_file": %q, "key_file": %q}
+]}`, certFile, keyFile)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &setup{t: t, bin: bin, runDir: filepath.Join(dir, "run"), conf: conf}
+	st := s.start()
+	addr := listenAddrs(t, st)["tls"]
+	served := func() string {
+		t.Helper()
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := c.ConnectionState().PeerCertificates[0].Subject.CommonName
+		echoRaw(t, c, "cert")
+		return name
+	}
+	if got := served(); got != "old.goes.test" {
+		t.Fatalf("served %s before the reload", got)
+	}
+	install(newCert, newKey)
+	s.mustCLI("reload")
+	if got := served(); got != "new.goes.test" {
+		t.Fatalf("served %s after a reload with a renewed certificate", got)
+	}
+	if err := os.WriteFile(certFile, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := s.cli("reload")
+	t.Logf("reload with a bad certificate: %s", res.Stderr)
+	if res.Code == 0 || !strings.Contains(res.Stderr, certFile) {
+		t.Fatalf("reload with a bad certificate: want a refusal naming %s: %s", certFile, res)
+	}
+	if got := served(); got != "new.goes.test" {
+		t.Fatalf("served %s after a refused reload", got)
+	}
+	cur, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Workers = append(cur.Workers, st.Workers...)
+	s.stopAndCheck(cur)
 }
