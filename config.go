@@ -104,6 +104,11 @@ type Config struct {
 	// their listening sockets and tells them to drain once its own
 	// workers accept; without one they drain after OrphanTimeout.
 	OrphanTimeout *Duration `json:"orphan_timeout,omitempty"`
+
+	// TicketKeyRotation is how often the master draws a new TLS session
+	// ticket key for all its workers (default 1h; the two previous keys
+	// still decrypt: master.Options.TicketKeyRotation).
+	TicketKeyRotation Duration `json:"ticket_key_rotation,omitempty"`
 }
 
 // ClusterConfig gives the workers a cluster Node (package cluster), so that

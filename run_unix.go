@@ -208,6 +208,7 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 		UnresponsiveTimeout: time.Duration(cfg.UnresponsiveTimeout),
 		KillUnresponsive:    killUnresponsive(cfg),
 		OrphanTimeout:       orphanTimeout(cfg),
+		TicketKeyRotation:   time.Duration(cfg.TicketKeyRotation),
 		ConfigFile:          cfgPath,
 		WrapOutput:          logFile != "" && !consoleOut,
 		OnReady: func() {

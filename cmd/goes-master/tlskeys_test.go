@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/goes-project/goes/internal/testkit"
 )
@@ -87,4 +88,48 @@ func TestTLSResumption(t *testing.T) {
 	}
 	cur.Workers = append(cur.Workers, st.Workers...)
 	s.stopAndCheck(cur)
+}
+
+// firstSession is a client session cache that keeps the first session
+// it is given: a client that keeps presenting one old ticket.
+type firstSession struct{ s *tls.ClientSessionState }
+
+func (f *firstSession) Get(string) (*tls.ClientSessionState, bool) { return f.s, f.s != nil }
+func (f *firstSession) Put(_ string, s *tls.ClientSessionState) {
+	if f.s == nil {
+		f.s = s
+	}
+}
+
+// TestTLSTicketRotation: the master rotates the ticket keys of all its
+// workers (ticket_key_rotation): an old ticket stops resuming once its
+// key has left the set, on every worker.
+func TestTLSTicketRotation(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := testkit.WriteCert(t, dir)
+	conf := filepath.Join(dir, "goes.json")
+	body := fmt.Sprintf(`{"ticket_key_rotation": "100ms", "listeners": [
+  {"name": "tls", "listen": "tls://127.0.0.1:0", "count": 2, "cert_file": %q, "key_file": %q}
+]}`, cert, key)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &setup{t: t, bin: bin, runDir: filepath.Join(dir, "run"), conf: conf}
+	st := s.start()
+	addr := listenAddrs(t, st)["tls"]
+	old := []tls.ClientSessionCache{&firstSession{}}
+	resumeRound(t, addr, tls.VersionTLS13, old)
+	// 100 ms rotations, 3 keys kept: the ticket is refused from 200 to
+	// 300 ms on; without rotations reaching the workers, never.
+	expired := false
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if resumeRound(t, addr, tls.VersionTLS13, old) == 0 {
+			expired = true
+			break
+		}
+	}
+	if !expired {
+		t.Fatal("an old ticket still resumes after 10 s of 100 ms key rotations")
+	}
+	s.stopAndCheck(st)
 }
