@@ -16,7 +16,6 @@ import (
 	"github.com/goes-project/goes/internal/launch"
 	"github.com/goes-project/goes/internal/orphan"
 	"github.com/goes-project/goes/internal/procenv"
-	"github.com/goes-project/goes/internal/ticketkeys"
 	"github.com/goes-project/goes/ipc"
 	"github.com/goes-project/goes/master"
 	"github.com/goes-project/goes/protocols"
@@ -291,13 +290,16 @@ func (r *Runner) runWorker() error {
 		return err
 	}
 	ln := in.Listener
-	var setTicketKeys func(ticketkeys.Set)
+	var tl worker.TLS
 	if g.Transport == TransportTLS {
 		conf, err := g.buildTLSConfig()
 		if err != nil {
 			return fmt.Errorf("goes: worker %d: tls: %w", id.ID, err)
 		}
-		if ln, setTicketKeys, err = worker.TLSListener(ln, conf, in.TicketKeys); err != nil {
+		if tl, err = worker.TLSListener(ln, conf, in.TicketKeys, log); err == nil {
+			ln = tl.Listener
+		}
+		if err != nil {
 			return fmt.Errorf("goes: worker %d: %w", id.ID, err)
 		}
 	}
@@ -341,7 +343,8 @@ func (r *Runner) runWorker() error {
 			return worker.ReopenLog(logFile)
 		},
 		MasterGone:  masterGone,
-		TicketKeys:  setTicketKeys,
+		TicketKeys:  tl.SetKeys,
+		TLSCounts:   tl.Counts,
 		Orphan:      in.Orphan,
 		Timers:      g.wheel.LenUser,
 		MaxRequests: g.MaxRequests,

@@ -158,7 +158,20 @@ type Load struct {
 	// system); Goroutines the goroutines it runs.
 	CPUSeconds float64 `json:"cpu_seconds"`
 	Goroutines int     `json:"goroutines"`
+
+	// TLSHandshakes counts a TLS listener's handshakes since the worker
+	// started, by result (TLSHandshakeOK, TLSHandshakeFailed: closed
+	// before it completed); TLSResumed the completed ones that resumed a
+	// session. Absent and 0 for other listeners.
+	TLSHandshakes map[string]uint64 `json:"tls_handshakes,omitempty"`
+	TLSResumed    uint64            `json:"tls_resumed,omitempty"`
 }
+
+// The results of Load.TLSHandshakes.
+const (
+	TLSHandshakeOK     = "ok"
+	TLSHandshakeFailed = "failed"
+)
 
 // NodeStats describe a worker's cluster Node (see cluster.Stats).
 type NodeStats struct {

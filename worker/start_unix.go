@@ -93,21 +93,27 @@ func Inherit(wenv procenv.WorkerEnv, udp bool, info orphan.Info, log zerolog.Log
 	return in, nil
 }
 
+// TLS is a worker's TLS listener (TLSListener).
+type TLS struct {
+	// Listener serves TLS: Options.Listener.
+	Listener net.Listener
+	// SetKeys replaces the session ticket keys (a rotation):
+	// Options.TicketKeys.
+	SetKeys func(ticketkeys.Set)
+	// Counts are its handshakes: Options.TLSCounts.
+	Counts func() TLSCounts
+}
+
 // TLSListener serves TLS over ln with conf (a copy). keys, when not nil,
 // are the master's session ticket keys (Inherited.TicketKeys), shared by
-// all its workers; setKeys replaces them (a rotation: Options.TicketKeys).
-func TLSListener(ln net.Listener, conf *tls.Config, keys ticketkeys.Set) (_ net.Listener, setKeys func(ticketkeys.Set), _ error) {
+// all its workers. It counts handshakes (TLSCounts) and logs the failed
+// ones, at debug each and at info a summary each minute.
+func TLSListener(ln net.Listener, conf *tls.Config, keys ticketkeys.Set, log zerolog.Logger) (TLS, error) {
 	if conf == nil {
-		return nil, nil, errors.New("tls: no configuration")
+		return TLS{}, errors.New("tls: no configuration")
 	}
-	conf = conf.Clone()
-	setKeys = func(s ticketkeys.Set) {
-		if len(s) > 0 {
-			conf.SetSessionTicketKeys(s)
-		}
-	}
-	setKeys(keys)
-	return tls.NewListener(ln, conf), setKeys, nil
+	t := newTLSListener(ln, conf, keys, log)
+	return TLS{Listener: t, SetKeys: t.setKeys, Counts: t.counts}, nil
 }
 
 // orphanSocket reads the worker socket its master passed on

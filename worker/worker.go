@@ -95,6 +95,9 @@ type Options struct {
 	// TicketKeys, when set, takes the TLS session ticket keys the master
 	// pushes on rotation (ipc.TypeTicketKeys; TLSListener's setKeys).
 	TicketKeys func(ticketkeys.Set)
+	// TLSCounts, when set, are the TLS handshakes of the listener
+	// (TLS.Counts), reported in the worker's figures.
+	TLSCounts func() TLSCounts
 	// Orphan, when set, makes the worker serve on when its master is gone
 	// (EOF on Ctl), until a new master adopts it or Orphan.Timeout passes.
 	Orphan *Orphan
@@ -494,6 +497,11 @@ func (w *worker) stats() ipc.WorkerStats {
 		Goroutines:  runtime.NumGoroutine(),
 	}
 	load.CopyStats(st) // every connections.Stats figure, by name (ipc/stats.go)
+	if w.o.TLSCounts != nil {
+		c := w.o.TLSCounts()
+		load.TLSHandshakes = map[string]uint64{ipc.TLSHandshakeOK: c.OK, ipc.TLSHandshakeFailed: c.Failed}
+		load.TLSResumed = c.Resumed
+	}
 	return ipc.WorkerStats{PID: os.Getpid(), State: w.state.Load().(string), Load: load}
 }
 

@@ -5,12 +5,15 @@ package main_test
 import (
 	"crypto/tls"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/goes-project/goes/internal/testkit"
+	"github.com/goes-project/goes/ipc"
 )
 
 // resumeRound dials addr once per cache (a client each), echoes over
@@ -74,6 +77,33 @@ func TestTLSResumption(t *testing.T) {
 		resumeRound(t, addr, v, caches)
 		before[name] = caches
 	}
+	// The figures (goes_tls_handshakes_total, goes_tls_resumed_handshakes_total):
+	// 2×(1+40+40) handshakes, of which 2×40 resumed; a connection that
+	// sends garbage is a failed one.
+	garbage, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
+	garbage.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, garbage) // until the worker closes it
+	garbage.Close()
+	testkit.Eventually(t, 10*time.Second, 20*time.Millisecond, "TLS handshake figures", func() error {
+		st, err := s.status()
+		if err != nil {
+			return err
+		}
+		var ok, failed, resumed uint64
+		for _, w := range st.Workers {
+			ok += w.TLSHandshakes[ipc.TLSHandshakeOK]
+			failed += w.TLSHandshakes[ipc.TLSHandshakeFailed]
+			resumed += w.TLSResumed
+		}
+		if ok != 2*(1+2*n) || resumed != 2*n || failed != 1 {
+			return fmt.Errorf("handshakes ok %d, resumed %d, failed %d; want %d, %d, 1", ok, resumed, failed, 2*(1+2*n), 2*n)
+		}
+		return nil
+	})
 	s.mustCLI("reload")
 	for name, v := range versions {
 		got := resumeRound(t, addr, v, before[name])
