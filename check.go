@@ -3,7 +3,6 @@
 package goes
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -101,11 +100,11 @@ func (r *Runner) checkFull(cfg *Config) error {
 		return err
 	}
 	for i, g := range goers {
-		if g.Transport != TransportTLS || g.TLSConfig != nil {
+		if g.Transport != TransportTLS {
 			continue
 		}
-		if _, err := tls.LoadX509KeyPair(g.CertFile, g.KeyFile); err != nil {
-			return fmt.Errorf("listeners[%d] (%s): cert_file %s, key_file %s: %w", i, g.name(), g.CertFile, g.KeyFile, err)
+		if _, err := g.buildTLSConfig(); err != nil {
+			return fmt.Errorf("listeners[%d] (%s): %w", i, g.name(), err)
 		}
 	}
 	for i, lc := range cfg.Listeners {

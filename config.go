@@ -104,6 +104,11 @@ type Config struct {
 	// their listening sockets and tells them to drain once its own
 	// workers accept; without one they drain after OrphanTimeout.
 	OrphanTimeout *Duration `json:"orphan_timeout,omitempty"`
+
+	// TicketKeyRotation is how often the master draws a new TLS session
+	// ticket key for all its workers (default 1h; the two previous keys
+	// still decrypt: master.Options.TicketKeyRotation).
+	TicketKeyRotation Duration `json:"ticket_key_rotation,omitempty"`
 }
 
 // ClusterConfig gives the workers a cluster Node (package cluster), so that
@@ -154,9 +159,18 @@ type ListenerConfig struct {
 	Handler string `json:"handler,omitempty"`
 	// Root is the directory goes-master's "static" handler serves.
 	Root string `json:"root,omitempty"`
-	// CertFile and KeyFile are PEM files for TLS.
+	// CertFile and KeyFile are PEM files for TLS (tls://, https://,
+	// wss://): the default certificate.
 	CertFile string `json:"cert_file,omitempty"`
 	KeyFile  string `json:"key_file,omitempty"`
+	// Certificates are more certificates, chosen by the client's SNI
+	// (Goer.Certificates).
+	Certificates []CertFiles `json:"certificates,omitempty"`
+	// MinTLSVersion is "1.2" (the default) or "1.3".
+	MinTLSVersion string `json:"min_tls_version,omitempty"`
+	// ClientCAFile: clients must present a certificate signed by one of
+	// the CAs of this PEM file.
+	ClientCAFile string `json:"client_ca_file,omitempty"`
 	// StopTimeout bounds this listener's graceful drain.
 	StopTimeout Duration `json:"stop_timeout,omitempty"`
 	// MaxPackageSize caps one packet (bytes).

@@ -179,9 +179,19 @@ type Goer struct {
 	// no cluster section; the master then embeds NATS (see ClusterConfig).
 	Cluster bool
 
-	// CertFile and KeyFile are the PEM certificate and key for tls.
+	// CertFile and KeyFile are the PEM certificate and key for tls
+	// (https, wss): the default certificate.
 	CertFile, KeyFile string
-	// TLSConfig, when set, is used for tls instead of CertFile/KeyFile.
+	// Certificates are more certificates for tls, chosen by the client's
+	// SNI (after CertFile's; the first is the default without a match).
+	Certificates []CertFiles
+	// MinTLSVersion is the lowest TLS version served (default
+	// DefaultMinTLSVersion, 1.2; ParseTLSVersion).
+	MinTLSVersion uint16
+	// ClientCAFile, when set, is a PEM file of CAs: a client must present
+	// a certificate they sign.
+	ClientCAFile string
+	// TLSConfig, when set, is used for tls instead of the fields above.
 	TLSConfig *tls.Config
 
 	// Worker recycling (workerman's max_request): a worker is replaced
@@ -328,8 +338,8 @@ func (g *Goer) validate() error {
 	switch g.Transport {
 	case TransportTCP, TransportUDP, TransportUnix:
 	case TransportTLS:
-		if g.TLSConfig == nil && (g.CertFile == "" || g.KeyFile == "") {
-			return fmt.Errorf("goes: %s: tls needs CertFile and KeyFile or TLSConfig", g.Addr)
+		if g.TLSConfig == nil && !g.hasCerts() {
+			return fmt.Errorf("goes: %s: tls needs CertFile and KeyFile, Certificates or TLSConfig", g.Addr)
 		}
 	default:
 		return fmt.Errorf("%w: unknown transport %q", ErrBadAddress, g.Transport)

@@ -171,6 +171,9 @@ func (g *Goer) apply(lc ListenerConfig) error {
 	if lc.KeyFile != "" {
 		g.KeyFile = lc.KeyFile
 	}
+	if err := lc.applyTLS(g); err != nil {
+		return err
+	}
 	if lc.MaxPackageSize > 0 {
 		g.MaxPackageSize = lc.MaxPackageSize
 	}

@@ -103,9 +103,17 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 		stopTimeout = time.Duration(cfg.StopTimeout)
 	}
 	listeners := make([]master.Listener, 0, len(goers))
-	for _, g := range goers {
+	for i, g := range goers {
 		if err := g.validate(); err != nil {
 			return err
+		}
+		if g.Transport == TransportTLS {
+			// The workers read the files when they start: one that cannot
+			// fails this master's start (a reload) with the file's name
+			// rather than as a worker that exited.
+			if _, err := g.buildTLSConfig(); err != nil {
+				return fmt.Errorf("goes: listeners[%d] (%s): %w", i, g.name(), err)
+			}
 		}
 		count := g.Count
 		if count <= 0 {
@@ -199,6 +207,7 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 		UnresponsiveTimeout: time.Duration(cfg.UnresponsiveTimeout),
 		KillUnresponsive:    killUnresponsive(cfg),
 		OrphanTimeout:       orphanTimeout(cfg),
+		TicketKeyRotation:   time.Duration(cfg.TicketKeyRotation),
 		ConfigFile:          cfgPath,
 		WrapOutput:          logFile != "" && !consoleOut,
 		OnReady: func() {
@@ -281,8 +290,16 @@ func (r *Runner) runWorker() error {
 		return err
 	}
 	ln := in.Listener
+	var tl worker.TLS
 	if g.Transport == TransportTLS {
-		if ln, err = worker.TLSListener(ln, g.TLSConfig, g.CertFile, g.KeyFile); err != nil {
+		conf, err := g.buildTLSConfig()
+		if err != nil {
+			return fmt.Errorf("goes: worker %d: tls: %w", id.ID, err)
+		}
+		if tl, err = worker.TLSListener(ln, conf, in.TicketKeys, log); err == nil {
+			ln = tl.Listener
+		}
+		if err != nil {
 			return fmt.Errorf("goes: worker %d: %w", id.ID, err)
 		}
 	}
@@ -326,6 +343,8 @@ func (r *Runner) runWorker() error {
 			return worker.ReopenLog(logFile)
 		},
 		MasterGone:  masterGone,
+		TicketKeys:  tl.SetKeys,
+		TLSCounts:   tl.Counts,
 		Orphan:      in.Orphan,
 		Timers:      g.wheel.LenUser,
 		MaxRequests: g.MaxRequests,

@@ -24,10 +24,10 @@ func TestSchemeTable(t *testing.T) {
 		"text":      {side{"tcp", "text"}, side{"tcp", "text"}},
 		"frame":     {side{"tcp", "frame"}, side{"tcp", "frame"}},
 		"http":      {side{"tcp", "http"}, side{}},
-		"https":     {side{}, side{}},
+		"https":     {side{"tls", "http"}, side{}},
 		"websocket": {side{"tcp", "websocket"}, side{"tcp", "websocket"}},
 		"ws":        {side{"tcp", "websocket"}, side{"tcp", "websocket"}},
-		"wss":       {side{}, side{"tls", "websocket"}},
+		"wss":       {side{"tls", "websocket"}, side{"tls", "websocket"}},
 	}
 	var names []string
 	for name := range scheme.Table {
@@ -48,7 +48,7 @@ func TestSchemeTable(t *testing.T) {
 			}
 			g := NewGoer(name+"://"+addr, nil, "")
 			err := g.validate()
-			if name == "tls" || name == "ssl" {
+			if name == "tls" || name == "ssl" || name == "https" || name == "wss" {
 				g.CertFile, g.KeyFile = "cert.pem", "key.pem"
 				err = g.validate()
 			}

@@ -35,6 +35,9 @@ const (
 	// TypeFinal: the worker's last figures (body WorkerStats), sent as it
 	// exits, so that its master folds them into the id's counters.
 	TypeFinal = "final"
+	// TypeTicketKeys: master → worker, body TicketKeys: serve TLS with
+	// these session ticket keys from now on (a rotation).
+	TypeTicketKeys = "ticket_keys"
 
 	// Operations: recycling and reload errors.
 	TypeRecycle = "recycle" // worker → master event: body RecycleRequest, replace me
@@ -162,7 +165,20 @@ type Load struct {
 	// system); Goroutines the goroutines it runs.
 	CPUSeconds float64 `json:"cpu_seconds"`
 	Goroutines int     `json:"goroutines"`
+
+	// TLSHandshakes counts a TLS listener's handshakes since the worker
+	// started, by result (TLSHandshakeOK, TLSHandshakeFailed: closed
+	// before it completed); TLSResumed the completed ones that resumed a
+	// session. Absent and 0 for other listeners.
+	TLSHandshakes map[string]uint64 `json:"tls_handshakes,omitempty"`
+	TLSResumed    uint64            `json:"tls_resumed,omitempty"`
 }
+
+// The results of Load.TLSHandshakes.
+const (
+	TLSHandshakeOK     = "ok"
+	TLSHandshakeFailed = "failed"
+)
 
 // NodeStats describe a worker's cluster Node (see cluster.Stats).
 type NodeStats struct {
@@ -460,4 +476,10 @@ type ProfileChunk struct {
 type ProfileRead struct {
 	Handle uint64 `json:"handle"`
 	Offset int    `json:"offset"`
+}
+
+// TicketKeys is a TypeTicketKeys body: the master's TLS session ticket
+// keys (internal/ticketkeys.Set.Encode: 32-byte keys, the newest first).
+type TicketKeys struct {
+	Keys []byte `json:"keys"`
 }

@@ -3,6 +3,8 @@
 package master
 
 import (
+	"github.com/goes-project/goes/internal/ticketkeys"
+
 	"context"
 	"errors"
 	"fmt"
@@ -91,7 +93,10 @@ type master struct {
 	// upg is Options.Upgrader, set before the run loop starts; safe for
 	// concurrent use: the upgrade goroutine calls WaitForParent and
 	// upgrade.
-	upg        *Upgrader
+	upg *Upgrader
+	// tickets is the TLS session ticket key set of all workers
+	// (tickets.go); nil only before the run.
+	tickets    ticketkeys.Set
 	parentGone bool // no older master (or it has exited)
 	upgrading  bool // an Upgrade call is running
 	upgraded   bool // a newer master serves; this one drains and exits
@@ -143,6 +148,9 @@ func newMaster(o Options) (*master, error) {
 	}
 	if o.Env == nil {
 		o.Env = os.Environ()
+	}
+	if o.TicketKeyRotation <= 0 {
+		o.TicketKeyRotation = DefaultTicketKeyRotation
 	}
 	if o.Stdout == nil {
 		o.Stdout = os.Stdout
@@ -275,6 +283,9 @@ func (m *master) run(ctx context.Context) (err error) {
 			return fmt.Errorf("master: pass the lock on: %w", err)
 		}
 	}
+	if err := m.initTicketKeys(); err != nil {
+		return err
+	}
 	if err := m.listenControl(); err != nil {
 		return err
 	}
@@ -310,6 +321,8 @@ func (m *master) run(ctx context.Context) (err error) {
 	defer startTimer.Stop()
 	watchdog := time.NewTicker(m.o.WatchdogInterval)
 	defer watchdog.Stop()
+	rotate := time.NewTicker(m.o.TicketKeyRotation)
+	defer rotate.Stop()
 
 	ctxDone := ctx.Done()
 	for m.state != StateStopping || len(m.procs) > 0 {
@@ -324,6 +337,8 @@ func (m *master) run(ctx context.Context) (err error) {
 			}
 		case sig := <-sigs:
 			m.onSignal(sig)
+		case <-rotate.C:
+			m.rotateTicketKeys()
 		case <-watchdog.C:
 			m.watch()
 			m.watchOrphans()

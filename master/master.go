@@ -27,6 +27,9 @@ import (
 	"github.com/goes-project/goes/ipc"
 )
 
+// DefaultTicketKeyRotation is Options.TicketKeyRotation's default.
+const DefaultTicketKeyRotation = time.Hour
+
 // Worker and master states shown in status.
 const (
 	StateStarting = "starting"
@@ -202,6 +205,14 @@ type Options struct {
 	// and tells them to drain once its own workers accept (orphans.go).
 	// A master adopts orphans whatever its own OrphanTimeout.
 	OrphanTimeout time.Duration
+	// TicketKeyRotation is how often the master draws a new TLS session
+	// ticket key for its workers (default DefaultTicketKeyRotation, 1 h).
+	// The master holds one key set (internal/ticketkeys: the newest key
+	// encrypts, the ticketkeys.Keep newest decrypt), hands it to every
+	// worker it starts on a pipe, pushes each rotation over the control
+	// channels, and hands it to the next master on reload: a TLS client
+	// resumes whichever worker accepts it, and across reloads.
+	TicketKeyRotation time.Duration
 }
 
 // Run runs a master until it is stopped (signal or CLI). It returns an

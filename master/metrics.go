@@ -96,6 +96,8 @@ func workerFigures() []figure {
 		{field: "Cluster.SendErrors", name: "goes_cluster_send_errors_total", typ: counter, help: "Cluster publishes that failed."},
 		{field: "Cluster.Malformed", name: "goes_cluster_malformed_total", typ: counter, help: "Cluster messages that could not be decoded."},
 		{field: "Cluster.Dropped", name: "goes_cluster_dropped_total", typ: counter, help: "Cluster messages dropped."},
+		{field: "TLSHandshakes", keys: "result", known: []string{ipc.TLSHandshakeOK, ipc.TLSHandshakeFailed}, name: "goes_tls_handshakes_total", typ: counter, help: "TLS handshakes of the worker's listener, by result (ok; failed: the connection closed before its handshake completed)."},
+		{field: "TLSResumed", name: "goes_tls_resumed_handshakes_total", typ: counter, help: "TLS handshakes that resumed a session (a ticket)."},
 	}
 }
 

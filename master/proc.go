@@ -217,6 +217,19 @@ func (m *master) spawnProc(s *slot) (*proc, error) {
 		files[procenv.OrphanFD-3] = orphanFile
 		w.OrphanTimeout = m.o.OrphanTimeout
 	}
+	if m.tickets != nil {
+		if kf, err := m.tickets.File(); err != nil {
+			// The worker resumes only its own sessions.
+			m.log.Warn().Err(err).Int("worker", s.id).Msg("TLS session ticket keys not passed")
+		} else {
+			defer kf.Close()
+			for len(files) < procenv.TicketKeysFD-2 {
+				files = append(files, nil)
+			}
+			files[procenv.TicketKeysFD-3] = kf
+			w.TicketKeys = true
+		}
+	}
 	cmd := &exec.Cmd{
 		Path:       m.o.Exe,
 		Args:       m.workerArgs(s), // argv[0] is the worker's title (title.go)

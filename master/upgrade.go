@@ -183,6 +183,7 @@ func (m *master) beginUpgrade(c net.Conn, id uint64, req ipc.ReloadRequest) {
 		},
 	}
 	waitParent := !m.parentGone
+	tickets := m.tickets
 	m.log.Info().Int("generation", m.gen+1).Bool("wait_for_previous", waitParent).Str("config", config).Msg("upgrade started")
 	go func() {
 		var err error
@@ -195,6 +196,9 @@ func (m *master) beginUpgrade(c net.Conn, id uint64, req ipc.ReloadRequest) {
 			if err != nil {
 				err = fmt.Errorf("the previous generation is still draining: %w", err)
 			}
+		}
+		if err == nil {
+			err = m.passTicketKeys(tickets)
 		}
 		if err == nil {
 			err = m.upg.upgrade(next)

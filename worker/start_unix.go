@@ -19,6 +19,7 @@ import (
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/internal/orphan"
 	"github.com/goes-project/goes/internal/procenv"
+	"github.com/goes-project/goes/internal/ticketkeys"
 )
 
 // Inherited is what a worker process receives from its master across
@@ -32,6 +33,7 @@ type Inherited struct {
 	Orphan      *Orphan        // nil: the worker drains once its master is gone
 	AcceptShare *connections.AcceptShare
 	AcceptSlot  int
+	TicketKeys  ticketkeys.Set // nil: the master passed none
 }
 
 // Inherit takes the descriptors of wenv's worker (udp: its socket is a
@@ -69,6 +71,12 @@ func Inherit(wenv procenv.WorkerEnv, udp bool, info orphan.Info, log zerolog.Log
 			log.Warn().Err(err).Msg("no worker socket: this worker will not outlive its master")
 		}
 	}
+	if wenv.TicketKeys {
+		// Without them (an error) TLS resumes only on this worker.
+		if in.TicketKeys, err = ticketkeys.ReadFile(os.NewFile(procenv.TicketKeysFD, "ticket-keys")); err != nil {
+			log.Warn().Err(err).Msg("no TLS session ticket keys from the master: sessions resume on this worker only")
+		}
+	}
 	if wenv.AcceptShare {
 		// Without it (an error) the worker accepts without balancing.
 		if f := os.NewFile(procenv.AcceptShareFD, "accept-share"); f != nil {
@@ -85,17 +93,27 @@ func Inherit(wenv procenv.WorkerEnv, udp bool, info orphan.Info, log zerolog.Log
 	return in, nil
 }
 
-// TLSListener serves TLS over ln: with conf, or else with the key pair
-// of certFile and keyFile.
-func TLSListener(ln net.Listener, conf *tls.Config, certFile, keyFile string) (net.Listener, error) {
+// TLS is a worker's TLS listener (TLSListener).
+type TLS struct {
+	// Listener serves TLS: Options.Listener.
+	Listener net.Listener
+	// SetKeys replaces the session ticket keys (a rotation):
+	// Options.TicketKeys.
+	SetKeys func(ticketkeys.Set)
+	// Counts are its handshakes: Options.TLSCounts.
+	Counts func() TLSCounts
+}
+
+// TLSListener serves TLS over ln with conf (a copy). keys, when not nil,
+// are the master's session ticket keys (Inherited.TicketKeys), shared by
+// all its workers. It counts handshakes (TLSCounts) and logs the failed
+// ones, at debug each and at info a summary each minute.
+func TLSListener(ln net.Listener, conf *tls.Config, keys ticketkeys.Set, log zerolog.Logger) (TLS, error) {
 	if conf == nil {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: %w", err)
-		}
-		conf = &tls.Config{Certificates: []tls.Certificate{cert}}
+		return TLS{}, errors.New("tls: no configuration")
 	}
-	return tls.NewListener(ln, conf), nil
+	t := newTLSListener(ln, conf, keys, log)
+	return TLS{Listener: t, SetKeys: t.setKeys, Counts: t.counts}, nil
 }
 
 // orphanSocket reads the worker socket its master passed on

@@ -26,6 +26,7 @@ import (
 
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/internal/orphan"
+	"github.com/goes-project/goes/internal/ticketkeys"
 	"github.com/goes-project/goes/ipc"
 	"github.com/goes-project/goes/timer"
 )
@@ -91,6 +92,12 @@ type Options struct {
 	Cluster func() *ipc.NodeStats
 	// Reopen reopens the log files (nil: nothing to do).
 	Reopen func() error
+	// TicketKeys, when set, takes the TLS session ticket keys the master
+	// pushes on rotation (ipc.TypeTicketKeys; TLSListener's setKeys).
+	TicketKeys func(ticketkeys.Set)
+	// TLSCounts, when set, are the TLS handshakes of the listener
+	// (TLS.Counts), reported in the worker's figures.
+	TLSCounts func() TLSCounts
 	// Orphan, when set, makes the worker serve on when its master is gone
 	// (EOF on Ctl), until a new master adopts it or Orphan.Timeout passes.
 	Orphan *Orphan
@@ -352,6 +359,17 @@ func (w *worker) run(ctx context.Context) error {
 				reply(ctl, m, w.conns(), nil)
 			case ipc.TypeProfile, ipc.TypeProfileRead:
 				go w.prof.serve(ctl, m, stopProfiles)
+			case ipc.TypeTicketKeys:
+				var req ipc.TicketKeys
+				err := m.Decode(&req)
+				var keys ticketkeys.Set
+				if err == nil {
+					keys, err = ticketkeys.Decode(req.Keys)
+				}
+				if err == nil && w.o.TicketKeys != nil {
+					w.o.TicketKeys(keys)
+				}
+				reply(ctl, m, nil, err)
 			case ipc.TypeReopen:
 				var err error
 				if w.o.Reopen != nil {
@@ -490,6 +508,11 @@ func (w *worker) stats() ipc.WorkerStats {
 		RequestDuration: w.durations.histogram(),
 	}
 	load.CopyStats(st) // every connections.Stats figure, by name (ipc/stats.go)
+	if w.o.TLSCounts != nil {
+		c := w.o.TLSCounts()
+		load.TLSHandshakes = map[string]uint64{ipc.TLSHandshakeOK: c.OK, ipc.TLSHandshakeFailed: c.Failed}
+		load.TLSResumed = c.Resumed
+	}
 	return ipc.WorkerStats{PID: os.Getpid(), State: w.state.Load().(string), Load: load}
 }
 

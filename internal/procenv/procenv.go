@@ -6,9 +6,10 @@
 //
 //   - WorkerEnv: master → worker (GOES_ROLE, GOES_WORKER, GOES_CONFIG_JSON,
 //     GOES_LOG_CONSOLE, GOES_LOG_FILE, GOES_LOG_PIPE, GOES_CLUSTER_URL,
-//     GOES_UNSAFE_CLOSE_ON_DRAIN, GOES_ACCEPT_SLOT, GOES_ORPHAN_TIMEOUT),
+//     GOES_UNSAFE_CLOSE_ON_DRAIN, GOES_ACCEPT_SLOT, GOES_ORPHAN_TIMEOUT, GOES_TICKET_KEYS),
 //     with the control channel on CtlFD, the shared socket on SocketFD,
-//     the accept share on AcceptShareFD and the worker socket on OrphanFD.
+//     the accept share on AcceptShareFD, the worker socket on OrphanFD and
+//     the TLS session ticket keys on TicketKeysFD.
 //   - SuccessorEnv: master → the master a reload starts through tableflip
 //     (GOES_GENERATION, GOES_NEXT_ROUTE, GOES_CLUSTER_ROUTE,
 //     GOES_PARENT_CONTROL, GOES_RELOAD_CONFIG, GOES_RELOAD_RUN_DIR,
@@ -48,6 +49,10 @@ const (
 	// directory (internal/orphan), on which it answers the next master
 	// once its own is gone, when WorkerEnv.OrphanTimeout says it has one.
 	OrphanFD = 6
+	// TicketKeysFD is the read end of a pipe holding the master's TLS
+	// session ticket keys (internal/ticketkeys), when
+	// WorkerEnv.TicketKeys says it has one.
+	TicketKeysFD = 7
 	// DaemonNotifyFD is the pipe on which a daemon reports its start to
 	// the CLI that started it (MasterEnv.NotifyFD names it).
 	DaemonNotifyFD = 3
@@ -77,6 +82,7 @@ const (
 	keyLogPipe       = "GOES_LOG_PIPE"
 	keyAcceptSlot    = "GOES_ACCEPT_SLOT"
 	keyOrphanTimeout = "GOES_ORPHAN_TIMEOUT"
+	keyTicketKeys    = "GOES_TICKET_KEYS"
 
 	keyDaemon = "GOES_DAEMON"
 	keyNotify = "GOES_DAEMON_NOTIFY"

@@ -88,6 +88,10 @@ type WorkerEnv struct {
 	// it first (GOES_ORPHAN_TIMEOUT, a Go duration; master.Options.OrphanTimeout).
 	// 0: it drains as soon as its master is gone.
 	OrphanTimeout time.Duration
+	// TicketKeys: the worker has its master's TLS session ticket keys on
+	// TicketKeysFD (GOES_TICKET_KEYS=1; the keys themselves never are in
+	// the environment).
+	TicketKeys bool
 }
 
 // IsWorker reports whether getenv is a worker process's environment.
@@ -122,6 +126,9 @@ func (w WorkerEnv) Encode() []string {
 	if w.OrphanTimeout > 0 {
 		env = append(env, keyOrphanTimeout+"="+w.OrphanTimeout.String())
 	}
+	if w.TicketKeys {
+		env = append(env, keyTicketKeys+"=1")
+	}
 	return env
 }
 
@@ -146,6 +153,9 @@ func DecodeWorkerEnv(getenv func(string) string) (WorkerEnv, error) {
 		return WorkerEnv{}, err
 	}
 	if w.LogPipe, err = parseBool(getenv, keyLogPipe); err != nil {
+		return WorkerEnv{}, err
+	}
+	if w.TicketKeys, err = parseBool(getenv, keyTicketKeys); err != nil {
 		return WorkerEnv{}, err
 	}
 	if v := getenv(keyAcceptSlot); v != "" {

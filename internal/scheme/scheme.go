@@ -63,10 +63,10 @@ var Table = map[string]Scheme{
 	"text":      {Listen: tcp, Protocol: newText, Dial: "tcp"},
 	"frame":     {Listen: tcp, Protocol: newFrame, Dial: "tcp"},
 	"http":      {Listen: tcp, Protocol: newHTTP, NoClient: noHTTPClient},
-	"https":     {NoClient: noHTTPClient},
+	"https":     {Listen: tls, Protocol: newHTTP, NoClient: noHTTPClient},
 	"websocket": {Listen: tcp, Protocol: newWebSocket, Client: webSocketClient},
 	"ws":        {Listen: tcp, Protocol: newWebSocket, Client: webSocketClient},
-	"wss":       {Client: webSocketClient},
+	"wss":       {Listen: tls, Protocol: newWebSocket, Client: webSocketClient},
 }
 
 // Lookup returns the row of scheme name (any case).

@@ -83,6 +83,9 @@ func Build(cfg *goes.Config) ([]*goes.Goer, error) {
 		g.Name = lc.Name
 		g.Count = lc.Count
 		g.CertFile, g.KeyFile = lc.CertFile, lc.KeyFile
+		if err := lc.ApplyTLS(g); err != nil {
+			return nil, fmt.Errorf("goes-master: listeners[%d]: %w", i, err)
+		}
 		g.StopTimeout = time.Duration(lc.StopTimeout)
 		g.MaxPackageSize = lc.MaxPackageSize
 		g.MaxSendBufferSize = lc.MaxSendBufferSize
