@@ -107,10 +107,12 @@ func (r *Runner) runMaster(cfg *Config, cfgPath string, paths master.Paths, menv
 		if err := g.validate(); err != nil {
 			return err
 		}
-		if g.Transport == TransportTLS {
+		if g.Transport == TransportTLS && g.tlsFilesRegular() {
 			// The workers read the files when they start: one that cannot
 			// fails this master's start (a reload) with the file's name
-			// rather than as a worker that exited.
+			// rather than as a worker that exited. Files that are not
+			// regular (a FIFO a secret is served on once) are the
+			// workers' alone to read.
 			if _, err := g.buildTLSConfig(); err != nil {
 				return fmt.Errorf("goes: listeners[%d] (%s): %w", i, g.name(), err)
 			}

@@ -104,3 +104,23 @@ func (lc ListenerConfig) applyTLS(g *Goer) error {
 	}
 	return nil
 }
+
+// tlsFilesRegular reports whether every file of g's TLS configuration
+// that exists is a regular file: one that can be read twice, by the
+// master's check and by each worker. A missing file is for the check to
+// name.
+func (g *Goer) tlsFilesRegular() bool {
+	paths := []string{g.CertFile, g.KeyFile, g.ClientCAFile}
+	for _, f := range g.Certificates {
+		paths = append(paths, f.CertFile, f.KeyFile)
+	}
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if fi, err := os.Stat(p); err == nil && !fi.Mode().IsRegular() {
+			return false
+		}
+	}
+	return true
+}
