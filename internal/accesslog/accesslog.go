@@ -47,7 +47,7 @@ type Writer struct {
 	f       *os.File // the drainer's
 	bw      *bufio.Writer
 	line    bytes.Buffer // the line being encoded
-	err     error // the drainer's last write error, reported once
+	err     error        // the drainer's last write error, reported once
 }
 
 // Open opens (appends to, creating it owner-only) the access log at path
