@@ -68,8 +68,10 @@ func (st *connState) unpopAccess(e AccessEntry) {
 
 // logAccess completes e with its answer's status and size and hands it
 // to the AccessLog.
-func (p *Protocol) logAccess(c protocols.Conn, e *AccessEntry, status int, out int64) {
+// It takes e by value: the entry escapes to the heap here, only when the
+// AccessLog is on, not in the answering functions' frames.
+func (p *Protocol) logAccess(c protocols.Conn, e AccessEntry, status int, out int64) {
 	e.Status, e.BytesOut = status, out
 	e.Duration = time.Since(e.Start)
-	p.AccessLog.LogAccess(c, e)
+	p.AccessLog.LogAccess(c, &e)
 }

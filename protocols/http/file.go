@@ -228,7 +228,7 @@ func ServeFile(c StreamConn, fsys fs.FS, name string) error {
 		if m&mHead == 0 {
 			size += n
 		}
-		st.p.logAccess(c, &w.acc, a.status, size)
+		st.p.logAccess(c, w.acc, a.status, size)
 	}
 	s := &fileSender{w: w, f: f, body: body, n: n}
 	if dw, ok := c.(drainWaiter); ok {
@@ -283,7 +283,7 @@ func writeWhole(c StreamConn, st *connState, a *answer, body io.Reader) error {
 		return err
 	}
 	if st.p.AccessLog != nil {
-		st.p.logAccess(c, &e, a.status, int64(len(out)))
+		st.p.logAccess(c, e, a.status, int64(len(out)))
 	}
 	if !a.keep {
 		c.Close()

@@ -659,7 +659,7 @@ func (p *Protocol) Encode(c protocols.Conn, dst, msg []byte) ([]byte, error) {
 	dst = p.appendResponse(dst, &answer{status: 200, body: body, head: m&mHead != 0, keep: keep, date: date[:],
 		vary: vary, gzip: z != nil})
 	if p.AccessLog != nil {
-		p.logAccess(c, &e, 200, int64(len(dst)-n0))
+		p.logAccess(c, e, 200, int64(len(dst)-n0))
 	}
 	if z != nil {
 		p.putGzipper(z)

@@ -95,7 +95,7 @@ func Respond(c Conn, resp *Response) error {
 		st.p.putGzipper(z)
 	}
 	if st.p.AccessLog != nil {
-		st.p.logAccess(c, &e, status, int64(len(buf)))
+		st.p.logAccess(c, e, status, int64(len(buf)))
 	}
 	err = c.SendBytes(buf, true)
 	if own {

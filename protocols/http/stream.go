@@ -115,7 +115,7 @@ func Stream(c StreamConn, resp *Response) (*StreamWriter, error) {
 		return nil, err
 	}
 	if st.p.AccessLog != nil {
-		st.p.logAccess(c, &w.acc, status, int64(len(head)))
+		st.p.logAccess(c, w.acc, status, int64(len(head)))
 	}
 	return w, nil
 }
