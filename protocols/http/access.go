@@ -14,7 +14,8 @@ type AccessEntry struct {
 	// Status is the answer's status code.
 	Status int
 	// BytesIn is the request's size on the wire (head and body, as
-	// framed); BytesOut the answer's (head and body; for a streamed
+	// framed; the head alone for a body streamed to OnMessage in pieces,
+	// Protocol.StreamBody); BytesOut the answer's (head and body; for a streamed
 	// answer, what its start wrote: the head, the first piece, or a
 	// file's whole length).
 	BytesIn, BytesOut int64

@@ -79,3 +79,21 @@ func TestAccessLogOffAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per GET and POST answered with the access log off, want 0", n)
 	}
 }
+
+// TestAccessLogStreamedBody: a request whose body is streamed to the
+// handler in pieces has its entry (its head's size in), and the pipelined
+// request after it keeps its own.
+func TestAccessLogStreamedBody(t *testing.T) {
+	rl := &recordLog{}
+	p := &Protocol{AccessLog: rl, StreamBody: streamAll}
+	r := newStreamRecorder(p)
+	if err := r.feed(t, []byte(streamCL+streamNext)); err != nil {
+		t.Fatal(err)
+	}
+	if len(rl.got) != 2 || rl.got[0].Method != "PUT" || rl.got[0].Path != "/up" || rl.got[1].Method != "GET" || rl.got[1].Path != "/next" {
+		t.Fatalf("entries %+v", rl.got)
+	}
+	if head := int64(len(streamCL) - 26); rl.got[0].BytesIn != head {
+		t.Errorf("streamed PUT: bytes_in %d, want its head's %d", rl.got[0].BytesIn, head)
+	}
+}
