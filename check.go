@@ -108,6 +108,13 @@ func (r *Runner) checkFull(cfg *Config) error {
 		}
 	}
 	for i, lc := range cfg.Listeners {
+		if lc.AccessLog != "" {
+			if fi, err := os.Stat(filepath.Dir(lc.AccessLog)); err != nil {
+				return fmt.Errorf("listeners[%d]: access_log: %w", i, err)
+			} else if !fi.IsDir() {
+				return fmt.Errorf("listeners[%d]: access_log %s: %s is not a directory", i, lc.AccessLog, filepath.Dir(lc.AccessLog))
+			}
+		}
 		if lc.Root == "" {
 			continue
 		}

@@ -226,6 +226,10 @@ type ListenerConfig struct {
 	// largest holders are shed (see Goer.MaxInputMemory; default 64 MiB,
 	// -1: no cap).
 	MaxInputMemory int `json:"max_input_memory,omitempty"`
+
+	// AccessLog is the path of this listener's access log, one JSON line
+	// per HTTP request (see Goer.AccessLog); off when empty.
+	AccessLog string `json:"access_log,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s").

@@ -127,6 +127,16 @@ type Goer struct {
 	// apply to are in package connections (Config and the Timeouts
 	// section of its doc); config file keys in parentheses.
 
+	// AccessLog, for an HTTP Goer (Protocol an *http.Protocol), is the
+	// path of its access log: one JSON line per answered request with
+	// time, remote, method, path, status, bytes_in, bytes_out,
+	// duration_ms and worker, written by a goroutine of each worker off
+	// the event loop (a bounded queue; lines that find it full are
+	// dropped and counted, goes_access_log_dropped_total) and reopened
+	// on USR1 ("access_log"; off when empty). It sets the Protocol's
+	// AccessLog in each worker.
+	AccessLog string
+
 	// HeaderTimeout bounds a request head: an HTTP request's (answered
 	// 408, then closed) or a WebSocket opening handshake, from its first
 	// byte or, for a connection's first request, from the accept

@@ -218,6 +218,9 @@ func (g *Goer) apply(lc ListenerConfig) error {
 	if lc.MaxInputMemory != 0 {
 		g.MaxInputMemory = lc.MaxInputMemory
 	}
+	if lc.AccessLog != "" {
+		g.AccessLog = lc.AccessLog
+	}
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/accesslog"
 	"github.com/goes-project/goes/internal/ctl"
 	"github.com/goes-project/goes/internal/launch"
 	"github.com/goes-project/goes/internal/orphan"
@@ -19,6 +20,7 @@ import (
 	"github.com/goes-project/goes/ipc"
 	"github.com/goes-project/goes/master"
 	"github.com/goes-project/goes/protocols"
+	"github.com/goes-project/goes/protocols/http"
 	"github.com/goes-project/goes/timer"
 	"github.com/goes-project/goes/worker"
 )
@@ -322,6 +324,19 @@ func (r *Runner) runWorker() error {
 	}
 	cc := g.connConfig()
 	cc.Logger = log
+	var alog *accesslog.Writer
+	if g.AccessLog != "" {
+		hp, ok := g.Protocol.(*http.Protocol)
+		if !ok {
+			return fmt.Errorf("goes: worker %d: access_log needs the http protocol", id.ID)
+		}
+		if alog, err = accesslog.Open(g.AccessLog, id.ID, 0); err != nil {
+			return fmt.Errorf("goes: worker %d: %w", id.ID, err)
+		}
+		defer alog.Close() // after worker.Run: the drained connections' lines too
+		hp.AccessLog = alog
+		cc.AccessLogDropped = alog.Dropped
+	}
 	cc.IDBase = uint64(route) << 32
 	cc.AcceptShare, cc.AcceptSlot = in.AcceptShare, in.AcceptSlot
 	g.idBase, g.log = cc.IDBase, log
@@ -339,6 +354,11 @@ func (r *Runner) runWorker() error {
 		Version:      r.Version,
 		Logger:       log,
 		Reopen: func() error {
+			if alog != nil {
+				if err := alog.Reopen(); err != nil {
+					return err
+				}
+			}
 			if wenv.LogPipe {
 				return nil // the master reopens the file it copies to
 			}

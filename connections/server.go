@@ -229,6 +229,9 @@ type Config struct {
 	// process of an AcceptShare may go before it stops accepting (default
 	// DefaultAcceptMargin, 0.1); a negative value turns balancing off.
 	AcceptMargin float64
+	// AccessLogDropped, when set, reports the count of the server's access
+	// log entries dropped so far (Stats.AccessLogDropped).
+	AccessLogDropped func() uint64
 }
 
 func (c *Config) withDefaults() Config {
@@ -299,6 +302,9 @@ type Stats struct {
 	// AcceptPauses counts the times the server stopped accepting for a
 	// moment, above its share of an AcceptShare (Config.AcceptMargin).
 	AcceptPauses uint64
+	// AccessLogDropped counts the access log entries dropped because the
+	// log's queue was full (Config.AccessLogDropped).
+	AccessLogDropped uint64
 
 	// LoopBusy is the time the server's event loops have spent handling
 	// events rather than waiting for them, summed over the loops (two
@@ -626,6 +632,9 @@ func (s *Server) Stats() Stats {
 	}
 	st.InputShed = s.budget.shed.Load()
 	st.AcceptPauses = s.acceptPauses.Load()
+	if s.cfg.AccessLogDropped != nil {
+		st.AccessLogDropped = s.cfg.AccessLogDropped()
+	}
 	st.InputHeld = s.budget.held.Load()
 	s.ctr.addTo(&st)
 	for _, e := range s.engines {

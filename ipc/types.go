@@ -134,6 +134,9 @@ type Load struct {
 	// because the worker held more than its share of its listener's
 	// connections (accept_margin).
 	AcceptPauses uint64 `json:"accept_pauses"`
+	// AccessLogDropped counts the access log entries the worker dropped
+	// because the log's queue was full (access_log).
+	AccessLogDropped uint64 `json:"access_log_dropped"`
 	// IOUringSends counts the writes the worker's event loops made in
 	// io_uring batches (0 where io_uring is off or not allowed).
 	IOUringSends uint64 `json:"io_uring_sends"`

@@ -78,6 +78,7 @@ func workerFigures() []figure {
 		{field: "LoopBusySeconds", name: "goes_worker_event_loop_busy_seconds_total", typ: counter, help: "Time the worker's event loops spent handling events rather than waiting for them, summed over its loops."},
 		{field: "InputShed", name: "goes_input_shed_total", typ: counter, help: "Connections shed because the worker's budget for unfinished input (max_input_memory) was spent."},
 		{field: "AcceptPauses", name: "goes_accept_pauses_total", typ: counter, help: "Times the worker stopped accepting for a moment because it held more than its share of its listener's connections (accept_margin)."},
+		{field: "AccessLogDropped", name: "goes_access_log_dropped_total", typ: counter, help: "Access log lines dropped because the log's queue was full (access_log): the disk did not keep up."},
 		{field: "IOUringSends", name: "goes_io_uring_sends_total", typ: counter, help: "Writes the worker's event loops made in io_uring batches (fan-outs); 0 where io_uring is off or not allowed."},
 		{field: "Writes", name: "goes_socket_writes_total", typ: counter, help: "Writes the worker made to stream sockets (pipelined answers share one)."},
 		{field: "InputHeld", name: "goes_input_held_bytes", typ: gauge, help: "Memory the worker holds for unfinished input now (bounded by max_input_memory)."},

@@ -67,6 +67,8 @@ func TestCheck(t *testing.T) {
 		{"world-readable token", fmt.Sprintf(`{"admin": "127.0.0.1:0", "admin_token_file": %q, "listeners": [{"listen": "text://127.0.0.1:0"}]}`, open), open + ": readable by every user"},
 		{"empty token", fmt.Sprintf(`{"admin": "127.0.0.1:0", "admin_token_file": %q, "listeners": [{"listen": "text://127.0.0.1:0"}]}`, empty), empty + ": empty"},
 		{"missing root", `{"listeners": [{"listen": "http://127.0.0.1:0", "handler": "static", "root": "/nonexistent/www"}]}`, "/nonexistent/www"},
+		{"missing access log dir", listen(`{"listen": "http://127.0.0.1:0", "handler": "hello", "access_log": "/nonexistent/logs/access.log"}`), "access_log: stat /nonexistent/logs"},
+		{"access log on text", listen(`{"listen": "text://127.0.0.1:0", "access_log": "/tmp/access.log"}`), "access_log needs an http:// or https:// listener"},
 		{"bad log level", `{"log_level": "loud", "listeners": [{"listen": "text://127.0.0.1:0"}]}`, `"loud"`},
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {

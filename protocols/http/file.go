@@ -223,6 +223,13 @@ func ServeFile(c StreamConn, fsys fs.FS, name string) error {
 		f.Close()
 		return err
 	}
+	if st.p.AccessLog != nil {
+		size := int64(len(head))
+		if m&mHead == 0 {
+			size += n
+		}
+		st.p.logAccess(c, w.acc, a.status, size)
+	}
 	s := &fileSender{w: w, f: f, body: body, n: n}
 	if dw, ok := c.(drainWaiter); ok {
 		s.wait = dw.WaitDrained
@@ -246,8 +253,9 @@ func writeWhole(c StreamConn, st *connState, a *answer, body io.Reader) error {
 		}
 	}
 	var date [29]byte
+	var e AccessEntry
 	st.mu.Lock()
-	m, err := st.takeAnswer(&date)
+	m, err := st.takeAnswer(&date, &e)
 	st.mu.Unlock()
 	if err != nil {
 		return err
@@ -268,8 +276,14 @@ func writeWhole(c StreamConn, st *connState, a *answer, body io.Reader) error {
 	if err := c.WriteRaw(out); err != nil {
 		st.mu.Lock()
 		st.unpop(m)
+		if st.p.AccessLog != nil {
+			st.unpopAccess(e)
+		}
 		st.mu.Unlock()
 		return err
+	}
+	if st.p.AccessLog != nil {
+		st.p.logAccess(c, e, a.status, int64(len(out)))
 	}
 	if !a.keep {
 		c.Close()

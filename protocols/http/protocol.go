@@ -230,6 +230,10 @@ type Protocol struct {
 	// send (answer from OnMessage).
 	StreamBody func(c protocols.Conn, req *Request) bool
 
+	// AccessLog, when set, is told of every answered request (see
+	// AccessEntry). Nil costs the request path nothing.
+	AccessLog AccessLogger
+
 	// states holds the per-connection states of idle connections (see
 	// ReleaseState).
 	states sync.Pool
@@ -316,6 +320,7 @@ type connState struct {
 	scratch     []byte // Respond's buffer
 	scratchBusy bool
 	stream      *StreamWriter // the streamed response in progress, if any
+	acc         []AccessEntry // AccessLog: the unanswered requests, oldest first
 }
 
 // stateOf returns c's state, taking one from the pool (or making one) for
@@ -553,6 +558,9 @@ func (p *Protocol) Decode(c protocols.Conn, packet []byte) ([]byte, error) {
 	}
 	st.mu.Lock()
 	st.push(m)
+	if p.AccessLog != nil {
+		st.pushAccess(r, len(packet))
+	}
 	st.mu.Unlock()
 	return r.body, nil
 }
@@ -593,11 +601,14 @@ func (st *connState) pop() uint8 {
 // takeAnswer claims the answer to the oldest unanswered request: its
 // request's flags, with the Date field value copied into date; it fails
 // with ErrStreamOpen while a streamed response is open. mu held.
-func (st *connState) takeAnswer(date *[29]byte) (uint8, error) {
+func (st *connState) takeAnswer(date *[29]byte, e *AccessEntry) (uint8, error) {
 	if st.stream != nil {
 		return 0, ErrStreamOpen
 	}
 	m := st.pop()
+	if st.p.AccessLog != nil {
+		*e = st.popAccess()
+	}
 	copy(date[:], st.dateNow())
 	return m, nil
 }
@@ -626,6 +637,7 @@ const TimeFormat = "Mon, 02 Jan 2006 15:04:05 GMT"
 func (p *Protocol) Encode(c protocols.Conn, dst, msg []byte) ([]byte, error) {
 	m := mKeep
 	var date [29]byte
+	var e AccessEntry
 	if st, ok := c.State().(*connState); ok {
 		st.mu.Lock()
 		if st.stream != nil {
@@ -633,6 +645,9 @@ func (p *Protocol) Encode(c protocols.Conn, dst, msg []byte) ([]byte, error) {
 			return dst, ErrStreamOpen
 		}
 		m = st.pop()
+		if p.AccessLog != nil {
+			e = st.popAccess()
+		}
 		copy(date[:], st.dateNow())
 		st.mu.Unlock()
 	} else {
@@ -640,8 +655,12 @@ func (p *Protocol) Encode(c protocols.Conn, dst, msg []byte) ([]byte, error) {
 	}
 	keep := m&mKeep != 0 && !c.Draining()
 	body, z, vary := p.compress(m, 200, "", nil, msg)
+	n0 := len(dst)
 	dst = p.appendResponse(dst, &answer{status: 200, body: body, head: m&mHead != 0, keep: keep, date: date[:],
 		vary: vary, gzip: z != nil})
+	if p.AccessLog != nil {
+		p.logAccess(c, e, 200, int64(len(dst)-n0))
+	}
 	if z != nil {
 		p.putGzipper(z)
 	}

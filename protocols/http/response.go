@@ -66,8 +66,9 @@ func Respond(c Conn, resp *Response) error {
 		return ErrNoRequest
 	}
 	var date [29]byte
+	var e AccessEntry
 	st.mu.Lock()
-	m, err := st.takeAnswer(&date)
+	m, err := st.takeAnswer(&date, &e)
 	if err != nil {
 		st.mu.Unlock()
 		return err
@@ -92,6 +93,9 @@ func Respond(c Conn, resp *Response) error {
 	})
 	if z != nil {
 		st.p.putGzipper(z)
+	}
+	if st.p.AccessLog != nil {
+		st.p.logAccess(c, e, status, int64(len(buf)))
 	}
 	err = c.SendBytes(buf, true)
 	if own {

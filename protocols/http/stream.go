@@ -45,7 +45,8 @@ type StreamWriter struct {
 	frame uint8 // frameChunked, frameClose, or frameLength for no body
 	keep  bool  // the connection stays open after End
 	ended bool
-	buf   []byte // chunk buffer, chunkRoom bytes reserved in front
+	buf   []byte      // chunk buffer, chunkRoom bytes reserved in front
+	acc   AccessEntry // the answered request's, with AccessLog
 }
 
 // Stream answers the oldest unanswered request on c (see the package
@@ -113,6 +114,9 @@ func Stream(c StreamConn, resp *Response) (*StreamWriter, error) {
 		w.unbegin(m)
 		return nil, err
 	}
+	if st.p.AccessLog != nil {
+		st.p.logAccess(c, w.acc, status, int64(len(head)))
+	}
 	return w, nil
 }
 
@@ -127,6 +131,9 @@ func beginStream(c StreamConn, st *connState, date *[29]byte) (*StreamWriter, ui
 		return nil, 0, ErrStreamOpen
 	}
 	m := st.pop()
+	if st.p.AccessLog != nil {
+		w.acc = st.popAccess()
+	}
 	copy(date[:], st.dateNow())
 	st.stream = w
 	st.mu.Unlock()
@@ -143,6 +150,9 @@ func (w *StreamWriter) unbegin(m uint8) {
 	st.mu.Lock()
 	st.stream = nil
 	st.unpop(m)
+	if st.p.AccessLog != nil {
+		st.unpopAccess(w.acc)
+	}
 	st.mu.Unlock()
 	w.c.ResumeRecv()
 }

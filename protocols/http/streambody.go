@@ -63,6 +63,9 @@ func (p *Protocol) beginStreamed(c protocols.Conn, st *connState, packet []byte)
 	}
 	st.mu.Lock()
 	st.push(m)
+	if p.AccessLog != nil {
+		st.pushAccess(r, len(packet)) // the head: the body comes in pieces
+	}
 	st.mu.Unlock()
 	if r.flags&fExpectContinue != 0 && !st.continued {
 		st.continued = true

@@ -100,8 +100,12 @@ func Build(cfg *goes.Config) ([]*goes.Goer, error) {
 		g.KeepAliveTimeout = time.Duration(lc.KeepAliveTimeout)
 		g.SendTimeout = time.Duration(lc.SendTimeout)
 		g.MaxInputMemory = lc.MaxInputMemory
+		g.AccessLog = lc.AccessLog
 		if err := setHandler(g, lc); err != nil {
 			return nil, fmt.Errorf("goes-master: listener %d (%s): %w", i, lc.Listen, err)
+		}
+		if _, ok := g.Protocol.(*http.Protocol); lc.AccessLog != "" && !ok {
+			return nil, fmt.Errorf("goes-master: listener %d (%s): access_log needs an http:// or https:// listener", i, lc.Listen)
 		}
 		goers = append(goers, g)
 	}

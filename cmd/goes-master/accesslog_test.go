@@ -1,0 +1,198 @@
+//go:build unix
+
+package main_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/goes-project/goes/internal/testkit"
+)
+
+// accessLine is one line of an access log.
+type accessLine struct {
+	Time       string   `json:"time"`
+	Remote     string   `json:"remote"`
+	Method     string   `json:"method"`
+	Path       string   `json:"path"`
+	Status     int      `json:"status"`
+	BytesIn    int64    `json:"bytes_in"`
+	BytesOut   int64    `json:"bytes_out"`
+	DurationMS *float64 `json:"duration_ms"`
+	Worker     *int     `json:"worker"`
+}
+
+// readAccess reads the lines of an access log (none when it is missing).
+func readAccess(path string) ([]accessLine, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []accessLine
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var l accessLine
+		dec := json.NewDecoder(strings.NewReader(sc.Text()))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&l); err != nil {
+			return nil, fmt.Errorf("line %q: %w", sc.Text(), err)
+		}
+		out = append(out, l)
+	}
+	return out, sc.Err()
+}
+
+// waitAccess waits for path to hold n lines, then checks it holds no more.
+func waitAccess(t *testing.T, path string, n int) []accessLine {
+	t.Helper()
+	var lines []accessLine
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "access log lines", func() error {
+		var err error
+		if lines, err = readAccess(path); err != nil {
+			return err
+		}
+		if len(lines) < n {
+			return fmt.Errorf("%d lines of %d", len(lines), n)
+		}
+		return nil
+	})
+	if len(lines) != n {
+		t.Fatalf("%s: %d lines, want %d: %+v", path, len(lines), n, lines)
+	}
+	return lines
+}
+
+// TestAccessLog: goes-master's per-listener "access_log" writes one JSON
+// line per HTTP request (a 200 and a 404 of the static handler, a POST
+// with a body to the hello handler) with its fields, and after the file is
+// moved away, USR1 makes new lines go to a new file at the path.
+func TestAccessLog(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "index.html"), []byte("<h1>goes</h1>\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newSetup(t, "10s")
+	logs := t.TempDir()
+	filesLog, helloLog := filepath.Join(logs, "files.log"), filepath.Join(logs, "hello.log")
+	conf := fmt.Sprintf(`{"listeners": [
+  {"name": "files", "listen": "http://127.0.0.1:0", "count": 2, "handler": "static", "root": %q, "access_log": %q},
+  {"name": "hello", "listen": "http://127.0.0.1:0", "count": 1, "handler": "hello", "access_log": %q}
+]}`, root, filesLog, helloLog)
+	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st := s.start()
+	addrs := listenAddrs(t, st)
+	c := &http.Client{Timeout: 5 * time.Second}
+	do := func(method, url, body string, want int) {
+		t.Helper()
+		req, err := http.NewRequest(method, url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s: %d, want %d", method, url, resp.StatusCode, want)
+		}
+	}
+	files, hello := "http://"+addrs["files"], "http://"+addrs["hello"]
+	const gets = 5
+	for range gets {
+		do("GET", files+"/", "", 200)
+	}
+	do("GET", files+"/missing?x=1", "", 404)
+	post := strings.Repeat("p", 1000)
+	do("POST", hello+"/form", post, 200)
+
+	lines := waitAccess(t, filesLog, gets+1)
+	workers := map[int]bool{}
+	for _, w := range st.Workers {
+		workers[w.ID] = true
+	}
+	for i, l := range lines {
+		wantPath, wantStatus := "/", 200
+		if i == gets {
+			wantPath, wantStatus = "/missing?x=1", 404
+		}
+		if l.Method != "GET" || l.Path != wantPath || l.Status != wantStatus {
+			t.Errorf("line %d: %+v, want GET %s %d", i, l, wantPath, wantStatus)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, l.Time); err != nil {
+			t.Errorf("line %d: time: %v", i, err)
+		}
+		if !strings.HasPrefix(l.Remote, "127.0.0.1:") || l.BytesIn <= 0 || l.BytesOut <= 0 ||
+			l.DurationMS == nil || *l.DurationMS < 0 || l.Worker == nil || !workers[*l.Worker] {
+			t.Errorf("line %d: %+v", i, l)
+		}
+		if wantStatus == 200 && l.BytesOut < int64(len("<h1>goes</h1>\n")) {
+			t.Errorf("line %d: bytes_out %d, less than the body", i, l.BytesOut)
+		}
+	}
+	hl := waitAccess(t, helloLog, 1)
+	if l := hl[0]; l.Method != "POST" || l.Path != "/form" || l.Status != 200 ||
+		l.BytesIn <= int64(len(post)) || l.BytesOut <= int64(len("hello, goer")) {
+		t.Errorf("POST line: %+v", l)
+	}
+
+	// logrotate: move, USR1, new lines go to a new file.
+	if err := os.Rename(filesLog, filesLog+".1"); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(st.Master.PID, syscall.SIGUSR1)
+	// Every worker of the listener reopens on its own: poll until a
+	// request's line shows up in the new file, then check nothing after it
+	// goes to the old one.
+	sent := 0
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "lines in the new file", func() error {
+		for range 4 {
+			do("GET", files+"/", "", 200)
+			sent++
+		}
+		lines, err := readAccess(filesLog)
+		if err != nil {
+			return err
+		}
+		if len(lines) < 4 {
+			return fmt.Errorf("%d lines in the new file", len(lines))
+		}
+		return nil
+	})
+	for range 10 {
+		do("GET", files+"/", "", 200)
+		sent++
+	}
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "every line written", func() error {
+		old, err := readAccess(filesLog + ".1")
+		if err != nil {
+			return err
+		}
+		cur, err := readAccess(filesLog)
+		if err != nil {
+			return err
+		}
+		if got := len(old) + len(cur); got != gets+1+sent {
+			return fmt.Errorf("%d+%d lines, want %d", len(old), len(cur), gets+1+sent)
+		}
+		return nil
+	})
+	s.stopAndCheck(st)
+}
