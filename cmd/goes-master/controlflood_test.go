@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/goes-project/goes/internal/flood"
 	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/ipc"
 )
@@ -73,22 +74,12 @@ func adminFloodMain(args []string, stdin io.Reader, stdout io.Writer) int {
 		lim.Cur = lim.Max
 		unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
 	}
-	local, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(*src, "0"))
+	d, err := flood.Dialer(*src)
 	if err != nil {
 		fmt.Fprintf(stdout, "error %v\n", err)
 		return 2
 	}
-	d := net.Dialer{
-		LocalAddr: local,
-		Timeout:   10 * time.Second,
-		Control: func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			err := rc.Control(func(fd uintptr) {
-				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
-			})
-			return errors.Join(err, serr)
-		},
-	}
+	d.Timeout = 10 * time.Second
 	var (
 		mu       sync.Mutex
 		conns    []net.Conn

@@ -498,19 +498,7 @@ func TestOrphansAsUser(t *testing.T) {
 // listeners are adopted from orphans like HTTP: they answer between the
 // masters and after, on the same addresses and path.
 func TestTLSAndUnixAdopted(t *testing.T) {
-	dir := t.TempDir()
-	cert, key := testkit.WriteCert(t, dir)
-	sock := filepath.Join(dir, "echo.sock")
-	conf := filepath.Join(dir, "goes.json")
-	body := fmt.Sprintf(`{"listeners": [
-  {"name": "tls", "listen": "tls://127.0.0.1:0", "count": 1, "cert_file": %q, "key_file": %q},
-  {"name": "unix", "listen": "unix://%s", "count": 1},
-  {"name": "udp", "listen": "udp://127.0.0.1:0", "count": 1}
-]}`, cert, key, sock)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := &setup{t: t, bin: bin, runDir: filepath.Join(dir, "run"), conf: conf}
+	s, sock := tlsUnixUDPSetup(t)
 	st := s.start()
 	addrs := listenAddrs(t, st)
 	check := func(when string) {

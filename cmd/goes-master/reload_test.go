@@ -555,20 +555,7 @@ func TestStopDuringDrain(t *testing.T) {
 // after a reload (the new master inherits them), and stop removes the Unix
 // socket file.
 func TestTLSAndUnixAcrossReload(t *testing.T) {
-	dir := t.TempDir()
-	cert, key := testkit.WriteCert(t, dir)
-	runDir := filepath.Join(dir, "run")
-	sock := filepath.Join(dir, "echo.sock")
-	conf := filepath.Join(dir, "goes.json")
-	body := fmt.Sprintf(`{"listeners": [
-  {"name": "tls", "listen": "tls://127.0.0.1:0", "count": 1, "cert_file": %q, "key_file": %q},
-  {"name": "unix", "listen": "unix://%s", "count": 1},
-  {"name": "udp", "listen": "udp://127.0.0.1:0", "count": 1}
-]}`, cert, key, sock)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := &setup{t: t, bin: bin, runDir: runDir, conf: conf}
+	s, sock := tlsUnixUDPSetup(t)
 	st := s.start()
 	addrs := listenAddrs(t, st)
 	tlsAddr, udpAddr := addrs["tls"], addrs["udp"]
@@ -611,4 +598,23 @@ func echoRaw(t *testing.T, c net.Conn, msg string) {
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
 		t.Fatalf("echo: %q, %v", got, err)
 	}
+}
+
+// tlsUnixUDPSetup is a goes-master with one TLS, one Unix and one UDP
+// listener, a worker each; sock is the Unix socket's path.
+func tlsUnixUDPSetup(t *testing.T) (s *setup, sock string) {
+	t.Helper()
+	dir := t.TempDir()
+	cert, key := testkit.WriteCert(t, dir)
+	sock = filepath.Join(dir, "echo.sock")
+	conf := filepath.Join(dir, "goes.json")
+	body := fmt.Sprintf(`{"listeners": [
+  {"name": "tls", "listen": "tls://127.0.0.1:0", "count": 1, "cert_file": %q, "key_file": %q},
+  {"name": "unix", "listen": "unix://%s", "count": 1},
+  {"name": "udp", "listen": "udp://127.0.0.1:0", "count": 1}
+]}`, cert, key, sock)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &setup{t: t, bin: bin, runDir: filepath.Join(dir, "run"), conf: conf}, sock
 }

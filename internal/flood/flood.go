@@ -40,6 +40,26 @@ type Options struct {
 	Timeout time.Duration
 }
 
+// Dialer dials from source address src (127.0.0.x) with the port chosen
+// at connect, per destination (IP_BIND_ADDRESS_NO_PORT), so that one
+// source address serves as many connections as the ephemeral range holds.
+func Dialer(src string) (net.Dialer, error) {
+	local, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(src, "0"))
+	if err != nil {
+		return net.Dialer{}, fmt.Errorf("flood: source %q: %w", src, err)
+	}
+	return net.Dialer{
+		LocalAddr: local,
+		Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+			})
+			return errors.Join(err, serr)
+		},
+	}, nil
+}
+
 // Open opens o.N connections, each answered by the server, and returns
 // them; on the first failure it closes what it opened and says why.
 func Open(o Options) ([]net.Conn, error) {
@@ -49,24 +69,12 @@ func Open(o Options) ([]net.Conn, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Minute
 	}
-	src, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(o.Src, "0"))
-	if err != nil {
-		return nil, fmt.Errorf("flood: source %q: %w", o.Src, err)
-	}
 	deadline := time.Now().Add(o.Timeout)
-	d := net.Dialer{
-		LocalAddr: src,
-		Deadline:  deadline,
-		// The port is chosen at connect, per destination, so one source
-		// address serves as many connections as the ephemeral range holds.
-		Control: func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			err := rc.Control(func(fd uintptr) {
-				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
-			})
-			return errors.Join(err, serr)
-		},
+	d, err := Dialer(o.Src)
+	if err != nil {
+		return nil, err
 	}
+	d.Deadline = deadline
 	var (
 		mu    sync.Mutex
 		conns = make([]net.Conn, 0, o.N)
