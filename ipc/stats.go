@@ -60,7 +60,7 @@ func (l *Load) CopyStats(st any) {
 // RequestDurationBuckets are the upper bounds, in seconds, of the buckets
 // of a worker's request duration histogram (Load.RequestDuration): from
 // 50 µs to 10 s.
-var RequestDurationBuckets = []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+var RequestDurationBuckets = [...]float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
 // Histogram is a worker's count of durations by bucket: Counts[i] counts
 // those at most RequestDurationBuckets[i] and above the bound before (not

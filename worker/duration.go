@@ -21,8 +21,8 @@ var durationBounds = func() []time.Duration {
 // atomic counters, so that a message costs two clock reads and two
 // atomic adds, and no allocation (BenchmarkDurationObserve).
 type durations struct {
-	counts [17 + 1]atomic.Uint64 // ipc.RequestDurationBuckets, then +Inf
-	sum    atomic.Int64          // nanoseconds
+	counts [len(ipc.RequestDurationBuckets) + 1]atomic.Uint64 // ipc.RequestDurationBuckets, then +Inf
+	sum    atomic.Int64                                       // nanoseconds
 }
 
 func (h *durations) observe(d time.Duration) {
