@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -184,6 +186,9 @@ func TestSpawnPassesDescriptors(t *testing.T) {
 		if vars["KEEP"] != "1" {
 			t.Errorf("the master's environment is not passed on: %q", cmd.Env)
 		}
+		if vars["GOGC"] != strconv.Itoa(DefaultWorkerGOGC) || vars["GOMAXPROCS"] != strconv.Itoa(runtime.GOMAXPROCS(0)) {
+			t.Errorf("the workers' runtime defaults are not set (one worker: all the CPUs): %q", cmd.Env)
+		}
 		var err2 error
 		if env, err2 = procenv.DecodeWorkerEnv(func(k string) string { return vars[k] }); err2 != nil {
 			t.Errorf("worker env: %v", err2)
@@ -292,5 +297,41 @@ func TestSpawnCrashLoop(t *testing.T) {
 	m2.handle(next[evExit](t, m2))
 	if s2.state == StateFailed || len(f2.procs) != 2 || s2.quickFails != 0 {
 		t.Fatalf("a worker that served died: %d starts, slot %+v", len(f2.procs), s2)
+	}
+}
+
+// TestWorkerRuntimeEnv: the workers get GOMAXPROCS (the CPUs divided
+// among them, rounded up, at least 1) and GOGC unless the master's
+// environment sets them; a value set passes on unchanged.
+func TestWorkerRuntimeEnv(t *testing.T) {
+	get := func(env []string, k string) []string {
+		var vs []string
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, k+"="); ok {
+				vs = append(vs, v)
+			}
+		}
+		return vs
+	}
+	for _, c := range []struct {
+		env            []string
+		workers, cpus  int
+		maxprocs, gogc string
+	}{
+		{[]string{"A=1"}, 53, 2, "1", "50"},
+		{nil, 2, 2, "1", "50"},
+		{nil, 1, 2, "2", "50"},
+		{nil, 3, 8, "3", "50"},
+		{nil, 4, 8, "2", "50"},
+		{[]string{"GOMAXPROCS=4"}, 53, 2, "4", "50"},
+		{[]string{"GOGC=off", "GOMAXPROCSX=1"}, 1, 1, "1", "off"},
+	} {
+		env := workerRuntimeEnv(c.env, c.workers, c.cpus)
+		if m, g := get(env, "GOMAXPROCS"), get(env, "GOGC"); len(m) != 1 || m[0] != c.maxprocs || len(g) != 1 || g[0] != c.gogc {
+			t.Errorf("%q, %d workers on %d CPUs: GOMAXPROCS %q, GOGC %q; want %s, %s", c.env, c.workers, c.cpus, m, g, c.maxprocs, c.gogc)
+		}
+		if len(env) != len(c.env)+2-len(get(c.env, "GOMAXPROCS"))-len(get(c.env, "GOGC")) || (len(c.env) > 0 && env[0] != c.env[0]) {
+			t.Errorf("%q: got %q", c.env, env)
+		}
 	}
 }
