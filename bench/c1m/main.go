@@ -188,9 +188,10 @@ func run() {
 	// Memory, then idle.
 	time.Sleep(*settle)
 	pids := family(master.Process.Pid)
-	rss := 0
+	rss, pss := 0, 0
 	for _, p := range pids {
 		rss += statusKB(p, "VmRSS")
+		pss += pssKB(p)
 	}
 	sock := sockstat()
 	before := map[int]usage{}
@@ -207,7 +208,8 @@ func run() {
 		if p == master.Process.Pid {
 			role = "master"
 		}
-		rows = append(rows, fmt.Sprintf("  %-6s pid %-7d cpu %6.3fs  ctxsw %7d (%.0f/s)", role, p, u.cpu.Seconds(), u.ctx, float64(u.ctx)/idle.Seconds()))
+		rows = append(rows, fmt.Sprintf("  %-6s pid %-7d cpu %6.3fs  ctxsw %7d (%.0f/s)  rss %6.1f MiB  pss %6.1f MiB  threads %d", role, p, u.cpu.Seconds(), u.ctx, float64(u.ctx)/idle.Seconds(),
+			float64(statusKB(p, "VmRSS"))/1024, float64(pssKB(p))/1024, statusKB(p, "Threads")))
 	}
 	if *verbose {
 		sort.Strings(rows)
@@ -248,6 +250,7 @@ func run() {
 	row("connected (failed)", "%d of %d (%d)", open, *conns, failed)
 	row("connect time, rate", "%.1f s, %.0f/s", connectTook.Seconds(), float64(open)/connectTook.Seconds())
 	row("goes processes' RSS", "%.1f MiB (%.2f KiB/conn)", float64(rss)/1024, float64(rss)/float64(max(open, 1)))
+	row("goes processes' PSS", "%.1f MiB (%.2f KiB/conn; shared pages counted once)", float64(pss)/1024, float64(pss)/float64(max(open, 1)))
 	row("kernel sockets (both ends)", "%s", sock)
 	row(fmt.Sprintf("idle CPU over %s", idle), "%.3f s (%.1f%% of a core)", tot.cpu.Seconds(), 100*tot.cpu.Seconds()/idle.Seconds())
 	row("idle context switches", "%d (%.0f/s, %.1f/s per process)", tot.ctx, float64(tot.ctx)/idle.Seconds(), float64(tot.ctx)/idle.Seconds()/float64(len(pids)))
@@ -365,8 +368,11 @@ type usage struct {
 func (u usage) minus(v usage) usage { return usage{u.cpu - v.cpu, u.ctx - v.ctx} }
 func (u usage) plus(v usage) usage  { return usage{u.cpu + v.cpu, u.ctx + v.ctx} }
 
-// use reads the CPU time of process p (all threads, USER_HZ ticks of 10
-// ms) and the context switches of all its threads.
+// use reads the CPU time of process p, all threads: the sum of the
+// threads' run time in /proc/p/task/*/schedstat (nanoseconds), or where
+// that is missing utime+stime of /proc/p/stat (USER_HZ ticks of 10 ms, too
+// coarse for one idle process); and the context switches of all its
+// threads (voluntary and not: the wake-ups).
 func use(p int) usage {
 	var u usage
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
@@ -377,9 +383,17 @@ func use(p int) usage {
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	u.cpu = time.Duration(ut+st) * 10 * time.Millisecond
+	ticks := time.Duration(ut+st) * 10 * time.Millisecond
+	var sched time.Duration
+	schedOK := true
 	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
 	for _, t := range tasks {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", p, t.Name())); err == nil {
+			ns, _ := strconv.ParseInt(strings.Fields(string(b))[0], 10, 64)
+			sched += time.Duration(ns)
+		} else {
+			schedOK = false
+		}
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", p, t.Name()))
 		if err != nil {
 			continue
@@ -391,6 +405,10 @@ func use(p int) usage {
 			}
 		}
 	}
+	u.cpu = ticks
+	if schedOK && len(tasks) > 0 {
+		u.cpu = sched
+	}
 	return u
 }
 
@@ -398,6 +416,21 @@ func statusKB(p int, key string) int {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
 	for _, l := range strings.Split(string(b), "\n") {
 		if k, v, ok := strings.Cut(l, ":"); ok && k == key {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
+}
+
+// pssKB is the proportional set size of process p (/proc/p/smaps_rollup):
+// its private pages plus its share of the pages it shares (the binary's
+// text with the other goes processes), so that the sum over processes
+// counts each page once.
+func pssKB(p int) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", p))
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && k == "Pss" {
 			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
 			return n
 		}
