@@ -309,6 +309,9 @@ func raiseConntrack(conns int) {
 // children, and reports whether it did in time.
 func waitListening(addr string, workers, pid int, deadline time.Time, dir string) bool {
 	for time.Now().Before(deadline) {
+		if syscall.Kill(pid, 0) != nil || zombie(pid) {
+			break // goes-master exited: its log says why
+		}
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			c.Close()
 			if len(family(pid))-1 >= workers {
@@ -320,6 +323,17 @@ func waitListening(addr string, workers, pid int, deadline time.Time, dir string
 	log, _ := os.ReadFile(filepath.Join(dir, "master.log"))
 	fmt.Fprintf(os.Stderr, "c1m: goes-master not serving %s with %d workers in time; its log:\n%s", addr, workers, log)
 	return false
+}
+
+// zombie reports whether process pid has exited and waits to be reaped.
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	return len(f) > 0 && f[0] == "Z"
 }
 
 func stopMaster(m *exec.Cmd, dir string) {
