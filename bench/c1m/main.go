@@ -199,11 +199,16 @@ func run() {
 		before[p] = use(p)
 	}
 	time.Sleep(*idle)
-	var tot usage
+	var tot, wtot usage
+	wpss := 0
 	var rows []string
 	for _, p := range pids {
 		u := use(p).minus(before[p])
 		tot = tot.plus(u)
+		if p != master.Process.Pid {
+			wtot = wtot.plus(u)
+			wpss += pssKB(p)
+		}
 		role := "worker"
 		if p == master.Process.Pid {
 			role = "master"
@@ -233,6 +238,13 @@ func run() {
 			}
 		}
 	}
+	rssAfter, pssAfter := 0, 0
+	if *echo {
+		for _, p := range pids {
+			rssAfter += statusKB(p, "VmRSS")
+			pssAfter += pssKB(p)
+		}
+	}
 	closed := 0
 	for _, c := range clients {
 		fmt.Fprintln(c.in, "stat")
@@ -253,9 +265,16 @@ func run() {
 	row("goes processes' PSS", "%.1f MiB (%.2f KiB/conn; shared pages counted once)", float64(pss)/1024, float64(pss)/float64(max(open, 1)))
 	row("kernel sockets (both ends)", "%s", sock)
 	row(fmt.Sprintf("idle CPU over %s", idle), "%.3f s (%.1f%% of a core)", tot.cpu.Seconds(), 100*tot.cpu.Seconds()/idle.Seconds())
+	if nw := len(pids) - 1; nw > 0 {
+		row("idle, mean of a worker", "%.2f ms/s CPU, %.1f switches/s, PSS %.1f MiB", 1000*wtot.cpu.Seconds()/idle.Seconds()/float64(nw),
+			float64(wtot.ctx)/idle.Seconds()/float64(nw), float64(wpss)/1024/float64(nw))
+	}
 	row("idle context switches", "%d (%.0f/s, %.1f/s per process)", tot.ctx, float64(tot.ctx)/idle.Seconds(), float64(tot.ctx)/idle.Seconds()/float64(len(pids)))
 	if *echo {
 		row(fmt.Sprintf("%d B echo on every connection", *size), "%d back in %.2f s", echoed, float64(echoNs)/1e9)
+	}
+	if *echo {
+		row("RSS, PSS after the echo", "%.1f MiB, %.1f MiB", float64(rssAfter)/1024, float64(pssAfter)/1024)
 	}
 	row("closed by the server", "%d", closed)
 	row("total run time", "%.0f s", time.Since(start).Seconds())
