@@ -39,8 +39,6 @@ type Runner struct {
 	// Stdout and Stderr receive the CLI's output (default os.Stdout,
 	// os.Stderr).
 	Stdout, Stderr io.Writer
-
-	served bool // this process ran a master that served (OnReady)
 }
 
 // ErrAlreadyRunning is returned by start when a master already serves
