@@ -22,11 +22,11 @@ func TestTLSFiles(t *testing.T) {
 	}{
 		{name: "all", g: &Goer{Protocol: websocket.New(), CertFile: "a.pem", KeyFile: "a.key",
 			Certificates: []CertFiles{{"b.pem", "b.key"}}, MinTLSVersion: tls.VersionTLS13, ClientCAFile: "ca.pem", TLSConfig: own},
-			want: tlsconf.Files{Config: own, Certs: []tlsconf.Pair{{"a.pem", "a.key"}, {"b.pem", "b.key"}}, MinVersion: tls.VersionTLS13,
+			want: tlsconf.Files{Config: own, Certs: []tlsconf.Pair{{CertFile: "a.pem", KeyFile: "a.key"}, {CertFile: "b.pem", KeyFile: "b.key"}}, MinVersion: tls.VersionTLS13,
 				ClientCAFile: "ca.pem", HTTP: true}},
 		{name: "certificates only", g: &Goer{Protocol: text.New(), Certificates: []CertFiles{{"b.pem", "b.key"}}},
-			want: tlsconf.Files{Certs: []tlsconf.Pair{{"b.pem", "b.key"}}}},
-		{name: "key without cert", g: &Goer{KeyFile: "a.key"}, want: tlsconf.Files{Certs: []tlsconf.Pair{{"", "a.key"}}}},
+			want: tlsconf.Files{Certs: []tlsconf.Pair{{CertFile: "b.pem", KeyFile: "b.key"}}}},
+		{name: "key without cert", g: &Goer{KeyFile: "a.key"}, want: tlsconf.Files{Certs: []tlsconf.Pair{{CertFile: "", KeyFile: "a.key"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.g.tlsFiles(); !reflect.DeepEqual(got, tc.want) {
