@@ -190,10 +190,8 @@ type connState struct {
 	msg        []byte                      // reassembly buffer
 	inflated   []byte                      // inflation output
 	window     []byte                      // the peer's compression window (context takeover)
+	hs         *clientHandshake            // client side: the opening handshake under way (nil on the server side)
 	req        *http.Request               // server side: the handshake being parsed
-	acceptKey  string                      // client side: the expected Sec-WebSocket-Accept
-	offered    []string                    // client side: the subprotocols offered
-	opened     func()                      // client side: the runtime's, called by open
 	closeTimer atomic.Pointer[func() bool] // stops the close timer; set by Close, used by the peer's close
 	// conn is the runtime's connection this state belongs to, set by Input
 	// before flagOpen and read-only after it. The close timer closes it,
@@ -207,6 +205,14 @@ type connState struct {
 
 	// Encode side, used with the connection's send lock held.
 	enc *deflater // own compressor when context takeover is negotiated
+}
+
+// clientHandshake is what the client side keeps of its opening handshake,
+// apart from connState so that a server's connections do not carry it.
+type clientHandshake struct {
+	acceptKey string   // the expected Sec-WebSocket-Accept
+	offered   []string // the subprotocols offered
+	opened    func()   // the runtime's, called by open
 }
 
 // ctrlBuf holds a pong or a close answer while it is built; WriteRaw
