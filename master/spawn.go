@@ -5,7 +5,6 @@ package master
 import (
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -64,43 +63,29 @@ func (p osProcess) Wait() (string, error) {
 // Worker runtime defaults. Every worker is a Go runtime of its own, and a
 // master may run many of them on few cores (a million connections at the
 // open-file limit of 20,000 per process: 53 workers on 2 cores); what a
-// runtime costs when idle (threads, wake-ups, heap headroom) is paid once
-// per worker. Unless the master's environment sets them (then the workers
-// get the value set), the master gives every worker:
-//
-//   - GOMAXPROCS: the master's GOMAXPROCS (the CPUs it may use) divided
-//     among the workers, rounded up, at least 1: the workers share the
-//     cores instead of each scheduling on all of them. It sets the epoll
-//     engine's loops per worker too (connections.Config.Loops, default
-//     GOMAXPROCS). Set, it also stops the runtime's once-a-second check of
-//     the CPU limit (Go 1.25's updatemaxprocs).
-//   - GOGC: DefaultWorkerGOGC.
-const (
-	// DefaultWorkerGOGC is the workers' GOGC unless the environment sets
-	// one: the heap may grow to (1 + GOGC/100) times what is live before a
-	// collection. The live heap of a push server is mostly its idle
-	// connections; the default of the runtime (100) doubles it.
-	DefaultWorkerGOGC = 50
-)
+// runtime costs when idle (threads, wake-ups) is paid once per worker.
+// When the workers outnumber the CPUs the master may use (its GOMAXPROCS),
+// it gives every worker GOMAXPROCS=1, unless its environment sets
+// GOMAXPROCS (then the workers get the value set): each worker schedules
+// on one core instead of all of them, with fewer threads and wake-ups,
+// one event loop (connections.Config.Loops defaults to GOMAXPROCS), and
+// without the runtime's once-a-second check of the CPU limit (Go 1.25's
+// updatemaxprocs, off when GOMAXPROCS is set). With no more workers than
+// CPUs the runtime's default stands, as before. See bench/README.md, "The
+// cost of a worker process", for what was measured (GOGC among it: no
+// change is made there).
 
-// workerRuntimeEnv returns env with the workers' runtime defaults
-// (GOMAXPROCS for workers processes sharing cpus, GOGC) added where env
-// does not set them.
+// workerRuntimeEnv returns env with the workers' runtime defaults added:
+// GOMAXPROCS=1 when workers processes share fewer cpus and env does not
+// set GOMAXPROCS.
 func workerRuntimeEnv(env []string, workers, cpus int) []string {
-	set := func(k string) bool {
-		for _, kv := range env {
-			if strings.HasPrefix(kv, k+"=") {
-				return true
-			}
+	if workers <= cpus {
+		return env
+	}
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "GOMAXPROCS=") {
+			return env
 		}
-		return false
 	}
-	out := append([]string(nil), env...)
-	if !set("GOMAXPROCS") {
-		out = append(out, "GOMAXPROCS="+strconv.Itoa(max(1, (cpus+workers-1)/max(workers, 1))))
-	}
-	if !set("GOGC") {
-		out = append(out, "GOGC="+strconv.Itoa(DefaultWorkerGOGC))
-	}
-	return out
+	return append(env[:len(env):len(env)], "GOMAXPROCS=1")
 }

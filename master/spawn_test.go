@@ -8,7 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -186,8 +186,8 @@ func TestSpawnPassesDescriptors(t *testing.T) {
 		if vars["KEEP"] != "1" {
 			t.Errorf("the master's environment is not passed on: %q", cmd.Env)
 		}
-		if vars["GOGC"] != strconv.Itoa(DefaultWorkerGOGC) || vars["GOMAXPROCS"] != strconv.Itoa(runtime.GOMAXPROCS(0)) {
-			t.Errorf("the workers' runtime defaults are not set (one worker: all the CPUs): %q", cmd.Env)
+		if _, ok := vars["GOMAXPROCS"]; ok {
+			t.Errorf("one worker got GOMAXPROCS: %q", cmd.Env)
 		}
 		var err2 error
 		if env, err2 = procenv.DecodeWorkerEnv(func(k string) string { return vars[k] }); err2 != nil {
@@ -300,9 +300,9 @@ func TestSpawnCrashLoop(t *testing.T) {
 	}
 }
 
-// TestWorkerRuntimeEnv: the workers get GOMAXPROCS (the CPUs divided
-// among them, rounded up, at least 1) and GOGC unless the master's
-// environment sets them; a value set passes on unchanged.
+// TestWorkerRuntimeEnv: when the workers outnumber the CPUs, each gets
+// GOMAXPROCS=1 unless the master's environment sets GOMAXPROCS (then
+// that value passes on); with no more workers than CPUs nothing is added.
 func TestWorkerRuntimeEnv(t *testing.T) {
 	get := func(env []string, k string) []string {
 		var vs []string
@@ -314,24 +314,45 @@ func TestWorkerRuntimeEnv(t *testing.T) {
 		return vs
 	}
 	for _, c := range []struct {
-		env            []string
-		workers, cpus  int
-		maxprocs, gogc string
+		env           []string
+		workers, cpus int
+		maxprocs      []string
 	}{
-		{[]string{"A=1"}, 53, 2, "1", "50"},
-		{nil, 2, 2, "1", "50"},
-		{nil, 1, 2, "2", "50"},
-		{nil, 3, 8, "3", "50"},
-		{nil, 4, 8, "2", "50"},
-		{[]string{"GOMAXPROCS=4"}, 53, 2, "4", "50"},
-		{[]string{"GOGC=off", "GOMAXPROCSX=1"}, 1, 1, "1", "off"},
+		{[]string{"A=1"}, 53, 2, []string{"1"}},
+		{nil, 3, 2, []string{"1"}},
+		{nil, 2, 2, nil},
+		{nil, 1, 2, nil},
+		{nil, 4, 8, nil},
+		{[]string{"GOMAXPROCS=4"}, 53, 2, []string{"4"}},
+		{[]string{"GOMAXPROCSX=1", "B=2"}, 9, 8, []string{"1"}},
 	} {
 		env := workerRuntimeEnv(c.env, c.workers, c.cpus)
-		if m, g := get(env, "GOMAXPROCS"), get(env, "GOGC"); len(m) != 1 || m[0] != c.maxprocs || len(g) != 1 || g[0] != c.gogc {
-			t.Errorf("%q, %d workers on %d CPUs: GOMAXPROCS %q, GOGC %q; want %s, %s", c.env, c.workers, c.cpus, m, g, c.maxprocs, c.gogc)
+		if m := get(env, "GOMAXPROCS"); !slices.Equal(m, c.maxprocs) {
+			t.Errorf("%q, %d workers on %d CPUs: GOMAXPROCS %q, want %q", c.env, c.workers, c.cpus, m, c.maxprocs)
 		}
-		if len(env) != len(c.env)+2-len(get(c.env, "GOMAXPROCS"))-len(get(c.env, "GOGC")) || (len(c.env) > 0 && env[0] != c.env[0]) {
+		if len(env) < len(c.env) || !slices.Equal(env[:len(c.env)], c.env) {
 			t.Errorf("%q: got %q", c.env, env)
 		}
+	}
+}
+
+// TestSpawnManyWorkersOneProc: a master with more workers than CPUs
+// starts each with GOMAXPROCS=1 in its environment.
+func TestSpawnManyWorkersOneProc(t *testing.T) {
+	f := &fakeSpawner{}
+	var got []string
+	f.check = func(cmd *exec.Cmd) {
+		for _, kv := range cmd.Env {
+			if v, ok := strings.CutPrefix(kv, "GOMAXPROCS="); ok {
+				got = append(got, v)
+			}
+		}
+	}
+	m := unitMaster(t, f, func(o *Options) { o.Listeners[0].Count = runtime.GOMAXPROCS(0) + 1 })
+	if err := m.spawn(m.slots[0]); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"1"}) {
+		t.Fatalf("%d workers on %d CPUs: GOMAXPROCS %q, want [1]", len(m.slots), runtime.GOMAXPROCS(0), got)
 	}
 }
