@@ -56,6 +56,7 @@ func run() {
 	top := flag.String("config", "", "extra JSON fields of the config, e.g. '\"watchdog_interval\":\"10s\"'")
 	verbose := flag.Bool("v", false, "idle figures per process")
 	maxIdle := flag.Float64("max-idle-cpu", 0, "exit 1 when the idle CPU of the goes processes is above this percentage of a core (0: no check)")
+	clientEnv := flag.String("client-env", "", "extra environment of the client processes, space separated (GOMAXPROCS=1, ...)")
 	handler := flag.String("handler", "echo", "goes-master handler: echo, or chat (which turns the NATS cluster on; no echo phase)")
 	flag.Parse()
 	if *workers <= 0 {
@@ -119,6 +120,7 @@ func run() {
 		in, w, err := os.Pipe()
 		check(err)
 		cmd.Stdin = in
+		cmd.Env = append(os.Environ(), strings.Fields(*clientEnv)...)
 		out, err := cmd.StdoutPipe()
 		check(err)
 		cmd.Stderr = os.Stderr
@@ -223,7 +225,13 @@ func run() {
 
 	// Echo.
 	echoed, echoNs := -1, int64(0)
+	var echoUse usage
+	var echoBusy, echoAll float64
 	if *echo {
+		for _, p := range pids {
+			before[p] = use(p)
+		}
+		b0, a0 := cpuStat()
 		for _, c := range clients {
 			fmt.Fprintln(c.in, "echo")
 		}
@@ -237,6 +245,11 @@ func run() {
 				echoNs = max(echoNs, ns)
 			}
 		}
+		for _, p := range pids {
+			echoUse = echoUse.plus(use(p).minus(before[p]))
+		}
+		b1, a1 := cpuStat()
+		echoBusy, echoAll = b1-b0, a1-a0
 	}
 	rssAfter, pssAfter := 0, 0
 	if *echo {
@@ -274,6 +287,7 @@ func run() {
 		row(fmt.Sprintf("%d B echo on every connection", *size), "%d back in %.2f s", echoed, float64(echoNs)/1e9)
 	}
 	if *echo {
+		row("CPU during the echo", "goes %.1f s, the machine %.0f%% busy", echoUse.cpu.Seconds(), 100*echoBusy/max(echoAll, 1))
 		row("RSS, PSS after the echo", "%.1f MiB, %.1f MiB", float64(rssAfter)/1024, float64(pssAfter)/1024)
 	}
 	row("closed by the server", "%d", closed)
@@ -469,6 +483,22 @@ func pssKB(p int) int {
 		}
 	}
 	return 0
+}
+
+// cpuStat returns the machine's busy and total CPU time so far, in
+// USER_HZ ticks, from the cpu line of /proc/stat.
+func cpuStat() (busy, all float64) {
+	b, _ := os.ReadFile("/proc/stat")
+	l, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(l)
+	for i := 1; i < len(f); i++ {
+		v, _ := strconv.ParseFloat(f[i], 64)
+		all += v
+		if i != 4 && i != 5 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, all
 }
 
 // sockstat summarises /proc/net/sockstat: TCP sockets in use and their
