@@ -33,34 +33,56 @@ func fuzzProtocol() *Protocol {
 }
 
 // feedReads runs reads through a fresh connection and describes what was
-// delivered, the error if any and what was left buffered.
+// delivered, the error if any, what was left buffered and the access log's
+// entries (p.AccessLog is set to a fresh record): one per answer, the
+// refusal's included.
 func feedReads(t *testing.T, p *Protocol, small bool, reads [][]byte) string {
 	t.Helper()
+	rl := &recordLog{}
+	p.AccessLog = rl
 	c := newTestConn(p)
 	if small {
 		c.max = 1024
 	}
 	rt := &runtime{p: p, c: c}
 	var b strings.Builder
+	answered := 0
 	rt.onMessage = func(r *Request, body []byte) {
 		b.WriteString(summary(r, body))
 		b.WriteByte('\n')
+		answered++
 		if r.Method() == "HEAD" {
 			Respond(c, &Response{Status: 204})
 		} else {
 			c.SendBytes(body, false)
 		}
 	}
+	access := func(refused int) string {
+		if len(rl.got) != answered+refused {
+			t.Fatalf("%d access entries for %d answers and %d refusals: %+v", len(rl.got), answered, refused, rl.got)
+		}
+		var a strings.Builder
+		for _, e := range rl.got {
+			fmt.Fprintf(&a, "\naccess %d %q %q out %d", e.Status, e.Method, e.Path, e.BytesOut)
+		}
+		return a.String()
+	}
 	for _, rd := range reads {
 		// Each read is a fresh copy: Decode may rewrite what it was given.
 		if err := rt.read(t, append([]byte(nil), rd...)); err != nil {
 			var he *Error
 			errors.As(err, &he)
-			fmt.Fprintf(&b, "error %d %q (%v)", statusOf(t, err), he.Reason, err)
+			status := statusOf(t, err)
+			fmt.Fprintf(&b, "error %d %q (%v)", status, he.Reason, err)
+			b.WriteString(access(1))
+			if e := rl.got[len(rl.got)-1]; e.Status != status || e.Start.IsZero() || e.BytesIn <= 0 {
+				t.Fatalf("refusal %d: entry %+v", status, e)
+			}
 			return b.String()
 		}
 	}
 	fmt.Fprintf(&b, "left %d", len(rt.buf))
+	b.WriteString(access(0))
 	return b.String()
 }
 
