@@ -333,8 +333,14 @@ type WatchdogSettings struct {
 
 // Worker is one worker process in a Status.
 type Worker struct {
-	ID         int `json:"id"`
-	MasterPID  int `json:"master_pid"`
+	ID        int `json:"id"`
+	MasterPID int `json:"master_pid"`
+	// AdoptedBy, for an orphan of a dead master among a Status's
+	// Retiring, is the pid of the master that adopted it: the metrics of
+	// that master's worker id of the same listener name and ID include
+	// the orphan's figures while it drains, and its counters once it has
+	// exited.
+	AdoptedBy  int `json:"adopted_by,omitempty"`
 	Index      int `json:"index"`
 	Generation int `json:"generation"`
 	PID        int `json:"pid"`

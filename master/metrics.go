@@ -443,7 +443,9 @@ func addCounters(dst *ipc.Load, src ipc.Load) {
 // slotLoad is the figures of w (an id of the master st describes) as its
 // metrics show them: its process's, with the counters of the id's exited
 // processes (st.Carried) and its retiring processes (their counters and
-// connections) added, so that recycling and restarts keep them growing.
+// connections) added, so that recycling and restarts keep them growing;
+// the orphans the master adopted (Worker.AdoptedBy) count with the id of
+// their listener name and ID, as retiring processes.
 func slotLoad(w ipc.Worker, st ipc.Status) ipc.Load {
 	l := w.Load
 	l.Closed, l.RequestDuration = nil, nil
@@ -464,7 +466,9 @@ func slotLoad(w ipc.Worker, st ipc.Status) ipc.Load {
 		}
 	}
 	for _, r := range st.Retiring {
-		if r.ID == w.ID && r.MasterPID == w.MasterPID && r.PID != w.PID {
+		own := r.MasterPID == w.MasterPID && r.PID != w.PID
+		adopted := r.AdoptedBy == w.MasterPID && r.Name == w.Name
+		if r.ID == w.ID && (own || adopted) {
 			addCounters(&l, r.Load)
 			l.Connections += r.Connections
 			l.InputHeld += r.InputHeld

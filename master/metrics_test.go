@@ -24,6 +24,7 @@ var unexported = map[string]string{
 	"Worker.ID":                         "the worker label",
 	"Worker.Index":                      "the worker label says it",
 	"Worker.MasterPID":                  "a process id",
+	"Worker.AdoptedBy":                  "a process id",
 	"Worker.PID":                        "a process id",
 	"Worker.Generation":                 "goes_master_generation",
 	"Worker.Route":                      "an address",

@@ -292,6 +292,7 @@ func (m *master) onOrphanGone(e evOrphanGone) {
 		}
 		m.orphans = append(m.orphans[:i], m.orphans[i+1:]...)
 		o.c.Close()
+		m.carryOrphan(o)
 		// An orphan running as another user (Options.Credential) cannot
 		// remove its socket from the run directory.
 		os.Remove(o.c.Path)
@@ -301,6 +302,26 @@ func (m *master) onOrphanGone(e evOrphanGone) {
 			m.log.Info().Dur("drain_time_ms", time.Since(m.orphansReleased)).Msg("every orphan has exited")
 		}
 		return
+	}
+}
+
+// carryOrphan adds the counters of o, an orphan that has exited, to
+// those carried by this master's worker id of its listener name and ID,
+// whose metrics showed o's figures while it drained (slotLoad): they do
+// not go back. Its last figures are those of the last watchdog round. An
+// orphan of a listener this master has not had no series to keep them.
+func (m *master) carryOrphan(o *orphanProc) {
+	o.mu.Lock()
+	last, seen := o.last.Load, !o.seen.IsZero()
+	o.mu.Unlock()
+	if !seen {
+		return
+	}
+	for _, s := range m.slots {
+		if s.id == o.info.ID && m.o.Listeners[s.listener].Name == o.info.Name {
+			addCounters(&s.carried, last)
+			return
+		}
 	}
 }
 
@@ -383,7 +404,7 @@ func (m *master) orphanEntries() []ipc.Worker {
 	for _, o := range m.orphans {
 		in := o.info
 		w := ipc.Worker{
-			MasterPID: in.MasterPID, ID: in.ID, Name: in.Name, Listen: in.Network + "://" + in.Bound,
+			MasterPID: in.MasterPID, AdoptedBy: os.Getpid(), ID: in.ID, Name: in.Name, Listen: in.Network + "://" + in.Bound,
 			Generation: in.Generation, PID: in.PID, Route: in.Route, State: in.State,
 		}
 		o.mu.Lock()

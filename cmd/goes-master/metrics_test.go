@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,6 +210,81 @@ func TestMetricsAcrossReload(t *testing.T) {
 		}
 		if d, _ := metric(m, `goes_master_workers{state="draining"}`); d != 0 {
 			return fmt.Errorf(`goes_master_workers{state="draining"} %v once the previous generation is gone`, d)
+		}
+		return nil
+	})
+	s.stopAndCheck(cur)
+}
+
+// TestMetricsOrphansAdopted (issue 22): after kill -9 of the master, the
+// new master that adopts its orphaned workers counts their open
+// connections in goes_connections and their requests in
+// goes_requests_total while they drain, as it does for a reload's
+// draining generation (a text connection held through the kill), shows
+// them in status among the retiring, and once they have exited keeps
+// their requests, carried: the counter does not go back.
+func TestMetricsOrphansAdopted(t *testing.T) {
+	s := newAdminSetup(t, "20s")
+	st, admin := s.startAdmin()
+	held := dialText(t, s.textAddr)
+	held.echo(t, "one")
+	held.echo(t, "two")
+	m := mustFetch(t, admin+"/metrics")
+	if c, r := listenerSum(m, "goes_connections", "text"), listenerSum(m, "goes_requests_total", "text"); c != 1 || r != 2 {
+		t.Fatalf("before the kill: text connections %v, requests %v", c, r)
+	}
+	if err := syscall.Kill(st.Master.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	s.mustCLI("start", "-d")
+	var cur ipc.Status
+	testkit.Eventually(t, 20*time.Second, 50*time.Millisecond, "the new master counts the orphan's connection", func() error {
+		var err error
+		if cur, err = s.status(); err != nil {
+			return err
+		}
+		if cur.Master.PID == st.Master.PID || cur.Master.State != "running" {
+			return fmt.Errorf("master %d %s", cur.Master.PID, cur.Master.State)
+		}
+		var orphanConns int64
+		for _, w := range cur.Retiring {
+			if w.MasterPID == st.Master.PID && w.Name == "text" {
+				orphanConns += w.Connections
+			}
+		}
+		if orphanConns != 1 {
+			return fmt.Errorf("status: the orphans of text hold %d connections: %+v", orphanConns, cur.Retiring)
+		}
+		m := mustFetch(t, "http://"+cur.Master.Admin+"/metrics")
+		if c, r := listenerSum(m, "goes_connections", "text"), listenerSum(m, "goes_requests_total", "text"); c != 1 || r != 2 {
+			return fmt.Errorf("metrics: text connections %v, requests %v", c, r)
+		}
+		if d, _ := metric(m, "goes_master_retiring_workers"); d < 1 {
+			return fmt.Errorf("goes_master_retiring_workers %v while orphans drain", d)
+		}
+		return nil
+	})
+	admin = "http://" + cur.Master.Admin
+	held.echo(t, "three") // served by the draining orphan
+	testkit.Eventually(t, 10*time.Second, 50*time.Millisecond, "the orphan's request counted", func() error {
+		m := mustFetch(t, admin+"/metrics")
+		if r := listenerSum(m, "goes_requests_total", "text"); r != 3 {
+			return fmt.Errorf("text requests %v", r)
+		}
+		return nil
+	})
+	held.Close()
+	testkit.Eventually(t, 20*time.Second, 50*time.Millisecond, "the orphans gone, their requests carried", func() error {
+		var err error
+		if cur, err = s.status(); err != nil {
+			return err
+		}
+		if len(cur.Retiring) != 0 {
+			return fmt.Errorf("%d retiring", len(cur.Retiring))
+		}
+		m := mustFetch(t, admin+"/metrics")
+		if c, r := listenerSum(m, "goes_connections", "text"), listenerSum(m, "goes_requests_total", "text"); c != 0 || r != 3 {
+			return fmt.Errorf("text connections %v, requests %v", c, r)
 		}
 		return nil
 	})
