@@ -266,6 +266,40 @@ type Carried struct {
 	Name string `json:"name"`
 	ID   int    `json:"id"`
 	Load
+	// Counts, of a previous generation's id, are the counts its masters
+	// kept of the id's processes.
+	Counts SlotCounts `json:"counts,omitzero"`
+}
+
+// SlotCounts are the counts a master keeps of a worker id's processes
+// (Worker.ExitCount, Ops.Unresponsive, Ops.WatchdogKills, Ops.Recycles),
+// which the next generation's master carries on with.
+type SlotCounts struct {
+	Exits         int `json:"exits,omitempty"`
+	Unresponsive  int `json:"unresponsive,omitempty"`
+	WatchdogKills int `json:"watchdog_kills,omitempty"`
+	Recycles      int `json:"recycles,omitempty"`
+}
+
+// Add adds o to c.
+func (c *SlotCounts) Add(o SlotCounts) {
+	c.Exits += o.Exits
+	c.Unresponsive += o.Unresponsive
+	c.WatchdogKills += o.WatchdogKills
+	c.Recycles += o.Recycles
+}
+
+// Counts are w's slot counts.
+func (w *Worker) Counts() SlotCounts {
+	return SlotCounts{Exits: w.ExitCount, Unresponsive: w.Unresponsive, WatchdogKills: w.WatchdogKills, Recycles: w.Recycles}
+}
+
+// AddCounts adds c to w's slot counts.
+func (w *Worker) AddCounts(c SlotCounts) {
+	w.ExitCount += c.Exits
+	w.Unresponsive += c.Unresponsive
+	w.WatchdogKills += c.WatchdogKills
+	w.Recycles += c.Recycles
 }
 
 // MasterStatus describes the master.

@@ -510,7 +510,7 @@ func (m *master) snapshot() snapshot {
 		snap.carried = append(snap.carried, c)
 	}
 	for _, in := range m.inherited {
-		c := ipc.Carried{Name: in.Name, ID: in.ID}
+		c := ipc.Carried{Name: in.Name, ID: in.ID, Counts: in.Counts}
 		addCounters(&c.Load, in.Load)
 		snap.carried = append(snap.carried, c)
 	}

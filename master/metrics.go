@@ -345,10 +345,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, w := range st.Workers {
 		states[w.State]++
 		id := strconv.Itoa(w.ID)
+		w.AddCounts(carriedCounts(w, st))
 		v := reflect.ValueOf(w)
 		emit(ch, c.slots, v, w.Name, id)
 		if hasFigures(w) {
-			w.Load = slotLoad(w, st)
+			l := slotLoad(w, st)
+			if w.Cluster == nil {
+				l.Cluster = nil // no cluster now: none of its samples
+			}
+			w.Load = l
 			emit(ch, c.workers, reflect.ValueOf(w), w.Name, id)
 			if h := w.RequestDuration; h != nil {
 				count, buckets := cumulative(h)
@@ -384,24 +389,31 @@ func boolValue(b bool) float64 {
 
 // loadCounters are the top-level fields of ipc.Load that workerFigures
 // export as counters: the figures a worker id carries from one process to
-// the next (addCounters). The cluster's counters (a pointer) are not
-// carried.
-var loadCounters = func() [][]int {
-	t := reflect.TypeFor[ipc.Load]()
+// the next (addCounters); clusterCounters those of its cluster node
+// (ipc.NodeStats, the "Cluster." rows).
+var loadCounters, clusterCounters = counterIndexes(reflect.TypeFor[ipc.Load](), ""),
+	counterIndexes(reflect.TypeFor[ipc.NodeStats](), "Cluster.")
+
+// counterIndexes are the indexes in t of the fields that workerFigures
+// export as counters under prefix ("": the top-level fields).
+func counterIndexes(t reflect.Type, prefix string) [][]int {
 	var out [][]int
 	for _, f := range workerFigures() {
-		if f.typ != counter || strings.Contains(f.field, ".") {
+		name, ok := strings.CutPrefix(f.field, prefix)
+		if f.typ != counter || !ok || strings.Contains(name, ".") {
 			continue
 		}
-		if sf, ok := t.FieldByName(f.field); ok {
+		if sf, ok := t.FieldByName(name); ok {
 			out = append(out, sf.Index)
 		}
 	}
 	return out
-}()
+}
 
 // addCounters adds the counters of src to dst (maps key by key, into a
-// map of dst's own).
+// map of dst's own). src's cluster counters go to a cluster part of
+// dst's own, which keeps dst's other figures (a copy of src's when dst
+// has none).
 func addCounters(dst *ipc.Load, src ipc.Load) {
 	if src.RequestDuration != nil {
 		h := &ipc.Histogram{}
@@ -409,8 +421,20 @@ func addCounters(dst *ipc.Load, src ipc.Load) {
 		h.Add(src.RequestDuration)
 		dst.RequestDuration = h // a new one: dst's may be shared
 	}
-	d, s := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src)
-	for _, index := range loadCounters {
+	if src.Cluster != nil {
+		c := *src.Cluster
+		if dst.Cluster != nil {
+			c = *dst.Cluster
+			sumFields(reflect.ValueOf(&c).Elem(), reflect.ValueOf(*src.Cluster), clusterCounters)
+		}
+		dst.Cluster = &c // a new one: dst's may be shared
+	}
+	sumFields(reflect.ValueOf(dst).Elem(), reflect.ValueOf(src), loadCounters)
+}
+
+// sumFields adds the fields of from at indexes to those of to.
+func sumFields(d, s reflect.Value, indexes [][]int) {
+	for _, index := range indexes {
 		to, from := d.FieldByIndex(index), s.FieldByIndex(index)
 		switch to.Kind() {
 		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
@@ -448,8 +472,8 @@ func addCounters(dst *ipc.Load, src ipc.Load) {
 // their listener name and ID, as retiring processes.
 func slotLoad(w ipc.Worker, st ipc.Status) ipc.Load {
 	l := w.Load
-	l.Closed, l.RequestDuration = nil, nil
-	addCounters(&l, ipc.Load{Closed: w.Closed, RequestDuration: w.RequestDuration})
+	l.Closed, l.RequestDuration, l.Cluster = nil, nil, nil
+	addCounters(&l, ipc.Load{Closed: w.Closed, RequestDuration: w.RequestDuration, Cluster: w.Cluster})
 	if w.MasterPID != st.Master.PID {
 		return l
 	}
@@ -475,6 +499,26 @@ func slotLoad(w ipc.Worker, st ipc.Status) ipc.Load {
 		}
 	}
 	return l
+}
+
+// carriedCounts are the slot counts the previous generations kept of w's
+// listener name and id (w an id of the master st describes): those
+// carried (st.Carried), and the previous generation's while it drains
+// (st.Previous). Counts of a master's own processes are on its Worker
+// entries.
+func carriedCounts(w ipc.Worker, st ipc.Status) ipc.SlotCounts {
+	var n ipc.SlotCounts
+	if w.MasterPID != st.Master.PID {
+		return n
+	}
+	for _, cs := range [][]ipc.Carried{st.Carried, st.Previous} {
+		for _, c := range cs {
+			if c.ID == w.ID && c.Name == w.Name {
+				n.Add(c.Counts)
+			}
+		}
+	}
+	return n
 }
 
 // previous holds the last totals of the previous generation, which a new
@@ -514,7 +558,9 @@ func (m *master) previousTotals(path string) ([]ipc.Carried, int) {
 				if w.MasterPID != st.Master.PID {
 					continue
 				}
-				out = append(out, ipc.Carried{Name: w.Name, ID: w.ID, Load: slotLoad(w, st)})
+				counts := w.Counts()
+				counts.Add(carriedCounts(w, st))
+				out = append(out, ipc.Carried{Name: w.Name, ID: w.ID, Load: slotLoad(w, st), Counts: counts})
 			}
 			draining := 0
 			for _, w := range append(st.Workers, st.Retiring...) {
