@@ -255,7 +255,9 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 			defer m.answering.Done()
 			st := m.gatherStatus(snap, others)
 			if req.Totals {
-				st.Previous, st.PreviousDraining = m.previousTotals(parent)
+				var pm ipc.MasterStatus
+				st.Previous, st.PreviousDraining, pm = m.previousTotals(parent)
+				addMasterCounters(&st.Master, pm)
 			}
 			ok(st)
 			c.Close()
@@ -465,6 +467,7 @@ func (m *master) snapshot() snapshot {
 		snap.master.Cluster = m.o.Cluster()
 	}
 	m.fillFigures(&snap.master)
+	addMasterCounters(&snap.master, m.inheritedMaster)
 	for p := range m.procs {
 		if p.unresponsive {
 			snap.master.Unresponsive++

@@ -5,6 +5,7 @@ package master
 import (
 	"context"
 	"fmt"
+	"math"
 	"reflect"
 	"runtime"
 	"strconv"
@@ -239,9 +240,19 @@ func emit(ch chan<- prometheus.Metric, figs []compiled, v reflect.Value, labels 
 		if !ok || (f.nonZero && x == 0) {
 			continue
 		}
+		if f.typ == counter {
+			x = roundNano(x)
+		}
 		ch <- prometheus.MustNewConstMetric(f.desc, f.typ, x, ls...)
 	}
 }
+
+// roundNano rounds a counter of seconds to the nanosecond. Its sum over
+// the processes of an id is made in another order when one exits (its
+// figures move to the carried ones), and floating-point addition may
+// then differ in the last bit: 0.133180842 after 0.13318084200000002
+// would read as a counter reset.
+func roundNano(x float64) float64 { return math.Round(x*1e9) / 1e9 }
 
 var timeType = reflect.TypeFor[time.Time]()
 
@@ -357,7 +368,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			emit(ch, c.workers, reflect.ValueOf(w), w.Name, id)
 			if h := w.RequestDuration; h != nil {
 				count, buckets := cumulative(h)
-				ch <- prometheus.MustNewConstHistogram(c.duration, count, h.SumSeconds, buckets, w.Name, id)
+				ch <- prometheus.MustNewConstHistogram(c.duration, count, roundNano(h.SumSeconds), buckets, w.Name, id)
 			}
 		}
 		ch <- prometheus.MustNewConstMetric(c.up, gauge, boolValue(isUp(w)), w.Name, id)
@@ -454,7 +465,7 @@ func sumFields(d, s reflect.Value, indexes [][]int) {
 					k := iter.Key()
 					sum := iter.Value()
 					if have := m.MapIndex(k); have.IsValid() {
-						sum = reflect.ValueOf(have.Uint() + sum.Uint()).Convert(to.Type().Elem())
+						sum = addNumbers(have, sum)
 					}
 					m.SetMapIndex(k, sum)
 				}
@@ -462,6 +473,46 @@ func sumFields(d, s reflect.Value, indexes [][]int) {
 			to.Set(m)
 		}
 	}
+}
+
+// addNumbers is a+b, of a's type (an integer).
+func addNumbers(a, b reflect.Value) reflect.Value {
+	sum := reflect.New(a.Type()).Elem()
+	switch a.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		sum.SetInt(a.Int() + b.Int())
+	default:
+		sum.SetUint(a.Uint() + b.Uint())
+	}
+	return sum
+}
+
+// masterCounters are the fields of ipc.MasterStatus that masterFigures
+// export as counters and that a master carries on from the previous
+// generation's (addMasterCounters), and the total of its exits. Reloads
+// are carried by the reload itself (procenv.ReloadCounts).
+var masterCounters = func() [][]int {
+	t := reflect.TypeFor[ipc.MasterStatus]()
+	out := [][]int{}
+	for _, name := range []string{"ExitCount"} {
+		sf, _ := t.FieldByName(name)
+		out = append(out, sf.Index)
+	}
+	for _, f := range masterFigures() {
+		if f.typ != counter || f.field == "Reloads" || strings.Contains(f.field, ".") {
+			continue
+		}
+		if sf, ok := t.FieldByName(f.field); ok {
+			out = append(out, sf.Index)
+		}
+	}
+	return out
+}()
+
+// addMasterCounters adds the counters of src, a previous generation's
+// master, to dst (maps into maps of dst's own).
+func addMasterCounters(dst *ipc.MasterStatus, src ipc.MasterStatus) {
+	sumFields(reflect.ValueOf(dst).Elem(), reflect.ValueOf(src), masterCounters)
 }
 
 // slotLoad is the figures of w (an id of the master st describes) as its
@@ -528,54 +579,58 @@ type previous struct {
 	asking   atomic.Bool // the watchdog's request is in flight
 	mu       sync.Mutex
 	last     []ipc.Carried
-	draining int // its worker processes still draining, at last
+	master   ipc.MasterStatus // its master's figures, at last
+	draining int              // its worker processes still draining, at last
 }
 
-// take returns the last totals, and forgets them.
-func (p *previous) take() []ipc.Carried {
+// take returns the last totals, which the master carries on with once
+// the previous generation has exited. They stay: a status whose snapshot
+// was taken before the exit (without them among the carried) still reads
+// them, from previousTotals.
+func (p *previous) take() ([]ipc.Carried, ipc.MasterStatus) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	last := p.last
-	p.last, p.draining = nil, 0
-	return last
+	return p.last, p.master
 }
 
 // previousTotals asks the previous master (its control socket at path;
-// empty: none) for its status and returns its totals per listener name
-// and id, remembering them; when it does not answer in time, the last
-// ones. The watchdog asks too, so that what is taken over when it exits
-// is at most a watchdog interval old.
-func (m *master) previousTotals(path string) ([]ipc.Carried, int) {
-	if path != "" {
-		p := m.o.Paths
-		p.Socket = path
-		req, _ := ipc.New(ipc.TypeStatus, 1, ipc.StatusRequest{Local: true})
-		ans, err := p.Request(req, statusAskMaster)
-		var st ipc.Status
-		if err == nil && ans.Decode(&st) == nil {
-			var out []ipc.Carried
-			for _, w := range st.Workers {
-				if w.MasterPID != st.Master.PID {
-					continue
-				}
-				counts := w.Counts()
-				counts.Add(carriedCounts(w, st))
-				out = append(out, ipc.Carried{Name: w.Name, ID: w.ID, Load: slotLoad(w, st), Counts: counts})
+// empty: none, or gone) for its status and returns its totals per
+// listener name and id, its worker processes still draining and its
+// master's figures, remembering them; when it does not answer in time,
+// the last ones. The watchdog asks too, so that what is taken over when
+// it exits is at most a watchdog interval old.
+func (m *master) previousTotals(path string) ([]ipc.Carried, int, ipc.MasterStatus) {
+	if path == "" {
+		return nil, 0, ipc.MasterStatus{}
+	}
+	p := m.o.Paths
+	p.Socket = path
+	req, _ := ipc.New(ipc.TypeStatus, 1, ipc.StatusRequest{Local: true})
+	ans, err := p.Request(req, statusAskMaster)
+	var st ipc.Status
+	if err == nil && ans.Decode(&st) == nil {
+		var out []ipc.Carried
+		for _, w := range st.Workers {
+			if w.MasterPID != st.Master.PID {
+				continue
 			}
-			draining := 0
-			for _, w := range append(st.Workers, st.Retiring...) {
-				if w.MasterPID == st.Master.PID && w.PID != 0 {
-					draining++
-				}
-			}
-			m.prev.mu.Lock()
-			m.prev.last, m.prev.draining = out, draining
-			m.prev.mu.Unlock()
+			counts := w.Counts()
+			counts.Add(carriedCounts(w, st))
+			out = append(out, ipc.Carried{Name: w.Name, ID: w.ID, Load: slotLoad(w, st), Counts: counts})
 		}
+		draining := 0
+		for _, w := range append(st.Workers, st.Retiring...) {
+			if w.MasterPID == st.Master.PID && w.PID != 0 {
+				draining++
+			}
+		}
+		m.prev.mu.Lock()
+		m.prev.last, m.prev.draining, m.prev.master = out, draining, st.Master
+		m.prev.mu.Unlock()
 	}
 	m.prev.mu.Lock()
 	defer m.prev.mu.Unlock()
-	return m.prev.last, m.prev.draining
+	return m.prev.last, m.prev.draining, m.prev.master
 }
 
 // cumulative is h's count and its buckets as Prometheus has them (each
