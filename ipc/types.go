@@ -334,8 +334,8 @@ type MasterStatus struct {
 
 // MasterOps are the master's watchdog, recycling and reload figures (at
 // the top level of MasterStatus in JSON). The counters count since this
-// master started, but Reloads, which a master hands on to the one a
-// reload starts.
+// master started, and go on from the previous generation's master's once
+// it has exited (Reloads: handed on by the reload itself).
 type MasterOps struct {
 	// Unresponsive is the number of this master's worker processes
 	// unresponsive now; UnresponsiveTotal counts the times one was found

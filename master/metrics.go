@@ -316,7 +316,7 @@ func newCollector(status func(context.Context) (ipc.Status, error)) (*collector,
 	c.build = prometheus.NewDesc("goes_build_info", "The program's version and the Go version it was built with; always 1.", []string{"version", "goversion"}, nil)
 	c.up = prometheus.NewDesc("goes_worker_up", "1 for a worker id whose process answers its master; 0 for one without a process, starting, or unresponsive (its last figures are shown, goes_worker_silent_seconds says how long it has been silent).", workerLabels, nil)
 	c.duration = prometheus.NewDesc("goes_request_duration_seconds", "Time the OnMessage callback took for a message (an HTTP request, a WebSocket frame, a line of text, ...), from its start to its return; in a callback pool, the wait for a pool goroutine is not included.", workerLabels, nil)
-	c.retiring = prometheus.NewDesc("goes_master_retiring_workers", "Worker processes replaced by a recycle that still drain.", nil, nil)
+	c.retiring = prometheus.NewDesc("goes_master_retiring_workers", "Worker processes replaced by a recycle, and orphans of a dead master this one adopted, that still drain.", nil, nil)
 	return c, nil
 }
 
