@@ -255,8 +255,14 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 			defer m.answering.Done()
 			st := m.gatherStatus(snap, others)
 			if req.Totals {
-				var pm ipc.MasterStatus
-				st.Previous, st.PreviousDraining, pm = m.previousTotals(parent)
+				var (
+					pm  ipc.MasterStatus
+					err error
+				)
+				if st.Previous, st.PreviousDraining, pm, err = m.previousTotals(parent); err != nil {
+					fail(err)
+					return
+				}
 				addMasterCounters(&st.Master, pm)
 			}
 			ok(st)

@@ -4,6 +4,7 @@ package master
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -581,6 +582,7 @@ type previous struct {
 	last     []ipc.Carried
 	master   ipc.MasterStatus // its master's figures, at last
 	draining int              // its worker processes still draining, at last
+	known    bool             // it has answered once
 }
 
 // take returns the last totals, which the master carries on with once
@@ -593,20 +595,31 @@ func (p *previous) take() ([]ipc.Carried, ipc.MasterStatus) {
 	return p.last, p.master
 }
 
+// statusAskPrevious bounds the request for the previous generation's
+// totals (the metrics': the collector's own bound is 5 s). A master busy
+// draining may take longer than statusAskMaster.
+const statusAskPrevious = time.Second
+
+// errPreviousUnknown fails a scrape while the previous generation's
+// totals are not known: its counters would be missing, and read as a
+// reset.
+var errPreviousUnknown = errors.New("master: the previous generation's totals are not known yet")
+
 // previousTotals asks the previous master (its control socket at path;
 // empty: none, or gone) for its status and returns its totals per
 // listener name and id, its worker processes still draining and its
 // master's figures, remembering them; when it does not answer in time,
-// the last ones. The watchdog asks too, so that what is taken over when
-// it exits is at most a watchdog interval old.
-func (m *master) previousTotals(path string) ([]ipc.Carried, int, ipc.MasterStatus) {
+// the last ones, and errPreviousUnknown when it has never answered. The
+// watchdog asks too, so that what is taken over when it exits is at most
+// a watchdog interval old.
+func (m *master) previousTotals(path string) ([]ipc.Carried, int, ipc.MasterStatus, error) {
 	if path == "" {
-		return nil, 0, ipc.MasterStatus{}
+		return nil, 0, ipc.MasterStatus{}, nil
 	}
 	p := m.o.Paths
 	p.Socket = path
 	req, _ := ipc.New(ipc.TypeStatus, 1, ipc.StatusRequest{Local: true})
-	ans, err := p.Request(req, statusAskMaster)
+	ans, err := p.Request(req, statusAskPrevious)
 	var st ipc.Status
 	if err == nil && ans.Decode(&st) == nil {
 		var out []ipc.Carried
@@ -625,12 +638,15 @@ func (m *master) previousTotals(path string) ([]ipc.Carried, int, ipc.MasterStat
 			}
 		}
 		m.prev.mu.Lock()
-		m.prev.last, m.prev.draining, m.prev.master = out, draining, st.Master
+		m.prev.last, m.prev.draining, m.prev.master, m.prev.known = out, draining, st.Master, true
 		m.prev.mu.Unlock()
 	}
 	m.prev.mu.Lock()
 	defer m.prev.mu.Unlock()
-	return m.prev.last, m.prev.draining, m.prev.master
+	if !m.prev.known {
+		return nil, 0, ipc.MasterStatus{}, errPreviousUnknown
+	}
+	return m.prev.last, m.prev.draining, m.prev.master, nil
 }
 
 // cumulative is h's count and its buckets as Prometheus has them (each

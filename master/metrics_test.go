@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -475,5 +477,54 @@ func TestSlotLoadCarries(t *testing.T) {
 	}
 	if mine[ipc.RecycleMaxRequests] != 2 {
 		t.Errorf("the map added to was changed: %v", mine)
+	}
+}
+
+// TestPreviousTotals: while the previous master has never answered (too
+// busy to, within statusAskPrevious), its totals are unknown and the
+// scrape fails rather than show counters without them (a reset); once
+// it has answered, a request it does not answer in time gets its last
+// totals, which stay after they are taken over (a status whose snapshot
+// was taken before its exit reads them still); without a previous master,
+// none.
+func TestPreviousTotals(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "prev.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // a master that accepts and does not answer
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	m := &master{}
+	if _, _, _, err := m.previousTotals(path); !errors.Is(err, errPreviousUnknown) {
+		t.Fatalf("never answered: %v, want errPreviousUnknown", err)
+	}
+	m.prev.last, m.prev.master, m.prev.known = []ipc.Carried{{Name: "web", Load: ipc.Load{Requests: 5}}},
+		ipc.MasterStatus{Restarts: 2}, true
+	last, _, ms, err := m.previousTotals(path)
+	if err != nil || len(last) != 1 || last[0].Requests != 5 || ms.Restarts != 2 {
+		t.Fatalf("answered before: %+v %+v %v", last, ms, err)
+	}
+	for range 2 {
+		if last, ms := m.prev.take(); len(last) != 1 || ms.Restarts != 2 {
+			t.Fatalf("taken: %+v %+v", last, ms)
+		}
+	}
+	if last, _, _, err := m.previousTotals(""); last != nil || err != nil {
+		t.Fatalf("no previous master: %+v %v", last, err)
 	}
 }
