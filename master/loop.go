@@ -431,6 +431,8 @@ func (m *master) handle(e event) {
 		m.onRecycle(e.p, e.req)
 	case evOrphanGone:
 		m.onOrphanGone(e)
+	case evOrphanFinal:
+		m.onOrphanFinal(e)
 	case evStray:
 		m.onStray(e)
 	case evKillProc:
