@@ -205,13 +205,16 @@ func TestAccessLog(t *testing.T) {
 // a 413 (Content-Length over max_package_size), a 431 (a head over the
 // header limit) and a 408 (a head that stalls past header_timeout, its
 // duration the time it took) have theirs, with what was read of the
-// request line.
+// request line; and a 503 of a connection shed because the worker's
+// max_input_memory is spent.
 func TestAccessLogRefused(t *testing.T) {
 	logs := t.TempDir()
-	accessLog := filepath.Join(logs, "web.log")
+	accessLog, shedLog := filepath.Join(logs, "web.log"), filepath.Join(logs, "shed.log")
 	s := newConfSetup(t, fmt.Sprintf(`{"log_level": "info", "listeners": [
   {"name": "web", "listen": "http://127.0.0.1:0", "count": 2, "handler": "hello", "header_timeout": "1s",
-   "max_package_size": 65536, "access_log": %q}]}`, accessLog))
+   "max_package_size": 65536, "access_log": %q},
+  {"name": "shed", "listen": "http://127.0.0.1:0", "count": 1, "handler": "hello", "max_input_memory": 100000,
+   "access_log": %q}]}`, accessLog, shedLog))
 	st := s.start()
 	ask := func(req string) string {
 		t.Helper()
@@ -275,6 +278,39 @@ func TestAccessLogRefused(t *testing.T) {
 	// timeout: about header_timeout, no more than the client waited.
 	if d := lines[flood+2].DurationMS; *d < 500 || *d > float64(took)/float64(time.Millisecond) {
 		t.Errorf("408 after %v: duration_ms %v", took, *d)
+	}
+
+	// Two uploads of 60,000 bytes, half sent, to a worker that holds
+	// 100,000 bytes of unfinished input at most: one is shed, 503.
+	shedAddr := listenAddrs(t, st)["shed"]
+	answers := make(chan string, 2)
+	var ups []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", shedAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 60000\r\n\r\n"+strings.Repeat("u", 30000))
+		ups = append(ups, c)
+		go func() {
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			b, _ := io.ReadAll(c) // the answer and the close, or our close
+			answers <- string(b)
+		}()
+	}
+	if got := <-answers; !strings.HasPrefix(got, "HTTP/1.1 503 ") {
+		t.Fatalf("the first answer to two uploads over max_input_memory: %q, want a 503", got)
+	}
+	l := waitAccess(t, shedLog, 1)[0]
+	for _, c := range ups {
+		c.Close()
+	}
+	if got := <-answers; got != "" {
+		t.Errorf("the other upload was answered %q", got)
+	}
+	if l.Status != 503 || l.BytesOut <= 0 || !strings.HasPrefix(l.Remote, "127.0.0.1:") {
+		t.Errorf("shed line: %+v", l)
 	}
 	s.stopAndCheck(st)
 }
