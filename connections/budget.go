@@ -2,7 +2,6 @@ package connections
 
 import (
 	"errors"
-	"fmt"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -10,26 +9,6 @@ import (
 
 	"github.com/goes-project/goes/protocols"
 )
-
-// DefaultMaxInputMemory is the default of Config.MaxInputMemory: 64 MiB
-// per Server, that is per worker process.
-//
-// nginx keeps at most client_body_buffer_size (16 KiB) of a request body
-// in memory and writes the rest to a temporary file; HAProxy holds two
-// tune.bufsize buffers (16 KiB each) per connection, about 125 MiB per
-// process at the maxconn of 4000 many configs set. goes hands OnMessage a
-// whole packet, so its budget must hold several of the largest packets at
-// once: 64 MiB is six 10 MiB packets (DefaultMaxPackageSize) arriving at
-// the same time, or 4096 connections with a 16 KiB partial packet each,
-// HAProxy's figure for its default buffers. Uploads larger than what a
-// handler wants to hold go to it in pieces instead (http.Protocol's
-// StreamBody), which this budget does not count.
-const DefaultMaxInputMemory = 64 << 20
-
-// ErrInputBudget is the error of a connection shed because its server's
-// budget for unfinished input (Config.MaxInputMemory) is spent and it held
-// the most. It wraps protocols.ErrOverloaded.
-var ErrInputBudget = fmt.Errorf("connections: connection shed: %w", protocols.ErrOverloaded)
 
 // shedLogInterval is how often the shedding of connections is logged:
 // one line when it starts, then one summary line per interval while it

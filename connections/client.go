@@ -231,7 +231,7 @@ func NewClient(uri string, cfg ClientConfig) (*Client, error) {
 	}
 	cfg.Transport = t.transport
 	cfg.Engine = EngineStd
-	cfg.Config = cfg.Config.withDefaults()
+	cfg.Config = cfg.Config.WithDefaults()
 	cl.cfg = cfg
 	cl.user = cl.pipes.wrap(cfg.Handler)
 	cl.id = cfg.IDBase | 1<<31 | uint64(clientSeq.Add(1)&(1<<31-1))

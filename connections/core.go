@@ -225,18 +225,6 @@ func (c *base) afterInput(used, rest int, halted bool) error {
 	return c.notePhase(state, used, rest, halted)
 }
 
-// StateReleaser is an optional interface of a protocols.Protocol. When a
-// stream connection has delivered every packet it received and holds no
-// partial one, the runtime calls ReleaseState, on the connection's
-// dispatcher and with its send lock held (as Encode: it must not call
-// Send or Close), so that the protocol can give per-connection state back
-// to a pool while the connection idles and take it again in its next
-// Input. It is not called while the state is nil. An idle connection then
-// costs only the runtime's few hundred bytes.
-type StateReleaser interface {
-	ReleaseState(c protocols.Conn)
-}
-
 // packetConn is a Connection whose dispatch can be halted.
 type packetConn interface {
 	Connection

@@ -5,17 +5,6 @@ import (
 	"time"
 )
 
-// Reasons a connection is closed by a timeout rule: the keys of
-// Stats.Closed (and of a worker's closed counts in status).
-const (
-	ClosedHeaderTimeout    = "header_timeout"    // HeaderTimeout: a head not complete in time
-	ClosedBodyTimeout      = "body_timeout"      // BodyTimeout: a partial packet without progress
-	ClosedBodyMinRate      = "body_min_rate"     // BodyMinRate: a partial packet arriving too slowly
-	ClosedKeepAliveTimeout = "keepalive_timeout" // KeepAliveTimeout: no next request
-	ClosedSendTimeout      = "send_timeout"      // SendTimeout: a peer that takes no output
-	ClosedIdleTimeout      = "idle_timeout"      // IdleTimeout: nothing received
-)
-
 // cutReason indexes Server.cuts; cutNone is no reason.
 type cutReason int8
 

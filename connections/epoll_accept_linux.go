@@ -126,7 +126,7 @@ func (l *loop) accept(fd int32) {
 			el.mu.RUnlock()
 			return
 		}
-		if b != nil && !b.admit(s.open.Load()) && s.clock() >= ll.graceUntil {
+		if b != nil && !b.Admit(s.open.Load()) && s.clock() >= ll.graceUntil {
 			el.mu.RUnlock()
 			l.pause(ll)
 			return
@@ -161,7 +161,7 @@ func (l *loop) accept(fd int32) {
 			continue
 		}
 		if b != nil {
-			b.accepted(s.open.Load())
+			b.Accepted(s.open.Load())
 		}
 		c.startTimers()
 		s.log.Debug().Uint64("conn", c.id).Stringer("remote", c.Remote()).Msg("connection accepted")
@@ -208,8 +208,8 @@ func (l *loop) backOff(ll *loopListener, errno unix.Errno) {
 // than its share of the listener's connections (Config.AcceptShare): the
 // listener leaves the loop's epoll set, so the kernel wakes the loops of
 // other processes for the connections in the shared accept queue. Every
-// acceptPause the loop looks again, on the server's wheel: it comes back
-// when it is within its share, or at once, for acceptGrace whatever its
+// core.AcceptPause the loop looks again, on the server's wheel: it comes back
+// when it is within its share, or at once, for core.AcceptGrace whatever its
 // share, when no process of the share accepted anything meanwhile (then
 // nobody else serves the queue, or nothing arrives). Runs on the loop.
 func (l *loop) pause(ll *loopListener) {
@@ -221,19 +221,19 @@ func (l *loop) pause(ll *loopListener) {
 		l.p.Del(fd)
 	}
 	l.tmu.Unlock()
-	since := b.progress() // loop-owned, like ll
+	since := b.Progress() // loop-owned, like ll
 	t := new(timer.Timer)
-	s.wheel.Schedule(t, acceptPause, func() {
+	s.wheel.Schedule(t, core.AcceptPause, func() {
 		l.postFunc(func() {
 			if el.isClosed() {
 				return
 			}
-			switch p := b.progress(); {
+			switch p := b.Progress(); {
 			case p == since:
-				ll.graceUntil = s.clock() + int64(acceptGrace)
-			case !b.admit(s.open.Load()):
+				ll.graceUntil = s.clock() + int64(core.AcceptGrace)
+			case !b.Admit(s.open.Load()):
 				since = p
-				t.Reset(acceptPause)
+				t.Reset(core.AcceptPause)
 				return
 			}
 			l.tmu.Lock()

@@ -2,332 +2,18 @@ package connections
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/goes-project/goes/connections/internal/core"
 	"github.com/goes-project/goes/protocols"
 	"github.com/goes-project/goes/timer"
 )
-
-// Defaults applied to zero Config fields.
-const (
-	DefaultMaxPackageSize    = 10 << 20 // 10 MiB, as workerman
-	DefaultMaxSendBufferSize = 1 << 20  // 1 MiB, as workerman
-	DefaultReadBufferSize    = 4 << 10
-)
-
-// Defaults of the read and send timeouts (see the package doc's Timeouts
-// section), applied to zero Config fields; nginx's are the yardstick.
-const (
-	// DefaultHeaderTimeout bounds a request head, from its first byte (from
-	// the accept for a connection's first request); nginx's
-	// client_header_timeout is 60 s, Apache's mod_reqtimeout 20 to 40 s.
-	DefaultHeaderTimeout = 30 * time.Second
-	// DefaultBodyTimeout bounds the silence inside a partly received
-	// packet (nginx's client_body_timeout).
-	DefaultBodyTimeout = 60 * time.Second
-	// DefaultBodyMinRate is the least rate, in bytes per second, at which
-	// a partly received packet must keep arriving, measured over each
-	// BodyTimeout (Apache's MinRate is 500).
-	DefaultBodyMinRate = 1 << 10
-	// DefaultKeepAliveTimeout bounds the wait for the next request of a
-	// keep-alive connection (nginx's keepalive_timeout).
-	DefaultKeepAliveTimeout = 75 * time.Second
-	// DefaultSendTimeout bounds how long queued output may wait for a
-	// peer that takes none of it (nginx's send_timeout).
-	DefaultSendTimeout = 60 * time.Second
-)
-
-// Engines, the values of Config.Engine.
-const (
-	// EngineAuto picks EngineEpoll where it can serve the listener (TCP
-	// and Unix listeners on Linux, Transport not "tls") and EngineStd
-	// elsewhere.
-	EngineAuto = ""
-	// EngineEpoll serves connections on event loops over epoll: one loop
-	// per core (Config.Loops), non-blocking sockets, buffers borrowed only
-	// while a connection has bytes to process or send. Linux only; it
-	// serves *net.TCPListener and *net.UnixListener.
-	EngineEpoll = "epoll"
-	// EngineStd serves every connection with its own reading goroutine.
-	// It serves any net.Listener (TLS included) on every platform.
-	EngineStd = "std"
-)
-
-// Config describes one listener's connections. The zero value serves raw
-// bytes with the defaults above.
-type Config struct {
-	// Protocol frames the bytes; nil delivers every read as one message
-	// and sends data unchanged.
-	Protocol protocols.Protocol
-	// Transport names the transport in Connection.Transport and in logs:
-	// "tcp" (default), "udp", "unix" or "tls".
-	Transport string
-	// MaxPackageSize caps one packet (default DefaultMaxPackageSize).
-	MaxPackageSize int
-	// MaxSendBufferSize caps the bytes queued per connection (default
-	// DefaultMaxSendBufferSize). At the limit the connection is not read
-	// until a write leaves less than half of it queued (backpressure:
-	// pipelined requests wait in the socket and TCP slows the peer);
-	// what OnMessage sends for the packet it handles is queued past the
-	// limit (by at most one more MaxSendBufferSize), so that no answer to
-	// a request that was read is lost; other sends fail with
-	// ErrSendBufferFull. A peer that reads nothing is cut by SendTimeout.
-	MaxSendBufferSize int
-	// ReadBufferSize is the size of one read of EngineStd, which keeps
-	// such a buffer per connection (default DefaultReadBufferSize).
-	// EngineEpoll reads into one 64 KiB buffer per loop and lends a
-	// connection a buffer, grown by at least this much at a time, only
-	// while a packet spans reads.
-	ReadBufferSize int
-	// IDBase is or-ed into every connection id: the worker's route in
-	// bits 32..63 (see Connection.ID).
-	IDBase uint64
-	// Handler holds the callbacks.
-	Handler Handler
-	// Logger receives lifecycle and per-connection events.
-	Logger zerolog.Logger
-
-	// Engine selects the I/O engine of stream listeners: EngineAuto (the
-	// default), EngineEpoll or EngineStd. Serve fails with
-	// ErrEngineUnsupported when EngineEpoll is asked for a listener or
-	// platform it cannot serve. Datagrams (ServePacket) always use a
-	// reading goroutine per packet conn.
-	Engine string
-	// Loops is the number of event loops of EngineEpoll (default
-	// GOMAXPROCS). Every loop accepts from every listener of the server.
-	Loops int
-	// CallbackGoroutines, when > 0, makes EngineEpoll run the callbacks
-	// (OnConnect, OnMessage, OnBufferDrain, OnClose) on a pool of at most
-	// that many goroutines instead of on the event loop. By default
-	// callbacks run on the loop that serves the connection, which is the
-	// fastest way but means a callback that blocks (a database query, a
-	// sleep, a lock held elsewhere) stalls every connection of that loop:
-	// with the default, hand blocking work to your own goroutine and Send
-	// from there (Send is safe from any goroutine), or set this field.
-	// With the pool, the callbacks of one connection still never run
-	// concurrently and reading pauses while its task runs. EngineStd
-	// always runs callbacks on the connection's own goroutine.
-	CallbackGoroutines int
-	// NoIOUring turns off EngineEpoll's io_uring send path. By default
-	// each event loop has an io_uring ring and writes what other
-	// goroutines queued for many connections at once (a fan-out: a
-	// group's members, a broadcast) as batches of up to 256 sends, one
-	// io_uring_enter each, instead of one write(2) per connection
-	// (bench/README.md, "io_uring"). Where io_uring is not allowed
-	// (kernel.io_uring_disabled, a seccomp filter) the loops write with
-	// write(2), as they do with this set.
-	NoIOUring bool
-
-	// IdleTimeout, when > 0, closes a stream connection that has received
-	// nothing for this long, as Close does (what is queued is written
-	// first). A connection whose reading is paused (PauseRecv) or whose
-	// callback is running is not idle, unless it is paused with output
-	// of which nothing could be written for IdleTimeout (a stream or a
-	// download to a peer that stopped reading): that one is destroyed
-	// IdleTimeout after its output stopped moving (as SendTimeout does
-	// for every connection, when that is shorter). (A peer that reads
-	// only a small part of the socket's send buffer per IdleTimeout may
-	// look stalled too: the kernel reports room to write only once a good
-	// part of it is free.) Traffic does not reschedule anything: a read
-	// costs one clock read and one atomic store, and the connection's
-	// timer, which lives in the connection, is re-armed at most once per
-	// period. Off by default.
-	IdleTimeout time.Duration
-	// Heartbeat, when > 0 and HeartbeatData is not empty, sends
-	// HeartbeatData as is (not through the protocol: give it the wire
-	// form, a ping frame, a "\n") on a stream connection that has neither
-	// received nor sent anything for this long, and again every Heartbeat
-	// while it stays silent. Nothing is sent while output is queued. A
-	// peer that answers heartbeats keeps IdleTimeout from closing it.
-	Heartbeat     time.Duration
-	HeartbeatData []byte
-	// MaxInputMemory caps the memory the server's stream connections hold
-	// together for input that is not yet a whole packet: their input
-	// buffers while a packet is partly read (a request body, a frame, a
-	// line), and what their protocols hold besides (WebSocket fragments,
-	// through protocols.InputHolder). A worker serves one listener with
-	// one Server, so this is a per-worker budget. When it is spent, the
-	// connections holding the most are shed: closed after their
-	// protocol's reply (protocols.OverloadReplier: HTTP answers 503), their
-	// input dropped, counted in Stats.InputShed and logged once per
-	// interval. Connections that send whole packets, however many, cost
-	// the budget nothing. A packet larger than the budget is always
-	// refused, so keep it above MaxPackageSize (several times: it is
-	// shared). Default DefaultMaxInputMemory (64 MiB); a negative value
-	// removes the cap.
-	MaxInputMemory int
-
-	// Wheel runs the connections' timers (the timeouts, Heartbeat, and the
-	// bounded waits of closing connections for slow peers); it must be
-	// running (Start) while the server serves: pass the worker's wheel.
-	// When nil, the Server makes its own, runs it from the first Serve on
-	// and stops it in Close.
-	Wheel *timer.Wheel
-
-	// Read and send timeouts of stream connections, on by default: a zero
-	// field takes its Default value, a negative one turns the rule off.
-	// The package doc's Timeouts section has the rules and the phases
-	// they apply to; a Client applies none of them.
-
-	// HeaderTimeout bounds a request head (PhaseHead: an HTTP request's,
-	// a WebSocket opening handshake), from its first byte, or from the
-	// accept for a connection's first request (default
-	// DefaultHeaderTimeout, 30 s). Past it HTTP answers 408 and closes.
-	HeaderTimeout time.Duration
-	// BodyTimeout closes a connection whose partly received packet (an
-	// HTTP body, a WebSocket frame, a text line: PhaseBody) has received
-	// nothing for this long (default DefaultBodyTimeout, 60 s); HTTP
-	// answers 408 first.
-	BodyTimeout time.Duration
-	// BodyMinRate, in bytes per second, closes a connection whose partly
-	// received packet brings less than BodyMinRate × BodyTimeout bytes in
-	// a BodyTimeout, measured window after window from the start of the
-	// body, so that a byte now and then is not progress (default
-	// DefaultBodyMinRate, 1 KiB/s). It applies only with BodyTimeout.
-	BodyMinRate int
-	// KeepAliveTimeout closes a connection that has waited this long
-	// between two requests (PhaseIdle: HTTP keep-alive) (default
-	// DefaultKeepAliveTimeout, 75 s). It is silent: no answer is sent.
-	KeepAliveTimeout time.Duration
-	// SendTimeout destroys a connection whose queued output has waited
-	// this long for a peer that takes none of it (default
-	// DefaultSendTimeout, 60 s): a peer that stops reading, whatever the
-	// protocol and phase. Every write that moves output starts the wait
-	// again. (The kernel reports room to write only once a good part of
-	// the socket's send buffer is free, so a peer that reads only a
-	// little per SendTimeout may look stalled too.)
-	SendTimeout time.Duration
-
-	// AcceptShare, when set, balances the connections of the server's
-	// stream listeners with the other processes that accept from the same
-	// listening socket and publish in the same share, each in its own
-	// slot (AcceptSlot, given by whoever made the share). The server takes
-	// new connections only while it holds at most its share: the mean of
-	// the share's accepting processes times 1+AcceptMargin, plus a slack of
-	// 16. Above it, it stops accepting (its event loops take the listener
-	// out of their epoll sets; the standard engine stops calling Accept)
-	// for 10 ms, then looks again; the connections stay in the one accept
-	// queue for the others. A process that finds that nobody accepted
-	// anything during its pause (the others are stopped, hung or gone)
-	// accepts at once, so the queue is never left unserved; the process
-	// with the fewest connections is never above its share. The check
-	// costs a few atomic loads per accept. goes' master makes one share
-	// per stream listener with more than one worker.
-	AcceptShare *AcceptShare
-	// AcceptSlot is the server's slot in AcceptShare.
-	AcceptSlot int
-	// AcceptMargin is how far above the mean, as a fraction of it, a
-	// process of an AcceptShare may go before it stops accepting (default
-	// DefaultAcceptMargin, 0.1); a negative value turns balancing off.
-	AcceptMargin float64
-	// AccessLogDropped, when set, reports the count of the server's access
-	// log entries dropped so far (Stats.AccessLogDropped).
-	AccessLogDropped func() uint64
-}
-
-func (c *Config) withDefaults() Config {
-	cfg := *c
-	if cfg.Transport == "" {
-		cfg.Transport = "tcp"
-	}
-	if cfg.MaxPackageSize <= 0 {
-		cfg.MaxPackageSize = DefaultMaxPackageSize
-	}
-	if cfg.MaxSendBufferSize <= 0 {
-		cfg.MaxSendBufferSize = DefaultMaxSendBufferSize
-	}
-	if cfg.ReadBufferSize <= 0 {
-		cfg.ReadBufferSize = DefaultReadBufferSize
-	}
-	if cfg.Loops <= 0 {
-		cfg.Loops = runtime.GOMAXPROCS(0)
-	}
-	cfg.HeaderTimeout = orDefault(cfg.HeaderTimeout, DefaultHeaderTimeout)
-	cfg.BodyTimeout = orDefault(cfg.BodyTimeout, DefaultBodyTimeout)
-	cfg.KeepAliveTimeout = orDefault(cfg.KeepAliveTimeout, DefaultKeepAliveTimeout)
-	cfg.SendTimeout = orDefault(cfg.SendTimeout, DefaultSendTimeout)
-	if cfg.BodyMinRate == 0 {
-		cfg.BodyMinRate = DefaultBodyMinRate
-	}
-	switch {
-	case cfg.MaxInputMemory == 0:
-		cfg.MaxInputMemory = DefaultMaxInputMemory
-	case cfg.MaxInputMemory < 0:
-		cfg.MaxInputMemory = math.MaxInt
-	}
-	return cfg
-}
-
-// orDefault is d, or def when d is zero.
-func orDefault(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
-}
-
-// Stats are a server's counters. Every field is read atomically.
-type Stats struct {
-	Connections  int64  // open now
-	Accepted     uint64 // since start
-	Requests     uint64 // messages delivered to OnMessage
-	BytesIn      uint64
-	BytesOut     uint64
-	Errors       uint64 // protocol errors, dropped sends, panics
-	Writes       uint64 // writes to stream sockets: pipelined answers share one
-	IOUringSends uint64 // of Writes, those sent in io_uring batches (Config.NoIOUring)
-
-	// BadInput, Panics and SendBufferFull are parts of Errors: input the
-	// protocol refused (a connection closed, a datagram dropped), panics
-	// recovered from callbacks, sends dropped at MaxSendBufferSize.
-	BadInput, Panics, SendBufferFull uint64
-
-	// Closed counts the connections closed by a timeout rule since
-	// start, by reason: the Closed... constants (ClosedHeaderTimeout,
-	// ...). Reasons that never fired are absent; nil when none did.
-	Closed map[string]uint64
-
-	// InputShed counts the connections shed because MaxInputMemory was
-	// spent; InputHeld is the memory held for unfinished input now.
-	InputShed uint64
-	// AcceptPauses counts the times the server stopped accepting for a
-	// moment, above its share of an AcceptShare (Config.AcceptMargin).
-	AcceptPauses uint64
-	// AccessLogDropped counts the access log entries dropped because the
-	// log's queue was full (Config.AccessLogDropped).
-	AccessLogDropped uint64
-
-	// LoopBusy is the time the server's event loops have spent handling
-	// events rather than waiting for them, summed over the loops (two
-	// clock reads per loop pass); 0 on the standard engine, which has no
-	// loops.
-	LoopBusy  time.Duration
-	InputHeld int64
-}
-
-// Info describes one open connection, for listings.
-type Info struct {
-	ID         uint64
-	Transport  string
-	Protocol   string
-	LocalAddr  string
-	RemoteAddr string
-	BytesIn    uint64
-	BytesOut   uint64
-	SendBuffer int
-	CreatedAt  time.Time
-	State      string // "established", "paused", "closing"
-	Engine     string // EngineEpoll or EngineStd
-}
 
 // Server runs the connections of listeners that share one Config.
 // Its methods are safe for concurrent use.
@@ -397,7 +83,7 @@ type Server struct {
 
 	// bal balances accepts with the other processes of cfg.AcceptShare
 	// (balance.go); nil without.
-	bal *balancer
+	bal *core.Balancer
 	// acceptPauses counts the accept pauses of bal (Stats.AcceptPauses).
 	acceptPauses atomic.Uint64
 }
@@ -407,7 +93,7 @@ type closer interface{ Close() error }
 
 // NewServer returns a server for cfg.
 func NewServer(cfg Config) *Server {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	pipes := new(pipeTable)
 	cfg.Handler = pipes.wrap(cfg.Handler)
 	releaser, _ := cfg.Protocol.(StateReleaser)
@@ -424,7 +110,7 @@ func NewServer(cfg Config) *Server {
 	s.sizer, _ = cfg.Protocol.(protocols.PacketSizer)
 	s.overload, _ = cfg.Protocol.(protocols.OverloadReplier)
 	s.budget = newInputBudget(s, cfg.MaxInputMemory)
-	s.bal = newBalancer(&cfg)
+	s.bal = core.NewBalancer(&cfg)
 	s.std, s.engines = engineTable(s)
 	if cfg.IdleTimeout > 0 {
 		s.idleNs = int64(cfg.IdleTimeout)
@@ -472,7 +158,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		return fmt.Errorf("connections: engine %q for %T: %w", s.cfg.Engine, ln, ErrEngineUnsupported)
 	}
 	if s.bal != nil && !s.draining.Load() {
-		s.bal.join(s.open.Load())
+		s.bal.Join(s.open.Load())
 	}
 	return e.serve(ln)
 }
@@ -537,7 +223,7 @@ func (s *Server) Drain() {
 		s.draining.Store(true)
 		close(s.stopAccept)
 		if s.bal != nil {
-			s.bal.leave()
+			s.bal.Leave()
 		}
 	}
 	ls := make([]closer, 0, len(s.listeners))
@@ -679,15 +365,3 @@ func (s *Server) Each(fn func(Connection)) {
 		fn(c)
 	}
 }
-
-// Errors of the engines.
-var (
-	// ErrEngineUnsupported: Config.Engine names an engine that cannot serve
-	// this listener on this platform.
-	ErrEngineUnsupported = errors.New("connections: engine cannot serve this listener here")
-	// ErrIncompleteDatagram: a datagram ended inside a packet.
-	ErrIncompleteDatagram = errors.New("connections: incomplete packet in datagram")
-	// ErrProtocolMisbehaved: a protocol reported a packet longer than the
-	// bytes it was given.
-	ErrProtocolMisbehaved = errors.New("connections: protocol reported more bytes than buffered")
-)

@@ -141,7 +141,7 @@ func (e *stdEngine) serve(ln net.Listener) error {
 		backoff = 0
 		e.adopt(nc)
 		if s.bal != nil {
-			s.bal.accepted(s.open.Load())
+			s.bal.Accepted(s.open.Load())
 		}
 	}
 }
