@@ -119,7 +119,7 @@ func TestCoreKnowsNoEngine(t *testing.T) {
 var engineFiles = []string{"std.go", "epoll_"}
 
 // TestEngineTypesStayInTheirFiles keeps the engines behind the contract
-// (engine.go, internal/core's Ops and KickQueue): the types
+// (internal/core's Engine, FallbackEngine, Ops and KickQueue): the types
 // an engine's files declare (its engine, connection, loop and listener
 // types) are named by no other file of the package; the rest of it knows
 // an engine only through the interfaces. It parses the package's files

@@ -86,3 +86,35 @@ func (b *Balancer) Progress() uint64 {
 	}
 	return n
 }
+
+// WaitShare holds the standard engine's accept loop while the server is
+// above its share: it looks again every AcceptPause, and goes on at once
+// (for AcceptGrace, whatever its share, through *grace) when no process
+// of the share accepted anything meanwhile. It returns false when the
+// server drains meanwhile (the listener is closed then).
+func (s *Runtime) WaitShare(b *Balancer, grace *time.Time) bool {
+	if b.Admit(s.Open.Load()) || time.Now().Before(*grace) {
+		return true
+	}
+	since := b.Progress()
+	s.AcceptPauses.Add(1)
+	t := time.NewTimer(AcceptPause)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.StopAccept:
+			return false
+		case <-t.C:
+		}
+		p := b.Progress()
+		if p == since {
+			*grace = time.Now().Add(AcceptGrace)
+			return true
+		}
+		if b.Admit(s.Open.Load()) {
+			return true
+		}
+		since = p
+		t.Reset(AcceptPause)
+	}
+}
