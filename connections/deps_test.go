@@ -114,12 +114,52 @@ func TestCoreKnowsNoEngine(t *testing.T) {
 	}
 }
 
+// enginePackages are the engines' packages: each is imported by the
+// package connections alone (its engine table, engine.go and
+// engine_linux.go), never by another engine, the core or anything else
+// of the module, so that nothing outside an engine's package can name
+// its types (the compiler keeps them there) and every engine is reached
+// through core.Engine and core.Ops.
+var enginePackages = []string{
+	"github.com/goes-project/goes/connections/internal/std",
+}
+
+// TestEnginesImportedByConnectionsOnly asks the go tool for the imports
+// of every package of the module (their non-test files, for this
+// platform) and checks that only the package connections imports an
+// engine's package.
+func TestEnginesImportedByConnectionsOnly(t *testing.T) {
+	const self = "github.com/goes-project/goes/connections"
+	out := goList(t, "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "github.com/goes-project/goes/...")
+	importers := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		for _, imp := range f[1:] {
+			importers[imp] = append(importers[imp], f[0])
+		}
+	}
+	if !slices.Contains(importers[enginePackages[0]], self) {
+		t.Fatalf("go list says %s is imported by %v: not the answer this test expects", enginePackages[0], importers[enginePackages[0]])
+	}
+	for _, eng := range enginePackages {
+		for _, by := range importers[eng] {
+			if by != self {
+				t.Errorf("%s imports %s: an engine's package is imported by %s alone (its engine table); go through core.Engine and core.Ops", by, eng, self)
+			}
+		}
+	}
+}
+
 // engineFiles names each engine's own files in this package, by the
 // prefix of their names.
-var engineFiles = []string{"std.go", "epoll_"}
+var engineFiles = []string{"epoll_"}
 
-// TestEngineTypesStayInTheirFiles keeps the engines behind the contract
-// (internal/core's Engine, FallbackEngine, Ops and KickQueue): the types
+// TestEngineTypesStayInTheirFiles keeps the epoll engine, whose files are
+// still in this package, behind the contract (internal/core's Engine, Ops
+// and KickQueue): the types
 // an engine's files declare (its engine, connection, loop and listener
 // types) are named by no other file of the package; the rest of it knows
 // an engine only through the interfaces. It parses the package's files
@@ -153,7 +193,7 @@ func TestEngineTypesStayInTheirFiles(t *testing.T) {
 			}
 		}
 	}
-	if owner["stdConn"] != "std.go" || (runtime.GOOS == "linux" && owner["epConn"] != "epoll_") {
+	if runtime.GOOS == "linux" && owner["epConn"] != "epoll_" {
 		t.Fatalf("engine types found: %v; not the files this test expects", owner)
 	}
 	for f, af := range parsed {

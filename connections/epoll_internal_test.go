@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/connections/internal/core"
+	"github.com/goes-project/goes/connections/internal/std"
 	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/text"
 )
@@ -139,7 +140,7 @@ func TestEpConnWithTimersSize(t *testing.T) {
 // runtime for cfg with the standard engine and the epoll engine.
 func newServer(cfg core.Config) *core.Runtime {
 	rt := core.NewRuntime(cfg)
-	fb := newStdEngine(rt)
+	fb := std.New(rt)
 	rt.SetEngines(fb, []core.Engine{fb, newEpollEngine(rt)})
 	return rt
 }

@@ -1,4 +1,11 @@
-package connections
+// Package std is EngineStd, the standard engine of package connections:
+// a reading goroutine per connection, for every net.Listener (TLS
+// included) on every platform, and the engine that adopts a Client's
+// dialled connection. Its writes are a non-blocking attempt first
+// (write_unix.go), then a short-lived writer goroutine. It implements
+// connections/internal/core's core.FallbackEngine and core.Ops; New is its
+// only exported name, and only connections imports it.
+package std
 
 import (
 	"errors"
@@ -51,7 +58,12 @@ type stdEngine struct {
 
 var _ core.FallbackEngine = (*stdEngine)(nil)
 
-func newStdEngine(s *core.Runtime) *stdEngine {
+// New returns the standard engine of rt: a goroutine per connection,
+// for every listener on every platform, and the engine that adopts a
+// Client's dialled connections. connections' engine table makes it.
+func New(s *core.Runtime) core.FallbackEngine { return newEngine(s) }
+
+func newEngine(s *core.Runtime) *stdEngine {
 	return &stdEngine{rt: s, conns: make(map[*stdConn]struct{})}
 }
 
