@@ -1,9 +1,6 @@
 package connections_test
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,6 +119,7 @@ func TestCoreKnowsNoEngine(t *testing.T) {
 // through core.Engine and core.Ops.
 var enginePackages = []string{
 	"github.com/goes-project/goes/connections/internal/std",
+	"github.com/goes-project/goes/connections/internal/epoll",
 }
 
 // TestEnginesImportedByConnectionsOnly asks the go tool for the imports
@@ -150,66 +148,5 @@ func TestEnginesImportedByConnectionsOnly(t *testing.T) {
 				t.Errorf("%s imports %s: an engine's package is imported by %s alone (its engine table); go through core.Engine and core.Ops", by, eng, self)
 			}
 		}
-	}
-}
-
-// engineFiles names each engine's own files in this package, by the
-// prefix of their names.
-var engineFiles = []string{"epoll_"}
-
-// TestEngineTypesStayInTheirFiles keeps the epoll engine, whose files are
-// still in this package, behind the contract (internal/core's Engine, Ops
-// and KickQueue): the types
-// an engine's files declare (its engine, connection, loop and listener
-// types) are named by no other file of the package; the rest of it knows
-// an engine only through the interfaces. It parses the package's files
-// for this platform.
-func TestEngineTypesStayInTheirFiles(t *testing.T) {
-	files := strings.Fields(goList(t, "-f", "{{join .GoFiles \" \"}}", "."))
-	engineOf := func(f string) string {
-		for _, p := range engineFiles {
-			if strings.HasPrefix(f, p) {
-				return p
-			}
-		}
-		return ""
-	}
-	fset := token.NewFileSet()
-	parsed := map[string]*ast.File{}
-	owner := map[string]string{} // type name -> the engine whose files declare it
-	for _, f := range files {
-		af, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
-		if err != nil {
-			t.Fatal(err)
-		}
-		parsed[f] = af
-		if e := engineOf(f); e != "" {
-			for _, d := range af.Decls {
-				if gd, ok := d.(*ast.GenDecl); ok && gd.Tok == token.TYPE {
-					for _, sp := range gd.Specs {
-						owner[sp.(*ast.TypeSpec).Name.Name] = e
-					}
-				}
-			}
-		}
-	}
-	if runtime.GOOS == "linux" && owner["epConn"] != "epoll_" {
-		t.Fatalf("engine types found: %v; not the files this test expects", owner)
-	}
-	for f, af := range parsed {
-		var visit func(n ast.Node) bool
-		visit = func(n ast.Node) bool {
-			switch n := n.(type) {
-			case *ast.SelectorExpr:
-				ast.Inspect(n.X, visit) // n.Sel is a field, method or package member, not the type
-				return false
-			case *ast.Ident:
-				if e, ok := owner[n.Name]; ok && e != engineOf(f) {
-					t.Errorf("%s names %s, a type of the %s engine's files: go through the engine contract", fset.Position(n.Pos()), n.Name, e)
-				}
-			}
-			return true
-		}
-		ast.Inspect(af, visit)
 	}
 }

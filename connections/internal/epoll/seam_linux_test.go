@@ -1,6 +1,6 @@
 //go:build linux
 
-package connections
+package epoll
 
 import (
 	"bufio"
@@ -14,8 +14,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/goes-project/goes/connections/internal/epoll"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
@@ -33,7 +31,7 @@ import (
 // seamServer serves cfg with the epoll engine on a loopback TCP listener
 // after edit has changed the engine's system calls; cleanup closes it.
 // It logs to logs, or to the test's log when logs is nil.
-func seamServer(t *testing.T, cfg core.Config, logs io.Writer, edit func(sys *epoll.Sys)) (*core.Runtime, string) {
+func seamServer(t *testing.T, cfg core.Config, logs io.Writer, edit func(sys *Sys)) (*core.Runtime, string) {
 	t.Helper()
 	cfg.Engine = core.EngineEpoll
 	if logs == nil {
@@ -177,7 +175,7 @@ func TestAcceptBacksOffOnEMFILE(t *testing.T) {
 	s, addr := seamServer(t, core.Config{
 		Loops: 1, Protocol: text.New(),
 		Handler: core.Handler{OnMessage: seamEchoHandler},
-	}, logs, func(sys *epoll.Sys) {
+	}, logs, func(sys *Sys) {
 		live := sys.Accept
 		sys.Accept = func(fd int) (int32, unix.RawSockaddrAny, unix.Errno) {
 			mu.Lock()
@@ -364,7 +362,7 @@ func TestReadResetClosesOnlyThatConnection(t *testing.T) {
 			cc := newCloseCounts()
 			s, addr := seamServer(t, core.Config{
 				Loops: 1, CallbackGoroutines: pool, Protocol: text.New(), Handler: cc.handler(),
-			}, nil, func(sys *epoll.Sys) {
+			}, nil, func(sys *Sys) {
 				live := sys.Read
 				sys.Read = func(fd int32, p []byte) (int, unix.Errno) {
 					if fd == resetFd.Load() {
@@ -415,7 +413,7 @@ func TestPeerResetClosesOnlyThatConnection(t *testing.T) {
 			var s *core.Runtime
 			var addr string
 			if tc.engine == core.EngineEpoll {
-				s, addr = seamServer(t, cfg, nil, func(sys *epoll.Sys) {
+				s, addr = seamServer(t, cfg, nil, func(sys *Sys) {
 					live := sys.Read
 					sys.Read = func(fd int32, p []byte) (int, unix.Errno) {
 						n, errno := live(fd, p)
@@ -520,7 +518,7 @@ func TestWriteEAGAINQueuesRest(t *testing.T) {
 					}
 					c.SendBytes(d, false)
 				}},
-			}, nil, func(sys *epoll.Sys) {
+			}, nil, func(sys *Sys) {
 				write, ctl, wait := sys.Write, sys.EpollCtl, sys.EpollWait
 				sys.Write = func(fd int32, p []byte) (int, unix.Errno) {
 					if fd != traceFd.Load() {
@@ -541,14 +539,14 @@ func TestWriteEAGAINQueuesRest(t *testing.T) {
 				}
 				sys.EpollCtl = func(epfd, op int, fd int32, events uint32, tag int32) error {
 					if fd == traceFd.Load() && op == unix.EPOLL_CTL_MOD {
-						add(ioEvent{kind: "ctl", events: events, epollout: events&epoll.Out != 0})
+						add(ioEvent{kind: "ctl", events: events, epollout: events&Out != 0})
 					}
 					return ctl(epfd, op, fd, events, tag)
 				}
-				sys.EpollWait = func(epfd int, evs []epoll.Event) (int, unix.Errno) {
+				sys.EpollWait = func(epfd int, evs []Event) (int, unix.Errno) {
 					n, errno := wait(epfd, evs)
 					for i := 0; i < n; i++ {
-						if evs[i].Fd == traceFd.Load() && evs[i].Pad == epoll.TagConn && evs[i].Events&epoll.Out != 0 {
+						if evs[i].Fd == traceFd.Load() && evs[i].Pad == TagConn && evs[i].Events&Out != 0 {
 							add(ioEvent{kind: "writable"})
 						}
 					}
@@ -615,7 +613,7 @@ func TestWriteEAGAINQueuesRest(t *testing.T) {
 func TestRingUnavailableFallsBack(t *testing.T) {
 	var logs seamLog
 	s, addr := seamServer(t, core.Config{Protocol: text.New(), Loops: 2, Handler: core.Handler{OnMessage: seamEchoHandler}}, &logs,
-		func(sys *epoll.Sys) {
+		func(sys *Sys) {
 			sys.NewRing = func(int) (*uring.Ring, error) { return nil, fmt.Errorf("uring: io_uring_setup: %w", unix.ENOSYS) }
 		})
 	const members = 24

@@ -1,6 +1,6 @@
 //go:build linux
 
-package connections
+package epoll
 
 import (
 	"fmt"
@@ -9,14 +9,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/goes-project/goes/connections/internal/epoll"
-
 	"github.com/goes-project/goes/connections/internal/core"
 )
 
-// platformEngines are the event-loop engines of this platform, in the
-// order EngineAuto prefers them.
-func platformEngines(s *core.Runtime) []core.Engine { return []core.Engine{newEpollEngine(s)} }
+// New returns the epoll engine of rt (EngineEpoll); connections' engine
+// table makes it on Linux.
+func New(s *core.Runtime) core.Engine { return newEpollEngine(s) }
 
 // epollEngine is core.EngineEpoll: core.Config.Loops event loops over epoll, each
 // accepting from every listener of the server, and the callback pool and
@@ -25,7 +23,7 @@ type epollEngine struct {
 	rt *core.Runtime
 	// sys is set before the first Serve and never changes afterwards:
 	// the loops read it without locks (tests replace calls in it first).
-	sys epoll.Sys
+	sys Sys
 
 	once   sync.Once
 	err    error          // startLoops' result
@@ -43,7 +41,7 @@ type epollEngine struct {
 
 var _ core.Engine = (*epollEngine)(nil)
 
-func newEpollEngine(s *core.Runtime) *epollEngine { return &epollEngine{rt: s, sys: epoll.Live()} }
+func newEpollEngine(s *core.Runtime) *epollEngine { return &epollEngine{rt: s, sys: Live()} }
 
 func (e *epollEngine) Name() string { return core.EngineEpoll }
 

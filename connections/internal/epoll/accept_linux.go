@@ -1,14 +1,12 @@
 //go:build linux
 
-package connections
+package epoll
 
 import (
 	"fmt"
 	"net"
 	"sync"
 	"time"
-
-	"github.com/goes-project/goes/connections/internal/epoll"
 
 	"golang.org/x/sys/unix"
 
@@ -89,7 +87,7 @@ func (l *loop) addListener(el *epListener) error {
 		return core.ErrServerClosed
 	}
 	l.lns[int32(el.fd)] = &loopListener{el: el}
-	if err := l.p.Add(int32(el.fd), epoll.In|epoll.Exclusive, epoll.TagListener); err != nil {
+	if err := l.p.Add(int32(el.fd), In|Exclusive, TagListener); err != nil {
 		delete(l.lns, int32(el.fd))
 		return fmt.Errorf("connections: epoll_ctl listener: %w", err)
 	}
@@ -198,7 +196,7 @@ func (l *loop) backOff(ll *loopListener, errno unix.Errno) {
 			}
 			l.tmu.Lock()
 			if cur := l.lns[int32(el.fd)]; cur == ll && !l.dead {
-				l.p.Add(int32(el.fd), epoll.In|epoll.Exclusive, epoll.TagListener)
+				l.p.Add(int32(el.fd), In|Exclusive, TagListener)
 			}
 			l.tmu.Unlock()
 		})
@@ -239,7 +237,7 @@ func (l *loop) pause(ll *loopListener) {
 			}
 			l.tmu.Lock()
 			if cur := l.lns[fd]; cur == ll && !l.dead {
-				l.p.Add(fd, epoll.In|epoll.Exclusive, epoll.TagListener)
+				l.p.Add(fd, In|Exclusive, TagListener)
 			}
 			l.tmu.Unlock()
 		})

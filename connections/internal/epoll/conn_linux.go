@@ -1,13 +1,11 @@
 //go:build linux
 
-package connections
+package epoll
 
 import (
 	"net"
 	"sync/atomic"
 	"unsafe"
-
-	"github.com/goes-project/goes/connections/internal/epoll"
 
 	"golang.org/x/sys/unix"
 
@@ -77,17 +75,17 @@ func newEpConn(s *core.Runtime) *epConn {
 
 // handle serves one epoll event of c.
 func (l *loop) handle(c *epConn, ev uint32) {
-	if ev&(epoll.Out|epoll.Err|epoll.Hup) != 0 && c.wbuf != nil {
+	if ev&(Out|Err|Hup) != 0 && c.wbuf != nil {
 		l.writable(c)
 	}
 	if c.eof {
 		// Input is over; only a broken socket is news.
-		if ev&(epoll.Err|epoll.Hup) != 0 {
+		if ev&(Err|Hup) != 0 {
 			c.Destroy()
 		}
 		return
 	}
-	if ev&(epoll.In|epoll.RdHup|epoll.Err|epoll.Hup) != 0 && c.fd >= 0 {
+	if ev&(In|RdHup|Err|Hup) != 0 && c.fd >= 0 {
 		l.readable(c)
 	}
 }
@@ -99,15 +97,15 @@ func (l *loop) rearm(c *epConn) {
 	}
 	var want uint16
 	if !c.ReadStopped() && !c.busy && !c.eof {
-		want = epoll.In | epoll.RdHup
+		want = In | RdHup
 	}
 	if c.wbuf != nil {
-		want |= epoll.Out
+		want |= Out
 	}
 	if want == c.ev {
 		return
 	}
-	if err := l.p.Mod(c.fd, uint32(want), epoll.TagConn); err != nil {
+	if err := l.p.Mod(c.fd, uint32(want), TagConn); err != nil {
 		c.Destroy()
 		return
 	}

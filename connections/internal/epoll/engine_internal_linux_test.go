@@ -1,6 +1,6 @@
 //go:build linux
 
-package connections
+package epoll
 
 import (
 	"bufio"
@@ -136,11 +136,12 @@ func TestEpConnWithTimersSize(t *testing.T) {
 	}
 }
 
-// newServer is a Server's runtime as the engine's tests need it: the
-// runtime for cfg with the standard engine and the epoll engine.
+// newServer is a connections.Server as the engine's tests need it (this
+// package cannot import connections): the runtime for cfg with the
+// standard engine and this one.
 func newServer(cfg core.Config) *core.Runtime {
 	rt := core.NewRuntime(cfg)
 	fb := std.New(rt)
-	rt.SetEngines(fb, []core.Engine{fb, newEpollEngine(rt)})
+	rt.SetEngines(fb, []core.Engine{fb, New(rt)})
 	return rt
 }

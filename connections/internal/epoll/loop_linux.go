@@ -1,12 +1,10 @@
 //go:build linux
 
-package connections
+package epoll
 
 import (
 	"sync"
 	"sync/atomic"
-
-	"github.com/goes-project/goes/connections/internal/epoll"
 
 	"golang.org/x/sys/unix"
 
@@ -35,9 +33,9 @@ const loopReadBuf = 64 << 10 // a loop's shared read buffer
 type loop struct {
 	e     *epollEngine
 	rt    *core.Runtime
-	sys   *epoll.Sys
+	sys   *Sys
 	pool  *core.TaskPool // the engine's, nil when callbacks run on the loop
-	p     epoll.Poller
+	p     Poller
 	rbuf  []byte
 	ctr   core.Counters
 	cb    core.CbMark  // the user callback running on the loop, for the watchdog
@@ -55,7 +53,7 @@ type loop struct {
 	// ring is the loop's io_uring send batch (without a ring: write(2)
 	// only); runQueue gathers the writes of a pass in it, with their
 	// connections and buffers in opConns and opBufs.
-	ring    epoll.SendBatch
+	ring    SendBatch
 	opConns []*epConn
 	opBufs  []*core.Buffer
 
@@ -116,15 +114,15 @@ func (l *loop) run() {
 		for i := 0; i < n; i++ {
 			ev := &l.p.Events[i]
 			switch ev.Pad {
-			case epoll.TagConn:
+			case TagConn:
 				if int(ev.Fd) < len(l.conns) {
 					if c := l.conns[ev.Fd]; c != nil {
 						l.handle(c, ev.Events)
 					}
 				}
-			case epoll.TagWake:
+			case TagWake:
 				l.p.Woken()
-			case epoll.TagListener:
+			case TagListener:
 				l.accept(ev.Fd)
 			}
 		}
@@ -283,12 +281,12 @@ func (l *loop) register(c *epConn) bool {
 	s.Open.Add(1)
 	s.Accepted.Add(1)
 	l.n++
-	if err := l.p.Add(c.fd, epoll.In|epoll.RdHup, epoll.TagConn); err != nil {
+	if err := l.p.Add(c.fd, In|RdHup, TagConn); err != nil {
 		s.Log.Warn().Err(err).Msg("epoll_ctl add failed, connection closed")
 		c.Destroy()
 		return true
 	}
-	c.ev = epoll.In | epoll.RdHup
+	c.ev = In | RdHup
 	return true
 }
 
