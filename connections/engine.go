@@ -57,10 +57,12 @@ func engineTable(s *Server) (std fallbackEngine, all []engine) {
 }
 
 // pickEngine returns the engine that serves ln, or nil if none can.
-// EngineAuto prefers the platform's event loops, except for TLS.
+// EngineAuto prefers the platform's event loops, except for a TLS
+// listener that is not a TLSListener (whose record layer only the
+// standard engine, through its Accept, can run).
 func (s *Server) pickEngine(ln net.Listener) engine {
 	if s.cfg.Engine == EngineAuto {
-		if s.cfg.Transport != "tls" {
+		if _, ok := ln.(TLSListener); ok || s.cfg.Transport != "tls" {
 			for _, e := range s.engines {
 				if e != engine(s.std) && e.usable(ln) {
 					return e

@@ -24,6 +24,7 @@ const acceptBatch = 4
 type epListener struct {
 	e    *epollEngine
 	ln   net.Listener
+	tls  *epTLSListener // a TLS listener's: its connections are TLS (epoll_tls_linux.go)
 	fd   int
 	tcp  bool
 	addr net.Addr
@@ -164,6 +165,9 @@ func (l *loop) accept(fd int32) {
 			b.accepted(s.open.Load())
 		}
 		c.startTimers()
+		if el.tls != nil {
+			l.tlsAccept(c)
+		}
 		s.log.Debug().Uint64("conn", c.id).Stringer("remote", c.Remote()).Msg("connection accepted")
 		if l.pool != nil {
 			l.schedule(c, pendConnect)

@@ -76,7 +76,7 @@ func (s *Server) newEpConn() *epConn {
 
 // handle serves one epoll event of c.
 func (l *loop) handle(c *epConn, ev uint32) {
-	if ev&(epoll.Out|epoll.Err|epoll.Hup) != 0 && c.wbuf != nil {
+	if ev&(epoll.Out|epoll.Err|epoll.Hup) != 0 && (c.wbuf != nil || c.ln.tls != nil) {
 		l.writable(c)
 	}
 	if c.eof {
@@ -102,6 +102,10 @@ func (l *loop) rearm(c *epConn) {
 	}
 	if c.wbuf != nil {
 		want |= epoll.Out
+	} else if c.ln.tls != nil {
+		if t := l.tlsState(c); t != nil && t.ctlWait {
+			want |= epoll.Out
+		}
 	}
 	if want == c.ev {
 		return
@@ -124,6 +128,12 @@ func (l *loop) rearm(c *epConn) {
 // they are. Its state lives on the epConn. Until it exists, EngineAuto
 // gives TLS listeners to the standard engine (pickEngine).
 func (l *loop) readable(c *epConn) {
+	if c.ln.tls != nil {
+		if t := l.tlsState(c); t != nil {
+			l.tlsRead(c, t) // epoll_tls_linux.go
+			return
+		}
+	}
 	if c.has(fSockClosed) {
 		return
 	}
@@ -292,12 +302,21 @@ func (l *loop) resume(c *epConn) {
 		}
 		l.consume(c, c.in.B)
 	}
+	if c.ln.tls != nil {
+		l.tlsResume(c)
+	}
 	l.rearm(c)
 }
 
 // flush writes what is queued, as one write per batch, until the kernel
 // takes no more.
 func (l *loop) flush(c *epConn) {
+	if c.ln.tls != nil {
+		if t := l.tlsState(c); t != nil {
+			l.tlsFlush(c, t)
+			return
+		}
+	}
 	if c.wbuf == nil && c.fd >= 0 {
 		for buf := c.takeOut(); buf != nil; {
 			buf = l.write(c, buf, 0)
@@ -314,6 +333,15 @@ func (l *loop) flush(c *epConn) {
 // io_uring batch see it, so that the write path itself stays bytes in,
 // bytes out.
 func (l *loop) writable(c *epConn) {
+	if c.ln.tls != nil {
+		if t := l.tlsState(c); t != nil {
+			l.tlsWritable(c, t)
+			return
+		}
+	}
+	if c.wbuf == nil {
+		return
+	}
 	for buf := l.write(c, c.wbuf, int(c.woff)); buf != nil; {
 		buf = l.write(c, buf, 0)
 	}
@@ -359,6 +387,10 @@ func (l *loop) wrote(c *epConn, buf *buffer, off, n int, errno unix.Errno) *buff
 // gather takes c's queued output for the pass's batch, as flush would
 // write it.
 func (l *loop) gather(c *epConn) {
+	if c.ln.tls != nil {
+		l.flush(c) // sealed first: not through the batch
+		return
+	}
 	var buf *buffer
 	if c.wbuf == nil && c.fd >= 0 {
 		buf = c.takeOut()
@@ -416,6 +448,9 @@ func (l *loop) finish(c *epConn) {
 		return
 	}
 	fd := c.fd
+	if c.ln.tls != nil {
+		l.tlsRelease(c)
+	}
 	l.tmu.Lock()
 	l.conns[fd] = nil
 	l.tmu.Unlock()
@@ -474,6 +509,9 @@ func (c *epConn) BatchKick() (core.KickQueue, bool) {
 func (c *epConn) FlushDeadline() { c.destroyAfterLocked(closeFlushTimeout) }
 
 func (c *epConn) LingerLocked() bool {
+	if c.ln.tls != nil {
+		c.l.tlsCloseNotify(c)
+	}
 	if c.l.sys.Shutdown(c.fd, unix.SHUT_WR) != nil {
 		return false
 	}
@@ -564,6 +602,9 @@ func (l *loop) taskDone(c *epConn) {
 		// ResumeRecv came while the task ran: deliver what it held back.
 		c.inHalted = false
 		l.schedule(c, pendInput)
+	}
+	if c.ln.tls != nil && !c.busy {
+		l.tlsResume(c)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/goes-project/goes/connections/internal/core"
 	"github.com/goes-project/goes/connections/internal/epoll"
+	"github.com/goes-project/goes/connections/internal/tlsrec"
 )
 
 // platformEngines are the event-loop engines of this platform, in the
@@ -35,6 +36,10 @@ type epollEngine struct {
 	// ringOnce logs once that io_uring is not available.
 	ringOnce sync.Once
 
+	// tlsPool runs the TLS handshakes of every loop (tlsPoolFor).
+	tlsOnce sync.Once
+	tlsPool *tlsrec.Pool
+
 	wd           *core.Watchdog // under s.mu; set once
 	watchStop    chan struct{}
 	watchStopped bool // under s.mu
@@ -46,8 +51,12 @@ func newEpollEngine(s *Server) *epollEngine { return &epollEngine{s: s, sys: epo
 
 func (e *epollEngine) name() string { return EngineEpoll }
 
-// usable reports whether the engine can serve ln: TCP and Unix listeners.
+// usable reports whether the engine can serve ln: TCP and Unix listeners,
+// and TLSListeners over them.
 func (e *epollEngine) usable(ln net.Listener) bool {
+	if tl, ok := ln.(TLSListener); ok {
+		ln, _ = tl.TLS()
+	}
 	switch ln.(type) {
 	case *net.TCPListener, *net.UnixListener:
 		return true
@@ -58,7 +67,17 @@ func (e *epollEngine) usable(ln net.Listener) bool {
 // serve serves ln on the engine's event loops.
 func (e *epollEngine) serve(ln net.Listener) error {
 	s := e.s
-	sc, ok := ln.(syscall.Conn)
+	raw := ln
+	var lt *epTLSListener
+	if tl, ok := ln.(TLSListener); ok {
+		var sv TLSServing
+		raw, sv = tl.TLS()
+		lt = &epTLSListener{sv: sv, timeout: sv.HandshakeTimeout, pool: e.tlsPoolFor(sv)}
+		if lt.timeout <= 0 {
+			lt.timeout = DefaultTLSHandshakeTimeout
+		}
+	}
+	sc, ok := raw.(syscall.Conn)
 	if !ok || !e.usable(ln) {
 		return fmt.Errorf("connections: %T: %w", ln, ErrEngineUnsupported)
 	}
@@ -66,8 +85,8 @@ func (e *epollEngine) serve(ln net.Listener) error {
 	if err != nil {
 		return fmt.Errorf("connections: listener fd: %w", err)
 	}
-	el := &epListener{e: e, ln: ln, fd: -1, addr: ln.Addr(), done: make(chan struct{}), errc: make(chan error, 1)}
-	_, el.tcp = ln.(*net.TCPListener)
+	el := &epListener{e: e, ln: ln, tls: lt, fd: -1, addr: ln.Addr(), done: make(chan struct{}), errc: make(chan error, 1)}
+	_, el.tcp = raw.(*net.TCPListener)
 	if err := rc.Control(func(fd uintptr) { el.fd = int(fd) }); err != nil {
 		return fmt.Errorf("connections: listener fd: %w", err)
 	}

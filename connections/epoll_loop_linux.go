@@ -20,6 +20,7 @@ const (
 	actClose                       // the socket was closed: release it, run OnClose
 	actTaskDone                    // a pool task of this connection ended
 	actShed                        // the input budget shed it: drop its input now
+	actHandshake                   // its TLS handshake ended (epoll_tls_linux.go)
 
 	actQueued uint32 = 1 << 31 // the connection is in its loop's queue
 )
@@ -39,6 +40,11 @@ type loop struct {
 	p     epoll.Poller
 	rbuf  []byte
 	ctr   counters
+	// TLS connections (epoll_tls_linux.go): their state, a buffer of
+	// plaintext and one of crypto/tls's own output, made by the first.
+	tlsConns map[*epConn]*epTLS
+	pbuf     []byte
+	cbuf     []byte
 	cb    core.CbMark  // the user callback running on the loop, for the watchdog
 	busy  atomic.Int64 // nanoseconds spent handling events (not waiting), for Stats.LoopBusy
 	n     int          // open connections
@@ -224,6 +230,9 @@ func (l *loop) runQueue() {
 			if acts&actClose != 0 {
 				l.finish(c)
 				continue
+			}
+			if acts&actHandshake != 0 {
+				l.tlsUp(c)
 			}
 			if acts&actShed != 0 && !c.busy {
 				l.dropInput(c) // a running task lets go of it itself: c is closing

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/internal/ticketkeys"
 )
 
@@ -91,6 +92,28 @@ func (t *tlsListener) setKeys(s ticketkeys.Set) {
 func (t *tlsListener) counts() TLSCounts {
 	return TLSCounts{OK: t.ok.Load(), Resumed: t.resumed.Load(), Failed: t.failed.Load()}
 }
+
+// TLS is connections.TLSListener's: an event-loop engine serves the
+// listener under TLS itself, with t's configuration, and tells each
+// handshake's result to handshakeDone. Accept serves the other engines.
+func (t *tlsListener) TLS() (net.Listener, connections.TLSServing) {
+	return t.Listener, connections.TLSServing{Config: t.conf, Done: t.handshakeDone}
+}
+
+// handshakeDone counts a handshake the engine ran.
+func (t *tlsListener) handshakeDone(st *tls.ConnectionState, err error, took time.Duration) {
+	if err != nil {
+		t.failed.Add(1)
+		t.log.Debug().Err(err).Msg("TLS handshake failed")
+		return
+	}
+	t.ok.Add(1)
+	if st != nil && st.DidResume {
+		t.resumed.Add(1)
+	}
+}
+
+var _ connections.TLSListener = (*tlsListener)(nil)
 
 func (t *tlsListener) Accept() (net.Conn, error) {
 	c, err := t.Listener.Accept()

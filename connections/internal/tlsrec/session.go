@@ -63,6 +63,9 @@ const (
 type Session struct {
 	tc *tls.Conn
 	t  transport
+	// drained: the last Read said ErrWouldBlock and no input came since
+	// (crypto/tls holds no plaintext that Read has not returned).
+	drained bool
 }
 
 // New makes a session that serves conf (not copied; crypto/tls reads it
@@ -237,6 +240,9 @@ func (s *Session) Open(b []byte) {
 	t := &s.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if len(b) > 0 {
+		s.drained = false
+	}
 	if len(t.in) > 0 {
 		t.in = append(t.in, b...)
 		t.owned = true
@@ -262,8 +268,12 @@ func (s *Session) Release() {
 }
 
 // Buffered reports whether Read may have plaintext without more input:
-// bytes kept by Release or Input, or crypto/tls's decrypted record.
+// bytes kept by Release or Input, or the rest of a record crypto/tls has
+// decrypted (Read stopped before ErrWouldBlock).
 func (s *Session) Buffered() bool {
+	if !s.drained {
+		return true
+	}
 	t := &s.t
 	t.mu.Lock()
 	n := len(t.in)
@@ -276,8 +286,9 @@ func (s *Session) Buffered() bool {
 // another error when the input is not valid TLS (crypto/tls has then
 // queued an alert: Pending). Output crypto/tls writes while reading (an
 // answer to KeyUpdate, an alert) waits in Pending.
-func (s *Session) Read(p []byte) (int, error) {
-	n, err := s.tc.Read(p)
+func (s *Session) Read(p []byte) (n int, err error) {
+	defer func() { s.drained = err == ErrWouldBlock }()
+	n, err = s.tc.Read(p)
 	if err != nil && n == 0 {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Temporary() && !ne.Timeout() {
