@@ -40,11 +40,6 @@ type loop struct {
 	p     epoll.Poller
 	rbuf  []byte
 	ctr   counters
-	// TLS connections (epoll_tls_linux.go): their state, a buffer of
-	// plaintext and one of crypto/tls's own output, made by the first.
-	tlsConns map[*epConn]*epTLS
-	pbuf     []byte
-	cbuf     []byte
 	cb    core.CbMark  // the user callback running on the loop, for the watchdog
 	busy  atomic.Int64 // nanoseconds spent handling events (not waiting), for Stats.LoopBusy
 	n     int          // open connections
@@ -69,6 +64,12 @@ type loop struct {
 	funcs []func()
 	spare []*epConn
 	qdead bool // under qmu: the loop is gone, its eventfd closed
+
+	// TLS connections (epoll_tls_linux.go): their state, a buffer of
+	// plaintext and one of crypto/tls's own output, made by the first.
+	tlsConns map[*epConn]*epTLS
+	pbuf     []byte
+	cbuf     []byte
 }
 
 func newLoop(e *epollEngine) (*loop, error) {
