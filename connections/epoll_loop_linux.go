@@ -20,7 +20,7 @@ const (
 	actClose                       // the socket was closed: release it, run OnClose
 	actTaskDone                    // a pool task of this connection ended
 	actShed                        // the input budget shed it: drop its input now
-	actHandshake                   // its TLS handshake ended (epoll_tls_linux.go)
+	actTLSUp                       // its TLS handshake ended (epoll_tls_linux.go)
 
 	actQueued uint32 = 1 << 31 // the connection is in its loop's queue
 )
@@ -232,7 +232,7 @@ func (l *loop) runQueue() {
 				l.finish(c)
 				continue
 			}
-			if acts&actHandshake != 0 {
+			if acts&actTLSUp != 0 {
 				l.tlsUp(c)
 			}
 			if acts&actShed != 0 && !c.busy {

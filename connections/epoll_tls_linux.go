@@ -48,7 +48,7 @@ type epTLS struct {
 	// ctlWait: output of crypto/tls's own (tlsWriteCtl) waits for
 	// EPOLLOUT.
 	ctlWait bool
-	hsErr   error       // the handshake's result; set before actHandshake is posted
+	hsErr   error       // the handshake's result; set before actTLSUp is posted
 	told    atomic.Bool // Done was called
 	timer   timer.Timer // the handshake timeout
 }
@@ -175,7 +175,7 @@ func (l *loop) tlsHello(c *epConn, t *epTLS, b []byte) {
 			}
 			t.tell(c, st, err)
 			t.hsErr = err
-			l.post(c, actHandshake)
+			l.post(c, actTLSUp)
 		}
 		if !lt.pool.Start(t.sess, t.start.Add(lt.timeout), wake, done) {
 			t.tell(c, nil, errHandshakesFull)
