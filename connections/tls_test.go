@@ -252,14 +252,25 @@ func TestTLSCloseNotify(t *testing.T) {
 			keep := tlsDial(t, ln.Addr().String(), nil)
 			kr := bufio.NewReader(keep)
 
-			c := tlsDial(t, ln.Addr().String(), nil)
+			// TLS 1.2, whose alerts show as records of type 21.
+			nc0, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc := &readRec{Conn: nc0}
+			c := tls.Client(rc, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12})
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
 			io.WriteString(c, "bye\n")
 			r := bufio.NewReader(c)
 			if l, err := r.ReadString('\n'); l != "bye\n" {
 				t.Fatalf("answer before close: %q, %v", l, err)
 			}
 			if _, err := r.ReadByte(); err != io.EOF {
-				t.Fatalf("after the server's Close: %v, want io.EOF (close_notify)", err)
+				t.Fatalf("after the server's Close: %v, want io.EOF", err)
+			}
+			if typ := lastRecordType(rc.got); typ != 21 {
+				t.Fatalf("the server's last record is of type %d, want 21 (its close_notify alert)", typ)
 			}
 
 			c2 := tlsDial(t, ln.Addr().String(), nil)
@@ -304,6 +315,32 @@ func TestTLSCloseNotify(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readRec keeps what is read.
+type readRec struct {
+	net.Conn
+	got []byte
+}
+
+func (c *readRec) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.got = append(c.got, b[:n]...)
+	return n, err
+}
+
+// lastRecordType is the type of the last TLS record in b (-1: none).
+func lastRecordType(b []byte) int {
+	typ := -1
+	for len(b) >= 5 {
+		typ = int(b[0])
+		n := 5 + (int(b[3])<<8 | int(b[4]))
+		if n > len(b) {
+			return -1
+		}
+		b = b[n:]
+	}
+	return typ
 }
 
 // holdConn keeps what is written once hold is set.
@@ -461,7 +498,7 @@ func recordHello(t testing.TB) []byte {
 	var hello []byte
 	buf := make([]byte, 8192)
 	b.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for len(hello) < 5 || len(hello) < 5+int(hello[3])<<8|int(hello[4]) {
+	for len(hello) < 5 || len(hello) < 5+(int(hello[3])<<8|int(hello[4])) {
 		n, err := b.Read(buf)
 		if err != nil {
 			t.Fatal(err)
