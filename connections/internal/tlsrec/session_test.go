@@ -283,7 +283,7 @@ func TestHelloTimeout(t *testing.T) {
 // wait gives the CPU slot back, so a second client handshakes meanwhile
 // on a pool of one slot.
 func TestHandshakeStallTimeout(t *testing.T) {
-	const timeout = 500 * time.Millisecond
+	const timeout = 3 * time.Second
 	pool := tlsrec.NewPool(1, 0)
 	s := newServer(t, pool, timeout)
 	nc, err := net.Dial("tcp", s.addr())
@@ -300,6 +300,9 @@ func TestHandshakeStallTimeout(t *testing.T) {
 	ok.Write([]byte("z"))
 	if _, err := io.ReadFull(ok, make([]byte, 1)); err != nil {
 		t.Fatal(err)
+	}
+	if d := time.Since(start); d >= timeout {
+		t.Fatalf("the second handshake took until the first one's timeout (%v): the waiting one held the slot", d)
 	}
 	// The stalled one is closed at the timeout and leaves the pool.
 	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
