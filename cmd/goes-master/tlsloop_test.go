@@ -1,0 +1,85 @@
+//go:build linux
+
+package main_test
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/goes-project/goes/internal/testkit"
+)
+
+// TestTLSOnEventLoop: a tls:// listener of goes-master runs its TLS
+// connections on the worker's event loop (issue 20): 300 idle TLS
+// connections do not grow the worker's goroutines (the standard engine
+// had one each) and the loop reports busy time.
+func TestTLSOnEventLoop(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := testkit.WriteCert(t, dir)
+	conf := filepath.Join(dir, "goes.json")
+	body := fmt.Sprintf(`{"listeners": [
+  {"name": "tls", "listen": "tls://127.0.0.1:0", "count": 1, "cert_file": %q, "key_file": %q}
+]}`, cert, key)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &setup{t: t, bin: bin, runDir: filepath.Join(dir, "run"), conf: conf}
+	st := s.start()
+	addr := listenAddrs(t, st)["tls"]
+	goroutines := func() int {
+		st, err := s.status()
+		if err != nil || len(st.Workers) != 1 {
+			t.Fatalf("status: %v, %d workers", err, len(st.Workers))
+		}
+		return st.Workers[0].Goroutines
+	}
+	before := goroutines()
+	const n = 300
+	conns := make([]*tls.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "x")
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			t.Fatalf("echo %d: %v", i, err)
+		}
+	}
+	testkit.Eventually(t, 10*time.Second, 20*time.Millisecond, "connections counted", func() error {
+		st, err := s.status()
+		if err != nil {
+			return err
+		}
+		if w := st.Workers[0]; w.Connections != n {
+			return fmt.Errorf("%d connections, want %d", w.Connections, n)
+		}
+		return nil
+	})
+	after := goroutines()
+	t.Logf("worker goroutines: %d before, %d with %d idle TLS connections", before, after, n)
+	if after-before > 20 {
+		t.Fatalf("%d goroutines with %d idle TLS connections, %d before: a goroutine per connection", after, n, before)
+	}
+	st2, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st2.Workers[0].LoopBusySeconds == 0 {
+		t.Fatal("the worker's event loop was never busy: TLS is not on the loop")
+	}
+	st2.Workers = append(st2.Workers, st.Workers...)
+	s.stopAndCheck(st2)
+}
