@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,4 +83,61 @@ func TestTLSOnEventLoop(t *testing.T) {
 	}
 	st2.Workers = append(st2.Workers, st.Workers...)
 	s.stopAndCheck(st2)
+}
+
+// TestTLSRequestAcrossReload: an https request that is half sent when a
+// reload begins is answered by the old worker, which drains with its TLS
+// connection on the event loop, once the rest arrives.
+func TestTLSRequestAcrossReload(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := testkit.WriteCert(t, dir)
+	conf := filepath.Join(dir, "goes.json")
+	body := fmt.Sprintf(`{"stop_timeout": "20s", "listeners": [
+  {"name": "https", "listen": "https://127.0.0.1:0", "count": 1, "handler": "hello", "cert_file": %q, "key_file": %q}
+]}`, cert, key)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &setup{t: t, bin: bin, runDir: filepath.Join(dir, "run"), conf: conf}
+	st := s.start()
+	addr := listenAddrs(t, st)["https"]
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	s.mustCLI("reload")
+	// The old worker holds the connection, draining.
+	testkit.Eventually(t, 10*time.Second, testkit.Poll, "the old worker draining", func() error {
+		cur, err := s.status()
+		if err != nil {
+			return err
+		}
+		for _, w := range append(cur.Workers, cur.Retiring...) {
+			if w.MasterPID == st.Master.PID && w.Connections == 1 {
+				return nil
+			}
+		}
+		return fmt.Errorf("no worker of the old master with our connection")
+	})
+	if _, err := io.WriteString(c, "Connection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("answer across the reload: %q, %v", resp, err)
+	}
+	if !strings.HasPrefix(string(resp), "HTTP/1.1 200") {
+		t.Fatalf("answer across the reload: %q", resp)
+	}
+	cur, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Workers = append(cur.Workers, st.Workers...)
+	s.stopAndCheck(cur)
 }
