@@ -175,6 +175,11 @@ type Load struct {
 	// session. Absent and 0 for other listeners.
 	TLSHandshakes map[string]uint64 `json:"tls_handshakes,omitempty"`
 	TLSResumed    uint64            `json:"tls_resumed,omitempty"`
+	// TLSHandshakeDuration is the time a TLS listener's completed
+	// handshakes took, from the accept (buckets
+	// TLSHandshakeDurationBuckets; nil for other listeners and for a
+	// listener whose handshakes the standard engine runs).
+	TLSHandshakeDuration *Histogram `json:"tls_handshake_duration,omitempty"`
 }
 
 // The results of Load.TLSHandshakes.

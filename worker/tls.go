@@ -11,6 +11,7 @@ import (
 
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/internal/ticketkeys"
+	"github.com/goes-project/goes/ipc"
 )
 
 // tlsSummaryEvery is how often a worker logs, at info, how many TLS
@@ -23,6 +24,40 @@ const tlsSummaryEvery = time.Minute
 // client, a timeout, a scanner).
 type TLSCounts struct {
 	OK, Resumed, Failed uint64
+	// Duration is the completed handshakes' durations, from the accept
+	// (the handshakes an event-loop engine ran: it tells their time).
+	Duration *ipc.Histogram
+}
+
+// handshakeDurations is a TLS listener's handshake duration histogram
+// (ipc.TLSHandshakeDurationBuckets), atomic counters as durations' are.
+type handshakeDurations struct {
+	counts [len(ipc.TLSHandshakeDurationBuckets) + 1]atomic.Uint64 // then +Inf
+	sum    atomic.Int64                                             // nanoseconds
+	any    atomic.Bool
+}
+
+func (h *handshakeDurations) observe(d time.Duration) {
+	i := 0
+	for i < len(ipc.TLSHandshakeDurationBuckets) && d.Seconds() > ipc.TLSHandshakeDurationBuckets[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.sum.Add(int64(d))
+	h.any.Store(true)
+}
+
+// histogram is a snapshot, nil before the first handshake timed.
+func (h *handshakeDurations) histogram() *ipc.Histogram {
+	if !h.any.Load() {
+		return nil
+	}
+	out := &ipc.Histogram{Counts: make([]uint64, len(h.counts))}
+	for i := range h.counts {
+		out.Counts[i] = h.counts[i].Load()
+	}
+	out.SumSeconds = time.Duration(h.sum.Load()).Seconds()
+	return out
 }
 
 // tlsListener serves TLS over a listener, counting handshakes: each
@@ -33,6 +68,7 @@ type tlsListener struct {
 	net.Listener
 	conf                *tls.Config
 	ok, resumed, failed atomic.Uint64
+	durations           handshakeDurations
 	log                 zerolog.Logger
 	stop                chan struct{}
 	stopOnce            sync.Once
@@ -90,7 +126,7 @@ func (t *tlsListener) setKeys(s ticketkeys.Set) {
 }
 
 func (t *tlsListener) counts() TLSCounts {
-	return TLSCounts{OK: t.ok.Load(), Resumed: t.resumed.Load(), Failed: t.failed.Load()}
+	return TLSCounts{OK: t.ok.Load(), Resumed: t.resumed.Load(), Failed: t.failed.Load(), Duration: t.durations.histogram()}
 }
 
 // TLS is connections.TLSListener's: an event-loop engine serves the
@@ -111,6 +147,7 @@ func (t *tlsListener) handshakeDone(st *tls.ConnectionState, err error, took tim
 	if st != nil && st.DidResume {
 		t.resumed.Add(1)
 	}
+	t.durations.observe(took)
 }
 
 var _ connections.TLSListener = (*tlsListener)(nil)

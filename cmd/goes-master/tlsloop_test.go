@@ -23,7 +23,7 @@ func TestTLSOnEventLoop(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := testkit.WriteCert(t, dir)
 	conf := filepath.Join(dir, "goes.json")
-	body := fmt.Sprintf(`{"listeners": [
+	body := fmt.Sprintf(`{"admin": "127.0.0.1:0", "listeners": [
   {"name": "tls", "listen": "tls://127.0.0.1:0", "count": 1, "cert_file": %q, "key_file": %q}
 ]}`, cert, key)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
@@ -81,6 +81,20 @@ func TestTLSOnEventLoop(t *testing.T) {
 	if st2.Workers[0].LoopBusySeconds == 0 {
 		t.Fatal("the worker's event loop was never busy: TLS is not on the loop")
 	}
+	// The handshakes: counted, and timed (goes_tls_handshake_duration_seconds).
+	testkit.Eventually(t, 10*time.Second, 20*time.Millisecond, "handshake metrics", func() error {
+		m := mustFetch(t, "http://"+st.Master.Admin+"/metrics")
+		if ok := listenerSum(m, "goes_tls_handshakes_total", "tls", `result="ok"`); ok != n {
+			return fmt.Errorf("goes_tls_handshakes_total ok %v, want %d", ok, n)
+		}
+		if count, _ := sumMetric(m, "goes_tls_handshake_duration_seconds_count"); count != n {
+			return fmt.Errorf("goes_tls_handshake_duration_seconds_count %v, want %d", count, n)
+		}
+		if inf := listenerSum(m, "goes_tls_handshake_duration_seconds_bucket", "tls", `le="+Inf"`); inf != n {
+			return fmt.Errorf("goes_tls_handshake_duration_seconds_bucket{le=\"+Inf\"} %v, want %d", inf, n)
+		}
+		return nil
+	})
 	st2.Workers = append(st2.Workers, st.Workers...)
 	s.stopAndCheck(st2)
 }
