@@ -33,7 +33,7 @@ type TLSCounts struct {
 // (ipc.TLSHandshakeDurationBuckets), atomic counters as durations' are.
 type handshakeDurations struct {
 	counts [len(ipc.TLSHandshakeDurationBuckets) + 1]atomic.Uint64 // then +Inf
-	sum    atomic.Int64                                             // nanoseconds
+	sum    atomic.Int64                                            // nanoseconds
 	any    atomic.Bool
 }
 
