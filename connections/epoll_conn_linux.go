@@ -119,14 +119,11 @@ func (l *loop) rearm(c *epConn) {
 
 // readable reads what c's socket holds and hands it on.
 //
-// Transport seam (TLS on the loop, not built): the bytes read here are
-// socket bytes, handed as they are to the protocol (consume, or a pool
-// task). A record layer goes between the two: after the read and before
-// the switch on n, it takes the socket bytes, answers the handshake by
-// queueing its own records (the write path below), and hands on only
-// the plaintext it decrypted, or nothing yet; EOF and errors pass as
-// they are. Its state lives on the epConn. Until it exists, EngineAuto
-// gives TLS listeners to the standard engine (pickEngine).
+// Transport seam: the bytes read here are socket bytes, handed as they
+// are to the protocol (consume, or a pool task). A TLS connection's go
+// through its record layer first (tlsRead, epoll_tls_linux.go), which
+// hands on the plaintext it decrypted the same way; its state is kept by
+// the loop (tlsConns), not on the epConn.
 func (l *loop) readable(c *epConn) {
 	if c.ln.tls != nil {
 		if t := l.tlsState(c); t != nil {
@@ -328,10 +325,10 @@ func (l *loop) flush(c *epConn) {
 // writable continues a partial write once the socket takes more.
 //
 // Transport seam, the sending half (see readable): what the send queue
-// holds is the protocol's encoded output; a record layer seals it into
-// records as flush takes it (takeOut), before write, gather or the
-// io_uring batch see it, so that the write path itself stays bytes in,
-// bytes out.
+// holds is the protocol's encoded output; a TLS connection's is sealed
+// into records as flush takes it (takeOut), before write sees it
+// (tlsFlush, tlsWritable; not through gather's io_uring batch), so that
+// the write path itself stays bytes in, bytes out.
 func (l *loop) writable(c *epConn) {
 	if c.ln.tls != nil {
 		if t := l.tlsState(c); t != nil {
