@@ -137,6 +137,14 @@ type ClusterConfig struct {
 // on reports whether c turns the cluster on.
 func (c *ClusterConfig) on() bool { return c != nil && (c.Enabled || c.NATSURL != "") }
 
+// natsURL is c's NATSURL ("" without a cluster section).
+func (c *ClusterConfig) natsURL() string {
+	if c == nil {
+		return ""
+	}
+	return c.NATSURL
+}
+
 func (c *ClusterConfig) prefix() string {
 	if c == nil || c.Prefix == "" {
 		return cluster.DefaultPrefix

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -40,13 +39,11 @@ type Runner struct {
 	// Stdout and Stderr receive the CLI's output (default os.Stdout,
 	// os.Stderr).
 	Stdout, Stderr io.Writer
-
-	served bool // this process ran a master that served (OnReady)
 }
 
 // ErrAlreadyRunning is returned by start when a master already serves
 // from the run directory.
-var ErrAlreadyRunning = errors.New("goes: already running")
+var ErrAlreadyRunning = ctl.ErrAlreadyRunning
 
 // ErrNotRunning is returned by the verbs that need a running master.
 var ErrNotRunning = ctl.ErrNotRunning
@@ -222,14 +219,6 @@ func (g *Goer) apply(lc ListenerConfig) error {
 		g.AccessLog = lc.AccessLog
 	}
 	return nil
-}
-
-// defaultRunDir is $XDG_RUNTIME_DIR/goes/NAME or /tmp/goes-UID/NAME.
-func defaultRunDir(name string) string {
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
-		return filepath.Join(d, "goes", name)
-	}
-	return filepath.Join(os.TempDir(), "goes-"+strconv.Itoa(os.Geteuid()), name)
 }
 
 // network is the socket family a transport listens on.

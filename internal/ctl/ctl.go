@@ -1,10 +1,13 @@
 //go:build unix
 
-// Package ctl holds the command-line verbs that talk to a running master
-// over its control socket and need no Goer: stop, reload (once the root
-// has checked a new config), status and connections, and the printing of
-// their answers. The root package (cli.go) parses the flags, resolves
-// the run directory and calls these.
+// Package ctl is the command line of a goes program: the verb table and
+// its flags (app_unix.go, Program), the master's start-up for start
+// (master_unix.go), the check verb (check_unix.go), and the verbs that
+// talk to a running master over its control socket (this file: stop,
+// reload's request, status, connections, and the printing of their
+// answers). It needs no Goer: the root package's Runner gives it the
+// config (Program.Load) and what the master of a config serves
+// (Program.Plan, the Goers built and checked).
 package ctl
 
 import (

@@ -20,8 +20,8 @@ import (
 
 	"github.com/goes-project/goes/cluster"
 	"github.com/goes-project/goes/connections"
+	"github.com/goes-project/goes/internal/procenv"
 	"github.com/goes-project/goes/ipc"
-	"github.com/goes-project/goes/master"
 )
 
 // Cluster is the master's side of the cluster: the NATS URL the
@@ -39,10 +39,12 @@ type Cluster struct {
 const routeWait = 5 * time.Second
 
 // StartCluster starts the master's side of the cluster: it joins
-// natsURL, or, when that is empty, starts the embedded server. After an upgrade the embedded server routes to
-// the previous master's, so that the old workers, still draining, and the
+// natsURL, or, when that is empty, starts the embedded server. After an
+// upgrade (prevRoute: the previous master's route URL, from its
+// master.Upgrader; "" otherwise) the embedded server routes to the
+// previous master's, so that the old workers, still draining, and the
 // new ones reach each other.
-func StartCluster(natsURL, prefix string, log zerolog.Logger, upg *master.Upgrader) (*Cluster, error) {
+func StartCluster(natsURL, prefix, prevRoute string, log zerolog.Logger) (*Cluster, error) {
 	mc := &Cluster{prefix: prefix, log: log}
 	if err := cluster.CheckPrefix(mc.prefix); err != nil {
 		return nil, fmt.Errorf("goes: cluster: %w", err)
@@ -58,8 +60,8 @@ func StartCluster(natsURL, prefix string, log zerolog.Logger, upg *master.Upgrad
 	// environment), so that other local users cannot publish to the
 	// connections.
 	co := &cluster.ClusterOptions{Username: "goes", Password: secret()}
-	if prev := upg.Inherited().ClusterRoute; prev != "" && upg.HasParent() {
-		co.Routes = []string{prev}
+	if prevRoute != "" {
+		co.Routes = []string{prevRoute}
 	}
 	mc.srv = cluster.NewServer(cluster.ServerOptions{Cluster: co, Token: secret(), Logger: log})
 	url, err := mc.srv.Start()
@@ -134,7 +136,7 @@ const maxRouteTries = 3
 // WorkerEnv.ClusterURL) as name, and returns its Node and the route its
 // connection ids carry: the master's, unless another Node of the
 // cluster already answers for it; then a random one.
-func StartNode(url, prefix, name string, id master.Identity, log zerolog.Logger) (*cluster.Node, uint32, error) {
+func StartNode(url, prefix, name string, id procenv.Identity, log zerolog.Logger) (*cluster.Node, uint32, error) {
 	if url == "" {
 		return nil, 0, errors.New("goes: cluster on, but the master passed no NATS URL")
 	}
