@@ -48,9 +48,11 @@ type epTLS struct {
 	// ctlWait: output of crypto/tls's own (tlsWriteCtl) waits for
 	// EPOLLOUT.
 	ctlWait bool
+	// partial: the client has sent part of a record, timer bounds it.
+	partial bool
 	hsErr   error       // the handshake's result; set before actTLSUp is posted
 	told    atomic.Bool // Done was called
-	timer   timer.Timer // the handshake timeout
+	timer   timer.Timer // the handshake timeout, then a partial record's
 }
 
 // tlsPoolFor returns the engine's handshake pool, made by the first TLS
@@ -253,6 +255,7 @@ func (l *loop) tlsPump(c *epConn, t *epTLS) {
 		switch {
 		case err == nil:
 		case errors.Is(err, tlsrec.ErrWouldBlock):
+			l.tlsPartial(c, t)
 			if t.sess.HasPending() && c.wbuf == nil {
 				l.tlsWriteCtl(c, t) // a KeyUpdate's answer
 				l.rearm(c)
@@ -270,6 +273,30 @@ func (l *loop) tlsPump(c *epConn, t *epTLS) {
 			c.Destroy()
 			return
 		}
+	}
+}
+
+// tlsPartial bounds a record the client has sent part of: its plaintext
+// is not the protocol's yet, so the protocol's rules (BodyTimeout and
+// BodyMinRate on a partial packet) do not see it, and crypto/tls holds up
+// to 17 KiB for it. A record still partial BodyTimeout after its first
+// bytes closes the connection (counted as body_timeout); off with
+// BodyTimeout.
+func (l *loop) tlsPartial(c *epConn, t *epTLS) {
+	mid := t.sess.MidRecord()
+	switch d := l.s.cfg.BodyTimeout; {
+	case mid == t.partial || d <= 0:
+	case mid:
+		t.partial = true
+		l.s.wheel.Schedule(&t.timer, d, func() {
+			if !c.has(fSockClosed) {
+				l.s.noteCut(cutBody)
+				c.Destroy()
+			}
+		})
+	default:
+		t.partial = false
+		t.timer.Stop()
 	}
 }
 

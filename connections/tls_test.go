@@ -547,3 +547,48 @@ func TestTLSDrain(t *testing.T) {
 		})
 	}
 }
+
+// TestTLSPartialRecord: a record sent in part and no more closes its
+// connection at BodyTimeout (body_timeout), while a connection idle
+// between records stays open.
+func TestTLSPartialRecord(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	ln := newTLSLn(t, 0)
+	cfg := rawEchoCfg(testkit.Engine{})
+	cfg.BodyTimeout = timeout
+	s := serveTLSLn(t, ln, cfg)
+	idle := tlsDial(t, ln.Addr().String(), nil)
+	io.WriteString(idle, "x")
+	if _, err := io.ReadFull(idle, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := tls.Client(&holdConn{Conn: nc}, &tls.Config{InsecureSkipVerify: true})
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	hc := c.NetConn().(*holdConn)
+	hc.hold = true
+	c.Write(bytes.Repeat([]byte("p"), 4000))
+	start := time.Now()
+	nc.Write(hc.held[:len(hc.held)/2])
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, nc); err != nil && !testkit.IsReset(err) {
+		t.Fatalf("a half-sent record: %v (not closed)", err)
+	}
+	if d := time.Since(start); d < timeout {
+		t.Fatalf("closed after %v, before BodyTimeout %v", d, timeout)
+	}
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "counted", func() bool {
+		return s.Stats().Closed[connections.ClosedBodyTimeout] == 1
+	})
+	io.WriteString(idle, "y")
+	if _, err := io.ReadFull(idle, make([]byte, 1)); err != nil {
+		t.Fatalf("the connection idle between records: %v", err)
+	}
+}

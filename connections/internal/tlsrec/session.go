@@ -325,6 +325,15 @@ func (s *Session) Seal(dst, p []byte) ([]byte, error) {
 	return dst, err
 }
 
+// MidRecord reports whether the input handed to crypto/tls ends inside
+// a record: the client has sent part of one (crypto/tls holds it).
+func (s *Session) MidRecord() bool {
+	t := &s.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.left > 0 || t.hdrN > 0
+}
+
 // Pending appends to dst what crypto/tls wrote by itself (a handshake
 // flight, an alert, a KeyUpdate answer, close_notify) and forgets it.
 func (s *Session) Pending(dst []byte) []byte {
