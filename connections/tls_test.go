@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	stdhttp "net/http"
 	"runtime"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/internal/testkit"
+	"github.com/goes-project/goes/protocols/http"
 	"github.com/goes-project/goes/protocols/text"
 )
 
@@ -590,5 +592,39 @@ func TestTLSPartialRecord(t *testing.T) {
 	io.WriteString(idle, "y")
 	if _, err := io.ReadFull(idle, make([]byte, 1)); err != nil {
 		t.Fatalf("the connection idle between records: %v", err)
+	}
+}
+
+// TestTLSPipelinedHTTPS: 200 HTTP requests pipelined over one TLS
+// connection, on the HTTP protocol, are answered in order.
+func TestTLSPipelinedHTTPS(t *testing.T) {
+	for _, e := range tlsEngines() {
+		t.Run("engine="+engineName(e), func(t *testing.T) {
+			ln := newTLSLn(t, 0)
+			serveTLSLn(t, ln, connections.Config{Engine: e.Name, CallbackGoroutines: e.Pool, Protocol: http.New(), Handler: connections.Handler{
+				OnMessage: func(c connections.Connection, _ []byte) {
+					c.Send("path "+http.RequestOf(c).Path(), false)
+				},
+			}})
+			c := tlsDial(t, ln.Addr().String(), nil)
+			const n = 200
+			var reqs bytes.Buffer
+			for i := 0; i < n; i++ {
+				fmt.Fprintf(&reqs, "GET /%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+			}
+			go c.Write(reqs.Bytes())
+			r := bufio.NewReader(c)
+			for i := 0; i < n; i++ {
+				resp, err := stdhttp.ReadResponse(r, nil)
+				if err != nil {
+					t.Fatalf("response %d: %v", i, err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if want := fmt.Sprintf("path /%d", i); string(body) != want {
+					t.Fatalf("response %d: %q, want %q", i, body, want)
+				}
+			}
+		})
 	}
 }
