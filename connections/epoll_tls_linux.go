@@ -401,6 +401,9 @@ func (l *loop) tlsRelease(c *epConn) {
 		return
 	}
 	delete(l.tlsConns, c)
+	if len(l.tlsConns) == 0 {
+		l.tlsConns = nil // a map never shrinks: after a flood, let it go
+	}
 	t.timer.Stop()
 	if !t.up {
 		t.tell(c, nil, errClosedEarly)
