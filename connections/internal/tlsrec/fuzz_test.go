@@ -34,13 +34,14 @@ func FuzzSession(f *testing.F) {
 			}
 			pool := tlsrec.NewPool(1, 1)
 			done := make(chan error, 1)
-			if !pool.Start(s, time.Now().Add(2*time.Second), func() {}, func(err error) { done <- err }) {
+			// No more input comes: the handshake fails, or answers and
+			// waits for the client (wake), and Close ends the wait.
+			if !pool.Start(s, time.Now().Add(2*time.Second), s.Close, func(err error) { done <- err }) {
 				t.Fatal("an empty pool refused")
 			}
-			// No more input comes: the handshake fails or waits; Close
-			// ends the wait.
-			time.AfterFunc(20*time.Millisecond, s.Close)
+			stop := time.AfterFunc(time.Second, s.Close)
 			<-done
+			stop.Stop()
 			return
 		}
 		s := establish(t, conf)
