@@ -271,6 +271,40 @@ type Carried struct {
 	Name string `json:"name"`
 	ID   int    `json:"id"`
 	Load
+	// Counts, of a previous generation's id, are the counts its masters
+	// kept of the id's processes.
+	Counts SlotCounts `json:"counts,omitzero"`
+}
+
+// SlotCounts are the counts a master keeps of a worker id's processes
+// (Worker.ExitCount, Ops.Unresponsive, Ops.WatchdogKills, Ops.Recycles),
+// which the next generation's master carries on with.
+type SlotCounts struct {
+	Exits         int `json:"exits,omitempty"`
+	Unresponsive  int `json:"unresponsive,omitempty"`
+	WatchdogKills int `json:"watchdog_kills,omitempty"`
+	Recycles      int `json:"recycles,omitempty"`
+}
+
+// Add adds o to c.
+func (c *SlotCounts) Add(o SlotCounts) {
+	c.Exits += o.Exits
+	c.Unresponsive += o.Unresponsive
+	c.WatchdogKills += o.WatchdogKills
+	c.Recycles += o.Recycles
+}
+
+// Counts are w's slot counts.
+func (w *Worker) Counts() SlotCounts {
+	return SlotCounts{Exits: w.ExitCount, Unresponsive: w.Unresponsive, WatchdogKills: w.WatchdogKills, Recycles: w.Recycles}
+}
+
+// AddCounts adds c to w's slot counts.
+func (w *Worker) AddCounts(c SlotCounts) {
+	w.ExitCount += c.Exits
+	w.Unresponsive += c.Unresponsive
+	w.WatchdogKills += c.WatchdogKills
+	w.Recycles += c.Recycles
 }
 
 // MasterStatus describes the master.
@@ -305,8 +339,8 @@ type MasterStatus struct {
 
 // MasterOps are the master's watchdog, recycling and reload figures (at
 // the top level of MasterStatus in JSON). The counters count since this
-// master started, but Reloads, which a master hands on to the one a
-// reload starts.
+// master started, and go on from the previous generation's master's once
+// it has exited (Reloads: handed on by the reload itself).
 type MasterOps struct {
 	// Unresponsive is the number of this master's worker processes
 	// unresponsive now; UnresponsiveTotal counts the times one was found
@@ -338,8 +372,14 @@ type WatchdogSettings struct {
 
 // Worker is one worker process in a Status.
 type Worker struct {
-	ID         int `json:"id"`
-	MasterPID  int `json:"master_pid"`
+	ID        int `json:"id"`
+	MasterPID int `json:"master_pid"`
+	// AdoptedBy, for an orphan of a dead master among a Status's
+	// Retiring, is the pid of the master that adopted it: the metrics of
+	// that master's worker id of the same listener name and ID include
+	// the orphan's figures while it drains, and its counters once it has
+	// exited.
+	AdoptedBy  int `json:"adopted_by,omitempty"`
 	Index      int `json:"index"`
 	Generation int `json:"generation"`
 	PID        int `json:"pid"`

@@ -255,7 +255,15 @@ func (m *master) onRequest(msg ipc.Message, c net.Conn) {
 			defer m.answering.Done()
 			st := m.gatherStatus(snap, others)
 			if req.Totals {
-				st.Previous, st.PreviousDraining = m.previousTotals(parent)
+				var (
+					pm  ipc.MasterStatus
+					err error
+				)
+				if st.Previous, st.PreviousDraining, pm, err = m.previousTotals(parent); err != nil {
+					fail(err)
+					return
+				}
+				addMasterCounters(&st.Master, pm)
 			}
 			ok(st)
 			c.Close()
@@ -465,6 +473,7 @@ func (m *master) snapshot() snapshot {
 		snap.master.Cluster = m.o.Cluster()
 	}
 	m.fillFigures(&snap.master)
+	addMasterCounters(&snap.master, m.inheritedMaster)
 	for p := range m.procs {
 		if p.unresponsive {
 			snap.master.Unresponsive++
@@ -510,7 +519,7 @@ func (m *master) snapshot() snapshot {
 		snap.carried = append(snap.carried, c)
 	}
 	for _, in := range m.inherited {
-		c := ipc.Carried{Name: in.Name, ID: in.ID}
+		c := ipc.Carried{Name: in.Name, ID: in.ID, Counts: in.Counts}
 		addCounters(&c.Load, in.Load)
 		snap.carried = append(snap.carried, c)
 	}

@@ -107,7 +107,10 @@ type master struct {
 	// name and id (run loop): prev's last figures, taken over when the
 	// previous master exits.
 	inherited []ipc.Carried
-	prev      previous
+	// inheritedMaster holds the counters of the previous generations'
+	// masters (addMasterCounters), as inherited.
+	inheritedMaster ipc.MasterStatus
+	prev            previous
 
 	// Operations: watchdog, recycling, reload results.
 	ops           ipc.MasterOps  // counters (Unresponsive is counted in snapshot)
@@ -410,7 +413,9 @@ func (m *master) handle(e event) {
 		e.reply <- m.progress(e)
 	case evParentExited:
 		m.parentGone = true
-		m.inherited = append(m.inherited, m.prev.take()...)
+		last, master := m.prev.take()
+		m.inherited = append(m.inherited, last...)
+		addMasterCounters(&m.inheritedMaster, master)
 		m.figs.previousGone = time.Now()
 		if e.err != nil {
 			m.log.Warn().Err(e.err).Msg("previous master misbehaved while exiting")
@@ -426,6 +431,8 @@ func (m *master) handle(e event) {
 		m.onRecycle(e.p, e.req)
 	case evOrphanGone:
 		m.onOrphanGone(e)
+	case evOrphanFinal:
+		m.onOrphanFinal(e)
 	case evStray:
 		m.onStray(e)
 	case evKillProc:

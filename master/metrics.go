@@ -4,7 +4,9 @@ package master
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"runtime"
 	"strconv"
@@ -239,9 +241,19 @@ func emit(ch chan<- prometheus.Metric, figs []compiled, v reflect.Value, labels 
 		if !ok || (f.nonZero && x == 0) {
 			continue
 		}
+		if f.typ == counter {
+			x = roundNano(x)
+		}
 		ch <- prometheus.MustNewConstMetric(f.desc, f.typ, x, ls...)
 	}
 }
+
+// roundNano rounds a counter of seconds to the nanosecond. Its sum over
+// the processes of an id is made in another order when one exits (its
+// figures move to the carried ones), and floating-point addition may
+// then differ in the last bit: 0.133180842 after 0.13318084200000002
+// would read as a counter reset.
+func roundNano(x float64) float64 { return math.Round(x*1e9) / 1e9 }
 
 var timeType = reflect.TypeFor[time.Time]()
 
@@ -306,7 +318,7 @@ func newCollector(status func(context.Context) (ipc.Status, error)) (*collector,
 	c.up = prometheus.NewDesc("goes_worker_up", "1 for a worker id whose process answers its master; 0 for one without a process, starting, or unresponsive (its last figures are shown, goes_worker_silent_seconds says how long it has been silent).", workerLabels, nil)
 	c.duration = prometheus.NewDesc("goes_request_duration_seconds", "Time the OnMessage callback took for a message (an HTTP request, a WebSocket frame, a line of text, ...), from its start to its return; in a callback pool, the wait for a pool goroutine is not included.", workerLabels, nil)
 	c.tlsDuration = prometheus.NewDesc("goes_tls_handshake_duration_seconds", "Time a TLS listener's completed handshakes took, from the accept to the handshake's end (handshakes an event-loop engine ran).", workerLabels, nil)
-	c.retiring = prometheus.NewDesc("goes_master_retiring_workers", "Worker processes replaced by a recycle that still drain.", nil, nil)
+	c.retiring = prometheus.NewDesc("goes_master_retiring_workers", "Worker processes replaced by a recycle, and orphans of a dead master this one adopted, that still drain.", nil, nil)
 	return c, nil
 }
 
@@ -347,18 +359,23 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, w := range st.Workers {
 		states[w.State]++
 		id := strconv.Itoa(w.ID)
+		w.AddCounts(carriedCounts(w, st))
 		v := reflect.ValueOf(w)
 		emit(ch, c.slots, v, w.Name, id)
 		if hasFigures(w) {
-			w.Load = slotLoad(w, st)
+			l := slotLoad(w, st)
+			if w.Cluster == nil {
+				l.Cluster = nil // no cluster now: none of its samples
+			}
+			w.Load = l
 			emit(ch, c.workers, reflect.ValueOf(w), w.Name, id)
 			if h := w.RequestDuration; h != nil {
 				count, buckets := cumulative(h, ipc.RequestDurationBuckets[:])
-				ch <- prometheus.MustNewConstHistogram(c.duration, count, h.SumSeconds, buckets, w.Name, id)
+				ch <- prometheus.MustNewConstHistogram(c.duration, count, roundNano(h.SumSeconds), buckets, w.Name, id)
 			}
 			if h := w.TLSHandshakeDuration; h != nil {
 				count, buckets := cumulative(h, ipc.TLSHandshakeDurationBuckets[:])
-				ch <- prometheus.MustNewConstHistogram(c.tlsDuration, count, h.SumSeconds, buckets, w.Name, id)
+				ch <- prometheus.MustNewConstHistogram(c.tlsDuration, count, roundNano(h.SumSeconds), buckets, w.Name, id)
 			}
 		}
 		ch <- prometheus.MustNewConstMetric(c.up, gauge, boolValue(isUp(w)), w.Name, id)
@@ -390,24 +407,31 @@ func boolValue(b bool) float64 {
 
 // loadCounters are the top-level fields of ipc.Load that workerFigures
 // export as counters: the figures a worker id carries from one process to
-// the next (addCounters). The cluster's counters (a pointer) are not
-// carried.
-var loadCounters = func() [][]int {
-	t := reflect.TypeFor[ipc.Load]()
+// the next (addCounters); clusterCounters those of its cluster node
+// (ipc.NodeStats, the "Cluster." rows).
+var loadCounters, clusterCounters = counterIndexes(reflect.TypeFor[ipc.Load](), ""),
+	counterIndexes(reflect.TypeFor[ipc.NodeStats](), "Cluster.")
+
+// counterIndexes are the indexes in t of the fields that workerFigures
+// export as counters under prefix ("": the top-level fields).
+func counterIndexes(t reflect.Type, prefix string) [][]int {
 	var out [][]int
 	for _, f := range workerFigures() {
-		if f.typ != counter || strings.Contains(f.field, ".") {
+		name, ok := strings.CutPrefix(f.field, prefix)
+		if f.typ != counter || !ok || strings.Contains(name, ".") {
 			continue
 		}
-		if sf, ok := t.FieldByName(f.field); ok {
+		if sf, ok := t.FieldByName(name); ok {
 			out = append(out, sf.Index)
 		}
 	}
 	return out
-}()
+}
 
 // addCounters adds the counters of src to dst (maps key by key, into a
-// map of dst's own).
+// map of dst's own). src's cluster counters go to a cluster part of
+// dst's own, which keeps dst's other figures (a copy of src's when dst
+// has none).
 func addCounters(dst *ipc.Load, src ipc.Load) {
 	if src.RequestDuration != nil {
 		h := &ipc.Histogram{}
@@ -421,8 +445,20 @@ func addCounters(dst *ipc.Load, src ipc.Load) {
 		h.Add(src.TLSHandshakeDuration)
 		dst.TLSHandshakeDuration = h
 	}
-	d, s := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src)
-	for _, index := range loadCounters {
+	if src.Cluster != nil {
+		c := *src.Cluster
+		if dst.Cluster != nil {
+			c = *dst.Cluster
+			sumFields(reflect.ValueOf(&c).Elem(), reflect.ValueOf(*src.Cluster), clusterCounters)
+		}
+		dst.Cluster = &c // a new one: dst's may be shared
+	}
+	sumFields(reflect.ValueOf(dst).Elem(), reflect.ValueOf(src), loadCounters)
+}
+
+// sumFields adds the fields of from at indexes to those of to.
+func sumFields(d, s reflect.Value, indexes [][]int) {
+	for _, index := range indexes {
 		to, from := d.FieldByIndex(index), s.FieldByIndex(index)
 		switch to.Kind() {
 		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
@@ -442,7 +478,7 @@ func addCounters(dst *ipc.Load, src ipc.Load) {
 					k := iter.Key()
 					sum := iter.Value()
 					if have := m.MapIndex(k); have.IsValid() {
-						sum = reflect.ValueOf(have.Uint() + sum.Uint()).Convert(to.Type().Elem())
+						sum = addNumbers(have, sum)
 					}
 					m.SetMapIndex(k, sum)
 				}
@@ -452,14 +488,56 @@ func addCounters(dst *ipc.Load, src ipc.Load) {
 	}
 }
 
+// addNumbers is a+b, of a's type (an integer).
+func addNumbers(a, b reflect.Value) reflect.Value {
+	sum := reflect.New(a.Type()).Elem()
+	switch a.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		sum.SetInt(a.Int() + b.Int())
+	default:
+		sum.SetUint(a.Uint() + b.Uint())
+	}
+	return sum
+}
+
+// masterCounters are the fields of ipc.MasterStatus that masterFigures
+// export as counters and that a master carries on from the previous
+// generation's (addMasterCounters), and the total of its exits. Reloads
+// are carried by the reload itself (procenv.ReloadCounts).
+var masterCounters = func() [][]int {
+	t := reflect.TypeFor[ipc.MasterStatus]()
+	out := [][]int{}
+	for _, name := range []string{"ExitCount"} {
+		sf, _ := t.FieldByName(name)
+		out = append(out, sf.Index)
+	}
+	for _, f := range masterFigures() {
+		if f.typ != counter || f.field == "Reloads" || strings.Contains(f.field, ".") {
+			continue
+		}
+		if sf, ok := t.FieldByName(f.field); ok {
+			out = append(out, sf.Index)
+		}
+	}
+	return out
+}()
+
+// addMasterCounters adds the counters of src, a previous generation's
+// master, to dst (maps into maps of dst's own).
+func addMasterCounters(dst *ipc.MasterStatus, src ipc.MasterStatus) {
+	sumFields(reflect.ValueOf(dst).Elem(), reflect.ValueOf(src), masterCounters)
+}
+
 // slotLoad is the figures of w (an id of the master st describes) as its
 // metrics show them: its process's, with the counters of the id's exited
 // processes (st.Carried) and its retiring processes (their counters and
-// connections) added, so that recycling and restarts keep them growing.
+// connections) added, so that recycling and restarts keep them growing;
+// the orphans the master adopted (Worker.AdoptedBy) count with the id of
+// their listener name and ID, as retiring processes.
 func slotLoad(w ipc.Worker, st ipc.Status) ipc.Load {
 	l := w.Load
-	l.Closed, l.RequestDuration, l.TLSHandshakeDuration = nil, nil, nil
-	addCounters(&l, ipc.Load{Closed: w.Closed, RequestDuration: w.RequestDuration, TLSHandshakeDuration: w.TLSHandshakeDuration})
+	l.Closed, l.RequestDuration, l.TLSHandshakeDuration, l.Cluster = nil, nil, nil, nil
+	addCounters(&l, ipc.Load{Closed: w.Closed, RequestDuration: w.RequestDuration, TLSHandshakeDuration: w.TLSHandshakeDuration, Cluster: w.Cluster})
 	if w.MasterPID != st.Master.PID {
 		return l
 	}
@@ -476,13 +554,35 @@ func slotLoad(w ipc.Worker, st ipc.Status) ipc.Load {
 		}
 	}
 	for _, r := range st.Retiring {
-		if r.ID == w.ID && r.MasterPID == w.MasterPID && r.PID != w.PID {
+		own := r.MasterPID == w.MasterPID && r.PID != w.PID
+		adopted := r.AdoptedBy == w.MasterPID && r.Name == w.Name
+		if r.ID == w.ID && (own || adopted) {
 			addCounters(&l, r.Load)
 			l.Connections += r.Connections
 			l.InputHeld += r.InputHeld
 		}
 	}
 	return l
+}
+
+// carriedCounts are the slot counts the previous generations kept of w's
+// listener name and id (w an id of the master st describes): those
+// carried (st.Carried), and the previous generation's while it drains
+// (st.Previous). Counts of a master's own processes are on its Worker
+// entries.
+func carriedCounts(w ipc.Worker, st ipc.Status) ipc.SlotCounts {
+	var n ipc.SlotCounts
+	if w.MasterPID != st.Master.PID {
+		return n
+	}
+	for _, cs := range [][]ipc.Carried{st.Carried, st.Previous} {
+		for _, c := range cs {
+			if c.ID == w.ID && c.Name == w.Name {
+				n.Add(c.Counts)
+			}
+		}
+	}
+	return n
 }
 
 // previous holds the last totals of the previous generation, which a new
@@ -492,52 +592,73 @@ type previous struct {
 	asking   atomic.Bool // the watchdog's request is in flight
 	mu       sync.Mutex
 	last     []ipc.Carried
-	draining int // its worker processes still draining, at last
+	master   ipc.MasterStatus // its master's figures, at last
+	draining int              // its worker processes still draining, at last
+	known    bool             // it has answered once
 }
 
-// take returns the last totals, and forgets them.
-func (p *previous) take() []ipc.Carried {
+// take returns the last totals, which the master carries on with once
+// the previous generation has exited. They stay: a status whose snapshot
+// was taken before the exit (without them among the carried) still reads
+// them, from previousTotals.
+func (p *previous) take() ([]ipc.Carried, ipc.MasterStatus) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	last := p.last
-	p.last, p.draining = nil, 0
-	return last
+	return p.last, p.master
 }
 
+// statusAskPrevious bounds the request for the previous generation's
+// totals (the metrics': the collector's own bound is 5 s). A master busy
+// draining may take longer than statusAskMaster.
+const statusAskPrevious = time.Second
+
+// errPreviousUnknown fails a scrape while the previous generation's
+// totals are not known: its counters would be missing, and read as a
+// reset.
+var errPreviousUnknown = errors.New("master: the previous generation's totals are not known yet")
+
 // previousTotals asks the previous master (its control socket at path;
-// empty: none) for its status and returns its totals per listener name
-// and id, remembering them; when it does not answer in time, the last
-// ones. The watchdog asks too, so that what is taken over when it exits
-// is at most a watchdog interval old.
-func (m *master) previousTotals(path string) ([]ipc.Carried, int) {
-	if path != "" {
-		p := m.o.Paths
-		p.Socket = path
-		req, _ := ipc.New(ipc.TypeStatus, 1, ipc.StatusRequest{Local: true})
-		ans, err := p.Request(req, statusAskMaster)
-		var st ipc.Status
-		if err == nil && ans.Decode(&st) == nil {
-			var out []ipc.Carried
-			for _, w := range st.Workers {
-				if w.MasterPID != st.Master.PID {
-					continue
-				}
-				out = append(out, ipc.Carried{Name: w.Name, ID: w.ID, Load: slotLoad(w, st)})
+// empty: none, or gone) for its status and returns its totals per
+// listener name and id, its worker processes still draining and its
+// master's figures, remembering them; when it does not answer in time,
+// the last ones, and errPreviousUnknown when it has never answered. The
+// watchdog asks too, so that what is taken over when it exits is at most
+// a watchdog interval old.
+func (m *master) previousTotals(path string) ([]ipc.Carried, int, ipc.MasterStatus, error) {
+	if path == "" {
+		return nil, 0, ipc.MasterStatus{}, nil
+	}
+	p := m.o.Paths
+	p.Socket = path
+	req, _ := ipc.New(ipc.TypeStatus, 1, ipc.StatusRequest{Local: true})
+	ans, err := p.Request(req, statusAskPrevious)
+	var st ipc.Status
+	if err == nil && ans.Decode(&st) == nil {
+		var out []ipc.Carried
+		for _, w := range st.Workers {
+			if w.MasterPID != st.Master.PID {
+				continue
 			}
-			draining := 0
-			for _, w := range append(st.Workers, st.Retiring...) {
-				if w.MasterPID == st.Master.PID && w.PID != 0 {
-					draining++
-				}
-			}
-			m.prev.mu.Lock()
-			m.prev.last, m.prev.draining = out, draining
-			m.prev.mu.Unlock()
+			counts := w.Counts()
+			counts.Add(carriedCounts(w, st))
+			out = append(out, ipc.Carried{Name: w.Name, ID: w.ID, Load: slotLoad(w, st), Counts: counts})
 		}
+		draining := 0
+		for _, w := range append(st.Workers, st.Retiring...) {
+			if w.MasterPID == st.Master.PID && w.PID != 0 {
+				draining++
+			}
+		}
+		m.prev.mu.Lock()
+		m.prev.last, m.prev.draining, m.prev.master, m.prev.known = out, draining, st.Master, true
+		m.prev.mu.Unlock()
 	}
 	m.prev.mu.Lock()
 	defer m.prev.mu.Unlock()
-	return m.prev.last, m.prev.draining
+	if !m.prev.known {
+		return nil, 0, ipc.MasterStatus{}, errPreviousUnknown
+	}
+	return m.prev.last, m.prev.draining, m.prev.master, nil
 }
 
 // cumulative is h's count and its buckets of bounds as Prometheus has

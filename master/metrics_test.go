@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -24,6 +26,7 @@ var unexported = map[string]string{
 	"Worker.ID":                              "the worker label",
 	"Worker.Index":                           "the worker label says it",
 	"Worker.MasterPID":                       "a process id",
+	"Worker.AdoptedBy":                       "a process id",
 	"Worker.PID":                             "a process id",
 	"Worker.Generation":                      "goes_master_generation",
 	"Worker.Route":                           "an address",
@@ -221,7 +224,7 @@ goes_master_reloads_total{result="refused"} 0
 # HELP goes_master_reload_duration_seconds How long the reload that started this master took, to serving.
 # TYPE goes_master_reload_duration_seconds gauge
 goes_master_reload_duration_seconds 0.25
-# HELP goes_master_retiring_workers Worker processes replaced by a recycle that still drain.
+# HELP goes_master_retiring_workers Worker processes replaced by a recycle, and orphans of a dead master this one adopted, that still drain.
 # TYPE goes_master_retiring_workers gauge
 goes_master_retiring_workers 1
 # HELP goes_master_workers Worker ids by the state of their process.
@@ -378,5 +381,151 @@ func TestStatsCover(t *testing.T) {
 		if s := fmt.Sprint(got.Interface()); s != want {
 			t.Errorf("ipc.Load.%s = %s after CopyStats, want %s", f.Name, s, want)
 		}
+	}
+}
+
+// TestCounterSumOrder: the counters of an id are the same whether a
+// retiring process's figures are its own or, once it has exited, carried:
+// its float counters (seconds) are summed in another order then, and
+// 0.1+0.3+0.2 is not 0.1+(0.3+0.2) in floating point; a sample one bit
+// lower reads as a counter reset.
+func TestCounterSumOrder(t *testing.T) {
+	gather := func(st ipc.Status) float64 {
+		t.Helper()
+		c, err := newCollector(func(context.Context) (ipc.Status, error) { return st, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(c)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "goes_worker_event_loop_busy_seconds_total" {
+				return mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		t.Fatal("no goes_worker_event_loop_busy_seconds_total")
+		return 0
+	}
+	live := ipc.Worker{MasterPID: 10, ID: 0, PID: 11, Name: "web", State: StateRunning,
+		Load: ipc.Load{MemoryBytes: 1, LoopBusySeconds: 0.1}}
+	draining := gather(ipc.Status{Master: ipc.MasterStatus{PID: 10}, Workers: []ipc.Worker{live},
+		Carried:  []ipc.Carried{{Name: "web", ID: 0, Load: ipc.Load{LoopBusySeconds: 0.3}}},
+		Retiring: []ipc.Worker{{MasterPID: 10, ID: 0, PID: 9, Name: "web", Load: ipc.Load{LoopBusySeconds: 0.2}}}})
+	carried := ipc.Load{LoopBusySeconds: 0.3}
+	addCounters(&carried, ipc.Load{LoopBusySeconds: 0.2})
+	exited := gather(ipc.Status{Master: ipc.MasterStatus{PID: 10}, Workers: []ipc.Worker{live},
+		Carried: []ipc.Carried{{Name: "web", ID: 0, Load: carried}}})
+	if exited != draining {
+		t.Fatalf("busy seconds %v while the recycled process drains, %v once it has exited", draining, exited)
+	}
+}
+
+// TestSlotLoadCarries: an id's figures add up its process's, its exited
+// processes' (carried), its retiring processes' and the orphans its
+// master adopted for its listener name and id (their connections too),
+// the cluster node's counters included (its gauges are the process's),
+// without touching the figures they were made of; the slot counts and the
+// master's counts go on from the previous generations'.
+func TestSlotLoadCarries(t *testing.T) {
+	w := ipc.Worker{MasterPID: 10, ID: 1, PID: 11, Name: "chat", ExitCount: 1, Ops: ipc.Ops{Recycles: 2},
+		Load: ipc.Load{Connections: 1, Requests: 10, Cluster: &ipc.NodeStats{Connected: true, Peers: 3, Delivered: 5, Dropped: 1}}}
+	st := ipc.Status{
+		Master:  ipc.MasterStatus{PID: 10},
+		Workers: []ipc.Worker{w},
+		Carried: []ipc.Carried{
+			{Name: "chat", ID: 1, Load: ipc.Load{Requests: 100, Cluster: &ipc.NodeStats{Peers: 9, Delivered: 50}},
+				Counts: ipc.SlotCounts{Recycles: 4, Exits: 1}},
+			{Name: "other", ID: 1, Load: ipc.Load{Requests: 1000}, Counts: ipc.SlotCounts{Recycles: 1000}},
+		},
+		Previous: []ipc.Carried{{Name: "chat", ID: 1, Load: ipc.Load{Connections: 2, Requests: 7}, Counts: ipc.SlotCounts{Unresponsive: 1}}},
+		Retiring: []ipc.Worker{
+			{MasterPID: 10, ID: 1, PID: 9, Name: "chat", Load: ipc.Load{Connections: 1, Requests: 20, Cluster: &ipc.NodeStats{Delivered: 500}}},
+			// An orphan this master adopted, of the same listener and id.
+			{MasterPID: 5, AdoptedBy: 10, ID: 1, PID: 6, Name: "chat", Load: ipc.Load{Connections: 3, Requests: 40, Cluster: &ipc.NodeStats{Delivered: 5000}}},
+			// One of another listener, and one another master adopted.
+			{MasterPID: 5, AdoptedBy: 10, ID: 1, PID: 7, Name: "other", Load: ipc.Load{Connections: 100, Requests: 100}},
+			{MasterPID: 5, AdoptedBy: 8, ID: 1, PID: 12, Name: "chat", Load: ipc.Load{Connections: 100, Requests: 100}},
+		},
+	}
+	l := slotLoad(w, st)
+	if l.Requests != 10+100+7+20+40 || l.Connections != 1+2+1+3 {
+		t.Errorf("requests %d, connections %d; want 177, 7", l.Requests, l.Connections)
+	}
+	if c := l.Cluster; c == nil || c.Delivered != 5+50+500+5000 || c.Dropped != 1 || c.Peers != 3 || !c.Connected {
+		t.Errorf("cluster %+v; want 5555 delivered, 1 dropped, the process's 3 peers", c)
+	}
+	if w.Cluster.Delivered != 5 || st.Carried[0].Cluster.Delivered != 50 || st.Retiring[0].Cluster.Delivered != 500 {
+		t.Errorf("the figures summed were changed: %+v %+v %+v", w.Cluster, st.Carried[0].Cluster, st.Retiring[0].Cluster)
+	}
+	if n := carriedCounts(w, st); n != (ipc.SlotCounts{Recycles: 4, Exits: 1, Unresponsive: 1}) {
+		t.Errorf("carried counts %+v", n)
+	}
+	ms := ipc.MasterStatus{ExitCount: 1, Exits: map[string]int{"signal: killed": 1}, MasterOps: ipc.MasterOps{
+		Recycles: map[string]int{ipc.RecycleMaxRequests: 2}, Reloads: map[string]int{ipc.ReloadOK: 3}}}
+	mine := ms.Recycles
+	addMasterCounters(&ms, ipc.MasterStatus{ExitCount: 2, Exits: map[string]int{"signal: killed": 1, "exit status 2": 1},
+		Restarts: 2, MasterOps: ipc.MasterOps{UnresponsiveTotal: 1, WatchdogKills: 1,
+			Recycles: map[string]int{ipc.RecycleMaxRequests: 3, ipc.RecycleMaxMemory: 1}, Reloads: map[string]int{ipc.ReloadOK: 3}}})
+	want := ipc.MasterStatus{ExitCount: 3, Exits: map[string]int{"signal: killed": 2, "exit status 2": 1}, Restarts: 2,
+		MasterOps: ipc.MasterOps{UnresponsiveTotal: 1, WatchdogKills: 1,
+			Recycles: map[string]int{ipc.RecycleMaxRequests: 5, ipc.RecycleMaxMemory: 1}, Reloads: map[string]int{ipc.ReloadOK: 3}}}
+	if !reflect.DeepEqual(ms, want) {
+		t.Errorf("master counters %+v, want %+v (reloads carried by the reload itself)", ms, want)
+	}
+	if mine[ipc.RecycleMaxRequests] != 2 {
+		t.Errorf("the map added to was changed: %v", mine)
+	}
+}
+
+// TestPreviousTotals: while the previous master has never answered (too
+// busy to, within statusAskPrevious), its totals are unknown and the
+// scrape fails rather than show counters without them (a reset); once
+// it has answered, a request it does not answer in time gets its last
+// totals, which stay after they are taken over (a status whose snapshot
+// was taken before its exit reads them still); without a previous master,
+// none.
+func TestPreviousTotals(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "prev.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // a master that accepts and does not answer
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	m := &master{}
+	if _, _, _, err := m.previousTotals(path); !errors.Is(err, errPreviousUnknown) {
+		t.Fatalf("never answered: %v, want errPreviousUnknown", err)
+	}
+	m.prev.last, m.prev.master, m.prev.known = []ipc.Carried{{Name: "web", Load: ipc.Load{Requests: 5}}},
+		ipc.MasterStatus{Restarts: 2}, true
+	last, _, ms, err := m.previousTotals(path)
+	if err != nil || len(last) != 1 || last[0].Requests != 5 || ms.Restarts != 2 {
+		t.Fatalf("answered before: %+v %+v %v", last, ms, err)
+	}
+	for range 2 {
+		if last, ms := m.prev.take(); len(last) != 1 || ms.Restarts != 2 {
+			t.Fatalf("taken: %+v %+v", last, ms)
+		}
+	}
+	if last, _, _, err := m.previousTotals(""); last != nil || err != nil {
+		t.Fatalf("no previous master: %+v %v", last, err)
 	}
 }

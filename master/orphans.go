@@ -48,6 +48,10 @@ type orphanProc struct {
 	info orphan.Info    // fixed
 	// draining: told to drain (releaseOrphans).
 	draining bool
+	// finalDue: its last figures are asked for (askFinal); gone, set when
+	// it has exited meanwhile: it is dropped once they have come.
+	finalDue bool
+	gone     *evOrphanGone
 	probing  atomic.Bool // any goroutine
 	mu       sync.Mutex  // guards last, seen
 	last     ipc.WorkerStats
@@ -56,6 +60,13 @@ type orphanProc struct {
 
 type evOrphanGone struct {
 	o   *orphanProc
+	err error
+}
+
+// evOrphanFinal: an orphan's last figures (askFinal), or why not.
+type evOrphanFinal struct {
+	o   *orphanProc
+	st  ipc.WorkerStats
 	err error
 }
 
@@ -255,11 +266,49 @@ func (m *master) releaseOrphan(o *orphanProc) {
 			timeout = l.StopTimeout
 		}
 	}
+	o.finalDue = true
 	go func() {
 		if err := o.c.Drain(ipc.DrainRequest{Timeout: timeout, Reload: true}, 2*time.Second); err != nil {
 			m.log.Warn().Err(err).Int("orphan_pid", o.info.PID).Msg("orphan not told to drain")
+			m.send(evOrphanFinal{o: o, err: err})
+			return
 		}
+		m.askFinal(o, timeout)
 	}()
+}
+
+// askFinal asks o, told to drain within timeout, for its last figures
+// (orphan.TypeFinal: answered as it exits) on a conversation of its own,
+// so that its metrics count what it served after the watchdog's last look
+// (evOrphanFinal).
+func (m *master) askFinal(o *orphanProc, timeout time.Duration) {
+	e := evOrphanFinal{o: o}
+	c, err := orphan.Dial(o.c.Path, 2*time.Second)
+	if err == nil {
+		e.st, e.err = c.Final(timeout + m.o.KillTimeout + 5*time.Second)
+		c.Close()
+	} else {
+		e.err = err
+	}
+	m.send(e)
+}
+
+// onOrphanFinal takes an orphan's last figures, and drops it if it has
+// exited meanwhile. Without them (an orphan of an older goes, or it died)
+// those of the watchdog's last look stay.
+func (m *master) onOrphanFinal(e evOrphanFinal) {
+	o := e.o
+	o.finalDue = false
+	if e.err == nil && e.st.PID == o.info.PID {
+		o.mu.Lock()
+		o.last, o.seen = e.st, time.Now()
+		o.mu.Unlock()
+	} else if e.err != nil {
+		m.log.Debug().Err(e.err).Int("orphan_pid", o.info.PID).Msg("no last figures from the orphan: its metrics keep the last it gave")
+	}
+	if o.gone != nil {
+		m.onOrphanGone(*o.gone)
+	}
 }
 
 // watchOrphans asks every orphan for its figures (watchdog round); one
@@ -290,8 +339,13 @@ func (m *master) onOrphanGone(e evOrphanGone) {
 		if o != e.o {
 			continue
 		}
+		if o.finalDue {
+			o.gone = &e // shown with its last figures until they come
+			return
+		}
 		m.orphans = append(m.orphans[:i], m.orphans[i+1:]...)
 		o.c.Close()
+		m.carryOrphan(o)
 		// An orphan running as another user (Options.Credential) cannot
 		// remove its socket from the run directory.
 		os.Remove(o.c.Path)
@@ -301,6 +355,27 @@ func (m *master) onOrphanGone(e evOrphanGone) {
 			m.log.Info().Dur("drain_time_ms", time.Since(m.orphansReleased)).Msg("every orphan has exited")
 		}
 		return
+	}
+}
+
+// carryOrphan adds the counters of o, an orphan that has exited, to
+// those carried by this master's worker id of its listener name and ID,
+// whose metrics showed o's figures while it drained (slotLoad): they do
+// not go back. Its last figures are its final ones (askFinal), or those
+// of the watchdog's last look. An orphan of a listener this master has
+// not has no series to keep them.
+func (m *master) carryOrphan(o *orphanProc) {
+	o.mu.Lock()
+	last, seen := o.last.Load, !o.seen.IsZero()
+	o.mu.Unlock()
+	if !seen {
+		return
+	}
+	for _, s := range m.slots {
+		if s.id == o.info.ID && m.o.Listeners[s.listener].Name == o.info.Name {
+			addCounters(&s.carried, last)
+			return
+		}
 	}
 }
 
@@ -383,7 +458,7 @@ func (m *master) orphanEntries() []ipc.Worker {
 	for _, o := range m.orphans {
 		in := o.info
 		w := ipc.Worker{
-			MasterPID: in.MasterPID, ID: in.ID, Name: in.Name, Listen: in.Network + "://" + in.Bound,
+			MasterPID: in.MasterPID, AdoptedBy: os.Getpid(), ID: in.ID, Name: in.Name, Listen: in.Network + "://" + in.Bound,
 			Generation: in.Generation, PID: in.PID, Route: in.Route, State: in.State,
 		}
 		o.mu.Lock()

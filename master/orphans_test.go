@@ -54,6 +54,9 @@ func (foreignHandler) Info() orphan.Info {
 func (foreignHandler) Stats() (ipc.WorkerStats, error) { return ipc.WorkerStats{}, nil }
 func (foreignHandler) Socket() (*os.File, error)       { return nil, errors.New("not in this version") }
 func (foreignHandler) Drain(ipc.DrainRequest) error    { return errors.New("not in this version") }
+func (foreignHandler) Final() (ipc.WorkerStats, func(), error) {
+	return ipc.WorkerStats{}, nil, errors.New("not in this version")
+}
 
 // TestForeignOrphan: an orphan of another hand-over version holds the
 // listener's address. The new master cannot take its socket: it tells it

@@ -244,14 +244,17 @@ func (w *worker) run(ctx context.Context) error {
 			w.drainWait(timeout)
 		}(drained)
 	}
+	last := &lastWord{ready: make(chan struct{})}
 	finish := func() error {
 		w.srv.Close()
+		st := w.stats()
 		if ctl != nil {
 			// The last figures, for the master's counters (TypeFinal).
-			if m, err := ipc.New(ipc.TypeFinal, 0, w.stats()); err == nil {
+			if m, err := ipc.New(ipc.TypeFinal, 0, st); err == nil {
 				ctl.Send(m)
 			}
 		}
+		last.say(st, time.Second) // an orphan's, for its new master
 		if w.o.OnStop != nil {
 			w.o.OnStop()
 		}
@@ -330,7 +333,7 @@ func (w *worker) run(ctx context.Context) error {
 					orphanDue, orphanCancel = t.C, func() { t.Stop() }
 					w.log.Warn().Dur("orphan_timeout_ms", o.Timeout).Str("socket", o.Listener.Addr().String()).
 						Msg("master gone: serving on as an orphan until a new master adopts this worker")
-					go orphan.Serve(o.Listener, &orphanHandler{w: w, at: orphanedAt, drain: adoptDrain, stats: orphanStats},
+					go orphan.Serve(o.Listener, &orphanHandler{w: w, at: orphanedAt, drain: adoptDrain, stats: orphanStats, last: last},
 						func(msg string, err error) { w.log.Warn().Err(err).Msg(msg) })
 					continue
 				}
@@ -389,6 +392,7 @@ type orphanHandler struct {
 	at    time.Time
 	drain chan<- ipc.DrainRequest
 	stats chan chan ipc.WorkerStats
+	last  *lastWord
 }
 
 func (h *orphanHandler) Info() orphan.Info {

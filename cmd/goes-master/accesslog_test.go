@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -194,5 +195,122 @@ func TestAccessLog(t *testing.T) {
 		}
 		return nil
 	})
+	s.stopAndCheck(st)
+}
+
+// TestAccessLogRefused: requests goes answers itself, without the handler,
+// have their access log line as nginx logs its 400s, 408s, 413s: a flood
+// of 200 malformed requests writes 200 lines (one per request, no more)
+// while the error log stays rate-limited (1 to 20 lines about bad input);
+// a 413 (Content-Length over max_package_size), a 431 (a head over the
+// header limit) and a 408 (a head that stalls past header_timeout, its
+// duration the time it took) have theirs, with what was read of the
+// request line; and a 503 of a connection shed because the worker's
+// max_input_memory is spent.
+func TestAccessLogRefused(t *testing.T) {
+	logs := t.TempDir()
+	accessLog, shedLog := filepath.Join(logs, "web.log"), filepath.Join(logs, "shed.log")
+	s := newConfSetup(t, fmt.Sprintf(`{"log_level": "info", "listeners": [
+  {"name": "web", "listen": "http://127.0.0.1:0", "count": 2, "handler": "hello", "header_timeout": "1s",
+   "max_package_size": 65536, "access_log": %q},
+  {"name": "shed", "listen": "http://127.0.0.1:0", "count": 1, "handler": "hello", "max_input_memory": 100000,
+   "access_log": %q}]}`, accessLog, shedLog))
+	st := s.start()
+	ask := func(req string) string {
+		t.Helper()
+		c, err := net.Dial("tcp", s.httpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, req)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b, _ := io.ReadAll(c) // the answer, then the close
+		return string(b)
+	}
+	const flood = 200
+	for i := range flood {
+		if got := ask(fmt.Sprintf("NOT HTTP %d\x00\r\n\r\n", i)); !strings.HasPrefix(got, "HTTP/1.1 400 ") {
+			t.Fatalf("malformed request %d: %q", i, got)
+		}
+	}
+	lines := waitAccess(t, accessLog, flood)
+	for i, l := range lines {
+		if l.Status != 400 || l.Method != "NOT" || l.Path != "HTTP" || l.BytesIn <= 0 || l.BytesOut <= 0 ||
+			!strings.HasPrefix(l.Remote, "127.0.0.1:") || l.Worker == nil || l.DurationMS == nil {
+			t.Fatalf("line %d: %+v", i, l)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(s.runDir, "goes.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := strings.Count(string(b), "bad input")
+	t.Logf("%d malformed requests: %d access log lines, %d error log lines about bad input", flood, len(lines), n)
+	if n == 0 || n > 20 {
+		t.Fatalf("%d log lines about bad input, want 1 to 20:\n%s", n, b)
+	}
+
+	if got := ask("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 413 ") {
+		t.Fatalf("too large: %q", got)
+	}
+	if got := ask("GET /h HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("x", 70000) + "\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 413 ") &&
+		!strings.HasPrefix(got, "HTTP/1.1 431 ") {
+		t.Fatalf("head too large: %q", got)
+	}
+	slow := time.Now()
+	if got := ask("GET /slow HTTP/1.1\r\nHo"); !strings.HasPrefix(got, "HTTP/1.1 408 ") {
+		t.Fatalf("stalled head: %q", got)
+	}
+	took := time.Since(slow)
+	lines = waitAccess(t, accessLog, flood+3)
+	want := []struct {
+		method, path string
+		status       int
+	}{{"POST", "/up", 413}, {"GET", "/h", 0}, {"GET", "/slow", 408}}
+	for i, w := range want {
+		l := lines[flood+i]
+		if l.Method != w.method || l.Path != w.path || w.status != 0 && l.Status != w.status || l.BytesIn <= 0 || l.BytesOut <= 0 {
+			t.Errorf("line %d: %+v, want %s %s %d", flood+i, l, w.method, w.path, w.status)
+		}
+	}
+	// The 408's duration runs from the request's first read to the
+	// timeout: about header_timeout, no more than the client waited.
+	if d := lines[flood+2].DurationMS; *d < 500 || *d > float64(took)/float64(time.Millisecond) {
+		t.Errorf("408 after %v: duration_ms %v", took, *d)
+	}
+
+	// Two uploads of 60,000 bytes, half sent, to a worker that holds
+	// 100,000 bytes of unfinished input at most: one is shed, 503.
+	shedAddr := listenAddrs(t, st)["shed"]
+	answers := make(chan string, 2)
+	var ups []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", shedAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 60000\r\n\r\n"+strings.Repeat("u", 30000))
+		ups = append(ups, c)
+		go func() {
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			b, _ := io.ReadAll(c) // the answer and the close, or our close
+			answers <- string(b)
+		}()
+	}
+	if got := <-answers; !strings.HasPrefix(got, "HTTP/1.1 503 ") {
+		t.Fatalf("the first answer to two uploads over max_input_memory: %q, want a 503", got)
+	}
+	l := waitAccess(t, shedLog, 1)[0]
+	for _, c := range ups {
+		c.Close()
+	}
+	if got := <-answers; got != "" {
+		t.Errorf("the other upload was answered %q", got)
+	}
+	if l.Status != 503 || l.BytesOut <= 0 || !strings.HasPrefix(l.Remote, "127.0.0.1:") {
+		t.Errorf("shed line: %+v", l)
+	}
 	s.stopAndCheck(st)
 }

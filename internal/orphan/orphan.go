@@ -118,9 +118,10 @@ func serveConn(c *net.UnixConn, h Handler, log func(string, error)) {
 			return
 		}
 		var (
-			body any
-			rerr error
-			fd   = -1
+			body    any
+			rerr    error
+			fd      = -1
+			written func()
 		)
 		switch {
 		case m.Type == TypeHello:
@@ -145,6 +146,8 @@ func serveConn(c *net.UnixConn, h Handler, log func(string, error)) {
 			}
 		case m.Type == ipc.TypeStats:
 			body, rerr = h.Stats()
+		case m.Type == TypeFinal:
+			body, written, rerr = h.Final()
 		default:
 			rerr = fmt.Errorf("orphan: unknown request %q", m.Type)
 		}
@@ -156,7 +159,11 @@ func serveConn(c *net.UnixConn, h Handler, log func(string, error)) {
 			ans = ipc.Message{Type: ipc.TypeError, ID: m.ID, Error: rerr.Error()}
 			fd = -1
 		}
-		if err := send(c, ans, fd); err != nil {
+		err = send(c, ans, fd)
+		if written != nil {
+			written()
+		}
+		if err != nil {
 			log("orphan: answer failed", err)
 			return
 		}
@@ -248,6 +255,18 @@ func (c *Client) Drain(req ipc.DrainRequest, timeout time.Duration) error {
 func (c *Client) Stats(timeout time.Duration) (ipc.WorkerStats, error) {
 	var st ipc.WorkerStats
 	ans, _, err := c.request(ipc.TypeStats, nil, timeout)
+	if err == nil {
+		err = ans.Decode(&st)
+	}
+	return st, err
+}
+
+// Final waits (up to timeout) for the orphan to drain and returns its
+// last figures (TypeFinal). Call it on a conversation of its own: it
+// holds this one until the answer.
+func (c *Client) Final(timeout time.Duration) (ipc.WorkerStats, error) {
+	var st ipc.WorkerStats
+	ans, _, err := c.request(TypeFinal, nil, timeout)
 	if err == nil {
 		err = ans.Decode(&st)
 	}

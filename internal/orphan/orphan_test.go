@@ -19,9 +19,11 @@ import (
 
 // fakeWorker is a Handler over a real TCP listener.
 type fakeWorker struct {
-	ln     *net.TCPListener
-	info   Info
-	drains chan ipc.DrainRequest
+	ln      *net.TCPListener
+	info    Info
+	drains  chan ipc.DrainRequest
+	drained chan ipc.WorkerStats // Final's figures, when the drain is over
+	written chan struct{}        // closed when Final's answer is written
 }
 
 func (f *fakeWorker) Info() Info { return f.info }
@@ -33,6 +35,9 @@ func (f *fakeWorker) Drain(req ipc.DrainRequest) error {
 	f.drains <- req
 	return nil
 }
+func (f *fakeWorker) Final() (ipc.WorkerStats, func(), error) {
+	return <-f.drained, func() { close(f.written) }, nil
+}
 
 func serve(t *testing.T, proto int) (path string, w *fakeWorker) {
 	t.Helper()
@@ -41,7 +46,7 @@ func serve(t *testing.T, proto int) (path string, w *fakeWorker) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	w = &fakeWorker{ln: ln, drains: make(chan ipc.DrainRequest, 1),
+	w = &fakeWorker{ln: ln, drains: make(chan ipc.DrainRequest, 1), drained: make(chan ipc.WorkerStats), written: make(chan struct{}),
 		info: Info{Proto: proto, PID: os.Getpid(), Name: "web", Network: "tcp", Key: "127.0.0.1:0#0", Bound: ln.Addr().String()}}
 	path = SocketPath(t.TempDir(), 7)
 	ul, err := Listen(path)
@@ -114,6 +119,34 @@ func TestHandOver(t *testing.T) {
 	}
 	if req := <-w.drains; req.Timeout != 3*time.Second || !req.Reload {
 		t.Fatalf("drain %+v", req)
+	}
+	// The last figures, on a conversation of their own, once drained;
+	// the first conversation answers meanwhile.
+	fc, err := Dial(path, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	type final struct {
+		st  ipc.WorkerStats
+		err error
+	}
+	got := make(chan final, 1)
+	go func() {
+		st, err := fc.Final(5 * time.Second)
+		got <- final{st, err}
+	}()
+	if st, err := c.Stats(2 * time.Second); err != nil || st.Requests != 42 {
+		t.Fatalf("stats while Final waits: %+v, %v", st, err)
+	}
+	w.drained <- ipc.WorkerStats{Load: ipc.Load{Requests: 43}}
+	if f := <-got; f.err != nil || f.st.Requests != 43 {
+		t.Fatalf("final %+v, %v", f.st, f.err)
+	}
+	select {
+	case <-w.written:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not call written after the answer")
 	}
 }
 

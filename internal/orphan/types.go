@@ -22,6 +22,11 @@ const (
 	TypeHello  = "orphan-hello"
 	TypeSocket = "orphan-socket"
 	TypeDrain  = "orphan-drain"
+	// TypeFinal asks for the orphan's last figures, answered when it has
+	// drained, just before it exits (on a conversation of its own: the
+	// answer waits for the drain). An orphan that does not know it
+	// answers an error: the master keeps the figures it last had.
+	TypeFinal = "orphan-final"
 )
 
 // HelloRequest opens a conversation.
@@ -62,6 +67,10 @@ type Handler interface {
 	// Socket returns a duplicate of the listening socket; Serve closes it.
 	Socket() (*os.File, error)
 	Drain(req ipc.DrainRequest) error
+	// Final waits until the worker has drained and returns its last
+	// figures, and written, which Serve calls once the answer is written
+	// (the worker exits after that, or a bound).
+	Final() (st ipc.WorkerStats, written func(), err error)
 }
 
 // ErrPeer: the peer is neither root nor the same user.

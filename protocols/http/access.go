@@ -7,6 +7,10 @@ import (
 )
 
 // AccessEntry is one answered request, as Protocol.AccessLog sees it.
+// A request the protocol answers itself (an *Error's reply, a timeout's
+// 408, a shed connection's 503) has what was read of it: Method and Path
+// once its request line was read (empty before, and for a 503), BytesIn
+// the bytes read of it, Start its first read.
 type AccessEntry struct {
 	Method string
 	// Path is the request target as sent (path and query).
@@ -75,4 +79,74 @@ func (p *Protocol) logAccess(c protocols.Conn, e AccessEntry, status int, out in
 	e.Status, e.BytesOut = status, out
 	e.Duration = time.Since(e.Start)
 	p.AccessLog.LogAccess(c, &e)
+}
+
+// refuse wraps e, the parser's refusal of the request at the start of buf
+// (the input Input or Decode was given), for the runtime: the reply is
+// written, then the connection is closed. With AccessLog, the refusal
+// has its entry, as an answer given by OnMessage does.
+func (p *Protocol) refuse(c protocols.Conn, st *connState, buf []byte, e *Error) error {
+	re := &protocols.ReplyError{Err: e, Reply: e.Reply()}
+	if p.AccessLog != nil {
+		p.logRefused(c, st, buf, e.Status, len(re.Reply))
+	}
+	return re
+}
+
+// notePartial keeps, for the entry of a refusal that may come later (a
+// timeout's, with no input at hand), when the request in progress began
+// and its request line once read. The reading goroutine's, after a frame
+// of buf that needs more; AccessLog on.
+func (st *connState) notePartial() {
+	if st.began.IsZero() {
+		st.began = time.Now()
+	}
+	if r := &st.req; st.accPath == "" && r.target.len() > 0 {
+		st.accMethod, st.accPath = string(r.MethodBytes()), string(r.TargetBytes())
+	}
+}
+
+// logRefused hands AccessLog the entry of an answer the protocol gives
+// itself without OnMessage (a parser's error, a timeout's 408, a shed
+// connection's 503) of out bytes. st is c's state, nil when it is not to
+// be read (not on c's reading side) or c has none; buf the input holding
+// the refused request at its start, nil when not at hand (a timeout). The
+// entry has what is known of the request: its request line once read,
+// the bytes read of it, and its start: its first read (its head's decoding
+// for a streamed body's).
+func (p *Protocol) logRefused(c protocols.Conn, st *connState, buf []byte, status, out int) {
+	var e AccessEntry
+	switch {
+	case st == nil:
+	case st.streaming:
+		// A streamed body: the request's entry was queued with its head,
+		// the newest (its body is read before any request after it).
+		st.mu.Lock()
+		e = st.popNewestAccess()
+		st.mu.Unlock()
+	case buf != nil:
+		r := &st.req
+		e.Method, e.Path = string(r.MethodBytes()), string(r.TargetBytes())
+		e.BytesIn, e.Start = int64(len(buf)), st.began
+	case st.inProgress:
+		e.Method, e.Path = st.accMethod, st.accPath
+		e.BytesIn, e.Start = int64(st.seen), st.began
+	}
+	if e.Start.IsZero() {
+		e.Start = time.Now()
+	}
+	p.logAccess(c, e, status, int64(out))
+}
+
+// popNewestAccess takes the entry of the newest unanswered request (a
+// zero one when there is none). mu held.
+func (st *connState) popNewestAccess() AccessEntry {
+	n := len(st.acc)
+	if n == 0 {
+		return AccessEntry{}
+	}
+	e := st.acc[n-1]
+	st.acc[n-1] = AccessEntry{}
+	st.acc = st.acc[:n-1]
+	return e
 }

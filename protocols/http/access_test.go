@@ -1,7 +1,9 @@
 package http
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/goes-project/goes/protocols"
 )
@@ -95,5 +97,144 @@ func TestAccessLogStreamedBody(t *testing.T) {
 	}
 	if head := int64(len(streamCL) - 26); rl.got[0].BytesIn != head {
 		t.Errorf("streamed PUT: bytes_in %d, want its head's %d", rl.got[0].BytesIn, head)
+	}
+}
+
+// TestAccessLogRefused: a request the protocol answers itself, without
+// OnMessage, has its entry as an answered one does: the parser's refusals
+// (400, 413, 414, 431, 505) with what was read of the request line, a
+// timeout's 408 (head or body), a refused streamed body's (the request's
+// own entry, taken out of the queue), a shed connection's 503. One entry
+// each; bytes_out the reply's length.
+func TestAccessLogRefused(t *testing.T) {
+	errReply := func(e *Error) int { return len(e.Reply()) }
+	for _, tc := range []struct {
+		name         string
+		reads        []string
+		stream       bool
+		timeout      protocols.Phase // after the reads: TimedOut in this phase
+		overload     bool            // after the reads: OverloadReply
+		status       int
+		method, path string
+		in           int64 // -1: the reads' length
+		out          int
+	}{
+		{name: "bad method", reads: []string{"\x00GET / HTTP/1.1\r\n\r\n"}, status: 400, in: -1, out: errReply(errMethod)},
+		{name: "bad version split", reads: []string{"NOT HT", "TP 0\x00\r\n\r\n"}, status: 400, method: "NOT", path: "HTTP",
+			in: -1, out: errReply(errVersionSyntax)},
+		{name: "too large", reads: []string{"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999\r\n\r\n"}, status: 413,
+			method: "POST", path: "/up", in: -1, out: errReply(errTooLarge)},
+		{name: "head too large", reads: []string{"GET /h HTTP/1.1\r\nX: " + strings.Repeat("x", DefaultMaxHeaderBytes) + "\r\n\r\n"},
+			status: 431, method: "GET", path: "/h", in: -1, out: errReply(errHeaderTooLarge)},
+		{name: "uri too long", reads: []string{"GET /" + strings.Repeat("u", DefaultMaxURIBytes) + " HTTP/1.1\r\n"}, status: 414,
+			method: "GET", in: -1, out: errReply(errURITooLong)},
+		{name: "version", reads: []string{"GET /v HTTP/2.0\r\nHost: a\r\n\r\n"}, status: 505, method: "GET", path: "/v",
+			in: -1, out: errReply(errVersion)},
+		{name: "head timeout", reads: []string{"GET /slow HTTP/1.1\r\nHo"}, timeout: protocols.PhaseHead, status: 408,
+			method: "GET", path: "/slow", in: -1, out: len(timeoutReply)},
+		{name: "head timeout before the target", reads: []string{"GE"}, timeout: protocols.PhaseHead, status: 408,
+			in: -1, out: len(timeoutReply)},
+		{name: "body timeout", reads: []string{"PUT /b HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\nab", "c"},
+			timeout: protocols.PhaseBody, status: 408, method: "PUT", path: "/b", in: -1, out: len(timeoutReply)},
+		{name: "streamed body timeout", reads: []string{streamCL[:len(streamCL)-10]}, stream: true, timeout: protocols.PhaseBody,
+			status: 408, method: "PUT", path: "/up", in: int64(len(streamCL) - 26), out: len(timeoutReply)},
+		{name: "streamed body bad chunk", reads: []string{"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello", "XY"},
+			stream: true, status: 400, method: "POST", path: "/c", in: int64(len("POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")), out: errReply(errChunkData)},
+		{name: "shed", reads: []string{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\nab"}, overload: true, status: 503,
+			out: len(overloadReply)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rl := &recordLog{}
+			p := &Protocol{AccessLog: rl}
+			if tc.stream {
+				p.StreamBody = streamAll
+			}
+			r := newStreamRecorder(p)
+			r.rt.onMessage = func(*Request, []byte) {} // answers nothing
+			var err error
+			for _, rd := range tc.reads {
+				if err = r.feed(t, []byte(rd)); err != nil {
+					break
+				}
+			}
+			switch {
+			case tc.timeout != 0:
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := p.TimedOut(r.rt.c, tc.timeout); len(got) != tc.out {
+					t.Fatalf("TimedOut: %q", got)
+				}
+			case tc.overload:
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := p.OverloadReply(r.rt.c); len(got) != tc.out {
+					t.Fatalf("OverloadReply: %q", got)
+				}
+			default:
+				if got := statusOf(t, err); got != tc.status {
+					t.Fatalf("refused %d (%v), want %d", got, err, tc.status)
+				}
+			}
+			if len(rl.got) != 1 {
+				t.Fatalf("%d entries, want 1: %+v", len(rl.got), rl.got)
+			}
+			e := rl.got[0]
+			if tc.in < 0 {
+				tc.in = 0
+				for _, rd := range tc.reads {
+					tc.in += int64(len(rd))
+				}
+			}
+			if e.Status != tc.status || e.Method != tc.method || e.Path != tc.path || e.BytesIn != tc.in ||
+				e.BytesOut != int64(tc.out) || e.Start.IsZero() || e.Duration < 0 {
+				t.Errorf("entry %+v, want %d %q %q in %d out %d", e, tc.status, tc.method, tc.path, tc.in, tc.out)
+			}
+		})
+	}
+}
+
+// TestAccessLogRefusedStart: a refused request's entry starts at its
+// first read, not at its refusal (nginx's request time of a 408 is the
+// time the client took).
+func TestAccessLogRefusedStart(t *testing.T) {
+	rl := &recordLog{}
+	p := &Protocol{AccessLog: rl}
+	c := newTestConn(p)
+	rt := &runtime{p: p, c: c}
+	before := time.Now()
+	if err := rt.read(t, []byte("GET /slow HTTP/1.1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	p.TimedOut(c, protocols.PhaseHead)
+	if len(rl.got) != 1 {
+		t.Fatalf("entries %+v", rl.got)
+	}
+	if s := rl.got[0].Start; s.Before(before) || s.After(after) {
+		t.Errorf("start %v, want between %v and %v (the first read)", s, before, after)
+	}
+	// The next request on a keep-alive connection starts afresh: a
+	// request that came in two reads and was answered, then one that
+	// stalls before its target.
+	rl.got = nil
+	c2 := newTestConn(p)
+	rt2 := &runtime{p: p, c: c2, onMessage: func(*Request, []byte) { c2.SendBytes(hello, false) }}
+	for _, rd := range []string{"GET /first HTTP/1.1\r\n", "Host: a\r\n\r\n"} {
+		if err := rt2.read(t, []byte(rd)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := time.Now()
+	if err := rt2.read(t, []byte("GE")); err != nil {
+		t.Fatal(err)
+	}
+	p.TimedOut(c2, protocols.PhaseHead)
+	if len(rl.got) != 2 || rl.got[0].Path != "/first" {
+		t.Fatalf("entries %+v", rl.got)
+	}
+	if e := rl.got[1]; e.Status != 408 || e.Path != "" || e.Method != "" || e.BytesIn != 2 || e.Start.Before(second) {
+		t.Errorf("entry of the stalled second request %+v (read at %v): the first's start or line", e, second)
 	}
 }

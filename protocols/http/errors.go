@@ -89,12 +89,6 @@ func (e *Error) Reply() []byte {
 	return append(b, body...)
 }
 
-// replyError wraps e for the runtime: the reply is written, then the
-// connection is closed.
-func replyError(e *Error) error {
-	return &protocols.ReplyError{Err: e, Reply: e.Reply()}
-}
-
 func badRequest(reason string) *Error { return &Error{Status: 400, Reason: reason} }
 
 // The errors of the parser. They are shared and never modified.

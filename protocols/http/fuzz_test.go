@@ -33,40 +33,72 @@ func fuzzProtocol() *Protocol {
 }
 
 // feedReads runs reads through a fresh connection and describes what was
-// delivered, the error if any and what was left buffered.
-func feedReads(t *testing.T, p *Protocol, small bool, reads [][]byte) string {
+// delivered, the error if any, what was left buffered and, when logged,
+// the access log's entries (p.AccessLog is set to a fresh record; nil
+// otherwise): one per answer, the refusal's included.
+func feedReads(t *testing.T, p *Protocol, small, logged bool, reads [][]byte) string {
 	t.Helper()
+	rl := &recordLog{}
+	p.AccessLog = nil
+	if logged {
+		p.AccessLog = rl
+	}
 	c := newTestConn(p)
 	if small {
 		c.max = 1024
 	}
 	rt := &runtime{p: p, c: c}
 	var b strings.Builder
+	answered := 0
 	rt.onMessage = func(r *Request, body []byte) {
 		b.WriteString(summary(r, body))
 		b.WriteByte('\n')
+		answered++
 		if r.Method() == "HEAD" {
 			Respond(c, &Response{Status: 204})
 		} else {
 			c.SendBytes(body, false)
 		}
 	}
+	access := func(refused int) string {
+		if !logged {
+			return ""
+		}
+		if len(rl.got) != answered+refused {
+			t.Fatalf("%d access entries for %d answers and %d refusals: %+v", len(rl.got), answered, refused, rl.got)
+		}
+		var a strings.Builder
+		for _, e := range rl.got {
+			fmt.Fprintf(&a, "\naccess %d %q %q out %d", e.Status, e.Method, e.Path, e.BytesOut)
+		}
+		return a.String()
+	}
 	for _, rd := range reads {
 		// Each read is a fresh copy: Decode may rewrite what it was given.
 		if err := rt.read(t, append([]byte(nil), rd...)); err != nil {
 			var he *Error
 			errors.As(err, &he)
-			fmt.Fprintf(&b, "error %d %q (%v)", statusOf(t, err), he.Reason, err)
+			status := statusOf(t, err)
+			fmt.Fprintf(&b, "error %d %q (%v)", status, he.Reason, err)
+			b.WriteString(access(1))
+			if logged {
+				if e := rl.got[len(rl.got)-1]; e.Status != status || e.Start.IsZero() || e.BytesIn <= 0 {
+					t.Fatalf("refusal %d: entry %+v", status, e)
+				}
+			}
 			return b.String()
 		}
 	}
 	fmt.Fprintf(&b, "left %d", len(rt.buf))
+	b.WriteString(access(0))
 	return b.String()
 }
 
 // FuzzInput feeds an input whole, split in two or three reads, and (when
 // short) one byte at a time, and requires the same requests, the same
-// error (status and reason) and the same leftover every time.
+// error (status and reason) and the same leftover every time; with the
+// access log on (every other input), the same entries too, one per answer
+// and one for the refusal.
 func FuzzInput(f *testing.F) {
 	for i, s := range fuzzSeeds {
 		f.Add([]byte(s), uint16(i*7), uint16(i*13), i%2 == 0)
@@ -76,7 +108,8 @@ func FuzzInput(f *testing.F) {
 		if !small {
 			p = New()
 		}
-		whole := feedReads(t, p, small, [][]byte{data})
+		logged := s2%2 == 0 // with the access log on or off
+		whole := feedReads(t, p, small, logged, [][]byte{data})
 		if len(data) == 0 {
 			return
 		}
@@ -85,10 +118,10 @@ func FuzzInput(f *testing.F) {
 		if a > b {
 			a, b = b, a
 		}
-		if got := feedReads(t, p, small, [][]byte{data[:a], data[a:]}); got != whole {
+		if got := feedReads(t, p, small, logged, [][]byte{data[:a], data[a:]}); got != whole {
 			t.Fatalf("split at %d:\n%s\nwhole:\n%s", a, got, whole)
 		}
-		if got := feedReads(t, p, small, [][]byte{data[:a], data[a:b], data[b:]}); got != whole {
+		if got := feedReads(t, p, small, logged, [][]byte{data[:a], data[a:b], data[b:]}); got != whole {
 			t.Fatalf("split at %d, %d:\n%s\nwhole:\n%s", a, b, got, whole)
 		}
 		if len(data) <= 1024 {
@@ -96,7 +129,7 @@ func FuzzInput(f *testing.F) {
 			for i := range data {
 				reads[i] = data[i : i+1]
 			}
-			if got := feedReads(t, p, small, reads); got != whole {
+			if got := feedReads(t, p, small, logged, reads); got != whole {
 				t.Fatalf("byte by byte:\n%s\nwhole:\n%s", got, whole)
 			}
 		}

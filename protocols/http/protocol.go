@@ -231,7 +231,9 @@ type Protocol struct {
 	StreamBody func(c protocols.Conn, req *Request) bool
 
 	// AccessLog, when set, is told of every answered request (see
-	// AccessEntry). Nil costs the request path nothing.
+	// AccessEntry), the requests the protocol refuses itself included (a
+	// parser's error, TimedOut's 408, OverloadReply's 503). Nil costs the
+	// request path nothing.
 	AccessLog AccessLogger
 
 	// states holds the per-connection states of idle connections (see
@@ -310,6 +312,11 @@ type connState struct {
 	piece      span   // the data of the piece Input framed (chunked)
 	pieceLast  bool   // that piece ends the body (its trailers start at req.sc.trailerAt)
 	head       []byte // the streamed request's head and trailers, copied
+
+	// AccessLog, for the entry of a request the protocol refuses itself
+	// (refused): the reading goroutine's.
+	began              time.Time // the request's first read that did not complete it
+	accMethod, accPath string    // its request line, copied at that read (for a timeout)
 
 	// Answering side: Encode and Respond, any goroutine.
 	mu          sync.Mutex
@@ -422,6 +429,10 @@ var timeoutReply = (&Error{Status: 408, Reason: "the request did not arrive in t
 // close"; a keep-alive wait that ran out closes silently.
 func (p *Protocol) TimedOut(c protocols.Conn, ph protocols.Phase) []byte {
 	if ph == protocols.PhaseHead || ph == protocols.PhaseBody {
+		if p.AccessLog != nil {
+			st, _ := c.State().(*connState)
+			p.logRefused(c, st, nil, 408, len(timeoutReply))
+		}
 		return timeoutReply
 	}
 	return nil
@@ -454,6 +465,9 @@ func (p *Protocol) frame(c protocols.Conn, st *connState, buf []byte) (int, *Err
 		st.inProgress = true
 		st.continued = false
 		st.asked, st.streamHead = false, false
+		if p.AccessLog != nil {
+			st.began, st.accMethod, st.accPath = time.Time{}, "", ""
+		}
 	}
 	st.seen = len(buf)
 	lim := p.Limits.withDefaults()
@@ -487,15 +501,18 @@ func (p *Protocol) Input(c protocols.Conn, buf []byte) (int, error) {
 		return len(buf), nil
 	}
 	if st.streaming {
-		return p.inputPiece(st, buf)
+		return p.inputPiece(c, st, buf)
 	}
 	n, err := p.frame(c, st, buf)
 	if err != nil {
-		return 0, replyError(err)
+		return 0, p.refuse(c, st, buf, err)
 	}
 	if n > 0 {
 		st.framed = n
 		return n, nil
+	}
+	if p.AccessLog != nil {
+		st.notePartial()
 	}
 	if r := &st.req; r.headLen > 0 && r.flags&fExpectContinue != 0 && !st.continued {
 		st.continued = true
@@ -528,7 +545,7 @@ func (p *Protocol) Decode(c protocols.Conn, packet []byte) ([]byte, error) {
 			err = errPacket
 		}
 		if err != nil {
-			return nil, replyError(err)
+			return nil, p.refuse(c, st, packet, err)
 		}
 	}
 	st.framed = 0

@@ -77,7 +77,7 @@ func (p *Protocol) beginStreamed(c protocols.Conn, st *connState, packet []byte)
 }
 
 // inputPiece frames the next piece of a streamed body at the start of buf.
-func (p *Protocol) inputPiece(st *connState, buf []byte) (int, error) {
+func (p *Protocol) inputPiece(c protocols.Conn, st *connState, buf []byte) (int, error) {
 	if st.req.flags&fChunked == 0 {
 		n := int64(len(buf))
 		if n > st.left {
@@ -88,9 +88,10 @@ func (p *Protocol) inputPiece(st *connState, buf []byte) (int, error) {
 	}
 	n, err := p.inputChunks(st, buf)
 	if err != nil {
+		re := p.refuse(c, st, buf, err)
 		st.streaming = false
 		st.discarding = true // the connection closes after the reply
-		return 0, replyError(err)
+		return 0, re
 	}
 	st.framed = n
 	return n, nil
@@ -220,9 +221,10 @@ func cutPiece(sc *scanner, n int) int {
 func (p *Protocol) decodePiece(c protocols.Conn, st *connState, packet []byte) ([]byte, error) {
 	r := &st.req
 	if st.framed != len(packet) {
+		re := p.refuse(c, st, packet, errPacket)
 		st.streaming = false
 		st.discarding = true
-		return nil, replyError(errPacket)
+		return nil, re
 	}
 	st.framed = 0
 	var data []byte
@@ -323,6 +325,11 @@ func (p *Protocol) OverloadReply(c protocols.Conn) []byte {
 		if busy {
 			return nil
 		}
+	}
+	if p.AccessLog != nil {
+		// Another connection's goroutine may shed c: c's reading state is
+		// not to be read here.
+		p.logRefused(c, nil, nil, 503, len(overloadReply))
 	}
 	return overloadReply
 }
