@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/goes-project/goes/connections/internal/core"
 	"github.com/goes-project/goes/protocols"
 )
 
@@ -164,7 +165,7 @@ type Client struct {
 	// connection's are its server's.
 	wg sync.WaitGroup
 
-	// Lock order: mu, then the connection's own lock (cur's base.mu).
+	// Lock order: mu, then the connection's own lock (cur's core.Conn.Mu).
 	mu       sync.Mutex
 	st       int
 	cur      clientConn // the connection (a stream's or a *udpConn), while clientOpen
@@ -231,7 +232,7 @@ func NewClient(uri string, cfg ClientConfig) (*Client, error) {
 	}
 	cfg.Transport = t.transport
 	cfg.Engine = EngineStd
-	cfg.Config = cfg.Config.withDefaults()
+	cfg.Config = cfg.Config.WithDefaults()
 	cl.cfg = cfg
 	cl.user = cl.pipes.wrap(cfg.Handler)
 	cl.id = cfg.IDBase | 1<<31 | uint64(clientSeq.Add(1)&(1<<31-1))
@@ -304,7 +305,7 @@ func (cl *Client) armLocked(d time.Duration) {
 	}
 	if d > 0 {
 		cl.st = clientWaiting
-		cl.timer = cl.srv.afterFunc(d, func() {
+		cl.timer = cl.srv.rt.AfterFunc(d, func() {
 			cl.mu.Lock()
 			defer cl.mu.Unlock()
 			if cl.gen == gen && cl.st == clientWaiting {
@@ -351,7 +352,7 @@ func (cl *Client) dial(ctx context.Context, cancel context.CancelFunc) {
 			return
 		}
 		cl.mu.Unlock()
-		cl.srv.std.adopt(nc) // OnConnect: connected
+		cl.srv.rt.Std.Adopt(nc) // OnConnect: connected
 		return
 	}
 	if nc != nil {
@@ -364,7 +365,7 @@ func (cl *Client) dial(ctx context.Context, cancel context.CancelFunc) {
 		return
 	}
 	cl.log.Debug().Err(err).Msg("client connect failed")
-	cl.srv.errs.Add(1)
+	cl.srv.rt.Errs.Add(1)
 	cl.report(&ConnectError{URI: cl.uri, Err: err, Elapsed: time.Since(start)})
 }
 
@@ -398,14 +399,14 @@ func (cl *Client) report(err error) {
 	if err != nil {
 		cl.onError(err)
 	}
-	if perr := guard(func() { cl.user.OnClose(cl) }); perr != nil {
+	if perr := core.Guard(func() { cl.user.OnClose(cl) }); perr != nil {
 		cl.log.Error().Err(perr).Msg("OnClose panicked")
 	}
 }
 
 func (cl *Client) onError(err error) {
 	if h := cl.user.OnError; h != nil {
-		if perr := guard(func() { h(cl, err) }); perr != nil {
+		if perr := core.Guard(func() { h(cl, err) }); perr != nil {
 			cl.log.Error().Err(perr).Msg("OnError panicked")
 		}
 	}
@@ -413,7 +414,7 @@ func (cl *Client) onError(err error) {
 
 func (cl *Client) onBufferFull() {
 	if h := cl.user.OnBufferFull; h != nil {
-		if perr := guard(func() { h(cl) }); perr != nil {
+		if perr := core.Guard(func() { h(cl) }); perr != nil {
 			cl.log.Error().Err(perr).Msg("OnBufferFull panicked")
 		}
 	}
@@ -441,7 +442,7 @@ func (cl *Client) connected(c Connection) {
 	defer cl.cb.Unlock()
 	if cl.hs != nil {
 		if err := cl.hs.StartClient(in, func() { cl.opened(in) }); err != nil {
-			in.fail(err)
+			in.Fail(err)
 			return
 		}
 	} else {
@@ -450,7 +451,7 @@ func (cl *Client) connected(c Connection) {
 	if h := cl.user.OnConnect; h != nil {
 		h(cl)
 	}
-	if cl.hs == nil && !in.gone() {
+	if cl.hs == nil && !in.Gone() {
 		cl.onOpen()
 	}
 }
@@ -490,7 +491,7 @@ func (cl *Client) closed(c Connection) {
 // Reconnect asked for it, arms the next attempt. mu is not held.
 func (cl *Client) ended(again bool, after time.Duration) {
 	cl.cb.Lock()
-	if perr := guard(func() { cl.user.OnClose(cl) }); perr != nil {
+	if perr := core.Guard(func() { cl.user.OnClose(cl) }); perr != nil {
 		cl.log.Error().Err(perr).Msg("OnClose panicked")
 	}
 	cl.cb.Unlock()
@@ -569,7 +570,7 @@ func (cl *Client) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		cl.wg.Wait()
-		cl.srv.wg.Wait()
+		cl.srv.rt.WG.Wait()
 		close(done)
 	}()
 	select {

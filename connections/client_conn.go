@@ -161,5 +161,5 @@ func (cl *Client) conn() clientConn {
 func (cl *Client) gone() bool {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	return cl.st == clientClosed || cl.closeReq || cl.destroy || cl.cur != nil && cl.cur.gone()
+	return cl.st == clientClosed || cl.closeReq || cl.destroy || cl.cur != nil && cl.cur.Gone()
 }

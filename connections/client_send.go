@@ -72,7 +72,7 @@ func (cl *Client) flushQueue(in clientConn) {
 			switch {
 			case closing:
 				in.Close()
-			case owed && !in.sendFull():
+			case owed && !in.SendFull():
 				// The queue was full and is now in the connection's
 				// buffer with room to spare: the drain is due now.
 				cl.user.OnBufferDrain(cl)
@@ -85,7 +85,7 @@ func (cl *Client) flushQueue(in clientConn) {
 		cl.mu.Unlock()
 		off := 0
 		for _, m := range msgs {
-			in.send(buf[off:off+m.n], "", m.raw)
+			in.SendMsg(buf[off:off+m.n], "", m.raw)
 			off += m.n
 		}
 	}
@@ -111,12 +111,12 @@ func (cl *Client) send(b []byte, s string, raw bool) error {
 	case cl.ready:
 		in := cl.cur
 		cl.mu.Unlock()
-		return in.send(b, s, raw)
+		return in.SendMsg(b, s, raw)
 	}
 	limit := cl.cfg.MaxSendBufferSize
 	if len(cl.pbuf) >= limit {
 		cl.mu.Unlock()
-		cl.srv.noteDrop(0)
+		cl.srv.rt.NoteDrop(0)
 		cl.onError(ErrSendBufferFull)
 		return ErrSendBufferFull
 	}
@@ -143,5 +143,5 @@ func (cl *Client) send(b []byte, s string, raw bool) error {
 func (cl *Client) sendFull() bool {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	return cl.pfull || cl.cur != nil && cl.cur.sendFull()
+	return cl.pfull || cl.cur != nil && cl.cur.SendFull()
 }

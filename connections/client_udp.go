@@ -9,16 +9,17 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/goes-project/goes/connections/internal/core"
 	"github.com/goes-project/goes/protocols"
 )
 
 // clientConn is what a Client needs of its current connection: a
 // clientStream for the stream transports, a *udpConn for udp.
 type clientConn interface {
-	send(b []byte, s string, raw bool) error
-	sendFull() bool
+	SendMsg(b []byte, s string, raw bool) error
+	SendFull() bool
 	WaitDrained(ctx context.Context) error
-	gone() bool
+	Gone() bool
 	Close() error
 	Destroy()
 	CloseAfterFlush()
@@ -39,7 +40,7 @@ type clientConn interface {
 type clientStream interface {
 	Connection
 	clientConn
-	fail(err error)
+	Fail(err error)
 }
 
 var _ clientConn = (*udpConn)(nil)
@@ -94,13 +95,13 @@ func (cl *Client) runUDP(nc *net.UDPConn) {
 	cl.cb.Lock()
 	cl.flushQueue(u)
 	if h := cl.user.OnConnect; h != nil {
-		if err := guard(func() { h(cl) }); err != nil {
+		if err := core.Guard(func() { h(cl) }); err != nil {
 			cl.panicked(err, "OnConnect")
 			u.close()
 		}
 	}
 	if h := cl.cfg.OnOpen; h != nil && !u.closed.Load() {
-		if err := guard(func() { h(cl) }); err != nil {
+		if err := core.Guard(func() { h(cl) }); err != nil {
 			cl.panicked(err, "OnOpen")
 			u.close()
 		}
@@ -126,10 +127,10 @@ func (cl *Client) runUDP(nc *net.UDPConn) {
 // panicked logs a callback's panic with its stack and reports it to
 // OnError.
 func (cl *Client) panicked(err error, callback string) {
-	cl.srv.errs.Add(1)
-	var pe *panicError
+	cl.srv.rt.Errs.Add(1)
+	var pe *core.PanicError
 	if errors.As(err, &pe) {
-		cl.log.Error().Str("callback", callback).Interface("panic", pe.value).Bytes("stack", pe.stack).Msg("callback panicked")
+		cl.log.Error().Str("callback", callback).Interface("panic", pe.Value).Bytes("stack", pe.Stack).Msg("callback panicked")
 	}
 	cl.onError(err)
 }
@@ -145,9 +146,9 @@ func (u *udpConn) readLoop() {
 			if u.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			cl.srv.errs.Add(1)
+			cl.srv.rt.Errs.Add(1)
 			err = fmt.Errorf("connections: client %s: receive: %w", cl.uri, err)
-			if softUDPError(err) || isTemporary(err) {
+			if softUDPError(err) || core.IsTemporary(err) {
 				cl.log.Debug().Err(err).Msg("client udp receive error")
 				cl.onError(err)
 				continue
@@ -157,7 +158,7 @@ func (u *udpConn) readLoop() {
 			return
 		}
 		u.bytesIn.Add(uint64(n))
-		cl.srv.ctr.bytesIn.Add(uint64(n))
+		cl.srv.rt.Ctr.BytesIn.Add(uint64(n))
 		if !u.waitResumed() {
 			return
 		}
@@ -197,7 +198,7 @@ func (u *udpConn) deliver(b []byte) {
 		return
 	}
 	var derr error
-	if err := guard(func() { _, _, derr = deliver(cl.srv, &cl.srv.ctr, cl, udpHalt{cl, u}, b, true) }); err != nil {
+	if err := core.Guard(func() { _, _, derr = core.Deliver(cl.srv.rt, &cl.srv.rt.Ctr, cl, udpHalt{cl, u}, b, true) }); err != nil {
 		cl.panicked(err, "OnMessage")
 		return
 	}
@@ -208,7 +209,7 @@ func (u *udpConn) deliver(b []byte) {
 
 func (u *udpConn) reject(n int, err error) {
 	cl := u.cl
-	cl.srv.errs.Add(1)
+	cl.srv.rt.Errs.Add(1)
 	err = fmt.Errorf("connections: client %s: bad datagram of %d bytes dropped: %w", cl.uri, n, err)
 	cl.log.Info().Int("bytes", n).Err(err).Msg("bad datagram dropped")
 	cl.onError(err)
@@ -220,18 +221,18 @@ type udpHalt struct {
 	u *udpConn
 }
 
-func (h udpHalt) halted() bool { return h.u.closed.Load() }
+func (h udpHalt) Halted() bool { return h.u.closed.Load() }
 
 // send encodes one message and writes it as one datagram, on the
 // caller's goroutine. A pending ICMP error that the write returns
 // concerns an earlier datagram and means this one was not sent: it is
 // reported to OnError and the write is tried once more.
-func (u *udpConn) send(b []byte, s string, raw bool) error {
+func (u *udpConn) SendMsg(b []byte, s string, raw bool) error {
 	if u.closed.Load() {
 		return ErrClosed
 	}
 	if b == nil {
-		b = stringBytes(s)
+		b = core.StringBytes(s)
 	}
 	cl := u.cl
 	u.sendMu.Lock()
@@ -241,7 +242,7 @@ func (u *udpConn) send(b []byte, s string, raw bool) error {
 		u.out, err = cl.cfg.Protocol.Encode(cl, u.out[:0], b)
 		if err != nil {
 			u.sendMu.Unlock()
-			cl.srv.errs.Add(1)
+			cl.srv.rt.Errs.Add(1)
 			err = fmt.Errorf("connections: client %s: encode: %w", cl.uri, err)
 			cl.onError(err)
 			return err
@@ -257,17 +258,17 @@ func (u *udpConn) send(b []byte, s string, raw bool) error {
 	u.sendMu.Unlock()
 	if n > 0 {
 		u.bytesOut.Add(uint64(n))
-		cl.srv.ctr.bytesOut.Add(uint64(n))
+		cl.srv.rt.Ctr.BytesOut.Add(uint64(n))
 	}
 	if earlier != nil {
-		cl.srv.errs.Add(1)
+		cl.srv.rt.Errs.Add(1)
 		cl.onError(fmt.Errorf("connections: client %s: send: earlier datagram: %w", cl.uri, earlier))
 	}
 	if err != nil {
 		if u.closed.Load() || errors.Is(err, net.ErrClosed) {
 			return ErrClosed
 		}
-		cl.srv.errs.Add(1)
+		cl.srv.rt.Errs.Add(1)
 		err = fmt.Errorf("connections: client %s: send: %w", cl.uri, err)
 		cl.onError(err)
 		return err
@@ -287,17 +288,17 @@ func (u *udpConn) close() {
 	u.mu.Unlock()
 }
 
-func (u *udpConn) sendFull() bool { return false }
+func (u *udpConn) SendFull() bool { return false }
 
 // WaitDrained never waits: a datagram is written at once, there is no
 // send buffer to drain.
 func (u *udpConn) WaitDrained(context.Context) error {
-	if u.gone() {
+	if u.Gone() {
 		return ErrClosed
 	}
 	return nil
 }
-func (u *udpConn) gone() bool           { return u.closed.Load() }
+func (u *udpConn) Gone() bool           { return u.closed.Load() }
 func (u *udpConn) Close() error         { u.close(); return nil }
 func (u *udpConn) Destroy()             { u.close() }
 func (u *udpConn) CloseAfterFlush()     { u.close() }

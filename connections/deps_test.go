@@ -1,9 +1,6 @@
 package connections_test
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,62 +111,42 @@ func TestCoreKnowsNoEngine(t *testing.T) {
 	}
 }
 
-// engineFiles names each engine's own files in this package, by the
-// prefix of their names.
-var engineFiles = []string{"std.go", "epoll_"}
+// enginePackages are the engines' packages: each is imported by the
+// package connections alone (its engine table, engine.go and
+// engine_linux.go), never by another engine, the core or anything else
+// of the module, so that nothing outside an engine's package can name
+// its types (the compiler keeps them there) and every engine is reached
+// through core.Engine and core.Ops.
+var enginePackages = []string{
+	"github.com/goes-project/goes/connections/internal/std",
+	"github.com/goes-project/goes/connections/internal/epoll",
+}
 
-// TestEngineTypesStayInTheirFiles keeps the engines behind the contract
-// (engine.go, internal/core's Ops and KickQueue): the types
-// an engine's files declare (its engine, connection, loop and listener
-// types) are named by no other file of the package; the rest of it knows
-// an engine only through the interfaces. It parses the package's files
-// for this platform.
-func TestEngineTypesStayInTheirFiles(t *testing.T) {
-	files := strings.Fields(goList(t, "-f", "{{join .GoFiles \" \"}}", "."))
-	engineOf := func(f string) string {
-		for _, p := range engineFiles {
-			if strings.HasPrefix(f, p) {
-				return p
-			}
+// TestEnginesImportedByConnectionsOnly asks the go tool for the imports
+// of every package of the module (their non-test files, for this
+// platform) and checks that only the package connections imports an
+// engine's package.
+func TestEnginesImportedByConnectionsOnly(t *testing.T) {
+	const self = "github.com/goes-project/goes/connections"
+	out := goList(t, "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "github.com/goes-project/goes/...")
+	importers := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
 		}
-		return ""
-	}
-	fset := token.NewFileSet()
-	parsed := map[string]*ast.File{}
-	owner := map[string]string{} // type name -> the engine whose files declare it
-	for _, f := range files {
-		af, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
-		if err != nil {
-			t.Fatal(err)
-		}
-		parsed[f] = af
-		if e := engineOf(f); e != "" {
-			for _, d := range af.Decls {
-				if gd, ok := d.(*ast.GenDecl); ok && gd.Tok == token.TYPE {
-					for _, sp := range gd.Specs {
-						owner[sp.(*ast.TypeSpec).Name.Name] = e
-					}
-				}
-			}
+		for _, imp := range f[1:] {
+			importers[imp] = append(importers[imp], f[0])
 		}
 	}
-	if owner["stdConn"] != "std.go" || (runtime.GOOS == "linux" && owner["epConn"] != "epoll_") {
-		t.Fatalf("engine types found: %v; not the files this test expects", owner)
+	if !slices.Contains(importers[enginePackages[0]], self) {
+		t.Fatalf("go list says %s is imported by %v: not the answer this test expects", enginePackages[0], importers[enginePackages[0]])
 	}
-	for f, af := range parsed {
-		var visit func(n ast.Node) bool
-		visit = func(n ast.Node) bool {
-			switch n := n.(type) {
-			case *ast.SelectorExpr:
-				ast.Inspect(n.X, visit) // n.Sel is a field, method or package member, not the type
-				return false
-			case *ast.Ident:
-				if e, ok := owner[n.Name]; ok && e != engineOf(f) {
-					t.Errorf("%s names %s, a type of the %s engine's files: go through the engine contract", fset.Position(n.Pos()), n.Name, e)
-				}
+	for _, eng := range enginePackages {
+		for _, by := range importers[eng] {
+			if by != self {
+				t.Errorf("%s imports %s: an engine's package is imported by %s alone (its engine table); go through core.Engine and core.Ops", by, eng, self)
 			}
-			return true
 		}
-		ast.Inspect(af, visit)
 	}
 }

@@ -18,26 +18,31 @@
 //
 // # Engines
 //
-// A Server has engines (engine.go): the standard one (std.go: a reading
-// goroutine per connection, every listener, every platform) and the
-// platform's event-loop engines (platformEngines: epoll on Linux). Serve
-// picks one per listener, once; Close, Stats and the listings ask every
-// engine. The epoll engine is loops (epoll_loop_linux.go: one goroutine
-// each, the connection table, the queue other goroutines post to),
-// accept with its back-off (epoll_accept_linux.go) and the connection's
-// I/O (epoll_conn_linux.go) over its kernel interface, the package
-// connections/internal/epoll: the poller (the epoll descriptor, its
-// eventfd, the wait), the io_uring send batch, and the system calls
-// (epoll.Sys), which tests replace call by call. This package makes no
-// epoll or io_uring call itself (deps_test.go). A Fanout batches flushes
-// through the contract too (core.Ops.BatchKick, core.KickQueue: an event
-// loop's queue), and a Client takes its connection as an interface, so
-// that no file outside an engine's names its connection type. The
-// engine-neutral pieces that need nothing of a Server live in
-// connections/internal/core: the buffer pool, the callback pool
-// (core.TaskPool) and the watchdog (core.Watchdog, core.CbMark).
-// ENGINES.md has the layering, the data paths and the
-// recipe for a new engine.
+// A Server has engines, each a package of its own under
+// connections/internal, made for it by one table (engine.go): the
+// standard one (internal/std: a reading goroutine per connection, every
+// listener, every platform) and the platform's event-loop engines
+// (platformEngines: internal/epoll on Linux). Serve picks one per
+// listener, once; Close, Stats and the listings ask every engine. The
+// epoll engine's package holds its loops (loop_linux.go: one goroutine
+// each, the connection table, the queue other goroutines post to), its
+// accept path with its back-off (accept_linux.go), the connection's I/O
+// (conn_linux.go) and its kernel interface: the poller (the epoll
+// descriptor, its eventfd, the wait), the io_uring send batch, and the
+// system calls (epoll.Sys), which tests replace call by call. This
+// package makes no epoll or io_uring call itself and only it imports an
+// engine's package (deps_test.go), so the compiler keeps every engine's
+// types inside its package. What the engines share is
+// connections/internal/core: the public types (this package's are
+// aliases of them), the Runtime (the Server's state the engines use),
+// Conn (the engine-independent part of a stream connection: dispatch,
+// send queue, budget, timers, the close sequence), the engine contract
+// (core.Engine, core.FallbackEngine, core.Ops, core.KickQueue), the
+// buffer pool, the callback pool and the watchdog. A Fanout batches
+// flushes through the contract (core.Ops.BatchKick, core.KickQueue: an
+// event loop's queue), and a Client takes its connection as an
+// interface. ENGINES.md has the layering, the data paths and the recipe
+// for a new engine.
 //
 // # Timeouts
 //
@@ -67,7 +72,7 @@
 // each a BodyTimeout long, from the start of the body: a burst buys no
 // credit for a dribble after it. A connection whose reading is paused
 // (PauseRecv, or backpressure: its queued output reached
-// MaxSendBufferSize, see send.go), whose callback runs or whose input
+// MaxSendBufferSize, see internal/core/send.go), whose callback runs or whose input
 // waits for a pool task is not held to the read rules (its input waits
 // for the application or for the peer to read) and they start again from
 // then; a peer that reads nothing meets SendTimeout. A read rule that is
@@ -79,9 +84,9 @@
 //
 // The rules cost no timer operation per read: a read stores its time
 // (connTimers.lastIn), the dispatcher records the phase with an atomic
-// load, and a store under base.mu only when a batch of input changes it;
+// load, and a store under core.Conn.Mu only when a batch of input changes it;
 // a write that has to wait for the peer stores when (slow path only).
-// The connection's one timer node (timers.go) works out at its deadline
+// The connection's one timer node (internal/core/timers.go) works out at its deadline
 // whether a rule is broken, and re-arms for the nearest deadline or, at
 // the latest, for the shortest rule's period, so that a phase recorded
 // meanwhile is looked at in time; a PhaseBusy connection is asked for its
@@ -90,7 +95,7 @@
 // # Memory of unfinished input
 //
 // Input that is not yet a whole packet is bounded per Server (per worker)
-// by Config.MaxInputMemory (budget.go). Every engine's input path sizes a
+// by Config.MaxInputMemory (internal/core/budget.go). Every engine's input path sizes a
 // partial packet's buffer with core.InputSize (internal/core/buffer.go: the packet's length
 // when the protocol is a protocols.PacketSizer, doubling otherwise,
 // never past MaxPackageSize) and charges it to the budget while it holds
@@ -99,25 +104,25 @@
 // packet (holdInput), the standard engine after each consume and growth
 // (hold, grow). A buffer lent for one read and emptied by it is never
 // charged, so whole packets never take the budget's lock. A refused
-// charge sheds the connection (base.shed); a charge that needs room sheds
-// the largest holders from whatever goroutine asks, and engineOps.ShedInput
+// charge sheds the connection (core.Conn.Shed); a charge that needs room sheds
+// the largest holders from whatever goroutine asks, and core.Ops.ShedInput
 // has their engines drop their input.
 //
 // # Concurrency
 //
 // Who owns what:
 //
-//   - A stream connection's engine-independent state is base (core.go,
-//     send.go). Its flags change only with base.mu held and are read
-//     atomically anywhere; base.mu also guards the send queue (out,
+//   - A stream connection's engine-independent state is core.Conn
+//     (internal/core: conn.go, send.go). Its flags change only with core.Conn.Mu held and are read
+//     atomically anywhere; core.Conn.Mu also guards the send queue (out,
 //     inflight), dispatching, the user context, the doom timer, drainCh
 //     and, in pool mode, epConn.pend. The protocol state has its own spin
 //     lock (fStateLock, a flag bit) so that State works with and without
-//     base.mu held. bytesIn and bytesOut are atomics; fCloseAfter changes without mu.
+//     core.Conn.Mu held. bytesIn and bytesOut are atomics; fCloseAfter changes without mu.
 //   - fWriting makes one writer at a time own the buffer takeOut handed
 //     it, until writeDone.
-//   - An epConn's fields after base belong to its loop's goroutine (fd,
-//     ev, in, wbuf, eof, busy, ...), except pend (base.mu), acts (atomic:
+//   - An epConn's fields after core.Conn belong to its loop's goroutine (fd,
+//     ev, in, wbuf, eof, busy, ...), except pend (core.Conn.Mu), acts (atomic:
 //     work other goroutines post) and, while busy, c.in and inHalted,
 //     which the running pool task owns until it posts actTaskDone.
 //   - A loop owns its poller's events (epoll.Poller), its read buffer, n, busyN, its
@@ -133,39 +138,39 @@
 //     held; a writer goroutine only TryLocks it (a drain it cannot run is
 //     left in drainPending for the holder).
 //   - The wheel's goroutine runs the connection timers (connTimers'
-//     since and winIn are under base.mu; lastIn, outWait and phase are
-//     atomics) and takes base.mu to act.
+//     since and winIn are under core.Conn.Mu; lastIn, outWait and phase are
+//     atomics) and takes core.Conn.Mu to act.
 //   - The input budget's mu guards its holder records; it is a leaf, and
 //     fInputHeld (a connection has a record) changes under it, not under
-//     base.mu. A connection is charged only by the goroutine that owns its
+//     core.Conn.Mu. A connection is charged only by the goroutine that owns its
 //     input buffer (the loop, the pool task, the reading goroutine), or
 //     by a protocol's HoldInput from Decode.
-//   - Server.mu guards the listener set, settled, the standard engine's
+//   - Runtime.Mu guards the listener set, settled, the standard engine's
 //     connection set, the epoll engine's loops, pool and watchdog stop,
 //     and the own wheel's start; the counters (open, accepted, errs, the
 //     counters structs) are atomics, draining and closed are atomics
-//     changed under Server.mu.
+//     changed under Runtime.Mu.
 //
-// A method named ...Locked runs with base.mu held by its caller: it must
-// not take base.mu, call a user callback or block; it may take the locks
-// that come after base.mu below. closingUnlock is entered with base.mu
+// A method named ...Locked runs with core.Conn.Mu held by its caller: it must
+// not take core.Conn.Mu, call a user callback or block; it may take the locks
+// that come after core.Conn.Mu below. closingUnlock is entered with core.Conn.Mu
 // held and releases it.
 //
 // Lock order (a lock is taken only after those above it, never before):
 //
 //   - stdConn.cbMu (its callbacks run with it held), then pipeLink.mu (a
 //     pipe forwards from OnMessage), then Client.mu (a Client as a pipe's
-//     dst), then base.mu, then pipeNode.mu (see pipe.go, client.go);
-//   - base.mu, then loop.qmu (posting work to the loop), the timer
+//     dst), then core.Conn.Mu, then pipeNode.mu (see pipe.go, client.go);
+//   - core.Conn.Mu, then loop.qmu (posting work to the loop), the timer
 //     wheel's lock, the buffer pool;
 //   - epListener.mu (read-held by accept from accept4 until the new
-//     connection is registered), then loop.tmu and base.mu;
-//   - Server.mu is taken at most under stdConn.cbMu (a closing stdConn
+//     connection is registered), then loop.tmu and core.Conn.Mu;
+//   - Runtime.Mu is taken at most under stdConn.cbMu (a closing stdConn
 //     counts itself out) and holds nothing but the wheel's lock (its
 //     start); loop.qmu, loop.tmu, core.TaskPool's mu, fStateLock and the input
 //     budget's mu are leaves (connections are shed after it is released).
 //
 // No lock is held while a user callback runs, except stdConn.cbMu and
-// pipeLink.mu (a pipe's sends), and base.mu for the protocol's Encode and
+// pipeLink.mu (a pipe's sends), and core.Conn.Mu for the protocol's Encode and
 // ReleaseState, which must not call Send or Close.
 package connections

@@ -1,6 +1,7 @@
 package connections
 
 import (
+	"github.com/goes-project/goes/connections/internal/core"
 	"github.com/goes-project/goes/protocols"
 )
 
@@ -28,7 +29,7 @@ type Fanout struct {
 	data   []byte
 	raw    bool
 	frames []fanFrame
-	kicks  kickBatch
+	kicks  core.KickBatch
 	sent   int
 }
 
@@ -37,7 +38,7 @@ type Fanout struct {
 type fanFrame struct {
 	proto protocols.Protocol
 	key   uint32
-	buf   *buffer // shared; nil when there is nothing to write
+	buf   *core.Buffer // shared; nil when there is nothing to write
 	err   error
 }
 
@@ -46,10 +47,8 @@ type fanFrame struct {
 const fanBatch = 256
 
 // fanTarget is implemented by the connections a Fanout queues on itself
-// (the engines' stream connections, through base).
-type fanTarget interface{ fanBase() *base }
-
-func (c *base) fanBase() *base { return c }
+// (the engines' stream connections, through core.Conn).
+type fanTarget interface{ CoreConn() *core.Conn }
 
 // Begin starts sending data (encoded by each connection's protocol, or as
 // is when raw). Data must not change until End returns; the members'
@@ -66,10 +65,10 @@ func (f *Fanout) Add(c Connection) error {
 	if !ok {
 		return f.count(c.SendBytes(f.data, f.raw))
 	}
-	b := t.fanBase()
-	kick, err := b.enqueue(nil, "", false, f)
+	b := t.CoreConn()
+	kick, err := b.Enqueue(nil, "", false, (*framer)(f))
 	if kick {
-		f.kicks.add(b, fanBatch)
+		f.kicks.Add(b, fanBatch)
 	}
 	return f.count(err)
 }
@@ -84,18 +83,25 @@ func (f *Fanout) count(err error) error {
 // End hands the members still held to their loops and returns how many
 // connections took the message since Begin.
 func (f *Fanout) End() int {
-	f.kicks.flush()
+	f.kicks.Flush()
 	clear(f.frames)
 	f.frames = f.frames[:0]
 	return f.sent
 }
 
-// frameLocked returns the message as c's protocol encodes it for c,
+// framer is a Fanout as core.Conn.Enqueue sees it (core.Framer): its
+// methods stay off Fanout's public method set.
+type framer Fanout
+
+// Message is the message of Begin and whether it is sent as is.
+func (f *framer) Message() ([]byte, bool) { return f.data, f.raw }
+
+// FrameLocked returns the message as c's protocol encodes it for c,
 // encoded once per class of connections, or nil when c encodes it its own
-// way. Raw, it is a copy of the data, made once. c.mu is held: a
-// protocol's state for c changes under it.
-func (f *Fanout) frameLocked(c *base) (*buffer, error) {
-	proto := c.s.cfg.Protocol
+// way. Raw, it is a copy of the data, made once. c.Mu is
+// held: a protocol's state for c changes under it.
+func (f *framer) FrameLocked(c *core.Conn) (*core.Buffer, error) {
+	proto := c.Protocol()
 	if f.raw {
 		proto = nil
 	}
@@ -105,7 +111,7 @@ func (f *Fanout) frameLocked(c *base) (*buffer, error) {
 		if !ok {
 			return nil, nil
 		}
-		if key, ok = se.EncodeKey(c.conn(), f.data); !ok {
+		if key, ok = se.EncodeKey(c.Self(), f.data); !ok {
 			return nil, nil
 		}
 	}
@@ -119,11 +125,11 @@ func (f *Fanout) frameLocked(c *base) (*buffer, error) {
 	if proto == nil {
 		b = append([]byte(nil), f.data...)
 	} else {
-		b, err = proto.Encode(c.conn(), make([]byte, 0, len(f.data)+encodeSlack), f.data)
+		b, err = proto.Encode(c.Self(), make([]byte, 0, len(f.data)+core.EncodeSlack), f.data)
 	}
-	var buf *buffer // nil: nothing to write; c's own path queues nothing
+	var buf *core.Buffer // nil: nothing to write; c's own path queues nothing
 	if len(b) > 0 {
-		buf = &buffer{B: b, Shared: true}
+		buf = &core.Buffer{B: b, Shared: true}
 	}
 	f.frames = append(f.frames, fanFrame{proto: proto, key: key, buf: buf, err: err})
 	return buf, err

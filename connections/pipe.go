@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/goes-project/goes/connections/internal/core"
 )
 
 // ErrPipeUnsupported: Pipe was given a connection that is not a stream
@@ -31,8 +33,8 @@ var ErrPipeUnsupported = errors.New("connections: pipe needs stream connections 
 // Pipe is safe for concurrent use; call it before src receives what it
 // must forward (in src's OnConnect, or before a Client's Connect).
 func Pipe(src, dst Connection) error {
-	s, ok1 := src.(pipeEnd)
-	d, ok2 := dst.(pipeEnd)
+	s, ok1 := endOf(src)
+	d, ok2 := endOf(dst)
 	if !ok1 || !ok2 {
 		return ErrPipeUnsupported
 	}
@@ -75,22 +77,50 @@ func Pipe(src, dst Connection) error {
 	return nil
 }
 
-// pipeEnd is a connection Pipe can use.
-type pipeEnd interface {
-	Connection
-	// sendFull reports whether the send buffer reached its limit and has
-	// not drained since (OnBufferDrain is still to come).
-	sendFull() bool
-	// gone reports whether the connection is closing or closed for good.
-	gone() bool
-	// links is the table that holds the connection's pipe links.
-	links() *pipeTable
+// pipeEnd is a connection Pipe can use: a stream connection of an
+// engine (its core.Conn) or a Client.
+type pipeEnd struct {
+	Connection // the connection itself: the key of its pipeTable
+	c          *core.Conn
+	cl         *Client
 }
 
-func (c *base) sendFull() bool       { return c.has(fFull) }
-func (c *base) gone() bool           { return c.has(fClosing | fSockClosed) }
-func (c *base) links() *pipeTable    { return c.s.pipes }
-func (cl *Client) links() *pipeTable { return &cl.pipes }
+// endOf returns c as a pipeEnd; false for a datagram or a connection of
+// another package.
+func endOf(c Connection) (pipeEnd, bool) {
+	switch t := c.(type) {
+	case *Client:
+		return pipeEnd{Connection: c, cl: t}, true
+	case interface{ CoreConn() *core.Conn }:
+		return pipeEnd{Connection: c, c: t.CoreConn()}, true
+	}
+	return pipeEnd{}, false
+}
+
+// sendFull reports whether the send buffer reached its limit and has not
+// drained since (OnBufferDrain is still to come).
+func (e pipeEnd) sendFull() bool {
+	if e.cl != nil {
+		return e.cl.sendFull()
+	}
+	return e.c.SendFull()
+}
+
+// gone reports whether the connection is closing or closed for good.
+func (e pipeEnd) gone() bool {
+	if e.cl != nil {
+		return e.cl.gone()
+	}
+	return e.c.Gone()
+}
+
+// links is the table that holds the connection's pipe links.
+func (e pipeEnd) links() *pipeTable {
+	if e.cl != nil {
+		return &e.cl.pipes
+	}
+	return e.c.RT.Pipes.(*pipeTable)
+}
 
 // pipeTable holds the pipe links of the connections of one Server (or of
 // one Client). The zero value is empty; an empty table costs OnMessage,
@@ -343,7 +373,7 @@ func (l *pipeLink) stop() {
 
 // unlinkSrc removes l from its source's node.
 func (l *pipeLink) unlinkSrc() {
-	if n, ok := l.src.links().node(l.src, false); ok {
+	if n, ok := l.src.links().node(l.src.Connection, false); ok {
 		n.mu.Lock()
 		if n.out == l {
 			n.out = nil
@@ -354,7 +384,7 @@ func (l *pipeLink) unlinkSrc() {
 
 // unlinkDst removes l from its destination's node.
 func (l *pipeLink) unlinkDst() {
-	if n, ok := l.dst.links().node(l.dst, false); ok {
+	if n, ok := l.dst.links().node(l.dst.Connection, false); ok {
 		n.mu.Lock()
 		n.in = slices.DeleteFunc(n.in, func(x *pipeLink) bool { return x == l })
 		n.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/goes-project/goes/connections/internal/core"
 	"github.com/goes-project/goes/protocols"
 )
 
@@ -15,26 +16,27 @@ import (
 // framed by the protocol like a stream's, but a datagram never continues in
 // the next one. Closing such a connection never closes pc. OnConnect and
 // OnClose do not run for datagrams.
-func (s *Server) ServePacket(pc net.PacketConn) error {
-	if !s.track(pc, false) {
+func (srv *Server) ServePacket(pc net.PacketConn) error {
+	s := srv.rt
+	if !s.Track(pc, false) {
 		return ErrServerClosed
 	}
-	defer s.untrack(pc)
+	defer s.Untrack(pc)
 	buf := make([]byte, 64<<10)
 	for {
 		n, addr, err := pc.ReadFrom(buf)
 		if err != nil {
-			if s.draining.Load() || errors.Is(err, net.ErrClosed) {
+			if s.Draining.Load() || errors.Is(err, net.ErrClosed) {
 				return ErrServerClosed
 			}
-			if isTemporary(err) {
+			if core.IsTemporary(err) {
 				continue
 			}
 			return err
 		}
-		s.accepted.Add(1)
-		s.ctr.bytesIn.Add(uint64(n))
-		d := &datagram{s: s, pc: pc, addr: addr, id: s.nextID(), created: time.Now()}
+		s.Accepted.Add(1)
+		s.Ctr.BytesIn.Add(uint64(n))
+		d := &datagram{s: s, pc: pc, addr: addr, id: s.NextID(), created: time.Now()}
 		d.bytesIn.Store(uint64(n))
 		d.serve(buf[:n])
 	}
@@ -42,7 +44,7 @@ func (s *Server) ServePacket(pc net.PacketConn) error {
 
 // datagram is the Connection of one UDP datagram.
 type datagram struct {
-	s       *Server
+	s       *core.Runtime
 	pc      net.PacketConn
 	addr    net.Addr
 	id      uint64
@@ -64,12 +66,12 @@ var _ Connection = (*datagram)(nil)
 func (d *datagram) serve(b []byte) {
 	s := d.s
 	var derr error
-	if err := guard(func() { _, _, derr = deliver(s, &s.ctr, d, d, b, true) }); err != nil {
-		s.errs.Add(1)
-		var pe *panicError
+	if err := core.Guard(func() { _, _, derr = core.Deliver(s, &s.Ctr, d, d, b, true) }); err != nil {
+		s.Errs.Add(1)
+		var pe *core.PanicError
 		if errors.As(err, &pe) {
-			s.panics.Add(1)
-			s.log.Error().Uint64("conn", d.id).Interface("panic", pe.value).Bytes("stack", pe.stack).Msg("callback panicked, datagram dropped")
+			s.Panics.Add(1)
+			s.Log.Error().Uint64("conn", d.id).Interface("panic", pe.Value).Bytes("stack", pe.Stack).Msg("callback panicked, datagram dropped")
 		}
 		d.onError(err)
 		return
@@ -79,24 +81,24 @@ func (d *datagram) serve(b []byte) {
 	}
 }
 
-// halted reports whether the datagram's connection was closed.
-func (d *datagram) halted() bool { return d.closed.Load() }
+// Halted reports whether the datagram's connection was closed.
+func (d *datagram) Halted() bool { return d.closed.Load() }
 
 func (d *datagram) reject(err error) {
-	d.s.errs.Add(1)
-	d.s.badInput.Add(1)
-	d.s.log.Info().Uint64("conn", d.id).Stringer("remote", d.addr).Err(err).Msg("bad datagram dropped")
+	d.s.Errs.Add(1)
+	d.s.BadInput.Add(1)
+	d.s.Log.Info().Uint64("conn", d.id).Stringer("remote", d.addr).Err(err).Msg("bad datagram dropped")
 	d.onError(err)
 }
 
 func (d *datagram) onError(err error) {
-	if h := d.s.cfg.Handler.OnError; h != nil {
-		guard(func() { h(d, err) })
+	if h := d.s.Cfg.Handler.OnError; h != nil {
+		core.Guard(func() { h(d, err) })
 	}
 }
 
 func (d *datagram) Send(data string, raw bool) error {
-	return d.send(stringBytes(data), raw)
+	return d.send(core.StringBytes(data), raw)
 }
 
 func (d *datagram) SendBytes(data []byte, raw bool) error { return d.send(data, raw) }
@@ -110,10 +112,10 @@ func (d *datagram) send(b []byte, raw bool) error {
 	d.mu.Lock()
 	out := d.out[:0]
 	var err error
-	if raw || d.s.cfg.Protocol == nil {
+	if raw || d.s.Cfg.Protocol == nil {
 		out = append(out, b...)
 	} else {
-		out, err = d.s.cfg.Protocol.Encode(d, out, b)
+		out, err = d.s.Cfg.Protocol.Encode(d, out, b)
 	}
 	d.out = out
 	if err != nil {
@@ -124,24 +126,24 @@ func (d *datagram) send(b []byte, raw bool) error {
 	n, err := d.pc.WriteTo(out, d.addr)
 	d.mu.Unlock()
 	d.bytesOut.Add(uint64(n))
-	d.s.ctr.bytesOut.Add(uint64(n))
+	d.s.Ctr.BytesOut.Add(uint64(n))
 	if err != nil {
-		d.s.errs.Add(1)
+		d.s.Errs.Add(1)
 		d.onError(err)
 	}
 	return err
 }
 
 func (d *datagram) ID() uint64                   { return d.id }
-func (d *datagram) MaxPackageSize() int          { return d.s.cfg.MaxPackageSize }
+func (d *datagram) MaxPackageSize() int          { return d.s.Cfg.MaxPackageSize }
 func (d *datagram) CloseAfterFlush()             { d.closed.Store(true) }
-func (d *datagram) Draining() bool               { return d.s.draining.Load() }
+func (d *datagram) Draining() bool               { return d.s.Draining.Load() }
 func (d *datagram) Close() error                 { d.closed.Store(true); return nil }
 func (d *datagram) Destroy()                     { d.closed.Store(true) }
 func (d *datagram) LocalAddr() net.Addr          { return d.pc.LocalAddr() }
 func (d *datagram) RemoteAddr() net.Addr         { return d.addr }
-func (d *datagram) Transport() string            { return d.s.cfg.Transport }
-func (d *datagram) Protocol() protocols.Protocol { return d.s.cfg.Protocol }
+func (d *datagram) Transport() string            { return d.s.Cfg.Transport }
+func (d *datagram) Protocol() protocols.Protocol { return d.s.Cfg.Protocol }
 func (d *datagram) PauseRecv()                   {}
 func (d *datagram) ResumeRecv()                  {}
 func (d *datagram) BytesRead() uint64            { return d.bytesIn.Load() }
@@ -150,7 +152,7 @@ func (d *datagram) SendBufferLen() int           { return 0 }
 func (d *datagram) CreatedAt() time.Time         { return d.created }
 
 // State returns the protocol's state of this datagram. Safe for concurrent
-// use (see base.State).
+// use (see core.Conn.State).
 func (d *datagram) State() any {
 	d.stateMu.Lock()
 	defer d.stateMu.Unlock()

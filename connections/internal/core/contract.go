@@ -2,10 +2,9 @@ package core
 
 import "net"
 
-// Ops is what the engine-independent part of a stream connection (base,
-// in package connections) asks of its engine: each engine's connection
-// type implements it. mu, the f* flags and the buffers named below are
-// base's (connections/core.go).
+// Ops is what the engine-independent part of a stream connection (Conn)
+// asks of its engine: each engine's connection type implements it. mu,
+// the f* flags (F*) and the buffers named below are Conn's (conn.go).
 type Ops interface {
 	// Kick writes what is queued; send calls it, without mu, when no
 	// dispatcher will flush for it.

@@ -1,6 +1,6 @@
 //go:build linux
 
-package connections
+package epoll
 
 import (
 	"bufio"
@@ -18,29 +18,29 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
-	"github.com/goes-project/goes/connections/internal/epoll"
+	"github.com/goes-project/goes/connections/internal/core"
 	"github.com/goes-project/goes/internal/uring"
 	"github.com/goes-project/goes/protocols/text"
 )
 
 // These tests drive the real epoll engine on loopback sockets and fault
-// single system calls through its epoll.Sys seam, where a real socket
+// single system calls through its Sys seam, where a real socket
 // cannot be made to fail on cue: accept out of descriptors, a read reset
 // at a chosen moment, a write the kernel does not take.
 
 // seamServer serves cfg with the epoll engine on a loopback TCP listener
 // after edit has changed the engine's system calls; cleanup closes it.
 // It logs to logs, or to the test's log when logs is nil.
-func seamServer(t *testing.T, cfg Config, logs io.Writer, edit func(sys *epoll.Sys)) (*Server, string) {
+func seamServer(t *testing.T, cfg core.Config, logs io.Writer, edit func(sys *Sys)) (*core.Runtime, string) {
 	t.Helper()
-	cfg.Engine = EngineEpoll
+	cfg.Engine = core.EngineEpoll
 	if logs == nil {
 		logs = zerolog.NewTestWriter(t)
 	}
 	cfg.Logger = zerolog.New(logs)
-	s := NewServer(cfg)
+	s := newServer(cfg)
 	var ep *epollEngine
-	for _, e := range s.engines {
+	for _, e := range s.Engines() {
 		if e, ok := e.(*epollEngine); ok {
 			ep = e
 		}
@@ -57,8 +57,8 @@ func seamServer(t *testing.T, cfg Config, logs io.Writer, edit func(sys *epoll.S
 	go func() { done <- s.Serve(ln) }()
 	t.Cleanup(func() {
 		s.Close()
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		if err := <-done; !errors.Is(err, core.ErrServerClosed) {
+			t.Errorf("Serve returned %v, want core.ErrServerClosed", err)
 		}
 	})
 	return s, ln.Addr().String()
@@ -100,10 +100,10 @@ func seamWait(t *testing.T, what string, cond func() bool) {
 
 // serverFd returns the descriptor of the server side of the client
 // connection c, read on its loop (the loop owns it).
-func serverFd(t *testing.T, s *Server, c net.Conn) int32 {
+func serverFd(t *testing.T, s *core.Runtime, c net.Conn) int32 {
 	t.Helper()
 	port := c.LocalAddr().(*net.TCPAddr).Port
-	for _, sc := range s.all() {
+	for _, sc := range s.All() {
 		ec := sc.(*epConn)
 		if ec.RemoteAddr().(*net.TCPAddr).Port != port {
 			continue
@@ -116,7 +116,7 @@ func serverFd(t *testing.T, s *Server, c net.Conn) int32 {
 	return -1
 }
 
-func seamEchoHandler(c Connection, d []byte) { c.SendBytes(d, false) }
+func seamEchoHandler(c core.Connection, d []byte) { c.SendBytes(d, false) }
 
 // seamLog is a log sink safe for concurrent use.
 type seamLog struct {
@@ -172,10 +172,10 @@ func TestAcceptBacksOffOnEMFILE(t *testing.T) {
 		calls    []call
 	)
 	logs := &seamLog{}
-	s, addr := seamServer(t, Config{
+	s, addr := seamServer(t, core.Config{
 		Loops: 1, Protocol: text.New(),
-		Handler: Handler{OnMessage: seamEchoHandler},
-	}, logs, func(sys *epoll.Sys) {
+		Handler: core.Handler{OnMessage: seamEchoHandler},
+	}, logs, func(sys *Sys) {
 		live := sys.Accept
 		sys.Accept = func(fd int) (int32, unix.RawSockaddrAny, unix.Errno) {
 			mu.Lock()
@@ -280,15 +280,15 @@ func newCloseCounts() *closeCounts {
 	return &closeCounts{closed: map[uint64]int{}, errored: map[uint64]int{}}
 }
 
-func (cc *closeCounts) handler() Handler {
-	return Handler{
+func (cc *closeCounts) handler() core.Handler {
+	return core.Handler{
 		OnMessage: seamEchoHandler,
-		OnClose: func(c Connection) {
+		OnClose: func(c core.Connection) {
 			cc.mu.Lock()
 			cc.closed[c.ID()]++
 			cc.mu.Unlock()
 		},
-		OnError: func(c Connection, err error) {
+		OnError: func(c core.Connection, err error) {
 			cc.mu.Lock()
 			cc.errored[c.ID()]++
 			cc.mu.Unlock()
@@ -310,10 +310,10 @@ func (cc *closeCounts) snapshot() (closed, errored map[uint64]int) {
 }
 
 // connID returns the id of the server side of client c.
-func connID(t *testing.T, s *Server, c net.Conn) uint64 {
+func connID(t *testing.T, s *core.Runtime, c net.Conn) uint64 {
 	t.Helper()
 	port := c.LocalAddr().(*net.TCPAddr).Port
-	for _, sc := range s.all() {
+	for _, sc := range s.All() {
 		if sc.RemoteAddr().(*net.TCPAddr).Port == port {
 			return sc.ID()
 		}
@@ -325,8 +325,8 @@ func connID(t *testing.T, s *Server, c net.Conn) uint64 {
 // checkOnlyVictimClosed waits for the victim's OnClose, then checks that
 // the others still echo, that OnClose ran once for the victim and for
 // no one else, and that no OnError ran (a reset by the peer is none of
-// the cases Handler.OnError lists).
-func checkOnlyVictimClosed(t *testing.T, s *Server, cc *closeCounts, victim uint64, victimConn net.Conn, others []net.Conn, readers []*bufio.Reader) {
+// the cases core.Handler.OnError lists).
+func checkOnlyVictimClosed(t *testing.T, s *core.Runtime, cc *closeCounts, victim uint64, victimConn net.Conn, others []net.Conn, readers []*bufio.Reader) {
 	t.Helper()
 	seamWait(t, "the victim's OnClose", func() bool {
 		closed, _ := cc.snapshot()
@@ -360,9 +360,9 @@ func TestReadResetClosesOnlyThatConnection(t *testing.T) {
 			resetFd.Store(-1)
 			var resets atomic.Int32
 			cc := newCloseCounts()
-			s, addr := seamServer(t, Config{
+			s, addr := seamServer(t, core.Config{
 				Loops: 1, CallbackGoroutines: pool, Protocol: text.New(), Handler: cc.handler(),
-			}, nil, func(sys *epoll.Sys) {
+			}, nil, func(sys *Sys) {
 				live := sys.Read
 				sys.Read = func(fd int32, p []byte) (int, unix.Errno) {
 					if fd == resetFd.Load() {
@@ -400,20 +400,20 @@ func TestPeerResetClosesOnlyThatConnection(t *testing.T) {
 		engine string
 		pool   int
 	}{
-		{engine: EngineStd},
-		{engine: EngineEpoll},
-		{engine: EngineEpoll, pool: 4},
+		{engine: core.EngineStd},
+		{engine: core.EngineEpoll},
+		{engine: core.EngineEpoll, pool: 4},
 	} {
 		t.Run(fmt.Sprintf("engine=%s/pool=%d", tc.engine, tc.pool), func(t *testing.T) {
 			var watchFd atomic.Int32
 			watchFd.Store(-1)
 			var sawReset atomic.Bool
 			cc := newCloseCounts()
-			cfg := Config{Loops: 1, CallbackGoroutines: tc.pool, Protocol: text.New(), Handler: cc.handler()}
-			var s *Server
+			cfg := core.Config{Loops: 1, CallbackGoroutines: tc.pool, Protocol: text.New(), Handler: cc.handler()}
+			var s *core.Runtime
 			var addr string
-			if tc.engine == EngineEpoll {
-				s, addr = seamServer(t, cfg, nil, func(sys *epoll.Sys) {
+			if tc.engine == core.EngineEpoll {
+				s, addr = seamServer(t, cfg, nil, func(sys *Sys) {
 					live := sys.Read
 					sys.Read = func(fd int32, p []byte) (int, unix.Errno) {
 						n, errno := live(fd, p)
@@ -435,7 +435,7 @@ func TestPeerResetClosesOnlyThatConnection(t *testing.T) {
 			}
 			victim := conns[1].(*net.TCPConn)
 			id := connID(t, s, victim)
-			if tc.engine == EngineEpoll {
+			if tc.engine == core.EngineEpoll {
 				watchFd.Store(serverFd(t, s, victim))
 			}
 			if err := victim.SetLinger(0); err != nil {
@@ -444,7 +444,7 @@ func TestPeerResetClosesOnlyThatConnection(t *testing.T) {
 			victim.Close()
 			checkOnlyVictimClosed(t, s, cc, id, victim,
 				[]net.Conn{conns[0], conns[2]}, []*bufio.Reader{readers[0], readers[2]})
-			if tc.engine == EngineEpoll && !sawReset.Load() {
+			if tc.engine == core.EngineEpoll && !sawReset.Load() {
 				t.Error("the server's read never returned ECONNRESET")
 			}
 		})
@@ -452,11 +452,11 @@ func TestPeerResetClosesOnlyThatConnection(t *testing.T) {
 }
 
 // stdServer serves cfg with the standard engine on loopback TCP.
-func stdServer(t *testing.T, cfg Config) (*Server, string) {
+func stdServer(t *testing.T, cfg core.Config) (*core.Runtime, string) {
 	t.Helper()
-	cfg.Engine = EngineStd
+	cfg.Engine = core.EngineStd
 	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t))
-	s := NewServer(cfg)
+	s := newServer(cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -465,8 +465,8 @@ func stdServer(t *testing.T, cfg Config) (*Server, string) {
 	go func() { done <- s.Serve(ln) }()
 	t.Cleanup(func() {
 		s.Close()
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		if err := <-done; !errors.Is(err, core.ErrServerClosed) {
+			t.Errorf("Serve returned %v, want core.ErrServerClosed", err)
 		}
 	})
 	return s, ln.Addr().String()
@@ -509,16 +509,16 @@ func TestWriteEAGAINQueuesRest(t *testing.T) {
 				trace = append(trace, e)
 				mu.Unlock()
 			}
-			s, addr := seamServer(t, Config{
+			s, addr := seamServer(t, core.Config{
 				Loops: 1, CallbackGoroutines: tc.pool, Protocol: text.New(),
-				Handler: Handler{OnMessage: func(c Connection, d []byte) {
+				Handler: core.Handler{OnMessage: func(c core.Connection, d []byte) {
 					if string(d) == "big" {
 						c.Send(answer, true)
 						return
 					}
 					c.SendBytes(d, false)
 				}},
-			}, nil, func(sys *epoll.Sys) {
+			}, nil, func(sys *Sys) {
 				write, ctl, wait := sys.Write, sys.EpollCtl, sys.EpollWait
 				sys.Write = func(fd int32, p []byte) (int, unix.Errno) {
 					if fd != traceFd.Load() {
@@ -539,14 +539,14 @@ func TestWriteEAGAINQueuesRest(t *testing.T) {
 				}
 				sys.EpollCtl = func(epfd, op int, fd int32, events uint32, tag int32) error {
 					if fd == traceFd.Load() && op == unix.EPOLL_CTL_MOD {
-						add(ioEvent{kind: "ctl", events: events, epollout: events&epoll.Out != 0})
+						add(ioEvent{kind: "ctl", events: events, epollout: events&Out != 0})
 					}
 					return ctl(epfd, op, fd, events, tag)
 				}
-				sys.EpollWait = func(epfd int, evs []epoll.Event) (int, unix.Errno) {
+				sys.EpollWait = func(epfd int, evs []Event) (int, unix.Errno) {
 					n, errno := wait(epfd, evs)
 					for i := 0; i < n; i++ {
-						if evs[i].Fd == traceFd.Load() && evs[i].Pad == epoll.TagConn && evs[i].Events&epoll.Out != 0 {
+						if evs[i].Fd == traceFd.Load() && evs[i].Pad == TagConn && evs[i].Events&Out != 0 {
 							add(ioEvent{kind: "writable"})
 						}
 					}
@@ -612,8 +612,8 @@ func TestWriteEAGAINQueuesRest(t *testing.T) {
 // so once and write a fan-out with write(2), every member served.
 func TestRingUnavailableFallsBack(t *testing.T) {
 	var logs seamLog
-	s, addr := seamServer(t, Config{Protocol: text.New(), Loops: 2, Handler: Handler{OnMessage: seamEchoHandler}}, &logs,
-		func(sys *epoll.Sys) {
+	s, addr := seamServer(t, core.Config{Protocol: text.New(), Loops: 2, Handler: core.Handler{OnMessage: seamEchoHandler}}, &logs,
+		func(sys *Sys) {
 			sys.NewRing = func(int) (*uring.Ring, error) { return nil, fmt.Errorf("uring: io_uring_setup: %w", unix.ENOSYS) }
 		})
 	const members = 24
@@ -624,13 +624,23 @@ func TestRingUnavailableFallsBack(t *testing.T) {
 		readers[i] = bufio.NewReader(conns[i])
 		seamEcho(t, conns[i], readers[i], "hello")
 	}
-	var f Fanout
+	// A fan-out, as connections.Fanout makes it: each member's flush
+	// handed to its loop's queue in a batch (core.KickBatch).
+	var kicks core.KickBatch
 	for m := 0; m < 3; m++ {
-		f.Begin([]byte(fmt.Sprintf("m%d", m)), false)
-		for _, c := range s.all() {
-			f.Add(c)
+		n := 0
+		for _, c := range s.All() {
+			cc := c.(interface{ CoreConn() *core.Conn }).CoreConn()
+			kick, err := cc.Enqueue([]byte(fmt.Sprintf("m%d", m)), "", false, nil)
+			if kick {
+				kicks.Add(cc, 256)
+			}
+			if err == nil {
+				n++
+			}
 		}
-		if n := f.End(); n != members {
+		kicks.Flush()
+		if n != members {
 			t.Fatalf("message %d sent to %d of %d", m, n, members)
 		}
 	}
@@ -643,7 +653,7 @@ func TestRingUnavailableFallsBack(t *testing.T) {
 		}
 	}
 	if st := s.Stats(); st.IOUringSends != 0 {
-		t.Fatalf("Stats: %d writes, %d in io_uring batches; want write(2) only", st.Writes, st.IOUringSends)
+		t.Fatalf("core.Stats: %d writes, %d in io_uring batches; want write(2) only", st.Writes, st.IOUringSends)
 	}
 	if n := strings.Count(logs.String(), "io_uring unavailable"); n != 1 {
 		t.Fatalf("%d log lines say io_uring is unavailable, want 1:\n%s", n, logs.String())

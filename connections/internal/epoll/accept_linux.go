@@ -1,6 +1,6 @@
 //go:build linux
 
-package connections
+package epoll
 
 import (
 	"fmt"
@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goes-project/goes/connections/internal/core"
-	"github.com/goes-project/goes/connections/internal/epoll"
 	"github.com/goes-project/goes/timer"
 )
 
@@ -24,7 +23,7 @@ const acceptBatch = 4
 type epListener struct {
 	e    *epollEngine
 	ln   net.Listener
-	tls  *epTLSListener // a TLS listener's: its connections are TLS (epoll_tls_linux.go)
+	tls  *epTLSListener // a TLS listener's: its connections are TLS (tls_linux.go)
 	fd   int
 	tcp  bool
 	addr net.Addr
@@ -40,7 +39,7 @@ type epListener struct {
 type loopListener struct {
 	el      *epListener
 	backoff time.Duration // the last back-off; 0 after a successful accept
-	// graceUntil (Server.clock) is when a loop that found nobody of its
+	// graceUntil (core.Runtime.Clock) is when a loop that found nobody of its
 	// AcceptShare accepting during its pause checks its share again.
 	graceUntil int64
 }
@@ -86,10 +85,10 @@ func (l *loop) addListener(el *epListener) error {
 	l.tmu.Lock()
 	defer l.tmu.Unlock()
 	if l.dead {
-		return ErrServerClosed
+		return core.ErrServerClosed
 	}
 	l.lns[int32(el.fd)] = &loopListener{el: el}
-	if err := l.p.Add(int32(el.fd), epoll.In|epoll.Exclusive, epoll.TagListener); err != nil {
+	if err := l.p.Add(int32(el.fd), In|Exclusive, TagListener); err != nil {
 		delete(l.lns, int32(el.fd))
 		return fmt.Errorf("connections: epoll_ctl listener: %w", err)
 	}
@@ -116,18 +115,18 @@ func (l *loop) accept(fd int32) {
 		return
 	}
 	el := ll.el
-	s := l.s
-	b := s.bal
+	s := l.rt
+	b := s.Bal
 	for i := 0; i < acceptBatch; i++ {
 		// The read lock is held from accept4 until the connection is
 		// counted, so that once Close has taken the write lock every
-		// connection accepted from el is counted (see Server.Drain).
+		// connection accepted from el is counted (see core.Runtime.Drain).
 		el.mu.RLock()
 		if el.closed {
 			el.mu.RUnlock()
 			return
 		}
-		if b != nil && !b.admit(s.open.Load()) && s.clock() >= ll.graceUntil {
+		if b != nil && !b.Admit(s.Open.Load()) && s.Clock() >= ll.graceUntil {
 			el.mu.RUnlock()
 			l.pause(ll)
 			return
@@ -151,9 +150,9 @@ func (l *loop) accept(fd int32) {
 		if el.tcp {
 			l.sys.NoDelay(nfd)
 		}
-		c := s.newEpConn()
+		c := newEpConn(s)
 		c.l, c.ln, c.fd, c.ev = l, el, nfd, doneEvents
-		c.init(s, c, &l.ctr)
+		c.Init(s, c, &l.ctr)
 		c.setRemote(&rsa)
 		ok := l.register(c)
 		el.mu.RUnlock()
@@ -162,18 +161,18 @@ func (l *loop) accept(fd int32) {
 			continue
 		}
 		if b != nil {
-			b.accepted(s.open.Load())
+			b.Accepted(s.Open.Load())
 		}
-		c.startTimers()
+		c.StartTimers()
 		if el.tls != nil {
 			l.tlsAccept(c)
 		}
-		s.log.Debug().Uint64("conn", c.id).Stringer("remote", c.Remote()).Msg("connection accepted")
+		s.Log.Debug().Uint64("conn", c.ID()).Stringer("remote", c.Remote()).Msg("connection accepted")
 		if l.pool != nil {
 			l.schedule(c, pendConnect)
 		} else {
-			l.cb.Enter(core.CbConnect, c.id)
-			c.callback(s.cfg.Handler.OnConnect)
+			l.cb.Enter(core.CbConnect, c.ID())
+			c.Callback(s.Cfg.Handler.OnConnect)
 			l.cb.Leave()
 			l.flush(c)
 		}
@@ -182,11 +181,11 @@ func (l *loop) accept(fd int32) {
 
 // backOff stops this loop accepting from ll for a while after running out
 // of descriptors or memory: the listener leaves the loop's epoll set and
-// comes back after the next delay of nextBackoff, on the server's wheel.
+// comes back after the next delay of core.NextBackoff, on the server's wheel.
 // Other loops, and this loop's connections, go on meanwhile.
 func (l *loop) backOff(ll *loopListener, errno unix.Errno) {
-	ll.backoff = nextBackoff(ll.backoff)
-	l.s.log.Warn().Err(errno).Dur("retry_in_ms", ll.backoff).Msg("accept failed")
+	ll.backoff = core.NextBackoff(ll.backoff)
+	l.rt.Log.Warn().Err(errno).Dur("retry_in_ms", ll.backoff).Msg("accept failed")
 	el := ll.el
 	l.tmu.Lock()
 	if !l.dead {
@@ -194,14 +193,14 @@ func (l *loop) backOff(ll *loopListener, errno unix.Errno) {
 	}
 	l.tmu.Unlock()
 	var retry timer.Timer // fires once; the closure keeps it
-	l.s.wheel.Schedule(&retry, ll.backoff, func() {
+	l.rt.Wheel.Schedule(&retry, ll.backoff, func() {
 		l.postFunc(func() {
 			if el.isClosed() {
 				return
 			}
 			l.tmu.Lock()
 			if cur := l.lns[int32(el.fd)]; cur == ll && !l.dead {
-				l.p.Add(int32(el.fd), epoll.In|epoll.Exclusive, epoll.TagListener)
+				l.p.Add(int32(el.fd), In|Exclusive, TagListener)
 			}
 			l.tmu.Unlock()
 		})
@@ -209,40 +208,40 @@ func (l *loop) backOff(ll *loopListener, errno unix.Errno) {
 }
 
 // pause stops this loop accepting from ll while the server holds more
-// than its share of the listener's connections (Config.AcceptShare): the
+// than its share of the listener's connections (core.Config.AcceptShare): the
 // listener leaves the loop's epoll set, so the kernel wakes the loops of
 // other processes for the connections in the shared accept queue. Every
-// acceptPause the loop looks again, on the server's wheel: it comes back
-// when it is within its share, or at once, for acceptGrace whatever its
+// core.AcceptPause the loop looks again, on the server's wheel: it comes back
+// when it is within its share, or at once, for core.AcceptGrace whatever its
 // share, when no process of the share accepted anything meanwhile (then
 // nobody else serves the queue, or nothing arrives). Runs on the loop.
 func (l *loop) pause(ll *loopListener) {
-	el, s, b := ll.el, l.s, l.s.bal
-	s.acceptPauses.Add(1)
+	el, s, b := ll.el, l.rt, l.rt.Bal
+	s.AcceptPauses.Add(1)
 	fd := int32(el.fd)
 	l.tmu.Lock()
 	if !l.dead {
 		l.p.Del(fd)
 	}
 	l.tmu.Unlock()
-	since := b.progress() // loop-owned, like ll
+	since := b.Progress() // loop-owned, like ll
 	t := new(timer.Timer)
-	s.wheel.Schedule(t, acceptPause, func() {
+	s.Wheel.Schedule(t, core.AcceptPause, func() {
 		l.postFunc(func() {
 			if el.isClosed() {
 				return
 			}
-			switch p := b.progress(); {
+			switch p := b.Progress(); {
 			case p == since:
-				ll.graceUntil = s.clock() + int64(acceptGrace)
-			case !b.admit(s.open.Load()):
+				ll.graceUntil = s.Clock() + int64(core.AcceptGrace)
+			case !b.Admit(s.Open.Load()):
 				since = p
-				t.Reset(acceptPause)
+				t.Reset(core.AcceptPause)
 				return
 			}
 			l.tmu.Lock()
 			if cur := l.lns[fd]; cur == ll && !l.dead {
-				l.p.Add(fd, epoll.In|epoll.Exclusive, epoll.TagListener)
+				l.p.Add(fd, In|Exclusive, TagListener)
 			}
 			l.tmu.Unlock()
 		})

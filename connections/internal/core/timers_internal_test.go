@@ -1,6 +1,7 @@
-package connections
+package core
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -15,13 +16,12 @@ import (
 // (how=reschedule, what the timers avoid).
 func BenchmarkTrafficTouch(b *testing.B) {
 	w := timer.New(timer.Options{})
-	s := NewServer(Config{IdleTimeout: time.Minute, Wheel: w})
-	c := s.newStdConn()
-	c.s = s
+	s := NewRuntime(Config{IdleTimeout: time.Minute, Wheel: w})
+	c := newTestConn(s)
 	b.Run("how=touch", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			c.touchIn()
+			c.TouchIn()
 		}
 	})
 	b.Run("how=reschedule", func(b *testing.B) {
@@ -34,41 +34,26 @@ func BenchmarkTrafficTouch(b *testing.B) {
 	})
 }
 
-// TestTimersShareTheConnectionAllocation: a connection of a server with
-// timers is one allocation, its timers included.
-func TestTimersShareTheConnectionAllocation(t *testing.T) {
-	s := NewServer(Config{IdleTimeout: time.Minute, Wheel: timer.New(timer.Options{})})
-	if n := testing.AllocsPerRun(100, func() { _ = s.newStdConn() }); n != 1 {
-		t.Fatalf("newStdConn: %v allocations, want 1", n)
-	}
-}
-
 // TestTimeoutDefaults: a zero Config gets every read and send timeout at
 // its default, so its connections carry timers; negative values turn them
 // off (no timers left without IdleTimeout and Heartbeat); a Client applies
 // none.
 func TestTimeoutDefaults(t *testing.T) {
-	s := NewServer(Config{})
+	s := NewRuntime(Config{})
 	if s.headNs != int64(DefaultHeaderTimeout) || s.bodyNs != int64(DefaultBodyTimeout) || s.minRate != DefaultBodyMinRate ||
-		s.keepNs != int64(DefaultKeepAliveTimeout) || s.sendNs != int64(DefaultSendTimeout) || !s.timed ||
+		s.keepNs != int64(DefaultKeepAliveTimeout) || s.sendNs != int64(DefaultSendTimeout) || !s.Timed ||
 		s.checkNs != int64(DefaultHeaderTimeout) {
 		t.Fatalf("zero Config: header %d, body %d at %d B/s, keep-alive %d, send %d, timed %v, every %d",
-			s.headNs, s.bodyNs, s.minRate, s.keepNs, s.sendNs, s.timed, s.checkNs)
+			s.headNs, s.bodyNs, s.minRate, s.keepNs, s.sendNs, s.Timed, s.checkNs)
 	}
-	off := NewServer(Config{HeaderTimeout: -1, BodyTimeout: -1, KeepAliveTimeout: -1, SendTimeout: -1})
-	if off.timed || off.headNs|off.bodyNs|off.keepNs|off.sendNs|off.minRate != 0 {
-		t.Fatalf("every timeout off: timed %v, %d %d %d %d %d", off.timed, off.headNs, off.bodyNs, off.keepNs, off.sendNs, off.minRate)
+	off := NewRuntime(Config{HeaderTimeout: -1, BodyTimeout: -1, KeepAliveTimeout: -1, SendTimeout: -1})
+	if off.Timed || off.headNs|off.bodyNs|off.keepNs|off.sendNs|off.minRate != 0 {
+		t.Fatalf("every timeout off: timed %v, %d %d %d %d %d", off.Timed, off.headNs, off.bodyNs, off.keepNs, off.sendNs, off.minRate)
 	}
-	if off.newStdConn().tm != nil {
+	if newTestConn(off).tm != nil {
 		t.Fatal("a connection without timeouts carries timers")
 	}
-	cl, err := NewClient("tcp://127.0.0.1:1", ClientConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cl.srv.timed {
-		t.Fatal("a Client's connections carry the server's timeouts")
-	}
+	// A Client applies none: connections' TestClientHasNoTimeouts.
 }
 
 // BenchmarkDispatchTimeouts is what the read and send timeouts, on by
@@ -96,9 +81,8 @@ func BenchmarkDispatchTimeouts(b *testing.B) {
 				cfg.HeaderTimeout, cfg.BodyTimeout, cfg.KeepAliveTimeout, cfg.SendTimeout = -1, -1, -1, -1
 			}
 			b.Run(name, func(b *testing.B) {
-				s := NewServer(cfg)
-				c := s.newStdConn()
-				c.init(s, c, &s.ctr)
+				s := NewRuntime(cfg)
+				c := newTestConn(s)
 				if (c.tm != nil) != on {
 					b.Fatalf("timers %v with timeouts %v", c.tm != nil, on)
 				}
@@ -108,18 +92,47 @@ func BenchmarkDispatchTimeouts(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					copy(buf, in)
-					c.touchIn()
-					if used, _ := c.dispatch(buf); used != len(buf) {
+					c.TouchIn()
+					if used, _ := c.Dispatch(buf); used != len(buf) {
 						b.Fatalf("dispatch used %d of %d bytes", used, len(buf))
 					}
-					c.mu.Lock()
+					c.Mu.Lock()
 					if c.out != nil { // the answer: dropped, as if written
-						s.bufs.Put(c.out)
+						s.Bufs.Put(c.out)
 						c.out = nil
 					}
-					c.mu.Unlock()
+					c.Mu.Unlock()
 				}
 			})
 		}
 	}
 }
+
+// testConn is a stream connection of no engine, for the core's own
+// tests: its Ops do nothing, as if every write were done at once. Its
+// timers come with it when the runtime has any (as an engine's do).
+type testConn struct {
+	Conn
+	timers ConnTimers
+}
+
+func newTestConn(s *Runtime) *testConn {
+	c := new(testConn)
+	if s.Timed {
+		c.UseTimers(&c.timers)
+	}
+	c.Init(s, c, &s.Ctr)
+	return c
+}
+
+func (c *testConn) Kick()                        {}
+func (c *testConn) BatchKick() (KickQueue, bool) { return nil, false }
+func (c *testConn) CloseSocketLocked()           {}
+func (c *testConn) Resumed()                     {}
+func (c *testConn) Drained()                     {}
+func (c *testConn) FlushDeadline()               {}
+func (c *testConn) LingerLocked() bool           { return false }
+func (c *testConn) ShedInput()                   {}
+func (c *testConn) Local() net.Addr              { return nil }
+func (c *testConn) Remote() net.Addr             { return nil }
+func (c *testConn) EngineName() string           { return "test" }

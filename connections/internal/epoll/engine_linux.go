@@ -1,6 +1,6 @@
 //go:build linux
 
-package connections
+package epoll
 
 import (
 	"fmt"
@@ -10,27 +10,26 @@ import (
 	"time"
 
 	"github.com/goes-project/goes/connections/internal/core"
-	"github.com/goes-project/goes/connections/internal/epoll"
 	"github.com/goes-project/goes/connections/internal/tlsrec"
 )
 
-// platformEngines are the event-loop engines of this platform, in the
-// order EngineAuto prefers them.
-func platformEngines(s *Server) []engine { return []engine{newEpollEngine(s)} }
+// New returns the epoll engine of rt (EngineEpoll); connections' engine
+// table makes it on Linux.
+func New(s *core.Runtime) core.Engine { return newEpollEngine(s) }
 
-// epollEngine is EngineEpoll: Config.Loops event loops over epoll, each
+// epollEngine is core.EngineEpoll: core.Config.Loops event loops over epoll, each
 // accepting from every listener of the server, and the callback pool and
 // watchdog that go with them. The loops start with the first Serve.
 type epollEngine struct {
-	s *Server
+	rt *core.Runtime
 	// sys is set before the first Serve and never changes afterwards:
 	// the loops read it without locks (tests replace calls in it first).
-	sys epoll.Sys
+	sys Sys
 
 	once   sync.Once
 	err    error          // startLoops' result
-	loops  []*loop        // under s.mu; set once
-	pool   *core.TaskPool // under s.mu; set once, nil without CallbackGoroutines
+	loops  []*loop        // under s.Mu; set once
+	pool   *core.TaskPool // under s.Mu; set once, nil without CallbackGoroutines
 	loopWG sync.WaitGroup // loop goroutines
 	poolWG sync.WaitGroup // callback pool goroutines and the watchdog
 	// ringOnce logs once that io_uring is not available.
@@ -40,21 +39,21 @@ type epollEngine struct {
 	tlsOnce sync.Once
 	tlsPool *tlsrec.Pool
 
-	wd           *core.Watchdog // under s.mu; set once
+	wd           *core.Watchdog // under s.Mu; set once
 	watchStop    chan struct{}
-	watchStopped bool // under s.mu
+	watchStopped bool // under s.Mu
 }
 
-var _ engine = (*epollEngine)(nil)
+var _ core.Engine = (*epollEngine)(nil)
 
-func newEpollEngine(s *Server) *epollEngine { return &epollEngine{s: s, sys: epoll.Live()} }
+func newEpollEngine(s *core.Runtime) *epollEngine { return &epollEngine{rt: s, sys: Live()} }
 
-func (e *epollEngine) name() string { return EngineEpoll }
+func (e *epollEngine) Name() string { return core.EngineEpoll }
 
-// usable reports whether the engine can serve ln: TCP and Unix listeners,
+// Usable reports whether the engine can serve ln: TCP and Unix listeners,
 // and TLSListeners over them.
-func (e *epollEngine) usable(ln net.Listener) bool {
-	if tl, ok := ln.(TLSListener); ok {
+func (e *epollEngine) Usable(ln net.Listener) bool {
+	if tl, ok := ln.(core.TLSListener); ok {
 		ln, _ = tl.TLS()
 	}
 	switch ln.(type) {
@@ -64,22 +63,22 @@ func (e *epollEngine) usable(ln net.Listener) bool {
 	return false
 }
 
-// serve serves ln on the engine's event loops.
-func (e *epollEngine) serve(ln net.Listener) error {
-	s := e.s
+// Serve serves ln on the engine's event loops.
+func (e *epollEngine) Serve(ln net.Listener) error {
+	s := e.rt
 	raw := ln
 	var lt *epTLSListener
-	if tl, ok := ln.(TLSListener); ok {
-		var sv TLSServing
+	if tl, ok := ln.(core.TLSListener); ok {
+		var sv core.TLSServing
 		raw, sv = tl.TLS()
 		lt = &epTLSListener{sv: sv, timeout: sv.HandshakeTimeout, pool: e.tlsPoolFor(sv)}
 		if lt.timeout <= 0 {
-			lt.timeout = DefaultTLSHandshakeTimeout
+			lt.timeout = core.DefaultTLSHandshakeTimeout
 		}
 	}
 	sc, ok := raw.(syscall.Conn)
-	if !ok || !e.usable(ln) {
-		return fmt.Errorf("connections: %T: %w", ln, ErrEngineUnsupported)
+	if !ok || !e.Usable(ln) {
+		return fmt.Errorf("connections: %T: %w", ln, core.ErrEngineUnsupported)
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
@@ -90,10 +89,10 @@ func (e *epollEngine) serve(ln net.Listener) error {
 	if err := rc.Control(func(fd uintptr) { el.fd = int(fd) }); err != nil {
 		return fmt.Errorf("connections: listener fd: %w", err)
 	}
-	if !s.track(el, false) {
-		return ErrServerClosed
+	if !s.Track(el, false) {
+		return core.ErrServerClosed
 	}
-	defer s.untrack(el)
+	defer s.Untrack(el)
 	if err := e.startLoops(); err != nil {
 		el.Close()
 		return err
@@ -106,24 +105,24 @@ func (e *epollEngine) serve(ln net.Listener) error {
 	}
 	select {
 	case <-el.done:
-		return ErrServerClosed
+		return core.ErrServerClosed
 	case err := <-el.errc:
 		el.Close()
-		if s.draining.Load() {
-			return ErrServerClosed
+		if s.Draining.Load() {
+			return core.ErrServerClosed
 		}
 		return err
 	}
 }
 
 // startLoops starts the loops once, unless the server is closed: the
-// loops, the callback pool and the watchdog are published under s.mu
+// loops, the callback pool and the watchdog are published under s.Mu
 // together with the check, so Close either sees them all and waits for
-// them or makes startLoops fail with ErrServerClosed.
+// them or makes startLoops fail with core.ErrServerClosed.
 func (e *epollEngine) startLoops() error {
 	e.once.Do(func() {
-		s := e.s
-		n := s.cfg.Loops
+		s := e.rt
+		n := s.Cfg.Loops
 		loops := make([]*loop, 0, n)
 		for i := 0; i < n; i++ {
 			l, err := newLoop(e)
@@ -136,20 +135,20 @@ func (e *epollEngine) startLoops() error {
 			}
 			loops = append(loops, l)
 		}
-		s.mu.Lock()
-		if s.closed.Load() {
-			s.mu.Unlock()
+		s.Mu.Lock()
+		if s.Closed.Load() {
+			s.Mu.Unlock()
 			for _, l := range loops {
 				l.release()
 			}
-			e.err = ErrServerClosed
+			e.err = core.ErrServerClosed
 			return
 		}
 		e.loops = loops
-		if s.cfg.CallbackGoroutines > 0 {
-			e.pool = core.NewTaskPool(s.cfg.CallbackGoroutines, &e.poolWG)
+		if s.Cfg.CallbackGoroutines > 0 {
+			e.pool = core.NewTaskPool(s.Cfg.CallbackGoroutines, &e.poolWG)
 		}
-		wd := &core.Watchdog{Log: s.log, After: s.stallAfter, IDBase: s.cfg.IDBase, Loops: make([]*core.CbMark, len(loops))}
+		wd := &core.Watchdog{Log: s.Log, After: s.StallAfter, IDBase: s.Cfg.IDBase, Loops: make([]*core.CbMark, len(loops))}
 		for i, l := range loops {
 			l.pool = e.pool
 			wd.Loops[i] = &l.cb
@@ -158,7 +157,7 @@ func (e *epollEngine) startLoops() error {
 		e.watchStop = make(chan struct{})
 		e.loopWG.Add(len(loops))
 		e.poolWG.Add(1)
-		s.mu.Unlock()
+		s.Mu.Unlock()
 		for _, l := range loops {
 			go l.run()
 		}
@@ -169,46 +168,46 @@ func (e *epollEngine) startLoops() error {
 
 // loopList returns the event loops (none before the first Serve).
 func (e *epollEngine) loopList() []*loop {
-	e.s.mu.Lock()
-	defer e.s.mu.Unlock()
+	e.rt.Mu.Lock()
+	defer e.rt.Mu.Unlock()
 	return e.loops
 }
 
-// appendConns appends the open connections of every loop to dst.
-func (e *epollEngine) appendConns(dst []Connection) []Connection {
+// AppendConns appends the open connections of every loop to dst.
+func (e *epollEngine) AppendConns(dst []core.Connection) []core.Connection {
 	for _, l := range e.loopList() {
 		dst = l.appendConns(dst)
 	}
 	return dst
 }
 
-// addStats adds the loops' counters to st.
-func (e *epollEngine) addStats(st *Stats) {
+// AddStats adds the loops' counters to st.
+func (e *epollEngine) AddStats(st *core.Stats) {
 	for _, l := range e.loopList() {
-		l.ctr.addTo(st)
+		l.ctr.AddTo(st)
 		st.LoopBusy += time.Duration(l.busy.Load())
 	}
 }
 
-// wake makes every loop look at the server's state.
-func (e *epollEngine) wake() {
+// Wake makes every loop look at the server's state.
+func (e *epollEngine) Wake() {
 	for _, l := range e.loopList() {
 		l.postFunc(func() {})
 	}
 }
 
-// wait waits until the loops, the callback pool and the watchdog are
+// Wait waits until the loops, the callback pool and the watchdog are
 // gone.
-func (e *epollEngine) wait() {
-	s := e.s
+func (e *epollEngine) Wait() {
+	s := e.rt
 	e.loopWG.Wait()
-	s.mu.Lock()
+	s.Mu.Lock()
 	pool := e.pool
 	if e.watchStop != nil && !e.watchStopped {
 		e.watchStopped = true
 		close(e.watchStop)
 	}
-	s.mu.Unlock()
+	s.Mu.Unlock()
 	if pool != nil {
 		pool.Stop()
 	}

@@ -1,8 +1,7 @@
-package connections
+package core
 
 import (
 	"errors"
-	"fmt"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -11,32 +10,12 @@ import (
 	"github.com/goes-project/goes/protocols"
 )
 
-// DefaultMaxInputMemory is the default of Config.MaxInputMemory: 64 MiB
-// per Server, that is per worker process.
-//
-// nginx keeps at most client_body_buffer_size (16 KiB) of a request body
-// in memory and writes the rest to a temporary file; HAProxy holds two
-// tune.bufsize buffers (16 KiB each) per connection, about 125 MiB per
-// process at the maxconn of 4000 many configs set. goes hands OnMessage a
-// whole packet, so its budget must hold several of the largest packets at
-// once: 64 MiB is six 10 MiB packets (DefaultMaxPackageSize) arriving at
-// the same time, or 4096 connections with a 16 KiB partial packet each,
-// HAProxy's figure for its default buffers. Uploads larger than what a
-// handler wants to hold go to it in pieces instead (http.Protocol's
-// StreamBody), which this budget does not count.
-const DefaultMaxInputMemory = 64 << 20
-
-// ErrInputBudget is the error of a connection shed because its server's
-// budget for unfinished input (Config.MaxInputMemory) is spent and it held
-// the most. It wraps protocols.ErrOverloaded.
-var ErrInputBudget = fmt.Errorf("connections: connection shed: %w", protocols.ErrOverloaded)
-
 // shedLogInterval is how often the shedding of connections is logged:
 // one line when it starts, then one summary line per interval while it
 // goes on.
 const shedLogInterval = 10 * time.Second
 
-// inputBudget bounds the memory a server's stream connections hold for
+// InputBudget bounds the memory a server's stream connections hold for
 // input that is not yet a whole packet: the capacity of their input
 // buffers while they hold a partial packet, and what their protocols hold
 // besides (protocols.InputHolder: WebSocket fragments). A connection's
@@ -66,15 +45,15 @@ const shedLogInterval = 10 * time.Second
 // of head, always gets in.
 //
 // mu is a leaf: nothing else is locked while it is held; connections are
-// shed after it is released. Safe for concurrent use.
-type inputBudget struct {
-	s     *Server
+// Shed after it is released. Safe for concurrent use.
+type InputBudget struct {
+	RT    *Runtime
 	limit int
 	every time.Duration // shedLogInterval (tests shorten it)
 
 	mu      sync.Mutex
 	used    int
-	holders map[*base]*holder
+	holders map[*Conn]*holder
 	lists   [bits.UintSize + 1]*holder // by class: bits.Len(uint(charge))
 	mask    uint64                     // bit k set: lists[k] is not empty
 	free    *holder                    // spare holders, chained by next
@@ -88,30 +67,30 @@ type inputBudget struct {
 // holder is a connection's record in the budget: what its input buffer
 // holds (buf) and what its protocol holds (proto).
 type holder struct {
-	c          *base
+	c          *Conn
 	buf, proto int
 	class      int
 	prev, next *holder
 }
 
-func newInputBudget(s *Server, limit int) *inputBudget {
-	return &inputBudget{s: s, limit: limit, every: shedLogInterval, holders: make(map[*base]*holder)}
+func newInputBudget(s *Runtime, limit int) *InputBudget {
+	return &InputBudget{RT: s, limit: limit, every: shedLogInterval, holders: make(map[*Conn]*holder)}
 }
 
 func (h *holder) charge() int { return h.buf + h.proto }
 
-// holdBuf sets the bytes of c's input buffer to n (0: it has none now).
+// HoldBuf sets the bytes of c's input buffer to n (0: it has none now).
 // It reports false when c is refused: it would hold the most, over the
 // limit; the caller then sheds c (its charge is unchanged). Others may be
-// shed to make room.
-func (b *inputBudget) holdBuf(c *base, n int) bool { return b.set(c, n, false) }
+// Shed to make room.
+func (b *InputBudget) HoldBuf(c *Conn, n int) bool { return b.set(c, n, false) }
 
-// holdProto sets the bytes c's protocol holds to n; as holdBuf.
-func (b *inputBudget) holdProto(c *base, n int) bool { return b.set(c, n, true) }
+// holdProto sets the bytes c's protocol holds to n; as HoldBuf.
+func (b *InputBudget) holdProto(c *Conn, n int) bool { return b.set(c, n, true) }
 
-// forget drops c's record: c is gone.
-func (b *inputBudget) forget(c *base) {
-	if !c.has(fInputHeld) {
+// Forget drops c's record: c is gone.
+func (b *InputBudget) Forget(c *Conn) {
+	if !c.Has(FInputHeld) {
 		return
 	}
 	b.mu.Lock()
@@ -121,8 +100,8 @@ func (b *inputBudget) forget(c *base) {
 	b.mu.Unlock()
 }
 
-func (b *inputBudget) set(c *base, n int, proto bool) bool {
-	if n == 0 && !c.has(fInputHeld) {
+func (b *InputBudget) set(c *Conn, n int, proto bool) bool {
+	if n == 0 && !c.Has(FInputHeld) {
 		return true
 	}
 	for {
@@ -153,12 +132,12 @@ func (b *inputBudget) set(c *base, n int, proto bool) bool {
 		vc := v.c
 		b.removeLocked(v)
 		b.mu.Unlock()
-		vc.shed(false)
+		vc.Shed(false)
 	}
 }
 
 // commitLocked records c's new amounts (h is c's holder or nil).
-func (b *inputBudget) commitLocked(c *base, h *holder, n int, proto bool) {
+func (b *InputBudget) commitLocked(c *Conn, h *holder, n int, proto bool) {
 	if h == nil {
 		if n == 0 {
 			return
@@ -172,7 +151,7 @@ func (b *inputBudget) commitLocked(c *base, h *holder, n int, proto bool) {
 		}
 		h.c = c
 		b.holders[c] = h
-		c.setFlag(fInputHeld)
+		c.SetFlag(FInputHeld)
 	} else {
 		b.unlinkLocked(h)
 	}
@@ -183,7 +162,7 @@ func (b *inputBudget) commitLocked(c *base, h *holder, n int, proto bool) {
 	}
 	if h.charge() == 0 {
 		delete(b.holders, c)
-		c.clearFlag(fInputHeld)
+		c.ClearFlag(FInputHeld)
 		*h = holder{next: b.free}
 		b.free = h
 		b.sync()
@@ -196,7 +175,7 @@ func (b *inputBudget) commitLocked(c *base, h *holder, n int, proto bool) {
 // victimLocked returns the holder to shed so that a connection (holder
 // self, or nil for a new one) may hold want bytes, or nil when the asking
 // connection would hold the most and is the one to refuse.
-func (b *inputBudget) victimLocked(self *holder, want int) *holder {
+func (b *InputBudget) victimLocked(self *holder, want int) *holder {
 	mask := b.mask
 	if self != nil && b.lists[self.class] == self && self.next == nil {
 		mask &^= 1 << self.class // self alone in its class: no candidate there
@@ -217,7 +196,7 @@ func (b *inputBudget) victimLocked(self *holder, want int) *holder {
 
 func classOf(n int) int { return bits.Len(uint(n)) }
 
-func (b *inputBudget) linkLocked(h *holder) {
+func (b *InputBudget) linkLocked(h *holder) {
 	k := classOf(h.charge())
 	h.class = k
 	h.prev = nil
@@ -230,7 +209,7 @@ func (b *inputBudget) linkLocked(h *holder) {
 	b.used += h.charge()
 }
 
-func (b *inputBudget) unlinkLocked(h *holder) {
+func (b *InputBudget) unlinkLocked(h *holder) {
 	if h.prev != nil {
 		h.prev.next = h.next
 	} else {
@@ -247,69 +226,69 @@ func (b *inputBudget) unlinkLocked(h *holder) {
 }
 
 // removeLocked drops h altogether (its connection is shed or gone).
-func (b *inputBudget) removeLocked(h *holder) {
+func (b *InputBudget) removeLocked(h *holder) {
 	b.unlinkLocked(h)
 	delete(b.holders, h.c)
-	h.c.clearFlag(fInputHeld)
+	h.c.ClearFlag(FInputHeld)
 	*h = holder{next: b.free}
 	b.free = h
 	b.sync()
 }
 
-func (b *inputBudget) sync() { b.held.Store(int64(b.used)) }
+func (b *InputBudget) sync() { b.held.Store(int64(b.used)) }
 
 // count counts a shed connection and logs: at once when shedding starts,
 // then one summary line per shedLogInterval while it goes on.
-func (b *inputBudget) count() {
+func (b *InputBudget) count() {
 	b.shed.Add(1)
 	b.pending.Add(1)
 	if !b.armed.CompareAndSwap(false, true) {
 		return
 	}
 	n := b.pending.Swap(0)
-	b.s.log.Warn().Uint64("shed", n).Uint64("shed_total", b.shed.Load()).Int("max_input_memory", b.limit).
+	b.RT.Log.Warn().Uint64("shed", n).Uint64("shed_total", b.shed.Load()).Int("max_input_memory", b.limit).
 		Int64("held", b.held.Load()).Msg("input memory budget spent, shedding the largest holders")
-	b.s.afterFunc(b.every, b.summary)
+	b.RT.AfterFunc(b.every, b.summary)
 }
 
 // summary logs the connections shed in the interval that ended, and
 // stays armed while there are any.
-func (b *inputBudget) summary() {
+func (b *InputBudget) summary() {
 	n := b.pending.Swap(0)
 	if n == 0 {
 		b.armed.Store(false)
 		if b.pending.Load() > 0 && b.armed.CompareAndSwap(false, true) {
-			b.s.afterFunc(b.every, b.summary) // one came meanwhile
+			b.RT.AfterFunc(b.every, b.summary) // one came meanwhile
 		}
 		return
 	}
-	b.s.log.Warn().Uint64("shed", n).Uint64("shed_total", b.shed.Load()).Dur("interval_ms", b.every).
+	b.RT.Log.Warn().Uint64("shed", n).Uint64("shed_total", b.shed.Load()).Dur("interval_ms", b.every).
 		Int("max_input_memory", b.limit).Int64("held", b.held.Load()).Msg("connections shed by the input memory budget")
-	b.s.afterFunc(b.every, b.summary)
+	b.RT.AfterFunc(b.every, b.summary)
 }
 
-// shed closes c because the input budget is spent: its protocol's
+// Shed closes c because the input budget is spent: its protocol's
 // overload reply is queued and c closes once that is written. self says
 // c's own reading goroutine sheds it, after its charge was refused: the
 // caller lets go of c's input (right away, or once the dispatch in
 // progress returns, for a refusal of HoldInput from Decode). Otherwise
 // another connection's goroutine sheds c, after the budget dropped c's
 // record, and c's engine drops c's input as soon as it can
-// (engineOps.ShedInput).
-func (c *base) shed(self bool) {
-	s := c.s
+// (Ops.ShedInput).
+func (c *Conn) Shed(self bool) {
+	s := c.RT
 	if !self {
 		defer c.ops.ShedInput()
 	}
-	if c.has(fClosing | fSockClosed) {
+	if c.Has(FClosing | FSockClosed) {
 		return
 	}
-	s.budget.count()
-	s.log.Debug().Uint64("conn", c.id).Stringer("remote", c.ops.Remote()).Msg("connection shed by the input memory budget")
+	s.Budget.count()
+	s.Log.Debug().Uint64("conn", c.id).Stringer("remote", c.ops.Remote()).Msg("connection shed by the input memory budget")
 	if r := s.overload; r != nil {
 		var reply []byte
-		if err := guard(func() { reply = r.OverloadReply(c.conn()) }); err != nil {
-			s.log.Error().Uint64("conn", c.id).Err(err).Msg("OverloadReply panicked")
+		if err := Guard(func() { reply = r.OverloadReply(c.Self()) }); err != nil {
+			s.Log.Error().Uint64("conn", c.id).Err(err).Msg("OverloadReply panicked")
 		} else if len(reply) > 0 {
 			c.sendLast(reply)
 		}
@@ -321,18 +300,18 @@ func (c *base) shed(self bool) {
 // for an unfinished message count against the server's input budget. When
 // the budget refuses them, c is shed and the error wraps
 // protocols.ErrOverloaded. Call it from Input or Decode only.
-func (c *base) HoldInput(n int) error {
+func (c *Conn) HoldInput(n int) error {
 	if n < 0 {
 		n = 0
 	}
-	if !c.s.budget.holdProto(c, n) {
-		c.shed(true)
+	if !c.RT.Budget.holdProto(c, n) {
+		c.Shed(true)
 		return ErrInputBudget
 	}
 	return nil
 }
 
-var _ protocols.InputHolder = (*base)(nil)
+var _ protocols.InputHolder = (*Conn)(nil)
 
 // isShed reports whether err is a budget refusal (already counted and
 // logged by shed).

@@ -1,6 +1,6 @@
 //go:build linux
 
-package connections
+package epoll
 
 import (
 	"net"
@@ -10,7 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goes-project/goes/connections/internal/core"
-	"github.com/goes-project/goes/connections/internal/epoll"
 )
 
 // Callback work of a connection handed to the pool (epConn.pend, under mu).
@@ -29,12 +28,12 @@ const (
 // epConn is a stream connection of the epoll engine. An idle epConn is
 // this struct and its socket: input and output buffers are borrowed from
 // the server's pool only while there are bytes to process or to send.
-// Fields after base are owned by the connection's loop unless noted.
+// Fields after core.Conn are owned by the connection's loop unless noted.
 //
 // The fields are packed so that an epConn stays in the 208-byte size
 // class: mind the sizes when adding one.
 type epConn struct {
-	base
+	core.Conn
 	l    *loop
 	ln   *epListener
 	fd   int32         // -1 once released
@@ -44,73 +43,73 @@ type epConn struct {
 	// rport and rfam, with raddr, are the peer's address.
 	rport uint16
 	rfam  uint8
-	pend  uint8 // pool mode: work for the next task; under base.mu
+	pend  uint8 // pool mode: work for the next task; under core.Conn.Mu
 	busy  bool  // pool mode: a task of c is running or submitted
 	// eof: the peer has finished sending, or c is closing and has dropped
-	// lingerBytes: input is not read any more.
+	// core.LingerBytes: input is not read any more.
 	eof bool
 	// inHalted: pool mode, set by the task: c.in may hold packets held
 	// back by PauseRecv.
 	inHalted bool
 	lingered uint8 // input dropped since c began closing, in 16 KiB units
 	raddr    [16]byte
-	in       *buffer // unprocessed input (the running task's while busy)
-	wbuf     *buffer // partly written output, waiting for EPOLLOUT
+	in       *core.Buffer // unprocessed input (the running task's while busy)
+	wbuf     *core.Buffer // partly written output, waiting for EPOLLOUT
 }
 
-var _ Connection = (*epConn)(nil)
+var _ core.Connection = (*epConn)(nil)
 
 // newEpConn allocates an epConn, with its timers in the same allocation
 // when the server has any.
-func (s *Server) newEpConn() *epConn {
-	if !s.timed {
+func newEpConn(s *core.Runtime) *epConn {
+	if !s.Timed {
 		return new(epConn)
 	}
 	ct := new(struct {
 		epConn
-		tm connTimers
+		tm core.ConnTimers
 	})
-	ct.epConn.tm = &ct.tm
+	ct.epConn.UseTimers(&ct.tm)
 	return &ct.epConn
 }
 
 // handle serves one epoll event of c.
 func (l *loop) handle(c *epConn, ev uint32) {
-	if ev&(epoll.Out|epoll.Err|epoll.Hup) != 0 && (c.wbuf != nil || c.ln.tls != nil) {
+	if ev&(Out|Err|Hup) != 0 && (c.wbuf != nil || c.ln.tls != nil) {
 		l.writable(c)
 	}
 	if c.eof {
 		// Input is over; only a broken socket is news.
-		if ev&(epoll.Err|epoll.Hup) != 0 {
+		if ev&(Err|Hup) != 0 {
 			c.Destroy()
 		}
 		return
 	}
-	if ev&(epoll.In|epoll.RdHup|epoll.Err|epoll.Hup) != 0 && c.fd >= 0 {
+	if ev&(In|RdHup|Err|Hup) != 0 && c.fd >= 0 {
 		l.readable(c)
 	}
 }
 
 // rearm sets c's epoll interest to what it needs now.
 func (l *loop) rearm(c *epConn) {
-	if c.fd < 0 || c.ev == doneEvents || c.has(fSockClosed) {
+	if c.fd < 0 || c.ev == doneEvents || c.Has(core.FSockClosed) {
 		return
 	}
 	var want uint16
-	if !c.readStopped() && !c.busy && !c.eof {
-		want = epoll.In | epoll.RdHup
+	if !c.ReadStopped() && !c.busy && !c.eof {
+		want = In | RdHup
 	}
 	if c.wbuf != nil {
-		want |= epoll.Out
+		want |= Out
 	} else if c.ln.tls != nil {
 		if t := l.tlsState(c); t != nil && t.ctlWait {
-			want |= epoll.Out
+			want |= Out
 		}
 	}
 	if want == c.ev {
 		return
 	}
-	if err := l.p.Mod(c.fd, uint32(want), epoll.TagConn); err != nil {
+	if err := l.p.Mod(c.fd, uint32(want), TagConn); err != nil {
 		c.Destroy()
 		return
 	}
@@ -121,25 +120,25 @@ func (l *loop) rearm(c *epConn) {
 //
 // Transport seam: the bytes read here are socket bytes, handed as they
 // are to the protocol (consume, or a pool task). A TLS connection's go
-// through its record layer first (tlsRead, epoll_tls_linux.go), which
-// hands on the plaintext it decrypted the same way; its state is kept by
-// the loop (tlsConns), not on the epConn.
+// through its record layer first (tlsRead, tls_linux.go), which hands on
+// the plaintext it decrypted the same way; its state is kept by the loop
+// (tlsConns), not on the epConn.
 func (l *loop) readable(c *epConn) {
 	if c.ln.tls != nil {
 		if t := l.tlsState(c); t != nil {
-			l.tlsRead(c, t) // epoll_tls_linux.go
+			l.tlsRead(c, t) // tls_linux.go
 			return
 		}
 	}
-	if c.has(fSockClosed) {
+	if c.Has(core.FSockClosed) {
 		return
 	}
-	if c.readStopped() || c.busy {
+	if c.ReadStopped() || c.busy {
 		l.rearm(c)
 		return
 	}
-	s := l.s
-	closing := c.has(fClosing)
+	s := l.rt
+	closing := c.Has(core.FClosing)
 	var n int
 	var errno unix.Errno
 	var buf []byte
@@ -159,21 +158,19 @@ func (l *loop) readable(c *epConn) {
 	}
 	switch {
 	case n > 0:
-		c.bytesIn.Add(uint64(n))
-		l.ctr.bytesIn.Add(uint64(n))
-		c.touchIn()
+		c.Received(n)
 		switch {
 		case closing:
 			l.dropInput(c)
-			if u := int(c.lingered) + (n+16<<10-1)>>14; u < lingerBytes>>14 {
+			if u := int(c.lingered) + (n+16<<10-1)>>14; u < core.LingerBytes>>14 {
 				c.lingered = uint8(u)
 			} else {
-				c.eof = true // enough: let the flush and lingerTimeout end it
+				c.eof = true // enough: let the flush and core.LingerTimeout end it
 				l.rearm(c)
 			}
 		case l.pool != nil:
 			if c.in == nil {
-				c.in = s.bufs.GetCap(len(buf)) // for the task: charged if it keeps a partial packet
+				c.in = s.Bufs.GetCap(len(buf)) // for the task: charged if it keeps a partial packet
 				c.in.B = append(c.in.B, buf...)
 			}
 			l.schedule(c, pendInput)
@@ -185,7 +182,7 @@ func (l *loop) readable(c *epConn) {
 		// The peer has finished sending: answer what it asked (or finish
 		// writing what was queued before Close), then close.
 		c.eof = true
-		c.inputEnded()
+		c.InputEnded()
 		l.rearm(c)
 	default: // a socket error
 		c.Destroy()
@@ -198,28 +195,28 @@ func (l *loop) readable(c *epConn) {
 // failed instead (the packet is over MaxPackageSize) or was shed (the
 // budget is spent and c holds the most); c.in is then gone.
 func (l *loop) growInput(c *epConn) bool {
-	s := l.s
+	s := l.rt
 	in := c.in
-	want := s.packetSize(c, in.B)
+	want := s.PacketSize(c, in.B)
 	if want > len(in.B) && want <= cap(in.B) {
 		return true // room for the rest of the packet
 	}
-	size, err := core.InputSize(len(in.B), cap(in.B), want, s.cfg.MaxPackageSize, s.cfg.ReadBufferSize)
+	size, err := core.InputSize(len(in.B), cap(in.B), want, s.Cfg.MaxPackageSize, s.Cfg.ReadBufferSize)
 	if err != nil {
 		l.dropInput(c)
-		c.fail(err)
+		c.Fail(err)
 		l.flush(c)
 		return false
 	}
-	if !s.budget.holdBuf(&c.base, size) {
+	if !s.Budget.HoldBuf(&c.Conn, size) {
 		l.dropInput(c)
-		c.shed(true)
+		c.Shed(true)
 		l.flush(c)
 		return false
 	}
-	nb := s.bufs.GetInput(size)
+	nb := s.Bufs.GetInput(size)
 	nb.B = append(nb.B, in.B...)
-	s.bufs.PutInput(in)
+	s.Bufs.PutInput(in)
 	c.in = nb
 	return true
 }
@@ -228,17 +225,17 @@ func (l *loop) growInput(c *epConn) bool {
 // of a packet left in the loop's read buffer. It reports false when c was
 // shed instead (or failed: rest is over MaxPackageSize).
 func (l *loop) keepInput(c *epConn, rest []byte) bool {
-	s := l.s
-	size, err := core.InputSize(len(rest), 0, s.packetSize(c, rest), s.cfg.MaxPackageSize, s.cfg.ReadBufferSize)
+	s := l.rt
+	size, err := core.InputSize(len(rest), 0, s.PacketSize(c, rest), s.Cfg.MaxPackageSize, s.Cfg.ReadBufferSize)
 	if err != nil {
-		c.fail(err)
+		c.Fail(err)
 		return false
 	}
-	if !s.budget.holdBuf(&c.base, size) {
-		c.shed(true)
+	if !s.Budget.HoldBuf(&c.Conn, size) {
+		c.Shed(true)
 		return false
 	}
-	c.in = s.bufs.GetInput(size)
+	c.in = s.Bufs.GetInput(size)
 	c.in.B = append(c.in.B, rest...)
 	return true
 }
@@ -246,10 +243,10 @@ func (l *loop) keepInput(c *epConn, rest []byte) bool {
 // consume dispatches buf (the loop's read buffer or c.in), keeps what is
 // left in c.in and writes the answers.
 func (l *loop) consume(c *epConn, buf []byte) {
-	l.cb.Enter(core.CbMessage, c.id)
-	used, _ := c.dispatch(buf) // held-back packets stay in c.in for resume
+	l.cb.Enter(core.CbMessage, c.ID())
+	used, _ := c.Dispatch(buf) // held-back packets stay in c.in for resume
 	l.cb.Leave()
-	if c.has(fClosing | fSockClosed) {
+	if c.Has(core.FClosing | core.FSockClosed) {
 		l.dropInput(c)
 	} else {
 		rest := buf[used:]
@@ -264,7 +261,7 @@ func (l *loop) consume(c *epConn, buf []byte) {
 			if !l.keepInput(c, rest) {
 				l.dropInput(c)
 			}
-			l.s.bufs.PutInput(old)
+			l.rt.Bufs.PutInput(old)
 		case c.in != nil:
 			c.in.B = c.in.B[:copy(c.in.B, rest)]
 		case len(rest) > 0:
@@ -277,11 +274,11 @@ func (l *loop) consume(c *epConn, buf []byte) {
 // dropInput lets go of c.in and of its charge to the input budget.
 func (l *loop) dropInput(c *epConn) {
 	if c.in != nil {
-		l.s.bufs.PutInput(c.in)
+		l.rt.Bufs.PutInput(c.in)
 		c.in = nil
 	}
-	if c.has(fInputHeld) {
-		l.s.budget.holdBuf(&c.base, 0)
+	if c.Has(core.FInputHeld) {
+		l.rt.Budget.HoldBuf(&c.Conn, 0)
 	}
 }
 
@@ -289,7 +286,7 @@ func (l *loop) dropInput(c *epConn) {
 // drained below the low watermark, delivering what was buffered before
 // the pause first.
 func (l *loop) resume(c *epConn) {
-	if c.busy || c.readStopped() {
+	if c.busy || c.ReadStopped() {
 		return
 	}
 	if c.in != nil && len(c.in.B) > 0 {
@@ -315,7 +312,7 @@ func (l *loop) flush(c *epConn) {
 		}
 	}
 	if c.wbuf == nil && c.fd >= 0 {
-		for buf := c.takeOut(); buf != nil; {
+		for buf := c.TakeOut(); buf != nil; {
 			buf = l.write(c, buf, 0)
 		}
 	}
@@ -326,7 +323,7 @@ func (l *loop) flush(c *epConn) {
 //
 // Transport seam, the sending half (see readable): what the send queue
 // holds is the protocol's encoded output; a TLS connection's is sealed
-// into records as flush takes it (takeOut), before write sees it
+// into records as flush takes it (TakeOut), before write sees it
 // (tlsFlush, tlsWritable; not through gather's io_uring batch), so that
 // the write path itself stays bytes in, bytes out.
 func (l *loop) writable(c *epConn) {
@@ -349,21 +346,21 @@ func (l *loop) writable(c *epConn) {
 // write failed and the connection is closing) it returns what was queued
 // meanwhile, to write next, or nil; when the kernel took only part of it,
 // the rest waits in c.wbuf for EPOLLOUT and it returns nil.
-func (l *loop) write(c *epConn, buf *buffer, off int) *buffer {
+func (l *loop) write(c *epConn, buf *core.Buffer, off int) *core.Buffer {
 	n, errno := l.sys.Write(c.fd, buf.B[off:])
 	return l.wrote(c, buf, off, n, errno)
 }
 
 // wrote is write once the kernel has taken n bytes of buf.b[off:] or
 // failed with errno.
-func (l *loop) wrote(c *epConn, buf *buffer, off, n int, errno unix.Errno) *buffer {
-	l.ctr.writes.Add(1)
+func (l *loop) wrote(c *epConn, buf *core.Buffer, off, n int, errno unix.Errno) *core.Buffer {
+	l.ctr.Writes.Add(1)
 	if errno == unix.EAGAIN || errno == unix.EINTR {
 		n, errno = 0, 0
 	}
 	if errno == 0 && off+n < len(buf.B) {
-		c.wroteSome(n)
-		c.waitingOut(n > 0)
+		c.WroteSome(n)
+		c.WaitingOut(n > 0)
 		c.wbuf, c.woff = buf, int32(off+n)
 		return nil
 	}
@@ -372,10 +369,10 @@ func (l *loop) wrote(c *epConn, buf *buffer, off, n int, errno unix.Errno) *buff
 	if errno != 0 {
 		err = errno
 	}
-	return c.writeDoneNext(buf, n, err, true)
+	return c.WriteDoneNext(buf, n, err, true)
 }
 
-// The io_uring send path (loop.ring, epoll.SendBatch): runQueue gathers
+// The io_uring send path (loop.ring, SendBatch): runQueue gathers
 // the queued output of the connections other goroutines posted in one
 // pass and sends it in batches, one io_uring_enter each; what a send does
 // not finish (EAGAIN, a short write) waits for EPOLLOUT as after write,
@@ -388,9 +385,9 @@ func (l *loop) gather(c *epConn) {
 		l.flush(c) // sealed first: not through the batch
 		return
 	}
-	var buf *buffer
+	var buf *core.Buffer
 	if c.wbuf == nil && c.fd >= 0 {
-		buf = c.takeOut()
+		buf = c.TakeOut()
 	}
 	if buf == nil {
 		l.rearm(c)
@@ -412,15 +409,15 @@ func (l *loop) sendGathered() {
 	}
 	viaRing, err := l.ring.Send()
 	if viaRing {
-		l.ctr.ioUringSends.Add(uint64(n))
+		l.ctr.IOUringSends.Add(uint64(n))
 	}
 	if err != nil {
 		// Those not sent have a result of 0 bytes: they wait for EPOLLOUT.
-		l.s.log.Warn().Err(err).Msg("io_uring send failed: this event loop writes with write(2) from now on")
+		l.rt.Log.Warn().Err(err).Msg("io_uring send failed: this event loop writes with write(2) from now on")
 	}
 	for i := 0; i < n; i++ {
 		c, buf := l.opConns[i], l.opBufs[i]
-		var next *buffer
+		var next *core.Buffer
 		if viaRing {
 			wn, errno := l.ring.Result(i)
 			next = l.wrote(c, buf, 0, wn, errno)
@@ -457,7 +454,7 @@ func (l *loop) finish(c *epConn) {
 		l.dropInput(c) // a running task still owns c.in
 	}
 	if c.wbuf != nil {
-		l.s.bufs.Put(c.wbuf)
+		l.rt.Bufs.Put(c.wbuf)
 		c.wbuf = nil
 	}
 	l.n--
@@ -465,22 +462,22 @@ func (l *loop) finish(c *epConn) {
 		l.schedule(c, pendClose)
 		return
 	}
-	l.cb.Enter(core.CbClose, c.id)
+	l.cb.Enter(core.CbClose, c.ID())
 	c.closed()
 	l.cb.Leave()
 }
 
 // closed runs OnClose and retires c from the server.
 func (c *epConn) closed() {
-	s := c.s
-	s.budget.forget(&c.base) // what its protocol held
-	if h := s.cfg.Handler.OnClose; h != nil {
-		if err := guard(func() { h(c) }); err != nil {
-			s.log.Error().Uint64("conn", c.id).Err(err).Msg("OnClose panicked")
+	s := c.RT
+	s.Budget.Forget(&c.Conn) // what its protocol held
+	if h := s.Cfg.Handler.OnClose; h != nil {
+		if err := core.Guard(func() { h(c) }); err != nil {
+			s.Log.Error().Uint64("conn", c.ID()).Err(err).Msg("OnClose panicked")
 		}
 	}
-	s.log.Debug().Uint64("conn", c.id).Msg("connection closed")
-	s.connGone()
+	s.Log.Debug().Uint64("conn", c.ID()).Msg("connection closed")
+	s.ConnGone()
 }
 
 // Engine hooks; they may run on any goroutine.
@@ -503,7 +500,7 @@ func (c *epConn) BatchKick() (core.KickQueue, bool) {
 	return c.l, c.acts.Or(actFlush|actQueued)&actQueued == 0
 }
 
-func (c *epConn) FlushDeadline() { c.destroyAfterLocked(closeFlushTimeout) }
+func (c *epConn) FlushDeadline() { c.DestroyAfterLocked(core.CloseFlushTimeout) }
 
 func (c *epConn) LingerLocked() bool {
 	if c.ln.tls != nil {
@@ -512,10 +509,10 @@ func (c *epConn) LingerLocked() bool {
 	if c.l.sys.Shutdown(c.fd, unix.SHUT_WR) != nil {
 		return false
 	}
-	if c.has(fPaused | fBackpressure) {
+	if c.Has(core.FPaused | core.FBackpressure) {
 		c.l.post(c, actResume) // read again, to drop
 	}
-	c.destroyAfterLocked(lingerTimeout)
+	c.DestroyAfterLocked(core.LingerTimeout)
 	return true
 }
 
@@ -524,8 +521,8 @@ func (c *epConn) Drained() {
 		c.l.schedule(c, pendDrain)
 		return
 	}
-	c.l.cb.Enter(core.CbDrain, c.id)
-	c.callback(c.s.cfg.Handler.OnBufferDrain)
+	c.l.cb.Enter(core.CbDrain, c.ID())
+	c.Callback(c.RT.Cfg.Handler.OnBufferDrain)
 	c.l.cb.Leave()
 }
 
@@ -564,12 +561,12 @@ func (c *epConn) Remote() net.Addr {
 // schedule records work for c's next task and submits one unless a task
 // of c is running; reading stops until the task is done.
 func (l *loop) schedule(c *epConn, what uint8) {
-	c.mu.Lock()
+	c.Mu.Lock()
 	c.pend |= what
 	if what&pendInput != 0 {
-		c.setFlag(fInputWaits)
+		c.SetFlag(core.FInputWaits)
 	}
-	c.mu.Unlock()
+	c.Mu.Unlock()
 	if c.busy {
 		return
 	}
@@ -581,9 +578,9 @@ func (l *loop) schedule(c *epConn, what uint8) {
 
 // taskDone runs on the loop when a task of c has ended.
 func (l *loop) taskDone(c *epConn) {
-	c.mu.Lock()
+	c.Mu.Lock()
 	more := c.pend != 0
-	c.mu.Unlock()
+	c.Mu.Unlock()
 	if more {
 		l.pool.Submit(c)
 		return
@@ -595,7 +592,7 @@ func (l *loop) taskDone(c *epConn) {
 		return
 	}
 	l.flush(c)
-	if c.inHalted && c.in != nil && !c.halted() {
+	if c.inHalted && c.in != nil && !c.Halted() {
 		// ResumeRecv came while the task ran: deliver what it held back.
 		c.inHalted = false
 		l.schedule(c, pendInput)
@@ -607,37 +604,37 @@ func (l *loop) taskDone(c *epConn) {
 
 // RunTasks does c's pending callback work on a pool goroutine.
 func (c *epConn) RunTasks() {
-	h := &c.s.cfg.Handler
+	h := &c.RT.Cfg.Handler
 	for {
-		c.mu.Lock()
+		c.Mu.Lock()
 		p := c.pend
 		c.pend = 0
 		if p&pendInput == 0 {
-			c.clearFlag(fInputWaits) // delivered by the previous pass, if any
+			c.ClearFlag(core.FInputWaits) // delivered by the previous pass, if any
 		}
-		c.mu.Unlock()
+		c.Mu.Unlock()
 		if p == 0 {
 			break
 		}
 		if p&pendConnect != 0 {
-			c.callback(h.OnConnect)
+			c.Callback(h.OnConnect)
 		}
-		if p&pendInput != 0 && c.in != nil && c.halted() {
+		if p&pendInput != 0 && c.in != nil && c.Halted() {
 			c.inHalted = true
 		} else if p&pendInput != 0 && c.in != nil {
-			used, halted := c.dispatch(c.in.B)
+			used, halted := c.Dispatch(c.in.B)
 			c.inHalted = halted
 			c.in.B = c.in.B[:copy(c.in.B, c.in.B[used:])]
 			// c.in was lent for one read: it is charged to the input
 			// budget only if it keeps a partial packet.
-			if len(c.in.B) == 0 || c.has(fClosing|fSockClosed) {
+			if len(c.in.B) == 0 || c.Has(core.FClosing|core.FSockClosed) {
 				c.releaseInput()
 			} else {
 				c.holdInput()
 			}
 		}
 		if p&pendDrain != 0 {
-			c.callback(h.OnBufferDrain)
+			c.Callback(h.OnBufferDrain)
 		}
 		if p&pendClose != 0 {
 			c.closed()
@@ -653,36 +650,36 @@ func (c *epConn) RunTasks() {
 // and when the packet is over MaxPackageSize, c fails. The pool task that
 // owns c.in calls it.
 func (c *epConn) holdInput() {
-	s := c.s
+	s := c.RT
 	in := c.in
 	size := cap(in.B)
-	if want := s.packetSize(c, in.B); want > size {
+	if want := s.PacketSize(c, in.B); want > size {
 		var err error
-		if size, err = core.InputSize(len(in.B), 0, want, s.cfg.MaxPackageSize, s.cfg.ReadBufferSize); err != nil {
+		if size, err = core.InputSize(len(in.B), 0, want, s.Cfg.MaxPackageSize, s.Cfg.ReadBufferSize); err != nil {
 			c.releaseInput()
-			c.fail(err)
+			c.Fail(err)
 			return
 		}
 	}
-	if !s.budget.holdBuf(&c.base, size) {
+	if !s.Budget.HoldBuf(&c.Conn, size) {
 		c.releaseInput()
-		c.shed(true)
+		c.Shed(true)
 		return
 	}
 	if size != cap(in.B) {
-		c.in = s.bufs.GetInput(size)
+		c.in = s.Bufs.GetInput(size)
 		c.in.B = append(c.in.B, in.B...)
-		s.bufs.PutInput(in)
+		s.Bufs.PutInput(in)
 	}
 }
 
 // releaseInput is dropInput for the pool task that owns c.in.
 func (c *epConn) releaseInput() {
-	c.s.bufs.PutInput(c.in)
+	c.RT.Bufs.PutInput(c.in)
 	c.in = nil
-	if c.has(fInputHeld) {
-		c.s.budget.holdBuf(&c.base, 0)
+	if c.Has(core.FInputHeld) {
+		c.RT.Budget.HoldBuf(&c.Conn, 0)
 	}
 }
 
-func (c *epConn) EngineName() string { return EngineEpoll }
+func (c *epConn) EngineName() string { return core.EngineEpoll }

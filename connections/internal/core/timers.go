@@ -1,4 +1,4 @@
-package connections
+package core
 
 import (
 	"sync/atomic"
@@ -8,7 +8,7 @@ import (
 	"github.com/goes-project/goes/timer"
 )
 
-// connTimers are the timeouts and the heartbeat of one stream
+// ConnTimers are the timeouts and the heartbeat of one stream
 // connection, on one node of the server's timer wheel. They are allocated
 // together with the connection (see newStdConn, newEpConn), so that arming
 // them costs no allocation; connections of a server without any timeout
@@ -22,67 +22,67 @@ import (
 // when to look again, and re-arms for that. A busy connection costs one
 // wheel operation per period, not one per read.
 //
-// The fields are packed so that the 96 bytes of connTimers keep an epConn
+// The fields are packed so that the 96 bytes of ConnTimers keep an epConn
 // with timers in the size class of 320 bytes: mind the sizes when adding
 // one.
-type connTimers struct {
+type ConnTimers struct {
 	t       timer.Timer  // re-armed with Reset: its func is the connection's timersExpired
-	lastIn  atomic.Int64 // Server.clock of the last read
-	lastOut atomic.Int64 // Server.clock of the last write (with Heartbeat)
-	// outWait is the Server.clock since which a write has been waiting
+	lastIn  atomic.Int64 // Runtime.clock of the last read
+	lastOut atomic.Int64 // Runtime.clock of the last write (with Heartbeat)
+	// outWait is the Runtime.clock since which a write has been waiting
 	// for the peer to take output without any moving (a partial write
 	// waiting for room, a writer goroutine blocked), 0 while no write
 	// waits. The writer sets it on the slow path only and clears it when
 	// its buffer is written.
 	outWait atomic.Int64
-	// since is the Server.clock when phase began (the read that brought
+	// since is the Runtime.clock when phase began (the read that brought
 	// it), and in PhaseBody the start of the current BodyMinRate window,
 	// which starts with the phase and then moves on window by window;
-	// winIn is bytesIn at the start of the window. Under base.mu.
+	// winIn is bytesIn at the start of the window. Under Conn.Mu.
 	since int64
 	winIn uint64
 	// phase is the protocols.Phase the dispatcher last recorded, with
 	// phaseStarted once the connection has delivered a packet. It changes
-	// under base.mu and is read without it by the dispatcher.
+	// under Conn.Mu and is read without it by the dispatcher.
 	phase atomic.Uint32
 }
 
-// phaseStarted marks, in connTimers.phase, a connection that has
+// phaseStarted marks, in ConnTimers.phase, a connection that has
 // delivered a packet: before that, PhaseIdle counts as PhaseHead.
 const phaseStarted = 1 << 8
 
 // clock is the time in nanoseconds since the server was made (monotonic),
 // plus one, so that 0 can stand for never.
-func (s *Server) clock() int64 { return int64(time.Since(s.epoch)) + 1 }
+func (s *Runtime) Clock() int64 { return int64(time.Since(s.epoch)) + 1 }
 
 // startWheel starts the wheel the server owns, once, unless the server is
 // closed (Close stops it).
-func (s *Server) startWheel() {
+func (s *Runtime) StartWheel() {
 	if !s.ownWheel || s.wheelOn.Load() {
 		return
 	}
-	s.mu.Lock()
-	if !s.wheelOn.Load() && !s.closed.Load() {
-		s.wheel.Start()
+	s.Mu.Lock()
+	if !s.wheelOn.Load() && !s.Closed.Load() {
+		s.Wheel.Start()
 		s.wheelOn.Store(true)
 	}
-	s.mu.Unlock()
+	s.Mu.Unlock()
 }
 
 // onWheel reports whether the server's timers run on its wheel: a wheel
 // given in Config.Wheel (a worker's, running), or the server's own once it
 // serves. A Client's server never runs one.
-func (s *Server) onWheel() bool { return !s.ownWheel || s.wheelOn.Load() }
+func (s *Runtime) onWheel() bool { return !s.ownWheel || s.wheelOn.Load() }
 
 // afterFunc runs fn once, d from now, on the server's timer wheel when it
 // runs (a worker's wheel, passed in Config.Wheel, or the server's own once
 // it serves), else on a runtime timer (a Client's server, which runs no
 // wheel of its own); stop cancels it and reports whether that prevented
 // the call.
-func (s *Server) afterFunc(d time.Duration, fn func()) (stop func() bool) {
+func (s *Runtime) AfterFunc(d time.Duration, fn func()) (stop func() bool) {
 	if s.onWheel() {
 		t := new(timer.Timer)
-		s.wheel.Schedule(t, d, fn)
+		s.Wheel.Schedule(t, d, fn)
 		return t.Stop
 	}
 	return time.AfterFunc(d, fn).Stop
@@ -94,75 +94,75 @@ func (s *Server) afterFunc(d time.Duration, fn func()) (stop func() bool) {
 // wheel. stop cancels it and reports whether that prevented the call. It
 // is how a protocol, which cannot import this package, arms a timeout of
 // its own for c (WebSocket's closing handshake). Safe for concurrent use.
-func (c *base) AfterFunc(d time.Duration, fn func()) (stop func() bool) {
-	return c.s.afterFunc(d, fn)
+func (c *Conn) AfterFunc(d time.Duration, fn func()) (stop func() bool) {
+	return c.RT.AfterFunc(d, fn)
 }
 
 // stopWheel stops the wheel the server owns; the connections are gone.
-func (s *Server) stopWheel() {
-	s.mu.Lock()
+func (s *Runtime) StopWheel() {
+	s.Mu.Lock()
 	on := s.wheelOn.Load()
-	s.mu.Unlock()
+	s.Mu.Unlock()
 	if on {
-		s.wheel.Stop()
+		s.Wheel.Stop()
 	}
 }
 
-// startTimers arms c's timers once c is accepted; the time of the accept
+// StartTimers arms c's timers once c is accepted; the time of the accept
 // counts as traffic.
-func (c *base) startTimers() {
+func (c *Conn) StartTimers() {
 	tm := c.tm
 	if tm == nil {
 		return
 	}
-	s := c.s
-	s.startWheel()
-	now := s.clock()
+	s := c.RT
+	s.StartWheel()
+	now := s.Clock()
 	tm.lastIn.Store(now)
 	tm.lastOut.Store(now)
-	c.mu.Lock()
+	c.Mu.Lock()
 	tm.since = now
 	if s.phaser != nil {
 		// The first request is due within HeaderTimeout of the accept.
 		tm.phase.Store(uint32(protocols.PhaseIdle))
 	}
-	if !c.has(fClosing | fSockClosed) {
+	if !c.Has(FClosing | FSockClosed) {
 		// Coarse: the rules are bounds, so connections due in one window
 		// share one wake-up (never early, at most timer.Slack late); its
 		// Resets keep the slack.
-		s.wheel.ScheduleCoarse(&tm.t, s.firstTimer, c.timersExpired)
+		s.Wheel.ScheduleCoarse(&tm.t, s.firstTimer, c.timersExpired)
 	}
-	c.mu.Unlock()
+	c.Mu.Unlock()
 }
 
-// touchIn records a read. It costs a clock read and an atomic store.
-func (c *base) touchIn() {
+// TouchIn records a read. It costs a clock read and an atomic store.
+func (c *Conn) TouchIn() {
 	if tm := c.tm; tm != nil {
-		tm.lastIn.Store(c.s.clock())
+		tm.lastIn.Store(c.RT.Clock())
 	}
 }
 
 // stopTimersLocked cancels c's timers as it closes; mu is held, so a
 // timersExpired running meanwhile sees the connection closed and does not
 // re-arm them.
-func (c *base) stopTimersLocked() {
+func (c *Conn) stopTimersLocked() {
 	if tm := c.tm; tm != nil {
 		tm.t.Stop()
 	}
 }
 
-// waitingOut records that a write is waiting for the peer to take
+// WaitingOut records that a write is waiting for the peer to take
 // output: since now if no wait was recorded or if output moved (moved is
 // true), else since when it was. Only the engines' slow write paths call
 // it.
-func (c *base) waitingOut(moved bool) {
-	if tm := c.tm; tm != nil && c.s.sendNs|c.s.idleNs != 0 && (moved || tm.outWait.Load() == 0) {
-		tm.outWait.Store(c.s.clock())
+func (c *Conn) WaitingOut(moved bool) {
+	if tm := c.tm; tm != nil && c.RT.sendNs|c.RT.idleNs != 0 && (moved || tm.outWait.Load() == 0) {
+		tm.outWait.Store(c.RT.Clock())
 	}
 }
 
 // outDone records that no write waits for the peer any more.
-func (c *base) outDone() {
+func (c *Conn) outDone() {
 	if tm := c.tm; tm != nil && tm.outWait.Load() != 0 {
 		tm.outWait.Store(0)
 	}
@@ -171,9 +171,9 @@ func (c *base) outDone() {
 // restartReadRulesLocked starts the read rules' clocks again from now,
 // as reading resumes after a pause for backpressure: the wait was the
 // server's. mu is held.
-func (c *base) restartReadRulesLocked() {
+func (c *Conn) restartReadRulesLocked() {
 	if tm := c.tm; tm != nil {
-		now := c.s.clock()
+		now := c.RT.Clock()
 		tm.lastIn.Store(now)
 		tm.since, tm.winIn = now, c.bytesIn.Load()
 	}
@@ -181,19 +181,19 @@ func (c *base) restartReadRulesLocked() {
 
 // notePhase records the phase of c after a batch of input was dispatched
 // (used bytes of it delivered, rest left as a partial packet unless
-// halted), on c's dispatcher. A protocol with a Phaser is asked (with the
+// Halted), on c's dispatcher. A protocol with a Phaser is asked (with the
 // state nil it is PhaseIdle); one without is in PhaseBody while rest
 // holds a partial packet and in PhaseOpen otherwise. Nothing is written
 // unless the phase changes or a new packet begins in this input, so that
 // a steady exchange costs an atomic load here. A panic in the protocol's
 // Phase is returned.
-func (c *base) notePhase(state any, used, rest int, halted bool) error {
-	tm, s := c.tm, c.s
+func (c *Conn) notePhase(state any, used, rest int, halted bool) error {
+	tm, s := c.tm, c.RT
 	partial := rest > 0 && !halted
 	var p protocols.Phase
 	switch {
 	case s.phaser != nil && state != nil:
-		if err := guard(func() { p = s.phaser.Phase(c.conn(), partial) }); err != nil {
+		if err := Guard(func() { p = s.phaser.Phase(c.Self(), partial) }); err != nil {
 			return err
 		}
 	case s.phaser != nil:
@@ -213,16 +213,16 @@ func (c *base) notePhase(state any, used, rest int, halted bool) error {
 	if want == cur && !restart {
 		return nil
 	}
-	c.mu.Lock()
+	c.Mu.Lock()
 	tm.phase.Store(want)
 	if restart {
 		tm.since, tm.winIn = tm.lastIn.Load(), c.bytesIn.Load()
 	}
-	c.mu.Unlock()
+	c.Mu.Unlock()
 	return nil
 }
 
-// effective is the phase whose rule applies to a connTimers.phase:
+// effective is the phase whose rule applies to a ConnTimers.phase:
 // PhaseIdle before the first packet is PhaseHead.
 func effective(ph uint32) protocols.Phase {
 	p := protocols.Phase(ph &^ phaseStarted)
@@ -247,7 +247,7 @@ func effective(ph uint32) protocols.Phase {
 //
 // A connection whose reading is paused (PauseRecv, or backpressure: the
 // server stops reading while its answers wait for the peer) or whose
-// callback runs, or whose input waits for a pool task (fInputWaits), is
+// Callback runs, or whose input waits for a pool task (FInputWaits), is
 // not held to the read rules: its input waits for the application or for
 // its output, not for the peer, and the rules start again from now; SendTimeout bounds the wait for a peer that reads
 // nothing. A closing connection
@@ -257,25 +257,25 @@ func effective(ph uint32) protocols.Phase {
 // tick later.
 const deferredRecheck = 50 * time.Millisecond
 
-func (c *base) timersExpired() {
-	s, tm := c.s, c.tm
-	now := s.clock()
-	c.mu.Lock()
-	if c.has(fClosing | fSockClosed) {
-		c.mu.Unlock()
+func (c *Conn) timersExpired() {
+	s, tm := c.RT, c.tm
+	now := s.Clock()
+	c.Mu.Lock()
+	if c.Has(FClosing | FSockClosed) {
+		c.Mu.Unlock()
 		return
 	}
 	next := now + s.checkNs
 	if w := tm.outWait.Load(); w != 0 {
 		limit := s.sendNs
-		if s.idleNs > 0 && c.has(fPaused) && (limit == 0 || s.idleNs < limit) {
+		if s.idleNs > 0 && c.Has(FPaused) && (limit == 0 || s.idleNs < limit) {
 			limit = s.idleNs
 		}
 		if limit > 0 {
 			if now-w >= limit {
 				s.noteCut(cutSend) // counted before the connection is gone from Stats
-				c.closeLocked()
-				c.mu.Unlock()
+				c.CloseLocked()
+				c.Mu.Unlock()
 				return
 			}
 			next = min(next, w+limit)
@@ -289,7 +289,7 @@ func (c *base) timersExpired() {
 	// passes a whole new window (a slowloris cut at 2 s for 1 s): the
 	// rules look again a tick later, then every deferredRecheck while
 	// the dispatcher runs on, from the windows as they are.
-	waiting := c.has(fPaused | fBackpressure | fInputWaits)
+	waiting := c.Has(FPaused | FBackpressure | FInputWaits)
 	if waiting {
 		tm.lastIn.Store(now)
 		tm.since, tm.winIn = now, c.bytesIn.Load()
@@ -297,13 +297,13 @@ func (c *base) timersExpired() {
 	busy := !waiting && c.dispatching > 0
 	if busy {
 		d := int64(time.Millisecond)
-		if c.has(fRulesDeferred) {
+		if c.Has(FRulesDeferred) {
 			d = int64(deferredRecheck)
 		}
-		c.setFlag(fRulesDeferred)
+		c.SetFlag(FRulesDeferred)
 		next = min(next, now+d)
 	} else {
-		c.clearFlag(fRulesDeferred)
+		c.ClearFlag(FRulesDeferred)
 	}
 	if s.idleNs > 0 && !busy {
 		last := tm.lastIn.Load()
@@ -329,8 +329,8 @@ func (c *base) timersExpired() {
 			// Nothing queued: a connection with output pending is not
 			// silent, and the heartbeat must not push it over its limit.
 			if c.queuedLocked() == 0 {
-				c.out = s.bufs.Get()
-				c.out.B = append(c.out.B, s.cfg.HeartbeatData...)
+				c.out = s.Bufs.Get()
+				c.out.B = append(c.out.B, s.Cfg.HeartbeatData...)
 				beat, deferred = true, c.dispatching > 0
 			}
 			tm.lastOut.Store(now)
@@ -339,7 +339,7 @@ func (c *base) timersExpired() {
 		next = min(next, due)
 	}
 	tm.t.Reset(time.Duration(next - now))
-	c.mu.Unlock()
+	c.Mu.Unlock()
 	if beat && !deferred {
 		c.ops.Kick()
 	}
@@ -351,16 +351,16 @@ func (c *base) timersExpired() {
 // looked at again (0: none). A phase of PhaseBusy is asked again of
 // the protocol, since an answer ends it without any input. mu is held
 // and no dispatcher runs.
-func (c *base) phaseRuleLocked(now int64) (cutReason, protocols.Phase, int64) {
-	s, tm := c.s, c.tm
+func (c *Conn) phaseRuleLocked(now int64) (cutReason, protocols.Phase, int64) {
+	s, tm := c.RT, c.tm
 	ph := tm.phase.Load()
 	p := protocols.Phase(ph &^ phaseStarted)
 	if p == protocols.PhaseBusy && s.phaser != nil {
 		np := protocols.PhaseIdle
 		if st := c.State(); st != nil {
-			if err := guard(func() { np = s.phaser.Phase(c.conn(), false) }); err != nil {
+			if err := Guard(func() { np = s.phaser.Phase(c.Self(), false) }); err != nil {
 				np = protocols.PhaseBusy
-				s.log.Error().Uint64("conn", c.id).Err(err).Msg("protocol's Phase panicked")
+				s.Log.Error().Uint64("conn", c.id).Err(err).Msg("protocol's Phase panicked")
 			}
 		}
 		if np != p {
@@ -415,12 +415,12 @@ func (c *base) phaseRuleLocked(now int64) (cutReason, protocols.Phase, int64) {
 // protocol's TimedOut answer, if any, is queued and c closes once it is
 // written. mu is held and no dispatcher runs; timedOutUnlock releases
 // it.
-func (c *base) timedOutUnlock(reason cutReason, p protocols.Phase) {
-	s := c.s
+func (c *Conn) timedOutUnlock(reason cutReason, p protocols.Phase) {
+	s := c.RT
 	if s.phaser != nil {
 		var reply []byte
-		if err := guard(func() { reply = s.phaser.TimedOut(c.conn(), p) }); err != nil {
-			s.log.Error().Uint64("conn", c.id).Err(err).Msg("protocol's TimedOut panicked")
+		if err := Guard(func() { reply = s.phaser.TimedOut(c.Self(), p) }); err != nil {
+			s.Log.Error().Uint64("conn", c.id).Err(err).Msg("protocol's TimedOut panicked")
 		}
 		if len(reply) > 0 {
 			c.queueRawLocked(reply)

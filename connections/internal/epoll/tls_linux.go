@@ -1,6 +1,6 @@
 //go:build linux
 
-package connections
+package epoll
 
 import (
 	"crypto/tls"
@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/goes-project/goes/connections/internal/core"
 	"github.com/goes-project/goes/connections/internal/tlsrec"
 	"github.com/goes-project/goes/timer"
 )
@@ -34,7 +35,7 @@ import (
 // epTLSListener is how a TLS listener is served: its settings and the
 // engine's handshake pool.
 type epTLSListener struct {
-	sv      TLSServing
+	sv      core.TLSServing
 	timeout time.Duration
 	pool    *tlsrec.Pool
 }
@@ -57,11 +58,11 @@ type epTLS struct {
 
 // tlsPoolFor returns the engine's handshake pool, made by the first TLS
 // listener (its MaxHandshakes decides).
-func (e *epollEngine) tlsPoolFor(sv TLSServing) *tlsrec.Pool {
+func (e *epollEngine) tlsPoolFor(sv core.TLSServing) *tlsrec.Pool {
 	e.tlsOnce.Do(func() {
 		n := sv.MaxHandshakes
 		if n <= 0 {
-			n = DefaultMaxTLSHandshakes
+			n = core.DefaultMaxTLSHandshakes
 		}
 		e.tlsPool = tlsrec.NewPool(0, n)
 	})
@@ -85,7 +86,7 @@ func (l *loop) tlsAccept(c *epConn) {
 		l.tlsConns = make(map[*epConn]*epTLS)
 	}
 	l.tlsConns[c] = t
-	l.s.wheel.Schedule(&t.timer, lt.timeout, func() {
+	l.rt.Wheel.Schedule(&t.timer, lt.timeout, func() {
 		t.tell(c, nil, errHandshakeTimeout)
 		t.sess.Close() // ends a handshake waiting in the pool
 		c.Destroy()
@@ -112,23 +113,21 @@ func (t *epTLS) tell(c *epConn, st *tls.ConnectionState, err error) {
 
 // tlsRead reads what c's socket holds (readable, for a TLS connection).
 func (l *loop) tlsRead(c *epConn, t *epTLS) {
-	if c.has(fSockClosed) {
+	if c.Has(core.FSockClosed) {
 		return
 	}
-	if t.up && (c.readStopped() || c.busy) {
+	if t.up && (c.ReadStopped() || c.busy) {
 		l.rearm(c)
 		return
 	}
 	n, errno := l.sys.Read(c.fd, l.rbuf)
 	switch {
 	case n > 0:
-		c.bytesIn.Add(uint64(n))
-		l.ctr.bytesIn.Add(uint64(n))
-		c.touchIn()
+		c.Received(n)
 		switch {
-		case c.has(fClosing):
+		case c.Has(core.FClosing):
 			// Closing: the input is dropped, as a plain connection's.
-			if u := int(c.lingered) + (n+16<<10-1)>>14; u < lingerBytes>>14 {
+			if u := int(c.lingered) + (n+16<<10-1)>>14; u < core.LingerBytes>>14 {
 				c.lingered = uint8(u)
 			} else {
 				c.eof = true
@@ -147,7 +146,7 @@ func (l *loop) tlsRead(c *epConn, t *epTLS) {
 			return
 		}
 		c.eof = true
-		c.inputEnded()
+		c.InputEnded()
 		l.rearm(c)
 	default:
 		c.Destroy()
@@ -208,17 +207,17 @@ func (l *loop) tlsUp(c *epConn) {
 // readable does a plain connection's bytes, until the session has no
 // more, the connection stops reading or it is closed.
 func (l *loop) tlsPump(c *epConn, t *epTLS) {
-	s := l.s
+	s := l.rt
 	for {
-		if c.fd < 0 || c.has(fSockClosed) {
+		if c.fd < 0 || c.Has(core.FSockClosed) {
 			return
 		}
-		if c.readStopped() || c.busy {
+		if c.ReadStopped() || c.busy {
 			t.sess.Release() // the rest waits for resume
 			l.rearm(c)
 			return
 		}
-		closing := c.has(fClosing)
+		closing := c.Has(core.FClosing)
 		var dst []byte
 		if c.in != nil && !closing {
 			if cap(c.in.B)-len(c.in.B) < minReadRoom && !l.growInput(c) {
@@ -244,7 +243,7 @@ func (l *loop) tlsPump(c *epConn, t *epTLS) {
 				l.dropInput(c)
 			case l.pool != nil:
 				if c.in == nil {
-					c.in = s.bufs.GetCap(len(buf))
+					c.in = s.Bufs.GetCap(len(buf))
 					c.in.B = append(c.in.B, buf...)
 				}
 				l.schedule(c, pendInput)
@@ -264,11 +263,11 @@ func (l *loop) tlsPump(c *epConn, t *epTLS) {
 		case err == io.EOF:
 			// close_notify: the peer has finished sending.
 			c.eof = true
-			c.inputEnded()
+			c.InputEnded()
 			l.rearm(c)
 			return
 		default:
-			s.log.Debug().Uint64("conn", c.id).Err(err).Msg("TLS record error, connection closed")
+			s.Log.Debug().Uint64("conn", c.ID()).Err(err).Msg("TLS record error, connection closed")
 			l.tlsWriteCtl(c, t) // the alert
 			c.Destroy()
 			return
@@ -284,13 +283,13 @@ func (l *loop) tlsPump(c *epConn, t *epTLS) {
 // BodyTimeout.
 func (l *loop) tlsPartial(c *epConn, t *epTLS) {
 	mid := t.sess.MidRecord()
-	switch d := l.s.cfg.BodyTimeout; {
+	switch d := l.rt.Cfg.BodyTimeout; {
 	case mid == t.partial || d <= 0:
 	case mid:
 		t.partial = true
-		l.s.wheel.Schedule(&t.timer, d, func() {
-			if !c.has(fSockClosed) {
-				l.s.noteCut(cutBody)
+		l.rt.Wheel.Schedule(&t.timer, d, func() {
+			if !c.Has(core.FSockClosed) {
+				l.rt.CutPartialRecord()
 				c.Destroy()
 			}
 		})
@@ -308,7 +307,7 @@ const loopPlainBuf = 16 << 10
 func (l *loop) tlsFlush(c *epConn, t *epTLS) {
 	if c.wbuf == nil && c.fd >= 0 {
 		if t.up {
-			for buf := c.takeOut(); buf != nil; {
+			for buf := c.TakeOut(); buf != nil; {
 				buf = l.write(c, l.tlsSeal(c, t, buf), 0)
 			}
 		}
@@ -336,14 +335,14 @@ func (l *loop) tlsWritable(c *epConn, t *epTLS) {
 // tlsSeal returns a buffer of buf's bytes sealed into records (after
 // crypto/tls's own output waiting), in buf's place: buf goes back to the
 // pool. A failure closes the connection; the buffer is then empty.
-func (l *loop) tlsSeal(c *epConn, t *epTLS, buf *buffer) *buffer {
-	s := l.s
-	ct := s.bufs.GetCap(len(buf.B) + len(buf.B)>>6 + 256)
+func (l *loop) tlsSeal(c *epConn, t *epTLS, buf *core.Buffer) *core.Buffer {
+	s := l.rt
+	ct := s.Bufs.GetCap(len(buf.B) + len(buf.B)>>6 + 256)
 	var err error
 	ct.B, err = t.sess.Seal(ct.B[:0], buf.B)
-	s.bufs.Put(buf)
+	s.Bufs.Put(buf)
 	if err != nil {
-		s.log.Debug().Uint64("conn", c.id).Err(err).Msg("TLS seal failed, connection closed")
+		s.Log.Debug().Uint64("conn", c.ID()).Err(err).Msg("TLS seal failed, connection closed")
 		ct.B = ct.B[:0]
 		c.Destroy()
 	}
@@ -365,7 +364,7 @@ func (l *loop) tlsWriteCtl(c *epConn, t *epTLS) {
 	if cap(b) <= 64<<10 {
 		l.cbuf = b[:0]
 	}
-	c.wroteSome(n)
+	c.WroteSome(n)
 	switch {
 	case n == len(b):
 	case errno == 0 || errno == unix.EAGAIN || errno == unix.EINTR:
@@ -390,7 +389,7 @@ func (l *loop) tlsCloseNotify(c *epConn) {
 	// Not tlsWriteCtl: c.mu is held, a failure must not Destroy.
 	b := t.sess.Pending(l.cbuf[:0])
 	if n, _ := l.sys.Write(c.fd, b); n > 0 {
-		c.wroteSome(n)
+		c.WroteSome(n)
 	}
 }
 

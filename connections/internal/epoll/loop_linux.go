@@ -1,6 +1,6 @@
 //go:build linux
 
-package connections
+package epoll
 
 import (
 	"sync"
@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goes-project/goes/connections/internal/core"
-	"github.com/goes-project/goes/connections/internal/epoll"
 )
 
 // Pending work that other goroutines hand to a connection's loop
@@ -34,14 +33,14 @@ const loopReadBuf = 64 << 10 // a loop's shared read buffer
 // names a lock.
 type loop struct {
 	e     *epollEngine
-	s     *Server
-	sys   *epoll.Sys
+	rt    *core.Runtime
+	sys   *Sys
 	pool  *core.TaskPool // the engine's, nil when callbacks run on the loop
-	p     epoll.Poller
+	p     Poller
 	rbuf  []byte
-	ctr   counters
+	ctr   core.Counters
 	cb    core.CbMark  // the user callback running on the loop, for the watchdog
-	busy  atomic.Int64 // nanoseconds spent handling events (not waiting), for Stats.LoopBusy
+	busy  atomic.Int64 // nanoseconds spent handling events (not waiting), for core.Stats.LoopBusy
 	n     int          // open connections
 	busyN int          // connections with a pool task
 
@@ -55,9 +54,9 @@ type loop struct {
 	// ring is the loop's io_uring send batch (without a ring: write(2)
 	// only); runQueue gathers the writes of a pass in it, with their
 	// connections and buffers in opConns and opBufs.
-	ring    epoll.SendBatch
+	ring    SendBatch
 	opConns []*epConn
-	opBufs  []*buffer
+	opBufs  []*core.Buffer
 
 	qmu   sync.Mutex
 	queue []*epConn
@@ -74,17 +73,17 @@ type loop struct {
 
 func newLoop(e *epollEngine) (*loop, error) {
 	l := &loop{
-		e: e, s: e.s, sys: &e.sys,
+		e: e, rt: e.rt, sys: &e.sys,
 		rbuf: make([]byte, loopReadBuf),
 		lns:  make(map[int32]*loopListener),
 	}
 	if err := l.p.Open(l.sys); err != nil {
 		return nil, err
 	}
-	if !l.s.cfg.NoIOUring {
+	if !l.rt.Cfg.NoIOUring {
 		if err := l.ring.Open(l.sys); err != nil {
 			e.ringOnce.Do(func() {
-				l.s.log.Info().Err(err).Msg("io_uring unavailable: event loops write with write(2)")
+				l.rt.Log.Info().Err(err).Msg("io_uring unavailable: event loops write with write(2)")
 			})
 		}
 	}
@@ -109,34 +108,34 @@ func (l *loop) release() {
 func (l *loop) run() {
 	defer l.e.loopWG.Done()
 	defer l.release()
-	s := l.s
+	s := l.rt
 	for {
 		l.p.Sleep()
 		n, errno := l.p.Wait(!l.hasWork())
-		t0 := s.clock()
+		t0 := s.Clock()
 		if errno != 0 && errno != unix.EINTR {
-			s.log.Error().Err(errno).Msg("epoll_wait failed, event loop stopped")
+			s.Log.Error().Err(errno).Msg("epoll_wait failed, event loop stopped")
 			l.destroyAll()
 			return
 		}
 		for i := 0; i < n; i++ {
 			ev := &l.p.Events[i]
 			switch ev.Pad {
-			case epoll.TagConn:
+			case TagConn:
 				if int(ev.Fd) < len(l.conns) {
 					if c := l.conns[ev.Fd]; c != nil {
 						l.handle(c, ev.Events)
 					}
 				}
-			case epoll.TagWake:
+			case TagWake:
 				l.p.Woken()
-			case epoll.TagListener:
+			case TagListener:
 				l.accept(ev.Fd)
 			}
 		}
 		l.runQueue()
-		l.busy.Add(s.clock() - t0)
-		if l.n == 0 && l.busyN == 0 && (s.closed.Load() || s.draining.Load()) {
+		l.busy.Add(s.Clock() - t0)
+		if l.n == 0 && l.busyN == 0 && (s.Closed.Load() || s.Draining.Load()) {
 			return
 		}
 	}
@@ -148,7 +147,7 @@ func (l *loop) hasWork() bool {
 	return len(l.queue) > 0 || len(l.funcs) > 0
 }
 
-// wake makes the loop return from its wait. Safe for concurrent use.
+// Wake makes the loop return from its wait. Safe for concurrent use.
 func (l *loop) wake() {
 	if !l.p.NeedsSignal() {
 		return
@@ -271,10 +270,10 @@ func (l *loop) destroyAll() {
 // register adds c to the loop's table and its epoll set; false when the
 // server is closed.
 func (l *loop) register(c *epConn) bool {
-	s := l.s
+	s := l.rt
 	fd := int(c.fd)
 	l.tmu.Lock()
-	if s.closed.Load() {
+	if s.Closed.Load() {
 		l.tmu.Unlock()
 		return false
 	}
@@ -289,21 +288,21 @@ func (l *loop) register(c *epConn) bool {
 	}
 	l.conns[fd] = c
 	l.tmu.Unlock()
-	s.open.Add(1)
-	s.accepted.Add(1)
+	s.Open.Add(1)
+	s.Accepted.Add(1)
 	l.n++
-	if err := l.p.Add(c.fd, epoll.In|epoll.RdHup, epoll.TagConn); err != nil {
-		s.log.Warn().Err(err).Msg("epoll_ctl add failed, connection closed")
+	if err := l.p.Add(c.fd, In|RdHup, TagConn); err != nil {
+		s.Log.Warn().Err(err).Msg("epoll_ctl add failed, connection closed")
 		c.Destroy()
 		return true
 	}
-	c.ev = epoll.In | epoll.RdHup
+	c.ev = In | RdHup
 	return true
 }
 
-// appendConns appends the loop's connections to dst. Safe for
+// AppendConns appends the loop's connections to dst. Safe for
 // concurrent use.
-func (l *loop) appendConns(dst []Connection) []Connection {
+func (l *loop) appendConns(dst []core.Connection) []core.Connection {
 	l.tmu.Lock()
 	for _, c := range l.conns {
 		if c != nil {

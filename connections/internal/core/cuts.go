@@ -1,22 +1,11 @@
-package connections
+package core
 
 import (
 	"sync/atomic"
 	"time"
 )
 
-// Reasons a connection is closed by a timeout rule: the keys of
-// Stats.Closed (and of a worker's closed counts in status).
-const (
-	ClosedHeaderTimeout    = "header_timeout"    // HeaderTimeout: a head not complete in time
-	ClosedBodyTimeout      = "body_timeout"      // BodyTimeout: a partial packet without progress
-	ClosedBodyMinRate      = "body_min_rate"     // BodyMinRate: a partial packet arriving too slowly
-	ClosedKeepAliveTimeout = "keepalive_timeout" // KeepAliveTimeout: no next request
-	ClosedSendTimeout      = "send_timeout"      // SendTimeout: a peer that takes no output
-	ClosedIdleTimeout      = "idle_timeout"      // IdleTimeout: nothing received
-)
-
-// cutReason indexes Server.cuts; cutNone is no reason.
+// cutReason indexes Runtime.cuts; cutNone is no reason.
 type cutReason int8
 
 const (
@@ -55,7 +44,7 @@ type cutCounter struct {
 }
 
 // noteCut counts a connection closed for reason and logs it, rate-limited.
-func (s *Server) noteCut(reason cutReason) {
+func (s *Runtime) noteCut(reason cutReason) {
 	k := &s.cuts[reason]
 	k.total.Add(1)
 	k.pending.Add(1)
@@ -68,11 +57,11 @@ func (s *Server) noteCut(reason cutReason) {
 // ("connections" is their number; at warn level, at debug level for the
 // keep-alive and idle timeouts, which end quiet clients every day), and
 // looks again cutLogEvery later; with none, it disarms.
-func (s *Server) flushCuts(reason cutReason) {
+func (s *Runtime) flushCuts(reason cutReason) {
 	s.flushCounter(&s.cuts[reason], func(n uint64) {
-		ev := s.log.Warn() // slow or hostile peers: the server defended itself
+		ev := s.Log.Warn() // slow or hostile peers: the server defended itself
 		if reason == cutKeepAlive || reason == cutIdle {
-			ev = s.log.Debug() // the ordinary end of a quiet client
+			ev = s.Log.Debug() // the ordinary end of a quiet client
 		}
 		ev.Str("reason", cutNames[reason]).Uint64("connections", n).Msg("connections closed by a timeout")
 	}, func() { s.flushCuts(reason) })
@@ -83,26 +72,26 @@ func (s *Server) flushCuts(reason cutReason) {
 // (Stats.SendBufferFull, part of Errors) and logs it, rate-limited as the
 // cuts are: the first drop after a quiet interval at once, with its
 // connection, the others in one line per cutLogEvery with their number.
-func (s *Server) noteDrop(id uint64) {
-	s.errs.Add(1)
-	s.bufFull.Add(1)
+func (s *Runtime) NoteDrop(id uint64) {
+	s.Errs.Add(1)
+	s.BufFull.Add(1)
 	k := &s.drops
 	k.total.Add(1)
 	k.pending.Add(1)
 	if k.armed.CompareAndSwap(false, true) {
-		s.log.Warn().Uint64("conn", id).Int("max_send_buffer_size", s.cfg.MaxSendBufferSize).
-			Uint64("send_buffer_full_total", s.bufFull.Load()).
-			Msg("send dropped: the connection's send buffer is full (ErrSendBufferFull)")
+		s.Log.Warn().Uint64("conn", id).Int("max_send_buffer_size", s.Cfg.MaxSendBufferSize).
+			Uint64("send_buffer_full_total", s.BufFull.Load()).
+			Msg("send dropped: the connection's send Buffer is full (ErrSendBufferFull)")
 		k.pending.Add(^uint64(0)) // this one is logged
-		s.afterFunc(cutLogEvery, s.flushDrops)
+		s.AfterFunc(cutLogEvery, s.flushDrops)
 	}
 }
 
 // flushDrops logs the drops counted since the last line, if any.
-func (s *Server) flushDrops() {
+func (s *Runtime) flushDrops() {
 	s.flushCounter(&s.drops, func(n uint64) {
-		s.log.Warn().Uint64("dropped", n).Uint64("send_buffer_full_total", s.bufFull.Load()).
-			Int("max_send_buffer_size", s.cfg.MaxSendBufferSize).Dur("interval_ms", cutLogEvery).
+		s.Log.Warn().Uint64("dropped", n).Uint64("send_buffer_full_total", s.BufFull.Load()).
+			Int("max_send_buffer_size", s.Cfg.MaxSendBufferSize).Dur("interval_ms", cutLogEvery).
 			Msg("sends dropped: send buffers full (ErrSendBufferFull)")
 	}, s.flushDrops)
 }
@@ -113,21 +102,21 @@ func (s *Server) flushDrops() {
 // cutLogEvery with their number (Stats.BadInput counts them all). A peer
 // sending garbage by the thousand writes a line every ten seconds, not a
 // line per connection.
-func (s *Server) noteBadInput(c *base, err error) {
+func (s *Runtime) noteBadInput(c *Conn, err error) {
 	k := &s.bad
 	k.total.Add(1)
 	k.pending.Add(1)
 	if k.armed.CompareAndSwap(false, true) {
-		s.log.Info().Uint64("conn", c.id).Stringer("remote", c.ops.Remote()).Err(err).Msg("bad input, connection closed")
+		s.Log.Info().Uint64("conn", c.id).Stringer("remote", c.ops.Remote()).Err(err).Msg("bad input, connection closed")
 		k.pending.Add(^uint64(0)) // this one is logged
-		s.afterFunc(cutLogEvery, s.flushBadInput)
+		s.AfterFunc(cutLogEvery, s.flushBadInput)
 	}
 }
 
 // flushBadInput logs the bad input closes counted since the last line.
-func (s *Server) flushBadInput() {
+func (s *Runtime) flushBadInput() {
 	s.flushCounter(&s.bad, func(n uint64) {
-		s.log.Info().Uint64("connections", n).Uint64("bad_input_total", s.badInput.Load()).Dur("interval_ms", cutLogEvery).
+		s.Log.Info().Uint64("connections", n).Uint64("bad_input_total", s.BadInput.Load()).Dur("interval_ms", cutLogEvery).
 			Msg("bad input: connections closed")
 	}, s.flushBadInput)
 }
@@ -135,11 +124,11 @@ func (s *Server) flushBadInput() {
 // flushCounter logs (log) what k counted since its last line, if
 // anything, and has again called cutLogEvery later; with nothing, it
 // disarms k.
-func (s *Server) flushCounter(k *cutCounter, log func(n uint64), again func()) {
+func (s *Runtime) flushCounter(k *cutCounter, log func(n uint64), again func()) {
 	for {
 		if n := k.pending.Swap(0); n > 0 {
 			log(n)
-			s.afterFunc(cutLogEvery, again)
+			s.AfterFunc(cutLogEvery, again)
 			return
 		}
 		k.armed.Store(false)
@@ -153,7 +142,7 @@ func (s *Server) flushCounter(k *cutCounter, log func(n uint64), again func()) {
 
 // closedCounts returns Stats.Closed: the non-zero counts by reason name,
 // or nil.
-func (s *Server) closedCounts() map[string]uint64 {
+func (s *Runtime) closedCounts() map[string]uint64 {
 	var m map[string]uint64
 	for r := range s.cuts {
 		if n := s.cuts[r].total.Load(); n > 0 {

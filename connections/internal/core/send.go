@@ -1,23 +1,23 @@
-package connections
+package core
 
 import (
 	"context"
 	"math"
 )
 
-// The send path of a stream connection: Send queues on base.out under
-// base.mu, the engine's writer takes the queue with takeOut (fWriting is
+// The send path of a stream connection: Send queues on Conn.out under
+// Conn.Mu, the engine's writer takes the queue with takeOut (FWriting is
 // its ownership) and ends each write with writeDone, and the send-buffer
 // limit fires OnBufferFull and OnBufferDrain.
 //
 // Backpressure. When the queued output reaches MaxSendBufferSize (the
-// high watermark), the connection stops reading (fBackpressure): the
-// dispatch in progress ends after the packet being delivered, the engine
+// high watermark), the connection stops reading (FBackpressure): the
+// Dispatch in progress ends after the packet being delivered, the engine
 // reads nothing more, and pipelined requests wait in the kernel's socket
 // buffer, where TCP flow control slows the peer. Once a write ends with
 // less than half the limit queued (the low watermark), reading resumes
-// (engineOps.Resumed), delivering first what was read and held back. What
-// a dispatcher sends while it delivers read packets (fReplying) is queued
+// (Ops.Resumed), delivering first what was read and held back. What
+// a dispatcher sends while it delivers read packets (FReplying) is queued
 // past the limit (one MaxSendBufferSize more than the queue held when it
 // first went over, see replyRoomLocked): the answers to a request that
 // was read are not dropped, and since reading stops, the queue exceeds
@@ -27,17 +27,17 @@ import (
 // peer that reads nothing is cut by SendTimeout; while reading is paused
 // for backpressure the read timeouts do not run (timersExpired).
 
-func (c *base) Send(data string, raw bool) error { return c.send(nil, data, raw) }
+func (c *Conn) Send(data string, raw bool) error { return c.SendMsg(nil, data, raw) }
 
-func (c *base) SendBytes(data []byte, raw bool) error { return c.send(data, "", raw) }
+func (c *Conn) SendBytes(data []byte, raw bool) error { return c.SendMsg(data, "", raw) }
 
-func (c *base) WriteRaw(b []byte) error { return c.send(b, "", true) }
+func (c *Conn) WriteRaw(b []byte) error { return c.SendMsg(b, "", true) }
 
-// encodeSlack is the room send makes for a protocol's framing around a
+// EncodeSlack is the room send makes for a protocol's framing around a
 // message, beyond its length.
-const encodeSlack = 256
+const EncodeSlack = 256
 
-func (c *base) queuedLocked() int {
+func (c *Conn) queuedLocked() int {
 	n := int(c.inflight)
 	if c.out != nil {
 		n += len(c.out.B)
@@ -45,38 +45,49 @@ func (c *base) queuedLocked() int {
 	return n
 }
 
-func (c *base) send(b []byte, str string, raw bool) error {
-	kick, err := c.enqueue(b, str, raw, nil)
+func (c *Conn) SendMsg(b []byte, str string, raw bool) error {
+	kick, err := c.Enqueue(b, str, raw, nil)
 	if kick {
 		c.ops.Kick()
 	}
 	return err
 }
 
-// enqueue queues a message: b or str encoded with the protocol (as is
+// Enqueue queues a message: b or str encoded with the protocol (as is
 // when raw), or fan's message, encoded once for all connections of c's
 // class and queued without a copy when nothing else is (Fanout). It fires
 // OnBufferFull and OnError, and reports whether the caller must kick the
 // engine to write (no dispatcher will flush for it).
-func (c *base) enqueue(b []byte, str string, raw bool, fan *Fanout) (kick bool, err error) {
-	s := c.s
-	c.mu.Lock()
-	if c.has(fClosing | fSockClosed) {
-		c.mu.Unlock()
+// Framer is a message sent to many connections (connections.Fanout),
+// encoded once per class of connections.
+type Framer interface {
+	// FrameLocked returns the message as c's protocol encodes it for c,
+	// shared by every connection of c's class, or nil when c encodes it
+	// its own way (from Message). c.Mu is held.
+	FrameLocked(c *Conn) (*Buffer, error)
+	// Message is the message and whether it is sent as is.
+	Message() (data []byte, raw bool)
+}
+
+func (c *Conn) Enqueue(b []byte, str string, raw bool, fan Framer) (kick bool, err error) {
+	s := c.RT
+	c.Mu.Lock()
+	if c.Has(FClosing | FSockClosed) {
+		c.Mu.Unlock()
 		return false, ErrClosed
 	}
-	limit := s.cfg.MaxSendBufferSize
+	limit := s.Cfg.MaxSendBufferSize
 	if q := c.queuedLocked(); q >= limit && !c.replyRoomLocked(q, limit, fan) {
-		c.mu.Unlock()
-		s.noteDrop(c.id)
+		c.Mu.Unlock()
+		s.NoteDrop(c.id)
 		c.onError(ErrSendBufferFull)
 		return false, ErrSendBufferFull
 	}
-	proto := s.cfg.Protocol
-	var frame *buffer
+	proto := s.Cfg.Protocol
+	var frame *Buffer
 	if fan != nil {
-		frame, err = fan.frameLocked(c) // nil, nil: c encodes it its own way
-		b, raw = fan.data, fan.raw
+		frame, err = fan.FrameLocked(c) // nil, nil: c encodes it its own way
+		b, raw = fan.Message()
 	}
 	switch {
 	case err != nil:
@@ -95,38 +106,38 @@ func (c *base) enqueue(b []byte, str string, raw bool, fan *Fanout) (kick bool, 
 			c.out.B = append(c.out.B, str...)
 		}
 	case b != nil:
-		c.outRoom(len(b) + encodeSlack)
-		c.out.B, err = proto.Encode(c.conn(), c.out.B, b)
+		c.outRoom(len(b) + EncodeSlack)
+		c.out.B, err = proto.Encode(c.Self(), c.out.B, b)
 	default:
-		c.outRoom(len(str) + encodeSlack)
-		c.out.B, err = proto.Encode(c.conn(), c.out.B, stringBytes(str))
+		c.outRoom(len(str) + EncodeSlack)
+		c.out.B, err = proto.Encode(c.Self(), c.out.B, StringBytes(str))
 	}
 	if c.out != nil && len(c.out.B) == 0 {
 		c.putOutLocked()
 	}
-	if c.has(fCloseAfter) {
-		c.setFlag(fClosing)
+	if c.Has(FCloseAfter) {
+		c.SetFlag(FClosing)
 	}
 	full := c.queuedLocked() >= limit
-	nowFull := full && !c.has(fFull)
+	nowFull := full && !c.Has(FFull)
 	if nowFull {
-		c.setFlag(fFull)
+		c.SetFlag(FFull)
 	}
-	if full && !c.has(fBackpressure) {
-		c.setFlag(fBackpressure)
+	if full && !c.Has(FBackpressure) {
+		c.SetFlag(FBackpressure)
 	}
 	deferred := c.dispatching > 0
-	c.mu.Unlock()
+	c.Mu.Unlock()
 	if err != nil {
-		s.errs.Add(1)
-		s.log.Debug().Uint64("conn", c.id).Err(err).Msg("send dropped: the protocol cannot encode it")
+		s.Errs.Add(1)
+		s.Log.Debug().Uint64("conn", c.id).Err(err).Msg("send dropped: the protocol cannot encode it")
 		c.onError(err)
 		return false, err
 	}
 	if nowFull {
-		if h := s.cfg.Handler.OnBufferFull; h != nil {
-			if perr := guard(func() { h(c.conn()) }); perr != nil {
-				s.log.Error().Uint64("conn", c.id).Err(perr).Msg("OnBufferFull panicked")
+		if h := s.Cfg.Handler.OnBufferFull; h != nil {
+			if perr := Guard(func() { h(c.Self()) }); perr != nil {
+				s.Log.Error().Uint64("conn", c.id).Err(perr).Msg("OnBufferFull panicked")
 			}
 		}
 	}
@@ -137,13 +148,13 @@ func (c *base) enqueue(b []byte, str string, raw bool, fan *Fanout) (kick bool, 
 // or over limit, is queued all the same: it is made while c's dispatcher
 // delivers read packets (the answer to a request that was read) and is
 // not a fan-out, and the queue is below overBase plus the limit. A
-// dispatch may so queue one MaxSendBufferSize more than it found when
+// Dispatch may so queue one MaxSendBufferSize more than it found when
 // it first went over, however large the send that took it over: enough
 // for any answer made of several sends, and a bound for a handler that
 // sends until ErrSendBufferFull (or another goroutine's sends while the
 // dispatcher runs, which cannot be told from its own). mu is held.
-func (c *base) replyRoomLocked(q, limit int, fan *Fanout) bool {
-	if fan != nil || !c.has(fReplying) {
+func (c *Conn) replyRoomLocked(q, limit int, fan Framer) bool {
+	if fan != nil || !c.Has(FReplying) {
 		return false
 	}
 	if c.overBase == 0 {
@@ -154,29 +165,29 @@ func (c *base) replyRoomLocked(q, limit int, fan *Fanout) bool {
 
 // outRoom makes c.out a buffer of c's own with room for n more bytes: a
 // pool buffer, or a copy of the shared frame queued alone. mu is held.
-func (c *base) outRoom(n int) {
+func (c *Conn) outRoom(n int) {
 	switch {
 	case c.out == nil:
-		c.out = c.s.bufs.GetCap(n)
+		c.out = c.RT.Bufs.GetCap(n)
 	case c.out.Shared:
-		nb := c.s.bufs.GetCap(len(c.out.B) + n)
+		nb := c.RT.Bufs.GetCap(len(c.out.B) + n)
 		nb.B = append(nb.B, c.out.B...)
 		c.putOutLocked()
 		c.out = nb
 	default:
-		c.out = c.s.bufs.Grow(c.out, n)
+		c.out = c.RT.Bufs.Grow(c.out, n)
 	}
 }
 
 // putOutLocked drops the queued output. mu is held.
-func (c *base) putOutLocked() {
-	c.s.bufs.Put(c.out)
+func (c *Conn) putOutLocked() {
+	c.RT.Bufs.Put(c.out)
 	c.out = nil
 }
 
 // queueRawLocked queues b as is, past the send-buffer limit: a last
 // answer before the connection closes (a timeout's). mu is held.
-func (c *base) queueRawLocked(b []byte) {
+func (c *Conn) queueRawLocked(b []byte) {
 	c.outRoom(len(b))
 	c.out.B = append(c.out.B, b...)
 }
@@ -184,96 +195,96 @@ func (c *base) queueRawLocked(b []byte) {
 // sendLast queues b as is, past the send-buffer limit, unless c is
 // closing: the answer to input that closes c (a protocol error's reply,
 // the input budget's overload reply). The caller closes c next, which
-// has it written.
-func (c *base) sendLast(b []byte) {
-	c.mu.Lock()
-	if !c.has(fClosing | fSockClosed) {
+// Has it written.
+func (c *Conn) sendLast(b []byte) {
+	c.Mu.Lock()
+	if !c.Has(FClosing | FSockClosed) {
 		c.queueRawLocked(b)
 	}
-	c.mu.Unlock()
+	c.Mu.Unlock()
 }
 
-// takeOut hands the queued bytes to the engine's writer, or returns nil
+// TakeOut hands the queued bytes to the engine's writer, or returns nil
 // when there is nothing to write, a write is in progress, a dispatcher
 // will flush later or the socket is closed. A closing connection whose
 // buffer is empty is closed or starts lingering here.
-func (c *base) takeOut() *buffer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c *Conn) TakeOut() *Buffer {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
 	return c.takeOutLocked()
 }
 
 // takeOutLocked is takeOut with mu held.
-func (c *base) takeOutLocked() *buffer {
-	if c.has(fCloseAfter) {
-		c.setFlag(fClosing)
+func (c *Conn) takeOutLocked() *Buffer {
+	if c.Has(FCloseAfter) {
+		c.SetFlag(FClosing)
 	}
 	f := c.flags.Load()
-	if f&(fWriting|fSockClosed) != 0 || c.dispatching > 0 {
+	if f&(FWriting|FSockClosed) != 0 || c.dispatching > 0 {
 		return nil
 	}
 	if c.out == nil {
-		if f&(fClosing|fLinger) == fClosing {
+		if f&(FClosing|FLinger) == FClosing {
 			c.closeOrLingerLocked()
 		}
 		return nil
 	}
 	buf := c.out
 	c.out = nil
-	c.setFlag(fWriting)
+	c.SetFlag(FWriting)
 	c.inflight = int32(len(buf.B))
 	return buf
 }
 
-// wroteSome accounts n bytes written.
-func (c *base) wroteSome(n int) {
+// WroteSome accounts n bytes written.
+func (c *Conn) WroteSome(n int) {
 	if n > 0 {
 		c.bytesOut.Add(uint64(n))
-		c.ctr.bytesOut.Add(uint64(n))
-		if tm := c.tm; tm != nil && c.s.beatNs > 0 {
-			tm.lastOut.Store(c.s.clock())
+		c.ctr.BytesOut.Add(uint64(n))
+		if tm := c.tm; tm != nil && c.RT.beatNs > 0 {
+			tm.lastOut.Store(c.RT.Clock())
 		}
 	}
 }
 
-// writeDone ends the write of buf (taken with takeOut) after n more bytes
+// WriteDone ends the write of buf (taken with takeOut) after n more bytes
 // were written; err closes the connection. It runs OnBufferDrain when a
 // full buffer has drained. The caller then calls takeOut again (through
 // its flush) to write what was queued meanwhile.
-func (c *base) writeDone(buf *buffer, n int, err error) { c.writeDoneNext(buf, n, err, false) }
+func (c *Conn) WriteDone(buf *Buffer, n int, err error) { c.WriteDoneNext(buf, n, err, false) }
 
-// writeDoneNext is writeDone that, when next is set, also takes what was
+// WriteDoneNext is writeDone that, when next is set, also takes what was
 // queued meanwhile, as takeOut would (under the same lock, in the common
 // case).
-func (c *base) writeDoneNext(buf *buffer, n int, err error, next bool) *buffer {
-	c.wroteSome(n)
+func (c *Conn) WriteDoneNext(buf *Buffer, n int, err error, next bool) *Buffer {
+	c.WroteSome(n)
 	c.outDone()
-	c.s.bufs.Put(buf)
-	c.mu.Lock()
-	c.clearFlag(fWriting)
+	c.RT.Bufs.Put(buf)
+	c.Mu.Lock()
+	c.ClearFlag(FWriting)
 	c.inflight = 0
 	if err != nil {
-		c.closeLocked()
-		c.mu.Unlock()
-		c.s.log.Debug().Uint64("conn", c.id).Err(err).Msg("write failed, connection closed")
+		c.CloseLocked()
+		c.Mu.Unlock()
+		c.RT.Log.Debug().Uint64("conn", c.id).Err(err).Msg("write failed, connection closed")
 		return nil
 	}
 	// Reading resumes below the low watermark.
-	resume := c.has(fBackpressure) && (c.out == nil || len(c.out.B) < c.s.cfg.MaxSendBufferSize/2)
+	resume := c.Has(FBackpressure) && (c.out == nil || len(c.out.B) < c.RT.Cfg.MaxSendBufferSize/2)
 	if resume {
-		c.clearFlag(fBackpressure)
+		c.ClearFlag(FBackpressure)
 		c.restartReadRulesLocked()
 	}
-	drained := c.out == nil && c.has(fFull) && !c.has(fSockClosed)
+	drained := c.out == nil && c.Has(FFull) && !c.Has(FSockClosed)
 	if drained {
-		c.clearFlag(fFull)
+		c.ClearFlag(FFull)
 		c.wakeDrainWaitersLocked()
 	} else if next && !resume {
 		nb := c.takeOutLocked()
-		c.mu.Unlock()
+		c.Mu.Unlock()
 		return nb
 	}
-	c.mu.Unlock()
+	c.Mu.Unlock()
 	if resume {
 		c.ops.Resumed()
 	}
@@ -281,43 +292,50 @@ func (c *base) writeDoneNext(buf *buffer, n int, err error, next bool) *buffer {
 		c.ops.Drained()
 	}
 	if next {
-		return c.takeOut()
+		return c.TakeOut()
 	}
 	return nil
 }
 
 // WaitDrained is the function WaitDrained for a stream connection; the
 // method lets packages that this one imports (protocols/http) find it.
-func (c *base) WaitDrained(ctx context.Context) error {
-	c.mu.Lock()
+func (c *Conn) WaitDrained(ctx context.Context) error {
+	c.Mu.Lock()
 	for {
-		if c.has(fClosing | fSockClosed) {
-			c.mu.Unlock()
+		if c.Has(FClosing | FSockClosed) {
+			c.Mu.Unlock()
 			return ErrClosed
 		}
-		if !c.has(fFull) {
-			c.mu.Unlock()
+		if !c.Has(FFull) {
+			c.Mu.Unlock()
 			return nil
 		}
 		if c.drainCh == nil {
 			c.drainCh = make(chan struct{})
 		}
 		ch := c.drainCh
-		c.mu.Unlock()
+		c.Mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		c.mu.Lock()
+		c.Mu.Lock()
 	}
 }
 
 // wakeDrainWaitersLocked releases the goroutines in WaitDrained. mu is
 // held.
-func (c *base) wakeDrainWaitersLocked() {
+func (c *Conn) wakeDrainWaitersLocked() {
 	if c.drainCh != nil {
 		close(c.drainCh)
 		c.drainCh = nil
 	}
 }
+
+// SendFull reports whether c's send buffer reached MaxSendBufferSize and
+// has not drained since (OnBufferDrain is still to come).
+func (c *Conn) SendFull() bool { return c.Has(FFull) }
+
+// Gone reports whether c is closing or closed for good.
+func (c *Conn) Gone() bool { return c.Has(FClosing | FSockClosed) }

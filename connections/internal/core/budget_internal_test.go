@@ -1,4 +1,4 @@
-package connections
+package core
 
 import "testing"
 
@@ -7,7 +7,7 @@ import "testing"
 // accounting follows every change.
 func TestBudgetVictims(t *testing.T) {
 	b := newInputBudget(nil, 1000)
-	var cs [4]base
+	var cs [4]Conn
 	set := func(i, n int) {
 		t.Helper()
 		b.mu.Lock()
@@ -17,7 +17,7 @@ func TestBudgetVictims(t *testing.T) {
 	set(0, 400) // class 9
 	set(1, 300) // class 9
 	set(2, 100) // class 7
-	if b.used != 800 || b.held.Load() != 800 || !cs[0].has(fInputHeld) {
+	if b.used != 800 || b.held.Load() != 800 || !cs[0].Has(FInputHeld) {
 		t.Fatalf("used %d held %d", b.used, b.held.Load())
 	}
 	// A small newcomer: one of the class-9 holders.
@@ -37,7 +37,7 @@ func TestBudgetVictims(t *testing.T) {
 	if v := b.victimLocked(b.holders[&cs[0]], 900); v != nil {
 		t.Fatalf("victim for the top holder growing: %+v, want none", v)
 	}
-	if _, ok := b.holders[&cs[1]]; ok || cs[1].has(fInputHeld) || b.used != 500 {
+	if _, ok := b.holders[&cs[1]]; ok || cs[1].Has(FInputHeld) || b.used != 500 {
 		t.Fatalf("holder 1 let go: still recorded, used %d", b.used)
 	}
 	b.mu.Lock()

@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package connections
+package core
 
 import "os"
 

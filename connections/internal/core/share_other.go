@@ -1,6 +1,6 @@
 //go:build !unix
 
-package connections
+package core
 
 import "os"
 

@@ -1,6 +1,6 @@
 //go:build unix
 
-package connections
+package std
 
 import (
 	"syscall"
@@ -11,7 +11,7 @@ import (
 // rawWriter makes non-blocking write attempts on a socket through its
 // RawConn without allocating: the callback RawConn.Write takes is made
 // once, in init, and its inputs and results live in the rawWriter. It is
-// used by one writer at a time (the connection's fWriting owner).
+// used by one writer at a time (the connection's core.FWriting owner).
 type rawWriter struct {
 	rc  syscall.RawConn // nil: no attempts (a conn without one, like TLS)
 	fn  func(fd uintptr) bool

@@ -1,6 +1,6 @@
 //go:build linux
 
-package connections
+package epoll
 
 import (
 	"bufio"
@@ -15,6 +15,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/goes-project/goes/connections/internal/core"
+	"github.com/goes-project/goes/connections/internal/std"
 	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols/text"
 )
@@ -22,9 +24,9 @@ import (
 // TestIdleConnectionHoldsNoBuffers: once a connection has answered and has
 // nothing left to read or send, it owns no buffer.
 func TestIdleConnectionHoldsNoBuffers(t *testing.T) {
-	s := NewServer(Config{
-		Engine: EngineEpoll, Protocol: text.New(), Logger: testkit.Logger(t),
-		Handler: Handler{OnMessage: func(c Connection, d []byte) { c.SendBytes(d, false) }},
+	s := newServer(core.Config{
+		Engine: core.EngineEpoll, Protocol: text.New(), Logger: testkit.Logger(t),
+		Handler: core.Handler{OnMessage: func(c core.Connection, d []byte) { c.SendBytes(d, false) }},
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -48,7 +50,7 @@ func TestIdleConnectionHoldsNoBuffers(t *testing.T) {
 	if l, err := r.ReadString('\n'); err != nil || l != "hello world\n" {
 		t.Fatalf("got %q, %v", l, err)
 	}
-	cs := s.all()
+	cs := s.All()
 	if len(cs) != 1 {
 		t.Fatalf("%d connections", len(cs))
 	}
@@ -57,9 +59,7 @@ func TestIdleConnectionHoldsNoBuffers(t *testing.T) {
 	type bufs struct{ in, wbuf, out bool }
 	got := make(chan bufs, 1)
 	ec.l.postFunc(func() {
-		ec.mu.Lock()
-		defer ec.mu.Unlock()
-		got <- bufs{in: ec.in != nil, wbuf: ec.wbuf != nil, out: ec.out != nil}
+		got <- bufs{in: ec.in != nil, wbuf: ec.wbuf != nil, out: ec.SendBufferLen() != 0}
 	})
 	if b := <-got; b.in || b.wbuf || b.out {
 		t.Fatalf("idle connection holds buffers: %+v", b)
@@ -88,14 +88,14 @@ func (w *syncBuffer) String() string {
 func TestWatchdogWarnsOfBlockedLoop(t *testing.T) {
 	logs := &syncBuffer{}
 	release := make(chan struct{})
-	s := NewServer(Config{
-		Engine: EngineEpoll, Loops: 1, Protocol: text.New(), Logger: zerolog.New(logs),
-		Handler: Handler{OnMessage: func(c Connection, d []byte) {
+	s := newServer(core.Config{
+		Engine: core.EngineEpoll, Loops: 1, Protocol: text.New(), Logger: zerolog.New(logs),
+		Handler: core.Handler{OnMessage: func(c core.Connection, d []byte) {
 			<-release
 			c.SendBytes(d, false)
 		}},
 	})
-	s.stallAfter = 20 * time.Millisecond
+	s.StallAfter = 20 * time.Millisecond
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -123,15 +123,25 @@ func TestWatchdogWarnsOfBlockedLoop(t *testing.T) {
 }
 
 // TestEpConnWithTimersSize: the read and send timeouts are on by default,
-// so every connection carries its connTimers: together with an epConn
+// so every connection carries its timers: together with an epConn
 // they stay in the 320-byte size class.
 func TestEpConnWithTimersSize(t *testing.T) {
 	var ct struct {
 		epConn
-		tm connTimers
+		tm core.ConnTimers
 	}
 	if n := unsafe.Sizeof(ct); n > 320 {
-		t.Fatalf("an epConn with its timers is %d bytes, over the 320-byte size class (epConn %d, connTimers %d)",
+		t.Fatalf("an epConn with its timers is %d bytes, over the 320-byte size class (epConn %d, core.ConnTimers %d)",
 			n, unsafe.Sizeof(ct.epConn), unsafe.Sizeof(ct.tm))
 	}
+}
+
+// newServer is a connections.Server as the engine's tests need it (this
+// package cannot import connections): the runtime for cfg with the
+// standard engine and this one.
+func newServer(cfg core.Config) *core.Runtime {
+	rt := core.NewRuntime(cfg)
+	fb := std.New(rt)
+	rt.SetEngines(fb, []core.Engine{fb, New(rt)})
+	return rt
 }

@@ -1,20 +1,20 @@
-package connections
+package core
 
-// kickBatch gathers the connections a Fanout queued on, by kickQueue, and
+// KickBatch gathers the connections a Fanout queued on, by KickQueue, and
 // hands each queue its connections in batches. Connections whose engine
 // has no shared queue are kicked on their own. Owned by the Fanout's
 // goroutine.
-type kickBatch struct{ queues []queueKicks }
+type KickBatch struct{ queues []queueKicks }
 
 type queueKicks struct {
-	q  kickQueue
-	cs []engineOps
+	q  KickQueue
+	cs []Ops
 }
 
-// add has c flushed: with the batch of its queue, handed over once it
+// Add has c flushed: with the batch of its queue, handed over once it
 // holds limit connections or at flush; at once by its engine when that
-// has no shared queue.
-func (k *kickBatch) add(c *base, limit int) {
+// Has no shared queue.
+func (k *KickBatch) Add(c *Conn, limit int) {
 	q, claimed := c.ops.BatchKick()
 	if q == nil {
 		c.ops.Kick()
@@ -48,8 +48,8 @@ func (k *kickBatch) add(c *base, limit int) {
 	}
 }
 
-// flush hands over what add holds.
-func (k *kickBatch) flush() {
+// Flush hands over what Add holds.
+func (k *KickBatch) Flush() {
 	for i := range k.queues {
 		qk := &k.queues[i]
 		if len(qk.cs) > 0 {

@@ -1,4 +1,11 @@
-package connections
+// Package std is EngineStd, the standard engine of package connections:
+// a reading goroutine per connection, for every net.Listener (TLS
+// included) on every platform, and the engine that adopts a Client's
+// dialled connection. Its writes are a non-blocking attempt first
+// (write_unix.go), then a short-lived writer goroutine. It implements
+// connections/internal/core's core.FallbackEngine and core.Ops; New is its
+// only exported name, and only connections imports it.
+package std
 
 import (
 	"errors"
@@ -14,10 +21,6 @@ import (
 	"github.com/goes-project/goes/connections/internal/core"
 )
 
-// closeFlushTimeout bounds how long Close waits for queued data to reach a
-// peer that does not read.
-const closeFlushTimeout = 10 * time.Second
-
 // stdConn is a stream connection of the standard engine: one reading
 // goroutine per connection. The send path never blocks that goroutine:
 // data is queued, written at the end of each read batch by one
@@ -25,14 +28,14 @@ const closeFlushTimeout = 10 * time.Second
 // a short-lived writer goroutine. It serves every net.Listener, TLS
 // included.
 type stdConn struct {
-	base
+	core.Conn
 	nc   net.Conn
 	rw   rawWriter // non-blocking write attempts; rw.rc is nil when the conn has no RawConn (TLS)
-	cond sync.Cond // on base.mu: signalled on resume and on close
+	cond sync.Cond // on core.Conn.Mu: signalled on resume and on close
 	// cbMu is held while a callback runs, so that OnBufferDrain from a
 	// writer goroutine never overlaps the reading goroutine's callbacks:
 	// a drain that finds it held is left in drainPending for the holder.
-	// Only ever tried (TryLock) inside base.mu's callers, never waited for
+	// Only ever tried (TryLock) inside core.Conn.Mu's callers, never waited for
 	// there.
 	cbMu         sync.Mutex
 	drainPending atomic.Bool
@@ -42,96 +45,101 @@ type stdConn struct {
 	shedWake atomic.Bool
 }
 
-var _ Connection = (*stdConn)(nil)
+var _ core.Connection = (*stdConn)(nil)
 
-// stdEngine is EngineStd: a goroutine per connection, for every
+// stdEngine is core.EngineStd: a goroutine per connection, for every
 // listener on every platform. Its traffic counters are the server's own
-// (Server.ctr, shared with datagrams) and its goroutines are counted in
-// Server.wg.
+// (core.Runtime.Ctr, shared with datagrams) and its goroutines are counted in
+// core.Runtime.WG.
 type stdEngine struct {
-	s     *Server
-	conns map[*stdConn]struct{} // under s.mu
+	rt    *core.Runtime
+	conns map[*stdConn]struct{} // under s.Mu
 }
 
-var _ fallbackEngine = (*stdEngine)(nil)
+var _ core.FallbackEngine = (*stdEngine)(nil)
 
-func newStdEngine(s *Server) *stdEngine {
-	return &stdEngine{s: s, conns: make(map[*stdConn]struct{})}
+// New returns the standard engine of rt: a goroutine per connection,
+// for every listener on every platform, and the engine that adopts a
+// Client's dialled connections. connections' engine table makes it.
+func New(s *core.Runtime) core.FallbackEngine { return newEngine(s) }
+
+func newEngine(s *core.Runtime) *stdEngine {
+	return &stdEngine{rt: s, conns: make(map[*stdConn]struct{})}
 }
 
-func (e *stdEngine) name() string             { return EngineStd }
-func (e *stdEngine) usable(net.Listener) bool { return true }
+func (e *stdEngine) Name() string             { return core.EngineStd }
+func (e *stdEngine) Usable(net.Listener) bool { return true }
 
-// appendConns appends the engine's connections to dst.
-func (e *stdEngine) appendConns(dst []Connection) []Connection {
-	e.s.mu.Lock()
-	defer e.s.mu.Unlock()
+// AppendConns appends the engine's connections to dst.
+func (e *stdEngine) AppendConns(dst []core.Connection) []core.Connection {
+	e.rt.Mu.Lock()
+	defer e.rt.Mu.Unlock()
 	for c := range e.conns {
 		dst = append(dst, c)
 	}
 	return dst
 }
 
-// addStats adds nothing: Stats counts Server.ctr itself.
-func (e *stdEngine) addStats(*Stats) {}
+// AddStats adds nothing: Stats counts core.Runtime.Ctr itself.
+func (e *stdEngine) AddStats(*core.Stats) {}
 
-// wake does nothing: the engine's goroutines end with their connections.
-func (e *stdEngine) wake() {}
+// Wake does nothing: the engine's goroutines end with their connections.
+func (e *stdEngine) Wake() {}
 
-// wait waits for the connections' goroutines.
-func (e *stdEngine) wait() { e.s.wg.Wait() }
+// Wait waits for the connections' goroutines.
+func (e *stdEngine) Wait() { e.rt.WG.Wait() }
 
 // add counts c in, unless the server is closed.
 func (e *stdEngine) add(c *stdConn) bool {
-	s := e.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed.Load() {
+	s := e.rt
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
+	if s.Closed.Load() {
 		return false
 	}
 	e.conns[c] = struct{}{}
-	s.open.Add(1)
-	s.accepted.Add(1)
+	s.Open.Add(1)
+	s.Accepted.Add(1)
 	return true
 }
 
 // remove counts c out once its OnClose has run.
 func (e *stdEngine) remove(c *stdConn) {
-	e.s.mu.Lock()
+	e.rt.Mu.Lock()
 	delete(e.conns, c)
-	e.s.mu.Unlock()
-	e.s.connGone()
+	e.rt.Mu.Unlock()
+	e.rt.ConnGone()
 }
 
-// serve accepts from ln with one goroutine per connection.
-func (e *stdEngine) serve(ln net.Listener) error {
-	s := e.s
-	if !s.track(ln, true) {
-		return ErrServerClosed
+// Serve accepts from ln with one goroutine per connection.
+func (e *stdEngine) Serve(ln net.Listener) error {
+	s := e.rt
+	if !s.Track(ln, true) {
+		return core.ErrServerClosed
 	}
-	defer s.acceptWG.Done()
-	defer s.untrack(ln)
+	defer s.AcceptWG.Done()
+	defer s.Untrack(ln)
 	var (
 		backoff time.Duration
 		grace   time.Time // waitShare's
 	)
 	for {
-		if s.bal != nil {
-			s.waitShare(s.bal, &grace) // false: draining, Accept fails on the closed listener
+		if s.Bal != nil {
+			s.WaitShare(s.Bal, &grace) // false: draining, Accept fails on the closed listener
 		}
 		nc, err := ln.Accept()
 		if err != nil {
-			if s.draining.Load() || errors.Is(err, net.ErrClosed) {
-				return ErrServerClosed
+			if s.Draining.Load() || errors.Is(err, net.ErrClosed) {
+				return core.ErrServerClosed
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				backoff = nextBackoff(backoff)
-				s.log.Warn().Err(err).Dur("retry_in_ms", backoff).Msg("accept failed")
+			if errors.As(err, &ne) && ne.Timeout() || core.IsTemporary(err) {
+				backoff = core.NextBackoff(backoff)
+				s.Log.Warn().Err(err).Dur("retry_in_ms", backoff).Msg("accept failed")
 				t := time.NewTimer(backoff)
 				select {
 				case <-t.C:
-				case <-s.stopAccept:
+				case <-s.StopAccept:
 					t.Stop()
 				}
 				continue
@@ -139,46 +147,35 @@ func (e *stdEngine) serve(ln net.Listener) error {
 			return fmt.Errorf("connections: accept: %w", err)
 		}
 		backoff = 0
-		e.adopt(nc)
-		if s.bal != nil {
-			s.bal.accepted(s.open.Load())
+		e.Adopt(nc)
+		if s.Bal != nil {
+			s.Bal.Accepted(s.Open.Load())
 		}
 	}
 }
 
-// nextBackoff doubles an accept retry delay from 5 ms up to 1 s.
-func nextBackoff(d time.Duration) time.Duration {
-	if d == 0 {
-		return 5 * time.Millisecond
-	}
-	if d *= 2; d > time.Second {
-		d = time.Second
-	}
-	return d
-}
-
 // newStdConn allocates a stdConn, with its timers in the same allocation
 // when the server has any.
-func (s *Server) newStdConn() *stdConn {
-	if !s.timed {
+func newStdConn(s *core.Runtime) *stdConn {
+	if !s.Timed {
 		return new(stdConn)
 	}
 	ct := new(struct {
 		stdConn
-		tm connTimers
+		tm core.ConnTimers
 	})
-	ct.stdConn.tm = &ct.tm
+	ct.stdConn.UseTimers(&ct.tm)
 	return &ct.stdConn
 }
 
-// adopt runs nc as a connection of the standard engine: Serve's, and
+// Adopt runs nc as a connection of the standard engine: Serve's, and
 // a Client's.
-func (e *stdEngine) adopt(nc net.Conn) {
-	s := e.s
-	c := s.newStdConn()
+func (e *stdEngine) Adopt(nc net.Conn) {
+	s := e.rt
+	c := newStdConn(s)
 	c.nc = nc
-	c.init(s, c, &s.ctr)
-	c.cond.L = &c.mu
+	c.Init(s, c, &s.Ctr)
+	c.cond.L = &c.Mu
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rw.init(rc)
@@ -188,21 +185,21 @@ func (e *stdEngine) adopt(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	c.startTimers()
-	s.wg.Add(1)
+	c.StartTimers()
+	s.WG.Add(1)
 	go c.serve()
 }
 
 func (c *stdConn) serve() {
-	defer c.s.wg.Done()
+	defer c.RT.WG.Done()
 	defer c.finish()
-	s := c.s
-	s.log.Debug().Uint64("conn", c.id).Stringer("remote", c.nc.RemoteAddr()).Msg("connection accepted")
+	s := c.RT
+	s.Log.Debug().Uint64("conn", c.ID()).Stringer("remote", c.nc.RemoteAddr()).Msg("connection accepted")
 	c.cbMu.Lock()
-	c.callback(s.cfg.Handler.OnConnect)
+	c.Callback(s.Cfg.Handler.OnConnect)
 	c.unlockCallbacks()
 	c.flush()
-	buf := make([]byte, 0, s.cfg.ReadBufferSize)
+	buf := make([]byte, 0, s.Cfg.ReadBufferSize)
 	held := 0        // cap(buf), charged to the input budget while buf holds a partial packet
 	pending := false // buf may hold packets held back by PauseRecv
 	dropped := 0     // input dropped since the connection began closing
@@ -210,7 +207,7 @@ func (c *stdConn) serve() {
 		if !c.waitReadable() {
 			return
 		}
-		if pending && !c.halted() {
+		if pending && !c.Halted() {
 			// Packets that arrived before PauseRecv are delivered first.
 			buf, pending = c.consume(buf)
 			buf, held = c.hold(buf, held)
@@ -221,13 +218,11 @@ func (c *stdConn) serve() {
 		}
 		n, err := c.nc.Read(buf[len(buf):cap(buf)])
 		if n > 0 {
-			c.bytesIn.Add(uint64(n))
-			s.ctr.bytesIn.Add(uint64(n))
-			c.touchIn()
-			if c.has(fClosing | fSockClosed) {
+			c.Received(n)
+			if c.Has(core.FClosing | core.FSockClosed) {
 				buf, held = c.release(buf, held) // closing: the rest of the input is dropped
-				if dropped += n; dropped >= lingerBytes {
-					c.waitClosed() // for the flush and lingerTimeout
+				if dropped += n; dropped >= core.LingerBytes {
+					c.waitClosed() // for the flush and core.LingerTimeout
 					return
 				}
 			} else {
@@ -238,7 +233,7 @@ func (c *stdConn) serve() {
 		if err == io.EOF {
 			// The peer has finished sending: answer what it asked, then
 			// close (Close bounds the wait for a peer that does not read).
-			c.inputEnded()
+			c.InputEnded()
 			c.waitClosed()
 			return
 		}
@@ -261,16 +256,16 @@ func (c *stdConn) serve() {
 // by PauseRecv.
 func (c *stdConn) consume(buf []byte) ([]byte, bool) {
 	c.cbMu.Lock()
-	used, halted := c.dispatch(buf)
+	used, halted := c.Dispatch(buf)
 	c.unlockCallbacks()
 	c.flush()
-	if c.has(fClosing | fSockClosed) {
+	if c.Has(core.FClosing | core.FSockClosed) {
 		return buf[:0], false
 	}
 	rest := copy(buf, buf[used:])
 	buf = buf[:rest]
-	if rest == 0 && cap(buf) > 4*c.s.cfg.ReadBufferSize {
-		buf = make([]byte, 0, c.s.cfg.ReadBufferSize)
+	if rest == 0 && cap(buf) > 4*c.RT.Cfg.ReadBufferSize {
+		buf = make([]byte, 0, c.RT.Cfg.ReadBufferSize)
 	}
 	return buf, halted && rest > 0
 }
@@ -281,17 +276,17 @@ func (c *stdConn) consume(buf []byte) ([]byte, bool) {
 // it; buf comes back emptied then. A closing connection's buf is emptied
 // (it reads only to drop).
 func (c *stdConn) grow(buf []byte, held int) ([]byte, int) {
-	s := c.s
-	if c.has(fClosing | fSockClosed) {
+	s := c.RT
+	if c.Has(core.FClosing | core.FSockClosed) {
 		return c.release(buf, held)
 	}
-	size, err := core.InputSize(len(buf), cap(buf), s.packetSize(c, buf), s.cfg.MaxPackageSize, s.cfg.ReadBufferSize)
+	size, err := core.InputSize(len(buf), cap(buf), s.PacketSize(c, buf), s.Cfg.MaxPackageSize, s.Cfg.ReadBufferSize)
 	if err != nil {
-		c.fail(err)
+		c.Fail(err)
 		return c.release(buf, held)
 	}
-	if !s.budget.holdBuf(&c.base, size) {
-		c.shed(true)
+	if !s.Budget.HoldBuf(&c.Conn, size) {
+		c.Shed(true)
 		return c.release(buf, held)
 	}
 	nb := make([]byte, len(buf), size)
@@ -305,14 +300,14 @@ func (c *stdConn) grow(buf []byte, held int) ([]byte, int) {
 // it (c is shed).
 func (c *stdConn) hold(buf []byte, held int) ([]byte, int) {
 	switch {
-	case len(buf) == 0 || c.has(fClosing|fSockClosed):
+	case len(buf) == 0 || c.Has(core.FClosing|core.FSockClosed):
 		return c.release(buf, held)
-	case c.s.packetSize(c, buf) > cap(buf):
+	case c.RT.PacketSize(c, buf) > cap(buf):
 		return c.grow(buf, held)
 	case cap(buf) == held:
 		return buf, held
-	case !c.s.budget.holdBuf(&c.base, cap(buf)):
-		c.shed(true)
+	case !c.RT.Budget.HoldBuf(&c.Conn, cap(buf)):
+		c.Shed(true)
 		return c.release(buf, held)
 	}
 	return buf, cap(buf)
@@ -322,49 +317,49 @@ func (c *stdConn) hold(buf []byte, held int) ([]byte, int) {
 // for one of ReadBufferSize.
 func (c *stdConn) release(buf []byte, held int) ([]byte, int) {
 	if held > 0 {
-		c.s.budget.holdBuf(&c.base, 0)
+		c.RT.Budget.HoldBuf(&c.Conn, 0)
 	}
-	if cap(buf) > 4*c.s.cfg.ReadBufferSize {
-		return make([]byte, 0, c.s.cfg.ReadBufferSize), 0
+	if cap(buf) > 4*c.RT.Cfg.ReadBufferSize {
+		return make([]byte, 0, c.RT.Cfg.ReadBufferSize), 0
 	}
 	return buf[:0], 0
 }
 
 func (c *stdConn) finish() {
-	c.mu.Lock()
-	c.closeLocked()
-	c.mu.Unlock()
-	c.s.budget.forget(&c.base)
+	c.Mu.Lock()
+	c.CloseLocked()
+	c.Mu.Unlock()
+	c.RT.Budget.Forget(&c.Conn)
 	c.cbMu.Lock()
 	defer c.cbMu.Unlock()
-	if h := c.s.cfg.Handler.OnClose; h != nil {
-		if err := guard(func() { h(c) }); err != nil {
-			c.s.log.Error().Uint64("conn", c.id).Err(err).Msg("OnClose panicked")
+	if h := c.RT.Cfg.Handler.OnClose; h != nil {
+		if err := core.Guard(func() { h(c) }); err != nil {
+			c.RT.Log.Error().Uint64("conn", c.ID()).Err(err).Msg("OnClose panicked")
 		}
 	}
-	c.s.log.Debug().Uint64("conn", c.id).Msg("connection closed")
-	c.s.std.(*stdEngine).remove(c)
+	c.RT.Log.Debug().Uint64("conn", c.ID()).Msg("connection closed")
+	c.RT.Std.(*stdEngine).remove(c)
 }
 
 // waitClosed blocks until the socket is closed.
 func (c *stdConn) waitClosed() {
-	c.mu.Lock()
-	for !c.has(fSockClosed) {
+	c.Mu.Lock()
+	for !c.Has(core.FSockClosed) {
 		c.cond.Wait()
 	}
-	c.mu.Unlock()
+	c.Mu.Unlock()
 }
 
 // waitReadable blocks while the connection is paused (PauseRecv, or
 // backpressure: its output is over the limit) and not lingering; it
 // reports whether the socket is still open.
 func (c *stdConn) waitReadable() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for c.readStopped() && !c.has(fSockClosed) {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	for c.ReadStopped() && !c.Has(core.FSockClosed) {
 		c.cond.Wait()
 	}
-	return !c.has(fSockClosed)
+	return !c.Has(core.FSockClosed)
 }
 
 // Engine hooks.
@@ -386,12 +381,12 @@ func (c *stdConn) ShedInput() {
 // Resumed wakes the reading goroutine after ResumeRecv, or once the
 // output has drained below the low watermark.
 func (c *stdConn) Resumed() {
-	c.mu.Lock()
+	c.Mu.Lock()
 	c.cond.Broadcast()
-	c.mu.Unlock()
+	c.Mu.Unlock()
 }
 
-func (c *stdConn) FlushDeadline() { c.nc.SetWriteDeadline(time.Now().Add(closeFlushTimeout)) }
+func (c *stdConn) FlushDeadline() { c.nc.SetWriteDeadline(time.Now().Add(core.CloseFlushTimeout)) }
 
 // LingerLocked shuts down the sending side of TCP and Unix sockets. TLS
 // does not linger: its close_notify is a write that may block.
@@ -409,7 +404,7 @@ func (c *stdConn) LingerLocked() bool {
 		return false
 	}
 	c.cond.Broadcast() // a paused reader reads again, to drop
-	c.destroyAfterLocked(lingerTimeout)
+	c.DestroyAfterLocked(core.LingerTimeout)
 	return true
 }
 
@@ -429,7 +424,7 @@ func (c *stdConn) unlockCallbacks() {
 func (c *stdConn) runPending() {
 	for c.drainPending.Load() && c.cbMu.TryLock() {
 		if c.drainPending.Swap(false) {
-			c.callback(c.s.cfg.Handler.OnBufferDrain)
+			c.Callback(c.RT.Cfg.Handler.OnBufferDrain)
 		}
 		c.cbMu.Unlock()
 	}
@@ -442,7 +437,7 @@ func (c *stdConn) Remote() net.Addr { return c.nc.RemoteAddr() }
 // goroutine for whatever the kernel did not take.
 func (c *stdConn) flush() {
 	for {
-		buf := c.takeOut()
+		buf := c.TakeOut()
 		if buf == nil {
 			return
 		}
@@ -450,15 +445,15 @@ func (c *stdConn) flush() {
 		var err error
 		if c.rw.rc != nil {
 			n, err = c.rw.tryWrite(buf.B)
-			c.ctr.writes.Add(1)
+			c.RT.Ctr.Writes.Add(1)
 		}
 		if err != nil || n == len(buf.B) {
-			c.writeDone(buf, n, err)
+			c.WriteDone(buf, n, err)
 			continue
 		}
-		c.wroteSome(n)
-		c.waitingOut(n > 0)
-		c.s.wg.Add(1)
+		c.WroteSome(n)
+		c.WaitingOut(n > 0)
+		c.RT.WG.Add(1)
 		go c.writeLoop(buf, n)
 		return
 	}
@@ -471,26 +466,23 @@ const writeChunk = 64 << 10
 
 // writeLoop writes buf.b[off:] with blocking writes, then what was queued
 // meanwhile (flush). Closing the socket ends a write that blocks.
-func (c *stdConn) writeLoop(buf *buffer, off int) {
-	defer c.s.wg.Done()
+func (c *stdConn) writeLoop(buf *core.Buffer, off int) {
+	defer c.RT.WG.Done()
 	for {
 		end := min(off+writeChunk, len(buf.B))
 		n, err := c.nc.Write(buf.B[off:end])
-		c.ctr.writes.Add(1)
+		c.RT.Ctr.Writes.Add(1)
 		if off += n; err != nil || off == len(buf.B) {
-			c.writeDone(buf, n, err)
+			c.WriteDone(buf, n, err)
 			break
 		}
-		c.wroteSome(n)
-		c.waitingOut(true)
+		c.WroteSome(n)
+		c.WaitingOut(true)
 	}
 	c.flush()
 }
 
-func (c *stdConn) EngineName() string { return EngineStd }
+func (c *stdConn) EngineName() string { return core.EngineStd }
 
 // BatchKick: every connection has its own goroutine, no shared queue.
 func (c *stdConn) BatchKick() (core.KickQueue, bool) { return nil, false }
-
-// A Client's stream connections are the standard engine's.
-var _ clientStream = (*stdConn)(nil)

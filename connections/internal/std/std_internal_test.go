@@ -1,0 +1,18 @@
+package std
+
+import (
+	"testing"
+	"time"
+
+	"github.com/goes-project/goes/connections/internal/core"
+	"github.com/goes-project/goes/timer"
+)
+
+// TestTimersShareTheConnectionAllocation: a connection of a server with
+// timers is one allocation, its timers included.
+func TestTimersShareTheConnectionAllocation(t *testing.T) {
+	s := core.NewRuntime(core.Config{IdleTimeout: time.Minute, Wheel: timer.New(timer.Options{})})
+	if n := testing.AllocsPerRun(100, func() { _ = newStdConn(s) }); n != 1 {
+		t.Fatalf("newStdConn: %v allocations, want 1", n)
+	}
+}
