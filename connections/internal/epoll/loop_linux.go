@@ -19,7 +19,7 @@ const (
 	actClose                       // the socket was closed: release it, run OnClose
 	actTaskDone                    // a pool task of this connection ended
 	actShed                        // the input budget shed it: drop its input now
-	actTLSUp                       // its TLS handshake ended (epoll_tls_linux.go)
+	actTLSUp                       // its TLS handshake ended (tls_linux.go)
 
 	actQueued uint32 = 1 << 31 // the connection is in its loop's queue
 )
@@ -64,7 +64,7 @@ type loop struct {
 	spare []*epConn
 	qdead bool // under qmu: the loop is gone, its eventfd closed
 
-	// TLS connections (epoll_tls_linux.go): their state, a buffer of
+	// TLS connections (tls_linux.go): their state, a buffer of
 	// plaintext and one of crypto/tls's own output, made by the first.
 	tlsConns map[*epConn]*epTLS
 	pbuf     []byte
