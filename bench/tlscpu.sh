@@ -4,8 +4,11 @@
 # and nginx (Debian's nginx-light, one worker, return 200 "hello"), each
 # loaded by `wrk -t1 -c50 -d8s` over TLS after a 2 s warm-up, alternating
 # for -rounds rounds; the figure is utime+stime of every server process over
-# the load window divided by the requests wrk completed. GOES_MASTER=path
-# measures another goes-master binary (e.g. one built from main).
+# the load window divided by the requests wrk completed. Then the same with
+# a new connection per request (`ab -n 3000 -c 20`, no keep-alive): a full
+# handshake each (ab's OpenSSL offers no post-quantum key share).
+# GOES_MASTER=path measures another goes-master binary (e.g. one built
+# from main).
 #   bench/tlscpu.sh [rounds]
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -44,6 +47,18 @@ load() {
 		'BEGIN { printf "%-8s %9s req/s  server CPU %6.1f µs/request\n", n, rps, t / hz * 1e6 / r }'
 }
 
+# handshakes NAME URL PIDS...: prints µs of server CPU per connection
+handshakes() {
+	local name=$1 url=$2; shift 2
+	local before; before=$(ticks "$@")
+	local out; out=$(ab -n 3000 -c 20 "$url" 2>&1)
+	local after; after=$(ticks "$@")
+	local done; done=$(echo "$out" | awk '/Complete requests/ {print $3}')
+	local failed; failed=$(echo "$out" | awk '/Failed requests/ {print $3}')
+	awk -v n="$name" -v t=$((after - before)) -v hz="$hz" -v r="$done" -v f="$failed" \
+		'BEGIN { printf "%-8s %6d handshakes (%s failed)  server CPU %7.1f µs/handshake\n", n, r, f, t / hz * 1e6 / r }'
+}
+
 port=$((20000 + RANDOM % 20000))
 cat >"$tmp/goes.json" <<JSON
 {"listeners": [{"name": "https", "listen": "https://127.0.0.1:$port", "count": 1, "handler": "hello",
@@ -70,4 +85,8 @@ npid=$(cat "$tmp/ng/nginx.pid")
 for i in $(seq "$rounds"); do
 	load goes "https://127.0.0.1:$port/" $(tree "$gpid")
 	load nginx "https://127.0.0.1:$nport/" $(tree "$npid")
+done
+for i in $(seq "$rounds"); do
+	handshakes goes "https://127.0.0.1:$port/" $(tree "$gpid")
+	handshakes nginx "https://127.0.0.1:$nport/" $(tree "$npid")
 done

@@ -148,7 +148,7 @@ type Load struct {
 	InputHeld int64 `json:"input_held"`
 	// LoopBusySeconds is the time the worker's event loops spent handling
 	// events rather than waiting, summed over its loops (0 where no event
-	// loop runs: TLS, UDP).
+	// loop runs: UDP, and TLS off Linux).
 	LoopBusySeconds float64 `json:"loop_busy_seconds,omitempty"`
 	// Cluster is the worker's cluster Node (nil without a cluster).
 	Cluster *NodeStats `json:"cluster,omitempty"`

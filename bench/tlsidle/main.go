@@ -16,6 +16,8 @@
 //     certificate; each connection sends one request (as issue 20 did).
 //
 // Every phase has a deadline; it prints one results line.
+// TLSIDLE_CPUPROFILE=f (and TLSIDLE_HEAPPROFILE=f) make the goes server
+// process write a CPU profile of its run (a heap profile at each measure).
 package main
 
 import (
@@ -49,6 +51,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/goes-project/goes/connections"
+	gohttp "github.com/goes-project/goes/protocols/http"
 	gows "github.com/goes-project/goes/protocols/websocket"
 	"github.com/goes-project/goes/worker"
 )
@@ -57,7 +60,7 @@ func main() {
 	serve := flag.Bool("serve", false, "run the goes server (the driver starts it)")
 	server := flag.String("server", "goes", "goes or nginx")
 	engine := flag.String("engine", "auto", "goes engine: auto or std")
-	scheme := flag.String("scheme", "wss", "wss or tls (raw echo); nginx: https")
+	scheme := flag.String("scheme", "wss", "wss, tls (raw echo) or https (one GET each); nginx: https")
 	conns := flag.Int("conns", 5000, "connections")
 	parallel := flag.Int("parallel", 50, "handshakes in flight")
 	settle := flag.Duration("settle", 3*time.Second, "idle time before the measure")
@@ -199,6 +202,12 @@ func readLine(r *bufio.Reader, d time.Duration) (string, error) {
 // serveGoes is the server process: it answers "measure" on stdin with
 // its figures after a GC, and exits at EOF.
 func serveGoes(addr, engine, scheme, cert, key string) {
+	if f := os.Getenv("TLSIDLE_CPUPROFILE"); f != "" { // a CPU profile of the whole run
+		if w, err := os.Create(f); err == nil {
+			pprof.StartCPUProfile(w)
+			defer func() { pprof.StopCPUProfile(); w.Close() }()
+		}
+	}
 	prof := os.Getenv("TLSIDLE_HEAPPROFILE") // a heap profile at each measure
 	if prof != "" {
 		runtime.MemProfileRate = 1
@@ -215,8 +224,12 @@ func serveGoes(addr, engine, scheme, cert, key string) {
 	if engine == "std" {
 		cfg.Engine = connections.EngineStd
 	}
-	if scheme == "wss" {
+	switch scheme {
+	case "wss":
 		cfg.Protocol = gows.New()
+	case "https":
+		cfg.Protocol = gohttp.New()
+		cfg.Handler.OnMessage = func(c connections.Connection, _ []byte) { c.Send("hello", false) }
 	}
 	s := connections.NewServer(cfg)
 	go s.Serve(tl.Listener)
