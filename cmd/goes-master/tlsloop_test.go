@@ -4,15 +4,21 @@ package main_test
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/goes-project/goes/internal/browsertest"
 	"github.com/goes-project/goes/internal/testkit"
+	"github.com/goes-project/goes/ipc"
 )
 
 // TestTLSOnEventLoop: a tls:// listener of goes-master runs its TLS
@@ -151,6 +157,82 @@ func TestTLSRequestAcrossReload(t *testing.T) {
 	cur, err := s.status()
 	if err != nil {
 		t.Fatal(err)
+	}
+	cur.Workers = append(cur.Workers, st.Workers...)
+	s.stopAndCheck(cur)
+}
+
+// TestWSSChromium: headless Chromium (--ignore-certificate-errors: the
+// certificate is self-signed) opens a wss connection to goes-master's
+// echo listener, served on the event loop, and echoes text, binary and a
+// 1.1 MiB message (many records of 16 KiB), then closes cleanly. The page
+// is protocols/websocket's interop page.
+func TestWSSChromium(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := testkit.WriteCert(t, dir)
+	conf := filepath.Join(dir, "goes.json")
+	body := fmt.Sprintf(`{"listeners": [
+  {"name": "wss", "listen": "wss://127.0.0.1:0", "count": 1, "cert_file": %q, "key_file": %q}
+]}`, cert, key)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &setup{t: t, bin: bin, runDir: filepath.Join(dir, "run"), conf: conf}
+	st := s.start()
+	wssAddr := listenAddrs(t, st)["wss"]
+	page, err := os.ReadFile(filepath.Join("..", "..", "protocols", "websocket", "testdata", "browser.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan []byte, 1)
+	var served atomic.Bool
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		served.Store(true)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(page)
+	})
+	mux.HandleFunc("/result", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		select {
+		case results <- b:
+		default:
+		}
+	})
+	mux.HandleFunc("/favicon.ico", http.NotFound)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: mux}
+	go hs.Serve(ln)
+	defer hs.Close()
+	url := "http://" + ln.Addr().String() + "/?ws=wss://" + wssAddr + "/"
+	raw := browsertest.RunWith(t, url, &served, results, 90*time.Second, "--ignore-certificate-errors")
+	t.Logf("chromium saw: %.300s", raw)
+	var r struct {
+		Error       string
+		Text        string
+		Binary      string
+		Large       bool
+		LargeLength int
+		Close       struct {
+			Code     int
+			WasClean bool
+		}
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatalf("result %q: %v", raw, err)
+	}
+	if r.Error != "" || r.Text != "hello from chromium ✓" || r.Binary != "0,1,2,253,254,255" || !r.Large || r.Close.Code != 4001 || !r.Close.WasClean {
+		t.Fatalf("chromium over wss: %+v", r)
+	}
+	cur, err := s.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := cur.Workers[0]; w.LoopBusySeconds == 0 || w.TLSHandshakes[ipc.TLSHandshakeOK] == 0 {
+		t.Fatalf("the wss worker: loop busy %v s, handshakes %v: not on the event loop", w.LoopBusySeconds, w.TLSHandshakes)
 	}
 	cur.Workers = append(cur.Workers, st.Workers...)
 	s.stopAndCheck(cur)
