@@ -385,8 +385,8 @@ func TestTLSSlowHello(t *testing.T) {
 	const timeout = 400 * time.Millisecond
 	ln := newTLSLn(t, timeout)
 	serveTLSLn(t, ln, rawEchoCfg(testkit.Engine{}))
+	start := time.Now() // before the dial: the server's clock starts at its accept
 	c := dial(t, "tcp", ln.Addr().String())
-	start := time.Now()
 	closed := make(chan time.Duration, 1)
 	go func() {
 		io.Copy(io.Discard, c)
@@ -455,6 +455,7 @@ func TestTLSFlood(t *testing.T) {
 			default:
 			}
 			start := time.Now()
+			keep.SetDeadline(start.Add(10 * time.Second)) // each answer's bound, however long the flood takes
 			io.WriteString(keep, "ping\n")
 			if l, err := kr.ReadString('\n'); l != "ping\n" {
 				r.err = fmt.Errorf("%q, %w", l, err)

@@ -26,8 +26,8 @@ type server struct {
 	wg      sync.WaitGroup
 
 	ok, failed, closeNotify, bad atomic.Int64
-	lastErr                      atomic.Value // error
-	sessions                     sync.Map     // *tlsrec.Session
+	lastErr                      atomic.Pointer[error] // the last session error
+	sessions                     sync.Map              // *tlsrec.Session
 }
 
 func serverConf(t testing.TB) *tls.Config {
@@ -135,7 +135,7 @@ func (s *server) serve(nc net.Conn) {
 				flushPending()
 				return false
 			default:
-				s.lastErr.Store(err)
+				s.lastErr.Store(&err)
 				flushPending() // the alert
 				return false
 			}
@@ -151,7 +151,8 @@ func (s *server) serve(nc net.Conn) {
 		case e.up:
 			if e.herr != nil {
 				s.failed.Add(1)
-				s.lastErr.Store(e.herr)
+				herr := e.herr
+				s.lastErr.Store(&herr)
 				flushPending()
 				return
 			}
