@@ -7,11 +7,13 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/internal/testkit"
+	"github.com/goes-project/goes/protocols"
 	"github.com/goes-project/goes/protocols/text"
 )
 
@@ -173,5 +175,75 @@ func testFanoutOnce(t *testing.T, noRing bool) {
 			sent, errs := publish("m gone")
 			return sent == members-1 && len(errs) == 1 && errors.Is(errs[0], connections.ErrClosed)
 		})
+	})
+}
+
+// countingText is the text protocol counting its Encode calls.
+type countingText struct {
+	protocols.Protocol
+	encodes atomic.Int64
+}
+
+func (p *countingText) Encode(c protocols.Conn, dst, msg []byte) ([]byte, error) {
+	p.encodes.Add(1)
+	return p.Protocol.Encode(c, dst, msg)
+}
+
+func (p *countingText) EncodeKey(c protocols.Conn, msg []byte) (uint32, bool) {
+	return p.Protocol.(protocols.SharedEncoder).EncodeKey(c, msg)
+}
+
+// TestFanoutEncodesOnce: a Fanout to the stream connections of a server
+// whose protocol is a protocols.SharedEncoder encodes each message once,
+// not once per member (the member's engine connection takes the shared
+// frame: Fanout finds its core.Conn), and every member reads it.
+func TestFanoutEncodesOnce(t *testing.T) {
+	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
+		const members = 20
+		proto := &countingText{Protocol: text.New()}
+		var (
+			mu     sync.Mutex
+			joined []connections.Connection
+		)
+		_, addr := serve(t, "tcp", connections.Config{Engine: engine.Name, CallbackGoroutines: engine.Pool, Protocol: proto,
+			Handler: connections.Handler{OnMessage: func(c connections.Connection, _ []byte) {
+				mu.Lock()
+				joined = append(joined, c)
+				mu.Unlock()
+				c.Send("ok", false)
+			}},
+		})
+		readers := make([]*bufio.Reader, members)
+		for i := range readers {
+			c := dial(t, "tcp", addr)
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			readers[i] = bufio.NewReader(c)
+			fmt.Fprintf(c, "join\n")
+			if l, err := readers[i].ReadString('\n'); err != nil || l != "ok\n" {
+				t.Fatalf("member %d joined with %q, %v", i, l, err)
+			}
+		}
+		mu.Lock()
+		cs := append([]connections.Connection(nil), joined...)
+		mu.Unlock()
+		before := proto.encodes.Load()
+		var f connections.Fanout
+		f.Begin([]byte("news"), false)
+		for _, c := range cs {
+			if err := f.Add(c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := f.End(); n != members {
+			t.Fatalf("sent to %d of %d", n, members)
+		}
+		if n := proto.encodes.Load() - before; n != 1 {
+			t.Errorf("the message was encoded %d times for %d members, want once", n, members)
+		}
+		for i, r := range readers {
+			if l, err := r.ReadString('\n'); err != nil || l != "news\n" {
+				t.Fatalf("member %d read %q, %v", i, l, err)
+			}
+		}
 	})
 }

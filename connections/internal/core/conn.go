@@ -92,6 +92,9 @@ type Conn struct {
 	drainCh     chan struct{} // closed when FFull clears or the socket closes; made by WaitDrained
 }
 
+// Init makes c a connection of s whose engine is ops (the engine's
+// connection type, which embeds c) and whose traffic counts in ctr (the
+// engine's counters); before the connection is used.
 func (c *Conn) Init(s *Runtime, ops Ops, ctr *Counters) {
 	c.RT = s
 	c.ops = ops
@@ -116,7 +119,9 @@ func (c *Conn) Received(n int) {
 // undo FStateLock, which changes without mu.
 func (c *Conn) SetFlag(f uint32)   { c.flags.Or(f) }
 func (c *Conn) ClearFlag(f uint32) { c.flags.And(^f) }
-func (c *Conn) Has(f uint32) bool  { return c.flags.Load()&f != 0 }
+
+// Has reports whether any of the flags f is set.
+func (c *Conn) Has(f uint32) bool { return c.flags.Load()&f != 0 }
 
 // lockState takes FStateLock. Its holders never block, so a waiter only
 // yields until the holder has copied its two words.
@@ -547,6 +552,7 @@ func (c *Conn) ResumeRecv() {
 	}
 }
 
+// ConnInfo describes c for Server.Connections.
 func (c *Conn) ConnInfo() Info {
 	c.Mu.Lock()
 	defer c.Mu.Unlock()

@@ -194,6 +194,7 @@ func (s *Runtime) Track(l closer, accepts bool) bool {
 	return true
 }
 
+// Untrack forgets l once its Serve or ServePacket returns.
 func (s *Runtime) Untrack(l closer) {
 	s.Mu.Lock()
 	delete(s.listeners, l)
@@ -220,6 +221,7 @@ func (s *Runtime) PacketSize(c Connection, buf []byte) int {
 	return s.sizer.PacketSize(c, buf)
 }
 
+// NextID returns a new connection id: Config.IDBase | a sequence number.
 func (s *Runtime) NextID() uint64 { return s.Cfg.IDBase | uint64(s.seq.Add(1)) }
 
 // Drain stops accepting: listeners and packet conns passed to Serve and

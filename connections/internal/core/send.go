@@ -45,6 +45,9 @@ func (c *Conn) queuedLocked() int {
 	return n
 }
 
+// SendMsg is Send and SendBytes (b, or str when b is nil) and a Client's
+// send: it queues the message and kicks the engine when no dispatcher
+// will flush.
 func (c *Conn) SendMsg(b []byte, str string, raw bool) error {
 	kick, err := c.Enqueue(b, str, raw, nil)
 	if kick {
@@ -53,11 +56,6 @@ func (c *Conn) SendMsg(b []byte, str string, raw bool) error {
 	return err
 }
 
-// Enqueue queues a message: b or str encoded with the protocol (as is
-// when raw), or fan's message, encoded once for all connections of c's
-// class and queued without a copy when nothing else is (Fanout). It fires
-// OnBufferFull and OnError, and reports whether the caller must kick the
-// engine to write (no dispatcher will flush for it).
 // Framer is a message sent to many connections (connections.Fanout),
 // encoded once per class of connections.
 type Framer interface {
@@ -69,6 +67,11 @@ type Framer interface {
 	Message() (data []byte, raw bool)
 }
 
+// Enqueue queues a message: b or str encoded with the protocol (as is
+// when raw), or fan's message, encoded once for all connections of c's
+// class and queued without a copy when nothing else is (Fanout). It fires
+// OnBufferFull and OnError, and reports whether the caller must kick the
+// engine to write (no dispatcher will flush for it).
 func (c *Conn) Enqueue(b []byte, str string, raw bool, fan Framer) (kick bool, err error) {
 	s := c.RT
 	c.Mu.Lock()
