@@ -23,21 +23,24 @@ import (
 // unexported names the numbers of the status structs that are not
 // metrics, and why.
 var unexported = map[string]string{
-	"Worker.ID":                              "the worker label",
-	"Worker.Index":                           "the worker label says it",
-	"Worker.MasterPID":                       "a process id",
-	"Worker.AdoptedBy":                       "a process id",
-	"Worker.PID":                             "a process id",
-	"Worker.Generation":                      "goes_master_generation",
-	"Worker.Route":                           "an address",
-	"Worker.QPS":                             "rate(goes_requests_total[1m])",
-	"Worker.LastSeen":                        "goes_worker_silent_seconds: the time since",
-	"Worker.RequestDuration.SumSeconds":      "goes_request_duration_seconds_sum (a histogram, which the collector makes itself)",
-	"Worker.TLSHandshakeDuration.SumSeconds": "goes_tls_handshake_duration_seconds_sum (a histogram, which the collector makes itself)",
-	"MasterStatus.PID":                       "a process id",
-	"MasterStatus.UptimeSeconds":             "goes_master_start_time_seconds",
-	"MasterStatus.ExitCount":                 "sum(goes_master_worker_exits_total)",
-	"MasterStatus.Cluster.Embedded":          "not a measure",
+	"Worker.ID":                         "the worker label",
+	"Worker.Index":                      "the worker label says it",
+	"Worker.MasterPID":                  "a process id",
+	"Worker.AdoptedBy":                  "a process id",
+	"Worker.PID":                        "a process id",
+	"Worker.Generation":                 "goes_master_generation",
+	"Worker.Route":                      "an address",
+	"Worker.QPS":                        "rate(goes_requests_total[1m])",
+	"Worker.LastSeen":                   "goes_worker_silent_seconds: the time since",
+	"Worker.RequestDuration.SumSeconds": "goes_request_duration_seconds_sum (a histogram, which the collector makes itself)",
+	"MasterStatus.PID":                  "a process id",
+	"MasterStatus.UptimeSeconds":        "goes_master_start_time_seconds",
+	"MasterStatus.ExitCount":            "sum(goes_master_worker_exits_total)",
+	"MasterStatus.Cluster.Embedded":     "not a measure",
+}
+
+func init() {
+	unexported["Worker.TLSHandshakeDuration.SumSeconds"] = "goes_tls_handshake_duration_seconds_sum (a histogram, which the collector makes itself)"
 }
 
 // measures lists the dotted paths of t's fields that are numbers, booleans,
