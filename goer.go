@@ -68,8 +68,8 @@ import (
 // stalls every connection of its loop. Hand blocking work to a goroutine
 // of your own and Send from there (Send is safe from any goroutine and
 // never blocks), or set CallbackGoroutines to run the callbacks on a pool
-// of goroutines instead. TLS connections run on a goroutine each, so
-// their callbacks stall only themselves; the datagrams of a UDP listener
+// of goroutines instead. TLS connections run on the loops too (Linux;
+// elsewhere on a goroutine each); the datagrams of a UDP listener
 // are read and handled by one goroutine per worker, so a blocking
 // OnMessage there holds up the worker's datagrams either way.
 type Goer struct {

@@ -36,13 +36,14 @@ const (
 // Engines, the values of Config.Engine.
 const (
 	// EngineAuto picks EngineEpoll where it can serve the listener (TCP
-	// and Unix listeners on Linux, Transport not "tls") and EngineStd
-	// elsewhere.
+	// and Unix listeners on Linux, and TLSListeners over them; not
+	// another TLS listener) and EngineStd elsewhere.
 	EngineAuto = core.EngineAuto
 	// EngineEpoll serves connections on event loops over epoll: one loop
 	// per core (Config.Loops), non-blocking sockets, buffers borrowed only
 	// while a connection has bytes to process or send. Linux only; it
-	// serves *net.TCPListener and *net.UnixListener.
+	// serves *net.TCPListener and *net.UnixListener, and TLS over them
+	// when the listener is a TLSListener.
 	EngineEpoll = core.EngineEpoll
 	// EngineStd serves every connection with its own reading goroutine.
 	// It serves any net.Listener (TLS included) on every platform.

@@ -148,7 +148,7 @@ type Load struct {
 	InputHeld int64 `json:"input_held"`
 	// LoopBusySeconds is the time the worker's event loops spent handling
 	// events rather than waiting, summed over its loops (0 where no event
-	// loop runs: TLS, UDP).
+	// loop runs: UDP, and TLS off Linux).
 	LoopBusySeconds float64 `json:"loop_busy_seconds,omitempty"`
 	// Cluster is the worker's cluster Node (nil without a cluster).
 	Cluster *NodeStats `json:"cluster,omitempty"`
@@ -175,6 +175,11 @@ type Load struct {
 	// session. Absent and 0 for other listeners.
 	TLSHandshakes map[string]uint64 `json:"tls_handshakes,omitempty"`
 	TLSResumed    uint64            `json:"tls_resumed,omitempty"`
+	// TLSHandshakeDuration is the time a TLS listener's completed
+	// handshakes took, from the accept (buckets
+	// TLSHandshakeDurationBuckets; nil for other listeners and for a
+	// listener whose handshakes the standard engine runs).
+	TLSHandshakeDuration *Histogram `json:"tls_handshake_duration,omitempty"`
 }
 
 // The results of Load.TLSHandshakes.

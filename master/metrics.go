@@ -295,7 +295,7 @@ type collector struct {
 
 	workers, slots, master      []compiled
 	states, build, up, retiring *prometheus.Desc
-	duration                    *prometheus.Desc
+	duration, tlsDuration       *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -317,6 +317,7 @@ func newCollector(status func(context.Context) (ipc.Status, error)) (*collector,
 	c.build = prometheus.NewDesc("goes_build_info", "The program's version and the Go version it was built with; always 1.", []string{"version", "goversion"}, nil)
 	c.up = prometheus.NewDesc("goes_worker_up", "1 for a worker id whose process answers its master; 0 for one without a process, starting, or unresponsive (its last figures are shown, goes_worker_silent_seconds says how long it has been silent).", workerLabels, nil)
 	c.duration = prometheus.NewDesc("goes_request_duration_seconds", "Time the OnMessage callback took for a message (an HTTP request, a WebSocket frame, a line of text, ...), from its start to its return; in a callback pool, the wait for a pool goroutine is not included.", workerLabels, nil)
+	c.tlsDuration = prometheus.NewDesc("goes_tls_handshake_duration_seconds", "Time a TLS listener's completed handshakes took, from the accept to the handshake's end (handshakes an event-loop engine ran).", workerLabels, nil)
 	c.retiring = prometheus.NewDesc("goes_master_retiring_workers", "Worker processes replaced by a recycle, and orphans of a dead master this one adopted, that still drain.", nil, nil)
 	return c, nil
 }
@@ -337,6 +338,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.up
 	ch <- c.retiring
 	ch <- c.duration
+	ch <- c.tlsDuration
 }
 
 // Collect asks the master for its status and sends the samples.
@@ -368,8 +370,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			w.Load = l
 			emit(ch, c.workers, reflect.ValueOf(w), w.Name, id)
 			if h := w.RequestDuration; h != nil {
-				count, buckets := cumulative(h)
+				count, buckets := cumulative(h, ipc.RequestDurationBuckets[:])
 				ch <- prometheus.MustNewConstHistogram(c.duration, count, roundNano(h.SumSeconds), buckets, w.Name, id)
+			}
+			if h := w.TLSHandshakeDuration; h != nil {
+				count, buckets := cumulative(h, ipc.TLSHandshakeDurationBuckets[:])
+				ch <- prometheus.MustNewConstHistogram(c.tlsDuration, count, roundNano(h.SumSeconds), buckets, w.Name, id)
 			}
 		}
 		ch <- prometheus.MustNewConstMetric(c.up, gauge, boolValue(isUp(w)), w.Name, id)
@@ -432,6 +438,12 @@ func addCounters(dst *ipc.Load, src ipc.Load) {
 		h.Add(dst.RequestDuration)
 		h.Add(src.RequestDuration)
 		dst.RequestDuration = h // a new one: dst's may be shared
+	}
+	if src.TLSHandshakeDuration != nil {
+		h := &ipc.Histogram{}
+		h.Add(dst.TLSHandshakeDuration)
+		h.Add(src.TLSHandshakeDuration)
+		dst.TLSHandshakeDuration = h
 	}
 	if src.Cluster != nil {
 		c := *src.Cluster
@@ -524,8 +536,8 @@ func addMasterCounters(dst *ipc.MasterStatus, src ipc.MasterStatus) {
 // their listener name and ID, as retiring processes.
 func slotLoad(w ipc.Worker, st ipc.Status) ipc.Load {
 	l := w.Load
-	l.Closed, l.RequestDuration, l.Cluster = nil, nil, nil
-	addCounters(&l, ipc.Load{Closed: w.Closed, RequestDuration: w.RequestDuration, Cluster: w.Cluster})
+	l.Closed, l.RequestDuration, l.TLSHandshakeDuration, l.Cluster = nil, nil, nil, nil
+	addCounters(&l, ipc.Load{Closed: w.Closed, RequestDuration: w.RequestDuration, TLSHandshakeDuration: w.TLSHandshakeDuration, Cluster: w.Cluster})
 	if w.MasterPID != st.Master.PID {
 		return l
 	}
@@ -649,15 +661,15 @@ func (m *master) previousTotals(path string) ([]ipc.Carried, int, ipc.MasterStat
 	return m.prev.last, m.prev.draining, m.prev.master, nil
 }
 
-// cumulative is h's count and its buckets as Prometheus has them (each
-// bound with the count at or below it).
-func cumulative(h *ipc.Histogram) (uint64, map[float64]uint64) {
-	buckets := make(map[float64]uint64, len(ipc.RequestDurationBuckets))
+// cumulative is h's count and its buckets of bounds as Prometheus has
+// them (each bound with the count at or below it).
+func cumulative(h *ipc.Histogram, bounds []float64) (uint64, map[float64]uint64) {
+	buckets := make(map[float64]uint64, len(bounds))
 	var n uint64
 	for i, c := range h.Counts {
 		n += c
-		if i < len(ipc.RequestDurationBuckets) {
-			buckets[ipc.RequestDurationBuckets[i]] = n
+		if i < len(bounds) {
+			buckets[bounds[i]] = n
 		}
 	}
 	return n, buckets

@@ -39,6 +39,10 @@ var unexported = map[string]string{
 	"MasterStatus.Cluster.Embedded":     "not a measure",
 }
 
+func init() {
+	unexported["Worker.TLSHandshakeDuration.SumSeconds"] = "goes_tls_handshake_duration_seconds_sum (a histogram, which the collector makes itself)"
+}
+
 // measures lists the dotted paths of t's fields that are numbers, booleans,
 // times or maps, through embedded structs and struct pointers.
 func measures(t reflect.Type, prefix string) []string {

@@ -9,7 +9,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/goes-project/goes/connections"
 	"github.com/goes-project/goes/internal/ticketkeys"
+	"github.com/goes-project/goes/ipc"
 )
 
 // tlsSummaryEvery is how often a worker logs, at info, how many TLS
@@ -22,6 +24,40 @@ const tlsSummaryEvery = time.Minute
 // client, a timeout, a scanner).
 type TLSCounts struct {
 	OK, Resumed, Failed uint64
+	// Duration is the completed handshakes' durations, from the accept
+	// (the handshakes an event-loop engine ran: it tells their time).
+	Duration *ipc.Histogram
+}
+
+// handshakeDurations is a TLS listener's handshake duration histogram
+// (ipc.TLSHandshakeDurationBuckets), atomic counters as durations' are.
+type handshakeDurations struct {
+	counts [len(ipc.TLSHandshakeDurationBuckets) + 1]atomic.Uint64 // then +Inf
+	sum    atomic.Int64                                            // nanoseconds
+	any    atomic.Bool
+}
+
+func (h *handshakeDurations) observe(d time.Duration) {
+	i := 0
+	for i < len(ipc.TLSHandshakeDurationBuckets) && d.Seconds() > ipc.TLSHandshakeDurationBuckets[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.sum.Add(int64(d))
+	h.any.Store(true)
+}
+
+// histogram is a snapshot, nil before the first handshake timed.
+func (h *handshakeDurations) histogram() *ipc.Histogram {
+	if !h.any.Load() {
+		return nil
+	}
+	out := &ipc.Histogram{Counts: make([]uint64, len(h.counts))}
+	for i := range h.counts {
+		out.Counts[i] = h.counts[i].Load()
+	}
+	out.SumSeconds = time.Duration(h.sum.Load()).Seconds()
+	return out
 }
 
 // tlsListener serves TLS over a listener, counting handshakes: each
@@ -32,6 +68,7 @@ type tlsListener struct {
 	net.Listener
 	conf                *tls.Config
 	ok, resumed, failed atomic.Uint64
+	durations           handshakeDurations
 	log                 zerolog.Logger
 	stop                chan struct{}
 	stopOnce            sync.Once
@@ -89,8 +126,31 @@ func (t *tlsListener) setKeys(s ticketkeys.Set) {
 }
 
 func (t *tlsListener) counts() TLSCounts {
-	return TLSCounts{OK: t.ok.Load(), Resumed: t.resumed.Load(), Failed: t.failed.Load()}
+	return TLSCounts{OK: t.ok.Load(), Resumed: t.resumed.Load(), Failed: t.failed.Load(), Duration: t.durations.histogram()}
 }
+
+// TLS is connections.TLSListener's: an event-loop engine serves the
+// listener under TLS itself, with t's configuration, and tells each
+// handshake's result to handshakeDone. Accept serves the other engines.
+func (t *tlsListener) TLS() (net.Listener, connections.TLSServing) {
+	return t.Listener, connections.TLSServing{Config: t.conf, Done: t.handshakeDone}
+}
+
+// handshakeDone counts a handshake the engine ran.
+func (t *tlsListener) handshakeDone(st *tls.ConnectionState, err error, took time.Duration) {
+	if err != nil {
+		t.failed.Add(1)
+		t.log.Debug().Err(err).Msg("TLS handshake failed")
+		return
+	}
+	t.ok.Add(1)
+	if st != nil && st.DidResume {
+		t.resumed.Add(1)
+	}
+	t.durations.observe(took)
+}
+
+var _ connections.TLSListener = (*tlsListener)(nil)
 
 func (t *tlsListener) Accept() (net.Conn, error) {
 	c, err := t.Listener.Accept()

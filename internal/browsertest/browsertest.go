@@ -37,12 +37,20 @@ func Path() (string, error) {
 // returns.
 func Run(t testing.TB, url string, served *atomic.Bool, results <-chan []byte, timeout time.Duration) []byte {
 	t.Helper()
+	return RunWith(t, url, served, results, timeout)
+}
+
+// RunWith is Run with more command-line flags for Chromium (e.g.
+// --ignore-certificate-errors, for a server with a self-signed
+// certificate).
+func RunWith(t testing.TB, url string, served *atomic.Bool, results <-chan []byte, timeout time.Duration, flags ...string) []byte {
+	t.Helper()
 	bin, err := Path()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for attempt := 1; ; attempt++ {
-		raw, crashed := run(t, bin, url, served, results, timeout)
+		raw, crashed := run(t, bin, url, served, results, timeout, flags)
 		if !crashed {
 			return raw
 		}
@@ -54,13 +62,14 @@ func Run(t testing.TB, url string, served *atomic.Bool, results <-chan []byte, t
 
 // run is one attempt of Run; crashed reports a browser that died before
 // asking for the page.
-func run(t testing.TB, bin, url string, served *atomic.Bool, results <-chan []byte, timeout time.Duration) (raw []byte, crashed bool) {
+func run(t testing.TB, bin, url string, served *atomic.Bool, results <-chan []byte, timeout time.Duration, flags []string) (raw []byte, crashed bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--disable-crash-reporter", "--user-data-dir="+t.TempDir(), url)
+		"--disable-dev-shm-usage", "--disable-crash-reporter", "--user-data-dir=" + t.TempDir()}, flags...)
+	cmd := exec.Command(bin, append(args, url)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -49,10 +49,12 @@ type FallbackEngine interface {
 }
 
 // pickEngine returns the engine that serves ln, or nil if none can.
-// EngineAuto prefers the platform's event loops, except for TLS.
+// EngineAuto prefers the platform's event loops, except for a TLS
+// listener that is not a TLSListener (whose record layer only the
+// standard engine, through its Accept, can run).
 func (s *Runtime) pickEngine(ln net.Listener) Engine {
 	if s.Cfg.Engine == EngineAuto {
-		if s.Cfg.Transport != "tls" {
+		if _, ok := ln.(TLSListener); ok || s.Cfg.Transport != "tls" {
 			for _, e := range s.engines {
 				if e != Engine(s.Std) && e.Usable(ln) {
 					return e

@@ -23,6 +23,7 @@ const acceptBatch = 4
 type epListener struct {
 	e    *epollEngine
 	ln   net.Listener
+	tls  *epTLSListener // a TLS listener's: its connections are TLS (tls_linux.go)
 	fd   int
 	tcp  bool
 	addr net.Addr
@@ -163,6 +164,9 @@ func (l *loop) accept(fd int32) {
 			b.Accepted(s.Open.Load())
 		}
 		c.StartTimers()
+		if el.tls != nil {
+			l.tlsAccept(c)
+		}
 		s.Log.Debug().Uint64("conn", c.ID()).Stringer("remote", c.Remote()).Msg("connection accepted")
 		if l.pool != nil {
 			l.schedule(c, pendConnect)

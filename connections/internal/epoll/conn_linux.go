@@ -75,7 +75,7 @@ func newEpConn(s *core.Runtime) *epConn {
 
 // handle serves one epoll event of c.
 func (l *loop) handle(c *epConn, ev uint32) {
-	if ev&(Out|Err|Hup) != 0 && c.wbuf != nil {
+	if ev&(Out|Err|Hup) != 0 && (c.wbuf != nil || c.ln.tls != nil) {
 		l.writable(c)
 	}
 	if c.eof {
@@ -101,6 +101,10 @@ func (l *loop) rearm(c *epConn) {
 	}
 	if c.wbuf != nil {
 		want |= Out
+	} else if c.ln.tls != nil {
+		if t := l.tlsState(c); t != nil && t.ctlWait {
+			want |= Out
+		}
 	}
 	if want == c.ev {
 		return
@@ -114,15 +118,18 @@ func (l *loop) rearm(c *epConn) {
 
 // readable reads what c's socket holds and hands it on.
 //
-// Transport seam (TLS on the loop, not built): the bytes read here are
-// socket bytes, handed as they are to the protocol (consume, or a pool
-// task). A record layer goes between the two: after the read and before
-// the switch on n, it takes the socket bytes, answers the handshake by
-// queueing its own records (the write path below), and hands on only
-// the plaintext it decrypted, or nothing yet; EOF and errors pass as
-// they are. Its state lives on the epConn. Until it exists, EngineAuto
-// gives TLS listeners to the standard engine (pickEngine).
+// Transport seam: the bytes read here are socket bytes, handed as they
+// are to the protocol (consume, or a pool task). A TLS connection's go
+// through its record layer first (tlsRead, tls_linux.go), which hands on
+// the plaintext it decrypted the same way; its state is kept by the loop
+// (tlsConns), not on the epConn.
 func (l *loop) readable(c *epConn) {
+	if c.ln.tls != nil {
+		if t := l.tlsState(c); t != nil {
+			l.tlsRead(c, t) // tls_linux.go
+			return
+		}
+	}
 	if c.Has(core.FSockClosed) {
 		return
 	}
@@ -289,12 +296,21 @@ func (l *loop) resume(c *epConn) {
 		}
 		l.consume(c, c.in.B)
 	}
+	if c.ln.tls != nil {
+		l.tlsResume(c)
+	}
 	l.rearm(c)
 }
 
 // flush writes what is queued, as one write per batch, until the kernel
 // takes no more.
 func (l *loop) flush(c *epConn) {
+	if c.ln.tls != nil {
+		if t := l.tlsState(c); t != nil {
+			l.tlsFlush(c, t)
+			return
+		}
+	}
 	if c.wbuf == nil && c.fd >= 0 {
 		for buf := c.TakeOut(); buf != nil; {
 			buf = l.write(c, buf, 0)
@@ -306,11 +322,20 @@ func (l *loop) flush(c *epConn) {
 // writable continues a partial write once the socket takes more.
 //
 // Transport seam, the sending half (see readable): what the send queue
-// holds is the protocol's encoded output; a record layer seals it into
-// records as flush takes it (takeOut), before write, gather or the
-// io_uring batch see it, so that the write path itself stays bytes in,
-// bytes out.
+// holds is the protocol's encoded output; a TLS connection's is sealed
+// into records as flush takes it (TakeOut), before write sees it
+// (tlsFlush, tlsWritable; not through gather's io_uring batch), so that
+// the write path itself stays bytes in, bytes out.
 func (l *loop) writable(c *epConn) {
+	if c.ln.tls != nil {
+		if t := l.tlsState(c); t != nil {
+			l.tlsWritable(c, t)
+			return
+		}
+	}
+	if c.wbuf == nil {
+		return
+	}
 	for buf := l.write(c, c.wbuf, int(c.woff)); buf != nil; {
 		buf = l.write(c, buf, 0)
 	}
@@ -356,6 +381,10 @@ func (l *loop) wrote(c *epConn, buf *core.Buffer, off, n int, errno unix.Errno) 
 // gather takes c's queued output for the pass's batch, as flush would
 // write it.
 func (l *loop) gather(c *epConn) {
+	if c.ln.tls != nil {
+		l.flush(c) // sealed first: not through the batch
+		return
+	}
 	var buf *core.Buffer
 	if c.wbuf == nil && c.fd >= 0 {
 		buf = c.TakeOut()
@@ -413,6 +442,9 @@ func (l *loop) finish(c *epConn) {
 		return
 	}
 	fd := c.fd
+	if c.ln.tls != nil {
+		l.tlsRelease(c)
+	}
 	l.tmu.Lock()
 	l.conns[fd] = nil
 	l.tmu.Unlock()
@@ -471,6 +503,9 @@ func (c *epConn) BatchKick() (core.KickQueue, bool) {
 func (c *epConn) FlushDeadline() { c.DestroyAfterLocked(core.CloseFlushTimeout) }
 
 func (c *epConn) LingerLocked() bool {
+	if c.ln.tls != nil {
+		c.l.tlsCloseNotify(c)
+	}
 	if c.l.sys.Shutdown(c.fd, unix.SHUT_WR) != nil {
 		return false
 	}
@@ -561,6 +596,9 @@ func (l *loop) taskDone(c *epConn) {
 		// ResumeRecv came while the task ran: deliver what it held back.
 		c.inHalted = false
 		l.schedule(c, pendInput)
+	}
+	if c.ln.tls != nil && !c.busy {
+		l.tlsResume(c)
 	}
 }
 

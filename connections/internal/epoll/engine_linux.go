@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/goes-project/goes/connections/internal/core"
+	"github.com/goes-project/goes/connections/internal/tlsrec"
 )
 
 // New returns the epoll engine of rt (EngineEpoll); connections' engine
@@ -34,6 +35,10 @@ type epollEngine struct {
 	// ringOnce logs once that io_uring is not available.
 	ringOnce sync.Once
 
+	// tlsPool runs the TLS handshakes of every loop (tlsPoolFor).
+	tlsOnce sync.Once
+	tlsPool *tlsrec.Pool
+
 	wd           *core.Watchdog // under s.Mu; set once
 	watchStop    chan struct{}
 	watchStopped bool // under s.Mu
@@ -45,8 +50,12 @@ func newEpollEngine(s *core.Runtime) *epollEngine { return &epollEngine{rt: s, s
 
 func (e *epollEngine) Name() string { return core.EngineEpoll }
 
-// Usable reports whether the engine can serve ln: TCP and Unix listeners.
+// Usable reports whether the engine can serve ln: TCP and Unix listeners,
+// and TLSListeners over them.
 func (e *epollEngine) Usable(ln net.Listener) bool {
+	if tl, ok := ln.(core.TLSListener); ok {
+		ln, _ = tl.TLS()
+	}
 	switch ln.(type) {
 	case *net.TCPListener, *net.UnixListener:
 		return true
@@ -57,7 +66,17 @@ func (e *epollEngine) Usable(ln net.Listener) bool {
 // Serve serves ln on the engine's event loops.
 func (e *epollEngine) Serve(ln net.Listener) error {
 	s := e.rt
-	sc, ok := ln.(syscall.Conn)
+	raw := ln
+	var lt *epTLSListener
+	if tl, ok := ln.(core.TLSListener); ok {
+		var sv core.TLSServing
+		raw, sv = tl.TLS()
+		lt = &epTLSListener{sv: sv, timeout: sv.HandshakeTimeout, pool: e.tlsPoolFor(sv)}
+		if lt.timeout <= 0 {
+			lt.timeout = core.DefaultTLSHandshakeTimeout
+		}
+	}
+	sc, ok := raw.(syscall.Conn)
 	if !ok || !e.Usable(ln) {
 		return fmt.Errorf("connections: %T: %w", ln, core.ErrEngineUnsupported)
 	}
@@ -65,8 +84,8 @@ func (e *epollEngine) Serve(ln net.Listener) error {
 	if err != nil {
 		return fmt.Errorf("connections: listener fd: %w", err)
 	}
-	el := &epListener{e: e, ln: ln, fd: -1, addr: ln.Addr(), done: make(chan struct{}), errc: make(chan error, 1)}
-	_, el.tcp = ln.(*net.TCPListener)
+	el := &epListener{e: e, ln: ln, tls: lt, fd: -1, addr: ln.Addr(), done: make(chan struct{}), errc: make(chan error, 1)}
+	_, el.tcp = raw.(*net.TCPListener)
 	if err := rc.Control(func(fd uintptr) { el.fd = int(fd) }); err != nil {
 		return fmt.Errorf("connections: listener fd: %w", err)
 	}

@@ -19,6 +19,7 @@ const (
 	actClose                       // the socket was closed: release it, run OnClose
 	actTaskDone                    // a pool task of this connection ended
 	actShed                        // the input budget shed it: drop its input now
+	actTLSUp                       // its TLS handshake ended (tls_linux.go)
 
 	actQueued uint32 = 1 << 31 // the connection is in its loop's queue
 )
@@ -62,6 +63,12 @@ type loop struct {
 	funcs []func()
 	spare []*epConn
 	qdead bool // under qmu: the loop is gone, its eventfd closed
+
+	// TLS connections (tls_linux.go): their state, a buffer of
+	// plaintext and one of crypto/tls's own output, made by the first.
+	tlsConns map[*epConn]*epTLS
+	pbuf     []byte
+	cbuf     []byte
 }
 
 func newLoop(e *epollEngine) (*loop, error) {
@@ -223,6 +230,9 @@ func (l *loop) runQueue() {
 			if acts&actClose != 0 {
 				l.finish(c)
 				continue
+			}
+			if acts&actTLSUp != 0 {
+				l.tlsUp(c)
 			}
 			if acts&actShed != 0 && !c.busy {
 				l.dropInput(c) // a running task lets go of it itself: c is closing
