@@ -59,9 +59,9 @@ func (n *Node) handleRoute(m *nats.Msg, op byte, body []byte) error {
 		n.respond(m, []byte{1})
 		return nil
 	case opBeat:
-		r, _, name, err := parseMember(body)
+		r, known, name, err := parseMember(body)
 		if err == nil {
-			n.sawPeer(r, name, true)
+			n.sawPeer(r, name, true, known)
 		}
 		return err
 	}
@@ -135,7 +135,7 @@ func (n *Node) handleAll(m *nats.Msg, op byte, body []byte) error {
 		n.mu.RUnlock()
 		n.fanOut(data)
 	case opHello:
-		r, _, name, err := parseMember(body)
+		r, known, name, err := parseMember(body)
 		if err != nil {
 			return err
 		}
@@ -147,7 +147,7 @@ func (n *Node) handleAll(m *nats.Msg, op byte, body []byte) error {
 		// out before it subscribes; Nodes of older versions subscribed
 		// only after their join): it is counted in the "known" of the
 		// answers once it announces itself with a hello without reply.
-		n.sawPeer(r, name, m.Reply == "")
+		n.sawPeer(r, name, m.Reply == "", known)
 		// Answer the newcomer directly so that it knows us at once.
 		b := n.member(opBeat, r)
 		if m.Reply != "" {
@@ -156,11 +156,11 @@ func (n *Node) handleAll(m *nats.Msg, op byte, body []byte) error {
 			n.publish(n.routeSubject(r), b)
 		}
 	case opBeat:
-		r, _, name, err := parseMember(body)
+		r, known, name, err := parseMember(body)
 		if err != nil {
 			return err
 		}
-		n.sawPeer(r, name, true)
+		n.sawPeer(r, name, true, known)
 	case opBye:
 		r, _, _, err := parseMember(body)
 		if err != nil {

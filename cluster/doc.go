@@ -59,5 +59,10 @@
 // NodeOptions.Heartbeat, and when it closes, so the asker knows how many
 // answers to wait for; a Node that died silently is waited for (up to
 // RequestTimeout, then ErrPartial with the count of the others) until it
-// has missed three heartbeats.
+// has missed three heartbeats. Beyond 16 Nodes each announces itself less
+// often, in proportion to their number (NodeOptions.Heartbeat), so that
+// the announcements a Node hears do not grow with the cluster: a silent
+// Node is then forgotten after three of its longer periods. (A Node of an
+// older version forgets such a Node after three Heartbeats, and learns of
+// it again at its next announcement.)
 package cluster

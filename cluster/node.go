@@ -84,10 +84,14 @@ type NodeOptions struct {
 	Prefix string
 	// RequestTimeout bounds presence queries (default DefaultRequestTimeout).
 	RequestTimeout time.Duration
-	// Heartbeat is the period at which the Node tells the others it lives;
-	// a Node silent for three periods is no longer waited for by presence
-	// queries. Every Node of one prefix must use the same period (default
-	// DefaultHeartbeat). It also paces the Node's NATS pings, two per
+	// Heartbeat is the period at which the Node tells the others it lives,
+	// as long as it knows of at most 16 Nodes (itself included); beyond,
+	// the period grows with their number (Heartbeat times Nodes/16,
+	// rounded up: 53 Nodes, 4 Heartbeats), so that every Node hears about
+	// 16 announcements per Heartbeat whatever the cluster's size. A Node
+	// silent for three of its periods is no longer waited for by presence
+	// queries. Every Node of one prefix must use the same Heartbeat
+	// (default DefaultHeartbeat). It also paces the Node's NATS pings, two per
 	// period (at most one per 500 ms): when its server leaves two
 	// unanswered, or does not take a write within a period, the Node drops
 	// the connection and reconnects (to another server of the cluster when
@@ -212,7 +216,8 @@ type topic struct {
 type peer struct {
 	name      string
 	seen      time.Time
-	listening bool // it has joined: it answers on the all subject
+	listening bool          // it has joined: it answers on the all subject
+	period    time.Duration // how often it announces itself (beatPeriod of the count it last sent)
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -878,7 +883,7 @@ func (n *Node) join(jr *joinRequest) {
 				n.malformed.Add(1)
 				continue
 			}
-			n.sawPeer(r, name, true)
+			n.sawPeer(r, name, true, known)
 			want = max(want, int(known))
 			answered = true
 		case <-n.peerNews:
@@ -894,26 +899,46 @@ func (n *Node) join(jr *joinRequest) {
 	}
 }
 
+// beatFanIn is how many announcements a Node hears per Heartbeat from the
+// others, at most, whatever the number of Nodes (see beatPeriod).
+const beatFanIn = 16
+
+// beatPeriod is how often a Node that knows of known Nodes (itself
+// included) announces itself: every Heartbeat up to beatFanIn Nodes, and
+// every Heartbeat times known/beatFanIn (rounded up) beyond, so that each
+// Node hears about beatFanIn announcements per Heartbeat (N Nodes each
+// announcing every Heartbeat to all the others were N² deliveries: 53
+// workers, 1,400 a second). Its announcements carry known, so the others
+// know the period of each Node and forget one silent for three of its
+// periods.
+func beatPeriod(heartbeat time.Duration, known uint32) time.Duration {
+	return heartbeat * time.Duration(max(1, (int64(known)+beatFanIn-1)/beatFanIn))
+}
+
 func (n *Node) heartbeat() {
 	defer close(n.beatDone)
-	t := time.NewTicker(n.o.Heartbeat)
+	t := time.NewTimer(n.o.Heartbeat)
 	defer t.Stop()
 	for {
 		select {
 		case <-n.stop:
 			return
 		case now := <-t.C:
-			n.announce(opBeat)
-			n.prunePeers(now.Add(-3 * n.o.Heartbeat))
+			b := n.member(opBeat, n.route)
+			_, known, _, _ := parseMember(b[1:])
+			n.publish(n.subjAll, b)
+			n.prunePeers(now)
+			t.Reset(beatPeriod(n.o.Heartbeat, known))
 		}
 	}
 }
 
-func (n *Node) prunePeers(before time.Time) {
+// prunePeers forgets the Nodes silent for three of their periods.
+func (n *Node) prunePeers(now time.Time) {
 	n.peerMu.Lock()
 	defer n.peerMu.Unlock()
 	for r, p := range n.peers {
-		if p.seen.Before(before) {
+		if now.Sub(p.seen) > 3*p.period {
 			delete(n.peers, r)
 			n.log.Warn().Str("peer", p.name).Msg("cluster peer silent, forgotten")
 		}
@@ -922,7 +947,8 @@ func (n *Node) prunePeers(before time.Time) {
 
 // sawPeer records a message from the Node with route; listening says it
 // hears the all subject (it has joined).
-func (n *Node) sawPeer(route uint32, name string, listening bool) (isNew bool) {
+// known is the count of Nodes its message carried, which sets its period.
+func (n *Node) sawPeer(route uint32, name string, listening bool, known uint32) (isNew bool) {
 	if route == n.route {
 		return false
 	}
@@ -935,6 +961,7 @@ func (n *Node) sawPeer(route uint32, name string, listening bool) (isNew bool) {
 		isNew = true
 	}
 	p.name, p.seen = name, time.Now()
+	p.period = beatPeriod(n.o.Heartbeat, known)
 	p.listening = p.listening || listening
 	if isNew {
 		n.tellPeerNews()

@@ -340,6 +340,65 @@ func TestPresenceSilentPeer(t *testing.T) {
 	}
 }
 
+// TestBeatPeriod: a Node announces itself every Heartbeat up to 16 Nodes,
+// and less often in proportion beyond, so that the announcements each
+// Node hears stay about 16 per Heartbeat.
+func TestBeatPeriod(t *testing.T) {
+	const h = 2 * time.Second
+	for _, c := range []struct {
+		known uint32
+		want  time.Duration
+	}{{0, h}, {1, h}, {16, h}, {17, 2 * h}, {32, 2 * h}, {53, 4 * h}, {1000, 63 * h}} {
+		if got := beatPeriod(h, c.known); got != c.want {
+			t.Errorf("beatPeriod(%v, %d) = %v, want %v", h, c.known, got, c.want)
+		}
+		if c.known > 0 {
+			if heard := time.Duration(c.known-1) * h / beatPeriod(h, c.known); heard > beatFanIn {
+				t.Errorf("%d Nodes: each hears %d announcements per Heartbeat", c.known, heard)
+			}
+		}
+	}
+}
+
+// TestSilentPeerOfLargeCluster: a peer whose announcement says it knows of
+// many Nodes (so it announces itself less often, beatPeriod) is forgotten
+// after three of its own periods, not after three Heartbeats.
+func TestSilentPeerOfLargeCluster(t *testing.T) {
+	_, url := startServer(t, ServerOptions{})
+	const h = 100 * time.Millisecond
+	o := nodeOptions(t, url, 0, 1)
+	o.Heartbeat = h
+	w := startWorker(t, o)
+
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	const known = 10 * beatFanIn // a period of 10 Heartbeats: forgotten after 30
+	hello := appendMember([]byte{opHello}, 5<<16|1, known, "large/5")
+	if err := nc.Publish("goes.all", hello); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "peer known", func() error {
+		if p := w.node.Peers(); len(p) != 1 || p[0] != "large/5" {
+			return fmt.Errorf("peers %v", p)
+		}
+		return nil
+	})
+	seen := time.Now()
+	time.Sleep(6 * h) // twice the three Heartbeats after which a Heartbeat-period peer is forgotten
+	if p := w.node.Peers(); len(p) != 1 && time.Since(seen) < 30*h {
+		t.Fatalf("peer forgotten within %v, before three of its periods (%v)", time.Since(seen), 3*beatPeriod(h, known))
+	}
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "silent peer forgotten", func() error {
+		if p := w.node.Peers(); len(p) != 0 {
+			return fmt.Errorf("peers %v", p)
+		}
+		return nil
+	})
+}
+
 func TestNodeErrors(t *testing.T) {
 	_, url := startServer(t, ServerOptions{})
 	w := startWorker(t, nodeOptions(t, url, 3, 7))

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -219,6 +220,7 @@ func newMaster(o Options) (*master, error) {
 			id++
 		}
 	}
+	m.o.Env = workerRuntimeEnv(m.o.Env, len(m.slots), runtime.GOMAXPROCS(0))
 	return m, nil
 }
 

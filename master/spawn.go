@@ -5,6 +5,7 @@ package master
 import (
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 
 	"github.com/goes-project/goes/internal/procenv"
@@ -57,4 +58,34 @@ func (p osProcess) Wait() (string, error) {
 		return ps.String(), err
 	}
 	return "unknown", err
+}
+
+// Worker runtime defaults. Every worker is a Go runtime of its own, and a
+// master may run many of them on few cores (a million connections at the
+// open-file limit of 20,000 per process: 53 workers on 2 cores); what a
+// runtime costs when idle (threads, wake-ups) is paid once per worker.
+// When the workers outnumber the CPUs the master may use (its GOMAXPROCS),
+// it gives every worker GOMAXPROCS=1, unless its environment sets
+// GOMAXPROCS (then the workers get the value set): each worker schedules
+// on one core instead of all of them, with fewer threads and wake-ups,
+// one event loop (connections.Config.Loops defaults to GOMAXPROCS), and
+// without the runtime's once-a-second check of the CPU limit (Go 1.25's
+// updatemaxprocs, off when GOMAXPROCS is set). With no more workers than
+// CPUs the runtime's default stands, as before. See bench/README.md, "The
+// cost of a worker process", for what was measured (GOGC among it: no
+// change is made there).
+
+// workerRuntimeEnv returns env with the workers' runtime defaults added:
+// GOMAXPROCS=1 when workers processes share fewer cpus and env does not
+// set GOMAXPROCS.
+func workerRuntimeEnv(env []string, workers, cpus int) []string {
+	if workers <= cpus {
+		return env
+	}
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "GOMAXPROCS=") {
+			return env
+		}
+	}
+	return append(env[:len(env):len(env)], "GOMAXPROCS=1")
 }

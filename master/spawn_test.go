@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -184,6 +186,9 @@ func TestSpawnPassesDescriptors(t *testing.T) {
 		if vars["KEEP"] != "1" {
 			t.Errorf("the master's environment is not passed on: %q", cmd.Env)
 		}
+		if _, ok := vars["GOMAXPROCS"]; ok {
+			t.Errorf("one worker got GOMAXPROCS: %q", cmd.Env)
+		}
 		var err2 error
 		if env, err2 = procenv.DecodeWorkerEnv(func(k string) string { return vars[k] }); err2 != nil {
 			t.Errorf("worker env: %v", err2)
@@ -292,5 +297,62 @@ func TestSpawnCrashLoop(t *testing.T) {
 	m2.handle(next[evExit](t, m2))
 	if s2.state == StateFailed || len(f2.procs) != 2 || s2.quickFails != 0 {
 		t.Fatalf("a worker that served died: %d starts, slot %+v", len(f2.procs), s2)
+	}
+}
+
+// TestWorkerRuntimeEnv: when the workers outnumber the CPUs, each gets
+// GOMAXPROCS=1 unless the master's environment sets GOMAXPROCS (then
+// that value passes on); with no more workers than CPUs nothing is added.
+func TestWorkerRuntimeEnv(t *testing.T) {
+	get := func(env []string, k string) []string {
+		var vs []string
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, k+"="); ok {
+				vs = append(vs, v)
+			}
+		}
+		return vs
+	}
+	for _, c := range []struct {
+		env           []string
+		workers, cpus int
+		maxprocs      []string
+	}{
+		{[]string{"A=1"}, 53, 2, []string{"1"}},
+		{nil, 3, 2, []string{"1"}},
+		{nil, 2, 2, nil},
+		{nil, 1, 2, nil},
+		{nil, 4, 8, nil},
+		{[]string{"GOMAXPROCS=4"}, 53, 2, []string{"4"}},
+		{[]string{"GOMAXPROCSX=1", "B=2"}, 9, 8, []string{"1"}},
+	} {
+		env := workerRuntimeEnv(c.env, c.workers, c.cpus)
+		if m := get(env, "GOMAXPROCS"); !slices.Equal(m, c.maxprocs) {
+			t.Errorf("%q, %d workers on %d CPUs: GOMAXPROCS %q, want %q", c.env, c.workers, c.cpus, m, c.maxprocs)
+		}
+		if len(env) < len(c.env) || !slices.Equal(env[:len(c.env)], c.env) {
+			t.Errorf("%q: got %q", c.env, env)
+		}
+	}
+}
+
+// TestSpawnManyWorkersOneProc: a master with more workers than CPUs
+// starts each with GOMAXPROCS=1 in its environment.
+func TestSpawnManyWorkersOneProc(t *testing.T) {
+	f := &fakeSpawner{}
+	var got []string
+	f.check = func(cmd *exec.Cmd) {
+		for _, kv := range cmd.Env {
+			if v, ok := strings.CutPrefix(kv, "GOMAXPROCS="); ok {
+				got = append(got, v)
+			}
+		}
+	}
+	m := unitMaster(t, f, func(o *Options) { o.Listeners[0].Count = runtime.GOMAXPROCS(0) + 1 })
+	if err := m.spawn(m.slots[0]); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"1"}) {
+		t.Fatalf("%d workers on %d CPUs: GOMAXPROCS %q, want [1]", len(m.slots), runtime.GOMAXPROCS(0), got)
 	}
 }

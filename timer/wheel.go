@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/rs/zerolog"
 )
@@ -357,6 +358,19 @@ func (w *Wheel) fireReady() {
 			w.link(t)
 		}
 	}
+}
+
+// Running returns the Timer whose callback the wheel runs now, or nil
+// when it runs none or a user timer's (Add). It is for a callback shared
+// by many Timers (one func value, not one per Timer) to learn which one
+// fired, and is valid only inside that callback, on the wheel's
+// goroutine, which sets it.
+func (w *Wheel) Running() *Timer {
+	n := w.running
+	if n == nil || n.idx != 0 {
+		return nil
+	}
+	return (*Timer)(unsafe.Pointer(n)) // node is a Timer's first field
 }
 
 // call runs a callback, logging a panic instead of dying of it.

@@ -2,14 +2,10 @@ package worker
 
 import (
 	"bytes"
-	"math"
 	"os"
 	"runtime/metrics"
 	"strconv"
 )
-
-func float64bits(f float64) uint64     { return math.Float64bits(f) }
-func float64frombits(b uint64) float64 { return math.Float64frombits(b) }
 
 // memoryBytes is the resident set size where /proc tells it, else the
 // memory the Go runtime has mapped.

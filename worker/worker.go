@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -155,10 +156,10 @@ type worker struct {
 	// durations times the OnMessage calls (measureMessages).
 	durations durations
 	wheel     *timer.Wheel
-	state     atomic.Value  // string
-	qps       atomic.Uint64 // float64 bits
-	limits    *limits       // recycling; nil without
-	prof      profiles      // profiles taken for the master (profile.go)
+	state     atomic.Value // string
+	qps       qpsMeter
+	limits    *limits  // recycling; nil without
+	prof      profiles // profiles taken for the master (profile.go)
 }
 
 func (w *worker) run(ctx context.Context) error {
@@ -216,8 +217,6 @@ func (w *worker) run(ctx context.Context) error {
 	}
 	w.log.Info().Msg("worker started")
 
-	stopSampler := w.sample()
-	defer stopSampler()
 	stopLimits := w.watchLimits()
 	defer stopLimits()
 	var kick <-chan struct{}
@@ -502,7 +501,7 @@ func (w *worker) stats() ipc.WorkerStats {
 		cl = w.o.Cluster()
 	}
 	load := ipc.Load{
-		QPS:         float64frombits(w.qps.Load()),
+		QPS:         w.qps.rate(st.Requests, time.Now()),
 		MemoryBytes: memoryBytes(),
 		Timers:      timers,
 		Cluster:     cl,
@@ -545,28 +544,29 @@ func (w *worker) conns() []ipc.ConnInfo {
 	return out
 }
 
-// sample keeps qps, the requests of the last second, up to date, on a
-// Timer of the worker's wheel that re-arms itself every second.
-func (w *worker) sample() (stop func()) {
-	var (
-		t        timer.Timer
-		stopped  atomic.Bool
-		last     = w.srv.Stats().Requests
-		at       = time.Now()
-		sampleFn func()
-	)
-	sampleFn = func() { // runs on the wheel's goroutine, one call at a time
-		now, n := time.Now(), w.srv.Stats().Requests
-		w.qps.Store(float64bits(float64(n-last) / now.Sub(at).Seconds()))
-		last, at = n, now
-		if !stopped.Load() {
-			t.Reset(time.Second)
-		}
+// qpsMeter is the rate of requests between two stats answers (the
+// master asks every watchdog_interval), worked out when asked rather than
+// sampled on a timer: no wake-up of an idle worker is spent on it.
+type qpsMeter struct {
+	mu   sync.Mutex
+	last uint64    // requests at at
+	at   time.Time // the last sample; zero: none yet
+	qps  float64
+}
+
+// rate returns the requests per second from the last sample at least
+// half a second old to now (n requests), and makes now the next sample;
+// asked sooner, it returns the last rate.
+func (q *qpsMeter) rate(n uint64, now time.Time) float64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.at.IsZero() {
+		q.last, q.at = n, now
+		return 0
 	}
-	w.wheel.Schedule(&t, time.Second, sampleFn)
-	return func() {
-		// A call running now may re-arm once more; the next one does not.
-		stopped.Store(true)
-		t.Stop()
+	if d := now.Sub(q.at); d >= time.Second/2 {
+		q.qps = float64(n-q.last) / d.Seconds()
+		q.last, q.at = n, now
 	}
+	return q.qps
 }

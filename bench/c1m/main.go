@@ -56,6 +56,7 @@ func run() {
 	top := flag.String("config", "", "extra JSON fields of the config, e.g. '\"watchdog_interval\":\"10s\"'")
 	verbose := flag.Bool("v", false, "idle figures per process")
 	maxIdle := flag.Float64("max-idle-cpu", 0, "exit 1 when the idle CPU of the goes processes is above this percentage of a core (0: no check)")
+	clientEnv := flag.String("client-env", "", "extra environment of the client processes, space separated (GOMAXPROCS=1, ...)")
 	handler := flag.String("handler", "echo", "goes-master handler: echo, or chat (which turns the NATS cluster on; no echo phase)")
 	flag.Parse()
 	if *workers <= 0 {
@@ -119,6 +120,7 @@ func run() {
 		in, w, err := os.Pipe()
 		check(err)
 		cmd.Stdin = in
+		cmd.Env = append(os.Environ(), strings.Fields(*clientEnv)...)
 		out, err := cmd.StdoutPipe()
 		check(err)
 		cmd.Stderr = os.Stderr
@@ -188,9 +190,10 @@ func run() {
 	// Memory, then idle.
 	time.Sleep(*settle)
 	pids := family(master.Process.Pid)
-	rss := 0
+	rss, pss := 0, 0
 	for _, p := range pids {
 		rss += statusKB(p, "VmRSS")
+		pss += pssKB(p)
 	}
 	sock := sockstat()
 	before := map[int]usage{}
@@ -198,16 +201,22 @@ func run() {
 		before[p] = use(p)
 	}
 	time.Sleep(*idle)
-	var tot usage
+	var tot, wtot usage
+	wpss := 0
 	var rows []string
 	for _, p := range pids {
 		u := use(p).minus(before[p])
 		tot = tot.plus(u)
+		if p != master.Process.Pid {
+			wtot = wtot.plus(u)
+			wpss += pssKB(p)
+		}
 		role := "worker"
 		if p == master.Process.Pid {
 			role = "master"
 		}
-		rows = append(rows, fmt.Sprintf("  %-6s pid %-7d cpu %6.3fs  ctxsw %7d (%.0f/s)", role, p, u.cpu.Seconds(), u.ctx, float64(u.ctx)/idle.Seconds()))
+		rows = append(rows, fmt.Sprintf("  %-6s pid %-7d cpu %6.3fs  ctxsw %7d (%.0f/s)  rss %6.1f MiB  pss %6.1f MiB  threads %d", role, p, u.cpu.Seconds(), u.ctx, float64(u.ctx)/idle.Seconds(),
+			float64(statusKB(p, "VmRSS"))/1024, float64(pssKB(p))/1024, statusKB(p, "Threads")))
 	}
 	if *verbose {
 		sort.Strings(rows)
@@ -216,7 +225,13 @@ func run() {
 
 	// Echo.
 	echoed, echoNs := -1, int64(0)
+	var echoUse usage
+	var echoBusy, echoAll float64
 	if *echo {
+		for _, p := range pids {
+			before[p] = use(p)
+		}
+		b0, a0 := cpuStat()
 		for _, c := range clients {
 			fmt.Fprintln(c.in, "echo")
 		}
@@ -229,6 +244,18 @@ func run() {
 				echoed += n
 				echoNs = max(echoNs, ns)
 			}
+		}
+		for _, p := range pids {
+			echoUse = echoUse.plus(use(p).minus(before[p]))
+		}
+		b1, a1 := cpuStat()
+		echoBusy, echoAll = b1-b0, a1-a0
+	}
+	rssAfter, pssAfter := 0, 0
+	if *echo {
+		for _, p := range pids {
+			rssAfter += statusKB(p, "VmRSS")
+			pssAfter += pssKB(p)
 		}
 	}
 	closed := 0
@@ -248,11 +275,20 @@ func run() {
 	row("connected (failed)", "%d of %d (%d)", open, *conns, failed)
 	row("connect time, rate", "%.1f s, %.0f/s", connectTook.Seconds(), float64(open)/connectTook.Seconds())
 	row("goes processes' RSS", "%.1f MiB (%.2f KiB/conn)", float64(rss)/1024, float64(rss)/float64(max(open, 1)))
+	row("goes processes' PSS", "%.1f MiB (%.2f KiB/conn; shared pages counted once)", float64(pss)/1024, float64(pss)/float64(max(open, 1)))
 	row("kernel sockets (both ends)", "%s", sock)
 	row(fmt.Sprintf("idle CPU over %s", idle), "%.3f s (%.1f%% of a core)", tot.cpu.Seconds(), 100*tot.cpu.Seconds()/idle.Seconds())
+	if nw := len(pids) - 1; nw > 0 {
+		row("idle, mean of a worker", "%.2f ms/s CPU, %.1f switches/s, PSS %.1f MiB", 1000*wtot.cpu.Seconds()/idle.Seconds()/float64(nw),
+			float64(wtot.ctx)/idle.Seconds()/float64(nw), float64(wpss)/1024/float64(nw))
+	}
 	row("idle context switches", "%d (%.0f/s, %.1f/s per process)", tot.ctx, float64(tot.ctx)/idle.Seconds(), float64(tot.ctx)/idle.Seconds()/float64(len(pids)))
 	if *echo {
 		row(fmt.Sprintf("%d B echo on every connection", *size), "%d back in %.2f s", echoed, float64(echoNs)/1e9)
+	}
+	if *echo {
+		row("CPU during the echo", "goes %.1f s, the machine %.0f%% busy", echoUse.cpu.Seconds(), 100*echoBusy/max(echoAll, 1))
+		row("RSS, PSS after the echo", "%.1f MiB, %.1f MiB", float64(rssAfter)/1024, float64(pssAfter)/1024)
 	}
 	row("closed by the server", "%d", closed)
 	row("total run time", "%.0f s", time.Since(start).Seconds())
@@ -306,6 +342,9 @@ func raiseConntrack(conns int) {
 // children, and reports whether it did in time.
 func waitListening(addr string, workers, pid int, deadline time.Time, dir string) bool {
 	for time.Now().Before(deadline) {
+		if syscall.Kill(pid, 0) != nil || zombie(pid) {
+			break // goes-master exited: its log says why
+		}
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			c.Close()
 			if len(family(pid))-1 >= workers {
@@ -317,6 +356,17 @@ func waitListening(addr string, workers, pid int, deadline time.Time, dir string
 	log, _ := os.ReadFile(filepath.Join(dir, "master.log"))
 	fmt.Fprintf(os.Stderr, "c1m: goes-master not serving %s with %d workers in time; its log:\n%s", addr, workers, log)
 	return false
+}
+
+// zombie reports whether process pid has exited and waits to be reaped.
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	return len(f) > 0 && f[0] == "Z"
 }
 
 func stopMaster(m *exec.Cmd, dir string) {
@@ -365,8 +415,11 @@ type usage struct {
 func (u usage) minus(v usage) usage { return usage{u.cpu - v.cpu, u.ctx - v.ctx} }
 func (u usage) plus(v usage) usage  { return usage{u.cpu + v.cpu, u.ctx + v.ctx} }
 
-// use reads the CPU time of process p (all threads, USER_HZ ticks of 10
-// ms) and the context switches of all its threads.
+// use reads the CPU time of process p, all threads: the sum of the
+// threads' run time in /proc/p/task/*/schedstat (nanoseconds), or where
+// that is missing utime+stime of /proc/p/stat (USER_HZ ticks of 10 ms, too
+// coarse for one idle process); and the context switches of all its
+// threads (voluntary and not: the wake-ups).
 func use(p int) usage {
 	var u usage
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
@@ -377,9 +430,17 @@ func use(p int) usage {
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	u.cpu = time.Duration(ut+st) * 10 * time.Millisecond
+	ticks := time.Duration(ut+st) * 10 * time.Millisecond
+	var sched time.Duration
+	schedOK := true
 	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
 	for _, t := range tasks {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", p, t.Name())); err == nil {
+			ns, _ := strconv.ParseInt(strings.Fields(string(b))[0], 10, 64)
+			sched += time.Duration(ns)
+		} else {
+			schedOK = false
+		}
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", p, t.Name()))
 		if err != nil {
 			continue
@@ -390,6 +451,10 @@ func use(p int) usage {
 				u.ctx += n
 			}
 		}
+	}
+	u.cpu = ticks
+	if schedOK && len(tasks) > 0 {
+		u.cpu = sched
 	}
 	return u
 }
@@ -403,6 +468,37 @@ func statusKB(p int, key string) int {
 		}
 	}
 	return 0
+}
+
+// pssKB is the proportional set size of process p (/proc/p/smaps_rollup):
+// its private pages plus its share of the pages it shares (the binary's
+// text with the other goes processes), so that the sum over processes
+// counts each page once.
+func pssKB(p int) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", p))
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && k == "Pss" {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
+}
+
+// cpuStat returns the machine's busy and total CPU time so far, in
+// USER_HZ ticks, from the cpu line of /proc/stat.
+func cpuStat() (busy, all float64) {
+	b, _ := os.ReadFile("/proc/stat")
+	l, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(l)
+	for i := 1; i < len(f); i++ {
+		v, _ := strconv.ParseFloat(f[i], 64)
+		all += v
+		if i != 4 && i != 5 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, all
 }
 
 // sockstat summarises /proc/net/sockstat: TCP sockets in use and their

@@ -119,15 +119,14 @@ func (cl *Client) StartClient(c protocols.Conn, opened func()) error {
 		return fmt.Errorf("websocket: Client without a NewClient codec")
 	}
 	st := p.state(c)
-	if st.phase != phaseHandshake || st.acceptKey != "" {
+	if st.phase != phaseHandshake || st.hs != nil {
 		return fmt.Errorf("websocket: StartClient twice")
 	}
 	r := &cl.Request
 	var raw [16]byte
 	rand.Read(raw[:])
 	key := base64.StdEncoding.EncodeToString(raw[:])
-	st.acceptKey = acceptKey(key)
-	st.opened = opened
+	st.hs = &clientHandshake{acceptKey: acceptKey(key), opened: opened}
 	if cl.Binary {
 		st.flags.Or(flagBinary)
 	}
@@ -146,7 +145,7 @@ func (cl *Client) StartClient(c protocols.Conn, opened func()) error {
 	if p.Compression.Enabled {
 		fmt.Fprintf(&b, "Sec-WebSocket-Extensions: %s\r\n", p.Compression.clientOffer())
 	}
-	st.offered = r.Subprotocols
+	st.hs.offered = r.Subprotocols
 	for _, f := range r.Header {
 		fmt.Fprintf(&b, "%s: %s\r\n", f.Name, f.Value)
 	}
@@ -159,7 +158,7 @@ func (cl *Client) StartClient(c protocols.Conn, opened func()) error {
 
 // clientResponse checks the server's answer to StartClient.
 func (p *Protocol) clientResponse(c protocols.Conn, st *connState, head []byte) error {
-	if st.acceptKey == "" {
+	if st.hs == nil {
 		return fmt.Errorf("websocket: data from server before StartClient: %w", ErrHandshake)
 	}
 	status, h, err := parseStatus(head)
@@ -172,11 +171,11 @@ func (p *Protocol) clientResponse(c protocols.Conn, st *connState, head []byte) 
 	if !hasToken(h.values("Upgrade"), "websocket") || !hasToken(h.values("Connection"), "upgrade") {
 		return fmt.Errorf("websocket: handshake answer without upgrade headers: %w", ErrHandshake)
 	}
-	if got := h.get("Sec-WebSocket-Accept"); got != st.acceptKey {
-		return fmt.Errorf("websocket: handshake answer with accept %q, want %q: %w", got, st.acceptKey, ErrHandshake)
+	if got := h.get("Sec-WebSocket-Accept"); got != st.hs.acceptKey {
+		return fmt.Errorf("websocket: handshake answer with accept %q, want %q: %w", got, st.hs.acceptKey, ErrHandshake)
 	}
 	if sub := h.get("Sec-WebSocket-Protocol"); sub != "" {
-		if !hasToken([]string{strings.Join(st.offered, ",")}, sub) {
+		if !hasToken([]string{strings.Join(st.hs.offered, ",")}, sub) {
 			return fmt.Errorf("websocket: server chose subprotocol %q not offered: %w", sub, ErrHandshake)
 		}
 		st.subprotocol = sub
@@ -186,7 +185,7 @@ func (p *Protocol) clientResponse(c protocols.Conn, st *connState, head []byte) 
 		return err
 	}
 	st.dfl = d
-	st.offered = nil
+	st.hs.offered = nil
 	p.open(c, st)
 	return protocols.ErrSkip
 }

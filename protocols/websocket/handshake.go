@@ -164,9 +164,9 @@ func (p *Protocol) serverHandshake(c protocols.Conn, st *connState, head []byte)
 func (p *Protocol) open(c protocols.Conn, st *connState) {
 	st.phase = phaseOpen
 	st.flags.Or(flagOpen)
-	if st.opened != nil {
-		st.opened()
-		st.opened = nil
+	if st.hs != nil && st.hs.opened != nil {
+		st.hs.opened()
+		st.hs.opened = nil
 	}
 	if p.OnOpen != nil {
 		p.OnOpen(c)

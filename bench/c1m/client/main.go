@@ -47,6 +47,7 @@ type conn struct {
 
 type client struct {
 	epfd  int
+	port  atomic.Uint32 // the last source port taken
 	slots []atomic.Pointer[conn]
 	all   []*conn // under mu
 
@@ -87,6 +88,7 @@ func main() {
 		fail("epoll: %v", err)
 	}
 	c := &client{epfd: epfd, slots: make([]atomic.Pointer[conn], lim.Cur+1), size: *size}
+	c.port.Store(1023)
 	go c.loop()
 
 	deadline := time.Now().Add(*connectTimeout)
@@ -190,10 +192,25 @@ func (c *client) open(src netip.Addr, dst netip.AddrPort, path string, deadline 
 			unix.Close(fd)
 		}
 	}()
-	// The port is chosen at connect, per destination.
-	unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: src.As4()}); err != nil {
-		return fmt.Errorf("bind %s: %w", src, err)
+	// The port is this client's next one: the source address is its own.
+	// Left to the kernel (bind without a port, or IP_BIND_ADDRESS_NO_PORT),
+	// every connect searched the ephemeral range for a free port, past the
+	// ones taken: with thousands open, the clients' connects took most of
+	// the machine (__inet_check_established) and set the connect rate.
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1) // a port in TIME_WAIT from an earlier run
+	for {
+		port := c.port.Add(1)
+		if port > 65535 {
+			return errors.New("bind: out of source ports")
+		}
+		err = unix.Bind(fd, &unix.SockaddrInet4{Addr: src.As4(), Port: int(port)})
+		if errors.Is(err, unix.EADDRINUSE) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("bind %s: %w", src, err)
+		}
+		break
 	}
 	err = unix.Connect(fd, &unix.SockaddrInet4{Addr: dst.Addr().As4(), Port: int(dst.Port())})
 	if err != nil && !errors.Is(err, unix.EINPROGRESS) {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/goes-project/goes/protocols"
 	"github.com/goes-project/goes/timer"
@@ -104,8 +105,18 @@ func (c *Conn) Init(s *Runtime, ops Ops, ctr *Counters) {
 }
 
 // UseTimers gives c its timers, allocated together with the engine's
-// connection when the runtime has any (Runtime.Timed); before Init.
-func (c *Conn) UseTimers(tm *ConnTimers) { c.tm = tm }
+// connection when the runtime has any (Runtime.Timed); before Init. tm
+// must lie after c in the same allocation (a struct holding the engine's
+// connection, whose Conn is embedded, and then the ConnTimers): the
+// timers find their Conn by that distance (ConnTimers.conn).
+func (c *Conn) UseTimers(tm *ConnTimers) {
+	d := uintptr(unsafe.Pointer(tm)) - uintptr(unsafe.Pointer(c))
+	if uintptr(unsafe.Pointer(tm)) < uintptr(unsafe.Pointer(c)) || d > 1<<16 {
+		panic("core: UseTimers: the timers do not follow their Conn in one allocation")
+	}
+	c.tm = tm
+	tm.back = uint32(d)
+}
 
 // Received accounts n bytes read from c's socket: c's and the engine's
 // counters, and the read for the timers (TouchIn).

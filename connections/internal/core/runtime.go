@@ -60,6 +60,7 @@ type Runtime struct {
 	Timed          bool
 	idleNs, beatNs int64
 	firstTimer     time.Duration // when a new connection's timer first fires
+	expire         func()        // expireTimers: the func of every connection's timer node
 	epoch          time.Time     // the zero of clock
 	Wheel          *timer.Wheel
 	ownWheel       bool        // wheel is the server's: started on demand, stopped by Close
@@ -138,6 +139,7 @@ func NewRuntime(cfg Config) *Runtime {
 	if s.checkNs > 0 {
 		s.Timed = true
 		s.firstTimer = time.Duration(s.checkNs)
+		s.expire = s.expireTimers
 	}
 	s.Wheel = cfg.Wheel
 	if s.Wheel == nil {

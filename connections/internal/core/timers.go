@@ -3,6 +3,7 @@ package core
 import (
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/goes-project/goes/protocols"
 	"github.com/goes-project/goes/timer"
@@ -26,7 +27,7 @@ import (
 // with timers in the size class of 320 bytes: mind the sizes when adding
 // one.
 type ConnTimers struct {
-	t       timer.Timer  // re-armed with Reset: its func is the connection's timersExpired
+	t       timer.Timer  // first (expireTimers); re-armed with Reset: its func is the Runtime's expireTimers
 	lastIn  atomic.Int64 // Runtime.clock of the last read
 	lastOut atomic.Int64 // Runtime.clock of the last write (with Heartbeat)
 	// outWait is the Runtime.clock since which a write has been waiting
@@ -45,6 +46,25 @@ type ConnTimers struct {
 	// phaseStarted once the connection has delivered a packet. It changes
 	// under Conn.Mu and is read without it by the dispatcher.
 	phase atomic.Uint32
+	// back is how many bytes these timers lie past their Conn in the one
+	// allocation that holds both (UseTimers): the Runtime's one expiry
+	// func finds the Conn from the Timer that fired (conn), so that no
+	// connection carries a method value of its own (16 bytes each).
+	back uint32
+}
+
+// conn returns the Conn tm belongs to (back).
+func (tm *ConnTimers) conn() *Conn {
+	return (*Conn)(unsafe.Add(unsafe.Pointer(tm), -int(tm.back)))
+}
+
+// expireTimers is the func of every connection's timer node: it runs the
+// timers of the connection whose node fired (timer.Wheel.Running; t is
+// ConnTimers' first field).
+func (s *Runtime) expireTimers() {
+	if t := s.Wheel.Running(); t != nil {
+		(*ConnTimers)(unsafe.Pointer(t)).conn().timersExpired()
+	}
 }
 
 // phaseStarted marks, in ConnTimers.phase, a connection that has
@@ -130,7 +150,7 @@ func (c *Conn) StartTimers() {
 		// Coarse: the rules are bounds, so connections due in one window
 		// share one wake-up (never early, at most timer.Slack late); its
 		// Resets keep the slack.
-		s.Wheel.ScheduleCoarse(&tm.t, s.firstTimer, c.timersExpired)
+		s.Wheel.ScheduleCoarse(&tm.t, s.firstTimer, s.expire)
 	}
 	c.Mu.Unlock()
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goes-project/goes/internal/testkit"
 	"github.com/goes-project/goes/protocols"
 	"github.com/goes-project/goes/protocols/http"
 	"github.com/goes-project/goes/protocols/text"
@@ -136,3 +137,41 @@ func (c *testConn) ShedInput()                   {}
 func (c *testConn) Local() net.Addr              { return nil }
 func (c *testConn) Remote() net.Addr             { return nil }
 func (c *testConn) EngineName() string           { return "test" }
+
+// TestTimersShareOneFunc: a connection's timers find their Conn from the
+// Timer that fired (ConnTimers.conn), so every connection's node runs the
+// Runtime's one expiry func and starting a connection's timers allocates
+// nothing (a method value per connection cost 16 bytes each); a timeout
+// still closes the connection it belongs to.
+func TestTimersShareOneFunc(t *testing.T) {
+	w := timer.New(timer.Options{})
+	w.Start()
+	defer w.Stop()
+	s := NewRuntime(Config{IdleTimeout: 20 * time.Millisecond, Wheel: w})
+	var conns []*testConn
+	for range 3 {
+		c := newTestConn(s)
+		if got := c.tm.conn(); got != &c.Conn {
+			t.Fatalf("timers of %p find Conn %p", &c.Conn, got)
+		}
+		conns = append(conns, c)
+	}
+	c := newTestConn(s)
+	if n := testing.AllocsPerRun(10, func() {
+		c.StartTimers()
+		c.Mu.Lock()
+		c.tm.t.Stop()
+		c.Mu.Unlock()
+	}); n != 0 {
+		t.Fatalf("starting a connection's timers allocates %v times", n)
+	}
+	for _, c := range conns[1:] {
+		c.StartTimers()
+	}
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "the idle connections closed", func() bool {
+		return conns[1].Has(FClosing) && conns[2].Has(FClosing)
+	})
+	if conns[0].Has(FClosing) {
+		t.Fatal("a connection whose timers never started was closed")
+	}
+}
