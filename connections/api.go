@@ -110,3 +110,12 @@ type Stats = core.Stats
 // CreatedAt, State ("established", "paused", "closing") and Engine. Full
 // doc: go doc github.com/goes-project/goes/connections/internal/core Info.
 type Info = core.Info
+
+// LagHistogram is the event-loop lag of a Server (Server.LoopLag): its
+// loops' passes by duration, in the buckets of LoopLagBounds. Full doc:
+// connections/internal/core.LagHistogram.
+type LagHistogram = core.LagHistogram
+
+// LoopLagBounds are the upper bounds of LagHistogram's buckets, from
+// 50 µs to 10 s (the same as ipc.LoopLagBuckets, in seconds).
+var LoopLagBounds = core.LoopLagBounds

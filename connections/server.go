@@ -72,6 +72,11 @@ func (s *Server) Close() error { return s.rt.Close() }
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats { return s.rt.Stats() }
 
+// LoopLag returns the event-loop lag of the server: its loops' passes by
+// duration (LagHistogram); empty on the standard engine, which has no
+// loops.
+func (s *Server) LoopLag() LagHistogram { return s.rt.LoopLag() }
+
 // Connections returns a snapshot of the open stream connections.
 func (s *Server) Connections() []Info { return s.rt.Connections() }
 

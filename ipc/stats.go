@@ -67,6 +67,11 @@ var RequestDurationBuckets = [...]float64{0.00005, 0.0001, 0.00025, 0.0005, 0.00
 // (Load.TLSHandshakeDuration): from 1 ms to the handshake timeout's 10 s.
 var TLSHandshakeDurationBuckets = [...]float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
+// LoopLagBuckets are the upper bounds, in seconds, of the buckets of a
+// worker's event-loop lag histogram (Load.LoopLag): connections.LoopLagBounds
+// (worker's TestLoopLagBuckets keeps them equal), from 50 µs to 10 s.
+var LoopLagBuckets = [...]float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
 // Histogram is a worker's count of durations by bucket: Counts[i] counts
 // those at most RequestDurationBuckets[i] and above the bound before (not
 // cumulative), and the last, one more than the bounds, those above every

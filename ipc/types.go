@@ -180,6 +180,10 @@ type Load struct {
 	// TLSHandshakeDurationBuckets; nil for other listeners and for a
 	// listener whose handshakes the standard engine runs).
 	TLSHandshakeDuration *Histogram `json:"tls_handshake_duration,omitempty"`
+	// LoopLag is the event-loop lag of the worker's listener: its event
+	// loops' passes by duration (connections.Server.LoopLag), in the
+	// buckets of LoopLagBuckets; nil on the standard engine.
+	LoopLag *Histogram `json:"loop_lag,omitempty"`
 }
 
 // The results of Load.TLSHandshakes.

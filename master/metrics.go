@@ -296,6 +296,7 @@ type collector struct {
 	workers, slots, master      []compiled
 	states, build, up, retiring *prometheus.Desc
 	duration, tlsDuration       *prometheus.Desc
+	loopLag                     *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -317,6 +318,7 @@ func newCollector(status func(context.Context) (ipc.Status, error)) (*collector,
 	c.build = prometheus.NewDesc("goes_build_info", "The program's version and the Go version it was built with; always 1.", []string{"version", "goversion"}, nil)
 	c.up = prometheus.NewDesc("goes_worker_up", "1 for a worker id whose process answers its master; 0 for one without a process, starting, or unresponsive (its last figures are shown, goes_worker_silent_seconds says how long it has been silent).", workerLabels, nil)
 	c.duration = prometheus.NewDesc("goes_request_duration_seconds", "Time the OnMessage callback took for a message (an HTTP request, a WebSocket frame, a line of text, ...), from its start to its return; in a callback pool, the wait for a pool goroutine is not included.", workerLabels, nil)
+	c.loopLag = prometheus.NewDesc("goes_event_loop_lag_seconds", "The worker's event-loop lag: its event loops' passes by duration (one pass: the ready events handled, with the callbacks that run on the loop, and the work other goroutines posted). An event that becomes ready during a pass waits at most the rest of the pass; none on the standard engine.", workerLabels, nil)
 	c.tlsDuration = prometheus.NewDesc("goes_tls_handshake_duration_seconds", "Time a TLS listener's completed handshakes took, from the accept to the handshake's end (handshakes an event-loop engine ran).", workerLabels, nil)
 	c.retiring = prometheus.NewDesc("goes_master_retiring_workers", "Worker processes replaced by a recycle, and orphans of a dead master this one adopted, that still drain.", nil, nil)
 	return c, nil
@@ -339,6 +341,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.retiring
 	ch <- c.duration
 	ch <- c.tlsDuration
+	ch <- c.loopLag
 }
 
 // Collect asks the master for its status and sends the samples.
@@ -376,6 +379,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			if h := w.TLSHandshakeDuration; h != nil {
 				count, buckets := cumulative(h, ipc.TLSHandshakeDurationBuckets[:])
 				ch <- prometheus.MustNewConstHistogram(c.tlsDuration, count, roundNano(h.SumSeconds), buckets, w.Name, id)
+			}
+			if h := w.LoopLag; h != nil {
+				count, buckets := cumulative(h, ipc.LoopLagBuckets[:])
+				ch <- prometheus.MustNewConstHistogram(c.loopLag, count, roundNano(h.SumSeconds), buckets, w.Name, id)
 			}
 		}
 		ch <- prometheus.MustNewConstMetric(c.up, gauge, boolValue(isUp(w)), w.Name, id)
@@ -444,6 +451,12 @@ func addCounters(dst *ipc.Load, src ipc.Load) {
 		h.Add(dst.TLSHandshakeDuration)
 		h.Add(src.TLSHandshakeDuration)
 		dst.TLSHandshakeDuration = h
+	}
+	if src.LoopLag != nil {
+		h := &ipc.Histogram{}
+		h.Add(dst.LoopLag)
+		h.Add(src.LoopLag)
+		dst.LoopLag = h
 	}
 	if src.Cluster != nil {
 		c := *src.Cluster
@@ -536,8 +549,8 @@ func addMasterCounters(dst *ipc.MasterStatus, src ipc.MasterStatus) {
 // their listener name and ID, as retiring processes.
 func slotLoad(w ipc.Worker, st ipc.Status) ipc.Load {
 	l := w.Load
-	l.Closed, l.RequestDuration, l.TLSHandshakeDuration, l.Cluster = nil, nil, nil, nil
-	addCounters(&l, ipc.Load{Closed: w.Closed, RequestDuration: w.RequestDuration, TLSHandshakeDuration: w.TLSHandshakeDuration, Cluster: w.Cluster})
+	l.Closed, l.RequestDuration, l.TLSHandshakeDuration, l.LoopLag, l.Cluster = nil, nil, nil, nil, nil
+	addCounters(&l, ipc.Load{Closed: w.Closed, RequestDuration: w.RequestDuration, TLSHandshakeDuration: w.TLSHandshakeDuration, LoopLag: w.LoopLag, Cluster: w.Cluster})
 	if w.MasterPID != st.Master.PID {
 		return l
 	}

@@ -41,6 +41,7 @@ var unexported = map[string]string{
 
 func init() {
 	unexported["Worker.TLSHandshakeDuration.SumSeconds"] = "goes_tls_handshake_duration_seconds_sum (a histogram, which the collector makes itself)"
+	unexported["Worker.LoopLag.SumSeconds"] = "goes_event_loop_lag_seconds_sum (a histogram, which the collector makes itself)"
 }
 
 // measures lists the dotted paths of t's fields that are numbers, booleans,

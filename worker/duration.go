@@ -60,3 +60,12 @@ func (w *worker) measureMessages() {
 		next(c, data)
 	}
 }
+
+// loopLag is h for the master (ipc.Load.LoopLag); nil when no loop has
+// made a pass (the standard engine).
+func loopLag(h connections.LagHistogram) *ipc.Histogram {
+	if h.Passes() == 0 {
+		return nil
+	}
+	return &ipc.Histogram{Counts: append([]uint64(nil), h.Counts[:]...), SumSeconds: h.Sum.Seconds()}
+}

@@ -511,6 +511,7 @@ func (w *worker) stats() ipc.WorkerStats {
 		RequestDuration: w.durations.histogram(),
 	}
 	load.CopyStats(st) // every connections.Stats figure, by name (ipc/stats.go)
+	load.LoopLag = loopLag(w.srv.LoopLag())
 	if w.o.TLSCounts != nil {
 		c := w.o.TLSCounts()
 		load.TLSHandshakes = map[string]uint64{ipc.TLSHandshakeOK: c.OK, ipc.TLSHandshakeFailed: c.Failed}

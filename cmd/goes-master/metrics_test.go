@@ -56,6 +56,7 @@ func TestMetricsAcrossRecycle(t *testing.T) {
 	m0 := mustFetch(t, base+"/metrics")
 	before, _ := sumMetric(m0, "goes_requests_total")
 	countBefore, _ := sumMetric(m0, "goes_request_duration_seconds_count")
+	lagBefore, _ := sumMetric(m0, "goes_event_loop_lag_seconds_count")
 	const n = 30000
 	// Scraped during the run: never less than before (a true counter).
 	done := make(chan struct{})
@@ -118,6 +119,17 @@ func TestMetricsAcrossRecycle(t *testing.T) {
 		}
 		if inf := listenerSum(m, "goes_request_duration_seconds_bucket", "web", `le="+Inf"`); inf-countBefore != n {
 			return fmt.Errorf("goes_request_duration_seconds_bucket{le=\"+Inf\"} grew by %v", inf-countBefore)
+		}
+		// The event loops' passes (the lag histogram): at least one per
+		// request (ab sends the next once the answer is back), carried
+		// across the recycles like the counters, in its buckets as in
+		// its count.
+		lag, _ := sumMetric(m, "goes_event_loop_lag_seconds_count")
+		if lag-lagBefore < n { // ab -c 1: a pass per request at least
+			return fmt.Errorf("goes_event_loop_lag_seconds_count grew by %v for %d requests", lag-lagBefore, n)
+		}
+		if inf := listenerSum(m, "goes_event_loop_lag_seconds_bucket", "web", `le="+Inf"`); inf != lag {
+			return fmt.Errorf("goes_event_loop_lag_seconds_bucket{le=\"+Inf\"} %v, _count %v", inf, lag)
 		}
 		return nil
 	})

@@ -44,7 +44,10 @@ type epollEngine struct {
 	watchStopped bool // under s.Mu
 }
 
-var _ core.Engine = (*epollEngine)(nil)
+var (
+	_ core.Engine    = (*epollEngine)(nil)
+	_ core.LagEngine = (*epollEngine)(nil)
+)
 
 func newEpollEngine(s *core.Runtime) *epollEngine { return &epollEngine{rt: s, sys: Live()} }
 
@@ -186,6 +189,13 @@ func (e *epollEngine) AddStats(st *core.Stats) {
 	for _, l := range e.loopList() {
 		l.ctr.AddTo(st)
 		st.LoopBusy += time.Duration(l.busy.Load())
+	}
+}
+
+// AddLoopLag adds the loops' passes to h (core.LagEngine).
+func (e *epollEngine) AddLoopLag(h *core.LagHistogram) {
+	for _, l := range e.loopList() {
+		l.lag.AddTo(h)
 	}
 }
 

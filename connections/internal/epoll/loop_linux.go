@@ -5,6 +5,7 @@ package epoll
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -39,10 +40,11 @@ type loop struct {
 	p     Poller
 	rbuf  []byte
 	ctr   core.Counters
-	cb    core.CbMark  // the user callback running on the loop, for the watchdog
-	busy  atomic.Int64 // nanoseconds spent handling events (not waiting), for core.Stats.LoopBusy
-	n     int          // open connections
-	busyN int          // connections with a pool task
+	cb    core.CbMark      // the user callback running on the loop, for the watchdog
+	busy  atomic.Int64     // nanoseconds spent handling events (not waiting), for core.Stats.LoopBusy
+	n     int              // open connections
+	busyN int              // connections with a pool task
+	lag   core.LagRecorder // the passes by duration, for core.Runtime.LoopLag
 
 	// tmu guards conns and lns for other goroutines (listings, Close,
 	// listener changes) and dead; the loop itself reads conns without it.
@@ -134,7 +136,9 @@ func (l *loop) run() {
 			}
 		}
 		l.runQueue()
-		l.busy.Add(s.Clock() - t0)
+		d := s.Clock() - t0
+		l.busy.Add(d)
+		l.lag.Observe(time.Duration(d))
 		if l.n == 0 && l.busyN == 0 && (s.Closed.Load() || s.Draining.Load()) {
 			return
 		}
