@@ -6,7 +6,9 @@
 // "goes start --run-dir DIR" and "goes stop --run-dir DIR".
 //
 // Environment: BENCH_ADDR (listen address), BENCH_COUNT (workers, default
-// 1), BENCH_MODE ("group", the default, "user" or "broadcast"), and
+// 1), BENCH_MODE ("group", the default, "user" or "broadcast"),
+// BENCH_CERT and BENCH_KEY (PEM files: when both are set it serves wss://,
+// the same broadcast over TLS, instead of websocket://), and
 // BENCH_FANOUT_PPROF (see package prof: each worker profiles itself while
 // the driver asks).
 package main
@@ -46,7 +48,13 @@ func main() {
 		os.Exit(2)
 	}
 	const name = "bench"
-	g := goes.NewGoer("websocket://"+addr, nil, "")
+	cert, key := os.Getenv("BENCH_CERT"), os.Getenv("BENCH_KEY")
+	scheme := "websocket://"
+	if cert != "" && key != "" {
+		scheme = "wss://"
+	}
+	g := goes.NewGoer(scheme+addr, nil, "")
+	g.CertFile, g.KeyFile = cert, key
 	g.Name = "fanout"
 	g.Count = count
 	g.Cluster = true
