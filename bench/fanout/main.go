@@ -44,16 +44,17 @@ import (
 
 // impl is one server under test.
 type impl struct {
-	key   string // the -servers name
-	name  string // the row name
-	bin   string
-	goes  bool   // started with "start --run-dir", stopped with "stop"
-	count int    // goes workers
-	mode  string // goes delivery: group, user, broadcast; floor-uring: its ring's set-up
-	proto string // client protocol: plain or centrifuge
-	path  string
-	n     int  // receivers
-	tls   bool // wss: the server is given a self-signed certificate, the clients dial TLS
+	key    string // the -servers name
+	name   string // the row name
+	bin    string
+	goes   bool   // started with "start --run-dir", stopped with "stop"
+	count  int    // goes workers
+	mode   string // goes delivery: group, user, broadcast; floor-uring: its ring's set-up
+	proto  string // client protocol: plain or centrifuge
+	path   string
+	n      int  // receivers
+	tls    bool // wss: the server is given a self-signed certificate, the clients dial TLS
+	noRing bool // goes with NoIOUring
 }
 
 // sample is one run of one server.
@@ -93,7 +94,7 @@ var (
 	size        = flag.Int("size", 64, "message payload bytes")
 	rounds      = flag.Int("rounds", 1, "rounds (the servers interleave round by round)")
 	perClient   = flag.Int("per-client", 15000, "receivers per client process (the open-file limit is per process)")
-	only        = flag.String("servers", "floor,gws,nbio,centrifuge,gorilla,goes1,goes1-wss,goesN", "comma-separated servers to run (also floor-uring: the floor with an io_uring send path; goes1-wss is goes1 over TLS)")
+	only        = flag.String("servers", "floor,gws,nbio,centrifuge,gorilla,goes1,goes1-wss,goesN", "comma-separated servers to run (also floor-uring: the floor with an io_uring send path; goes1-wss is goes1 over TLS, goes1-nouring goes1 with NoIOUring: write(2) per member as TLS does)")
 	uringModes  = flag.String("uring-modes", "plain+q256", "comma-separated floor-uring ring set-ups, a row each: words joined by + (plain, coop, single, defer, sqpoll, sqpollN for N ms of idle polling, fixed for registered descriptors, qN for N submission entries; see bench/fanout/uring)")
 	goesModes   = flag.String("goes-modes", "group", "comma-separated goes deliveries, a row each: group (SendToGroup), user (SendToUser of one user bound to every receiver), broadcast (Broadcast)")
 	drain       = flag.Duration("drain", 60*time.Second, "how long after the last publish to wait for deliveries")
@@ -128,7 +129,7 @@ func main() {
 		{key: "centrifuge", name: "centrifuge v0.40.1 (JSON protocol)", bin: "centrifuge", proto: "centrifuge", path: "/connection/websocket"},
 		{key: "gorilla", name: "gorilla v1.5.3 (WritePreparedMessage)", bin: "gorilla"},
 	}...)
-	for _, key := range []string{"goes1", "goes1-wss", "goesN"} {
+	for _, key := range []string{"goes1", "goes1-nouring", "goes1-wss", "goesN"} {
 		count := 1
 		if key == "goesN" {
 			count = *workers
@@ -143,7 +144,11 @@ func main() {
 			if wss {
 				name += ", wss"
 			}
-			all = append(all, impl{key: key, name: name, bin: "goes", goes: true, count: count, mode: mode, tls: wss})
+			noRing := key == "goes1-nouring"
+			if noRing {
+				name += ", no io_uring"
+			}
+			all = append(all, impl{key: key, name: name, bin: "goes", goes: true, count: count, mode: mode, tls: wss, noRing: noRing})
 		}
 	}
 	keep := map[string]bool{}
@@ -255,6 +260,9 @@ func startServer(im impl) (*server, error) {
 			return nil, err
 		}
 		cmd.Env = append(cmd.Env, "BENCH_CERT="+cert, "BENCH_KEY="+key)
+	}
+	if im.noRing {
+		cmd.Env = append(cmd.Env, "BENCH_NO_IOURING=1")
 	}
 	if *pprofDir != "" {
 		abs, _ := filepath.Abs(*pprofDir)
@@ -1116,12 +1124,12 @@ func printTable(results []*result, start time.Time, load0 string) {
 			f("%.2f", m(func(s sample) float64 { return s.clientCPUPerDelivery / 1e3 })),
 			lost, dups, warns)
 	}
-	for _, r := range results { // wss against ws: the goes row of the same delivery on one worker, round by round
+	for _, r := range results { // wss against ws: the goes rows of the same delivery on one worker, round by round
 		if !r.im.tls {
 			continue
 		}
 		for _, ws := range results {
-			if ws.im.key != "goes1" || ws.im.mode != r.im.mode {
+			if (ws.im.key != "goes1" && ws.im.key != "goes1-nouring") || ws.im.mode != r.im.mode {
 				continue
 			}
 			plain := map[int]float64{}

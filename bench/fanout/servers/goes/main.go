@@ -9,7 +9,9 @@
 // 1), BENCH_MODE ("group", the default, "user" or "broadcast"),
 // BENCH_CERT and BENCH_KEY (PEM files: when both are set it serves wss://,
 // the same broadcast over TLS, instead of websocket://), and
-// BENCH_FANOUT_PPROF (see package prof: each worker profiles itself while
+// BENCH_NO_IOURING (set: NoIOUring, a write(2) per member instead of the
+// io_uring send batches; a TLS connection's sealed records take write(2)
+// anyway), and BENCH_FANOUT_PPROF (see package prof: each worker profiles itself while
 // the driver asks).
 package main
 
@@ -55,6 +57,7 @@ func main() {
 	}
 	g := goes.NewGoer(scheme+addr, nil, "")
 	g.CertFile, g.KeyFile = cert, key
+	g.NoIOUring = os.Getenv("BENCH_NO_IOURING") != ""
 	g.Name = "fanout"
 	g.Count = count
 	g.Cluster = true
