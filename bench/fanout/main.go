@@ -1,7 +1,7 @@
 // Command fanout is the fan-out benchmark: one broadcast server per
 // implementation (bench/fanout/servers: the one-write-per-member floor,
 // the floor with an io_uring send path, gws, nbio, centrifuge, gorilla,
-// and goes on one worker and on eight),
+// and goes on one worker and on eight, and on one worker over wss),
 // each started in turn on a loopback port; client processes
 // (bench/fanout/client, each on a source address 127.x.y.1 of its own)
 // join N receivers; then one publisher connection publishes K messages at
@@ -17,6 +17,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -43,15 +44,17 @@ import (
 
 // impl is one server under test.
 type impl struct {
-	key   string // the -servers name
-	name  string // the row name
-	bin   string
-	goes  bool   // started with "start --run-dir", stopped with "stop"
-	count int    // goes workers
-	mode  string // goes delivery: group, user, broadcast; floor-uring: its ring's set-up
-	proto string // client protocol: plain or centrifuge
-	path  string
-	n     int // receivers
+	key    string // the -servers name
+	name   string // the row name
+	bin    string
+	goes   bool   // started with "start --run-dir", stopped with "stop"
+	count  int    // goes workers
+	mode   string // goes delivery: group, user, broadcast; floor-uring: its ring's set-up
+	proto  string // client protocol: plain or centrifuge
+	path   string
+	n      int  // receivers
+	tls    bool // wss: the server is given a self-signed certificate, the clients dial TLS
+	noRing bool // goes with NoIOUring
 }
 
 // sample is one run of one server.
@@ -91,7 +94,7 @@ var (
 	size        = flag.Int("size", 64, "message payload bytes")
 	rounds      = flag.Int("rounds", 1, "rounds (the servers interleave round by round)")
 	perClient   = flag.Int("per-client", 15000, "receivers per client process (the open-file limit is per process)")
-	only        = flag.String("servers", "floor,gws,nbio,centrifuge,gorilla,goes1,goesN", "comma-separated servers to run (also floor-uring: the floor with an io_uring send path)")
+	only        = flag.String("servers", "floor,gws,nbio,centrifuge,gorilla,goes1,goes1-wss,goesN", "comma-separated servers to run (also floor-uring: the floor with an io_uring send path; goes1-wss is goes1 over TLS, goes1-nouring goes1 with NoIOUring: write(2) per member as TLS does)")
 	uringModes  = flag.String("uring-modes", "plain+q256", "comma-separated floor-uring ring set-ups, a row each: words joined by + (plain, coop, single, defer, sqpoll, sqpollN for N ms of idle polling, fixed for registered descriptors, qN for N submission entries; see bench/fanout/uring)")
 	goesModes   = flag.String("goes-modes", "group", "comma-separated goes deliveries, a row each: group (SendToGroup), user (SendToUser of one user bound to every receiver), broadcast (Broadcast)")
 	drain       = flag.Duration("drain", 60*time.Second, "how long after the last publish to wait for deliveries")
@@ -126,17 +129,26 @@ func main() {
 		{key: "centrifuge", name: "centrifuge v0.40.1 (JSON protocol)", bin: "centrifuge", proto: "centrifuge", path: "/connection/websocket"},
 		{key: "gorilla", name: "gorilla v1.5.3 (WritePreparedMessage)", bin: "gorilla"},
 	}...)
-	for _, key := range []string{"goes1", "goesN"} {
+	for _, key := range []string{"goes1", "goes1-nouring", "goes1-wss", "goesN"} {
 		count := 1
 		if key == "goesN" {
 			count = *workers
 		}
+		wss := key == "goes1-wss"
 		for _, mode := range strings.Split(*goesModes, ",") {
 			mode = strings.TrimSpace(mode)
 			if mode != "group" && mode != "user" && mode != "broadcast" {
 				fatalf("unknown goes mode %q", mode)
 			}
-			all = append(all, impl{key: key, name: fmt.Sprintf("goes %s, count %d", mode, count), bin: "goes", goes: true, count: count, mode: mode})
+			name := fmt.Sprintf("goes %s, count %d", mode, count)
+			if wss {
+				name += ", wss"
+			}
+			noRing := key == "goes1-nouring"
+			if noRing {
+				name += ", no io_uring"
+			}
+			all = append(all, impl{key: key, name: name, bin: "goes", goes: true, count: count, mode: mode, tls: wss, noRing: noRing})
 		}
 	}
 	keep := map[string]bool{}
@@ -241,6 +253,17 @@ func startServer(im impl) (*server, error) {
 	}
 	cmd := exec.Command(im.bin, args...)
 	cmd.Env = append(os.Environ(), "BENCH_ADDR="+addr, "BENCH_COUNT="+strconv.Itoa(max(im.count, 1)), "BENCH_MODE="+im.mode)
+	if im.tls {
+		cert, key, err := writeCert(rd)
+		if err != nil {
+			os.RemoveAll(rd)
+			return nil, err
+		}
+		cmd.Env = append(cmd.Env, "BENCH_CERT="+cert, "BENCH_KEY="+key)
+	}
+	if im.noRing {
+		cmd.Env = append(cmd.Env, "BENCH_NO_IOURING=1")
+	}
 	if *pprofDir != "" {
 		abs, _ := filepath.Abs(*pprofDir)
 		cmd.Env = append(cmd.Env, "BENCH_FANOUT_PPROF="+abs)
@@ -560,6 +583,15 @@ func tryPublisher(srv *server) (*publisher, error) {
 	if err != nil {
 		return nil, err
 	}
+	if srv.im.tls {
+		tc := tls.Client(c, clientTLS())
+		tc.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, err
+		}
+		c = tc
+	}
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Write(wire.UpgradeRequest(srv.addr, srv.im.path)); err != nil {
 		c.Close()
@@ -675,7 +707,8 @@ type clientEvent struct {
 
 func startClient(i int, im impl, addr, src string, n int, out string, events chan<- clientEvent) (*clientProc, error) {
 	cmd := exec.Command(filepath.Join(*binDir, "client"), "-addr", addr, "-n", strconv.Itoa(n), "-src", src,
-		"-path", im.path, "-proto", im.proto, "-k", strconv.Itoa(*k), "-out", out, "-join-timeout", joinTimeout.String())
+		"-path", im.path, "-proto", im.proto, "-k", strconv.Itoa(*k), "-out", out, "-join-timeout", joinTimeout.String(),
+		"-tls="+strconv.FormatBool(im.tls))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -1090,6 +1123,31 @@ func printTable(results []*result, start time.Time, load0 string) {
 			f("%.3f", m(func(s sample) float64 { return s.involPerDelivery })),
 			f("%.2f", m(func(s sample) float64 { return s.clientCPUPerDelivery / 1e3 })),
 			lost, dups, warns)
+	}
+	for _, r := range results { // wss against ws: the goes rows of the same delivery on one worker, round by round
+		if !r.im.tls {
+			continue
+		}
+		for _, ws := range results {
+			if (ws.im.key != "goes1" && ws.im.key != "goes1-nouring") || ws.im.mode != r.im.mode {
+				continue
+			}
+			plain := map[int]float64{}
+			for _, s := range ws.samples {
+				plain[s.round] = s.cpuPerDelivery
+			}
+			var ratios []float64
+			var byRound []string
+			for _, s := range r.samples {
+				if p := plain[s.round]; p > 0 {
+					ratios = append(ratios, s.cpuPerDelivery/p)
+					byRound = append(byRound, fmt.Sprintf("%.2f (%.2f / %.2f µs)", s.cpuPerDelivery/p, s.cpuPerDelivery/1e3, p/1e3))
+				}
+			}
+			if len(ratios) > 0 {
+				fmt.Printf("\n%s: server CPU per delivery ×%s %.2f (median; by round %s)\n", r.im.name, ws.im.name, median(ratios), strings.Join(byRound, ", "))
+			}
+		}
 	}
 	for _, r := range results {
 		var io []string

@@ -4,7 +4,10 @@
 // memory), joins each (the benchmark protocol's "join", or centrifuge's
 // connect and subscribe), then reads every connection from one epoll loop
 // and records, for each benchmark message received, its sequence number
-// and its publish-to-receive latency.
+// and its publish-to-receive latency. With -tls it speaks wss: each
+// connection is a crypto/tls client (the server's certificate not
+// verified: loopback only) read by a goroutine of its own, as decrypting
+// needs crypto/tls's state.
 //
 // It talks to the driver through lines: it prints "ready <n>" once all
 // connections are joined, "done <deliveries>" once every connection has
@@ -17,11 +20,13 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -40,8 +45,9 @@ import (
 // registered.
 type conn struct {
 	fd      int
-	pending []byte   // a partial frame
-	seen    []uint64 // bit per sequence number received
+	tc      *tls.Conn // with -tls; its goroutine reads it
+	pending []byte    // a partial frame
+	seen    []uint64  // bit per sequence number received
 	got     int
 	closed  bool
 }
@@ -63,12 +69,14 @@ type client struct {
 	centri bool
 	epfd   int
 	slots  []atomic.Pointer[conn]
+	tls    *tls.Config // nil: plain ws
 
-	mu     sync.Mutex // the loop's state, taken per batch of events
-	lat    []int64
-	sum    Summary
-	joined atomic.Int64
-	done   bool
+	mu       sync.Mutex // the loop's state, taken per batch of events
+	lat      []int64
+	sum      Summary
+	joined   atomic.Int64
+	tlsConns []*conn // with -tls, under mu
+	done     bool
 }
 
 func main() {
@@ -81,6 +89,7 @@ func main() {
 	par := flag.Int("parallel", 32, "connections opened at once")
 	out := flag.String("out", "", "latency file")
 	timeout := flag.Duration("join-timeout", 5*time.Minute, "time to open and join all connections")
+	useTLS := flag.Bool("tls", false, "wss: TLS to the server (its certificate not verified)")
 	flag.Parse()
 
 	dst, err := netip.ParseAddrPort(*addr)
@@ -104,6 +113,10 @@ func main() {
 	c.sum.SeqCount = make([]int, *k)
 	c.sum.SeqMaxNs = make([]int64, *k)
 	c.lat = make([]int64, 0, *n**k)
+	if *useTLS {
+		// X25519 alone: the handshakes are the join's cost, not the measure.
+		c.tls = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12, CurvePreferences: []tls.CurveID{tls.X25519}}
+	}
 	go c.loop()
 
 	// Open and join.
@@ -166,6 +179,9 @@ func fail(format string, args ...any) {
 // blocking-style I/O on a non-blocking socket (poll), then hands it to the
 // epoll loop.
 func (c *client) open(src netip.Addr, dst netip.AddrPort, path string, deadline time.Time) error {
+	if c.tls != nil {
+		return c.openTLS(src, dst, path, deadline)
+	}
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("socket: %w", err)
@@ -208,42 +224,12 @@ func (c *client) open(src netip.Addr, dst netip.AddrPort, path string, deadline 
 			return fmt.Errorf("handshake: %w", err)
 		}
 	}
-	join := []byte(wire.Join)
-	if c.centri {
-		join = []byte(`{"id":1,"connect":{}}` + "\n" + `{"id":2,"subscribe":{"channel":"bench"}}`)
-	}
-	if err := rawfd.WriteAll(fd, wire.AppendFrame(nil, wire.OpText, join, true), deadline); err != nil {
+	if err := rawfd.WriteAll(fd, wire.AppendFrame(nil, wire.OpText, c.joinMsg(), true), deadline); err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
-	for joined := false; !joined; {
-		op, p, n, err := wire.ParseFrame(buf)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			if buf, err = rawfd.ReadMore(fd, buf, deadline); err != nil {
-				return fmt.Errorf("join: %w", err)
-			}
-			continue
-		}
-		if op == wire.OpText {
-			switch {
-			case c.centri:
-				if i := bytes.Index(p, []byte(`"id":2`)); i >= 0 {
-					if bytes.Contains(p[i:], []byte(`"error"`)) {
-						return fmt.Errorf("subscribe: %s", p)
-					}
-					joined = true
-				} else if bytes.Contains(p, []byte(`"error"`)) {
-					return fmt.Errorf("connect: %s", p)
-				}
-			case string(p) == wire.OK:
-				joined = true
-			default:
-				return fmt.Errorf("join answered %q", p)
-			}
-		}
-		buf = buf[n:]
+	buf, err = c.awaitJoin(buf, func(b []byte) ([]byte, error) { return rawfd.ReadMore(fd, b, deadline) })
+	if err != nil {
+		return err
 	}
 	cn := &conn{fd: fd, seen: make([]uint64, (c.k+63)/64)}
 	if len(buf) > 0 {
@@ -256,6 +242,141 @@ func (c *client) open(src netip.Addr, dst netip.AddrPort, path string, deadline 
 	ok = true
 	c.joined.Add(1)
 	return nil
+}
+
+func (c *client) joinMsg() []byte {
+	if c.centri {
+		return []byte(`{"id":1,"connect":{}}` + "\n" + `{"id":2,"subscribe":{"channel":"bench"}}`)
+	}
+	return []byte(wire.Join)
+}
+
+// awaitJoin reads frames (more comes from readMore) until the join is
+// answered and returns what follows the answer.
+func (c *client) awaitJoin(buf []byte, readMore func([]byte) ([]byte, error)) ([]byte, error) {
+	for joined := false; !joined; {
+		op, p, n, err := wire.ParseFrame(buf)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			if buf, err = readMore(buf); err != nil {
+				return nil, fmt.Errorf("join: %w", err)
+			}
+			continue
+		}
+		if op == wire.OpText {
+			switch {
+			case c.centri:
+				if i := bytes.Index(p, []byte(`"id":2`)); i >= 0 {
+					if bytes.Contains(p[i:], []byte(`"error"`)) {
+						return nil, fmt.Errorf("subscribe: %s", p)
+					}
+					joined = true
+				} else if bytes.Contains(p, []byte(`"error"`)) {
+					return nil, fmt.Errorf("connect: %s", p)
+				}
+			case string(p) == wire.OK:
+				joined = true
+			default:
+				return nil, fmt.Errorf("join answered %q", p)
+			}
+		}
+		buf = buf[n:]
+	}
+	return buf, nil
+}
+
+// openTLS is open over wss: a crypto/tls client on a socket bound to src,
+// then a goroutine of its own reads it (readTLS).
+func (c *client) openTLS(src netip.Addr, dst netip.AddrPort, path string, deadline time.Time) error {
+	d := net.Dialer{
+		Deadline:  deadline,
+		LocalAddr: &net.TCPAddr{IP: src.AsSlice()},
+		Control: func(_, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) {
+				unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+			})
+		},
+	}
+	raw, err := d.Dial("tcp4", dst.String())
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	tc := tls.Client(raw, c.tls)
+	ok := false
+	defer func() {
+		if !ok {
+			tc.Close()
+		}
+	}()
+	tc.SetDeadline(deadline)
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("tls handshake: %w", err)
+	}
+	if _, err := tc.Write(wire.UpgradeRequest(dst.String(), path)); err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	readMore := func(b []byte) ([]byte, error) {
+		if cap(b)-len(b) < 512 {
+			b = append(b, make([]byte, 4096)...)[:len(b)]
+		}
+		n, err := tc.Read(b[len(b):cap(b)])
+		return b[:len(b)+n], err
+	}
+	buf := make([]byte, 0, 1024)
+	for {
+		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+			if err := wire.CheckUpgradeResponse(buf[:i+4]); err != nil {
+				return err
+			}
+			buf = append(buf[:0], buf[i+4:]...)
+			break
+		}
+		if buf, err = readMore(buf); err != nil {
+			return fmt.Errorf("handshake: %w", err)
+		}
+	}
+	if _, err := tc.Write(wire.AppendFrame(nil, wire.OpText, c.joinMsg(), true)); err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	if buf, err = c.awaitJoin(buf, readMore); err != nil {
+		return err
+	}
+	tc.SetDeadline(time.Time{})
+	cn := &conn{fd: -1, tc: tc, seen: make([]uint64, (c.k+63)/64)}
+	if len(buf) > 0 {
+		cn.pending = append([]byte(nil), buf...)
+	}
+	c.mu.Lock()
+	c.tlsConns = append(c.tlsConns, cn)
+	c.mu.Unlock()
+	ok = true
+	c.joined.Add(1)
+	go c.readTLS(cn)
+	return nil
+}
+
+// readTLS reads cn until it ends; what it reads is handled under c.mu as
+// the epoll loop handles a batch.
+func (c *client) readTLS(cn *conn) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := cn.tc.Read(buf)
+		c.mu.Lock()
+		if n > 0 && !cn.closed {
+			c.handle(cn, buf[:n], time.Now().UnixNano())
+		}
+		if err != nil && !cn.closed {
+			c.drop(cn)
+		}
+		c.checkDone()
+		closed := cn.closed
+		c.mu.Unlock()
+		if closed {
+			return
+		}
+	}
 }
 
 // loop reads every registered connection.
@@ -276,11 +397,16 @@ func (c *client) loop() {
 				c.read(cn, buf)
 			}
 		}
-		if !c.done && c.sum.Conns > 0 && c.sum.Deliveries >= c.sum.Conns*c.k {
-			c.done = true
-			fmt.Printf("done %d\n", c.sum.Deliveries)
-		}
+		c.checkDone()
 		c.mu.Unlock()
+	}
+}
+
+// checkDone says "done" once every connection has its messages; under c.mu.
+func (c *client) checkDone() {
+	if !c.done && c.sum.Conns > 0 && c.sum.Deliveries >= c.sum.Conns*c.k {
+		c.done = true
+		fmt.Printf("done %d\n", c.sum.Deliveries)
 	}
 }
 
@@ -298,35 +424,47 @@ func (c *client) read(cn *conn, buf []byte) {
 			c.drop(cn)
 			return
 		}
-		now := time.Now().UnixNano()
-		data := buf[:n]
-		if len(cn.pending) > 0 {
-			data = append(cn.pending, data...)
-			cn.pending = nil
-		}
-		for len(data) > 0 {
-			op, p, m, err := wire.ParseFrame(data)
-			if err != nil {
-				c.drop(cn)
-				return
-			}
-			if m == 0 {
-				cn.pending = append([]byte(nil), data...)
-				break
-			}
-			c.frame(cn, op, p, now)
-			data = data[m:]
-		}
-		if n < len(buf) {
+		c.handle(cn, buf[:n], time.Now().UnixNano())
+		if cn.closed || n < len(buf) {
 			return
 		}
 	}
 }
 
+// handle takes the frames of data (after what cn had pending); under c.mu.
+func (c *client) handle(cn *conn, data []byte, now int64) {
+	if len(cn.pending) > 0 {
+		data = append(cn.pending, data...)
+		cn.pending = nil
+	}
+	for len(data) > 0 && !cn.closed {
+		op, p, m, err := wire.ParseFrame(data)
+		if err != nil {
+			c.drop(cn)
+			return
+		}
+		if m == 0 {
+			cn.pending = append([]byte(nil), data...)
+			return
+		}
+		c.frame(cn, op, p, now)
+		data = data[m:]
+	}
+}
+
+// write sends b to cn's server (a pong), not waiting.
+func (cn *conn) write(b []byte) {
+	if cn.tc != nil {
+		cn.tc.Write(b)
+		return
+	}
+	unix.Write(cn.fd, b)
+}
+
 func (c *client) frame(cn *conn, op byte, p []byte, now int64) {
 	switch op {
 	case wire.OpPing:
-		unix.Write(cn.fd, wire.AppendFrame(nil, wire.OpPong, p, true))
+		cn.write(wire.AppendFrame(nil, wire.OpPong, p, true))
 		return
 	case wire.OpClose:
 		c.drop(cn)
@@ -336,7 +474,7 @@ func (c *client) frame(cn *conn, op byte, p []byte, now int64) {
 		return
 	}
 	if c.centri && string(p) == "{}" { // centrifuge's ping: answer with a pong
-		unix.Write(cn.fd, wire.AppendFrame(nil, wire.OpText, p, true))
+		cn.write(wire.AppendFrame(nil, wire.OpText, p, true))
 		return
 	}
 	found := false
@@ -367,7 +505,9 @@ func (c *client) frame(cn *conn, op byte, p []byte, now int64) {
 func (c *client) drop(cn *conn) {
 	cn.closed = true
 	c.sum.Closed++
-	unix.EpollCtl(c.epfd, unix.EPOLL_CTL_DEL, cn.fd, nil)
+	if cn.tc == nil {
+		unix.EpollCtl(c.epfd, unix.EPOLL_CTL_DEL, cn.fd, nil)
+	}
 }
 
 func (c *client) report(out string) {
@@ -393,6 +533,13 @@ func (c *client) report(out string) {
 			unix.SetsockoptLinger(cn.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 			unix.Close(cn.fd)
 		}
+	}
+	for _, cn := range c.tlsConns {
+		if tcp, ok := cn.tc.NetConn().(*net.TCPConn); ok {
+			tcp.SetLinger(0)
+		}
+		cn.closed = true
+		cn.tc.NetConn().Close()
 	}
 	os.Stdout.Sync()
 	os.Exit(0)

@@ -6,8 +6,12 @@
 // "goes start --run-dir DIR" and "goes stop --run-dir DIR".
 //
 // Environment: BENCH_ADDR (listen address), BENCH_COUNT (workers, default
-// 1), BENCH_MODE ("group", the default, "user" or "broadcast"), and
-// BENCH_FANOUT_PPROF (see package prof: each worker profiles itself while
+// 1), BENCH_MODE ("group", the default, "user" or "broadcast"),
+// BENCH_CERT and BENCH_KEY (PEM files: when both are set it serves wss://,
+// the same broadcast over TLS, instead of websocket://), and
+// BENCH_NO_IOURING (set: NoIOUring, a write(2) per member instead of the
+// io_uring send batches; a TLS connection's sealed records take write(2)
+// anyway), and BENCH_FANOUT_PPROF (see package prof: each worker profiles itself while
 // the driver asks).
 package main
 
@@ -46,7 +50,14 @@ func main() {
 		os.Exit(2)
 	}
 	const name = "bench"
-	g := goes.NewGoer("websocket://"+addr, nil, "")
+	cert, key := os.Getenv("BENCH_CERT"), os.Getenv("BENCH_KEY")
+	scheme := "websocket://"
+	if cert != "" && key != "" {
+		scheme = "wss://"
+	}
+	g := goes.NewGoer(scheme+addr, nil, "")
+	g.CertFile, g.KeyFile = cert, key
+	g.NoIOUring = os.Getenv("BENCH_NO_IOURING") != ""
 	g.Name = "fanout"
 	g.Count = count
 	g.Cluster = true
