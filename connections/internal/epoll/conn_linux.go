@@ -324,7 +324,7 @@ func (l *loop) flush(c *epConn) {
 // Transport seam, the sending half (see readable): what the send queue
 // holds is the protocol's encoded output; a TLS connection's is sealed
 // into records as flush takes it (TakeOut), before write sees it
-// (tlsFlush, tlsWritable; not through gather's io_uring batch), so that
+// (tlsFlush, tlsWritable, and gather for the io_uring batch), so that
 // the write path itself stays bytes in, bytes out.
 func (l *loop) writable(c *epConn) {
 	if c.ln.tls != nil {
@@ -380,18 +380,32 @@ func (l *loop) wrote(c *epConn, buf *core.Buffer, off, n int, errno unix.Errno) 
 
 // gather takes c's queued output for the pass's batch, as flush would
 // write it.
+//
+// A TLS connection's output is sealed into records here (tlsSeal: after
+// what crypto/tls wrote by itself), so that a fan-out to TLS connections
+// takes the batch too; before its handshake is done it is flushed as
+// usual.
 func (l *loop) gather(c *epConn) {
+	var t *epTLS
 	if c.ln.tls != nil {
-		l.flush(c) // sealed first: not through the batch
-		return
+		if t = l.tlsState(c); t == nil || !t.up {
+			l.flush(c)
+			return
+		}
 	}
 	var buf *core.Buffer
 	if c.wbuf == nil && c.fd >= 0 {
 		buf = c.TakeOut()
 	}
 	if buf == nil {
+		if t != nil && c.wbuf == nil {
+			l.tlsWriteCtl(c, t)
+		}
 		l.rearm(c)
 		return
+	}
+	if t != nil {
+		buf = l.tlsSeal(c, t, buf) // empty if it failed: c is closing
 	}
 	full := l.ring.Add(c.fd, buf.B)
 	l.opConns = append(l.opConns, c)
@@ -424,8 +438,18 @@ func (l *loop) sendGathered() {
 		} else {
 			next = l.write(c, buf, 0)
 		}
-		for next != nil {
+		var t *epTLS
+		if c.ln.tls != nil {
+			t = l.tlsState(c)
+		}
+		for next != nil && (t != nil || c.ln.tls == nil) { // never plaintext on a TLS socket
+			if t != nil {
+				next = l.tlsSeal(c, t, next)
+			}
 			next = l.write(c, next, 0)
+		}
+		if t != nil && c.wbuf == nil {
+			l.tlsWriteCtl(c, t)
 		}
 		l.rearm(c)
 	}
