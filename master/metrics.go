@@ -625,6 +625,10 @@ func (p *previous) take() ([]ipc.Carried, ipc.MasterStatus) {
 // draining may take longer than statusAskMaster.
 const statusAskPrevious = time.Second
 
+// statusFirstPrevious bounds the asking of a previous master that has
+// never answered (previousTotals), within the collector's own 5 s.
+const statusFirstPrevious = 3 * time.Second
+
 // errPreviousUnknown fails a scrape while the previous generation's
 // totals are not known: its counters would be missing, and read as a
 // reset.
@@ -644,9 +648,25 @@ func (m *master) previousTotals(path string) ([]ipc.Carried, int, ipc.MasterStat
 	p := m.o.Paths
 	p.Socket = path
 	req, _ := ipc.New(ipc.TypeStatus, 1, ipc.StatusRequest{Local: true})
-	ans, err := p.Request(req, statusAskPrevious)
 	var st ipc.Status
-	if err == nil && ans.Decode(&st) == nil {
+	answered := false
+	// Until it has answered once, it is asked again for a while: just
+	// after a reload the previous master may still be busy handing over
+	// (its control loop answers once the upgrade is done).
+	for deadline := time.Now().Add(statusFirstPrevious); ; {
+		ans, err := p.Request(req, statusAskPrevious)
+		if answered = err == nil && ans.Decode(&st) == nil; answered || time.Now().After(deadline) {
+			break
+		}
+		m.prev.mu.Lock()
+		known := m.prev.known
+		m.prev.mu.Unlock()
+		if known {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if answered {
 		var out []ipc.Carried
 		for _, w := range st.Workers {
 			if w.MasterPID != st.Master.PID {
