@@ -255,7 +255,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 }
 
 func (m *master) adminMux() (*http.ServeMux, error) {
-	col, err := newCollector(m.localStatus)
+	col, err := newCollector(func(ctx context.Context) (ipc.Status, error) { return m.localStatus(ctx, true) })
 	if err != nil {
 		return nil, err
 	}
@@ -329,9 +329,11 @@ func (m *master) ask(ctx context.Context, req ipc.Message, each func(ipc.Message
 
 // localStatus is the status of this master and its workers, as the
 // status command reads it (without the other masters of the run
-// directory: each master serves its own admin endpoint).
-func (m *master) localStatus(ctx context.Context) (ipc.Status, error) {
-	req, err := ipc.New(ipc.TypeStatus, 1, ipc.StatusRequest{Local: true, Totals: true})
+// directory: each master serves its own admin endpoint); with totals,
+// the previous generation's too (the metrics': they fail while those
+// are not known, readiness does not depend on them).
+func (m *master) localStatus(ctx context.Context, totals bool) (ipc.Status, error) {
+	req, err := ipc.New(ipc.TypeStatus, 1, ipc.StatusRequest{Local: true, Totals: totals})
 	if err != nil {
 		return ipc.Status{}, err
 	}
@@ -362,7 +364,7 @@ func (m *master) healthz(w http.ResponseWriter, r *http.Request) {
 func (m *master) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	st, err := m.localStatus(ctx)
+	st, err := m.localStatus(ctx, false)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if err != nil && m.adm.handedOver.Load() {
 		// This master is gone, handed over to a newer one, which this
