@@ -649,13 +649,20 @@ func (m *master) previousTotals(path string) ([]ipc.Carried, int, ipc.MasterStat
 	p.Socket = path
 	req, _ := ipc.New(ipc.TypeStatus, 1, ipc.StatusRequest{Local: true})
 	var st ipc.Status
-	answered := false
+	answered, gone := false, false
 	// Until it has answered once, it is asked again for a while: just
 	// after a reload the previous master may still be busy handing over
 	// (its control loop answers once the upgrade is done).
 	for deadline := time.Now().Add(statusFirstPrevious); ; {
 		ans, err := p.Request(req, statusAskPrevious)
 		if answered = err == nil && ans.Decode(&st) == nil; answered || time.Now().After(deadline) {
+			break
+		}
+		if errors.Is(err, ErrNotRunning) { // ECONNREFUSED, ENOENT (Paths.Dial)
+			// It has exited (its socket closed or removed) before it
+			// was asked: its totals are not to be had any more, and
+			// the scrape goes on without them.
+			gone = true
 			break
 		}
 		m.prev.mu.Lock()
@@ -688,7 +695,7 @@ func (m *master) previousTotals(path string) ([]ipc.Carried, int, ipc.MasterStat
 	}
 	m.prev.mu.Lock()
 	defer m.prev.mu.Unlock()
-	if !m.prev.known {
+	if !m.prev.known && !gone {
 		return nil, 0, ipc.MasterStatus{}, errPreviousUnknown
 	}
 	return m.prev.last, m.prev.draining, m.prev.master, nil
