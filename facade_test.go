@@ -49,3 +49,36 @@ func TestFacadeBudget(t *testing.T) {
 			"keep the public API's docs whole", total, rootBudget, strings.Join(per, ", "))
 	}
 }
+
+// fileBudget is how many lines one non-test file under connections/ or
+// master/ may hold (issue 19): a file that grows past it holds two
+// concerns; split it along them.
+const fileBudget = 700
+
+// TestFileBudget: no non-test Go file under connections/ or master/ is
+// over fileBudget lines.
+func TestFileBudget(t *testing.T) {
+	seen := 0
+	for _, dir := range []string{"connections", "master"} {
+		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			seen++
+			if n := bytes.Count(b, []byte("\n")); n > fileBudget {
+				t.Errorf("%s is %d lines, over %d: split it along its concerns", path, n, fileBudget)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seen < 40 {
+		t.Fatalf("read %d files under connections/ and master/: not the module's root?", seen)
+	}
+}
