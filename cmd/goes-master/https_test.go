@@ -5,35 +5,23 @@ package main_test
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/goes-project/goes/internal/testkit"
 )
 
 // TestHTTPSAndWSS: a config's https:// and wss:// listeners (cert_file,
 // key_file) serve HTTPS and a WebSocket over TLS through goes-master, to
 // Go's HTTP client and coder/websocket.
 func TestHTTPSAndWSS(t *testing.T) {
-	dir := t.TempDir()
-	cert, key := testkit.WriteCert(t, dir)
-	conf := filepath.Join(dir, "goes.json")
-	body := fmt.Sprintf(`{"listeners": [
-  {"name": "https", "listen": "https://127.0.0.1:0", "count": 2, "handler": "hello", "cert_file": %q, "key_file": %q},
-  {"name": "wss", "listen": "wss://127.0.0.1:0", "count": 2, "cert_file": %q, "key_file": %q}
-]}`, cert, key, cert, key)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := &setup{t: t, bin: bin, runDir: filepath.Join(dir, "run"), conf: conf}
+	s := tlsConfSetup(t, `{"listeners": [
+  {"name": "https", "listen": "https://127.0.0.1:0", "count": 2, "handler": "hello", "cert_file": %[1]q, "key_file": %[2]q},
+  {"name": "wss", "listen": "wss://127.0.0.1:0", "count": 2, "cert_file": %[1]q, "key_file": %[2]q}
+]}`)
 	st := s.start()
 	addrs := listenAddrs(t, st)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{

@@ -43,16 +43,9 @@ func resumeRound(t *testing.T, addr string, version uint16, caches []tls.ClientS
 // over on reload (no session from before resumed after it). TLS 1.2 and
 // 1.3.
 func TestTLSResumption(t *testing.T) {
-	dir := t.TempDir()
-	cert, key := testkit.WriteCert(t, dir)
-	conf := filepath.Join(dir, "goes.json")
-	body := fmt.Sprintf(`{"listeners": [
-  {"name": "tls", "listen": "tls://127.0.0.1:0", "count": 4, "cert_file": %q, "key_file": %q}
-]}`, cert, key)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := &setup{t: t, bin: bin, runDir: filepath.Join(dir, "run"), conf: conf}
+	s := tlsConfSetup(t, `{"listeners": [
+  {"name": "tls", "listen": "tls://127.0.0.1:0", "count": 4, "cert_file": %[1]q, "key_file": %[2]q}
+]}`)
 	st := s.start()
 	addr := listenAddrs(t, st)["tls"]
 	const n = 40
@@ -135,16 +128,9 @@ func (f *firstSession) Put(_ string, s *tls.ClientSessionState) {
 // workers (ticket_key_rotation): an old ticket stops resuming once its
 // key has left the set, on every worker.
 func TestTLSTicketRotation(t *testing.T) {
-	dir := t.TempDir()
-	cert, key := testkit.WriteCert(t, dir)
-	conf := filepath.Join(dir, "goes.json")
-	body := fmt.Sprintf(`{"ticket_key_rotation": "100ms", "listeners": [
-  {"name": "tls", "listen": "tls://127.0.0.1:0", "count": 2, "cert_file": %q, "key_file": %q}
-]}`, cert, key)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := &setup{t: t, bin: bin, runDir: filepath.Join(dir, "run"), conf: conf}
+	s := tlsConfSetup(t, `{"ticket_key_rotation": "100ms", "listeners": [
+  {"name": "tls", "listen": "tls://127.0.0.1:0", "count": 2, "cert_file": %[1]q, "key_file": %[2]q}
+]}`)
 	st := s.start()
 	addr := listenAddrs(t, st)["tls"]
 	old := []tls.ClientSessionCache{&firstSession{}}
@@ -162,4 +148,17 @@ func TestTLSTicketRotation(t *testing.T) {
 		t.Fatal("an old ticket still resumes after 10 s of 100 ms key rotations")
 	}
 	s.stopAndCheck(st)
+}
+
+// tlsConfSetup is a setup whose config is conf, a format in which %[1]q
+// stands for a self-signed certificate's file and %[2]q for its key's.
+func tlsConfSetup(t *testing.T, conf string) *setup {
+	t.Helper()
+	dir := t.TempDir()
+	cert, key := testkit.WriteCert(t, dir)
+	path := filepath.Join(dir, "goes.json")
+	if err := os.WriteFile(path, fmt.Appendf(nil, conf, cert, key), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &setup{t: t, bin: bin, runDir: filepath.Join(dir, "run"), conf: path}
 }

@@ -26,16 +26,9 @@ import (
 // connections do not grow the worker's goroutines (the standard engine
 // had one each) and the loop reports busy time.
 func TestTLSOnEventLoop(t *testing.T) {
-	dir := t.TempDir()
-	cert, key := testkit.WriteCert(t, dir)
-	conf := filepath.Join(dir, "goes.json")
-	body := fmt.Sprintf(`{"admin": "127.0.0.1:0", "listeners": [
-  {"name": "tls", "listen": "tls://127.0.0.1:0", "count": 1, "cert_file": %q, "key_file": %q}
-]}`, cert, key)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := &setup{t: t, bin: bin, runDir: filepath.Join(dir, "run"), conf: conf}
+	s := tlsConfSetup(t, `{"admin": "127.0.0.1:0", "listeners": [
+  {"name": "tls", "listen": "tls://127.0.0.1:0", "count": 1, "cert_file": %[1]q, "key_file": %[2]q}
+]}`)
 	st := s.start()
 	addr := listenAddrs(t, st)["tls"]
 	goroutines := func() int {
@@ -109,16 +102,9 @@ func TestTLSOnEventLoop(t *testing.T) {
 // reload begins is answered by the old worker, which drains with its TLS
 // connection on the event loop, once the rest arrives.
 func TestTLSRequestAcrossReload(t *testing.T) {
-	dir := t.TempDir()
-	cert, key := testkit.WriteCert(t, dir)
-	conf := filepath.Join(dir, "goes.json")
-	body := fmt.Sprintf(`{"stop_timeout": "20s", "listeners": [
-  {"name": "https", "listen": "https://127.0.0.1:0", "count": 1, "handler": "hello", "cert_file": %q, "key_file": %q}
-]}`, cert, key)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := &setup{t: t, bin: bin, runDir: filepath.Join(dir, "run"), conf: conf}
+	s := tlsConfSetup(t, `{"stop_timeout": "20s", "listeners": [
+  {"name": "https", "listen": "https://127.0.0.1:0", "count": 1, "handler": "hello", "cert_file": %[1]q, "key_file": %[2]q}
+]}`)
 	st := s.start()
 	addr := listenAddrs(t, st)["https"]
 	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
@@ -168,16 +154,9 @@ func TestTLSRequestAcrossReload(t *testing.T) {
 // 1.1 MiB message (many records of 16 KiB), then closes cleanly. The page
 // is protocols/websocket's interop page.
 func TestWSSChromium(t *testing.T) {
-	dir := t.TempDir()
-	cert, key := testkit.WriteCert(t, dir)
-	conf := filepath.Join(dir, "goes.json")
-	body := fmt.Sprintf(`{"listeners": [
-  {"name": "wss", "listen": "wss://127.0.0.1:0", "count": 1, "cert_file": %q, "key_file": %q}
-]}`, cert, key)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := &setup{t: t, bin: bin, runDir: filepath.Join(dir, "run"), conf: conf}
+	s := tlsConfSetup(t, `{"listeners": [
+  {"name": "wss", "listen": "wss://127.0.0.1:0", "count": 1, "cert_file": %[1]q, "key_file": %[2]q}
+]}`)
 	st := s.start()
 	wssAddr := listenAddrs(t, st)["wss"]
 	page, err := os.ReadFile(filepath.Join("..", "..", "protocols", "websocket", "testdata", "browser.html"))
