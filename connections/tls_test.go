@@ -181,7 +181,7 @@ func TestTLSEchoSizes(t *testing.T) {
 				var under net.Conn = nc
 				sizes := []int{1, 100, 1500, 16383, 16384, 16385, 40000, 200 << 10}
 				if piece > 0 {
-					under, sizes = pieceConn{nc, piece}, []int{1, 100, 1500, 16385}
+					under, sizes = testkit.PieceConn{Conn: nc, N: piece}, []int{1, 100, 1500, 16385}
 				}
 				c := tls.Client(under, &tls.Config{InsecureSkipVerify: true})
 				c.SetDeadline(time.Now().Add(20 * time.Second))
@@ -211,26 +211,6 @@ func TestTLSEchoSizes(t *testing.T) {
 			}
 		})
 	}
-}
-
-// pieceConn writes in pieces of at most n bytes.
-type pieceConn struct {
-	net.Conn
-	n int
-}
-
-func (c pieceConn) Write(b []byte) (int, error) {
-	w := 0
-	for len(b) > 0 {
-		k := min(c.n, len(b))
-		m, err := c.Conn.Write(b[:k])
-		w += m
-		if err != nil {
-			return w, err
-		}
-		b = b[k:]
-	}
-	return w, nil
 }
 
 // TestTLSCloseNotify: a connection the server closes after its answer

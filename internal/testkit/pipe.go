@@ -68,3 +68,25 @@ type pipeAddr struct{}
 
 func (pipeAddr) Network() string { return "pipe" }
 func (pipeAddr) String() string  { return "pipe" }
+
+// PieceConn writes in pieces of at most N bytes, each its own Write of
+// the Conn under it (on TCP with TCP_NODELAY, Go's default, its own
+// segment), so that the peer reads what was written in parts.
+type PieceConn struct {
+	net.Conn
+	N int
+}
+
+func (c PieceConn) Write(b []byte) (int, error) {
+	w := 0
+	for len(b) > 0 {
+		k := min(c.N, len(b))
+		m, err := c.Conn.Write(b[:k])
+		w += m
+		if err != nil {
+			return w, err
+		}
+		b = b[k:]
+	}
+	return w, nil
+}

@@ -15,27 +15,6 @@ import (
 	"github.com/goes-project/goes/internal/testkit"
 )
 
-// slowConn writes in pieces of at most n bytes, each its own segment, so
-// that the server reads records in parts.
-type slowConn struct {
-	net.Conn
-	n int
-}
-
-func (c slowConn) Write(b []byte) (int, error) {
-	w := 0
-	for len(b) > 0 {
-		k := min(c.n, len(b))
-		m, err := c.Conn.Write(b[:k])
-		w += m
-		if err != nil {
-			return w, err
-		}
-		b = b[k:]
-	}
-	return w, nil
-}
-
 func TestEchoSizes(t *testing.T) {
 	for _, vers := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		for _, piece := range []int{0, 3} {
@@ -48,7 +27,7 @@ func TestEchoSizes(t *testing.T) {
 				nc.(*net.TCPConn).SetNoDelay(true)
 				var under net.Conn = nc
 				if piece > 0 {
-					under = slowConn{nc, piece}
+					under = testkit.PieceConn{Conn: nc, N: piece}
 				}
 				conf := clientConf()
 				conf.MaxVersion = vers
