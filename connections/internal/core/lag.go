@@ -36,22 +36,24 @@ func (h *LagHistogram) Passes() uint64 {
 	return n
 }
 
-// LagRecorder is what an event loop counts its passes with: atomic, so
-// that Stats may read it while the loop runs. The zero value is ready.
+// LagRecorder is what an event loop counts its passes with: one writer
+// (the loop), readers on any goroutine (Stats), so its counters are
+// atomics that Observe stores rather than adds (no locked add on the
+// loop's path). The zero value is ready.
 type LagRecorder struct {
 	counts [len(LoopLagBounds) + 1]atomic.Uint64
 	sum    atomic.Int64
 }
 
-// Observe counts a pass of d: a comparison per bound below d, two atomic
-// adds.
+// Observe counts a pass of d: a comparison per bound below d, two
+// atomic stores. Only one goroutine may call it (the loop's).
 func (r *LagRecorder) Observe(d time.Duration) {
 	i := 0
 	for i < len(LoopLagBounds) && d > LoopLagBounds[i] {
 		i++
 	}
-	r.counts[i].Add(1)
-	r.sum.Add(int64(d))
+	r.counts[i].Store(r.counts[i].Load() + 1)
+	r.sum.Store(r.sum.Load() + int64(d))
 }
 
 // AddTo adds r's counts to h.
