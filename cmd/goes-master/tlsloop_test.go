@@ -7,12 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,31 +160,9 @@ func TestWSSChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	results := make(chan []byte, 1)
-	var served atomic.Bool
-	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		served.Store(true)
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(page)
-	})
-	mux.HandleFunc("/result", func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		select {
-		case results <- b:
-		default:
-		}
-	})
-	mux.HandleFunc("/favicon.ico", http.NotFound)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: mux}
-	go hs.Serve(ln)
-	defer hs.Close()
-	url := "http://" + ln.Addr().String() + "/?ws=wss://" + wssAddr + "/"
-	raw := browsertest.RunWith(t, url, &served, results, 90*time.Second, "--ignore-certificate-errors")
+	addr, served, results := browsertest.ServePage(t, page)
+	url := "http://" + addr + "/?ws=wss://" + wssAddr + "/"
+	raw := browsertest.RunWith(t, url, served, results, 90*time.Second, "--ignore-certificate-errors")
 	t.Logf("chromium saw: %.300s", raw)
 	var r struct {
 		Error       string

@@ -7,15 +7,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,32 +212,10 @@ func TestInteropChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	results := make(chan []byte, 1)
-	mux := http.NewServeMux()
-	var served atomic.Bool
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		served.Store(true)
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(page)
-	})
-	mux.HandleFunc("/result", func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		select {
-		case results <- b:
-		default:
-		}
-	})
-	mux.HandleFunc("/favicon.ico", http.NotFound)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: mux}
-	go hs.Serve(ln)
-	defer hs.Close()
+	addr, served, results := browsertest.ServePage(t, page)
 
-	url := "http://" + ln.Addr().String() + "/?ws=ws://" + wsAddr + "/"
-	raw := browsertest.Run(t, url, &served, results, 90*time.Second)
+	url := "http://" + addr + "/?ws=ws://" + wsAddr + "/"
+	raw := browsertest.Run(t, url, served, results, 90*time.Second)
 	t.Logf("chromium saw: %s", raw)
 	var r struct {
 		Error       string
