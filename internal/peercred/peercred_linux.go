@@ -3,9 +3,7 @@
 package peercred
 
 import (
-	"fmt"
 	"net"
-	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,22 +13,11 @@ import (
 // error wrapping ErrRefused for another user, or the error of reading
 // the credentials.
 func Check(c *net.UnixConn) error {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := rc.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return err
-	}
-	if cerr != nil {
-		return fmt.Errorf("peer credentials: %w", cerr)
-	}
-	if cred.Uid == 0 || int(cred.Uid) == os.Geteuid() {
-		return nil
-	}
-	return refused(cred.Uid, cred.Pid)
+	return check(c, func(fd int) (uint32, int32, error) {
+		cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if err != nil {
+			return 0, 0, err
+		}
+		return cred.Uid, cred.Pid, nil
+	})
 }
