@@ -5,6 +5,7 @@
 # each; extra arguments go to the driver (`go run ./c1m -h`), e.g.
 #   bench/c1m.sh -conns 50000
 #   bench/c1m.sh -conns 1000000 -workers 53 -connect-timeout 10m
+#   bench/c1m.sh -server floor ...   (raw epoll echo in goes-master's place: the floor)
 # It raises net.netfilter.nf_conntrack_max when run as root and the
 # connections need it (and says so); without root it says what to run.
 # Every phase has a deadline; it prints a results table.
@@ -15,5 +16,6 @@ go list ./... >/dev/null 2>&1 || go mod tidy
 mkdir -p bin/c1m
 (cd .. && go build -o bench/bin/c1m/goes-master ./cmd/goes-master)
 go build -o bin/c1m/client ./c1m/client
+go build -o bin/c1m/floor ./c1m/floor
 go build -o bin/c1m/driver ./c1m
 exec bin/c1m/driver -bin bin/c1m "$@"

@@ -11,7 +11,13 @@
 //     and not, all threads: the wake-ups) of the goes processes over -idle
 //     seconds in which nothing is sent;
 //   - echo: the time until every connection has had a -size byte message
-//     echoed back (skipped with -echo=false).
+//     echoed back (skipped with -echo=false), and where the machine's CPU
+//     went meanwhile: the server's processes, the clients', softirq (the
+//     kernel's loopback receive path, charged to no process) and the rest.
+//
+// -server floor runs bench/c1m/floor in goes-master's place: a WebSocket
+// echo on raw epoll in -workers processes, the least the same echo costs
+// on this machine, so that goes' figures can be set against it.
 //
 // It prints a results table; -v adds the idle figures per process.
 package main
@@ -58,6 +64,7 @@ func run() {
 	maxIdle := flag.Float64("max-idle-cpu", 0, "exit 1 when the idle CPU of the goes processes is above this percentage of a core (0: no check)")
 	clientEnv := flag.String("client-env", "", "extra environment of the client processes, space separated (GOMAXPROCS=1, ...)")
 	handler := flag.String("handler", "echo", "goes-master handler: echo, or chat (which turns the NATS cluster on; no echo phase)")
+	server := flag.String("server", "goes", "the server: goes (goes-master), or floor (bench/c1m/floor: raw epoll in -workers processes, the least an echo server does)")
 	flag.Parse()
 	if *workers <= 0 {
 		*workers = (*conns + 18999) / 19000
@@ -89,6 +96,16 @@ func run() {
 	confFile := filepath.Join(dir, "c1m.json")
 	check(os.WriteFile(confFile, []byte(conf), 0o600))
 	master := exec.Command(filepath.Join(*bin, "goes-master"), "start", "--run-dir", filepath.Join(dir, "run"), "--config", confFile)
+	switch *server {
+	case "goes":
+	case "floor":
+		if *handler != "echo" {
+			check(fmt.Errorf("-server floor serves the echo handler only"))
+		}
+		master = exec.Command(filepath.Join(*bin, "floor"), "-addr", addr, "-workers", strconv.Itoa(*workers))
+	default:
+		check(fmt.Errorf("-server %q: goes or floor", *server))
+	}
 	master.Env = append(os.Environ(), strings.Fields(*env)...)
 	logf, err := os.Create(filepath.Join(dir, "master.log"))
 	check(err)
@@ -99,7 +116,7 @@ func run() {
 		exitCode = 1
 		return
 	}
-	fmt.Printf("goes-master pid %d: %d workers up after %.1fs\n", master.Process.Pid, *workers, time.Since(start).Seconds())
+	fmt.Printf("%s pid %d: %d workers up after %.1fs\n", *server, master.Process.Pid, *workers, time.Since(start).Seconds())
 
 	// Connect.
 	type cl struct {
@@ -225,13 +242,16 @@ func run() {
 
 	// Echo.
 	echoed, echoNs := -1, int64(0)
-	var echoUse usage
-	var echoBusy, echoAll float64
+	var echoUse, clientUse usage
+	var echoBusy, echoAll, echoIRQ float64
 	if *echo {
 		for _, p := range pids {
 			before[p] = use(p)
 		}
-		b0, a0 := cpuStat()
+		for _, c := range clients {
+			before[c.cmd.Process.Pid] = use(c.cmd.Process.Pid)
+		}
+		b0, a0, i0 := cpuStat()
 		for _, c := range clients {
 			fmt.Fprintln(c.in, "echo")
 		}
@@ -248,8 +268,12 @@ func run() {
 		for _, p := range pids {
 			echoUse = echoUse.plus(use(p).minus(before[p]))
 		}
-		b1, a1 := cpuStat()
-		echoBusy, echoAll = b1-b0, a1-a0
+		for _, c := range clients {
+			p := c.cmd.Process.Pid
+			clientUse = clientUse.plus(use(p).minus(before[p]))
+		}
+		b1, a1, i1 := cpuStat()
+		echoBusy, echoAll, echoIRQ = b1-b0, a1-a0, i1-i0
 	}
 	rssAfter, pssAfter := 0, 0
 	if *echo {
@@ -268,7 +292,7 @@ func run() {
 	}
 
 	fmt.Println()
-	fmt.Printf("| %-34s | %s |\n", "c1m: goes-master websocket "+*handler, "value")
+	fmt.Printf("| %-34s | %s |\n", "c1m: "+*server+" websocket "+*handler, "value")
 	fmt.Printf("|%s|%s|\n", strings.Repeat("-", 36), strings.Repeat("-", 40))
 	row := func(k, f string, a ...any) { fmt.Printf("| %-34s | %s |\n", k, fmt.Sprintf(f, a...)) }
 	row("workers / client processes", "%d / %d", *workers, nclients)
@@ -287,7 +311,10 @@ func run() {
 		row(fmt.Sprintf("%d B echo on every connection", *size), "%d back in %.2f s", echoed, float64(echoNs)/1e9)
 	}
 	if *echo {
-		row("CPU during the echo", "goes %.1f s, the machine %.0f%% busy", echoUse.cpu.Seconds(), 100*echoBusy/max(echoAll, 1))
+		// cpuStat counts USER_HZ ticks of 10 ms over all CPUs.
+		busy := echoBusy / 100
+		row("CPU during the echo", "%s %.1f s, clients %.1f s, softirq %.1f s, the rest %.1f s: %.1f s busy (the machine %.0f%% busy)", *server, echoUse.cpu.Seconds(), clientUse.cpu.Seconds(),
+			echoIRQ/100, busy-echoUse.cpu.Seconds()-clientUse.cpu.Seconds()-echoIRQ/100, busy, 100*echoBusy/max(echoAll, 1))
 		row("RSS, PSS after the echo", "%.1f MiB, %.1f MiB", float64(rssAfter)/1024, float64(pssAfter)/1024)
 	}
 	row("closed by the server", "%d", closed)
@@ -485,9 +512,11 @@ func pssKB(p int) int {
 	return 0
 }
 
-// cpuStat returns the machine's busy and total CPU time so far, in
-// USER_HZ ticks, from the cpu line of /proc/stat.
-func cpuStat() (busy, all float64) {
+// cpuStat returns the machine's busy and total CPU time so far, and the
+// part of busy spent in interrupts and softirqs (the kernel's receive path
+// of loopback TCP, charged to no process), in USER_HZ ticks, from the cpu
+// line of /proc/stat.
+func cpuStat() (busy, all, irq float64) {
 	b, _ := os.ReadFile("/proc/stat")
 	l, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(l)
@@ -497,8 +526,11 @@ func cpuStat() (busy, all float64) {
 		if i != 4 && i != 5 { // idle, iowait
 			busy += v
 		}
+		if i == 6 || i == 7 { // irq, softirq
+			irq += v
+		}
 	}
-	return busy, all
+	return busy, all, irq
 }
 
 // sockstat summarises /proc/net/sockstat: TCP sockets in use and their
