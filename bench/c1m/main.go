@@ -13,7 +13,7 @@
 //   - echo: the time until every connection has had a -size byte message
 //     echoed back (skipped with -echo=false), and where the machine's CPU
 //     went meanwhile: the server's processes, the clients', softirq (the
-//     kernel's loopback receive path, charged to no process) and the rest.
+//     kernel's loopback receive path) and the machine in all.
 //
 // -server floor runs bench/c1m/floor in goes-master's place: a WebSocket
 // echo on raw epoll in -workers processes, the least the same echo costs
@@ -313,8 +313,11 @@ func run() {
 	if *echo {
 		// cpuStat counts USER_HZ ticks of 10 ms over all CPUs.
 		busy := echoBusy / 100
-		row("CPU during the echo", "%s %.1f s, clients %.1f s, softirq %.1f s, the rest %.1f s: %.1f s busy (the machine %.0f%% busy)", *server, echoUse.cpu.Seconds(), clientUse.cpu.Seconds(),
-			echoIRQ/100, busy-echoUse.cpu.Seconds()-clientUse.cpu.Seconds()-echoIRQ/100, busy, 100*echoBusy/max(echoAll, 1))
+		// The softirq figure overlaps the processes' own: what the kernel
+		// runs in a process's context on its way out of a system call is
+		// in that process's run time too.
+		row("CPU during the echo", "%s %.1f s, clients %.1f s; softirq %.1f s; %.1f s busy in all (the machine %.0f%% busy)", *server, echoUse.cpu.Seconds(), clientUse.cpu.Seconds(),
+			echoIRQ/100, busy, 100*echoBusy/max(echoAll, 1))
 		row("RSS, PSS after the echo", "%.1f MiB, %.1f MiB", float64(rssAfter)/1024, float64(pssAfter)/1024)
 	}
 	row("closed by the server", "%d", closed)
@@ -514,7 +517,7 @@ func pssKB(p int) int {
 
 // cpuStat returns the machine's busy and total CPU time so far, and the
 // part of busy spent in interrupts and softirqs (the kernel's receive path
-// of loopback TCP, charged to no process), in USER_HZ ticks, from the cpu
+// of loopback TCP), in USER_HZ ticks, from the cpu
 // line of /proc/stat.
 func cpuStat() (busy, all, irq float64) {
 	b, _ := os.ReadFile("/proc/stat")
