@@ -179,6 +179,13 @@ type ListenerConfig struct {
 	// ClientCAFile: clients must present a certificate signed by one of
 	// the CAs of this PEM file.
 	ClientCAFile string `json:"client_ca_file,omitempty"`
+	// TLSHandshakeTimeout bounds a TLS handshake from the accept, the
+	// ClientHello's arrival included (default "10s"; it cannot be off).
+	// MaxTLSHandshakes bounds the handshakes in progress per worker
+	// (default 1024; -1: no bound). TLS listeners only (see
+	// Goer.TLSHandshakeTimeout).
+	TLSHandshakeTimeout Duration `json:"tls_handshake_timeout,omitempty"`
+	MaxTLSHandshakes    int      `json:"max_tls_handshakes,omitempty"`
 	// StopTimeout bounds this listener's graceful drain.
 	StopTimeout Duration `json:"stop_timeout,omitempty"`
 	// MaxPackageSize caps one packet (bytes).

@@ -203,6 +203,17 @@ type Goer struct {
 	ClientCAFile string
 	// TLSConfig, when set, is used for tls instead of the fields above.
 	TLSConfig *tls.Config
+	// TLSHandshakeTimeout bounds a TLS handshake, from the accept (the
+	// ClientHello's arrival included) to its end; past it the connection
+	// is closed (default connections.DefaultTLSHandshakeTimeout, 10 s; it
+	// cannot be turned off: "tls_handshake_timeout"). MaxTLSHandshakes
+	// bounds, per worker, the handshakes in progress past their
+	// ClientHello; a connection beyond it is closed at once (default
+	// connections.DefaultMaxTLSHandshakes, 1,024; -1: no bound;
+	// "max_tls_handshakes"). Both apply where the event loops serve TLS
+	// (Linux); elsewhere HeaderTimeout bounds a handshake.
+	TLSHandshakeTimeout time.Duration
+	MaxTLSHandshakes    int
 
 	// Worker recycling (workerman's max_request): a worker is replaced
 	// under the same id, through the same drain as a reload, once it has
@@ -350,6 +361,9 @@ func (g *Goer) validate() error {
 	case TransportTLS:
 		if g.TLSConfig == nil && !g.hasCerts() {
 			return fmt.Errorf("goes: %s: tls needs CertFile and KeyFile, Certificates or TLSConfig", g.Addr)
+		}
+		if err := g.tlsFiles().CheckLimits(); err != nil {
+			return fmt.Errorf("goes: %s: %w", g.Addr, err)
 		}
 	default:
 		return fmt.Errorf("%w: unknown transport %q", ErrBadAddress, g.Transport)

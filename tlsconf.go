@@ -1,6 +1,11 @@
 package goes
 
-import "github.com/goes-project/goes/internal/tlsconf"
+import (
+	"errors"
+	"time"
+
+	"github.com/goes-project/goes/internal/tlsconf"
+)
 
 // CertFiles is a PEM certificate (chain) and its key, for a TLS listener
 // (Goer.Certificates; "certificates" in a listener's config).
@@ -26,7 +31,8 @@ func (g *Goer) hasCerts() bool {
 // its configuration (in each worker as it starts, so that a reload
 // serves renewed certificates): CertFile/KeyFile, then Certificates.
 func (g *Goer) tlsFiles() tlsconf.Files {
-	f := tlsconf.Files{Config: g.TLSConfig, MinVersion: g.MinTLSVersion, ClientCAFile: g.ClientCAFile}
+	f := tlsconf.Files{Config: g.TLSConfig, MinVersion: g.MinTLSVersion, ClientCAFile: g.ClientCAFile,
+		HandshakeTimeout: g.TLSHandshakeTimeout, MaxHandshakes: g.MaxTLSHandshakes}
 	if g.CertFile != "" || g.KeyFile != "" {
 		f.Certs = append(f.Certs, tlsconf.Pair{CertFile: g.CertFile, KeyFile: g.KeyFile})
 	}
@@ -39,11 +45,23 @@ func (g *Goer) tlsFiles() tlsconf.Files {
 	return f
 }
 
-// ApplyTLS sets g's TLS fields from lc's certificates, min_tls_version
-// and client_ca_file (cert_file and key_file are the caller's).
+// ApplyTLS sets g's TLS fields from lc's certificates, min_tls_version,
+// client_ca_file, tls_handshake_timeout and max_tls_handshakes (cert_file
+// and key_file are the caller's; the limits are checked with the Goer).
 func (lc ListenerConfig) ApplyTLS(g *Goer) error { return lc.applyTLS(g) }
 
 func (lc ListenerConfig) applyTLS(g *Goer) error {
+	if lc.TLSHandshakeTimeout != 0 || lc.MaxTLSHandshakes != 0 {
+		if g.Transport != TransportTLS {
+			return errors.New("tls_handshake_timeout and max_tls_handshakes are for TLS listeners (tls://, https://, wss://)")
+		}
+	}
+	if lc.TLSHandshakeTimeout != 0 {
+		g.TLSHandshakeTimeout = time.Duration(lc.TLSHandshakeTimeout)
+	}
+	if lc.MaxTLSHandshakes != 0 {
+		g.MaxTLSHandshakes = lc.MaxTLSHandshakes
+	}
 	if len(lc.Certificates) > 0 {
 		g.Certificates = append([]CertFiles(nil), lc.Certificates...)
 	}

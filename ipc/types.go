@@ -175,6 +175,10 @@ type Load struct {
 	// session. Absent and 0 for other listeners.
 	TLSHandshakes map[string]uint64 `json:"tls_handshakes,omitempty"`
 	TLSResumed    uint64            `json:"tls_resumed,omitempty"`
+	// TLSConnections are a TLS listener's connections open now whose
+	// handshake has completed (Connections counts those still in their
+	// handshake too).
+	TLSConnections int64 `json:"tls_connections,omitempty"`
 	// TLSHandshakeDuration is the time a TLS listener's completed
 	// handshakes took, from the accept (buckets
 	// TLSHandshakeDurationBuckets; nil for other listeners and for a

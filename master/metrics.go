@@ -98,6 +98,7 @@ func workerFigures() []figure {
 		{field: "Cluster.Dropped", name: "goes_cluster_dropped_total", typ: counter, help: "Cluster messages dropped."},
 		{field: "TLSHandshakes", keys: "result", known: []string{ipc.TLSHandshakeOK, ipc.TLSHandshakeFailed}, name: "goes_tls_handshakes_total", typ: counter, help: "TLS handshakes of the worker's listener, by result (ok; failed: the connection closed before its handshake completed)."},
 		{field: "TLSResumed", name: "goes_tls_resumed_handshakes_total", typ: counter, help: "TLS handshakes that resumed a session (a ticket)."},
+		{field: "TLSConnections", name: "goes_tls_connections", typ: gauge, help: "Open TLS connections whose handshake has completed (goes_connections counts those still in their handshake too)."},
 	}
 }
 
@@ -560,6 +561,7 @@ func slotLoad(w ipc.Worker, st ipc.Status) ipc.Load {
 		if c.ID == w.ID && c.Name == w.Name {
 			addCounters(&l, c.Load)
 			l.Connections += c.Connections
+			l.TLSConnections += c.TLSConnections
 			l.InputHeld += c.InputHeld
 		}
 	}
@@ -569,6 +571,7 @@ func slotLoad(w ipc.Worker, st ipc.Status) ipc.Load {
 		if r.ID == w.ID && (own || adopted) {
 			addCounters(&l, r.Load)
 			l.Connections += r.Connections
+			l.TLSConnections += r.TLSConnections
 			l.InputHeld += r.InputHeld
 		}
 	}

@@ -114,7 +114,7 @@ func Serve(ctx context.Context, s Setup) error {
 		if err != nil {
 			return fmt.Errorf("goes: worker %d: tls: %w", id.ID, err)
 		}
-		if tl, err = TLSListener(ln, conf, in.TicketKeys, log); err == nil {
+		if tl, err = TLSListener(ln, conf, in.TicketKeys, TLSLimits{HandshakeTimeout: s.TLS.HandshakeTimeout, MaxHandshakes: s.TLS.MaxHandshakes}, log); err == nil {
 			ln = tl.Listener
 		}
 		if err != nil {

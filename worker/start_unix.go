@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -104,15 +105,24 @@ type TLS struct {
 	Counts func() TLSCounts
 }
 
-// TLSListener serves TLS over ln with conf (a copy). keys, when not nil,
-// are the master's session ticket keys (Inherited.TicketKeys), shared by
-// all its workers. It counts handshakes (TLSCounts) and logs the failed
-// ones, at debug each and at info a summary each minute.
-func TLSListener(ln net.Listener, conf *tls.Config, keys ticketkeys.Set, log zerolog.Logger) (TLS, error) {
+// TLSLimits are a TLS listener's limits where an event-loop engine
+// serves it (connections.TLSServing's HandshakeTimeout and
+// MaxHandshakes): zero is the default, MaxHandshakes -1 no bound.
+type TLSLimits struct {
+	HandshakeTimeout time.Duration
+	MaxHandshakes    int
+}
+
+// TLSListener serves TLS over ln with conf (a copy) and lim. keys, when
+// not nil, are the master's session ticket keys (Inherited.TicketKeys),
+// shared by all its workers. It counts handshakes (TLSCounts) and logs
+// the failed ones, at debug each and at info a summary each minute.
+func TLSListener(ln net.Listener, conf *tls.Config, keys ticketkeys.Set, lim TLSLimits, log zerolog.Logger) (TLS, error) {
 	if conf == nil {
 		return TLS{}, errors.New("tls: no configuration")
 	}
 	t := newTLSListener(ln, conf, keys, log)
+	t.lim = lim
 	return TLS{Listener: t, SetKeys: t.setKeys, Counts: t.counts}, nil
 }
 

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"crypto/tls"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,10 @@ const tlsSummaryEvery = time.Minute
 // client, a timeout, a scanner).
 type TLSCounts struct {
 	OK, Resumed, Failed uint64
+	// Open are the connections the standard engine serves (Accept's)
+	// whose handshake completed and that are open now; an event-loop
+	// engine counts its own (connections.Stats.TLSConnections).
+	Open int64
 	// Duration is the completed handshakes' durations, from the accept
 	// (the handshakes an event-loop engine ran: it tells their time).
 	Duration *ipc.Histogram
@@ -67,17 +72,23 @@ func (h *handshakeDurations) histogram() *ipc.Histogram {
 type tlsListener struct {
 	net.Listener
 	conf                *tls.Config
+	lim                 TLSLimits
 	ok, resumed, failed atomic.Uint64
+	open                atomic.Int64 // Accept's connections past their handshake, open
 	durations           handshakeDurations
 	log                 zerolog.Logger
 	stop                chan struct{}
 	stopOnce            sync.Once
+	// The last summary (summary): when, and failed then.
+	sumMu     sync.Mutex
+	sumAt     time.Time
+	sumFailed uint64
 }
 
 // newTLSListener serves TLS over ln with conf (a copy) and keys (the
 // master's ticket keys; nil: crypto/tls's own, this worker's only).
 func newTLSListener(ln net.Listener, conf *tls.Config, keys ticketkeys.Set, log zerolog.Logger) *tlsListener {
-	t := &tlsListener{Listener: ln, conf: conf.Clone(), log: log, stop: make(chan struct{})}
+	t := &tlsListener{Listener: ln, conf: conf.Clone(), log: log, stop: make(chan struct{}), sumAt: time.Now()}
 	user := t.conf.GetConfigForClient
 	base := t.conf
 	t.conf.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
@@ -104,8 +115,9 @@ func newTLSListener(ln net.Listener, conf *tls.Config, keys ticketkeys.Set, log 
 					return err
 				}
 			}
-			if hc.done.CompareAndSwap(false, true) {
+			if hc.state.CompareAndSwap(hsNew, hsUp) {
 				t.ok.Add(1)
+				t.open.Add(1)
 				if cs.DidResume {
 					t.resumed.Add(1)
 				}
@@ -126,14 +138,19 @@ func (t *tlsListener) setKeys(s ticketkeys.Set) {
 }
 
 func (t *tlsListener) counts() TLSCounts {
-	return TLSCounts{OK: t.ok.Load(), Resumed: t.resumed.Load(), Failed: t.failed.Load(), Duration: t.durations.histogram()}
+	return TLSCounts{OK: t.ok.Load(), Resumed: t.resumed.Load(), Failed: t.failed.Load(), Open: t.open.Load(), Duration: t.durations.histogram()}
 }
 
 // TLS is connections.TLSListener's: an event-loop engine serves the
 // listener under TLS itself, with t's configuration, and tells each
 // handshake's result to handshakeDone. Accept serves the other engines.
 func (t *tlsListener) TLS() (net.Listener, connections.TLSServing) {
-	return t.Listener, connections.TLSServing{Config: t.conf, Done: t.handshakeDone}
+	sv := connections.TLSServing{Config: t.conf, Done: t.handshakeDone,
+		HandshakeTimeout: t.lim.HandshakeTimeout, MaxHandshakes: t.lim.MaxHandshakes}
+	if sv.MaxHandshakes < 0 {
+		sv.MaxHandshakes = math.MaxInt32 // no bound
+	}
+	return t.Listener, sv
 }
 
 // handshakeDone counts a handshake the engine ran.
@@ -161,43 +178,70 @@ func (t *tlsListener) Accept() (net.Conn, error) {
 }
 
 func (t *tlsListener) Close() error {
-	t.stopOnce.Do(func() { close(t.stop) })
+	t.stopOnce.Do(func() {
+		close(t.stop)
+		t.summary() // the failures since the last summary are not left unsaid
+	})
 	return t.Listener.Close()
 }
 
 // summarise logs the failed handshakes of each tlsSummaryEvery, at info,
-// when there were some.
+// when there were some, until the listener closes (Close logs the last
+// period's).
 func (t *tlsListener) summarise() {
 	tick := time.NewTicker(tlsSummaryEvery)
 	defer tick.Stop()
-	var last uint64
 	for {
 		select {
 		case <-t.stop:
 			return
 		case <-tick.C:
 		}
-		if n := t.failed.Load(); n != last {
-			t.log.Info().Uint64("failed", n-last).Uint64("failed_total", n).Dur("period_ms", tlsSummaryEvery).Msg("TLS handshakes failed")
-			last = n
-		}
+		t.summary()
 	}
 }
 
+// summary logs, at info, the handshakes that failed since the last
+// summary, if any. Safe for concurrent use.
+func (t *tlsListener) summary() {
+	t.sumMu.Lock()
+	defer t.sumMu.Unlock()
+	now := time.Now()
+	if n := t.failed.Load(); n != t.sumFailed {
+		t.log.Info().Uint64("failed", n-t.sumFailed).Uint64("failed_total", n).Dur("period_ms", now.Sub(t.sumAt)).Msg("TLS handshakes failed")
+		t.sumFailed = n
+	}
+	t.sumAt = now
+}
+
 // handshakeConn is a TLS connection's socket, which counts a failed
-// handshake when it closes before the handshake completed.
+// handshake when it closes before the handshake completed, and an open
+// TLS connection from its handshake to its close.
 type handshakeConn struct {
 	net.Conn
 	l      *tlsListener
-	done   atomic.Bool // the handshake completed
+	state  atomic.Int32 // hsNew, then hsUp or hsFailed, then hsClosed after hsUp
 	closed atomic.Bool
 }
 
+// The states of a handshakeConn.
+const (
+	hsNew    = iota // handshake in progress
+	hsUp            // handshake completed, counted open
+	hsFailed        // closed before its handshake completed
+	hsClosed        // closed after its handshake completed
+)
+
 func (c *handshakeConn) Close() error {
-	if c.closed.CompareAndSwap(false, true) && c.done.CompareAndSwap(false, true) {
-		// done is set, so that a handshake ending now is not counted.
-		c.l.failed.Add(1)
-		c.l.log.Debug().Str("remote", c.RemoteAddr().String()).Msg("TLS connection closed before its handshake completed")
+	if c.closed.CompareAndSwap(false, true) {
+		switch {
+		case c.state.CompareAndSwap(hsNew, hsFailed):
+			// A handshake ending now is not counted.
+			c.l.failed.Add(1)
+			c.l.log.Debug().Str("remote", c.RemoteAddr().String()).Msg("TLS connection closed before its handshake completed")
+		case c.state.CompareAndSwap(hsUp, hsClosed):
+			c.l.open.Add(-1)
+		}
 	}
 	return c.Conn.Close()
 }

@@ -96,6 +96,22 @@ func TestTLSListenerCounts(t *testing.T) {
 	if a.OK+b.OK != n+1 || a.Resumed+b.Resumed != n || b.Failed != 0 {
 		t.Fatalf("counts %+v and %+v: want %d ok, %d resumed, 1 failed in all", a, b, n+1, n)
 	}
+	// Open: the connections past their handshake, until they close (the
+	// server closes each after its echo; a failed one never counted).
+	testkit.Eventually(t, 5*time.Second, 5*time.Millisecond, "no TLS connection open", func() bool {
+		return ls[0].counts().Open == 0 && ls[1].counts().Open == 0
+	})
+	held, err := tls.Dial("tcp", ls[0].Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 5*time.Second, 5*time.Millisecond, "one TLS connection open", func() bool {
+		return ls[0].counts().Open == 1
+	})
+	held.Close()
+	testkit.Eventually(t, 5*time.Second, 5*time.Millisecond, "the TLS connection closed", func() bool {
+		return ls[0].counts().Open == 0
+	})
 	for _, l := range ls {
 		l.Close()
 	}

@@ -516,6 +516,7 @@ func (w *worker) stats() ipc.WorkerStats {
 		c := w.o.TLSCounts()
 		load.TLSHandshakes = map[string]uint64{ipc.TLSHandshakeOK: c.OK, ipc.TLSHandshakeFailed: c.Failed}
 		load.TLSResumed = c.Resumed
+		load.TLSConnections += c.Open // the standard engine's (the loops' came in Stats)
 		load.TLSHandshakeDuration = c.Duration
 	}
 	return ipc.WorkerStats{PID: os.Getpid(), State: w.state.Load().(string), Load: load}

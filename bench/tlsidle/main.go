@@ -216,7 +216,7 @@ func serveGoes(addr, engine, scheme, cert, key string) {
 	check(err)
 	raw, err := net.Listen("tcp", addr)
 	check(err)
-	tl, err := worker.TLSListener(raw, &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil, zerolog.Nop())
+	tl, err := worker.TLSListener(raw, &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil, worker.TLSLimits{}, zerolog.Nop())
 	check(err)
 	cfg := connections.Config{Transport: "tls", Logger: zerolog.Nop(), Handler: connections.Handler{
 		OnMessage: func(c connections.Connection, b []byte) { c.SendBytes(b, false) },

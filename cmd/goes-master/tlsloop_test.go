@@ -21,7 +21,9 @@ import (
 // TestTLSOnEventLoop: a tls:// listener of goes-master runs its TLS
 // connections on the worker's event loop (issue 20): 300 idle TLS
 // connections do not grow the worker's goroutines (the standard engine
-// had one each) and the loop reports busy time.
+// had one each) and the loop reports busy time; the handshakes are
+// counted and timed, and the open TLS connections shown (and less
+// once half of them close).
 func TestTLSOnEventLoop(t *testing.T) {
 	s := tlsConfSetup(t, `{"admin": "127.0.0.1:0", "listeners": [
   {"name": "tls", "listen": "tls://127.0.0.1:0", "count": 1, "cert_file": %[1]q, "key_file": %[2]q}
@@ -88,6 +90,20 @@ func TestTLSOnEventLoop(t *testing.T) {
 		}
 		if inf := listenerSum(m, "goes_tls_handshake_duration_seconds_bucket", "tls", `le="+Inf"`); inf != n {
 			return fmt.Errorf("goes_tls_handshake_duration_seconds_bucket{le=\"+Inf\"} %v, want %d", inf, n)
+		}
+		if open := listenerSum(m, "goes_tls_connections", "tls"); open != n {
+			return fmt.Errorf("goes_tls_connections %v, want %d", open, n)
+		}
+		return nil
+	})
+	// The gauge goes down as they close.
+	for _, c := range conns[n/2:] {
+		c.Close()
+	}
+	testkit.Eventually(t, 10*time.Second, 20*time.Millisecond, "goes_tls_connections after closes", func() error {
+		m := mustFetch(t, "http://"+st.Master.Admin+"/metrics")
+		if open := listenerSum(m, "goes_tls_connections", "tls"); open != n-n/2 {
+			return fmt.Errorf("goes_tls_connections %v, want %d", open, n-n/2)
 		}
 		return nil
 	})

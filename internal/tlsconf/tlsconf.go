@@ -10,7 +10,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"time"
 )
 
 // DefaultMinVersion is a TLS listener's lowest version unless
@@ -34,6 +36,30 @@ type Files struct {
 	ClientCAFile string
 	// HTTP sets ALPN "http/1.1" (the http and websocket protocols).
 	HTTP bool
+	// HandshakeTimeout and MaxHandshakes are the listener's limits
+	// (connections.TLSServing's: 0 is the default; MaxHandshakes -1 is
+	// no bound). Build does not use them: the worker's listener does.
+	HandshakeTimeout time.Duration
+	MaxHandshakes    int
+}
+
+// Defaults of Files' limits (connections.DefaultTLSHandshakeTimeout and
+// DefaultMaxTLSHandshakes, which this package does not import).
+const (
+	defaultHandshakeTimeout = 10 * time.Second
+	defaultMaxHandshakes    = 1024
+)
+
+// CheckLimits checks f's HandshakeTimeout and MaxHandshakes; an error
+// names their config keys.
+func (f Files) CheckLimits() error {
+	if f.HandshakeTimeout < 0 {
+		return fmt.Errorf("tls_handshake_timeout cannot be off (or negative): a handshake must end; want a duration like \"5s\" (default %q)", defaultHandshakeTimeout.String())
+	}
+	if n := f.MaxHandshakes; n < -1 || n > math.MaxInt32 {
+		return fmt.Errorf("max_tls_handshakes %d: want 1 to %d, or -1 for no bound (default %d)", n, math.MaxInt32, defaultMaxHandshakes)
+	}
+	return nil
 }
 
 // versions are the names of min_tls_version.

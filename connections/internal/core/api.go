@@ -434,6 +434,10 @@ type Stats struct {
 	// loops.
 	LoopBusy  time.Duration
 	InputHeld int64
+	// TLSConnections are the TLS connections open now whose handshake
+	// has completed, on the event loops (0 on the standard engine, which
+	// does not see handshakes: a TLS listener of its own counts them).
+	TLSConnections int64
 }
 
 // Info describes one open connection, for listings.

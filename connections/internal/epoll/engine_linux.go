@@ -189,6 +189,7 @@ func (e *epollEngine) AddStats(st *core.Stats) {
 	for _, l := range e.loopList() {
 		l.ctr.AddTo(st)
 		st.LoopBusy += time.Duration(l.busy.Load())
+		st.TLSConnections += l.tlsOpen.Load()
 	}
 }
 

@@ -71,6 +71,9 @@ type loop struct {
 	tlsConns map[*epConn]*epTLS
 	pbuf     []byte
 	cbuf     []byte
+	// tlsOpen counts the connections of tlsConns whose handshake is done
+	// (core.Stats.TLSConnections).
+	tlsOpen atomic.Int64
 }
 
 func newLoop(e *epollEngine) (*loop, error) {

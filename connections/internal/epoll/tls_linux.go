@@ -198,6 +198,7 @@ func (l *loop) tlsUp(c *epConn) {
 	}
 	t.timer.Stop()
 	t.up = true
+	l.tlsOpen.Add(1)
 	l.flush(c) // the last of the handshake, and what OnConnect queued
 	t.sess.Open(nil)
 	l.tlsPump(c, t) // what came after the client's Finished
@@ -404,7 +405,9 @@ func (l *loop) tlsRelease(c *epConn) {
 		l.tlsConns = nil // a map never shrinks: after a flood, let it go
 	}
 	t.timer.Stop()
-	if !t.up {
+	if t.up {
+		l.tlsOpen.Add(-1)
+	} else {
 		t.tell(c, nil, errClosedEarly)
 	}
 	t.sess.Close()

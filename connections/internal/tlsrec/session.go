@@ -66,6 +66,11 @@ type Session struct {
 	// drained: the last Read said ErrWouldBlock and no input came since
 	// (crypto/tls holds no plaintext that Read has not returned).
 	drained bool
+	// empty: crypto/tls holds neither plaintext nor ciphertext and the
+	// transport no input, and no input came since: Read answers
+	// ErrWouldBlock without asking crypto/tls (a keep-alive request's
+	// second Read, which cost a lock round and two allocations).
+	empty bool
 }
 
 // New makes a session that serves conf (not copied; crypto/tls reads it
@@ -241,7 +246,7 @@ func (s *Session) Open(b []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(b) > 0 {
-		s.drained = false
+		s.drained, s.empty = false, false
 	}
 	if len(t.in) > 0 {
 		t.in = append(t.in, b...)
@@ -287,9 +292,25 @@ func (s *Session) Buffered() bool {
 // queued an alert: Pending). Output crypto/tls writes while reading (an
 // answer to KeyUpdate, an alert) waits in Pending.
 func (s *Session) Read(p []byte) (n int, err error) {
+	if s.empty {
+		s.drained = true
+		return 0, ErrWouldBlock
+	}
 	defer func() { s.drained = err == ErrWouldBlock }()
 	n, err = s.tc.Read(p)
+	if err == nil && n > 0 && n < len(p) {
+		// crypto/tls stops short of p only once it holds no more
+		// plaintext; and no ciphertext, when the transport handed it
+		// whole records (chunk) and has no input left.
+		t := &s.t
+		t.mu.Lock()
+		s.empty = len(t.in) == 0 && t.left == 0 && t.hdrN == 0
+		t.mu.Unlock()
+	}
 	if err != nil && n == 0 {
+		if err == ErrWouldBlock {
+			return 0, ErrWouldBlock
+		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Temporary() && !ne.Timeout() {
 			return 0, ErrWouldBlock

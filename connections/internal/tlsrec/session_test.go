@@ -450,3 +450,34 @@ func TestFlood(t *testing.T) {
 	}
 	t.Logf("during a flood of %d half-open connections: %d answers, slowest %v", len(conns), answered, worst)
 }
+
+// TestReadDrainedAllocs: once Read has returned a whole record's
+// plaintext and nothing more was lent, the next Read says ErrWouldBlock
+// without going through crypto/tls: a keep-alive request costs crypto/tls
+// one read of its record (one allocation, its own), not a second that
+// finds nothing (two more, and a lock round: bench/tlscpu.sh, issue 20).
+// A record lent afterwards is read as before.
+func TestReadDrainedAllocs(t *testing.T) {
+	s, c := establishWith(t, serverConf(t), clientConf())
+	const runs = 100
+	req := []byte("GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+	recs := make([][]byte, runs+1)
+	for i := range recs {
+		recs[i] = recordOf(t, c, req)
+	}
+	p := make([]byte, 4096)
+	i := 0
+	allocs := testing.AllocsPerRun(runs, func() {
+		s.Open(recs[i])
+		i++
+		if n, err := s.Read(p); err != nil || string(p[:n]) != string(req) {
+			t.Fatalf("record %d: %q, %v", i, p[:n], err)
+		}
+		if n, err := s.Read(p); n != 0 || err != tlsrec.ErrWouldBlock {
+			t.Fatalf("after record %d: %d bytes, %v; want ErrWouldBlock", i, n, err)
+		}
+	})
+	if allocs > 1 {
+		t.Fatalf("%.1f allocations a record: the Read after it went through crypto/tls", allocs)
+	}
+}
