@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -123,17 +124,46 @@ func TestWatchdogWarnsOfBlockedLoop(t *testing.T) {
 }
 
 // TestEpConnWithTimersSize: the read and send timeouts are on by default,
-// so every connection carries its timers: together with an epConn
-// they stay in the 320-byte size class.
+// so every connection carries its timers: what an accept allocates, an
+// epConn with its timers (timedEpConn), stays in the runtime's 288-byte
+// size class (it was one of 320 before the rare fields of core.Conn went
+// out of line and its pointer to the timers went; issue 21). newEpConn
+// must allocate exactly this type.
 func TestEpConnWithTimersSize(t *testing.T) {
-	var ct struct {
-		epConn
-		tm core.ConnTimers
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skipf("%d-bit platform: sizes differ", 8*unsafe.Sizeof(uintptr(0)))
 	}
-	if n := unsafe.Sizeof(ct); n > 320 {
-		t.Fatalf("an epConn with its timers is %d bytes, over the 320-byte size class (epConn %d, core.ConnTimers %d)",
-			n, unsafe.Sizeof(ct.epConn), unsafe.Sizeof(ct.tm))
+	var ct timedEpConn
+	if n := unsafe.Sizeof(ct); n > 288 {
+		t.Fatalf("an epConn with its timers is %d bytes, over the 288-byte size class (core.Conn %d, epConn %d, core.ConnTimers %d)",
+			n, unsafe.Sizeof(ct.Conn), unsafe.Sizeof(ct.epConn), unsafe.Sizeof(ct.tm))
 	}
+	// What newEpConn allocates is counted in the runtime's 288-byte class.
+	rt := core.NewRuntime(core.Config{})
+	if !rt.Timed {
+		t.Fatal("a zero Config has no timers")
+	}
+	const n = 1000
+	keep := make([]*epConn, 0, n)
+	in288 := func() uint64 {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		for _, b := range ms.BySize {
+			if b.Size == 288 {
+				return b.Mallocs
+			}
+		}
+		t.Fatal("the runtime has no 288-byte size class")
+		return 0
+	}
+	before := in288()
+	for range n {
+		keep = append(keep, newEpConn(rt))
+	}
+	if got := in288() - before; got < n {
+		t.Fatalf("%d epConns with timers made %d allocations of the 288-byte class", n, got)
+	}
+	runtime.KeepAlive(keep)
 }
 
 // newServer is a connections.Server as the engine's tests need it (this
