@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/goes-project/goes/connections/internal/core"
 	"github.com/goes-project/goes/connections/internal/std"
@@ -164,6 +165,64 @@ func TestEpConnWithTimersSize(t *testing.T) {
 		t.Fatalf("%d epConns with timers made %d allocations of the 288-byte class", n, got)
 	}
 	runtime.KeepAlive(keep)
+}
+
+// TestAcceptIdleAllocatesOnce: accepting a connection that sends nothing
+// allocates one object, its epConn with its timers, with the default
+// timeouts and the log at its production level (info): a million idle
+// connections are a million of these and nothing else on the heap (a
+// debug log that is off built the peer's address, two objects more, on
+// every accept). Counted over real loopback connections, from raw
+// sockets that allocate nothing in this process.
+func TestAcceptIdleAllocatesOnce(t *testing.T) {
+	s := newServer(core.Config{
+		Engine: core.EngineEpoll, Loops: 1, Protocol: text.New(),
+		Logger: zerolog.New(io.Discard).Level(zerolog.InfoLevel),
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	defer func() { s.Close(); <-done }()
+	sa := &unix.SockaddrInet4{Port: ln.Addr().(*net.TCPAddr).Port, Addr: [4]byte{127, 0, 0, 1}}
+	const warm, n = 100, 1000
+	fds := make([]int, 0, warm+n)
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	// open dials k connections and waits, without allocating, until the
+	// server holds all of them.
+	open := func(k int) {
+		for range k {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fds = append(fds, fd)
+			if err := unix.Connect(fd, sa); err != nil {
+				t.Fatal(err)
+			}
+		}
+		deadline := time.Now().Add(testkit.Wait)
+		for s.Open.Load() < int64(len(fds)) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the server holds %d of %d connections", s.Open.Load(), len(fds))
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	open(warm) // the loop's table and the wheel's first allocations
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	open(n)
+	runtime.ReadMemStats(&m1)
+	if per := float64(m1.Mallocs-m0.Mallocs) / n; per > 1.5 {
+		t.Fatalf("accepting an idle connection allocates %.2f objects (%.0f bytes)", per, float64(m1.TotalAlloc-m0.TotalAlloc)/n)
+	}
 }
 
 // newServer is a connections.Server as the engine's tests need it (this
