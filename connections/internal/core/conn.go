@@ -145,6 +145,11 @@ func (c *Conn) timers() *ConnTimers {
 	if c.flags.Load()&FTimers == 0 {
 		return nil
 	}
+	return c.timersAt()
+}
+
+// timersAt returns c's timers, which c must have (FTimers).
+func (c *Conn) timersAt() *ConnTimers {
 	return (*ConnTimers)(unsafe.Add(unsafe.Pointer(c), -int(unsafe.Sizeof(ConnTimers{}))))
 }
 

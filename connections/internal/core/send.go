@@ -244,8 +244,8 @@ func (c *Conn) WroteSome(n int) {
 	if n > 0 {
 		c.bytesOut.Add(uint64(n))
 		c.ctr.BytesOut.Add(uint64(n))
-		if tm := c.timers(); tm != nil && c.RT.beatNs > 0 {
-			tm.lastOut.Store(c.RT.Clock())
+		if c.Has(FTimers) && c.RT.beatNs > 0 {
+			c.timersAt().lastOut.Store(c.RT.Clock())
 		}
 	}
 }

@@ -157,8 +157,8 @@ func (c *Conn) StartTimers() {
 
 // TouchIn records a read. It costs a clock read and an atomic store.
 func (c *Conn) TouchIn() {
-	if tm := c.timers(); tm != nil {
-		tm.lastIn.Store(c.RT.Clock())
+	if c.Has(FTimers) {
+		c.timersAt().lastIn.Store(c.RT.Clock())
 	}
 }
 
