@@ -432,9 +432,9 @@ func (c *Conn) closeOrLingerLocked() {
 
 // DestroyAfterLocked makes sure the closing connection c is destroyed d
 // from now, on the server's wheel, unless its socket is closed first (then
-// the timer is stopped). A later call moves the deadline. The node is
-// allocated by the first call: only connections that wait for a slow peer
-// pay for it. mu is held.
+// the timer is stopped). A later call moves the deadline. The node (and
+// c.more, if c has none yet) is allocated by the first call: only
+// connections that wait for a slow peer pay for it. mu is held.
 //
 // Wheels never run for a Client without Config.Wheel; its closing
 // connection gets a runtime timer instead, which is not stopped early
