@@ -116,7 +116,8 @@
 //     (internal/core: conn.go, send.go). Its flags change only with core.Conn.Mu held and are read
 //     atomically anywhere; core.Conn.Mu also guards the send queue (out,
 //     inflight), dispatching, the user context, the doom timer, drainCh
-//     and, in pool mode, epConn.pend. The protocol state has its own spin
+//     (these three in core.Conn.more, made by their first use) and, in
+//     pool mode, epConn.pend. The protocol state has its own spin
 //     lock (fStateLock, a flag bit) so that State works with and without
 //     core.Conn.Mu held. bytesIn and bytesOut are atomics; fCloseAfter changes without mu.
 //   - fWriting makes one writer at a time own the buffer takeOut handed

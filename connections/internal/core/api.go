@@ -85,7 +85,9 @@ type Connection interface {
 	// use; the value itself is the user's to protect.
 	Context() any
 	// SetContext stores a user value with the connection (a user id, a
-	// session). Safe for concurrent use.
+	// session). Safe for concurrent use. On a stream connection the first
+	// non-nil value allocates 32 bytes, which connections that never call
+	// it do not carry.
 	SetContext(v any)
 }
 

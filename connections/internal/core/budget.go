@@ -284,7 +284,9 @@ func (c *Conn) Shed(self bool) {
 		return
 	}
 	s.Budget.count()
-	s.Log.Debug().Uint64("conn", c.id).Stringer("remote", c.ops.Remote()).Msg("connection shed by the input memory budget")
+	if ev := s.Log.Debug(); ev.Enabled() { // Remote allocates: only for a log that is written
+		ev.Uint64("conn", c.id).Stringer("remote", c.ops.Remote()).Msg("connection shed by the input memory budget")
+	}
 	if r := s.overload; r != nil {
 		var reply []byte
 		if err := Guard(func() { reply = r.OverloadReply(c.Self()) }); err != nil {

@@ -47,6 +47,11 @@ const (
 	// (timersExpired).
 	FRulesDeferred
 
+	// FTimers: c has ConnTimers, just before it in its allocation
+	// (UseTimers, Conn.timers). Set before the connection is used and
+	// never cleared.
+	FTimers
+
 	FHalted = FClosing | FSockClosed | FPaused | FBackpressure
 
 	// FStateLock guards Conn.state. It is a spin lock taken without mu
@@ -87,10 +92,27 @@ type Conn struct {
 	dispatching int32   // dispatchers running; they flush when done
 	inflight    int32   // bytes taken by the write in progress
 	out         *Buffer // queued, not yet taken by a write; nil when empty
-	userCtx     any
-	tm          *ConnTimers   // allocated with the connection; nil without timers
-	doom        *timer.Timer  // destroys a closing connection that takes too long; see destroyAfterLocked
-	drainCh     chan struct{} // closed when FFull clears or the socket closes; made by WaitDrained
+	// more holds what few connections use (the user context, the doom
+	// timer, drainCh), allocated by the first use; nil before. Under mu.
+	more *connMore
+}
+
+// connMore is the part of a Conn that most connections never use, out of
+// line so that an idle connection does not carry it (see Conn.more): an
+// epConn with its timers stays in the 288-byte size class (the epoll
+// package's TestEpConnWithTimersSize).
+type connMore struct {
+	userCtx any
+	doom    *timer.Timer  // destroys a closing connection that takes too long; see DestroyAfterLocked
+	drainCh chan struct{} // closed when FFull clears or the socket closes; made by WaitDrained
+}
+
+// moreLocked returns c.more, allocating it on first use. mu is held.
+func (c *Conn) moreLocked() *connMore {
+	if c.more == nil {
+		c.more = new(connMore)
+	}
+	return c.more
 }
 
 // Init makes c a connection of s whose engine is ops (the engine's
@@ -106,16 +128,29 @@ func (c *Conn) Init(s *Runtime, ops Ops, ctr *Counters) {
 
 // UseTimers gives c its timers, allocated together with the engine's
 // connection when the runtime has any (Runtime.Timed); before Init. tm
-// must lie after c in the same allocation (a struct holding the engine's
-// connection, whose Conn is embedded, and then the ConnTimers): the
-// timers find their Conn by that distance (ConnTimers.conn).
+// must lie just before c in the same allocation (a struct holding the
+// ConnTimers and then the engine's connection, whose first field is the
+// embedded Conn): each finds the other at that fixed distance
+// (Conn.timers, ConnTimers.conn), so that neither carries a pointer to
+// the other.
 func (c *Conn) UseTimers(tm *ConnTimers) {
-	d := uintptr(unsafe.Pointer(tm)) - uintptr(unsafe.Pointer(c))
-	if uintptr(unsafe.Pointer(tm)) < uintptr(unsafe.Pointer(c)) || d > 1<<16 {
-		panic("core: UseTimers: the timers do not follow their Conn in one allocation")
+	if uintptr(unsafe.Pointer(tm))+unsafe.Sizeof(*tm) != uintptr(unsafe.Pointer(c)) {
+		panic("core: UseTimers: the timers do not lie just before their Conn in one allocation")
 	}
-	c.tm = tm
-	tm.back = uint32(d)
+	c.SetFlag(FTimers)
+}
+
+// timers returns c's timers, nil when it has none (UseTimers).
+func (c *Conn) timers() *ConnTimers {
+	if c.flags.Load()&FTimers == 0 {
+		return nil
+	}
+	return c.timersAt()
+}
+
+// timersAt returns c's timers, which c must have (FTimers).
+func (c *Conn) timersAt() *ConnTimers {
+	return (*ConnTimers)(unsafe.Add(unsafe.Pointer(c), -int(unsafe.Sizeof(ConnTimers{}))))
 }
 
 // Received accounts n bytes read from c's socket: c's and the engine's
@@ -222,7 +257,7 @@ func (c *Conn) Dispatch(buf []byte) (used int, halted bool) {
 	if err == nil {
 		err = perr
 	}
-	if err == nil && (c.tm != nil || c.RT.releaser != nil) {
+	if err == nil && (c.Has(FTimers) || c.RT.releaser != nil) {
 		err = c.afterInput(used, len(buf)-used, halted)
 	}
 	if err != nil {
@@ -250,10 +285,11 @@ func (c *Conn) afterInput(used, rest int, halted bool) error {
 		}
 		state = c.State()
 	}
-	if c.tm == nil {
+	tm := c.timers()
+	if tm == nil {
 		return nil
 	}
-	return c.notePhase(state, used, rest, halted)
+	return c.notePhase(tm, state, used, rest, halted)
 }
 
 // PacketConn is a Connection whose dispatch can be halted.
@@ -396,9 +432,9 @@ func (c *Conn) closeOrLingerLocked() {
 
 // DestroyAfterLocked makes sure the closing connection c is destroyed d
 // from now, on the server's wheel, unless its socket is closed first (then
-// the timer is stopped). A later call moves the deadline. The node is
-// allocated by the first call: only connections that wait for a slow peer
-// pay for it. mu is held.
+// the timer is stopped). A later call moves the deadline. The node (and
+// c.more, if c has none yet) is allocated by the first call: only
+// connections that wait for a slow peer pay for it. mu is held.
 //
 // Wheels never run for a Client without Config.Wheel; its closing
 // connection gets a runtime timer instead, which is not stopped early
@@ -413,10 +449,11 @@ func (c *Conn) DestroyAfterLocked(d time.Duration) {
 		time.AfterFunc(d, c.Destroy)
 		return
 	}
-	if c.doom == nil {
-		c.doom = new(timer.Timer)
+	m := c.moreLocked()
+	if m.doom == nil {
+		m.doom = new(timer.Timer)
 	}
-	c.RT.Wheel.Schedule(c.doom, d, c.Destroy)
+	c.RT.Wheel.Schedule(m.doom, d, c.Destroy)
 }
 
 // CloseLocked marks the socket closed, drops the send buffer and lets the
@@ -426,8 +463,8 @@ func (c *Conn) CloseLocked() {
 		return
 	}
 	c.SetFlag(FSockClosed | FClosing)
-	if c.doom != nil {
-		c.doom.Stop()
+	if c.more != nil && c.more.doom != nil {
+		c.more.doom.Stop()
 	}
 	c.wakeDrainWaitersLocked()
 	if c.out != nil {
@@ -482,12 +519,17 @@ func (c *Conn) SendBufferLen() int {
 func (c *Conn) Context() any {
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
-	return c.userCtx
+	if c.more == nil {
+		return nil
+	}
+	return c.more.userCtx
 }
 
 func (c *Conn) SetContext(v any) {
 	c.Mu.Lock()
-	c.userCtx = v
+	if v != nil || c.more != nil {
+		c.moreLocked().userCtx = v
+	}
 	c.Mu.Unlock()
 }
 

@@ -244,8 +244,8 @@ func (c *Conn) WroteSome(n int) {
 	if n > 0 {
 		c.bytesOut.Add(uint64(n))
 		c.ctr.BytesOut.Add(uint64(n))
-		if tm := c.tm; tm != nil && c.RT.beatNs > 0 {
-			tm.lastOut.Store(c.RT.Clock())
+		if c.Has(FTimers) && c.RT.beatNs > 0 {
+			c.timersAt().lastOut.Store(c.RT.Clock())
 		}
 	}
 }
@@ -313,10 +313,11 @@ func (c *Conn) WaitDrained(ctx context.Context) error {
 			c.Mu.Unlock()
 			return nil
 		}
-		if c.drainCh == nil {
-			c.drainCh = make(chan struct{})
+		m := c.moreLocked()
+		if m.drainCh == nil {
+			m.drainCh = make(chan struct{})
 		}
-		ch := c.drainCh
+		ch := m.drainCh
 		c.Mu.Unlock()
 		select {
 		case <-ch:
@@ -330,9 +331,9 @@ func (c *Conn) WaitDrained(ctx context.Context) error {
 // wakeDrainWaitersLocked releases the goroutines in WaitDrained. mu is
 // held.
 func (c *Conn) wakeDrainWaitersLocked() {
-	if c.drainCh != nil {
-		close(c.drainCh)
-		c.drainCh = nil
+	if m := c.more; m != nil && m.drainCh != nil {
+		close(m.drainCh)
+		m.drainCh = nil
 	}
 }
 

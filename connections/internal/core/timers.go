@@ -11,9 +11,10 @@ import (
 
 // ConnTimers are the timeouts and the heartbeat of one stream
 // connection, on one node of the server's timer wheel. They are allocated
-// together with the connection (see newStdConn, newEpConn), so that arming
-// them costs no allocation; connections of a server without any timeout
-// (every rule turned off) and without Heartbeat have none.
+// together with the connection, just before it (see newStdConn,
+// newEpConn, UseTimers), so that arming them costs no allocation and
+// neither holds a pointer to the other; connections of a server without
+// any timeout (every rule turned off) and without Heartbeat have none.
 //
 // Traffic does not touch the wheel: a read stores the time in lastIn (and
 // a write, with Heartbeat, in lastOut), the dispatcher records the
@@ -24,8 +25,9 @@ import (
 // wheel operation per period, not one per read.
 //
 // The fields are packed so that the 96 bytes of ConnTimers keep an epConn
-// with timers in the size class of 320 bytes: mind the sizes when adding
-// one.
+// with timers in the size class of 288 bytes (the epoll package's
+// TestEpConnWithTimersSize): mind the sizes when adding one. 4 bytes
+// after phase are padding.
 type ConnTimers struct {
 	t       timer.Timer  // first (expireTimers); re-armed with Reset: its func is the Runtime's expireTimers
 	lastIn  atomic.Int64 // Runtime.clock of the last read
@@ -46,16 +48,14 @@ type ConnTimers struct {
 	// phaseStarted once the connection has delivered a packet. It changes
 	// under Conn.Mu and is read without it by the dispatcher.
 	phase atomic.Uint32
-	// back is how many bytes these timers lie past their Conn in the one
-	// allocation that holds both (UseTimers): the Runtime's one expiry
-	// func finds the Conn from the Timer that fired (conn), so that no
-	// connection carries a method value of its own (16 bytes each).
-	back uint32
 }
 
-// conn returns the Conn tm belongs to (back).
+// conn returns the Conn tm belongs to, which follows it in their one
+// allocation (UseTimers): the Runtime's one expiry func finds the Conn
+// from the Timer that fired, so that no connection carries a method value
+// of its own (16 bytes each).
 func (tm *ConnTimers) conn() *Conn {
-	return (*Conn)(unsafe.Add(unsafe.Pointer(tm), -int(tm.back)))
+	return (*Conn)(unsafe.Add(unsafe.Pointer(tm), unsafe.Sizeof(*tm)))
 }
 
 // expireTimers is the func of every connection's timer node: it runs the
@@ -131,7 +131,7 @@ func (s *Runtime) StopWheel() {
 // StartTimers arms c's timers once c is accepted; the time of the accept
 // counts as traffic.
 func (c *Conn) StartTimers() {
-	tm := c.tm
+	tm := c.timers()
 	if tm == nil {
 		return
 	}
@@ -157,8 +157,8 @@ func (c *Conn) StartTimers() {
 
 // TouchIn records a read. It costs a clock read and an atomic store.
 func (c *Conn) TouchIn() {
-	if tm := c.tm; tm != nil {
-		tm.lastIn.Store(c.RT.Clock())
+	if c.Has(FTimers) {
+		c.timersAt().lastIn.Store(c.RT.Clock())
 	}
 }
 
@@ -166,7 +166,7 @@ func (c *Conn) TouchIn() {
 // timersExpired running meanwhile sees the connection closed and does not
 // re-arm them.
 func (c *Conn) stopTimersLocked() {
-	if tm := c.tm; tm != nil {
+	if tm := c.timers(); tm != nil {
 		tm.t.Stop()
 	}
 }
@@ -176,14 +176,14 @@ func (c *Conn) stopTimersLocked() {
 // true), else since when it was. Only the engines' slow write paths call
 // it.
 func (c *Conn) WaitingOut(moved bool) {
-	if tm := c.tm; tm != nil && c.RT.sendNs|c.RT.idleNs != 0 && (moved || tm.outWait.Load() == 0) {
+	if tm := c.timers(); tm != nil && c.RT.sendNs|c.RT.idleNs != 0 && (moved || tm.outWait.Load() == 0) {
 		tm.outWait.Store(c.RT.Clock())
 	}
 }
 
 // outDone records that no write waits for the peer any more.
 func (c *Conn) outDone() {
-	if tm := c.tm; tm != nil && tm.outWait.Load() != 0 {
+	if tm := c.timers(); tm != nil && tm.outWait.Load() != 0 {
 		tm.outWait.Store(0)
 	}
 }
@@ -192,7 +192,7 @@ func (c *Conn) outDone() {
 // as reading resumes after a pause for backpressure: the wait was the
 // server's. mu is held.
 func (c *Conn) restartReadRulesLocked() {
-	if tm := c.tm; tm != nil {
+	if tm := c.timers(); tm != nil {
 		now := c.RT.Clock()
 		tm.lastIn.Store(now)
 		tm.since, tm.winIn = now, c.bytesIn.Load()
@@ -207,8 +207,8 @@ func (c *Conn) restartReadRulesLocked() {
 // unless the phase changes or a new packet begins in this input, so that
 // a steady exchange costs an atomic load here. A panic in the protocol's
 // Phase is returned.
-func (c *Conn) notePhase(state any, used, rest int, halted bool) error {
-	tm, s := c.tm, c.RT
+func (c *Conn) notePhase(tm *ConnTimers, state any, used, rest int, halted bool) error {
+	s := c.RT
 	partial := rest > 0 && !halted
 	var p protocols.Phase
 	switch {
@@ -278,7 +278,7 @@ func effective(ph uint32) protocols.Phase {
 const deferredRecheck = 50 * time.Millisecond
 
 func (c *Conn) timersExpired() {
-	s, tm := c.RT, c.tm
+	s, tm := c.RT, c.timers()
 	now := s.Clock()
 	c.Mu.Lock()
 	if c.Has(FClosing | FSockClosed) {
@@ -372,7 +372,7 @@ func (c *Conn) timersExpired() {
 // the protocol, since an answer ends it without any input. mu is held
 // and no dispatcher runs.
 func (c *Conn) phaseRuleLocked(now int64) (cutReason, protocols.Phase, int64) {
-	s, tm := c.RT, c.tm
+	s, tm := c.RT, c.timers()
 	ph := tm.phase.Load()
 	p := protocols.Phase(ph &^ phaseStarted)
 	if p == protocols.PhaseBusy && s.phaser != nil {

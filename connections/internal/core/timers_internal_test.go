@@ -51,7 +51,7 @@ func TestTimeoutDefaults(t *testing.T) {
 	if off.Timed || off.headNs|off.bodyNs|off.keepNs|off.sendNs|off.minRate != 0 {
 		t.Fatalf("every timeout off: timed %v, %d %d %d %d %d", off.Timed, off.headNs, off.bodyNs, off.keepNs, off.sendNs, off.minRate)
 	}
-	if newTestConn(off).tm != nil {
+	if newTestConn(off).timers() != nil {
 		t.Fatal("a connection without timeouts carries timers")
 	}
 	// A Client applies none: connections' TestClientHasNoTimeouts.
@@ -84,8 +84,8 @@ func BenchmarkDispatchTimeouts(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				s := NewRuntime(cfg)
 				c := newTestConn(s)
-				if (c.tm != nil) != on {
-					b.Fatalf("timers %v with timeouts %v", c.tm != nil, on)
+				if (c.timers() != nil) != on {
+					b.Fatalf("timers %v with timeouts %v", c.timers() != nil, on)
 				}
 				in := []byte(pc.in)
 				buf := make([]byte, len(in))
@@ -113,14 +113,14 @@ func BenchmarkDispatchTimeouts(b *testing.B) {
 // tests: its Ops do nothing, as if every write were done at once. Its
 // timers come with it when the runtime has any (as an engine's do).
 type testConn struct {
+	tm ConnTimers // just before the Conn, as an engine's (UseTimers)
 	Conn
-	timers ConnTimers
 }
 
 func newTestConn(s *Runtime) *testConn {
 	c := new(testConn)
 	if s.Timed {
-		c.UseTimers(&c.timers)
+		c.UseTimers(&c.tm)
 	}
 	c.Init(s, c, &s.Ctr)
 	return c
@@ -151,8 +151,8 @@ func TestTimersShareOneFunc(t *testing.T) {
 	var conns []*testConn
 	for range 3 {
 		c := newTestConn(s)
-		if got := c.tm.conn(); got != &c.Conn {
-			t.Fatalf("timers of %p find Conn %p", &c.Conn, got)
+		if got := c.tm.conn(); got != &c.Conn || c.timers() != &c.tm {
+			t.Fatalf("timers %p of Conn %p find Conn %p, and it finds timers %p", &c.tm, &c.Conn, got, c.timers())
 		}
 		conns = append(conns, c)
 	}

@@ -167,7 +167,9 @@ func (l *loop) accept(fd int32) {
 		if el.tls != nil {
 			l.tlsAccept(c)
 		}
-		s.Log.Debug().Uint64("conn", c.ID()).Stringer("remote", c.Remote()).Msg("connection accepted")
+		if ev := s.Log.Debug(); ev.Enabled() { // Remote allocates: only for a log that is written
+			ev.Uint64("conn", c.ID()).Stringer("remote", c.Remote()).Msg("connection accepted")
+		}
 		if l.pool != nil {
 			l.schedule(c, pendConnect)
 		} else {

@@ -30,8 +30,9 @@ const (
 // the server's pool only while there are bytes to process or to send.
 // Fields after core.Conn are owned by the connection's loop unless noted.
 //
-// The fields are packed so that an epConn stays in the 208-byte size
-// class: mind the sizes when adding one.
+// The fields are packed so that an epConn with its timers (timedEpConn)
+// stays in the 288-byte size class: mind the sizes when adding one (2
+// bytes after lingered are padding).
 type epConn struct {
 	core.Conn
 	l    *loop
@@ -59,16 +60,21 @@ type epConn struct {
 
 var _ core.Connection = (*epConn)(nil)
 
+// timedEpConn is what newEpConn allocates for a server with timers: the
+// timers just before the epConn (core.Conn.UseTimers), one object of the
+// 288-byte size class (TestEpConnWithTimersSize).
+type timedEpConn struct {
+	tm core.ConnTimers
+	epConn
+}
+
 // newEpConn allocates an epConn, with its timers in the same allocation
 // when the server has any.
 func newEpConn(s *core.Runtime) *epConn {
 	if !s.Timed {
 		return new(epConn)
 	}
-	ct := new(struct {
-		epConn
-		tm core.ConnTimers
-	})
+	ct := new(timedEpConn)
 	ct.epConn.UseTimers(&ct.tm)
 	return &ct.epConn
 }

@@ -161,8 +161,8 @@ func newStdConn(s *core.Runtime) *stdConn {
 		return new(stdConn)
 	}
 	ct := new(struct {
+		tm core.ConnTimers // just before its Conn (core.Conn.UseTimers)
 		stdConn
-		tm core.ConnTimers
 	})
 	ct.stdConn.UseTimers(&ct.tm)
 	return &ct.stdConn
