@@ -55,10 +55,11 @@ type loop struct {
 
 	// ring is the loop's io_uring send batch (without a ring: write(2)
 	// only); runQueue gathers the writes of a pass in it, with their
-	// connections and buffers in opConns and opBufs.
-	ring    SendBatch
-	opConns []*epConn
-	opBufs  []*core.Buffer
+	// connections and buffers in ops; seals holds the TLS records sealed
+	// for the batch in place (batch_linux.go).
+	ring  SendBatch
+	ops   []gathered
+	seals sealArena
 
 	qmu   sync.Mutex
 	queue []*epConn
