@@ -67,9 +67,11 @@ type loop struct {
 	spare []*epConn
 	qdead bool // under qmu: the loop is gone, its eventfd closed
 
-	// TLS connections (tls_linux.go): their state, a buffer of
-	// plaintext and one of crypto/tls's own output, made by the first.
-	tlsConns map[*epConn]*epTLS
+	// TLS connections (tls_linux.go): their state by descriptor and
+	// their number, a buffer of plaintext and one of crypto/tls's own
+	// output, made by the first.
+	tlsConns []*epTLS
+	tlsN     int
 	pbuf     []byte
 	cbuf     []byte
 }

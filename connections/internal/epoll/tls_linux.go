@@ -26,7 +26,7 @@ import (
 // takes it from the send queue (tlsSeal); what crypto/tls writes by
 // itself (handshake flights, alerts, close_notify) is written by
 // tlsWriteCtl. A plain connection pays nothing for this: its listener has
-// no tls, and its epConn no field (the loop keeps TLS state in a map).
+// no tls, and its epConn no field (the loop keeps TLS state in a table by descriptor).
 //
 // kTLS would replace this file's record work: once a handshake is done,
 // its keys would move to the socket and the connection would be a plain
@@ -69,12 +69,18 @@ func (e *epollEngine) tlsPoolFor(sv core.TLSServing) *tlsrec.Pool {
 	return e.tlsPool
 }
 
-// tlsState returns c's TLS state, nil for a plain connection.
+// tlsState returns c's TLS state, nil for a plain connection (and for a
+// TLS connection whose socket is released).
+//
+// The states are in a table by descriptor, as the loop's connections
+// (conns), not in a map: a fan-out to many TLS connections looks up each
+// member's, and a slice index costs one memory access where a map with
+// tens of thousands of entries cost two or three, each a cache miss.
 func (l *loop) tlsState(c *epConn) *epTLS {
-	if c.ln == nil || c.ln.tls == nil {
+	if c.ln == nil || c.ln.tls == nil || c.fd < 0 || int(c.fd) >= len(l.tlsConns) {
 		return nil
 	}
-	return l.tlsConns[c]
+	return l.tlsConns[c.fd]
 }
 
 // tlsAccept starts the TLS session of c, just accepted from a TLS
@@ -82,10 +88,12 @@ func (l *loop) tlsState(c *epConn) *epTLS {
 func (l *loop) tlsAccept(c *epConn) {
 	lt := c.ln.tls
 	t := &epTLS{sess: tlsrec.New(lt.sv.Config, c.Local(), c.Remote()), start: time.Now()}
-	if l.tlsConns == nil {
-		l.tlsConns = make(map[*epConn]*epTLS)
+	if fd := int(c.fd); fd >= len(l.tlsConns) {
+		n := max(2*len(l.tlsConns), fd+64)
+		l.tlsConns = append(l.tlsConns, make([]*epTLS, n-len(l.tlsConns))...)
 	}
-	l.tlsConns[c] = t
+	l.tlsConns[c.fd] = t
+	l.tlsN++
 	l.rt.Wheel.Schedule(&t.timer, lt.timeout, func() {
 		t.tell(c, nil, errHandshakeTimeout)
 		t.sess.Close() // ends a handshake waiting in the pool
@@ -399,9 +407,9 @@ func (l *loop) tlsRelease(c *epConn) {
 	if t == nil {
 		return
 	}
-	delete(l.tlsConns, c)
-	if len(l.tlsConns) == 0 {
-		l.tlsConns = nil // a map never shrinks: after a flood, let it go
+	l.tlsConns[c.fd] = nil
+	if l.tlsN--; l.tlsN == 0 {
+		l.tlsConns = nil // after a flood, let the table go
 	}
 	t.timer.Stop()
 	if !t.up {
