@@ -2,7 +2,11 @@
 
 package epoll
 
-import "github.com/goes-project/goes/connections/internal/core"
+import (
+	"golang.org/x/sys/unix"
+
+	"github.com/goes-project/goes/connections/internal/core"
+)
 
 // The io_uring send path (loop.ring, SendBatch): runQueue gathers
 // the queued output of the connections other goroutines posted in one
@@ -10,13 +14,40 @@ import "github.com/goes-project/goes/connections/internal/core"
 // not finish (EAGAIN, a short write) waits for EPOLLOUT as after write,
 // and what was queued meanwhile is written with write(2).
 
+// gathered is one send of the pass's batch: its connection, its bytes
+// and, for a TLS connection, its state.
+type gathered struct {
+	c   *epConn
+	buf *core.Buffer
+	t   *epTLS
+}
+
+// sealArena holds the records of the batch's TLS sends, sealed straight
+// into it (sealGathered): one buffer for the batch instead of a pool
+// buffer per connection, so that a fan-out to many TLS connections
+// writes its records side by side, warm in the cache for the kernel's
+// copy, and takes nothing from the pool. Loop-owned; made by the first
+// TLS send of the loop.
+type sealArena struct {
+	b    []byte        // len(b) == sealArenaSize
+	off  int           // bytes of b the batch uses
+	bufs []core.Buffer // by batch index, the records of a send in b (Shared: never pooled)
+}
+
+const (
+	sealArenaSize = 64 << 10
+	// sealInArenaMax: queued output larger than this is sealed into a
+	// pool buffer of its own (tlsSeal).
+	sealInArenaMax = 4 << 10
+)
+
 // gather takes c's queued output for the pass's batch, as flush would
 // write it.
 //
-// A TLS connection's output is sealed into records here (tlsSeal: after
-// what crypto/tls wrote by itself), so that a fan-out to TLS connections
-// takes the batch too; before its handshake is done it is flushed as
-// usual.
+// A TLS connection's output is sealed into records here (sealGathered:
+// after what crypto/tls wrote by itself), so that a fan-out to TLS
+// connections takes the batch too; before its handshake is done it is
+// flushed as usual.
 func (l *loop) gather(c *epConn) {
 	var t *epTLS
 	if c.ln.tls != nil {
@@ -37,14 +68,48 @@ func (l *loop) gather(c *epConn) {
 		return
 	}
 	if t != nil {
-		buf = l.tlsSeal(c, t, buf) // empty if it failed: c is closing
+		buf = l.sealGathered(c, t, buf) // empty if it failed: c is closing
 	}
 	full := l.ring.Add(c.fd, buf.B)
-	l.opConns = append(l.opConns, c)
-	l.opBufs = append(l.opBufs, buf)
+	l.ops = append(l.ops, gathered{c: c, buf: buf, t: t})
 	if full {
 		l.sendGathered()
 	}
+}
+
+// sealGathered returns buf, c's queued output, sealed into records for
+// the batch: in the batch's arena when it is small (what was gathered is
+// sent first when the arena has no room), else in a pool buffer
+// (tlsSeal). buf goes back to the pool. A failure closes c; the records
+// are then empty.
+func (l *loop) sealGathered(c *epConn, t *epTLS, buf *core.Buffer) *core.Buffer {
+	if len(buf.B) > sealInArenaMax {
+		return l.tlsSeal(c, t, buf)
+	}
+	a := &l.seals
+	if a.b == nil {
+		a.b = make([]byte, sealArenaSize)
+		a.bufs = make([]core.Buffer, RingEntries)
+	}
+	if a.off+len(buf.B)+len(buf.B)>>6+256 > len(a.b) {
+		l.sendGathered() // empties the arena
+	}
+	rec, err := t.sess.Seal(a.b[a.off:a.off:len(a.b)], buf.B)
+	l.rt.Bufs.Put(buf)
+	if err != nil {
+		l.rt.Log.Debug().Uint64("conn", c.ID()).Err(err).Msg("TLS seal failed, connection closed")
+		rec = nil
+		c.Destroy()
+	}
+	if len(rec) > 0 && &rec[0] != &a.b[a.off] {
+		// crypto/tls's own output, waiting before the records, took
+		// them past the arena's end: they have a buffer of their own.
+		return &core.Buffer{B: rec}
+	}
+	a.off += len(rec)
+	rb := &a.bufs[len(l.ops)]
+	*rb = core.Buffer{B: rec, Shared: true}
+	return rb
 }
 
 // sendGathered writes what gather took and finishes each write.
@@ -62,31 +127,38 @@ func (l *loop) sendGathered() {
 		l.rt.Log.Warn().Err(err).Msg("io_uring send failed: this event loop writes with write(2) from now on")
 	}
 	for i := 0; i < n; i++ {
-		c, buf := l.opConns[i], l.opBufs[i]
-		var next *core.Buffer
+		op := &l.ops[i]
+		c, buf, t := op.c, op.buf, op.t
+		var wn int
+		var errno unix.Errno
 		if viaRing {
-			wn, errno := l.ring.Result(i)
-			next = l.wrote(c, buf, 0, wn, errno)
+			wn, errno = l.ring.Result(i)
 		} else {
-			next = l.write(c, buf, 0)
+			wn, errno = l.sys.Write(c.fd, buf.B)
 		}
-		var t *epTLS
-		if c.ln.tls != nil {
-			t = l.tlsState(c)
+		if t != nil && buf.Shared && wn < len(buf.B) { // in the arena
+			// The rest waits for EPOLLOUT in c.wbuf: in a buffer of c's
+			// own, the arena is the next batch's.
+			nb := l.rt.Bufs.GetCap(len(buf.B))
+			nb.B = append(nb.B, buf.B...)
+			buf = nb
 		}
-		for next != nil && (t != nil || c.ln.tls == nil) { // never plaintext on a TLS socket
+		next := l.wrote(c, buf, 0, wn, errno)
+		for next != nil { // never plaintext on a TLS socket: t is set for every TLS send
 			if t != nil {
 				next = l.tlsSeal(c, t, next)
 			}
 			next = l.write(c, next, 0)
 		}
-		if t != nil && c.wbuf == nil {
-			l.tlsWriteCtl(c, t)
-		}
+		// A TLS connection's crypto/tls output waiting (Pending) went
+		// out before its records: every Seal takes it first, and
+		// nothing has read c's session since (only this pass's gather
+		// touched c). So no tlsWriteCtl here, which would lock the
+		// session of every member of a fan-out once more.
 		l.rearm(c)
 	}
 	l.ring.Reset()
-	clear(l.opConns)
-	clear(l.opBufs)
-	l.opConns, l.opBufs = l.opConns[:0], l.opBufs[:0]
+	clear(l.ops)
+	l.ops = l.ops[:0]
+	l.seals.off = 0
 }

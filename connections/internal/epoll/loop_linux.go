@@ -55,10 +55,11 @@ type loop struct {
 
 	// ring is the loop's io_uring send batch (without a ring: write(2)
 	// only); runQueue gathers the writes of a pass in it, with their
-	// connections and buffers in opConns and opBufs.
-	ring    SendBatch
-	opConns []*epConn
-	opBufs  []*core.Buffer
+	// connections and buffers in ops; seals holds the TLS records sealed
+	// for the batch in place (batch_linux.go).
+	ring  SendBatch
+	ops   []gathered
+	seals sealArena
 
 	qmu   sync.Mutex
 	queue []*epConn
@@ -66,9 +67,11 @@ type loop struct {
 	spare []*epConn
 	qdead bool // under qmu: the loop is gone, its eventfd closed
 
-	// TLS connections (tls_linux.go): their state, a buffer of
-	// plaintext and one of crypto/tls's own output, made by the first.
-	tlsConns map[*epConn]*epTLS
+	// TLS connections (tls_linux.go): their state by descriptor and
+	// their number, a buffer of plaintext and one of crypto/tls's own
+	// output, made by the first.
+	tlsConns []*epTLS
+	tlsN     int
 	pbuf     []byte
 	cbuf     []byte
 	// tlsOpen counts the connections of tlsConns whose handshake is done

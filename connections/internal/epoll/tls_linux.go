@@ -26,7 +26,7 @@ import (
 // takes it from the send queue (tlsSeal); what crypto/tls writes by
 // itself (handshake flights, alerts, close_notify) is written by
 // tlsWriteCtl. A plain connection pays nothing for this: its listener has
-// no tls, and its epConn no field (the loop keeps TLS state in a map).
+// no tls, and its epConn no field (the loop keeps TLS state in a table by descriptor).
 //
 // kTLS would replace this file's record work: once a handshake is done,
 // its keys would move to the socket and the connection would be a plain
@@ -41,14 +41,17 @@ type epTLSListener struct {
 }
 
 // epTLS is a TLS connection's state, loop-owned except where noted.
+// The session is inside it, its first fields next to up and ctlWait: a
+// fan-out touches them all for each member, whose state is cold by then
+// (one object, in fewer cache lines, than two).
 type epTLS struct {
-	sess    *tlsrec.Session
-	start   time.Time
-	started bool // the handshake was handed to the pool
-	up      bool // the loop has seen the handshake done
+	up bool // the loop has seen the handshake done
 	// ctlWait: output of crypto/tls's own (tlsWriteCtl) waits for
 	// EPOLLOUT.
 	ctlWait bool
+	started bool // the handshake was handed to the pool
+	sess    tlsrec.Session
+	start   time.Time
 	// partial: the client has sent part of a record, timer bounds it.
 	partial bool
 	hsErr   error       // the handshake's result; set before actTLSUp is posted
@@ -69,23 +72,32 @@ func (e *epollEngine) tlsPoolFor(sv core.TLSServing) *tlsrec.Pool {
 	return e.tlsPool
 }
 
-// tlsState returns c's TLS state, nil for a plain connection.
+// tlsState returns c's TLS state, nil for a plain connection (and for a
+// TLS connection whose socket is released).
+//
+// The states are in a table by descriptor, as the loop's connections
+// (conns), not in a map: a fan-out to many TLS connections looks up each
+// member's, and a slice index costs one memory access where a map with
+// tens of thousands of entries cost two or three, each a cache miss.
 func (l *loop) tlsState(c *epConn) *epTLS {
-	if c.ln == nil || c.ln.tls == nil {
+	if c.ln == nil || c.ln.tls == nil || c.fd < 0 || int(c.fd) >= len(l.tlsConns) {
 		return nil
 	}
-	return l.tlsConns[c]
+	return l.tlsConns[c.fd]
 }
 
 // tlsAccept starts the TLS session of c, just accepted from a TLS
 // listener, and its handshake timeout.
 func (l *loop) tlsAccept(c *epConn) {
 	lt := c.ln.tls
-	t := &epTLS{sess: tlsrec.New(lt.sv.Config, c.Local(), c.Remote()), start: time.Now()}
-	if l.tlsConns == nil {
-		l.tlsConns = make(map[*epConn]*epTLS)
+	t := &epTLS{start: time.Now()}
+	t.sess.Init(lt.sv.Config, c.Local(), c.Remote())
+	if fd := int(c.fd); fd >= len(l.tlsConns) {
+		n := max(2*len(l.tlsConns), fd+64)
+		l.tlsConns = append(l.tlsConns, make([]*epTLS, n-len(l.tlsConns))...)
 	}
-	l.tlsConns[c] = t
+	l.tlsConns[c.fd] = t
+	l.tlsN++
 	l.rt.Wheel.Schedule(&t.timer, lt.timeout, func() {
 		t.tell(c, nil, errHandshakeTimeout)
 		t.sess.Close() // ends a handshake waiting in the pool
@@ -178,7 +190,7 @@ func (l *loop) tlsHello(c *epConn, t *epTLS, b []byte) {
 			t.hsErr = err
 			l.post(c, actTLSUp)
 		}
-		if !lt.pool.Start(t.sess, t.start.Add(lt.timeout), wake, done) {
+		if !lt.pool.Start(&t.sess, t.start.Add(lt.timeout), wake, done) {
 			t.tell(c, nil, errHandshakesFull)
 			c.Destroy()
 		}
@@ -400,9 +412,9 @@ func (l *loop) tlsRelease(c *epConn) {
 	if t == nil {
 		return
 	}
-	delete(l.tlsConns, c)
-	if len(l.tlsConns) == 0 {
-		l.tlsConns = nil // a map never shrinks: after a flood, let it go
+	l.tlsConns[c.fd] = nil
+	if l.tlsN--; l.tlsN == 0 {
+		l.tlsConns = nil // after a flood, let the table go
 	}
 	t.timer.Stop()
 	if t.up {
