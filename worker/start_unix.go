@@ -13,7 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -103,14 +102,6 @@ type TLS struct {
 	SetKeys func(ticketkeys.Set)
 	// Counts are its handshakes: Options.TLSCounts.
 	Counts func() TLSCounts
-}
-
-// TLSLimits are a TLS listener's limits where an event-loop engine
-// serves it (connections.TLSServing's HandshakeTimeout and
-// MaxHandshakes): zero is the default, MaxHandshakes -1 no bound.
-type TLSLimits struct {
-	HandshakeTimeout time.Duration
-	MaxHandshakes    int
 }
 
 // TLSListener serves TLS over ln with conf (a copy) and lim. keys, when

@@ -65,6 +65,14 @@ func (h *handshakeDurations) histogram() *ipc.Histogram {
 	return out
 }
 
+// TLSLimits are a TLS listener's limits where an event-loop engine
+// serves it (connections.TLSServing's HandshakeTimeout and
+// MaxHandshakes): zero is the default, MaxHandshakes -1 no bound.
+type TLSLimits struct {
+	HandshakeTimeout time.Duration
+	MaxHandshakes    int
+}
+
 // tlsListener serves TLS over a listener, counting handshakes: each
 // connection's ClientHello gets its own copy of the configuration
 // (GetConfigForClient) whose VerifyConnection marks the connection's
