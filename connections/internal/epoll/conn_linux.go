@@ -430,7 +430,12 @@ func (c *epConn) Kick() { c.l.post(c, actFlush) }
 func (c *epConn) CloseSocketLocked() {
 	// The descriptor stays open until the loop releases it, so that its
 	// number cannot be reused under the loop; shutdown tells the peer now.
-	c.l.sys.Shutdown(c.fd, unix.SHUT_RDWR)
+	// A lingering connection has told it (LingerLocked's SHUT_WR) and is
+	// closed once the peer has ended or its time is up: a second shutdown
+	// would only fail (ENOTCONN once the peer has gone).
+	if !c.Has(core.FLinger) {
+		c.l.sys.Shutdown(c.fd, unix.SHUT_RDWR)
+	}
 	c.l.post(c, actClose)
 }
 

@@ -659,3 +659,69 @@ func TestRingUnavailableFallsBack(t *testing.T) {
 		t.Fatalf("%d log lines say io_uring is unavailable, want 1:\n%s", n, logs.String())
 	}
 }
+
+// TestLingeringCloseShutsDownOnce: a connection closed by the server
+// while its peer still sends lingers (shutdown SHUT_WR, input dropped
+// until the peer's end) and is then released without a second shutdown;
+// one closed outright (the peer gone first) is shut down once, SHUT_RDWR.
+func TestLingeringCloseShutsDownOnce(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[int32][]int{}
+	closed := make(chan struct{}, 2)
+	s, addr := seamServer(t, core.Config{
+		Protocol: text.New(),
+		Handler: core.Handler{
+			OnMessage: func(c core.Connection, d []byte) {
+				if string(d) == "bye" {
+					c.Close()
+					return
+				}
+				c.SendBytes(d, false)
+			},
+			OnClose: func(core.Connection) { closed <- struct{}{} },
+		},
+	}, nil, func(sys *Sys) {
+		shutdown := sys.Shutdown
+		sys.Shutdown = func(fd int32, how int) error {
+			mu.Lock()
+			calls[fd] = append(calls[fd], how)
+			mu.Unlock()
+			return shutdown(fd, how)
+		}
+	})
+	shutdowns := func(fd int32) []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]int(nil), calls[fd]...)
+	}
+
+	// Lingering: the server closes, the peer reads its end, then closes.
+	c := seamDial(t, addr)
+	r := bufio.NewReader(c)
+	seamEcho(t, c, r, "hello")
+	fd := serverFd(t, s, c)
+	io.WriteString(c, "bye\n")
+	if b, err := io.ReadAll(r); err != nil || len(b) != 0 {
+		t.Fatalf("after bye: %q, %v; want the server's end", b, err)
+	}
+	c.Close()
+	<-closed
+	if got := shutdowns(fd); len(got) != 1 || got[0] != unix.SHUT_WR {
+		t.Errorf("lingering close: shutdown calls %v, want one SHUT_WR (%d)", got, unix.SHUT_WR)
+	}
+
+	// Outright: the peer ends first, the server's close follows. (The
+	// descriptor's number may be the first connection's again.)
+	mu.Lock()
+	clear(calls)
+	mu.Unlock()
+	c2 := seamDial(t, addr)
+	r2 := bufio.NewReader(c2)
+	seamEcho(t, c2, r2, "hello")
+	fd2 := serverFd(t, s, c2)
+	c2.Close()
+	<-closed
+	if got := shutdowns(fd2); len(got) != 1 || got[0] != unix.SHUT_RDWR {
+		t.Errorf("close after the peer's end: shutdown calls %v, want one SHUT_RDWR (%d)", got, unix.SHUT_RDWR)
+	}
+}
