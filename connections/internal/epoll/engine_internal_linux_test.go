@@ -167,6 +167,20 @@ func TestEpConnWithTimersSize(t *testing.T) {
 	runtime.KeepAlive(keep)
 }
 
+// TestEpTLSSize: a TLS connection's loop state (epTLS, with its
+// tlsrec.Session inside) is one object for the connection's life; it
+// stays in the 288-byte size class (296 bytes, the 320-byte class, while
+// its flags were spread between the larger fields).
+func TestEpTLSSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skipf("%d-bit platform: sizes differ", 8*unsafe.Sizeof(uintptr(0)))
+	}
+	var x epTLS
+	if n := unsafe.Sizeof(x); n > 288 {
+		t.Fatalf("epTLS is %d bytes, over the 288-byte size class (its session %d, timer %d)", n, unsafe.Sizeof(x.sess), unsafe.Sizeof(x.timer))
+	}
+}
+
 // TestAcceptIdleAllocatesOnce: accepting a connection that sends nothing
 // allocates one object, its epConn with its timers, with the default
 // timeouts and the log at its production level (info): a million idle

@@ -44,18 +44,21 @@ type epTLSListener struct {
 // The session is inside it, its first fields next to up and ctlWait: a
 // fan-out touches them all for each member, whose state is cold by then
 // (one object, in fewer cache lines, than two).
+//
+// Its flags come first, packed (TestEpTLSSize: the struct stays in the
+// 288-byte size class, one object per TLS connection for its life).
 type epTLS struct {
 	up bool // the loop has seen the handshake done
 	// ctlWait: output of crypto/tls's own (tlsWriteCtl) waits for
 	// EPOLLOUT.
 	ctlWait bool
 	started bool // the handshake was handed to the pool
-	sess    tlsrec.Session
-	start   time.Time
 	// partial: the client has sent part of a record, timer bounds it.
 	partial bool
-	hsErr   error       // the handshake's result; set before actTLSUp is posted
 	told    atomic.Bool // Done was called
+	sess    tlsrec.Session
+	start   time.Time
+	hsErr   error       // the handshake's result; set before actTLSUp is posted
 	timer   timer.Timer // the handshake timeout, then a partial record's
 }
 
