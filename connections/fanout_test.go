@@ -17,6 +17,40 @@ import (
 	"github.com/goes-project/goes/protocols/text"
 )
 
+// group is a fan-out test's members: the connections that sent "join"
+// (each answered "ok"), in the order they joined.
+type group struct {
+	mu sync.Mutex
+	cs []connections.Connection
+}
+
+// join makes c a member and answers it "ok".
+func (g *group) join(c connections.Connection) {
+	g.mu.Lock()
+	g.cs = append(g.cs, c)
+	g.mu.Unlock()
+	c.Send("ok", false)
+}
+
+// members returns the members so far.
+func (g *group) members() []connections.Connection {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]connections.Connection(nil), g.cs...)
+}
+
+// joinGroup sends "join" on c, member i, waits for its "ok" and returns
+// c's reader.
+func joinGroup(t *testing.T, i int, c net.Conn) *bufio.Reader {
+	t.Helper()
+	r := bufio.NewReader(c)
+	fmt.Fprintf(c, "join\n")
+	if l, err := r.ReadString('\n'); err != nil || l != "ok\n" {
+		t.Fatalf("member %d joined with %q, %v", i, l, err)
+	}
+	return r
+}
+
 // TestFanoutDeliversOnceToEach publishes messages with a Fanout to many
 // text connections while other goroutines Send to the same connections:
 // every member reads every published line exactly once, in publishing
@@ -35,16 +69,13 @@ func testFanoutOnce(t *testing.T, noRing bool) {
 	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		const members, msgs, chatter = 60, 50, 20
 		var (
-			mu      sync.Mutex
-			joined  []connections.Connection
+			g       group
 			fanout  connections.Fanout
 			fanMu   sync.Mutex // a Fanout is not safe for concurrent use
 			results = make(chan string, 4)
 		)
 		publish := func(line string) (int, []error) {
-			mu.Lock()
-			cs := append([]connections.Connection(nil), joined...)
-			mu.Unlock()
+			cs := g.members()
 			fanMu.Lock()
 			defer fanMu.Unlock()
 			fanout.Begin([]byte(line), false)
@@ -61,10 +92,7 @@ func testFanoutOnce(t *testing.T, noRing bool) {
 			Handler: connections.Handler{OnMessage: func(c connections.Connection, data []byte) {
 				switch msg := string(data); {
 				case msg == "join":
-					mu.Lock()
-					joined = append(joined, c)
-					mu.Unlock()
-					c.Send("ok", false)
+					g.join(c)
 				case msg == "inside":
 					// In the callback: the frame lands behind "before",
 					// and "after" behind it.
@@ -81,19 +109,13 @@ func testFanoutOnce(t *testing.T, noRing bool) {
 		for i := range conns {
 			conns[i] = dial(t, "tcp", addr)
 			conns[i].SetDeadline(time.Now().Add(30 * time.Second))
-			readers[i] = bufio.NewReader(conns[i])
-			fmt.Fprintf(conns[i], "join\n")
-			if l, err := readers[i].ReadString('\n'); err != nil || l != "ok\n" {
-				t.Fatalf("member %d joined with %q, %v", i, l, err)
-			}
+			readers[i] = joinGroup(t, i, conns[i])
 		}
 
 		// Chatter: other goroutines send to every member meanwhile.
 		var wg sync.WaitGroup
-		mu.Lock()
-		cs := append([]connections.Connection(nil), joined...)
-		mu.Unlock()
-		for g := 0; g < 2; g++ {
+		cs := g.members()
+		for range 2 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -201,31 +223,17 @@ func TestFanoutEncodesOnce(t *testing.T) {
 	testkit.EachEngine(t, func(t *testing.T, engine testkit.Engine) {
 		const members = 20
 		proto := &countingText{Protocol: text.New()}
-		var (
-			mu     sync.Mutex
-			joined []connections.Connection
-		)
+		var g group
 		_, addr := serve(t, "tcp", connections.Config{Engine: engine.Name, CallbackGoroutines: engine.Pool, Protocol: proto,
-			Handler: connections.Handler{OnMessage: func(c connections.Connection, _ []byte) {
-				mu.Lock()
-				joined = append(joined, c)
-				mu.Unlock()
-				c.Send("ok", false)
-			}},
+			Handler: connections.Handler{OnMessage: func(c connections.Connection, _ []byte) { g.join(c) }},
 		})
 		readers := make([]*bufio.Reader, members)
 		for i := range readers {
 			c := dial(t, "tcp", addr)
 			c.SetDeadline(time.Now().Add(30 * time.Second))
-			readers[i] = bufio.NewReader(c)
-			fmt.Fprintf(c, "join\n")
-			if l, err := readers[i].ReadString('\n'); err != nil || l != "ok\n" {
-				t.Fatalf("member %d joined with %q, %v", i, l, err)
-			}
+			readers[i] = joinGroup(t, i, c)
 		}
-		mu.Lock()
-		cs := append([]connections.Connection(nil), joined...)
-		mu.Unlock()
+		cs := g.members()
 		before := proto.encodes.Load()
 		var f connections.Fanout
 		f.Begin([]byte("news"), false)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,19 +28,13 @@ func TestTLSFanoutSlowMember(t *testing.T) {
 	for _, e := range tlsEngines() {
 		t.Run(engineName(e), func(t *testing.T) {
 			const fast, slow, msgs = 3, 2, 2500
-			var (
-				mu     sync.Mutex
-				joined []connections.Connection
-			)
+			var g group
 			ln := newTLSLn(t, 0)
 			cfg := connections.Config{Engine: e.Name, CallbackGoroutines: e.Pool, Protocol: text.New(),
 				MaxSendBufferSize: 32 << 20, // the slow members' queues: never full here
 				Handler: connections.Handler{OnMessage: func(c connections.Connection, data []byte) {
 					if string(data) == "join" {
-						mu.Lock()
-						joined = append(joined, c)
-						mu.Unlock()
-						c.Send("ok", false)
+						g.join(c)
 					}
 				}}}
 			serveTLSLn(t, ln, cfg)
@@ -61,15 +54,9 @@ func TestTLSFanoutSlowMember(t *testing.T) {
 				}
 				t.Cleanup(func() { c.Close() })
 				c.SetDeadline(time.Now().Add(60 * time.Second))
-				readers[i] = bufio.NewReader(c)
-				fmt.Fprintf(c, "join\n")
-				if l, err := readers[i].ReadString('\n'); err != nil || l != "ok\n" {
-					t.Fatalf("member %d joined with %q, %v", i, l, err)
-				}
+				readers[i] = joinGroup(t, i, c)
 			}
-			mu.Lock()
-			cs := append([]connections.Connection(nil), joined...)
-			mu.Unlock()
+			cs := g.members()
 			got := make(chan struct{}, msgs) // the first member's progress
 			read := func(i int) error {
 				for m := 0; m < msgs; m++ {

@@ -620,18 +620,12 @@ func TestTLSFanout(t *testing.T) {
 	for _, e := range tlsEngines() {
 		t.Run(engineName(e), func(t *testing.T) {
 			const members, msgs, chatter = 40, 40, 10
-			var (
-				mu     sync.Mutex
-				joined []connections.Connection
-			)
+			var g group
 			ln := newTLSLn(t, 0)
 			cfg := connections.Config{Engine: e.Name, CallbackGoroutines: e.Pool, Protocol: text.New(),
 				Handler: connections.Handler{OnMessage: func(c connections.Connection, data []byte) {
 					if string(data) == "join" {
-						mu.Lock()
-						joined = append(joined, c)
-						mu.Unlock()
-						c.Send("ok", false)
+						g.join(c)
 					}
 				}}}
 			srv := serveTLSLn(t, ln, cfg)
@@ -639,15 +633,9 @@ func TestTLSFanout(t *testing.T) {
 			readers := make([]*bufio.Reader, members)
 			for i := range readers {
 				c := tlsDial(t, addr, nil)
-				readers[i] = bufio.NewReader(c)
-				fmt.Fprintf(c, "join\n")
-				if l, err := readers[i].ReadString('\n'); err != nil || l != "ok\n" {
-					t.Fatalf("member %d joined with %q, %v", i, l, err)
-				}
+				readers[i] = joinGroup(t, i, c)
 			}
-			mu.Lock()
-			cs := append([]connections.Connection(nil), joined...)
-			mu.Unlock()
+			cs := g.members()
 			var wg sync.WaitGroup
 			wg.Add(1)
 			go func() { // chatter from another goroutine meanwhile

@@ -40,6 +40,7 @@ import (
 
 	"github.com/goes-project/goes/bench/fanout/uring"
 	"github.com/goes-project/goes/bench/fanout/wire"
+	"github.com/goes-project/goes/internal/testkit"
 )
 
 // impl is one server under test.
@@ -254,7 +255,7 @@ func startServer(im impl) (*server, error) {
 	cmd := exec.Command(im.bin, args...)
 	cmd.Env = append(os.Environ(), "BENCH_ADDR="+addr, "BENCH_COUNT="+strconv.Itoa(max(im.count, 1)), "BENCH_MODE="+im.mode)
 	if im.tls {
-		cert, key, err := writeCert(rd)
+		cert, key, err := testkit.WriteCertFiles(rd)
 		if err != nil {
 			os.RemoveAll(rd)
 			return nil, err

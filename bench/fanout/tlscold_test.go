@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"testing"
+
+	"github.com/goes-project/goes/internal/testkit"
 )
 
 // BenchmarkSealSessions is the seal of a fan-out as the wss row makes it:
@@ -20,7 +22,7 @@ import (
 // ns/op and cpu-ns/op are per record; the setup (n handshakes in memory)
 // is outside the timer.
 func BenchmarkSealSessions(b *testing.B) {
-	pair := certPair(b)
+	pair := testkit.SelfSigned(b)
 	for _, n := range []int{1, 1000, 19000} {
 		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
 			conns := make([]*tls.Conn, n)
@@ -43,19 +45,6 @@ func BenchmarkSealSessions(b *testing.B) {
 			})
 		})
 	}
-}
-
-// certPair is the fan-out run's certificate (writeCert), loaded.
-func certPair(b *testing.B) tls.Certificate {
-	certFile, keyFile, err := writeCert(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return pair
 }
 
 // discardSession returns a server tls.Conn, its TLS 1.3 handshake done

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goes-project/goes/bench/fanout/wire"
+	"github.com/goes-project/goes/internal/testkit"
 )
 
 // The floor under the wss row: what one delivery costs at least over TLS
@@ -43,19 +44,10 @@ func (c *discardConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
-// tlsPair handshakes a server tls.Conn on sc (the fan-out run's cert and
+// tlsPair handshakes a server tls.Conn on sc (a self-signed certificate and
 // the client's X25519 offer) and returns it.
 func tlsPair(b *testing.B, sc, cc net.Conn, maxVersion uint16) *tls.Conn {
-	dir := b.TempDir()
-	certFile, keyFile, err := writeCert(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := tls.Server(sc, &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12})
+	srv := tls.Server(sc, &tls.Config{Certificates: []tls.Certificate{testkit.SelfSigned(b)}, MinVersion: tls.VersionTLS12})
 	cli := tls.Client(cc, &tls.Config{InsecureSkipVerify: true, MaxVersion: maxVersion, CurvePreferences: []tls.CurveID{tls.X25519}})
 	errc := make(chan error, 1)
 	go func() { errc <- cli.Handshake() }()

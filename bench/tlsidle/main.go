@@ -22,17 +22,10 @@ package main
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -46,6 +39,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/goes-project/goes/internal/testkit"
 
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
@@ -438,26 +433,10 @@ func check(err error) {
 	}
 }
 
-// writeCert writes a new self-signed ECDSA P-256 certificate for
-// 127.0.0.1 and its key into dir.
+// writeCert writes a new self-signed ECDSA P-256 certificate for the
+// loopback addresses and its key into dir.
 func writeCert(dir string) (certFile, keyFile string) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	certFile, keyFile, err := testkit.WriteCertFiles(dir)
 	check(err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "tlsidle"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	check(err)
-	kder, err := x509.MarshalECPrivateKey(k)
-	check(err)
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	check(os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
-	check(os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
 	return certFile, keyFile
 }

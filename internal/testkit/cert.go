@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -22,13 +23,23 @@ import (
 // certificate to its RootCAs.
 func CertPEM(t testing.TB) (certPEM, keyPEM []byte) {
 	t.Helper()
+	certPEM, keyPEM, err := NewCertPEM()
+	if err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
+	return certPEM, keyPEM
+}
+
+// NewCertPEM is CertPEM for a program (the bench drivers), which has no
+// testing.TB: the same certificate, or what failed.
+func NewCertPEM() (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatalf("testkit: generate key: %v", err)
+		return nil, nil, fmt.Errorf("generate key: %w", err)
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
-		t.Fatalf("testkit: serial: %v", err)
+		return nil, nil, fmt.Errorf("serial: %w", err)
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
@@ -43,14 +54,14 @@ func CertPEM(t testing.TB) (certPEM, keyPEM []byte) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatalf("testkit: create certificate: %v", err)
+		return nil, nil, fmt.Errorf("create certificate: %w", err)
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		t.Fatalf("testkit: marshal key: %v", err)
+		return nil, nil, fmt.Errorf("marshal key: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }
 
 // SelfSigned returns a new certificate of CertPEM, ready for a
@@ -69,13 +80,26 @@ func SelfSigned(t testing.TB) tls.Certificate {
 // paths (for a program that loads them, as a Goer's CertFile and KeyFile).
 func WriteCert(t testing.TB, dir string) (certFile, keyFile string) {
 	t.Helper()
-	certPEM, keyPEM := CertPEM(t)
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
-		t.Fatalf("testkit: %v", err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+	certFile, keyFile, err := WriteCertFiles(dir)
+	if err != nil {
 		t.Fatalf("testkit: %v", err)
 	}
 	return certFile, keyFile
+}
+
+// WriteCertFiles is WriteCert for a program: the bench drivers' servers
+// (goes-master, nginx) load the files.
+func WriteCertFiles(dir string) (certFile, keyFile string, err error) {
+	certPEM, keyPEM, err := NewCertPEM()
+	if err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, nil
 }

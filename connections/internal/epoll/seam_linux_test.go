@@ -345,6 +345,11 @@ func checkOnlyVictimClosed(t *testing.T, s *core.Runtime, cc *closeCounts, victi
 	if len(errored) != 0 {
 		t.Errorf("OnError calls by connection %v, want none", errored)
 	}
+	// The count drops just after OnClose returns, on the goroutine that
+	// ran it (a pool's, with CallbackGoroutines): wait for it.
+	seamWait(t, fmt.Sprintf("%d connections open", len(others)), func() bool {
+		return s.Stats().Connections == int64(len(others))
+	})
 	if n := s.Stats().Connections; n != int64(len(others)) {
 		t.Errorf("%d connections open, want %d", n, len(others))
 	}
