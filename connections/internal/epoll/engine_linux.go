@@ -74,7 +74,7 @@ func (e *epollEngine) Serve(ln net.Listener) error {
 	if tl, ok := ln.(core.TLSListener); ok {
 		var sv core.TLSServing
 		raw, sv = tl.TLS()
-		lt = &epTLSListener{sv: sv, timeout: sv.HandshakeTimeout, pool: e.tlsPoolFor(sv)}
+		lt = &epTLSListener{sv: sv, conf: tlsrec.NewConfig(sv.Config), timeout: sv.HandshakeTimeout, pool: e.tlsPoolFor(sv)}
 		if lt.timeout <= 0 {
 			lt.timeout = core.DefaultTLSHandshakeTimeout
 		}

@@ -36,6 +36,7 @@ import (
 // engine's handshake pool.
 type epTLSListener struct {
 	sv      core.TLSServing
+	conf    *tlsrec.Config // sv.Config as sessions serve it
 	timeout time.Duration
 	pool    *tlsrec.Pool
 }
@@ -94,7 +95,7 @@ func (l *loop) tlsState(c *epConn) *epTLS {
 func (l *loop) tlsAccept(c *epConn) {
 	lt := c.ln.tls
 	t := &epTLS{start: time.Now()}
-	t.sess.Init(lt.sv.Config, c.Local(), c.Remote())
+	t.sess.Init(lt.conf, c.Local(), c.Remote())
 	if fd := int(c.fd); fd >= len(l.tlsConns) {
 		n := max(2*len(l.tlsConns), fd+64)
 		l.tlsConns = append(l.tlsConns, make([]*epTLS, n-len(l.tlsConns))...)
@@ -184,12 +185,7 @@ func (l *loop) tlsHello(c *epConn, t *epTLS, b []byte) {
 		lt := c.ln.tls
 		wake := func() { l.post(c, actFlush) }
 		done := func(err error) {
-			var st *tls.ConnectionState
-			if err == nil {
-				cs := t.sess.Conn().ConnectionState()
-				st = &cs
-			}
-			t.tell(c, st, err)
+			t.tell(c, t.sess.TakeState(), err)
 			t.hsErr = err
 			l.post(c, actTLSUp)
 		}
@@ -315,8 +311,10 @@ func (l *loop) tlsPartial(c *epConn, t *epTLS) {
 	}
 }
 
-// loopPlainBuf is the size of a loop's plaintext buffer: a record's.
-const loopPlainBuf = 16 << 10
+// loopPlainBuf is the size of a loop's plaintext buffer: a record's
+// inner plaintext (with its content type and padding), which tlsrec
+// then decrypts straight into it.
+const loopPlainBuf = 16<<10 + 256
 
 // tlsFlush is flush for a TLS connection: the queued output sealed,
 // once the handshake is done, and crypto/tls's own output.

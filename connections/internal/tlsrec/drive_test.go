@@ -20,7 +20,7 @@ import (
 // output is written by whoever has it. It is the tests' loop.
 type server struct {
 	ln      net.Listener
-	conf    *tls.Config
+	conf    *tlsrec.Config
 	pool    *tlsrec.Pool
 	timeout time.Duration
 	wg      sync.WaitGroup
@@ -44,7 +44,7 @@ func newServer(t testing.TB, pool *tlsrec.Pool, timeout time.Duration) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{ln: ln, conf: serverConf(t), pool: pool, timeout: timeout}
+	s := &server{ln: ln, conf: tlsrec.NewConfig(serverConf(t)), pool: pool, timeout: timeout}
 	s.wg.Add(1)
 	go s.accept()
 	t.Cleanup(func() { ln.Close(); s.wg.Wait() })

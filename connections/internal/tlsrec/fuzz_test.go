@@ -27,7 +27,7 @@ func FuzzSession(f *testing.F) {
 	f.Add([]byte{22, 3, 3, 0, 4, 24, 0, 0, 1, 0}, true) // a KeyUpdate
 	f.Fuzz(func(t *testing.T, data []byte, established bool) {
 		if !established {
-			s := tlsrec.New(conf, nil, nil)
+			s := tlsrec.New(tlsrec.NewConfig(conf), nil, nil)
 			defer s.Close()
 			if s.Input(data) != tlsrec.HelloReady {
 				return
@@ -91,7 +91,7 @@ func establishWith(t testing.TB, conf, cc *tls.Config) (*tlsrec.Session, *recCli
 			io.Copy(io.Discard, a) // the server's tickets, its alerts
 		}
 	}()
-	s := tlsrec.New(conf, nil, nil)
+	s := tlsrec.New(tlsrec.NewConfig(conf), nil, nil)
 	pool := tlsrec.NewPool(1, 1)
 	done := make(chan error, 1)
 	var wmu sync.Mutex
@@ -114,7 +114,7 @@ func establishWith(t testing.TB, conf, cc *tls.Config) (*tlsrec.Session, *recCli
 			}
 			if s.Input(buf[:n]) == tlsrec.HelloReady && !started {
 				started = true
-				pool.Start(s, time.Now().Add(5*time.Second), flush, func(err error) { flush(); done <- err })
+				pool.Start(s, time.Now().Add(5*time.Second), flush, func(err error) { flush(); s.TakeState(); done <- err })
 			}
 			if s.Established() {
 				return

@@ -56,13 +56,59 @@ const (
 	phaseClosed
 )
 
+// Config is a server configuration as sessions serve it, made once per
+// listener (NewConfig) as tls.Server's would be.
+type Config struct {
+	base *tls.Config
+	// srv is what each session's tls.Server is made with: base's copy
+	// whose GetConfigForClient gives each handshake a copy of the
+	// configuration of now (the ticket keys of now) with the session's
+	// key log (keyLog). It is one object for all sessions: crypto/tls
+	// keeps the automatic ticket keys of a configuration without its own
+	// in the one given to tls.Server.
+	srv *tls.Config
+}
+
+// NewConfig makes the configuration sessions serve conf with (not
+// copied: SetSessionTicketKeys on it, and its fields, apply to the
+// handshakes that follow; its GetConfigForClient is called for each).
+func NewConfig(conf *tls.Config) *Config {
+	c := &Config{base: conf, srv: conf.Clone()}
+	c.srv.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+		use := conf
+		if conf.GetConfigForClient != nil {
+			uc, err := conf.GetConfigForClient(hi)
+			if err != nil {
+				return nil, err
+			}
+			if uc != nil {
+				use = uc
+			}
+		}
+		t, ok := hi.Conn.(*transport)
+		if !ok || t.hs == nil || !offloadable(hi) {
+			// No copy: a TLS 1.2 connection's tls.Conn keeps its
+			// configuration for its life.
+			return use, nil
+		}
+		cc := use.Clone()
+		cc.KeyLogWriter = &keyLog{hs: t.hs, next: use.KeyLogWriter}
+		return cc, nil
+	}
+	return c
+}
+
 // Session is one server-side TLS connection. The methods the loop calls
 // (Input, Open, Read, Seal, Pending, CloseNotify, Close) may run on any
 // one goroutine at a time; during the handshake they are safe to call
 // concurrently with it.
 type Session struct {
+	// tc serves the handshake, and the records after it unless rec does.
 	tc *tls.Conn
-	t  transport
+	// rec is the record layer once crypto/tls has handed a TLS 1.3
+	// session over (record.go); tc is then nil.
+	rec *rec13
+	t   transport
 	// drained: the last Read said ErrWouldBlock and no input came since
 	// (crypto/tls holds no plaintext that Read has not returned).
 	drained bool
@@ -76,7 +122,7 @@ type Session struct {
 // New makes a session that serves conf (not copied; crypto/tls reads it
 // as a tls.Server would) to a client at raddr. laddr and raddr are what
 // crypto/tls's callbacks see as the connection's addresses.
-func New(conf *tls.Config, laddr, raddr net.Addr) *Session {
+func New(conf *Config, laddr, raddr net.Addr) *Session {
 	s := &Session{}
 	s.Init(conf, laddr, raddr)
 	return s
@@ -86,14 +132,35 @@ func New(conf *tls.Config, laddr, raddr net.Addr) *Session {
 // kept inside the caller's own struct, in the same allocation (a loop
 // touches both for every record it seals; one object is fewer cache
 // misses than two). s must not be copied afterwards.
-func (s *Session) Init(conf *tls.Config, laddr, raddr net.Addr) {
+func (s *Session) Init(conf *Config, laddr, raddr net.Addr) {
 	s.t.laddr, s.t.raddr = laddr, raddr
-	s.tc = tls.Server(&s.t, conf)
+	s.t.conf = conf
 }
 
-// Conn is the session's tls.Conn, for its ConnectionState. Reading,
-// writing or closing it directly is the session's business.
-func (s *Session) Conn() *tls.Conn { return s.tc }
+// TakeState returns the connection's state as its handshake ended, once
+// (nil before the handshake has succeeded, and after the first call): a
+// session does not keep it.
+func (s *Session) TakeState() *tls.ConnectionState {
+	t := &s.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.hs == nil || t.phase == phaseHandshake {
+		return nil
+	}
+	st := t.hs.state
+	t.hs = nil
+	return st
+}
+
+// Offloaded reports whether the session's records are served by this
+// package's record layer (TLS 1.3 with AES-GCM) rather than by
+// crypto/tls's tls.Conn, which then has been let go.
+func (s *Session) Offloaded() bool {
+	t := &s.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return s.rec != nil
+}
 
 // Input takes bytes the loop read from the socket before the session is
 // established (during the hello and the handshake) and keeps a copy. In
@@ -204,22 +271,52 @@ func refragment(in []byte, end int) []byte {
 	return append(out, in[end:]...)
 }
 
+// handshaking is a session's state while its handshake runs, and its
+// result until the loop takes it (TakeState).
+type handshaking struct {
+	pool *Pool
+	wake func()        // asks the loop to write Pending
+	sig  chan struct{} // Input or Close happened
+	// The application traffic secrets (keyLog), and what crypto/tls
+	// wrote once it had the server's: the records it sealed under it
+	// (session tickets) count in the sequence the record layer goes on
+	// with.
+	clientSecret, serverSecret []byte
+	out                        []byte
+	state                      *tls.ConnectionState
+}
+
 // handshake runs the handshake with a blocking transport; Pool calls it.
 func (s *Session) handshake(ctx context.Context, p *Pool, wake func()) error {
 	t := &s.t
+	hs := &handshaking{pool: p, wake: wake, sig: make(chan struct{}, 1)}
 	t.mu.Lock()
 	if t.phase != phaseHello {
 		t.mu.Unlock()
 		return net.ErrClosed
 	}
-	t.phase, t.pool, t.wake = phaseHandshake, p, wake
-	t.sig = make(chan struct{}, 1)
+	t.phase, t.hs = phaseHandshake, hs
+	conf := t.conf
+	t.conf = nil
 	t.mu.Unlock()
+	s.tc = tls.Server(t, conf.srv)
 	err := s.tc.HandshakeContext(ctx)
+	var r *rec13
+	if err == nil {
+		cs := s.tc.ConnectionState()
+		hs.state = &cs
+		r = s.takeover(hs, &cs)
+	}
+	clear(hs.clientSecret)
+	clear(hs.serverSecret)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.pool, t.wake, t.sig = nil, nil, nil
+	hs.pool, hs.wake, hs.sig = nil, nil, nil
+	hs.clientSecret, hs.serverSecret, hs.out = nil, nil, nil
 	if t.phase == phaseClosed {
+		if r != nil {
+			r.drop()
+		}
 		if err == nil {
 			err = net.ErrClosed
 		}
@@ -231,10 +328,54 @@ func (s *Session) handshake(ctx context.Context, p *Pool, wake func()) error {
 		return err
 	}
 	t.phase = phaseUp
+	if r != nil {
+		// crypto/tls has handed over: its tls.Conn, its buffers and its
+		// handshake leftovers go.
+		s.rec, s.tc = r, nil
+	}
 	if len(t.in) == 0 {
 		t.in = nil
 	}
 	return nil
+}
+
+// takeover makes the record layer that goes on from crypto/tls's
+// handshake, or returns nil when crypto/tls keeps the session (TLS 1.2,
+// a cipher suite crypto/cipher does not serve, a configuration whose
+// key log did not reach the session).
+func (s *Session) takeover(hs *handshaking, cs *tls.ConnectionState) *rec13 {
+	if cs.Version != tls.VersionTLS13 || hs.clientSecret == nil || hs.serverSecret == nil {
+		return nil
+	}
+	t := &s.t
+	t.mu.Lock()
+	mid := t.left > 0 || t.hdrN > 0 // crypto/tls holds part of a record
+	t.mu.Unlock()
+	if mid {
+		return nil
+	}
+	r, err := newRec13(cs.CipherSuite, hs.clientSecret, hs.serverSecret)
+	if err != nil {
+		return nil
+	}
+	// The records crypto/tls sealed under the server's application key
+	// (its session tickets) are the last it wrote: the first that opens
+	// under the key is number 0, the next 1... (a record under the
+	// handshake keys does not open under it). open counts them.
+	for out := hs.out; wholeRecord(out); {
+		n := recordHeaderLen + (int(out[3])<<8 | int(out[4]))
+		rec := out[:n]
+		out = out[n:]
+		if rec[0] != recordTypeApplication {
+			continue
+		}
+		opened := r.out.seq
+		if _, err := r.out.open(rec[recordHeaderLen:recordHeaderLen], rec); err != nil && opened > 0 {
+			r.drop() // not the sequence expected: crypto/tls keeps the session
+			return nil
+		}
+	}
+	return r
 }
 
 // Established reports whether the handshake has completed and the session
@@ -271,6 +412,9 @@ func (s *Session) Release() {
 	t := &s.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if r := s.rec; r != nil && len(r.plain) > 0 {
+		r.plain = append([]byte(nil), r.plain...)
+	}
 	if !t.owned && len(t.in) > 0 {
 		t.in = append([]byte(nil), t.in...)
 		t.owned = true
@@ -284,6 +428,12 @@ func (s *Session) Release() {
 // bytes kept by Release or Input, or the rest of a record crypto/tls has
 // decrypted (Read stopped before ErrWouldBlock).
 func (s *Session) Buffered() bool {
+	if r := s.rec; r != nil {
+		t := &s.t
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return len(r.plain) > 0 || wholeRecord(t.in)
+	}
 	if !s.drained {
 		return true
 	}
@@ -300,6 +450,9 @@ func (s *Session) Buffered() bool {
 // queued an alert: Pending). Output crypto/tls writes while reading (an
 // answer to KeyUpdate, an alert) waits in Pending.
 func (s *Session) Read(p []byte) (n int, err error) {
+	if s.rec != nil {
+		return s.readRec(p)
+	}
 	if s.empty {
 		s.drained = true
 		return 0, ErrWouldBlock
@@ -344,6 +497,10 @@ func (s *Session) Seal(dst, p []byte) ([]byte, error) {
 	}
 	dst = append(dst, t.pend...)
 	t.pend = nil
+	if r := s.rec; r != nil {
+		t.mu.Unlock()
+		return r.sealData(dst, p)
+	}
 	t.dst, t.sealing = dst, true
 	t.mu.Unlock()
 	_, err := s.tc.Write(p)
@@ -360,6 +517,9 @@ func (s *Session) MidRecord() bool {
 	t := &s.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if s.rec != nil {
+		return len(t.in) > 0 && !wholeRecord(t.in)
+	}
 	return t.left > 0 || t.hdrN > 0
 }
 
@@ -394,9 +554,20 @@ func (s *Session) Unwritten(b []byte) {
 // CloseNotify queues the close_notify alert (Pending) of an established
 // session; it does nothing otherwise.
 func (s *Session) CloseNotify() {
-	if s.Established() {
-		s.tc.CloseWrite()
+	if !s.Established() {
+		return
 	}
+	if r := s.rec; r != nil {
+		t := &s.t
+		t.mu.Lock()
+		if !r.closed {
+			r.closed = true
+			t.pend = r.alert(t.pend, nil)
+		}
+		t.mu.Unlock()
+		return
+	}
+	s.tc.CloseWrite()
 }
 
 // Close ends the session: a handshake waiting for input fails at once,
@@ -409,6 +580,9 @@ func (s *Session) Close() {
 	t.phase = phaseClosed
 	t.in, t.pend, t.owned = nil, nil, false
 	t.signal()
+	if s.rec != nil {
+		s.rec.drop()
+	}
 }
 
 // transport is the session's net.Conn as crypto/tls sees it.
@@ -428,18 +602,16 @@ type transport struct {
 	hdrN int
 	hdr  [recordHeaderLen]byte
 
-	// handshake phase
-	pool *Pool
-	wake func()        // asks the loop to write Pending
-	sig  chan struct{} // Input or Close happened
+	conf *Config      // until the handshake starts
+	hs   *handshaking // from the handshake's start until TakeState
 
 	laddr, raddr net.Addr
 }
 
 func (t *transport) signal() {
-	if t.sig != nil {
+	if t.hs != nil && t.hs.sig != nil {
 		select {
-		case t.sig <- struct{}{}:
+		case t.hs.sig <- struct{}{}:
 		default:
 		}
 	}
@@ -503,7 +675,7 @@ func (t *transport) Read(p []byte) (int, error) {
 		}
 		// Handshake: have the loop write what crypto/tls flushed, give
 		// the CPU slot back and wait for the client.
-		wake, pool, sig := t.wake, t.pool, t.sig
+		wake, pool, sig := t.hs.wake, t.hs.pool, t.hs.sig
 		flush := len(t.pend) > 0 && wake != nil
 		t.mu.Unlock()
 		if flush {
@@ -526,6 +698,9 @@ func (t *transport) Write(b []byte) (int, error) {
 		t.dst = append(t.dst, b...)
 	} else {
 		t.pend = append(t.pend, b...)
+	}
+	if t.phase == phaseHandshake && t.hs.serverSecret != nil {
+		t.hs.out = append(t.hs.out, b...)
 	}
 	return len(b), nil
 }

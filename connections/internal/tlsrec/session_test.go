@@ -302,7 +302,7 @@ func TestPoolMax(t *testing.T) {
 	var sessions []*tlsrec.Session
 	done := make(chan error, 3)
 	for i := 0; i < 3; i++ {
-		s := tlsrec.New(conf, nil, nil)
+		s := tlsrec.New(tlsrec.NewConfig(conf), nil, nil)
 		sessions = append(sessions, s)
 		if h := s.Input(hello); h != tlsrec.HelloReady {
 			t.Fatalf("recorded hello: %v", h)
@@ -341,7 +341,7 @@ func recordedHello(t testing.TB) []byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := tlsrec.New(serverConf(t), nil, nil)
+		s := tlsrec.New(tlsrec.NewConfig(serverConf(t)), nil, nil)
 		if s.Input(hello) == tlsrec.HelloReady {
 			return hello
 		}
@@ -353,7 +353,7 @@ func TestHelloFraming(t *testing.T) {
 	hello := recordedHello(t)
 	conf := serverConf(t)
 	for cut := 1; cut < len(hello); cut += 37 {
-		s := tlsrec.New(conf, nil, nil)
+		s := tlsrec.New(tlsrec.NewConfig(conf), nil, nil)
 		if h := s.Input(hello[:cut]); h != tlsrec.HelloMore {
 			t.Fatalf("first %d of %d bytes: %v", cut, len(hello), h)
 		}
@@ -370,7 +370,7 @@ func TestHelloFraming(t *testing.T) {
 		split = append(split, body[:k]...)
 		body = body[k:]
 	}
-	s := tlsrec.New(conf, nil, nil)
+	s := tlsrec.New(tlsrec.NewConfig(conf), nil, nil)
 	if h := s.Input(split[:len(split)-1]); h != tlsrec.HelloMore {
 		t.Fatalf("split hello less a byte: %v", h)
 	}
