@@ -168,9 +168,9 @@ type rec13 struct {
 	// side is silent are answered once).
 	owed   bool
 	closed bool // close_notify is sent
-	in   half
-	out  half
-	hs   []byte // a post-handshake message begun in an earlier record
+	in     half
+	out    half
+	hs     []byte // a post-handshake message begun in an earlier record
 	// plain is plaintext decrypted in place that Read has not returned.
 	plain []byte
 	err   error // sticky: the session's input has ended (io.EOF) or failed
