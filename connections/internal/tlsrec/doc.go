@@ -1,7 +1,8 @@
 // Package tlsrec serves the server side of a TLS connection from an event
-// loop, with crypto/tls as the implementation: a Session is a *tls.Conn
-// over an in-memory transport that the loop feeds with the socket's bytes
-// and empties into the socket. The name says what the loop sees of it:
+// loop: a Session is crypto/tls's handshake over an in-memory transport
+// that the loop feeds with the socket's bytes and empties into the
+// socket, then (TLS 1.3 with AES-GCM) this package's record layer with
+// the keys that handshake made. The name says what the loop sees of it:
 // TLS records in, TLS records out, and plaintext between.
 //
 // A session has three phases:
@@ -18,33 +19,43 @@
 //     that waits for the client gives its CPU slot back while it waits.
 //     Handshake errors are sticky in crypto/tls (a "would block" during a
 //     handshake would end it), which is why this phase blocks.
-//  3. Established, on the loop: the transport never blocks. Open lends
-//     the socket's bytes to the session and Read decrypts until crypto/tls
-//     meets "would block" (a net.Error whose Temporary() is true, which
-//     crypto/tls does not record as the connection's error); Seal
-//     encrypts output into the caller's buffer.
+//  3. Established, on the loop. A TLS 1.3 session with an AES-GCM suite
+//     (what browsers and Go's client negotiate) is handed over: its
+//     traffic secrets come from crypto/tls through a Config.KeyLogWriter
+//     given to that handshake alone (NewConfig), the records crypto/tls
+//     sealed under the server's key (its session tickets) are counted,
+//     and from then on this package's record layer (record.go: RFC 8446
+//     section 5 framing, crypto/cipher's AES-GCM, alerts, close_notify,
+//     KeyUpdate both ways) serves the session; the tls.Conn is let go.
+//     Any other session (TLS 1.2, ChaCha20-Poly1305, a configuration
+//     whose GetConfigForClient keeps the key log from the session) stays
+//     with crypto/tls: Open lends the socket's bytes, Read decrypts until
+//     crypto/tls meets "would block" (a net.Error whose Temporary() is
+//     true, which crypto/tls does not record as the connection's error),
+//     Seal encrypts into the caller's buffer.
 //
-// Memory of an idle session. The transport keeps no buffer while idle:
-// input is lent (Open) and absorbed by crypto/tls before Read reports
-// "would block", output is written into the caller's buffer (Seal), and
-// what crypto/tls writes by itself (handshake flights, alerts, KeyUpdate
-// answers) is kept only until the loop takes it. The transport hands
-// crypto/tls one record at a time, so its input buffer (tls.Conn's
-// rawInput, a bytes.Buffer) grows to the largest record seen plus 512
-// bytes, never to the size of a socket read. What cannot be given back,
-// and why: that rawInput buffer and the handshake message buffer
-// (tls.Conn's hand, grown to the largest handshake message received, the
-// ClientHello) are unexported fields of tls.Conn that crypto/tls keeps
-// for the connection's life (bytes.Buffer never shrinks), and the
-// connection's keys and cipher state are the session itself. Freeing
-// them needs either an API in crypto/tls or a copy of its record layer,
-// and this package does neither. BenchmarkIdleSession measures what a
-// session keeps.
+// Memory of an idle session. Handed over, a session keeps its two AES-GCM
+// states, its secrets and sequence numbers (BenchmarkIdleSession: about
+// 2 KB for TLS 1.3, the same after a 16 KiB record), and no input between
+// records: Read decrypts a record straight into the caller's buffer when
+// it fits, in place otherwise, and keeps only the part of a record not
+// yet received. Kept by crypto/tls, a session also keeps what crypto/tls
+// does not give back: the tls.Conn, its record input buffer (a
+// bytes.Buffer grown to the largest record seen: the transport hands
+// crypto/tls one record at a time so that it is one record, never a
+// socket read) and its handshake message buffer (the ClientHello's
+// size), about 4.3 KB for TLS 1.2 and up to 22 KB after a 16 KiB record.
 //
-// kTLS (the kernel's record layer, CONFIG_TLS) would go where Established
-// begins: after Pool's handshake the keys would move to the socket
-// (setsockopt TLS_TX/TLS_RX) and the loop would read and write plaintext,
-// with no Session left. crypto/tls exports no traffic secrets for TLS
-// (only for QUIC), so that seam needs an API from Go first; it is not
-// built.
+// Why a record layer here and not crypto/tls's: crypto/tls's tls.Conn
+// keeps those buffers for its life and has no API to give them back; the
+// record layer after the handshake is what kTLS moves into the kernel,
+// and is small (framing, one AEAD call a record, three post-handshake
+// messages). Everything that decides security before it (the handshake,
+// certificates, tickets, the key schedule) stays crypto/tls's, and its
+// fixes arrive with Go. The AEAD is crypto/cipher's.
+//
+// kTLS (the kernel's record layer, CONFIG_TLS) would go where the hand-
+// over is: the same secrets would move to the socket (setsockopt TLS_TX,
+// TLS_RX) and the loop would read and write plaintext, with no Session
+// left. It is not built: this kernel has no CONFIG_TLS.
 package tlsrec
