@@ -1,7 +1,6 @@
 package tlsrec
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -46,7 +45,10 @@ func (wouldBlock) Error() string   { return "tlsrec: would block" }
 func (wouldBlock) Timeout() bool   { return false }
 func (wouldBlock) Temporary() bool { return true }
 
-var errNotUp = errors.New("tlsrec: session not established")
+var (
+	errNotUp       = errors.New("tlsrec: session not established")
+	errClosedWrite = errors.New("tlsrec: close_notify or an alert already sent")
+)
 
 // phases of a session.
 const (
@@ -55,48 +57,6 @@ const (
 	phaseUp
 	phaseClosed
 )
-
-// Config is a server configuration as sessions serve it, made once per
-// listener (NewConfig) as tls.Server's would be.
-type Config struct {
-	base *tls.Config
-	// srv is what each session's tls.Server is made with: base's copy
-	// whose GetConfigForClient gives each handshake a copy of the
-	// configuration of now (the ticket keys of now) with the session's
-	// key log (keyLog). It is one object for all sessions: crypto/tls
-	// keeps the automatic ticket keys of a configuration without its own
-	// in the one given to tls.Server.
-	srv *tls.Config
-}
-
-// NewConfig makes the configuration sessions serve conf with (not
-// copied: SetSessionTicketKeys on it, and its fields, apply to the
-// handshakes that follow; its GetConfigForClient is called for each).
-func NewConfig(conf *tls.Config) *Config {
-	c := &Config{base: conf, srv: conf.Clone()}
-	c.srv.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
-		use := conf
-		if conf.GetConfigForClient != nil {
-			uc, err := conf.GetConfigForClient(hi)
-			if err != nil {
-				return nil, err
-			}
-			if uc != nil {
-				use = uc
-			}
-		}
-		t, ok := hi.Conn.(*transport)
-		if !ok || t.hs == nil || !offloadable(hi) {
-			// No copy: a TLS 1.2 connection's tls.Conn keeps its
-			// configuration for its life.
-			return use, nil
-		}
-		cc := use.Clone()
-		cc.KeyLogWriter = &keyLog{hs: t.hs, next: use.KeyLogWriter}
-		return cc, nil
-	}
-	return c
-}
 
 // Session is one server-side TLS connection. The methods the loop calls
 // (Input, Open, Read, Seal, Pending, CloseNotify, Close) may run on any
@@ -187,195 +147,6 @@ func (s *Session) Input(b []byte) Hello {
 		t.signal()
 	}
 	return HelloMore
-}
-
-// helloState looks at the start of a connection's input: records of
-// type handshake whose fragments begin with a complete ClientHello. When
-// it is, end is the end of the record that completes it.
-func helloState(in []byte) (h Hello, end int) {
-	start := len(in)
-	var msg []byte // the handshake fragments' bytes, up to the message header
-	need := -1     // the message's length with its header, once known
-	got := 0
-	for len(in) > 0 {
-		if in[0] != 22 { // handshake
-			return HelloBad, 0
-		}
-		if len(in) < recordHeaderLen {
-			return HelloMore, 0
-		}
-		if in[1] != 3 {
-			return HelloBad, 0
-		}
-		n := int(in[3])<<8 | int(in[4])
-		if n == 0 || n > 1<<14 {
-			return HelloBad, 0
-		}
-		frag := in[recordHeaderLen:]
-		if len(frag) > n {
-			frag = frag[:n]
-		}
-		if need < 0 {
-			msg = append(msg, frag[:min(len(frag), 4-len(msg))]...)
-			if len(msg) >= 1 && msg[0] != 1 { // client_hello
-				return HelloBad, 0
-			}
-			if len(msg) == 4 {
-				need = 4 + (int(msg[1])<<16 | int(msg[2])<<8 | int(msg[3]))
-				if need > maxHello {
-					return HelloBad, 0
-				}
-			}
-		}
-		if len(frag) < n {
-			return HelloMore, 0
-		}
-		got += len(frag)
-		in = in[recordHeaderLen+n:]
-		if need >= 0 && got >= need {
-			return HelloReady, start - len(in)
-		}
-	}
-	return HelloMore, 0
-}
-
-// helloFragment is the largest record body of a ClientHello as crypto/tls
-// is handed it: crypto/tls's input buffer starts at 576 bytes (a record
-// header and bytes.MinRead, in a size class) and keeps the size of the
-// largest record it held, so a hello of a few KiB (a post-quantum key
-// share is 1,216 bytes) in one record would leave the buffer of every
-// connection that large.
-const helloFragment = 512
-
-// refragment rewrites the records of in[:end], the ClientHello's (not
-// encrypted: the record layer may split a handshake message across
-// records, RFC 8446 5.1), as records of at most helloFragment bytes.
-func refragment(in []byte, end int) []byte {
-	if end <= recordHeaderLen+helloFragment {
-		return in
-	}
-	hdr := in[:3]
-	var body []byte
-	for p := in[:end]; len(p) > 0; {
-		n := int(p[3])<<8 | int(p[4])
-		body = append(body, p[recordHeaderLen:recordHeaderLen+n]...)
-		p = p[recordHeaderLen+n:]
-	}
-	out := make([]byte, 0, len(in)+(len(body)/helloFragment+1)*recordHeaderLen)
-	for len(body) > 0 {
-		k := min(helloFragment, len(body))
-		out = append(out, hdr[0], hdr[1], hdr[2], byte(k>>8), byte(k))
-		out = append(out, body[:k]...)
-		body = body[k:]
-	}
-	return append(out, in[end:]...)
-}
-
-// handshaking is a session's state while its handshake runs, and its
-// result until the loop takes it (TakeState).
-type handshaking struct {
-	pool *Pool
-	wake func()        // asks the loop to write Pending
-	sig  chan struct{} // Input or Close happened
-	// The application traffic secrets (keyLog), and what crypto/tls
-	// wrote once it had the server's: the records it sealed under it
-	// (session tickets) count in the sequence the record layer goes on
-	// with.
-	clientSecret, serverSecret []byte
-	out                        []byte
-	state                      *tls.ConnectionState
-}
-
-// handshake runs the handshake with a blocking transport; Pool calls it.
-func (s *Session) handshake(ctx context.Context, p *Pool, wake func()) error {
-	t := &s.t
-	hs := &handshaking{pool: p, wake: wake, sig: make(chan struct{}, 1)}
-	t.mu.Lock()
-	if t.phase != phaseHello {
-		t.mu.Unlock()
-		return net.ErrClosed
-	}
-	t.phase, t.hs = phaseHandshake, hs
-	conf := t.conf
-	t.conf = nil
-	t.mu.Unlock()
-	s.tc = tls.Server(t, conf.srv)
-	err := s.tc.HandshakeContext(ctx)
-	var r *rec13
-	if err == nil {
-		cs := s.tc.ConnectionState()
-		hs.state = &cs
-		r = s.takeover(hs, &cs)
-	}
-	clear(hs.clientSecret)
-	clear(hs.serverSecret)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	hs.pool, hs.wake, hs.sig = nil, nil, nil
-	hs.clientSecret, hs.serverSecret, hs.out = nil, nil, nil
-	if t.phase == phaseClosed {
-		if r != nil {
-			r.drop()
-		}
-		if err == nil {
-			err = net.ErrClosed
-		}
-		return err
-	}
-	if err != nil {
-		t.phase = phaseClosed
-		t.in = nil
-		return err
-	}
-	t.phase = phaseUp
-	if r != nil {
-		// crypto/tls has handed over: its tls.Conn, its buffers and its
-		// handshake leftovers go.
-		s.rec, s.tc = r, nil
-	}
-	if len(t.in) == 0 {
-		t.in = nil
-	}
-	return nil
-}
-
-// takeover makes the record layer that goes on from crypto/tls's
-// handshake, or returns nil when crypto/tls keeps the session (TLS 1.2,
-// a cipher suite crypto/cipher does not serve, a configuration whose
-// key log did not reach the session).
-func (s *Session) takeover(hs *handshaking, cs *tls.ConnectionState) *rec13 {
-	if cs.Version != tls.VersionTLS13 || hs.clientSecret == nil || hs.serverSecret == nil {
-		return nil
-	}
-	t := &s.t
-	t.mu.Lock()
-	mid := t.left > 0 || t.hdrN > 0 // crypto/tls holds part of a record
-	t.mu.Unlock()
-	if mid {
-		return nil
-	}
-	r, err := newRec13(cs.CipherSuite, hs.clientSecret, hs.serverSecret)
-	if err != nil {
-		return nil
-	}
-	// The records crypto/tls sealed under the server's application key
-	// (its session tickets) are the last it wrote: the first that opens
-	// under the key is number 0, the next 1... (a record under the
-	// handshake keys does not open under it). open counts them.
-	for out := hs.out; wholeRecord(out); {
-		n := recordHeaderLen + (int(out[3])<<8 | int(out[4]))
-		rec := out[:n]
-		out = out[n:]
-		if rec[0] != recordTypeApplication {
-			continue
-		}
-		opened := r.out.seq
-		if _, err := r.out.open(rec[recordHeaderLen:recordHeaderLen], rec); err != nil && opened > 0 {
-			r.drop() // not the sequence expected: crypto/tls keeps the session
-			return nil
-		}
-	}
-	return r
 }
 
 // Established reports whether the handshake has completed and the session
@@ -498,7 +269,11 @@ func (s *Session) Seal(dst, p []byte) ([]byte, error) {
 	dst = append(dst, t.pend...)
 	t.pend = nil
 	if r := s.rec; r != nil {
+		closed := r.closed
 		t.mu.Unlock()
+		if closed {
+			return dst, errClosedWrite
+		}
 		return r.sealData(dst, p)
 	}
 	t.dst, t.sealing = dst, true
