@@ -150,7 +150,7 @@ func (l *loop) accept(fd int32) {
 		if el.tcp {
 			l.sys.NoDelay(nfd)
 		}
-		c := newEpConn(s)
+		c, t := newEpConn(s, el.tls != nil)
 		c.l, c.ln, c.fd, c.ev = l, el, nfd, doneEvents
 		c.Init(s, c, &l.ctr)
 		c.setRemote(&rsa)
@@ -164,8 +164,8 @@ func (l *loop) accept(fd int32) {
 			b.Accepted(s.Open.Load())
 		}
 		c.StartTimers()
-		if el.tls != nil {
-			l.tlsAccept(c)
+		if t != nil {
+			l.tlsAccept(c, t)
 		}
 		if ev := s.Log.Debug(); ev.Enabled() { // Remote allocates: only for a log that is written
 			ev.Uint64("conn", c.ID()).Stringer("remote", c.Remote()).Msg("connection accepted")

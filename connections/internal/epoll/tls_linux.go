@@ -46,8 +46,8 @@ type epTLSListener struct {
 // fan-out touches them all for each member, whose state is cold by then
 // (one object, in fewer cache lines, than two).
 //
-// Its flags come first, packed (TestEpTLSSize: the struct stays in the
-// 288-byte size class, one object per TLS connection for its life).
+// Its flags come first, packed. It is allocated with its connection
+// (newEpConn's tlsEpConn: one object, TestEpTLSSize).
 type epTLS struct {
 	up bool // the loop has seen the handshake done
 	// ctlWait: output of crypto/tls's own (tlsWriteCtl) waits for
@@ -91,10 +91,10 @@ func (l *loop) tlsState(c *epConn) *epTLS {
 }
 
 // tlsAccept starts the TLS session of c, just accepted from a TLS
-// listener, and its handshake timeout.
-func (l *loop) tlsAccept(c *epConn) {
+// listener, in t (newEpConn's), and its handshake timeout.
+func (l *loop) tlsAccept(c *epConn, t *epTLS) {
 	lt := c.ln.tls
-	t := &epTLS{start: time.Now()}
+	t.start = time.Now()
 	t.sess.Init(lt.conf, c.Local(), c.Remote())
 	if fd := int(c.fd); fd >= len(l.tlsConns) {
 		n := max(2*len(l.tlsConns), fd+64)

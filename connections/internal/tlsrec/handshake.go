@@ -108,7 +108,9 @@ func (s *Session) handshake(ctx context.Context, p *Pool, wake func()) error {
 	if r != nil {
 		// crypto/tls has handed over: its tls.Conn, its buffers and its
 		// handshake leftovers go.
-		s.rec, s.tc = r, nil
+		s.recMem = *r
+		r.drop()
+		s.rec, s.tc = &s.recMem, nil
 	}
 	if len(t.in) == 0 {
 		t.in = nil
