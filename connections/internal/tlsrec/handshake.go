@@ -9,11 +9,10 @@ import (
 // Config is a server configuration as sessions serve it, made once per
 // listener (NewConfig) as tls.Server's would be.
 type Config struct {
-	base *tls.Config
-	// srv is what each session's tls.Server is made with: base's copy
-	// whose GetConfigForClient gives each handshake a copy of the
-	// configuration of now (the ticket keys of now) with the session's
-	// key log (keyLog). It is one object for all sessions: crypto/tls
+	// srv is what each session's tls.Server is made with: a copy of the
+	// server configuration whose GetConfigForClient gives each handshake
+	// a copy of the configuration of now (the ticket keys of now) with
+	// the session's key log (keyLog). It is one object for all sessions: crypto/tls
 	// keeps the automatic ticket keys of a configuration without its own
 	// in the one given to tls.Server.
 	srv *tls.Config
@@ -23,7 +22,7 @@ type Config struct {
 // copied: SetSessionTicketKeys on it, and its fields, apply to the
 // handshakes that follow; its GetConfigForClient is called for each).
 func NewConfig(conf *tls.Config) *Config {
-	c := &Config{base: conf, srv: conf.Clone()}
+	c := &Config{srv: conf.Clone()}
 	c.srv.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
 		use := conf
 		if conf.GetConfigForClient != nil {
@@ -36,7 +35,7 @@ func NewConfig(conf *tls.Config) *Config {
 			}
 		}
 		t, ok := hi.Conn.(*transport)
-		if !ok || t.hs == nil || !offloadable(hi) {
+		if !ok || t.hs == nil || !offloadable(hi) || (use.MaxVersion != 0 && use.MaxVersion < tls.VersionTLS13) {
 			// No copy: a TLS 1.2 connection's tls.Conn keeps its
 			// configuration for its life.
 			return use, nil

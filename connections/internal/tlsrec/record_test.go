@@ -200,3 +200,21 @@ func TestOpenSSLKeyUpdate(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyLogPassedOn: a configuration's own KeyLogWriter (a debugging
+// aid) still gets every line, the session handed over all the same.
+func TestKeyLogPassedOn(t *testing.T) {
+	conf := serverConf(t)
+	var log bytes.Buffer // crypto/tls serialises key log writes
+	conf.KeyLogWriter = &log
+	s, _ := establishWith(t, conf, clientConf())
+	defer s.Close()
+	if !s.Offloaded() {
+		t.Fatal("a TLS 1.3 session was not handed over")
+	}
+	for _, label := range []string{"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0"} {
+		if !strings.Contains(log.String(), label+" ") {
+			t.Fatalf("the configuration's key log has no %s line:\n%s", label, log.String())
+		}
+	}
+}
