@@ -12,6 +12,7 @@ import (
 	"errors"
 	"hash"
 	"io"
+	"net"
 )
 
 // The record layer of an established TLS 1.3 session (RFC 8446 section
@@ -362,8 +363,9 @@ func (r *rec13) alert(dst []byte, err error) []byte {
 	return dst
 }
 
-// drop forgets the keys.
+// drop forgets the keys; the session can neither read nor seal after it.
 func (r *rec13) drop() {
+	r.closed, r.err = true, net.ErrClosed
 	clear(r.in.secret[:])
 	clear(r.out.secret[:])
 	r.in.aead, r.out.aead = nil, nil

@@ -274,3 +274,17 @@ func TestRecordLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestClosedSession: after Close a handed-over session neither reads
+// nor seals (its keys are gone), and says so rather than failing.
+func TestClosedSession(t *testing.T) {
+	s, p := newPair(t, tls.TLS_AES_128_GCM_SHA256)
+	s.Close()
+	if _, err := s.Seal(nil, []byte("x")); err == nil {
+		t.Fatal("Seal after Close succeeded")
+	}
+	s.Open(p.seal(nil, recordTypeApplication, []byte("x")))
+	if _, err := s.Read(make([]byte, 10)); err == nil || errors.Is(err, ErrWouldBlock) {
+		t.Fatalf("Read after Close: %v, want an error", err)
+	}
+}

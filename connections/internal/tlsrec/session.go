@@ -371,7 +371,7 @@ type transport struct {
 	// sealing: Seal runs; writes go to dst.
 	sealing bool
 	in      []byte // input not yet handed to crypto/tls
-	pend    []byte // output crypto/tls wrote outside Seal
+	pend    []byte // output crypto/tls (or rec) wrote outside Seal
 	dst     []byte
 	// Framing of the input handed to crypto/tls: left bytes of the
 	// current record's body remain, or (left 0) hdrN bytes of the next
