@@ -95,7 +95,7 @@ var (
 	size        = flag.Int("size", 64, "message payload bytes")
 	rounds      = flag.Int("rounds", 1, "rounds (the servers interleave round by round)")
 	perClient   = flag.Int("per-client", 15000, "receivers per client process (the open-file limit is per process)")
-	only        = flag.String("servers", "floor,gws,nbio,centrifuge,gorilla,goes1,goes1-wss,goesN", "comma-separated servers to run (also floor-uring: the floor with an io_uring send path; goes1-wss is goes1 over TLS, goes1-nouring goes1 with NoIOUring: write(2) per member as TLS does)")
+	only        = flag.String("servers", "floor,gws,nbio,centrifuge,gorilla,goes1,goes1-wss,goesN", "comma-separated servers to run (also floor-uring: the floor with an io_uring send path; floor-wss: the floor over TLS 1.3, a seal per member; goes1-wss is goes1 over TLS, goes1-nouring goes1 with NoIOUring: write(2) per member as TLS does)")
 	uringModes  = flag.String("uring-modes", "plain+q256", "comma-separated floor-uring ring set-ups, a row each: words joined by + (plain, coop, single, defer, sqpoll, sqpollN for N ms of idle polling, fixed for registered descriptors, qN for N submission entries; see bench/fanout/uring)")
 	goesModes   = flag.String("goes-modes", "group", "comma-separated goes deliveries, a row each: group (SendToGroup), user (SendToUser of one user bound to every receiver), broadcast (Broadcast)")
 	drain       = flag.Duration("drain", 60*time.Second, "how long after the last publish to wait for deliveries")
@@ -116,6 +116,7 @@ func main() {
 	}
 	all := []impl{
 		{key: "floor", name: "floor (one write per member)", bin: "floor"},
+		{key: "floor-wss", name: "floor over TLS (one seal, one write per member)", bin: "floor", tls: true},
 	}
 	for _, mode := range strings.Split(*uringModes, ",") {
 		mode = strings.TrimSpace(mode)
@@ -1125,12 +1126,16 @@ func printTable(results []*result, start time.Time, load0 string) {
 			f("%.2f", m(func(s sample) float64 { return s.clientCPUPerDelivery / 1e3 })),
 			lost, dups, warns)
 	}
-	for _, r := range results { // wss against ws: the goes rows of the same delivery on one worker, round by round
+	for _, r := range results { // wss against ws: the goes rows of the same delivery on one worker, and the floor's, round by round
 		if !r.im.tls {
 			continue
 		}
+		plainKeys := map[string]bool{"goes1": true, "goes1-nouring": true}
+		if r.im.key == "floor-wss" {
+			plainKeys = map[string]bool{"floor": true}
+		}
 		for _, ws := range results {
-			if (ws.im.key != "goes1" && ws.im.key != "goes1-nouring") || ws.im.mode != r.im.mode {
+			if !plainKeys[ws.im.key] || ws.im.mode != r.im.mode {
 				continue
 			}
 			plain := map[int]float64{}

@@ -14,6 +14,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -32,6 +33,8 @@ import (
 type server struct {
 	mu      sync.Mutex
 	members []int      // raw descriptors of joined connections
+	sealers []*sealer  // over TLS (tls.go), each member's; else nil
+	sealed  []byte     // publisher's scratch, over TLS
 	keep    []net.Conn // their conns, so that nothing closes them
 	frame   []byte     // publisher's scratch
 	blocked int64      // EAGAIN fallbacks (under mu)
@@ -55,6 +58,17 @@ func main() {
 		os.Exit(1)
 	}
 	s := &server{mode: os.Getenv("BENCH_MODE")}
+	var conf *tls.Config
+	if cert := os.Getenv("BENCH_CERT"); cert != "" {
+		if s.mode != "" {
+			fmt.Fprintln(os.Stderr, "floor: TLS with io_uring is not built")
+			os.Exit(1)
+		}
+		if conf, err = tlsConf(cert, os.Getenv("BENCH_KEY")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
 	if s.mode != "" {
 		o, err := uring.ParseMode(s.mode)
 		if err == nil {
@@ -70,6 +84,10 @@ func main() {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if conf != nil {
+				go s.tlsServe(c, conf)
+				continue
 			}
 			go s.serve(c)
 		}
@@ -88,7 +106,11 @@ func main() {
 	s.mu.Unlock()
 }
 
-func (s *server) serve(c net.Conn) {
+func (s *server) serve(c net.Conn) { s.serveOn(c, c, nil) }
+
+// serveOn serves c, whose socket is raw's; keyed (over TLS) gives a
+// joined member's sealer once the join's reply is written.
+func (s *server) serveOn(c, raw net.Conn, keyed func() (*sealer, error)) {
 	buf := make([]byte, 0, 4096)
 	tmp := make([]byte, 4096)
 	// Opening handshake.
@@ -140,13 +162,22 @@ func (s *server) serve(c net.Conn) {
 					c.Close()
 					return
 				}
-				fd, err := rawFD(c)
+				fd, err := rawFD(raw)
 				if err != nil {
 					c.Close()
 					return
 				}
+				var out *sealer
+				if keyed != nil {
+					if out, err = keyed(); err != nil {
+						fmt.Fprintln(os.Stderr, err)
+						c.Close()
+						return
+					}
+				}
 				s.mu.Lock()
 				s.members = append(s.members, fd)
+				s.sealers = append(s.sealers, out)
 				s.keep = append(s.keep, c)
 				s.mu.Unlock()
 				return // a receiver sends nothing more
@@ -173,7 +204,12 @@ func (s *server) publish(msg []byte) {
 		s.publishRing()
 		return
 	}
-	for _, fd := range s.members {
+	for i, fd := range s.members {
+		if out := s.sealers[i]; out != nil {
+			s.sealed = out.seal(s.sealed[:0], s.frame)
+			s.write(fd, s.sealed)
+			continue
+		}
 		s.write(fd, s.frame)
 	}
 }
