@@ -171,16 +171,18 @@ func TestEpConnWithTimersSize(t *testing.T) {
 // TestEpTLSSize: a TLS connection is one object for its life: the
 // epConn with its timers and its loop TLS state (epTLS, with its
 // tlsrec.Session inside, and the session's record layer inside that),
-// in the 896-byte size class. (Before: the connection in the 288-byte
-// class, epTLS in another, and the record layer in a third; a fan-out
-// member's seal walked to three pages.)
+// in the 768-byte size class. (Before: the connection in the 288-byte
+// class, epTLS in another, and the record layer in a third, a fan-out
+// member's seal walking to three pages; then one object of 848 bytes,
+// the 896-byte class, until the session kept only what both paths use
+// and made its addresses on demand.)
 func TestEpTLSSize(t *testing.T) {
 	if unsafe.Sizeof(uintptr(0)) != 8 {
 		t.Skipf("%d-bit platform: sizes differ", 8*unsafe.Sizeof(uintptr(0)))
 	}
 	var x tlsEpConn
-	if n := unsafe.Sizeof(x); n > 896 {
-		t.Fatalf("tlsEpConn is %d bytes, over the 896-byte size class (its epConn %d, epTLS %d, session %d)", n, unsafe.Sizeof(x.epConn), unsafe.Sizeof(x.tls), unsafe.Sizeof(x.tls.sess))
+	if n := unsafe.Sizeof(x); n > 768 {
+		t.Fatalf("tlsEpConn is %d bytes, over the 768-byte size class (its epConn %d, epTLS %d, session %d)", n, unsafe.Sizeof(x.epConn), unsafe.Sizeof(x.tls), unsafe.Sizeof(x.tls.sess))
 	}
 	rt := core.NewRuntime(core.Config{})
 	if n := testing.AllocsPerRun(100, func() { c, tt := newEpConn(rt, true); tlsSink = tt; _ = c }); n != 1 {

@@ -47,7 +47,7 @@ type epTLSListener struct {
 // (one object, in fewer cache lines, than two).
 //
 // Its flags come first, packed. It is allocated with its connection
-// (newEpConn's tlsEpConn: one object, TestEpTLSSize).
+// (newEpConn's tlsEpConn: one object of the 768-byte class, TestEpTLSSize).
 type epTLS struct {
 	up bool // the loop has seen the handshake done
 	// ctlWait: output of crypto/tls's own (tlsWriteCtl) waits for
@@ -58,8 +58,7 @@ type epTLS struct {
 	partial bool
 	told    atomic.Bool // Done was called
 	sess    tlsrec.Session
-	start   time.Time
-	hsErr   error       // the handshake's result; set before actTLSUp is posted
+	start   int64       // the accept's time, Unix nanoseconds
 	timer   timer.Timer // the handshake timeout, then a partial record's
 }
 
@@ -94,8 +93,8 @@ func (l *loop) tlsState(c *epConn) *epTLS {
 // listener, in t (newEpConn's), and its handshake timeout.
 func (l *loop) tlsAccept(c *epConn, t *epTLS) {
 	lt := c.ln.tls
-	t.start = time.Now()
-	t.sess.Init(lt.conf, c.Local(), c.Remote())
+	t.start = time.Now().UnixNano()
+	t.sess.Init(lt.conf, c) // c's addresses made only if crypto/tls asks
 	if fd := int(c.fd); fd >= len(l.tlsConns) {
 		n := max(2*len(l.tlsConns), fd+64)
 		l.tlsConns = append(l.tlsConns, make([]*epTLS, n-len(l.tlsConns))...)
@@ -123,7 +122,7 @@ func (t *epTLS) tell(c *epConn, st *tls.ConnectionState, err error) {
 		return
 	}
 	if done := c.ln.tls.sv.Done; done != nil {
-		done(st, err, time.Since(t.start))
+		done(st, err, time.Since(time.Unix(0, t.start)))
 	}
 }
 
@@ -186,10 +185,9 @@ func (l *loop) tlsHello(c *epConn, t *epTLS, b []byte) {
 		wake := func() { l.post(c, actFlush) }
 		done := func(err error) {
 			t.tell(c, t.sess.TakeState(), err)
-			t.hsErr = err
 			l.post(c, actTLSUp)
 		}
-		if !lt.pool.Start(&t.sess, t.start.Add(lt.timeout), wake, done) {
+		if !lt.pool.Start(&t.sess, time.Unix(0, t.start).Add(lt.timeout), wake, done) {
 			t.tell(c, nil, errHandshakesFull)
 			c.Destroy()
 		}
@@ -202,7 +200,7 @@ func (l *loop) tlsUp(c *epConn) {
 	if t == nil || t.up || c.fd < 0 {
 		return
 	}
-	if t.hsErr != nil {
+	if !t.sess.Established() { // the handshake failed (or the session was closed since)
 		l.tlsWriteCtl(c, t) // the alert, if any
 		c.Destroy()
 		return

@@ -72,31 +72,37 @@ type Session struct {
 	rec    *rec13
 	t      transport
 	recMem rec13
-	// drained: the last Read said ErrWouldBlock and no input came since
-	// (crypto/tls holds no plaintext that Read has not returned).
-	drained bool
-	// empty: crypto/tls holds neither plaintext nor ciphertext and the
-	// transport no input, and no input came since: Read answers
-	// ErrWouldBlock without asking crypto/tls (a keep-alive request's
-	// second Read, which cost a lock round and two allocations).
-	empty bool
 }
 
-// New makes a session that serves conf (not copied; crypto/tls reads it
-// as a tls.Server would) to a client at raddr. laddr and raddr are what
-// crypto/tls's callbacks see as the connection's addresses.
+// Peer gives a session's connection addresses, asked for only when
+// crypto/tls's callbacks want them (ClientHelloInfo.Conn): an epoll
+// connection makes its peer's net.Addr on demand.
+type Peer interface {
+	Local() net.Addr
+	Remote() net.Addr
+}
+
+// addrs is a Peer of two addresses known already.
+type addrs struct{ laddr, raddr net.Addr }
+
+func (a *addrs) Local() net.Addr  { return a.laddr }
+func (a *addrs) Remote() net.Addr { return a.raddr }
+
+// New makes a session that serves conf to a client at raddr. laddr and
+// raddr are what crypto/tls's callbacks see as the connection's
+// addresses.
 func New(conf *Config, laddr, raddr net.Addr) *Session {
 	s := &Session{}
-	s.Init(conf, laddr, raddr)
+	s.Init(conf, &addrs{laddr, raddr})
 	return s
 }
 
-// Init makes s, a zero Session, serve conf as New does: for a Session
-// kept inside the caller's own struct, in the same allocation (a loop
-// touches both for every record it seals; one object is fewer cache
-// misses than two). s must not be copied afterwards.
-func (s *Session) Init(conf *Config, laddr, raddr net.Addr) {
-	s.t.laddr, s.t.raddr = laddr, raddr
+// Init makes s, a zero Session, serve conf to peer as New does: for a
+// Session kept inside the caller's own struct, in the same allocation (a
+// loop touches both for every record it seals; one object is fewer
+// cache misses than two). s must not be copied afterwards.
+func (s *Session) Init(conf *Config, peer Peer) {
+	s.t.peer = peer
 	s.t.conf = conf
 }
 
@@ -169,7 +175,7 @@ func (s *Session) Open(b []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(b) > 0 {
-		s.drained, s.empty = false, false
+		s.t.drained, s.t.empty = false, false
 	}
 	if len(t.in) > 0 {
 		t.in = append(t.in, b...)
@@ -208,7 +214,7 @@ func (s *Session) Buffered() bool {
 		defer t.mu.Unlock()
 		return len(r.plain) > 0 || wholeRecord(t.in)
 	}
-	if !s.drained {
+	if !s.t.drained {
 		return true
 	}
 	t := &s.t
@@ -227,11 +233,11 @@ func (s *Session) Read(p []byte) (n int, err error) {
 	if s.rec != nil {
 		return s.readRec(p)
 	}
-	if s.empty {
-		s.drained = true
+	if s.t.empty {
+		s.t.drained = true
 		return 0, ErrWouldBlock
 	}
-	defer func() { s.drained = err == ErrWouldBlock }()
+	defer func() { s.t.drained = err == ErrWouldBlock }()
 	n, err = s.tc.Read(p)
 	if err == nil && n > 0 && n < len(p) {
 		// crypto/tls stops short of p only once it holds no more
@@ -239,7 +245,7 @@ func (s *Session) Read(p []byte) (n int, err error) {
 		// whole records (chunk) and has no input left.
 		t := &s.t
 		t.mu.Lock()
-		s.empty = len(t.in) == 0 && t.left == 0 && t.hdrN == 0
+		s.t.empty = len(t.in) == 0 && t.left == 0 && t.hdrN == 0
 		t.mu.Unlock()
 	}
 	if err != nil && n == 0 {
@@ -279,12 +285,15 @@ func (s *Session) Seal(dst, p []byte) ([]byte, error) {
 		}
 		return r.sealData(dst, p)
 	}
-	t.dst, t.sealing = dst, true
+	// crypto/tls's records of p are appended to dst, lent as pend: no
+	// other output can come between (the loop's goroutine only seals
+	// and takes output).
+	t.pend = dst
 	t.mu.Unlock()
 	_, err := s.tc.Write(p)
 	t.mu.Lock()
-	dst = t.dst
-	t.dst, t.sealing = nil, false
+	dst = t.pend
+	t.pend = nil
 	t.mu.Unlock()
 	return dst, err
 }
@@ -368,11 +377,16 @@ type transport struct {
 	mu    sync.Mutex
 	phase uint8
 	owned bool // in is the session's own copy (else lent by Open)
-	// sealing: Seal runs; writes go to dst.
-	sealing bool
-	in      []byte // input not yet handed to crypto/tls
-	pend    []byte // output crypto/tls (or rec) wrote outside Seal
-	dst     []byte
+	// drained: the last Read said ErrWouldBlock and no input came since
+	// (crypto/tls holds no plaintext that Read has not returned).
+	drained bool
+	// empty: crypto/tls holds neither plaintext nor ciphertext and the
+	// transport no input, and no input came since: Read answers
+	// ErrWouldBlock without asking crypto/tls (a keep-alive request's
+	// second Read, which cost a lock round and two allocations).
+	empty bool
+	in    []byte // input not yet handed to crypto/tls
+	pend  []byte // output crypto/tls (or rec) wrote outside Seal
 	// Framing of the input handed to crypto/tls: left bytes of the
 	// current record's body remain, or (left 0) hdrN bytes of the next
 	// header were handed, kept in hdr.
@@ -383,7 +397,7 @@ type transport struct {
 	conf *Config      // until the handshake starts
 	hs   *handshaking // from the handshake's start until TakeState
 
-	laddr, raddr net.Addr
+	peer Peer
 }
 
 func (t *transport) signal() {
@@ -472,11 +486,7 @@ func (t *transport) Write(b []byte) (int, error) {
 	if t.phase == phaseClosed {
 		return 0, net.ErrClosed
 	}
-	if t.sealing {
-		t.dst = append(t.dst, b...)
-	} else {
-		t.pend = append(t.pend, b...)
-	}
+	t.pend = append(t.pend, b...)
 	if t.phase == phaseHandshake && t.hs.serverSecret != nil {
 		t.hs.out = append(t.hs.out, b...)
 	}
@@ -494,8 +504,19 @@ func (t *transport) Close() error {
 	return nil
 }
 
-func (t *transport) LocalAddr() net.Addr              { return t.laddr }
-func (t *transport) RemoteAddr() net.Addr             { return t.raddr }
+func (t *transport) LocalAddr() net.Addr {
+	if t.peer == nil {
+		return nil
+	}
+	return t.peer.Local()
+}
+
+func (t *transport) RemoteAddr() net.Addr {
+	if t.peer == nil {
+		return nil
+	}
+	return t.peer.Remote()
+}
 func (t *transport) SetDeadline(time.Time) error      { return nil }
 func (t *transport) SetReadDeadline(time.Time) error  { return nil }
 func (t *transport) SetWriteDeadline(time.Time) error { return nil }
