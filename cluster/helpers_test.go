@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
@@ -237,6 +238,34 @@ func waitPeers(t testing.TB, ws ...*worker) {
 }
 
 // waitInterest waits until server s knows a subscriber for subject.
+// waitRouteInterest waits until s knows, through a route, that another
+// server has interest in subject (the remote's subscription as s's route
+// lists it): until then s keeps a publish on subject to its own clients.
+// waitInterest is satisfied by a local subscription alone.
+func waitRouteInterest(t testing.TB, s *Server, subject string) {
+	t.Helper()
+	testkit.Eventually(t, testkit.Wait, testkit.Poll, "routed interest in "+subject, func() error {
+		s.mu.Lock()
+		ns := s.ns
+		s.mu.Unlock()
+		if ns == nil {
+			return errors.New("server not running")
+		}
+		rz, err := ns.Routez(&server.RoutezOptions{Subscriptions: true})
+		if err != nil {
+			return err
+		}
+		for _, r := range rz.Routes {
+			for _, sub := range r.Subs {
+				if sub == subject {
+					return nil
+				}
+			}
+		}
+		return errors.New("no route lists it")
+	})
+}
+
 func waitInterest(t testing.TB, s *Server, subject string) {
 	t.Helper()
 	testkit.Eventually(t, testkit.Wait, testkit.Poll, "interest in "+subject, func() error {

@@ -598,8 +598,11 @@ func TestAcrossMachines(t *testing.T) {
 	cb.do("join room")
 	waitInterest(t, s1, "goes.c.2")
 	waitInterest(t, s2, "goes.c.1")
-	waitInterest(t, s1, "goes.u.ann")
-	waitInterest(t, s2, "goes.g.room")
+	// Both machines have ann and room locally: what the publishes below
+	// need is each one's interest known across the route.
+	waitRouteInterest(t, s2, "goes.u.ann")
+	waitRouteInterest(t, s1, "goes.u.ann")
+	waitRouteInterest(t, s1, "goes.g.room")
 
 	a.node.SendToConnection(cb.id, []byte("m1 to m2"))
 	cb.expect("m1 to m2")

@@ -36,6 +36,10 @@ func TestNodeLeavesStalledServer(t *testing.T) {
 	cb.do("join room")
 	waitInterest(t, s2, "goes.g.room")
 	waitInterest(t, s1, "goes.g.room")
+	// a publishes on s1, b listens on s2: s1 must have b's interest from
+	// the route (a's own subscription satisfies waitInterest on s1; under
+	// load "before" was published before the route told s1 and was lost).
+	waitRouteInterest(t, s1, "goes.g.room")
 	a.node.SendToGroup("room", []byte("before"), ca.id)
 	cb.expect("before")
 
