@@ -214,6 +214,7 @@ const (
 	alertRecordOverflow    = 22
 	alertIllegalParameter  = 47
 	alertDecodeError       = 50
+	alertInternalError     = 80
 	alertUserCanceled      = 90
 )
 
@@ -257,9 +258,9 @@ func inner(pt []byte) (content []byte, typ byte, err error) {
 	return pt[:i], pt[i], nil
 }
 
-// control handles a decrypted record that is not application data.
-// pend is where this side's answers go.
-func (r *rec13) control(typ byte, content []byte, pend *[]byte) error {
+// control handles a decrypted record that is not application data (a
+// requested KeyUpdate is answered when Read stops: owed).
+func (r *rec13) control(typ byte, content []byte) error {
 	switch typ {
 	case recordTypeAlert:
 		if len(content) != 2 {
@@ -309,7 +310,7 @@ func (r *rec13) control(typ byte, content []byte, pend *[]byte) error {
 			}
 			r.hs = nil
 			if err := r.in.next(r.suite); err != nil {
-				return fail(80, err.Error()) // internal_error
+				return fail(alertInternalError, err.Error())
 			}
 			msg = msg[5:]
 		}
@@ -318,14 +319,10 @@ func (r *rec13) control(typ byte, content []byte, pend *[]byte) error {
 	return fail(alertUnexpectedMessage, "record of an unknown content type")
 }
 
-// keyUpdate appends a KeyUpdate (requesting one of the client when
-// request) under the current write key and moves to the next.
-func (r *rec13) keyUpdate(dst []byte, request bool) ([]byte, error) {
-	var req byte
-	if request {
-		req = 1
-	}
-	dst = r.out.seal(dst, recordTypeHandshake, []byte{typeKeyUpdate, 0, 0, 1, req})
+// keyUpdate appends a KeyUpdate (update_not_requested) under the
+// current write key and moves to the next.
+func (r *rec13) keyUpdate(dst []byte) ([]byte, error) {
+	dst = r.out.seal(dst, recordTypeHandshake, []byte{typeKeyUpdate, 0, 0, 1, 0})
 	r.owed = false
 	return dst, r.out.next(r.suite)
 }
@@ -337,7 +334,7 @@ func (r *rec13) sealData(dst, p []byte) ([]byte, error) {
 	for first := true; first || len(p) > 0; first = false {
 		if r.owed || r.out.seq >= keyUpdateAfter {
 			var err error
-			if dst, err = r.keyUpdate(dst, false); err != nil {
+			if dst, err = r.keyUpdate(dst); err != nil {
 				return dst, err
 			}
 		}
@@ -453,7 +450,7 @@ func (s *Session) readRec(p []byte) (int, error) {
 			break
 		}
 		if typ != recordTypeApplication {
-			r.err = r.control(typ, content, &t.pend)
+			r.err = r.control(typ, content)
 			continue
 		}
 		if direct {
@@ -471,11 +468,11 @@ func (s *Session) readRec(p []byte) (int, error) {
 	if r.err == nil || r.err == io.EOF {
 		if r.owed && !r.closed {
 			if len(t.pend) > maxPendingCtl {
-				r.err = fail(80, "KeyUpdate requests unanswered, the client not reading")
+				r.err = fail(alertInternalError, "KeyUpdate requests unanswered, the client not reading")
 			} else {
 				var err error
-				if t.pend, err = r.keyUpdate(t.pend, false); err != nil {
-					r.err = fail(80, err.Error())
+				if t.pend, err = r.keyUpdate(t.pend); err != nil {
+					r.err = fail(alertInternalError, err.Error())
 				}
 			}
 		}
