@@ -4,6 +4,7 @@ package epoll
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -30,14 +31,8 @@ func TestIdleConnectionHoldsNoBuffers(t *testing.T) {
 		Engine: core.EngineEpoll, Protocol: text.New(), Logger: testkit.Logger(t),
 		Handler: core.Handler{OnMessage: func(c core.Connection, d []byte) { c.SendBytes(d, false) }},
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	defer func() { s.Close(); <-done }()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	addr := serve(t, s)
+	c, err := net.Dial("tcp", addr.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,14 +93,8 @@ func TestWatchdogWarnsOfBlockedLoop(t *testing.T) {
 		}},
 	})
 	s.StallAfter = 20 * time.Millisecond
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	defer func() { s.Close(); <-done }()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	addr := serve(t, s)
+	c, err := net.Dial("tcp", addr.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,14 +193,8 @@ func TestAcceptIdleAllocatesOnce(t *testing.T) {
 		Engine: core.EngineEpoll, Loops: 1, Protocol: text.New(),
 		Logger: zerolog.New(io.Discard).Level(zerolog.InfoLevel),
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	defer func() { s.Close(); <-done }()
-	sa := &unix.SockaddrInet4{Port: ln.Addr().(*net.TCPAddr).Port, Addr: [4]byte{127, 0, 0, 1}}
+	addr := serve(t, s)
+	sa := &unix.SockaddrInet4{Port: addr.Port, Addr: [4]byte{127, 0, 0, 1}}
 	const warm, n = 100, 1000
 	fds := make([]int, 0, warm+n)
 	defer func() {
@@ -248,6 +231,25 @@ func TestAcceptIdleAllocatesOnce(t *testing.T) {
 	if per := float64(m1.Mallocs-m0.Mallocs) / n; per > 1.5 {
 		t.Fatalf("accepting an idle connection allocates %.2f objects (%.0f bytes)", per, float64(m1.TotalAlloc-m0.TotalAlloc)/n)
 	}
+}
+
+// serve serves s on a loopback TCP listener until the test's end (Serve
+// must then return core.ErrServerClosed) and returns its address.
+func serve(t *testing.T, s *core.Runtime) *net.TCPAddr {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; !errors.Is(err, core.ErrServerClosed) {
+			t.Errorf("Serve returned %v, want core.ErrServerClosed", err)
+		}
+	})
+	return ln.Addr().(*net.TCPAddr)
 }
 
 // newServer is a connections.Server as the engine's tests need it (this

@@ -5,7 +5,6 @@ package epoll
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -49,19 +48,7 @@ func seamServer(t *testing.T, cfg core.Config, logs io.Writer, edit func(sys *Sy
 		t.Fatal("no epoll engine")
 	}
 	edit(&ep.sys) // before Serve: the loops never see it change
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		s.Close()
-		if err := <-done; !errors.Is(err, core.ErrServerClosed) {
-			t.Errorf("Serve returned %v, want core.ErrServerClosed", err)
-		}
-	})
-	return s, ln.Addr().String()
+	return s, serve(t, s).String()
 }
 
 func seamDial(t *testing.T, addr string) *net.TCPConn {
@@ -462,19 +449,7 @@ func stdServer(t *testing.T, cfg core.Config) (*core.Runtime, string) {
 	cfg.Engine = core.EngineStd
 	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t))
 	s := newServer(cfg)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		s.Close()
-		if err := <-done; !errors.Is(err, core.ErrServerClosed) {
-			t.Errorf("Serve returned %v, want core.ErrServerClosed", err)
-		}
-	})
-	return s, ln.Addr().String()
+	return s, serve(t, s).String()
 }
 
 // ioEvent is one system call of the traced connection.

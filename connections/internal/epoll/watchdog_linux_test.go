@@ -51,13 +51,7 @@ func watchdogWarnings(t testing.TB, logs *syncBuffer) []watchdogWarning {
 // the engine; s is closed at the end of the test.
 func watchServer(t *testing.T, s *core.Runtime) (string, *epollEngine) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() { s.Close(); <-done })
+	addr := serve(t, s)
 	var e *epollEngine
 	for _, en := range s.Engines() {
 		if ee, ok := en.(*epollEngine); ok {
@@ -69,7 +63,7 @@ func watchServer(t *testing.T, s *core.Runtime) (string, *epollEngine) {
 		defer s.Mu.Unlock()
 		return e.wd != nil
 	})
-	return ln.Addr().String(), e
+	return addr.String(), e
 }
 
 // waitRounds waits until the watchdog of e has sampled the loops n more
