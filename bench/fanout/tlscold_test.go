@@ -53,16 +53,7 @@ func BenchmarkSealSessions(b *testing.B) {
 func discardSession(b *testing.B, pair tls.Certificate) *tls.Conn {
 	sp, cp := net.Pipe()
 	dc := &discardConn{Conn: sp}
-	srv := tls.Server(dc, &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12, SessionTicketsDisabled: true})
-	cli := tls.Client(cp, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS13, CurvePreferences: []tls.CurveID{tls.X25519}})
-	errc := make(chan error, 1)
-	go func() { errc <- cli.Handshake() }()
-	if err := srv.Handshake(); err != nil {
-		b.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		b.Fatal(err)
-	}
+	srv, _ := handshake(b, dc, cp, &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12, SessionTicketsDisabled: true}, tls.VersionTLS13)
 	if v := srv.ConnectionState().Version; v != tls.VersionTLS13 {
 		b.Fatalf("negotiated %s, want TLS 1.3", tls.VersionName(v))
 	}

@@ -44,11 +44,11 @@ func (c *discardConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
-// tlsPair handshakes a server tls.Conn on sc (a self-signed certificate and
-// the client's X25519 offer) and returns it.
-func tlsPair(b *testing.B, sc, cc net.Conn, maxVersion uint16) *tls.Conn {
-	srv := tls.Server(sc, &tls.Config{Certificates: []tls.Certificate{testkit.SelfSigned(b)}, MinVersion: tls.VersionTLS12})
-	cli := tls.Client(cc, &tls.Config{InsecureSkipVerify: true, MaxVersion: maxVersion, CurvePreferences: []tls.CurveID{tls.X25519}})
+// handshake makes a server tls.Conn on sc with conf and a client on cc
+// (the run's kind: X25519, at most maxVersion) and runs their handshake.
+func handshake(b *testing.B, sc, cc net.Conn, conf *tls.Config, maxVersion uint16) (srv, cli *tls.Conn) {
+	srv = tls.Server(sc, conf)
+	cli = tls.Client(cc, &tls.Config{InsecureSkipVerify: true, MaxVersion: maxVersion, CurvePreferences: []tls.CurveID{tls.X25519}})
 	errc := make(chan error, 1)
 	go func() { errc <- cli.Handshake() }()
 	if err := srv.Handshake(); err != nil {
@@ -57,6 +57,13 @@ func tlsPair(b *testing.B, sc, cc net.Conn, maxVersion uint16) *tls.Conn {
 	if err := <-errc; err != nil {
 		b.Fatal(err)
 	}
+	return srv, cli
+}
+
+// tlsPair handshakes a server tls.Conn on sc (a self-signed certificate and
+// the client's X25519 offer) and returns it.
+func tlsPair(b *testing.B, sc, cc net.Conn, maxVersion uint16) *tls.Conn {
+	srv, cli := handshake(b, sc, cc, &tls.Config{Certificates: []tls.Certificate{testkit.SelfSigned(b)}, MinVersion: tls.VersionTLS12}, maxVersion)
 	b.Logf("%s %s", tls.VersionName(srv.ConnectionState().Version), tls.CipherSuiteName(srv.ConnectionState().CipherSuite))
 	go io.Copy(io.Discard, cli) // the client drains
 	return srv
