@@ -145,8 +145,8 @@ func (l *loop) rearm(c *epConn) {
 // Transport seam: the bytes read here are socket bytes, handed as they
 // are to the protocol (consume, or a pool task). A TLS connection's go
 // through its record layer first (tlsRead, tls_linux.go), which hands on
-// the plaintext it decrypted the same way; its state is kept by the loop
-// (tlsConns), not on the epConn.
+// the plaintext it decrypted the same way; its state is allocated beside
+// the epConn (tlsEpConn), not in it.
 func (l *loop) readable(c *epConn) {
 	if c.ln.tls != nil {
 		if t := l.tlsState(c); t != nil {

@@ -67,14 +67,11 @@ type loop struct {
 	spare []*epConn
 	qdead bool // under qmu: the loop is gone, its eventfd closed
 
-	// TLS connections (tls_linux.go): their state by descriptor and
-	// their number, a buffer of plaintext and one of crypto/tls's own
-	// output, made by the first.
-	tlsConns []*epTLS
-	tlsN     int
-	pbuf     []byte
-	cbuf     []byte
-	// tlsOpen counts the connections of tlsConns whose handshake is done
+	// TLS connections (tls_linux.go): a buffer of plaintext and one of
+	// crypto/tls's own output, made by the first.
+	pbuf []byte
+	cbuf []byte
+	// tlsOpen counts the loop's TLS connections whose handshake is done
 	// (core.Stats.TLSConnections).
 	tlsOpen atomic.Int64
 }
@@ -225,8 +222,10 @@ func (l *loop) runQueue() {
 		l.queue = l.spare[:0]
 		l.funcs = nil
 		l.qmu.Unlock()
+		tls := l.tlsOpen.Load() > 0
 		for i, c := range q {
 			q[i] = nil
+			l.prefetchAhead(q, i, tls)
 			acts := c.acts.Swap(0) // and actQueued: posts from now on queue c again
 			if acts&actTaskDone != 0 {
 				l.taskDone(c)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -26,7 +27,8 @@ import (
 // takes it from the send queue (tlsSeal); what crypto/tls writes by
 // itself (handshake flights, alerts, close_notify) is written by
 // tlsWriteCtl. A plain connection pays nothing for this: its listener has
-// no tls, and its epConn no field (the loop keeps TLS state in a table by descriptor).
+// no tls, and its epConn no field (a TLS connection's state is allocated
+// beside it: tlsEpConn).
 //
 // kTLS would replace this file's record work: once a handshake is done,
 // its keys would move to the socket and the connection would be a plain
@@ -78,15 +80,15 @@ func (e *epollEngine) tlsPoolFor(sv core.TLSServing) *tlsrec.Pool {
 // tlsState returns c's TLS state, nil for a plain connection (and for a
 // TLS connection whose socket is released).
 //
-// The states are in a table by descriptor, as the loop's connections
-// (conns), not in a map: a fan-out to many TLS connections looks up each
-// member's, and a slice index costs one memory access where a map with
-// tens of thousands of entries cost two or three, each a cache miss.
+// The state is found from c's address, not looked up: a TLS connection
+// is always a tlsEpConn (newEpConn), its state beside it in one object,
+// and a fan-out to many TLS connections asks for each member's (a table
+// by descriptor cost a cache miss per member, a map two or three).
 func (l *loop) tlsState(c *epConn) *epTLS {
-	if c.ln == nil || c.ln.tls == nil || c.fd < 0 || int(c.fd) >= len(l.tlsConns) {
+	if c.ln == nil || c.ln.tls == nil || c.fd < 0 {
 		return nil
 	}
-	return l.tlsConns[c.fd]
+	return &(*tlsEpConn)(unsafe.Add(unsafe.Pointer(c), -int(unsafe.Offsetof(tlsEpConn{}.epConn)))).tls
 }
 
 // tlsAccept starts the TLS session of c, just accepted from a TLS
@@ -95,12 +97,6 @@ func (l *loop) tlsAccept(c *epConn, t *epTLS) {
 	lt := c.ln.tls
 	t.start = time.Now().UnixNano()
 	t.sess.Init(lt.conf, c) // c's addresses made only if crypto/tls asks
-	if fd := int(c.fd); fd >= len(l.tlsConns) {
-		n := max(2*len(l.tlsConns), fd+64)
-		l.tlsConns = append(l.tlsConns, make([]*epTLS, n-len(l.tlsConns))...)
-	}
-	l.tlsConns[c.fd] = t
-	l.tlsN++
 	l.rt.Wheel.Schedule(&t.timer, lt.timeout, func() {
 		t.tell(c, nil, errHandshakeTimeout)
 		t.sess.Close() // ends a handshake waiting in the pool
@@ -410,10 +406,6 @@ func (l *loop) tlsRelease(c *epConn) {
 	t := l.tlsState(c)
 	if t == nil {
 		return
-	}
-	l.tlsConns[c.fd] = nil
-	if l.tlsN--; l.tlsN == 0 {
-		l.tlsConns = nil // after a flood, let the table go
 	}
 	t.timer.Stop()
 	if t.up {

@@ -77,10 +77,16 @@ func expandLabel(h func() hash.Hash, secret []byte, label string, n int) ([]byte
 
 // half is one direction of a session: its AEAD and where it is.
 type half struct {
-	aead   cipher.AEAD
-	seq    uint64
+	aead cipher.AEAD
+	seq  uint64
+	// state is where aead's state starts in memory, for Prefetch: an
+	// address only (Go code never reads through it, nor does it keep the
+	// state alive), set with aead and never cleared.
+	state uintptr
+	// iv: a record's nonce is iv with seq XORed in, made in place for
+	// the AEAD call and undone after it (a nonce of its own would escape
+	// to the heap, or cost the session 12 bytes of scratch).
 	iv     [nonceLen]byte
-	nonce  [nonceLen]byte // scratch: a nonce passed to the AEAD would escape to the heap
 	secLen uint8
 	secret [48]byte // this key's traffic secret, for the next (KeyUpdate)
 }
@@ -108,7 +114,7 @@ func (h *half) set(suite uint16, secret []byte) error {
 		return err
 	}
 	clear(key)
-	h.aead, h.seq = aead, 0
+	h.aead, h.seq, h.state = aead, 0, addrOf(aead)
 	copy(h.iv[:], iv)
 	h.secLen = uint8(copy(h.secret[:], secret))
 	return nil
@@ -126,10 +132,10 @@ func (h *half) next(suite uint16) error {
 	return err
 }
 
-func (h *half) setNonce() {
-	h.nonce = h.iv
+// xorSeq makes iv the nonce of record seq, and back again.
+func (h *half) xorSeq() {
 	for i := 0; i < 8; i++ {
-		h.nonce[nonceLen-1-i] ^= byte(h.seq >> (8 * i))
+		h.iv[nonceLen-1-i] ^= byte(h.seq >> (8 * i))
 	}
 }
 
@@ -142,8 +148,9 @@ func (h *half) seal(dst []byte, typ byte, p []byte) []byte {
 	body := len(dst)
 	dst = append(dst, p...)
 	dst = append(dst, typ)
-	h.setNonce()
-	dst = h.aead.Seal(dst[:body], h.nonce[:], dst[body:], dst[start:body])
+	h.xorSeq()
+	dst = h.aead.Seal(dst[:body], h.iv[:], dst[body:], dst[start:body])
+	h.xorSeq()
 	h.seq++
 	return dst
 }
@@ -151,8 +158,9 @@ func (h *half) seal(dst []byte, typ byte, p []byte) []byte {
 // open decrypts rec, a whole record, appending its inner plaintext (the
 // content, its type, the padding) to dst, which may be rec[5:5].
 func (h *half) open(dst, rec []byte) ([]byte, error) {
-	h.setNonce()
-	pt, err := h.aead.Open(dst, h.nonce[:], rec[recordHeaderLen:], rec[:recordHeaderLen])
+	h.xorSeq()
+	pt, err := h.aead.Open(dst, h.iv[:], rec[recordHeaderLen:], rec[:recordHeaderLen])
+	h.xorSeq()
 	if err != nil {
 		return nil, err
 	}
