@@ -66,7 +66,6 @@ type sample struct {
 	strays                      int
 	rate                        float64 // deliveries/s: median over messages of count / slowest delivery
 	cpuPerDelivery              float64 // ns, server processes
-	userCPUPerDelivery          float64 // ns, server processes, in user space (the rest is the kernel's)
 	clientCPUPerDelivery        float64 // ns, client processes
 	volPerDelivery              float64 // server voluntary context switches (sleeps) per delivery
 	involPerDelivery            float64 // server involuntary context switches per delivery
@@ -198,8 +197,8 @@ func main() {
 			}
 			s.round = r
 			res.samples = append(res.samples, s)
-			logf("  %d/%d delivered, %.0f/s, server CPU %.2f µs/delivery (user %.2f), p50 %v p99 %v max %v, %s",
-				s.deliveries, s.expected, s.rate, s.cpuPerDelivery/1e3, s.userCPUPerDelivery/1e3, s.p50, s.p99, s.max, s.cpuByProc)
+			logf("  %d/%d delivered, %.0f/s, server CPU %.2f µs/delivery, p50 %v p99 %v max %v, %s",
+				s.deliveries, s.expected, s.rate, s.cpuPerDelivery/1e3, s.p50, s.p99, s.max, s.cpuByProc)
 		}
 	}
 	printTable(results, start, load0)
@@ -495,13 +494,11 @@ func runOne(im impl, run int) (sample, error) {
 	if pub.errors > 0 {
 		logf("  the publisher was answered %d error(s), the last: %s", pub.errors, pub.lastError)
 	}
-	var total, user int64
+	var total int64
 	var parts []string
 	for _, pid := range pids {
-		u := cpu1[pid].user - cpu0[pid].user
-		d := u + cpu1[pid].sys - cpu0[pid].sys
+		d := cpu1[pid] - cpu0[pid]
 		total += d
-		user += u
 		if d > 0 {
 			role := filepath.Base(im.bin)
 			if im.goes {
@@ -527,7 +524,6 @@ func runOne(im impl, run int) (sample, error) {
 	}
 	if smp.deliveries > 0 {
 		smp.cpuPerDelivery = float64(total) / float64(smp.deliveries)
-		smp.userCPUPerDelivery = float64(user) / float64(smp.deliveries)
 		smp.ioThreadCPU = float64(ioTotal) / float64(smp.deliveries)
 		smp.clientCPUPerDelivery = float64(ccpu1-ccpu0) / float64(smp.deliveries)
 		smp.volPerDelivery = float64(vol1-vol0) / float64(smp.deliveries)
@@ -933,13 +929,9 @@ func statFields(b []byte) []string {
 	return append([]string{"pid", "comm"}, strings.Fields(s[i+1:])...)
 }
 
-// procCPU is a process's CPU time, nanoseconds: user (utime) and kernel
-// (stime).
-type procCPU struct{ user, sys int64 }
-
-// cpuByPID is the CPU time of each pid.
-func cpuByPID(pids []int) map[int]procCPU {
-	m := make(map[int]procCPU, len(pids))
+// cpuByPID is the utime+stime of each pid, in nanoseconds.
+func cpuByPID(pids []int) map[int]int64 {
+	m := make(map[int]int64, len(pids))
 	for _, pid := range pids {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
@@ -951,8 +943,7 @@ func cpuByPID(pids []int) map[int]procCPU {
 		}
 		u, _ := strconv.ParseInt(f[13], 10, 64)
 		s, _ := strconv.ParseInt(f[14], 10, 64)
-		const tick = int64(time.Second / 100) // USER_HZ
-		m[pid] = procCPU{user: u * tick, sys: s * tick}
+		m[pid] = (u + s) * int64(time.Second/100) // USER_HZ
 	}
 	return m
 }
@@ -997,7 +988,7 @@ func ioThreads(pids []int) map[int]ioThread {
 func cpuTime(pids []int) int64 {
 	var t int64
 	for _, v := range cpuByPID(pids) {
-		t += v.user + v.sys
+		t += v
 	}
 	return t
 }
