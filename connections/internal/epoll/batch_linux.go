@@ -8,7 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goes-project/goes/connections/internal/core"
-	"github.com/goes-project/goes/internal/prefetch"
+	"github.com/goes-project/goes/connections/internal/prefetch"
 )
 
 // The io_uring send path (loop.ring, SendBatch): runQueue gathers

@@ -181,6 +181,33 @@ func TestEpTLSSize(t *testing.T) {
 
 var tlsSink *epTLS
 
+// TestTLSStateBesideConn: a TLS connection's state is found from the
+// connection's address (tlsState), the one newEpConn allocated with it,
+// with or without timers; a plain connection and a released socket have
+// none.
+func TestTLSStateBesideConn(t *testing.T) {
+	var l *loop // tlsState asks nothing of the loop
+	tlsLn, plainLn := &epListener{tls: &epTLSListener{}}, &epListener{}
+	for _, timed := range []bool{false, true} {
+		rt := core.NewRuntime(core.Config{})
+		rt.Timed = timed
+		c, ct := newEpConn(rt, true)
+		c.ln, c.fd = tlsLn, 7
+		if got := l.tlsState(c); got != ct {
+			t.Fatalf("timed %v: tlsState %p, newEpConn's %p", timed, got, ct)
+		}
+		c.fd = -1
+		if got := l.tlsState(c); got != nil {
+			t.Fatalf("timed %v: a released TLS connection's state %p, want nil", timed, got)
+		}
+		p, pt := newEpConn(rt, false)
+		p.ln, p.fd = plainLn, 8
+		if pt != nil || l.tlsState(p) != nil {
+			t.Fatalf("timed %v: a plain connection has TLS state", timed)
+		}
+	}
+}
+
 // TestAcceptIdleAllocatesOnce: accepting a connection that sends nothing
 // allocates one object, its epConn with its timers, with the default
 // timeouts and the log at its production level (info): a million idle

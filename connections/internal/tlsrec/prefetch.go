@@ -5,7 +5,7 @@ import (
 	"crypto/cipher"
 	"reflect"
 
-	"github.com/goes-project/goes/internal/prefetch"
+	"github.com/goes-project/goes/connections/internal/prefetch"
 )
 
 // Prefetch starts loading what a Seal of s reads outside s's own memory:
