@@ -38,10 +38,16 @@ const adminFloodEnv = "GOES_TEST_ADMIN_FLOOD"
 // master's own limit is 20,000: without a cap, the master runs out of
 // descriptors.
 const (
-	floodConns       = 20000
-	floodProcs       = 2
-	floodUID         = 65534 // nobody
-	masterFileCap    = 20000 // the master's RLIMIT_NOFILE in these tests
+	floodConns    = 20000
+	floodProcs    = 2
+	floodUID      = 65534 // nobody
+	masterFileCap = 20000 // the master's RLIMIT_NOFILE in these tests
+	// emfileCap is the master's limit where the flood must exhaust it: a
+	// quarter below the flood, since on a loaded machine the kernel drops
+	// some of the held connections before the master accepts them (their
+	// SYN-ACKs time out while the accept queue is full; a gate run saw the
+	// master reach 19,520 of 20,000 in a minute).
+	emfileCap        = 15000
 	floodStatusBound = 3 * time.Second
 	floodOpenBound   = 2 * time.Minute
 	floodFullBound   = time.Minute // for the master to take the held connections
@@ -221,16 +227,16 @@ func needRoot(t *testing.T) {
 	}
 }
 
-// capMasterFiles sets the master's limit of open files to
-// masterFileCap (lower, if it is lower already), as on the machine of
-// the issue, so that the flood reaches it without a cap.
-func capMasterFiles(t *testing.T, pid int) uint64 {
+// capMasterFiles sets the master's limit of open files to n (lower, if
+// it is lower already): masterFileCap is the machine of the issue, which
+// the flood reaches without the admin endpoint's cap.
+func capMasterFiles(t *testing.T, pid int, n uint64) uint64 {
 	t.Helper()
 	var old unix.Rlimit
 	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old); err != nil {
 		t.Fatal(err)
 	}
-	lim := unix.Rlimit{Cur: min(old.Cur, masterFileCap), Max: min(old.Max, masterFileCap)}
+	lim := unix.Rlimit{Cur: min(old.Cur, n), Max: min(old.Max, n)}
 	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &lim, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +356,7 @@ func TestAdminFloodStatus(t *testing.T) {
 	s := newAdminSetup(t, "10s")
 	st, base := s.startAdmin()
 	pid := st.Master.PID
-	limit := capMasterFiles(t, pid)
+	limit := capMasterFiles(t, pid, masterFileCap)
 	slowest, peak := s.floodAdmin(st.Master.Admin, pid, 7*time.Second, 0)
 	t.Logf("status answered within %v at the slowest; the master held %d descriptors at most (limit %d)", slowest.Round(time.Millisecond), peak, limit)
 	if peak > 1000 {
@@ -371,7 +377,7 @@ func TestControlSurvivesEMFILE(t *testing.T) {
 	s.editConfig(func(conf map[string]any) { conf["admin_max_connections"] = -1 })
 	st, base := s.startAdmin()
 	pid := st.Master.PID
-	limit := capMasterFiles(t, pid)
+	limit := capMasterFiles(t, pid, emfileCap)
 	slowest, peak := s.floodAdmin(st.Master.Admin, pid, 7*time.Second, int(limit)-10)
 	t.Logf("status answered within %v at the slowest; the master held %d descriptors at most (limit %d)", slowest.Round(time.Millisecond), peak, limit)
 	var sawEMFILE bool

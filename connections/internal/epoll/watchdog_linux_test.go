@@ -33,8 +33,15 @@ type watchdogWarning struct {
 // watchdogWarnings returns the watchdog's warnings in logs.
 func watchdogWarnings(t testing.TB, logs *syncBuffer) []watchdogWarning {
 	t.Helper()
+	return watchdogWarningsSince(t, logs, 0)
+}
+
+// watchdogWarningsSince is watchdogWarnings of what was logged after the
+// log's first mark bytes.
+func watchdogWarningsSince(t testing.TB, logs *syncBuffer, mark int) []watchdogWarning {
+	t.Helper()
 	var ws []watchdogWarning
-	for _, line := range strings.Split(logs.String(), "\n") {
+	for _, line := range strings.Split(logs.String()[mark:], "\n") {
 		if !strings.Contains(line, blockedMsg) {
 			continue
 		}
@@ -318,6 +325,12 @@ func TestWatchdogQuietDuringFanOut(t *testing.T) {
 	l := loops[0]
 	members := s.All()
 	busy := s.Stats().LoopBusy
+	// Only the fan-out's pass is judged: while 500 connections arrive on
+	// a loaded machine (the gate's -race run), an OnConnect whose loop the
+	// kernel descheduled is rightly reported as blocked (2.5 ms once).
+	// Two watchdog rounds first: what it saw of that phase is logged.
+	waitRounds(t, e, 2)
+	mark := len(logs.String())
 
 	// Hold the loop in a pass; queue every frame; mark the end of the
 	// writes; let the loop go (runQueue takes the queued connections and
@@ -357,7 +370,7 @@ func TestWatchdogQuietDuringFanOut(t *testing.T) {
 	if writing < atLeast {
 		t.Fatalf("the loop wrote the fan-out in %v, less than %v: the test proves nothing about a long pass", writing, atLeast)
 	}
-	if ws := watchdogWarnings(t, logs); len(ws) > 0 {
+	if ws := watchdogWarningsSince(t, logs, mark); len(ws) > 0 {
 		t.Fatalf("warnings during fan-out: %+v", ws)
 	}
 }
