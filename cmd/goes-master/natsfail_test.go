@@ -479,13 +479,17 @@ func natsFailure(t *testing.T, freeze bool, within time.Duration) {
 	for _, p := range pubs {
 		p.run(every, stopPub, &wg)
 	}
-	qA.run(stopProbe, &wg)
-	qB.run(stopProbe, &wg)
+	// The probes have their own group: they end (their last question
+	// answered) before the connections close under them.
+	var probes sync.WaitGroup
+	qA.run(stopProbe, &probes)
+	qB.run(stopProbe, &probes)
 	stopped := false
 	stopAll := func() {
 		if !stopped {
 			stopped = true
 			close(stopProbe)
+			probes.Wait()
 			for _, c := range append(cls, pubA.cl, pubB.cl, qA.cl, qB.cl) {
 				c.c.Close()
 			}
