@@ -2,11 +2,14 @@ package websocket_test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/goes-project/goes/connections"
 	ws "github.com/goes-project/goes/protocols/websocket"
 )
 
@@ -286,9 +289,11 @@ func allCases(t testing.TB) map[string][]confCase {
 // ref relaxes one rule for the reference server: it may fail a connection
 // by dropping it without a close frame, as RFC 6455 allows; goes must
 // always say why.
-func runCase(t *testing.T, addr string, c confCase, bytewise, ref bool) {
+// runCase runs c against the server at addr, over TLS when conf is not
+// nil.
+func runCase(t *testing.T, addr string, conf *tls.Config, c confCase, bytewise, ref bool) {
 	t.Helper()
-	cl := dialRaw(t, addr, c.offer, bytewise)
+	cl := dialRawTLS(t, addr, conf, c.offer, bytewise)
 	if c.offer != "" && !cl.inflate {
 		t.Fatalf("compression not negotiated: %q", cl.resp)
 	}
@@ -330,17 +335,37 @@ func runCase(t *testing.T, addr string, c confCase, bytewise, ref bool) {
 	}
 }
 
+// TestConformance runs every case against goes over ws and over wss (a
+// TLS listener the event loops serve, as goes-master's wss:// workers
+// do; bytewise, each byte in a TLS record of its own), and against the
+// reference server.
 func TestConformance(t *testing.T) {
-	goes := serveGoes(t, &ws.Protocol{Compression: ws.Compression{Enabled: true, Threshold: -1}}, echoHandler())
+	proto := func() *ws.Protocol {
+		return &ws.Protocol{Compression: ws.Compression{Enabled: true, Threshold: -1}}
+	}
+	goes := serveGoes(t, proto(), echoHandler())
+	wss, wssSrv := serveGoesTLS(t, proto(), echoHandler())
+	client := &tls.Config{InsecureSkipVerify: true} // loopback, a self-signed certificate
+	if runtime.GOOS == "linux" {
+		// The wss cases run on the event loop, not a goroutine per connection.
+		cl := dialRawTLS(t, wss, client, "", false) // answered 101: listed
+		infos := wssSrv.Connections()
+		if len(infos) != 1 || infos[0].Engine != connections.EngineEpoll {
+			t.Fatalf("wss connections %+v, want one on %q", infos, connections.EngineEpoll)
+		}
+		cl.nc.Close()
+	}
 	ref := serveReference(t, true)
 	for section, cases := range allCases(t) {
 		t.Run(section, func(t *testing.T) {
 			for _, c := range cases {
 				t.Run(c.id, func(t *testing.T) {
-					t.Run("goes", func(t *testing.T) { runCase(t, goes, c, false, false) })
-					t.Run("goes-bytewise", func(t *testing.T) { runCase(t, goes, c, true, false) })
+					t.Run("goes", func(t *testing.T) { runCase(t, goes, nil, c, false, false) })
+					t.Run("goes-bytewise", func(t *testing.T) { runCase(t, goes, nil, c, true, false) })
+					t.Run("goes-wss", func(t *testing.T) { runCase(t, wss, client, c, false, false) })
+					t.Run("goes-wss-bytewise", func(t *testing.T) { runCase(t, wss, client, c, true, false) })
 					if c.noRef == "" {
-						t.Run("reference", func(t *testing.T) { runCase(t, ref, c, false, true) })
+						t.Run("reference", func(t *testing.T) { runCase(t, ref, nil, c, false, true) })
 					}
 				})
 			}

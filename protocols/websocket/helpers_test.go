@@ -6,6 +6,7 @@ import (
 	"compress/flate"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -56,6 +57,40 @@ func serveGoes(t testing.TB, p *ws.Protocol, h connections.Handler) string {
 	return serveOn(t, srv)
 }
 
+// serveGoesTLS is serveGoes over TLS (wss): a connections.TLSListener,
+// which the event loops serve themselves (on Linux), as goes-master's
+// wss:// workers do.
+func serveGoesTLS(t testing.TB, p *ws.Protocol, h connections.Handler) (string, *connections.Server) {
+	t.Helper()
+	if p.MaxMessageSize == 0 {
+		p.MaxMessageSize = testLimit
+	}
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := &tls.Config{Certificates: []tls.Certificate{testkit.SelfSigned(t)}}
+	srv := connections.NewServer(connections.Config{
+		Protocol:       p,
+		Handler:        h,
+		Transport:      "tls",
+		MaxPackageSize: max(2*testLimit, p.MaxMessageSize+1024),
+		Logger:         testkit.Logger(t).Level(zerolog.InfoLevel),
+	})
+	return serveLn(t, srv, &tlsListener{Listener: tls.NewListener(raw, conf), raw: raw, conf: conf}), srv
+}
+
+// tlsListener is a connections.TLSListener over a loopback listener.
+type tlsListener struct {
+	net.Listener
+	raw  net.Listener
+	conf *tls.Config
+}
+
+func (l *tlsListener) TLS() (net.Listener, connections.TLSServing) {
+	return l.raw, connections.TLSServing{Config: l.conf}
+}
+
 // serveOn serves srv on a loopback listener until the test ends and
 // returns the address.
 func serveOn(t testing.TB, srv *connections.Server) string {
@@ -64,6 +99,12 @@ func serveOn(t testing.TB, srv *connections.Server) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveLn(t, srv, ln)
+}
+
+// serveLn serves srv on ln until the test ends and returns its address.
+func serveLn(t testing.TB, srv *connections.Server, ln net.Listener) string {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -138,11 +179,26 @@ type rawClient struct {
 // dialRaw connects and sends a handshake with the extra header lines.
 func dialRaw(t testing.TB, addr, extra string, bytewise bool) *rawClient {
 	t.Helper()
+	return dialRawTLS(t, addr, nil, extra, bytewise)
+}
+
+// dialRawTLS is dialRaw over TLS when conf is not nil (wss): in bytewise
+// mode each byte then travels in a record of its own.
+func dialRawTLS(t testing.TB, addr string, conf *tls.Config, extra string, bytewise bool) *rawClient {
+	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
+	if conf != nil {
+		tc := tls.Client(nc, conf)
+		tc.SetDeadline(time.Now().Add(20 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		nc = tc
+	}
 	nc.SetDeadline(time.Now().Add(20 * time.Second))
 	c := &rawClient{t: t, nc: nc, br: bufio.NewReader(nc), bytewise: bytewise}
 	var key [16]byte
