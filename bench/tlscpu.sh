@@ -13,6 +13,10 @@
 #    and nginx), offering Go's default groups (X25519MLKEM768 first: goes
 #    takes it, nginx/OpenSSL 3.0 cannot and takes X25519), and X25519 with
 #    session resumption (tickets). Each row says what was negotiated.
+# Each handshake row also counts the server threads' context switches per
+# connection (/proc/PID/task/*/status): a slow client (ab: one OpenSSL
+# thread for 20 connections) leaves the server idle between handshakes,
+# and each then pays its wake-ups.
 # GOES_MASTER=path measures another goes-master binary (e.g. one built
 # from main). TLSCPU_PROFILE=dir writes CPU profiles of goes' worker
 # (the admin endpoint's /debug/pprof/profile?worker=0) for the first
@@ -44,6 +48,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 # ticks of pids' utime+stime
 # (the fields after the command name, which may hold spaces)
 ticks() { local t=0 p; for p in "$@"; do [ -r /proc/$p/stat ] && t=$((t + $(sed 's/.*) //' /proc/$p/stat | awk '{print $12+$13}'))); done; echo $t; }
+# context switches (voluntary and not) of pids' threads
+switches() { cat $(for p in "$@"; do echo /proc/$p/task/*/status; done) 2>/dev/null | awk '/_ctxt_switches/ {n += $2} END {print n + 0}'; }
 tree() { local p=$1; echo "$p"; for c in $(cat /proc/$p/task/*/children 2>/dev/null); do tree "$c"; done; }
 hz=$(getconf CLK_TCK)
 
@@ -68,8 +74,10 @@ handshakes() {
 	while [ "$1" != -- ]; do pids+=("$1"); shift; done
 	shift
 	local before; before=$(ticks "${pids[@]}")
+	local sw0; sw0=$(switches "${pids[@]}")
 	local out; out=$("$@" 2>&1)
 	local after; after=$(ticks "${pids[@]}")
+	local sw; sw=$(($(switches "${pids[@]}") - sw0))
 	local done failed how
 	if [ "$1" = ab ]; then
 		done=$(echo "$out" | awk '/Complete requests/ {print $3}')
@@ -80,8 +88,8 @@ handshakes() {
 		failed=$(echo "$out" | sed -n 's/^[0-9]* handshakes (\([0-9]*\) failed).*/\1/p')
 		how=$(echo "$out" | sed 's/^[^:]*: //')
 	fi
-	awk -v n="$name" -v w="$what" -v t=$((after - before)) -v hz="$hz" -v r="$done" -v f="$failed" -v how="$how" \
-		'BEGIN { printf "%-6s %-16s %5d (%s failed)  server CPU %7.1f µs/handshake  %s\n", n, w, r, f, t / hz * 1e6 / r, how }'
+	awk -v n="$name" -v w="$what" -v t=$((after - before)) -v hz="$hz" -v r="$done" -v f="$failed" -v how="$how" -v sw="$sw" \
+		'BEGIN { printf "%-6s %-16s %5d (%s failed)  server CPU %7.1f µs/handshake  %5.1f switches/handshake  %s\n", n, w, r, f, t / hz * 1e6 / r, sw / r, how }'
 }
 
 # profile NAME SECONDS: a CPU profile of goes' worker, in the background
@@ -143,7 +151,9 @@ for i in $(seq "$rounds"); do
 	for side in "goes $port $gpid" "nginx $nport $npid"; do
 		set -- $side
 		name=$1 p=$2 pids=$(tree "$3")
+		[ "$i" != 1 ] || [ "$name" != goes ] || profile handshake-ab 2
 		handshakes "$name" "ab" $pids -- ab -n 3000 -c 20 "https://127.0.0.1:$p/"
+		[ "$i" != 1 ] || [ "$name" != goes ] || profiled handshake-ab
 		for v in "x25519:-groups x25519" "default:-groups default" "x25519-resumed:-groups x25519 -resume"; do
 			what=${v%%:*}
 			[ "$i" != 1 ] || [ "$name" != goes ] || profile "handshake-$what" 2
