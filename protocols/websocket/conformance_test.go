@@ -285,12 +285,10 @@ func allCases(t testing.TB) map[string][]confCase {
 	}
 }
 
-// runCase plays c against the server at addr and checks the outcome.
-// ref relaxes one rule for the reference server: it may fail a connection
-// by dropping it without a close frame, as RFC 6455 allows; goes must
-// always say why.
-// runCase runs c against the server at addr, over TLS when conf is not
-// nil.
+// runCase plays c against the server at addr (over TLS when conf is not
+// nil) and checks the outcome. ref relaxes one rule for the reference
+// server: it may fail a connection by dropping it without a close frame,
+// as RFC 6455 allows; goes must always say why.
 func runCase(t *testing.T, addr string, conf *tls.Config, c confCase, bytewise, ref bool) {
 	t.Helper()
 	cl := dialRawTLS(t, addr, conf, c.offer, bytewise)

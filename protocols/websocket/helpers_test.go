@@ -45,16 +45,21 @@ func echoHandler() connections.Handler {
 // serveGoes serves p with h on a loopback listener and returns the address.
 func serveGoes(t testing.TB, p *ws.Protocol, h connections.Handler) string {
 	t.Helper()
+	return serveOn(t, connections.NewServer(goesConfig(t, p, h)))
+}
+
+// goesConfig is the configuration of the servers under test: p (its
+// message limit testLimit unless set) with h.
+func goesConfig(t testing.TB, p *ws.Protocol, h connections.Handler) connections.Config {
 	if p.MaxMessageSize == 0 {
 		p.MaxMessageSize = testLimit
 	}
-	srv := connections.NewServer(connections.Config{
+	return connections.Config{
 		Protocol:       p,
 		Handler:        h,
 		MaxPackageSize: max(2*testLimit, p.MaxMessageSize+1024),
 		Logger:         testkit.Logger(t).Level(zerolog.InfoLevel),
-	})
-	return serveOn(t, srv)
+	}
 }
 
 // serveGoesTLS is serveGoes over TLS (wss): a connections.TLSListener,
@@ -62,21 +67,14 @@ func serveGoes(t testing.TB, p *ws.Protocol, h connections.Handler) string {
 // wss:// workers do.
 func serveGoesTLS(t testing.TB, p *ws.Protocol, h connections.Handler) (string, *connections.Server) {
 	t.Helper()
-	if p.MaxMessageSize == 0 {
-		p.MaxMessageSize = testLimit
-	}
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	conf := &tls.Config{Certificates: []tls.Certificate{testkit.SelfSigned(t)}}
-	srv := connections.NewServer(connections.Config{
-		Protocol:       p,
-		Handler:        h,
-		Transport:      "tls",
-		MaxPackageSize: max(2*testLimit, p.MaxMessageSize+1024),
-		Logger:         testkit.Logger(t).Level(zerolog.InfoLevel),
-	})
+	cfg := goesConfig(t, p, h)
+	cfg.Transport = "tls"
+	srv := connections.NewServer(cfg)
 	return serveLn(t, srv, &tlsListener{Listener: tls.NewListener(raw, conf), raw: raw, conf: conf}), srv
 }
 
