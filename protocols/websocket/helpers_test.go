@@ -189,15 +189,14 @@ func dialRawTLS(t testing.TB, addr string, conf *tls.Config, extra string, bytew
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(20 * time.Second)) // the TLS handshake's too
 	if conf != nil {
 		tc := tls.Client(nc, conf)
-		tc.SetDeadline(time.Now().Add(20 * time.Second))
 		if err := tc.Handshake(); err != nil {
 			t.Fatal(err)
 		}
 		nc = tc
 	}
-	nc.SetDeadline(time.Now().Add(20 * time.Second))
 	c := &rawClient{t: t, nc: nc, br: bufio.NewReader(nc), bytewise: bytewise}
 	var key [16]byte
 	rand.Read(key[:])

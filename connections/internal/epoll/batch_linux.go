@@ -178,6 +178,10 @@ const (
 	pfTLS  = 4
 )
 
+// pfTLS <= pfConn: runQueue calls prefetchAhead only while q[i+pfTLS]
+// exists, past which q[i+pfConn] does not either.
+var _ [pfConn - pfTLS]struct{}
+
 // prefetchAhead asks for the memory of the connections q[i+pfConn] and
 // (when the loop has TLS connections: tls) q[i+pfTLS]'s session to be
 // loaded while q[i] is served. A fan-out queues every member of a group

@@ -225,7 +225,9 @@ func (l *loop) runQueue() {
 		tls := l.tlsOpen.Load() > 0
 		for i, c := range q {
 			q[i] = nil
-			l.prefetchAhead(q, i, tls)
+			if i+pfTLS < len(q) { // else nothing is ahead to prefetch (a short queue: no call)
+				l.prefetchAhead(q, i, tls)
+			}
 			acts := c.acts.Swap(0) // and actQueued: posts from now on queue c again
 			if acts&actTaskDone != 0 {
 				l.taskDone(c)

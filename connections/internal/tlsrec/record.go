@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"hash"
@@ -132,11 +133,11 @@ func (h *half) next(suite uint16) error {
 	return err
 }
 
-// xorSeq makes iv the nonce of record seq, and back again.
+// xorSeq makes iv the nonce of record seq (the sequence number,
+// big-endian, XORed into its last 8 bytes), and back again.
 func (h *half) xorSeq() {
-	for i := 0; i < 8; i++ {
-		h.iv[nonceLen-1-i] ^= byte(h.seq >> (8 * i))
-	}
+	b := h.iv[nonceLen-8:]
+	binary.BigEndian.PutUint64(b, binary.BigEndian.Uint64(b)^h.seq)
 }
 
 // seal appends to dst one record of content type typ and body p (at most
